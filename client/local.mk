@@ -1,0 +1,1 @@
+# client: targets are added here by the client module.

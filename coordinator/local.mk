@@ -1,0 +1,1 @@
+# coordinator: targets are added here by the coordinator module.

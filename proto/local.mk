@@ -1,0 +1,20 @@
+# proto/: the wire protocol (generated protobuf-c code), framing, RPC
+# connections, and the small shared basics (errors, logging).
+
+proto/settle.pb-c.c proto/settle.pb-c.h: $(srcdir)/proto/settle.proto
+	$(AM_V_GEN)$(MKDIR_P) proto && \
+	$(PROTOC_C) --proto_path=$(srcdir)/proto --c_out=proto $(srcdir)/proto/settle.proto
+
+BUILT_SOURCES += proto/settle.pb-c.c proto/settle.pb-c.h
+CLEANFILES += proto/settle.pb-c.c proto/settle.pb-c.h
+EXTRA_DIST += proto/settle.proto
+
+noinst_LTLIBRARIES += proto/libsettlecore.la
+nodist_proto_libsettlecore_la_SOURCES = proto/settle.pb-c.c proto/settle.pb-c.h
+proto_libsettlecore_la_SOURCES = \
+	proto/error.c proto/error.h \
+	proto/log.c proto/log.h \
+	proto/rpc.h
+# The generated code is not ours to lint.
+proto_libsettlecore_la_CFLAGS = $(AM_CFLAGS) -Wno-shadow
+proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS)

@@ -1,0 +1,152 @@
+/*
+ * rpc.h — framed protobuf RPC over libuv streams, server and client side.
+ *
+ * Wire: a 4-byte big-endian length N, then N bytes of settle.v1.Frame
+ * (see proto/settle.proto and docs/PROTOCOL.md). Many requests may be in
+ * flight on one connection; responses are matched by Frame.id and may come
+ * in any order. Writes queued during one loop iteration are coalesced into
+ * one write. A frame longer than max_frame closes the connection.
+ *
+ * Everything here runs on one uv loop thread; nothing is thread-safe.
+ * Streams are created through a small transport seam (rpc_stream_*) so
+ * that TLS can wrap them later without touching callers.
+ */
+#ifndef SETTLE_RPC_H
+#define SETTLE_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <uv.h>
+
+#include "settle.pb-c.h"
+
+#define RPC_DEFAULT_MAX_FRAME (4u * 1024u * 1024u)
+
+struct rpc_opts {
+	uint32_t max_frame;     /* 0: RPC_DEFAULT_MAX_FRAME */
+	uint32_t max_inflight;  /* server: calls in flight per connection before
+				   reading pauses; 0: 1024 */
+	uint32_t idle_close_ms; /* server: close a connection idle this long;
+				   0: never */
+};
+
+/* ---- Frame codec (pure functions; unit-tested without sockets) ---------- */
+
+/*
+ * Encode one frame with its 4-byte length prefix into a buffer allocated
+ * with malloc (*out, *out_len; caller frees). body may be NULL (empty).
+ * Returns SETTLE_ETOOBIG if the frame would exceed max_frame.
+ */
+int rpc_frame_encode(uint64_t id, int method, int response,
+		     const ProtobufCMessage *body, int err, const char *errmsg,
+		     const char *leader, uint32_t max_frame, uint8_t **out,
+		     size_t *out_len);
+
+/*
+ * Incremental decoder: feed bytes as they arrive, take frames out.
+ */
+struct rpc_decoder {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	uint32_t max_frame;
+};
+
+void rpc_decoder_init(struct rpc_decoder *d, uint32_t max_frame);
+void rpc_decoder_close(struct rpc_decoder *d);
+/* Copy bytes in. SETTLE_ENOMEM on allocation failure. */
+int rpc_decoder_feed(struct rpc_decoder *d, const uint8_t *data, size_t len);
+/*
+ * Take the next complete frame: 0 and *out set (free with
+ * settle__v1__frame__free_unpacked(*out, NULL)); 1 if more bytes are
+ * needed; SETTLE_ETOOBIG for a length over max_frame; SETTLE_EPROTO for a
+ * frame that is not a valid Frame. After an error the stream is unusable.
+ */
+int rpc_decoder_next(struct rpc_decoder *d, Settle__V1__Frame **out);
+
+/* ---- Server ------------------------------------------------------------- */
+
+struct rpc_server;
+struct rpc_call;
+
+/*
+ * Called once per request frame. The handler owns the call until it answers
+ * with exactly one rpc_call_reply() or rpc_call_fail(), at once or later
+ * (e.g. after a raft commit). If the connection dies first, the answer is
+ * dropped quietly; the call stays valid until answered.
+ */
+typedef void (*rpc_handler_cb)(void *data, struct rpc_call *call);
+
+/*
+ * Listen on "host:port" (IPv4 or [IPv6]:port). port 0 picks a free port;
+ * rpc_server_port() tells which. Returns 0 or a SETTLE_E* code with a
+ * message in errmsg (size errmsg_len) when errmsg is non-NULL.
+ */
+int rpc_server_start(uv_loop_t *loop, const char *address,
+		     const struct rpc_opts *opts, rpc_handler_cb handler,
+		     void *data, struct rpc_server **out, char *errmsg,
+		     size_t errmsg_len);
+int rpc_server_port(const struct rpc_server *s);
+/* Stop listening, close every connection; cb (may be NULL) fires once all
+ * handles are closed. Calls still unanswered stay valid until answered. */
+void rpc_server_close(struct rpc_server *s, void (*cb)(void *data),
+		      void *data);
+
+int rpc_call_method(const struct rpc_call *call);
+uint64_t rpc_call_id(const struct rpc_call *call);
+/* Request body bytes, valid until the call is answered. */
+const uint8_t *rpc_call_body(const struct rpc_call *call, size_t *len);
+/* Peer address as text, for logs. */
+const char *rpc_call_peer(const struct rpc_call *call);
+
+/* Answer with body (NULL: empty). Frees the call. */
+int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *body);
+/* Answer with an error: err is a SETTLE_E* code, mapped to the wire code;
+ * msg and leader may be NULL. Frees the call. */
+int rpc_call_fail(struct rpc_call *call, int err, const char *msg,
+		  const char *leader);
+
+/* ---- Client ------------------------------------------------------------- */
+
+struct rpc_client;
+
+/*
+ * Result of one call. err is 0 and body/len the response body, or a
+ * SETTLE_E* code: from the peer's Error (msg and leader from it), or local
+ * (SETTLE_ECONNECT, SETTLE_ECLOSED, SETTLE_ETIMEOUT, SETTLE_ECANCELED).
+ * All pointers are valid only during the callback.
+ */
+struct rpc_result {
+	int err;
+	const char *msg;    /* never NULL; "" when none */
+	const char *leader; /* never NULL; "" when none */
+	const uint8_t *body;
+	size_t len;
+};
+
+typedef void (*rpc_reply_cb)(void *data, const struct rpc_result *res);
+
+/*
+ * A client for one endpoint "host:port". It connects on first call and
+ * reconnects on the next call after a failure; calls made while connecting
+ * are queued. The endpoint string is copied.
+ */
+int rpc_client_init(uv_loop_t *loop, const char *endpoint,
+		    const struct rpc_opts *opts, struct rpc_client **out);
+const char *rpc_client_endpoint(const struct rpc_client *c);
+
+/*
+ * Send a request. cb fires exactly once, on the loop thread, never from
+ * inside this function. timeout_ms 0 means no timeout.
+ */
+int rpc_client_call(struct rpc_client *c, int method,
+		    const ProtobufCMessage *req, uint32_t timeout_ms,
+		    rpc_reply_cb cb, void *data);
+
+/* Fail every pending call with SETTLE_ECANCELED, close the connection and
+ * free the client once its handles are closed. */
+void rpc_client_close(struct rpc_client *c);
+
+#endif /* SETTLE_RPC_H */

@@ -1,0 +1,1 @@
+# storage: targets are added here by the storage module.

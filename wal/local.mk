@@ -1,0 +1,1 @@
+# wal: targets are added here by the wal module.
