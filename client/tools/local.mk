@@ -1,0 +1,1 @@
+# client/tools: settlectl and settle-bench.
