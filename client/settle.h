@@ -1,0 +1,244 @@
+/*
+ * settle.h — libsettle, the client library of the Settle transaction
+ * coordinator: the initiator API (begin, register, commit, rollback, query)
+ * and a generic call for any method of settle.v1 (settlectl, benchmarks).
+ * The participant SDK and the barrier are in settle_participant.h.
+ *
+ * Link with `pkg-config --cflags --libs settle`.
+ *
+ * Errors: every function returns 0 or a negative SETTLE_E* code (listed
+ * below; the same table as the rest of Settle). When a call fails,
+ * settle_client_errmsg() tells why in one line, e.g.
+ * "commit: WRONG_STATE: transaction is ROLLED_BACK".
+ *
+ * Threads: a settle_client handle runs one request at a time and is not
+ * thread-safe. Use one handle per thread; handles share nothing.
+ *
+ * Messages: the request and response types are the protobuf-c types of
+ * settle.proto (package settle.v1), from the installed header settle.pb-c.h,
+ * which this header includes. settle_query() hands out the decoded
+ * Settle__V1__TxInfo itself rather than a copy into a C struct, so that
+ * fields added to the protocol reach callers without an API change.
+ */
+#ifndef SETTLE_H
+#define SETTLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "settle.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Error codes. Inside the Settle tree proto/error.h defines them (with
+ * internal mapping helpers): include "error.h" BEFORE settle.h there, or
+ * this public copy takes its include guard. Applications only see this
+ * copy; test/unit/client/test_errors.c checks that both tables agree.
+ */
+#ifndef SETTLE_ERROR_H
+#define SETTLE_ERROR_H
+enum {
+	SETTLE_EINVAL = -1,	 /* invalid argument */
+	SETTLE_ENOTFOUND = -2,	 /* unknown gid */
+	SETTLE_ESTATE = -3,	 /* wrong state for this call */
+	SETTLE_ENOTLEADER = -4,	 /* not the leader (retried internally) */
+	SETTLE_EUNAVAIL = -5,	 /* transient: no leader yet, overloaded */
+	SETTLE_ETIMEOUT = -6,	 /* the wait ended before the outcome */
+	SETTLE_EINTERNAL = -7,	 /* bug or storage failure on the server */
+	SETTLE_ENOMETHOD = -8,	 /* unknown method */
+	SETTLE_ETOOBIG = -9,	 /* a frame or field over its limit */
+	SETTLE_EEXISTS = -10,	 /* Begin with a gid that is taken */
+	SETTLE_EFAILURE = -11,	 /* participant: business failure */
+	SETTLE_ERETRY = -12,	 /* participant: transient, call again */
+	SETTLE_EREFUSED = -13,	 /* participant barrier: Try after Cancel */
+	SETTLE_ENOMEM = -100,	 /* out of memory */
+	SETTLE_EIO = -101,	 /* I/O error */
+	SETTLE_EPROTO = -102,	 /* protocol error: undecodable data */
+	SETTLE_ECLOSED = -103,	 /* connection closed */
+	SETTLE_ESTORE = -104,	 /* storage error */
+	SETTLE_ERAFT = -105,	 /* raft error */
+	SETTLE_ECONNECT = -106,	 /* connection failed */
+	SETTLE_ECANCELED = -107, /* canceled */
+	SETTLE_EFULL = -108,	 /* storage full */
+};
+/* Static text for a code ("unknown error" for others). */
+const char *settle_strerror(int err);
+/* Symbolic name ("NOTFOUND"); "OK" for 0. */
+const char *settle_errname(int err);
+#endif /* SETTLE_ERROR_H */
+
+/* ---- Client handle ------------------------------------------------------ */
+
+typedef struct settle_client settle_client;
+
+/* Longest gid accepted by Settle, plus room for the terminating NUL. */
+#define SETTLE_GID_MAX	   128
+#define SETTLE_GID_BUFSIZE (SETTLE_GID_MAX + 1)
+
+struct settle_client_opts {
+	/* Time allowed for one attempt (connect, send, answer), on top of the
+	 * wait_ms of Commit/Rollback. 0: 5000. */
+	uint32_t call_timeout_ms;
+	/* Connecting alone may take this long. 0: 1000. */
+	uint32_t connect_timeout_ms;
+	/* Total time a logical call may spend retrying after connection
+	 * errors, UNAVAILABLE, NOT_LEADER and TIMEOUT. 0: 10000. */
+	uint32_t retry_budget_ms;
+	/* Backoff between retries doubles from 10 ms up to this. 0: 500. */
+	uint32_t backoff_max_ms;
+	/* Largest frame accepted. 0: 4 MiB. */
+	uint32_t max_frame;
+};
+
+/*
+ * Open a handle on a coordinator cluster. endpoints is a comma-separated
+ * list "host:port,host:port" (IPv6 as [addr]:port), copied. opts may be
+ * NULL for the defaults; it is copied. No connection is made yet: the
+ * first call connects, trying endpoints in order and following the leader
+ * hints the nodes give.
+ *
+ * Returns 0 and *out (close with settle_client_close()), SETTLE_EINVAL for
+ * an empty or malformed endpoint list, SETTLE_ENOMEM.
+ */
+int settle_client_open(const char *endpoints,
+		       const struct settle_client_opts *opts,
+		       settle_client **out);
+
+/* Close the connection and free the handle. NULL is a no-op. */
+void settle_client_close(settle_client *c);
+
+/*
+ * Text of the last error on this handle ("" after a success), e.g.
+ * "commit: WRONG_STATE: transaction is ROLLED_BACK". Valid until the next
+ * call on the handle. Never NULL; c may be NULL (gives "").
+ */
+const char *settle_client_errmsg(const settle_client *c);
+
+/* Endpoint the handle currently talks to (the last known leader), or ""
+ * before the first call. Valid until the next call on the handle. */
+const char *settle_client_endpoint(const settle_client *c);
+
+/* Fill out with 16 random bytes (getrandom()): a fresh cmd_id for one
+ * logical mutating request. SETTLE_EIO if the kernel gives no entropy. */
+int settle_cmd_id(uint8_t out[16]);
+
+/* ---- Initiator API ------------------------------------------------------ */
+/*
+ * Each mutating call draws one cmd_id and reuses it on every retry, so a
+ * retry after a lost reply or a leader change is applied at most once (the
+ * coordinator answers a repeated cmd_id with the first answer).
+ */
+
+/*
+ * Begin a TCC global transaction.
+ *   gid         the gid to use (copied; at most SETTLE_GID_MAX bytes), or
+ *               NULL/"" to let the coordinator choose one.
+ *   timeout_ms  the transaction rolls back if not committed by then;
+ *               0: the coordinator's default.
+ *   gid_out     receives the gid (NUL-terminated); may be NULL.
+ *   gid_out_len its size; SETTLE_GID_BUFSIZE always suffices.
+ * Errors: SETTLE_EEXISTS (gid taken), SETTLE_EINVAL, SETTLE_ETOOBIG
+ * (gid_out too small; the transaction was begun all the same), and the
+ * transport errors of settle_client_call().
+ */
+int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
+		 char *gid_out, size_t gid_out_len);
+
+/*
+ * Register a branch of gid. endpoint is the participant's RPC server
+ * ("host:port"), resource names what the branch touches in it; payload
+ * (len bytes, may be NULL when len is 0) is handed to Confirm/Cancel
+ * unchanged and is never logged. All copied. *branch_id receives the id
+ * the coordinator gave the branch (may be NULL).
+ * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (not ACTIVE), SETTLE_EINVAL,
+ * SETTLE_ETOOBIG, transport errors.
+ */
+int settle_register_branch(settle_client *c, const char *gid,
+			   const char *endpoint, const char *resource,
+			   const void *payload, size_t len,
+			   uint32_t *branch_id);
+
+/*
+ * Commit gid. wait_ms > 0: the coordinator answers once phase two has
+ * finished or after wait_ms, whichever is first; 0: it answers once the
+ * decision is durable. *state receives the Settle__V1__TxState at reply
+ * time and *finished whether phase two is complete (either may be NULL).
+ * Committing an already COMMITTING/COMMITTED transaction succeeds.
+ * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (it is rolling back or rolled
+ * back), transport errors.
+ */
+int settle_commit(settle_client *c, const char *gid, uint32_t wait_ms,
+		  int *state, bool *finished);
+
+/*
+ * Roll gid back; reason (may be NULL) is recorded in its history.
+ * wait_ms, state and finished as for settle_commit().
+ * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (already committing/committed),
+ * transport errors.
+ */
+int settle_rollback(settle_client *c, const char *gid, const char *reason,
+		    uint32_t wait_ms, int *state, bool *finished);
+
+/*
+ * Read gid's state, branches and, when history is true, its event history.
+ * *out receives the decoded TxInfo, owned by the caller: free it with
+ * settle_tx_info_free(). Errors: SETTLE_ENOTFOUND, transport errors.
+ */
+int settle_query(settle_client *c, const char *gid, bool history,
+		 Settle__V1__TxInfo **out);
+
+void settle_tx_info_free(Settle__V1__TxInfo *tx);
+
+/* "ACTIVE", "COMMITTED", ... for a Settle__V1__TxState; "UNKNOWN" else. */
+const char *settle_tx_state_name(int state);
+/* "REGISTERED", "CONFIRMED", ... for a Settle__V1__BranchState. */
+const char *settle_branch_state_name(int state);
+
+/* ---- Generic calls ------------------------------------------------------ */
+
+/*
+ * Call any method of settle.v1 on the cluster, with leader discovery and
+ * retries. method is a Settle__V1__Method value; req is the request
+ * message (NULL: empty body). For a mutating request, put a cmd_id from
+ * settle_cmd_id() in req: it is sent unchanged on every retry.
+ * resp_desc is the descriptor of the expected response type (e.g.
+ * &settle__v1__status_response__descriptor); *resp receives the decoded
+ * response, owned by the caller: free it with
+ * protobuf_c_message_free_unpacked(*resp, NULL). resp_desc and resp may be
+ * NULL to discard the body.
+ *
+ * Retried (same request bytes, capped backoff, within retry_budget_ms):
+ * connection errors, SETTLE_EUNAVAIL, SETTLE_ENOTLEADER (following the
+ * leader hint when there is one) and SETTLE_ETIMEOUT.
+ * Errors: the server's code (SETTLE_ENOTFOUND, SETTLE_ESTATE, ...), or the
+ * last transient one when the budget ran out (SETTLE_ECONNECT,
+ * SETTLE_ECLOSED, SETTLE_EUNAVAIL, SETTLE_ETIMEOUT, SETTLE_ENOTLEADER),
+ * SETTLE_EPROTO for an undecodable response, SETTLE_ENOMEM, SETTLE_EINVAL.
+ */
+int settle_client_call(settle_client *c, int method,
+		       const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc,
+		       ProtobufCMessage **resp);
+
+/*
+ * Like settle_client_call(), but once, to the given endpoint only, with no
+ * leader following and no retry: for asking one node (Status on each
+ * member) or calling a participant (TRY). endpoint is copied; the handle's
+ * leader connection is left alone. Same errors.
+ */
+int settle_client_call_at(settle_client *c, const char *endpoint, int method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *resp_desc,
+			  ProtobufCMessage **resp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SETTLE_H */
