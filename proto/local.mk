@@ -14,7 +14,15 @@ nodist_proto_libsettlecore_la_SOURCES = proto/settle.pb-c.c proto/settle.pb-c.h
 proto_libsettlecore_la_SOURCES = \
 	proto/error.c proto/error.h \
 	proto/log.c proto/log.h \
-	proto/rpc.h
+	proto/rpc.h proto/frame.c
 # The generated code is not ours to lint.
 proto_libsettlecore_la_CFLAGS = $(AM_CFLAGS) -Wno-shadow
 proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS)
+
+if TESTS_ENABLED
+check_PROGRAMS += test/unit/test_frame
+test_unit_test_frame_SOURCES = test/unit/proto/test_frame.c
+test_unit_test_frame_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_frame_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_frame
+endif

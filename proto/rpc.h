@@ -46,17 +46,25 @@ int rpc_frame_encode(uint64_t id, int method, int response,
 
 /*
  * Incremental decoder: feed bytes as they arrive, take frames out.
+ * Unconsumed bytes are buf[off..len). Consumed bytes are only moved out of
+ * the way when room is needed, so a buffer full of small frames is never
+ * shifted once per frame. Fields are private; use the functions.
  */
 struct rpc_decoder {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
 	uint32_t max_frame;
+	size_t off; /* start of the unconsumed bytes */
+	int err;    /* sticky: after an error every call returns it */
 };
 
+/* max_frame 0: RPC_DEFAULT_MAX_FRAME. Allocates nothing. */
 void rpc_decoder_init(struct rpc_decoder *d, uint32_t max_frame);
+/* Free the buffer; the decoder may be initialized again. */
 void rpc_decoder_close(struct rpc_decoder *d);
-/* Copy bytes in. SETTLE_ENOMEM on allocation failure. */
+/* Copy bytes in (no reference kept). SETTLE_ENOMEM on allocation failure;
+ * the sticky error of an earlier rpc_decoder_next() if there was one. */
 int rpc_decoder_feed(struct rpc_decoder *d, const uint8_t *data, size_t len);
 /*
  * Take the next complete frame: 0 and *out set (free with
