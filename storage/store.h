@@ -1,0 +1,272 @@
+/*
+ * store.h — the LMDB environment holding Settle's replicated state.
+ *
+ * One LMDB environment in one directory, opened with MDB_NOSYNC|MDB_NOTLS:
+ * durability comes from the raft log (LMDB writes lost in a crash are
+ * replayed from it because the applied index is stored in the same LMDB
+ * transaction as the effect). Call store_sync() before a raft snapshot is
+ * taken so that the log can be truncated safely.
+ *
+ * Named databases (all keys are byte strings, integers big-endian so that
+ * LMDB's memcmp order is numeric order):
+ *   meta      "applied" -> u64 BE applied raft index; "version" -> u32 BE
+ *   txs       gid -> TxRecord (packed protobuf)
+ *   branches  gid \0 branch_id(u32 BE) -> BranchRecord
+ *   events    gid \0 seq(u64 BE) -> Event
+ *   due       due_ms(u64 BE) gid -> empty: one row per tx with due_ms != 0
+ *   by_state  state(u8) gid -> empty: one row per tx
+ *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
+ *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed)
+ *   cmd_time  time_ms(u64 BE) cmd_id(16) -> empty (garbage collection order)
+ *
+ * Only the FSM (wal/fsm.c) writes transaction state: the store_*_put and
+ * store_*_delete functions below exist for it and for tests. Everybody else
+ * reads, inside a read transaction from store_read_begin(), or with txn NULL
+ * (an internal read transaction is used for that single call).
+ *
+ * Records returned to callers are unpacked protobuf-c messages owned by the
+ * caller: free them with the matching settle__v1__*__free_unpacked(p, NULL)
+ * or with the array helpers below. Strings inside them never point into
+ * LMDB memory, so they outlive the read transaction.
+ *
+ * Nothing here is thread-safe per struct store except that read
+ * transactions may be used from other threads (MDB_NOTLS); the coordinator
+ * uses the store from its single uv loop thread.
+ *
+ * Errors: SETTLE_ENOTFOUND (missing record), SETTLE_EFULL (map full),
+ * SETTLE_ENOMEM, SETTLE_EPROTO (a stored record does not decode),
+ * SETTLE_ESTORE (other LMDB failures), SETTLE_EINVAL (bad arguments).
+ * The text of the last failure is in store_errmsg().
+ */
+#ifndef SETTLE_STORE_H
+#define SETTLE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "settle.pb-c.h"
+
+/* On-disk format version, stored in meta and in snapshots. */
+#define STORE_FORMAT_VERSION 1u
+/* Default map size: 1 GiB. */
+#define STORE_DEFAULT_MAPSIZE ((size_t)1 << 30)
+/* Length of a command id. */
+#define STORE_CMD_ID_LEN 16
+
+struct store;
+
+struct store_opts {
+	size_t mapsize; /* 0: STORE_DEFAULT_MAPSIZE */
+};
+
+/* ---- Environment -------------------------------------------------------- */
+
+/*
+ * Open (creating if needed) the environment in directory dir, which must
+ * exist. opts may be NULL. On success *out is a new store to release with
+ * store_close(). On failure returns a SETTLE_E* code and, if errmsg is not
+ * NULL, a message in errmsg (errmsg_len bytes). A store with a different
+ * format version fails with SETTLE_ESTORE.
+ */
+int store_open(const char *dir, const struct store_opts *opts,
+	       struct store **out, char *errmsg, size_t errmsg_len);
+
+/* Close the environment. Every transaction must have ended. NULL is ok. */
+void store_close(struct store *s);
+
+/* Text of the last failure on this store ("" if none). Valid until the
+ * next call on the store. */
+const char *store_errmsg(const struct store *s);
+
+/* Flush LMDB's data to disk (mdb_env_sync with force). Returns 0,
+ * SETTLE_EIO or SETTLE_ESTORE. */
+int store_sync(struct store *s);
+
+/* The LMDB environment, for statistics only. */
+MDB_env *store_env(struct store *s);
+
+/* ---- Transactions ------------------------------------------------------- */
+
+/* Begin a read-only transaction (a consistent view). End it with
+ * store_read_end(). */
+int store_read_begin(struct store *s, MDB_txn **txn);
+void store_read_end(MDB_txn *txn);
+
+/* Begin the single write transaction; end it with store_write_commit()
+ * (which always ends it, even on failure) or store_write_abort(). Only the
+ * FSM and snapshot restore write. */
+int store_write_begin(struct store *s, MDB_txn **txn);
+int store_write_commit(struct store *s, MDB_txn *txn);
+void store_write_abort(MDB_txn *txn);
+
+/* ---- Meta --------------------------------------------------------------- */
+
+/* Applied raft index (0 for a fresh store). txn may be NULL. */
+int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index);
+/* Set the applied index inside write transaction txn. */
+int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index);
+
+/* ---- Reads -------------------------------------------------------------- */
+
+/*
+ * Get the transaction gid (NUL-terminated). *out is owned by the caller
+ * (settle__v1__tx_record__free_unpacked). SETTLE_ENOTFOUND if unknown.
+ * txn may be NULL.
+ */
+int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
+		 Settle__V1__TxRecord **out);
+
+/* Get one branch. SETTLE_ENOTFOUND if unknown. txn may be NULL. */
+int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
+		     uint32_t branch_id, Settle__V1__BranchRecord **out);
+
+/*
+ * Every branch of gid, in branch_id order, in a malloc'd array *out of *n
+ * records (NULL and 0 when there are none; an unknown gid is not an error).
+ * Free with store_branches_free(). txn may be NULL.
+ */
+int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
+			Settle__V1__BranchRecord ***out, size_t *n);
+void store_branches_free(Settle__V1__BranchRecord **arr, size_t n);
+
+/* Every event of gid in seq order; same ownership as branches. */
+int store_events_list(struct store *s, MDB_txn *txn, const char *gid,
+		      Settle__V1__Event ***out, size_t *n);
+void store_events_free(Settle__V1__Event **arr, size_t n);
+
+/*
+ * Visit the `due` rows with due_ms <= now_ms, earliest first, at most limit
+ * of them (0: no limit). cb returns 0 to go on, non-zero to stop (that
+ * value is not an error). gid is valid only during the callback. Returns
+ * the number of rows visited, or a negative SETTLE_E* code. txn may be NULL.
+ */
+typedef int (*store_due_cb)(void *data, const char *gid, uint64_t due_ms);
+int store_due_scan(struct store *s, MDB_txn *txn, uint64_t now_ms, size_t limit,
+		   store_due_cb cb, void *data);
+
+/* Smallest due_ms of all transactions, 0 if no transaction is due ever
+ * (so the leader arms one timer). txn may be NULL. */
+int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms);
+
+/*
+ * List transactions in gid order, starting after after_gid (NULL or "":
+ * from the start). state 0 (TX_STATE_UNSPECIFIED) lists every state,
+ * otherwise only that state (through the by_state index). filter, when not
+ * NULL, returns true to keep a record. At most limit records (0: 1000) go
+ * into the malloc'd array *out of *n (free with store_txs_free()); *more
+ * (may be NULL) tells whether another kept record follows, so paging
+ * continues with after_gid = the last gid returned. txn may be NULL.
+ */
+typedef bool (*store_tx_filter)(void *data, const Settle__V1__TxRecord *tx);
+int store_tx_list(struct store *s, MDB_txn *txn, int state,
+		  const char *after_gid, size_t limit, store_tx_filter filter,
+		  void *data, Settle__V1__TxRecord ***out, size_t *n,
+		  bool *more);
+void store_txs_free(Settle__V1__TxRecord **arr, size_t n);
+
+struct store_counts {
+	uint64_t by_state[6]; /* indexed by Settle__V1__TxState */
+	uint64_t active;   /* non-terminal: ACTIVE, COMMITTING, ROLLING_BACK */
+	uint64_t finished; /* COMMITTED + ROLLED_BACK still kept */
+	uint64_t stuck;	   /* non-terminal with a FAILED branch (due 0) */
+};
+
+/* Count transactions by state. txn may be NULL. */
+int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *c);
+
+/*
+ * Build the wire TxInfo for tx: with its branches (never their payload)
+ * when branches is true, with its event history when history is true.
+ * TxInfo.stuck is true when a branch is FAILED (the coordinator may OR in
+ * its own age threshold). *out is owned by the caller: free with
+ * settle__v1__tx_info__free_unpacked(*out, NULL). txn may be NULL.
+ */
+int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
+		  bool branches, bool history, Settle__V1__TxInfo **out);
+
+/* BranchInfo for one branch, without the payload; same ownership rule
+ * (settle__v1__branch_info__free_unpacked). */
+int store_branch_info(const Settle__V1__BranchRecord *b,
+		      Settle__V1__BranchInfo **out);
+
+/* ---- Writes (FSM only) ---------------------------------------------------
+ * Each takes a write transaction from store_write_begin(). */
+
+/*
+ * Write tx (insert or replace) and keep the due, by_state and finished
+ * index rows in step with it: the previous record, if any, is read to
+ * remove its rows first. tx is not modified; nothing is kept.
+ */
+int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx);
+
+/* Delete tx with its branches, events and index rows.
+ * SETTLE_ENOTFOUND if it does not exist. */
+int store_tx_delete(struct store *s, MDB_txn *txn, const char *gid);
+
+/* Write one branch (insert or replace), keyed by b->gid and b->branch_id. */
+int store_branch_put(struct store *s, MDB_txn *txn,
+		     const Settle__V1__BranchRecord *b);
+
+/* Append one event of gid under ev->seq. */
+int store_event_put(struct store *s, MDB_txn *txn, const char *gid,
+		    const Settle__V1__Event *ev);
+
+/* Stored result of command id (STORE_CMD_ID_LEN bytes), SETTLE_ENOTFOUND
+ * if never applied. *out owned by the caller. txn may be NULL. */
+int store_cmd_get(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
+		  Settle__V1__CmdResult **out);
+
+/* Record the result of command id applied with leader time time_ms. */
+int store_cmd_put(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
+		  uint64_t time_ms, const Settle__V1__CmdResult *r);
+
+/* Delete up to limit command ids recorded with time_ms < before_ms, oldest
+ * first; *deleted (may be NULL) gets how many. */
+int store_cmd_gc(struct store *s, MDB_txn *txn, uint64_t before_ms,
+		 size_t limit, size_t *deleted);
+
+/* Delete up to limit finished transactions (with branches, events, index
+ * rows) whose finished_ms < before_ms, oldest first; *deleted gets how
+ * many. */
+int store_tx_gc(struct store *s, MDB_txn *txn, uint64_t before_ms, size_t limit,
+		size_t *deleted);
+
+/* ---- Snapshots ----------------------------------------------------------
+ *
+ * Format (all integers little-endian):
+ *   "STLSNAP1" magic (8) | u32 format version | u32 number of DBs |
+ *   u64 applied index |
+ *   per DB: u32 name length, name, u64 count,
+ *           count x (u32 key length, key, u32 value length, value) |
+ *   u64 FNV-1a 64 checksum of every byte before it.
+ */
+
+/*
+ * Serialize every DB from one read transaction into a buffer allocated with
+ * raft_malloc() (*buf, *len; free with raft_free(), or hand it to raft).
+ * The snapshot's applied index is max(applied_index, the stored one): raft
+ * advances its index over entries that never reach the FSM (configuration
+ * changes), and after a restore those must not be replayed either.
+ */
+int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
+		   size_t *len);
+
+/*
+ * Replace the whole content with a snapshot. The buffer is validated
+ * completely first (magic, version, DB names, lengths, checksum: SETTLE_EPROTO
+ * on any mismatch, nothing changed), then every DB is emptied and refilled
+ * in one write transaction and the applied index is set to the snapshot's.
+ * If the store's applied index is already >= the snapshot's, nothing is
+ * done (raft 0.15 restores its last snapshot at every start, then replays
+ * the log after it). buf is not owned: the caller frees it.
+ */
+int store_restore(struct store *s, const uint8_t *buf, size_t len);
+
+/* Applied index recorded in a snapshot buffer, without full validation.
+ * SETTLE_EPROTO if the header is not a snapshot's. */
+int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index);
+
+#endif /* SETTLE_STORE_H */

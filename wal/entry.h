@@ -1,0 +1,79 @@
+/*
+ * entry.h — raft log entries: encoding, decoding and validation of the
+ * replicated settle.v1.Command.
+ *
+ * An entry is a 4-byte little-endian length L, L bytes of packed Command,
+ * then zero padding up to a multiple of 8 bytes: canonical/raft 0.15
+ * silently drops a segment on restart when an entry's size is not a
+ * multiple of 8 (upstream issue #304).
+ *
+ * Validation is shared by the coordinator (before proposing, to answer the
+ * client at once) and by the FSM (an invalid command that reached the log
+ * is applied as a no-op whose result is INVALID_ARGUMENT).
+ */
+#ifndef SETTLE_WAL_ENTRY_H
+#define SETTLE_WAL_ENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "settle.pb-c.h"
+
+#define WAL_CMD_ID_LEN	 16
+#define WAL_GID_MAX	 128 /* bytes */
+#define WAL_ENDPOINT_MAX 255 /* bytes of "host:port" */
+#define WAL_RESOURCE_MAX 256 /* bytes */
+#define WAL_PAYLOAD_MAX	 (1u << 20)
+#define WAL_TEXT_MAX	 1024  /* reason, error text */
+#define WAL_MAX_BRANCHES 1000  /* per transaction */
+#define WAL_GC_LIMIT_MAX 10000 /* CmdGc.limit */
+/* Largest entry accepted by wal_entry_decode(). */
+#define WAL_ENTRY_MAX ((size_t)WAL_PAYLOAD_MAX + 64 * 1024)
+
+/*
+ * Encode cmd into a new buffer allocated with raft_malloc() (*buf, *len):
+ * ready for raft_apply(), which takes ownership on success; otherwise free
+ * it with raft_free(). *len is a multiple of 8. cmd is not validated here.
+ * Returns 0, SETTLE_ENOMEM, or SETTLE_ETOOBIG (over WAL_ENTRY_MAX).
+ */
+int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf,
+		     size_t *len);
+
+/*
+ * Decode an entry. Checks the size is a multiple of 8, the length prefix
+ * fits, the padding is exactly the zeros needed to reach the next multiple
+ * of 8, and the protobuf parses. buf is not kept. *out is owned by the
+ * caller: settle__v1__command__free_unpacked(*out, NULL).
+ * Returns 0, SETTLE_EPROTO (garbage, truncation) or SETTLE_ENOMEM.
+ */
+int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
+
+/*
+ * Check a command before it is proposed or applied: cmd_id exactly 16
+ * bytes, time_ms != 0, exactly one op set, and per op:
+ *   begin:  gid, deadline_ms != 0, mode UNSPECIFIED or TCC
+ *   register: gid, endpoint host:port, resource <= 256 bytes,
+ *           payload <= 1 MiB
+ *   decide: gid, decision COMMIT or ROLLBACK, reason <= 1024 bytes
+ *   branch_result: gid, branch_id != 0, phase CONFIRMING or CANCELLING,
+ *           outcome OK/RETRY/FAILURE, error <= 1024 bytes
+ *   gc:     1 <= limit <= WAL_GC_LIMIT_MAX
+ * Returns 0, SETTLE_EINVAL, or SETTLE_ETOOBIG for a field over its limit;
+ * when errmsg is not NULL it receives a message naming the field (never
+ * any payload bytes).
+ */
+int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
+			 size_t errmsg_len);
+
+/* A gid: 1..128 bytes of printable ASCII without spaces (0x21..0x7e).
+ * Returns 0 or SETTLE_EINVAL. NULL is invalid. */
+int wal_gid_validate(const char *gid);
+
+/*
+ * An endpoint "host:port": host is a name or IPv4 address (letters, digits,
+ * '.', '-', '_') or a bracketed IPv6 address "[::1]"; port is 1..65535 in
+ * decimal. At most WAL_ENDPOINT_MAX bytes. Returns 0 or SETTLE_EINVAL.
+ */
+int wal_endpoint_validate(const char *endpoint);
+
+#endif /* SETTLE_WAL_ENTRY_H */

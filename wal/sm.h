@@ -1,0 +1,52 @@
+/*
+ * sm.h — the TCC state machines of a global transaction and of a branch,
+ * as transition tables (in the spirit of dqlite's src/lib/sm.h).
+ *
+ * The FSM checks every state change against these tables before writing a
+ * record: an illegal move is a bug, never stored; apply then fails with
+ * SETTLE_EINTERNAL and a message naming both states.
+ */
+#ifndef SETTLE_WAL_SM_H
+#define SETTLE_WAL_SM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "settle.pb-c.h"
+
+/* Names for messages ("COMMITTING"); "?" for values outside the enum. */
+const char *wal_tx_state_name(int state);
+const char *wal_branch_state_name(int state);
+
+/*
+ * Whether a transaction may move from state from to state to. from ==
+ * TX_STATE_UNSPECIFIED means "created". A record rewritten in the same
+ * state is not a move (always allowed); the tables list real moves only:
+ *   (new) -> ACTIVE
+ *   ACTIVE -> COMMITTING | COMMITTED | ROLLING_BACK | ROLLED_BACK
+ *   COMMITTING -> COMMITTED;  ROLLING_BACK -> ROLLED_BACK
+ *   COMMITTED, ROLLED_BACK: final
+ */
+bool wal_tx_can_move(int from, int to);
+
+/*
+ *   (new) -> REGISTERED
+ *   REGISTERED -> CONFIRMING | CANCELLING
+ *   CONFIRMING -> CONFIRMED | FAILED;  CANCELLING -> CANCELLED | FAILED
+ *   CONFIRMED, CANCELLED, FAILED: final (operators' verbs come later)
+ */
+bool wal_branch_can_move(int from, int to);
+
+/* Final transaction states (COMMITTED, ROLLED_BACK). */
+bool wal_tx_state_final(int state);
+
+/*
+ * Invariants of one TxRecord: a final state has finished_ms != 0 and
+ * due_ms == 0; any other state has finished_ms == 0; ACTIVE has due_ms ==
+ * deadline_ms; pending <= branches < next_branch_id. Returns true when
+ * they hold; otherwise false and why in errmsg (may be NULL).
+ */
+bool wal_tx_invariants(const Settle__V1__TxRecord *tx, char *errmsg,
+		       size_t errmsg_len);
+
+#endif /* SETTLE_WAL_SM_H */
