@@ -1,0 +1,80 @@
+/*
+ * ctl_fmt.h — settlectl's input parsing and output formatting.
+ *
+ * Pure functions over the settle.v1 messages: no sockets, no clocks except
+ * the "now" passed in, so the exact text an operator sees is unit-tested.
+ * Every printer writes to a caller-owned FILE and keeps no reference to the
+ * messages it prints. Payloads never appear here: the messages that reach
+ * settlectl do not carry them.
+ */
+#ifndef SETTLE_CTL_FMT_H
+#define SETTLE_CTL_FMT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "settle.pb-c.h"
+
+/*
+ * Parse a duration "1500ms", "30s", "5m", "2h", "1d" into milliseconds.
+ * A unit is required (a bare "30" is ambiguous). Returns 0, or
+ * SETTLE_EINVAL for an empty, malformed, negative or overflowing value.
+ */
+int ctl_duration_parse(const char *text, uint64_t *out_ms);
+
+/*
+ * Parse a transaction state name, case-insensitive, '-' or '_' accepted:
+ * active, committing, committed, rolling_back, rolled_back. Returns 0 or
+ * SETTLE_EINVAL.
+ */
+int ctl_state_parse(const char *text, Settle__V1__TxState *out);
+
+/* Lower-case names for display and JSON; "unknown" out of range. */
+const char *ctl_tx_state_name(int state);
+const char *ctl_branch_state_name(int state);
+const char *ctl_mode_name(int mode);
+
+/*
+ * Write s as a JSON string literal with its quotes. Control characters are
+ * escaped, and bytes that are not valid UTF-8 become U+FFFD, so the output
+ * is always valid JSON whatever a peer sent. s NULL prints "".
+ */
+void ctl_json_str(FILE *f, const char *s);
+
+/*
+ * Format unix ms as "2024-05-01 12:00:00.123Z" (UTC) into buf; "-" for 0.
+ * Returns buf.
+ */
+char *ctl_time_str(uint64_t ms, char *buf, size_t len);
+
+/*
+ * Format a span as a short human duration: "850ms", "12s", "5m03s",
+ * "2h10m", "3d4h". Returns buf.
+ */
+char *ctl_span_str(uint64_t ms, char *buf, size_t len);
+
+/*
+ * One node's answer to STATUS, or the error that prevented it. endpoint
+ * is the address settlectl asked; err 0 means st is valid.
+ */
+struct ctl_node_status {
+	const char *endpoint;
+	int err;
+	const char *errmsg;
+	const Settle__V1__StatusResponse *st;
+};
+
+/* Aligned table or JSON {"nodes":[...]} of the nodes' status. */
+void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
+		      bool json);
+
+/* Aligned table or JSON {"txs":[...],"more":b} of a LIST answer. */
+void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
+		    uint64_t now_ms, bool json);
+
+/* One transaction with branches and history, as text or JSON {"tx":{}}. */
+void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
+		  bool json);
+
+#endif /* SETTLE_CTL_FMT_H */

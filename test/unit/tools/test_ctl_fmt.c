@@ -1,0 +1,319 @@
+/*
+ * Unit tests for settlectl's parsing and printing (client/tools/ctl_fmt.c).
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "ctl_fmt.h"
+
+/* Run a printer into a string (caller frees). */
+#define CAPTURE(buf, call)                                                     \
+	do {                                                                   \
+		size_t cap_len_;                                               \
+		FILE *f = open_memstream(&(buf), &cap_len_);                   \
+		cr_assert_not_null(f);                                         \
+		call;                                                          \
+		fclose(f);                                                     \
+	} while (0)
+
+Test(ctl_duration, units)
+{
+	uint64_t ms;
+
+	cr_assert_eq(ctl_duration_parse("1500ms", &ms), 0);
+	cr_assert_eq(ms, 1500);
+	cr_assert_eq(ctl_duration_parse("30s", &ms), 0);
+	cr_assert_eq(ms, 30000);
+	cr_assert_eq(ctl_duration_parse("5m", &ms), 0);
+	cr_assert_eq(ms, 300000);
+	cr_assert_eq(ctl_duration_parse("2h", &ms), 0);
+	cr_assert_eq(ms, 7200000);
+	cr_assert_eq(ctl_duration_parse("1d", &ms), 0);
+	cr_assert_eq(ms, 86400000);
+	cr_assert_eq(ctl_duration_parse("0s", &ms), 0);
+	cr_assert_eq(ms, 0);
+}
+
+Test(ctl_duration, rejects)
+{
+	const char *bad[] = {"",
+			     "30",
+			     "s",
+			     "-5s",
+			     "5 s",
+			     "5sec",
+			     "1.5s",
+			     "5ms ",
+			     "99999999999999999999ms",
+			     "9999999999999999d",
+			     "5S",
+			     "m5"};
+	uint64_t ms = 42;
+	size_t i;
+
+	cr_assert_eq(ctl_duration_parse(NULL, &ms), SETTLE_EINVAL);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(ctl_duration_parse(bad[i], &ms), SETTLE_EINVAL,
+			     "accepted '%s'", bad[i]);
+	cr_assert_eq(ms, 42, "a failed parse must not write the output");
+}
+
+Test(ctl_state, names)
+{
+	Settle__V1__TxState s;
+
+	cr_assert_eq(ctl_state_parse("active", &s), 0);
+	cr_assert_eq(s, SETTLE__V1__TX_STATE__ACTIVE);
+	cr_assert_eq(ctl_state_parse("ROLLED-BACK", &s), 0);
+	cr_assert_eq(s, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	cr_assert_eq(ctl_state_parse("rolling_back", &s), 0);
+	cr_assert_eq(s, SETTLE__V1__TX_STATE__ROLLING_BACK);
+	cr_assert_eq(ctl_state_parse("unspecified", &s), SETTLE_EINVAL);
+	cr_assert_eq(ctl_state_parse("done", &s), SETTLE_EINVAL);
+	cr_assert_eq(ctl_state_parse("", &s), SETTLE_EINVAL);
+	cr_assert_eq(
+	    ctl_state_parse("activeactiveactiveactiveactiveactive", &s),
+	    SETTLE_EINVAL);
+	cr_assert_str_eq(ctl_tx_state_name(99), "unknown");
+	cr_assert_str_eq(ctl_branch_state_name(6), "failed");
+	cr_assert_str_eq(ctl_branch_state_name(-1), "unknown");
+}
+
+Test(ctl_json, escapes)
+{
+	char *out = NULL;
+
+	CAPTURE(out, ctl_json_str(f, "a\"b\\c\n\t\x01z"));
+	cr_assert_str_eq(out, "\"a\\\"b\\\\c\\n\\t\\u0001z\"");
+	free(out);
+	/* Valid UTF-8 passes; a stray continuation byte and a truncated
+	 * sequence become U+FFFD; an overlong '/' too. */
+	CAPTURE(out, ctl_json_str(f, "\xc3\xa9-\x80-\xe2\x82-\xc0\xaf"));
+	cr_assert_str_eq(out,
+			 "\"\xc3\xa9-\\ufffd-\\ufffd\\ufffd-\\ufffd\\ufffd\"");
+	free(out);
+	CAPTURE(out, ctl_json_str(f, NULL));
+	cr_assert_str_eq(out, "\"\"");
+	free(out);
+}
+
+Test(ctl_time, format)
+{
+	char buf[48];
+
+	cr_assert_str_eq(ctl_time_str(0, buf, sizeof(buf)), "-");
+	cr_assert_str_eq(ctl_time_str(1700000000123ull, buf, sizeof(buf)),
+			 "2023-11-14 22:13:20.123Z");
+	cr_assert_str_eq(ctl_span_str(850, buf, sizeof(buf)), "850ms");
+	cr_assert_str_eq(ctl_span_str(12000, buf, sizeof(buf)), "12s");
+	cr_assert_str_eq(ctl_span_str(303000, buf, sizeof(buf)), "5m03s");
+	cr_assert_str_eq(ctl_span_str(7800000, buf, sizeof(buf)), "2h10m");
+	cr_assert_str_eq(
+	    ctl_span_str(3 * 86400000ull + 4 * 3600000ull, buf, sizeof(buf)),
+	    "3d4h");
+}
+
+static Settle__V1__StatusResponse leader_status(void)
+{
+	Settle__V1__StatusResponse st = SETTLE__V1__STATUS_RESPONSE__INIT;
+	st.node_id = 1;
+	st.role = "leader";
+	st.address = "127.0.0.1:7401";
+	st.client_endpoint = "127.0.0.1:7400";
+	st.leader = "127.0.0.1:7400";
+	st.term = 3;
+	st.last_index = 120;
+	st.applied_index = 119;
+	st.active = 2;
+	st.stuck = 1;
+	st.finished = 40;
+	return st;
+}
+
+Test(ctl_status, table_and_json)
+{
+	Settle__V1__StatusResponse st = leader_status();
+	struct ctl_node_status nodes[2] = {
+	    {"127.0.0.1:7400", 0, NULL, &st},
+	    {"127.0.0.1:7402", SETTLE_ECONNECT, "connect: refused", NULL},
+	};
+	char *out = NULL;
+
+	CAPTURE(out, ctl_print_status(f, nodes, 2, false));
+	cr_assert_str_eq(
+	    out,
+	    "ENDPOINT        NODE  ROLE         TERM  LAST  APPLIED  ACTIVE  "
+	    "STUCK  FINISHED  LEADER / ERROR\n"
+	    "127.0.0.1:7400  1     leader       3     120   119      2       "
+	    "1      40        127.0.0.1:7400\n"
+	    "127.0.0.1:7402  -     unreachable  -     -     -        -       "
+	    "-      -         connect: refused\n");
+	free(out);
+	CAPTURE(out, ctl_print_status(f, nodes, 2, true));
+	cr_assert_str_eq(
+	    out,
+	    "{\"nodes\":[{\"endpoint\":\"127.0.0.1:7400\",\"ok\":true,"
+	    "\"node_id\":1,\"role\":\"leader\",\"raft_address\":"
+	    "\"127.0.0.1:7401\",\"client_endpoint\":\"127.0.0.1:7400\","
+	    "\"leader\":\"127.0.0.1:7400\",\"term\":3,\"last_index\":120,"
+	    "\"applied_index\":119,\"active\":2,\"stuck\":1,\"finished\":40,"
+	    "\"uptime_ms\":0},{\"endpoint\":\"127.0.0.1:7402\",\"ok\":false,"
+	    "\"error\":\"connect: refused\",\"code\":\"CONNECT\"}]}\n");
+	free(out);
+}
+
+/* A stuck transaction: one branch confirmed, one failed. */
+struct fixture_tx {
+	Settle__V1__TxInfo tx;
+	Settle__V1__BranchInfo b[2];
+	Settle__V1__BranchInfo *bp[2];
+	Settle__V1__Event e[2];
+	Settle__V1__Event *ep[2];
+};
+
+static void fixture_tx_init(struct fixture_tx *x)
+{
+	Settle__V1__TxInfo tx = SETTLE__V1__TX_INFO__INIT;
+	Settle__V1__BranchInfo b = SETTLE__V1__BRANCH_INFO__INIT;
+	Settle__V1__Event e = SETTLE__V1__EVENT__INIT;
+
+	x->tx = tx;
+	x->tx.gid = "tx-\"1\"";
+	x->tx.mode = SETTLE__V1__TX_MODE__TCC;
+	x->tx.state = SETTLE__V1__TX_STATE__COMMITTING;
+	x->tx.created_ms = 1700000000000ull;
+	x->tx.deadline_ms = 1700000030000ull;
+	x->tx.updated_ms = 1700000001000ull;
+	x->tx.reason = "branch 2 confirm failed:\nno account";
+	x->tx.stuck = 1;
+	x->b[0] = b;
+	x->b[0].branch_id = 1;
+	x->b[0].endpoint = "127.0.0.1:9001";
+	x->b[0].resource = "alice";
+	x->b[0].state = SETTLE__V1__BRANCH_STATE__CONFIRMED;
+	x->b[0].attempts = 1;
+	x->b[0].updated_ms = 1700000000500ull;
+	x->b[1] = b;
+	x->b[1].branch_id = 2;
+	x->b[1].endpoint = "127.0.0.1:9002";
+	x->b[1].resource = "bob";
+	x->b[1].state = SETTLE__V1__BRANCH_STATE__FAILED;
+	x->b[1].attempts = 3;
+	x->b[1].last_error = "FAILURE: no account";
+	x->b[1].updated_ms = 1700000001000ull;
+	x->bp[0] = &x->b[0];
+	x->bp[1] = &x->b[1];
+	x->tx.n_branches = 2;
+	x->tx.branches = x->bp;
+	x->e[0] = e;
+	x->e[0].seq = 1;
+	x->e[0].time_ms = 1700000000000ull;
+	x->e[0].kind = "begin";
+	x->e[1] = e;
+	x->e[1].seq = 2;
+	x->e[1].time_ms = 1700000001000ull;
+	x->e[1].kind = "confirm";
+	x->e[1].branch_id = 2;
+	x->e[1].detail = "FAILURE: no account";
+	x->ep[0] = &x->e[0];
+	x->ep[1] = &x->e[1];
+	x->tx.n_history = 2;
+	x->tx.history = x->ep;
+}
+
+Test(ctl_list, table_and_json)
+{
+	struct fixture_tx x;
+	Settle__V1__TxInfo *txs[1];
+	Settle__V1__ListResponse resp = SETTLE__V1__LIST_RESPONSE__INIT;
+	char *out = NULL;
+
+	fixture_tx_init(&x);
+	txs[0] = &x.tx;
+	resp.n_txs = 1;
+	resp.txs = txs;
+	resp.more = 1;
+	CAPTURE(out, ctl_print_list(f, &resp, 1700000062000ull, false));
+	cr_assert_str_eq(
+	    out, "GID     STATE       STUCK  AGE    DEADLINE        "
+		 "BRANCHES               REASON\n"
+		 "tx-\"1\"  committing  STUCK  1m02s  passed 32s ago  "
+		 "1 confirmed, 1 failed  branch 2 confirm failed: no account\n"
+		 "(more transactions match: raise --limit, or page with "
+		 "--after GID)\n");
+	free(out);
+	/* The list never carries history, even if a server sent some. */
+	CAPTURE(out, ctl_print_list(f, &resp, 1700000062000ull, true));
+	cr_assert_str_eq(
+	    out,
+	    "{\"txs\":[{\"gid\":\"tx-\\\"1\\\"\",\"mode\":\"tcc\",\"state\":"
+	    "\"committing\",\"stuck\":true,\"created_ms\":1700000000000,"
+	    "\"deadline_ms\":1700000030000,\"updated_ms\":1700000001000,"
+	    "\"finished_ms\":0,\"reason\":\"branch 2 confirm failed:\\nno "
+	    "account\",\"branches\":[{\"branch_id\":1,\"endpoint\":"
+	    "\"127.0.0.1:9001\",\"resource\":\"alice\",\"state\":"
+	    "\"confirmed\",\"attempts\":1,\"next_retry_ms\":0,\"updated_ms\":"
+	    "1700000000500,\"last_error\":\"\"},{\"branch_id\":2,\"endpoint\":"
+	    "\"127.0.0.1:9002\",\"resource\":\"bob\",\"state\":\"failed\","
+	    "\"attempts\":3,\"next_retry_ms\":0,\"updated_ms\":1700000001000,"
+	    "\"last_error\":\"FAILURE: no account\"}]}],\"more\":true}\n");
+	free(out);
+
+	resp.n_txs = 0;
+	CAPTURE(out, ctl_print_list(f, &resp, 0, false));
+	cr_assert_str_eq(out, "no matching transactions\n");
+	free(out);
+}
+
+Test(ctl_show, text)
+{
+	struct fixture_tx x;
+	char *out = NULL;
+
+	fixture_tx_init(&x);
+	CAPTURE(out, ctl_print_tx(f, &x.tx, 1700000062000ull, false));
+	cr_assert_str_eq(
+	    out,
+	    "gid:       tx-\"1\"\n"
+	    "mode:      tcc\n"
+	    "state:     committing  (STUCK: needs an operator, see "
+	    "docs/OPERATIONS.md)\n"
+	    "created:   2023-11-14 22:13:20.000Z (1m02s ago)\n"
+	    "deadline:  2023-11-14 22:13:50.000Z\n"
+	    "updated:   2023-11-14 22:13:21.000Z\n"
+	    "finished:  -\n"
+	    "reason:    branch 2 confirm failed: no account\n"
+	    "\n"
+	    "branches (2):\n"
+	    "  ID  STATE      ENDPOINT        RESOURCE  ATTEMPTS  NEXT RETRY  "
+	    "UPDATED                   LAST ERROR\n"
+	    "  1   confirmed  127.0.0.1:9001  alice     1         -           "
+	    "2023-11-14 22:13:20.500Z  \n"
+	    "  2   failed     127.0.0.1:9002  bob       3         -           "
+	    "2023-11-14 22:13:21.000Z  FAILURE: no account\n"
+	    "\n"
+	    "history (2 events):\n"
+	    "  SEQ  TIME                      EVENT    BRANCH  DETAIL\n"
+	    "  1    2023-11-14 22:13:20.000Z  begin    -       \n"
+	    "  2    2023-11-14 22:13:21.000Z  confirm  2       FAILURE: no "
+	    "account\n");
+	free(out);
+}
+
+Test(ctl_show, json_has_history)
+{
+	struct fixture_tx x;
+	char *out = NULL;
+
+	fixture_tx_init(&x);
+	CAPTURE(out, ctl_print_tx(f, &x.tx, 0, true));
+	cr_assert_not_null(strstr(
+	    out, ",\"history\":[{\"seq\":1,\"time_ms\":1700000000000,\"kind\":"
+		 "\"begin\",\"branch_id\":0,\"detail\":\"\"},{\"seq\":2,"
+		 "\"time_ms\":1700000001000,\"kind\":\"confirm\",\"branch_id\":"
+		 "2,\"detail\":\"FAILURE: no account\"}]}}\n"));
+	cr_assert_eq(strncmp(out, "{\"tx\":{\"gid\":", 13), 0);
+	free(out);
+}
