@@ -4,3 +4,23 @@
 include_HEADERS += client/settle.h
 # settle.h includes the generated protocol header: install it next to it.
 nodist_include_HEADERS = proto/settle.pb-c.h
+
+lib_LTLIBRARIES += client/libsettle.la
+client_libsettle_la_SOURCES = \
+	client/settle.h \
+	client/conn.c client/conn.h \
+	client/client.c
+client_libsettle_la_LIBADD = proto/libsettlecore.la $(UV_LIBS) $(LMDB_LIBS) \
+	$(PROTOBUF_C_LIBS)
+client_libsettle_la_LDFLAGS = -version-info 0:0:0
+
+if TESTS_ENABLED
+check_PROGRAMS += test/unit/test_client
+test_unit_test_client_SOURCES = test/unit/client/test_client.c \
+	test/unit/client/test_errors.c \
+	test/unit/client/fake_server.c test/unit/client/fake_server.h
+test_unit_test_client_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_unit_test_client_LDADD = client/libsettle.la \
+	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
+TESTS += test/unit/test_client
+endif

@@ -1,0 +1,563 @@
+/*
+ * client.c — the blocking initiator client: leader discovery, retries with
+ * one cmd_id per logical call, and the typed initiator calls.
+ */
+#include "error.h"
+
+#include "settle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define CLIENT_MAX_ENDPOINTS 64
+/* Hint-following without a pause: enough for one stale hint, not a loop. */
+#define CLIENT_MAX_FOLLOWS 3
+
+struct settle_client {
+	char *eps_buf;
+	const char *eps[CLIENT_MAX_ENDPOINTS];
+	size_t n_eps;
+	size_t cur;	/* endpoint tried when there is no hint */
+	char hint[256]; /* leader named by the last NOT_LEADER, "" none */
+	struct settle_client_opts opts;
+	struct client_conn conn;
+	char errmsg[512];
+};
+
+int settle_cmd_id(uint8_t out[16])
+{
+	size_t got = 0;
+	while (got < 16) {
+		ssize_t n = getrandom(out + got, 16 - got, 0);
+		if (n < 0)
+			return SETTLE_EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int settle_client_open(const char *endpoints,
+		       const struct settle_client_opts *opts,
+		       settle_client **out)
+{
+	struct settle_client *c;
+	char *save = NULL;
+
+	if (endpoints == NULL || out == NULL)
+		return SETTLE_EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return SETTLE_ENOMEM;
+	c->eps_buf = strdup(endpoints);
+	if (c->eps_buf == NULL)
+		goto err_after_alloc;
+	for (char *tok = strtok_r(c->eps_buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char host[256], port[16];
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '\0')
+			continue;
+		if (c->n_eps == CLIENT_MAX_ENDPOINTS ||
+		    strlen(tok) >= sizeof(c->hint) ||
+		    client_conn_parse_endpoint(tok, host, sizeof(host), port,
+					       sizeof(port)) != 0)
+			goto err_after_buf;
+		c->eps[c->n_eps++] = tok;
+	}
+	if (c->n_eps == 0)
+		goto err_after_buf;
+	if (opts != NULL)
+		c->opts = *opts;
+	if (c->opts.call_timeout_ms == 0)
+		c->opts.call_timeout_ms = 5000;
+	if (c->opts.connect_timeout_ms == 0)
+		c->opts.connect_timeout_ms = 1000;
+	if (c->opts.retry_budget_ms == 0)
+		c->opts.retry_budget_ms = 10000;
+	if (c->opts.backoff_max_ms == 0)
+		c->opts.backoff_max_ms = 500;
+	client_conn_init(&c->conn, c->opts.max_frame);
+	*out = c;
+	return 0;
+
+err_after_buf:
+	free(c->eps_buf);
+	free(c);
+	return SETTLE_EINVAL;
+err_after_alloc:
+	free(c);
+	return SETTLE_ENOMEM;
+}
+
+void settle_client_close(settle_client *c)
+{
+	if (c == NULL)
+		return;
+	client_conn_close(&c->conn);
+	rpc_decoder_close(&c->conn.dec);
+	free(c->eps_buf);
+	free(c);
+}
+
+const char *settle_client_errmsg(const settle_client *c)
+{
+	return c != NULL ? c->errmsg : "";
+}
+
+const char *settle_client_endpoint(const settle_client *c)
+{
+	return c->conn.endpoint;
+}
+
+static const char *method_name(int method)
+{
+	switch (method) {
+	case SETTLE__V1__METHOD__BEGIN:
+		return "begin";
+	case SETTLE__V1__METHOD__REGISTER_BRANCH:
+		return "register";
+	case SETTLE__V1__METHOD__COMMIT:
+		return "commit";
+	case SETTLE__V1__METHOD__ROLLBACK:
+		return "rollback";
+	case SETTLE__V1__METHOD__QUERY:
+		return "query";
+	case SETTLE__V1__METHOD__STATUS:
+		return "status";
+	case SETTLE__V1__METHOD__LIST:
+		return "list";
+	case SETTLE__V1__METHOD__CONFIRM:
+		return "confirm";
+	case SETTLE__V1__METHOD__CANCEL:
+		return "cancel";
+	case SETTLE__V1__METHOD__TRY:
+		return "try";
+	}
+	return "call";
+}
+
+/* "WRONG_STATE" for a wire code, from the generated enum descriptor. */
+static const char *wire_name(int code)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &settle__v1__code__descriptor, code);
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+static bool is_transient(int err)
+{
+	switch (err) {
+	case SETTLE_ECONNECT:
+	case SETTLE_ECLOSED:
+	case SETTLE_EIO:
+	case SETTLE_EUNAVAIL:
+	case SETTLE_ENOTLEADER:
+	case SETTLE_ETIMEOUT:
+		return true;
+	}
+	return false;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+			      .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/*
+ * One attempt on conn (connected to endpoint or not yet). Fills errmsg and
+ * leader (the NOT_LEADER hint) on failure.
+ */
+static int attempt(struct client_conn *conn, const char *endpoint,
+		   const struct settle_client_opts *o, int method,
+		   const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *resp_desc,
+		   ProtobufCMessage **resp, uint32_t extra_ms, char *errmsg,
+		   size_t errlen, char *leader, size_t leaderlen)
+{
+	const char *op = method_name(method);
+	Settle__V1__Frame *f;
+	char detail[300];
+	int rv;
+
+	leader[0] = '\0';
+	if (conn->fd < 0 || strcmp(conn->endpoint, endpoint) != 0) {
+		uint64_t cdl = settle_mono_ms() + o->connect_timeout_ms;
+		rv = client_conn_open(conn, endpoint, cdl, detail,
+				      sizeof(detail));
+		if (rv != 0) {
+			snprintf(errmsg, errlen, "%s: %s", op, detail);
+			return rv;
+		}
+	}
+	uint64_t deadline = settle_mono_ms() + o->call_timeout_ms + extra_ms;
+	rv = client_conn_call(conn, method, req, deadline, &f);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s: %s", op, endpoint,
+			 settle_strerror(rv));
+		return rv;
+	}
+	if (f->error != NULL && f->error->code != 0) {
+		int code = (int)f->error->code;
+		rv = settle_err_from_wire(code);
+		snprintf(errmsg, errlen, "%s: %s: %s", op, wire_name(code),
+			 f->error->message != NULL && f->error->message[0]
+			     ? f->error->message
+			     : settle_strerror(rv));
+		if (f->error->leader != NULL)
+			snprintf(leader, leaderlen, "%s", f->error->leader);
+		settle__v1__frame__free_unpacked(f, NULL);
+		return rv;
+	}
+	if (resp_desc != NULL && resp != NULL) {
+		*resp = protobuf_c_message_unpack(resp_desc, NULL, f->body.len,
+						  f->body.data);
+		if (*resp == NULL) {
+			snprintf(errmsg, errlen,
+				 "%s: %s: undecodable %s response", op,
+				 endpoint, resp_desc->name);
+			settle__v1__frame__free_unpacked(f, NULL);
+			return SETTLE_EPROTO;
+		}
+	}
+	settle__v1__frame__free_unpacked(f, NULL);
+	errmsg[0] = '\0';
+	return 0;
+}
+
+/* The retrying call behind every initiator function. extra_ms lengthens
+ * each attempt for calls that wait server-side (Commit wait_ms). */
+static int client_call(settle_client *c, int method,
+		       const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc,
+		       ProtobufCMessage **resp, uint32_t extra_ms)
+{
+	uint64_t budget_end;
+	uint32_t backoff = 10;
+	unsigned follows = 0;
+	unsigned attempts = 0;
+	char leader[256];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	if (resp != NULL)
+		*resp = NULL;
+	budget_end = settle_mono_ms() + c->opts.retry_budget_ms + extra_ms;
+	for (;;) {
+		const char *target =
+		    c->hint[0] != '\0' ? c->hint : c->eps[c->cur];
+		char target_copy[256];
+		snprintf(target_copy, sizeof(target_copy), "%s", target);
+		attempts++;
+		rv = attempt(&c->conn, target_copy, &c->opts, method, req,
+			     resp_desc, resp, extra_ms, c->errmsg,
+			     sizeof(c->errmsg), leader, sizeof(leader));
+		if (rv == 0) {
+			/* Remember whom to ask first next time. */
+			snprintf(c->hint, sizeof(c->hint), "%s", target_copy);
+			return 0;
+		}
+		if (!is_transient(rv))
+			return rv;
+		settle_tracef("client", "%s attempt %u on %s: %s",
+			      method_name(method), attempts, target_copy,
+			      settle_errname(rv));
+		if (rv == SETTLE_ENOTLEADER && leader[0] != '\0' &&
+		    strcmp(leader, target_copy) != 0 &&
+		    follows < CLIENT_MAX_FOLLOWS) {
+			/* A fresh hint: go there at once. */
+			follows++;
+			snprintf(c->hint, sizeof(c->hint), "%s", leader);
+			continue;
+		}
+		follows = 0;
+		/* A failed remembered leader sends us back to the list, at the
+		 * node that last answered; otherwise move down the list. */
+		if (c->hint[0] != '\0')
+			c->hint[0] = '\0';
+		else
+			c->cur = (c->cur + 1) % c->n_eps;
+		if (rv == SETTLE_ENOTLEADER && leader[0] != '\0')
+			snprintf(c->hint, sizeof(c->hint), "%s", leader);
+		uint64_t now = settle_mono_ms();
+		if (now + backoff >= budget_end) {
+			size_t n = strlen(c->errmsg);
+			snprintf(c->errmsg + n, sizeof(c->errmsg) - n,
+				 " (gave up after %u attempts)", attempts);
+			return rv;
+		}
+		/* Jitter keeps many clients from retrying in lockstep. */
+		uint32_t jitter = 0;
+		if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) < 0)
+			jitter = 0;
+		sleep_ms(backoff / 2 + jitter % (backoff / 2 + 1));
+		backoff = backoff * 2 > c->opts.backoff_max_ms
+			      ? c->opts.backoff_max_ms
+			      : backoff * 2;
+	}
+}
+
+int settle_client_call(settle_client *c, int method,
+		       const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc,
+		       ProtobufCMessage **resp)
+{
+	return client_call(c, method, req, resp_desc, resp, 0);
+}
+
+int settle_client_call_at(settle_client *c, const char *endpoint, int method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *resp_desc,
+			  ProtobufCMessage **resp)
+{
+	struct client_conn conn;
+	char leader[256];
+	int rv;
+
+	if (c == NULL || endpoint == NULL)
+		return SETTLE_EINVAL;
+	if (resp != NULL)
+		*resp = NULL;
+	client_conn_init(&conn, c->opts.max_frame);
+	rv = attempt(&conn, endpoint, &c->opts, method, req, resp_desc, resp, 0,
+		     c->errmsg, sizeof(c->errmsg), leader, sizeof(leader));
+	client_conn_close(&conn);
+	rpc_decoder_close(&conn.dec);
+	return rv;
+}
+
+/* ---- Typed initiator calls ---------------------------------------------- */
+
+static int check_gid(settle_client *c, const char *op, const char *gid,
+		     bool may_be_empty)
+{
+	if (gid == NULL || gid[0] == '\0') {
+		if (may_be_empty)
+			return 0;
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s: gid is required",
+			 op);
+		return SETTLE_EINVAL;
+	}
+	if (strlen(gid) > SETTLE_GID_MAX) {
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "%s: gid longer than %d bytes", op, SETTLE_GID_MAX);
+		return SETTLE_EINVAL;
+	}
+	return 0;
+}
+
+static int new_cmd_id(settle_client *c, const char *op, uint8_t id[16])
+{
+	int rv = settle_cmd_id(id);
+	if (rv != 0)
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s: getrandom failed",
+			 op);
+	return rv;
+}
+
+int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
+		 char *gid_out, size_t gid_out_len)
+{
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__BeginResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = check_gid(c, "begin", gid, true);
+	if (rv == 0)
+		rv = new_cmd_id(c, "begin", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)(gid != NULL ? gid : "");
+	req.timeout_ms = timeout_ms;
+	rv = client_call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+			 &settle__v1__begin_response__descriptor,
+			 (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (gid_out != NULL) {
+		const char *g = resp->gid != NULL ? resp->gid : "";
+		if (strlen(g) >= gid_out_len) {
+			snprintf(c->errmsg, sizeof(c->errmsg),
+				 "begin: gid buffer too small for %zu bytes",
+				 strlen(g));
+			rv = SETTLE_ETOOBIG;
+		} else {
+			strcpy(gid_out, g);
+		}
+	}
+	settle__v1__begin_response__free_unpacked(resp, NULL);
+	return rv;
+}
+
+int settle_register_branch(settle_client *c, const char *gid,
+			   const char *endpoint, const char *resource,
+			   const void *payload, size_t len, uint32_t *branch_id)
+{
+	Settle__V1__RegisterBranchRequest req =
+	    SETTLE__V1__REGISTER_BRANCH_REQUEST__INIT;
+	Settle__V1__RegisterBranchResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = check_gid(c, "register", gid, false);
+	if (rv != 0)
+		return rv;
+	if (endpoint == NULL || endpoint[0] == '\0' ||
+	    (payload == NULL && len != 0)) {
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "register: endpoint is required");
+		if (payload == NULL && len != 0)
+			snprintf(c->errmsg, sizeof(c->errmsg),
+				 "register: payload is NULL with len %zu", len);
+		return SETTLE_EINVAL;
+	}
+	rv = new_cmd_id(c, "register", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.endpoint = (char *)endpoint;
+	req.resource = (char *)(resource != NULL ? resource : "");
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = len;
+	rv = client_call(c, SETTLE__V1__METHOD__REGISTER_BRANCH, &req.base,
+			 &settle__v1__register_branch_response__descriptor,
+			 (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (branch_id != NULL)
+		*branch_id = resp->branch_id;
+	settle__v1__register_branch_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int decide(settle_client *c, int method, const char *gid,
+		  const char *reason, uint32_t wait_ms, int *state,
+		  bool *finished)
+{
+	Settle__V1__CommitRequest creq = SETTLE__V1__COMMIT_REQUEST__INIT;
+	Settle__V1__RollbackRequest rreq = SETTLE__V1__ROLLBACK_REQUEST__INIT;
+	Settle__V1__DecisionResponse *resp = NULL;
+	const ProtobufCMessage *req;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = check_gid(c, method_name(method), gid, false);
+	if (rv == 0)
+		rv = new_cmd_id(c, method_name(method), id);
+	if (rv != 0)
+		return rv;
+	if (method == SETTLE__V1__METHOD__COMMIT) {
+		creq.cmd_id.data = id;
+		creq.cmd_id.len = sizeof(id);
+		creq.gid = (char *)gid;
+		creq.wait = wait_ms > 0;
+		creq.wait_ms = wait_ms;
+		req = &creq.base;
+	} else {
+		rreq.cmd_id.data = id;
+		rreq.cmd_id.len = sizeof(id);
+		rreq.gid = (char *)gid;
+		rreq.wait = wait_ms > 0;
+		rreq.wait_ms = wait_ms;
+		rreq.reason = (char *)(reason != NULL ? reason : "");
+		req = &rreq.base;
+	}
+	rv = client_call(c, method, req,
+			 &settle__v1__decision_response__descriptor,
+			 (ProtobufCMessage **)&resp, wait_ms);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	if (finished != NULL)
+		*finished = resp->finished;
+	settle__v1__decision_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int settle_commit(settle_client *c, const char *gid, uint32_t wait_ms,
+		  int *state, bool *finished)
+{
+	return decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL, wait_ms, state,
+		      finished);
+}
+
+int settle_rollback(settle_client *c, const char *gid, const char *reason,
+		    uint32_t wait_ms, int *state, bool *finished)
+{
+	return decide(c, SETTLE__V1__METHOD__ROLLBACK, gid, reason, wait_ms,
+		      state, finished);
+}
+
+int settle_query(settle_client *c, const char *gid, bool history,
+		 Settle__V1__TxInfo **out)
+{
+	Settle__V1__QueryRequest req = SETTLE__V1__QUERY_REQUEST__INIT;
+	Settle__V1__QueryResponse *resp = NULL;
+	int rv;
+
+	if (c == NULL || out == NULL)
+		return SETTLE_EINVAL;
+	rv = check_gid(c, "query", gid, false);
+	if (rv != 0)
+		return rv;
+	req.gid = (char *)gid;
+	req.history = history;
+	rv = client_call(c, SETTLE__V1__METHOD__QUERY, &req.base,
+			 &settle__v1__query_response__descriptor,
+			 (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (resp->tx == NULL) {
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "query: response without a transaction");
+		settle__v1__query_response__free_unpacked(resp, NULL);
+		return SETTLE_EPROTO;
+	}
+	/* protobuf-c allocates each sub-message on its own: detach it. */
+	*out = resp->tx;
+	resp->tx = NULL;
+	settle__v1__query_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+void settle_tx_info_free(Settle__V1__TxInfo *tx)
+{
+	if (tx != NULL)
+		settle__v1__tx_info__free_unpacked(tx, NULL);
+}
+
+const char *settle_tx_state_name(int state)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &settle__v1__tx_state__descriptor, state);
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+const char *settle_branch_state_name(int state)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &settle__v1__branch_state__descriptor, state);
+	return v != NULL ? v->name : "UNKNOWN";
+}

@@ -1,0 +1,278 @@
+#include "conn.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "error.h"
+#include "log.h"
+
+int client_conn_parse_endpoint(const char *ep, char *host, size_t hostlen,
+			       char *port, size_t portlen)
+{
+	const char *colon;
+	const char *h = ep;
+	size_t hl;
+
+	if (ep == NULL || ep[0] == '\0')
+		return SETTLE_EINVAL;
+	if (ep[0] == '[') {
+		const char *close = strchr(ep, ']');
+		if (close == NULL || close[1] != ':')
+			return SETTLE_EINVAL;
+		h = ep + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(ep, ':');
+		if (colon == NULL)
+			return SETTLE_EINVAL;
+		hl = (size_t)(colon - ep);
+		/* A bare IPv6 address needs brackets to carry a port. */
+		if (memchr(ep, ':', hl) != NULL)
+			return SETTLE_EINVAL;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return SETTLE_EINVAL;
+	colon++;
+	size_t pl = strlen(colon);
+	if (pl == 0 || pl >= portlen || strspn(colon, "0123456789") != pl)
+		return SETTLE_EINVAL;
+	long p = strtol(colon, NULL, 10);
+	if (p <= 0 || p > 65535)
+		return SETTLE_EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	memcpy(port, colon, pl + 1);
+	return 0;
+}
+
+void client_conn_init(struct client_conn *c, uint32_t max_frame)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->max_frame = max_frame != 0 ? max_frame : RPC_DEFAULT_MAX_FRAME;
+	c->next_id = 1;
+	rpc_decoder_init(&c->dec, c->max_frame);
+}
+
+void client_conn_close(struct client_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->endpoint[0] = '\0';
+	/* Bytes of a half-read frame belong to the dead stream. */
+	rpc_decoder_close(&c->dec);
+	rpc_decoder_init(&c->dec, c->max_frame);
+}
+
+static int remaining_ms(uint64_t deadline)
+{
+	uint64_t now = settle_mono_ms();
+	if (now >= deadline)
+		return 0;
+	if (deadline - now > 60 * 60 * 1000)
+		return 60 * 60 * 1000;
+	return (int)(deadline - now);
+}
+
+/* Wait for events on fd until deadline: 1 ready, 0 timed out, <0 error. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	for (;;) {
+		int ms = remaining_ms(deadline);
+		if (ms == 0)
+			return 0;
+		int rv = poll(&pfd, 1, ms);
+		if (rv < 0 && errno == EINTR)
+			continue;
+		if (rv < 0)
+			return SETTLE_EIO;
+		if (rv == 0)
+			return 0;
+		return 1;
+	}
+}
+
+static int connect_one(const struct addrinfo *ai, uint64_t deadline,
+		       int *err_no)
+{
+	int fd = socket(ai->ai_family,
+			ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	if (fd < 0) {
+		*err_no = errno;
+		return -1;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		if (errno != EINPROGRESS) {
+			*err_no = errno;
+			goto err_after_socket;
+		}
+		int rv = wait_fd(fd, POLLOUT, deadline);
+		if (rv <= 0) {
+			*err_no = rv == 0 ? ETIMEDOUT : EIO;
+			goto err_after_socket;
+		}
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 ||
+		    soerr != 0) {
+			*err_no = soerr != 0 ? soerr : errno;
+			goto err_after_socket;
+		}
+	}
+	int one = 1;
+	/* One small request at a time: don't let Nagle hold it back. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+
+err_after_socket:
+	close(fd);
+	return -1;
+}
+
+int client_conn_open(struct client_conn *c, const char *endpoint,
+		     uint64_t deadline, char *errmsg, size_t errlen)
+{
+	char host[256];
+	char port[16];
+	struct addrinfo hints = {0};
+	struct addrinfo *res;
+	int err_no = 0;
+
+	client_conn_close(c);
+	if (client_conn_parse_endpoint(endpoint, host, sizeof(host), port,
+				       sizeof(port)) != 0 ||
+	    strlen(endpoint) >= sizeof(c->endpoint)) {
+		snprintf(errmsg, errlen, "bad endpoint '%s' (want host:port)",
+			 endpoint);
+		return SETTLE_EINVAL;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	int rv = getaddrinfo(host, port, &hints, &res);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", endpoint, gai_strerror(rv));
+		return SETTLE_ECONNECT;
+	}
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		c->fd = connect_one(ai, deadline, &err_no);
+		if (c->fd >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (c->fd < 0) {
+		snprintf(errmsg, errlen, "%s: connect: %s", endpoint,
+			 strerror(err_no != 0 ? err_no : ECONNREFUSED));
+		return SETTLE_ECONNECT;
+	}
+	strcpy(c->endpoint, endpoint);
+	return 0;
+}
+
+static int send_all(struct client_conn *c, const uint8_t *buf, size_t len,
+		    uint64_t deadline)
+{
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rv = wait_fd(c->fd, POLLOUT, deadline);
+			if (rv == 0)
+				return SETTLE_ETIMEOUT;
+			if (rv < 0)
+				return rv;
+			continue;
+		}
+		return (errno == EPIPE || errno == ECONNRESET) ? SETTLE_ECLOSED
+							       : SETTLE_EIO;
+	}
+	return 0;
+}
+
+/* Next whole frame from the stream, reading as needed until deadline. */
+static int recv_frame(struct client_conn *c, uint64_t deadline,
+		      Settle__V1__Frame **out)
+{
+	uint8_t buf[16384];
+	for (;;) {
+		int rv = rpc_decoder_next(&c->dec, out);
+		if (rv <= 0)
+			return rv; /* a frame, or a stream error */
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			rv = rpc_decoder_feed(&c->dec, buf, (size_t)n);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
+		if (n == 0)
+			return SETTLE_ECLOSED;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			rv = wait_fd(c->fd, POLLIN, deadline);
+			if (rv == 0)
+				return SETTLE_ETIMEOUT;
+			if (rv < 0)
+				return rv;
+			continue;
+		}
+		return errno == ECONNRESET ? SETTLE_ECLOSED : SETTLE_EIO;
+	}
+}
+
+int client_conn_call(struct client_conn *c, int method,
+		     const ProtobufCMessage *req, uint64_t deadline,
+		     Settle__V1__Frame **resp)
+{
+	uint8_t *buf;
+	size_t len;
+	uint64_t id;
+	int rv;
+
+	if (c->fd < 0)
+		return SETTLE_ECLOSED;
+	id = c->next_id++;
+	rv = rpc_frame_encode(id, method, 0, req, 0, NULL, NULL, c->max_frame,
+			      &buf, &len);
+	if (rv != 0)
+		return rv; /* nothing sent: the connection stays usable */
+	rv = send_all(c, buf, len, deadline);
+	free(buf);
+	if (rv != 0)
+		goto err;
+	for (;;) {
+		Settle__V1__Frame *f;
+		rv = recv_frame(c, deadline, &f);
+		if (rv != 0)
+			goto err;
+		/* A late answer to a request we gave up on: not ours. */
+		if (!f->response || f->id != id) {
+			settle__v1__frame__free_unpacked(f, NULL);
+			continue;
+		}
+		*resp = f;
+		return 0;
+	}
+err:
+	client_conn_close(c);
+	return rv;
+}

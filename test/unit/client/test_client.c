@@ -1,0 +1,272 @@
+/* The blocking initiator client against scripted fake coordinator nodes:
+ * leader following, retries with the same cmd_id, error text, budgets. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "error.h"
+
+#include "settle.h"
+
+#include "fake_server.h"
+#include "log.h"
+
+static struct settle_client_opts fast = {
+    .call_timeout_ms = 1000,
+    .connect_timeout_ms = 500,
+    .retry_budget_ms = 3000,
+    .backoff_max_ms = 20,
+};
+
+/* Follower: always NOT_LEADER naming the endpoint in s->data. */
+static bool follower(struct fake_server *s, int n, const Settle__V1__Frame *f,
+		     int *err, const char **msg, const char **leader,
+		     ProtobufCMessage **body)
+{
+	*err = SETTLE_ENOTLEADER;
+	*msg = "not the leader";
+	*leader = s->data;
+	return true;
+}
+
+static ProtobufCMessage *begin_resp(const char *gid)
+{
+	Settle__V1__BeginResponse *r = malloc(sizeof(*r));
+	settle__v1__begin_response__init(r);
+	r->gid = strdup(gid);
+	r->deadline_ms = 42;
+	return &r->base;
+}
+
+/* Leader that is unavailable once, then loses a reply, then answers. */
+static bool flaky_leader(struct fake_server *s, int n,
+			 const Settle__V1__Frame *f, int *err, const char **msg,
+			 const char **leader, ProtobufCMessage **body)
+{
+	if (n == 0) {
+		*err = SETTLE_EUNAVAIL;
+		*msg = "no leader yet";
+		return true;
+	}
+	if (n == 1)
+		return false;
+	if (f->method == SETTLE__V1__METHOD__BEGIN)
+		*body = begin_resp("tx-1");
+	return true;
+}
+
+Test(client, follows_leader_and_reuses_cmd_id_on_retry)
+{
+	struct fake_server a, b;
+	settle_client *c;
+	char gid[SETTLE_GID_BUFSIZE];
+
+	fake_server_start(&b, flaky_leader, NULL);
+	fake_server_start(&a, follower, b.endpoint);
+	cr_assert_eq(settle_client_open(a.endpoint, &fast, &c), 0);
+	cr_assert_eq(settle_begin(c, NULL, 0, gid, sizeof(gid)), 0, "%s",
+		     settle_client_errmsg(c));
+	cr_expect_str_eq(gid, "tx-1");
+	cr_expect_str_eq(settle_client_errmsg(c), "");
+	cr_expect_str_eq(settle_client_endpoint(c), b.endpoint);
+	cr_assert_eq(b.requests, 3);
+	cr_assert_geq(a.requests, 1);
+	/* Every attempt of the one logical Begin carried the same cmd_id. */
+	for (int i = 0; i < b.requests; i++) {
+		cr_assert_eq(b.cmd_id_lens[i], 16);
+		cr_expect_eq(memcmp(b.cmd_ids[i], a.cmd_ids[0], 16), 0);
+	}
+	for (int i = 0; i < a.requests; i++)
+		cr_expect_eq(memcmp(a.cmd_ids[i], a.cmd_ids[0], 16), 0);
+
+	/* The next call goes straight to the leader, with a new cmd_id. */
+	int a_before = a.requests;
+	cr_assert_eq(settle_begin(c, "mine", 0, gid, sizeof(gid)), 0);
+	cr_expect_eq(a.requests, a_before);
+	cr_assert_eq(b.requests, 4);
+	cr_expect_neq(memcmp(b.cmd_ids[3], b.cmd_ids[0], 16), 0);
+	settle_client_close(c);
+	fake_server_stop(&a);
+	fake_server_stop(&b);
+}
+
+static bool answer_all(struct fake_server *s, int n, const Settle__V1__Frame *f,
+		       int *err, const char **msg, const char **leader,
+		       ProtobufCMessage **body)
+{
+	if (f->method == SETTLE__V1__METHOD__BEGIN) {
+		*body = begin_resp("tx-ok");
+	} else if (f->method == SETTLE__V1__METHOD__REGISTER_BRANCH) {
+		Settle__V1__RegisterBranchResponse *r = malloc(sizeof(*r));
+		settle__v1__register_branch_response__init(r);
+		r->branch_id = 7;
+		*body = &r->base;
+	} else if (f->method == SETTLE__V1__METHOD__COMMIT) {
+		Settle__V1__CommitRequest *q =
+		    settle__v1__commit_request__unpack(NULL, f->body.len,
+						       f->body.data);
+		cr_assert_not_null(q);
+		cr_expect(q->wait);
+		cr_expect_eq(q->wait_ms, 250);
+		settle__v1__commit_request__free_unpacked(q, NULL);
+		Settle__V1__DecisionResponse *r = malloc(sizeof(*r));
+		settle__v1__decision_response__init(r);
+		r->state = SETTLE__V1__TX_STATE__COMMITTED;
+		r->finished = true;
+		*body = &r->base;
+	} else if (f->method == SETTLE__V1__METHOD__ROLLBACK) {
+		*err = SETTLE_ESTATE;
+		*msg = "transaction is COMMITTED";
+	} else if (f->method == SETTLE__V1__METHOD__QUERY) {
+		Settle__V1__QueryResponse *r = malloc(sizeof(*r));
+		settle__v1__query_response__init(r);
+		r->tx = malloc(sizeof(*r->tx));
+		settle__v1__tx_info__init(r->tx);
+		r->tx->gid = strdup("tx-ok");
+		r->tx->state = SETTLE__V1__TX_STATE__ROLLED_BACK;
+		r->tx->reason = strdup("deadline");
+		*body = &r->base;
+	} else {
+		*err = SETTLE_ENOMETHOD;
+	}
+	return true;
+}
+
+Test(client, skips_dead_endpoint_and_runs_every_call)
+{
+	struct fake_server b;
+	settle_client *c;
+	char eps[128];
+	uint32_t bid = 0;
+	int state = 0;
+	bool finished = false;
+	Settle__V1__TxInfo *tx = NULL;
+
+	fake_server_start(&b, answer_all, NULL);
+	/* Port 1 on loopback refuses at once. */
+	snprintf(eps, sizeof(eps), "127.0.0.1:1, %s", b.endpoint);
+	cr_assert_eq(settle_client_open(eps, &fast, &c), 0);
+	cr_assert_eq(settle_register_branch(c, "tx-ok", "127.0.0.1:9", "acct",
+					    "x=1", 3, &bid),
+		     0, "%s", settle_client_errmsg(c));
+	cr_expect_eq(bid, 7);
+	cr_assert_eq(settle_commit(c, "tx-ok", 250, &state, &finished), 0);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_expect(finished);
+
+	/* A business error is not retried and reads well. */
+	int before = b.requests;
+	cr_expect_eq(settle_rollback(c, "tx-ok", "why", 0, NULL, NULL),
+		     SETTLE_ESTATE);
+	cr_expect_str_eq(settle_client_errmsg(c),
+			 "rollback: WRONG_STATE: transaction is COMMITTED");
+	cr_expect_eq(b.requests, before + 1);
+
+	cr_assert_eq(settle_query(c, "tx-ok", true, &tx), 0);
+	cr_expect_str_eq(tx->gid, "tx-ok");
+	cr_expect_str_eq(settle_tx_state_name((int)tx->state), "ROLLED_BACK");
+	cr_expect_str_eq(tx->reason, "deadline");
+	settle_tx_info_free(tx);
+
+	/* The generic call, to a method the fake does not know. */
+	ProtobufCMessage *resp = (ProtobufCMessage *)1;
+	cr_expect_eq(
+	    settle_client_call(c, SETTLE__V1__METHOD__STATUS, NULL,
+			       &settle__v1__status_response__descriptor, &resp),
+	    SETTLE_ENOMETHOD);
+	cr_expect_null(resp);
+	settle_client_close(c);
+	fake_server_stop(&b);
+}
+
+Test(client, call_at_does_not_follow_the_leader)
+{
+	struct fake_server a;
+	settle_client *c;
+
+	fake_server_start(&a, follower, "127.0.0.1:2");
+	cr_assert_eq(settle_client_open("127.0.0.1:1", &fast, &c), 0);
+	cr_expect_eq(settle_client_call_at(c, a.endpoint,
+					   SETTLE__V1__METHOD__STATUS, NULL,
+					   NULL, NULL),
+		     SETTLE_ENOTLEADER);
+	cr_expect_eq(a.requests, 1);
+	cr_expect_str_eq(settle_client_errmsg(c),
+			 "status: NOT_LEADER: not the leader");
+	settle_client_close(c);
+	fake_server_stop(&a);
+}
+
+Test(client, gives_up_when_the_budget_is_spent)
+{
+	struct settle_client_opts o = fast;
+	settle_client *c;
+
+	o.retry_budget_ms = 200;
+	cr_assert_eq(settle_client_open("127.0.0.1:1,127.0.0.1:2", &o, &c), 0);
+	uint64_t t0 = settle_mono_ms();
+	cr_expect_eq(settle_commit(c, "g", 0, NULL, NULL), SETTLE_ECONNECT);
+	uint64_t took = settle_mono_ms() - t0;
+	cr_expect_lt(took, 1500, "took %llu ms", (unsigned long long)took);
+	cr_expect_not_null(strstr(settle_client_errmsg(c), "gave up after"),
+			   "%s", settle_client_errmsg(c));
+	cr_expect_not_null(strstr(settle_client_errmsg(c), "commit: "));
+	settle_client_close(c);
+}
+
+static bool garbage(struct fake_server *s, int n, const Settle__V1__Frame *f,
+		    int *err, const char **msg, const char **leader,
+		    ProtobufCMessage **body)
+{
+	/* An Error message where a BeginResponse belongs: a varint in the
+	 * string field 1, which no decoder accepts. */
+	Settle__V1__Error *e = malloc(sizeof(*e));
+	settle__v1__error__init(e);
+	e->code = 3;
+	*body = &e->base;
+	return true;
+}
+
+Test(client, undecodable_response_is_a_protocol_error)
+{
+	struct fake_server a;
+	settle_client *c;
+	char gid[8];
+
+	fake_server_start(&a, garbage, NULL);
+	cr_assert_eq(settle_client_open(a.endpoint, &fast, &c), 0);
+	cr_expect_eq(settle_begin(c, NULL, 0, gid, sizeof(gid)), SETTLE_EPROTO);
+	cr_expect_not_null(strstr(settle_client_errmsg(c), "undecodable"));
+	settle_client_close(c);
+	fake_server_stop(&a);
+}
+
+Test(client, rejects_bad_arguments)
+{
+	settle_client *c;
+	const char *bad[] = {"",	",,",  "nohost", "h:",	   "h:abc",
+			     "h:99999", ":80", "::1:80", "[::1]80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(settle_client_open(bad[i], NULL, &c),
+			     SETTLE_EINVAL, "%s", bad[i]);
+	cr_assert_eq(settle_client_open("[::1]:7000,localhost:7001", NULL, &c),
+		     0);
+	char big[SETTLE_GID_MAX + 2];
+	memset(big, 'g', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_expect_eq(settle_begin(c, big, 0, NULL, 0), SETTLE_EINVAL);
+	cr_expect_eq(settle_commit(c, NULL, 0, NULL, NULL), SETTLE_EINVAL);
+	cr_expect_str_eq(settle_client_errmsg(c), "commit: gid is required");
+	cr_expect_eq(settle_register_branch(c, "g", "h:1", "r", NULL, 5, NULL),
+		     SETTLE_EINVAL);
+	settle_client_close(c);
+	settle_client_close(NULL);
+	cr_expect_str_eq(settle_client_errmsg(NULL), "");
+}
+
+Test(client, cmd_ids_are_random)
+{
+	uint8_t a[16], b[16];
+	cr_assert_eq(settle_cmd_id(a), 0);
+	cr_assert_eq(settle_cmd_id(b), 0);
+	cr_expect_neq(memcmp(a, b, 16), 0);
+}
