@@ -14,7 +14,9 @@ nodist_proto_libsettlecore_la_SOURCES = proto/settle.pb-c.c proto/settle.pb-c.h
 proto_libsettlecore_la_SOURCES = \
 	proto/error.c proto/error.h \
 	proto/log.c proto/log.h \
-	proto/rpc.h proto/frame.c
+	proto/rpc.h proto/frame.c \
+	proto/stream.c proto/stream.h \
+	proto/rpc_server.c
 # The generated code is not ours to lint.
 proto_libsettlecore_la_CFLAGS = $(AM_CFLAGS) -Wno-shadow
 proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS)
@@ -25,4 +27,10 @@ test_unit_test_frame_SOURCES = test/unit/proto/test_frame.c
 test_unit_test_frame_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_frame_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_frame
+check_PROGRAMS += test/unit/test_rpc_server
+test_unit_test_rpc_server_SOURCES = test/unit/proto/test_rpc_server.c \
+	test/unit/proto/rawpeer.h
+test_unit_test_rpc_server_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_rpc_server_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_rpc_server
 endif

@@ -30,6 +30,9 @@ struct rpc_opts {
 				   reading pauses; 0: 1024 */
 	uint32_t idle_close_ms; /* server: close a connection idle this long;
 				   0: never */
+	uint32_t max_queued;    /* server: reply bytes queued to one connection
+				   before it is dropped as not reading;
+				   0: 64 MiB */
 };
 
 /* ---- Frame codec (pure functions; unit-tested without sockets) ---------- */
@@ -97,8 +100,11 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 		     void *data, struct rpc_server **out, char *errmsg,
 		     size_t errmsg_len);
 int rpc_server_port(const struct rpc_server *s);
-/* Stop listening, close every connection; cb (may be NULL) fires once all
- * handles are closed. Calls still unanswered stay valid until answered. */
+/* Stop listening, close every connection (replies not yet written are
+ * dropped); cb (may be NULL) fires from the loop once all handles are
+ * closed, then the server is freed. Calls still unanswered stay valid until
+ * answered. If rpc_server_start fails after creating handles, the loop
+ * must still run once to release them. */
 void rpc_server_close(struct rpc_server *s, void (*cb)(void *data),
 		      void *data);
 
@@ -109,10 +115,17 @@ const uint8_t *rpc_call_body(const struct rpc_call *call, size_t *len);
 /* Peer address as text, for logs. */
 const char *rpc_call_peer(const struct rpc_call *call);
 
-/* Answer with body (NULL: empty). Frees the call. */
+/*
+ * Answer with body (NULL: empty; packed now, no reference kept). Frees the
+ * call in every case. Returns 0 when queued; SETTLE_ECLOSED when the
+ * connection is gone (answer dropped, nothing to do); SETTLE_ETOOBIG when
+ * the body does not fit max_frame (the peer gets a TOO_LARGE error
+ * instead); SETTLE_ENOMEM (the connection is closed).
+ */
 int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *body);
-/* Answer with an error: err is a SETTLE_E* code, mapped to the wire code;
- * msg and leader may be NULL. Frees the call. */
+/* Answer with an error: err is a negative SETTLE_E* code, mapped to the
+ * wire code (anything else is sent as INTERNAL); msg and leader may be
+ * NULL and are copied. Frees the call. Returns as rpc_call_reply(). */
 int rpc_call_fail(struct rpc_call *call, int err, const char *msg,
 		  const char *leader);
 

@@ -1,0 +1,542 @@
+/*
+ * rpc_server.c — accept connections, decode request frames, hand each to
+ * the handler as an rpc_call, and write the answers back coalesced.
+ *
+ * Lifetimes: a connection is referenced once while its stream is open and
+ * once per unanswered call, and freed at zero, so a handler may answer long
+ * after the peer went away. The server itself is freed when its listener,
+ * tick, idle timer and every connection stream have closed; connections
+ * outliving that (unanswered calls) no longer point at it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "rpc.h"
+#include "stream.h"
+
+#define DEFAULT_MAX_INFLIGHT 1024u
+#define DEFAULT_MAX_QUEUED   (64u * 1024u * 1024u)
+
+struct srv_conn {
+	struct rpc_stream s;
+	struct rpc_server *srv; /* NULL once the stream closed */
+	struct srv_conn *prev, *next;
+	struct srv_conn *dirty_next;
+	struct rpc_decoder dec;
+	uint64_t last_active; /* settle_mono_ms() */
+	uint32_t inflight;
+	int refs;
+	bool closing;
+	bool dirty;
+	bool paused; /* reading stopped: too many calls in flight */
+	char peer[64];
+};
+
+struct rpc_call {
+	struct srv_conn *conn;
+	Settle__V1__Frame *frame;
+};
+
+struct rpc_server {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_timer_t idle;
+	struct rpc_tick tick;
+	struct rpc_opts opts;
+	rpc_handler_cb handler;
+	void *data;
+	struct srv_conn *conns;
+	struct srv_conn *dirty; /* conns to flush or resume, each holding a
+				   reference */
+	int port;
+	int open; /* handles not yet closed */
+	bool closing;
+	void (*close_cb)(void *data);
+	void *close_data;
+};
+
+static void conn_close(struct srv_conn *c, const char *why);
+static void conn_drain(struct srv_conn *c);
+
+static void conn_unref(struct srv_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	rpc_decoder_close(&c->dec);
+	free(c);
+}
+
+/* Ask the tick to flush c's writes and maybe resume reading. */
+static void conn_mark(struct srv_conn *c)
+{
+	struct rpc_server *s = c->srv;
+
+	if (c->dirty || c->closing || s == NULL)
+		return;
+	c->dirty = true;
+	c->refs++;
+	c->dirty_next = s->dirty;
+	s->dirty = c;
+	rpc_tick_arm(&s->tick);
+}
+
+static void server_maybe_free(struct rpc_server *s)
+{
+	if (--s->open > 0)
+		return;
+	if (s->close_cb != NULL)
+		s->close_cb(s->close_data);
+	free(s);
+}
+
+static void server_tick_cb(struct rpc_tick *t)
+{
+	struct rpc_server *s = t->data;
+	struct srv_conn *c;
+	int rv;
+
+	while ((c = s->dirty) != NULL) {
+		s->dirty = c->dirty_next;
+		c->dirty = false;
+		if (!c->closing && c->paused &&
+		    c->inflight < s->opts.max_inflight) {
+			c->paused = false;
+			/* Frames already buffered first; reading resumes only
+			 * if they leave room. */
+			conn_drain(c);
+			if (!c->closing && !c->paused) {
+				rv = rpc_stream_read_start(&c->s);
+				if (rv != 0)
+					conn_close(c, settle_strerror(rv));
+			}
+		}
+		if (!c->closing) {
+			rv = rpc_stream_flush(&c->s);
+			if (rv != 0)
+				conn_close(c, settle_strerror(rv));
+		}
+		conn_unref(c);
+	}
+}
+
+/* Turn buffered frames into calls while the in-flight budget allows. */
+static void conn_drain(struct srv_conn *c)
+{
+	struct rpc_server *s = c->srv;
+	Settle__V1__Frame *f;
+	struct rpc_call *call;
+	int rv;
+
+	while (!c->closing && c->inflight < s->opts.max_inflight) {
+		rv = rpc_decoder_next(&c->dec, &f);
+		if (rv == 1)
+			return;
+		if (rv != 0) {
+			conn_close(c, settle_strerror(rv));
+			return;
+		}
+		call = malloc(sizeof(*call));
+		if (call == NULL) {
+			settle__v1__frame__free_unpacked(f, NULL);
+			conn_close(c, "out of memory");
+			return;
+		}
+		call->conn = c;
+		call->frame = f;
+		c->inflight++;
+		c->refs++;
+		s->handler(s->data, call);
+	}
+	if (!c->closing && c->inflight >= s->opts.max_inflight && !c->paused) {
+		c->paused = true;
+		rpc_stream_read_stop(&c->s);
+	}
+}
+
+static void conn_on_read(struct rpc_stream *st, const uint8_t *data, size_t len,
+			 int err)
+{
+	struct srv_conn *c = st->data;
+	int rv;
+
+	if (err != 0) {
+		conn_close(c,
+			   err == SETTLE_ECLOSED ? NULL : settle_strerror(err));
+		return;
+	}
+	c->last_active = settle_mono_ms();
+	rv = rpc_decoder_feed(&c->dec, data, len);
+	if (rv != 0) {
+		conn_close(c, settle_strerror(rv));
+		return;
+	}
+	if (!c->paused)
+		conn_drain(c);
+}
+
+static void conn_on_write_error(struct rpc_stream *st, int err)
+{
+	conn_close(st->data, settle_strerror(err));
+}
+
+static void conn_on_close(struct rpc_stream *st)
+{
+	struct srv_conn *c = st->data;
+	struct rpc_server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->srv = NULL;
+	server_maybe_free(s);
+	conn_unref(c);
+}
+
+static const struct rpc_stream_cbs conn_cbs = {
+    .on_read = conn_on_read,
+    .on_write_error = conn_on_write_error,
+    .on_close = conn_on_close,
+};
+
+/* why NULL: an orderly close, not worth a warning. */
+static void conn_close(struct srv_conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	if (why != NULL)
+		settle_log(SETTLE_LOG_WARN, "rpc",
+			   "closing connection from %s: %s", c->peer, why);
+	c->closing = true;
+	rpc_stream_close(&c->s);
+}
+
+static void server_on_connection(uv_stream_t *listener, int status)
+{
+	struct rpc_server *s = listener->data;
+	struct srv_conn *c;
+	int rv;
+
+	if (status < 0) {
+		settle_log(SETTLE_LOG_WARN, "rpc", "accept: %s",
+			   uv_strerror(status));
+		return;
+	}
+	if (s->closing)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto err;
+	rv = rpc_stream_tcp_init(s->loop, &c->s, &conn_cbs, c);
+	if (rv != 0)
+		goto err_after_alloc;
+	/* From here the stream handle exists and only its close callback
+	 * may free c. */
+	c->srv = s;
+	c->refs = 1;
+	c->last_active = settle_mono_ms();
+	rpc_decoder_init(&c->dec, s->opts.max_frame);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->open++;
+	rv = uv_accept(listener, (uv_stream_t *)&c->s.tcp);
+	if (rv != 0) {
+		conn_close(c, uv_strerror(rv));
+		return;
+	}
+	rpc_stream_tcp_ready(&c->s);
+	rpc_stream_peer(&c->s, c->peer, sizeof(c->peer));
+	rv = rpc_stream_read_start(&c->s);
+	if (rv != 0)
+		conn_close(c, settle_strerror(rv));
+	settle_tracef("rpc", "connection from %s", c->peer);
+	return;
+
+err_after_alloc:
+	free(c);
+err:
+	settle_log(SETTLE_LOG_WARN, "rpc", "accept: out of memory");
+}
+
+static void server_idle_cb(uv_timer_t *t)
+{
+	struct rpc_server *s = t->data;
+	uint64_t now = settle_mono_ms();
+	struct srv_conn *c;
+
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->closing || c->inflight > 0 ||
+		    rpc_stream_pending(&c->s) > 0)
+			continue;
+		if (now - c->last_active >= s->opts.idle_close_ms)
+			conn_close(c, NULL);
+	}
+}
+
+static void server_handle_closed(uv_handle_t *h)
+{
+	server_maybe_free(h->data);
+}
+
+static void server_tick_closed(struct rpc_tick *t)
+{
+	server_maybe_free(t->data);
+}
+
+static void server_close_handles(struct rpc_server *s)
+{
+	uv_close((uv_handle_t *)&s->listener, server_handle_closed);
+	uv_close((uv_handle_t *)&s->idle, server_handle_closed);
+	rpc_tick_close(&s->tick, server_tick_closed);
+}
+
+static int resolve_listen(uv_loop_t *loop, const char *address,
+			  struct sockaddr_storage *sa, char *errmsg,
+			  size_t errmsg_len)
+{
+	struct addrinfo hints, *res;
+	uv_getaddrinfo_t req;
+	char host[256];
+	int port;
+	int rv;
+
+	if (rpc_addr_split(address, host, sizeof(host), &port) != 0) {
+		snprintf(errmsg, errmsg_len,
+			 "listen address '%s': want host:port or [v6]:port",
+			 address != NULL ? address : "(null)");
+		return SETTLE_EINVAL;
+	}
+	if (rpc_addr_numeric(host, port, sa) == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	/* Synchronous: starting a server may block briefly, and callers
+	 * want to know at once whether it listens. */
+	rv = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
+	if (rv != 0) {
+		snprintf(errmsg, errmsg_len, "resolve '%s': %s", host,
+			 uv_strerror(rv));
+		return SETTLE_EINVAL;
+	}
+	res = req.addrinfo;
+	memset(sa, 0, sizeof(*sa));
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	if (sa->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	uv_freeaddrinfo(res);
+	return 0;
+}
+
+int rpc_server_start(uv_loop_t *loop, const char *address,
+		     const struct rpc_opts *opts, rpc_handler_cb handler,
+		     void *data, struct rpc_server **out, char *errmsg,
+		     size_t errmsg_len)
+{
+	struct sockaddr_storage sa, bound;
+	int namelen = sizeof(bound);
+	struct rpc_server *s;
+	char scratch[8];
+	int rv;
+
+	if (errmsg == NULL) {
+		errmsg = scratch;
+		errmsg_len = sizeof(scratch);
+	}
+	if (errmsg_len > 0)
+		errmsg[0] = '\0';
+	if (handler == NULL || out == NULL) {
+		snprintf(errmsg, errmsg_len, "no handler");
+		return SETTLE_EINVAL;
+	}
+	rv = resolve_listen(loop, address, &sa, errmsg, errmsg_len);
+	if (rv != 0)
+		return rv;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(errmsg, errmsg_len, "out of memory");
+		return SETTLE_ENOMEM;
+	}
+	s->loop = loop;
+	s->handler = handler;
+	s->data = data;
+	if (opts != NULL)
+		s->opts = *opts;
+	if (s->opts.max_frame == 0)
+		s->opts.max_frame = RPC_DEFAULT_MAX_FRAME;
+	if (s->opts.max_inflight == 0)
+		s->opts.max_inflight = DEFAULT_MAX_INFLIGHT;
+	if (s->opts.max_queued == 0)
+		s->opts.max_queued = DEFAULT_MAX_QUEUED;
+
+	/* None of these inits can fail on unix; after them every exit goes
+	 * through server_close_handles(), which frees s from the loop. */
+	uv_tcp_init(loop, &s->listener);
+	uv_timer_init(loop, &s->idle);
+	rpc_tick_init(loop, &s->tick, server_tick_cb, s);
+	s->listener.data = s;
+	s->idle.data = s;
+	s->open = 3;
+
+	rv = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&s->listener, 511,
+			       server_on_connection);
+	if (rv != 0) {
+		snprintf(errmsg, errmsg_len, "listen on %s: %s", address,
+			 uv_strerror(rv));
+		goto err_after_handles;
+	}
+	rv = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound,
+				&namelen);
+	if (rv != 0) {
+		snprintf(errmsg, errmsg_len, "getsockname: %s",
+			 uv_strerror(rv));
+		goto err_after_handles;
+	}
+	s->port = ntohs(bound.ss_family == AF_INET6
+			    ? ((struct sockaddr_in6 *)&bound)->sin6_port
+			    : ((struct sockaddr_in *)&bound)->sin_port);
+	if (s->opts.idle_close_ms > 0) {
+		uint64_t every = s->opts.idle_close_ms / 2 + 1;
+		uv_timer_start(&s->idle, server_idle_cb, every, every);
+		/* The sweep alone must not keep a loop running. */
+		uv_unref((uv_handle_t *)&s->idle);
+	}
+	*out = s;
+	return 0;
+
+err_after_handles:
+	s->closing = true;
+	server_close_handles(s);
+	return rv == UV_EADDRINUSE ? SETTLE_EUNAVAIL : settle_err_from_uv(rv);
+}
+
+int rpc_server_port(const struct rpc_server *s)
+{
+	return s->port;
+}
+
+void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data)
+{
+	struct srv_conn *c;
+
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->close_cb = cb;
+	s->close_data = data;
+	/* Replies still queued die with their connections; the tick will
+	 * not run again, so release the references it held. */
+	while ((c = s->dirty) != NULL) {
+		s->dirty = c->dirty_next;
+		c->dirty = false;
+		conn_unref(c);
+	}
+	for (c = s->conns; c != NULL; c = c->next)
+		conn_close(c, NULL);
+	server_close_handles(s);
+}
+
+int rpc_call_method(const struct rpc_call *call)
+{
+	return (int)call->frame->method;
+}
+
+uint64_t rpc_call_id(const struct rpc_call *call)
+{
+	return call->frame->id;
+}
+
+const uint8_t *rpc_call_body(const struct rpc_call *call, size_t *len)
+{
+	*len = call->frame->body.len;
+	return call->frame->body.data;
+}
+
+const char *rpc_call_peer(const struct rpc_call *call)
+{
+	return call->conn->peer;
+}
+
+static void call_free(struct rpc_call *call)
+{
+	struct srv_conn *c = call->conn;
+	struct rpc_server *s = c->srv;
+
+	settle__v1__frame__free_unpacked(call->frame, NULL);
+	free(call);
+	c->inflight--;
+	if (!c->closing && c->paused && c->inflight < s->opts.max_inflight)
+		conn_mark(c);
+	conn_unref(c);
+}
+
+static int call_answer(struct rpc_call *call, const ProtobufCMessage *body,
+		       int err, const char *msg, const char *leader)
+{
+	struct srv_conn *c = call->conn;
+	const Settle__V1__Frame *f = call->frame;
+	uint8_t *buf;
+	size_t len;
+	int rv;
+
+	if (c->closing) {
+		call_free(call);
+		return SETTLE_ECLOSED;
+	}
+	rv = rpc_frame_encode(f->id, (int)f->method, 1, body, err, msg, leader,
+			      c->srv->opts.max_frame, &buf, &len);
+	if (rv == SETTLE_ETOOBIG && body != NULL) {
+		/* The requester must still hear something for this id. */
+		int rv2 =
+		    rpc_frame_encode(f->id, (int)f->method, 1, NULL,
+				     SETTLE_ETOOBIG, "reply too large", NULL,
+				     c->srv->opts.max_frame, &buf, &len);
+		if (rv2 != 0)
+			rv = rv2;
+	}
+	if (rv != 0 && rv != SETTLE_ETOOBIG) {
+		conn_close(c, settle_strerror(rv));
+		call_free(call);
+		return rv;
+	}
+	if (rpc_stream_queue(&c->s, buf, len) != 0) {
+		free(buf);
+		conn_close(c, "out of memory");
+		call_free(call);
+		return SETTLE_ENOMEM;
+	}
+	free(buf);
+	c->last_active = settle_mono_ms();
+	if (rpc_stream_pending(&c->s) > c->srv->opts.max_queued) {
+		/* The peer does not read its replies; holding them all
+		 * would let one client exhaust our memory. */
+		conn_close(c, "write queue full, peer not reading");
+	} else {
+		conn_mark(c);
+	}
+	call_free(call);
+	return rv;
+}
+
+int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *body)
+{
+	return call_answer(call, body, 0, NULL, NULL);
+}
+
+int rpc_call_fail(struct rpc_call *call, int err, const char *msg,
+		  const char *leader)
+{
+	if (err >= 0)
+		err = SETTLE_EINTERNAL;
+	return call_answer(call, NULL, err, msg, leader);
+}
