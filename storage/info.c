@@ -1,0 +1,116 @@
+/*
+ * info.c — stored records to the wire TxInfo / BranchInfo.
+ *
+ * The message is first assembled on the stack with pointers into the
+ * records, then packed and unpacked: the caller gets one self-contained
+ * message freed with the generated free_unpacked, and the payload can never
+ * leak into it because BranchInfo has no field for it.
+ */
+#include <stdlib.h>
+
+#include "error.h"
+#include "storage/store_int.h"
+
+static void fill_branch(Settle__V1__BranchInfo *bi,
+			const Settle__V1__BranchRecord *b)
+{
+	settle__v1__branch_info__init(bi);
+	bi->branch_id = b->branch_id;
+	bi->endpoint = b->endpoint;
+	bi->resource = b->resource;
+	bi->state = b->state;
+	bi->attempts = b->attempts;
+	bi->next_retry_ms = b->next_retry_ms;
+	bi->last_error = b->last_error;
+	bi->updated_ms = b->updated_ms;
+}
+
+static int roundtrip(struct store *s, const ProtobufCMessage *m,
+		     ProtobufCMessage **out)
+{
+	uint8_t *buf;
+	size_t len;
+	int rv = store__pack(s, m, &buf, &len);
+	if (rv != 0)
+		return rv;
+	*out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	if (*out == NULL)
+		return s != NULL ? store__fail(s, SETTLE_ENOMEM,
+					       "info: out of memory")
+				 : SETTLE_ENOMEM;
+	return 0;
+}
+
+int store_branch_info(const Settle__V1__BranchRecord *b,
+		      Settle__V1__BranchInfo **out)
+{
+	Settle__V1__BranchInfo bi;
+	fill_branch(&bi, b);
+	size_t len = settle__v1__branch_info__get_packed_size(&bi);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+	if (buf == NULL)
+		return SETTLE_ENOMEM;
+	settle__v1__branch_info__pack(&bi, buf);
+	*out = settle__v1__branch_info__unpack(NULL, len, buf);
+	free(buf);
+	return *out != NULL ? 0 : SETTLE_ENOMEM;
+}
+
+int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
+		  bool branches, bool history, Settle__V1__TxInfo **out)
+{
+	Settle__V1__BranchRecord **brs = NULL;
+	Settle__V1__Event **evs = NULL;
+	size_t nbr = 0, nev = 0;
+	Settle__V1__BranchInfo *bis = NULL, **bptrs = NULL;
+	int rv = 0;
+
+	if (branches) {
+		rv = store_branches_list(s, txn, tx->gid, &brs, &nbr);
+		if (rv != 0)
+			return rv;
+	}
+	if (history) {
+		rv = store_events_list(s, txn, tx->gid, &evs, &nev);
+		if (rv != 0)
+			goto out;
+	}
+	if (nbr > 0) {
+		bis = calloc(nbr, sizeof *bis);
+		bptrs = calloc(nbr, sizeof *bptrs);
+		if (bis == NULL || bptrs == NULL) {
+			rv = store__fail(s, SETTLE_ENOMEM,
+					 "info: out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < nbr; i++) {
+			fill_branch(&bis[i], brs[i]);
+			bptrs[i] = &bis[i];
+		}
+	}
+	Settle__V1__TxInfo info;
+	settle__v1__tx_info__init(&info);
+	info.gid = tx->gid;
+	info.mode = tx->mode;
+	info.state = tx->state;
+	info.created_ms = tx->created_ms;
+	info.deadline_ms = tx->deadline_ms;
+	info.updated_ms = tx->updated_ms;
+	info.finished_ms = tx->finished_ms;
+	info.reason = tx->reason;
+	info.n_branches = nbr;
+	info.branches = bptrs;
+	info.n_history = nev;
+	info.history = evs;
+	info.stuck =
+	    tx->failed > 0 && !(tx->state == SETTLE__V1__TX_STATE__COMMITTED ||
+				tx->state == SETTLE__V1__TX_STATE__ROLLED_BACK);
+	rv = roundtrip(s, &info.base, (ProtobufCMessage **)out);
+out:
+	free(bptrs);
+	free(bis);
+	store_events_free(evs, nev);
+	store_branches_free(brs, nbr);
+	return rv;
+}

@@ -1,0 +1,432 @@
+/*
+ * read.c — lookups and scans over the store's tables and indexes.
+ */
+#include <stdlib.h>
+
+#include "error.h"
+#include "storage/store_int.h"
+
+#define LIST_DEFAULT_LIMIT 1000
+
+static int unpack(struct store *s, const ProtobufCMessageDescriptor *d,
+		  const MDB_val *v, ProtobufCMessage **out)
+{
+	*out = protobuf_c_message_unpack(d, NULL, v->mv_size, v->mv_data);
+	if (*out == NULL)
+		return store__fail(s, SETTLE_EPROTO,
+				   "stored %s does not decode", d->short_name);
+	return 0;
+}
+
+int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
+		 Settle__V1__TxRecord **out)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "tx get: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_val k = {(size_t)glen, (void *)gid}, v;
+	int rc = mdb_get(t, s->dbi[STORE_DB_TXS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rv = SETTLE_ENOTFOUND;
+	else if (rc != 0)
+		rv = store__mdb_fail(s, rc, "get tx");
+	else
+		rv = unpack(s, &settle__v1__tx_record__descriptor, &v,
+			    (ProtobufCMessage **)out);
+	store_read_end(own);
+	return rv;
+}
+
+int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
+		     uint32_t branch_id, Settle__V1__BranchRecord **out)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "branch get: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	uint8_t key[STORE__KEY_MAX];
+	MDB_val k = {store__key_gid_u32(key, gid, (size_t)glen, branch_id),
+		     key};
+	MDB_val v;
+	int rc = mdb_get(t, s->dbi[STORE_DB_BRANCHES], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rv = SETTLE_ENOTFOUND;
+	else if (rc != 0)
+		rv = store__mdb_fail(s, rc, "get branch");
+	else
+		rv = unpack(s, &settle__v1__branch_record__descriptor, &v,
+			    (ProtobufCMessage **)out);
+	store_read_end(own);
+	return rv;
+}
+
+static void free_msgs(ProtobufCMessage **arr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(arr[i], NULL);
+	free(arr);
+}
+
+/* Unpack every row whose key starts with gid \0, in key order. */
+static int list_prefix(struct store *s, MDB_txn *txn, int db, const char *gid,
+		       const ProtobufCMessageDescriptor *d,
+		       ProtobufCMessage ***out, size_t *n)
+{
+	int glen = store__gid_len(gid);
+	*out = NULL;
+	*n = 0;
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "list: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[db], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		goto err_after_txn;
+	}
+	uint8_t prefix[STORE__KEY_MAX];
+	memcpy(prefix, gid, (size_t)glen);
+	prefix[glen] = 0;
+	size_t plen = (size_t)glen + 1;
+	MDB_val k = {plen, prefix}, v;
+	ProtobufCMessage **arr = NULL;
+	size_t cnt = 0, cap = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			void *p = realloc(arr, ncap * sizeof *arr);
+			if (p == NULL) {
+				rv = store__fail(s, SETTLE_ENOMEM,
+						 "list: out of memory");
+				goto err_after_arr;
+			}
+			arr = p;
+			cap = ncap;
+		}
+		rv = unpack(s, d, &v, &arr[cnt]);
+		if (rv != 0)
+			goto err_after_arr;
+		cnt++;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		rv = store__mdb_fail(s, rc, "cursor_get");
+		goto err_after_arr;
+	}
+	mdb_cursor_close(c);
+	store_read_end(own);
+	*out = arr;
+	*n = cnt;
+	return 0;
+
+err_after_arr:
+	free_msgs(arr, cnt);
+	mdb_cursor_close(c);
+err_after_txn:
+	store_read_end(own);
+	return rv;
+}
+
+int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
+			Settle__V1__BranchRecord ***out, size_t *n)
+{
+	return list_prefix(s, txn, STORE_DB_BRANCHES, gid,
+			   &settle__v1__branch_record__descriptor,
+			   (ProtobufCMessage ***)out, n);
+}
+
+void store_branches_free(Settle__V1__BranchRecord **arr, size_t n)
+{
+	free_msgs((ProtobufCMessage **)arr, n);
+}
+
+int store_events_list(struct store *s, MDB_txn *txn, const char *gid,
+		      Settle__V1__Event ***out, size_t *n)
+{
+	return list_prefix(s, txn, STORE_DB_EVENTS, gid,
+			   &settle__v1__event__descriptor,
+			   (ProtobufCMessage ***)out, n);
+}
+
+void store_events_free(Settle__V1__Event **arr, size_t n)
+{
+	free_msgs((ProtobufCMessage **)arr, n);
+}
+
+int store_due_scan(struct store *s, MDB_txn *txn, uint64_t now_ms, size_t limit,
+		   store_due_cb cb, void *data)
+{
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_DUE], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		store_read_end(own);
+		return rv;
+	}
+	MDB_val k, v;
+	int visited = 0;
+	char gid[STORE__GID_MAX + 1];
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (limit != 0 && (size_t)visited >= limit)
+			break;
+		if (k.mv_size <= 8 || k.mv_size > 8 + STORE__GID_MAX) {
+			rv = store__fail(s, SETTLE_EPROTO,
+					 "due: bad key size %zu", k.mv_size);
+			break;
+		}
+		uint64_t due = store__get_be64(k.mv_data);
+		if (due > now_ms)
+			break;
+		memcpy(gid, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+		gid[k.mv_size - 8] = 0;
+		visited++;
+		if (cb != NULL && cb(data, gid, due) != 0)
+			break;
+	}
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "cursor_get");
+	mdb_cursor_close(c);
+	store_read_end(own);
+	return rv != 0 ? rv : visited;
+}
+
+int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms)
+{
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_DUE], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		store_read_end(own);
+		return rv;
+	}
+	MDB_val k, v;
+	*due_ms = 0;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	if (rc == 0 && k.mv_size > 8)
+		*due_ms = store__get_be64(k.mv_data);
+	else if (rc == 0)
+		rv = store__fail(s, SETTLE_EPROTO, "due: bad key");
+	else if (rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "cursor_get");
+	mdb_cursor_close(c);
+	store_read_end(own);
+	return rv;
+}
+
+void store_txs_free(Settle__V1__TxRecord **arr, size_t n)
+{
+	free_msgs((ProtobufCMessage **)arr, n);
+}
+
+/* Position c on the first row after (prefix, after_gid); the key bytes
+ * after skip are the gid. */
+static int list_seek(MDB_cursor *c, const uint8_t *prefix, size_t skip,
+		     const char *after, MDB_val *k, MDB_val *v)
+{
+	uint8_t key[STORE__KEY_MAX];
+	size_t alen = after != NULL ? strnlen(after, STORE__GID_MAX + 1) : 0;
+	if (alen > STORE__GID_MAX)
+		alen = STORE__GID_MAX;
+	memcpy(key, prefix, skip);
+	memcpy(key + skip, after != NULL ? after : "", alen);
+	if (skip + alen == 0) {
+		return mdb_cursor_get(c, k, v, MDB_FIRST);
+	}
+	k->mv_size = skip + alen;
+	k->mv_data = key;
+	int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == 0 && alen > 0 && k->mv_size == skip + alen &&
+	    memcmp(k->mv_data, key, skip + alen) == 0)
+		rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+	return rc;
+}
+
+int store_tx_list(struct store *s, MDB_txn *txn, int state,
+		  const char *after_gid, size_t limit, store_tx_filter filter,
+		  void *data, Settle__V1__TxRecord ***out, size_t *n,
+		  bool *more)
+{
+	*out = NULL;
+	*n = 0;
+	if (more != NULL)
+		*more = false;
+	if (state < 0 || state > 255)
+		return store__fail(s, SETTLE_EINVAL, "list: bad state %d",
+				   state);
+	if (limit == 0)
+		limit = LIST_DEFAULT_LIMIT;
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	int db = state != 0 ? STORE_DB_BY_STATE : STORE_DB_TXS;
+	size_t skip = state != 0 ? 1 : 0;
+	uint8_t prefix[1] = {(uint8_t)state};
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[db], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		goto err_after_txn;
+	}
+	Settle__V1__TxRecord **arr = calloc(limit, sizeof *arr);
+	if (arr == NULL) {
+		rv = store__fail(s, SETTLE_ENOMEM, "list: out of memory");
+		goto err_after_cursor;
+	}
+	size_t cnt = 0;
+	MDB_val k, v;
+	char gid[STORE__GID_MAX + 1];
+	for (rc = list_seek(c, prefix, skip, after_gid, &k, &v); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (skip != 0 && ((uint8_t *)k.mv_data)[0] != prefix[0])
+			break;
+		size_t glen = k.mv_size - skip;
+		if (k.mv_size <= skip || glen > STORE__GID_MAX) {
+			rv = store__fail(s, SETTLE_EPROTO, "list: bad key");
+			goto err_after_arr;
+		}
+		Settle__V1__TxRecord *tx;
+		if (skip != 0) {
+			memcpy(gid, (uint8_t *)k.mv_data + skip, glen);
+			gid[glen] = 0;
+			rv = store_tx_get(s, t, gid, &tx);
+			if (rv == SETTLE_ENOTFOUND)
+				rv = store__fail(s, SETTLE_EPROTO,
+						 "by_state row without tx");
+		} else {
+			rv = unpack(s, &settle__v1__tx_record__descriptor, &v,
+				    (ProtobufCMessage **)&tx);
+		}
+		if (rv != 0)
+			goto err_after_arr;
+		if (filter != NULL && !filter(data, tx)) {
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+			continue;
+		}
+		if (cnt == limit) {
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+			if (more != NULL)
+				*more = true;
+			break;
+		}
+		arr[cnt++] = tx;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		rv = store__mdb_fail(s, rc, "cursor_get");
+		goto err_after_arr;
+	}
+	mdb_cursor_close(c);
+	store_read_end(own);
+	if (cnt == 0) {
+		free(arr);
+		arr = NULL;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+
+err_after_arr:
+	store_txs_free(arr, cnt);
+err_after_cursor:
+	mdb_cursor_close(c);
+err_after_txn:
+	store_read_end(own);
+	return rv;
+}
+
+int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *cn)
+{
+	memset(cn, 0, sizeof *cn);
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_BY_STATE], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		goto out;
+	}
+	MDB_val k, v;
+	char gid[STORE__GID_MAX + 1];
+	/* One pass over the (small) state index; the tx records are read
+	 * only for the phase-two states, to count the stuck ones. */
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < 2 || k.mv_size > 1 + STORE__GID_MAX) {
+			rv = store__fail(s, SETTLE_EPROTO, "by_state: bad key");
+			break;
+		}
+		uint8_t st = ((uint8_t *)k.mv_data)[0];
+		if (st < 6)
+			cn->by_state[st]++;
+		if (st == SETTLE__V1__TX_STATE__COMMITTING ||
+		    st == SETTLE__V1__TX_STATE__ROLLING_BACK) {
+			Settle__V1__TxRecord *tx;
+			memcpy(gid, (uint8_t *)k.mv_data + 1, k.mv_size - 1);
+			gid[k.mv_size - 1] = 0;
+			rv = store_tx_get(s, t, gid, &tx);
+			if (rv != 0)
+				break;
+			if (tx->failed > 0)
+				cn->stuck++;
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+		}
+	}
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "cursor_get");
+	mdb_cursor_close(c);
+	cn->active = cn->by_state[SETTLE__V1__TX_STATE__ACTIVE] +
+		     cn->by_state[SETTLE__V1__TX_STATE__COMMITTING] +
+		     cn->by_state[SETTLE__V1__TX_STATE__ROLLING_BACK];
+	cn->finished = cn->by_state[SETTLE__V1__TX_STATE__COMMITTED] +
+		       cn->by_state[SETTLE__V1__TX_STATE__ROLLED_BACK];
+out:
+	store_read_end(own);
+	return rv;
+}
+
+int store_cmd_get(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
+		  Settle__V1__CmdResult **out)
+{
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_val k = {STORE_CMD_ID_LEN, (void *)cmd_id}, v;
+	int rc = mdb_get(t, s->dbi[STORE_DB_CMDS], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rv = SETTLE_ENOTFOUND;
+	} else if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "get cmd");
+	} else if (v.mv_size < 8) {
+		rv = store__fail(s, SETTLE_EPROTO, "cmds: short value");
+	} else {
+		MDB_val r = {v.mv_size - 8, (uint8_t *)v.mv_data + 8};
+		rv = unpack(s, &settle__v1__cmd_result__descriptor, &r,
+			    (ProtobufCMessage **)out);
+	}
+	store_read_end(own);
+	return rv;
+}

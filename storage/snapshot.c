@@ -1,0 +1,337 @@
+/*
+ * snapshot.c — serialize every DB from one read view, and restore it.
+ *
+ * Layout in store.h. Integers are little-endian here (unlike keys) since
+ * nothing sorts them; the checksum is FNV-1a 64 over everything before it.
+ */
+#include <stdlib.h>
+
+#include <raft.h>
+
+#include "error.h"
+#include "storage/store_int.h"
+
+static const char snap_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', '1'};
+#define SNAP_HEADER (8 + 4 + 4 + 8)
+/* LMDB's default maximum key size. */
+#define SNAP_KEY_MAX 511
+
+struct wbuf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+static void wb_put(struct wbuf *b, const void *data, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *p = raft_realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
+
+static void wb_u32(struct wbuf *b, uint32_t v)
+{
+	uint8_t x[4];
+	for (int i = 0; i < 4; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	wb_put(b, x, 4);
+}
+
+static void wb_u64(struct wbuf *b, uint64_t v)
+{
+	uint8_t x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	wb_put(b, x, 8);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
+{
+	MDB_stat st;
+	int rc = mdb_stat(txn, s->dbi[db], &st);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "stat");
+	const char *name = store__db_names[db];
+	wb_u32(b, (uint32_t)strlen(name));
+	wb_put(b, name, strlen(name));
+	wb_u64(b, st.ms_entries);
+	MDB_cursor *c;
+	rc = mdb_cursor_open(txn, s->dbi[db], &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "cursor_open");
+	MDB_val k, v;
+	size_t n = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		wb_u32(b, (uint32_t)k.mv_size);
+		wb_put(b, k.mv_data, k.mv_size);
+		wb_u32(b, (uint32_t)v.mv_size);
+		wb_put(b, v.mv_data, v.mv_size);
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return store__mdb_fail(s, rc, "cursor_get");
+	if (n != st.ms_entries)
+		return store__fail(s, SETTLE_ESTORE,
+				   "snapshot %s: %zu rows, "
+				   "stat says %zu",
+				   name, n, (size_t)st.ms_entries);
+	return 0;
+}
+
+int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
+		   size_t *len)
+{
+	MDB_txn *txn;
+	int rv = store_read_begin(s, &txn);
+	if (rv != 0)
+		return rv;
+	uint64_t stored;
+	rv = store_applied_get(s, txn, &stored);
+	if (rv != 0)
+		goto err_after_txn;
+	struct wbuf b = {0};
+	wb_put(&b, snap_magic, sizeof snap_magic);
+	wb_u32(&b, STORE_FORMAT_VERSION);
+	wb_u32(&b, STORE_DB_N);
+	wb_u64(&b, applied_index > stored ? applied_index : stored);
+	for (int i = 0; i < STORE_DB_N && rv == 0; i++)
+		rv = dump_db(s, txn, i, &b);
+	if (rv != 0)
+		goto err_after_buf;
+	if (!b.oom)
+		wb_u64(&b, fnv1a(b.p, b.len));
+	if (b.oom) {
+		rv = store__fail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+		goto err_after_buf;
+	}
+	store_read_end(txn);
+	*buf = b.p;
+	*len = b.len;
+	return 0;
+
+err_after_buf:
+	raft_free(b.p);
+err_after_txn:
+	store_read_end(txn);
+	return rv;
+}
+
+int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index)
+{
+	if (buf == NULL || len < SNAP_HEADER + 8 ||
+	    memcmp(buf, snap_magic, sizeof snap_magic) != 0)
+		return SETTLE_EPROTO;
+	*index = le64(buf + 16);
+	return 0;
+}
+
+/* Reads length-prefixed items out of a snapshot buffer. */
+struct rbuf {
+	const uint8_t *p;
+	size_t left;
+};
+
+static bool rb_u32(struct rbuf *r, uint32_t *v)
+{
+	if (r->left < 4)
+		return false;
+	*v = le32(r->p);
+	r->p += 4;
+	r->left -= 4;
+	return true;
+}
+
+static bool rb_u64(struct rbuf *r, uint64_t *v)
+{
+	if (r->left < 8)
+		return false;
+	*v = le64(r->p);
+	r->p += 8;
+	r->left -= 8;
+	return true;
+}
+
+static bool rb_bytes(struct rbuf *r, uint32_t n, MDB_val *out)
+{
+	if (r->left < n)
+		return false;
+	out->mv_size = n;
+	out->mv_data = (void *)r->p;
+	r->p += n;
+	r->left -= n;
+	return true;
+}
+
+static bool rb_item(struct rbuf *r, MDB_val *k, MDB_val *v)
+{
+	uint32_t n;
+	return rb_u32(r, &n) && rb_bytes(r, n, k) && rb_u32(r, &n) &&
+	       rb_bytes(r, n, v);
+}
+
+/* Values that must decode as a protobuf message, per DB. */
+static const ProtobufCMessageDescriptor *value_type(int db)
+{
+	switch (db) {
+	case STORE_DB_TXS:
+		return &settle__v1__tx_record__descriptor;
+	case STORE_DB_BRANCHES:
+		return &settle__v1__branch_record__descriptor;
+	case STORE_DB_EVENTS:
+		return &settle__v1__event__descriptor;
+	}
+	return NULL;
+}
+
+static bool check_value(int db, const MDB_val *v)
+{
+	const ProtobufCMessageDescriptor *d = value_type(db);
+	const uint8_t *data = v->mv_data;
+	size_t size = v->mv_size;
+	if (db == STORE_DB_CMDS) {
+		if (size < 8)
+			return false;
+		d = &settle__v1__cmd_result__descriptor;
+		data += 8;
+		size -= 8;
+	}
+	if (d == NULL)
+		return true;
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, size, data);
+	if (m == NULL)
+		return false;
+	protobuf_c_message_free_unpacked(m, NULL);
+	return true;
+}
+
+/* Walk the whole buffer; with txn NULL only validate, else also load. */
+static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
+{
+	struct rbuf r = {buf + SNAP_HEADER, len - SNAP_HEADER - 8};
+	for (int db = 0; db < STORE_DB_N; db++) {
+		uint32_t nlen;
+		uint64_t count;
+		MDB_val name;
+		const char *want = store__db_names[db];
+		if (!rb_u32(&r, &nlen) || !rb_bytes(&r, nlen, &name) ||
+		    nlen != strlen(want) || memcmp(name.mv_data, want, nlen) ||
+		    !rb_u64(&r, &count))
+			return store__fail(s, SETTLE_EPROTO,
+					   "snapshot: bad header of db %s",
+					   want);
+		for (uint64_t i = 0; i < count; i++) {
+			MDB_val k, v;
+			if (!rb_item(&r, &k, &v) || k.mv_size == 0 ||
+			    k.mv_size > SNAP_KEY_MAX)
+				return store__fail(s, SETTLE_EPROTO,
+						   "snapshot: bad row %llu "
+						   "of db %s",
+						   (unsigned long long)i, want);
+			if (txn == NULL) {
+				if (!check_value(db, &v))
+					return store__fail(
+					    s, SETTLE_EPROTO,
+					    "snapshot: row %llu of db %s "
+					    "does not decode",
+					    (unsigned long long)i, want);
+				continue;
+			}
+			int rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+			if (rc != 0)
+				return store__mdb_fail(s, rc, "restore put");
+		}
+	}
+	if (r.left != 0)
+		return store__fail(s, SETTLE_EPROTO,
+				   "snapshot: %zu trailing bytes", r.left);
+	return 0;
+}
+
+int store_restore(struct store *s, const uint8_t *buf, size_t len)
+{
+	uint64_t index;
+	if (store_snapshot_index(buf, len, &index) != 0)
+		return store__fail(s, SETTLE_EPROTO, "snapshot: bad magic");
+	if (le32(buf + 8) != STORE_FORMAT_VERSION)
+		return store__fail(s, SETTLE_EPROTO,
+				   "snapshot: format version %u, want %u",
+				   le32(buf + 8), STORE_FORMAT_VERSION);
+	if (le32(buf + 12) != STORE_DB_N)
+		return store__fail(s, SETTLE_EPROTO,
+				   "snapshot: %u dbs, want %u", le32(buf + 12),
+				   STORE_DB_N);
+	if (fnv1a(buf, len - 8) != le64(buf + len - 8))
+		return store__fail(s, SETTLE_EPROTO, "snapshot: bad checksum");
+	int rv = walk(s, buf, len, NULL);
+	if (rv != 0)
+		return rv;
+
+	uint64_t applied;
+	rv = store_applied_get(s, NULL, &applied);
+	if (rv != 0)
+		return rv;
+	if (applied >= index)
+		return 0;
+
+	MDB_txn *txn;
+	rv = store_write_begin(s, &txn);
+	if (rv != 0)
+		return rv;
+	for (int db = 0; db < STORE_DB_N; db++) {
+		int rc = mdb_drop(txn, s->dbi[db], 0);
+		if (rc != 0) {
+			rv = store__mdb_fail(s, rc, "restore drop");
+			goto err_after_txn;
+		}
+	}
+	rv = walk(s, buf, len, txn);
+	if (rv == 0)
+		rv = store_applied_put(s, txn, index);
+	if (rv != 0)
+		goto err_after_txn;
+	return store_write_commit(s, txn);
+
+err_after_txn:
+	store_write_abort(txn);
+	return rv;
+}

@@ -1,0 +1,286 @@
+/*
+ * store.c — the LMDB environment: open/close, transactions, meta, helpers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "storage/store_int.h"
+
+const char *const store__db_names[STORE_DB_N] = {
+    [STORE_DB_META] = "meta",	      [STORE_DB_TXS] = "txs",
+    [STORE_DB_BRANCHES] = "branches", [STORE_DB_EVENTS] = "events",
+    [STORE_DB_DUE] = "due",	      [STORE_DB_BY_STATE] = "by_state",
+    [STORE_DB_FINISHED] = "finished", [STORE_DB_CMDS] = "cmds",
+    [STORE_DB_CMD_TIME] = "cmd_time",
+};
+
+static const char meta_applied[] = "applied";
+static const char meta_version[] = "version";
+
+int store__fail(struct store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int store__mdb_fail(struct store *s, int rc, const char *what)
+{
+	return store__fail(s, settle_err_from_mdb(rc), "lmdb %s: %s", what,
+			   mdb_strerror(rc));
+}
+
+int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,
+		    MDB_txn **own)
+{
+	*own = NULL;
+	if (txn != NULL) {
+		*txn_out = txn;
+		return 0;
+	}
+	int rv = store_read_begin(s, own);
+	if (rv != 0)
+		return rv;
+	*txn_out = *own;
+	return 0;
+}
+
+size_t store__key_u64_gid(uint8_t *buf, uint64_t v, const char *gid,
+			  size_t glen)
+{
+	store__be64(buf, v);
+	memcpy(buf + 8, gid, glen);
+	return 8 + glen;
+}
+
+size_t store__key_gid_u32(uint8_t *buf, const char *gid, size_t glen,
+			  uint32_t v)
+{
+	memcpy(buf, gid, glen);
+	buf[glen] = 0;
+	store__be32(buf + glen + 1, v);
+	return glen + 5;
+}
+
+size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
+			  uint64_t v)
+{
+	memcpy(buf, gid, glen);
+	buf[glen] = 0;
+	store__be64(buf + glen + 1, v);
+	return glen + 9;
+}
+
+int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,
+		size_t *len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	/* malloc(0) may return NULL: keep one byte for empty messages. */
+	uint8_t *p = malloc(n > 0 ? n : 1);
+	if (p == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "pack %s: out of memory",
+				   m->descriptor->short_name);
+	protobuf_c_message_pack(m, p);
+	*buf = p;
+	*len = n;
+	return 0;
+}
+
+static int open_dbs(struct store *s)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "txn_begin");
+	for (int i = 0; i < STORE_DB_N; i++) {
+		rc = mdb_dbi_open(txn, store__db_names[i], MDB_CREATE,
+				  &s->dbi[i]);
+		if (rc != 0) {
+			store__mdb_fail(s, rc, "dbi_open");
+			goto err_after_txn;
+		}
+	}
+	MDB_val k = {sizeof meta_version - 1, (void *)meta_version};
+	MDB_val v;
+	rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		uint8_t ver[4];
+		store__be32(ver, STORE_FORMAT_VERSION);
+		v.mv_size = 4;
+		v.mv_data = ver;
+		rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+		if (rc != 0) {
+			store__mdb_fail(s, rc, "put version");
+			goto err_after_txn;
+		}
+	} else if (rc != 0) {
+		store__mdb_fail(s, rc, "get version");
+		goto err_after_txn;
+	} else if (v.mv_size != 4 ||
+		   store__get_be32(v.mv_data) != STORE_FORMAT_VERSION) {
+		store__fail(s, SETTLE_ESTORE,
+			    "store format version %u, this build reads %u",
+			    v.mv_size == 4 ? store__get_be32(v.mv_data) : 0,
+			    STORE_FORMAT_VERSION);
+		rc = -1;
+		goto err_after_txn;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "commit");
+	return 0;
+
+err_after_txn:
+	mdb_txn_abort(txn);
+	return rc == -1 ? SETTLE_ESTORE : settle_err_from_mdb(rc);
+}
+
+int store_open(const char *dir, const struct store_opts *opts,
+	       struct store **out, char *errmsg, size_t errmsg_len)
+{
+	int rv;
+	struct store *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		if (errmsg != NULL)
+			snprintf(errmsg, errmsg_len, "store: out of memory");
+		return SETTLE_ENOMEM;
+	}
+	size_t mapsize = opts != NULL && opts->mapsize != 0
+			     ? opts->mapsize
+			     : STORE_DEFAULT_MAPSIZE;
+	int rc = mdb_env_create(&s->env);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "env_create");
+		goto err_after_alloc;
+	}
+	rc = mdb_env_set_maxdbs(s->env, STORE_DB_N + 4);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(s->env, mapsize);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "env_set");
+		goto err_after_env;
+	}
+	/* NOSYNC: the raft log is the durable record; anything LMDB loses
+	 * is above the stored applied index and gets replayed. */
+	rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+	if (rc != 0) {
+		rv = store__fail(s, settle_err_from_mdb(rc),
+				 "lmdb env_open %s: %s", dir, mdb_strerror(rc));
+		goto err_after_env;
+	}
+	rv = open_dbs(s);
+	if (rv != 0)
+		goto err_after_env;
+	*out = s;
+	return 0;
+
+err_after_env:
+	mdb_env_close(s->env);
+err_after_alloc:
+	if (errmsg != NULL)
+		snprintf(errmsg, errmsg_len, "%s", s->errmsg);
+	free(s);
+	return rv;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	mdb_env_close(s->env);
+	free(s);
+}
+
+const char *store_errmsg(const struct store *s)
+{
+	return s->errmsg;
+}
+
+int store_sync(struct store *s)
+{
+	int rc = mdb_env_sync(s->env, 1);
+	if (rc == 0)
+		return 0;
+	store__mdb_fail(s, rc, "env_sync");
+	return rc == EIO ? SETTLE_EIO : settle_err_from_mdb(rc);
+}
+
+MDB_env *store_env(struct store *s)
+{
+	return s->env;
+}
+
+int store_read_begin(struct store *s, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "read txn_begin");
+	return 0;
+}
+
+void store_read_end(MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+int store_write_begin(struct store *s, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "write txn_begin");
+	return 0;
+}
+
+int store_write_commit(struct store *s, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "commit");
+	return 0;
+}
+
+void store_write_abort(MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index)
+{
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_val k = {sizeof meta_applied - 1, (void *)meta_applied};
+	MDB_val v;
+	int rc = mdb_get(t, s->dbi[STORE_DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*index = 0;
+	} else if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "get applied");
+	} else if (v.mv_size != 8) {
+		rv = store__fail(s, SETTLE_EPROTO, "meta applied: bad size %zu",
+				 v.mv_size);
+	} else {
+		*index = store__get_be64(v.mv_data);
+	}
+	store_read_end(own);
+	return rv;
+}
+
+int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index)
+{
+	uint8_t buf[8];
+	store__be64(buf, index);
+	MDB_val k = {sizeof meta_applied - 1, (void *)meta_applied};
+	MDB_val v = {8, buf};
+	int rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "put applied");
+	return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * store_int.h — internals shared by the files of storage/. Not a public
+ * contract: use store.h.
+ */
+#ifndef SETTLE_STORE_INT_H
+#define SETTLE_STORE_INT_H
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "storage/store.h"
+
+/* The named DBs, in snapshot order. */
+enum {
+	STORE_DB_META,
+	STORE_DB_TXS,
+	STORE_DB_BRANCHES,
+	STORE_DB_EVENTS,
+	STORE_DB_DUE,
+	STORE_DB_BY_STATE,
+	STORE_DB_FINISHED,
+	STORE_DB_CMDS,
+	STORE_DB_CMD_TIME,
+	STORE_DB_N
+};
+
+extern const char *const store__db_names[STORE_DB_N];
+
+/* Longest key we build: due_ms(8) + gid(128) or gid(128) \0 seq(8). */
+#define STORE__KEY_MAX 160
+#define STORE__GID_MAX 128
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_DB_N];
+	char errmsg[256];
+};
+
+/* Record "what: mdb_strerror(rc)" and return the mapped SETTLE_E code. */
+int store__mdb_fail(struct store *s, int rc, const char *what);
+/* Record a formatted message and return err. */
+int store__fail(struct store *s, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Use txn, or open an internal read txn into *own (then *txn_out = it). */
+int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,
+		    MDB_txn **own);
+
+static inline void store__be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t store__get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void store__be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline uint32_t store__get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Length of gid or -1 if it cannot be a key (NULL, empty, too long). */
+static inline int store__gid_len(const char *gid)
+{
+	if (gid == NULL)
+		return -1;
+	size_t n = strnlen(gid, STORE__GID_MAX + 1);
+	if (n == 0 || n > STORE__GID_MAX)
+		return -1;
+	return (int)n;
+}
+
+/* Key builders: return the key length. buf is STORE__KEY_MAX bytes. */
+size_t store__key_u64_gid(uint8_t *buf, uint64_t v, const char *gid,
+			  size_t glen);
+size_t store__key_gid_u32(uint8_t *buf, const char *gid, size_t glen,
+			  uint32_t v);
+size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
+			  uint64_t v);
+
+/* Pack a protobuf-c message into a malloc'd buffer. */
+int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,
+		size_t *len);
+
+#endif /* SETTLE_STORE_INT_H */

@@ -1,0 +1,295 @@
+/*
+ * write.c — record writes with their index rows, deletions and garbage
+ * collection. Called by the FSM inside its write transaction only.
+ */
+#include <stdlib.h>
+
+#include "error.h"
+#include "storage/store_int.h"
+
+static int put(struct store *s, MDB_txn *txn, int db, const void *key,
+	       size_t klen, const void *val, size_t vlen, const char *what)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, what);
+	return 0;
+}
+
+/* Delete one row; a missing row is fine when missing_ok. */
+static int del(struct store *s, MDB_txn *txn, int db, const void *key,
+	       size_t klen, bool missing_ok, const char *what)
+{
+	MDB_val k = {klen, (void *)key};
+	int rc = mdb_del(txn, s->dbi[db], &k, NULL);
+	if (rc == MDB_NOTFOUND && missing_ok)
+		return 0;
+	if (rc == MDB_NOTFOUND)
+		return store__fail(s, SETTLE_EPROTO,
+				   "lmdb del %s: index row "
+				   "missing",
+				   what);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, what);
+	return 0;
+}
+
+/* Add (add=true) or remove the index rows that tx implies. */
+static int index_rows(struct store *s, MDB_txn *txn,
+		      const Settle__V1__TxRecord *tx, bool add)
+{
+	size_t glen = strlen(tx->gid);
+	uint8_t key[STORE__KEY_MAX];
+	size_t klen;
+	int rv;
+
+	if (tx->due_ms != 0) {
+		klen = store__key_u64_gid(key, tx->due_ms, tx->gid, glen);
+		rv =
+		    add ? put(s, txn, STORE_DB_DUE, key, klen, "", 0, "put due")
+			: del(s, txn, STORE_DB_DUE, key, klen, false, "due");
+		if (rv != 0)
+			return rv;
+	}
+	key[0] = (uint8_t)tx->state;
+	memcpy(key + 1, tx->gid, glen);
+	klen = glen + 1;
+	rv = add ? put(s, txn, STORE_DB_BY_STATE, key, klen, "", 0,
+		       "put by_state")
+		 : del(s, txn, STORE_DB_BY_STATE, key, klen, false, "by_state");
+	if (rv != 0)
+		return rv;
+	if (tx->finished_ms != 0) {
+		klen = store__key_u64_gid(key, tx->finished_ms, tx->gid, glen);
+		rv = add ? put(s, txn, STORE_DB_FINISHED, key, klen, "", 0,
+			       "put finished")
+			 : del(s, txn, STORE_DB_FINISHED, key, klen, false,
+			       "finished");
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx)
+{
+	int glen = store__gid_len(tx->gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "tx put: bad gid");
+	if (tx->state < 0 || tx->state > 255)
+		return store__fail(s, SETTLE_EINVAL, "tx put: bad state");
+	Settle__V1__TxRecord *old;
+	int rv = store_tx_get(s, txn, tx->gid, &old);
+	if (rv == 0) {
+		rv = index_rows(s, txn, old, false);
+		settle__v1__tx_record__free_unpacked(old, NULL);
+		if (rv != 0)
+			return rv;
+	} else if (rv != SETTLE_ENOTFOUND) {
+		return rv;
+	}
+	uint8_t *buf;
+	size_t len;
+	rv = store__pack(s, &tx->base, &buf, &len);
+	if (rv != 0)
+		return rv;
+	rv = put(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen, buf, len,
+		 "put tx");
+	free(buf);
+	if (rv != 0)
+		return rv;
+	return index_rows(s, txn, tx, true);
+}
+
+/* Delete every row of db whose key starts with gid \0. */
+static int del_prefix(struct store *s, MDB_txn *txn, int db, const char *gid,
+		      size_t glen)
+{
+	uint8_t prefix[STORE__KEY_MAX];
+	memcpy(prefix, gid, glen);
+	prefix[glen] = 0;
+	size_t plen = glen + 1;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, s->dbi[db], &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "cursor_open");
+	MDB_val k = {plen, prefix}, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc != 0)
+			break;
+		/* After a delete, MDB_NEXT lands on the row that followed. */
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store__mdb_fail(s, rc, "delete rows");
+	return 0;
+}
+
+int store_tx_delete(struct store *s, MDB_txn *txn, const char *gid)
+{
+	Settle__V1__TxRecord *old;
+	int rv = store_tx_get(s, txn, gid, &old);
+	if (rv != 0)
+		return rv;
+	size_t glen = strlen(gid);
+	rv = index_rows(s, txn, old, false);
+	settle__v1__tx_record__free_unpacked(old, NULL);
+	if (rv == 0)
+		rv = del(s, txn, STORE_DB_TXS, gid, glen, false, "tx");
+	if (rv == 0)
+		rv = del_prefix(s, txn, STORE_DB_BRANCHES, gid, glen);
+	if (rv == 0)
+		rv = del_prefix(s, txn, STORE_DB_EVENTS, gid, glen);
+	return rv;
+}
+
+int store_branch_put(struct store *s, MDB_txn *txn,
+		     const Settle__V1__BranchRecord *b)
+{
+	int glen = store__gid_len(b->gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "branch put: bad gid");
+	uint8_t key[STORE__KEY_MAX];
+	size_t klen =
+	    store__key_gid_u32(key, b->gid, (size_t)glen, b->branch_id);
+	uint8_t *buf;
+	size_t len;
+	int rv = store__pack(s, &b->base, &buf, &len);
+	if (rv != 0)
+		return rv;
+	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");
+	free(buf);
+	return rv;
+}
+
+int store_event_put(struct store *s, MDB_txn *txn, const char *gid,
+		    const Settle__V1__Event *ev)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "event put: bad gid");
+	uint8_t key[STORE__KEY_MAX];
+	size_t klen = store__key_gid_u64(key, gid, (size_t)glen, ev->seq);
+	uint8_t *buf;
+	size_t len;
+	int rv = store__pack(s, &ev->base, &buf, &len);
+	if (rv != 0)
+		return rv;
+	rv = put(s, txn, STORE_DB_EVENTS, key, klen, buf, len, "put event");
+	free(buf);
+	return rv;
+}
+
+int store_cmd_put(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
+		  uint64_t time_ms, const Settle__V1__CmdResult *r)
+{
+	size_t n = protobuf_c_message_get_packed_size(&r->base);
+	uint8_t *buf = malloc(8 + n);
+	if (buf == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "cmd put: out of memory");
+	store__be64(buf, time_ms);
+	protobuf_c_message_pack(&r->base, buf + 8);
+	/* A command id is recorded once; replacing it would leave a stale
+	 * cmd_time row behind, so refuse (the FSM checks first). */
+	MDB_val k = {STORE_CMD_ID_LEN, (void *)cmd_id}, v = {8 + n, buf};
+	int rc = mdb_put(txn, s->dbi[STORE_DB_CMDS], &k, &v, MDB_NOOVERWRITE);
+	free(buf);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "put cmd");
+	uint8_t key[8 + STORE_CMD_ID_LEN];
+	store__be64(key, time_ms);
+	memcpy(key + 8, cmd_id, STORE_CMD_ID_LEN);
+	return put(s, txn, STORE_DB_CMD_TIME, key, sizeof key, "", 0,
+		   "put cmd_time");
+}
+
+int store_cmd_gc(struct store *s, MDB_txn *txn, uint64_t before_ms,
+		 size_t limit, size_t *deleted)
+{
+	size_t cnt = 0;
+	MDB_cursor *c;
+	int rv = 0;
+	int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_CMD_TIME], &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "cursor_open");
+	MDB_val k, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0 && cnt < limit) {
+		if (k.mv_size != 8 + STORE_CMD_ID_LEN) {
+			rv = store__fail(s, SETTLE_EPROTO, "cmd_time: bad key");
+			break;
+		}
+		if (store__get_be64(k.mv_data) >= before_ms)
+			break;
+		uint8_t id[STORE_CMD_ID_LEN];
+		memcpy(id, (uint8_t *)k.mv_data + 8, STORE_CMD_ID_LEN);
+		rv = del(s, txn, STORE_DB_CMDS, id, sizeof id, false, "cmds");
+		if (rv != 0)
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc != 0)
+			break;
+		cnt++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "cmd gc");
+	if (deleted != NULL)
+		*deleted = cnt;
+	return rv;
+}
+
+int store_tx_gc(struct store *s, MDB_txn *txn, uint64_t before_ms, size_t limit,
+		size_t *deleted)
+{
+	size_t cnt = 0;
+	int rv = 0;
+	char gid[STORE__GID_MAX + 1];
+	/* Re-open the cursor for every victim: store_tx_delete() changes the
+	 * finished index under it. */
+	while (cnt < limit) {
+		MDB_cursor *c;
+		int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_FINISHED], &c);
+		if (rc != 0) {
+			rv = store__mdb_fail(s, rc, "cursor_open");
+			break;
+		}
+		MDB_val k, v;
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc == 0 &&
+		    (k.mv_size <= 8 || k.mv_size > 8 + STORE__GID_MAX)) {
+			mdb_cursor_close(c);
+			rv = store__fail(s, SETTLE_EPROTO, "finished: bad key");
+			break;
+		}
+		bool victim = rc == 0 && store__get_be64(k.mv_data) < before_ms;
+		if (victim) {
+			memcpy(gid, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+			gid[k.mv_size - 8] = 0;
+		}
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			rv = store__mdb_fail(s, rc, "tx gc");
+			break;
+		}
+		if (!victim)
+			break;
+		rv = store_tx_delete(s, txn, gid);
+		if (rv == SETTLE_ENOTFOUND)
+			rv = store__fail(s, SETTLE_EPROTO,
+					 "finished row without tx");
+		if (rv != 0)
+			break;
+		cnt++;
+	}
+	if (deleted != NULL)
+		*deleted = cnt;
+	return rv;
+}

@@ -1,0 +1,175 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <raft.h>
+
+#include "error.h"
+#include "helpers.h"
+#include "storage/store.h"
+
+static struct tstore A, B;
+
+static void setup(void)
+{
+	tstore_open(&A, 0);
+	tstore_open(&B, 0);
+}
+
+static void teardown(void)
+{
+	tstore_close(&A);
+	tstore_close(&B);
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown);
+
+/* A little of everything: txs in several states, branches, events, cmds. */
+static void fill(struct store *s, int n, uint64_t applied)
+{
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(s, &txn), 0);
+	for (int i = 0; i < n; i++) {
+		char gid[32];
+		snprintf(gid, sizeof gid, "tx-%04d", i);
+		Settle__V1__TxRecord tx;
+		settle__v1__tx_record__init(&tx);
+		tx.gid = gid;
+		tx.state = i % 3 ? SETTLE__V1__TX_STATE__ACTIVE
+				 : SETTLE__V1__TX_STATE__COMMITTED;
+		tx.due_ms = i % 3 ? 1000 + (uint64_t)i : 0;
+		tx.finished_ms = i % 3 ? 0 : 500 + (uint64_t)i;
+		cr_assert_eq(store_tx_put(s, txn, &tx), 0);
+		Settle__V1__BranchRecord b;
+		settle__v1__branch_record__init(&b);
+		b.gid = gid;
+		b.branch_id = 1;
+		b.endpoint = "h:1";
+		cr_assert_eq(store_branch_put(s, txn, &b), 0);
+		Settle__V1__Event ev;
+		settle__v1__event__init(&ev);
+		ev.seq = 1;
+		ev.kind = "begin";
+		cr_assert_eq(store_event_put(s, txn, gid, &ev), 0);
+		uint8_t id[16] = {0};
+		memcpy(id, &i, sizeof i);
+		Settle__V1__CmdResult r;
+		settle__v1__cmd_result__init(&r);
+		r.gid = gid;
+		cr_assert_eq(store_cmd_put(s, txn, id, (uint64_t)i, &r), 0);
+	}
+	cr_assert_eq(store_applied_put(s, txn, applied), 0);
+	cr_assert_eq(store_write_commit(s, txn), 0);
+}
+
+static void snap(struct store *s, uint64_t idx, uint8_t **buf, size_t *len)
+{
+	cr_assert_eq(store_snapshot(s, idx, buf, len), 0, "%s",
+		     store_errmsg(s));
+}
+
+Test(snapshot, restore_into_fresh_store_gives_identical_content)
+{
+	fill(A.s, 200, 77);
+	uint8_t *a, *b;
+	size_t alen, blen;
+	snap(A.s, 0, &a, &alen);
+	uint64_t idx;
+	cr_assert_eq(store_snapshot_index(a, alen, &idx), 0);
+	cr_expect_eq(idx, 77);
+	cr_assert_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	snap(B.s, 0, &b, &blen);
+	cr_assert_eq(alen, blen);
+	cr_expect_eq(memcmp(a, b, alen), 0);
+	uint64_t applied;
+	cr_assert_eq(store_applied_get(B.s, NULL, &applied), 0);
+	cr_expect_eq(applied, 77);
+	uint64_t min;
+	cr_assert_eq(store_due_min(B.s, NULL, &min), 0);
+	cr_expect_eq(min, 1001);
+	raft_free(a);
+	raft_free(b);
+}
+
+Test(snapshot, index_is_raft_index_when_higher)
+{
+	fill(A.s, 3, 10);
+	uint8_t *a;
+	size_t alen;
+	snap(A.s, 12, &a, &alen);
+	cr_assert_eq(store_restore(B.s, a, alen), 0);
+	uint64_t applied;
+	cr_assert_eq(store_applied_get(B.s, NULL, &applied), 0);
+	cr_expect_eq(applied, 12);
+	raft_free(a);
+}
+
+Test(snapshot, restore_replaces_older_content_and_skips_newer_store)
+{
+	fill(A.s, 5, 50);
+	fill(B.s, 9, 20);
+	uint8_t *a, *b;
+	size_t alen, blen;
+	snap(A.s, 0, &a, &alen);
+	cr_assert_eq(store_restore(B.s, a, alen), 0);
+	snap(B.s, 0, &b, &blen);
+	cr_assert_eq(alen, blen);
+	cr_expect_eq(memcmp(a, b, alen), 0);
+	raft_free(b);
+	/* B is now at 50: an older snapshot (index 40) is ignored. */
+	struct tstore C;
+	tstore_open(&C, 0);
+	fill(C.s, 2, 40);
+	uint8_t *c;
+	size_t clen;
+	snap(C.s, 0, &c, &clen);
+	cr_assert_eq(store_restore(B.s, c, clen), 0);
+	snap(B.s, 0, &b, &blen);
+	cr_assert_eq(alen, blen);
+	cr_expect_eq(memcmp(a, b, alen), 0);
+	raft_free(a);
+	raft_free(b);
+	raft_free(c);
+	tstore_close(&C);
+}
+
+static void expect_rejected(uint8_t *buf, size_t len, const uint8_t *before,
+			    size_t before_len)
+{
+	cr_expect_eq(store_restore(B.s, buf, len), SETTLE_EPROTO);
+	uint8_t *now;
+	size_t nlen;
+	snap(B.s, 0, &now, &nlen);
+	cr_assert_eq(nlen, before_len);
+	cr_assert_eq(memcmp(now, before, nlen), 0);
+	raft_free(now);
+}
+
+Test(snapshot, corrupted_buffers_are_rejected_without_change)
+{
+	fill(A.s, 4, 30);
+	fill(B.s, 1, 1);
+	uint8_t *a, *before;
+	size_t alen, blen;
+	snap(A.s, 0, &a, &alen);
+	snap(B.s, 0, &before, &blen);
+	uint8_t *copy = malloc(alen);
+	/* Every truncation. */
+	for (size_t n = 0; n < alen; n++) {
+		memcpy(copy, a, n);
+		cr_expect_eq(store_restore(B.s, copy, n), SETTLE_EPROTO,
+			     "truncated at %zu", n);
+	}
+	/* Every single flipped byte. */
+	for (size_t i = 0; i < alen; i++) {
+		memcpy(copy, a, alen);
+		copy[i] ^= 0x5a;
+		cr_expect_eq(store_restore(B.s, copy, alen), SETTLE_EPROTO,
+			     "flip at %zu", i);
+	}
+	expect_rejected(copy, alen, before, blen);
+	cr_expect_eq(store_restore(B.s, NULL, 0), SETTLE_EPROTO);
+	free(copy);
+	raft_free(a);
+	raft_free(before);
+}

@@ -1,0 +1,374 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "error.h"
+#include "helpers.h"
+#include "storage/store.h"
+
+static struct tstore T;
+
+static void setup(void)
+{
+	tstore_open(&T, 0);
+}
+
+static void teardown(void)
+{
+	tstore_close(&T);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static void put_tx(const char *gid, int state, uint64_t due, uint64_t finished)
+{
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = (char *)gid;
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = state;
+	tx.created_ms = 1000;
+	tx.deadline_ms = 5000;
+	tx.due_ms = due;
+	tx.finished_ms = finished;
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_put(T.s, txn, &tx), 0, "%s", store_errmsg(T.s));
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+}
+
+static int collect_due(void *data, const char *gid, uint64_t due)
+{
+	char *acc = data;
+	char item[200];
+	snprintf(item, sizeof item, "%s@%llu ", gid, (unsigned long long)due);
+	strcat(acc, item);
+	return 0;
+}
+
+static size_t db_entries(const char *name)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+	cr_assert_eq(store_read_begin(T.s, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+	store_read_end(txn);
+	return st.ms_entries;
+}
+
+Test(store, fresh_store_is_empty_at_index_0)
+{
+	uint64_t idx = 99, due = 99;
+	cr_assert_eq(store_applied_get(T.s, NULL, &idx), 0);
+	cr_expect_eq(idx, 0);
+	cr_assert_eq(store_due_min(T.s, NULL, &due), 0);
+	cr_expect_eq(due, 0);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(T.s, NULL, "nope", &tx), SETTLE_ENOTFOUND);
+	cr_expect_eq(store_tx_get(T.s, NULL, "", &tx), SETTLE_EINVAL);
+}
+
+Test(store, applied_index_persists_across_reopen)
+{
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_applied_put(T.s, txn, 42), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	store_close(T.s);
+	char msg[128];
+	cr_assert_eq(store_open(T.dir, NULL, &T.s, msg, sizeof msg), 0);
+	uint64_t idx;
+	cr_assert_eq(store_applied_get(T.s, NULL, &idx), 0);
+	cr_expect_eq(idx, 42);
+}
+
+Test(store, open_fails_cleanly_on_missing_dir)
+{
+	struct store *s = NULL;
+	char msg[256] = "";
+	int rv =
+	    store_open("/nonexistent/settle/dir", NULL, &s, msg, sizeof msg);
+	cr_expect_lt(rv, 0);
+	cr_expect_null(s);
+	cr_expect_neq(strstr(msg, "/nonexistent/settle/dir"), NULL, "%s", msg);
+}
+
+Test(store, tx_put_keeps_one_index_row_per_tx)
+{
+	put_tx("a", SETTLE__V1__TX_STATE__ACTIVE, 5000, 0);
+	put_tx("b", SETTLE__V1__TX_STATE__ACTIVE, 3000, 0);
+	cr_expect_eq(db_entries("due"), 2);
+	cr_expect_eq(db_entries("by_state"), 2);
+	/* Move a: new due, new state. The old rows must go. */
+	put_tx("a", SETTLE__V1__TX_STATE__COMMITTING, 7000, 0);
+	cr_expect_eq(db_entries("due"), 2);
+	cr_expect_eq(db_entries("by_state"), 2);
+	put_tx("a", SETTLE__V1__TX_STATE__COMMITTED, 0, 8000);
+	cr_expect_eq(db_entries("due"), 1);
+	cr_expect_eq(db_entries("finished"), 1);
+	cr_expect_eq(db_entries("by_state"), 2);
+	uint64_t min;
+	cr_assert_eq(store_due_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, 3000);
+	Settle__V1__TxRecord *tx;
+	cr_assert_eq(store_tx_get(T.s, NULL, "a", &tx), 0);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_expect_eq(tx->finished_ms, 8000);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+Test(store, due_scan_in_time_order_up_to_now_and_limit)
+{
+	put_tx("x", SETTLE__V1__TX_STATE__ACTIVE, 300, 0);
+	put_tx("y", SETTLE__V1__TX_STATE__ACTIVE, 100, 0);
+	put_tx("z", SETTLE__V1__TX_STATE__ACTIVE, 200, 0);
+	put_tx("w", SETTLE__V1__TX_STATE__ACTIVE, 900, 0);
+	char acc[512] = "";
+	cr_expect_eq(store_due_scan(T.s, NULL, 300, 0, collect_due, acc), 3);
+	cr_expect_str_eq(acc, "y@100 z@200 x@300 ");
+	acc[0] = 0;
+	cr_expect_eq(store_due_scan(T.s, NULL, 1000, 2, collect_due, acc), 2);
+	cr_expect_str_eq(acc, "y@100 z@200 ");
+	cr_expect_eq(store_due_scan(T.s, NULL, 99, 0, collect_due, acc), 0);
+}
+
+static bool only_b(void *data, const Settle__V1__TxRecord *tx)
+{
+	(void)data;
+	return tx->gid[0] == 'b';
+}
+
+Test(store, list_pages_by_gid_and_state)
+{
+	const char *gids[] = {"a1", "a2", "b1", "b2", "b3", "c1"};
+	for (int i = 0; i < 6; i++)
+		put_tx(gids[i],
+		       i % 2 ? SETTLE__V1__TX_STATE__ACTIVE
+			     : SETTLE__V1__TX_STATE__ROLLING_BACK,
+		       100 + i, 0);
+	Settle__V1__TxRecord **arr;
+	size_t n;
+	bool more;
+	cr_assert_eq(
+	    store_tx_list(T.s, NULL, 0, NULL, 4, NULL, NULL, &arr, &n, &more),
+	    0);
+	cr_assert_eq(n, 4);
+	cr_expect(more);
+	cr_expect_str_eq(arr[3]->gid, "b2");
+	store_txs_free(arr, n);
+	cr_assert_eq(
+	    store_tx_list(T.s, NULL, 0, "b2", 4, NULL, NULL, &arr, &n, &more),
+	    0);
+	cr_assert_eq(n, 2);
+	cr_expect(!more);
+	cr_expect_str_eq(arr[0]->gid, "b3");
+	store_txs_free(arr, n);
+	/* ACTIVE: a2, b2, c1. */
+	cr_assert_eq(store_tx_list(T.s, NULL, SETTLE__V1__TX_STATE__ACTIVE,
+				   "a2", 10, NULL, NULL, &arr, &n, &more),
+		     0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(arr[0]->gid, "b2");
+	cr_expect_str_eq(arr[1]->gid, "c1");
+	store_txs_free(arr, n);
+	cr_assert_eq(
+	    store_tx_list(T.s, NULL, 0, "", 1, only_b, NULL, &arr, &n, &more),
+	    0);
+	cr_assert_eq(n, 1);
+	cr_expect(more);
+	cr_expect_str_eq(arr[0]->gid, "b1");
+	store_txs_free(arr, n);
+	/* An after_gid that is not a key resumes at the next one. */
+	cr_assert_eq(
+	    store_tx_list(T.s, NULL, 0, "b", 10, only_b, NULL, &arr, &n, &more),
+	    0);
+	cr_expect_eq(n, 3);
+	store_txs_free(arr, n);
+	cr_assert_eq(store_tx_list(T.s, NULL, SETTLE__V1__TX_STATE__COMMITTED,
+				   NULL, 10, NULL, NULL, &arr, &n, &more),
+		     0);
+	cr_expect_eq(n, 0);
+	cr_expect_null(arr);
+}
+
+static void put_branch(const char *gid, uint32_t id, int state, int failed)
+{
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = (char *)gid;
+	b.branch_id = id;
+	b.endpoint = "127.0.0.1:7000";
+	b.resource = "acct";
+	b.payload.data = (uint8_t *)"SECRET";
+	b.payload.len = 6;
+	b.state = failed ? SETTLE__V1__BRANCH_STATE__FAILED : state;
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_branch_put(T.s, txn, &b), 0);
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = id;
+	ev.kind = "register";
+	ev.branch_id = id;
+	cr_assert_eq(store_event_put(T.s, txn, gid, &ev), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+}
+
+Test(store, branches_and_events_are_per_gid_in_order)
+{
+	put_tx("g", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
+	put_tx("g1", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
+	for (uint32_t i = 300; i >= 1; i--)
+		put_branch("g", i, SETTLE__V1__BRANCH_STATE__REGISTERED, 0);
+	put_branch("g1", 1, SETTLE__V1__BRANCH_STATE__REGISTERED, 0);
+	Settle__V1__BranchRecord **br;
+	size_t n;
+	cr_assert_eq(store_branches_list(T.s, NULL, "g", &br, &n), 0);
+	cr_assert_eq(n, 300);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(br[i]->branch_id, i + 1);
+	store_branches_free(br, n);
+	Settle__V1__Event **ev;
+	cr_assert_eq(store_events_list(T.s, NULL, "g1", &ev, &n), 0);
+	cr_assert_eq(n, 1);
+	store_events_free(ev, n);
+	cr_assert_eq(store_branches_list(T.s, NULL, "zz", &br, &n), 0);
+	cr_expect_eq(n, 0);
+	Settle__V1__BranchRecord *b;
+	cr_assert_eq(store_branch_get(T.s, NULL, "g", 17, &b), 0);
+	cr_expect_eq(b->branch_id, 17);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	cr_expect_eq(store_branch_get(T.s, NULL, "g", 301, &b),
+		     SETTLE_ENOTFOUND);
+
+	/* Deleting g leaves g1 alone, and removes every row of g. */
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_delete(T.s, txn, "g"), 0, "%s",
+		     store_errmsg(T.s));
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("branches"), 1);
+	cr_expect_eq(db_entries("events"), 1);
+	cr_expect_eq(db_entries("due"), 1);
+	cr_expect_eq(db_entries("by_state"), 1);
+	cr_expect_eq(db_entries("txs"), 1);
+}
+
+Test(store, tx_info_never_carries_payload)
+{
+	put_tx("g", SETTLE__V1__TX_STATE__COMMITTING, 10, 0);
+	put_branch("g", 1, SETTLE__V1__BRANCH_STATE__CONFIRMING, 1);
+	Settle__V1__TxRecord *tx;
+	cr_assert_eq(store_tx_get(T.s, NULL, "g", &tx), 0);
+	tx->failed = 1;
+	Settle__V1__TxInfo *info;
+	cr_assert_eq(store_tx_info(T.s, NULL, tx, true, true, &info), 0);
+	cr_expect_str_eq(info->gid, "g");
+	cr_assert_eq(info->n_branches, 1);
+	cr_expect_str_eq(info->branches[0]->endpoint, "127.0.0.1:7000");
+	cr_expect_eq(info->n_history, 1);
+	cr_expect(info->stuck);
+	size_t len = settle__v1__tx_info__get_packed_size(info);
+	uint8_t *buf = malloc(len);
+	settle__v1__tx_info__pack(info, buf);
+	cr_expect_null(memmem(buf, len, "SECRET", 6));
+	free(buf);
+	settle__v1__tx_info__free_unpacked(info, NULL);
+	cr_assert_eq(store_tx_info(T.s, NULL, tx, false, false, &info), 0);
+	cr_expect_eq(info->n_branches, 0);
+	cr_expect_eq(info->n_history, 0);
+	settle__v1__tx_info__free_unpacked(info, NULL);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+Test(store, counts_by_state)
+{
+	put_tx("a", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
+	put_tx("b", SETTLE__V1__TX_STATE__COMMITTING, 10, 0);
+	put_tx("c", SETTLE__V1__TX_STATE__COMMITTED, 0, 10);
+	put_tx("d", SETTLE__V1__TX_STATE__ROLLED_BACK, 0, 10);
+	put_tx("e", SETTLE__V1__TX_STATE__ROLLED_BACK, 0, 11);
+	struct store_counts c;
+	cr_assert_eq(store_counts_get(T.s, NULL, &c), 0);
+	cr_expect_eq(c.active, 2);
+	cr_expect_eq(c.finished, 3);
+	cr_expect_eq(c.by_state[SETTLE__V1__TX_STATE__ROLLED_BACK], 2);
+	cr_expect_eq(c.stuck, 0);
+}
+
+static void cmd_id(uint8_t *id, int n)
+{
+	memset(id, 0, 16);
+	id[0] = (uint8_t)n;
+	id[15] = 0xab;
+}
+
+Test(store, cmd_results_round_trip_and_gc_oldest_first)
+{
+	MDB_txn *txn;
+	uint8_t id[16];
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	for (int i = 1; i <= 10; i++) {
+		Settle__V1__CmdResult r;
+		settle__v1__cmd_result__init(&r);
+		r.code = SETTLE__V1__CODE__WRONG_STATE;
+		r.index = (uint64_t)i;
+		cmd_id(id, i);
+		cr_assert_eq(store_cmd_put(T.s, txn, id, 100 * (uint64_t)i, &r),
+			     0);
+	}
+	/* The same id twice is refused (the FSM checks before). */
+	Settle__V1__CmdResult r0;
+	settle__v1__cmd_result__init(&r0);
+	cmd_id(id, 3);
+	cr_expect_eq(store_cmd_put(T.s, txn, id, 1, &r0), SETTLE_EEXISTS);
+	size_t del;
+	cr_assert_eq(store_cmd_gc(T.s, txn, 450, 2, &del), 0);
+	cr_expect_eq(del, 2);
+	cr_assert_eq(store_cmd_gc(T.s, txn, 450, 100, &del), 0);
+	cr_expect_eq(del, 2);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	Settle__V1__CmdResult *r;
+	cmd_id(id, 4);
+	cr_expect_eq(store_cmd_get(T.s, NULL, id, &r), SETTLE_ENOTFOUND);
+	cmd_id(id, 5);
+	cr_assert_eq(store_cmd_get(T.s, NULL, id, &r), 0);
+	cr_expect_eq(r->index, 5);
+	cr_expect_eq(r->code, SETTLE__V1__CODE__WRONG_STATE);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(db_entries("cmds"), 6);
+	cr_expect_eq(db_entries("cmd_time"), 6);
+}
+
+Test(store, tx_gc_deletes_oldest_finished_only)
+{
+	char gid[16];
+	for (int i = 0; i < 50; i++) {
+		snprintf(gid, sizeof gid, "f%02d", i);
+		put_tx(gid, SETTLE__V1__TX_STATE__COMMITTED, 0,
+		       1000 + (uint64_t)i);
+		put_branch(gid, 1, SETTLE__V1__BRANCH_STATE__CONFIRMED, 0);
+	}
+	put_tx("live", SETTLE__V1__TX_STATE__ACTIVE, 5, 0);
+	MDB_txn *txn;
+	size_t del;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_gc(T.s, txn, 1030, 20, &del), 0);
+	cr_expect_eq(del, 20);
+	cr_assert_eq(store_tx_gc(T.s, txn, 1030, 20, &del), 0);
+	cr_expect_eq(del, 10);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("txs"), 21);
+	cr_expect_eq(db_entries("finished"), 20);
+	cr_expect_eq(db_entries("branches"), 20);
+	cr_expect_eq(db_entries("events"), 20);
+	cr_expect_eq(db_entries("by_state"), 21);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(T.s, NULL, "f29", &tx), SETTLE_ENOTFOUND);
+	cr_assert_eq(store_tx_get(T.s, NULL, "f30", &tx), 0);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
