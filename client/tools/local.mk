@@ -1,15 +1,24 @@
 # client/tools: operator tools (settlectl, settle-bench) and the integration
 # tests that drive real processes.
 
-# settlectl's parsing and printing, shared with its unit test.
+# settlectl's parsing and printing, shared with its unit test. It needs
+# libsettlecore (error names), which each program links once.
 noinst_LTLIBRARIES += client/tools/libctlfmt.la
 client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h
-client_tools_libctlfmt_la_LIBADD = proto/libsettlecore.la
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt
 test_unit_test_ctl_fmt_SOURCES = test/unit/tools/test_ctl_fmt.c
 test_unit_test_ctl_fmt_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client/tools
-test_unit_test_ctl_fmt_LDADD = client/tools/libctlfmt.la $(TEST_LIBS)
+test_unit_test_ctl_fmt_LDADD = client/tools/libctlfmt.la proto/libsettlecore.la \
+	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_ctl_fmt
 endif
+
+bin_PROGRAMS += client/tools/settlectl
+client_tools_settlectl_SOURCES = client/tools/settlectl.c
+client_tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
+# libsettle already carries libsettlecore: linking that too would give the
+# program two copies of its globals.
+client_tools_settlectl_LDADD = client/tools/libctlfmt.la client/libsettle.la \
+	$(PROTOBUF_C_LIBS)

@@ -1,0 +1,381 @@
+/*
+ * settlectl — the operator's view of a Settle cluster.
+ *
+ *   settlectl --cluster ENDPOINTS [--json] status
+ *   settlectl --cluster ENDPOINTS [--json] tx list [--state S] [--stuck]
+ *             [--older-than DURATION] [--limit N] [--after GID]
+ *   settlectl --cluster ENDPOINTS [--json] tx show GID
+ *
+ * Exit status: 0 done, 1 the cluster could not answer (the error is on
+ * stderr), 2 the command line is wrong (nothing was sent).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* error.h before settle.h: see settle.h. */
+#include "error.h"
+#include "log.h"
+#include "settle.h"
+
+#include "ctl_fmt.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: settlectl --cluster ENDPOINTS [--json] [--timeout DURATION] "
+    "COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  status                   each node: role, term, log indexes, leader,\n"
+    "                           transaction counts\n"
+    "  tx list [filters]        transactions, oldest first\n"
+    "      --state S            active, committing, committed, rolling_back,\n"
+    "                           rolled_back\n"
+    "      --stuck              only those waiting for an operator\n"
+    "      --older-than D       only those created more than D ago\n"
+    "      --limit N            at most N (default: the server's, 1000)\n"
+    "      --after GID          continue a listing after this gid\n"
+    "  tx show GID              one transaction: branches and full history\n"
+    "\n"
+    "options:\n"
+    "  --cluster ENDPOINTS      host:port[,host:port...] of the coordinators\n"
+    "                           (default: $SETTLE_CLUSTER)\n"
+    "  --json                   machine-readable output\n"
+    "  --timeout D              give up after D (default 5s)\n"
+    "  --help                   this text\n"
+    "\n"
+    "Durations: 1500ms, 30s, 5m, 2h, 1d.\n"
+    "Exit status: 0 ok, 1 the cluster did not answer or refused, 2 bad "
+    "usage.\n"
+    "See docs/OPERATIONS.md for the runbook.\n";
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("settlectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(settlectl --help for usage)\n", stderr);
+	return EXIT_USAGE;
+}
+
+struct opts {
+	const char *cluster;
+	bool json;
+	uint64_t timeout_ms;
+	/* tx list */
+	bool have_state;
+	Settle__V1__TxState state;
+	bool stuck;
+	uint64_t older_than_ms;
+	uint32_t limit;
+	const char *after;
+	/* which list-only options were given, to refuse them elsewhere */
+	const char *list_flag;
+};
+
+static int open_client(const struct opts *o, settle_client **out)
+{
+	struct settle_client_opts co = {0};
+	int rv;
+
+	co.call_timeout_ms = (uint32_t)o->timeout_ms;
+	co.connect_timeout_ms =
+	    o->timeout_ms < 1000 ? (uint32_t)o->timeout_ms : 1000;
+	co.retry_budget_ms = (uint32_t)o->timeout_ms;
+	rv = settle_client_open(o->cluster, &co, out);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: bad --cluster '%s': %s\n",
+			o->cluster, settle_strerror(rv));
+		return rv;
+	}
+	return 0;
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct ctl_node_status nodes[64];
+	char *list, *save = NULL, *ep;
+	settle_client *c;
+	size_t n = 0, i, ok = 0;
+	int rv;
+
+	list = strdup(o->cluster);
+	if (list == NULL) {
+		fprintf(stderr, "settlectl: out of memory\n");
+		return 1;
+	}
+	if (open_client(o, &c) != 0) {
+		free(list);
+		return EXIT_USAGE;
+	}
+	/* Ask every listed node itself: the point is to see each one's view,
+	 * not only the leader's. */
+	for (ep = strtok_r(list, ",", &save); ep && n < 64;
+	     ep = strtok_r(NULL, ",", &save)) {
+		ProtobufCMessage *resp = NULL;
+		Settle__V1__StatusRequest req =
+		    SETTLE__V1__STATUS_REQUEST__INIT;
+
+		nodes[n].endpoint = ep;
+		nodes[n].st = NULL;
+		nodes[n].errmsg = NULL;
+		rv = settle_client_call_at(
+		    c, ep, SETTLE__V1__METHOD__STATUS, &req.base,
+		    &settle__v1__status_response__descriptor, &resp);
+		nodes[n].err = rv;
+		if (rv == 0) {
+			nodes[n].st = (Settle__V1__StatusResponse *)resp;
+			ok++;
+		} else {
+			nodes[n].errmsg = strdup(settle_client_errmsg(c));
+		}
+		n++;
+	}
+	ctl_print_status(stdout, nodes, n, o->json);
+	for (i = 0; i < n; i++) {
+		if (nodes[i].st)
+			protobuf_c_message_free_unpacked(
+			    (ProtobufCMessage *)nodes[i].st, NULL);
+		free((char *)nodes[i].errmsg);
+	}
+	settle_client_close(c);
+	free(list);
+	if (ok == 0) {
+		fprintf(stderr, "settlectl: no node of %s answered\n",
+			o->cluster);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_tx_list(const struct opts *o)
+{
+	Settle__V1__ListRequest req = SETTLE__V1__LIST_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	settle_client *c;
+	int rv;
+
+	if (o->have_state)
+		req.state = o->state;
+	req.stuck_only = o->stuck;
+	req.older_than_ms = o->older_than_ms;
+	req.limit = o->limit;
+	req.after_gid = (char *)(o->after ? o->after : "");
+	if (open_client(o, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_client_call(c, SETTLE__V1__METHOD__LIST, &req.base,
+				&settle__v1__list_response__descriptor, &resp);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: tx list: %s\n",
+			settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_list(stdout, (Settle__V1__ListResponse *)resp,
+		       settle_now_ms(), o->json);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	settle_client_close(c);
+	return 0;
+}
+
+static int cmd_tx_show(const struct opts *o, const char *gid)
+{
+	Settle__V1__TxInfo *tx = NULL;
+	settle_client *c;
+	int rv;
+
+	if (open_client(o, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_query(c, gid, true, &tx);
+	if (rv == SETTLE_ENOTFOUND) {
+		fprintf(stderr, "settlectl: no transaction with gid '%s'\n",
+			gid);
+		settle_client_close(c);
+		return 1;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: tx show: %s\n",
+			settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_tx(stdout, tx, settle_now_ms(), o->json);
+	settle_tx_info_free(tx);
+	settle_client_close(c);
+	return 0;
+}
+
+enum {
+	OPT_CLUSTER = 256,
+	OPT_JSON,
+	OPT_TIMEOUT,
+	OPT_STATE,
+	OPT_STUCK,
+	OPT_OLDER,
+	OPT_LIMIT,
+	OPT_AFTER,
+	OPT_HELP,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"cluster", required_argument, NULL, OPT_CLUSTER},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"state", required_argument, NULL, OPT_STATE},
+	    {"stuck", no_argument, NULL, OPT_STUCK},
+	    {"older-than", required_argument, NULL, OPT_OLDER},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"after", required_argument, NULL, OPT_AFTER},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	struct opts o = {0};
+	const char *cmd, *sub;
+	int ch, npos;
+	char **pos;
+
+	o.timeout_ms = 5000;
+	o.cluster = getenv("SETTLE_CLUSTER");
+	opterr = 0;
+	/* Options may come before or after the command words: getopt_long
+	 * permutes them, so "settlectl tx list --stuck" works. */
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_CLUSTER:
+			o.cluster = optarg;
+			break;
+		case OPT_JSON:
+			o.json = true;
+			break;
+		case OPT_TIMEOUT:
+			if (ctl_duration_parse(optarg, &o.timeout_ms) != 0 ||
+			    o.timeout_ms == 0 || o.timeout_ms > 3600000)
+				return usage_error(
+				    "bad --timeout '%s': give a duration "
+				    "between 1ms and 1h, like 500ms or 10s",
+				    optarg);
+			break;
+		case OPT_STATE:
+			if (ctl_state_parse(optarg, &o.state) != 0)
+				return usage_error(
+				    "bad --state '%s': one of active, "
+				    "committing, committed, rolling_back, "
+				    "rolled_back",
+				    optarg);
+			o.have_state = true;
+			o.list_flag = "--state";
+			break;
+		case OPT_STUCK:
+			o.stuck = true;
+			o.list_flag = "--stuck";
+			break;
+		case OPT_OLDER:
+			if (ctl_duration_parse(optarg, &o.older_than_ms) != 0)
+				return usage_error(
+				    "bad --older-than '%s': give a duration "
+				    "with a unit, like 1500ms, 30s, 5m, 2h, 1d",
+				    optarg);
+			o.list_flag = "--older-than";
+			break;
+		case OPT_LIMIT: {
+			char *end;
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end ||
+			    errno || v == 0 || v > 100000)
+				return usage_error("bad --limit '%s': give a "
+						   "number from 1 to 100000",
+						   optarg);
+			o.limit = (uint32_t)v;
+			o.list_flag = "--limit";
+			break;
+		}
+		case OPT_AFTER:
+			o.after = optarg;
+			o.list_flag = "--after";
+			break;
+		case 'h':
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs a value",
+					   argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	pos = argv + optind;
+	npos = argc - optind;
+	if (npos == 0)
+		return usage_error("%s", "no command given: status, tx list "
+					 "or tx show GID");
+	cmd = pos[0];
+	if (strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0)
+		return usage_error("unknown command '%s': status, tx list or "
+				   "tx show GID",
+				   cmd);
+	if (strcmp(cmd, "status") == 0 && npos > 1)
+		return usage_error("status takes no argument, got '%s'",
+				   pos[1]);
+	sub = npos > 1 ? pos[1] : NULL;
+	if (strcmp(cmd, "tx") == 0) {
+		if (sub == NULL)
+			return usage_error("%s", "tx needs a subcommand: list "
+						 "or show GID");
+		if (strcmp(sub, "list") == 0) {
+			if (npos > 2)
+				return usage_error(
+				    "tx list takes no "
+				    "argument, got '%s' (filters "
+				    "are options: --state ...)",
+				    pos[2]);
+		} else if (strcmp(sub, "show") == 0) {
+			if (npos != 3)
+				return usage_error("%s",
+						   "tx show needs exactly "
+						   "one GID");
+			if (pos[2][0] == '\0' ||
+			    strlen(pos[2]) > SETTLE_GID_MAX)
+				return usage_error("bad gid '%s': 1 to 128 "
+						   "bytes",
+						   pos[2]);
+		} else {
+			return usage_error("unknown tx subcommand '%s': list "
+					   "or show GID",
+					   sub);
+		}
+	}
+	if (o.list_flag && !(sub && strcmp(sub, "list") == 0))
+		return usage_error("%s only applies to 'tx list'", o.list_flag);
+	if (o.cluster == NULL || o.cluster[0] == '\0')
+		return usage_error("%s", "no cluster: give --cluster "
+					 "host:port[,host:port...] or set "
+					 "SETTLE_CLUSTER");
+
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(&o);
+	if (strcmp(sub, "list") == 0)
+		return cmd_tx_list(&o);
+	return cmd_tx_show(&o, pos[2]);
+}
