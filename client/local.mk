@@ -1,7 +1,7 @@
 # client/: libsettle, the installed client library: initiator API with leader
 # discovery and retries, participant SDK, barrier.
 
-include_HEADERS += client/settle.h
+include_HEADERS += client/settle.h client/settle_participant.h
 # settle.h includes the generated protocol header: install it next to it.
 nodist_include_HEADERS = proto/settle.pb-c.h
 
@@ -9,7 +9,9 @@ lib_LTLIBRARIES += client/libsettle.la
 client_libsettle_la_SOURCES = \
 	client/settle.h \
 	client/conn.c client/conn.h \
-	client/client.c
+	client/client.c \
+	client/settle_participant.h \
+	client/barrier.c
 client_libsettle_la_LIBADD = proto/libsettlecore.la $(UV_LIBS) $(LMDB_LIBS) \
 	$(PROTOBUF_C_LIBS)
 client_libsettle_la_LDFLAGS = -version-info 0:0:0
@@ -23,4 +25,10 @@ test_unit_test_client_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_unit_test_client_LDADD = client/libsettle.la \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
 TESTS += test/unit/test_client
+
+check_PROGRAMS += test/unit/test_barrier
+test_unit_test_barrier_SOURCES = test/unit/client/test_barrier.c
+test_unit_test_barrier_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_unit_test_barrier_LDADD = client/libsettle.la $(LMDB_LIBS) $(TEST_LIBS)
+TESTS += test/unit/test_barrier
 endif

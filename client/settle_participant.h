@@ -1,0 +1,168 @@
+/*
+ * settle_participant.h — libsettle's participant side: the barrier that
+ * makes TCC calls safe to repeat and to reorder, and the participant SDK,
+ * an RPC server answering TRY / CONFIRM / CANCEL with the application's
+ * handlers inside the barrier. docs/BARRIER.md explains the algorithm.
+ *
+ * Errors: 0 or a negative SETTLE_E* code (see settle.h).
+ */
+#ifndef SETTLE_PARTICIPANT_H
+#define SETTLE_PARTICIPANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+#include <uv.h>
+
+#include "settle.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The three TCC operations, as stored in barrier keys. */
+enum settle_op {
+	SETTLE_OP_TRY = 1,
+	SETTLE_OP_CONFIRM = 2,
+	SETTLE_OP_CANCEL = 3,
+};
+
+/* ---- Barrier ------------------------------------------------------------ */
+
+typedef struct settle_barrier settle_barrier;
+
+/* What settle_barrier_enter() decided. */
+enum settle_barrier_action {
+	/* First time: run the business effect in the same txn. */
+	SETTLE_BARRIER_RUN = 0,
+	/* A repeat, or a Cancel with no Try before it (null compensation):
+	 * do nothing and answer success. */
+	SETTLE_BARRIER_SKIP = 1,
+	/* Refuse: a Try after its Cancel (hanging Try), or a Confirm after a
+	 * Cancel / a Cancel after a Confirm of the same branch (a protocol
+	 * violation: the coordinator decides once). Nothing was written. */
+	SETTLE_BARRIER_REFUSE = 2,
+};
+
+/*
+ * Open (creating if needed) the barrier tables "settle_barrier" and
+ * "settle_barrier_time" in env, which the application owns and keeps open
+ * longer than the barrier. env needs room for two named databases
+ * (mdb_env_set_maxdbs). Runs its own write txn: the calling thread must not
+ * hold one. Returns 0 and *out (free with settle_barrier_close()),
+ * SETTLE_ESTORE / SETTLE_EFULL from LMDB, SETTLE_ENOMEM.
+ */
+int settle_barrier_open(MDB_env *env, settle_barrier **out);
+
+/* Free the handle (the tables stay in env). NULL is a no-op. */
+void settle_barrier_close(settle_barrier *b);
+
+/*
+ * Enter the barrier for (gid, branch_id, op) inside txn, the application's
+ * write txn that also carries the business effect: the barrier row and the
+ * effect commit or abort together, so a crash leaves neither.
+ *   TRY:     a cancel row exists -> REFUSE (nothing written: the cancel row
+ *            keeps refusing); a try row exists -> SKIP; else write it, RUN.
+ *   CONFIRM: a confirm row exists -> SKIP; a cancel row -> REFUSE; else
+ *            write it, RUN.
+ *   CANCEL:  a cancel row exists -> SKIP; a confirm row -> REFUSE; else
+ *            write it, and RUN if a try row exists, SKIP if not (null
+ *            compensation: the Try never took effect).
+ * gid: 1..SETTLE_GID_MAX bytes, not kept. *action receives the decision.
+ * Errors: SETTLE_EINVAL (bad gid or op), SETTLE_ESTORE / SETTLE_EFULL
+ * (LMDB; the caller should abort txn).
+ */
+int settle_barrier_enter(settle_barrier *b, MDB_txn *txn, const char *gid,
+			 uint32_t branch_id, int op, int *action);
+
+/*
+ * Delete up to limit rows (0: no limit) written more than older_than_ms
+ * ago, oldest first, in txn (a write txn). *removed (may be NULL) gets the
+ * count. Keep older_than_ms well above the longest time a late request can
+ * still arrive (the coordinator's retry horizon): once the cancel row of a
+ * branch is gone, a very late Try can no longer be refused.
+ * Errors: SETTLE_ESTORE, SETTLE_EFULL.
+ */
+int settle_barrier_gc(settle_barrier *b, MDB_txn *txn, uint64_t older_than_ms,
+		      size_t limit, size_t *removed);
+
+/* ---- Participant SDK ---------------------------------------------------- */
+
+/* One call, as the handler sees it. Pointers valid during the call only. */
+struct settle_branch {
+	int op; /* enum settle_op */
+	const char *gid;
+	uint32_t branch_id;
+	const char *resource;
+	const uint8_t *payload; /* never log it */
+	size_t len;
+	uint32_t attempt;     /* 1 on the first call */
+	uint64_t deadline_ms; /* unix ms the caller gives up; 0: none */
+};
+
+/*
+ * A business handler. txn is the write txn holding the barrier row (NULL
+ * when no env is attached): make the effect in it, never commit or abort
+ * it. Return 0 on success, SETTLE_EFAILURE for a business failure
+ * (retrying will not help: insufficient funds), SETTLE_ERETRY for a
+ * transient one; any other code is answered as RETRY too. On error, write
+ * a one-line reason into err (errlen bytes; sent to the caller, so no
+ * payload data); the txn is aborted, barrier row included.
+ */
+typedef int (*settle_branch_fn)(void *data, const struct settle_branch *b,
+				MDB_txn *txn, char *err, size_t errlen);
+
+struct settle_participant_config {
+	const char *listen;	 /* "host:port"; port 0 picks one; copied */
+	MDB_env *env;		 /* NULL: no barrier, handlers get txn NULL */
+	settle_branch_fn on_try; /* NULL: TRY answers UNKNOWN_METHOD */
+	settle_branch_fn on_confirm;
+	settle_branch_fn on_cancel;
+	void *data; /* handed to every handler */
+};
+
+typedef struct settle_participant settle_participant;
+
+/*
+ * Create a participant (not listening yet). cfg is copied; env stays the
+ * application's. With env set, the barrier tables are opened now (so the
+ * calling thread must not hold a write txn). Returns 0 and *out,
+ * SETTLE_EINVAL (no listen address, no handler), SETTLE_ENOMEM, barrier
+ * errors.
+ */
+int settle_participant_init(const struct settle_participant_config *cfg,
+			    settle_participant **out);
+
+/*
+ * Listen and serve on the application's loop. Handlers then run on that
+ * loop's thread, one at a time. Returns 0 or the listen error (text in
+ * settle_participant_errmsg()).
+ */
+int settle_participant_start(settle_participant *p, uv_loop_t *loop);
+
+/*
+ * Listen and serve on a loop of its own, on a new thread. Returns once the
+ * server listens (0) or failed to. Handlers run on that thread.
+ */
+int settle_participant_start_thread(settle_participant *p);
+
+/* Port listened on (useful with port 0), or -1 before start. */
+int settle_participant_port(const settle_participant *p);
+
+/* Last error text, "" if none. */
+const char *settle_participant_errmsg(const settle_participant *p);
+
+/*
+ * Stop serving. After start(): closes the server; the loop must run on for
+ * the close to finish, and p is freed then. After start_thread(): stops and
+ * joins the thread, then frees p. Before any start: frees p. Calls in
+ * progress finish first (handlers are synchronous). NULL is a no-op.
+ */
+void settle_participant_close(settle_participant *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SETTLE_PARTICIPANT_H */
