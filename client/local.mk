@@ -11,7 +11,8 @@ client_libsettle_la_SOURCES = \
 	client/conn.c client/conn.h \
 	client/client.c \
 	client/settle_participant.h \
-	client/barrier.c
+	client/barrier.c \
+	client/participant.c
 client_libsettle_la_LIBADD = proto/libsettlecore.la $(UV_LIBS) $(LMDB_LIBS) \
 	$(PROTOBUF_C_LIBS)
 client_libsettle_la_LDFLAGS = -version-info 0:0:0
@@ -31,4 +32,11 @@ test_unit_test_barrier_SOURCES = test/unit/client/test_barrier.c
 test_unit_test_barrier_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_unit_test_barrier_LDADD = client/libsettle.la $(LMDB_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_barrier
+
+check_PROGRAMS += test/unit/test_participant
+test_unit_test_participant_SOURCES = test/unit/client/test_participant.c
+test_unit_test_participant_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_unit_test_participant_LDADD = client/libsettle.la $(LMDB_LIBS) \
+	$(PROTOBUF_C_LIBS) $(UV_LIBS) $(TEST_LIBS)
+TESTS += test/unit/test_participant
 endif
