@@ -13,6 +13,19 @@ test_unit_test_ctl_fmt_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client/tools
 test_unit_test_ctl_fmt_LDADD = client/tools/libctlfmt.la proto/libsettlecore.la \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_ctl_fmt
+
+# Integration tests: real processes, found through $(SETTLE_BUILD) or this
+# build directory. The harness needs no client library, so each test links
+# either libsettle or, for the fake coordinator, the core library.
+IT_HARNESS = test/integration/harness.c test/integration/harness.h
+
+check_PROGRAMS += test/integration/test_settlectl
+test_integration_test_settlectl_SOURCES = \
+	test/integration/test_settlectl.c $(IT_HARNESS)
+test_integration_test_settlectl_CFLAGS = $(TEST_CFLAGS)
+test_integration_test_settlectl_LDADD = proto/libsettlecore.la \
+	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
+TESTS += test/integration/test_settlectl
 endif
 
 bin_PROGRAMS += client/tools/settlectl

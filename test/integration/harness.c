@@ -1,0 +1,482 @@
+/*
+ * harness.c — real processes for the integration tests; see harness.h.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IT_MAX_PROCS 16
+
+static char dir[256];
+static struct it_proc procs[IT_MAX_PROCS];
+static size_t nprocs;
+/* Resolved binaries, by name: tests ask for the same few many times. */
+static struct {
+	char name[32];
+	char path[PATH_MAX];
+} bins[8];
+static size_t nbins;
+static bool atexit_set;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void kill_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < nprocs; i++) {
+		if (procs[i].pid > 0) {
+			kill(procs[i].pid, SIGKILL);
+			waitpid(procs[i].pid, NULL, 0);
+			procs[i].pid = 0;
+		}
+	}
+}
+
+void it_setup(void)
+{
+	char tmpl[] = "/tmp/settle-it.XXXXXX";
+
+	if (!atexit_set) {
+		atexit(kill_all);
+		atexit_set = true;
+	}
+	/* A test killed half-way must not leave a child writing into a
+	 * pipe nobody reads. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+	snprintf(dir, sizeof(dir), "%s", tmpl);
+}
+
+const char *it_dir(void)
+{
+	return dir;
+}
+
+void it_teardown(void)
+{
+	size_t i, j;
+	char cmd[300];
+
+	kill_all();
+	for (i = 0; i < nprocs; i++)
+		for (j = 0; procs[i].argv[j]; j++)
+			free(procs[i].argv[j]);
+	memset(procs, 0, sizeof(procs));
+	nprocs = 0;
+	if (dir[0] && getenv("SETTLE_KEEP_TEST_DIR") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "harness: could not remove %s\n", dir);
+	} else if (dir[0]) {
+		fprintf(stderr, "harness: test files kept in %s\n", dir);
+	}
+	dir[0] = '\0';
+}
+
+/* Build directory: $SETTLE_BUILD, else three levels above this program. */
+static const char *build_dir(void)
+{
+	static char buf[PATH_MAX];
+	const char *env = getenv("SETTLE_BUILD");
+	ssize_t n;
+	int up;
+
+	if (env && *env)
+		return env;
+	if (buf[0])
+		return buf;
+	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	cr_assert(n > 0, "readlink /proc/self/exe: %s", strerror(errno));
+	buf[n] = '\0';
+	/* libtool may run the real binary from a .libs/ subfolder. */
+	if (strstr(buf, "/.libs/lt-") || strstr(buf, "/.libs/"))
+		*strrchr(buf, '/') = '\0';
+	for (up = 0; up < 3; up++) {
+		char *slash = strrchr(buf, '/');
+		cr_assert_not_null(slash, "cannot find the build directory");
+		*slash = '\0';
+	}
+	return buf;
+}
+
+const char *it_bin(const char *name)
+{
+	static const char *const subdirs[] = {"coordinator", "client/tools",
+					      "examples", "."};
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < nbins; i++)
+		if (strcmp(bins[i].name, name) == 0)
+			return bins[i].path;
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s/%s", build_dir(),
+			 subdirs[i], name);
+		if (access(path, X_OK) == 0)
+			break;
+	}
+	cr_assert(i < sizeof(subdirs) / sizeof(subdirs[0]),
+		  "%s not found under %s (build it, or set SETTLE_BUILD)", name,
+		  build_dir());
+	cr_assert(nbins < sizeof(bins) / sizeof(bins[0]));
+	snprintf(bins[nbins].name, sizeof(bins[0].name), "%s", name);
+	snprintf(bins[nbins].path, sizeof(bins[0].path), "%s", path);
+	return bins[nbins++].path;
+}
+
+static bool port_free(int port)
+{
+	struct sockaddr_in a = {0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, ok;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+int it_free_port_pair(void)
+{
+	static unsigned seed;
+	int i, p;
+
+	if (seed == 0)
+		seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+	/* Random even ports in 20000..59998, away from the ephemeral range
+	 * Linux hands out for outgoing connections (32768..60999 overlaps, so
+	 * check both ports every time). */
+	for (i = 0; i < 200; i++) {
+		p = 20000 + 2 * (int)(rand_r(&seed) % 20000);
+		if (port_free(p) && port_free(p + 1))
+			return p;
+	}
+	cr_assert_fail("no free port pair found");
+	return -1;
+}
+
+static pid_t start_child(struct it_proc *p)
+{
+	pid_t parent = getpid(), pid;
+	int fd;
+
+	fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	cr_assert(fd >= 0, "open %s: %s", p->log, strerror(errno));
+	pid = fork();
+	cr_assert(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		/* Die with the test process, whatever kills it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(p->argv[0], p->argv);
+		dprintf(2, "harness: exec %s: %s\n", p->argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
+struct it_proc *it_spawn(const char *name, char *const argv[])
+{
+	struct it_proc *p;
+	size_t i;
+
+	cr_assert(nprocs < IT_MAX_PROCS, "too many processes");
+	p = &procs[nprocs++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->log, sizeof(p->log), "%s/%s.log", dir, name);
+	for (i = 0; argv[i]; i++) {
+		cr_assert(i < IT_MAX_ARGS, "too many arguments");
+		p->argv[i] = strdup(argv[i]);
+		cr_assert_not_null(p->argv[i]);
+	}
+	p->pid = start_child(p);
+	return p;
+}
+
+void it_restart(struct it_proc *p)
+{
+	FILE *f;
+
+	cr_assert_eq(p->pid, 0, "%s is still running", p->name);
+	f = fopen(p->log, "a");
+	if (f) {
+		fprintf(f, "==== harness: restart\n");
+		fclose(f);
+	}
+	p->pid = start_child(p);
+}
+
+bool it_alive(struct it_proc *p)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return false;
+	if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+		p->pid = 0;
+		return false;
+	}
+	return true;
+}
+
+void it_kill(struct it_proc *p)
+{
+	if (p->pid <= 0)
+		return;
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+}
+
+void it_stop(struct it_proc *p)
+{
+	uint64_t end = mono_ms() + 10000;
+	int st = 0;
+	pid_t r;
+
+	cr_assert(p->pid > 0, "%s is not running", p->name);
+	kill(p->pid, SIGTERM);
+	while ((r = waitpid(p->pid, &st, WNOHANG)) == 0 && mono_ms() < end)
+		sleep_ms(20);
+	if (r == 0) {
+		it_kill(p);
+		it_show_log(p);
+		cr_assert_fail("%s ignored SIGTERM for 10 s", p->name);
+	}
+	p->pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		it_show_log(p);
+		cr_assert_fail("%s did not stop cleanly (status 0x%x)", p->name,
+			       st);
+	}
+}
+
+void it_show_log(const struct it_proc *p)
+{
+	char cmd[700];
+
+	fprintf(stderr, "---- last lines of %s:\n", p->log);
+	snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", p->log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log)\n");
+}
+
+void it_wait_port(struct it_proc *p, int port, int timeout_ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+	struct sockaddr_in a = {0};
+
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (;;) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return;
+		if (!it_alive(p)) {
+			it_show_log(p);
+			cr_assert_fail("%s exited before listening on %d",
+				       p->name, port);
+		}
+		if (mono_ms() > end) {
+			it_show_log(p);
+			cr_assert_fail("%s not listening on %d after %d ms",
+				       p->name, port, timeout_ms);
+		}
+		sleep_ms(20);
+	}
+}
+
+/* Append what fd has to a growing buffer; false at EOF. */
+static bool drain(int fd, char **buf, size_t *len, size_t *cap)
+{
+	char tmp[4096];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+
+	if (n <= 0)
+		return n < 0 && errno == EINTR;
+	if (*len + (size_t)n + 1 > *cap) {
+		*cap = (*len + (size_t)n + 1) * 2;
+		*buf = realloc(*buf, *cap);
+		cr_assert_not_null(*buf);
+	}
+	memcpy(*buf + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
+int it_run(char *const argv[], char **out, char **err, int timeout_ms)
+{
+	int po[2], pe[2], st = 0;
+	char *ob = calloc(1, 1), *eb = calloc(1, 1);
+	size_t ol = 0, oc = 1, el = 0, ec = 1;
+	bool o_open = true, e_open = true;
+	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+	pid_t pid;
+
+	cr_assert(ob && eb);
+	cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execv(argv[0], argv);
+		dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	while (o_open || e_open) {
+		struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+		int left = (int)(end > mono_ms() ? end - mono_ms() : 0);
+		if (!o_open)
+			pf[0].fd = -1;
+		if (!e_open)
+			pf[1].fd = -1;
+		if (left == 0 || poll(pf, 2, left) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			cr_assert_fail(
+			    "%s did not finish within %d ms; stdout: %s "
+			    "stderr: %s",
+			    argv[0], timeout_ms, ob, eb);
+		}
+		if (o_open && pf[0].revents)
+			o_open = drain(po[0], &ob, &ol, &oc);
+		if (e_open && pf[1].revents)
+			e_open = drain(pe[0], &eb, &el, &ec);
+	}
+	close(po[0]);
+	close(pe[0]);
+	waitpid(pid, &st, 0);
+	if (out)
+		*out = ob;
+	else
+		free(ob);
+	if (err)
+		*err = eb;
+	else
+		free(eb);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+/* ---- Settle processes --------------------------------------------------- */
+
+void it_node_wait_leader(struct it_node *n, int timeout_ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+	char *argv[] = {(char *)it_bin("settlectl"),
+			"--cluster",
+			n->endpoint,
+			"--timeout",
+			"1s",
+			"--json",
+			"status",
+			NULL};
+	char last[512] = "";
+
+	/* Through settlectl, as an operator would: the harness itself needs
+	 * no client library, so tests may link either libsettle or the core
+	 * library without two copies of it. */
+	for (;;) {
+		char *out = NULL, *err = NULL;
+		int rc = it_run(argv, &out, &err, 10000);
+		bool leader = rc == 0 && strstr(out, "\"role\":\"leader\"");
+		snprintf(last, sizeof(last), "%s%s", out, err);
+		free(out);
+		free(err);
+		if (leader)
+			return;
+		if (!it_alive(n->proc)) {
+			it_show_log(n->proc);
+			cr_assert_fail("settled exited while starting");
+		}
+		if (mono_ms() > end) {
+			it_show_log(n->proc);
+			cr_assert_fail(
+			    "settled not leader after %d ms (last: %s)",
+			    timeout_ms, last);
+		}
+		sleep_ms(50);
+	}
+}
+void it_node_start(struct it_node *n, int id, const char *const *extra)
+{
+	char *argv[IT_MAX_ARGS + 1];
+	char ids[16], raft[32], name[32];
+	int i = 0;
+
+	memset(n, 0, sizeof(*n));
+	n->port = it_free_port_pair();
+	snprintf(n->endpoint, sizeof(n->endpoint), "127.0.0.1:%d", n->port);
+	snprintf(raft, sizeof(raft), "127.0.0.1:%d", n->port + 1);
+	snprintf(n->data, sizeof(n->data), "%s/node%d", dir, id);
+	snprintf(ids, sizeof(ids), "%d", id);
+	snprintf(name, sizeof(name), "node%d", id);
+	cr_assert_eq(mkdir(n->data, 0755), 0, "mkdir %s: %s", n->data,
+		     strerror(errno));
+	argv[i++] = (char *)it_bin("settled");
+	argv[i++] = "--id";
+	argv[i++] = ids;
+	argv[i++] = "--data";
+	argv[i++] = n->data;
+	argv[i++] = "--listen";
+	argv[i++] = n->endpoint;
+	argv[i++] = "--raft";
+	argv[i++] = raft;
+	while (extra && *extra && i < IT_MAX_ARGS)
+		argv[i++] = (char *)*extra++;
+	argv[i] = NULL;
+	n->proc = it_spawn(name, argv);
+	it_node_wait_leader(n, 20000);
+}
