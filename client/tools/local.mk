@@ -35,3 +35,9 @@ client_tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
 # program two copies of its globals.
 client_tools_settlectl_LDADD = client/tools/libctlfmt.la client/libsettle.la \
 	$(PROTOBUF_C_LIBS)
+
+bin_PROGRAMS += client/tools/settle-bench
+client_tools_settle_bench_SOURCES = client/tools/bench.c
+client_tools_settle_bench_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
+client_tools_settle_bench_LDADD = client/libsettle.la $(LMDB_LIBS) $(UV_LIBS) \
+	$(PROTOBUF_C_LIBS) -lpthread

@@ -1,0 +1,533 @@
+/*
+ * settle-bench — load generator for a Settle cluster.
+ *
+ *   settle-bench --cluster ENDPOINTS --mode tcc --branches K
+ *                --concurrency C --duration SECONDS [--rollback-ratio R]
+ *                [--listen HOST:PORT] [--json]
+ *
+ * C initiator threads, each with its own libsettle handle, run TCC
+ * transactions back to back for SECONDS: Begin, register K branches on an
+ * in-process participant, TRY each branch on it, then Commit (or, for a
+ * fraction R, Rollback) and wait for phase two to finish, so the latency
+ * measured is the whole two-phase commit. The participant is libsettle's
+ * SDK on its own thread, with an LMDB barrier and a small business write
+ * per call in a temporary directory (removed at exit).
+ *
+ * Exit status: 0 the run completed (errors are counted, not fatal), 1 it
+ * could not start or not one transaction finished, 2 bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* error.h before settle.h: see settle.h. */
+#include "error.h"
+#include "settle.h"
+#include "settle_participant.h"
+
+#define EXIT_USAGE	2
+#define MAX_BRANCHES	64
+#define MAX_CONCURRENCY 1024
+
+struct bench {
+	const char *cluster;
+	unsigned branches;
+	unsigned concurrency;
+	unsigned duration_s;
+	double rollback_ratio;
+	bool json;
+	char participant[64]; /* host:port of the in-process participant */
+	uint64_t end_ms;      /* monotonic */
+	MDB_dbi dbi;	      /* the participant's business table */
+	atomic_uint_fast64_t handler_calls;
+};
+
+struct worker {
+	struct bench *b;
+	pthread_t thread;
+	unsigned seed;
+	uint64_t committed;
+	uint64_t aborted;
+	uint64_t errors;
+	uint32_t *lat_us; /* one per finished transaction */
+	size_t nlat;
+	size_t caplat;
+	char first_error[256];
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- The participant ---------------------------------------------------- */
+
+/*
+ * The business write: one small record per (gid, branch, op), inside the
+ * barrier's txn, like a real participant reserving or moving funds.
+ */
+static int bench_write(void *data, const struct settle_branch *br, MDB_txn *txn,
+		       char *err, size_t errlen)
+{
+	struct bench *b = data;
+	char key[SETTLE_GID_BUFSIZE + 16];
+	uint64_t val = (uint64_t)br->len;
+	MDB_val k, v;
+	int rc;
+
+	atomic_fetch_add(&b->handler_calls, 1);
+	if (txn == NULL)
+		return 0;
+	k.mv_size = (size_t)snprintf(key, sizeof(key), "%s/%" PRIu32 "/%d",
+				     br->gid, br->branch_id, br->op);
+	if (k.mv_size >= sizeof(key))
+		k.mv_size = sizeof(key) - 1;
+	k.mv_data = key;
+	v.mv_size = sizeof(val);
+	v.mv_data = &val;
+	rc = mdb_put(txn, b->dbi, &k, &v, 0);
+	if (rc != 0) {
+		snprintf(err, errlen, "bench write: %s", mdb_strerror(rc));
+		return SETTLE_ERETRY;
+	}
+	return 0;
+}
+
+struct participant {
+	char dir[64];
+	MDB_env *env;
+	settle_participant *p;
+};
+
+static int participant_start(struct bench *b, struct participant *pt,
+			     const char *listen)
+{
+	struct settle_participant_config cfg = {0};
+	MDB_txn *txn;
+	int rc;
+
+	snprintf(pt->dir, sizeof(pt->dir), "/tmp/settle-bench-part.XXXXXX");
+	if (mkdtemp(pt->dir) == NULL) {
+		fprintf(stderr, "settle-bench: mkdtemp: %s\n", strerror(errno));
+		return -1;
+	}
+	if ((rc = mdb_env_create(&pt->env)) != 0)
+		goto err_lmdb;
+	mdb_env_set_maxdbs(pt->env, 4);
+	mdb_env_set_mapsize(pt->env, (size_t)1 << 30);
+	/* The participant's own fsyncs are not what is measured: the
+	 * coordinator's raft log is. NOSYNC keeps the participant out of
+	 * the way (docs/BENCHMARKS.md says so). */
+	rc = mdb_env_open(pt->env, pt->dir, MDB_NOSYNC | MDB_NOMETASYNC, 0644);
+	if (rc != 0)
+		goto err_lmdb;
+	if ((rc = mdb_txn_begin(pt->env, NULL, 0, &txn)) != 0)
+		goto err_lmdb;
+	rc = mdb_dbi_open(txn, "bench", MDB_CREATE, &b->dbi);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		goto err_lmdb;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto err_lmdb;
+
+	cfg.listen = listen;
+	cfg.env = pt->env;
+	cfg.on_try = bench_write;
+	cfg.on_confirm = bench_write;
+	cfg.on_cancel = bench_write;
+	cfg.data = b;
+	rc = settle_participant_init(&cfg, &pt->p);
+	if (rc != 0) {
+		fprintf(stderr, "settle-bench: participant: %s\n",
+			settle_strerror(rc));
+		return -1;
+	}
+	rc = settle_participant_start_thread(pt->p);
+	if (rc != 0) {
+		fprintf(stderr, "settle-bench: participant listen %s: %s\n",
+			listen, settle_participant_errmsg(pt->p));
+		return -1;
+	}
+	snprintf(b->participant, sizeof(b->participant), "127.0.0.1:%d",
+		 settle_participant_port(pt->p));
+	return 0;
+
+err_lmdb:
+	fprintf(stderr, "settle-bench: participant store in %s: %s\n", pt->dir,
+		mdb_strerror(rc));
+	return -1;
+}
+
+static void participant_stop(struct participant *pt)
+{
+	char cmd[128];
+
+	settle_participant_close(pt->p);
+	if (pt->env)
+		mdb_env_close(pt->env);
+	if (pt->dir[0] && strchr(pt->dir, '\'') == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pt->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "settle-bench: could not remove %s\n",
+				pt->dir);
+	}
+}
+
+/* ---- Initiators --------------------------------------------------------- */
+
+static void note_error(struct worker *w, const char *what, settle_client *c)
+{
+	w->errors++;
+	if (w->first_error[0] == '\0')
+		snprintf(w->first_error, sizeof(w->first_error), "%s: %s", what,
+			 settle_client_errmsg(c));
+}
+
+static void record(struct worker *w, uint64_t us)
+{
+	if (w->nlat == w->caplat) {
+		size_t cap = w->caplat ? 2 * w->caplat : 4096;
+		uint32_t *n = realloc(w->lat_us, cap * sizeof(*n));
+		if (n == NULL)
+			return; /* the count stays right; one sample is lost */
+		w->lat_us = n;
+		w->caplat = cap;
+	}
+	w->lat_us[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* One transaction. Returns 0 when it reached a final state. */
+static int one_tx(struct worker *w, settle_client *c)
+{
+	struct bench *b = w->b;
+	char gid[SETTLE_GID_BUFSIZE];
+	uint32_t ids[MAX_BRANCHES];
+	char resource[32];
+	uint8_t payload[16] = "bench-payload-01";
+	bool finished = false;
+	int state = 0, rv;
+	unsigned k;
+	uint64_t t0 = mono_us();
+	bool rollback = b->rollback_ratio > 0 &&
+			(double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
+
+	rv = settle_begin(c, NULL, 30000, gid, sizeof(gid));
+	if (rv != 0) {
+		note_error(w, "begin", c);
+		return rv;
+	}
+	for (k = 0; k < b->branches; k++) {
+		snprintf(resource, sizeof(resource), "r%u", k);
+		rv = settle_register_branch(c, gid, b->participant, resource,
+					    payload, sizeof(payload), &ids[k]);
+		if (rv != 0) {
+			note_error(w, "register", c);
+			return rv;
+		}
+	}
+	for (k = 0; k < b->branches; k++) {
+		Settle__V1__BranchRequest req =
+		    SETTLE__V1__BRANCH_REQUEST__INIT;
+		snprintf(resource, sizeof(resource), "r%u", k);
+		req.gid = gid;
+		req.branch_id = ids[k];
+		req.resource = resource;
+		req.payload.data = payload;
+		req.payload.len = sizeof(payload);
+		req.attempt = 1;
+		rv = settle_client_call_at(c, b->participant,
+					   SETTLE__V1__METHOD__TRY, &req.base,
+					   NULL, NULL);
+		if (rv != 0) {
+			note_error(w, "try", c);
+			/* A failed Try means rollback, as a real initiator
+			 * would do. */
+			rollback = true;
+			break;
+		}
+	}
+	if (rollback)
+		rv = settle_rollback(c, gid, "bench", 30000, &state, &finished);
+	else
+		rv = settle_commit(c, gid, 30000, &state, &finished);
+	if (rv != 0) {
+		note_error(w, rollback ? "rollback" : "commit", c);
+		return rv;
+	}
+	if (!finished) {
+		w->errors++;
+		if (w->first_error[0] == '\0')
+			snprintf(w->first_error, sizeof(w->first_error),
+				 "%s: phase two not finished after 30 s", gid);
+		return SETTLE_ETIMEOUT;
+	}
+	record(w, mono_us() - t0);
+	if (state == SETTLE__V1__TX_STATE__COMMITTED)
+		w->committed++;
+	else
+		w->aborted++;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct settle_client_opts co = {0};
+	settle_client *c;
+	int rv;
+
+	rv = settle_client_open(w->b->cluster, &co, &c);
+	if (rv != 0) {
+		w->errors++;
+		snprintf(w->first_error, sizeof(w->first_error), "open: %s",
+			 settle_strerror(rv));
+		return NULL;
+	}
+	while (mono_us() / 1000 < w->b->end_ms)
+		one_tx(w, c);
+	settle_client_close(c);
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted samples, in ms. */
+static double pct_ms(const uint32_t *s, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(p * (double)n);
+	if (i >= n)
+		i = n - 1;
+	return s[i] / 1000.0;
+}
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("settle-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(settle-bench --help for usage)\n", stderr);
+	return EXIT_USAGE;
+}
+
+static const char help[] =
+    "usage: settle-bench --cluster ENDPOINTS [--mode tcc] [--branches K]\n"
+    "                    [--concurrency C] [--duration SECONDS]\n"
+    "                    [--rollback-ratio R] [--listen HOST:PORT] "
+    "[--json]\n"
+    "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
+    "participant on 127.0.0.1 with a free port.\n";
+
+static bool parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*end || errno || v == 0 || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"branches", required_argument, NULL, 'b'},
+	    {"concurrency", required_argument, NULL, 'n'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"rollback-ratio", required_argument, NULL, 'r'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct bench b = {0};
+	struct participant pt = {0};
+	struct worker *ws;
+	const char *listen = "127.0.0.1:0";
+	uint64_t t0, committed = 0, aborted = 0, errors = 0;
+	uint32_t *all;
+	size_t nall = 0;
+	double secs, tps;
+	unsigned i;
+	int ch;
+	char *end;
+
+	b.branches = 2;
+	b.concurrency = 8;
+	b.duration_s = 10;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			b.cluster = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "tcc") != 0)
+				return usage("unsupported --mode '%s': tcc",
+					     optarg);
+			break;
+		case 'b':
+			if (!parse_uint(optarg, MAX_BRANCHES, &b.branches))
+				return usage("bad --branches '%s': 1..64",
+					     optarg);
+			break;
+		case 'n':
+			if (!parse_uint(optarg, MAX_CONCURRENCY,
+					&b.concurrency))
+				return usage("bad --concurrency '%s': 1..1024",
+					     optarg);
+			break;
+		case 'd':
+			if (!parse_uint(optarg, 86400, &b.duration_s))
+				return usage("bad --duration '%s': whole "
+					     "seconds, 1..86400",
+					     optarg);
+			break;
+		case 'r':
+			errno = 0;
+			b.rollback_ratio = strtod(optarg, &end);
+			if (*optarg == '\0' || *end || errno ||
+			    !(b.rollback_ratio >= 0 && b.rollback_ratio <= 1))
+				return usage("bad --rollback-ratio '%s': 0..1",
+					     optarg);
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'j':
+			b.json = true;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		case ':':
+			return usage("option '%s' needs a value",
+				     argv[optind - 1]);
+		default:
+			return usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage("unexpected argument '%s'", argv[optind]);
+	if (b.cluster == NULL || !*b.cluster)
+		return usage("%s", "--cluster ENDPOINTS is required");
+
+	if (participant_start(&b, &pt, listen) != 0) {
+		participant_stop(&pt);
+		return 1;
+	}
+	ws = calloc(b.concurrency, sizeof(*ws));
+	if (ws == NULL) {
+		participant_stop(&pt);
+		return 1;
+	}
+	t0 = mono_us();
+	b.end_ms = t0 / 1000 + (uint64_t)b.duration_s * 1000;
+	for (i = 0; i < b.concurrency; i++) {
+		ws[i].b = &b;
+		ws[i].seed = (unsigned)t0 ^ (i * 2654435761u);
+		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
+		    0) {
+			fprintf(stderr,
+				"settle-bench: pthread_create failed\n");
+			b.concurrency = i;
+			break;
+		}
+	}
+	for (i = 0; i < b.concurrency; i++)
+		pthread_join(ws[i].thread, NULL);
+	secs = (double)(mono_us() - t0) / 1e6;
+
+	for (i = 0; i < b.concurrency; i++) {
+		committed += ws[i].committed;
+		aborted += ws[i].aborted;
+		errors += ws[i].errors;
+		nall += ws[i].nlat;
+	}
+	all = malloc((nall ? nall : 1) * sizeof(*all));
+	nall = 0;
+	for (i = 0; i < b.concurrency; i++) {
+		if (all && ws[i].nlat) {
+			memcpy(all + nall, ws[i].lat_us,
+			       ws[i].nlat * sizeof(*all));
+			nall += ws[i].nlat;
+		}
+		if (ws[i].first_error[0])
+			fprintf(stderr,
+				"settle-bench: thread %u: %" PRIu64
+				" error(s), first: %s\n",
+				i, ws[i].errors, ws[i].first_error);
+	}
+	if (all)
+		qsort(all, nall, sizeof(*all), cmp_u32);
+	tps = secs > 0 ? (double)(committed + aborted) / secs : 0;
+	if (b.json) {
+		printf("{\"mode\":\"tcc\",\"branches\":%u,\"concurrency\":%u,"
+		       "\"duration_s\":%.3f,\"rollback_ratio\":%.3f,"
+		       "\"committed\":%" PRIu64 ",\"aborted\":%" PRIu64
+		       ",\"errors\":%" PRIu64 ",\"tps\":%.1f,\"p50_ms\":%.3f,"
+		       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
+		       "\"participant_calls\":%" PRIu64 "}\n",
+		       b.branches, b.concurrency, secs, b.rollback_ratio,
+		       committed, aborted, errors, tps,
+		       all ? pct_ms(all, nall, 0.50) : 0,
+		       all ? pct_ms(all, nall, 0.99) : 0,
+		       all ? pct_ms(all, nall, 0.999) : 0,
+		       all && nall ? all[nall - 1] / 1000.0 : 0,
+		       (uint64_t)atomic_load(&b.handler_calls));
+	} else {
+		printf("tcc, %u branches, concurrency %u, %.1f s\n", b.branches,
+		       b.concurrency, secs);
+		printf("committed %" PRIu64 ", rolled back %" PRIu64
+		       ", errors %" PRIu64 "\n",
+		       committed, aborted, errors);
+		printf("throughput %.1f tx/s\n", tps);
+		printf("latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+		       all ? pct_ms(all, nall, 0.50) : 0,
+		       all ? pct_ms(all, nall, 0.99) : 0,
+		       all ? pct_ms(all, nall, 0.999) : 0,
+		       all && nall ? all[nall - 1] / 1000.0 : 0);
+	}
+	free(all);
+	for (i = 0; i < b.concurrency; i++)
+		free(ws[i].lat_us);
+	free(ws);
+	participant_stop(&pt);
+	if (committed + aborted == 0) {
+		fprintf(stderr, "settle-bench: no transaction finished\n");
+		return 1;
+	}
+	return 0;
+}
