@@ -1,1 +1,27 @@
-# examples: targets are added here by the examples module.
+# examples/: demo participants and initiators used by quickstart and tests.
+
+bin_PROGRAMS += examples/settle-bank examples/settle-transfer
+
+examples_settle_bank_SOURCES = examples/bank.c \
+	examples/bank_ledger.c examples/bank_ledger.h
+examples_settle_bank_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
+examples_settle_bank_LDADD = client/libsettle.la $(LMDB_LIBS) $(UV_LIBS) \
+	$(PROTOBUF_C_LIBS)
+
+examples_settle_transfer_SOURCES = examples/transfer.c \
+	examples/bank_ledger.c examples/bank_ledger.h
+examples_settle_transfer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
+examples_settle_transfer_LDADD = client/libsettle.la $(LMDB_LIBS) \
+	$(PROTOBUF_C_LIBS)
+
+if TESTS_ENABLED
+check_PROGRAMS += test/unit/test_bank
+test_unit_test_bank_SOURCES = test/unit/client/test_bank.c \
+	examples/bank_ledger.c examples/bank_ledger.h
+test_unit_test_bank_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_bank_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client \
+	-I$(srcdir)/examples
+test_unit_test_bank_LDADD = client/libsettle.la $(LMDB_LIBS) \
+	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
+TESTS += test/unit/test_bank
+endif

@@ -1,0 +1,244 @@
+/*
+ * settle-transfer — a demo TCC initiator moving money between two
+ * settle-bank participants through a Settle cluster:
+ *
+ *   Begin; RegisterBranch for each side; TRY on each participant;
+ *   then Commit, or Rollback when a Try failed or --abort was given.
+ *
+ * Exit codes: 0 the intended outcome was decided (committed, or rolled
+ * back with --abort); 1 an error (cluster or participant unreachable,
+ * unexpected state); 2 usage; 3 a Try failed (e.g. insufficient funds)
+ * and the transfer was rolled back.
+ */
+#include "error.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settle.h"
+
+#include "bank_ledger.h"
+#include "log.h"
+
+#define RESOURCE "accounts"
+
+struct side {
+	char endpoint[256];
+	char account[BANK_ACCOUNT_MAX + 1];
+	char payload[128];
+	uint32_t branch_id;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: settle-transfer --cluster HOST:PORT[,...] "
+		   "--from EP:ACCOUNT --to EP:ACCOUNT --amount N\n"
+		   "                       [--abort] [--wait-ms N] "
+		   "[--timeout-ms N]\n"
+		   "  EP is the participant's HOST:PORT, e.g. "
+		   "127.0.0.1:7101:alice\n");
+}
+
+/* "host:port:account": the account is after the last colon. */
+static int parse_side(const char *flag, const char *s, struct side *out)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon == s ||
+	    (size_t)(colon - s) >= sizeof(out->endpoint) ||
+	    !bank_account_name_ok(colon + 1, strlen(colon + 1))) {
+		fprintf(stderr,
+			"settle-transfer: %s wants HOST:PORT:ACCOUNT, not "
+			"'%s'\n",
+			flag, s);
+		return -1;
+	}
+	snprintf(out->endpoint, sizeof(out->endpoint), "%.*s", (int)(colon - s),
+		 s);
+	snprintf(out->account, sizeof(out->account), "%s", colon + 1);
+	return 0;
+}
+
+static int parse_u32(const char *flag, const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX ||
+	    s[0] == '-') {
+		fprintf(stderr,
+			"settle-transfer: %s wants a number, not '%s'\n", flag,
+			s);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* TRY on the participant. 0, or the error (text in the client). */
+static int call_try(settle_client *c, const char *gid, const struct side *s,
+		    uint64_t deadline_ms)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	req.gid = (char *)gid;
+	req.branch_id = s->branch_id;
+	req.resource = RESOURCE;
+	req.payload.data = (uint8_t *)s->payload;
+	req.payload.len = strlen(s->payload);
+	req.attempt = 1;
+	req.deadline_ms = deadline_ms;
+	return settle_client_call_at(
+	    c, s->endpoint, SETTLE__V1__METHOD__TRY, &req.base,
+	    &settle__v1__branch_response__descriptor, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"to", required_argument, NULL, 't'},
+	    {"amount", required_argument, NULL, 'a'},
+	    {"abort", no_argument, NULL, 'A'},
+	    {"wait-ms", required_argument, NULL, 'w'},
+	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct side from = {0}, to = {0};
+	const char *cluster = NULL;
+	uint32_t amount = 0, wait_ms = 0, timeout_ms = 0;
+	bool abort_it = false, have_from = false, have_to = false;
+	char gid[SETTLE_GID_BUFSIZE];
+	char reason[300] = "";
+	settle_client *c;
+	int state = 0;
+	bool finished = false;
+	int c_opt, rv;
+
+	settle_log_init("settle-transfer");
+	while ((c_opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c_opt) {
+		case 'c':
+			cluster = optarg;
+			break;
+		case 'f':
+			if (parse_side("--from", optarg, &from) != 0)
+				return 2;
+			have_from = true;
+			break;
+		case 't':
+			if (parse_side("--to", optarg, &to) != 0)
+				return 2;
+			have_to = true;
+			break;
+		case 'a':
+			if (parse_u32("--amount", optarg, &amount) != 0)
+				return 2;
+			break;
+		case 'A':
+			abort_it = true;
+			break;
+		case 'w':
+			if (parse_u32("--wait-ms", optarg, &wait_ms) != 0)
+				return 2;
+			break;
+		case 'T':
+			if (parse_u32("--timeout-ms", optarg, &timeout_ms) != 0)
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (cluster == NULL || !have_from || !have_to || amount == 0 ||
+	    optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	bank_payload_format(from.payload, sizeof(from.payload), from.account,
+			    -(int64_t)amount);
+	bank_payload_format(to.payload, sizeof(to.payload), to.account,
+			    (int64_t)amount);
+
+	rv = settle_client_open(cluster, NULL, &c);
+	if (rv != 0) {
+		fprintf(stderr, "settle-transfer: --cluster: %s\n",
+			settle_strerror(rv));
+		return 2;
+	}
+	uint64_t deadline = timeout_ms > 0 ? settle_now_ms() + timeout_ms : 0;
+	rv = settle_begin(c, NULL, timeout_ms, gid, sizeof(gid));
+	if (rv != 0)
+		goto fail;
+	printf("gid: %s\n", gid);
+	fflush(stdout);
+	rv = settle_register_branch(c, gid, from.endpoint, RESOURCE,
+				    from.payload, strlen(from.payload),
+				    &from.branch_id);
+	if (rv == 0)
+		rv = settle_register_branch(c, gid, to.endpoint, RESOURCE,
+					    to.payload, strlen(to.payload),
+					    &to.branch_id);
+	if (rv != 0) {
+		/* The coordinator rolls it back at its deadline anyway;
+		 * saying so now frees the registered branches sooner. */
+		fprintf(stderr, "settle-transfer: %s\n",
+			settle_client_errmsg(c));
+		settle_rollback(c, gid, "register failed", 0, NULL, NULL);
+		goto fail_quiet;
+	}
+
+	bool try_failed = false;
+	if (!abort_it) {
+		const struct side *sides[2] = {&from, &to};
+		for (int i = 0; i < 2 && !try_failed; i++) {
+			rv = call_try(c, gid, sides[i], deadline);
+			if (rv != 0) {
+				try_failed = true;
+				snprintf(reason, sizeof(reason),
+					 "try branch %u failed: %s",
+					 sides[i]->branch_id,
+					 settle_client_errmsg(c));
+				fprintf(stderr, "settle-transfer: %s\n",
+					reason);
+			}
+		}
+	}
+
+	if (abort_it || try_failed) {
+		rv = settle_rollback(c, gid, abort_it ? "aborted" : reason,
+				     wait_ms, &state, &finished);
+		if (rv != 0)
+			goto fail;
+	} else {
+		rv = settle_commit(c, gid, wait_ms, &state, &finished);
+		if (rv != 0)
+			goto fail;
+	}
+	printf("state: %s\nfinished: %s\n", settle_tx_state_name(state),
+	       finished ? "yes" : "no");
+	settle_client_close(c);
+	if (try_failed)
+		return 3;
+	bool want_commit = !abort_it;
+	if (want_commit ? (state == SETTLE__V1__TX_STATE__COMMITTING ||
+			   state == SETTLE__V1__TX_STATE__COMMITTED)
+			: (state == SETTLE__V1__TX_STATE__ROLLING_BACK ||
+			   state == SETTLE__V1__TX_STATE__ROLLED_BACK))
+		return 0;
+	return 1;
+
+fail:
+	fprintf(stderr, "settle-transfer: %s\n", settle_client_errmsg(c));
+fail_quiet:
+	settle_client_close(c);
+	return 1;
+}
