@@ -2,3 +2,24 @@
 # tables and the FSM applying commands into the store.
 # Link order: wal/libsettlewal.la storage/libsettlestore.la
 # proto/libsettlecore.la (see storage/local.mk).
+
+noinst_LTLIBRARIES += wal/libsettlewal.la
+wal_libsettlewal_la_SOURCES = \
+	wal/entry.c wal/entry.h \
+	wal/sm.c wal/sm.h \
+	wal/fsm.c wal/fsm.h
+wal_libsettlewal_la_LIBADD = $(RAFT_LIBS) $(PROTOBUF_C_LIBS)
+
+if TESTS_ENABLED
+check_PROGRAMS += test/unit/test_wal
+test_unit_test_wal_SOURCES = \
+	test/unit/wal/test_entry.c \
+	test/unit/wal/test_sm.c \
+	test/unit/wal/test_fsm.c \
+	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
+	test/unit/storage/helpers.c test/unit/storage/helpers.h
+test_unit_test_wal_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_wal_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
+	proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_wal
+endif

@@ -1,0 +1,232 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <raft.h>
+
+#include "fsm_helpers.h"
+
+static void on_change(void *data, const Settle__V1__TxRecord *tx)
+{
+	struct tfsm *t = data;
+	t->changes++;
+	snprintf(t->last_gid, sizeof t->last_gid, "%s", tx->gid);
+	t->last_state = tx->state;
+}
+
+void tfsm_open(struct tfsm *t)
+{
+	memset(t, 0, sizeof *t);
+	tstore_open(&t->t, 0);
+	cr_assert_eq(fsm_init(&t->f, t->t.s), 0);
+	t->f.on_tx_change = on_change;
+	t->f.data = t;
+}
+
+void tfsm_close(struct tfsm *t)
+{
+	fsm_close(&t->f);
+	tstore_close(&t->t);
+}
+
+Settle__V1__CmdResult *tfsm_apply(struct tfsm *t, struct ent e)
+{
+	Settle__V1__CmdResult *r = NULL;
+	int rv = fsm_apply(&t->f, ++t->index, e.buf, e.len, &r);
+	cr_assert_eq(rv, 0, "apply %llu: %s", (unsigned long long)t->index,
+		     t->f.errmsg);
+	cr_assert_not_null(r);
+	return r;
+}
+
+Settle__V1__CmdResult *tfsm_res(struct tfsm *t, struct ent e)
+{
+	Settle__V1__CmdResult *r = tfsm_apply(t, e);
+	ent_free(e);
+	return r;
+}
+
+int tfsm_code(struct tfsm *t, struct ent e)
+{
+	Settle__V1__CmdResult *r = tfsm_apply(t, e);
+	int code = r->code;
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	ent_free(e);
+	return code;
+}
+
+void ent_free(struct ent e)
+{
+	raft_free(e.buf);
+}
+
+struct ent ent_cmd(const Settle__V1__Command *cmd)
+{
+	struct ent e;
+	cr_assert_eq(wal_entry_encode(cmd, &e.buf, &e.len), 0);
+	return e;
+}
+
+static void base(Settle__V1__Command *c, uint8_t *idbuf, int id, uint64_t time)
+{
+	settle__v1__command__init(c);
+	memset(idbuf, 0x11, 16);
+	memcpy(idbuf, &id, sizeof id);
+	c->cmd_id.data = idbuf;
+	c->cmd_id.len = 16;
+	c->time_ms = time;
+}
+
+struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdBegin b;
+	settle__v1__cmd_begin__init(&b);
+	b.gid = (char *)gid;
+	b.deadline_ms = deadline;
+	b.mode = SETTLE__V1__TX_MODE__TCC;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &b;
+	return ent_cmd(&c);
+}
+
+struct ent ent_register(int id, uint64_t time, const char *gid,
+			const char *endpoint, const char *resource,
+			const char *payload)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdRegister r;
+	settle__v1__cmd_register__init(&r);
+	r.gid = (char *)gid;
+	r.endpoint = (char *)endpoint;
+	r.resource = (char *)resource;
+	r.payload.data = (uint8_t *)payload;
+	r.payload.len = strlen(payload);
+	c.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
+	c.register_ = &r;
+	return ent_cmd(&c);
+}
+
+struct ent ent_decide(int id, uint64_t time, const char *gid, int decision,
+		      const char *reason, int timeout)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdDecide d;
+	settle__v1__cmd_decide__init(&d);
+	d.gid = (char *)gid;
+	d.decision = decision;
+	d.reason = (char *)reason;
+	d.timeout = timeout;
+	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	c.decide = &d;
+	return ent_cmd(&c);
+}
+
+struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
+		      int phase, int outcome, const char *error,
+		      uint32_t attempt, uint64_t next_retry)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdBranchResult r;
+	settle__v1__cmd_branch_result__init(&r);
+	r.gid = (char *)gid;
+	r.branch_id = branch;
+	r.phase = phase;
+	r.outcome = outcome;
+	r.error = (char *)error;
+	r.attempt = attempt;
+	r.next_retry_ms = next_retry;
+	c.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
+	c.branch_result = &r;
+	return ent_cmd(&c);
+}
+
+struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdGc g;
+	settle__v1__cmd_gc__init(&g);
+	g.finished_before_ms = before;
+	g.limit = limit;
+	c.op_case = SETTLE__V1__COMMAND__OP_GC;
+	c.gc = &g;
+	return ent_cmd(&c);
+}
+
+void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len)
+{
+	cr_assert_eq(store_snapshot(t->t.s, 0, buf, len), 0);
+}
+
+static size_t count_rows(MDB_txn *txn, const char *name)
+{
+	MDB_dbi dbi;
+	MDB_stat st;
+	cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+	return st.ms_entries;
+}
+
+static bool has_row(MDB_txn *txn, const char *name, const void *key,
+		    size_t klen)
+{
+	MDB_dbi dbi;
+	cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	MDB_val k = {klen, (void *)key}, v;
+	return mdb_get(txn, dbi, &k, &v) == 0;
+}
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+void tfsm_check_indexes(struct tfsm *t)
+{
+	MDB_txn *txn;
+	cr_assert_eq(store_read_begin(t->t.s, &txn), 0);
+	Settle__V1__TxRecord **txs;
+	size_t n;
+	bool more;
+	cr_assert_eq(store_tx_list(t->t.s, txn, 0, NULL, 100000, NULL, NULL,
+				   &txs, &n, &more),
+		     0);
+	size_t due = 0, fin = 0;
+	uint8_t key[200];
+	for (size_t i = 0; i < n; i++) {
+		size_t g = strlen(txs[i]->gid);
+		if (txs[i]->due_ms != 0) {
+			due++;
+			be64(key, txs[i]->due_ms);
+			memcpy(key + 8, txs[i]->gid, g);
+			cr_expect(has_row(txn, "due", key, 8 + g),
+				  "due row of %s", txs[i]->gid);
+		}
+		if (txs[i]->finished_ms != 0) {
+			fin++;
+			be64(key, txs[i]->finished_ms);
+			memcpy(key + 8, txs[i]->gid, g);
+			cr_expect(has_row(txn, "finished", key, 8 + g));
+		}
+		key[0] = (uint8_t)txs[i]->state;
+		memcpy(key + 1, txs[i]->gid, g);
+		cr_expect(has_row(txn, "by_state", key, 1 + g));
+	}
+	cr_expect_eq(count_rows(txn, "due"), due);
+	cr_expect_eq(count_rows(txn, "finished"), fin);
+	cr_expect_eq(count_rows(txn, "by_state"), n);
+	cr_expect_eq(count_rows(txn, "cmds"), count_rows(txn, "cmd_time"));
+	store_txs_free(txs, n);
+	store_read_end(txn);
+}

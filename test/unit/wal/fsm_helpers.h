@@ -1,0 +1,57 @@
+/* Helpers for the FSM tests: an FSM over a temporary store, and builders
+ * of encoded entries. */
+#ifndef SETTLE_TEST_FSM_HELPERS_H
+#define SETTLE_TEST_FSM_HELPERS_H
+
+#include "../storage/helpers.h"
+#include "wal/entry.h"
+#include "wal/fsm.h"
+
+struct ent {
+	uint8_t *buf; /* raft_malloc'd */
+	size_t len;
+};
+
+struct tfsm {
+	struct tstore t;
+	struct fsm f;
+	uint64_t index; /* last index applied through tfsm_apply */
+	int changes;	/* on_tx_change calls */
+	char last_gid[160];
+	int last_state;
+};
+
+void tfsm_open(struct tfsm *t);
+void tfsm_close(struct tfsm *t);
+
+/* Apply e at ++t->index (e is not freed), assert success, return the
+ * result (free with settle__v1__cmd_result__free_unpacked). */
+Settle__V1__CmdResult *tfsm_apply(struct tfsm *t, struct ent e);
+/* tfsm_apply, then free e. */
+Settle__V1__CmdResult *tfsm_res(struct tfsm *t, struct ent e);
+/* Same, return only the result code; frees e. */
+int tfsm_code(struct tfsm *t, struct ent e);
+
+void ent_free(struct ent e);
+/* Command ids are 16 bytes derived from id. */
+struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline);
+struct ent ent_register(int id, uint64_t time, const char *gid,
+			const char *endpoint, const char *resource,
+			const char *payload);
+struct ent ent_decide(int id, uint64_t time, const char *gid, int decision,
+		      const char *reason, int timeout);
+struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
+		      int phase, int outcome, const char *error,
+		      uint32_t attempt, uint64_t next_retry);
+struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
+struct ent ent_cmd(const Settle__V1__Command *cmd);
+
+/* Snapshot of the store (raft_free it). */
+void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len);
+
+/* Check every index row matches the tx table: one due row per tx with
+ * due_ms != 0, one by_state row per tx, one finished row per finished tx,
+ * and nothing else. Asserts. */
+void tfsm_check_indexes(struct tfsm *t);
+
+#endif

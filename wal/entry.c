@@ -1,0 +1,235 @@
+/*
+ * entry.c — raft entry codec and command validation.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "error.h"
+#include "wal/entry.h"
+
+static size_t round8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf, size_t *len)
+{
+	size_t n = settle__v1__command__get_packed_size(cmd);
+	if (4 + n > WAL_ENTRY_MAX)
+		return SETTLE_ETOOBIG;
+	size_t total = round8(4 + n);
+	uint8_t *p = raft_malloc(total);
+	if (p == NULL)
+		return SETTLE_ENOMEM;
+	p[0] = (uint8_t)n;
+	p[1] = (uint8_t)(n >> 8);
+	p[2] = (uint8_t)(n >> 16);
+	p[3] = (uint8_t)(n >> 24);
+	settle__v1__command__pack(cmd, p + 4);
+	memset(p + 4 + n, 0, total - 4 - n);
+	*buf = p;
+	*len = total;
+	return 0;
+}
+
+int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out)
+{
+	const uint8_t *p = buf;
+	*out = NULL;
+	if (p == NULL || len < 8 || len % 8 != 0 || len > round8(WAL_ENTRY_MAX))
+		return SETTLE_EPROTO;
+	size_t n = (size_t)p[0] | ((size_t)p[1] << 8) | ((size_t)p[2] << 16) |
+		   ((size_t)p[3] << 24);
+	if (n > len - 4 || round8(4 + n) != len)
+		return SETTLE_EPROTO;
+	for (size_t i = 4 + n; i < len; i++)
+		if (p[i] != 0)
+			return SETTLE_EPROTO;
+	*out = settle__v1__command__unpack(NULL, n, p + 4);
+	if (*out == NULL)
+		return SETTLE_EPROTO;
+	return 0;
+}
+
+int wal_gid_validate(const char *gid)
+{
+	if (gid == NULL || gid[0] == 0)
+		return SETTLE_EINVAL;
+	size_t i;
+	for (i = 0; gid[i] != 0; i++) {
+		if (i >= WAL_GID_MAX)
+			return SETTLE_EINVAL;
+		if ((unsigned char)gid[i] < 0x21 ||
+		    (unsigned char)gid[i] > 0x7e)
+			return SETTLE_EINVAL;
+	}
+	return 0;
+}
+
+static bool host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+static bool hex_or_colon(char c)
+{
+	return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+	       (c >= '0' && c <= '9') || c == ':' || c == '.';
+}
+
+int wal_endpoint_validate(const char *endpoint)
+{
+	if (endpoint == NULL)
+		return SETTLE_EINVAL;
+	size_t len = strnlen(endpoint, WAL_ENDPOINT_MAX + 1);
+	if (len == 0 || len > WAL_ENDPOINT_MAX)
+		return SETTLE_EINVAL;
+	const char *port;
+	if (endpoint[0] == '[') {
+		const char *close = strchr(endpoint, ']');
+		if (close == NULL || close == endpoint + 1 || close[1] != ':')
+			return SETTLE_EINVAL;
+		for (const char *c = endpoint + 1; c < close; c++)
+			if (!hex_or_colon(*c))
+				return SETTLE_EINVAL;
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(endpoint, ':');
+		if (colon == NULL || colon == endpoint)
+			return SETTLE_EINVAL;
+		for (const char *c = endpoint; c < colon; c++)
+			if (!host_char(*c))
+				return SETTLE_EINVAL;
+		port = colon + 1;
+	}
+	if (port[0] == 0 || strlen(port) > 5 || port[0] == '0')
+		return SETTLE_EINVAL;
+	unsigned long v = 0;
+	for (const char *c = port; *c != 0; c++) {
+		if (*c < '0' || *c > '9')
+			return SETTLE_EINVAL;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	if (v < 1 || v > 65535)
+		return SETTLE_EINVAL;
+	return 0;
+}
+
+static int bad(char *errmsg, size_t errmsg_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int bad(char *errmsg, size_t errmsg_len, int err, const char *fmt, ...)
+{
+	if (errmsg != NULL && errmsg_len > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(errmsg, errmsg_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+#define BAD(err, ...) bad(errmsg, errmsg_len, err, __VA_ARGS__)
+
+static int check_gid(const char *gid, char *errmsg, size_t errmsg_len)
+{
+	if (wal_gid_validate(gid) != 0)
+		return BAD(SETTLE_EINVAL,
+			   "gid must be 1..%d printable ASCII "
+			   "characters without spaces",
+			   WAL_GID_MAX);
+	return 0;
+}
+
+static int check_text(const char *text, const char *field, char *errmsg,
+		      size_t errmsg_len)
+{
+	if (text != NULL && strnlen(text, WAL_TEXT_MAX + 1) > WAL_TEXT_MAX)
+		return BAD(SETTLE_ETOOBIG, "%s longer than %d bytes", field,
+			   WAL_TEXT_MAX);
+	return 0;
+}
+
+int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
+			 size_t errmsg_len)
+{
+	if (errmsg != NULL && errmsg_len > 0)
+		errmsg[0] = 0;
+	if (cmd == NULL)
+		return BAD(SETTLE_EINVAL, "no command");
+	if (cmd->cmd_id.len != WAL_CMD_ID_LEN)
+		return BAD(SETTLE_EINVAL, "cmd_id must be %d bytes, not %zu",
+			   WAL_CMD_ID_LEN, cmd->cmd_id.len);
+	if (cmd->time_ms == 0)
+		return BAD(SETTLE_EINVAL, "time_ms missing");
+	int rv;
+	switch (cmd->op_case) {
+	case SETTLE__V1__COMMAND__OP_BEGIN: {
+		const Settle__V1__CmdBegin *b = cmd->begin;
+		if ((rv = check_gid(b->gid, errmsg, errmsg_len)) != 0)
+			return rv;
+		if (b->deadline_ms == 0)
+			return BAD(SETTLE_EINVAL, "deadline_ms missing");
+		if (b->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
+		    b->mode != SETTLE__V1__TX_MODE__TCC)
+			return BAD(SETTLE_EINVAL, "unknown mode %d", b->mode);
+		return 0;
+	}
+	case SETTLE__V1__COMMAND__OP_REGISTER: {
+		const Settle__V1__CmdRegister *r = cmd->register_;
+		if ((rv = check_gid(r->gid, errmsg, errmsg_len)) != 0)
+			return rv;
+		if (wal_endpoint_validate(r->endpoint) != 0)
+			return BAD(SETTLE_EINVAL, "endpoint must be host:port");
+		if (r->resource != NULL &&
+		    strnlen(r->resource, WAL_RESOURCE_MAX + 1) >
+			WAL_RESOURCE_MAX)
+			return BAD(SETTLE_ETOOBIG,
+				   "resource longer than %d bytes",
+				   WAL_RESOURCE_MAX);
+		if (r->payload.len > WAL_PAYLOAD_MAX)
+			return BAD(SETTLE_ETOOBIG,
+				   "payload of %zu bytes over the %u limit",
+				   r->payload.len, WAL_PAYLOAD_MAX);
+		return 0;
+	}
+	case SETTLE__V1__COMMAND__OP_DECIDE: {
+		const Settle__V1__CmdDecide *d = cmd->decide;
+		if ((rv = check_gid(d->gid, errmsg, errmsg_len)) != 0)
+			return rv;
+		if (d->decision != SETTLE__V1__DECISION__DECIDE_COMMIT &&
+		    d->decision != SETTLE__V1__DECISION__DECIDE_ROLLBACK)
+			return BAD(SETTLE_EINVAL, "unknown decision %d",
+				   d->decision);
+		return check_text(d->reason, "reason", errmsg, errmsg_len);
+	}
+	case SETTLE__V1__COMMAND__OP_BRANCH_RESULT: {
+		const Settle__V1__CmdBranchResult *r = cmd->branch_result;
+		if ((rv = check_gid(r->gid, errmsg, errmsg_len)) != 0)
+			return rv;
+		if (r->branch_id == 0)
+			return BAD(SETTLE_EINVAL, "branch_id missing");
+		if (r->phase != SETTLE__V1__BRANCH_STATE__CONFIRMING &&
+		    r->phase != SETTLE__V1__BRANCH_STATE__CANCELLING)
+			return BAD(SETTLE_EINVAL,
+				   "phase must be CONFIRMING or CANCELLING");
+		if (r->outcome != SETTLE__V1__OUTCOME__OUTCOME_OK &&
+		    r->outcome != SETTLE__V1__OUTCOME__OUTCOME_RETRY &&
+		    r->outcome != SETTLE__V1__OUTCOME__OUTCOME_FAILURE)
+			return BAD(SETTLE_EINVAL, "unknown outcome %d",
+				   r->outcome);
+		return check_text(r->error, "error", errmsg, errmsg_len);
+	}
+	case SETTLE__V1__COMMAND__OP_GC:
+		if (cmd->gc->limit == 0 || cmd->gc->limit > WAL_GC_LIMIT_MAX)
+			return BAD(SETTLE_EINVAL, "gc limit must be 1..%d",
+				   WAL_GC_LIMIT_MAX);
+		return 0;
+	default:
+		return BAD(SETTLE_EINVAL, "no operation in command");
+	}
+}

@@ -1,0 +1,593 @@
+/*
+ * fsm.c — deterministic apply of replicated commands (TCC).
+ *
+ * begin{gid, deadline_ms, mode}: a new tx ACTIVE, due at its deadline.
+ *   ALREADY_EXISTS if the gid is taken.
+ * register{gid, endpoint, resource, payload}: tx ACTIVE (else WRONG_STATE,
+ *   NOT_FOUND), at most WAL_MAX_BRANCHES (TOO_LARGE). New branch
+ *   REGISTERED with id next_branch_id++ (from 1).
+ * decide{gid, decision, reason, timeout}: ACTIVE -> COMMITTING (branches
+ *   CONFIRMING) or ROLLING_BACK (branches CANCELLING), due now; with no
+ *   branch straight to COMMITTED / ROLLED_BACK. A timeout decision needs
+ *   time_ms >= deadline_ms. The same decision again answers OK with the
+ *   current state; the opposite one WRONG_STATE.
+ * branch_result{gid, branch_id, phase, outcome, ...}: ignored (OK) unless
+ *   the branch is still in phase. OK -> CONFIRMED / CANCELLED; RETRY keeps
+ *   it with a new next_retry_ms; FAILURE -> FAILED: the tx waits for an
+ *   operator. The tx finishes when no branch is pending and none failed.
+ *   tx.due_ms = min next_retry_ms of the branches still in the phase.
+ * gc{finished_before_ms, limit}: forget up to limit finished txs and up to
+ *   limit command ids older than finished_before_ms.
+ *
+ * Handlers return 0 (the command was applied, possibly as a rejected no-op
+ * with res.code set) or a negative storage/bug error that aborts the apply.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "wal/entry.h"
+#include "wal/fsm.h"
+#include "wal/sm.h"
+
+struct apply {
+	struct fsm *f;
+	struct store *s;
+	MDB_txn *txn;
+	const Settle__V1__Command *cmd;
+	uint64_t time;
+	Settle__V1__CmdResult res;
+	char msg[WAL_TEXT_MAX + 128];
+	/* The tx record to report through on_tx_change after commit. */
+	bool changed;
+	Settle__V1__TxRecord tx;
+	char reason[WAL_TEXT_MAX + 64];
+	/* Owned by the apply, freed after the hook ran. */
+	Settle__V1__TxRecord *old;
+	Settle__V1__BranchRecord **branches;
+	size_t n_branches;
+};
+
+static int fail(struct apply *a, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct apply *a, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->f->errmsg, sizeof a->f->errmsg, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* A storage call failed: keep the store's message. */
+static int store_fail(struct apply *a, int rv, const char *what)
+{
+	return fail(a, rv, "%s: %s", what, store_errmsg(a->s));
+}
+
+/* Reject the command: applied as a no-op whose result says why. */
+static int reject(struct apply *a, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int reject(struct apply *a, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->msg, sizeof a->msg, fmt, ap);
+	va_end(ap);
+	a->res.code = code;
+	a->res.message = a->msg;
+	return 0;
+}
+
+static void result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
+{
+	a->res.gid = tx->gid;
+	a->res.state = tx->state;
+	a->res.deadline_ms = tx->deadline_ms;
+}
+
+/* Load the tx into a->old and a working copy a->tx. 1: not found (the
+ * command is rejected), 0: loaded, < 0: storage failure. */
+static int load_tx(struct apply *a, const char *gid)
+{
+	int rv = store_tx_get(a->s, a->txn, gid, &a->old);
+	if (rv == SETTLE_ENOTFOUND) {
+		a->res.gid = (char *)gid;
+		reject(a, SETTLE__V1__CODE__NOT_FOUND,
+		       "transaction %s not found", gid);
+		return 1;
+	}
+	if (rv != 0)
+		return store_fail(a, rv, "get tx");
+	a->tx = *a->old;
+	return 0;
+}
+
+/* Write the working tx after checking the move from `from` and the
+ * record's invariants: an illegal move is a bug and is never stored. */
+static int write_tx(struct apply *a, int from)
+{
+	Settle__V1__TxRecord *tx = &a->tx;
+	if (from != (int)tx->state && !wal_tx_can_move(from, (int)tx->state))
+		return fail(a, SETTLE_EINTERNAL,
+			    "illegal transaction move %s -> %s (gid %s)",
+			    wal_tx_state_name(from),
+			    wal_tx_state_name(tx->state), tx->gid);
+	char why[200];
+	if (!wal_tx_invariants(tx, why, sizeof why))
+		return fail(a, SETTLE_EINTERNAL, "invariant broken: %s", why);
+	tx->updated_ms = a->time;
+	int rv = store_tx_put(a->s, a->txn, tx);
+	if (rv != 0)
+		return store_fail(a, rv, "put tx");
+	a->changed = true;
+	result_tx(a, tx);
+	return 0;
+}
+
+static int write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b)
+{
+	if (from != (int)b->state && !wal_branch_can_move(from, (int)b->state))
+		return fail(a, SETTLE_EINTERNAL,
+			    "illegal branch move %s -> %s (gid %s branch %u)",
+			    wal_branch_state_name(from),
+			    wal_branch_state_name(b->state), b->gid,
+			    b->branch_id);
+	b->updated_ms = a->time;
+	int rv = store_branch_put(a->s, a->txn, b);
+	if (rv != 0)
+		return store_fail(a, rv, "put branch");
+	return 0;
+}
+
+static int add_event(struct apply *a, const char *kind, uint32_t branch_id,
+		     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int add_event(struct apply *a, const char *kind, uint32_t branch_id,
+		     const char *fmt, ...)
+{
+	char detail[WAL_TEXT_MAX + 128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = a->tx.next_event_seq++;
+	ev.time_ms = a->time;
+	ev.kind = (char *)kind;
+	ev.branch_id = branch_id;
+	ev.detail = detail;
+	int rv = store_event_put(a->s, a->txn, a->tx.gid, &ev);
+	if (rv != 0)
+		return store_fail(a, rv, "put event");
+	return 0;
+}
+
+static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
+{
+	Settle__V1__TxRecord *old;
+	int rv = store_tx_get(a->s, a->txn, c->gid, &old);
+	if (rv == 0) {
+		result_tx(a, old);
+		settle__v1__tx_record__free_unpacked(old, NULL);
+		a->res.gid = c->gid;
+		return reject(a, SETTLE__V1__CODE__ALREADY_EXISTS,
+			      "transaction %s already exists", c->gid);
+	}
+	if (rv != SETTLE_ENOTFOUND)
+		return store_fail(a, rv, "get tx");
+	Settle__V1__TxRecord *tx = &a->tx;
+	settle__v1__tx_record__init(tx);
+	tx->gid = c->gid;
+	tx->mode = SETTLE__V1__TX_MODE__TCC;
+	tx->state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx->created_ms = a->time;
+	tx->deadline_ms = c->deadline_ms;
+	tx->due_ms = c->deadline_ms;
+	tx->next_branch_id = 1;
+	tx->next_event_seq = 1;
+	rv = add_event(a, "begin", 0, "deadline %llu",
+		       (unsigned long long)c->deadline_ms);
+	if (rv != 0)
+		return rv;
+	return write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
+}
+
+static int wrong_state(struct apply *a)
+{
+	result_tx(a, &a->tx);
+	return reject(a, SETTLE__V1__CODE__WRONG_STATE, "transaction %s is %s",
+		      a->tx.gid, wal_tx_state_name(a->tx.state));
+}
+
+static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
+{
+	int rv = load_tx(a, c->gid);
+	if (rv != 0)
+		return rv < 0 ? rv : 0;
+	Settle__V1__TxRecord *tx = &a->tx;
+	if (tx->state != SETTLE__V1__TX_STATE__ACTIVE)
+		return wrong_state(a);
+	if (tx->branches >= WAL_MAX_BRANCHES) {
+		result_tx(a, tx);
+		return reject(a, SETTLE__V1__CODE__TOO_LARGE,
+			      "transaction %s has %d branches already", tx->gid,
+			      WAL_MAX_BRANCHES);
+	}
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = c->gid;
+	b.branch_id = tx->next_branch_id++;
+	b.endpoint = c->endpoint;
+	b.resource = c->resource;
+	b.payload = c->payload;
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	rv = write_branch(a, SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED,
+			  &b);
+	if (rv != 0)
+		return rv;
+	tx->branches++;
+	/* Endpoint and resource only: the payload never reaches history. */
+	rv = add_event(a, "register", b.branch_id, "%s %s", c->endpoint,
+		       c->resource);
+	if (rv == 0)
+		rv = write_tx(a, tx->state);
+	a->res.branch_id = b.branch_id;
+	return rv;
+}
+
+/* The transaction reached its final state. */
+static int finish(struct apply *a, int final)
+{
+	a->tx.state = final;
+	a->tx.finished_ms = a->time;
+	a->tx.due_ms = 0;
+	a->tx.pending = 0;
+	return add_event(a,
+			 final == SETTLE__V1__TX_STATE__COMMITTED
+			     ? "committed"
+			     : "rolled_back",
+			 0, "finished");
+}
+
+static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
+{
+	int rv = load_tx(a, c->gid);
+	if (rv != 0)
+		return rv < 0 ? rv : 0;
+	Settle__V1__TxRecord *tx = &a->tx;
+	bool commit = c->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
+	int going = commit ? SETTLE__V1__TX_STATE__COMMITTING
+			   : SETTLE__V1__TX_STATE__ROLLING_BACK;
+	int final = commit ? SETTLE__V1__TX_STATE__COMMITTED
+			   : SETTLE__V1__TX_STATE__ROLLED_BACK;
+	int bstate = commit ? SETTLE__V1__BRANCH_STATE__CONFIRMING
+			    : SETTLE__V1__BRANCH_STATE__CANCELLING;
+	if ((int)tx->state == going || (int)tx->state == final) {
+		/* A retried decision: answer with where it stands. */
+		result_tx(a, tx);
+		return 0;
+	}
+	if (tx->state != SETTLE__V1__TX_STATE__ACTIVE)
+		return wrong_state(a);
+	if (c->timeout && a->time < tx->deadline_ms) {
+		result_tx(a, tx);
+		return reject(a, SETTLE__V1__CODE__WRONG_STATE,
+			      "transaction %s: deadline not reached", tx->gid);
+	}
+	int from = tx->state;
+	rv = store_branches_list(a->s, a->txn, tx->gid, &a->branches,
+				 &a->n_branches);
+	if (rv != 0)
+		return store_fail(a, rv, "list branches");
+	for (size_t i = 0; i < a->n_branches; i++) {
+		Settle__V1__BranchRecord b = *a->branches[i];
+		b.state = bstate;
+		b.attempts = 0;
+		b.next_retry_ms = a->time;
+		b.last_error = "";
+		rv = write_branch(a, a->branches[i]->state, &b);
+		if (rv != 0)
+			return rv;
+	}
+	const char *why = c->reason != NULL && c->reason[0] != 0 ? c->reason
+			  : c->timeout				 ? "deadline"
+								 : "";
+	if (!commit) {
+		snprintf(a->reason, sizeof a->reason, "%s", why);
+		tx->reason = a->reason;
+	}
+	rv = add_event(a, commit ? "commit" : "rollback", 0, "%s", why);
+	if (rv != 0)
+		return rv;
+	if (a->n_branches != tx->branches)
+		return fail(a, SETTLE_EINTERNAL,
+			    "tx %s counts %u branches, %zu stored", tx->gid,
+			    tx->branches, a->n_branches);
+	if (a->n_branches == 0) {
+		rv = finish(a, final);
+	} else {
+		tx->state = going;
+		tx->pending = tx->branches;
+		tx->due_ms = a->time;
+	}
+	if (rv == 0)
+		rv = write_tx(a, from);
+	return rv;
+}
+
+static int do_branch_result(struct apply *a,
+			    const Settle__V1__CmdBranchResult *c)
+{
+	int rv = load_tx(a, c->gid);
+	if (rv != 0)
+		return rv < 0 ? rv : 0;
+	Settle__V1__TxRecord *tx = &a->tx;
+	Settle__V1__BranchRecord *old;
+	rv = store_branch_get(a->s, a->txn, c->gid, c->branch_id, &old);
+	if (rv == SETTLE_ENOTFOUND) {
+		result_tx(a, tx);
+		return reject(a, SETTLE__V1__CODE__NOT_FOUND,
+			      "branch %u of %s not found", c->branch_id,
+			      c->gid);
+	}
+	if (rv != 0)
+		return store_fail(a, rv, "get branch");
+	/* Keep old with the other owned records, freed after the hook. */
+	a->branches = malloc(sizeof *a->branches);
+	if (a->branches == NULL) {
+		settle__v1__branch_record__free_unpacked(old, NULL);
+		return fail(a, SETTLE_ENOMEM, "branch result: out of memory");
+	}
+	a->branches[0] = old;
+	a->n_branches = 1;
+	a->res.branch_id = c->branch_id;
+	if (old->state != c->phase) {
+		/* A late or repeated result: the branch moved on already. */
+		result_tx(a, tx);
+		return 0;
+	}
+	bool confirm = c->phase == SETTLE__V1__BRANCH_STATE__CONFIRMING;
+	const char *kind = confirm ? "confirm" : "cancel";
+	const char *err = c->error != NULL ? c->error : "";
+	Settle__V1__BranchRecord b = *old;
+	b.attempts = c->attempt != 0 ? c->attempt : old->attempts + 1;
+	switch (c->outcome) {
+	case SETTLE__V1__OUTCOME__OUTCOME_OK:
+		b.state = confirm ? SETTLE__V1__BRANCH_STATE__CONFIRMED
+				  : SETTLE__V1__BRANCH_STATE__CANCELLED;
+		b.next_retry_ms = 0;
+		b.last_error = "";
+		tx->pending--;
+		rv = add_event(a, kind, b.branch_id, "ok attempt %u",
+			       b.attempts);
+		break;
+	case SETTLE__V1__OUTCOME__OUTCOME_RETRY:
+		b.next_retry_ms =
+		    c->next_retry_ms != 0 ? c->next_retry_ms : a->time;
+		b.last_error = (char *)err;
+		rv = add_event(a, kind, b.branch_id, "retry attempt %u: %s",
+			       b.attempts, err);
+		break;
+	default:
+		b.state = SETTLE__V1__BRANCH_STATE__FAILED;
+		b.next_retry_ms = 0;
+		b.last_error = (char *)err;
+		tx->pending--;
+		tx->failed++;
+		snprintf(a->reason, sizeof a->reason, "branch %u failed: %s",
+			 b.branch_id, err);
+		tx->reason = a->reason;
+		rv = add_event(a, kind, b.branch_id, "failure: %s", err);
+		break;
+	}
+	if (rv == 0)
+		rv = write_branch(a, old->state, &b);
+	if (rv != 0)
+		return rv;
+
+	int from = tx->state;
+	if (tx->pending == 0 && tx->failed == 0) {
+		rv = finish(a, confirm ? SETTLE__V1__TX_STATE__COMMITTED
+				       : SETTLE__V1__TX_STATE__ROLLED_BACK);
+		if (rv == 0)
+			rv = write_tx(a, from);
+		return rv;
+	}
+	/* Next action: the earliest retry among branches still callable. */
+	Settle__V1__BranchRecord **all;
+	size_t n;
+	rv = store_branches_list(a->s, a->txn, tx->gid, &all, &n);
+	if (rv != 0)
+		return store_fail(a, rv, "list branches");
+	uint64_t due = 0;
+	for (size_t i = 0; i < n; i++)
+		if (all[i]->state == c->phase &&
+		    (due == 0 || all[i]->next_retry_ms < due))
+			due = all[i]->next_retry_ms;
+	store_branches_free(all, n);
+	tx->due_ms = due;
+	return write_tx(a, from);
+}
+
+static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
+{
+	size_t txs, cmds;
+	int rv =
+	    store_tx_gc(a->s, a->txn, c->finished_before_ms, c->limit, &txs);
+	if (rv != 0)
+		return store_fail(a, rv, "gc txs");
+	rv = store_cmd_gc(a->s, a->txn, c->finished_before_ms, c->limit, &cmds);
+	if (rv != 0)
+		return store_fail(a, rv, "gc cmds");
+	a->res.deleted = txs;
+	a->res.deleted_cmds = cmds;
+	return 0;
+}
+
+static int dispatch(struct apply *a)
+{
+	const Settle__V1__Command *cmd = a->cmd;
+	int rv = wal_command_validate(cmd, a->msg, sizeof a->msg);
+	if (rv != 0) {
+		a->res.code = SETTLE__V1__CODE__INVALID_ARGUMENT;
+		a->res.message = a->msg;
+		return 0;
+	}
+	switch (cmd->op_case) {
+	case SETTLE__V1__COMMAND__OP_BEGIN:
+		return do_begin(a, cmd->begin);
+	case SETTLE__V1__COMMAND__OP_REGISTER:
+		return do_register(a, cmd->register_);
+	case SETTLE__V1__COMMAND__OP_DECIDE:
+		return do_decide(a, cmd->decide);
+	case SETTLE__V1__COMMAND__OP_BRANCH_RESULT:
+		return do_branch_result(a, cmd->branch_result);
+	case SETTLE__V1__COMMAND__OP_GC:
+		return do_gc(a, cmd->gc);
+	default:
+		/* validate() refuses commands without an op. */
+		return fail(a, SETTLE_EINTERNAL, "unhandled op %d",
+			    cmd->op_case);
+	}
+}
+
+/* Hand the caller a self-contained copy of r. */
+static int give_result(struct fsm *f, const Settle__V1__CmdResult *r,
+		       Settle__V1__CmdResult **out)
+{
+	if (out == NULL)
+		return 0;
+	size_t n = settle__v1__cmd_result__get_packed_size(r);
+	uint8_t *buf = malloc(n > 0 ? n : 1);
+	if (buf == NULL)
+		goto oom;
+	settle__v1__cmd_result__pack(r, buf);
+	*out = settle__v1__cmd_result__unpack(NULL, n, buf);
+	free(buf);
+	if (*out == NULL)
+		goto oom;
+	return 0;
+oom:
+	snprintf(f->errmsg, sizeof f->errmsg, "result: out of memory");
+	return SETTLE_ENOMEM;
+}
+
+int fsm_init(struct fsm *f, struct store *store)
+{
+	memset(f, 0, sizeof *f);
+	f->store = store;
+	return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+	(void)f;
+}
+
+int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
+	      Settle__V1__CmdResult **result)
+{
+	struct apply a;
+	memset(&a, 0, sizeof a);
+	a.f = f;
+	a.s = f->store;
+	f->errmsg[0] = 0;
+	if (result != NULL)
+		*result = NULL;
+	settle__v1__cmd_result__init(&a.res);
+	a.res.index = raft_index;
+
+	int rv = store_write_begin(a.s, &a.txn);
+	if (rv != 0)
+		return store_fail(&a, rv, "apply");
+	uint64_t applied;
+	rv = store_applied_get(a.s, a.txn, &applied);
+	if (rv != 0) {
+		store_fail(&a, rv, "apply");
+		goto err_after_txn;
+	}
+	if (raft_index <= applied) {
+		/* Replay of an entry already in LMDB: nothing to do. */
+		store_write_abort(a.txn);
+		a.res.index = applied;
+		return give_result(f, &a.res, result);
+	}
+
+	Settle__V1__Command *cmd = NULL;
+	Settle__V1__CmdResult *stored = NULL;
+	const Settle__V1__CmdResult *out = &a.res;
+	if (wal_entry_decode(buf, len, &cmd) != 0) {
+		reject(&a, SETTLE__V1__CODE__INVALID_ARGUMENT,
+		       "undecodable entry of %zu bytes", len);
+		goto applied;
+	}
+	a.cmd = cmd;
+	a.time = cmd->time_ms;
+	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
+	if (has_id) {
+		rv = store_cmd_get(a.s, a.txn, cmd->cmd_id.data, &stored);
+		if (rv == 0) {
+			/* Applied before (a client retry): same answer. */
+			out = stored;
+			goto applied;
+		}
+		if (rv != SETTLE_ENOTFOUND) {
+			store_fail(&a, rv, "get cmd");
+			goto err_after_cmd;
+		}
+	}
+	rv = dispatch(&a);
+	if (rv != 0)
+		goto err_after_cmd;
+	if (has_id) {
+		rv =
+		    store_cmd_put(a.s, a.txn, cmd->cmd_id.data, a.time, &a.res);
+		if (rv != 0) {
+			store_fail(&a, rv, "put cmd");
+			goto err_after_cmd;
+		}
+	}
+
+applied:
+	rv = store_applied_put(a.s, a.txn, raft_index);
+	if (rv != 0) {
+		store_fail(&a, rv, "put applied");
+		goto err_after_cmd;
+	}
+	rv = store_write_commit(a.s, a.txn);
+	a.txn = NULL;
+	if (rv != 0) {
+		store_fail(&a, rv, "apply");
+		goto err_after_cmd;
+	}
+	if (a.changed && out == &a.res && f->on_tx_change != NULL)
+		f->on_tx_change(f->data, &a.tx);
+	rv = give_result(f, out, result);
+	/* The apply is committed: a failure to copy the result is reported
+	 * but nothing is rolled back. */
+	goto out;
+
+err_after_cmd:
+	store_write_abort(a.txn);
+	a.txn = NULL;
+out:
+	if (stored != NULL)
+		settle__v1__cmd_result__free_unpacked(stored, NULL);
+	store_branches_free(a.branches, a.n_branches);
+	if (a.old != NULL)
+		settle__v1__tx_record__free_unpacked(a.old, NULL);
+	if (cmd != NULL)
+		settle__v1__command__free_unpacked(cmd, NULL);
+	return rv;
+
+err_after_txn:
+	store_write_abort(a.txn);
+	return rv;
+}

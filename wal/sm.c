@@ -1,0 +1,134 @@
+/*
+ * sm.c — transition tables of the TCC transaction and branch.
+ *
+ * One bitmask per state: bit `to` is set when the move from -> to is
+ * allowed. Index 0 (UNSPECIFIED) is the "not yet created" pseudo-state.
+ */
+#include <stdio.h>
+
+#include "wal/sm.h"
+
+#define BIT(s) (1u << (s))
+
+enum {
+	TX_NEW = SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED,
+	TX_ACTIVE = SETTLE__V1__TX_STATE__ACTIVE,
+	TX_COMMITTING = SETTLE__V1__TX_STATE__COMMITTING,
+	TX_COMMITTED = SETTLE__V1__TX_STATE__COMMITTED,
+	TX_ROLLING_BACK = SETTLE__V1__TX_STATE__ROLLING_BACK,
+	TX_ROLLED_BACK = SETTLE__V1__TX_STATE__ROLLED_BACK,
+	TX_N
+};
+
+static const unsigned tx_moves[TX_N] = {
+    [TX_NEW] = BIT(TX_ACTIVE),
+    [TX_ACTIVE] = BIT(TX_COMMITTING) | BIT(TX_COMMITTED) |
+		  BIT(TX_ROLLING_BACK) | BIT(TX_ROLLED_BACK),
+    [TX_COMMITTING] = BIT(TX_COMMITTED),
+    [TX_COMMITTED] = 0,
+    [TX_ROLLING_BACK] = BIT(TX_ROLLED_BACK),
+    [TX_ROLLED_BACK] = 0,
+};
+
+static const char *const tx_names[TX_N] = {
+    [TX_NEW] = "NEW",
+    [TX_ACTIVE] = "ACTIVE",
+    [TX_COMMITTING] = "COMMITTING",
+    [TX_COMMITTED] = "COMMITTED",
+    [TX_ROLLING_BACK] = "ROLLING_BACK",
+    [TX_ROLLED_BACK] = "ROLLED_BACK",
+};
+
+enum {
+	BR_NEW = SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED,
+	BR_REGISTERED = SETTLE__V1__BRANCH_STATE__REGISTERED,
+	BR_CONFIRMING = SETTLE__V1__BRANCH_STATE__CONFIRMING,
+	BR_CONFIRMED = SETTLE__V1__BRANCH_STATE__CONFIRMED,
+	BR_CANCELLING = SETTLE__V1__BRANCH_STATE__CANCELLING,
+	BR_CANCELLED = SETTLE__V1__BRANCH_STATE__CANCELLED,
+	BR_FAILED = SETTLE__V1__BRANCH_STATE__FAILED,
+	BR_N
+};
+
+static const unsigned branch_moves[BR_N] = {
+    [BR_NEW] = BIT(BR_REGISTERED),
+    [BR_REGISTERED] = BIT(BR_CONFIRMING) | BIT(BR_CANCELLING),
+    [BR_CONFIRMING] = BIT(BR_CONFIRMED) | BIT(BR_FAILED),
+    [BR_CONFIRMED] = 0,
+    [BR_CANCELLING] = BIT(BR_CANCELLED) | BIT(BR_FAILED),
+    [BR_CANCELLED] = 0,
+    [BR_FAILED] = 0,
+};
+
+static const char *const branch_names[BR_N] = {
+    [BR_NEW] = "NEW",
+    [BR_REGISTERED] = "REGISTERED",
+    [BR_CONFIRMING] = "CONFIRMING",
+    [BR_CONFIRMED] = "CONFIRMED",
+    [BR_CANCELLING] = "CANCELLING",
+    [BR_CANCELLED] = "CANCELLED",
+    [BR_FAILED] = "FAILED",
+};
+
+const char *wal_tx_state_name(int state)
+{
+	return state >= 0 && state < TX_N ? tx_names[state] : "?";
+}
+
+const char *wal_branch_state_name(int state)
+{
+	return state >= 0 && state < BR_N ? branch_names[state] : "?";
+}
+
+bool wal_tx_can_move(int from, int to)
+{
+	if (from < 0 || from >= TX_N || to <= TX_NEW || to >= TX_N)
+		return false;
+	return (tx_moves[from] & BIT(to)) != 0;
+}
+
+bool wal_branch_can_move(int from, int to)
+{
+	if (from < 0 || from >= BR_N || to <= BR_NEW || to >= BR_N)
+		return false;
+	return (branch_moves[from] & BIT(to)) != 0;
+}
+
+bool wal_tx_state_final(int state)
+{
+	return state == TX_COMMITTED || state == TX_ROLLED_BACK;
+}
+
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		if (errmsg != NULL)                                            \
+			snprintf(errmsg, errmsg_len, __VA_ARGS__);             \
+		return false;                                                  \
+	} while (0)
+
+bool wal_tx_invariants(const Settle__V1__TxRecord *tx, char *errmsg,
+		       size_t errmsg_len)
+{
+	int st = (int)tx->state;
+	if (st <= TX_NEW || st >= TX_N)
+		FAIL("tx %s: bad state %d", tx->gid, st);
+	if (wal_tx_state_final(st)) {
+		if (tx->finished_ms == 0 || tx->due_ms != 0)
+			FAIL("tx %s: final state %s with finished_ms %llu, "
+			     "due_ms %llu",
+			     tx->gid, tx_names[st],
+			     (unsigned long long)tx->finished_ms,
+			     (unsigned long long)tx->due_ms);
+	} else if (tx->finished_ms != 0) {
+		FAIL("tx %s: %s but finished", tx->gid, tx_names[st]);
+	}
+	if (st == TX_ACTIVE && tx->due_ms != tx->deadline_ms)
+		FAIL("tx %s: ACTIVE with due_ms != deadline_ms", tx->gid);
+	if (tx->pending + tx->failed > tx->branches ||
+	    tx->branches >= tx->next_branch_id)
+		FAIL("tx %s: counters pending %u failed %u branches %u next "
+		     "%u",
+		     tx->gid, tx->pending, tx->failed, tx->branches,
+		     tx->next_branch_id);
+	return true;
+}
