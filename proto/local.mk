@@ -16,7 +16,7 @@ proto_libsettlecore_la_SOURCES = \
 	proto/log.c proto/log.h \
 	proto/rpc.h proto/frame.c \
 	proto/stream.c proto/stream.h \
-	proto/rpc_server.c
+	proto/rpc_server.c proto/rpc_client.c
 # The generated code is not ours to lint.
 proto_libsettlecore_la_CFLAGS = $(AM_CFLAGS) -Wno-shadow
 proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS)
@@ -33,4 +33,10 @@ test_unit_test_rpc_server_SOURCES = test/unit/proto/test_rpc_server.c \
 test_unit_test_rpc_server_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_rpc_server_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_rpc_server
+check_PROGRAMS += test/unit/test_rpc_client
+test_unit_test_rpc_client_SOURCES = test/unit/proto/test_rpc_client.c \
+	test/unit/proto/rawpeer.h
+test_unit_test_rpc_client_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_rpc_client_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_rpc_client
 endif

@@ -150,24 +150,36 @@ struct rpc_result {
 typedef void (*rpc_reply_cb)(void *data, const struct rpc_result *res);
 
 /*
- * A client for one endpoint "host:port". It connects on first call and
- * reconnects on the next call after a failure; calls made while connecting
- * are queued. The endpoint string is copied.
+ * A client for one endpoint "host:port" or "[v6]:port" (numeric, or a name
+ * resolved asynchronously; every resolved address is tried in turn). It
+ * connects on first call and reconnects on the next call after a failure;
+ * calls made while connecting are queued. The endpoint string is copied.
+ * Returns SETTLE_EINVAL for a malformed endpoint or port 0, SETTLE_ENOMEM.
+ * opts: only max_frame applies (requests and responses).
  */
 int rpc_client_init(uv_loop_t *loop, const char *endpoint,
 		    const struct rpc_opts *opts, struct rpc_client **out);
 const char *rpc_client_endpoint(const struct rpc_client *c);
 
 /*
- * Send a request. cb fires exactly once, on the loop thread, never from
- * inside this function. timeout_ms 0 means no timeout.
+ * Send a request (req may be NULL: empty body; packed now, no reference
+ * kept). On 0, cb fires exactly once, on the loop thread, never from inside
+ * this function. On error cb never fires: SETTLE_ETOOBIG (frame over
+ * max_frame), SETTLE_ENOMEM, SETTLE_EINVAL (cb NULL), SETTLE_ECANCELED
+ * (client closing). timeout_ms 0 means no timeout; a timed-out call gets
+ * SETTLE_ETIMEOUT, and its late answer is ignored. When the connection
+ * fails, every pending call gets SETTLE_ECONNECT (never connected) or
+ * SETTLE_ECLOSED (lost), with a message naming the endpoint.
+ * Calls are written coalesced at the end of the loop iteration.
  */
 int rpc_client_call(struct rpc_client *c, int method,
 		    const ProtobufCMessage *req, uint32_t timeout_ms,
 		    rpc_reply_cb cb, void *data);
 
-/* Fail every pending call with SETTLE_ECANCELED, close the connection and
- * free the client once its handles are closed. */
+/* Fail every pending call with SETTLE_ECANCELED (their callbacks run
+ * before this returns; calls made from them are refused), close the
+ * connection and free the client from the loop once its handles are
+ * closed. The client must not be used after this. */
 void rpc_client_close(struct rpc_client *c);
 
 #endif /* SETTLE_RPC_H */

@@ -37,7 +37,7 @@ struct raw {
 	char rbuf[65536];
 };
 
-static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static inline void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct raw *r = h->data;
 	(void)hint;
@@ -45,7 +45,7 @@ static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	b->len = sizeof(r->rbuf);
 }
 
-static void raw_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b)
+static inline void raw_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b)
 {
 	struct raw *r = h->data;
 	Settle__V1__Frame *f;
@@ -67,7 +67,7 @@ static void raw_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b)
 		r->decode_rv = rv;
 }
 
-static void raw_connected(uv_connect_t *req, int status)
+static inline void raw_connected(uv_connect_t *req, int status)
 {
 	struct raw *r = req->data;
 
@@ -75,7 +75,7 @@ static void raw_connected(uv_connect_t *req, int status)
 	r->connected = status == 0;
 }
 
-static void raw_connect(uv_loop_t *loop, struct raw *r, int port)
+static inline void raw_connect(uv_loop_t *loop, struct raw *r, int port)
 {
 	struct sockaddr_in sa;
 
@@ -90,20 +90,20 @@ static void raw_connect(uv_loop_t *loop, struct raw *r, int port)
 		     0);
 }
 
-static void raw_read_start(struct raw *r)
+static inline void raw_read_start(struct raw *r)
 {
 	cr_assert_eq(uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read),
 		     0);
 }
 
-static void raw_write_cb(uv_write_t *req, int status)
+static inline void raw_write_cb(uv_write_t *req, int status)
 {
 	(void)status;
 	free(req);
 }
 
 /* Queue a copy of data. */
-static void raw_send(struct raw *r, const void *data, size_t len)
+static inline void raw_send(struct raw *r, const void *data, size_t len)
 {
 	uv_write_t *req = malloc(sizeof(*req) + len);
 	uv_buf_t b;
@@ -114,8 +114,8 @@ static void raw_send(struct raw *r, const void *data, size_t len)
 		     0);
 }
 
-static void raw_send_frame(struct raw *r, uint64_t id, int method,
-			   const ProtobufCMessage *body)
+static inline void raw_send_frame(struct raw *r, uint64_t id, int method,
+				  const ProtobufCMessage *body)
 {
 	uint8_t *buf;
 	size_t len;
@@ -127,12 +127,12 @@ static void raw_send_frame(struct raw *r, uint64_t id, int method,
 	free(buf);
 }
 
-static void raw_closed(uv_handle_t *h)
+static inline void raw_closed(uv_handle_t *h)
 {
 	((struct raw *)h->data)->closed = true;
 }
 
-static void raw_close(struct raw *r)
+static inline void raw_close(struct raw *r)
 {
 	for (int i = 0; i < r->nframes; i++)
 		settle__v1__frame__free_unpacked(r->frames[i], NULL);
@@ -141,14 +141,14 @@ static void raw_close(struct raw *r)
 	uv_close((uv_handle_t *)&r->tcp, raw_closed);
 }
 
-static void wake_cb(uv_timer_t *t)
+static inline void wake_cb(uv_timer_t *t)
 {
 	(void)t;
 }
 
 /* Run the loop until *flag or ms elapse; returns *flag. A short repeating
  * timer keeps each iteration from blocking forever. */
-static bool run_until(uv_loop_t *loop, const bool *flag, unsigned ms)
+static inline bool run_until(uv_loop_t *loop, const bool *flag, unsigned ms)
 {
 	uv_timer_t wake;
 	uint64_t end;
@@ -165,17 +165,21 @@ static bool run_until(uv_loop_t *loop, const bool *flag, unsigned ms)
 }
 
 /* Run for ms regardless. */
-static void run_for(uv_loop_t *loop, unsigned ms)
+static inline void run_for(uv_loop_t *loop, unsigned ms)
 {
 	bool never = false;
 	run_until(loop, &never, ms);
 }
 
 /* Close the loop, failing if any handle is still open. */
-static void loop_finish(uv_loop_t *loop)
+static inline void loop_finish(uv_loop_t *loop)
 {
-	for (int i = 0; i < 100 && uv_loop_alive(loop); i++)
+	/* Up to 2 s: a resolve may still be finishing in the threadpool. */
+	for (int i = 0; i < 2000 && uv_loop_alive(loop); i++) {
 		uv_run(loop, UV_RUN_NOWAIT);
+		if (uv_loop_alive(loop))
+			uv_sleep(1);
+	}
 	cr_assert_eq(uv_loop_close(loop), 0, "handles left open");
 	/* Criterion passes a test whose process leaks at exit, so check
 	 * here, while the test can still fail. */
