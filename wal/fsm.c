@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "log.h"
 #include "wal/entry.h"
 #include "wal/fsm.h"
 #include "wal/sm.h"
@@ -567,6 +568,13 @@ applied:
 		store_fail(&a, rv, "apply");
 		goto err_after_cmd;
 	}
+	/* Never the payload: op, gid and outcome only. */
+	settle_tracef("fsm", "apply %llu op %d gid %s: %s %s",
+		      (unsigned long long)raft_index,
+		      cmd != NULL ? (int)cmd->op_case : -1,
+		      out->gid != NULL ? out->gid : "",
+		      settle_errname(settle_err_from_wire((int)out->code)),
+		      out->message != NULL ? out->message : "");
 	if (a.changed && out == &a.res && f->on_tx_change != NULL)
 		f->on_tx_change(f->data, &a.tx);
 	rv = give_result(f, out, result);

@@ -173,3 +173,26 @@ Test(snapshot, corrupted_buffers_are_rejected_without_change)
 	raft_free(a);
 	raft_free(before);
 }
+
+Test(snapshot, restore_into_a_full_map_fails_without_change)
+{
+	struct tstore small;
+	tstore_open(&small, 64 * 1024);
+	fill(small.s, 1, 3);
+	uint8_t *before, *a;
+	size_t blen, alen;
+	snap(small.s, 0, &before, &blen);
+	fill(A.s, 3000, 90);
+	snap(A.s, 0, &a, &alen);
+	cr_expect_eq(store_restore(small.s, a, alen), SETTLE_EFULL, "%s",
+		     store_errmsg(small.s));
+	uint8_t *now;
+	size_t nlen;
+	snap(small.s, 0, &now, &nlen);
+	cr_assert_eq(nlen, blen);
+	cr_expect_eq(memcmp(now, before, nlen), 0);
+	raft_free(before);
+	raft_free(a);
+	raft_free(now);
+	tstore_close(&small);
+}

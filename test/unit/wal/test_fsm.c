@@ -567,11 +567,17 @@ Test(fsm, gc_deletes_exactly_the_old_finished)
 	tfsm_check_indexes(&F);
 }
 
+/* Mostly successes, some retries, a few business failures. */
+static int outcome(int r)
+{
+	return r < 6 ? R_OK : r < 9 ? R_RETRY : R_FAIL;
+}
+
 /* A random but reproducible workload over a few gids. */
 static struct ent random_entry(unsigned *seed, int *id, uint64_t *now)
 {
 	char gid[16];
-	snprintf(gid, sizeof gid, "r%u", rand_r(seed) % 12);
+	snprintf(gid, sizeof gid, "r%u", rand_r(seed) % 60);
 	*now += (uint64_t)(rand_r(seed) % 50);
 	int pick = rand_r(seed) % 100;
 	int cid = (rand_r(seed) % 10 == 0 && *id > 1) ? *id - 1 : (*id)++;
@@ -586,10 +592,10 @@ static struct ent random_entry(unsigned *seed, int *id, uint64_t *now)
 	if (pick < 97)
 		return ent_result(cid, *now, gid, 1 + rand_r(seed) % 4,
 				  rand_r(seed) % 2 ? CONFIRMING : CANCELLING,
-				  1 + rand_r(seed) % 3, "err",
+				  outcome(rand_r(seed) % 10), "err",
 				  1 + rand_r(seed) % 5,
 				  *now + (uint64_t)(rand_r(seed) % 100));
-	return ent_gc(cid, *now, *now - 100, 3);
+	return ent_gc(cid, *now, *now - 3000, 3);
 }
 
 Test(fsm, two_fsms_fed_the_same_entries_are_identical, .timeout = 120)
@@ -599,7 +605,7 @@ Test(fsm, two_fsms_fed_the_same_entries_are_identical, .timeout = 120)
 	unsigned seed = 12345;
 	int id = 1;
 	uint64_t now = 1000;
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < 1500; i++) {
 		struct ent e = random_entry(&seed, &id, &now);
 		Settle__V1__CmdResult *a = tfsm_apply(&F, e);
 		Settle__V1__CmdResult *b = tfsm_apply(&g, e);
@@ -612,6 +618,12 @@ Test(fsm, two_fsms_fed_the_same_entries_are_identical, .timeout = 120)
 			tfsm_check_indexes(&F);
 	}
 	tfsm_check_indexes(&F);
+	/* The workload reached the interesting states. */
+	struct store_counts c;
+	cr_assert_eq(store_counts_get(F.t.s, NULL, &c), 0);
+	cr_expect_gt(c.finished, 0);
+	cr_expect_gt(c.active, 0);
+	cr_expect_gt(c.stuck, 0);
 	uint8_t *sa, *sb;
 	size_t la, lb;
 	tfsm_snapshot(&F, &sa, &la);
@@ -638,5 +650,51 @@ Test(fsm, two_fsms_fed_the_same_entries_are_identical, .timeout = 120)
 	raft_free(sb);
 	raft_free(sh);
 	tfsm_close(&g);
+	tfsm_close(&h);
+}
+
+Test(fsm, log_replayed_after_a_restored_snapshot_is_skipped)
+{
+	unsigned seed = 99;
+	int id = 1;
+	uint64_t now = 1000;
+	struct ent log[200];
+	for (int i = 0; i < 200; i++) {
+		log[i] = random_entry(&seed, &id, &now);
+		Settle__V1__CmdResult *r = tfsm_apply(&F, log[i]);
+		settle__v1__cmd_result__free_unpacked(r, NULL);
+	}
+	uint8_t *snap;
+	size_t len;
+	cr_assert_eq(store_snapshot(F.t.s, 150, &snap, &len), 0);
+	/* Like raft at start: restore the snapshot, replay the whole log. */
+	struct tfsm h;
+	tfsm_open(&h);
+	cr_assert_eq(store_restore(h.t.s, snap, len), 0);
+	for (int i = 0; i < 200; i++)
+		cr_assert_eq(fsm_apply(&h.f, (uint64_t)i + 1, log[i].buf,
+				       log[i].len, NULL),
+			     0);
+	cr_expect_eq(h.changes, 0, "everything was already applied");
+	uint8_t *a, *b;
+	size_t la, lb;
+	tfsm_snapshot(&F, &a, &la);
+	tfsm_snapshot(&h, &b, &lb);
+	cr_assert_eq(la, lb);
+	cr_expect_eq(memcmp(a, b, la), 0);
+	/* The restored store survives a reopen. */
+	store_close(h.t.s);
+	char msg[128];
+	cr_assert_eq(store_open(h.t.dir, NULL, &h.t.s, msg, sizeof msg), 0);
+	h.f.store = h.t.s;
+	raft_free(b);
+	tfsm_snapshot(&h, &b, &lb);
+	cr_assert_eq(la, lb);
+	cr_expect_eq(memcmp(a, b, la), 0);
+	for (int i = 0; i < 200; i++)
+		ent_free(log[i]);
+	raft_free(snap);
+	raft_free(a);
+	raft_free(b);
 	tfsm_close(&h);
 }
