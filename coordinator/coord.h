@@ -1,0 +1,119 @@
+/*
+ * coord.h — one coordinator node: raft, the FSM over LMDB, the client RPC
+ * server, and the phase-2 driver, all on one uv loop thread.
+ *
+ * Everything that changes transaction state goes through coord_propose():
+ * a settle.v1.Command appended with raft_apply and applied by the FSM
+ * (wal/fsm.h) on every node. Only the leader answers clients that change
+ * state and only the leader calls participants.
+ */
+#ifndef SETTLE_COORD_H
+#define SETTLE_COORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "config.h"
+#include "rpc.h"
+#include "settle.pb-c.h"
+#include "storage/store.h"
+#include "wal/fsm.h"
+
+struct coord_driver;
+struct coord_waiter;
+
+struct coord {
+	uv_loop_t *loop;
+	struct coord_config cfg;
+
+	struct raft_uv_transport transport;
+	struct raft_io io;
+	struct raft_fsm raft_fsm;
+	struct raft raft;
+	bool raft_started;
+
+	struct store *store;
+	struct fsm fsm;
+
+	struct rpc_server *server;
+	struct coord_driver *driver;
+	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */
+
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	uv_timer_t tick; /* leadership watch and driver heartbeat */
+
+	bool leader;    /* last state seen by the tick */
+	bool closing;
+	int exit_code;
+	uint64_t started_ms;
+	uint64_t proposals; /* in flight */
+	char errmsg[512];
+};
+
+/*
+ * Open everything (LMDB, raft, RPC server) and start. On failure returns a
+ * SETTLE_E* code with a message in c->errmsg, having released what it
+ * acquired. c->cfg must be filled in before.
+ */
+int coord_start(struct coord *c, uv_loop_t *loop);
+
+/* Begin a clean stop; the loop ends once every handle is closed. */
+void coord_stop(struct coord *c, int exit_code);
+
+/* Release what remains after the loop ended. */
+void coord_close(struct coord *c);
+
+/* Whether this node is the raft leader right now. */
+bool coord_is_leader(struct coord *c);
+
+/* Client endpoint of the current leader, "" if unknown. */
+const char *coord_leader_endpoint(struct coord *c);
+
+/* ---- Proposals ----------------------------------------------------------- */
+
+/*
+ * Called once a proposal is committed and applied (err 0, res the FSM's
+ * result, valid only during the call) or failed (err SETTLE_ENOTLEADER when
+ * leadership was lost or never held — the entry may still commit, so a
+ * client must retry with the same cmd_id; other SETTLE_E* codes).
+ */
+typedef void (*coord_propose_cb)(struct coord *c, void *data, int err,
+				 const Settle__V1__CmdResult *res);
+
+/*
+ * Append cmd through raft. cmd->time_ms is stamped with the leader's clock
+ * when 0; an empty cmd_id gets 16 random bytes. cmd is encoded at once and
+ * not kept. cb fires later, never from inside this call.
+ */
+int coord_propose(struct coord *c, Settle__V1__Command *cmd,
+		  coord_propose_cb cb, void *data);
+
+/* Fill buf with 16 random bytes. */
+void coord_random_id(uint8_t buf[16]);
+
+/* ---- Client requests (dispatch.c) ---------------------------------------- */
+
+void coord_dispatch(void *data, struct rpc_call *call);
+
+/* Tell waiters that tx changed (wakes Commit/Rollback that wait). */
+void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx);
+/* Answer every waiter (at shutdown or loss of leadership). */
+void coord_waiters_flush(struct coord *c, int err);
+
+/* ---- Phase-2 driver (driver.c) ------------------------------------------- */
+
+int coord_driver_init(struct coord *c);
+/* Leadership gained or lost: start or stop calling participants. */
+void coord_driver_set_leader(struct coord *c, bool leader);
+/* A transaction changed: act on it soon if it is due. */
+void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx);
+/* Periodic work: due transactions, deadlines, retries, GC. */
+void coord_driver_tick(struct coord *c);
+void coord_driver_close(struct coord *c);
+
+#endif /* SETTLE_COORD_H */

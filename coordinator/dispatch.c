@@ -1,0 +1,665 @@
+/*
+ * dispatch.c — client requests: decode, check, propose, answer.
+ *
+ * Requests that change state become one raft command each and are answered
+ * once the command is applied, with the result the FSM stored under the
+ * request's cmd_id. Reads are answered from LMDB on the leader.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+#include "wal/entry.h"
+
+#define WAIT_DEFAULT_MS 10000
+#define WAIT_MAX_MS 60000
+#define LIST_DEFAULT 1000
+#define LIST_MAX 10000
+
+struct coord_waiter {
+	struct coord_waiter *next;
+	struct coord *c;
+	struct rpc_call *call;
+	uv_timer_t timer;
+	char gid[WAL_GID_MAX + 1];
+};
+
+/* A request waiting for its command to be applied. */
+struct pending {
+	struct rpc_call *call;
+	int method;
+	bool wait;
+	uint32_t wait_ms;
+	char gid[WAL_GID_MAX + 1];
+};
+
+static void fail(struct coord *c, struct rpc_call *call, int err,
+		 const char *msg)
+{
+	const char *leader = NULL;
+
+	if (err == SETTLE_ENOTLEADER) {
+		leader = coord_leader_endpoint(c);
+		if (msg == NULL)
+			msg = leader[0] != '\0' ? "not the leader; see leader"
+						: "no leader yet; retry";
+		if (leader[0] == '\0')
+			err = SETTLE_EUNAVAIL;
+	}
+	rpc_call_fail(call, err, msg != NULL ? msg : settle_strerror(err),
+		      leader);
+}
+
+static bool leader_or_fail(struct coord *c, struct rpc_call *call)
+{
+	if (c->closing) {
+		fail(c, call, SETTLE_EUNAVAIL, "node is stopping");
+		return false;
+	}
+	if (!coord_is_leader(c)) {
+		fail(c, call, SETTLE_ENOTLEADER, NULL);
+		return false;
+	}
+	return true;
+}
+
+static bool is_final(int state)
+{
+	return state == SETTLE__V1__TX_STATE__COMMITTED ||
+	       state == SETTLE__V1__TX_STATE__ROLLED_BACK;
+}
+
+/* ---- Waiters: Commit/Rollback with wait --------------------------------- */
+
+static void answer_decision(struct coord *c, struct rpc_call *call,
+			    const char *gid)
+{
+	Settle__V1__DecisionResponse resp = SETTLE__V1__DECISION_RESPONSE__INIT;
+	Settle__V1__TxRecord *tx = NULL;
+	int rv;
+
+	rv = store_tx_get(c->store, NULL, gid, &tx);
+	if (rv != 0) {
+		/* Collected by GC between decision and answer: it ended. */
+		fail(c, call, rv, "transaction no longer known");
+		return;
+	}
+	resp.state = tx->state;
+	resp.finished = is_final(tx->state);
+	rpc_call_reply(call, &resp.base);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+static void waiter_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void waiter_unlink(struct coord *c, struct coord_waiter *w)
+{
+	struct coord_waiter **pp;
+
+	for (pp = &c->waiters; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	uv_timer_stop(&w->timer);
+	w->timer.data = w;
+	uv_close((uv_handle_t *)&w->timer, waiter_closed);
+}
+
+static void waiter_timeout(uv_timer_t *t)
+{
+	struct coord_waiter *w = t->data;
+	struct coord *c = w->c;
+
+	/* Not an error: the decision is durable, phase 2 goes on. */
+	answer_decision(c, w->call, w->gid);
+	waiter_unlink(c, w);
+}
+
+static int waiter_add(struct coord *c, struct rpc_call *call, const char *gid,
+		      uint32_t wait_ms)
+{
+	struct coord_waiter *w = calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return SETTLE_ENOMEM;
+	w->c = c;
+	w->call = call;
+	snprintf(w->gid, sizeof w->gid, "%s", gid);
+	uv_timer_init(c->loop, &w->timer);
+	w->timer.data = w;
+	uv_timer_start(&w->timer, waiter_timeout, wait_ms, 0);
+	w->next = c->waiters;
+	c->waiters = w;
+	return 0;
+}
+
+void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
+{
+	struct coord_waiter *w = c->waiters;
+
+	if (!is_final(tx->state))
+		return;
+	while (w != NULL) {
+		struct coord_waiter *next = w->next;
+
+		if (strcmp(w->gid, tx->gid) == 0) {
+			Settle__V1__DecisionResponse resp =
+			    SETTLE__V1__DECISION_RESPONSE__INIT;
+
+			resp.state = tx->state;
+			resp.finished = true;
+			rpc_call_reply(w->call, &resp.base);
+			waiter_unlink(c, w);
+		}
+		w = next;
+	}
+}
+
+void coord_waiters_flush(struct coord *c, int err)
+{
+	while (c->waiters != NULL) {
+		struct coord_waiter *w = c->waiters;
+
+		if (err == SETTLE_ENOTLEADER)
+			fail(c, w->call, err, NULL);
+		else
+			answer_decision(c, w->call, w->gid);
+		waiter_unlink(c, w);
+	}
+}
+
+/* ---- Proposals ----------------------------------------------------------- */
+
+static void proposed(struct coord *c, void *data, int err,
+		     const Settle__V1__CmdResult *res)
+{
+	struct pending *p = data;
+	struct rpc_call *call = p->call;
+
+	if (err != 0) {
+		fail(c, call, err, NULL);
+		goto out;
+	}
+	if (res->code != SETTLE__V1__CODE__OK) {
+		fail(c, call, settle_err_from_wire(res->code), res->message);
+		goto out;
+	}
+	switch (p->method) {
+	case SETTLE__V1__METHOD__BEGIN: {
+		Settle__V1__BeginResponse r = SETTLE__V1__BEGIN_RESPONSE__INIT;
+
+		r.gid = res->gid;
+		r.deadline_ms = res->deadline_ms;
+		rpc_call_reply(call, &r.base);
+		break;
+	}
+	case SETTLE__V1__METHOD__REGISTER_BRANCH: {
+		Settle__V1__RegisterBranchResponse r =
+		    SETTLE__V1__REGISTER_BRANCH_RESPONSE__INIT;
+
+		r.branch_id = res->branch_id;
+		rpc_call_reply(call, &r.base);
+		break;
+	}
+	default: {
+		/* Commit / Rollback: answer with the state now, which may be
+		 * later than the one stored with the result (a retry). */
+		Settle__V1__TxRecord *tx = NULL;
+
+		if (p->wait && store_tx_get(c->store, NULL, p->gid, &tx) == 0 &&
+		    !is_final(tx->state) && coord_is_leader(c) &&
+		    waiter_add(c, call, p->gid, p->wait_ms) == 0) {
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+			break;
+		}
+		if (tx != NULL)
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+		answer_decision(c, call, p->gid);
+		break;
+	}
+	}
+out:
+	free(p);
+}
+
+static void propose_for(struct coord *c, struct rpc_call *call, int method,
+			Settle__V1__Command *cmd, const char *gid, bool wait,
+			uint32_t wait_ms)
+{
+	char msg[256];
+	struct pending *p;
+	int rv;
+
+	if (cmd->time_ms == 0)
+		cmd->time_ms = settle_now_ms();
+	if (wal_command_validate(cmd, msg, sizeof msg) != 0) {
+		fail(c, call, SETTLE_EINVAL, msg);
+		return;
+	}
+	p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		fail(c, call, SETTLE_ENOMEM, NULL);
+		return;
+	}
+	p->call = call;
+	p->method = method;
+	p->wait = wait;
+	p->wait_ms = wait_ms == 0 ? WAIT_DEFAULT_MS
+				  : (wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+	snprintf(p->gid, sizeof p->gid, "%s", gid != NULL ? gid : "");
+	rv = coord_propose(c, cmd, proposed, p);
+	if (rv != 0) {
+		free(p);
+		fail(c, call, rv, NULL);
+	}
+}
+
+static bool cmd_id_ok(struct coord *c, struct rpc_call *call,
+		      const ProtobufCBinaryData *id)
+{
+	if (id->len != STORE_CMD_ID_LEN) {
+		fail(c, call, SETTLE_EINVAL, "cmd_id must be 16 bytes");
+		return false;
+	}
+	return true;
+}
+
+/* A gid the coordinator chooses: unix ms and 64 random bits, hex. */
+static void new_gid(char *out, size_t len, uint64_t now)
+{
+	uint8_t r[16];
+	uint64_t x;
+
+	coord_random_id(r);
+	memcpy(&x, r, sizeof x);
+	snprintf(out, len, "%011" PRIx64 "-%016" PRIx64, now, x);
+}
+
+static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		     size_t n)
+{
+	Settle__V1__BeginRequest *req;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBegin op = SETTLE__V1__CMD_BEGIN__INIT;
+	char gid[WAL_GID_MAX + 1];
+	uint64_t now = settle_now_ms();
+	uint32_t timeout;
+
+	req = settle__v1__begin_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		fail(c, call, SETTLE_EINVAL, "invalid BeginRequest");
+		return;
+	}
+	if (!cmd_id_ok(c, call, &req->cmd_id))
+		goto out;
+	timeout = req->timeout_ms != 0 ? req->timeout_ms
+				       : c->cfg.default_timeout_ms;
+	if (timeout > c->cfg.max_timeout_ms) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "timeout_ms over the limit of %u",
+			 c->cfg.max_timeout_ms);
+		fail(c, call, SETTLE_EINVAL, msg);
+		goto out;
+	}
+	if (req->gid[0] != '\0') {
+		if (wal_gid_validate(req->gid) != 0) {
+			fail(c, call, SETTLE_EINVAL,
+			     "gid must be 1-128 printable ASCII bytes without "
+			     "spaces");
+			goto out;
+		}
+		snprintf(gid, sizeof gid, "%s", req->gid);
+	} else {
+		new_gid(gid, sizeof gid, now);
+	}
+	op.gid = gid;
+	op.deadline_ms = now + timeout;
+	op.mode = SETTLE__V1__TX_MODE__TCC;
+	cmd.cmd_id = req->cmd_id;
+	cmd.time_ms = now;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	cmd.begin = &op;
+	propose_for(c, call, SETTLE__V1__METHOD__BEGIN, &cmd, gid, false, 0);
+out:
+	settle__v1__begin_request__free_unpacked(req, NULL);
+}
+
+static void do_register(struct coord *c, struct rpc_call *call,
+			const uint8_t *b, size_t n)
+{
+	Settle__V1__RegisterBranchRequest *req;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRegister op = SETTLE__V1__CMD_REGISTER__INIT;
+
+	req = settle__v1__register_branch_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		fail(c, call, SETTLE_EINVAL, "invalid RegisterBranchRequest");
+		return;
+	}
+	if (!cmd_id_ok(c, call, &req->cmd_id))
+		goto out;
+	op.gid = req->gid;
+	op.endpoint = req->endpoint;
+	op.resource = req->resource;
+	op.payload = req->payload;
+	cmd.cmd_id = req->cmd_id;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
+	cmd.register_ = &op;
+	propose_for(c, call, SETTLE__V1__METHOD__REGISTER_BRANCH, &cmd,
+		    req->gid, false, 0);
+out:
+	settle__v1__register_branch_request__free_unpacked(req, NULL);
+}
+
+static void do_decide(struct coord *c, struct rpc_call *call, int method,
+		      const uint8_t *b, size_t n)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdDecide op = SETTLE__V1__CMD_DECIDE__INIT;
+	ProtobufCMessage *msg;
+	ProtobufCBinaryData id;
+	const char *gid;
+	bool wait;
+	uint32_t wait_ms;
+
+	if (method == SETTLE__V1__METHOD__COMMIT) {
+		Settle__V1__CommitRequest *r =
+		    settle__v1__commit_request__unpack(NULL, n, b);
+		if (r == NULL) {
+			fail(c, call, SETTLE_EINVAL, "invalid CommitRequest");
+			return;
+		}
+		msg = &r->base;
+		id = r->cmd_id;
+		gid = r->gid;
+		wait = r->wait;
+		wait_ms = r->wait_ms;
+		op.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
+		op.reason = "client commit";
+	} else {
+		Settle__V1__RollbackRequest *r =
+		    settle__v1__rollback_request__unpack(NULL, n, b);
+		if (r == NULL) {
+			fail(c, call, SETTLE_EINVAL, "invalid RollbackRequest");
+			return;
+		}
+		msg = &r->base;
+		id = r->cmd_id;
+		gid = r->gid;
+		wait = r->wait;
+		wait_ms = r->wait_ms;
+		op.decision = SETTLE__V1__DECISION__DECIDE_ROLLBACK;
+		op.reason = r->reason[0] != '\0' ? r->reason : "client rollback";
+	}
+	if (cmd_id_ok(c, call, &id)) {
+		op.gid = (char *)gid;
+		cmd.cmd_id = id;
+		cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+		cmd.decide = &op;
+		propose_for(c, call, method, &cmd, gid, wait, wait_ms);
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* ---- Reads --------------------------------------------------------------- */
+
+static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
+		     uint64_t now)
+{
+	if (is_final(tx->state))
+		return false;
+	if (tx->due_ms == 0)
+		return true; /* a branch failed: waits for an operator */
+	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
+		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
+	return now > tx->created_ms + c->cfg.stuck_after_ms;
+}
+
+static void do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		     size_t n)
+{
+	Settle__V1__QueryRequest *req;
+	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
+	Settle__V1__TxRecord *tx = NULL;
+	Settle__V1__TxInfo *info = NULL;
+	MDB_txn *txn;
+	int rv;
+
+	req = settle__v1__query_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		fail(c, call, SETTLE_EINVAL, "invalid QueryRequest");
+		return;
+	}
+	if (wal_gid_validate(req->gid) != 0) {
+		fail(c, call, SETTLE_EINVAL, "invalid gid");
+		goto out;
+	}
+	rv = store_read_begin(c->store, &txn);
+	if (rv != 0) {
+		fail(c, call, rv, store_errmsg(c->store));
+		goto out;
+	}
+	rv = store_tx_get(c->store, txn, req->gid, &tx);
+	if (rv == 0)
+		rv = store_tx_info(c->store, txn, tx, true, req->history,
+				   &info);
+	store_read_end(txn);
+	if (rv != 0) {
+		fail(c, call, rv,
+		     rv == SETTLE_ENOTFOUND ? "unknown gid"
+					    : store_errmsg(c->store));
+		goto out;
+	}
+	info->stuck = info->stuck || tx_stuck(c, tx, settle_now_ms());
+	resp.tx = info;
+	rpc_call_reply(call, &resp.base);
+out:
+	if (info != NULL)
+		settle__v1__tx_info__free_unpacked(info, NULL);
+	if (tx != NULL)
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+	settle__v1__query_request__free_unpacked(req, NULL);
+}
+
+struct list_filter {
+	const struct coord *c;
+	const Settle__V1__ListRequest *req;
+	uint64_t now;
+};
+
+static bool list_keep(void *data, const Settle__V1__TxRecord *tx)
+{
+	struct list_filter *f = data;
+
+	if (f->req->older_than_ms != 0 &&
+	    tx->created_ms + f->req->older_than_ms > f->now)
+		return false;
+	if (f->req->stuck_only && !tx_stuck(f->c, tx, f->now))
+		return false;
+	return true;
+}
+
+static void do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		    size_t n)
+{
+	Settle__V1__ListRequest *req;
+	Settle__V1__ListResponse resp = SETTLE__V1__LIST_RESPONSE__INIT;
+	Settle__V1__TxRecord **txs = NULL;
+	Settle__V1__TxInfo **infos = NULL;
+	struct list_filter f;
+	size_t count = 0, done = 0;
+	bool more = false;
+	MDB_txn *txn;
+	size_t limit;
+	int rv;
+
+	req = settle__v1__list_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		fail(c, call, SETTLE_EINVAL, "invalid ListRequest");
+		return;
+	}
+	if (req->state < 0 || req->state > SETTLE__V1__TX_STATE__ROLLED_BACK) {
+		fail(c, call, SETTLE_EINVAL, "unknown state");
+		goto out;
+	}
+	limit = req->limit == 0 ? LIST_DEFAULT
+				: (req->limit > LIST_MAX ? LIST_MAX : req->limit);
+	f.c = c;
+	f.req = req;
+	f.now = settle_now_ms();
+	rv = store_read_begin(c->store, &txn);
+	if (rv != 0) {
+		fail(c, call, rv, store_errmsg(c->store));
+		goto out;
+	}
+	rv = store_tx_list(c->store, txn, req->state, req->after_gid, limit,
+			   list_keep, &f, &txs, &count, &more);
+	if (rv == 0 && count > 0) {
+		infos = calloc(count, sizeof *infos);
+		if (infos == NULL)
+			rv = SETTLE_ENOMEM;
+	}
+	for (; rv == 0 && done < count; done++) {
+		rv = store_tx_info(c->store, txn, txs[done], true, false,
+				   &infos[done]);
+		if (rv == 0)
+			infos[done]->stuck = infos[done]->stuck ||
+					     tx_stuck(c, txs[done], f.now);
+	}
+	store_read_end(txn);
+	if (rv != 0) {
+		fail(c, call, rv, store_errmsg(c->store));
+	} else {
+		resp.n_txs = count;
+		resp.txs = infos;
+		resp.more = more;
+		rpc_call_reply(call, &resp.base);
+	}
+	for (size_t i = 0; i < done; i++)
+		if (infos[i] != NULL)
+			settle__v1__tx_info__free_unpacked(infos[i], NULL);
+	free(infos);
+	store_txs_free(txs, count);
+out:
+	settle__v1__list_request__free_unpacked(req, NULL);
+}
+
+static const char *role_name(int state)
+{
+	switch (state) {
+	case RAFT_LEADER:
+		return "leader";
+	case RAFT_FOLLOWER:
+		return "follower";
+	case RAFT_CANDIDATE:
+		return "candidate";
+	}
+	return "unavailable";
+}
+
+static void do_status(struct coord *c, struct rpc_call *call)
+{
+	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
+	struct store_counts counts;
+	uint64_t now = settle_now_ms();
+
+	resp.node_id = c->cfg.id;
+	resp.address = c->cfg.raft;
+	resp.client_endpoint = c->cfg.listen;
+	resp.role = (char *)role_name(c->raft_started && !c->closing
+					  ? raft_state(&c->raft)
+					  : RAFT_UNAVAILABLE);
+	resp.term = c->raft.current_term;
+	resp.last_index = raft_last_index(&c->raft);
+	resp.applied_index = raft_last_applied(&c->raft);
+	resp.leader = (char *)coord_leader_endpoint(c);
+	if (store_counts_get(c->store, NULL, &counts) == 0) {
+		resp.active = counts.active;
+		resp.finished = counts.finished;
+		resp.stuck = counts.stuck;
+	}
+	/* Transactions past the age threshold count as stuck too. */
+	if (resp.active > resp.stuck) {
+		struct list_filter f;
+		Settle__V1__ListRequest lr = SETTLE__V1__LIST_REQUEST__INIT;
+		Settle__V1__TxRecord **txs = NULL;
+		size_t n = 0;
+		uint64_t stuck = 0;
+
+		lr.stuck_only = true;
+		f.c = c;
+		f.req = &lr;
+		f.now = now;
+		for (int s = SETTLE__V1__TX_STATE__ACTIVE;
+		     s <= SETTLE__V1__TX_STATE__ROLLING_BACK; s++) {
+			if (s == SETTLE__V1__TX_STATE__COMMITTED)
+				continue;
+			if (store_tx_list(c->store, NULL, s, NULL, LIST_MAX,
+					  list_keep, &f, &txs, &n, NULL) == 0) {
+				stuck += n;
+				store_txs_free(txs, n);
+			}
+		}
+		resp.stuck = stuck;
+	}
+	resp.uptime_ms = settle_mono_ms() - c->started_ms;
+	rpc_call_reply(call, &resp.base);
+}
+
+void coord_dispatch(void *data, struct rpc_call *call)
+{
+	struct coord *c = data;
+	int method = rpc_call_method(call);
+	const uint8_t *body;
+	size_t len;
+
+	body = rpc_call_body(call, &len);
+	settle_tracef("rpc", "%s: method %d, %zu bytes", rpc_call_peer(call),
+		      method, len);
+	switch (method) {
+	case SETTLE__V1__METHOD__STATUS:
+		do_status(c, call);
+		return;
+	case SETTLE__V1__METHOD__BEGIN:
+	case SETTLE__V1__METHOD__REGISTER_BRANCH:
+	case SETTLE__V1__METHOD__COMMIT:
+	case SETTLE__V1__METHOD__ROLLBACK:
+	case SETTLE__V1__METHOD__QUERY:
+	case SETTLE__V1__METHOD__LIST:
+		if (!leader_or_fail(c, call))
+			return;
+		break;
+	default:
+		fail(c, call, SETTLE_ENOMETHOD,
+		     "a coordinator serves BEGIN, REGISTER_BRANCH, COMMIT, "
+		     "ROLLBACK, QUERY, STATUS and LIST");
+		return;
+	}
+	switch (method) {
+	case SETTLE__V1__METHOD__BEGIN:
+		do_begin(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__REGISTER_BRANCH:
+		do_register(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__COMMIT:
+	case SETTLE__V1__METHOD__ROLLBACK:
+		do_decide(c, call, method, body, len);
+		break;
+	case SETTLE__V1__METHOD__QUERY:
+		do_query(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__LIST:
+		do_list(c, call, body, len);
+		break;
+	}
+}

@@ -1,0 +1,584 @@
+/*
+ * driver.c — the phase-2 driver: the leader's loop that moves decided
+ * transactions to their end.
+ *
+ * The schedule is LMDB's `due` index (one row per transaction with the next
+ * time the leader must act), so a new leader needs no rebuild: it scans the
+ * index it already has. The driver keeps only what is in flight: calls to
+ * participants and proposals not yet applied, keyed (gid, branch), so one
+ * branch never has two calls at once. Results go through raft before the
+ * transaction moves on; nothing here writes state.
+ *
+ * A change of leadership bumps `epoch`: answers that arrive for an older
+ * epoch are dropped, since the new leader (maybe this node again) plans
+ * from the applied state.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+#include "wal/entry.h"
+
+#define FLIGHT_BUCKETS 4096
+#define SCAN_LIMIT 1024
+#define HOT_MAX 4096
+#define GC_EVERY_MS 5000
+#define GC_LIMIT 1000
+
+struct flight {
+	struct flight *next;
+	uint32_t branch_id; /* 0: the transaction itself (deadline) */
+	char gid[WAL_GID_MAX + 1];
+};
+
+struct participant {
+	struct participant *next;
+	struct rpc_client *client;
+};
+
+struct coord_driver {
+	struct coord *c;
+	bool active;        /* leader, and the barrier of its term applied */
+	uint64_t epoch;
+	struct raft_barrier barrier;
+	bool barrier_pending;
+	struct flight *flights[FLIGHT_BUCKETS];
+	size_t n_flights;
+	struct participant *participants;
+	uv_timer_t kick;
+	bool kick_armed;
+	char (*hot)[WAL_GID_MAX + 1];
+	size_t n_hot;
+	uint64_t last_gc_ms;
+	bool gc_in_flight;
+};
+
+/* One call to a participant, or one proposal, in flight. */
+struct op {
+	struct coord_driver *d;
+	uint64_t epoch;
+	char gid[WAL_GID_MAX + 1];
+	uint32_t branch_id;
+	int phase; /* BranchState CONFIRMING or CANCELLING */
+	uint32_t attempt;
+};
+
+/* ---- In-flight set ------------------------------------------------------- */
+
+static size_t flight_hash(const char *gid, uint32_t bid)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = gid; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	h = (h ^ bid) * 1099511628211ull;
+	return (size_t)(h % FLIGHT_BUCKETS);
+}
+
+static struct flight **flight_find(struct coord_driver *d, const char *gid,
+				   uint32_t bid)
+{
+	struct flight **pp = &d->flights[flight_hash(gid, bid)];
+
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->branch_id == bid && strcmp((*pp)->gid, gid) == 0)
+			return pp;
+	return pp;
+}
+
+static bool flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
+{
+	struct flight **pp = flight_find(d, gid, bid);
+	struct flight *f;
+
+	if (*pp != NULL)
+		return false;
+	f = malloc(sizeof *f);
+	if (f == NULL)
+		return false;
+	f->next = NULL;
+	f->branch_id = bid;
+	snprintf(f->gid, sizeof f->gid, "%s", gid);
+	*pp = f;
+	d->n_flights++;
+	return true;
+}
+
+static void flight_del(struct coord_driver *d, const char *gid, uint32_t bid)
+{
+	struct flight **pp = flight_find(d, gid, bid);
+	struct flight *f = *pp;
+
+	if (f == NULL)
+		return;
+	*pp = f->next;
+	free(f);
+	d->n_flights--;
+}
+
+static void flights_clear(struct coord_driver *d)
+{
+	for (size_t i = 0; i < FLIGHT_BUCKETS; i++) {
+		while (d->flights[i] != NULL) {
+			struct flight *f = d->flights[i];
+			d->flights[i] = f->next;
+			free(f);
+		}
+	}
+	d->n_flights = 0;
+}
+
+/* ---- Participants -------------------------------------------------------- */
+
+static struct rpc_client *participant_get(struct coord_driver *d,
+					  const char *endpoint)
+{
+	struct participant *p;
+
+	for (p = d->participants; p != NULL; p = p->next)
+		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
+			return p->client;
+	p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	if (rpc_client_init(d->c->loop, endpoint, NULL, &p->client) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->next = d->participants;
+	d->participants = p;
+	return p->client;
+}
+
+static void participants_close(struct coord_driver *d)
+{
+	while (d->participants != NULL) {
+		struct participant *p = d->participants;
+		d->participants = p->next;
+		rpc_client_close(p->client);
+		free(p);
+	}
+}
+
+/* ---- Backoff ------------------------------------------------------------- */
+
+/* Capped exponential backoff with jitter: a delay drawn in [d/2, d], where
+ * d = base * 2^(attempt-1) capped at max. Jitter keeps retries of many
+ * branches against one recovering participant from arriving in lockstep. */
+static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt)
+{
+	uint64_t d = cfg->retry_base_ms;
+	uint8_t r[16];
+	uint32_t x;
+
+	for (uint32_t i = 1; i < attempt && d < cfg->retry_max_ms; i++)
+		d *= 2;
+	if (d > cfg->retry_max_ms)
+		d = cfg->retry_max_ms;
+	coord_random_id(r);
+	memcpy(&x, r, sizeof x);
+	return d / 2 + (d / 2 + 1 > 0 ? x % (d / 2 + 1) : 0);
+}
+
+/* ---- Acting on one transaction ------------------------------------------- */
+
+static struct op *op_new(struct coord_driver *d, const char *gid,
+			 uint32_t bid)
+{
+	struct op *o = calloc(1, sizeof *o);
+
+	if (o == NULL)
+		return NULL;
+	o->d = d;
+	o->epoch = d->epoch;
+	o->branch_id = bid;
+	snprintf(o->gid, sizeof o->gid, "%s", gid);
+	return o;
+}
+
+static void kick(struct coord_driver *d);
+
+static void result_applied(struct coord *c, void *data, int err,
+			   const Settle__V1__CmdResult *res)
+{
+	struct op *o = data;
+	struct coord_driver *d = o->d;
+
+	(void)c;
+	(void)res;
+	if (o->epoch == d->epoch) {
+		flight_del(d, o->gid, o->branch_id);
+		if (err != 0)
+			settle_log(SETTLE_LOG_WARN, "driver",
+				   "recording a result for %s/%u: %s", o->gid,
+				   o->branch_id, settle_strerror(err));
+	}
+	free(o);
+}
+
+static void propose_or_release(struct coord_driver *d, struct op *o,
+			       Settle__V1__Command *cmd)
+{
+	int rv = coord_propose(d->c, cmd, result_applied, o);
+
+	if (rv != 0) {
+		flight_del(d, o->gid, o->branch_id);
+		free(o);
+	}
+}
+
+static void participant_answered(void *data, const struct rpc_result *res)
+{
+	struct op *o = data;
+	struct coord_driver *d = o->d;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBranchResult br = SETTLE__V1__CMD_BRANCH_RESULT__INIT;
+	char err[WAL_TEXT_MAX / 2];
+	uint64_t now = settle_now_ms();
+
+	if (o->epoch != d->epoch || !d->active) {
+		free(o);
+		return;
+	}
+	br.gid = o->gid;
+	br.branch_id = o->branch_id;
+	br.phase = o->phase;
+	br.attempt = o->attempt;
+	if (res->err == 0) {
+		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
+		err[0] = '\0';
+	} else if (res->err == SETTLE_EFAILURE) {
+		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(err, sizeof err, "%s",
+			 res->msg[0] != '\0' ? res->msg : "business failure");
+	} else {
+		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
+		br.next_retry_ms = now + backoff_ms(&d->c->cfg, o->attempt);
+		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
+			 res->msg[0] != '\0' ? ": " : "", res->msg);
+	}
+	br.error = err;
+	settle_tracef("driver", "%s/%u attempt %u: %s", o->gid, o->branch_id,
+		      o->attempt, res->err == 0 ? "ok" : err);
+	cmd.time_ms = now;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
+	cmd.branch_result = &br;
+	propose_or_release(d, o, &cmd);
+}
+
+static void call_branch(struct coord_driver *d,
+			const Settle__V1__BranchRecord *b, int phase,
+			uint64_t now)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	struct rpc_client *client;
+	struct op *o;
+	uint32_t timeout = d->c->cfg.call_timeout_ms;
+	int rv;
+
+	if (!flight_add(d, b->gid, b->branch_id))
+		return;
+	o = op_new(d, b->gid, b->branch_id);
+	if (o == NULL) {
+		flight_del(d, b->gid, b->branch_id);
+		return;
+	}
+	o->phase = phase;
+	o->attempt = b->attempts + 1;
+	client = participant_get(d, b->endpoint);
+	req.gid = b->gid;
+	req.branch_id = b->branch_id;
+	req.resource = b->resource;
+	req.payload = b->payload;
+	req.attempt = o->attempt;
+	req.deadline_ms = now + timeout;
+	rv = client == NULL
+		 ? SETTLE_ENOMEM
+		 : rpc_client_call(client,
+				   phase == SETTLE__V1__BRANCH_STATE__CONFIRMING
+				       ? SETTLE__V1__METHOD__CONFIRM
+				       : SETTLE__V1__METHOD__CANCEL,
+				   &req.base, timeout, participant_answered, o);
+	if (rv != 0) {
+		/* Record it as a failed attempt so it is retried later. */
+		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
+		participant_answered(o, &r);
+	}
+}
+
+static void roll_back_expired(struct coord_driver *d,
+			      const Settle__V1__TxRecord *tx)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdDecide op = SETTLE__V1__CMD_DECIDE__INIT;
+	struct op *o;
+
+	if (!flight_add(d, tx->gid, 0))
+		return;
+	o = op_new(d, tx->gid, 0);
+	if (o == NULL) {
+		flight_del(d, tx->gid, 0);
+		return;
+	}
+	op.gid = tx->gid;
+	op.decision = SETTLE__V1__DECISION__DECIDE_ROLLBACK;
+	op.reason = "deadline passed";
+	op.timeout = true;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	cmd.decide = &op;
+	settle_log(SETTLE_LOG_INFO, "driver", "%s: deadline passed, rolling back",
+		   tx->gid);
+	propose_or_release(d, o, &cmd);
+}
+
+/* Do what is due for gid now. */
+static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
+		uint64_t now)
+{
+	struct coord *c = d->c;
+	Settle__V1__TxRecord *tx = NULL;
+	Settle__V1__BranchRecord **bs = NULL;
+	size_t n = 0;
+	int phase;
+
+	if (store_tx_get(c->store, txn, gid, &tx) != 0)
+		return;
+	switch (tx->state) {
+	case SETTLE__V1__TX_STATE__ACTIVE:
+		if (tx->deadline_ms <= now)
+			roll_back_expired(d, tx);
+		goto out;
+	case SETTLE__V1__TX_STATE__COMMITTING:
+		phase = SETTLE__V1__BRANCH_STATE__CONFIRMING;
+		break;
+	case SETTLE__V1__TX_STATE__ROLLING_BACK:
+		phase = SETTLE__V1__BRANCH_STATE__CANCELLING;
+		break;
+	default:
+		goto out;
+	}
+	if (store_branches_list(c->store, txn, gid, &bs, &n) != 0)
+		goto out;
+	/* Branches are called in parallel: each has its own call. */
+	for (size_t i = 0; i < n && d->active; i++)
+		if ((int)bs[i]->state == phase && bs[i]->next_retry_ms <= now)
+			call_branch(d, bs[i], phase, now);
+	store_branches_free(bs, n);
+out:
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+struct scan {
+	char (*gids)[WAL_GID_MAX + 1];
+	size_t n;
+};
+
+static int collect(void *data, const char *gid, uint64_t due_ms)
+{
+	struct scan *s = data;
+
+	(void)due_ms;
+	snprintf(s->gids[s->n++], WAL_GID_MAX + 1, "%s", gid);
+	return 0;
+}
+
+static void scan_due(struct coord_driver *d, uint64_t now)
+{
+	struct coord *c = d->c;
+	struct scan s;
+	MDB_txn *txn;
+
+	s.gids = malloc(SCAN_LIMIT * sizeof *s.gids);
+	s.n = 0;
+	if (s.gids == NULL)
+		return;
+	if (store_read_begin(c->store, &txn) == 0) {
+		store_due_scan(c->store, txn, now, SCAN_LIMIT, collect, &s);
+		for (size_t i = 0; i < s.n && d->active; i++)
+			act(d, txn, s.gids[i], now);
+		store_read_end(txn);
+	}
+	free(s.gids);
+}
+
+static void gc_applied(struct coord *c, void *data, int err,
+		       const Settle__V1__CmdResult *res)
+{
+	struct coord_driver *d = data;
+
+	(void)c;
+	(void)res;
+	(void)err;
+	d->gc_in_flight = false;
+}
+
+static void maybe_gc(struct coord_driver *d, uint64_t now)
+{
+	struct coord *c = d->c;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdGc op = SETTLE__V1__CMD_GC__INIT;
+	struct store_counts counts;
+
+	if (d->gc_in_flight || now < d->last_gc_ms + GC_EVERY_MS ||
+	    now < c->cfg.retention_ms)
+		return;
+	d->last_gc_ms = now;
+	if (store_counts_get(c->store, NULL, &counts) != 0 ||
+	    counts.finished == 0)
+		return;
+	op.finished_before_ms = now - c->cfg.retention_ms;
+	op.limit = GC_LIMIT;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_GC;
+	cmd.gc = &op;
+	if (coord_propose(c, &cmd, gc_applied, d) == 0)
+		d->gc_in_flight = true;
+}
+
+/* ---- Scheduling ---------------------------------------------------------- */
+
+static void kick_cb(uv_timer_t *t)
+{
+	struct coord_driver *d = t->data;
+	struct coord *c = d->c;
+	uint64_t now = settle_now_ms();
+	MDB_txn *txn;
+
+	d->kick_armed = false;
+	if (!d->active) {
+		d->n_hot = 0;
+		return;
+	}
+	if (store_read_begin(c->store, &txn) != 0)
+		return;
+	for (size_t i = 0; i < d->n_hot && d->active; i++)
+		act(d, txn, d->hot[i], now);
+	d->n_hot = 0;
+	store_read_end(txn);
+}
+
+static void kick(struct coord_driver *d)
+{
+	if (d->kick_armed)
+		return;
+	d->kick_armed = true;
+	uv_timer_start(&d->kick, kick_cb, 0, 0);
+}
+
+void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
+{
+	struct coord_driver *d = c->driver;
+
+	if (d == NULL || !d->active || tx->due_ms == 0 ||
+	    tx->due_ms > settle_now_ms())
+		return;
+	/* Called from inside the FSM apply: only note the gid and act from
+	 * the loop, outside raft's apply path. A full hot list is fine: the
+	 * periodic scan picks the rest up. */
+	if (d->n_hot < HOT_MAX)
+		snprintf(d->hot[d->n_hot++], WAL_GID_MAX + 1, "%s", tx->gid);
+	kick(d);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct coord_driver *d = req->data;
+
+	d->barrier_pending = false;
+	if (d->c->closing)
+		return;
+	if (status != 0 || !coord_is_leader(d->c)) {
+		settle_log(SETTLE_LOG_WARN, "driver",
+			   "barrier of the new term failed: %s",
+			   raft_strerror(status));
+		return;
+	}
+	/* Everything committed before this term is applied now: plans made
+	 * from LMDB from here on see every earlier decision. */
+	d->active = true;
+	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
+	scan_due(d, settle_now_ms());
+}
+
+void coord_driver_set_leader(struct coord *c, bool leader)
+{
+	struct coord_driver *d = c->driver;
+	int rv;
+
+	if (d == NULL)
+		return;
+	d->epoch++;
+	d->active = false;
+	d->n_hot = 0;
+	flights_clear(d);
+	participants_close(d);
+	d->gc_in_flight = false;
+	if (!leader || d->barrier_pending)
+		return;
+	d->barrier.data = d;
+	rv = raft_barrier(&c->raft, &d->barrier, barrier_cb);
+	if (rv == 0)
+		d->barrier_pending = true;
+	else
+		settle_log(SETTLE_LOG_WARN, "driver", "raft_barrier: %s",
+			   raft_strerror(rv));
+}
+
+void coord_driver_tick(struct coord *c)
+{
+	struct coord_driver *d = c->driver;
+	uint64_t now = settle_now_ms();
+
+	if (d == NULL)
+		return;
+	if (!d->active) {
+		/* A barrier that failed is retried while we lead. */
+		if (c->leader && !d->barrier_pending && coord_is_leader(c))
+			coord_driver_set_leader(c, true);
+		return;
+	}
+	scan_due(d, now);
+	maybe_gc(d, now);
+}
+
+int coord_driver_init(struct coord *c)
+{
+	struct coord_driver *d = calloc(1, sizeof *d);
+
+	if (d == NULL)
+		return SETTLE_ENOMEM;
+	d->hot = malloc(HOT_MAX * sizeof *d->hot);
+	if (d->hot == NULL) {
+		free(d);
+		return SETTLE_ENOMEM;
+	}
+	d->c = c;
+	uv_timer_init(c->loop, &d->kick);
+	d->kick.data = d;
+	c->driver = d;
+	return 0;
+}
+
+static void driver_closed(uv_handle_t *h)
+{
+	struct coord_driver *d = h->data;
+
+	free(d->hot);
+	free(d);
+}
+
+void coord_driver_close(struct coord *c)
+{
+	struct coord_driver *d = c->driver;
+
+	if (d == NULL)
+		return;
+	c->driver = NULL;
+	d->active = false;
+	d->epoch++;
+	flights_clear(d);
+	participants_close(d);
+	uv_close((uv_handle_t *)&d->kick, driver_closed);
+}

@@ -1,0 +1,48 @@
+/*
+ * settled — the Settle coordinator node.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+
+int main(int argc, char **argv)
+{
+	static struct coord c; /* large; zeroed */
+	char errmsg[2048];
+	uv_loop_t loop;
+	int rv;
+
+	settle_log_init("settled");
+	signal(SIGPIPE, SIG_IGN);
+	rv = coord_config_parse(&c.cfg, argc, argv, errmsg, sizeof errmsg);
+	if (rv == 1) {
+		fputs(errmsg, stdout);
+		return 0;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "settled: %s\n", errmsg);
+		return 2;
+	}
+	uv_loop_init(&loop);
+	rv = coord_start(&c, &loop);
+	if (rv != 0) {
+		fprintf(stderr, "settled: %s\n", c.errmsg);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		coord_close(&c);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	coord_close(&c);
+	rv = uv_loop_close(&loop);
+	if (rv != 0)
+		settle_log(SETTLE_LOG_WARN, "node", "loop closed with handles: %s",
+			   uv_strerror(rv));
+	settle_log(SETTLE_LOG_INFO, "node", "stopped");
+	return c.exit_code;
+}

@@ -1,0 +1,359 @@
+/*
+ * node.c — lifecycle of a coordinator node: LMDB, the raft instance and its
+ * FSM glue, the client RPC server, signals and the leadership watch.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+
+#define TICK_MS 50
+
+static int make_dir(const char *path, char *errmsg, size_t len)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(errmsg, len, "mkdir %s: %s", path, strerror(errno));
+		return SETTLE_EIO;
+	}
+	return 0;
+}
+
+/* ---- FSM glue ------------------------------------------------------------ */
+
+static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
+			  void **result)
+{
+	struct coord *c = rf->data;
+	/* canonical/raft 0.15 sets last_applied right after each entry, and
+	 * barriers and configuration entries advance it too, so the entry in
+	 * hand is the next one. */
+	uint64_t index = raft_last_applied(&c->raft) + 1;
+	int rv;
+
+	*result = NULL; /* results are read back from LMDB by cmd_id */
+	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
+	if (rv != 0) {
+		/* Only storage failures get here. Applying past a lost
+		 * effect would fork this node's state from the others':
+		 * stop hard, the log replays everything on restart. */
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "apply of entry %llu failed: %s (%s); stopping",
+			   (unsigned long long)index, settle_strerror(rv),
+			   c->fsm.errmsg);
+		_exit(70);
+	}
+	return 0;
+}
+
+static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
+			     unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+	uint8_t *data;
+	size_t len;
+	int rv;
+
+	/* LMDB runs without fsync; make it durable before raft may drop the
+	 * log entries that this snapshot replaces. */
+	rv = store_sync(c->store);
+	if (rv != 0)
+		goto err;
+	rv = store_snapshot(c->store, raft_last_applied(&c->raft), &data, &len);
+	if (rv != 0)
+		goto err;
+	*bufs = raft_malloc(sizeof **bufs);
+	if (*bufs == NULL) {
+		raft_free(data);
+		return RAFT_NOMEM;
+	}
+	(*bufs)[0].base = data;
+	(*bufs)[0].len = len;
+	*n_bufs = 1;
+	settle_tracef("fsm", "snapshot at %llu: %zu bytes",
+		      (unsigned long long)raft_last_applied(&c->raft), len);
+	return 0;
+err:
+	settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
+		   settle_strerror(rv), store_errmsg(c->store));
+	return RAFT_IOERR;
+}
+
+static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct coord *c = rf->data;
+	uint64_t index = 0;
+	int rv;
+
+	store_snapshot_index(buf->base, buf->len, &index);
+	rv = store_restore(c->store, buf->base, buf->len);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "restore of snapshot at %llu failed: %s (%s)",
+			   (unsigned long long)index, settle_strerror(rv),
+			   store_errmsg(c->store));
+		return RAFT_CORRUPT;
+	}
+	settle_log(SETTLE_LOG_INFO, "fsm", "restored snapshot at %llu",
+		   (unsigned long long)index);
+	/* On success the buffer is ours to release. */
+	raft_free(buf->base);
+	return 0;
+}
+
+static void on_tx_change(void *data, const Settle__V1__TxRecord *tx)
+{
+	struct coord *c = data;
+
+	coord_waiters_notify(c, tx);
+	coord_driver_notify(c, tx);
+}
+
+/* ---- Leadership watch ---------------------------------------------------- */
+
+bool coord_is_leader(struct coord *c)
+{
+	return c->raft_started && !c->closing &&
+	       raft_state(&c->raft) == RAFT_LEADER;
+}
+
+const char *coord_leader_endpoint(struct coord *c)
+{
+	raft_id id = 0;
+	const char *addr = NULL;
+	const char *ep;
+
+	if (!c->raft_started)
+		return "";
+	raft_leader(&c->raft, &id, &addr);
+	if (id == 0)
+		return "";
+	ep = coord_config_client_of(&c->cfg, id);
+	return ep != NULL ? ep : "";
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct coord *c = t->data;
+	bool leader = coord_is_leader(c);
+
+	if (leader != c->leader) {
+		c->leader = leader;
+		settle_log(SETTLE_LOG_INFO, "raft", "%s leadership (term %llu)",
+			   leader ? "gained" : "lost",
+			   (unsigned long long)c->raft.current_term);
+		if (!leader)
+			coord_waiters_flush(c, SETTLE_ENOTLEADER);
+		coord_driver_set_leader(c, leader);
+	}
+	coord_driver_tick(c);
+}
+
+/* ---- Shutdown ------------------------------------------------------------ */
+
+static void raft_closed(struct raft *r)
+{
+	struct coord *c = r->data;
+
+	raft_uv_close(&c->io);
+	raft_uv_tcp_close(&c->transport);
+	c->raft_started = false;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct coord *c = s->data;
+
+	settle_log(SETTLE_LOG_INFO, "node", "signal %d: stopping", signum);
+	coord_stop(c, 0);
+}
+
+void coord_stop(struct coord *c, int exit_code)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->exit_code = exit_code;
+	coord_waiters_flush(c, SETTLE_EUNAVAIL);
+	coord_driver_close(c);
+	if (c->server != NULL) {
+		rpc_server_close(c->server, NULL, NULL);
+		c->server = NULL;
+	}
+	uv_close((uv_handle_t *)&c->tick, NULL);
+	uv_close((uv_handle_t *)&c->sigterm, NULL);
+	uv_close((uv_handle_t *)&c->sigint, NULL);
+	if (c->raft_started)
+		raft_close(&c->raft, raft_closed);
+}
+
+void coord_close(struct coord *c)
+{
+	if (c->store != NULL) {
+		store_sync(c->store);
+		fsm_close(&c->fsm);
+		store_close(c->store);
+		c->store = NULL;
+	}
+}
+
+/* ---- Start --------------------------------------------------------------- */
+
+static int bootstrap(struct coord *c)
+{
+	struct raft_configuration conf;
+	int rv;
+
+	raft_configuration_init(&conf);
+	for (unsigned i = 0; i < c->cfg.n_peers; i++) {
+		rv = raft_configuration_add(&conf, c->cfg.peers[i].id,
+					    c->cfg.peers[i].raft, RAFT_VOTER);
+		if (rv != 0) {
+			raft_configuration_close(&conf);
+			snprintf(c->errmsg, sizeof c->errmsg,
+				 "raft configuration: %s", raft_strerror(rv));
+			return settle_err_from_raft(rv);
+		}
+	}
+	rv = raft_bootstrap(&c->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv == RAFT_CANTBOOTSTRAP)
+		return 0; /* state exists already: a restart */
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "raft bootstrap: %s",
+			 raft_errmsg(&c->raft));
+		return settle_err_from_raft(rv);
+	}
+	settle_log(SETTLE_LOG_INFO, "raft", "bootstrapped a %u-node cluster",
+		   c->cfg.n_peers);
+	return 0;
+}
+
+int coord_start(struct coord *c, uv_loop_t *loop)
+{
+	char path[600];
+	struct store_opts sopts = {.mapsize = c->cfg.map_size};
+	int rv;
+
+	c->loop = loop;
+	c->started_ms = settle_mono_ms();
+
+	rv = make_dir(c->cfg.data_dir, c->errmsg, sizeof c->errmsg);
+	if (rv != 0)
+		return rv;
+	snprintf(path, sizeof path, "%s/db", c->cfg.data_dir);
+	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
+	if (rv != 0)
+		return rv;
+	rv = store_open(path, &sopts, &c->store, c->errmsg, sizeof c->errmsg);
+	if (rv != 0)
+		return rv;
+	rv = fsm_init(&c->fsm, c->store);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "fsm: %s",
+			 c->fsm.errmsg);
+		goto err_after_store;
+	}
+	c->fsm.on_tx_change = on_tx_change;
+	c->fsm.data = c;
+
+	c->raft_fsm.version = 1;
+	c->raft_fsm.data = c;
+	c->raft_fsm.apply = raft_apply_fsm;
+	c->raft_fsm.snapshot = raft_snapshot_fsm;
+	c->raft_fsm.restore = raft_restore_fsm;
+
+	snprintf(path, sizeof path, "%s/raft", c->cfg.data_dir);
+	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
+	if (rv != 0)
+		goto err_after_fsm;
+	rv = raft_uv_tcp_init(&c->transport, loop);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s",
+			 raft_strerror(rv));
+		rv = settle_err_from_raft(rv);
+		goto err_after_fsm;
+	}
+	rv = raft_uv_init(&c->io, loop, path, &c->transport);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "raft io: %s",
+			 c->io.errmsg);
+		rv = settle_err_from_raft(rv);
+		goto err_after_transport;
+	}
+	rv = raft_init(&c->raft, &c->io, &c->raft_fsm, c->cfg.id, c->cfg.raft);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "raft init: %s",
+			 raft_errmsg(&c->raft));
+		rv = settle_err_from_raft(rv);
+		goto err_after_io;
+	}
+	c->raft.data = c;
+	raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
+	raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
+	raft_set_election_timeout(&c->raft, 1000);
+	raft_set_heartbeat_timeout(&c->raft, 100);
+	rv = bootstrap(c);
+	if (rv != 0)
+		goto err_after_raft;
+	rv = raft_start(&c->raft);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "raft start: %s",
+			 raft_errmsg(&c->raft));
+		rv = settle_err_from_raft(rv);
+		goto err_after_raft;
+	}
+	c->raft_started = true;
+
+	rv = coord_driver_init(c);
+	if (rv != 0) {
+		snprintf(c->errmsg, sizeof c->errmsg, "driver: %s",
+			 settle_strerror(rv));
+		goto err_after_raft;
+	}
+	rv = rpc_server_start(loop, c->cfg.listen, NULL, coord_dispatch, c,
+			      &c->server, c->errmsg, sizeof c->errmsg);
+	if (rv != 0)
+		goto err_after_driver;
+
+	uv_timer_init(loop, &c->tick);
+	c->tick.data = c;
+	uv_timer_start(&c->tick, tick_cb, TICK_MS, TICK_MS);
+	uv_signal_init(loop, &c->sigterm);
+	c->sigterm.data = c;
+	uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+	uv_signal_init(loop, &c->sigint);
+	c->sigint.data = c;
+	uv_signal_start(&c->sigint, on_signal, SIGINT);
+	settle_log(SETTLE_LOG_INFO, "node",
+		   "node %llu: clients on %s, raft on %s, data in %s",
+		   (unsigned long long)c->cfg.id, c->cfg.listen, c->cfg.raft,
+		   c->cfg.data_dir);
+	return 0;
+
+err_after_driver:
+	coord_driver_close(c);
+err_after_raft:
+	/* raft_close is asynchronous and also closes io and transport (see
+	 * raft_closed): the caller runs the loop until it completes, then
+	 * calls coord_close(). */
+	c->closing = true;
+	c->raft_started = true;
+	raft_close(&c->raft, raft_closed);
+	return rv;
+err_after_io:
+	raft_uv_close(&c->io);
+err_after_transport:
+	raft_uv_tcp_close(&c->transport);
+err_after_fsm:
+	fsm_close(&c->fsm);
+err_after_store:
+	store_close(c->store);
+	c->store = NULL;
+	return rv;
+}

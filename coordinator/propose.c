@@ -1,0 +1,113 @@
+/*
+ * propose.c — append commands through raft and hand back the FSM's result.
+ *
+ * The result is read back from LMDB by cmd_id rather than passed through
+ * raft's result pointer: canonical/raft 0.15 drops that pointer for entries
+ * with no local request (followers, entries of a previous leader), and the
+ * stored result is also what a retried command gets.
+ */
+#include <string.h>
+#include <sys/random.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+#include "wal/entry.h"
+
+struct proposal {
+	struct raft_apply req;
+	struct coord *c;
+	coord_propose_cb cb;
+	void *data;
+	uint8_t cmd_id[STORE_CMD_ID_LEN];
+};
+
+void coord_random_id(uint8_t buf[16])
+{
+	size_t got = 0;
+
+	while (got < 16) {
+		ssize_t n = getrandom(buf + got, 16 - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+	}
+}
+
+static void applied(struct raft_apply *req, int status, void *result)
+{
+	struct proposal *p = req->data;
+	struct coord *c = p->c;
+	Settle__V1__CmdResult *res = NULL;
+	int rv;
+
+	(void)result;
+	c->proposals--;
+	if (status != 0) {
+		/* LEADERSHIPLOST: the entry may still commit later; the
+		 * client's retry with the same cmd_id is applied once. */
+		p->cb(c, p->data, settle_err_from_raft(status), NULL);
+		goto out;
+	}
+	rv = store_cmd_get(c->store, NULL, p->cmd_id, &res);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "propose",
+			   "no stored result for an applied command: %s",
+			   settle_strerror(rv));
+		p->cb(c, p->data, SETTLE_EINTERNAL, NULL);
+		goto out;
+	}
+	p->cb(c, p->data, 0, res);
+	settle__v1__cmd_result__free_unpacked(res, NULL);
+out:
+	raft_free(p);
+}
+
+int coord_propose(struct coord *c, Settle__V1__Command *cmd,
+		  coord_propose_cb cb, void *data)
+{
+	struct proposal *p;
+	struct raft_buffer buf;
+	uint8_t *bytes;
+	size_t len;
+	int rv;
+
+	if (!coord_is_leader(c))
+		return SETTLE_ENOTLEADER;
+	if (cmd->time_ms == 0)
+		cmd->time_ms = settle_now_ms();
+	p = raft_malloc(sizeof *p);
+	if (p == NULL)
+		return SETTLE_ENOMEM;
+	if (cmd->cmd_id.len == 0) {
+		coord_random_id(p->cmd_id);
+		cmd->cmd_id.data = p->cmd_id;
+		cmd->cmd_id.len = STORE_CMD_ID_LEN;
+	} else if (cmd->cmd_id.len == STORE_CMD_ID_LEN) {
+		memcpy(p->cmd_id, cmd->cmd_id.data, STORE_CMD_ID_LEN);
+	} else {
+		raft_free(p);
+		return SETTLE_EINVAL;
+	}
+	rv = wal_entry_encode(cmd, &bytes, &len);
+	if (rv != 0) {
+		raft_free(p);
+		return rv;
+	}
+	p->c = c;
+	p->cb = cb;
+	p->data = data;
+	p->req.data = p;
+	buf.base = bytes;
+	buf.len = len;
+	/* One buffer per request: 0.15 reports only the first entry's
+	 * result for a multi-buffer apply. Concurrent requests are merged
+	 * into one disk write by raft_uv. */
+	rv = raft_apply(&c->raft, &p->req, &buf, 1, applied);
+	if (rv != 0) {
+		raft_free(bytes);
+		raft_free(p);
+		return settle_err_from_raft(rv);
+	}
+	c->proposals++;
+	return 0;
+}
