@@ -24,4 +24,17 @@ test_unit_test_bank_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client \
 test_unit_test_bank_LDADD = client/libsettle.la $(LMDB_LIBS) \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_bank
+
+# The example programs as real processes against a fake coordinator.
+check_PROGRAMS += test/unit/test_examples
+test_unit_test_examples_SOURCES = test/unit/client/test_examples.c \
+	test/unit/client/fake_server.c test/unit/client/fake_server.h
+test_unit_test_examples_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_examples_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client \
+	-DSETTLE_TEST_BUILDDIR='"$(abs_top_builddir)"'
+test_unit_test_examples_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
+	$(TEST_LIBS) -lpthread
+EXTRA_test_unit_test_examples_DEPENDENCIES = examples/settle-bank \
+	examples/settle-transfer
+TESTS += test/unit/test_examples
 endif
