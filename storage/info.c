@@ -36,9 +36,7 @@ static int roundtrip(struct store *s, const ProtobufCMessage *m,
 	*out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
 	free(buf);
 	if (*out == NULL)
-		return s != NULL ? store__fail(s, SETTLE_ENOMEM,
-					       "info: out of memory")
-				 : SETTLE_ENOMEM;
+		return store__fail(s, SETTLE_ENOMEM, "info: out of memory");
 	return 0;
 }
 

@@ -172,6 +172,10 @@ int store_open(const char *dir, const struct store_opts *opts,
 				 "lmdb env_open %s: %s", dir, mdb_strerror(rc));
 		goto err_after_env;
 	}
+	/* A crashed process leaves its reader slots behind; they would pin
+	 * old pages and make the map grow until MAP_FULL. */
+	int dead;
+	mdb_reader_check(s->env, &dead);
 	rv = open_dbs(s);
 	if (rv != 0)
 		goto err_after_env;
