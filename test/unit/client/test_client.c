@@ -270,3 +270,13 @@ Test(client, cmd_ids_are_random)
 	cr_assert_eq(settle_cmd_id(b), 0);
 	cr_expect_neq(memcmp(a, b, 16), 0);
 }
+
+int pub_lookup(const char *name);
+
+Test(client, every_internal_error_code_is_public)
+{
+#define CHECK(name, value, wire, text)                                         \
+	cr_expect_eq(pub_lookup(#name), value, "settle.h lacks SETTLE_E" #name);
+	SETTLE_ERRNO_MAP(CHECK)
+#undef CHECK
+}
