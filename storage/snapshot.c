@@ -223,7 +223,12 @@ static const ProtobufCMessageDescriptor *value_type(int db)
 	return NULL;
 }
 
-static bool check_value(int db, const MDB_val *v)
+/* Index rows a snapshot must hold, counted from its tx records. */
+struct expect {
+	uint64_t rows[STORE_DB_N];
+};
+
+static bool check_value(int db, const MDB_val *v, struct expect *e)
 {
 	const ProtobufCMessageDescriptor *d = value_type(db);
 	const uint8_t *data = v->mv_data;
@@ -240,15 +245,35 @@ static bool check_value(int db, const MDB_val *v)
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, size, data);
 	if (m == NULL)
 		return false;
+	if (db == STORE_DB_TXS) {
+		const Settle__V1__TxRecord *tx = (void *)m;
+		e->rows[STORE_DB_BY_STATE]++;
+		e->rows[STORE_DB_DUE] += tx->due_ms != 0;
+		e->rows[STORE_DB_FINISHED] += tx->finished_ms != 0;
+	}
+	if (db == STORE_DB_CMDS)
+		e->rows[STORE_DB_CMD_TIME]++;
 	protobuf_c_message_free_unpacked(m, NULL);
 	return true;
+}
+
+/* LMDB's default order: memcmp over the common length, shorter first. */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int c = memcmp(a->mv_data, b->mv_data, n);
+	if (c != 0)
+		return c;
+	return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
 /* Walk the whole buffer; with txn NULL only validate, else also load. */
 static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 {
 	struct rbuf r = {buf + SNAP_HEADER, len - SNAP_HEADER - 8};
+	struct expect e = {0};
 	for (int db = 0; db < STORE_DB_N; db++) {
+		MDB_val prev = {0, NULL};
 		uint32_t nlen;
 		uint64_t count;
 		MDB_val name;
@@ -259,6 +284,14 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 			return store__fail(s, SETTLE_EPROTO,
 					   "snapshot: bad header of db %s",
 					   want);
+		bool index = db == STORE_DB_DUE || db == STORE_DB_BY_STATE ||
+			     db == STORE_DB_FINISHED || db == STORE_DB_CMD_TIME;
+		if (txn == NULL && index && count != e.rows[db])
+			return store__fail(s, SETTLE_EPROTO,
+					   "snapshot: db %s has %llu rows, its "
+					   "records imply %llu",
+					   want, (unsigned long long)count,
+					   (unsigned long long)e.rows[db]);
 		for (uint64_t i = 0; i < count; i++) {
 			MDB_val k, v;
 			if (!rb_item(&r, &k, &v) || k.mv_size == 0 ||
@@ -267,8 +300,17 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 						   "snapshot: bad row %llu "
 						   "of db %s",
 						   (unsigned long long)i, want);
+			/* Strictly increasing keys: no duplicates, and the
+			 * count is the number of rows LMDB will hold. */
+			if (i > 0 && key_cmp(&prev, &k) >= 0)
+				return store__fail(
+				    s, SETTLE_EPROTO,
+				    "snapshot: db %s out of order "
+				    "at row %llu",
+				    want, (unsigned long long)i);
+			prev = k;
 			if (txn == NULL) {
-				if (!check_value(db, &v))
+				if (!check_value(db, &v, &e))
 					return store__fail(
 					    s, SETTLE_EPROTO,
 					    "snapshot: row %llu of db %s "
@@ -276,7 +318,7 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 					    (unsigned long long)i, want);
 				continue;
 			}
-			int rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+			int rc = mdb_put(txn, s->dbi[db], &k, &v, MDB_APPEND);
 			if (rc != 0)
 				return store__mdb_fail(s, rc, "restore put");
 		}

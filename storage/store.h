@@ -256,9 +256,12 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 
 /*
  * Replace the whole content with a snapshot. The buffer is validated
- * completely first (magic, version, DB names, lengths, checksum: SETTLE_EPROTO
- * on any mismatch, nothing changed), then every DB is emptied and refilled
- * in one write transaction and the applied index is set to the snapshot's.
+ * completely first, nothing changed on failure (SETTLE_EPROTO): magic,
+ * version, DB names and order, lengths, strictly increasing keys in every
+ * DB, records that decode, index row counts that match the records (due,
+ * by_state, finished, cmd_time), checksum. Then every DB is emptied and
+ * refilled in one write transaction (SETTLE_EFULL if it does not fit: the
+ * old content stays) and the applied index is set to the snapshot's.
  * If the store's applied index is already >= the snapshot's, nothing is
  * done (raft 0.15 restores its last snapshot at every start, then replays
  * the log after it). buf is not owned: the caller frees it.

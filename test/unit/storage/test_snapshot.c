@@ -196,3 +196,99 @@ Test(snapshot, restore_into_a_full_map_fails_without_change)
 	raft_free(now);
 	tstore_close(&small);
 }
+
+/* Rebuild a snapshot buffer with a valid checksum after editing it, so
+ * that the structural checks (not the checksum) must catch the edit. */
+static void reseal(uint8_t *buf, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len - 8; i++) {
+		h ^= buf[i];
+		h *= 0x100000001b3ull;
+	}
+	for (int i = 0; i < 8; i++)
+		buf[len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
+Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
+{
+	MDB_txn *txn;
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "a";
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_tx_put(A.s, txn, &tx), 0);
+	tx.gid = "b";
+	cr_assert_eq(store_tx_put(A.s, txn, &tx), 0);
+	cr_assert_eq(store_applied_put(A.s, txn, 9), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+	uint8_t *a, *before;
+	size_t alen, blen;
+	snap(A.s, 0, &a, &alen);
+	snap(B.s, 0, &before, &blen);
+	uint8_t *copy = malloc(alen);
+
+	/* Swap the keys "a" and "b" of txs: out of order. */
+	memcpy(copy, a, alen);
+	uint8_t *ka = memmem(copy, alen,
+			     "\x01\x00\x00\x00"
+			     "a",
+			     5);
+	cr_assert_not_null(ka);
+	ka[4] = 'c';
+	reseal(copy, alen);
+	expect_rejected(copy, alen, before, blen);
+
+	/* A row count that does not match the rows that follow. */
+	memcpy(copy, a, alen);
+	uint8_t *bs = memmem(copy, alen, "by_state", 8);
+	cr_assert_not_null(bs);
+	bs[8] = 1; /* count 2 -> 1 */
+	reseal(copy, alen);
+	expect_rejected(copy, alen, before, blen);
+
+	/* A tx value that is not a TxRecord. */
+	memcpy(copy, a, alen);
+	uint8_t *tv = memmem(copy, alen, "txs", 3);
+	cr_assert_not_null(tv);
+	/* name(3) count(8) klen(4) key(1) vlen(4) value... */
+	uint8_t *val = tv + 3 + 8 + 4 + 1 + 4;
+	val[0] = 0xff;
+	reseal(copy, alen);
+	expect_rejected(copy, alen, before, blen);
+
+	/* The untouched buffer is fine. */
+	cr_expect_eq(store_restore(B.s, a, alen), 0);
+	free(copy);
+	raft_free(a);
+	raft_free(before);
+}
+
+Test(snapshot, index_rows_must_match_the_records)
+{
+	MDB_txn *txn;
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "a";
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_tx_put(A.s, txn, &tx), 0);
+	cr_assert_eq(store_applied_put(A.s, txn, 9), 0);
+	/* Lose the due row behind the store's back. */
+	MDB_dbi due;
+	cr_assert_eq(mdb_dbi_open(txn, "due", 0, &due), 0);
+	cr_assert_eq(mdb_drop(txn, due, 0), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+	uint8_t *a, *before;
+	size_t alen, blen;
+	snap(A.s, 0, &a, &alen);
+	snap(B.s, 0, &before, &blen);
+	expect_rejected(a, alen, before, blen);
+	cr_expect_neq(strstr(store_errmsg(B.s), "due"), NULL, "%s",
+		      store_errmsg(B.s));
+	raft_free(a);
+	raft_free(before);
+}
