@@ -18,7 +18,7 @@
 
 #include <uv.h>
 
-/* Size of the per-stream read buffer. */
+/* Size of the read buffer (one per thread, shared by all streams). */
 #define RPC_STREAM_READ_SIZE (64u * 1024u)
 
 struct rpc_stream;
@@ -52,7 +52,6 @@ struct rpc_stream {
 	void *data; /* the owner's */
 	uv_tcp_t tcp;
 	uv_write_t wreq;
-	uint8_t *rbuf;
 	/* Bytes queued and not yet handed to the transport, and the bytes of
 	 * the write in progress; swapped when a write starts. */
 	uint8_t *out;

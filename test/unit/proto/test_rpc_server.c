@@ -449,3 +449,54 @@ Test(rpc_server, ipv6_and_port_in_use)
 	cr_assert(run_until(&loop, &closed, 2000));
 	loop_finish(&loop);
 }
+
+Test(rpc_server, response_frame_reaches_handler)
+{
+	struct fixture fx;
+	struct raw r;
+	uint8_t *buf;
+	size_t len;
+
+	start(&fx, NULL);
+	raw_connect(&fx.loop, &r, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &r.connected, 2000));
+	raw_read_start(&r);
+	/* A frame marked as a response: the handler decides what to do. */
+	cr_assert_eq(rpc_frame_encode(11, SETTLE__V1__METHOD__COMMIT, 1, NULL,
+				      0, NULL, NULL, 0, &buf, &len),
+		     0);
+	raw_send(&r, buf, len);
+	free(buf);
+	cr_assert(wait_frames(&fx.loop, &r, 1, 2000));
+	cr_assert_eq(fx.calls, 1);
+	cr_assert_eq(r.frames[0]->id, 11);
+	raw_close(&r);
+	stop(&fx);
+}
+
+Test(rpc_server, peer_gone_before_answers)
+{
+	struct fixture fx;
+	struct raw r;
+
+	start(&fx, NULL);
+	raw_connect(&fx.loop, &r, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &r.connected, 2000));
+	raw_read_start(&r);
+	for (uint64_t id = 1; id <= 3; id++)
+		raw_send_frame(&r, id, SETTLE__V1__METHOD__QUERY, NULL);
+	run_for(&fx.loop, 50);
+	cr_assert_eq(fx.nheld, 3);
+	raw_close(&r);
+	run_for(&fx.loop, 50);
+	/* The connection is closed but its calls are still valid. */
+	for (int i = 0; i < fx.nheld; i++) {
+		cr_assert_eq(rpc_call_id(fx.held[i]), (uint64_t)i + 1);
+		cr_assert_str_neq(rpc_call_peer(fx.held[i]), "");
+		cr_assert_eq(
+		    rpc_call_fail(fx.held[i], SETTLE_EUNAVAIL, "late", NULL),
+		    SETTLE_ECLOSED);
+	}
+	fx.nheld = 0;
+	stop(&fx);
+}
