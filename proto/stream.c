@@ -290,7 +290,7 @@ int rpc_tick_init(uv_loop_t *loop, struct rpc_tick *t,
 
 void rpc_tick_arm(struct rpc_tick *t)
 {
-	if (t->armed || t->open != 2)
+	if (t->armed || t->closed)
 		return;
 	t->armed = true;
 	uv_prepare_start(&t->prepare, tick_prepare_cb);
@@ -308,6 +308,8 @@ static void tick_close_cb(uv_handle_t *h)
 void rpc_tick_close(struct rpc_tick *t, void (*close_cb)(struct rpc_tick *t))
 {
 	t->armed = false;
+	/* Starting a handle that is closing would use it after free. */
+	t->closed = true;
 	t->close_cb = close_cb;
 	uv_close((uv_handle_t *)&t->prepare, tick_close_cb);
 	uv_close((uv_handle_t *)&t->check, tick_close_cb);

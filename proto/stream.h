@@ -109,6 +109,7 @@ struct rpc_tick {
 	void *data;
 	int open;
 	bool armed;
+	bool closed;
 };
 
 /* Always 0 on unix; kept int so a port may fail. */
