@@ -420,14 +420,15 @@ static void maybe_gc(struct coord_driver *d, uint64_t now)
 	struct coord *c = d->c;
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdGc op = SETTLE__V1__CMD_GC__INIT;
-	struct store_counts counts;
+	uint64_t oldest = 0;
 
 	if (d->gc_in_flight || now < d->last_gc_ms + GC_EVERY_MS ||
 	    now < c->cfg.retention_ms)
 		return;
 	d->last_gc_ms = now;
-	if (store_counts_get(c->store, NULL, &counts) != 0 ||
-	    counts.finished == 0)
+	/* One cursor seek, so an idle leader proposes nothing. */
+	if (store_finished_min(c->store, NULL, &oldest) != 0 || oldest == 0 ||
+	    oldest >= now - c->cfg.retention_ms)
 		return;
 	op.finished_before_ms = now - c->cfg.retention_ms;
 	op.limit = GC_LIMIT;

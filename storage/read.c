@@ -207,31 +207,43 @@ int store_due_scan(struct store *s, MDB_txn *txn, uint64_t now_ms, size_t limit,
 	return rv != 0 ? rv : visited;
 }
 
-int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms)
+/* First key of a time-ordered index (u64 BE time then gid), 0 if empty. */
+static int first_time(struct store *s, MDB_txn *txn, int db, const char *what,
+		      uint64_t *ms)
 {
 	MDB_txn *t, *own;
 	int rv = store__read_txn(s, txn, &t, &own);
 	if (rv != 0)
 		return rv;
 	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_DUE], &c);
+	int rc = mdb_cursor_open(t, s->dbi[db], &c);
 	if (rc != 0) {
 		rv = store__mdb_fail(s, rc, "cursor_open");
 		store_read_end(own);
 		return rv;
 	}
 	MDB_val k, v;
-	*due_ms = 0;
+	*ms = 0;
 	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 	if (rc == 0 && k.mv_size > 8)
-		*due_ms = store__get_be64(k.mv_data);
+		*ms = store__get_be64(k.mv_data);
 	else if (rc == 0)
-		rv = store__fail(s, SETTLE_EPROTO, "due: bad key");
+		rv = store__fail(s, SETTLE_EPROTO, "%s: bad key", what);
 	else if (rc != MDB_NOTFOUND)
 		rv = store__mdb_fail(s, rc, "cursor_get");
 	mdb_cursor_close(c);
 	store_read_end(own);
 	return rv;
+}
+
+int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms)
+{
+	return first_time(s, txn, STORE_DB_DUE, "due", due_ms);
+}
+
+int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms)
+{
+	return first_time(s, txn, STORE_DB_FINISHED, "finished", finished_ms);
 }
 
 void store_txs_free(Settle__V1__TxRecord **arr, size_t n)

@@ -151,6 +151,10 @@ int store_due_scan(struct store *s, MDB_txn *txn, uint64_t now_ms, size_t limit,
  * (so the leader arms one timer). txn may be NULL. */
 int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms);
 
+/* Smallest finished_ms of the finished transactions still kept, 0 if there
+ * are none: tells the leader, without a scan, whether GC has work. */
+int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms);
+
 /*
  * List transactions in gid order, starting after after_gid (NULL or "":
  * from the start). state 0 (TX_STATE_UNSPECIFIED) lists every state,

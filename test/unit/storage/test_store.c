@@ -67,6 +67,8 @@ Test(store, fresh_store_is_empty_at_index_0)
 	cr_expect_eq(idx, 0);
 	cr_assert_eq(store_due_min(T.s, NULL, &due), 0);
 	cr_expect_eq(due, 0);
+	cr_assert_eq(store_finished_min(T.s, NULL, &due), 0);
+	cr_expect_eq(due, 0);
 	Settle__V1__TxRecord *tx;
 	cr_expect_eq(store_tx_get(T.s, NULL, "nope", &tx), SETTLE_ENOTFOUND);
 	cr_expect_eq(store_tx_get(T.s, NULL, "", &tx), SETTLE_EINVAL);
@@ -114,6 +116,11 @@ Test(store, tx_put_keeps_one_index_row_per_tx)
 	uint64_t min;
 	cr_assert_eq(store_due_min(T.s, NULL, &min), 0);
 	cr_expect_eq(min, 3000);
+	cr_assert_eq(store_finished_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, 8000);
+	put_tx("b", SETTLE__V1__TX_STATE__ROLLED_BACK, 0, 6000);
+	cr_assert_eq(store_finished_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, 6000);
 	Settle__V1__TxRecord *tx;
 	cr_assert_eq(store_tx_get(T.s, NULL, "a", &tx), 0);
 	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
