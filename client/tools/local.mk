@@ -26,6 +26,21 @@ test_integration_test_settlectl_CFLAGS = $(TEST_CFLAGS)
 test_integration_test_settlectl_LDADD = proto/libsettlecore.la \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
 TESTS += test/integration/test_settlectl
+
+IT_TCC = $(IT_HARNESS) test/integration/tcc_util.c test/integration/tcc_util.h
+check_PROGRAMS += test/integration/test_tcc
+test_integration_test_tcc_SOURCES = test/integration/test_tcc.c $(IT_TCC)
+test_integration_test_tcc_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_tcc_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
+	$(TEST_LIBS)
+TESTS += test/integration/test_tcc
+
+check_PROGRAMS += test/integration/test_crash
+test_integration_test_crash_SOURCES = test/integration/test_crash.c $(IT_TCC)
+test_integration_test_crash_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_crash_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
+	$(TEST_LIBS)
+TESTS += test/integration/test_crash
 endif
 
 bin_PROGRAMS += client/tools/settlectl

@@ -480,3 +480,98 @@ void it_node_start(struct it_node *n, int id, const char *const *extra)
 	n->proc = it_spawn(name, argv);
 	it_node_wait_leader(n, 20000);
 }
+
+/* ---- Demo banks --------------------------------------------------------- */
+
+void it_bank_start(struct it_bank *b, const char *name, const char *accounts,
+		   const char *const *extra)
+{
+	char *argv[IT_MAX_ARGS + 1];
+	int i = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->port = it_free_port_pair();
+	snprintf(b->endpoint, sizeof(b->endpoint), "127.0.0.1:%d", b->port);
+	snprintf(b->data, sizeof(b->data), "%s/%s", dir, name);
+	argv[i++] = (char *)it_bin("settle-bank");
+	argv[i++] = "serve";
+	argv[i++] = "--data";
+	argv[i++] = b->data;
+	argv[i++] = "--listen";
+	argv[i++] = b->endpoint;
+	argv[i++] = "--accounts";
+	argv[i++] = (char *)accounts;
+	while (extra && *extra && i < IT_MAX_ARGS)
+		argv[i++] = (char *)*extra++;
+	argv[i] = NULL;
+	b->proc = it_spawn(name, argv);
+	it_wait_port(b->proc, b->port, 10000);
+}
+
+struct it_account it_bank_account(const struct it_bank *b, const char *account)
+{
+	char *argv[] = {(char *)it_bin("settle-bank"),
+			"balances",
+			"--data",
+			(char *)b->data,
+			"--json",
+			NULL};
+	struct it_account a = {0};
+	char *out = NULL, *err = NULL, key[128];
+	const char *p;
+	int rc;
+
+	rc = it_run(argv, &out, &err, 10000);
+	cr_assert_eq(rc, 0, "settle-bank balances: exit %d: %s", rc, err);
+	snprintf(key, sizeof(key), "{\"name\":\"%s\",", account);
+	p = strstr(out, key);
+	cr_assert_not_null(p, "no account %s in %s", account, out);
+	cr_assert_eq(
+	    sscanf(p + strlen(key),
+		   "\"balance\":%lld,\"frozen\":%lld,\"incoming\":%lld",
+		   &a.balance, &a.frozen, &a.incoming),
+	    3, "cannot read account %s in %s", account, out);
+	free(out);
+	free(err);
+	return a;
+}
+
+int it_transfer(const struct it_node *n, const struct it_bank *from,
+		const char *fa, const struct it_bank *to, const char *ta,
+		int amount, const char *const *extra, char *gid, size_t gidlen)
+{
+	char *argv[IT_MAX_ARGS + 1];
+	char f[128], t[128], amt[24], *out = NULL, *err = NULL;
+	const char *g;
+	int i = 0, rc;
+
+	snprintf(f, sizeof(f), "%s:%s", from->endpoint, fa);
+	snprintf(t, sizeof(t), "%s:%s", to->endpoint, ta);
+	snprintf(amt, sizeof(amt), "%d", amount);
+	argv[i++] = (char *)it_bin("settle-transfer");
+	argv[i++] = "--cluster";
+	argv[i++] = (char *)n->endpoint;
+	argv[i++] = "--from";
+	argv[i++] = f;
+	argv[i++] = "--to";
+	argv[i++] = t;
+	argv[i++] = "--amount";
+	argv[i++] = amt;
+	while (extra && *extra && i < IT_MAX_ARGS)
+		argv[i++] = (char *)*extra++;
+	argv[i] = NULL;
+	rc = it_run(argv, &out, &err, 30000);
+	if (gid && gidlen) {
+		char tmp[256] = "";
+		g = strstr(out, "gid: ");
+		if (g)
+			sscanf(g + 5, "%255s", tmp);
+		snprintf(gid, gidlen, "%s", tmp);
+	}
+	if (rc != 0 && rc != 3)
+		fprintf(stderr, "settle-transfer exit %d: %s%s\n", rc, out,
+			err);
+	free(out);
+	free(err);
+	return rc;
+}

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define IT_MAX_ARGS 32
@@ -87,5 +88,38 @@ struct it_node {
 void it_node_start(struct it_node *n, int id, const char *const *extra);
 /* Wait until the node answers STATUS as leader again (after a restart). */
 void it_node_wait_leader(struct it_node *n, int timeout_ms);
+
+/* ---- Demo banks (examples/settle-bank) ---------------------------------- */
+
+struct it_bank {
+	struct it_proc *proc;
+	int port;
+	char endpoint[32];
+	char data[512];
+};
+
+struct it_account {
+	long long balance;
+	long long frozen;
+	long long incoming;
+};
+
+/*
+ * Start settle-bank serve named NAME with accounts "a=1,b=2" and extra
+ * arguments (NULL-terminated, may be NULL); wait until it listens.
+ */
+void it_bank_start(struct it_bank *b, const char *name, const char *accounts,
+		   const char *const *extra);
+/* Read one account through `settle-bank balances --json`. */
+struct it_account it_bank_account(const struct it_bank *b, const char *account);
+
+/*
+ * Run settle-transfer of amount from from:fa to to:ta on the cluster,
+ * with extra arguments (NULL-terminated, may be NULL). The gid it printed
+ * goes to gid (size gidlen, "" if none). Returns its exit status.
+ */
+int it_transfer(const struct it_node *n, const struct it_bank *from,
+		const char *fa, const struct it_bank *to, const char *ta,
+		int amount, const char *const *extra, char *gid, size_t gidlen);
 
 #endif /* SETTLE_IT_HARNESS_H */
