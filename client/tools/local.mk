@@ -41,6 +41,14 @@ test_integration_test_crash_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_crash_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
 	$(TEST_LIBS)
 TESTS += test/integration/test_crash
+
+check_PROGRAMS += test/integration/test_cluster_script
+test_integration_test_cluster_script_SOURCES = \
+	test/integration/test_cluster_script.c $(IT_HARNESS)
+test_integration_test_cluster_script_CFLAGS = $(TEST_CFLAGS) \
+	-DIT_SRCDIR='"$(abs_top_srcdir)"'
+test_integration_test_cluster_script_LDADD = $(TEST_LIBS)
+TESTS += test/integration/test_cluster_script
 endif
 
 bin_PROGRAMS += client/tools/settlectl

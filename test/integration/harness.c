@@ -102,6 +102,12 @@ void it_teardown(void)
 }
 
 /* Build directory: $SETTLE_BUILD, else three levels above this program. */
+static const char *build_dir(void);
+const char *it_build_dir(void)
+{
+	return build_dir();
+}
+
 static const char *build_dir(void)
 {
 	static char buf[PATH_MAX];
@@ -150,6 +156,20 @@ const char *it_bin(const char *name)
 	snprintf(bins[nbins].name, sizeof(bins[0].name), "%s", name);
 	snprintf(bins[nbins].path, sizeof(bins[0].path), "%s", path);
 	return bins[nbins++].path;
+}
+
+const char *it_srcdir(void)
+{
+	const char *env = getenv("SETTLE_ROOT");
+
+	if (env && *env)
+		return env;
+#ifdef IT_SRCDIR
+	return IT_SRCDIR;
+#else
+	cr_assert_fail("set SETTLE_ROOT to the source tree");
+	return NULL;
+#endif
 }
 
 static bool port_free(int port)

@@ -38,8 +38,14 @@ void it_setup(void);
 void it_teardown(void);
 const char *it_dir(void);
 
+/* The build directory the binaries are taken from. */
+const char *it_build_dir(void);
+
 /* Absolute path of a built program ("settled", "settlectl", ...). */
 const char *it_bin(const char *name);
+
+/* Source tree root: $SETTLE_ROOT, else the configure-time source dir. */
+const char *it_srcdir(void);
 
 /* A port p such that p and p+1 are free to bind on 127.0.0.1 right now. */
 int it_free_port_pair(void);
