@@ -156,8 +156,8 @@ static void defaults(struct coord_config *cfg)
 	cfg->default_timeout_ms = 60 * 1000;
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;
-	cfg->snapshot_threshold = 4096;
-	cfg->snapshot_trailing = 1024;
+	cfg->snapshot_threshold = 16384;
+	cfg->snapshot_trailing = 4096;
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;
 	cfg->retry_max_ms = 30 * 1000;

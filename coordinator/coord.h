@@ -39,6 +39,14 @@ struct coord {
 	struct store *store;
 	struct fsm fsm;
 
+	/* A snapshot being taken: the read view fixed on the loop thread,
+	 * serialized on a worker thread, released in snapshot_finalize. */
+	struct {
+		bool busy;
+		MDB_txn *txn;
+		uint64_t index;
+	} snap;
+
 	struct rpc_server *server;
 	struct coord_driver *driver;
 	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */

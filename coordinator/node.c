@@ -3,6 +3,7 @@
  * FSM glue, the client RPC server, signals and the leadership watch.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,35 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 	return 0;
 }
 
+/*
+ * Snapshots are taken in three steps (raft_fsm version 3) so that the loop
+ * never serializes the whole store: snapshot() fixes a consistent LMDB read
+ * view at the applied index, snapshot_async() serializes it on raft's worker
+ * thread while the loop keeps applying, snapshot_finalize() frees it all.
+ */
 static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 			     unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+	int rv;
+
+	if (c->snap.busy)
+		return RAFT_BUSY; /* raft tries again later */
+	rv = store_read_begin(c->store, &c->snap.txn);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
+			   store_errmsg(c->store));
+		return RAFT_IOERR;
+	}
+	c->snap.busy = true;
+	c->snap.index = raft_last_applied(&c->raft);
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
+static int raft_snapshot_async_fsm(struct raft_fsm *rf,
+				   struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct coord *c = rf->data;
 	uint8_t *data;
@@ -64,7 +92,8 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	rv = store_sync(c->store);
 	if (rv != 0)
 		goto err;
-	rv = store_snapshot(c->store, raft_last_applied(&c->raft), &data, &len);
+	rv = store_snapshot_txn(c->store, c->snap.txn, c->snap.index, &data,
+				&len);
 	if (rv != 0)
 		goto err;
 	*bufs = raft_malloc(sizeof **bufs);
@@ -76,12 +105,84 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
 	settle_tracef("fsm", "snapshot at %llu: %zu bytes",
-		      (unsigned long long)raft_last_applied(&c->raft), len);
+		      (unsigned long long)c->snap.index, len);
 	return 0;
 err:
-	settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
-		   settle_strerror(rv), store_errmsg(c->store));
+	settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s",
+		   settle_strerror(rv));
 	return RAFT_IOERR;
+}
+
+static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
+				      struct raft_buffer *bufs[],
+				      unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+
+	if (*bufs != NULL) {
+		for (unsigned i = 0; i < *n_bufs; i++)
+			raft_free((*bufs)[i].base);
+		raft_free(*bufs);
+	}
+	*bufs = NULL;
+	*n_bufs = 0;
+	if (c->snap.txn != NULL)
+		store_read_end(c->snap.txn);
+	c->snap.txn = NULL;
+	c->snap.busy = false;
+	return 0;
+}
+
+/*
+ * raft_uv in 0.15 is a version 1 raft_io without async_work, which raft
+ * needs for asynchronous snapshots; supply it on libuv's thread pool.
+ */
+struct async_work {
+	uv_work_t w;
+	struct raft_io_async_work *req;
+	raft_io_async_work_cb cb;
+	int status;
+};
+
+static void async_work_run(uv_work_t *w)
+{
+	struct async_work *a = w->data;
+
+	a->status = a->req->work(a->req);
+}
+
+static void async_work_done(uv_work_t *w, int status)
+{
+	struct async_work *a = w->data;
+	struct raft_io_async_work *req = a->req;
+	raft_io_async_work_cb cb = a->cb;
+	int rv = status == UV_ECANCELED ? RAFT_CANCELED : a->status;
+
+	free(a);
+	if (cb != NULL)
+		cb(req, rv);
+}
+
+static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
+			 raft_io_async_work_cb cb)
+{
+	/* io->data belongs to raft (raft_init points it at the raft). */
+	struct coord *c =
+	    (struct coord *)((char *)io - offsetof(struct coord, io));
+	struct async_work *a = calloc(1, sizeof *a);
+	int rv;
+
+	if (a == NULL)
+		return RAFT_NOMEM;
+	a->req = req;
+	a->cb = cb;
+	a->w.data = a;
+	rv = uv_queue_work(c->loop, &a->w, async_work_run, async_work_done);
+	if (rv != 0) {
+		free(a);
+		return RAFT_IOERR;
+	}
+	return 0;
 }
 
 static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
@@ -262,11 +363,13 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->fsm.on_tx_change = on_tx_change;
 	c->fsm.data = c;
 
-	c->raft_fsm.version = 1;
+	c->raft_fsm.version = 3;
 	c->raft_fsm.data = c;
 	c->raft_fsm.apply = raft_apply_fsm;
 	c->raft_fsm.snapshot = raft_snapshot_fsm;
 	c->raft_fsm.restore = raft_restore_fsm;
+	c->raft_fsm.snapshot_finalize = raft_snapshot_finalize_fsm;
+	c->raft_fsm.snapshot_async = raft_snapshot_async_fsm;
 
 	snprintf(path, sizeof path, "%s/raft", c->cfg.data_dir);
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
@@ -286,6 +389,8 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		rv = settle_err_from_raft(rv);
 		goto err_after_transport;
 	}
+	c->io.version = 2;
+	c->io.async_work = io_async_work;
 	rv = raft_init(&c->raft, &c->io, &c->raft_fsm, c->cfg.id, c->cfg.raft);
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft init: %s",

@@ -118,17 +118,13 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 	return 0;
 }
 
-int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
-		   size_t *len)
+int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		       uint8_t **buf, size_t *len)
 {
-	MDB_txn *txn;
-	int rv = store_read_begin(s, &txn);
+	uint64_t stored;
+	int rv = store_applied_get(s, txn, &stored);
 	if (rv != 0)
 		return rv;
-	uint64_t stored;
-	rv = store_applied_get(s, txn, &stored);
-	if (rv != 0)
-		goto err_after_txn;
 	struct wbuf b = {0};
 	wb_put(&b, snap_magic, sizeof snap_magic);
 	wb_u32(&b, STORE_FORMAT_VERSION);
@@ -144,14 +140,23 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 		rv = store__fail(s, SETTLE_ENOMEM, "snapshot: out of memory");
 		goto err_after_buf;
 	}
-	store_read_end(txn);
 	*buf = b.p;
 	*len = b.len;
 	return 0;
 
 err_after_buf:
 	raft_free(b.p);
-err_after_txn:
+	return rv;
+}
+
+int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
+		   size_t *len)
+{
+	MDB_txn *txn;
+	int rv = store_read_begin(s, &txn);
+	if (rv != 0)
+		return rv;
+	rv = store_snapshot_txn(s, txn, applied_index, buf, len);
 	store_read_end(txn);
 	return rv;
 }

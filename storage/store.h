@@ -272,6 +272,14 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
  */
 int store_restore(struct store *s, const uint8_t *buf, size_t len);
 
+/*
+ * The same from read transaction txn, which the caller began and ends: the
+ * coordinator opens it on the loop thread (fixing the view) and serializes
+ * from a worker thread (MDB_NOTLS allows it), so the loop keeps applying.
+ */
+int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		       uint8_t **buf, size_t *len);
+
 /* Applied index recorded in a snapshot buffer, without full validation.
  * SETTLE_EPROTO if the header is not a snapshot's. */
 int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index);
