@@ -495,7 +495,9 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 		ctl_span_str(now_ms > tx->created_ms ? now_ms - tx->created_ms
 						     : 0,
 			     age, sizeof(age));
-		if (tx->finished_ms)
+		/* The deadline only matters until the decision. */
+		if (tx->finished_ms ||
+		    tx->state != SETTLE__V1__TX_STATE__ACTIVE)
 			snprintf(dl, sizeof(dl), "-");
 		else if (tx->deadline_ms > now_ms)
 			ctl_span_str(tx->deadline_ms - now_ms, dl, sizeof(dl));

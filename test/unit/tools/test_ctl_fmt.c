@@ -237,9 +237,9 @@ Test(ctl_list, table_and_json)
 	resp.more = 1;
 	CAPTURE(out, ctl_print_list(f, &resp, 1700000062000ull, false));
 	cr_assert_str_eq(
-	    out, "GID     STATE       STUCK  AGE    DEADLINE        "
+	    out, "GID     STATE       STUCK  AGE    DEADLINE  "
 		 "BRANCHES               REASON\n"
-		 "tx-\"1\"  committing  STUCK  1m02s  passed 32s ago  "
+		 "tx-\"1\"  committing  STUCK  1m02s  -         "
 		 "1 confirmed, 1 failed  branch 2 confirm failed: no account\n"
 		 "(more transactions match: raise --limit, or page with "
 		 "--after GID)\n");
@@ -259,6 +259,17 @@ Test(ctl_list, table_and_json)
 	    "\"127.0.0.1:9002\",\"resource\":\"bob\",\"state\":\"failed\","
 	    "\"attempts\":3,\"next_retry_ms\":0,\"updated_ms\":1700000001000,"
 	    "\"last_error\":\"FAILURE: no account\"}]}],\"more\":true}\n");
+	free(out);
+
+	/* An active transaction shows its time left, then how late it is. */
+	x.tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	resp.more = 0;
+	CAPTURE(out, ctl_print_list(f, &resp, 1700000002000ull, false));
+	cr_assert_not_null(strstr(out, "  active  STUCK  2s   28s  "), "%s",
+			   out);
+	free(out);
+	CAPTURE(out, ctl_print_list(f, &resp, 1700000062000ull, false));
+	cr_assert_not_null(strstr(out, "passed 32s ago"), "%s", out);
 	free(out);
 
 	resp.n_txs = 0;
