@@ -5,6 +5,10 @@
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--listen HOST:PORT] [--json]
  *
+ * --listen is where the in-process participant listens (default
+ * 127.0.0.1:0, a free port); the coordinator must be able to reach it
+ * there, so give a routable host when the cluster is on other machines.
+ *
  * C initiator threads, each with its own libsettle handle, run TCC
  * transactions back to back for SECONDS: Begin, register K branches on an
  * in-process participant, TRY each branch on it, then Commit (or, for a
@@ -161,8 +165,19 @@ static int participant_start(struct bench *b, struct participant *pt,
 			listen, settle_participant_errmsg(pt->p));
 		return -1;
 	}
-	snprintf(b->participant, sizeof(b->participant), "127.0.0.1:%d",
-		 settle_participant_port(pt->p));
+	/* The coordinator calls the participant at the host it listens on;
+	 * a wildcard address is no use to it, so loopback stands in. */
+	{
+		const char *colon = strrchr(listen, ':');
+		int hl = colon ? (int)(colon - listen) : 0;
+		if (hl == 0 || strncmp(listen, "0.0.0.0", (size_t)hl) == 0 ||
+		    strncmp(listen, "[::]", (size_t)hl) == 0) {
+			listen = "127.0.0.1:";
+			hl = 9;
+		}
+		snprintf(b->participant, sizeof(b->participant), "%.*s:%d", hl,
+			 listen, settle_participant_port(pt->p));
+	}
 	return 0;
 
 err_lmdb:
