@@ -38,6 +38,8 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 	int rv;
 
 	*result = NULL; /* results are read back from LMDB by cmd_id */
+	c->snap.log_bytes += buf->len;
+	c->snap.log_entries++;
 	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
 	if (rv != 0) {
 		/* Only storage failures get here. Applying past a lost
@@ -50,6 +52,36 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 		_exit(70);
 	}
 	return 0;
+}
+
+/* The most entries between two snapshots, whatever the store's size: raft
+ * 0.15 loads every entry after the last snapshot into memory at start. */
+#define SNAPSHOT_THRESHOLD_MAX (1u << 20)
+
+/*
+ * A snapshot copies the whole store, so taking one every N entries would
+ * cost more and more as history grows. Pace them instead: the next one
+ * comes once the log has grown by about as many bytes as this snapshot
+ * holds (never sooner than --snapshot-threshold entries), so snapshot
+ * writing stays within about the log's own write volume.
+ */
+static void snapshot_pace(struct coord *c)
+{
+	uint64_t avg, want;
+
+	if (c->snap.len == 0 || c->snap.log_entries == 0)
+		return;
+	avg = c->snap.log_bytes / c->snap.log_entries;
+	want = avg > 0 ? c->snap.len / avg : 0;
+	if (want < c->cfg.snapshot_threshold)
+		want = c->cfg.snapshot_threshold;
+	if (want > SNAPSHOT_THRESHOLD_MAX)
+		want = SNAPSHOT_THRESHOLD_MAX;
+	raft_set_snapshot_threshold(&c->raft, (unsigned)want);
+	settle_tracef("fsm", "snapshot of %zu bytes; next after %llu entries",
+		      c->snap.len, (unsigned long long)want);
+	c->snap.log_bytes = 0;
+	c->snap.log_entries = 0;
 }
 
 /*
@@ -73,6 +105,7 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 		return RAFT_IOERR;
 	}
 	c->snap.busy = true;
+	c->snap.len = 0;
 	c->snap.index = raft_last_applied(&c->raft);
 	*bufs = NULL;
 	*n_bufs = 0;
@@ -104,6 +137,7 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 	(*bufs)[0].base = data;
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
+	c->snap.len = len;
 	settle_tracef("fsm", "snapshot at %llu: %zu bytes",
 		      (unsigned long long)c->snap.index, len);
 	return 0;
@@ -130,6 +164,7 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 		store_read_end(c->snap.txn);
 	c->snap.txn = NULL;
 	c->snap.busy = false;
+	snapshot_pace(c);
 	return 0;
 }
 
