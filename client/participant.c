@@ -14,6 +14,9 @@
 #include "log.h"
 #include "rpc.h"
 
+#define GC_BATCH_DEFAULT       1000
+#define GC_INTERVAL_DEFAULT_MS 60000
+
 struct settle_participant {
 	struct settle_participant_config cfg;
 	char *listen;
@@ -22,6 +25,14 @@ struct settle_participant {
 	uv_loop_t *loop;
 	int port;
 	char errmsg[256];
+	/* Barrier cleanup. */
+	uv_timer_t gc_timer;
+	bool gc_open; /* gc_timer initialized and not closed yet */
+	/* Closing: p is freed once the server, the timer and every pending
+	 * call are gone (own-thread mode frees after the join instead). */
+	bool closing;
+	bool server_open;
+	size_t pending; /* calls handed to on_call_async, not completed */
 	/* Own-thread mode. */
 	bool threaded;
 	uv_loop_t own_loop;
@@ -30,6 +41,23 @@ struct settle_participant {
 	uv_sem_t ready;
 	int start_rv;
 };
+
+struct settle_call {
+	settle_participant *p;
+	struct rpc_call *rpc;
+	Settle__V1__BranchRequest *req; /* owns what b points to */
+	struct settle_branch b;
+};
+
+static void participant_free(settle_participant *p);
+
+/* Free p in start() mode once nothing refers to it any more. */
+static void maybe_free(settle_participant *p)
+{
+	if (p->closing && !p->threaded && !p->server_open && !p->gc_open &&
+	    p->pending == 0)
+		participant_free(p);
+}
 
 int settle_participant_init(const struct settle_participant_config *cfg,
 			    settle_participant **out)
@@ -53,6 +81,20 @@ int settle_participant_init(const struct settle_participant_config *cfg,
 		goto err_after_alloc;
 	}
 	p->cfg.listen = p->listen;
+	if (p->cfg.barrier_retention_ms == 0)
+		p->cfg.barrier_retention_ms =
+		    SETTLE_BARRIER_RETENTION_DEFAULT_MS;
+	if (p->cfg.barrier_gc_batch == 0)
+		p->cfg.barrier_gc_batch = GC_BATCH_DEFAULT;
+	if (p->cfg.barrier_gc_interval_ms == 0) {
+		/* Often enough that rows outlive their retention by a
+		 * quarter at most. */
+		uint64_t ms = p->cfg.barrier_retention_ms / 4;
+		p->cfg.barrier_gc_interval_ms = ms > GC_INTERVAL_DEFAULT_MS
+						    ? GC_INTERVAL_DEFAULT_MS
+						: ms < 10 ? 10
+							  : (uint32_t)ms;
+	}
 	if (cfg->env != NULL) {
 		rv = settle_barrier_open(cfg->env, &p->barrier);
 		if (rv != 0)
@@ -76,6 +118,11 @@ const char *settle_participant_errmsg(const settle_participant *p)
 int settle_participant_port(const settle_participant *p)
 {
 	return p != NULL ? p->port : -1;
+}
+
+uv_loop_t *settle_participant_loop(const settle_participant *p)
+{
+	return p != NULL ? p->loop : NULL;
 }
 
 static int method_op(int method)
@@ -122,7 +169,7 @@ static int handler_err(int rv)
  * Run one call. Returns 0 (answer OK) or an error to answer, with text in
  * err.
  */
-static int run_call(settle_participant *p, settle_branch_fn fn,
+static int run_call(settle_participant *p, settle_branch_fn fn, void *data,
 		    const struct settle_branch *b, char *err, size_t errlen)
 {
 	MDB_txn *txn = NULL;
@@ -131,7 +178,7 @@ static int run_call(settle_participant *p, settle_branch_fn fn,
 	int rv;
 
 	if (p->cfg.env == NULL) {
-		rv = fn(p->cfg.data, b, NULL, err, errlen);
+		rv = fn(data, b, NULL, err, errlen);
 		return rv == 0 ? 0 : handler_err(rv);
 	}
 	rc = mdb_txn_begin(p->cfg.env, NULL, 0, &txn);
@@ -164,7 +211,7 @@ static int run_call(settle_participant *p, settle_branch_fn fn,
 			      op_name(b->op), b->gid, b->branch_id);
 		break;
 	default:
-		rv = fn(p->cfg.data, b, txn, err, errlen);
+		rv = fn(data, b, txn, err, errlen);
 		if (rv != 0) {
 			rv = handler_err(rv);
 			goto err_after_txn;
@@ -182,67 +229,215 @@ err_after_txn:
 	return rv;
 }
 
-static void on_call(void *data, struct rpc_call *call)
+const struct settle_branch *settle_call_branch(const settle_call *call)
 {
-	settle_participant *p = data;
-	int op = method_op(rpc_call_method(call));
-	settle_branch_fn fn = handler_for(p, op);
-	Settle__V1__BranchRequest *req;
-	struct settle_branch b;
-	const uint8_t *body;
-	size_t len;
+	return &call->b;
+}
+
+static void call_answer(settle_call *call, int rv, const char *err)
+{
+	const struct settle_branch *b = &call->b;
+
+	settle_tracef("participant", "%s %s/%u attempt %u: %s", op_name(b->op),
+		      b->gid, b->branch_id, b->attempt, settle_errname(rv));
+	if (rv == 0)
+		rpc_call_reply(call->rpc, NULL);
+	else
+		rpc_call_fail(call->rpc, rv,
+			      err != NULL && err[0] != '\0' ? err : NULL, NULL);
+}
+
+static void call_free(settle_call *call, bool was_pending)
+{
+	settle_participant *p = call->p;
+
+	settle__v1__branch_request__free_unpacked(call->req, NULL);
+	free(call);
+	if (was_pending) {
+		p->pending--;
+		maybe_free(p);
+	}
+}
+
+static void call_complete(settle_call *call, settle_branch_fn fn, void *data,
+			  bool was_pending)
+{
+	settle_participant *p = call->p;
 	char err[256] = "";
 	int rv;
 
+	if (p->closing) {
+		/* The env may be closing with us: write nothing, the caller
+		 * retries against the next incarnation. */
+		call_answer(call, SETTLE_ERETRY, "participant stopping");
+	} else {
+		if (fn == NULL) {
+			fn = handler_for(p, call->b.op);
+			data = p->cfg.data;
+		}
+		rv = run_call(p, fn, data, &call->b, err, sizeof(err));
+		call_answer(call, rv, err);
+	}
+	call_free(call, was_pending);
+}
+
+void settle_call_run(settle_call *call, settle_branch_fn fn, void *data)
+{
+	if (call != NULL)
+		call_complete(call, fn, data, true);
+}
+
+void settle_call_fail(settle_call *call, int err, const char *msg)
+{
+	if (call == NULL)
+		return;
+	if (err != SETTLE_EFAILURE &&
+	    !(err == SETTLE_EREFUSED && call->b.op == SETTLE_OP_TRY))
+		err = SETTLE_ERETRY;
+	call_answer(call, err, msg);
+	call_free(call, true);
+}
+
+static void on_call(void *data, struct rpc_call *rpc)
+{
+	settle_participant *p = data;
+	int op = method_op(rpc_call_method(rpc));
+	settle_branch_fn fn = handler_for(p, op);
+	Settle__V1__BranchRequest *req;
+	struct settle_call *call;
+	const uint8_t *body;
+	size_t len;
+
 	if (op == 0 || fn == NULL) {
-		rpc_call_fail(call, SETTLE_ENOMETHOD, "unknown method", NULL);
+		rpc_call_fail(rpc, SETTLE_ENOMETHOD, "unknown method", NULL);
 		return;
 	}
-	body = rpc_call_body(call, &len);
+	body = rpc_call_body(rpc, &len);
 	req = settle__v1__branch_request__unpack(NULL, len, body);
 	if (req == NULL) {
-		rpc_call_fail(call, SETTLE_EINVAL, "undecodable BranchRequest",
+		rpc_call_fail(rpc, SETTLE_EINVAL, "undecodable BranchRequest",
 			      NULL);
 		return;
 	}
 	if (req->gid == NULL || req->gid[0] == '\0' ||
 	    strlen(req->gid) > SETTLE_GID_MAX) {
-		rpc_call_fail(call, SETTLE_EINVAL, "gid missing or too long",
+		rpc_call_fail(rpc, SETTLE_EINVAL, "gid missing or too long",
 			      NULL);
-		goto out;
+		goto err_after_req;
 	}
 	/* A Try its initiator gave up on must not reserve anything: it may
 	 * already be cancelled, and past the deadline nobody waits for it. */
 	if (op == SETTLE_OP_TRY && req->deadline_ms != 0 &&
 	    req->deadline_ms < settle_now_ms()) {
-		rpc_call_fail(call, SETTLE_EREFUSED, "try after its deadline",
+		rpc_call_fail(rpc, SETTLE_EREFUSED, "try after its deadline",
 			      NULL);
+		goto err_after_req;
+	}
+	call = calloc(1, sizeof(*call));
+	if (call == NULL) {
+		rpc_call_fail(rpc, SETTLE_ERETRY, "out of memory", NULL);
+		goto err_after_req;
+	}
+	call->p = p;
+	call->rpc = rpc;
+	call->req = req;
+	call->b.op = op;
+	call->b.gid = req->gid;
+	call->b.branch_id = req->branch_id;
+	call->b.resource = req->resource != NULL ? req->resource : "";
+	call->b.payload = req->payload.data;
+	call->b.len = req->payload.len;
+	call->b.attempt = req->attempt;
+	call->b.deadline_ms = req->deadline_ms;
+	if (p->cfg.on_call_async != NULL) {
+		p->pending++;
+		p->cfg.on_call_async(p->cfg.data, call);
+		return;
+	}
+	call_complete(call, fn, p->cfg.data, false);
+	return;
+
+err_after_req:
+	settle__v1__branch_request__free_unpacked(req, NULL);
+}
+
+/* ---- Barrier cleanup ---------------------------------------------------- */
+
+static void gc_tick(uv_timer_t *t)
+{
+	settle_participant *p = t->data;
+	uint64_t next = p->cfg.barrier_gc_interval_ms;
+	size_t removed = 0;
+	MDB_txn *txn;
+	int rc;
+	int rv;
+
+	/* Small batches: the write txn blocks every call meanwhile. */
+	rc = mdb_txn_begin(p->cfg.env, NULL, 0, &txn);
+	if (rc != 0) {
+		settle_log(SETTLE_LOG_WARN, "participant", "barrier gc: %s",
+			   mdb_strerror(rc));
 		goto out;
 	}
-	b.op = op;
-	b.gid = req->gid;
-	b.branch_id = req->branch_id;
-	b.resource = req->resource != NULL ? req->resource : "";
-	b.payload = req->payload.data;
-	b.len = req->payload.len;
-	b.attempt = req->attempt;
-	b.deadline_ms = req->deadline_ms;
-	rv = run_call(p, fn, &b, err, sizeof(err));
-	settle_tracef("participant", "%s %s/%u attempt %u: %s", op_name(op),
-		      b.gid, b.branch_id, b.attempt, settle_errname(rv));
-	if (rv == 0)
-		rpc_call_reply(call, NULL);
-	else
-		rpc_call_fail(call, rv, err[0] != '\0' ? err : NULL, NULL);
+	rv = settle_barrier_gc(p->barrier, txn, p->cfg.barrier_retention_ms,
+			       p->cfg.barrier_gc_batch, &removed);
+	if (rv != 0) {
+		mdb_txn_abort(txn);
+		settle_log(SETTLE_LOG_WARN, "participant", "barrier gc: %s",
+			   settle_strerror(rv));
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc != 0) {
+		settle_log(SETTLE_LOG_WARN, "participant",
+			   "barrier gc commit: %s", mdb_strerror(rc));
+		goto out;
+	}
+	settle_tracef("participant", "barrier gc: %zu rows removed", removed);
+	/* A full batch means more are due: go on at the next iteration. */
+	if (removed == p->cfg.barrier_gc_batch)
+		next = 0;
 out:
-	settle__v1__branch_request__free_unpacked(req, NULL);
+	uv_timer_start(t, gc_tick, next, 0);
+}
+
+static void on_gc_closed(uv_handle_t *h)
+{
+	settle_participant *p = h->data;
+	p->gc_open = false;
+	maybe_free(p);
+}
+
+static int gc_start(settle_participant *p, uv_loop_t *loop)
+{
+	int rv;
+
+	if (p->barrier == NULL ||
+	    p->cfg.barrier_retention_ms == SETTLE_BARRIER_KEEP_FOREVER)
+		return 0;
+	rv = uv_timer_init(loop, &p->gc_timer);
+	if (rv != 0)
+		return settle_err_from_uv(rv);
+	p->gc_timer.data = p;
+	p->gc_open = true;
+	/* The timer alone must not keep the application's loop alive. */
+	uv_unref((uv_handle_t *)&p->gc_timer);
+	/* A first pass soon after start catches up after a long stop. */
+	uv_timer_start(&p->gc_timer, gc_tick, 0, 0);
+	return 0;
+}
+
+static void gc_stop(settle_participant *p)
+{
+	if (p->gc_open && !uv_is_closing((uv_handle_t *)&p->gc_timer))
+		uv_close((uv_handle_t *)&p->gc_timer, on_gc_closed);
 }
 
 int settle_participant_start(settle_participant *p, uv_loop_t *loop)
 {
 	int rv;
 
-	if (p == NULL || loop == NULL || p->server != NULL)
+	if (p == NULL || loop == NULL || p->server != NULL || p->closing)
 		return SETTLE_EINVAL;
 	rv = rpc_server_start(loop, p->listen, NULL, on_call, p, &p->server,
 			      p->errmsg, sizeof(p->errmsg));
@@ -250,8 +445,15 @@ int settle_participant_start(settle_participant *p, uv_loop_t *loop)
 		p->server = NULL;
 		return rv;
 	}
+	p->server_open = true;
 	p->loop = loop;
 	p->port = rpc_server_port(p->server);
+	rv = gc_start(p, loop);
+	if (rv != 0) {
+		snprintf(p->errmsg, sizeof(p->errmsg), "barrier gc timer: %s",
+			 settle_strerror(rv));
+		return rv;
+	}
 	return 0;
 }
 
@@ -265,16 +467,26 @@ static void participant_free(settle_participant *p)
 static void on_server_closed(void *data)
 {
 	settle_participant *p = data;
-	if (!p->threaded)
-		participant_free(p);
+	p->server_open = false;
+	maybe_free(p);
+}
+
+/* Stop serving and cleaning, on the loop thread. */
+static void participant_stop(settle_participant *p)
+{
+	p->closing = true;
+	if (p->server != NULL) {
+		struct rpc_server *s = p->server;
+		p->server = NULL;
+		rpc_server_close(s, on_server_closed, p);
+	}
+	gc_stop(p);
 }
 
 static void on_stop(uv_async_t *a)
 {
 	settle_participant *p = a->data;
-	if (p->server != NULL)
-		rpc_server_close(p->server, on_server_closed, p);
-	p->server = NULL;
+	participant_stop(p);
 	uv_close((uv_handle_t *)&p->stop, NULL);
 }
 
@@ -293,7 +505,7 @@ int settle_participant_start_thread(settle_participant *p)
 {
 	int rv;
 
-	if (p == NULL || p->server != NULL || p->threaded)
+	if (p == NULL || p->server != NULL || p->threaded || p->closing)
 		return SETTLE_EINVAL;
 	rv = uv_loop_init(&p->own_loop);
 	if (rv != 0)
@@ -334,14 +546,16 @@ void settle_participant_close(settle_participant *p)
 		if (uv_loop_close(&p->own_loop) != 0)
 			settle_log(SETTLE_LOG_WARN, "participant",
 				   "loop closed with handles left open");
+		if (p->pending != 0) {
+			/* Calls still refer to p: leaking beats a dangling
+			 * pointer. */
+			settle_log(SETTLE_LOG_ERROR, "participant",
+				   "%zu calls never completed", p->pending);
+			return;
+		}
 		participant_free(p);
 		return;
 	}
-	if (p->server != NULL) {
-		struct rpc_server *s = p->server;
-		p->server = NULL;
-		rpc_server_close(s, on_server_closed, p);
-		return;
-	}
-	participant_free(p);
+	participant_stop(p);
+	maybe_free(p);
 }

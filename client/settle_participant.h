@@ -113,6 +113,27 @@ struct settle_branch {
 typedef int (*settle_branch_fn)(void *data, const struct settle_branch *b,
 				MDB_txn *txn, char *err, size_t errlen);
 
+/*
+ * A call answered later (see on_call_async below). Opaque; owned by the SDK
+ * until it is completed with settle_call_run() or settle_call_fail().
+ */
+typedef struct settle_call settle_call;
+
+/*
+ * An asynchronous gate in front of the handlers: it receives every call
+ * whose op has a handler, before any store access, and must complete it
+ * exactly once, now or later, from the loop thread the participant runs
+ * on (arm a uv timer on settle_participant_loop(), say). Nothing is
+ * written before completion: no LMDB write txn is held while the call
+ * waits, so other calls go on meanwhile.
+ */
+typedef void (*settle_branch_async_fn)(void *data, settle_call *call);
+
+/* Barrier rows are kept 7 days by default; see barrier_retention_ms. */
+#define SETTLE_BARRIER_RETENTION_DEFAULT_MS (7ull * 24 * 3600 * 1000)
+/* barrier_retention_ms value that turns the cleanup off. */
+#define SETTLE_BARRIER_KEEP_FOREVER UINT64_MAX
+
 struct settle_participant_config {
 	const char *listen;	 /* "host:port"; port 0 picks one; copied */
 	MDB_env *env;		 /* NULL: no barrier, handlers get txn NULL */
@@ -120,9 +141,54 @@ struct settle_participant_config {
 	settle_branch_fn on_confirm;
 	settle_branch_fn on_cancel;
 	void *data; /* handed to every handler */
+	/*
+	 * Barrier cleanup (with env only): a timer on the participant's loop
+	 * deletes rows older than barrier_retention_ms, at most
+	 * barrier_gc_batch per write txn, every barrier_gc_interval_ms (at
+	 * once again while a batch comes back full). 0 picks the defaults:
+	 * SETTLE_BARRIER_RETENTION_DEFAULT_MS, 1000 rows, and a quarter of
+	 * the retention within 10 ms..60 s.
+	 * SETTLE_BARRIER_KEEP_FOREVER turns the cleanup off.
+	 *
+	 * The retention must exceed the longest time a call for a branch can
+	 * still arrive, or a late repeat runs twice: a Try until its
+	 * transaction's deadline (settled --max-timeout, 24h by default), a
+	 * Confirm/Cancel as long as the coordinator keeps the transaction
+	 * (unfinished: retried, perhaps by an operator days later; finished:
+	 * --retention, 24h). docs/BARRIER.md has the reasoning.
+	 */
+	uint64_t barrier_retention_ms;
+	uint32_t barrier_gc_batch;
+	uint32_t barrier_gc_interval_ms;
+	/* NULL: handlers answer at once (synchronously). */
+	settle_branch_async_fn on_call_async;
 };
 
 typedef struct settle_participant settle_participant;
+
+/*
+ * The call's request; pointers valid until the call is completed. The
+ * payload is never to be logged.
+ */
+const struct settle_branch *settle_call_branch(const settle_call *call);
+
+/*
+ * Complete call: in one LMDB write txn, enter the barrier and, when it says
+ * RUN, call fn(data, ...) (fn NULL: the op's configured handler with the
+ * configured data), commit, and answer as a synchronous handler would. fn
+ * runs before this returns. After settle_participant_close() the call is
+ * answered RETRY and nothing is written (the caller retries later). Frees
+ * call.
+ */
+void settle_call_run(settle_call *call, settle_branch_fn fn, void *data);
+
+/*
+ * Complete call with an error, writing nothing: err SETTLE_EFAILURE (a
+ * business failure), SETTLE_EREFUSED (Try only), anything else is answered
+ * RETRY. msg (may be NULL) is sent to the caller: no payload data. Frees
+ * call.
+ */
+void settle_call_fail(settle_call *call, int err, const char *msg);
 
 /*
  * Create a participant (not listening yet). cfg is copied; env stays the
@@ -147,6 +213,10 @@ int settle_participant_start(settle_participant *p, uv_loop_t *loop);
  */
 int settle_participant_start_thread(settle_participant *p);
 
+/* The loop handlers run on (the application's, or the participant's own
+ * thread's), NULL before start. For timers of an on_call_async gate. */
+uv_loop_t *settle_participant_loop(const settle_participant *p);
+
 /* Port listened on (useful with port 0), or -1 before start. */
 int settle_participant_port(const settle_participant *p);
 
@@ -154,10 +224,14 @@ int settle_participant_port(const settle_participant *p);
 const char *settle_participant_errmsg(const settle_participant *p);
 
 /*
- * Stop serving. After start(): closes the server; the loop must run on for
- * the close to finish, and p is freed then. After start_thread(): stops and
- * joins the thread, then frees p. Before any start: frees p. Calls in
- * progress finish first (handlers are synchronous). NULL is a no-op.
+ * Stop serving. After start(): closes the server and the cleanup timer;
+ * the loop must run on for the close to finish, and p is freed then (once
+ * every call handed to on_call_async has also been completed). After
+ * start_thread(): stops the server and joins the thread, which ends once
+ * its loop has no handles left (an on_call_async gate must complete its
+ * calls and close its own handles), then frees p. Before any start: frees
+ * p. Calls completed after close are answered RETRY without touching the
+ * store. NULL is a no-op.
  */
 void settle_participant_close(settle_participant *p);
 

@@ -70,7 +70,9 @@ static int handler(void *data, const struct settle_branch *b, MDB_txn *txn,
 	return rv;
 }
 
-static void start(bool with_env)
+/* Start with the usual handlers; tweak (may be NULL) adjusts the config. */
+static void start_with(bool with_env,
+		       void (*tweak)(struct settle_participant_config *cfg))
 {
 	struct settle_participant_config cfg = {
 	    .listen = "127.0.0.1:0",
@@ -79,6 +81,9 @@ static void start(bool with_env)
 	    .on_cancel = handler,
 	};
 	MDB_txn *txn;
+
+	if (tweak != NULL)
+		tweak(&cfg);
 
 	strcpy(dir, "/tmp/settle-part-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
@@ -97,6 +102,11 @@ static void start(bool with_env)
 	snprintf(ep, sizeof(ep), "127.0.0.1:%d", settle_participant_port(part));
 	/* The client's cluster list is unused: calls go to ep directly. */
 	cr_assert_eq(settle_client_open("127.0.0.1:1", NULL, &cli), 0);
+}
+
+static void start(bool with_env)
+{
+	start_with(with_env, NULL);
 }
 
 static void setup(void)
@@ -247,4 +257,239 @@ Test(participant_config, init_rejects_bad_config)
 	cr_expect_neq(settle_participant_start_thread(p), 0);
 	cr_expect_neq(settle_participant_errmsg(p)[0], '\0');
 	settle_participant_close(p);
+}
+
+/* ---- Barrier cleanup --------------------------------------------------- */
+
+/* Rows in one of the barrier's tables. */
+static size_t table_rows(const char *name)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+	mdb_txn_abort(txn);
+	return st.ms_entries;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	uv_sleep(ms);
+}
+
+static void fast_gc(struct settle_participant_config *cfg)
+{
+	cfg->barrier_retention_ms = 150;
+	cfg->barrier_gc_batch = 2;
+	cfg->barrier_gc_interval_ms = 10;
+}
+
+Test(participant_gc, old_rows_go_in_batches_business_data_stays,
+     .fini = teardown)
+{
+	char gid[16];
+	unsigned waited = 0;
+
+	start_with(true, fast_gc);
+	for (int i = 0; i < 5; i++) {
+		snprintf(gid, sizeof(gid), "gc%d", i);
+		cr_assert_eq(branch_call(TRY, gid, 1, "ok", 0), 0);
+		cr_assert_eq(branch_call(CONFIRM, gid, 1, "ok", 0), 0);
+	}
+	/* 10 rows, well inside the retention: none may go yet. */
+	cr_expect_eq(table_rows("settle_barrier"), 10);
+	while (table_rows("settle_barrier") != 0) {
+		cr_assert_lt(waited, 5000, "%zu rows never collected",
+			     table_rows("settle_barrier"));
+		sleep_ms(20);
+		waited += 20;
+	}
+	cr_expect_geq(waited, 100, "rows went before their retention");
+	cr_expect_eq(table_rows("settle_barrier_time"), 0);
+	cr_expect_eq(counter("try"), 5);
+	cr_expect_eq(counter("confirm"), 5);
+	/* Why the retention must outlast every late call: with the row gone
+	 * a repeated Confirm is a first call again. */
+	cr_expect_eq(branch_call(CONFIRM, "gc0", 1, "ok", 0), 0);
+	cr_expect_eq(counter("confirm"), 6);
+}
+
+static void gc_default_retention(struct settle_participant_config *cfg)
+{
+	cfg->barrier_gc_interval_ms = 10;
+}
+
+Test(participant_gc, default_retention_keeps_fresh_rows, .fini = teardown)
+{
+	start_with(true, gc_default_retention);
+	cr_assert_eq(branch_call(TRY, "keep", 1, "ok", 0), 0);
+	cr_assert_eq(branch_call(CANCEL, "keep", 1, "ok", 0), 0);
+	sleep_ms(200);
+	cr_expect_eq(table_rows("settle_barrier"), 2);
+	/* So the late Try is still refused. */
+	cr_expect_eq(branch_call(TRY, "keep", 1, "ok", 0), SETTLE_EREFUSED);
+}
+
+/* ---- Asynchronous handlers --------------------------------------------- */
+
+static atomic_int gate_calls;
+static uint32_t gate_delay_ms;
+
+struct held {
+	uv_timer_t timer;
+	settle_call *call;
+};
+
+static void held_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void held_fire(uv_timer_t *t)
+{
+	struct held *h = (struct held *)t;
+	settle_call_run(h->call, NULL, NULL);
+	uv_close((uv_handle_t *)&h->timer, held_closed);
+}
+
+/* Runs on the participant's thread: holds Confirm/Cancel back by
+ * gate_delay_ms, refuses "refuse" payloads without touching the store. */
+static void gate(void *data, settle_call *call)
+{
+	const struct settle_branch *b = settle_call_branch(call);
+	struct held *h;
+
+	cr_assert_null(data);
+	gate_calls++;
+	if (b->len == 6 && memcmp(b->payload, "refuse", 6) == 0) {
+		settle_call_fail(call, SETTLE_EFAILURE, "gate says no");
+		return;
+	}
+	if (b->op == SETTLE_OP_TRY || gate_delay_ms == 0) {
+		settle_call_run(call, NULL, NULL);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	cr_assert_not_null(h);
+	h->call = call;
+	cr_assert_eq(uv_timer_init(settle_participant_loop(part), &h->timer),
+		     0);
+	cr_assert_eq(uv_timer_start(&h->timer, held_fire, gate_delay_ms, 0), 0);
+}
+
+static void with_gate(struct settle_participant_config *cfg)
+{
+	cfg->on_call_async = gate;
+}
+
+struct bg_call {
+	uv_thread_t thread;
+	int method;
+	const char *gid;
+	int rv;
+	uint64_t took_ms;
+};
+
+/* One call from a thread of its own, with its own client handle. */
+static void bg_main(void *arg)
+{
+	struct bg_call *c = arg;
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	settle_client *own;
+	uint64_t t0 = settle_mono_ms();
+
+	if (settle_client_open("127.0.0.1:1", NULL, &own) != 0) {
+		c->rv = -999;
+		return;
+	}
+	req.gid = (char *)c->gid;
+	req.branch_id = 1;
+	req.payload.data = (uint8_t *)"ok";
+	req.payload.len = 2;
+	req.attempt = 1;
+	c->rv = settle_client_call_at(own, ep, c->method, &req.base,
+				      &settle__v1__branch_response__descriptor,
+				      NULL);
+	c->took_ms = settle_mono_ms() - t0;
+	settle_client_close(own);
+}
+
+static void bg_start(struct bg_call *c, int method, const char *gid)
+{
+	c->method = method;
+	c->gid = gid;
+	cr_assert_eq(uv_thread_create(&c->thread, bg_main, c), 0);
+}
+
+Test(participant_async, delayed_confirm_keeps_the_loop_serving,
+     .fini = teardown)
+{
+	struct bg_call first = {0}, repeat = {0};
+	uint64_t t0;
+
+	gate_delay_ms = 400;
+	start_with(true, with_gate);
+	cr_assert_eq(branch_call(TRY, "a1", 1, "ok", 0), 0);
+	bg_start(&first, CONFIRM, "a1");
+	sleep_ms(50);
+	/* The coordinator's retry while the first copy is held back. */
+	bg_start(&repeat, CONFIRM, "a1");
+	sleep_ms(50);
+	/* Another branch is served at once meanwhile... */
+	t0 = settle_mono_ms();
+	cr_expect_eq(branch_call(TRY, "a2", 1, "ok", 0), 0);
+	cr_expect_lt(settle_mono_ms() - t0, 200, "the delay blocked the loop");
+	/* ...and nothing of the delayed Confirm is written yet. */
+	cr_expect_eq(counter("confirm"), 0);
+	uv_thread_join(&first.thread);
+	uv_thread_join(&repeat.thread);
+	cr_expect_eq(first.rv, 0);
+	cr_expect_eq(repeat.rv, 0);
+	cr_expect_geq(first.took_ms, 350);
+	/* Both copies answered success; the barrier ran the effect once. */
+	cr_expect_eq(calls[SETTLE_OP_CONFIRM], 1);
+	cr_expect_eq(counter("confirm"), 1);
+	cr_expect_eq(gate_calls, 4);
+}
+
+Test(participant_async, gate_failure_writes_nothing, .fini = teardown)
+{
+	gate_delay_ms = 0;
+	start_with(true, with_gate);
+	cr_expect_eq(branch_call(TRY, "a3", 1, "refuse", 0), SETTLE_EFAILURE);
+	cr_expect_str_eq(settle_client_errmsg(cli),
+			 "try: FAILURE: gate says no");
+	cr_expect_eq(calls[SETTLE_OP_TRY], 0);
+	cr_expect_eq(table_rows("settle_barrier"), 0);
+	/* No try row: the Cancel is a null compensation. */
+	cr_expect_eq(branch_call(CANCEL, "a3", 1, "ok", 0), 0);
+	cr_expect_eq(calls[SETTLE_OP_CANCEL], 0);
+	/* The synchronous path behind the gate still works. */
+	cr_expect_eq(branch_call(TRY, "a4", 1, "ok", 0), 0);
+	cr_expect_eq(counter("try"), 1);
+}
+
+Test(participant_async, close_with_a_held_call_writes_nothing)
+{
+	struct bg_call held = {0};
+	char cmd[128];
+
+	gate_delay_ms = 300;
+	start_with(true, with_gate);
+	cr_assert_eq(branch_call(TRY, "a5", 1, "ok", 0), 0);
+	bg_start(&held, CONFIRM, "a5");
+	sleep_ms(100);
+	settle_client_close(cli);
+	/* Returns once the held call completed and its timer closed. */
+	settle_participant_close(part);
+	uv_thread_join(&held.thread);
+	cr_expect_neq(held.rv, 0, "the caller must retry");
+	cr_expect_eq(calls[SETTLE_OP_CONFIRM], 0);
+	cr_expect_eq(counter("confirm"), 0);
+	mdb_env_close(env);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
 }
