@@ -4,6 +4,7 @@
  *
  *   settle-bank serve --data DIR --listen HOST:PORT [--accounts a=1,b=2]
  *                     [--confirm-delay-ms N] [--retry-first N] [--fail-confirm]
+ *                     [--barrier-retention DURATION]
  *   settle-bank balances --data DIR [--json]
  *
  * Logs carry gids and branch ids only: account names and amounts are
@@ -19,12 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "settle_participant.h"
 
 #include "bank_ledger.h"
 #include "log.h"
+
+/* A Confirm or Cancel held back by --confirm-delay-ms. */
+struct delayed {
+	uv_timer_t timer;
+	settle_call *call;
+	struct delayed *next;
+	struct delayed **prev;
+};
 
 struct bank_server {
 	struct bank bank;
@@ -32,6 +40,7 @@ struct bank_server {
 	int retry_first; /* Confirm/Cancel calls still to answer RETRY */
 	bool fail_confirm;
 	settle_participant *part;
+	struct delayed *delayed; /* waiting for their timer */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 };
@@ -42,15 +51,10 @@ static void usage(FILE *f)
 		   "[--accounts NAME=AMOUNT,...]\n"
 		   "                         [--confirm-delay-ms N] "
 		   "[--retry-first N] [--fail-confirm]\n"
-		   "       settle-bank balances --data DIR [--json]\n");
-}
-
-static void sleep_ms(uint32_t ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000,
-			      .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+		   "                         [--barrier-retention DURATION]\n"
+		   "       settle-bank balances --data DIR [--json]\n"
+		   "  DURATION: a number with a unit ms, s, m, h or d "
+		   "(default 7d)\n");
 }
 
 static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
@@ -62,11 +66,8 @@ static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
 	int rv;
 
 	if (b->op != SETTLE_OP_TRY) {
-		/* Fault knobs for the tests: a slow, flaky or broken phase
-		 * two. The delay blocks the whole participant, like a
-		 * stalled database would. */
-		if (s->confirm_delay_ms > 0)
-			sleep_ms(s->confirm_delay_ms);
+		/* Fault knobs for the tests: a flaky or broken phase two
+		 * (the slow one is on_call_delay). */
 		if (s->retry_first > 0) {
 			s->retry_first--;
 			snprintf(err, errlen, "injected retry");
@@ -92,10 +93,72 @@ static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
 	return rv;
 }
 
+static void delayed_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void delayed_unlink(struct delayed *d)
+{
+	*d->prev = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	uv_close((uv_handle_t *)&d->timer, delayed_closed);
+}
+
+static void on_delay_done(uv_timer_t *t)
+{
+	struct delayed *d = (struct delayed *)t;
+	settle_call *call = d->call;
+
+	delayed_unlink(d);
+	/* Only now the barrier row and the effect are written, in one txn:
+	 * a coordinator that died meanwhile sends the call again, and
+	 * whichever copy commits first makes the other a barrier skip. */
+	settle_call_run(call, NULL, NULL);
+}
+
+/*
+ * --confirm-delay-ms: a slow phase two, as a stalled database would make
+ * it, answered from a timer so that the loop keeps serving meanwhile
+ * (other calls, a repeat of this one). Try is never delayed.
+ */
+static void on_call_delay(void *data, settle_call *call)
+{
+	struct bank_server *s = data;
+	struct delayed *d;
+
+	if (settle_call_branch(call)->op == SETTLE_OP_TRY ||
+	    s->confirm_delay_ms == 0) {
+		settle_call_run(call, NULL, NULL);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		settle_call_fail(call, SETTLE_ERETRY, "out of memory");
+		return;
+	}
+	d->call = call;
+	uv_timer_init(settle_participant_loop(s->part), &d->timer);
+	uv_timer_start(&d->timer, on_delay_done, s->confirm_delay_ms, 0);
+	d->next = s->delayed;
+	d->prev = &s->delayed;
+	if (d->next != NULL)
+		d->next->prev = &d->next;
+	s->delayed = d;
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	struct bank_server *s = sig->data;
 	settle_log(SETTLE_LOG_INFO, "bank", "signal %d: stopping", signum);
+	/* Delayed calls end now, unapplied: the coordinator retries them. */
+	while (s->delayed != NULL) {
+		struct delayed *d = s->delayed;
+		settle_call *call = d->call;
+		delayed_unlink(d);
+		settle_call_fail(call, SETTLE_ERETRY, "participant stopping");
+	}
 	settle_participant_close(s->part);
 	s->part = NULL;
 	uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -117,6 +180,38 @@ static int parse_u32(const char *flag, const char *s, uint32_t *out)
 	return 0;
 }
 
+/* "90s", "15m", "7d", "250ms", "24h": a duration in ms, > 0. */
+static int parse_duration(const char *flag, const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"ms", 1},
+		     {"s", 1000},
+		     {"m", 60000},
+		     {"h", 3600000ull},
+		     {"d", 86400000ull}};
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == 0 && end != s && s[0] >= '0' && s[0] <= '9' && v > 0) {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (strcmp(end, units[i].unit) == 0 &&
+			    v <= UINT64_MAX / 2 / units[i].ms) {
+				*out = v * units[i].ms;
+				return 0;
+			}
+		}
+	}
+	fprintf(stderr,
+		"settle-bank: %s wants a duration like 90s, 12h or 7d, not "
+		"'%s'\n",
+		flag, s);
+	return -1;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -126,10 +221,12 @@ static int cmd_serve(int argc, char **argv)
 	    {"confirm-delay-ms", required_argument, NULL, 'D'},
 	    {"retry-first", required_argument, NULL, 'R'},
 	    {"fail-confirm", no_argument, NULL, 'F'},
+	    {"barrier-retention", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bank_server s = {0};
+	uint64_t retention = 0;
 	const char *dir = NULL, *listen = NULL, *accounts = NULL;
 	uint32_t retry_first = 0;
 	char err[256];
@@ -159,6 +256,11 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'F':
 			s.fail_confirm = true;
+			break;
+		case 'B':
+			if (parse_duration("--barrier-retention", optarg,
+					   &retention) != 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -196,6 +298,8 @@ static int cmd_serve(int argc, char **argv)
 	    .on_confirm = on_branch,
 	    .on_cancel = on_branch,
 	    .data = &s,
+	    .barrier_retention_ms = retention,
+	    .on_call_async = on_call_delay,
 	};
 	uv_loop_t *loop = uv_default_loop();
 	rv = settle_participant_init(&cfg, &s.part);

@@ -5,6 +5,9 @@
  *   Begin; RegisterBranch for each side; TRY on each participant;
  *   then Commit, or Rollback when a Try failed or --abort was given.
  *
+ * Commit and Rollback wait for phase two (--wait-ms, 10 s by default; 0
+ * returns as soon as the decision is durable).
+ *
  * Exit codes: 0 the intended outcome was decided (committed, or rolled
  * back with --abort); 1 an error (cluster or participant unreachable,
  * unexpected state); 2 usage; 3 a Try failed (e.g. insufficient funds)
@@ -25,6 +28,8 @@
 #include "log.h"
 
 #define RESOURCE "accounts"
+/* The coordinator's own default wait; it caps any wait at 60 s. */
+#define WAIT_DEFAULT_MS 10000
 
 struct side {
 	char endpoint[256];
@@ -39,6 +44,8 @@ static void usage(FILE *f)
 		   "--from EP:ACCOUNT --to EP:ACCOUNT --amount N\n"
 		   "                       [--abort] [--wait-ms N] "
 		   "[--timeout-ms N]\n"
+		   "  --wait-ms: how long Commit/Rollback wait for phase two "
+		   "(default 10000; 0: not at all)\n"
 		   "  EP is the participant's HOST:PORT, e.g. "
 		   "127.0.0.1:7101:alice\n");
 }
@@ -110,7 +117,7 @@ int main(int argc, char **argv)
 	};
 	struct side from = {0}, to = {0};
 	const char *cluster = NULL;
-	uint32_t amount = 0, wait_ms = 0, timeout_ms = 0;
+	uint32_t amount = 0, wait_ms = WAIT_DEFAULT_MS, timeout_ms = 0;
 	bool abort_it = false, have_from = false, have_to = false;
 	char gid[SETTLE_GID_BUFSIZE];
 	char reason[300] = "";

@@ -2,6 +2,7 @@
  * coordinator; the test plays the coordinator's phase two itself. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,8 @@ static struct {
 	char payload[8][64];
 	int n;
 	int decided; /* method of the decision */
+	bool wait;   /* of the decision request */
+	uint32_t wait_ms;
 } co;
 
 static bool coordinator(struct fake_server *s, int n,
@@ -161,6 +164,15 @@ static bool coordinator(struct fake_server *s, int n,
 	case SETTLE__V1__METHOD__COMMIT:
 	case SETTLE__V1__METHOD__ROLLBACK: {
 		co.decided = (int)f->method;
+		if (f->method == SETTLE__V1__METHOD__COMMIT) {
+			Settle__V1__CommitRequest *q =
+			    settle__v1__commit_request__unpack(
+				NULL, f->body.len, f->body.data);
+			cr_assert_not_null(q);
+			co.wait = q->wait;
+			co.wait_ms = q->wait_ms;
+			settle__v1__commit_request__free_unpacked(q, NULL);
+		}
 		Settle__V1__DecisionResponse *r = malloc(sizeof(*r));
 		settle__v1__decision_response__init(r);
 		r->state = f->method == SETTLE__V1__METHOD__COMMIT
@@ -234,6 +246,9 @@ Test(examples, transfer_commits_and_confirm_moves_money)
 	cr_expect_not_null(strstr(out, "gid: tx-e2e\n"), "%s", out);
 	cr_expect_not_null(strstr(out, "state: COMMITTING\n"), "%s", out);
 	cr_expect_eq(co.decided, SETTLE__V1__METHOD__COMMIT);
+	/* By default Commit waits for phase two. */
+	cr_expect(co.wait);
+	cr_expect_eq(co.wait_ms, 10000);
 	cr_assert_eq(co.n, 2);
 	cr_expect_str_eq(co.payload[0], "account=alice;amount=-300");
 	cr_expect_str_eq(co.payload[1], "account=bob;amount=300");
@@ -357,4 +372,122 @@ Test(examples, fail_confirm_answers_failure)
 	fclose(f);
 	cr_expect_null(strstr(buf, "alice"), "%s", buf);
 	cr_expect_null(strstr(buf, "amount"), "%s", buf);
+}
+
+Test(examples, wait_ms_zero_does_not_wait)
+{
+	struct fake_server fc;
+	char out[2048];
+
+	memset(&co, 0, sizeof(co));
+	start_bank(NULL);
+	fake_server_start(&fc, coordinator, NULL);
+	cr_assert_eq(transfer(&fc, "5", "--wait-ms=0", out, sizeof(out)), 0,
+		     "%s", out);
+	cr_expect_eq(co.decided, SETTLE__V1__METHOD__COMMIT);
+	cr_expect_not(co.wait);
+	fake_server_stop(&fc);
+}
+
+struct bg_drive {
+	pthread_t thread;
+	int method, branch, rv;
+};
+
+static void *bg_drive_main(void *arg)
+{
+	struct bg_drive *d = arg;
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	settle_client *own;
+
+	if (settle_client_open("127.0.0.1:1", NULL, &own) != 0) {
+		d->rv = -999;
+		return NULL;
+	}
+	req.gid = "tx-e2e";
+	req.branch_id = (uint32_t)d->branch;
+	req.payload.data = (uint8_t *)co.payload[d->branch - 1];
+	req.payload.len = strlen(co.payload[d->branch - 1]);
+	req.attempt = 1;
+	d->rv = settle_client_call_at(own, co.endpoint[d->branch - 1],
+				      d->method, &req.base, NULL, NULL);
+	settle_client_close(own);
+	return NULL;
+}
+
+Test(examples, confirm_delay_holds_the_call_not_the_bank)
+{
+	struct fake_server fc;
+	struct bg_drive first = {.method = SETTLE__V1__METHOD__CONFIRM,
+				 .branch = 1};
+	char out[2048];
+	uint64_t t0;
+
+	memset(&co, 0, sizeof(co));
+	start_bank("--confirm-delay-ms=600");
+	fake_server_start(&fc, coordinator, NULL);
+	cr_assert_eq(transfer(&fc, "300", "--wait-ms=0", out, sizeof(out)), 0,
+		     "%s", out);
+	cr_assert_eq(pthread_create(&first.thread, NULL, bg_drive_main, &first),
+		     0);
+	usleep(150 * 1000);
+	/* Held back: nothing of alice's Confirm is written yet. */
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":1000,"
+				       "\"frozen\":300"),
+			   "%s", out);
+	/* Bob's Confirm is not queued behind alice's: it takes its own
+	 * delay only (a sleeping bank would add the rest of alice's). */
+	t0 = settle_mono_ms();
+	cr_expect_eq(drive(SETTLE__V1__METHOD__CONFIRM, 2), 0);
+	cr_expect_lt(settle_mono_ms() - t0, 900, "the delay blocked the bank");
+	pthread_join(first.thread, NULL);
+	cr_expect_eq(first.rv, 0);
+	/* A repeat is delayed too, then skipped by the barrier. */
+	cr_expect_eq(drive(SETTLE__V1__METHOD__CONFIRM, 1), 0);
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"total\":{\"balance\":1500,"
+				       "\"frozen\":0,\"incoming\":0}"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":700,"),
+			   "%s", out);
+	fake_server_stop(&fc);
+}
+
+Test(examples, barrier_retention_bounds_the_rows)
+{
+	struct fake_server fc;
+	char out[2048];
+	char data[128];
+
+	snprintf(data, sizeof(data), "%s/bank", dir);
+	char *bad[] = {(char *)bin("settle-bank"),
+		       "serve",
+		       "--data",
+		       data,
+		       "--listen",
+		       "127.0.0.1:0",
+		       "--barrier-retention",
+		       "7 days",
+		       NULL};
+	cr_expect_eq(run(bad, out, sizeof(out)), 2);
+	bad[7] = "0s";
+	cr_expect_eq(run(bad, out, sizeof(out)), 2);
+
+	memset(&co, 0, sizeof(co));
+	start_bank("--barrier-retention=300ms");
+	fake_server_start(&fc, coordinator, NULL);
+	cr_assert_eq(transfer(&fc, "10", "--wait-ms=0", out, sizeof(out)), 0,
+		     "%s", out);
+	cr_assert_eq(drive(SETTLE__V1__METHOD__CONFIRM, 1), 0);
+	cr_assert_eq(drive(SETTLE__V1__METHOD__CONFIRM, 1), 0);
+	usleep(800 * 1000);
+	/* The rows are gone, so the repeat is a first call again, and the
+	 * bank finds no reservation to confirm: the danger a retention
+	 * shorter than the coordinator's horizon would bring. */
+	cr_expect_eq(drive(SETTLE__V1__METHOD__CONFIRM, 1), SETTLE_EFAILURE);
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":990,"),
+			   "%s", out);
+	fake_server_stop(&fc);
 }
