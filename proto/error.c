@@ -9,8 +9,8 @@ const char *settle_strerror(int err)
 	if (err == 0)
 		return "ok";
 	switch (err) {
-#define SETTLE__ERR_TEXT(name, value, wire, text)                             \
-	case (value):                                                         \
+#define SETTLE__ERR_TEXT(name, value, wire, text)                              \
+	case (value):                                                          \
 		return text;
 		SETTLE_ERRNO_MAP(SETTLE__ERR_TEXT)
 #undef SETTLE__ERR_TEXT
@@ -23,8 +23,8 @@ const char *settle_errname(int err)
 	if (err == 0)
 		return "OK";
 	switch (err) {
-#define SETTLE__ERR_NAME(name, value, wire, text)                             \
-	case (value):                                                         \
+#define SETTLE__ERR_NAME(name, value, wire, text)                              \
+	case (value):                                                          \
 		return #name;
 		SETTLE_ERRNO_MAP(SETTLE__ERR_NAME)
 #undef SETTLE__ERR_NAME
@@ -37,8 +37,8 @@ int settle_err_to_wire(int err)
 	if (err == 0)
 		return 0;
 	switch (err) {
-#define SETTLE__ERR_WIRE(name, value, wire, text)                             \
-	case (value):                                                         \
+#define SETTLE__ERR_WIRE(name, value, wire, text)                              \
+	case (value):                                                          \
 		return (wire);
 		SETTLE_ERRNO_MAP(SETTLE__ERR_WIRE)
 #undef SETTLE__ERR_WIRE

@@ -13,28 +13,28 @@
 #include <stddef.h>
 
 /* X(name, value, wire code, text) */
-#define SETTLE_ERRNO_MAP(X)                                                   \
-	X(INVAL, -1, 1, "invalid argument")                                   \
-	X(NOTFOUND, -2, 2, "not found")                                       \
-	X(STATE, -3, 3, "wrong state")                                        \
-	X(NOTLEADER, -4, 4, "not the leader")                                 \
-	X(UNAVAIL, -5, 5, "unavailable")                                      \
-	X(TIMEOUT, -6, 6, "timed out")                                        \
-	X(INTERNAL, -7, 7, "internal error")                                  \
-	X(NOMETHOD, -8, 8, "unknown method")                                  \
-	X(TOOBIG, -9, 9, "too large")                                         \
-	X(EXISTS, -10, 10, "already exists")                                  \
-	X(FAILURE, -11, 11, "business failure")                               \
-	X(RETRY, -12, 12, "transient failure, retry")                         \
-	X(REFUSED, -13, 13, "refused")                                        \
-	X(NOMEM, -100, 7, "out of memory")                                    \
-	X(IO, -101, 7, "I/O error")                                           \
-	X(PROTO, -102, 1, "protocol error")                                   \
-	X(CLOSED, -103, 5, "connection closed")                               \
-	X(STORE, -104, 7, "storage error")                                    \
-	X(RAFT, -105, 5, "raft error")                                        \
-	X(CONNECT, -106, 5, "connection failed")                              \
-	X(CANCELED, -107, 5, "canceled")                                      \
+#define SETTLE_ERRNO_MAP(X)                                                    \
+	X(INVAL, -1, 1, "invalid argument")                                    \
+	X(NOTFOUND, -2, 2, "not found")                                        \
+	X(STATE, -3, 3, "wrong state")                                         \
+	X(NOTLEADER, -4, 4, "not the leader")                                  \
+	X(UNAVAIL, -5, 5, "unavailable")                                       \
+	X(TIMEOUT, -6, 6, "timed out")                                         \
+	X(INTERNAL, -7, 7, "internal error")                                   \
+	X(NOMETHOD, -8, 8, "unknown method")                                   \
+	X(TOOBIG, -9, 9, "too large")                                          \
+	X(EXISTS, -10, 10, "already exists")                                   \
+	X(FAILURE, -11, 11, "business failure")                                \
+	X(RETRY, -12, 12, "transient failure, retry")                          \
+	X(REFUSED, -13, 13, "refused")                                         \
+	X(NOMEM, -100, 7, "out of memory")                                     \
+	X(IO, -101, 7, "I/O error")                                            \
+	X(PROTO, -102, 1, "protocol error")                                    \
+	X(CLOSED, -103, 5, "connection closed")                                \
+	X(STORE, -104, 7, "storage error")                                     \
+	X(RAFT, -105, 5, "raft error")                                         \
+	X(CONNECT, -106, 5, "connection failed")                               \
+	X(CANCELED, -107, 5, "canceled")                                       \
 	X(FULL, -108, 5, "storage full")
 
 enum {

@@ -23,10 +23,10 @@ void settle_log_init(const char *program);
 void settle_log(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define settle_tracef(component, ...)                                         \
-	do {                                                                  \
-		if (settle_trace_on)                                          \
-			settle_log(SETTLE_LOG_DEBUG, component, __VA_ARGS__); \
+#define settle_tracef(component, ...)                                          \
+	do {                                                                   \
+		if (settle_trace_on)                                           \
+			settle_log(SETTLE_LOG_DEBUG, component, __VA_ARGS__);  \
 	} while (0)
 
 /* Wall clock in unix milliseconds. */

@@ -25,12 +25,12 @@
 #define RPC_DEFAULT_MAX_FRAME (4u * 1024u * 1024u)
 
 struct rpc_opts {
-	uint32_t max_frame;     /* 0: RPC_DEFAULT_MAX_FRAME */
-	uint32_t max_inflight;  /* server: calls in flight per connection before
+	uint32_t max_frame;	/* 0: RPC_DEFAULT_MAX_FRAME */
+	uint32_t max_inflight;	/* server: calls in flight per connection before
 				   reading pauses; 0: 1024 */
 	uint32_t idle_close_ms; /* server: close a connection idle this long;
 				   0: never */
-	uint32_t max_queued;    /* server: reply bytes queued to one connection
+	uint32_t max_queued;	/* server: reply bytes queued to one connection
 				   before it is dropped as not reading;
 				   0: 64 MiB */
 };
@@ -105,8 +105,7 @@ int rpc_server_port(const struct rpc_server *s);
  * closed, then the server is freed. Calls still unanswered stay valid until
  * answered. If rpc_server_start fails after creating handles, the loop
  * must still run once to release them. */
-void rpc_server_close(struct rpc_server *s, void (*cb)(void *data),
-		      void *data);
+void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data);
 
 int rpc_call_method(const struct rpc_call *call);
 uint64_t rpc_call_id(const struct rpc_call *call);

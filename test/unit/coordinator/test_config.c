@@ -20,8 +20,8 @@ Test(config, minimal_single_node_bootstraps_itself)
 	struct coord_config cfg;
 	char err[512];
 
-	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "/tmp/x",
-			   "--listen", "127.0.0.1:7400", "--raft",
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data",
+			   "/tmp/x", "--listen", "127.0.0.1:7400", "--raft",
 			   "127.0.0.1:7401"),
 		     0, "%s", err);
 	cr_expect_eq(cfg.id, 1);

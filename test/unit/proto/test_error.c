@@ -8,7 +8,7 @@
 Test(error, every_code_has_text_name_and_wire_code)
 {
 #define CHECK(name, value, wire, text)                                         \
-	cr_expect_str_eq(settle_strerror(value), text);                       \
+	cr_expect_str_eq(settle_strerror(value), text);                        \
 	cr_expect_str_eq(settle_errname(value), #name);                        \
 	cr_expect_eq(settle_err_to_wire(value), wire);
 	SETTLE_ERRNO_MAP(CHECK)
@@ -20,7 +20,8 @@ Test(error, every_code_has_text_name_and_wire_code)
 Test(error, wire_codes_round_trip)
 {
 	for (int code = 1; code <= 13; code++)
-		cr_expect_eq(settle_err_to_wire(settle_err_from_wire(code)), code);
+		cr_expect_eq(settle_err_to_wire(settle_err_from_wire(code)),
+			     code);
 	cr_expect_eq(settle_err_from_wire(0), 0);
 	cr_expect_eq(settle_err_from_wire(99), SETTLE_EINTERNAL);
 }
@@ -29,7 +30,8 @@ Test(error, boundary_mappings)
 {
 	cr_expect_eq(settle_err_from_mdb(MDB_NOTFOUND), SETTLE_ENOTFOUND);
 	cr_expect_eq(settle_err_from_mdb(MDB_MAP_FULL), SETTLE_EFULL);
-	cr_expect_eq(settle_err_from_raft(RAFT_LEADERSHIPLOST), SETTLE_ENOTLEADER);
+	cr_expect_eq(settle_err_from_raft(RAFT_LEADERSHIPLOST),
+		     SETTLE_ENOTLEADER);
 	cr_expect_eq(settle_err_from_uv(UV_ECONNREFUSED), SETTLE_ECONNECT);
 	cr_expect_eq(settle_err_from_uv(UV_EOF), SETTLE_ECLOSED);
 }
