@@ -36,6 +36,10 @@ static void assert_books(const struct it_bank *a, const struct it_bank *b,
 	cr_assert_eq(x.balance + y.balance, 1500, "money not conserved");
 }
 
+/* settle-transfer waits for phase two by default; these tests kill the
+ * coordinator in the middle of it. */
+static const char *const no_wait[] = {"--wait-ms", "0", NULL};
+
 /* (a) The commit decision is durable; phase two has barely started. */
 Test(crash, kill_after_decision_before_phase_two_ends)
 {
@@ -53,8 +57,8 @@ Test(crash, kill_after_decision_before_phase_two_ends)
 	/* --wait-ms 0: settle-transfer returns once the decision is
 	 * durable, before any Confirm has finished. */
 	for (i = 0; i < 3; i++)
-		cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100, NULL,
-					 gids[i], sizeof(gids[i])),
+		cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100,
+					 no_wait, gids[i], sizeof(gids[i])),
 			     0);
 	it_kill(n.proc);
 	/* At most one Confirm per bank can have finished by now. */
@@ -85,7 +89,7 @@ Test(crash, kill_between_branch_confirmations)
 	    &b, "bank-b", "bob=500",
 	    (const char *const[]){"--confirm-delay-ms", "2000", NULL});
 
-	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100, NULL, gid,
+	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100, no_wait, gid,
 				 sizeof(gid)),
 		     0);
 	/* Kill once alice's side is confirmed and bob's is not. */
