@@ -241,8 +241,11 @@ static void propose_for(struct coord *c, struct rpc_call *call, int method,
 
 	if (cmd->time_ms == 0)
 		cmd->time_ms = settle_now_ms();
-	if (wal_command_validate(cmd, msg, sizeof msg) != 0) {
-		fail(c, call, SETTLE_EINVAL, msg);
+	/* INVALID_ARGUMENT or TOO_LARGE (a payload over 1 MiB, a reason
+	 * over 1 KiB), as validation says: PROTOCOL.md promises both. */
+	rv = wal_command_validate(cmd, msg, sizeof msg);
+	if (rv != 0) {
+		fail(c, call, rv, msg);
 		return;
 	}
 	p = calloc(1, sizeof *p);
