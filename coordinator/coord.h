@@ -56,7 +56,9 @@ struct coord {
 
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	uv_timer_t tick; /* leadership watch and driver heartbeat */
+	uv_timer_t tick;      /* leadership watch and driver heartbeat */
+	uv_timer_t drain;     /* stopping: waits for raft's writes to end */
+	uint64_t drain_until; /* monotonic ms: close raft anyway after this */
 
 	bool leader;    /* last state seen by the tick */
 	bool closing;
@@ -73,7 +75,9 @@ struct coord {
  */
 int coord_start(struct coord *c, uv_loop_t *loop);
 
-/* Begin a clean stop; the loop ends once every handle is closed. */
+/* Begin a clean stop: stop serving, let raft finish the writes it has in
+ * flight (bounded), then close raft; the loop ends once every handle is
+ * closed. */
 void coord_stop(struct coord *c, int exit_code);
 
 /* Release what remains after the loop ended. */

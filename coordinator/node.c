@@ -14,7 +14,9 @@
 #include "error.h"
 #include "log.h"
 
-#define TICK_MS 50
+#define TICK_MS	      50
+#define DRAIN_POLL_MS 5
+#define DRAIN_MAX_MS  3000
 
 static int make_dir(const char *path, char *errmsg, size_t len)
 {
@@ -309,6 +311,38 @@ static void on_signal(uv_signal_t *s, int signum)
 	coord_stop(c, 0);
 }
 
+/*
+ * raft 0.15 corrupts its in-memory log when raft_close() cancels two or more
+ * appends still being written: each cancelled append truncates the log from
+ * its own index, so the second one frees entries the first already freed
+ * (upstream issue #338, fixed in 0.17). Under load SIGTERM hit this nearly
+ * every time (double free or SEGV inside libraft). So raft is closed only
+ * once every entry is on disk, every proposal has its answer and no
+ * snapshot is being written; nothing new is proposed meanwhile (closing is
+ * set, the server and the driver are stopped). A disk that hangs longer
+ * than DRAIN_MAX_MS gets the old behaviour, with a warning.
+ */
+static bool raft_drained(struct coord *c)
+{
+	return c->raft.last_stored >= raft_last_index(&c->raft) &&
+	       c->proposals == 0 && !c->snap.busy;
+}
+
+static void drain_cb(uv_timer_t *t)
+{
+	struct coord *c = t->data;
+
+	if (!raft_drained(c)) {
+		if (settle_mono_ms() < c->drain_until)
+			return;
+		settle_log(SETTLE_LOG_WARN, "node",
+			   "closing raft with writes still in flight");
+	}
+	uv_close((uv_handle_t *)&c->drain, NULL);
+	coord_driver_close(c);
+	raft_close(&c->raft, raft_closed);
+}
+
 void coord_stop(struct coord *c, int exit_code)
 {
 	if (c->closing)
@@ -316,7 +350,9 @@ void coord_stop(struct coord *c, int exit_code)
 	c->closing = true;
 	c->exit_code = exit_code;
 	coord_waiters_flush(c, SETTLE_EUNAVAIL);
-	coord_driver_close(c);
+	/* Stop calling participants now; the driver itself is freed only
+	 * once raft has answered its last proposals (drain_cb). */
+	coord_driver_set_leader(c, false);
 	if (c->server != NULL) {
 		rpc_server_close(c->server, NULL, NULL);
 		c->server = NULL;
@@ -324,8 +360,14 @@ void coord_stop(struct coord *c, int exit_code)
 	uv_close((uv_handle_t *)&c->tick, NULL);
 	uv_close((uv_handle_t *)&c->sigterm, NULL);
 	uv_close((uv_handle_t *)&c->sigint, NULL);
-	if (c->raft_started)
-		raft_close(&c->raft, raft_closed);
+	if (!c->raft_started) {
+		coord_driver_close(c);
+		return;
+	}
+	c->drain_until = settle_mono_ms() + DRAIN_MAX_MS;
+	uv_timer_init(c->loop, &c->drain);
+	c->drain.data = c;
+	uv_timer_start(&c->drain, drain_cb, 0, DRAIN_POLL_MS);
 }
 
 void coord_close(struct coord *c)
