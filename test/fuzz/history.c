@@ -1,0 +1,235 @@
+/*
+ * history.c — the transaction history shared by the store-facing targets.
+ */
+#include <raft.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "history.h"
+#include "wal/entry.h"
+
+#define HISTORY_MAX 64
+
+static struct {
+	uint8_t *buf;
+	size_t len;
+} entries[HISTORY_MAX];
+static size_t n_entries;
+/* Directories of the open stores, removed when they are closed. */
+static struct {
+	struct store *s;
+	char dir[128];
+} open_stores[4];
+static int next_id;
+static uint64_t clock_ms = 1700000000000ull;
+
+static void add(Settle__V1__Command *c)
+{
+	uint8_t id[16];
+
+	FUZZ_CHECK(n_entries < HISTORY_MAX, "history too long");
+	memset(id, 0x5a, sizeof(id));
+	next_id++;
+	memcpy(id, &next_id, sizeof(next_id));
+	c->cmd_id.data = id;
+	c->cmd_id.len = sizeof(id);
+	clock_ms += 10;
+	c->time_ms = clock_ms;
+	FUZZ_CHECK(wal_entry_encode(c, &entries[n_entries].buf,
+				    &entries[n_entries].len) == 0,
+		   "history entry encode");
+	n_entries++;
+}
+
+static void begin(const char *gid, uint64_t timeout)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBegin op = SETTLE__V1__CMD_BEGIN__INIT;
+
+	op.gid = (char *)gid;
+	op.deadline_ms = clock_ms + timeout;
+	op.mode = SETTLE__V1__TX_MODE__TCC;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &op;
+	add(&c);
+}
+
+static void reg(const char *gid, const char *endpoint, const char *payload)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRegister op = SETTLE__V1__CMD_REGISTER__INIT;
+
+	op.gid = (char *)gid;
+	op.endpoint = (char *)endpoint;
+	op.resource = "accounts";
+	op.payload.data = (uint8_t *)payload;
+	op.payload.len = strlen(payload);
+	c.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
+	c.register_ = &op;
+	add(&c);
+}
+
+static void decide(const char *gid, int decision, int timeout)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdDecide op = SETTLE__V1__CMD_DECIDE__INIT;
+
+	op.gid = (char *)gid;
+	op.decision = decision;
+	op.reason = timeout ? "deadline" : "client";
+	op.timeout = timeout;
+	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	c.decide = &op;
+	add(&c);
+}
+
+static void result(const char *gid, uint32_t branch, int phase, int outcome,
+		   const char *error)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBranchResult op = SETTLE__V1__CMD_BRANCH_RESULT__INIT;
+
+	op.gid = (char *)gid;
+	op.branch_id = branch;
+	op.phase = phase;
+	op.outcome = outcome;
+	op.error = (char *)error;
+	op.attempt = 1;
+	op.next_retry_ms =
+	    outcome == SETTLE__V1__OUTCOME__OUTCOME_RETRY ? clock_ms + 500 : 0;
+	c.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
+	c.branch_result = &op;
+	add(&c);
+}
+
+static void gc(uint64_t before, uint32_t limit)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdGc op = SETTLE__V1__CMD_GC__INIT;
+
+	op.finished_before_ms = before;
+	op.limit = limit;
+	c.op_case = SETTLE__V1__COMMAND__OP_GC;
+	c.gc = &op;
+	add(&c);
+}
+
+static void build(void)
+{
+	const int commit = SETTLE__V1__DECISION__DECIDE_COMMIT;
+	const int rollback = SETTLE__V1__DECISION__DECIDE_ROLLBACK;
+	const int confirming = SETTLE__V1__BRANCH_STATE__CONFIRMING;
+	const int cancelling = SETTLE__V1__BRANCH_STATE__CANCELLING;
+	const int ok = SETTLE__V1__OUTCOME__OUTCOME_OK;
+
+	if (n_entries > 0)
+		return;
+	begin("t-committed", 60000);
+	reg("t-committed", "127.0.0.1:7101", "account=alice;amount=-100");
+	reg("t-committed", "127.0.0.1:7102", "account=bob;amount=100");
+	decide("t-committed", commit, 0);
+	result("t-committed", 1, confirming, ok, "");
+	result("t-committed", 2, confirming, ok, "");
+
+	begin("t-rolledback", 60000);
+	reg("t-rolledback", "[::1]:7101", "account=carol;amount=-5");
+	decide("t-rolledback", rollback, 0);
+	result("t-rolledback", 1, cancelling, ok, "");
+
+	begin("t-active", 30000);
+	reg("t-active", "bank.example:7101", "account=dave;amount=7");
+
+	begin("t-committing", 60000);
+	reg("t-committing", "127.0.0.1:7101", "account=erin;amount=-1");
+	reg("t-committing", "127.0.0.1:7102", "account=frank;amount=1");
+	decide("t-committing", commit, 0);
+	result("t-committing", 1, confirming,
+	       SETTLE__V1__OUTCOME__OUTCOME_RETRY, "connection refused");
+	result("t-committing", 2, confirming,
+	       SETTLE__V1__OUTCOME__OUTCOME_FAILURE, "no reservation");
+
+	begin("t-deadline", 5);
+	decide("t-deadline", rollback, 1);
+
+	/* A rejected command: its result is stored too. */
+	decide("t-unknown", commit, 0);
+	gc(1, 10);
+}
+
+size_t history_count(void)
+{
+	build();
+	return n_entries;
+}
+
+const uint8_t *history_entry(size_t i, size_t *len)
+{
+	build();
+	*len = entries[i].len;
+	return entries[i].buf;
+}
+
+struct store *history_store(size_t mapsize, struct fsm *f)
+{
+	struct store_opts opts = {.mapsize =
+				      mapsize != 0 ? mapsize : (64u << 20)};
+	struct fsm local;
+	struct store *s;
+	char dir[128];
+	char err[256];
+
+	build();
+	if (f == NULL)
+		f = &local;
+	fuzz_tempdir(dir, sizeof(dir));
+	FUZZ_CHECK(store_open(dir, &opts, &s, err, sizeof(err)) == 0,
+		   "store_open: %s", err);
+	FUZZ_CHECK(fsm_init(f, s) == 0, "fsm_init");
+	for (size_t i = 0; i < n_entries; i++) {
+		Settle__V1__CmdResult *r = NULL;
+		FUZZ_CHECK(fsm_apply(f, i + 1, entries[i].buf, entries[i].len,
+				     &r) == 0,
+			   "history apply %zu: %s", i, f->errmsg);
+		settle__v1__cmd_result__free_unpacked(r, NULL);
+	}
+	if (f == &local)
+		fsm_close(f);
+	for (size_t i = 0; i < 4; i++) {
+		if (open_stores[i].s == NULL) {
+			open_stores[i].s = s;
+			memcpy(open_stores[i].dir, dir, sizeof(dir));
+			break;
+		}
+	}
+	return s;
+}
+
+const char *history_store_dir(const struct store *s)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (open_stores[i].s == s)
+			return open_stores[i].dir;
+	return NULL;
+}
+
+/* After a close and open of the same directory. */
+void history_store_reopened(struct store *old, struct store *s)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (open_stores[i].s == old)
+			open_stores[i].s = s;
+}
+
+void history_store_close(struct store *s, struct fsm *f)
+{
+	if (f != NULL)
+		fsm_close(f);
+	store_close(s);
+	for (size_t i = 0; i < 4; i++) {
+		if (open_stores[i].s == s) {
+			fuzz_tempdir_remove(open_stores[i].dir);
+			open_stores[i].s = NULL;
+		}
+	}
+}
