@@ -44,8 +44,8 @@ _Noreturn void fuzz_fail(const char *fmt, ...)
 /*
  * A known weakness, already reported, that must not stop the run: the
  * first time each fmt is seen, print it with "finding:" and save the
- * input to $FUZZ_ARTIFACTS (default .)/finding-NAME.bin (fuzz_input_name). With FUZZ_STRICT=1
- * in the environment it is fuzz_fail() instead.
+ * input to $FUZZ_ARTIFACTS (default .)/finding-NAME.bin (fuzz_input_name). With
+ * FUZZ_STRICT=1 in the environment it is fuzz_fail() instead.
  */
 void fuzz_finding(const uint8_t *input, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
