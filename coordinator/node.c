@@ -438,8 +438,19 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		goto err_after_raft;
 	rv = raft_start(&c->raft);
 	if (rv != 0) {
-		snprintf(c->errmsg, sizeof c->errmsg, "raft start: %s",
-			 raft_errmsg(&c->raft));
+		/* raft 0.15 leaves its errmsg empty when io->start fails:
+		 * the reason is with the io or, for a raft port that is
+		 * taken, with the transport. */
+		const char *why = raft_errmsg(&c->raft);
+
+		if (why[0] == '\0')
+			why = c->io.errmsg;
+		if (why[0] == '\0')
+			why = c->transport.errmsg;
+		if (why[0] == '\0')
+			why = raft_strerror(rv);
+		snprintf(c->errmsg, sizeof c->errmsg, "raft start on %s: %s",
+			 c->cfg.raft, why);
 		rv = settle_err_from_raft(rv);
 		goto err_after_raft;
 	}
