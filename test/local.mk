@@ -7,4 +7,32 @@ test_unit_test_error_SOURCES = test/unit/proto/test_error.c
 test_unit_test_error_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_error_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_error
+
+# The coordinator's guarantees against real settled processes: raw frames
+# (coord_util) plus the shared harness and TCC helpers.
+COORD_IT = test/integration/harness.c test/integration/harness.h \
+	test/integration/tcc_util.c test/integration/tcc_util.h \
+	test/integration/coord_util.c test/integration/coord_util.h
+COORD_IT_LIBS = client/libsettle.la $(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
+
+check_PROGRAMS += test/integration/test_coord_once
+test_integration_test_coord_once_SOURCES = \
+	test/integration/test_coord_once.c $(COORD_IT)
+test_integration_test_coord_once_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_coord_once_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_coord_once
+
+check_PROGRAMS += test/integration/test_coord_wait
+test_integration_test_coord_wait_SOURCES = \
+	test/integration/test_coord_wait.c $(COORD_IT)
+test_integration_test_coord_wait_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_coord_wait_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_coord_wait
+
+check_PROGRAMS += test/integration/test_coord_restart
+test_integration_test_coord_restart_SOURCES = \
+	test/integration/test_coord_restart.c $(COORD_IT)
+test_integration_test_coord_restart_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_coord_restart_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_coord_restart
 endif

@@ -1,0 +1,320 @@
+/*
+ * Durability across restarts of a real settled: a SIGTERM under load stops
+ * it cleanly (exit 0, no sanitizer report) and a restart on the same data
+ * finds every transaction with its history; a SIGKILL in the middle of
+ * concurrent begins and commits loses nothing that was acknowledged.
+ *
+ * Snapshots are made frequent (--snapshot-threshold) so that restarts also
+ * go through snapshot restore and log replay.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord_util.h"
+#include "harness.h"
+#include "tcc_util.h"
+
+TestSuite(coord_restart, .init = cu_setup, .fini = it_teardown, .timeout = 90);
+
+static const char *const node_args[] = {"--snapshot-threshold", "64",
+					"--snapshot-trailing", "16", NULL};
+
+/* ---- Load from several threads ------------------------------------------ */
+
+#define MAX_THREADS 8
+#define PER_THREAD  50
+
+enum { NONE, BEGUN, COMMITTED };
+
+struct load {
+	const char *endpoint;
+	char prefix[16];
+	int thread;
+	int acked[PER_THREAD]; /* NONE, BEGUN or COMMITTED, as answered */
+	atomic_int *commits;   /* shared count of acknowledged commits */
+};
+
+/* One request; 0 and the decoded answer, or -1 (connection broke or the
+ * node answered an error). No Criterion assertion here: this runs off the
+ * test's main thread. */
+static int load_call(struct cu_conn *c, int method, const ProtobufCMessage *m,
+		     const ProtobufCMessageDescriptor *d, void **out)
+{
+	struct cu_reply r;
+	int ok;
+
+	if (cu_call(c, method, m, &r) != 0)
+		return -1;
+	ok = r.code == 0;
+	if (ok && out != NULL) {
+		*out = protobuf_c_message_unpack(d, NULL, r.len, r.body);
+		ok = *out != NULL;
+	}
+	cu_reply_free(&r);
+	return ok ? 0 : -1;
+}
+
+static void *load_run(void *arg)
+{
+	struct load *l = arg;
+	struct cu_conn c;
+
+	cu_connect(&c, l->endpoint, 5000);
+	for (int i = 0; i < PER_THREAD; i++) {
+		Settle__V1__BeginRequest b = SETTLE__V1__BEGIN_REQUEST__INIT;
+		Settle__V1__CommitRequest cm = SETTLE__V1__COMMIT_REQUEST__INIT;
+		Settle__V1__DecisionResponse *dr = NULL;
+		uint8_t id[16];
+		char gid[64];
+
+		snprintf(gid, sizeof(gid), "%s%d-%d", l->prefix, l->thread, i);
+		if (settle_cmd_id(id) != 0)
+			break;
+		b.cmd_id.data = id;
+		b.cmd_id.len = 16;
+		b.gid = gid;
+		b.timeout_ms = 600000;
+		if (load_call(&c, SETTLE__V1__METHOD__BEGIN, &b.base, NULL,
+			      NULL) != 0)
+			break;
+		l->acked[i] = BEGUN;
+		if (settle_cmd_id(id) != 0)
+			break;
+		cm.cmd_id.data = id;
+		cm.cmd_id.len = 16;
+		cm.gid = gid;
+		if (load_call(&c, SETTLE__V1__METHOD__COMMIT, &cm.base,
+			      &settle__v1__decision_response__descriptor,
+			      (void **)&dr) != 0)
+			break;
+		if (dr->state == SETTLE__V1__TX_STATE__COMMITTED) {
+			l->acked[i] = COMMITTED;
+			atomic_fetch_add(l->commits, 1);
+		}
+		settle__v1__decision_response__free_unpacked(dr, NULL);
+	}
+	cu_close(&c);
+	return NULL;
+}
+
+static void load_start(struct load *l, pthread_t *th, int threads,
+		       const char *endpoint, const char *prefix,
+		       atomic_int *commits)
+{
+	for (int t = 0; t < threads; t++) {
+		memset(&l[t], 0, sizeof(l[t]));
+		l[t].endpoint = endpoint;
+		snprintf(l[t].prefix, sizeof(l[t].prefix), "%s", prefix);
+		l[t].thread = t;
+		l[t].commits = commits;
+		cr_assert_eq(pthread_create(&th[t], NULL, load_run, &l[t]), 0);
+	}
+}
+
+static void load_join(pthread_t *th, int threads)
+{
+	for (int t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+}
+
+static void wait_commits(atomic_int *commits, int want, int timeout_ms)
+{
+	for (int waited = 0; atomic_load(commits) < want; waited++) {
+		cr_assert_lt(waited, timeout_ms, "only %d commits in %d ms",
+			     atomic_load(commits), timeout_ms);
+		tu_sleep_ms(1);
+	}
+}
+
+/* Every acknowledged Begin exists, every acknowledged Commit is
+ * COMMITTED; returns how many were acknowledged. */
+static int check_acked(struct cu_conn *c, const struct load *l, int threads)
+{
+	int acked = 0;
+
+	for (int t = 0; t < threads; t++) {
+		for (int i = 0; i < PER_THREAD; i++) {
+			Settle__V1__TxInfo *tx = NULL;
+			char gid[64];
+			int code;
+
+			snprintf(gid, sizeof(gid), "%s%d-%d", l[t].prefix, t,
+				 i);
+			code = cu_query(c, gid, &tx);
+			if (l[t].acked[i] == NONE) {
+				/* Unanswered: it may or may not exist. */
+				cr_assert(code == 0 ||
+					      code ==
+						  SETTLE__V1__CODE__NOT_FOUND,
+					  "%s: code %d", gid, code);
+			} else {
+				acked++;
+				cr_assert_eq(code, 0,
+					     "%s: acknowledged Begin lost "
+					     "(code %d)",
+					     gid, code);
+				cr_assert_eq(cu_events(tx, "begin"), 1);
+			}
+			if (l[t].acked[i] == COMMITTED)
+				cr_assert_eq(tx->state,
+					     SETTLE__V1__TX_STATE__COMMITTED,
+					     "%s: acknowledged Commit lost, "
+					     "state %d",
+					     gid, tx->state);
+			if (tx != NULL)
+				settle_tx_info_free(tx);
+		}
+	}
+	return acked;
+}
+
+/* ---- Tests ----------------------------------------------------------------
+ */
+
+struct seen {
+	char gid[SETTLE_GID_BUFSIZE];
+	int state;
+	size_t events;
+	char kinds[256];
+};
+
+static void remember(struct cu_conn *c, struct seen *s, const char *gid)
+{
+	Settle__V1__TxInfo *tx;
+
+	snprintf(s->gid, sizeof(s->gid), "%s", gid);
+	cr_assert_eq(cu_query(c, gid, &tx), 0);
+	s->state = (int)tx->state;
+	s->events = tx->n_history;
+	s->kinds[0] = '\0';
+	for (size_t i = 0; i < tx->n_history; i++)
+		snprintf(s->kinds + strlen(s->kinds),
+			 sizeof(s->kinds) - strlen(s->kinds), "%s/%u ",
+			 tx->history[i]->kind, tx->history[i]->branch_id);
+	settle_tx_info_free(tx);
+}
+
+Test(coord_restart, sigterm_under_load_then_everything_is_back)
+{
+	struct it_node n;
+	struct it_bank a, b;
+	settle_client *sc;
+	struct cu_conn c;
+	struct seen seen[5];
+	struct load l[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	atomic_int commits = 0;
+	char gid[SETTLE_GID_BUFSIZE], report[1024];
+	int state = 0;
+	bool finished = false;
+
+	it_node_start(&n, 1, node_args);
+	it_bank_start(&a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&b, "bank-b", "bob=500", NULL);
+	sc = tu_client(&n);
+	cu_connect(&c, n.endpoint, 5000);
+
+	/* Two transfers committed, one rolled back, one left ACTIVE, and
+	 * one committed whose participant is unreachable (phase two open). */
+	for (int i = 0; i < 2; i++) {
+		tu_begin_and_try(sc, 30000, &a, "alice", &b, "bob", 10, gid);
+		cr_assert_eq(settle_commit(sc, gid, 10000, &state, &finished),
+			     0);
+		cr_assert(finished);
+		remember(&c, &seen[i], gid);
+	}
+	tu_begin_and_try(sc, 30000, &a, "alice", &b, "bob", 10, gid);
+	cr_assert_eq(
+	    settle_rollback(sc, gid, "changed my mind", 10000, &state, NULL),
+	    0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	remember(&c, &seen[2], gid);
+	tu_begin_and_try(sc, 600000, &a, "alice", &b, "bob", 10, gid);
+	remember(&c, &seen[3], gid);
+	{
+		uint8_t id[16];
+
+		cu_cmd_id(id);
+		cr_assert_eq(cu_begin(&c, id, "open-one", 600000, NULL, NULL),
+			     0);
+		cu_cmd_id(id);
+		cr_assert_eq(cu_register(&c, id, "open-one", "127.0.0.1:9", "p",
+					 1, NULL),
+			     0);
+		cu_cmd_id(id);
+		cr_assert_eq(
+		    cu_decide(&c, true, id, "open-one", false, 0, &state, NULL),
+		    0);
+		remember(&c, &seen[4], "open-one");
+	}
+	cu_close(&c);
+	settle_client_close(sc);
+
+	/* SIGTERM while eight threads begin and commit: raft has several
+	 * appends in flight, the case raft 0.15 mishandles at close. */
+	load_start(l, th, MAX_THREADS, n.endpoint, "t", &commits);
+	wait_commits(&commits, 80, 30000);
+	it_stop(n.proc); /* asserts exit status 0 within 10 s */
+	load_join(th, MAX_THREADS);
+	if (cu_log_has_sanitizer_report(n.proc->log, report, sizeof(report))) {
+		it_show_log(n.proc);
+		cr_assert_fail("sanitizer report at stop: %s", report);
+	}
+
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	cu_connect(&c, n.endpoint, 5000);
+	for (int i = 0; i < 5; i++) {
+		struct seen now;
+
+		remember(&c, &now, seen[i].gid);
+		/* The open ones may only have moved on (more attempts). */
+		if (i == 4) {
+			cr_assert_eq(now.state, seen[i].state);
+			cr_assert_geq(now.events, seen[i].events);
+			continue;
+		}
+		cr_assert_eq(now.state, seen[i].state, "%s: state %d, was %d",
+			     seen[i].gid, now.state, seen[i].state);
+		cr_assert_str_eq(now.kinds, seen[i].kinds, "%s: history",
+				 seen[i].gid);
+	}
+	cr_assert_geq(check_acked(&c, l, MAX_THREADS), 80);
+	cu_close(&c);
+
+	/* And the restarted node stops cleanly too. */
+	it_stop(n.proc);
+	cr_assert_not(
+	    cu_log_has_sanitizer_report(n.proc->log, report, sizeof(report)),
+	    "sanitizer report at second stop: %s", report);
+}
+
+Test(coord_restart, sigkill_loses_nothing_acknowledged)
+{
+	struct it_node n;
+	struct cu_conn c;
+	struct load l[4];
+	pthread_t th[4];
+	atomic_int commits = 0;
+	int acked;
+
+	it_node_start(&n, 1, node_args);
+	load_start(l, th, 4, n.endpoint, "k", &commits);
+	/* Kill in the middle: some of the 200 done, requests in flight. */
+	wait_commits(&commits, 60, 30000);
+	it_kill(n.proc);
+	load_join(th, 4);
+	cr_assert_lt(atomic_load(&commits), 4 * PER_THREAD,
+		     "the load finished before the kill: test too slow");
+
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	cu_connect(&c, n.endpoint, 5000);
+	acked = check_acked(&c, l, 4);
+	cr_assert_geq(acked, 60);
+	cu_close(&c);
+}
