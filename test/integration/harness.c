@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -193,8 +194,12 @@ int it_free_port_pair(void)
 	static unsigned seed;
 	int i, p;
 
-	if (seed == 0)
-		seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+	/* From the kernel: pid and clock XORed can be equal for two tests
+	 * started together, which would then race for the same ports. */
+	while (seed == 0)
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = (unsigned)getpid() * 2654435761u ^
+			       (unsigned)mono_ms();
 	/* Random even ports in 20000..59998, away from the ephemeral range
 	 * Linux hands out for outgoing connections (32768..60999 overlaps, so
 	 * check both ports every time). */
@@ -455,7 +460,9 @@ void it_node_wait_leader(struct it_node *n, int timeout_ms)
 		snprintf(last, sizeof(last), "%s%s", out, err);
 		free(out);
 		free(err);
-		if (leader)
+		/* A leader answering while our process is dead is somebody
+		 * else's node on that port. */
+		if (leader && it_alive(n->proc))
 			return;
 		if (!it_alive(n->proc)) {
 			it_show_log(n->proc);
