@@ -87,8 +87,8 @@ static int parse_u64(const char *s, uint64_t *v)
 }
 
 /* "ID=RAFT=CLIENT,ID=RAFT=CLIENT" */
-static int parse_peers(struct coord_config *cfg, const char *arg,
-		       char *errmsg, size_t errmsg_len)
+static int parse_peers(struct coord_config *cfg, const char *arg, char *errmsg,
+		       size_t errmsg_len)
 {
 	char buf[2048];
 	char *save = NULL;
@@ -141,8 +141,7 @@ static int parse_peers(struct coord_config *cfg, const char *arg,
 	return 0;
 }
 
-const char *coord_config_client_of(const struct coord_config *cfg,
-				   uint64_t id)
+const char *coord_config_client_of(const struct coord_config *cfg, uint64_t id)
 {
 	for (unsigned i = 0; i < cfg->n_peers; i++)
 		if (cfg->peers[i].id == id)
@@ -165,13 +164,13 @@ static void defaults(struct coord_config *cfg)
 	cfg->map_size = (size_t)1 << 30;
 }
 
-#define NEED_VALUE()                                                          \
-	do {                                                                  \
-		if (i + 1 >= argc) {                                          \
-			snprintf(errmsg, errmsg_len, "%s needs a value", a);  \
-			return SETTLE_EINVAL;                                 \
-		}                                                             \
-		v = argv[++i];                                                \
+#define NEED_VALUE()                                                           \
+	do {                                                                   \
+		if (i + 1 >= argc) {                                           \
+			snprintf(errmsg, errmsg_len, "%s needs a value", a);   \
+			return SETTLE_EINVAL;                                  \
+		}                                                              \
+		v = argv[++i];                                                 \
 	} while (0)
 
 static int set_duration32(const char *a, const char *v, uint32_t *out,
@@ -213,7 +212,8 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		} else if (strcmp(a, "--data") == 0) {
 			NEED_VALUE();
 			if (strlen(v) >= sizeof cfg->data_dir - 32) {
-				snprintf(errmsg, errmsg_len, "--data: too long");
+				snprintf(errmsg, errmsg_len,
+					 "--data: too long");
 				return SETTLE_EINVAL;
 			}
 			strcpy(cfg->data_dir, v);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define COORD_MAX_PEERS 9
-#define COORD_ADDR_MAX 128
+#define COORD_ADDR_MAX	128
 
 struct coord_peer {
 	uint64_t id;
@@ -22,17 +22,17 @@ struct coord_config {
 	char listen[COORD_ADDR_MAX]; /* client RPC endpoint */
 	char raft[COORD_ADDR_MAX];   /* raft address */
 	struct coord_peer peers[COORD_MAX_PEERS];
-	unsigned n_peers;            /* includes this node */
+	unsigned n_peers;	     /* includes this node */
 	uint32_t default_timeout_ms; /* Begin without a timeout */
 	uint32_t max_timeout_ms;     /* longest timeout a client may ask */
-	uint64_t retention_ms;       /* finished transactions kept this long */
+	uint64_t retention_ms;	     /* finished transactions kept this long */
 	unsigned snapshot_threshold; /* raft entries between snapshots */
 	unsigned snapshot_trailing;  /* raft entries kept after a snapshot */
 	uint32_t call_timeout_ms;    /* one Confirm/Cancel call */
-	uint32_t retry_base_ms;      /* first retry delay */
-	uint32_t retry_max_ms;       /* retry delay cap */
+	uint32_t retry_base_ms;	     /* first retry delay */
+	uint32_t retry_max_ms;	     /* retry delay cap */
 	uint64_t stuck_after_ms;     /* unfinished longer than this is stuck */
-	size_t map_size;             /* LMDB map size */
+	size_t map_size;	     /* LMDB map size */
 };
 
 /*
@@ -51,7 +51,6 @@ const char *coord_config_usage(void);
 int coord_parse_duration(const char *s, uint64_t *ms);
 
 /* The client endpoint of raft node id, or NULL if unknown. */
-const char *coord_config_client_of(const struct coord_config *cfg,
-				   uint64_t id);
+const char *coord_config_client_of(const struct coord_config *cfg, uint64_t id);
 
 #endif /* SETTLE_COORD_CONFIG_H */

@@ -45,8 +45,8 @@ struct coord {
 		bool busy;
 		MDB_txn *txn;
 		uint64_t index;
-		size_t len;           /* bytes of the last snapshot */
-		uint64_t log_bytes;   /* applied since the last snapshot */
+		size_t len;	    /* bytes of the last snapshot */
+		uint64_t log_bytes; /* applied since the last snapshot */
 		uint64_t log_entries;
 	} snap;
 
@@ -60,7 +60,7 @@ struct coord {
 	uv_timer_t drain;     /* stopping: waits for raft's writes to end */
 	uint64_t drain_until; /* monotonic ms: close raft anyway after this */
 
-	bool leader;    /* last state seen by the tick */
+	bool leader; /* last state seen by the tick */
 	bool closing;
 	int exit_code;
 	uint64_t started_ms;

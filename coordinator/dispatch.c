@@ -16,9 +16,9 @@
 #include "wal/entry.h"
 
 #define WAIT_DEFAULT_MS 10000
-#define WAIT_MAX_MS 60000
-#define LIST_DEFAULT 1000
-#define LIST_MAX 10000
+#define WAIT_MAX_MS	60000
+#define LIST_DEFAULT	1000
+#define LIST_MAX	10000
 
 struct coord_waiter {
 	struct coord_waiter *next;
@@ -256,8 +256,9 @@ static void propose_for(struct coord *c, struct rpc_call *call, int method,
 	p->call = call;
 	p->method = method;
 	p->wait = wait;
-	p->wait_ms = wait_ms == 0 ? WAIT_DEFAULT_MS
-				  : (wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+	p->wait_ms = wait_ms == 0
+			 ? WAIT_DEFAULT_MS
+			 : (wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
 	snprintf(p->gid, sizeof p->gid, "%s", gid != NULL ? gid : "");
 	rv = coord_propose(c, cmd, proposed, p);
 	if (rv != 0) {
@@ -304,8 +305,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	}
 	if (!cmd_id_ok(c, call, &req->cmd_id))
 		goto out;
-	timeout = req->timeout_ms != 0 ? req->timeout_ms
-				       : c->cfg.default_timeout_ms;
+	timeout =
+	    req->timeout_ms != 0 ? req->timeout_ms : c->cfg.default_timeout_ms;
 	if (timeout > c->cfg.max_timeout_ms) {
 		char msg[96];
 		snprintf(msg, sizeof msg, "timeout_ms over the limit of %u",
@@ -401,7 +402,8 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		wait = r->wait;
 		wait_ms = r->wait_ms;
 		op.decision = SETTLE__V1__DECISION__DECIDE_ROLLBACK;
-		op.reason = r->reason[0] != '\0' ? r->reason : "client rollback";
+		op.reason =
+		    r->reason[0] != '\0' ? r->reason : "client rollback";
 	}
 	if (cmd_id_ok(c, call, &id)) {
 		op.gid = (char *)gid;
@@ -453,8 +455,8 @@ static void do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	}
 	rv = store_tx_get(c->store, txn, req->gid, &tx);
 	if (rv == 0)
-		rv = store_tx_info(c->store, txn, tx, true, req->history,
-				   &info);
+		rv =
+		    store_tx_info(c->store, txn, tx, true, req->history, &info);
 	store_read_end(txn);
 	if (rv != 0) {
 		fail(c, call, rv,
@@ -514,8 +516,9 @@ static void do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		fail(c, call, SETTLE_EINVAL, "unknown state");
 		goto out;
 	}
-	limit = req->limit == 0 ? LIST_DEFAULT
-				: (req->limit > LIST_MAX ? LIST_MAX : req->limit);
+	limit = req->limit == 0
+		    ? LIST_DEFAULT
+		    : (req->limit > LIST_MAX ? LIST_MAX : req->limit);
 	f.c = c;
 	f.req = req;
 	f.now = settle_now_ms();
@@ -535,8 +538,8 @@ static void do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		rv = store_tx_info(c->store, txn, txs[done], true, false,
 				   &infos[done]);
 		if (rv == 0)
-			infos[done]->stuck = infos[done]->stuck ||
-					     tx_stuck(c, txs[done], f.now);
+			infos[done]->stuck =
+			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
 	}
 	store_read_end(txn);
 	if (rv != 0) {

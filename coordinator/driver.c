@@ -23,10 +23,10 @@
 #include "wal/entry.h"
 
 #define FLIGHT_BUCKETS 4096
-#define SCAN_LIMIT 1024
-#define HOT_MAX 4096
-#define GC_EVERY_MS 5000
-#define GC_LIMIT 1000
+#define SCAN_LIMIT     1024
+#define HOT_MAX	       4096
+#define GC_EVERY_MS    5000
+#define GC_LIMIT       1000
 
 struct flight {
 	struct flight *next;
@@ -41,7 +41,7 @@ struct participant {
 
 struct coord_driver {
 	struct coord *c;
-	bool active;        /* leader, and the barrier of its term applied */
+	bool active; /* leader, and the barrier of its term applied */
 	uint64_t epoch;
 	struct raft_barrier barrier;
 	bool barrier_pending;
@@ -185,8 +185,7 @@ static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt)
 
 /* ---- Acting on one transaction ------------------------------------------- */
 
-static struct op *op_new(struct coord_driver *d, const char *gid,
-			 uint32_t bid)
+static struct op *op_new(struct coord_driver *d, const char *gid, uint32_t bid)
 {
 	struct op *o = calloc(1, sizeof *o);
 
@@ -329,8 +328,8 @@ static void roll_back_expired(struct coord_driver *d,
 	op.timeout = true;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 	cmd.decide = &op;
-	settle_log(SETTLE_LOG_INFO, "driver", "%s: deadline passed, rolling back",
-		   tx->gid);
+	settle_log(SETTLE_LOG_INFO, "driver",
+		   "%s: deadline passed, rolling back", tx->gid);
 	propose_or_release(d, o, &cmd);
 }
 

@@ -41,8 +41,8 @@ int main(int argc, char **argv)
 	coord_close(&c);
 	rv = uv_loop_close(&loop);
 	if (rv != 0)
-		settle_log(SETTLE_LOG_WARN, "node", "loop closed with handles: %s",
-			   uv_strerror(rv));
+		settle_log(SETTLE_LOG_WARN, "node",
+			   "loop closed with handles: %s", uv_strerror(rv));
 	settle_log(SETTLE_LOG_INFO, "node", "stopped");
 	return c.exit_code;
 }

@@ -381,8 +381,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		return rv;
 	rv = fsm_init(&c->fsm, c->store);
 	if (rv != 0) {
-		snprintf(c->errmsg, sizeof c->errmsg, "fsm: %s",
-			 c->fsm.errmsg);
+		snprintf(c->errmsg, sizeof c->errmsg, "fsm: %s", c->fsm.errmsg);
 		goto err_after_store;
 	}
 	c->fsm.on_tx_change = on_tx_change;
