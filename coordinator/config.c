@@ -16,6 +16,7 @@ static const char usage[] =
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
     "               [--snapshot-trailing N] [--map-size MIB]\n"
+    "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "Durations: 1500ms, 30s, 5m, 2h, 7d or bare milliseconds.\n";
@@ -162,6 +163,11 @@ static void defaults(struct coord_config *cfg)
 	cfg->retry_max_ms = 30 * 1000;
 	cfg->stuck_after_ms = 5 * 60 * 1000;
 	cfg->map_size = (size_t)1 << 30;
+	/* A dead leader is replaced within about 1.5 s (timeouts are drawn
+	 * in [t, 2t], plus a pre-vote and a vote round); heartbeats at a
+	 * seventh of it keep a loaded machine from needless elections. */
+	cfg->election_timeout_ms = 700;
+	cfg->heartbeat_ms = 100;
 }
 
 #define NEED_VALUE()                                                           \
@@ -247,6 +253,16 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			if (set_duration32(a, v, &cfg->call_timeout_ms, errmsg,
 					   errmsg_len) != 0)
 				return SETTLE_EINVAL;
+		} else if (strcmp(a, "--election-timeout") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->election_timeout_ms,
+					   errmsg, errmsg_len) != 0)
+				return SETTLE_EINVAL;
+		} else if (strcmp(a, "--heartbeat") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->heartbeat_ms, errmsg,
+					   errmsg_len) != 0)
+				return SETTLE_EINVAL;
 		} else if (strcmp(a, "--retry-base") == 0) {
 			NEED_VALUE();
 			if (set_duration32(a, v, &cfg->retry_base_ms, errmsg,
@@ -307,6 +323,14 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 	    cfg->default_timeout_ms > cfg->max_timeout_ms) {
 		snprintf(errmsg, errmsg_len,
 			 "--default-timeout must be > 0 and <= --max-timeout");
+		return SETTLE_EINVAL;
+	}
+	if (cfg->heartbeat_ms == 0 ||
+	    cfg->election_timeout_ms < 2 * cfg->heartbeat_ms) {
+		snprintf(
+		    errmsg, errmsg_len,
+		    "--election-timeout must be at least twice --heartbeat "
+		    "(and both > 0)");
 		return SETTLE_EINVAL;
 	}
 	if (!have_peers) {

@@ -56,11 +56,20 @@ struct coord {
 
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	uv_timer_t tick;      /* leadership watch and driver heartbeat */
+	uv_prepare_t watch;   /* leadership, checked every loop iteration */
+	uv_timer_t tick;      /* driver heartbeat */
 	uv_timer_t drain;     /* stopping: waits for raft's writes to end */
 	uint64_t drain_until; /* monotonic ms: close raft anyway after this */
 
-	bool leader; /* last state seen by the tick */
+	/* Leadership as the watch last saw it. A leader is *ready* once a
+	 * barrier entry of its own term is committed and applied: only then
+	 * does it answer clients and call participants (see node.c). */
+	bool leader;
+	raft_term leader_term;
+	raft_term ready_term;
+	raft_term barrier_term;
+	struct raft_barrier barrier;
+	bool barrier_pending;
 	bool closing;
 	int exit_code;
 	uint64_t started_ms;
@@ -85,6 +94,10 @@ void coord_close(struct coord *c);
 
 /* Whether this node is the raft leader right now. */
 bool coord_is_leader(struct coord *c);
+
+/* Leader, and the barrier of its current term has been applied: it may
+ * answer clients and act on the outside world. */
+bool coord_is_ready(struct coord *c);
 
 /* Client endpoint of the current leader, "" if unknown. */
 const char *coord_leader_endpoint(struct coord *c);
@@ -123,8 +136,8 @@ void coord_waiters_flush(struct coord *c, int err);
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */
 
 int coord_driver_init(struct coord *c);
-/* Leadership gained or lost: start or stop calling participants. */
-void coord_driver_set_leader(struct coord *c, bool leader);
+/* Ready leader or not: start or stop calling participants. */
+void coord_driver_set_active(struct coord *c, bool active);
 /* A transaction changed: act on it soon if it is due. */
 void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx);
 /* Periodic work: due transactions, deadlines, retries, GC. */

@@ -64,6 +64,13 @@ static bool leader_or_fail(struct coord *c, struct rpc_call *call)
 		fail(c, call, SETTLE_ENOTLEADER, NULL);
 		return false;
 	}
+	if (!coord_is_ready(c)) {
+		/* Elected, but its term's barrier is not applied yet (node.c):
+		 * the state may still hide earlier decisions. */
+		fail(c, call, SETTLE_EUNAVAIL,
+		     "new leader not ready yet; retry");
+		return false;
+	}
 	return true;
 }
 
@@ -216,7 +223,7 @@ static void proposed(struct coord *c, void *data, int err,
 		Settle__V1__TxRecord *tx = NULL;
 
 		if (p->wait && store_tx_get(c->store, NULL, p->gid, &tx) == 0 &&
-		    !is_final(tx->state) && coord_is_leader(c) &&
+		    !is_final(tx->state) && coord_is_ready(c) &&
 		    waiter_add(c, call, p->gid, p->wait_ms) == 0) {
 			settle__v1__tx_record__free_unpacked(tx, NULL);
 			break;

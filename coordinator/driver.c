@@ -43,8 +43,6 @@ struct coord_driver {
 	struct coord *c;
 	bool active; /* leader, and the barrier of its term applied */
 	uint64_t epoch;
-	struct raft_barrier barrier;
-	bool barrier_pending;
 	struct flight *flights[FLIGHT_BUCKETS];
 	size_t n_flights;
 	struct participant *participants;
@@ -482,30 +480,9 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 	kick(d);
 }
 
-static void barrier_cb(struct raft_barrier *req, int status)
-{
-	struct coord_driver *d = req->data;
-
-	d->barrier_pending = false;
-	if (d->c->closing)
-		return;
-	if (status != 0 || !coord_is_leader(d->c)) {
-		settle_log(SETTLE_LOG_WARN, "driver",
-			   "barrier of the new term failed: %s",
-			   raft_strerror(status));
-		return;
-	}
-	/* Everything committed before this term is applied now: plans made
-	 * from LMDB from here on see every earlier decision. */
-	d->active = true;
-	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
-	scan_due(d, settle_now_ms());
-}
-
-void coord_driver_set_leader(struct coord *c, bool leader)
+void coord_driver_set_active(struct coord *c, bool active)
 {
 	struct coord_driver *d = c->driver;
-	int rv;
 
 	if (d == NULL)
 		return;
@@ -515,15 +492,13 @@ void coord_driver_set_leader(struct coord *c, bool leader)
 	flights_clear(d);
 	participants_close(d);
 	d->gc_in_flight = false;
-	if (!leader || d->barrier_pending)
+	if (!active)
 		return;
-	d->barrier.data = d;
-	rv = raft_barrier(&c->raft, &d->barrier, barrier_cb);
-	if (rv == 0)
-		d->barrier_pending = true;
-	else
-		settle_log(SETTLE_LOG_WARN, "driver", "raft_barrier: %s",
-			   raft_strerror(rv));
+	/* The barrier of this term is applied: everything committed before
+	 * it is in LMDB, so plans made from here on see every decision. */
+	d->active = true;
+	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
+	scan_due(d, settle_now_ms());
 }
 
 void coord_driver_tick(struct coord *c)
@@ -531,14 +506,8 @@ void coord_driver_tick(struct coord *c)
 	struct coord_driver *d = c->driver;
 	uint64_t now = settle_now_ms();
 
-	if (d == NULL)
+	if (d == NULL || !d->active)
 		return;
-	if (!d->active) {
-		/* A barrier that failed is retried while we lead. */
-		if (c->leader && !d->barrier_pending && coord_is_leader(c))
-			coord_driver_set_leader(c, true);
-		return;
-	}
 	scan_due(d, now);
 	maybe_gc(d, now);
 }

@@ -223,21 +223,84 @@ const char *coord_leader_endpoint(struct coord *c)
 	return ep != NULL ? ep : "";
 }
 
+bool coord_is_ready(struct coord *c)
+{
+	return coord_is_leader(c) && c->ready_term == c->raft.current_term;
+}
+
+/*
+ * canonical/raft 0.15 lets a new leader commit entries of earlier terms by
+ * counting replicas, and appends no entry of its own term when elected
+ * (raft paper figure 8, fixed upstream in 0.17.1). An entry of the leader's
+ * own term committed by a majority commits everything before it whatever
+ * the counting rule did. So a new leader appends a barrier at once, and
+ * answers no client and calls no participant until that barrier is
+ * applied: nothing outside the cluster can rest on an entry that may later
+ * be overwritten.
+ */
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct coord *c = req->data;
+
+	c->barrier_pending = false;
+	if (c->closing)
+		return;
+	if (status != 0 || !coord_is_leader(c) ||
+	    c->raft.current_term != c->barrier_term) {
+		/* Lost or replaced meanwhile: the watch starts again. */
+		settle_tracef("raft", "barrier of term %llu: %s",
+			      (unsigned long long)c->barrier_term,
+			      status != 0 ? raft_strerror(status) : "stale");
+		return;
+	}
+	c->ready_term = c->barrier_term;
+	settle_log(SETTLE_LOG_INFO, "raft",
+		   "leader of term %llu is ready (barrier at %llu applied)",
+		   (unsigned long long)c->ready_term,
+		   (unsigned long long)raft_last_applied(&c->raft));
+	coord_driver_set_active(c, true);
+}
+
+/* Every loop iteration (uv_prepare, as dqlite does): a node that stops
+ * leading stops answering and calling participants before it does
+ * anything else. */
+static void watch_cb(uv_prepare_t *p)
+{
+	struct coord *c = p->data;
+	bool leader = coord_is_leader(c);
+	raft_term term = c->raft.current_term;
+	int rv;
+
+	if (c->leader && (!leader || term != c->leader_term)) {
+		c->leader = false;
+		settle_log(SETTLE_LOG_INFO, "raft",
+			   "lost leadership of term %llu",
+			   (unsigned long long)c->leader_term);
+		coord_waiters_flush(c, SETTLE_ENOTLEADER);
+		coord_driver_set_active(c, false);
+	}
+	if (leader && !c->leader) {
+		c->leader = true;
+		c->leader_term = term;
+		settle_log(SETTLE_LOG_INFO, "raft",
+			   "elected leader of term %llu",
+			   (unsigned long long)term);
+	}
+	if (leader && c->ready_term != term && !c->barrier_pending) {
+		c->barrier.data = c;
+		c->barrier_term = term;
+		rv = raft_barrier(&c->raft, &c->barrier, barrier_cb);
+		if (rv == 0)
+			c->barrier_pending = true;
+		else
+			settle_log(SETTLE_LOG_WARN, "raft", "barrier: %s",
+				   raft_strerror(rv));
+	}
+}
+
 static void tick_cb(uv_timer_t *t)
 {
-	struct coord *c = t->data;
-	bool leader = coord_is_leader(c);
-
-	if (leader != c->leader) {
-		c->leader = leader;
-		settle_log(SETTLE_LOG_INFO, "raft", "%s leadership (term %llu)",
-			   leader ? "gained" : "lost",
-			   (unsigned long long)c->raft.current_term);
-		if (!leader)
-			coord_waiters_flush(c, SETTLE_ENOTLEADER);
-		coord_driver_set_leader(c, leader);
-	}
-	coord_driver_tick(c);
+	coord_driver_tick(t->data);
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */
@@ -300,12 +363,13 @@ void coord_stop(struct coord *c, int exit_code)
 	coord_waiters_flush(c, SETTLE_EUNAVAIL);
 	/* Stop calling participants now; the driver itself is freed only
 	 * once raft has answered its last proposals (drain_cb). */
-	coord_driver_set_leader(c, false);
+	coord_driver_set_active(c, false);
 	if (c->server != NULL) {
 		rpc_server_close(c->server, NULL, NULL);
 		c->server = NULL;
 	}
 	uv_close((uv_handle_t *)&c->tick, NULL);
+	uv_close((uv_handle_t *)&c->watch, NULL);
 	uv_close((uv_handle_t *)&c->sigterm, NULL);
 	uv_close((uv_handle_t *)&c->sigint, NULL);
 	if (!c->raft_started) {
@@ -430,8 +494,10 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->raft.data = c;
 	raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
 	raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
-	raft_set_election_timeout(&c->raft, 1000);
-	raft_set_heartbeat_timeout(&c->raft, 100);
+	raft_set_election_timeout(&c->raft, c->cfg.election_timeout_ms);
+	raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_ms);
+	/* A node cut off and back does not depose a healthy leader. */
+	raft_set_pre_vote(&c->raft, true);
 	rv = bootstrap(c);
 	if (rv != 0)
 		goto err_after_raft;
@@ -466,6 +532,9 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	if (rv != 0)
 		goto err_after_driver;
 
+	uv_prepare_init(loop, &c->watch);
+	c->watch.data = c;
+	uv_prepare_start(&c->watch, watch_cb);
 	uv_timer_init(loop, &c->tick);
 	c->tick.data = c;
 	uv_timer_start(&c->tick, tick_cb, TICK_MS, TICK_MS);
