@@ -21,3 +21,15 @@ test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_coordinator
 endif
+
+if TESTS_ENABLED
+check_PROGRAMS += test/integration/test_catchup
+test_integration_test_catchup_SOURCES = test/integration/test_catchup.c \
+	test/integration/coord_util.c test/integration/coord_util.h \
+	test/integration/harness.c test/integration/harness.h \
+	test/integration/tcc_util.c test/integration/tcc_util.h
+test_integration_test_catchup_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_catchup_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
+	$(TEST_LIBS)
+TESTS += test/integration/test_catchup
+endif
