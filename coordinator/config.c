@@ -15,10 +15,14 @@ static const char usage[] =
     "               [--retention DURATION] [--stuck-after DURATION]\n"
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
-    "               [--snapshot-trailing N] [--map-size MIB]\n"
+    "               [--snapshot-trailing N] [--map-size MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
+    "--join: join a running cluster instead; start with an empty raft\n"
+    "configuration (never bootstrap) and wait until the leader adds this\n"
+    "node (settlectl cluster add ID RAFTHOST:PORT CLIENTHOST:PORT). --peers,\n"
+    "if given, only tells where the other members serve clients.\n"
     "Durations: 1500ms, 30s, 5m, 2h, 7d or bare milliseconds.\n";
 
 const char *coord_config_usage(void)
@@ -232,6 +236,8 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			strcpy(a[2] == 'l' ? cfg->listen : cfg->raft, v);
+		} else if (strcmp(a, "--join") == 0) {
+			cfg->join = true;
 		} else if (strcmp(a, "--peers") == 0) {
 			NEED_VALUE();
 			rv = parse_peers(cfg, v, errmsg, errmsg_len);
@@ -338,6 +344,14 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		cfg->peers[0].id = cfg->id;
 		strcpy(cfg->peers[0].raft, cfg->raft);
 		strcpy(cfg->peers[0].client, cfg->listen);
+	} else if (coord_config_client_of(cfg, cfg->id) == NULL && cfg->join &&
+		   cfg->n_peers < COORD_MAX_PEERS) {
+		/* A joining node's --peers names the members it joins. */
+		struct coord_peer *p = &cfg->peers[cfg->n_peers++];
+
+		p->id = cfg->id;
+		strcpy(p->raft, cfg->raft);
+		strcpy(p->client, cfg->listen);
 	} else if (coord_config_client_of(cfg, cfg->id) == NULL) {
 		snprintf(errmsg, errmsg_len,
 			 "--peers must include this node (--id %llu)",

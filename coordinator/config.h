@@ -4,6 +4,7 @@
 #ifndef SETTLE_COORD_CONFIG_H
 #define SETTLE_COORD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct coord_config {
 	char data_dir[512];
 	char listen[COORD_ADDR_MAX]; /* client RPC endpoint */
 	char raft[COORD_ADDR_MAX];   /* raft address */
+	bool join; /* --join: never bootstrap, wait to be added */
 	struct coord_peer peers[COORD_MAX_PEERS];
 	unsigned n_peers;	      /* includes this node */
 	uint32_t default_timeout_ms;  /* Begin without a timeout */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"
@@ -641,6 +642,12 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	switch (method) {
 	case SETTLE__V1__METHOD__STATUS:
 		do_status(c, call);
+		return;
+	case SETTLE__V1__METHOD__CLUSTER_ADD:
+	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
+	case SETTLE__V1__METHOD__CLUSTER_TRANSFER:
+	case SETTLE__V1__METHOD__CLUSTER_MEMBERS:
+		coord_admin_dispatch(c, call, method, body, len);
 		return;
 	case SETTLE__V1__METHOD__BEGIN:
 	case SETTLE__V1__METHOD__REGISTER_BRANCH:

@@ -2,6 +2,7 @@
 
 bin_PROGRAMS += coordinator/settled
 coordinator_settled_SOURCES = \
+	coordinator/admin.c coordinator/admin.h \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
 	coordinator/dispatch.c \

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"
@@ -219,7 +220,8 @@ const char *coord_leader_endpoint(struct coord *c)
 	raft_leader(&c->raft, &id, &addr);
 	if (id == 0)
 		return "";
-	ep = coord_config_client_of(&c->cfg, id);
+	/* --peers, else the members table: nodes added later. */
+	ep = coord_admin_client_of(c, id);
 	return ep != NULL ? ep : "";
 }
 
@@ -399,6 +401,14 @@ static int bootstrap(struct coord *c)
 	struct raft_configuration conf;
 	int rv;
 
+	if (c->cfg.join) {
+		/* Empty configuration: the leader's raft_add and its log
+		 * (or a snapshot) bring everything, membership included. */
+		settle_log(SETTLE_LOG_INFO, "raft",
+			   "--join: waiting for the leader to add node %llu",
+			   (unsigned long long)c->cfg.id);
+		return 0;
+	}
 	raft_configuration_init(&conf);
 	for (unsigned i = 0; i < c->cfg.n_peers; i++) {
 		rv = raft_configuration_add(&conf, c->cfg.peers[i].id,

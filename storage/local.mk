@@ -12,7 +12,8 @@ storage_libsettlestore_la_SOURCES = \
 	storage/read.c \
 	storage/write.c \
 	storage/info.c \
-	storage/snapshot.c
+	storage/snapshot.c \
+	storage/members.c
 storage_libsettlestore_la_LIBADD = $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(RAFT_LIBS)
 
 if TESTS_ENABLED

@@ -224,6 +224,8 @@ static const ProtobufCMessageDescriptor *value_type(int db)
 		return &settle__v1__branch_record__descriptor;
 	case STORE_DB_EVENTS:
 		return &settle__v1__event__descriptor;
+	case STORE_DB_MEMBERS:
+		return &settle__v1__member_record__descriptor;
 	}
 	return NULL;
 }

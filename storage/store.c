@@ -13,7 +13,7 @@ const char *const store__db_names[STORE_DB_N] = {
     [STORE_DB_BRANCHES] = "branches", [STORE_DB_EVENTS] = "events",
     [STORE_DB_DUE] = "due",	      [STORE_DB_BY_STATE] = "by_state",
     [STORE_DB_FINISHED] = "finished", [STORE_DB_CMDS] = "cmds",
-    [STORE_DB_CMD_TIME] = "cmd_time",
+    [STORE_DB_CMD_TIME] = "cmd_time", [STORE_DB_MEMBERS] = "members",
 };
 
 static const char meta_applied[] = "applied";

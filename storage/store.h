@@ -18,6 +18,7 @@
  *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
  *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed)
  *   cmd_time  time_ms(u64 BE) cmd_id(16) -> empty (garbage collection order)
+ *   members   node id(u64 BE) -> MemberRecord: endpoints of cluster members
  *
  * Only the FSM (wal/fsm.c) writes transaction state: the store_*_put and
  * store_*_delete functions below exist for it and for tests. Everybody else
@@ -237,6 +238,30 @@ int store_cmd_gc(struct store *s, MDB_txn *txn, uint64_t before_ms,
  * many. */
 int store_tx_gc(struct store *s, MDB_txn *txn, uint64_t before_ms, size_t limit,
 		size_t *deleted);
+
+/* ---- Members (storage/members.c) -----------------------------------------
+ * A directory of the cluster's members (id -> raft address, client
+ * endpoint), written by the FSM from CmdMember so that every node knows
+ * every member's client endpoint. Raft's own configuration says who is a
+ * member; this table only says where to reach them. */
+
+/* Insert or replace the row of m->id (not 0); nothing kept. */
+int store_member_put(struct store *s, MDB_txn *txn,
+		     const Settle__V1__MemberRecord *m);
+
+/* Delete the row of id; SETTLE_ENOTFOUND if there is none. */
+int store_member_delete(struct store *s, MDB_txn *txn, uint64_t id);
+
+/* The row of id, SETTLE_ENOTFOUND if none. *out owned by the caller
+ * (settle__v1__member_record__free_unpacked). txn may be NULL. */
+int store_member_get(struct store *s, MDB_txn *txn, uint64_t id,
+		     Settle__V1__MemberRecord **out);
+
+/* Every row in id order, in a malloc'd array *out of *n (NULL and 0 when
+ * empty); free with store_members_free(). txn may be NULL. */
+int store_members_list(struct store *s, MDB_txn *txn,
+		       Settle__V1__MemberRecord ***out, size_t *n);
+void store_members_free(Settle__V1__MemberRecord **arr, size_t n);
 
 /* ---- Snapshots ----------------------------------------------------------
  *

@@ -21,6 +21,7 @@ enum {
 	STORE_DB_FINISHED,
 	STORE_DB_CMDS,
 	STORE_DB_CMD_TIME,
+	STORE_DB_MEMBERS, /* node id -> MemberRecord (storage/members.c) */
 	STORE_DB_N
 };
 

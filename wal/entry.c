@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "wal/entry.h"
+#include "wal/members.h"
 
 static size_t round8(size_t n)
 {
@@ -229,6 +230,8 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return BAD(SETTLE_EINVAL, "gc limit must be 1..%d",
 				   WAL_GC_LIMIT_MAX);
 		return 0;
+	case SETTLE__V1__COMMAND__OP_MEMBER:
+		return wal_member_validate(cmd->member, errmsg, errmsg_len);
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "wal/entry.h"
 #include "wal/fsm.h"
+#include "wal/members.h"
 #include "wal/sm.h"
 
 struct apply {
@@ -452,6 +453,10 @@ static int dispatch(struct apply *a)
 		return do_branch_result(a, cmd->branch_result);
 	case SETTLE__V1__COMMAND__OP_GC:
 		return do_gc(a, cmd->gc);
+	case SETTLE__V1__COMMAND__OP_MEMBER:
+		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
+					&a->res, a->f->errmsg,
+					sizeof a->f->errmsg);
 	default:
 		/* validate() refuses commands without an op. */
 		return fail(a, SETTLE_EINTERNAL, "unhandled op %d",

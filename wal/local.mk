@@ -7,7 +7,8 @@ noinst_LTLIBRARIES += wal/libsettlewal.la
 wal_libsettlewal_la_SOURCES = \
 	wal/entry.c wal/entry.h \
 	wal/sm.c wal/sm.h \
-	wal/fsm.c wal/fsm.h
+	wal/fsm.c wal/fsm.h \
+	wal/members.c wal/members.h
 wal_libsettlewal_la_LIBADD = $(RAFT_LIBS) $(PROTOBUF_C_LIBS)
 
 if TESTS_ENABLED

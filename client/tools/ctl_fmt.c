@@ -4,6 +4,7 @@
 #include "ctl_fmt.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,4 +617,152 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		table_print(f, &t, "  ");
 		table_free(&t);
 	}
+}
+
+/* ---- cluster membership ------------------------------------------------- */
+
+static const char *const roles[] = {
+    [SETTLE__V1__MEMBER_ROLE__ROLE_VOTER] = "voter",
+    [SETTLE__V1__MEMBER_ROLE__ROLE_STANDBY] = "standby",
+    [SETTLE__V1__MEMBER_ROLE__ROLE_SPARE] = "spare",
+};
+
+int ctl_role_parse(const char *text, Settle__V1__MemberRole *out)
+{
+	for (int r = SETTLE__V1__MEMBER_ROLE__ROLE_VOTER;
+	     r <= SETTLE__V1__MEMBER_ROLE__ROLE_SPARE; r++) {
+		if (text != NULL && strcasecmp(text, roles[r]) == 0) {
+			*out = (Settle__V1__MemberRole)r;
+			return 0;
+		}
+	}
+	return SETTLE_EINVAL;
+}
+
+const char *ctl_role_name(int role)
+{
+	if (role >= SETTLE__V1__MEMBER_ROLE__ROLE_VOTER &&
+	    role <= SETTLE__V1__MEMBER_ROLE__ROLE_SPARE)
+		return roles[role];
+	return "unknown";
+}
+
+int ctl_node_id_parse(const char *text, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (text == NULL || text[0] < '0' || text[0] > '9')
+		return SETTLE_EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0)
+		return SETTLE_EINVAL;
+	*out = v;
+	return 0;
+}
+
+int ctl_address_check(const char *text)
+{
+	const char *port, *c;
+	unsigned long v = 0;
+
+	if (text == NULL || text[0] == '\0' || strlen(text) > 255)
+		return SETTLE_EINVAL;
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (close == NULL || close == text + 1 || close[1] != ':')
+			return SETTLE_EINVAL;
+		for (c = text + 1; c < close; c++)
+			if (!isxdigit((unsigned char)*c) && *c != ':' &&
+			    *c != '.')
+				return SETTLE_EINVAL;
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(text, ':');
+		if (colon == NULL || colon == text)
+			return SETTLE_EINVAL;
+		for (c = text; c < colon; c++)
+			if (!isalnum((unsigned char)*c) && *c != '.' &&
+			    *c != '-' && *c != '_')
+				return SETTLE_EINVAL;
+		port = colon + 1;
+	}
+	if (port[0] == '\0' || port[0] == '0' || strlen(port) > 5)
+		return SETTLE_EINVAL;
+	for (c = port; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return SETTLE_EINVAL;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	return v >= 1 && v <= 65535 ? 0 : SETTLE_EINVAL;
+}
+
+static void json_member(FILE *f, const Settle__V1__Member *m)
+{
+	fprintf(f, "{\"id\":%" PRIu64 ",\"role\":", m->id);
+	ctl_json_str(f, ctl_role_name(m->role));
+	fputs(",\"raft_address\":", f);
+	ctl_json_str(f, m->raft_address);
+	fputs(",\"client_endpoint\":", f);
+	ctl_json_str(f, m->client_endpoint);
+	fprintf(f, ",\"leader\":%s}", m->leader ? "true" : "false");
+}
+
+void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
+		       bool json)
+{
+	struct table t;
+	char id[24], raft[128], client[128];
+	size_t i;
+
+	if (json) {
+		fprintf(f, "{\"leader_id\":%" PRIu64 ",\"members\":[",
+			resp->leader_id);
+		for (i = 0; i < resp->n_members; i++) {
+			if (i)
+				fputc(',', f);
+			json_member(f, resp->members[i]);
+		}
+		fputs("]}\n", f);
+		return;
+	}
+	table_init(&t, 5);
+	table_row(&t, (const char *const[]){"NODE", "ROLE", "RAFT ADDRESS",
+					    "CLIENT ENDPOINT", "LEADER"});
+	for (i = 0; i < resp->n_members; i++) {
+		const Settle__V1__Member *m = resp->members[i];
+
+		snprintf(id, sizeof(id), "%" PRIu64, m->id);
+		one_line(m->raft_address, raft, sizeof(raft));
+		one_line(m->client_endpoint && *m->client_endpoint
+			     ? m->client_endpoint
+			     : "(unknown)",
+			 client, sizeof(client));
+		table_row(&t, (const char *const[]){id, ctl_role_name(m->role),
+						    raft, client,
+						    m->leader ? "*" : ""});
+	}
+	table_print(f, &t, "");
+	table_free(&t);
+}
+
+void ctl_print_member(FILE *f, const Settle__V1__Member *m, bool json)
+{
+	char raft[128], client[128];
+
+	if (json) {
+		fputs("{\"member\":", f);
+		json_member(f, m);
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "node %" PRIu64 ": %s, raft %s, clients %s%s\n", m->id,
+		ctl_role_name(m->role),
+		one_line(m->raft_address, raft, sizeof(raft)),
+		one_line(m->client_endpoint && *m->client_endpoint
+			     ? m->client_endpoint
+			     : "(unknown)",
+			 client, sizeof(client)),
+		m->leader ? ", leader" : "");
 }

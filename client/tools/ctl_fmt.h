@@ -77,4 +77,34 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		  bool json);
 
+/* ---- cluster membership ------------------------------------------------ */
+
+/* Parse a member role, case-insensitive: voter, standby, spare. Returns 0
+ * or SETTLE_EINVAL. */
+int ctl_role_parse(const char *text, Settle__V1__MemberRole *out);
+
+/* Lower-case role name; "unknown" out of range. */
+const char *ctl_role_name(int role);
+
+/*
+ * Parse a node id: a decimal integer from 1 to 2^64-1 with nothing else.
+ * Returns 0 or SETTLE_EINVAL.
+ */
+int ctl_node_id_parse(const char *text, uint64_t *out);
+
+/*
+ * Check a "host:port" address as the coordinator will: a host of letters,
+ * digits, '.', '-', '_' or a bracketed IPv6 address, and a port 1..65535.
+ * Returns 0 or SETTLE_EINVAL. Nothing is resolved.
+ */
+int ctl_address_check(const char *text);
+
+/* Aligned table or JSON {"leader_id":N,"members":[...]} of the members. */
+void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
+		       bool json);
+
+/* One member as "node ID: ROLE, raft ..., clients ..." or JSON
+ * {"member":{...}}. */
+void ctl_print_member(FILE *f, const Settle__V1__Member *m, bool json);
+
 #endif /* SETTLE_CTL_FMT_H */

@@ -42,6 +42,20 @@ test_integration_test_crash_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
 	$(TEST_LIBS)
 TESTS += test/integration/test_crash
 
+# The members table and CmdMember (storage/members.c, wal/members.c):
+# declared here, beside the membership integration test, so that the
+# storage and wal suites' owners are not disturbed.
+check_PROGRAMS += test/unit/test_members
+test_unit_test_members_SOURCES = \
+	test/unit/storage/test_members.c \
+	test/unit/wal/test_member_apply.c \
+	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
+	test/unit/storage/helpers.c test/unit/storage/helpers.h
+test_unit_test_members_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_members_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
+	proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_members
+
 check_PROGRAMS += test/integration/test_cluster_script
 test_integration_test_cluster_script_SOURCES = \
 	test/integration/test_cluster_script.c $(IT_HARNESS)

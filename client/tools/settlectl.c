@@ -5,6 +5,11 @@
  *   settlectl --cluster ENDPOINTS [--json] tx list [--state S] [--stuck]
  *             [--older-than DURATION] [--limit N] [--after GID]
  *   settlectl --cluster ENDPOINTS [--json] tx show GID
+ *   settlectl --cluster ENDPOINTS [--json] cluster members
+ *   settlectl --cluster ENDPOINTS [--json] cluster add ID RAFT CLIENT
+ *             [--role voter|standby|spare]
+ *   settlectl --cluster ENDPOINTS [--json] cluster remove ID
+ *   settlectl --cluster ENDPOINTS [--json] cluster transfer [ID]
  *
  * Exit status: 0 done, 1 the cluster could not answer (the error is on
  * stderr), 2 the command line is wrong (nothing was sent).
@@ -42,6 +47,18 @@ static const char usage_text[] =
     "      --limit N            at most N (default: the server's, 1000)\n"
     "      --after GID          continue a listing after this gid\n"
     "  tx show GID              one transaction: branches and full history\n"
+    "  cluster members          the raft configuration: each node's role,\n"
+    "                           raft address, client endpoint, the leader\n"
+    "  cluster add ID RAFT_ADDRESS CLIENT_ENDPOINT\n"
+    "                           add a node started with settled --join; it\n"
+    "                           catches up, then becomes a voter\n"
+    "      --role R             stop at voter (default), standby or spare\n"
+    "  cluster remove ID        remove a node (not the leader: transfer\n"
+    "                           first); then stop its process\n"
+    "  cluster transfer [ID]    hand leadership to node ID (default: any\n"
+    "                           voter)\n"
+    "  Membership changes go one at a time; each waits until it is done\n"
+    "  (default --timeout 60s for add, 15s for remove and transfer).\n"
     "\n"
     "options:\n"
     "  --cluster ENDPOINTS      host:port[,host:port...] of the coordinators\n"
@@ -83,6 +100,9 @@ struct opts {
 	const char *after;
 	/* which list-only options were given, to refuse them elsewhere */
 	const char *list_flag;
+	bool have_timeout;
+	bool have_role;
+	Settle__V1__MemberRole role;
 };
 
 static int open_client(const struct opts *o, settle_client **out)
@@ -217,6 +237,191 @@ static int cmd_tx_show(const struct opts *o, const char *gid)
 	return 0;
 }
 
+/* ---- cluster ------------------------------------------------------------ */
+
+/* A membership change waits for raft: give it more time than a read
+ * unless the operator chose. */
+static int open_admin(const struct opts *o, uint64_t default_ms,
+		      settle_client **out)
+{
+	struct opts a = *o;
+
+	if (!o->have_timeout)
+		a.timeout_ms = default_ms;
+	return open_client(&a, out);
+}
+
+static int admin_call(const struct opts *o, uint64_t default_ms, int method,
+		      const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *desc,
+		      ProtobufCMessage **resp, const char *what)
+{
+	settle_client *c;
+	int rv;
+
+	if (open_admin(o, default_ms, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_client_call(c, method, req, desc, resp);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s: %s\n", what,
+			settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	settle_client_close(c);
+	return 0;
+}
+
+static int cmd_cluster_members(const struct opts *o)
+{
+	Settle__V1__ClusterMembersRequest req =
+	    SETTLE__V1__CLUSTER_MEMBERS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	rv = admin_call(o, o->timeout_ms, SETTLE__V1__METHOD__CLUSTER_MEMBERS,
+			&req.base,
+			&settle__v1__cluster_members_response__descriptor,
+			&resp, "cluster members");
+	if (rv != 0)
+		return rv;
+	ctl_print_members(stdout, (Settle__V1__ClusterMembersResponse *)resp,
+			  o->json);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int cmd_cluster_add(const struct opts *o, uint64_t id, char *raft,
+			   char *client)
+{
+	Settle__V1__ClusterAddRequest req =
+	    SETTLE__V1__CLUSTER_ADD_REQUEST__INIT;
+	Settle__V1__ClusterAddResponse *r;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	req.id = id;
+	req.raft_address = raft;
+	req.client_endpoint = client;
+	if (o->have_role)
+		req.role = o->role;
+	rv = admin_call(o, 60000, SETTLE__V1__METHOD__CLUSTER_ADD, &req.base,
+			&settle__v1__cluster_add_response__descriptor, &resp,
+			"cluster add");
+	if (rv != 0)
+		return rv;
+	r = (Settle__V1__ClusterAddResponse *)resp;
+	if (r->member != NULL) {
+		if (!o->json)
+			fputs("added ", stdout);
+		ctl_print_member(stdout, r->member, o->json);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int cmd_cluster_remove(const struct opts *o, uint64_t id)
+{
+	Settle__V1__ClusterRemoveRequest req =
+	    SETTLE__V1__CLUSTER_REMOVE_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	req.id = id;
+	rv = admin_call(o, 15000, SETTLE__V1__METHOD__CLUSTER_REMOVE, &req.base,
+			&settle__v1__cluster_remove_response__descriptor, &resp,
+			"cluster remove");
+	if (rv != 0)
+		return rv;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	if (o->json)
+		printf("{\"removed\":%" PRIu64 "}\n", id);
+	else
+		printf("node %" PRIu64 " removed; stop its process now\n", id);
+	return 0;
+}
+
+static int cmd_cluster_transfer(const struct opts *o, uint64_t id)
+{
+	Settle__V1__ClusterTransferRequest req =
+	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
+	Settle__V1__ClusterTransferResponse *r;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	req.id = id;
+	rv = admin_call(o, 15000, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
+			&req.base,
+			&settle__v1__cluster_transfer_response__descriptor,
+			&resp, "cluster transfer");
+	if (rv != 0)
+		return rv;
+	r = (Settle__V1__ClusterTransferResponse *)resp;
+	if (o->json) {
+		printf("{\"leader_id\":%" PRIu64 ",\"leader\":", r->leader_id);
+		ctl_json_str(stdout, r->leader);
+		fputs("}\n", stdout);
+	} else {
+		printf("node %" PRIu64 " leads now%s%s%s\n", r->leader_id,
+		       r->leader[0] ? " (clients: " : "", r->leader,
+		       r->leader[0] ? ")" : "");
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* Check the words after "cluster"; 0 when fine, else the usage exit. */
+static int parse_cluster(char **pos, int npos, uint64_t *id)
+{
+	const char *sub = npos > 1 ? pos[1] : NULL;
+
+	*id = 0;
+	if (sub == NULL)
+		return usage_error("%s", "cluster needs a subcommand: members, "
+					 "add, remove or transfer");
+	if (strcmp(sub, "members") == 0) {
+		if (npos > 2)
+			return usage_error("cluster members takes no "
+					   "argument, got '%s'",
+					   pos[2]);
+		return 0;
+	}
+	if (strcmp(sub, "add") == 0) {
+		if (npos != 5)
+			return usage_error("%s",
+					   "cluster add needs ID "
+					   "RAFT_ADDRESS CLIENT_ENDPOINT");
+	} else if (strcmp(sub, "remove") == 0) {
+		if (npos != 3)
+			return usage_error(
+			    "%s", "cluster remove needs exactly one ID");
+	} else if (strcmp(sub, "transfer") == 0) {
+		if (npos > 3)
+			return usage_error("%s", "cluster transfer takes at "
+						 "most one ID");
+		if (npos == 2)
+			return 0;
+	} else {
+		return usage_error("unknown cluster subcommand '%s': members, "
+				   "add, remove or transfer",
+				   sub);
+	}
+	if (ctl_node_id_parse(pos[2], id) != 0)
+		return usage_error("bad node id '%s': a positive integer",
+				   pos[2]);
+	if (strcmp(sub, "add") == 0) {
+		if (ctl_address_check(pos[3]) != 0)
+			return usage_error("bad raft address '%s': give "
+					   "host:port with a port 1..65535",
+					   pos[3]);
+		if (ctl_address_check(pos[4]) != 0)
+			return usage_error("bad client endpoint '%s': give "
+					   "host:port with a port 1..65535",
+					   pos[4]);
+	}
+	return 0;
+}
+
 enum {
 	OPT_CLUSTER = 256,
 	OPT_JSON,
@@ -226,6 +431,7 @@ enum {
 	OPT_OLDER,
 	OPT_LIMIT,
 	OPT_AFTER,
+	OPT_ROLE,
 	OPT_HELP,
 };
 
@@ -240,12 +446,14 @@ int main(int argc, char **argv)
 	    {"older-than", required_argument, NULL, OPT_OLDER},
 	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {"after", required_argument, NULL, OPT_AFTER},
+	    {"role", required_argument, NULL, OPT_ROLE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
 	struct opts o = {0};
 	const char *cmd, *sub;
-	int ch, npos;
+	uint64_t node_id = 0;
+	int ch, npos, rv;
 	char **pos;
 
 	o.timeout_ms = 5000;
@@ -268,6 +476,14 @@ int main(int argc, char **argv)
 				    "bad --timeout '%s': give a duration "
 				    "between 1ms and 1h, like 500ms or 10s",
 				    optarg);
+			o.have_timeout = true;
+			break;
+		case OPT_ROLE:
+			if (ctl_role_parse(optarg, &o.role) != 0)
+				return usage_error("bad --role '%s': voter, "
+						   "standby or spare",
+						   optarg);
+			o.have_role = true;
 			break;
 		case OPT_STATE:
 			if (ctl_state_parse(optarg, &o.state) != 0)
@@ -324,16 +540,17 @@ int main(int argc, char **argv)
 	pos = argv + optind;
 	npos = argc - optind;
 	if (npos == 0)
-		return usage_error("%s", "no command given: status, tx list "
-					 "or tx show GID");
+		return usage_error("%s", "no command given: status, tx list, "
+					 "tx show GID or cluster ...");
 	cmd = pos[0];
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0)
-		return usage_error("unknown command '%s': status, tx list or "
-				   "tx show GID",
+	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
+	    strcmp(cmd, "cluster") != 0)
+		return usage_error("unknown command '%s': status, tx list, "
+				   "tx show GID or cluster ...",
 				   cmd);
 	if (strcmp(cmd, "status") == 0 && npos > 1)
 		return usage_error("status takes no argument, got '%s'",
@@ -366,8 +583,18 @@ int main(int argc, char **argv)
 					   sub);
 		}
 	}
-	if (o.list_flag && !(sub && strcmp(sub, "list") == 0))
+	if (strcmp(cmd, "cluster") == 0) {
+		rv = parse_cluster(pos, npos, &node_id);
+		if (rv != 0)
+			return rv;
+	}
+	if (o.list_flag &&
+	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0))
 		return usage_error("%s only applies to 'tx list'", o.list_flag);
+	if (o.have_role &&
+	    !(strcmp(cmd, "cluster") == 0 && strcmp(sub, "add") == 0))
+		return usage_error("%s",
+				   "--role only applies to 'cluster add'");
 	if (o.cluster == NULL || o.cluster[0] == '\0')
 		return usage_error("%s", "no cluster: give --cluster "
 					 "host:port[,host:port...] or set "
@@ -375,6 +602,15 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(&o);
+	if (strcmp(cmd, "cluster") == 0) {
+		if (strcmp(sub, "members") == 0)
+			return cmd_cluster_members(&o);
+		if (strcmp(sub, "add") == 0)
+			return cmd_cluster_add(&o, node_id, pos[3], pos[4]);
+		if (strcmp(sub, "remove") == 0)
+			return cmd_cluster_remove(&o, node_id);
+		return cmd_cluster_transfer(&o, node_id);
+	}
 	if (strcmp(sub, "list") == 0)
 		return cmd_tx_list(&o);
 	return cmd_tx_show(&o, pos[2]);
