@@ -35,4 +35,16 @@ test_integration_test_coord_restart_SOURCES = \
 test_integration_test_coord_restart_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_coord_restart_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_coord_restart
+
+# Fault tests: 3-node clusters under TCC load (load.c) with nodes killed,
+# stopped, restarted together or partitioned (network namespaces, as root).
+# Also the chaos loop of scripts/chaos (SETTLE_CHAOS_SECONDS).
+FAULTS_IT = $(COORD_IT) test/integration/load.c test/integration/load.h \
+	test/integration/test_faults_util.c test/integration/test_faults_util.h
+check_PROGRAMS += test/integration/test_faults
+test_integration_test_faults_SOURCES = test/integration/test_faults.c \
+	test/integration/test_faults_bench.c $(FAULTS_IT)
+test_integration_test_faults_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_faults_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS)
+TESTS += test/integration/test_faults
 endif

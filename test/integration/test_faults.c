@@ -1,0 +1,352 @@
+/*
+ * Fault tests: a 3-node cluster of real settled processes under
+ * continuous TCC load between two settle-bank processes (load.h), while
+ * nodes are SIGKILLed, stopped, restarted all at once or cut off from the
+ * others. Once the faults stop and the load has ended, fu_check() verifies
+ * that no acknowledged decision was lost, no branch took effect both ways,
+ * money is conserved and every transaction ends within 30 s.
+ *
+ * The tests run one at a time (main() below): each runs three ASan nodes,
+ * two banks and the load, which is all two cores can take.
+ *
+ * SETTLE_CHAOS_SECONDS=N runs chaos/random (scripts/chaos): the same
+ * faults in a randomized loop for N seconds. Unset, it is skipped.
+ */
+#include <criterion/criterion.h>
+#include <criterion/options.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "load.h"
+#include "tcc_util.h"
+#include "test_faults_util.h"
+
+/* Each transaction must be terminal this long after the faults stop. */
+#define SETTLE_BOUND_MS 30000
+/* Transactions left ACTIVE by a failed Commit roll back by this deadline. */
+#define TX_TIMEOUT_MS 5000
+
+#define INITIAL 1000000LL
+
+static struct fu_cluster cluster;
+
+static void setup(void)
+{
+	it_setup();
+	memset(&cluster, 0, sizeof(cluster));
+}
+
+static void teardown(void)
+{
+	fu_cluster_teardown(&cluster);
+	it_teardown();
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 150);
+
+/* Frequent snapshots, so restarts go through snapshot restore too. */
+static const char *const node_args[] = {"--snapshot-threshold", "256",
+					"--snapshot-trailing", "64", NULL};
+
+struct rig {
+	struct it_bank a, b;
+	load *l;
+	struct fu_books books;
+};
+
+/* Banks (on host, NULL for loopback) and the load, for duration_ms. */
+static void rig_start(struct rig *r, const char *host, unsigned threads,
+		      uint32_t duration_ms)
+{
+	struct load_opts o = {0};
+	char prefix[32];
+
+	memset(r, 0, sizeof(*r));
+	fu_bank_start(&r->a, host, "bank-a", "alice=1000000", NULL);
+	/* A slow-ish phase two on one side keeps Confirms in flight when a
+	 * fault lands. */
+	fu_bank_start(&r->b, host, "bank-b", "bob=1000000",
+		      (const char *const[]){"--confirm-delay-ms", "30", NULL});
+	snprintf(prefix, sizeof(prefix), "ld%d", (int)getpid());
+	o.cluster = cluster.endpoints;
+	o.bank_a = r->a.endpoint;
+	o.bank_b = r->b.endpoint;
+	o.account_a = "alice";
+	o.account_b = "bob";
+	o.prefix = prefix;
+	o.threads = threads;
+	o.max_tx = 200000;
+	o.duration_ms = duration_ms;
+	o.max_amount = 100;
+	o.tx_timeout_ms = TX_TIMEOUT_MS;
+	o.commit_wait_ms = 2000;
+	o.retry_budget_ms = 8000;
+	cr_assert_eq(load_start(&o, &r->l), 0);
+	r->books.bank_a = &r->a;
+	r->books.bank_b = &r->b;
+	r->books.account_a = "alice";
+	r->books.account_b = "bob";
+	r->books.initial_a = INITIAL;
+	r->books.initial_b = INITIAL;
+}
+
+/* The faults are over at faults_end: let the load run on a little (the
+ * cluster must serve again), stop it, and check everything. */
+static void rig_finish(struct rig *r, uint64_t faults_end)
+{
+	struct load_stats s;
+	uint64_t deadline = faults_end + SETTLE_BOUND_MS;
+	int violations;
+
+	tu_sleep_ms(2000);
+	load_stop(r->l);
+	load_join(r->l);
+	s = load_stats(r->l);
+	fprintf(stderr,
+		"load: %zu attempted, %zu commits acknowledged, %zu commits "
+		"failed, %zu rolled back early, %zu begins failed\n",
+		s.attempted, s.commit_acked, s.commit_failed, s.rolled_back,
+		s.begin_failed);
+	cr_assert_gt(s.commit_acked, 0, "no commit at all");
+	cr_assert_neq(load_first_ack_after(r->l, faults_end), 0,
+		      "no commit was acknowledged after the faults stopped");
+	violations = fu_check(&cluster, &r->books, r->l, deadline);
+	if (violations != 0) {
+		for (int i = 0; i < cluster.n; i++)
+			it_show_log(cluster.nodes[i].proc);
+		fprintf(stderr, "test files kept in %s\n", it_dir());
+		setenv("SETTLE_KEEP_TEST_DIR", "1", 1);
+	}
+	cr_assert_eq(violations, 0, "%d invariant violation(s), see above",
+		     violations);
+	load_free(r->l);
+	fu_assert_no_sanitizer_reports(&cluster);
+}
+
+static int leader_or_fail(int skip)
+{
+	int ld = fu_leader_except(&cluster, skip, 20000);
+
+	if (ld < 0) {
+		for (int i = 0; i < cluster.n; i++)
+			it_show_log(cluster.nodes[i].proc);
+		cr_assert_fail("no leader within 20 s");
+	}
+	return ld;
+}
+
+Test(faults, kill_leader_three_times)
+{
+	struct rig r;
+	int round;
+
+	fu_cluster_start(&cluster, 3, node_args);
+	rig_start(&r, NULL, 4, 60000);
+	tu_sleep_ms(1500);
+	for (round = 0; round < 3; round++) {
+		int ld = leader_or_fail(-1);
+
+		fprintf(stderr, "round %d: SIGKILL leader node %d\n", round,
+			cluster.nodes[ld].id);
+		fu_kill(&cluster, ld);
+		/* Another node must take over while the old one is down. */
+		leader_or_fail(ld);
+		tu_sleep_ms(1500);
+		fu_restart(&cluster, ld);
+		tu_sleep_ms(1500);
+	}
+	rig_finish(&r, load_mono_ms());
+}
+
+Test(faults, kill_follower)
+{
+	struct rig r;
+	int ld, f;
+
+	fu_cluster_start(&cluster, 3, node_args);
+	rig_start(&r, NULL, 4, 60000);
+	tu_sleep_ms(1500);
+	ld = leader_or_fail(-1);
+	f = (ld + 1) % cluster.n;
+	fprintf(stderr, "SIGKILL follower node %d\n", cluster.nodes[f].id);
+	fu_kill(&cluster, f);
+	tu_sleep_ms(3000);
+	/* The leader still has a majority: it must go on committing. */
+	{
+		uint64_t since = load_mono_ms();
+		tu_sleep_ms(1500);
+		cr_assert_neq(load_first_ack_after(r.l, since), 0,
+			      "no commit while one follower was down");
+	}
+	fu_restart(&cluster, f);
+	tu_sleep_ms(1500);
+	rig_finish(&r, load_mono_ms());
+	cr_assert(fu_wait_caught_up(&cluster, 20000),
+		  "the restarted follower did not catch up");
+}
+
+Test(faults, power_loss)
+{
+	struct rig r;
+	int i;
+
+	fu_cluster_start(&cluster, 3, node_args);
+	rig_start(&r, NULL, 4, 60000);
+	tu_sleep_ms(2000);
+	fprintf(stderr, "SIGKILL every node\n");
+	for (i = 0; i < cluster.n; i++)
+		fu_kill(&cluster, i);
+	tu_sleep_ms(1000);
+	for (i = 0; i < cluster.n; i++)
+		fu_restart(&cluster, i);
+	leader_or_fail(-1);
+	tu_sleep_ms(1000);
+	rig_finish(&r, load_mono_ms());
+}
+
+Test(faults, pause_leader_past_election)
+{
+	struct rig r;
+	int ld, nl;
+
+	fu_cluster_start(&cluster, 3, node_args);
+	rig_start(&r, NULL, 4, 60000);
+	tu_sleep_ms(1500);
+	ld = leader_or_fail(-1);
+	fprintf(stderr, "SIGSTOP leader node %d\n", cluster.nodes[ld].id);
+	fu_pause(&cluster, ld);
+	nl = leader_or_fail(ld);
+	cr_assert_neq(nl, ld);
+	/* Well past the election: the others have moved on by a term or
+	 * more when the old leader wakes up with its stale view. */
+	tu_sleep_ms(3 * FU_ELECTION_TIMEOUT_MS);
+	fprintf(stderr, "SIGCONT node %d (new leader node %d)\n",
+		cluster.nodes[ld].id, cluster.nodes[nl].id);
+	fu_resume(&cluster, ld);
+	tu_sleep_ms(3000);
+	rig_finish(&r, load_mono_ms());
+}
+
+Test(faults, partition_leader_netns)
+{
+	char why[256];
+	struct rig r;
+	int ld, nl, round;
+
+	if (!fu_netns_available(why, sizeof(why)))
+		cr_skip_test("network partition test skipped: %s", why);
+	fu_cluster_start_netns(&cluster, 3, node_args);
+	rig_start(&r, cluster.host, 4, 60000);
+	tu_sleep_ms(1500);
+	for (round = 0; round < 2; round++) {
+		ld = leader_or_fail(-1);
+		fprintf(stderr, "round %d: cut leader node %d off\n", round,
+			cluster.nodes[ld].id);
+		fu_isolate(&cluster, ld);
+		nl = leader_or_fail(ld);
+		cr_assert_neq(nl, ld);
+		/* The old leader still reaches clients and banks; it must
+		 * not decide or drive anything meanwhile. */
+		tu_sleep_ms(3000);
+		fprintf(stderr, "heal node %d\n", cluster.nodes[ld].id);
+		fu_heal(&cluster, ld);
+		tu_sleep_ms(2000);
+	}
+	rig_finish(&r, load_mono_ms());
+}
+
+/* ---- chaos/random: scripts/chaos ----------------------------------------- */
+
+static int rnd(int n)
+{
+	return (int)(load_mono_ms() * 2654435761u % (uint64_t)n);
+}
+
+TestSuite(chaos, .init = setup, .fini = teardown, .timeout = 86400);
+
+Test(chaos, random)
+{
+	const char *env = getenv("SETTLE_CHAOS_SECONDS");
+	bool netns = getenv("SETTLE_CHAOS_NETNS") != NULL;
+	char why[256];
+	uint64_t end;
+	struct rig r;
+	int seconds, faults = 0;
+
+	if (env == NULL || (seconds = atoi(env)) <= 0)
+		cr_skip_test("set SETTLE_CHAOS_SECONDS (scripts/chaos)");
+	if (netns && !fu_netns_available(why, sizeof(why))) {
+		fprintf(stderr, "chaos: no partitions: %s\n", why);
+		netns = false;
+	}
+	if (netns)
+		fu_cluster_start_netns(&cluster, 3, node_args);
+	else
+		fu_cluster_start(&cluster, 3, node_args);
+	rig_start(&r, netns ? cluster.host : NULL, 4,
+		  (uint32_t)seconds * 1000 + 60000);
+	end = load_mono_ms() + (uint64_t)seconds * 1000;
+	while (load_mono_ms() < end) {
+		int ld = leader_or_fail(-1), kind = rnd(netns ? 5 : 4), i;
+		int other = (ld + 1 + rnd(cluster.n - 1)) % cluster.n;
+
+		tu_sleep_ms(500 + rnd(2500));
+		faults++;
+		switch (kind) {
+		case 0:
+			fprintf(stderr, "chaos %d: SIGKILL leader %d\n", faults,
+				cluster.nodes[ld].id);
+			fu_kill(&cluster, ld);
+			tu_sleep_ms(500 + rnd(3000));
+			fu_restart(&cluster, ld);
+			break;
+		case 1:
+			fprintf(stderr, "chaos %d: SIGKILL follower %d\n",
+				faults, cluster.nodes[other].id);
+			fu_kill(&cluster, other);
+			tu_sleep_ms(500 + rnd(3000));
+			fu_restart(&cluster, other);
+			break;
+		case 2:
+			fprintf(stderr, "chaos %d: power loss\n", faults);
+			for (i = 0; i < cluster.n; i++)
+				fu_kill(&cluster, i);
+			tu_sleep_ms(200 + rnd(1500));
+			for (i = 0; i < cluster.n; i++)
+				fu_restart(&cluster, i);
+			break;
+		case 3:
+			fprintf(stderr, "chaos %d: SIGSTOP leader %d\n", faults,
+				cluster.nodes[ld].id);
+			fu_pause(&cluster, ld);
+			tu_sleep_ms(FU_ELECTION_TIMEOUT_MS + rnd(3000));
+			fu_resume(&cluster, ld);
+			break;
+		default:
+			fprintf(stderr, "chaos %d: partition leader %d\n",
+				faults, cluster.nodes[ld].id);
+			fu_isolate(&cluster, ld);
+			tu_sleep_ms(FU_ELECTION_TIMEOUT_MS + rnd(3000));
+			fu_heal(&cluster, ld);
+			break;
+		}
+	}
+	fprintf(stderr, "chaos: %d faults in %d s; checking\n", faults,
+		seconds);
+	rig_finish(&r, load_mono_ms());
+}
+
+/* One test at a time: each is a whole cluster with its load. */
+int main(int argc, char *argv[])
+{
+	struct criterion_test_set *tests = criterion_initialize();
+	int result = 0;
+
+	criterion_options.jobs = 1;
+	if (criterion_handle_args(argc, argv, true))
+		result = !criterion_run_all_tests(tests);
+	criterion_finalize(tests);
+	return result;
+}
