@@ -56,6 +56,17 @@ test_unit_test_members_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
 	proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_members
 
+# Online membership on real 3- and 4-node clusters.
+check_PROGRAMS += test/integration/test_members
+test_integration_test_members_SOURCES = test/integration/test_members.c \
+	test/integration/harness.c test/integration/harness.h \
+	test/integration/tcc_util.c test/integration/tcc_util.h \
+	test/integration/coord_util.c test/integration/coord_util.h
+test_integration_test_members_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_members_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
+	$(TEST_LIBS) -lpthread
+TESTS += test/integration/test_members
+
 check_PROGRAMS += test/integration/test_cluster_script
 test_integration_test_cluster_script_SOURCES = \
 	test/integration/test_cluster_script.c $(IT_HARNESS)
