@@ -13,6 +13,8 @@ storage_libsettlestore_la_SOURCES = \
 	storage/write.c \
 	storage/info.c \
 	storage/snapshot.c \
+	storage/snapshot_check.c storage/snapshot_check.h \
+	storage/applied_log.c \
 	storage/members.c
 storage_libsettlestore_la_LIBADD = $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(RAFT_LIBS)
 
@@ -21,9 +23,20 @@ check_PROGRAMS += test/unit/test_storage
 test_unit_test_storage_SOURCES = \
 	test/unit/storage/test_store.c \
 	test/unit/storage/test_snapshot.c \
+	test/unit/storage/test_snapshot_check.c \
+	test/unit/storage/test_applied_log.c \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_storage_CFLAGS = $(TEST_CFLAGS)
+# Snapshots saved by fuzz_snapshot, refused since restore checks every row.
+test_unit_test_storage_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DSTORE_TEST_DATA='"$(abs_srcdir)/test/unit/storage/data"'
 test_unit_test_storage_LDADD = storage/libsettlestore.la \
 	proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_storage
 endif
+EXTRA_DIST += test/unit/storage/data/finding-1-21.bin \
+	test/unit/storage/data/finding-1-582.bin \
+	test/unit/storage/data/finding-1-1779.bin \
+	test/unit/storage/data/finding-1-3357.bin \
+	test/unit/storage/data/finding-1-13588.bin \
+	test/unit/storage/data/finding-1-50543.bin

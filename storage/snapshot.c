@@ -4,11 +4,14 @@
  * Layout in store.h. Integers are little-endian here (unlike keys) since
  * nothing sorts them; the checksum is FNV-1a 64 over everything before it.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <raft.h>
 
 #include "error.h"
+#include "storage/snapshot_check.h"
 #include "storage/store_int.h"
 
 static const char snap_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', '1'};
@@ -73,14 +76,24 @@ static uint32_t le32(const uint8_t *p)
 	       ((uint32_t)p[3] << 24);
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
+/* The writer may run on a worker thread: its errors go to work_errmsg,
+ * never to errmsg, which the loop thread may be writing meanwhile. */
+static int wfail(struct store *s, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int wfail(struct store *s, int err, const char *fmt, ...)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->work_errmsg, sizeof s->work_errmsg, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int wfail_mdb(struct store *s, int rc, const char *what)
+{
+	return wfail(s, settle_err_from_mdb(rc), "lmdb %s: %s", what,
+		     mdb_strerror(rc));
 }
 
 static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
@@ -88,7 +101,7 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 	MDB_stat st;
 	int rc = mdb_stat(txn, s->dbi[db], &st);
 	if (rc != 0)
-		return store__mdb_fail(s, rc, "stat");
+		return wfail_mdb(s, rc, "stat");
 	const char *name = store__db_names[db];
 	wb_u32(b, (uint32_t)strlen(name));
 	wb_put(b, name, strlen(name));
@@ -96,7 +109,7 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 	MDB_cursor *c;
 	rc = mdb_cursor_open(txn, s->dbi[db], &c);
 	if (rc != 0)
-		return store__mdb_fail(s, rc, "cursor_open");
+		return wfail_mdb(s, rc, "cursor_open");
 	MDB_val k, v;
 	size_t n = 0;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
@@ -109,12 +122,29 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
-		return store__mdb_fail(s, rc, "cursor_get");
+		return wfail_mdb(s, rc, "cursor_get");
 	if (n != st.ms_entries)
-		return store__fail(s, SETTLE_ESTORE,
-				   "snapshot %s: %zu rows, "
-				   "stat says %zu",
-				   name, n, (size_t)st.ms_entries);
+		return wfail(s, SETTLE_ESTORE,
+			     "snapshot %s: %zu rows, stat says %zu", name, n,
+			     (size_t)st.ms_entries);
+	return 0;
+}
+
+/* The applied index in txn, read without store_applied_get(), which would
+ * write errmsg. */
+static int applied_in(struct store *s, MDB_txn *txn, uint64_t *index)
+{
+	MDB_val k = {sizeof STORE__META_APPLIED - 1, STORE__META_APPLIED}, v;
+	int rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
+	*index = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return wfail_mdb(s, rc, "get applied");
+	if (v.mv_size != 8)
+		return wfail(s, SETTLE_EPROTO, "meta applied: bad size %zu",
+			     v.mv_size);
+	*index = store__get_be64(v.mv_data);
 	return 0;
 }
 
@@ -122,7 +152,7 @@ int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
 		       uint8_t **buf, size_t *len)
 {
 	uint64_t stored;
-	int rv = store_applied_get(s, txn, &stored);
+	int rv = applied_in(s, txn, &stored);
 	if (rv != 0)
 		return rv;
 	struct wbuf b = {0};
@@ -135,9 +165,9 @@ int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
 	if (rv != 0)
 		goto err_after_buf;
 	if (!b.oom)
-		wb_u64(&b, fnv1a(b.p, b.len));
+		wb_u64(&b, store__fnv1a(b.p, b.len));
 	if (b.oom) {
-		rv = store__fail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+		rv = wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
 		goto err_after_buf;
 	}
 	*buf = b.p;
@@ -158,6 +188,9 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 		return rv;
 	rv = store_snapshot_txn(s, txn, applied_index, buf, len);
 	store_read_end(txn);
+	/* On the caller's thread: the usual place for the text too. */
+	if (rv != 0)
+		store__fail(s, rv, "%s", s->work_errmsg);
 	return rv;
 }
 
@@ -214,56 +247,6 @@ static bool rb_item(struct rbuf *r, MDB_val *k, MDB_val *v)
 	       rb_bytes(r, n, v);
 }
 
-/* Values that must decode as a protobuf message, per DB. */
-static const ProtobufCMessageDescriptor *value_type(int db)
-{
-	switch (db) {
-	case STORE_DB_TXS:
-		return &settle__v1__tx_record__descriptor;
-	case STORE_DB_BRANCHES:
-		return &settle__v1__branch_record__descriptor;
-	case STORE_DB_EVENTS:
-		return &settle__v1__event__descriptor;
-	case STORE_DB_MEMBERS:
-		return &settle__v1__member_record__descriptor;
-	}
-	return NULL;
-}
-
-/* Index rows a snapshot must hold, counted from its tx records. */
-struct expect {
-	uint64_t rows[STORE_DB_N];
-};
-
-static bool check_value(int db, const MDB_val *v, struct expect *e)
-{
-	const ProtobufCMessageDescriptor *d = value_type(db);
-	const uint8_t *data = v->mv_data;
-	size_t size = v->mv_size;
-	if (db == STORE_DB_CMDS) {
-		if (size < 8)
-			return false;
-		d = &settle__v1__cmd_result__descriptor;
-		data += 8;
-		size -= 8;
-	}
-	if (d == NULL)
-		return true;
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, size, data);
-	if (m == NULL)
-		return false;
-	if (db == STORE_DB_TXS) {
-		const Settle__V1__TxRecord *tx = (void *)m;
-		e->rows[STORE_DB_BY_STATE]++;
-		e->rows[STORE_DB_DUE] += tx->due_ms != 0;
-		e->rows[STORE_DB_FINISHED] += tx->finished_ms != 0;
-	}
-	if (db == STORE_DB_CMDS)
-		e->rows[STORE_DB_CMD_TIME]++;
-	protobuf_c_message_free_unpacked(m, NULL);
-	return true;
-}
-
 /* LMDB's default order: memcmp over the common length, shorter first. */
 static int key_cmp(const MDB_val *a, const MDB_val *b)
 {
@@ -274,12 +257,29 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 	return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
-/* Walk the whole buffer; with txn NULL only validate, else also load. */
-static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
+/* DBs in a snapshot of a format version, 0 for an unknown version. */
+static uint32_t dbs_of_version(uint32_t version)
+{
+	if (version == STORE_FORMAT_VERSION)
+		return STORE_DB_N;
+	if (version == 1)
+		return STORE__DB_N_V1;
+	return 0;
+}
+
+static bool index_db(int db)
+{
+	return db == STORE_DB_DUE || db == STORE_DB_BY_STATE ||
+	       db == STORE_DB_FINISHED || db == STORE_DB_CMD_TIME;
+}
+
+/* Walk the whole buffer of ndb DBs; with txn NULL only validate (with c),
+ * else also load. */
+static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
+		MDB_txn *txn, struct snap_check *c)
 {
 	struct rbuf r = {buf + SNAP_HEADER, len - SNAP_HEADER - 8};
-	struct expect e = {0};
-	for (int db = 0; db < STORE_DB_N; db++) {
+	for (int db = 0; db < ndb; db++) {
 		MDB_val prev = {0, NULL};
 		uint32_t nlen;
 		uint64_t count;
@@ -291,14 +291,12 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 			return store__fail(s, SETTLE_EPROTO,
 					   "snapshot: bad header of db %s",
 					   want);
-		bool index = db == STORE_DB_DUE || db == STORE_DB_BY_STATE ||
-			     db == STORE_DB_FINISHED || db == STORE_DB_CMD_TIME;
-		if (txn == NULL && index && count != e.rows[db])
+		if (txn == NULL && index_db(db) && count != c->rows[db])
 			return store__fail(s, SETTLE_EPROTO,
 					   "snapshot: db %s has %llu rows, its "
 					   "records imply %llu",
 					   want, (unsigned long long)count,
-					   (unsigned long long)e.rows[db]);
+					   (unsigned long long)c->rows[db]);
 		for (uint64_t i = 0; i < count; i++) {
 			MDB_val k, v;
 			if (!rb_item(&r, &k, &v) || k.mv_size == 0 ||
@@ -317,12 +315,16 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, MDB_txn *txn)
 				    want, (unsigned long long)i);
 			prev = k;
 			if (txn == NULL) {
-				if (!check_value(db, &v, &e))
+				int rv = snap_check_row(c, db, &k, &v);
+				if (rv == SETTLE_ENOMEM)
 					return store__fail(
-					    s, SETTLE_EPROTO,
-					    "snapshot: row %llu of db %s "
-					    "does not decode",
-					    (unsigned long long)i, want);
+					    s, rv, "snapshot: out of memory");
+				if (rv != 0)
+					return store__fail(
+					    s, rv,
+					    "snapshot: row %llu of db %s: %s",
+					    (unsigned long long)i, want,
+					    c->why);
 				continue;
 			}
 			int rc = mdb_put(txn, s->dbi[db], &k, &v, MDB_APPEND);
@@ -341,17 +343,22 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len)
 	uint64_t index;
 	if (store_snapshot_index(buf, len, &index) != 0)
 		return store__fail(s, SETTLE_EPROTO, "snapshot: bad magic");
-	if (le32(buf + 8) != STORE_FORMAT_VERSION)
+	uint32_t version = le32(buf + 8);
+	uint32_t ndb = dbs_of_version(version);
+	if (ndb == 0)
 		return store__fail(s, SETTLE_EPROTO,
 				   "snapshot: format version %u, want %u",
-				   le32(buf + 8), STORE_FORMAT_VERSION);
-	if (le32(buf + 12) != STORE_DB_N)
+				   version, STORE_FORMAT_VERSION);
+	if (le32(buf + 12) != ndb)
 		return store__fail(s, SETTLE_EPROTO,
-				   "snapshot: %u dbs, want %u", le32(buf + 12),
-				   STORE_DB_N);
-	if (fnv1a(buf, len - 8) != le64(buf + len - 8))
+				   "snapshot: %u dbs, format %u has %u",
+				   le32(buf + 12), version, ndb);
+	if (store__fnv1a(buf, len - 8) != le64(buf + len - 8))
 		return store__fail(s, SETTLE_EPROTO, "snapshot: bad checksum");
-	int rv = walk(s, buf, len, NULL);
+	struct snap_check check;
+	snap_check_init(&check, version, index);
+	int rv = walk(s, buf, len, (int)ndb, NULL, &check);
+	snap_check_close(&check);
 	if (rv != 0)
 		return rv;
 
@@ -373,9 +380,13 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len)
 			goto err_after_txn;
 		}
 	}
-	rv = walk(s, buf, len, txn);
+	rv = walk(s, buf, len, (int)ndb, txn, NULL);
 	if (rv == 0)
 		rv = store_applied_put(s, txn, index);
+	/* A format 1 snapshot carries version 1: this store is the current
+	 * format whatever it was restored from. */
+	if (rv == 0)
+		rv = store__version_put(s, txn);
 	if (rv != 0)
 		goto err_after_txn;
 	return store_write_commit(s, txn);

@@ -13,17 +13,27 @@ const char *const store__db_names[STORE_DB_N] = {
     [STORE_DB_BRANCHES] = "branches", [STORE_DB_EVENTS] = "events",
     [STORE_DB_DUE] = "due",	      [STORE_DB_BY_STATE] = "by_state",
     [STORE_DB_FINISHED] = "finished", [STORE_DB_CMDS] = "cmds",
-    [STORE_DB_CMD_TIME] = "cmd_time", [STORE_DB_MEMBERS] = "members",
+    [STORE_DB_CMD_TIME] = "cmd_time", [STORE_DB_APPLIED_LOG] = "applied_log",
+    [STORE_DB_MEMBERS] = "members",
 };
 
-static const char meta_applied[] = "applied";
-static const char meta_version[] = "version";
+static const char meta_applied[] = STORE__META_APPLIED;
+static const char meta_version[] = STORE__META_VERSION;
 
 int store__fail(struct store *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int store__fail_buf(char *buf, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -90,6 +100,18 @@ int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,
 	return 0;
 }
 
+int store__version_put(struct store *s, MDB_txn *txn)
+{
+	uint8_t ver[4];
+	store__be32(ver, STORE_FORMAT_VERSION);
+	MDB_val k = {sizeof meta_version - 1, (void *)meta_version};
+	MDB_val v = {sizeof ver, ver};
+	int rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "put version");
+	return 0;
+}
+
 static int open_dbs(struct store *s)
 {
 	MDB_txn *txn;
@@ -107,15 +129,15 @@ static int open_dbs(struct store *s)
 	MDB_val k = {sizeof meta_version - 1, (void *)meta_version};
 	MDB_val v;
 	rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		uint8_t ver[4];
-		store__be32(ver, STORE_FORMAT_VERSION);
-		v.mv_size = 4;
-		v.mv_data = ver;
-		rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
-		if (rc != 0) {
-			store__mdb_fail(s, rc, "put version");
-			goto err_after_txn;
+	bool v1 = rc == 0 && v.mv_size == 4 && store__get_be32(v.mv_data) == 1;
+	if (rc == MDB_NOTFOUND || v1) {
+		/* A new store, or format 1, which lacked applied_log (just
+		 * created empty: entries applied before have no checksum to
+		 * compare); nothing else changed. */
+		int rv = store__version_put(s, txn);
+		if (rv != 0) {
+			mdb_txn_abort(txn);
+			return rv;
 		}
 	} else if (rc != 0) {
 		store__mdb_fail(s, rc, "get version");
@@ -204,12 +226,18 @@ const char *store_errmsg(const struct store *s)
 	return s->errmsg;
 }
 
+const char *store_work_errmsg(const struct store *s)
+{
+	return s->work_errmsg;
+}
+
 int store_sync(struct store *s)
 {
 	int rc = mdb_env_sync(s->env, 1);
 	if (rc == 0)
 		return 0;
-	store__mdb_fail(s, rc, "env_sync");
+	store__fail_buf(s->work_errmsg, sizeof s->work_errmsg, 0,
+			"lmdb env_sync: %s", mdb_strerror(rc));
 	return rc == EIO ? SETTLE_EIO : settle_err_from_mdb(rc);
 }
 

@@ -18,6 +18,9 @@
  *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
  *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed)
  *   cmd_time  time_ms(u64 BE) cmd_id(16) -> empty (garbage collection order)
+ *   applied_log  raft index(u64 BE) -> u64 BE checksum of the entry's bytes
+ *             applied there (wal/fsm.c): a replay with other bytes is a
+ *             divergence, not a no-op. Bounded by store_applied_log_prune().
  *   members   node id(u64 BE) -> MemberRecord: endpoints of cluster members
  *
  * Only the FSM (wal/fsm.c) writes transaction state: the store_*_put and
@@ -50,8 +53,10 @@
 
 #include "settle.pb-c.h"
 
-/* On-disk format version, stored in meta and in snapshots. */
-#define STORE_FORMAT_VERSION 1u
+/* On-disk format version, stored in meta and in snapshots. 2 added
+ * applied_log; a format 1 store is upgraded in place at open (its
+ * applied_log starts empty) and format 1 snapshots are still restored. */
+#define STORE_FORMAT_VERSION 2u
 /* Default map size: 1 GiB. */
 #define STORE_DEFAULT_MAPSIZE ((size_t)1 << 30)
 /* Length of a command id. */
@@ -83,8 +88,18 @@ void store_close(struct store *s);
 const char *store_errmsg(const struct store *s);
 
 /* Flush LMDB's data to disk (mdb_env_sync with force). Returns 0,
- * SETTLE_EIO or SETTLE_ESTORE. */
+ * SETTLE_EIO or SETTLE_ESTORE, with the text in store_work_errmsg() (not
+ * store_errmsg()): it may run on a worker thread. */
 int store_sync(struct store *s);
+
+/*
+ * Text of the last failure of store_sync() or store_snapshot_txn(), which
+ * may run on a worker thread while the loop thread uses the store: they
+ * write only this buffer, never store_errmsg()'s. Read it on the thread
+ * that made the call, or after the worker's completion is handed back
+ * (uv_queue_work's after_work orders it). Valid until the next such call.
+ */
+const char *store_work_errmsg(const struct store *s);
 
 /* The LMDB environment, for statistics only. */
 MDB_env *store_env(struct store *s);
@@ -109,6 +124,38 @@ void store_write_abort(MDB_txn *txn);
 int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index);
 /* Set the applied index inside write transaction txn. */
 int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index);
+
+/* ---- Applied log ---------------------------------------------------------
+ * One row per raft index the FSM applied a command at (barriers and
+ * configuration entries never reach it), written in the FSM's write
+ * transaction with the effect. */
+
+/* Checksum stored for index. SETTLE_ENOTFOUND if none (never applied,
+ * pruned, or applied by a format 1 store). txn may be NULL. */
+int store_applied_log_get(struct store *s, MDB_txn *txn, uint64_t index,
+			  uint64_t *sum);
+
+/* Record sum for index (> 0, else SETTLE_EINVAL) in write txn txn. */
+int store_applied_log_put(struct store *s, MDB_txn *txn, uint64_t index,
+			  uint64_t sum);
+
+/* Lowest index still recorded, 0 when the table is empty. txn may be
+ * NULL. */
+int store_applied_log_first(struct store *s, MDB_txn *txn, uint64_t *index);
+
+/*
+ * Delete every row with an index < below_index, in write txn txn. Keeps
+ * the table bounded: raft only ever replays entries after its last
+ * snapshot, so rows below it are never compared again. The coordinator
+ * calls it after each snapshot is stored, with the index of the snapshot
+ * before that one, so that a start from either still finds its rows; rows
+ * pruned too eagerly only weaken the check (an index with no row is
+ * skipped as before), they never stop a node.
+ * Pruning changes no transaction state and is not replicated: nodes may
+ * hold different ranges.
+ */
+int store_applied_log_prune(struct store *s, MDB_txn *txn,
+			    uint64_t below_index);
 
 /* ---- Reads -------------------------------------------------------------- */
 
@@ -287,9 +334,13 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
  * Replace the whole content with a snapshot. The buffer is validated
  * completely first, nothing changed on failure (SETTLE_EPROTO): magic,
  * version, DB names and order, lengths, strictly increasing keys in every
- * DB, records that decode, index row counts that match the records (due,
- * by_state, finished, cmd_time), checksum. Then every DB is emptied and
- * refilled in one write transaction (SETTLE_EFULL if it does not fit: the
+ * DB, checksum, and every row against its record (storage/snapshot_check.c):
+ * records decode with known enum values, valid gids and keys that match
+ * their content; meta holds only its known rows; every index row (due,
+ * by_state, finished, cmd_time) names a record that implies exactly it,
+ * and the counts match; applied_log rows lie in 1..the snapshot's index.
+ * A format 1 snapshot (no applied_log) is accepted. Then every DB is emptied
+ * and refilled in one write transaction (SETTLE_EFULL if it does not fit: the
  * old content stays) and the applied index is set to the snapshot's.
  * If the store's applied index is already >= the snapshot's, nothing is
  * done (raft 0.15 restores its last snapshot at every start, then replays

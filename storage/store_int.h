@@ -21,11 +21,20 @@ enum {
 	STORE_DB_FINISHED,
 	STORE_DB_CMDS,
 	STORE_DB_CMD_TIME,
+	/* A format 1 snapshot holds the DBs before this one, in order. */
+	STORE_DB_APPLIED_LOG,
 	STORE_DB_MEMBERS, /* node id -> MemberRecord (storage/members.c) */
 	STORE_DB_N
 };
 
+/* DBs in a snapshot of format 1 (before applied_log). */
+#define STORE__DB_N_V1 STORE_DB_APPLIED_LOG
+
 extern const char *const store__db_names[STORE_DB_N];
+
+/* The rows of meta. */
+#define STORE__META_APPLIED "applied"
+#define STORE__META_VERSION "version"
 
 /* Longest key we build: due_ms(8) + gid(128) or gid(128) \0 seq(8). */
 #define STORE__KEY_MAX 160
@@ -35,6 +44,9 @@ struct store {
 	MDB_env *env;
 	MDB_dbi dbi[STORE_DB_N];
 	char errmsg[256];
+	/* Written only by store_sync() and store_snapshot_txn(), which may
+	 * run on a worker thread while the loop thread fills errmsg. */
+	char work_errmsg[256];
 };
 
 /* Record "what: mdb_strerror(rc)" and return the mapped SETTLE_E code. */
@@ -42,6 +54,13 @@ int store__mdb_fail(struct store *s, int rc, const char *what);
 /* Record a formatted message and return err. */
 int store__fail(struct store *s, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same into a caller's buffer (for the worker-thread paths). */
+int store__fail_buf(char *buf, size_t len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Write meta's version row (STORE_FORMAT_VERSION) in write txn txn. */
+int store__version_put(struct store *s, MDB_txn *txn);
 
 /* Use txn, or open an internal read txn into *own (then *txn_out = it). */
 int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,
@@ -75,6 +94,29 @@ static inline uint32_t store__get_be32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
 	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* FNV-1a 64 of n bytes at p (snapshot checksums). */
+static inline uint64_t store__fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* Whether the n bytes at p are a gid as the commands accept them (1..128
+ * printable ASCII, no space): what restore checks of every stored gid. */
+static inline bool store__gid_ok(const uint8_t *p, size_t n)
+{
+	if (n == 0 || n > STORE__GID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return false;
+	return true;
 }
 
 /* Length of gid or -1 if it cannot be a key (NULL, empty, too long). */

@@ -35,6 +35,7 @@ static void fill(struct store *s, int n, uint64_t applied)
 		Settle__V1__TxRecord tx;
 		settle__v1__tx_record__init(&tx);
 		tx.gid = gid;
+		tx.mode = SETTLE__V1__TX_MODE__TCC;
 		tx.state = i % 3 ? SETTLE__V1__TX_STATE__ACTIVE
 				 : SETTLE__V1__TX_STATE__COMMITTED;
 		tx.due_ms = i % 3 ? 1000 + (uint64_t)i : 0;
@@ -45,6 +46,7 @@ static void fill(struct store *s, int n, uint64_t applied)
 		b.gid = gid;
 		b.branch_id = 1;
 		b.endpoint = "h:1";
+		b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
 		cr_assert_eq(store_branch_put(s, txn, &b), 0);
 		Settle__V1__Event ev;
 		settle__v1__event__init(&ev);
@@ -216,6 +218,7 @@ Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
 	Settle__V1__TxRecord tx;
 	settle__v1__tx_record__init(&tx);
 	tx.gid = "a";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
 	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
 	tx.due_ms = 5;
 	cr_assert_eq(store_write_begin(A.s, &txn), 0);
@@ -272,6 +275,7 @@ Test(snapshot, index_rows_must_match_the_records)
 	Settle__V1__TxRecord tx;
 	settle__v1__tx_record__init(&tx);
 	tx.gid = "a";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
 	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
 	tx.due_ms = 5;
 	cr_assert_eq(store_write_begin(A.s, &txn), 0);

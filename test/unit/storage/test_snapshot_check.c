@@ -1,0 +1,349 @@
+/* Restore checks every row against its record: stores made inconsistent
+ * behind the store's back must not snapshot into anything restorable, and
+ * the snapshots the fuzzer found must be refused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <raft.h>
+
+#include "error.h"
+#include "helpers.h"
+#include "storage/store.h"
+
+static struct tstore A, B;
+
+static void setup(void)
+{
+	tstore_open(&A, 0);
+	tstore_open(&B, 0);
+}
+
+static void teardown(void)
+{
+	tstore_close(&A);
+	tstore_close(&B);
+}
+
+TestSuite(snapshot_check, .init = setup, .fini = teardown);
+
+/* One consistent transaction "a" (ACTIVE, due 5) with a branch, an event
+ * and a command, at applied index 9. */
+static void fill(void)
+{
+	MDB_txn *txn;
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "a";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_tx_put(A.s, txn, &tx), 0);
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = "a";
+	b.branch_id = 1;
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	cr_assert_eq(store_branch_put(A.s, txn, &b), 0);
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = 1;
+	ev.kind = "begin";
+	cr_assert_eq(store_event_put(A.s, txn, "a", &ev), 0);
+	uint8_t id[16] = {1};
+	Settle__V1__CmdResult r;
+	settle__v1__cmd_result__init(&r);
+	cr_assert_eq(store_cmd_put(A.s, txn, id, 33, &r), 0);
+	cr_assert_eq(store_applied_put(A.s, txn, 9), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+}
+
+static MDB_dbi dbi(MDB_txn *txn, const char *name)
+{
+	MDB_dbi d;
+	cr_assert_eq(mdb_dbi_open(txn, name, 0, &d), 0);
+	return d;
+}
+
+static void raw_put(const char *db, const void *k, size_t klen, const void *v,
+		    size_t vlen)
+{
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+	cr_assert_eq(mdb_put(txn, dbi(txn, db), &key, &val, 0), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+}
+
+static void raw_del(const char *db, const void *k, size_t klen)
+{
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	MDB_val key = {klen, (void *)k};
+	cr_assert_eq(mdb_del(txn, dbi(txn, db), &key, NULL), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+}
+
+/* Replace tx "a"'s record (key key/klen) by tx, packed as is. */
+static void raw_tx(const char *key, const Settle__V1__TxRecord *tx)
+{
+	uint8_t buf[512];
+	size_t n = settle__v1__tx_record__pack(tx, buf);
+	raw_put("txs", key, strlen(key), buf, n);
+}
+
+static Settle__V1__TxRecord tx_a(void)
+{
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "a";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5;
+	return tx;
+}
+
+/* A's snapshot is refused by B, which stays as it was, with a message
+ * holding want. */
+static void expect_refused(const char *want)
+{
+	uint8_t *a, *before, *after;
+	size_t alen, blen, nlen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_assert_eq(store_snapshot(B.s, 0, &before, &blen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), SETTLE_EPROTO);
+	cr_expect_neq(strstr(store_errmsg(B.s), want), NULL,
+		      "want \"%s\" in \"%s\"", want, store_errmsg(B.s));
+	cr_assert_eq(store_snapshot(B.s, 0, &after, &nlen), 0);
+	cr_assert_eq(nlen, blen);
+	cr_expect_eq(memcmp(after, before, nlen), 0);
+	raft_free(a);
+	raft_free(before);
+	raft_free(after);
+}
+
+Test(snapshot_check, the_consistent_store_is_accepted)
+{
+	fill();
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+}
+
+Test(snapshot_check, by_state_row_of_another_state)
+{
+	fill();
+	raw_del("by_state",
+		"\x01"
+		"a",
+		2);
+	raw_put("by_state",
+		"\x03"
+		"a",
+		2, "", 0);
+	expect_refused("by_state");
+}
+
+Test(snapshot_check, due_row_with_another_time)
+{
+	fill();
+	raw_del("due",
+		"\0\0\0\0\0\0\0\x05"
+		"a",
+		9);
+	raw_put("due",
+		"\0\0\0\0\0\0\0\x06"
+		"a",
+		9, "", 0);
+	expect_refused("due");
+}
+
+Test(snapshot_check, due_row_of_a_missing_tx)
+{
+	fill();
+	raw_del("due",
+		"\0\0\0\0\0\0\0\x05"
+		"a",
+		9);
+	raw_put("due",
+		"\0\0\0\0\0\0\0\x05"
+		"b",
+		9, "", 0);
+	expect_refused("no tx record");
+}
+
+Test(snapshot_check, cmd_time_row_with_another_time)
+{
+	fill();
+	uint8_t k[24] = {0};
+	k[7] = 33;
+	k[8] = 1;
+	raw_del("cmd_time", k, sizeof k);
+	k[7] = 34;
+	raw_put("cmd_time", k, sizeof k, "", 0);
+	expect_refused("cmd_time");
+}
+
+Test(snapshot_check, unknown_meta_row)
+{
+	fill();
+	raw_put("meta", "junk", 4, "x", 1);
+	expect_refused("meta");
+}
+
+Test(snapshot_check, meta_version_row_differs_from_the_header)
+{
+	fill();
+	/* The fuzzer's store that would not open again. */
+	raw_put("meta", "version", 7, "\x3a\x00\x00\x01", 4);
+	expect_refused("version");
+}
+
+Test(snapshot_check, tx_state_out_of_range)
+{
+	fill();
+	Settle__V1__TxRecord tx = tx_a();
+	tx.state = 6;
+	raw_tx("a", &tx);
+	raw_del("by_state",
+		"\x01"
+		"a",
+		2);
+	raw_put("by_state",
+		"\x06"
+		"a",
+		2, "", 0);
+	expect_refused("tx state 6");
+}
+
+Test(snapshot_check, tx_mode_out_of_range)
+{
+	fill();
+	Settle__V1__TxRecord tx = tx_a();
+	tx.mode = 42;
+	raw_tx("a", &tx);
+	expect_refused("mode");
+}
+
+Test(snapshot_check, tx_gid_differs_from_its_key)
+{
+	fill();
+	Settle__V1__TxRecord tx = tx_a();
+	tx.gid = "b";
+	raw_tx("a", &tx);
+	expect_refused("gid");
+}
+
+Test(snapshot_check, invalid_gid)
+{
+	fill();
+	/* A gid with a space, consistent everywhere else. */
+	Settle__V1__TxRecord tx = tx_a();
+	tx.gid = "a b";
+	tx.due_ms = 0;
+	raw_tx("a b", &tx);
+	raw_put("by_state",
+		"\x01"
+		"a b",
+		4, "", 0);
+	expect_refused("gid");
+}
+
+Test(snapshot_check, unfinished_tx_with_a_finish_time)
+{
+	fill();
+	Settle__V1__TxRecord tx = tx_a();
+	tx.finished_ms = 7;
+	raw_tx("a", &tx);
+	raw_put("finished",
+		"\0\0\0\0\0\0\0\x07"
+		"a",
+		9, "", 0);
+	expect_refused("finish");
+}
+
+Test(snapshot_check, branch_of_a_missing_tx)
+{
+	fill();
+	uint8_t buf[128];
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = "z";
+	b.branch_id = 1;
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	size_t n = settle__v1__branch_record__pack(&b, buf);
+	raw_put("branches", "z\0\0\0\0\x01", 6, buf, n);
+	expect_refused("no tx record");
+}
+
+Test(snapshot_check, branch_id_or_state_wrong)
+{
+	fill();
+	uint8_t buf[128];
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = "a";
+	b.branch_id = 2;
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	size_t n = settle__v1__branch_record__pack(&b, buf);
+	raw_put("branches", "a\0\0\0\0\x01", 6, buf, n);
+	expect_refused("branch id");
+
+	b.branch_id = 1;
+	b.state = 0;
+	n = settle__v1__branch_record__pack(&b, buf);
+	raw_put("branches", "a\0\0\0\0\x01", 6, buf, n);
+	expect_refused("branch state");
+}
+
+Test(snapshot_check, event_seq_differs_from_its_key)
+{
+	fill();
+	uint8_t buf[128];
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = 2;
+	size_t n = settle__v1__event__pack(&ev, buf);
+	raw_put("events", "a\0\0\0\0\0\0\0\0\x01", 10, buf, n);
+	expect_refused("seq");
+}
+
+/* The snapshots the fuzzer saved (format 1, checksums valid) that were
+ * accepted and left a store that did not read back. */
+static void finding(const char *name, const char *want)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", STORE_TEST_DATA, name);
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	static uint8_t buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	cr_assert_gt(n, 0);
+	uint8_t *before, *after;
+	size_t blen, alen;
+	cr_assert_eq(store_snapshot(B.s, 0, &before, &blen), 0);
+	cr_expect_eq(store_restore(B.s, buf, n), SETTLE_EPROTO, "%s", name);
+	cr_expect_neq(strstr(store_errmsg(B.s), want), NULL,
+		      "%s: want \"%s\" in \"%s\"", name, want,
+		      store_errmsg(B.s));
+	cr_assert_eq(store_snapshot(B.s, 0, &after, &alen), 0);
+	cr_assert_eq(alen, blen);
+	cr_expect_eq(memcmp(after, before, alen), 0);
+	raft_free(before);
+	raft_free(after);
+}
+
+Test(snapshot_check, fuzz_findings_are_refused)
+{
+	finding("finding-1-21.bin", "gid differs from its key");
+	finding("finding-1-582.bin", "version row");
+	finding("finding-1-1779.bin", "db by_state");
+	finding("finding-1-3357.bin", "db due");
+	finding("finding-1-13588.bin", "tx state 6");
+	finding("finding-1-50543.bin", "gid differs from its key");
+}
