@@ -23,6 +23,7 @@ struct load {
 	struct load_tx *txs;
 	atomic_size_t next; /* next free slot */
 	atomic_bool stop;
+	atomic_uint thread_no;
 	uint64_t end_ms; /* 0: no time bound */
 	atomic_size_t commit_acked, commit_failed, rolled_back, begin_failed;
 };
@@ -75,7 +76,8 @@ static int try_branch(settle_client *c, const char *endpoint, const char *gid,
 /* One transaction from Begin to the Commit answer; the record says how far
  * it got. On any failure before Commit it rolls back (best effort: the
  * deadline rolls it back anyway if that fails too). */
-static void run_tx(struct load *l, settle_client *c, struct load_tx *t)
+static void run_tx(struct load *l, settle_client *c, struct load_tx *t,
+		   bool impatient)
 {
 	const struct load_opts *o = &l->o;
 	const char *from_ep = t->a_to_b ? o->bank_a : o->bank_b;
@@ -113,7 +115,8 @@ static void run_tx(struct load *l, settle_client *c, struct load_tx *t)
 	if (rv != 0)
 		goto rollback;
 	t->stage = LOAD_COMMIT_SENT;
-	rv = settle_commit(c, t->gid, o->commit_wait_ms, &state, &finished);
+	rv = settle_commit(c, t->gid, impatient ? 0 : o->commit_wait_ms, &state,
+			   &finished);
 	if (rv != 0) {
 		note_err(t, c, rv);
 		atomic_fetch_add(&l->commit_failed, 1);
@@ -138,11 +141,16 @@ static void *thread_main(void *arg)
 	struct load *l = arg;
 	struct settle_client_opts co = {0};
 	settle_client *c = NULL;
+	unsigned me = atomic_fetch_add(&l->thread_no, 1);
 
 	co.call_timeout_ms = 3000;
 	co.connect_timeout_ms = 300;
 	co.retry_budget_ms = l->o.retry_budget_ms;
 	co.backoff_max_ms = 200;
+	if (me < l->o.impatient) {
+		co.call_timeout_ms = 1000;
+		co.retry_budget_ms = 500;
+	}
 	if (settle_client_open(l->o.cluster, &co, &c) != 0)
 		return NULL;
 	while (!atomic_load(&l->stop)) {
@@ -162,7 +170,8 @@ static void *thread_main(void *arg)
 		t->amount = 1 + (int)(rand_u32() % (uint32_t)l->o.max_amount);
 		t->a_to_b = rand_u32() & 1;
 		t->start_ms = load_mono_ms();
-		run_tx(l, c, t);
+		run_tx(l, c, t, me < l->o.impatient);
+		t->end_ms = load_mono_ms();
 		if (l->o.pause_ms)
 			sleep_ms(l->o.pause_ms);
 	}

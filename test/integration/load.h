@@ -39,7 +39,12 @@ struct load_opts {
 	uint32_t tx_timeout_ms;	  /* Begin's timeout (deadline) */
 	uint32_t commit_wait_ms;  /* Commit's wait for phase two */
 	uint32_t retry_budget_ms; /* client retry budget per call */
-	uint32_t pause_ms;	  /* pause between transactions of a thread */
+	/* This many of the threads give up after 500 ms instead and do not
+	 * wait for phase two, so that faults leave calls unanswered: the
+	 * outcome is then the cluster's to decide (committed, or rolled back
+	 * at the deadline). */
+	unsigned impatient;
+	uint32_t pause_ms; /* pause between transactions of a thread */
 };
 
 /* How far a transaction got, as the initiator saw it. */
@@ -66,6 +71,7 @@ struct load_tx {
 	bool acked_finished;
 	uint64_t start_ms;	/* CLOCK_MONOTONIC */
 	uint64_t commit_ack_ms; /* CLOCK_MONOTONIC, 0 unless acked */
+	uint64_t end_ms;	/* CLOCK_MONOTONIC, when the thread let go */
 };
 
 struct load_stats {

@@ -58,7 +58,7 @@ struct rig {
 
 /* Banks (on host, NULL for loopback) and the load, for duration_ms. */
 static void rig_start(struct rig *r, const char *host, unsigned threads,
-		      uint32_t duration_ms)
+		      unsigned impatient, uint32_t duration_ms)
 {
 	struct load_opts o = {0};
 	char prefix[32];
@@ -83,6 +83,7 @@ static void rig_start(struct rig *r, const char *host, unsigned threads,
 	o.tx_timeout_ms = TX_TIMEOUT_MS;
 	o.commit_wait_ms = 2000;
 	o.retry_budget_ms = 8000;
+	o.impatient = impatient;
 	cr_assert_eq(load_start(&o, &r->l), 0);
 	r->books.bank_a = &r->a;
 	r->books.bank_b = &r->b;
@@ -109,6 +110,19 @@ static void rig_finish(struct rig *r, uint64_t faults_end)
 		"failed, %zu rolled back early, %zu begins failed\n",
 		s.attempted, s.commit_acked, s.commit_failed, s.rolled_back,
 		s.begin_failed);
+	{
+		size_t n, i, slow = 0;
+		const struct load_tx *t = load_txs(r->l, &n);
+		uint64_t longest = 0;
+		for (i = 0; i < n; i++) {
+			uint64_t d = t[i].end_ms - t[i].start_ms;
+			longest = d > longest ? d : longest;
+			slow += d > 1000;
+		}
+		fprintf(stderr,
+			"load: longest transaction %llu ms, %zu over 1 s\n",
+			(unsigned long long)longest, slow);
+	}
 	cr_assert_gt(s.commit_acked, 0, "no commit at all");
 	cr_assert_neq(load_first_ack_after(r->l, faults_end), 0,
 		      "no commit was acknowledged after the faults stopped");
@@ -143,7 +157,7 @@ Test(faults, kill_leader_three_times)
 	int round;
 
 	fu_cluster_start(&cluster, 3, node_args);
-	rig_start(&r, NULL, 4, 60000);
+	rig_start(&r, NULL, 4, 2, 60000);
 	tu_sleep_ms(1500);
 	for (round = 0; round < 3; round++) {
 		int ld = leader_or_fail(-1);
@@ -166,7 +180,7 @@ Test(faults, kill_follower)
 	int ld, f;
 
 	fu_cluster_start(&cluster, 3, node_args);
-	rig_start(&r, NULL, 4, 60000);
+	rig_start(&r, NULL, 4, 2, 60000);
 	tu_sleep_ms(1500);
 	ld = leader_or_fail(-1);
 	f = (ld + 1) % cluster.n;
@@ -193,7 +207,7 @@ Test(faults, power_loss)
 	int i;
 
 	fu_cluster_start(&cluster, 3, node_args);
-	rig_start(&r, NULL, 4, 60000);
+	rig_start(&r, NULL, 4, 2, 60000);
 	tu_sleep_ms(2000);
 	fprintf(stderr, "SIGKILL every node\n");
 	for (i = 0; i < cluster.n; i++)
@@ -212,7 +226,7 @@ Test(faults, pause_leader_past_election)
 	int ld, nl;
 
 	fu_cluster_start(&cluster, 3, node_args);
-	rig_start(&r, NULL, 4, 60000);
+	rig_start(&r, NULL, 4, 2, 60000);
 	tu_sleep_ms(1500);
 	ld = leader_or_fail(-1);
 	fprintf(stderr, "SIGSTOP leader node %d\n", cluster.nodes[ld].id);
@@ -238,7 +252,7 @@ Test(faults, partition_leader_netns)
 	if (!fu_netns_available(why, sizeof(why)))
 		cr_skip_test("network partition test skipped: %s", why);
 	fu_cluster_start_netns(&cluster, 3, node_args);
-	rig_start(&r, cluster.host, 4, 60000);
+	rig_start(&r, cluster.host, 4, 2, 60000);
 	tu_sleep_ms(1500);
 	for (round = 0; round < 2; round++) {
 		ld = leader_or_fail(-1);
@@ -285,7 +299,7 @@ Test(chaos, random)
 		fu_cluster_start_netns(&cluster, 3, node_args);
 	else
 		fu_cluster_start(&cluster, 3, node_args);
-	rig_start(&r, netns ? cluster.host : NULL, 4,
+	rig_start(&r, netns ? cluster.host : NULL, 4, 2,
 		  (uint32_t)seconds * 1000 + 60000);
 	end = load_mono_ms() + (uint64_t)seconds * 1000;
 	while (load_mono_ms() < end) {
