@@ -1,11 +1,15 @@
 /*
  * scripts/cluster as operators and the benchmarks use it: start, status,
- * kill, restart, stop, and its refusals (already running, port taken).
+ * kill, restart, stop, add, remove, and its refusals (already running,
+ * port taken).
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -160,5 +164,88 @@ Test(cluster_script, node_dying_at_start_shows_its_log)
 	cr_assert_not_null(strstr(err, "exited during start"), "%s", err);
 	cr_assert_not_null(strstr(err, "no-such-flag"),
 			   "the node's own complaint must be shown: %s", err);
+	free(err);
+}
+
+static bool port_free(int port)
+{
+	struct sockaddr_in a = {0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A base port for n nodes (2n ports) all free now, below the range Linux
+ * hands out for outgoing connections, so that no client takes one of
+ * them before the node listed later binds it. */
+static int free_ports(int n)
+{
+	for (int tries = 0; tries < 500; tries++) {
+		int p = it_free_port_pair(), i;
+
+		if (p + 2 * n >= 32768)
+			continue;
+		for (i = 2; i < 2 * n && port_free(p + i); i++)
+			;
+		if (i == 2 * n)
+			return p;
+	}
+	cr_assert_fail("no %d free ports in a row", 2 * n);
+	return -1;
+}
+
+/* add starts node N+1 with --join and makes it a voter; remove takes a
+ * node out (moving leadership away first if it leads) and stops it. */
+Test(cluster_script, add_and_remove_nodes)
+{
+	char port[16], path[700], *out, *err;
+	int p = free_ports(3);
+
+	snprintf(port, sizeof(port), "%d", p);
+	cr_assert_eq(CLUSTER(&out, &err, "start", "--dir", cdir, "--nodes", "2",
+			     "--port", port, "--bin", it_build_dir()),
+		     0, "%s%s", out, err);
+	free(out);
+	free(err);
+
+	cr_assert_eq(CLUSTER(&out, &err, "add", "--dir", cdir), 0, "%s%s", out,
+		     err);
+	cr_assert_not_null(strstr(out, "node 3 added"), "%s", out);
+	free(out);
+	free(err);
+	snprintf(path, sizeof(path), "%s/endpoints", cdir);
+	{
+		const char *eps = read_file(path);
+		int commas = 0;
+
+		for (const char *c = eps; *c; c++)
+			commas += *c == ',';
+		cr_assert_eq(commas, 2, "three endpoints expected: %s", eps);
+	}
+
+	/* Node 1 bootstrapped the cluster and most likely leads. */
+	cr_assert_eq(CLUSTER(&out, &err, "remove", "--dir", cdir, "1"), 0,
+		     "%s%s", out, err);
+	cr_assert_not_null(strstr(out, "node 1 removed"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(CLUSTER(&out, &err, "status", "--dir", cdir), 0, "%s%s",
+		     out, err);
+	cr_assert_not_null(strstr(out, "node 1: removed"), "%s", out);
+	cr_assert_not_null(strstr(out, "node 3: running"), "%s", out);
+	cr_assert_not_null(strstr(out, "leader"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(CLUSTER(NULL, &err, "restart", "--dir", cdir, "1"), 1);
+	cr_assert_not_null(strstr(err, "removed"), "%s", err);
 	free(err);
 }
