@@ -24,3 +24,13 @@ test_unit_test_wal_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
 	proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_wal
 endif
+
+# The raft paper's figure 8 on raft 0.15, in raft_fixture (no Settle code:
+# it pins the library behaviour our mitigation exists for).
+if TESTS_ENABLED
+check_PROGRAMS += test/unit/test_figure8
+test_unit_test_figure8_SOURCES = test/unit/raft/test_figure8.c
+test_unit_test_figure8_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_figure8_LDADD = $(RAFT_LIBS) $(TEST_LIBS)
+TESTS += test/unit/test_figure8
+endif
