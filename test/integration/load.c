@@ -115,6 +115,7 @@ static void run_tx(struct load *l, settle_client *c, struct load_tx *t,
 	if (rv != 0)
 		goto rollback;
 	t->stage = LOAD_COMMIT_SENT;
+	__atomic_store_n(&t->commit_sent_ms, load_mono_ms(), __ATOMIC_RELEASE);
 	rv = settle_commit(c, t->gid, impatient ? 0 : o->commit_wait_ms, &state,
 			   &finished);
 	if (rv != 0) {
@@ -277,8 +278,8 @@ uint64_t load_first_ack_after(load *l, uint64_t since_ms)
 	size_t i, n = load_stats(l).attempted;
 	uint64_t best = 0;
 
-	/* Slots are filled while we read: only commit_ack_ms is shared,
-	 * written once with release order. */
+	/* Slots are filled while we read: only the commit times are
+	 * shared, each written once with release order. */
 	for (i = 0; i < n; i++) {
 		uint64_t t =
 		    __atomic_load_n(&l->txs[i].commit_ack_ms, __ATOMIC_ACQUIRE);

@@ -69,9 +69,10 @@ struct load_tx {
 	bool commit_acked;
 	int acked_state;
 	bool acked_finished;
-	uint64_t start_ms;	/* CLOCK_MONOTONIC */
-	uint64_t commit_ack_ms; /* CLOCK_MONOTONIC, 0 unless acked */
-	uint64_t end_ms;	/* CLOCK_MONOTONIC, when the thread let go */
+	uint64_t start_ms;	 /* CLOCK_MONOTONIC */
+	uint64_t commit_sent_ms; /* CLOCK_MONOTONIC, 0 until sent */
+	uint64_t commit_ack_ms;	 /* CLOCK_MONOTONIC, 0 unless acked */
+	uint64_t end_ms;	 /* CLOCK_MONOTONIC, when the thread let go */
 };
 
 struct load_stats {
@@ -101,8 +102,8 @@ void load_join(load *l);
 /* Counters so far (any time; racy but monotone while running). */
 struct load_stats load_stats(load *l);
 
-/* Monotonic ms of the first Commit acknowledged at or after since_ms, or 0
- * if none yet. */
+/* Monotonic ms of the first Commit acknowledged among those sent after
+ * since_ms (so answered by a node alive then), or 0 if none yet. */
 uint64_t load_first_ack_after(load *l, uint64_t since_ms);
 
 /* The records, valid until load_free(); *n receives how many slots were
