@@ -66,6 +66,7 @@ enum {
 	SETTLE_ECONNECT = -106,	 /* connection failed */
 	SETTLE_ECANCELED = -107, /* canceled */
 	SETTLE_EFULL = -108,	 /* storage full */
+	SETTLE_EDIVERGED = -109, /* a node's state diverged from the cluster */
 };
 /* Static text for a code ("unknown error" for others). */
 const char *settle_strerror(int err);

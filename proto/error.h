@@ -35,7 +35,8 @@
 	X(RAFT, -105, 5, "raft error")                                         \
 	X(CONNECT, -106, 5, "connection failed")                               \
 	X(CANCELED, -107, 5, "canceled")                                       \
-	X(FULL, -108, 5, "storage full")
+	X(FULL, -108, 5, "storage full")                                       \
+	X(DIVERGED, -109, 7, "state diverged from the cluster")
 
 enum {
 #define SETTLE__ERR_ENUM(name, value, wire, text) SETTLE_E##name = (value),

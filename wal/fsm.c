@@ -485,6 +485,36 @@ oom:
 	return SETTLE_ENOMEM;
 }
 
+uint64_t fsm_entry_checksum(const void *buf, size_t len)
+{
+	/* FNV-1a 64: catches any accidental difference between two entries
+	 * (not an adversary: whoever writes the raft log owns the node). */
+	const uint8_t *p = buf;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+int fsm_prune_applied_log(struct fsm *f, uint64_t below_index)
+{
+	MDB_txn *txn;
+	int rv = store_write_begin(f->store, &txn);
+	if (rv == 0) {
+		rv = store_applied_log_prune(f->store, txn, below_index);
+		if (rv == 0)
+			rv = store_write_commit(f->store, txn);
+		else
+			store_write_abort(txn);
+	}
+	if (rv != 0)
+		snprintf(f->errmsg, sizeof f->errmsg, "prune applied_log: %s",
+			 store_errmsg(f->store));
+	return rv;
+}
+
 int fsm_init(struct fsm *f, struct store *store)
 {
 	memset(f, 0, sizeof *f);
@@ -519,9 +549,25 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 		store_fail(&a, rv, "apply");
 		goto err_after_txn;
 	}
+	uint64_t sum = fsm_entry_checksum(buf, len);
 	if (raft_index <= applied) {
-		/* Replay of an entry already in LMDB: nothing to do. */
+		/* Replay of an entry already in LMDB: nothing to do, if it
+		 * is the same entry. Other bytes at an applied index mean
+		 * this node applied an entry the cluster did not keep (raft
+		 * 0.15's figure 8): skipping would hide a fork for good. */
+		uint64_t had;
+		rv = store_applied_log_get(a.s, a.txn, raft_index, &had);
 		store_write_abort(a.txn);
+		if (rv == 0 && had != sum)
+			return fail(&a, SETTLE_EDIVERGED,
+				    "entry %llu differs from the one applied "
+				    "before: this node's state diverged from "
+				    "the cluster; rebuild it from a snapshot "
+				    "(docs/OPERATIONS.md)",
+				    (unsigned long long)raft_index);
+		/* No row: pruned, or applied before the table existed. */
+		if (rv != 0 && rv != SETTLE_ENOTFOUND)
+			return store_fail(&a, rv, "get applied_log");
 		a.res.index = applied;
 		return give_result(f, &a.res, result);
 	}
@@ -562,6 +608,11 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	}
 
 applied:
+	rv = store_applied_log_put(a.s, a.txn, raft_index, sum);
+	if (rv != 0) {
+		store_fail(&a, rv, "put applied_log");
+		goto err_after_cmd;
+	}
 	rv = store_applied_put(a.s, a.txn, raft_index);
 	if (rv != 0) {
 		store_fail(&a, rv, "put applied");

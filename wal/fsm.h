@@ -11,8 +11,13 @@
  * - the effect, the command's result (under its cmd_id) and the applied
  *   raft index are written in one LMDB write transaction;
  * - the only failures are storage failures (SETTLE_EFULL, SETTLE_ESTORE,
- *   SETTLE_ENOMEM) and bugs (SETTLE_EINTERNAL: an illegal state move); the
- *   caller must then stop the node, since the entry was not applied.
+ *   SETTLE_ENOMEM), bugs (SETTLE_EINTERNAL: an illegal state move) and a
+ *   divergence (SETTLE_EDIVERGED, below); the caller must then stop the
+ *   node, since the entry was not applied.
+ * - each applied index's entry checksum goes into the store's applied_log
+ *   in the same transaction, so that an entry delivered again at an
+ *   applied index (a replay after restart, or raft re-delivering) is
+ *   compared with what was applied there instead of trusted.
  *
  * TCC semantics of each command are documented in docs/ARCHITECTURE.md and
  * at the top of fsm.c.
@@ -20,6 +25,7 @@
 #ifndef SETTLE_WAL_FSM_H
 #define SETTLE_WAL_FSM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "settle.pb-c.h"
@@ -50,7 +56,12 @@ void fsm_close(struct fsm *f);
  * stored at raft_index.
  *
  * - raft_index <= applied index: skipped, result OK with index = the
- *   stored applied index, nothing written (replay after a restart).
+ *   stored applied index, nothing written (replay after a restart) when
+ *   the bytes are those applied at raft_index, or when no checksum is
+ *   kept for it (pruned, or applied by a format 1 store). With other
+ *   bytes: SETTLE_EDIVERGED, nothing written, f->errmsg "entry N differs
+ *   from the one applied before: this node's state diverged from the
+ *   cluster; rebuild it from a snapshot (docs/OPERATIONS.md)".
  * - undecodable entry: no-op, result INVALID_ARGUMENT; the applied index
  *   still advances.
  * - cmd_id already applied: the stored result, no effect; the applied
@@ -67,5 +78,18 @@ void fsm_close(struct fsm *f);
  */
 int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result);
+
+/* The checksum applied_log keeps of an entry's raw bytes (FNV-1a 64,
+ * padding included). buf may be NULL when len is 0. */
+uint64_t fsm_entry_checksum(const void *buf, size_t len);
+
+/*
+ * Forget the checksums of indexes below below_index, in a write
+ * transaction of its own (store_applied_log_prune()). The coordinator
+ * calls it after each snapshot is stored, with the index of the snapshot
+ * before it; never from inside an apply. Returns 0, or a storage error
+ * with f->errmsg set (nothing changed; the node may go on).
+ */
+int fsm_prune_applied_log(struct fsm *f, uint64_t below_index);
 
 #endif /* SETTLE_WAL_FSM_H */

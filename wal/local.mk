@@ -17,6 +17,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_entry.c \
 	test/unit/wal/test_sm.c \
 	test/unit/wal/test_fsm.c \
+	test/unit/wal/test_diverge.c \
 	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_wal_CFLAGS = $(TEST_CFLAGS)

@@ -11,7 +11,8 @@
  *     wedge a node replaying its log;
  *   - the same entry applied again at the next index gives the same result
  *     code (a command is applied at most once), and an entry at an index
- *     already applied is skipped with OK.
+ *     already applied is skipped with OK if it is the one applied there,
+ *     refused with SETTLE_EDIVERGED otherwise.
  */
 #include <raft.h>
 #include <stdbool.h>
@@ -219,8 +220,22 @@ static void one(const uint8_t *data, size_t size)
 		FUZZ_CHECK(idx1 == idx2, "repeat applied again at %llu",
 			   (unsigned long long)idx2);
 
-	/* Replay of an index already applied: skipped. */
-	FUZZ_CHECK(fsm_apply(&fsm, 1, data, size, &r) == 0, "replay failed");
+	/* Replay of an index already applied: skipped when it is the entry
+	 * applied there, refused as a divergence otherwise. */
+	size_t len0;
+	const uint8_t *e0 = history_entry(0, &len0);
+	bool same = size == len0 && memcmp(data, e0, size) == 0;
+	int rv = fsm_apply(&fsm, 1, data, size, &r);
+	if (same) {
+		FUZZ_CHECK(rv == 0, "replay failed");
+		FUZZ_CHECK(r != NULL && r->code == SETTLE__V1__CODE__OK,
+			   "replay not skipped");
+		settle__v1__cmd_result__free_unpacked(r, NULL);
+	} else {
+		FUZZ_CHECK(rv == SETTLE_EDIVERGED && r == NULL,
+			   "other bytes at an applied index: %d", rv);
+	}
+	FUZZ_CHECK(fsm_apply(&fsm, 1, e0, len0, &r) == 0, "replay failed");
 	FUZZ_CHECK(r != NULL && r->code == SETTLE__V1__CODE__OK,
 		   "replay not skipped");
 	settle__v1__cmd_result__free_unpacked(r, NULL);
