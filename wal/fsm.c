@@ -519,6 +519,7 @@ int fsm_init(struct fsm *f, struct store *store)
 {
 	memset(f, 0, sizeof *f);
 	f->store = store;
+	f->applied_log_keep = FSM_APPLIED_LOG_KEEP;
 	return 0;
 }
 
@@ -609,6 +610,9 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 
 applied:
 	rv = store_applied_log_put(a.s, a.txn, raft_index, sum);
+	if (rv == 0 && raft_index > f->applied_log_keep)
+		rv = store_applied_log_prune(a.s, a.txn,
+					     raft_index - f->applied_log_keep);
 	if (rv != 0) {
 		store_fail(&a, rv, "put applied_log");
 		goto err_after_cmd;

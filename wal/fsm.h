@@ -41,8 +41,19 @@ struct fsm {
 	 */
 	void (*on_tx_change)(void *data, const Settle__V1__TxRecord *tx);
 	void *data;
+	/*
+	 * Entries whose checksum apply keeps in applied_log at least (the
+	 * row applied_log_keep indexes back goes with each apply): bounds the
+	 * table even if nobody calls fsm_prune_applied_log(). fsm_init() sets
+	 * FSM_APPLIED_LOG_KEEP.
+	 */
+	uint64_t applied_log_keep;
 	char errmsg[256]; /* why the last apply failed */
 };
+
+/* Twice the most entries the coordinator lets pass between snapshots
+ * (2^20): raft replays at most that many at a start. */
+#define FSM_APPLIED_LOG_KEEP ((uint64_t)1 << 21)
 
 /* Initialize f over an open store (not owned; must outlive f). Hooks are
  * NULL; set them after. Returns 0. */
@@ -87,8 +98,10 @@ uint64_t fsm_entry_checksum(const void *buf, size_t len);
  * Forget the checksums of indexes below below_index, in a write
  * transaction of its own (store_applied_log_prune()). The coordinator
  * calls it after each snapshot is stored, with the index of the snapshot
- * before it; never from inside an apply. Returns 0, or a storage error
- * with f->errmsg set (nothing changed; the node may go on).
+ * before it, so that the table holds about two snapshot intervals instead
+ * of applied_log_keep entries; never from inside an apply. Returns 0, or
+ * a storage error with f->errmsg set (nothing changed; the node may go
+ * on).
  */
 int fsm_prune_applied_log(struct fsm *f, uint64_t below_index);
 

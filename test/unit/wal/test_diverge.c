@@ -145,6 +145,22 @@ Test(diverge, pruned_indexes_are_skipped_unchecked)
 		ent_free(e[i]);
 }
 
+Test(diverge, the_table_stays_bounded_without_explicit_pruning)
+{
+	F.f.applied_log_keep = 3;
+	for (int i = 0; i < 10; i++) {
+		char gid[8] = {'g', (char)('0' + i), 0};
+		struct ent e = ent_begin(i + 1, 100, gid, 900);
+		apply_at(&F, (uint64_t)i + 1, e);
+		ent_free(e);
+	}
+	/* Applied 10, keeping 3 back: rows 7..10. */
+	uint64_t first, sum;
+	cr_assert_eq(store_applied_log_first(F.t.s, NULL, &first), 0);
+	cr_expect_eq(first, 7);
+	cr_expect_eq(store_applied_log_get(F.t.s, NULL, 10, &sum), 0);
+}
+
 /*
  * A node rebuilt from the leader's snapshot takes the leader's applied_log
  * with it: the leader's log replays cleanly on it, and only its own old
