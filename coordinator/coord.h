@@ -45,8 +45,9 @@ struct coord {
 		bool busy;
 		MDB_txn *txn;
 		uint64_t index;
-		size_t len;	    /* bytes of the last snapshot */
-		uint64_t log_bytes; /* applied since the last snapshot */
+		size_t len;	     /* bytes of the last snapshot */
+		uint64_t prev_index; /* index of the snapshot before */
+		uint64_t log_bytes;  /* applied since the last snapshot */
 		uint64_t log_entries;
 	} snap;
 

@@ -145,8 +145,8 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 		      (unsigned long long)c->snap.index, len);
 	return 0;
 err:
-	settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s",
-		   settle_strerror(rv));
+	settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
+		   settle_strerror(rv), store_work_errmsg(c->store));
 	return RAFT_IOERR;
 }
 
@@ -167,6 +167,15 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 		store_read_end(c->snap.txn);
 	c->snap.txn = NULL;
 	c->snap.busy = false;
+	if (c->snap.len > 0) {
+		/* Checksums of applied entries guard replays of the log; the
+		 * log before the previous snapshot is gone for good. */
+		if (c->snap.prev_index > 0 &&
+		    fsm_prune_applied_log(&c->fsm, c->snap.prev_index) != 0)
+			settle_log(SETTLE_LOG_WARN, "fsm",
+				   "pruning applied_log: %s", c->fsm.errmsg);
+		c->snap.prev_index = c->snap.index;
+	}
 	snapshot_pace(c);
 	return 0;
 }
@@ -272,6 +281,20 @@ static void watch_cb(uv_prepare_t *p)
 	bool leader = coord_is_leader(c);
 	raft_term term = c->raft.current_term;
 	int rv;
+
+	if (c->raft_started && !c->closing &&
+	    raft_state(&c->raft) == RAFT_UNAVAILABLE) {
+		/* raft 0.15 gives up this way when a leader sends an entry
+		 * that conflicts with one this node committed: its store may
+		 * hold an entry the cluster overwrote (figure 8). Running on
+		 * would serve a diverged state. */
+		settle_log(SETTLE_LOG_ERROR, "raft",
+			   "raft stopped on this node (%s): its state may "
+			   "differ from the cluster's; rebuild it as a new "
+			   "member (docs/OPERATIONS.md)",
+			   raft_errmsg(&c->raft));
+		_exit(70);
+	}
 
 	if (c->leader && (!leader || term != c->leader_term)) {
 		c->leader = false;
