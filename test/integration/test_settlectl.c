@@ -350,6 +350,21 @@ Test(settlectl, bad_input_exits_2_and_sends_nothing)
 	    {"--frobnicate", "status"},
 	    {"--timeout", "forever", "status"},
 	    {"tx", "list", "--state"},
+	    {"cluster"},
+	    {"cluster", "grow"},
+	    {"cluster", "members", "now"},
+	    {"cluster", "add", "4", "127.0.0.1:7407"},
+	    {"cluster", "add", "0", "127.0.0.1:7407", "127.0.0.1:7406"},
+	    {"cluster", "add", "4", "127.0.0.1", "127.0.0.1:7406"},
+	    {"cluster", "add", "4", "127.0.0.1:7407", "127.0.0.1:99999"},
+	    {"cluster", "add", "4", "a:1", "b:2", "--role", "boss"},
+	    {"cluster", "remove"},
+	    {"cluster", "remove", "-3"},
+	    {"cluster", "remove", "3", "4"},
+	    {"cluster", "transfer", "x"},
+	    {"cluster", "transfer", "1", "2"},
+	    {"--role", "voter", "cluster", "remove", "3"},
+	    {"--state", "active", "cluster", "members"},
 	};
 	size_t i;
 
@@ -391,6 +406,7 @@ Test(settlectl, help_exits_0)
 
 	cr_assert_eq(CTL(&out, &err, "--help"), 0);
 	cr_assert_not_null(strstr(out, "tx show GID"), "%s", out);
+	cr_assert_not_null(strstr(out, "cluster add ID"), "%s", out);
 	free(out);
 	free(err);
 }

@@ -328,3 +328,89 @@ Test(ctl_show, json_has_history)
 	cr_assert_eq(strncmp(out, "{\"tx\":{\"gid\":", 13), 0);
 	free(out);
 }
+
+Test(ctl_cluster, parse_ids_roles_addresses)
+{
+	Settle__V1__MemberRole role;
+	uint64_t id;
+
+	cr_assert_eq(ctl_node_id_parse("4", &id), 0);
+	cr_assert_eq(id, 4);
+	cr_assert_eq(ctl_node_id_parse("18446744073709551615", &id), 0);
+	cr_assert_eq(id, UINT64_MAX);
+	cr_assert_eq(ctl_node_id_parse("0", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_node_id_parse("-1", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_node_id_parse("4x", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_node_id_parse("", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_node_id_parse("18446744073709551616", &id),
+		     SETTLE_EINVAL);
+
+	cr_assert_eq(ctl_role_parse("Voter", &role), 0);
+	cr_assert_eq(role, SETTLE__V1__MEMBER_ROLE__ROLE_VOTER);
+	cr_assert_eq(ctl_role_parse("standby", &role), 0);
+	cr_assert_eq(role, SETTLE__V1__MEMBER_ROLE__ROLE_STANDBY);
+	cr_assert_eq(ctl_role_parse("spare", &role), 0);
+	cr_assert_eq(ctl_role_parse("leader", &role), SETTLE_EINVAL);
+	cr_assert_str_eq(ctl_role_name(99), "unknown");
+
+	cr_assert_eq(ctl_address_check("127.0.0.1:7401"), 0);
+	cr_assert_eq(ctl_address_check("node-4.example_net:1"), 0);
+	cr_assert_eq(ctl_address_check("[::1]:65535"), 0);
+	cr_assert_eq(ctl_address_check("127.0.0.1"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check(":7401"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check("h:0"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check("h:65536"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check("h:07"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check("h h:7"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check("[::1:7"), SETTLE_EINVAL);
+	cr_assert_eq(ctl_address_check(NULL), SETTLE_EINVAL);
+}
+
+Test(ctl_cluster, members_table_and_json)
+{
+	Settle__V1__Member a = SETTLE__V1__MEMBER__INIT;
+	Settle__V1__Member b = SETTLE__V1__MEMBER__INIT;
+	Settle__V1__Member *ms[] = {&a, &b};
+	Settle__V1__ClusterMembersResponse r =
+	    SETTLE__V1__CLUSTER_MEMBERS_RESPONSE__INIT;
+	char *out = NULL;
+
+	a.id = 1;
+	a.raft_address = "127.0.0.1:7401";
+	a.client_endpoint = "127.0.0.1:7400";
+	a.role = SETTLE__V1__MEMBER_ROLE__ROLE_VOTER;
+	a.leader = true;
+	b.id = 4;
+	b.raft_address = "10.0.0.4:7401";
+	b.client_endpoint = "";
+	b.role = SETTLE__V1__MEMBER_ROLE__ROLE_STANDBY;
+	r.n_members = 2;
+	r.members = ms;
+	r.leader_id = 1;
+
+	CAPTURE(out, ctl_print_members(f, &r, false));
+	cr_assert_not_null(strstr(out, "NODE  ROLE     RAFT ADDRESS"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "1     voter    127.0.0.1:7401  "
+				       "127.0.0.1:7400   *"),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, "4     standby  10.0.0.4:7401   "
+				       "(unknown)"),
+			   "%s", out);
+	free(out);
+
+	CAPTURE(out, ctl_print_members(f, &r, true));
+	cr_assert_str_eq(
+	    out, "{\"leader_id\":1,\"members\":["
+		 "{\"id\":1,\"role\":\"voter\",\"raft_address\":\"127.0.0.1:"
+		 "7401\",\"client_endpoint\":\"127.0.0.1:7400\",\"leader\":"
+		 "true},"
+		 "{\"id\":4,\"role\":\"standby\",\"raft_address\":\"10.0.0.4:"
+		 "7401\",\"client_endpoint\":\"\",\"leader\":false}]}\n");
+	free(out);
+
+	CAPTURE(out, ctl_print_member(f, &a, false));
+	cr_assert_str_eq(out, "node 1: voter, raft 127.0.0.1:7401, clients "
+			      "127.0.0.1:7400, leader\n");
+	free(out);
+}
