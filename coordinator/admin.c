@@ -900,6 +900,13 @@ void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 		do_members(c, call);
 		return;
 	}
+	if (!coord_is_ready(c)) {
+		/* Its term's barrier is not applied yet (node.c): a change
+		 * of the previous leader may still be on its way. */
+		answer_fail(c, call, SETTLE_EUNAVAIL,
+			    "new leader not ready yet; retry");
+		return;
+	}
 	/* One change at a time: ours, or one raft still has uncommitted
 	 * (e.g. left by the previous leader). */
 	if (current != NULL || c->raft.configuration_uncommitted_index != 0) {

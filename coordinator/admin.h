@@ -28,7 +28,8 @@ struct rpc_call;
  * call). The call is answered exactly once, at once (refusals, MEMBERS) or
  * when the change has ended. Errors on the wire: NOT_LEADER (with the
  * leader's endpoint) or UNAVAILABLE when this node does not lead or is
- * stopping; UNAVAILABLE while another change is in flight;
+ * stopping; UNAVAILABLE for a change asked of a leader whose term's
+ * barrier is not applied yet, and while another change is in flight;
  * INVALID_ARGUMENT for a bad id, address or role; NOT_FOUND for an id that
  * is not a member; ALREADY_EXISTS for an id or address taken by another
  * member; WRONG_STATE to remove the leader itself; TIMEOUT when a transfer
