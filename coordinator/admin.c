@@ -1,74 +1,24 @@
 /*
- * admin.c — online membership: add, remove, transfer, members.
- *
- * A change is an admin_op that walks through steps. Each step starts one
- * asynchronous raft operation (a CmdMember proposal, raft_add,
- * raft_assign, raft_remove, raft_transfer); its callback only records the
- * outcome and wakes the op from a zero timer, so the next step never runs
- * inside one of raft's callbacks. A step that fails answers the operator
- * with what was done and what failed, and ends the op.
+ * admin.c — online membership: checks each request, then hands a change
+ * to admin_op.c as an admin_op; answers CLUSTER_MEMBERS itself; keeps the
+ * directory of client endpoints (--peers, then the members table).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "coord.h"
+#include "admin_int.h"
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
-#include "wal/members.h"
 
-/* raft 0.15 gives up a promotion when a catch-up round makes no progress
- * for max_catch_up_round_duration (5 s); a node still loading a snapshot
- * may need more than one chance. */
-#define PROMOTE_TRIES 3
-/* After a transfer's callback, how long to wait to learn the new leader. */
-#define TRANSFER_WAIT_MS 3000
-#define POLL_MS		 50
-
-enum step {
-	ADD_DIRECTORY, /* record endpoints through the log */
-	ADD_RECORDED,  /* waiting for those proposals */
-	ADD_RAFT,      /* raft_add: a spare */
-	ADD_ROLE,      /* raft_assign towards the wanted role */
-	ADD_DONE,
-	REMOVE_RAFT,
-	REMOVE_FORGET, /* drop the node's row from the members table */
-	REMOVE_DONE,
-	TRANSFER_START,
-	TRANSFER_WAIT, /* polling until a new leader is known */
-};
-
-struct admin_op {
-	struct coord *c;
-	struct rpc_call *call;
-	int method;
-	enum step step;
-	uint64_t id;
-	char raft[WAL_ENDPOINT_MAX + 1];
-	char client[WAL_ENDPOINT_MAX + 1];
-	int role;	    /* add: the raft role wanted at the end */
-	int assigning;	    /* add: the role being assigned, for messages */
-	unsigned tries;	    /* add: promotion attempts */
-	unsigned proposals; /* CmdMember in flight */
-	int err;	    /* first failure of the step in flight */
-	int raft_rv;	    /* its raft code, 0 if it was not raft's */
-	char errmsg[256];
-	uint64_t wait_until; /* monotonic ms: end of TRANSFER_WAIT */
-	struct raft_change change;
-	struct raft_transfer transfer;
-	uv_timer_t timer;
-};
-
-/* The change in flight. One coordinator per process, so one slot. */
-static struct admin_op *current;
+struct admin_op *admin__current;
 
 /* ---- Directory of client endpoints ----------------------------------------
  */
 
-static const char *client_of(struct coord *c, uint64_t id, char *buf,
+const char *admin__client_of(struct coord *c, uint64_t id, char *buf,
 			     size_t len)
 {
 	const char *ep = coord_config_client_of(&c->cfg, id);
@@ -87,13 +37,13 @@ const char *coord_admin_client_of(struct coord *c, uint64_t id)
 {
 	static char buf[WAL_ENDPOINT_MAX + 1];
 
-	return client_of(c, id, buf, sizeof buf);
+	return admin__client_of(c, id, buf, sizeof buf);
 }
 
 /* ---- Helpers ---------------------------------------------------------------
  */
 
-static const struct raft_server *server_of(struct coord *c, uint64_t id)
+const struct raft_server *admin__server_of(struct coord *c, uint64_t id)
 {
 	const struct raft_configuration *conf = &c->raft.configuration;
 
@@ -103,7 +53,7 @@ static const struct raft_server *server_of(struct coord *c, uint64_t id)
 	return NULL;
 }
 
-static const char *raft_role_name(int role)
+const char *admin__role_name(int role)
 {
 	switch (role) {
 	case RAFT_VOTER:
@@ -129,7 +79,7 @@ static Settle__V1__MemberRole wire_role(int role)
 	return SETTLE__V1__MEMBER_ROLE__MEMBER_ROLE_UNSPECIFIED;
 }
 
-static uint64_t leader_id(struct coord *c)
+uint64_t admin__leader_id(struct coord *c)
 {
 	raft_id id = 0;
 	const char *addr = NULL;
@@ -139,22 +89,22 @@ static uint64_t leader_id(struct coord *c)
 }
 
 /* Fill m from server s; buf (len bytes) holds the client endpoint. */
-static void member_of(struct coord *c, const struct raft_server *s,
+void admin__member_of(struct coord *c, const struct raft_server *s,
 		      Settle__V1__Member *m, char *buf, size_t len)
 {
-	const char *ep = client_of(c, s->id, buf, len);
+	const char *ep = admin__client_of(c, s->id, buf, len);
 
 	settle__v1__member__init(m);
 	m->id = s->id;
 	m->raft_address = s->address;
 	m->client_endpoint = (char *)(ep != NULL ? ep : "");
 	m->role = wire_role(s->role);
-	m->leader = s->id == leader_id(c);
+	m->leader = s->id == admin__leader_id(c);
 }
 
 /* Answer with an error; NOT_LEADER carries the leader's endpoint, or
  * becomes UNAVAILABLE when none is known (as in dispatch.c). */
-static void answer_fail(struct coord *c, struct rpc_call *call, int err,
+void admin__answer_fail(struct coord *c, struct rpc_call *call, int err,
 			const char *msg)
 {
 	const char *leader = NULL;
@@ -173,491 +123,6 @@ static void answer_fail(struct coord *c, struct rpc_call *call, int err,
 		      leader);
 }
 
-static void op_free(struct admin_op *op)
-{
-	if (current == op)
-		current = NULL;
-	free(op);
-}
-
-static void op_fail(struct admin_op *op, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void op_fail(struct admin_op *op, int err, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	settle_log(SETTLE_LOG_WARN, "admin", "%s", msg);
-	answer_fail(op->c, op->call, err, msg);
-	op_free(op);
-}
-
-/*
- * Our code for a raft failure. Clients retry UNAVAILABLE, NOT_LEADER and
- * TIMEOUT by themselves; a node that did not catch up gets WRONG_STATE so
- * that the operator hears about it at once instead of after retries.
- */
-static int admin_err(int raft_rv)
-{
-	switch (raft_rv) {
-	case RAFT_DUPLICATEID:
-	case RAFT_DUPLICATEADDRESS:
-		return SETTLE_EEXISTS;
-	case RAFT_BADID:
-	case RAFT_NOTFOUND:
-		return SETTLE_ENOTFOUND;
-	case RAFT_BADROLE:
-		return SETTLE_EINVAL;
-	case RAFT_NOCONNECTION:
-		return SETTLE_ESTATE;
-	case RAFT_CANTCHANGE:
-		return SETTLE_EUNAVAIL;
-	}
-	return settle_err_from_raft(raft_rv) == SETTLE_ERAFT
-		   ? SETTLE_EUNAVAIL
-		   : settle_err_from_raft(raft_rv);
-}
-
-/* A raft step failed: keep raft's own words for the operator. */
-static int step_err(struct admin_op *op, int raft_rv)
-{
-	op->raft_rv = raft_rv;
-	op->err = admin_err(raft_rv);
-	snprintf(op->errmsg, sizeof op->errmsg, "%s", raft_strerror(raft_rv));
-	return op->err;
-}
-
-static void advance(struct admin_op *op);
-
-static void timer_closed(uv_handle_t *h)
-{
-	advance(h->data);
-}
-
-static bool transfer_settled(struct admin_op *op)
-{
-	uint64_t lid = leader_id(op->c);
-
-	return op->c->closing || lid != 0 || settle_mono_ms() >= op->wait_until;
-}
-
-static void timer_fired(uv_timer_t *t)
-{
-	struct admin_op *op = t->data;
-
-	if (op->step == TRANSFER_WAIT && !transfer_settled(op))
-		return; /* poll again */
-	uv_close((uv_handle_t *)t, timer_closed);
-}
-
-/* Run advance() from the loop, outside whatever callback we are in; with
- * repeat_ms, keep polling (TRANSFER_WAIT). */
-static void wake(struct admin_op *op, uint64_t repeat_ms)
-{
-	uv_timer_init(op->c->loop, &op->timer);
-	op->timer.data = op;
-	uv_timer_start(&op->timer, timer_fired, 0, repeat_ms);
-}
-
-static void change_cb(struct raft_change *req, int status)
-{
-	struct admin_op *op = req->data;
-
-	if (status != 0)
-		step_err(op, status);
-	wake(op, 0);
-}
-
-static void transfer_cb(struct raft_transfer *req)
-{
-	struct admin_op *op = req->data;
-
-	op->step = TRANSFER_WAIT;
-	op->wait_until = settle_mono_ms() + TRANSFER_WAIT_MS;
-	wake(op, POLL_MS);
-}
-
-static void member_proposed(struct coord *c, void *data, int err,
-			    const Settle__V1__CmdResult *res)
-{
-	struct admin_op *op = data;
-
-	(void)c;
-	if (err == 0 && res->code != SETTLE__V1__CODE__OK) {
-		err = settle_err_from_wire(res->code);
-		if (op->err == 0)
-			snprintf(op->errmsg, sizeof op->errmsg, "%s",
-				 res->message);
-	}
-	if (err != 0 && op->err == 0) {
-		op->err = err;
-		if (op->errmsg[0] == '\0')
-			snprintf(op->errmsg, sizeof op->errmsg, "%s",
-				 settle_strerror(err));
-	}
-	if (--op->proposals == 0)
-		wake(op, 0);
-}
-
-/* Propose CmdMember; counts in op->proposals. */
-static int propose_member(struct admin_op *op, uint64_t id, const char *raft,
-			  const char *client, bool remove)
-{
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdMember m = SETTLE__V1__CMD_MEMBER__INIT;
-	int rv;
-
-	m.id = id;
-	m.raft_address = (char *)(raft != NULL ? raft : "");
-	m.client_endpoint = (char *)(client != NULL ? client : "");
-	m.remove = remove;
-	if (wal_member_validate(&m, NULL, 0) != 0)
-		return SETTLE_EINVAL;
-	cmd.op_case = SETTLE__V1__COMMAND__OP_MEMBER;
-	cmd.member = &m;
-	rv = coord_propose(op->c, &cmd, member_proposed, op);
-	if (rv == 0)
-		op->proposals++;
-	return rv;
-}
-
-/* Whether the members table already says id is at raft/client. */
-static bool recorded(struct coord *c, uint64_t id, const char *raft,
-		     const char *client)
-{
-	Settle__V1__MemberRecord *m = NULL;
-	bool same;
-
-	if (store_member_get(c->store, NULL, id, &m) != 0)
-		return false;
-	same = strcmp(m->raft_address, raft) == 0 &&
-	       strcmp(m->client_endpoint, client) == 0;
-	settle__v1__member_record__free_unpacked(m, NULL);
-	return same;
-}
-
-/*
- * Record the new node's endpoints, and those of the members this node
- * knows from --peers that the table lacks: a node that joins later has
- * no --peers of its own and learns every endpoint from the log.
- */
-static int add_directory(struct admin_op *op)
-{
-	struct coord *c = op->c;
-	const struct raft_configuration *conf = &c->raft.configuration;
-	int rv;
-
-	for (unsigned i = 0; i < conf->n; i++) {
-		const struct raft_server *s = &conf->servers[i];
-		const char *ep = coord_config_client_of(&c->cfg, s->id);
-
-		if (s->id == op->id || ep == NULL ||
-		    recorded(c, s->id, s->address, ep))
-			continue;
-		/* A --peers address the commands refuse (port 0 in tests)
-		 * is simply not recorded. */
-		rv = propose_member(op, s->id, s->address, ep, false);
-		if (rv != 0 && rv != SETTLE_EINVAL)
-			return rv;
-	}
-	if (!recorded(c, op->id, op->raft, op->client))
-		return propose_member(op, op->id, op->raft, op->client, false);
-	return 0;
-}
-
-/* ---- Steps ------------------------------------------------------------------
- */
-
-static void reply_added(struct admin_op *op)
-{
-	Settle__V1__ClusterAddResponse resp =
-	    SETTLE__V1__CLUSTER_ADD_RESPONSE__INIT;
-	Settle__V1__Member m;
-	char buf[WAL_ENDPOINT_MAX + 1];
-	const struct raft_server *s = server_of(op->c, op->id);
-
-	if (s == NULL) {
-		op_fail(op, SETTLE_EUNAVAIL,
-			"node %llu left the configuration meanwhile",
-			(unsigned long long)op->id);
-		return;
-	}
-	member_of(op->c, s, &m, buf, sizeof buf);
-	resp.member = &m;
-	settle_log(SETTLE_LOG_INFO, "admin", "node %llu is a %s",
-		   (unsigned long long)op->id, raft_role_name(s->role));
-	rpc_call_reply(op->call, &resp.base);
-	op_free(op);
-}
-
-/* What failed during an add, with what stays in place and what to do. */
-static void add_failed(struct admin_op *op)
-{
-	const struct raft_server *s = server_of(op->c, op->id);
-	unsigned long long id = (unsigned long long)op->id;
-
-	if (op->step == ADD_RECORDED) {
-		op_fail(op, op->err,
-			"add node %llu: recording its endpoints: %s", id,
-			op->errmsg);
-	} else if (s == NULL) {
-		op_fail(op, op->err, "add node %llu: raft_add: %s", id,
-			op->errmsg);
-	} else if (op->raft_rv == RAFT_NOCONNECTION) {
-		op_fail(op, op->err,
-			"add node %llu: it is a %s but did not catch up with "
-			"the leader (%s); check that it runs (settled --join) "
-			"and that %s is reachable from the leader, then run "
-			"cluster add again, or cluster remove %llu",
-			id, raft_role_name(s->role), op->errmsg, s->address,
-			id);
-	} else {
-		op_fail(op, op->err,
-			"add node %llu: it is a %s; making it a %s: %s", id,
-			raft_role_name(s->role), raft_role_name(op->assigning),
-			op->errmsg);
-	}
-}
-
-static void advance_add(struct admin_op *op)
-{
-	struct coord *c = op->c;
-	const struct raft_server *s;
-	int rv;
-
-	if (op->err != 0) {
-		/* Retry a promotion that timed out: the node may still be
-		 * loading a snapshot, and as a standby it keeps receiving. */
-		if (op->step == ADD_ROLE && op->raft_rv == RAFT_NOCONNECTION &&
-		    op->assigning == RAFT_VOTER && op->tries < PROMOTE_TRIES) {
-			settle_log(SETTLE_LOG_INFO, "admin",
-				   "node %llu not caught up yet; trying again",
-				   (unsigned long long)op->id);
-			op->err = 0;
-			op->raft_rv = 0;
-		} else {
-			add_failed(op);
-			return;
-		}
-	}
-	for (;;) {
-		switch (op->step) {
-		case ADD_DIRECTORY:
-			op->step = ADD_RECORDED;
-			rv = add_directory(op);
-			if (rv != 0) {
-				/* Reported once the proposals made end. */
-				op->err = rv;
-				snprintf(op->errmsg, sizeof op->errmsg, "%s",
-					 settle_strerror(rv));
-				if (op->proposals == 0) {
-					add_failed(op);
-					return;
-				}
-			}
-			if (op->proposals > 0)
-				return;
-			break;
-		case ADD_RECORDED:
-			op->step = ADD_RAFT;
-			break;
-		case ADD_RAFT:
-			op->step = ADD_ROLE;
-			if (server_of(c, op->id) != NULL)
-				break;
-			settle_log(SETTLE_LOG_INFO, "admin",
-				   "adding node %llu at %s as a spare",
-				   (unsigned long long)op->id, op->raft);
-			op->change.data = op;
-			rv = raft_add(&c->raft, &op->change, op->id, op->raft,
-				      change_cb);
-			if (rv != 0) {
-				op->step = ADD_RAFT;
-				step_err(op, rv);
-				add_failed(op);
-			}
-			return;
-		case ADD_ROLE:
-			s = server_of(c, op->id);
-			if (s == NULL) {
-				op->err = SETTLE_EUNAVAIL;
-				snprintf(op->errmsg, sizeof op->errmsg,
-					 "not in the configuration");
-				add_failed(op);
-				return;
-			}
-			if (s->role == op->role) {
-				op->step = ADD_DONE;
-				break;
-			}
-			/* A spare receives nothing: make it a standby first,
-			 * so it is already replicating when raft's catch-up
-			 * rounds for the promotion start. */
-			op->assigning =
-			    op->role == RAFT_VOTER && s->role == RAFT_SPARE
-				? RAFT_STANDBY
-				: op->role;
-			if (op->assigning == RAFT_VOTER)
-				op->tries++;
-			settle_log(
-			    SETTLE_LOG_INFO, "admin", "node %llu: %s -> %s",
-			    (unsigned long long)op->id, raft_role_name(s->role),
-			    raft_role_name(op->assigning));
-			op->change.data = op;
-			rv = raft_assign(&c->raft, &op->change, op->id,
-					 op->assigning, change_cb);
-			if (rv != 0) {
-				step_err(op, rv);
-				add_failed(op);
-			}
-			return;
-		case ADD_DONE:
-			reply_added(op);
-			return;
-		default:
-			op_fail(op, SETTLE_EINTERNAL, "add: bad step %d",
-				(int)op->step);
-			return;
-		}
-	}
-}
-
-static void advance_remove(struct admin_op *op)
-{
-	struct coord *c = op->c;
-	int rv;
-
-	switch (op->step) {
-	case REMOVE_RAFT:
-		op->step = REMOVE_FORGET;
-		settle_log(SETTLE_LOG_INFO, "admin", "removing node %llu",
-			   (unsigned long long)op->id);
-		op->change.data = op;
-		rv = raft_remove(&c->raft, &op->change, op->id, change_cb);
-		if (rv != 0) {
-			step_err(op, rv);
-			op_fail(op, op->err, "remove node %llu: %s",
-				(unsigned long long)op->id, op->errmsg);
-		}
-		return;
-	case REMOVE_FORGET:
-		if (op->err != 0) {
-			op_fail(op, op->err, "remove node %llu: %s",
-				(unsigned long long)op->id, op->errmsg);
-			return;
-		}
-		op->step = REMOVE_DONE;
-		/* The row only names endpoints; a stale one is harmless,
-		 * so a failure here does not fail the removal. */
-		if (propose_member(op, op->id, NULL, NULL, true) == 0)
-			return;
-		/* fall through */
-	case REMOVE_DONE: {
-		Settle__V1__ClusterRemoveResponse resp =
-		    SETTLE__V1__CLUSTER_REMOVE_RESPONSE__INIT;
-
-		if (op->err != 0)
-			settle_log(SETTLE_LOG_WARN, "admin",
-				   "node %llu removed, its members row "
-				   "stays: %s",
-				   (unsigned long long)op->id, op->errmsg);
-		settle_log(SETTLE_LOG_INFO, "admin", "node %llu removed",
-			   (unsigned long long)op->id);
-		rpc_call_reply(op->call, &resp.base);
-		op_free(op);
-		return;
-	}
-	default:
-		op_fail(op, SETTLE_EINTERNAL, "remove: bad step %d",
-			(int)op->step);
-	}
-}
-
-static void reply_leader(struct admin_op *op, uint64_t lid)
-{
-	Settle__V1__ClusterTransferResponse resp =
-	    SETTLE__V1__CLUSTER_TRANSFER_RESPONSE__INIT;
-	char buf[WAL_ENDPOINT_MAX + 1];
-	const char *ep = client_of(op->c, lid, buf, sizeof buf);
-
-	resp.leader_id = lid;
-	resp.leader = (char *)(ep != NULL ? ep : "");
-	rpc_call_reply(op->call, &resp.base);
-	op_free(op);
-}
-
-static void advance_transfer(struct admin_op *op)
-{
-	struct coord *c = op->c;
-	uint64_t lid;
-	int rv;
-
-	if (op->step == TRANSFER_START) {
-		if (op->id == 0)
-			settle_log(SETTLE_LOG_INFO, "admin",
-				   "transferring leadership to any voter");
-		else
-			settle_log(SETTLE_LOG_INFO, "admin",
-				   "transferring leadership to node %llu",
-				   (unsigned long long)op->id);
-		op->transfer.data = op;
-		rv =
-		    raft_transfer(&c->raft, &op->transfer, op->id, transfer_cb);
-		if (rv == RAFT_NOTFOUND)
-			op_fail(op, SETTLE_ESTATE,
-				"no other voter to take over leadership");
-		else if (rv != 0)
-			op_fail(op, admin_err(rv), "transfer: %s",
-				raft_strerror(rv));
-		return;
-	}
-	/* TRANSFER_WAIT ended: the transfer happened, failed, or timed out. */
-	lid = leader_id(c);
-	if (lid == c->cfg.id) {
-		op_fail(op, SETTLE_ETIMEOUT,
-			"leadership did not move within the election timeout; "
-			"node %llu still leads",
-			(unsigned long long)lid);
-	} else if (lid == 0) {
-		op_fail(op, SETTLE_EUNAVAIL,
-			"node %llu gave up leadership but no new leader is "
-			"known yet; check with cluster members",
-			(unsigned long long)c->cfg.id);
-	} else if (op->id != 0 && lid != op->id) {
-		op_fail(op, SETTLE_ESTATE, "node %llu leads now, not node %llu",
-			(unsigned long long)lid, (unsigned long long)op->id);
-	} else {
-		settle_log(SETTLE_LOG_INFO, "admin", "node %llu leads now",
-			   (unsigned long long)lid);
-		reply_leader(op, lid);
-	}
-}
-
-static void advance(struct admin_op *op)
-{
-	if (op->c->closing) {
-		op_fail(op, SETTLE_EUNAVAIL,
-			"node is stopping; the membership change may be "
-			"incomplete: check with cluster members");
-		return;
-	}
-	switch (op->method) {
-	case SETTLE__V1__METHOD__CLUSTER_ADD:
-		advance_add(op);
-		break;
-	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
-		advance_remove(op);
-		break;
-	default:
-		advance_transfer(op);
-		break;
-	}
-}
-
 /* ---- Requests
  * ---------------------------------------------------------------- */
 
@@ -667,14 +132,14 @@ static struct admin_op *op_new(struct coord *c, struct rpc_call *call,
 	struct admin_op *op = calloc(1, sizeof *op);
 
 	if (op == NULL) {
-		answer_fail(c, call, SETTLE_ENOMEM, NULL);
+		admin__answer_fail(c, call, SETTLE_ENOMEM, NULL);
 		return NULL;
 	}
 	op->c = c;
 	op->call = call;
 	op->method = method;
 	op->id = id;
-	current = op;
+	admin__current = op;
 	return op;
 }
 
@@ -690,8 +155,8 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 
 	req = settle__v1__cluster_add_request__unpack(NULL, n, b);
 	if (req == NULL) {
-		answer_fail(c, call, SETTLE_EINVAL,
-			    "invalid ClusterAddRequest");
+		admin__answer_fail(c, call, SETTLE_EINVAL,
+				   "invalid ClusterAddRequest");
 		return;
 	}
 	switch (req->role) {
@@ -706,40 +171,41 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		role = RAFT_SPARE;
 		break;
 	default:
-		answer_fail(c, call, SETTLE_EINVAL, "unknown role");
+		admin__answer_fail(c, call, SETTLE_EINVAL, "unknown role");
 		goto out;
 	}
 	if (req->id == 0) {
-		answer_fail(c, call, SETTLE_EINVAL, "node id must be > 0");
+		admin__answer_fail(c, call, SETTLE_EINVAL,
+				   "node id must be > 0");
 		goto out;
 	}
 	if (wal_endpoint_validate(req->raft_address) != 0) {
 		snprintf(msg, sizeof msg,
 			 "raft address '%.64s' is not host:port",
 			 req->raft_address);
-		answer_fail(c, call, SETTLE_EINVAL, msg);
+		admin__answer_fail(c, call, SETTLE_EINVAL, msg);
 		goto out;
 	}
 	if (wal_endpoint_validate(req->client_endpoint) != 0) {
 		snprintf(msg, sizeof msg,
 			 "client endpoint '%.64s' is not host:port",
 			 req->client_endpoint);
-		answer_fail(c, call, SETTLE_EINVAL, msg);
+		admin__answer_fail(c, call, SETTLE_EINVAL, msg);
 		goto out;
 	}
-	s = server_of(c, req->id);
+	s = admin__server_of(c, req->id);
 	if (s != NULL && strcmp(s->address, req->raft_address) != 0) {
 		snprintf(msg, sizeof msg,
 			 "node %llu is already a member, at %.64s",
 			 (unsigned long long)req->id, s->address);
-		answer_fail(c, call, SETTLE_EEXISTS, msg);
+		admin__answer_fail(c, call, SETTLE_EEXISTS, msg);
 		goto out;
 	}
 	if (s != NULL && s->role == RAFT_VOTER && role != RAFT_VOTER) {
 		snprintf(msg, sizeof msg,
 			 "node %llu is already a voter; remove it first",
 			 (unsigned long long)req->id);
-		answer_fail(c, call, SETTLE_EEXISTS, msg);
+		admin__answer_fail(c, call, SETTLE_EEXISTS, msg);
 		goto out;
 	}
 	for (unsigned i = 0; i < conf->n; i++) {
@@ -749,7 +215,7 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 
 		if (o->id == req->id)
 			continue;
-		ep = client_of(c, o->id, buf, sizeof buf);
+		ep = admin__client_of(c, o->id, buf, sizeof buf);
 		if (strcmp(o->address, req->raft_address) == 0 ||
 		    (ep != NULL && strcmp(ep, req->client_endpoint) == 0)) {
 			snprintf(msg, sizeof msg,
@@ -758,7 +224,7 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 				 strcmp(o->address, req->raft_address) == 0
 				     ? o->address
 				     : ep);
-			answer_fail(c, call, SETTLE_EEXISTS, msg);
+			admin__answer_fail(c, call, SETTLE_EEXISTS, msg);
 			goto out;
 		}
 	}
@@ -769,7 +235,7 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	snprintf(op->client, sizeof op->client, "%s", req->client_endpoint);
 	op->role = role;
 	op->step = ADD_DIRECTORY;
-	advance(op);
+	admin__advance(op);
 out:
 	settle__v1__cluster_add_request__free_unpacked(req, NULL);
 }
@@ -783,16 +249,17 @@ static void do_remove(struct coord *c, struct rpc_call *call, const uint8_t *b,
 
 	req = settle__v1__cluster_remove_request__unpack(NULL, n, b);
 	if (req == NULL) {
-		answer_fail(c, call, SETTLE_EINVAL,
-			    "invalid ClusterRemoveRequest");
+		admin__answer_fail(c, call, SETTLE_EINVAL,
+				   "invalid ClusterRemoveRequest");
 		return;
 	}
 	if (req->id == 0) {
-		answer_fail(c, call, SETTLE_EINVAL, "node id must be > 0");
-	} else if (server_of(c, req->id) == NULL) {
+		admin__answer_fail(c, call, SETTLE_EINVAL,
+				   "node id must be > 0");
+	} else if (admin__server_of(c, req->id) == NULL) {
 		snprintf(msg, sizeof msg, "node %llu is not a member",
 			 (unsigned long long)req->id);
-		answer_fail(c, call, SETTLE_ENOTFOUND, msg);
+		admin__answer_fail(c, call, SETTLE_ENOTFOUND, msg);
 	} else if (req->id == c->cfg.id) {
 		/* The leader cannot commit its own removal and keep
 		 * serving; let the operator choose who leads next. */
@@ -800,13 +267,13 @@ static void do_remove(struct coord *c, struct rpc_call *call, const uint8_t *b,
 			 "node %llu is the leader: move leadership first "
 			 "(cluster transfer), then remove it",
 			 (unsigned long long)req->id);
-		answer_fail(c, call, SETTLE_ESTATE, msg);
+		admin__answer_fail(c, call, SETTLE_ESTATE, msg);
 	} else {
 		op = op_new(c, call, SETTLE__V1__METHOD__CLUSTER_REMOVE,
 			    req->id);
 		if (op != NULL) {
 			op->step = REMOVE_RAFT;
-			advance(op);
+			admin__advance(op);
 		}
 	}
 	settle__v1__cluster_remove_request__free_unpacked(req, NULL);
@@ -822,32 +289,32 @@ static void do_transfer(struct coord *c, struct rpc_call *call,
 
 	req = settle__v1__cluster_transfer_request__unpack(NULL, n, b);
 	if (req == NULL) {
-		answer_fail(c, call, SETTLE_EINVAL,
-			    "invalid ClusterTransferRequest");
+		admin__answer_fail(c, call, SETTLE_EINVAL,
+				   "invalid ClusterTransferRequest");
 		return;
 	}
-	s = req->id != 0 ? server_of(c, req->id) : NULL;
+	s = req->id != 0 ? admin__server_of(c, req->id) : NULL;
 	if (req->id != 0 && s == NULL) {
 		snprintf(msg, sizeof msg, "node %llu is not a member",
 			 (unsigned long long)req->id);
-		answer_fail(c, call, SETTLE_ENOTFOUND, msg);
+		admin__answer_fail(c, call, SETTLE_ENOTFOUND, msg);
 	} else if (s != NULL && s->role != RAFT_VOTER) {
-		snprintf(msg, sizeof msg,
-			 "node %llu is a %s; only voters can lead",
-			 (unsigned long long)req->id, raft_role_name(s->role));
-		answer_fail(c, call, SETTLE_EINVAL, msg);
+		snprintf(
+		    msg, sizeof msg, "node %llu is a %s; only voters can lead",
+		    (unsigned long long)req->id, admin__role_name(s->role));
+		admin__answer_fail(c, call, SETTLE_EINVAL, msg);
 	} else if (req->id == c->cfg.id) {
 		/* Already there: nothing to move. */
 		op = op_new(c, call, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
 			    req->id);
 		if (op != NULL)
-			reply_leader(op, c->cfg.id);
+			admin__reply_leader(op, c->cfg.id);
 	} else {
 		op = op_new(c, call, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
 			    req->id);
 		if (op != NULL) {
 			op->step = TRANSFER_START;
-			advance(op);
+			admin__advance(op);
 		}
 	}
 	settle__v1__cluster_transfer_request__free_unpacked(req, NULL);
@@ -866,18 +333,18 @@ static void do_members(struct coord *c, struct rpc_call *call)
 		ptrs = calloc(conf->n, sizeof *ptrs);
 		bufs = calloc(conf->n, sizeof *bufs);
 		if (ms == NULL || ptrs == NULL || bufs == NULL) {
-			answer_fail(c, call, SETTLE_ENOMEM, NULL);
+			admin__answer_fail(c, call, SETTLE_ENOMEM, NULL);
 			goto out;
 		}
 	}
 	for (unsigned i = 0; i < conf->n; i++) {
-		member_of(c, &conf->servers[i], &ms[i], bufs[i],
-			  sizeof bufs[i]);
+		admin__member_of(c, &conf->servers[i], &ms[i], bufs[i],
+				 sizeof bufs[i]);
 		ptrs[i] = &ms[i];
 	}
 	resp.n_members = conf->n;
 	resp.members = ptrs;
-	resp.leader_id = leader_id(c);
+	resp.leader_id = admin__leader_id(c);
 	rpc_call_reply(call, &resp.base);
 out:
 	free(bufs);
@@ -889,11 +356,12 @@ void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 			  const uint8_t *body, size_t len)
 {
 	if (c->closing) {
-		answer_fail(c, call, SETTLE_EUNAVAIL, "node is stopping");
+		admin__answer_fail(c, call, SETTLE_EUNAVAIL,
+				   "node is stopping");
 		return;
 	}
 	if (!coord_is_leader(c)) {
-		answer_fail(c, call, SETTLE_ENOTLEADER, NULL);
+		admin__answer_fail(c, call, SETTLE_ENOTLEADER, NULL);
 		return;
 	}
 	if (method == SETTLE__V1__METHOD__CLUSTER_MEMBERS) {
@@ -903,31 +371,32 @@ void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 	if (!coord_is_ready(c)) {
 		/* Its term's barrier is not applied yet (node.c): a change
 		 * of the previous leader may still be on its way. */
-		answer_fail(c, call, SETTLE_EUNAVAIL,
-			    "new leader not ready yet; retry");
+		admin__answer_fail(c, call, SETTLE_EUNAVAIL,
+				   "new leader not ready yet; retry");
 		return;
 	}
 	/* One change at a time: ours, or one raft still has uncommitted
 	 * (e.g. left by the previous leader). */
-	if (current != NULL || c->raft.configuration_uncommitted_index != 0) {
+	if (admin__current != NULL ||
+	    c->raft.configuration_uncommitted_index != 0) {
 		char msg[128];
 
-		if (current != NULL)
+		if (admin__current != NULL)
 			snprintf(msg, sizeof msg,
 				 "a membership change is in progress (%s node "
 				 "%llu); retry when it ends",
-				 current->method ==
+				 admin__current->method ==
 					 SETTLE__V1__METHOD__CLUSTER_ADD
 				     ? "adding"
-				 : current->method ==
+				 : admin__current->method ==
 					 SETTLE__V1__METHOD__CLUSTER_REMOVE
 				     ? "removing"
 				     : "leadership transfer to",
-				 (unsigned long long)current->id);
+				 (unsigned long long)admin__current->id);
 		else
 			snprintf(msg, sizeof msg,
 				 "a membership change is in progress; retry");
-		answer_fail(c, call, SETTLE_EUNAVAIL, msg);
+		admin__answer_fail(c, call, SETTLE_EUNAVAIL, msg);
 		return;
 	}
 	switch (method) {
@@ -941,7 +410,8 @@ void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 		do_transfer(c, call, body, len);
 		break;
 	default:
-		answer_fail(c, call, SETTLE_ENOMETHOD, "not a cluster method");
+		admin__answer_fail(c, call, SETTLE_ENOMETHOD,
+				   "not a cluster method");
 		break;
 	}
 }

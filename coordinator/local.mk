@@ -2,7 +2,8 @@
 
 bin_PROGRAMS += coordinator/settled
 coordinator_settled_SOURCES = \
-	coordinator/admin.c coordinator/admin.h \
+	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
+	coordinator/admin_op.c \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
 	coordinator/dispatch.c \
