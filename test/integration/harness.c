@@ -461,9 +461,28 @@ void it_node_wait_leader(struct it_node *n, int timeout_ms)
 		free(out);
 		free(err);
 		/* A leader answering while our process is dead is somebody
-		 * else's node on that port. */
-		if (leader && it_alive(n->proc))
-			return;
+		 * else's node on that port. A new leader answers UNAVAILABLE
+		 * until its term's barrier is applied: wait until it serves
+		 * a read, so tests may send raw requests at once. */
+		if (leader && it_alive(n->proc)) {
+			char *ready_argv[] = {(char *)it_bin("settlectl"),
+					      "--cluster",
+					      n->endpoint,
+					      "--timeout",
+					      "5s",
+					      "tx",
+					      "list",
+					      "--limit",
+					      "1",
+					      NULL};
+
+			rc = it_run(ready_argv, &out, &err, 10000);
+			snprintf(last, sizeof(last), "%s%s", out, err);
+			free(out);
+			free(err);
+			if (rc == 0)
+				return;
+		}
 		if (!it_alive(n->proc)) {
 			it_show_log(n->proc);
 			cr_assert_fail("settled exited while starting");
