@@ -129,6 +129,21 @@ void coord_random_id(uint8_t buf[16]);
 
 void coord_dispatch(void *data, struct rpc_call *call);
 
+/* Answer call with an error; NOT_LEADER carries the leader's endpoint (or
+ * becomes UNAVAILABLE when no leader is known). msg may be NULL. */
+void coord_fail(struct coord *c, struct rpc_call *call, int err,
+		const char *msg);
+
+/* COMMITTED or ROLLED_BACK. */
+bool coord_tx_final(int state);
+
+/* Reads (query.c): body is the request's protobuf body. */
+void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		    size_t n);
+void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		   size_t n);
+void coord_do_status(struct coord *c, struct rpc_call *call);
+
 /* Tell waiters that tx changed (wakes Commit/Rollback that wait). */
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx);
 /* Answer every waiter (at shutdown or loss of leadership). */

@@ -18,8 +18,6 @@
 
 #define WAIT_DEFAULT_MS 10000
 #define WAIT_MAX_MS	60000
-#define LIST_DEFAULT	1000
-#define LIST_MAX	10000
 
 struct coord_waiter {
 	struct coord_waiter *next;
@@ -38,8 +36,8 @@ struct pending {
 	char gid[WAL_GID_MAX + 1];
 };
 
-static void fail(struct coord *c, struct rpc_call *call, int err,
-		 const char *msg)
+void coord_fail(struct coord *c, struct rpc_call *call, int err,
+		const char *msg)
 {
 	const char *leader = NULL;
 
@@ -58,24 +56,24 @@ static void fail(struct coord *c, struct rpc_call *call, int err,
 static bool leader_or_fail(struct coord *c, struct rpc_call *call)
 {
 	if (c->closing) {
-		fail(c, call, SETTLE_EUNAVAIL, "node is stopping");
+		coord_fail(c, call, SETTLE_EUNAVAIL, "node is stopping");
 		return false;
 	}
 	if (!coord_is_leader(c)) {
-		fail(c, call, SETTLE_ENOTLEADER, NULL);
+		coord_fail(c, call, SETTLE_ENOTLEADER, NULL);
 		return false;
 	}
 	if (!coord_is_ready(c)) {
 		/* Elected, but its term's barrier is not applied yet (node.c):
 		 * the state may still hide earlier decisions. */
-		fail(c, call, SETTLE_EUNAVAIL,
-		     "new leader not ready yet; retry");
+		coord_fail(c, call, SETTLE_EUNAVAIL,
+			   "new leader not ready yet; retry");
 		return false;
 	}
 	return true;
 }
 
-static bool is_final(int state)
+bool coord_tx_final(int state)
 {
 	return state == SETTLE__V1__TX_STATE__COMMITTED ||
 	       state == SETTLE__V1__TX_STATE__ROLLED_BACK;
@@ -93,11 +91,11 @@ static void answer_decision(struct coord *c, struct rpc_call *call,
 	rv = store_tx_get(c->store, NULL, gid, &tx);
 	if (rv != 0) {
 		/* Collected by GC between decision and answer: it ended. */
-		fail(c, call, rv, "transaction no longer known");
+		coord_fail(c, call, rv, "transaction no longer known");
 		return;
 	}
 	resp.state = tx->state;
-	resp.finished = is_final(tx->state);
+	resp.finished = coord_tx_final(tx->state);
 	rpc_call_reply(call, &resp.base);
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
@@ -154,7 +152,7 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 {
 	struct coord_waiter *w = c->waiters;
 
-	if (!is_final(tx->state))
+	if (!coord_tx_final(tx->state))
 		return;
 	while (w != NULL) {
 		struct coord_waiter *next = w->next;
@@ -178,7 +176,7 @@ void coord_waiters_flush(struct coord *c, int err)
 		struct coord_waiter *w = c->waiters;
 
 		if (err == SETTLE_ENOTLEADER)
-			fail(c, w->call, err, NULL);
+			coord_fail(c, w->call, err, NULL);
 		else
 			answer_decision(c, w->call, w->gid);
 		waiter_unlink(c, w);
@@ -194,11 +192,12 @@ static void proposed(struct coord *c, void *data, int err,
 	struct rpc_call *call = p->call;
 
 	if (err != 0) {
-		fail(c, call, err, NULL);
+		coord_fail(c, call, err, NULL);
 		goto out;
 	}
 	if (res->code != SETTLE__V1__CODE__OK) {
-		fail(c, call, settle_err_from_wire(res->code), res->message);
+		coord_fail(c, call, settle_err_from_wire(res->code),
+			   res->message);
 		goto out;
 	}
 	switch (p->method) {
@@ -224,7 +223,7 @@ static void proposed(struct coord *c, void *data, int err,
 		Settle__V1__TxRecord *tx = NULL;
 
 		if (p->wait && store_tx_get(c->store, NULL, p->gid, &tx) == 0 &&
-		    !is_final(tx->state) && coord_is_ready(c) &&
+		    !coord_tx_final(tx->state) && coord_is_ready(c) &&
 		    waiter_add(c, call, p->gid, p->wait_ms) == 0) {
 			settle__v1__tx_record__free_unpacked(tx, NULL);
 			break;
@@ -253,12 +252,12 @@ static void propose_for(struct coord *c, struct rpc_call *call, int method,
 	 * over 1 KiB), as validation says: PROTOCOL.md promises both. */
 	rv = wal_command_validate(cmd, msg, sizeof msg);
 	if (rv != 0) {
-		fail(c, call, rv, msg);
+		coord_fail(c, call, rv, msg);
 		return;
 	}
 	p = calloc(1, sizeof *p);
 	if (p == NULL) {
-		fail(c, call, SETTLE_ENOMEM, NULL);
+		coord_fail(c, call, SETTLE_ENOMEM, NULL);
 		return;
 	}
 	p->call = call;
@@ -271,7 +270,7 @@ static void propose_for(struct coord *c, struct rpc_call *call, int method,
 	rv = coord_propose(c, cmd, proposed, p);
 	if (rv != 0) {
 		free(p);
-		fail(c, call, rv, NULL);
+		coord_fail(c, call, rv, NULL);
 	}
 }
 
@@ -279,7 +278,7 @@ static bool cmd_id_ok(struct coord *c, struct rpc_call *call,
 		      const ProtobufCBinaryData *id)
 {
 	if (id->len != STORE_CMD_ID_LEN) {
-		fail(c, call, SETTLE_EINVAL, "cmd_id must be 16 bytes");
+		coord_fail(c, call, SETTLE_EINVAL, "cmd_id must be 16 bytes");
 		return false;
 	}
 	return true;
@@ -308,7 +307,7 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 
 	req = settle__v1__begin_request__unpack(NULL, n, b);
 	if (req == NULL) {
-		fail(c, call, SETTLE_EINVAL, "invalid BeginRequest");
+		coord_fail(c, call, SETTLE_EINVAL, "invalid BeginRequest");
 		return;
 	}
 	if (!cmd_id_ok(c, call, &req->cmd_id))
@@ -319,14 +318,15 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		char msg[96];
 		snprintf(msg, sizeof msg, "timeout_ms over the limit of %u",
 			 c->cfg.max_timeout_ms);
-		fail(c, call, SETTLE_EINVAL, msg);
+		coord_fail(c, call, SETTLE_EINVAL, msg);
 		goto out;
 	}
 	if (req->gid[0] != '\0') {
 		if (wal_gid_validate(req->gid) != 0) {
-			fail(c, call, SETTLE_EINVAL,
-			     "gid must be 1-128 printable ASCII bytes without "
-			     "spaces");
+			coord_fail(
+			    c, call, SETTLE_EINVAL,
+			    "gid must be 1-128 printable ASCII bytes without "
+			    "spaces");
 			goto out;
 		}
 		snprintf(gid, sizeof gid, "%s", req->gid);
@@ -354,7 +354,8 @@ static void do_register(struct coord *c, struct rpc_call *call,
 
 	req = settle__v1__register_branch_request__unpack(NULL, n, b);
 	if (req == NULL) {
-		fail(c, call, SETTLE_EINVAL, "invalid RegisterBranchRequest");
+		coord_fail(c, call, SETTLE_EINVAL,
+			   "invalid RegisterBranchRequest");
 		return;
 	}
 	if (!cmd_id_ok(c, call, &req->cmd_id))
@@ -387,7 +388,8 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		Settle__V1__CommitRequest *r =
 		    settle__v1__commit_request__unpack(NULL, n, b);
 		if (r == NULL) {
-			fail(c, call, SETTLE_EINVAL, "invalid CommitRequest");
+			coord_fail(c, call, SETTLE_EINVAL,
+				   "invalid CommitRequest");
 			return;
 		}
 		msg = &r->base;
@@ -401,7 +403,8 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		Settle__V1__RollbackRequest *r =
 		    settle__v1__rollback_request__unpack(NULL, n, b);
 		if (r == NULL) {
-			fail(c, call, SETTLE_EINVAL, "invalid RollbackRequest");
+			coord_fail(c, call, SETTLE_EINVAL,
+				   "invalid RollbackRequest");
 			return;
 		}
 		msg = &r->base;
@@ -423,212 +426,6 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-/* ---- Reads --------------------------------------------------------------- */
-
-static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
-		     uint64_t now)
-{
-	if (is_final(tx->state))
-		return false;
-	if (tx->due_ms == 0)
-		return true; /* a branch failed: waits for an operator */
-	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
-		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
-	return now > tx->created_ms + c->cfg.stuck_after_ms;
-}
-
-static void do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
-		     size_t n)
-{
-	Settle__V1__QueryRequest *req;
-	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
-	Settle__V1__TxRecord *tx = NULL;
-	Settle__V1__TxInfo *info = NULL;
-	MDB_txn *txn;
-	int rv;
-
-	req = settle__v1__query_request__unpack(NULL, n, b);
-	if (req == NULL) {
-		fail(c, call, SETTLE_EINVAL, "invalid QueryRequest");
-		return;
-	}
-	if (wal_gid_validate(req->gid) != 0) {
-		fail(c, call, SETTLE_EINVAL, "invalid gid");
-		goto out;
-	}
-	rv = store_read_begin(c->store, &txn);
-	if (rv != 0) {
-		fail(c, call, rv, store_errmsg(c->store));
-		goto out;
-	}
-	rv = store_tx_get(c->store, txn, req->gid, &tx);
-	if (rv == 0)
-		rv =
-		    store_tx_info(c->store, txn, tx, true, req->history, &info);
-	store_read_end(txn);
-	if (rv != 0) {
-		fail(c, call, rv,
-		     rv == SETTLE_ENOTFOUND ? "unknown gid"
-					    : store_errmsg(c->store));
-		goto out;
-	}
-	info->stuck = info->stuck || tx_stuck(c, tx, settle_now_ms());
-	resp.tx = info;
-	rpc_call_reply(call, &resp.base);
-out:
-	if (info != NULL)
-		settle__v1__tx_info__free_unpacked(info, NULL);
-	if (tx != NULL)
-		settle__v1__tx_record__free_unpacked(tx, NULL);
-	settle__v1__query_request__free_unpacked(req, NULL);
-}
-
-struct list_filter {
-	const struct coord *c;
-	const Settle__V1__ListRequest *req;
-	uint64_t now;
-};
-
-static bool list_keep(void *data, const Settle__V1__TxRecord *tx)
-{
-	struct list_filter *f = data;
-
-	if (f->req->older_than_ms != 0 &&
-	    tx->created_ms + f->req->older_than_ms > f->now)
-		return false;
-	if (f->req->stuck_only && !tx_stuck(f->c, tx, f->now))
-		return false;
-	return true;
-}
-
-static void do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
-		    size_t n)
-{
-	Settle__V1__ListRequest *req;
-	Settle__V1__ListResponse resp = SETTLE__V1__LIST_RESPONSE__INIT;
-	Settle__V1__TxRecord **txs = NULL;
-	Settle__V1__TxInfo **infos = NULL;
-	struct list_filter f;
-	size_t count = 0, done = 0;
-	bool more = false;
-	MDB_txn *txn;
-	size_t limit;
-	int rv;
-
-	req = settle__v1__list_request__unpack(NULL, n, b);
-	if (req == NULL) {
-		fail(c, call, SETTLE_EINVAL, "invalid ListRequest");
-		return;
-	}
-	if (req->state < 0 || req->state > SETTLE__V1__TX_STATE__ROLLED_BACK) {
-		fail(c, call, SETTLE_EINVAL, "unknown state");
-		goto out;
-	}
-	limit = req->limit == 0
-		    ? LIST_DEFAULT
-		    : (req->limit > LIST_MAX ? LIST_MAX : req->limit);
-	f.c = c;
-	f.req = req;
-	f.now = settle_now_ms();
-	rv = store_read_begin(c->store, &txn);
-	if (rv != 0) {
-		fail(c, call, rv, store_errmsg(c->store));
-		goto out;
-	}
-	rv = store_tx_list(c->store, txn, req->state, req->after_gid, limit,
-			   list_keep, &f, &txs, &count, &more);
-	if (rv == 0 && count > 0) {
-		infos = calloc(count, sizeof *infos);
-		if (infos == NULL)
-			rv = SETTLE_ENOMEM;
-	}
-	for (; rv == 0 && done < count; done++) {
-		rv = store_tx_info(c->store, txn, txs[done], true, false,
-				   &infos[done]);
-		if (rv == 0)
-			infos[done]->stuck =
-			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
-	}
-	store_read_end(txn);
-	if (rv != 0) {
-		fail(c, call, rv, store_errmsg(c->store));
-	} else {
-		resp.n_txs = count;
-		resp.txs = infos;
-		resp.more = more;
-		rpc_call_reply(call, &resp.base);
-	}
-	for (size_t i = 0; i < done; i++)
-		if (infos[i] != NULL)
-			settle__v1__tx_info__free_unpacked(infos[i], NULL);
-	free(infos);
-	store_txs_free(txs, count);
-out:
-	settle__v1__list_request__free_unpacked(req, NULL);
-}
-
-static const char *role_name(int state)
-{
-	switch (state) {
-	case RAFT_LEADER:
-		return "leader";
-	case RAFT_FOLLOWER:
-		return "follower";
-	case RAFT_CANDIDATE:
-		return "candidate";
-	}
-	return "unavailable";
-}
-
-static void do_status(struct coord *c, struct rpc_call *call)
-{
-	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
-	struct store_counts counts;
-	uint64_t now = settle_now_ms();
-
-	resp.node_id = c->cfg.id;
-	resp.address = c->cfg.raft;
-	resp.client_endpoint = c->cfg.listen;
-	resp.role = (char *)role_name(c->raft_started && !c->closing
-					  ? raft_state(&c->raft)
-					  : RAFT_UNAVAILABLE);
-	resp.term = c->raft.current_term;
-	resp.last_index = raft_last_index(&c->raft);
-	resp.applied_index = raft_last_applied(&c->raft);
-	resp.leader = (char *)coord_leader_endpoint(c);
-	if (store_counts_get(c->store, NULL, &counts) == 0) {
-		resp.active = counts.active;
-		resp.finished = counts.finished;
-		resp.stuck = counts.stuck;
-	}
-	/* Transactions past the age threshold count as stuck too. */
-	if (resp.active > resp.stuck) {
-		struct list_filter f;
-		Settle__V1__ListRequest lr = SETTLE__V1__LIST_REQUEST__INIT;
-		Settle__V1__TxRecord **txs = NULL;
-		size_t n = 0;
-		uint64_t stuck = 0;
-
-		lr.stuck_only = true;
-		f.c = c;
-		f.req = &lr;
-		f.now = now;
-		for (int s = SETTLE__V1__TX_STATE__ACTIVE;
-		     s <= SETTLE__V1__TX_STATE__ROLLING_BACK; s++) {
-			if (s == SETTLE__V1__TX_STATE__COMMITTED)
-				continue;
-			if (store_tx_list(c->store, NULL, s, NULL, LIST_MAX,
-					  list_keep, &f, &txs, &n, NULL) == 0) {
-				stuck += n;
-				store_txs_free(txs, n);
-			}
-		}
-		resp.stuck = stuck;
-	}
-	resp.uptime_ms = settle_mono_ms() - c->started_ms;
-	rpc_call_reply(call, &resp.base);
-}
-
 void coord_dispatch(void *data, struct rpc_call *call)
 {
 	struct coord *c = data;
@@ -641,7 +438,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 		      method, len);
 	switch (method) {
 	case SETTLE__V1__METHOD__STATUS:
-		do_status(c, call);
+		coord_do_status(c, call);
 		return;
 	case SETTLE__V1__METHOD__CLUSTER_ADD:
 	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
@@ -659,9 +456,10 @@ void coord_dispatch(void *data, struct rpc_call *call)
 			return;
 		break;
 	default:
-		fail(c, call, SETTLE_ENOMETHOD,
-		     "a coordinator serves BEGIN, REGISTER_BRANCH, COMMIT, "
-		     "ROLLBACK, QUERY, STATUS and LIST");
+		coord_fail(
+		    c, call, SETTLE_ENOMETHOD,
+		    "a coordinator serves BEGIN, REGISTER_BRANCH, COMMIT, "
+		    "ROLLBACK, QUERY, STATUS and LIST");
 		return;
 	}
 	switch (method) {
@@ -676,10 +474,10 @@ void coord_dispatch(void *data, struct rpc_call *call)
 		do_decide(c, call, method, body, len);
 		break;
 	case SETTLE__V1__METHOD__QUERY:
-		do_query(c, call, body, len);
+		coord_do_query(c, call, body, len);
 		break;
 	case SETTLE__V1__METHOD__LIST:
-		do_list(c, call, body, len);
+		coord_do_list(c, call, body, len);
 		break;
 	}
 }

@@ -10,7 +10,8 @@ coordinator_settled_SOURCES = \
 	coordinator/driver.c \
 	coordinator/main.c \
 	coordinator/node.c \
-	coordinator/propose.c
+	coordinator/propose.c \
+	coordinator/query.c
 coordinator_settled_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
 	proto/libsettlecore.la $(RAFT_LIBS) $(UV_LIBS) $(LMDB_LIBS) \
 	$(PROTOBUF_C_LIBS)

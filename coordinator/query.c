@@ -1,0 +1,218 @@
+/*
+ * query.c — the read side of the client API: QUERY, LIST and STATUS,
+ * answered from this node's LMDB (QUERY and LIST on the ready leader only).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+#include "wal/entry.h"
+
+#define LIST_DEFAULT 1000
+#define LIST_MAX     10000
+
+static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
+		     uint64_t now)
+{
+	if (coord_tx_final(tx->state))
+		return false;
+	if (tx->due_ms == 0)
+		return true; /* a branch failed: waits for an operator */
+	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
+		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
+	return now > tx->created_ms + c->cfg.stuck_after_ms;
+}
+
+void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		    size_t n)
+{
+	Settle__V1__QueryRequest *req;
+	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
+	Settle__V1__TxRecord *tx = NULL;
+	Settle__V1__TxInfo *info = NULL;
+	MDB_txn *txn;
+	int rv;
+
+	req = settle__v1__query_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid QueryRequest");
+		return;
+	}
+	if (wal_gid_validate(req->gid) != 0) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid gid");
+		goto out;
+	}
+	rv = store_read_begin(c->store, &txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv, store_errmsg(c->store));
+		goto out;
+	}
+	rv = store_tx_get(c->store, txn, req->gid, &tx);
+	if (rv == 0)
+		rv =
+		    store_tx_info(c->store, txn, tx, true, req->history, &info);
+	store_read_end(txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv,
+			   rv == SETTLE_ENOTFOUND ? "unknown gid"
+						  : store_errmsg(c->store));
+		goto out;
+	}
+	info->stuck = info->stuck || tx_stuck(c, tx, settle_now_ms());
+	resp.tx = info;
+	rpc_call_reply(call, &resp.base);
+out:
+	if (info != NULL)
+		settle__v1__tx_info__free_unpacked(info, NULL);
+	if (tx != NULL)
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+	settle__v1__query_request__free_unpacked(req, NULL);
+}
+
+struct list_filter {
+	const struct coord *c;
+	const Settle__V1__ListRequest *req;
+	uint64_t now;
+};
+
+static bool list_keep(void *data, const Settle__V1__TxRecord *tx)
+{
+	struct list_filter *f = data;
+
+	if (f->req->older_than_ms != 0 &&
+	    tx->created_ms + f->req->older_than_ms > f->now)
+		return false;
+	if (f->req->stuck_only && !tx_stuck(f->c, tx, f->now))
+		return false;
+	return true;
+}
+
+void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		   size_t n)
+{
+	Settle__V1__ListRequest *req;
+	Settle__V1__ListResponse resp = SETTLE__V1__LIST_RESPONSE__INIT;
+	Settle__V1__TxRecord **txs = NULL;
+	Settle__V1__TxInfo **infos = NULL;
+	struct list_filter f;
+	size_t count = 0, done = 0;
+	bool more = false;
+	MDB_txn *txn;
+	size_t limit;
+	int rv;
+
+	req = settle__v1__list_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid ListRequest");
+		return;
+	}
+	if (req->state < 0 || req->state > SETTLE__V1__TX_STATE__ROLLED_BACK) {
+		coord_fail(c, call, SETTLE_EINVAL, "unknown state");
+		goto out;
+	}
+	limit = req->limit == 0
+		    ? LIST_DEFAULT
+		    : (req->limit > LIST_MAX ? LIST_MAX : req->limit);
+	f.c = c;
+	f.req = req;
+	f.now = settle_now_ms();
+	rv = store_read_begin(c->store, &txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv, store_errmsg(c->store));
+		goto out;
+	}
+	rv = store_tx_list(c->store, txn, req->state, req->after_gid, limit,
+			   list_keep, &f, &txs, &count, &more);
+	if (rv == 0 && count > 0) {
+		infos = calloc(count, sizeof *infos);
+		if (infos == NULL)
+			rv = SETTLE_ENOMEM;
+	}
+	for (; rv == 0 && done < count; done++) {
+		rv = store_tx_info(c->store, txn, txs[done], true, false,
+				   &infos[done]);
+		if (rv == 0)
+			infos[done]->stuck =
+			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
+	}
+	store_read_end(txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv, store_errmsg(c->store));
+	} else {
+		resp.n_txs = count;
+		resp.txs = infos;
+		resp.more = more;
+		rpc_call_reply(call, &resp.base);
+	}
+	for (size_t i = 0; i < done; i++)
+		if (infos[i] != NULL)
+			settle__v1__tx_info__free_unpacked(infos[i], NULL);
+	free(infos);
+	store_txs_free(txs, count);
+out:
+	settle__v1__list_request__free_unpacked(req, NULL);
+}
+
+static const char *role_name(int state)
+{
+	switch (state) {
+	case RAFT_LEADER:
+		return "leader";
+	case RAFT_FOLLOWER:
+		return "follower";
+	case RAFT_CANDIDATE:
+		return "candidate";
+	}
+	return "unavailable";
+}
+
+void coord_do_status(struct coord *c, struct rpc_call *call)
+{
+	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
+	struct store_counts counts;
+	uint64_t now = settle_now_ms();
+
+	resp.node_id = c->cfg.id;
+	resp.address = c->cfg.raft;
+	resp.client_endpoint = c->cfg.listen;
+	resp.role = (char *)role_name(c->raft_started && !c->closing
+					  ? raft_state(&c->raft)
+					  : RAFT_UNAVAILABLE);
+	resp.term = c->raft.current_term;
+	resp.last_index = raft_last_index(&c->raft);
+	resp.applied_index = raft_last_applied(&c->raft);
+	resp.leader = (char *)coord_leader_endpoint(c);
+	if (store_counts_get(c->store, NULL, &counts) == 0) {
+		resp.active = counts.active;
+		resp.finished = counts.finished;
+		resp.stuck = counts.stuck;
+	}
+	/* Transactions past the age threshold count as stuck too. */
+	if (resp.active > resp.stuck) {
+		struct list_filter f;
+		Settle__V1__ListRequest lr = SETTLE__V1__LIST_REQUEST__INIT;
+		Settle__V1__TxRecord **txs = NULL;
+		size_t n = 0;
+		uint64_t stuck = 0;
+
+		lr.stuck_only = true;
+		f.c = c;
+		f.req = &lr;
+		f.now = now;
+		for (int s = SETTLE__V1__TX_STATE__ACTIVE;
+		     s <= SETTLE__V1__TX_STATE__ROLLING_BACK; s++) {
+			if (s == SETTLE__V1__TX_STATE__COMMITTED)
+				continue;
+			if (store_tx_list(c->store, NULL, s, NULL, LIST_MAX,
+					  list_keep, &f, &txs, &n, NULL) == 0) {
+				stuck += n;
+				store_txs_free(txs, n);
+			}
+		}
+		resp.stuck = stuck;
+	}
+	resp.uptime_ms = settle_mono_ms() - c->started_ms;
+	rpc_call_reply(call, &resp.base);
+}
