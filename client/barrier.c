@@ -1,5 +1,5 @@
 /*
- * barrier.c — the TCC barrier in the participant's LMDB env.
+ * barrier.c — the TCC and Saga barrier in the participant's LMDB env.
  *
  * Table "settle_barrier": key  [u8 gid length][gid][u32 BE branch][u8 op]
  *                         value [u64 BE unix ms written]
@@ -152,7 +152,8 @@ int settle_barrier_enter(settle_barrier *b, MDB_txn *txn, const char *gid,
 	if (gl == 0 || gl > SETTLE_GID_MAX)
 		return SETTLE_EINVAL;
 	if (op != SETTLE_OP_TRY && op != SETTLE_OP_CONFIRM &&
-	    op != SETTLE_OP_CANCEL)
+	    op != SETTLE_OP_CANCEL && op != SETTLE_OP_ACTION &&
+	    op != SETTLE_OP_COMPENSATE)
 		return SETTLE_EINVAL;
 	kl = make_key(k, gid, gl, branch_id, op);
 
@@ -189,6 +190,32 @@ int settle_barrier_enter(settle_barrier *b, MDB_txn *txn, const char *gid,
 		 * refused, but there is nothing to undo. */
 		ran = rv;
 		rv = put_row(b, txn, k, kl, SETTLE_OP_CANCEL);
+		if (rv != 0)
+			return rv;
+		*action = ran ? SETTLE_BARRIER_RUN : SETTLE_BARRIER_SKIP;
+		return 0;
+	case SETTLE_OP_ACTION:
+		/* A saga Action is a Try that takes effect at once: the same
+		 * rules, with Compensate in the place of Cancel. */
+		rv = has_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
+		if (rv != 0)
+			goto decided_refuse;
+		rv = has_row(b, txn, k, kl, SETTLE_OP_ACTION);
+		if (rv != 0)
+			goto decided_skip;
+		break;
+	case SETTLE_OP_COMPENSATE:
+		rv = has_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
+		if (rv != 0)
+			goto decided_skip;
+		rv = has_row(b, txn, k, kl, SETTLE_OP_ACTION);
+		if (rv < 0)
+			return rv;
+		/* Null compensation (the Action failed or never arrived):
+		 * the row is still written, so that a late Action is
+		 * refused instead of taking effect uncompensated. */
+		ran = rv;
+		rv = put_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
 		if (rv != 0)
 			return rv;
 		*action = ran ? SETTLE_BARRIER_RUN : SETTLE_BARRIER_SKIP;

@@ -1,7 +1,7 @@
 /*
  * participant.c — the participant SDK: an RPC server answering TRY,
- * CONFIRM and CANCEL with the application's handlers, each run inside the
- * barrier in one LMDB write txn with its business effect.
+ * CONFIRM, CANCEL, ACTION and COMPENSATE with the application's handlers, each
+ * run inside the barrier in one LMDB write txn with its business effect.
  */
 #include "error.h"
 
@@ -68,7 +68,8 @@ int settle_participant_init(const struct settle_participant_config *cfg,
 	if (cfg == NULL || out == NULL || cfg->listen == NULL ||
 	    cfg->listen[0] == '\0' ||
 	    (cfg->on_try == NULL && cfg->on_confirm == NULL &&
-	     cfg->on_cancel == NULL))
+	     cfg->on_cancel == NULL && cfg->on_action == NULL &&
+	     cfg->on_compensate == NULL))
 		return SETTLE_EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -134,15 +135,36 @@ static int method_op(int method)
 		return SETTLE_OP_CONFIRM;
 	case SETTLE__V1__METHOD__CANCEL:
 		return SETTLE_OP_CANCEL;
+	case SETTLE__V1__METHOD__ACTION:
+		return SETTLE_OP_ACTION;
+	case SETTLE__V1__METHOD__COMPENSATE:
+		return SETTLE_OP_COMPENSATE;
 	}
 	return 0;
 }
 
 static const char *op_name(int op)
 {
-	return op == SETTLE_OP_TRY	 ? "try"
-	       : op == SETTLE_OP_CONFIRM ? "confirm"
-					 : "cancel";
+	switch (op) {
+	case SETTLE_OP_TRY:
+		return "try";
+	case SETTLE_OP_CONFIRM:
+		return "confirm";
+	case SETTLE_OP_CANCEL:
+		return "cancel";
+	case SETTLE_OP_ACTION:
+		return "action";
+	case SETTLE_OP_COMPENSATE:
+		return "compensate";
+	}
+	return "?";
+}
+
+/* Ops whose refusal by the barrier is an ordinary late delivery, answered
+ * REFUSED, rather than a protocol violation answered FAILURE. */
+static bool op_refusable(int op)
+{
+	return op == SETTLE_OP_TRY || op == SETTLE_OP_ACTION;
 }
 
 static settle_branch_fn handler_for(const settle_participant *p, int op)
@@ -154,6 +176,10 @@ static settle_branch_fn handler_for(const settle_participant *p, int op)
 		return p->cfg.on_confirm;
 	case SETTLE_OP_CANCEL:
 		return p->cfg.on_cancel;
+	case SETTLE_OP_ACTION:
+		return p->cfg.on_action;
+	case SETTLE_OP_COMPENSATE:
+		return p->cfg.on_compensate;
 	}
 	return NULL;
 }
@@ -195,8 +221,11 @@ static int run_call(settle_participant *p, settle_branch_fn fn, void *data,
 	}
 	switch (action) {
 	case SETTLE_BARRIER_REFUSE:
-		if (b->op == SETTLE_OP_TRY) {
-			snprintf(err, errlen, "try after cancel");
+		if (op_refusable(b->op)) {
+			snprintf(err, errlen, "%s",
+				 b->op == SETTLE_OP_TRY
+				     ? "try after cancel"
+				     : "action after compensate");
 			rv = SETTLE_EREFUSED;
 		} else {
 			snprintf(err, errlen, "%s: branch already %s",
@@ -292,7 +321,7 @@ void settle_call_fail(settle_call *call, int err, const char *msg)
 	if (call == NULL)
 		return;
 	if (err != SETTLE_EFAILURE &&
-	    !(err == SETTLE_EREFUSED && call->b.op == SETTLE_OP_TRY))
+	    !(err == SETTLE_EREFUSED && op_refusable(call->b.op)))
 		err = SETTLE_ERETRY;
 	call_answer(call, err, msg);
 	call_free(call, true);

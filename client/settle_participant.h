@@ -1,8 +1,9 @@
 /*
  * settle_participant.h — libsettle's participant side: the barrier that
- * makes TCC calls safe to repeat and to reorder, and the participant SDK,
- * an RPC server answering TRY / CONFIRM / CANCEL with the application's
- * handlers inside the barrier. docs/BARRIER.md explains the algorithm.
+ * makes TCC and Saga calls safe to repeat and to reorder, and the
+ * participant SDK, an RPC server answering TRY / CONFIRM / CANCEL and
+ * ACTION / COMPENSATE with the application's handlers inside the barrier.
+ * docs/BARRIER.md explains the algorithm.
  *
  * Errors: 0 or a negative SETTLE_E* code (see settle.h).
  */
@@ -21,11 +22,14 @@
 extern "C" {
 #endif
 
-/* The three TCC operations, as stored in barrier keys. */
+/* The three TCC operations and the two Saga ones, as stored in barrier
+ * keys (so the values never change). */
 enum settle_op {
 	SETTLE_OP_TRY = 1,
 	SETTLE_OP_CONFIRM = 2,
 	SETTLE_OP_CANCEL = 3,
+	SETTLE_OP_ACTION = 4,	  /* a saga step's action, method ACTION */
+	SETTLE_OP_COMPENSATE = 5, /* its compensation, method COMPENSATE */
 };
 
 /* ---- Barrier ------------------------------------------------------------ */
@@ -36,12 +40,13 @@ typedef struct settle_barrier settle_barrier;
 enum settle_barrier_action {
 	/* First time: run the business effect in the same txn. */
 	SETTLE_BARRIER_RUN = 0,
-	/* A repeat, or a Cancel with no Try before it (null compensation):
-	 * do nothing and answer success. */
+	/* A repeat, or a Cancel with no Try / a Compensate with no Action
+	 * before it (null compensation): do nothing and answer success. */
 	SETTLE_BARRIER_SKIP = 1,
-	/* Refuse: a Try after its Cancel (hanging Try), or a Confirm after a
-	 * Cancel / a Cancel after a Confirm of the same branch (a protocol
-	 * violation: the coordinator decides once). Nothing was written. */
+	/* Refuse: a Try after its Cancel (hanging Try), an Action after its
+	 * Compensate, or a Confirm after a Cancel / a Cancel after a Confirm
+	 * of the same branch (a protocol violation: the coordinator decides
+	 * once). Nothing was written. */
 	SETTLE_BARRIER_REFUSE = 2,
 };
 
@@ -69,6 +74,11 @@ void settle_barrier_close(settle_barrier *b);
  *   CANCEL:  a cancel row exists -> SKIP; a confirm row -> REFUSE; else
  *            write it, and RUN if a try row exists, SKIP if not (null
  *            compensation: the Try never took effect).
+ *   ACTION:  a compensate row exists -> REFUSE (nothing written); an
+ *            action row exists -> SKIP; else write it, RUN.
+ *   COMPENSATE: a compensate row exists -> SKIP; else write it, and RUN
+ *            if an action row exists, SKIP if not (null compensation).
+ * TCC and Saga rows of one (gid, branch_id) are independent of each other.
  * gid: 1..SETTLE_GID_MAX bytes, not kept. *action receives the decision.
  * Errors: SETTLE_EINVAL (bad gid or op), SETTLE_ESTORE / SETTLE_EFULL
  * (LMDB; the caller should abort txn).
@@ -140,6 +150,17 @@ struct settle_participant_config {
 	settle_branch_fn on_try; /* NULL: TRY answers UNKNOWN_METHOD */
 	settle_branch_fn on_confirm;
 	settle_branch_fn on_cancel;
+	/*
+	 * Saga steps: ACTION and COMPENSATE (NULL: UNKNOWN_METHOD). The
+	 * branch's branch_id is the step number, resource the step name,
+	 * payload the action's or the compensation's. An Action's effect is
+	 * final once committed; Compensate must undo it. A Compensate whose
+	 * Action never took effect, and repeats, are answered OK without a
+	 * call; an Action after its Compensate is answered REFUSED without
+	 * one. An Action has no deadline check: the barrier alone decides.
+	 */
+	settle_branch_fn on_action;
+	settle_branch_fn on_compensate;
 	void *data; /* handed to every handler */
 	/*
 	 * Barrier cleanup (with env only): a timer on the participant's loop
@@ -184,7 +205,8 @@ void settle_call_run(settle_call *call, settle_branch_fn fn, void *data);
 
 /*
  * Complete call with an error, writing nothing: err SETTLE_EFAILURE (a
- * business failure), SETTLE_EREFUSED (Try only), anything else is answered
+ * business failure), SETTLE_EREFUSED (Try and Action only), anything else
+ * is answered
  * RETRY. msg (may be NULL) is sent to the caller: no payload data. Frees
  * call.
  */
@@ -194,8 +216,8 @@ void settle_call_fail(settle_call *call, int err, const char *msg);
  * Create a participant (not listening yet). cfg is copied; env stays the
  * application's. With env set, the barrier tables are opened now (so the
  * calling thread must not hold a write txn). Returns 0 and *out,
- * SETTLE_EINVAL (no listen address, no handler), SETTLE_ENOMEM, barrier
- * errors.
+ * SETTLE_EINVAL (no listen address, no handler at all), SETTLE_ENOMEM,
+ * barrier errors.
  */
 int settle_participant_init(const struct settle_participant_config *cfg,
 			    settle_participant **out);

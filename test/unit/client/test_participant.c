@@ -18,7 +18,7 @@ static MDB_dbi data_dbi;
 static settle_participant *part;
 static settle_client *cli;
 static char ep[64];
-static atomic_int calls[4]; /* handler runs per op */
+static atomic_int calls[8]; /* handler runs per op */
 static atomic_int null_txn;
 
 /* Add one to counter name in the business table, in the caller's txn. */
@@ -56,9 +56,14 @@ static int handler(void *data, const struct settle_branch *b, MDB_txn *txn,
 		null_txn++;
 		return 0;
 	}
-	int rv = bump(txn, b->op == SETTLE_OP_TRY	? "try"
-			   : b->op == SETTLE_OP_CONFIRM ? "confirm"
-							: "cancel");
+	static const char *const names[] = {
+	    [SETTLE_OP_TRY] = "try",
+	    [SETTLE_OP_CONFIRM] = "confirm",
+	    [SETTLE_OP_CANCEL] = "cancel",
+	    [SETTLE_OP_ACTION] = "action",
+	    [SETTLE_OP_COMPENSATE] = "compensate",
+	};
+	int rv = bump(txn, names[b->op]);
 	if (b->len == 4 && memcmp(b->payload, "fail", 4) == 0) {
 		snprintf(err, errlen, "nope");
 		return SETTLE_EFAILURE;
@@ -79,6 +84,8 @@ static void start_with(bool with_env,
 	    .on_try = handler,
 	    .on_confirm = handler,
 	    .on_cancel = handler,
+	    .on_action = handler,
+	    .on_compensate = handler,
 	};
 	MDB_txn *txn;
 
@@ -142,9 +149,20 @@ static int branch_call(int method, const char *gid, uint32_t branch,
 				     NULL);
 }
 
-#define TRY	SETTLE__V1__METHOD__TRY
-#define CONFIRM SETTLE__V1__METHOD__CONFIRM
-#define CANCEL	SETTLE__V1__METHOD__CANCEL
+#define TRY	   SETTLE__V1__METHOD__TRY
+#define CONFIRM	   SETTLE__V1__METHOD__CONFIRM
+#define CANCEL	   SETTLE__V1__METHOD__CANCEL
+#define ACTION	   SETTLE__V1__METHOD__ACTION
+#define COMPENSATE SETTLE__V1__METHOD__COMPENSATE
+
+/* The client names only the TCC methods in its messages: match the tail. */
+static void expect_msg_ends(const char *tail)
+{
+	const char *m = settle_client_errmsg(cli);
+	size_t ml = strlen(m), tl = strlen(tail);
+	cr_expect(ml >= tl && strcmp(m + ml - tl, tail) == 0,
+		  "message '%s' does not end in '%s'", m, tail);
+}
 
 Test(participant, try_confirm_with_repeats_runs_each_once)
 {
@@ -492,4 +510,173 @@ Test(participant_async, close_with_a_held_call_writes_nothing)
 	mdb_env_close(env);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- Saga: ACTION and COMPENSATE ---------------------------------------- */
+
+Test(participant, saga_repeats_run_once_and_late_action_is_refused)
+{
+	cr_assert_eq(branch_call(ACTION, "s1", 1, "ok", 0), 0, "%s",
+		     settle_client_errmsg(cli));
+	cr_assert_eq(branch_call(ACTION, "s1", 1, "ok", 0), 0);
+	cr_expect_eq(calls[SETTLE_OP_ACTION], 1);
+	cr_expect_eq(counter("action"), 1);
+	cr_assert_eq(branch_call(COMPENSATE, "s1", 1, "ok", 0), 0);
+	cr_assert_eq(branch_call(COMPENSATE, "s1", 1, "ok", 0), 0);
+	cr_expect_eq(calls[SETTLE_OP_COMPENSATE], 1);
+	cr_expect_eq(counter("compensate"), 1);
+	/* A copy of the Action delayed in the network arrives last. */
+	cr_expect_eq(branch_call(ACTION, "s1", 1, "ok", 0), SETTLE_EREFUSED);
+	expect_msg_ends("REFUSED: action after compensate");
+	cr_expect_eq(calls[SETTLE_OP_ACTION], 1);
+	cr_expect_eq(counter("action"), 1);
+	/* Saga calls touched no TCC handler. */
+	cr_expect_eq(calls[SETTLE_OP_TRY] + calls[SETTLE_OP_CONFIRM] +
+			 calls[SETTLE_OP_CANCEL],
+		     0);
+}
+
+Test(participant, saga_null_compensation_is_recorded)
+{
+	cr_assert_eq(branch_call(COMPENSATE, "s2", 3, "ok", 0), 0);
+	cr_assert_eq(branch_call(COMPENSATE, "s2", 3, "ok", 0), 0);
+	cr_expect_eq(calls[SETTLE_OP_COMPENSATE], 0, "null compensation ran");
+	cr_expect_eq(table_rows("settle_barrier"), 1);
+	cr_expect_eq(branch_call(ACTION, "s2", 3, "ok", 0), SETTLE_EREFUSED);
+	cr_expect_eq(calls[SETTLE_OP_ACTION], 0);
+	cr_expect_eq(counter("action"), 0);
+	/* Other steps of the saga are unaffected. */
+	cr_expect_eq(branch_call(ACTION, "s2", 2, "ok", 0), 0);
+	cr_expect_eq(counter("action"), 1);
+}
+
+Test(participant, saga_failed_action_leaves_nothing_to_compensate)
+{
+	cr_expect_eq(branch_call(ACTION, "s3", 1, "fail", 0), SETTLE_EFAILURE);
+	expect_msg_ends("FAILURE: nope");
+	cr_expect_eq(branch_call(ACTION, "s3", 2, "retry", 0), SETTLE_ERETRY);
+	expect_msg_ends("RETRY: later");
+	cr_expect_eq(counter("action"), 0);
+	cr_expect_eq(table_rows("settle_barrier"), 0);
+	/* The coordinator compensates the failed step too: a no-op. */
+	cr_expect_eq(branch_call(COMPENSATE, "s3", 1, "ok", 0), 0);
+	cr_expect_eq(calls[SETTLE_OP_COMPENSATE], 0);
+	/* The transient one is retried and takes effect. */
+	cr_expect_eq(branch_call(ACTION, "s3", 2, "ok", 0), 0);
+	cr_expect_eq(counter("action"), 1);
+	/* A failing compensation rolls back and is retried until it works. */
+	cr_expect_eq(branch_call(COMPENSATE, "s3", 2, "retry", 0),
+		     SETTLE_ERETRY);
+	cr_expect_eq(counter("compensate"), 0);
+	cr_expect_eq(branch_call(COMPENSATE, "s3", 2, "ok", 0), 0);
+	cr_expect_eq(counter("compensate"), 1);
+}
+
+Test(participant, saga_action_past_its_deadline_still_runs)
+{
+	/* Unlike a Try, nothing is reserved for a waiting initiator: the
+	 * barrier alone orders an Action against its Compensate. */
+	cr_expect_eq(branch_call(ACTION, "s4", 1, "ok", settle_now_ms() - 1000),
+		     0);
+	cr_expect_eq(counter("action"), 1);
+}
+
+static void tcc_only(struct settle_participant_config *cfg)
+{
+	cfg->on_action = NULL;
+	cfg->on_compensate = NULL;
+}
+
+Test(participant_saga, no_saga_handlers_is_unknown_method, .fini = teardown)
+{
+	start_with(true, tcc_only);
+	cr_expect_eq(branch_call(ACTION, "s5", 1, "ok", 0), SETTLE_ENOMETHOD);
+	cr_expect_eq(branch_call(COMPENSATE, "s5", 1, "ok", 0),
+		     SETTLE_ENOMETHOD);
+	cr_expect_eq(table_rows("settle_barrier"), 0);
+	cr_expect_eq(branch_call(TRY, "s5", 1, "ok", 0), 0);
+}
+
+static void saga_only(struct settle_participant_config *cfg)
+{
+	cfg->on_try = NULL;
+	cfg->on_confirm = NULL;
+	cfg->on_cancel = NULL;
+}
+
+Test(participant_saga, saga_handlers_alone_are_a_valid_config, .fini = teardown)
+{
+	start_with(true, saga_only);
+	cr_expect_eq(branch_call(TRY, "s6", 1, "ok", 0), SETTLE_ENOMETHOD);
+	cr_expect_eq(branch_call(ACTION, "s6", 1, "ok", 0), 0);
+	cr_expect_eq(branch_call(COMPENSATE, "s6", 1, "ok", 0), 0);
+	cr_expect_eq(counter("action"), 1);
+	cr_expect_eq(counter("compensate"), 1);
+}
+
+Test(participant_saga, without_env_every_call_runs, .fini = teardown)
+{
+	start(false);
+	cr_expect_eq(branch_call(ACTION, "s7", 1, "ok", 0), 0);
+	cr_expect_eq(branch_call(ACTION, "s7", 1, "ok", 0), 0);
+	cr_expect_eq(branch_call(COMPENSATE, "s7", 1, "ok", 0), 0);
+	cr_expect_eq(null_txn, 3);
+}
+
+Test(participant_async, delayed_action_and_its_repeat_run_once,
+     .fini = teardown)
+{
+	struct bg_call first = {0}, repeat = {0};
+
+	gate_delay_ms = 300;
+	start_with(true, with_gate);
+	bg_start(&first, ACTION, "sa1");
+	sleep_ms(50);
+	bg_start(&repeat, ACTION, "sa1");
+	sleep_ms(50);
+	cr_expect_eq(counter("action"), 0, "written before completion");
+	uv_thread_join(&first.thread);
+	uv_thread_join(&repeat.thread);
+	cr_expect_eq(first.rv, 0);
+	cr_expect_eq(repeat.rv, 0);
+	cr_expect_geq(first.took_ms, 250);
+	cr_expect_eq(calls[SETTLE_OP_ACTION], 1);
+	cr_expect_eq(counter("action"), 1);
+	/* The compensation, held back too, undoes it once. */
+	bg_start(&first, COMPENSATE, "sa1");
+	bg_start(&repeat, COMPENSATE, "sa1");
+	uv_thread_join(&first.thread);
+	uv_thread_join(&repeat.thread);
+	cr_expect_eq(first.rv, 0);
+	cr_expect_eq(repeat.rv, 0);
+	cr_expect_eq(calls[SETTLE_OP_COMPENSATE], 1);
+	cr_expect_eq(gate_calls, 4);
+}
+
+/* A gate that refuses Actions, and lets everything else run now. */
+static void refusing_gate(void *data, settle_call *call)
+{
+	(void)data;
+	if (settle_call_branch(call)->op == SETTLE_OP_ACTION)
+		settle_call_fail(call, SETTLE_EREFUSED, "closed for today");
+	else if (settle_call_branch(call)->op == SETTLE_OP_COMPENSATE)
+		settle_call_fail(call, SETTLE_EREFUSED, "not refusable");
+	else
+		settle_call_run(call, NULL, NULL);
+}
+
+static void with_refusing_gate(struct settle_participant_config *cfg)
+{
+	cfg->on_call_async = refusing_gate;
+}
+
+Test(participant_async, gate_may_refuse_an_action_only, .fini = teardown)
+{
+	start_with(true, with_refusing_gate);
+	cr_expect_eq(branch_call(ACTION, "sa2", 1, "ok", 0), SETTLE_EREFUSED);
+	expect_msg_ends("REFUSED: closed for today");
+	/* REFUSED is no answer for a compensation: it becomes RETRY. */
+	cr_expect_eq(branch_call(COMPENSATE, "sa2", 1, "ok", 0), SETTLE_ERETRY);
+	cr_expect_eq(table_rows("settle_barrier"), 0);
+	cr_expect_eq(calls[SETTLE_OP_ACTION] + calls[SETTLE_OP_COMPENSATE], 0);
 }
