@@ -1,10 +1,10 @@
 /*
- * settle-bank — a demo TCC participant holding bank accounts in its own
- * LMDB env, built on libsettle's participant SDK and barrier.
+ * settle-bank — a demo TCC and Saga participant holding bank accounts in
+ * its own LMDB env, built on libsettle's participant SDK and barrier.
  *
  *   settle-bank serve --data DIR --listen HOST:PORT [--accounts a=1,b=2]
  *                     [--confirm-delay-ms N] [--retry-first N] [--fail-confirm]
- *                     [--barrier-retention DURATION]
+ *                     [--fail-action] [--barrier-retention DURATION]
  *   settle-bank balances --data DIR [--json]
  *
  * Logs carry gids and branch ids only: account names and amounts are
@@ -37,8 +37,10 @@ struct delayed {
 struct bank_server {
 	struct bank bank;
 	uint32_t confirm_delay_ms;
-	int retry_first; /* Confirm/Cancel calls still to answer RETRY */
+	/* Confirm/Cancel/Action/Compensate calls still to answer RETRY */
+	int retry_first;
 	bool fail_confirm;
+	bool fail_action;
 	settle_participant *part;
 	struct delayed *delayed; /* waiting for their timer */
 	uv_signal_t sigint;
@@ -51,10 +53,28 @@ static void usage(FILE *f)
 		   "[--accounts NAME=AMOUNT,...]\n"
 		   "                         [--confirm-delay-ms N] "
 		   "[--retry-first N] [--fail-confirm]\n"
-		   "                         [--barrier-retention DURATION]\n"
+		   "                         [--fail-action] "
+		   "[--barrier-retention DURATION]\n"
 		   "       settle-bank balances --data DIR [--json]\n"
 		   "  DURATION: a number with a unit ms, s, m, h or d "
 		   "(default 7d)\n");
+}
+
+static const char *op_name(int op)
+{
+	switch (op) {
+	case SETTLE_OP_TRY:
+		return "try";
+	case SETTLE_OP_CONFIRM:
+		return "confirm";
+	case SETTLE_OP_CANCEL:
+		return "cancel";
+	case SETTLE_OP_ACTION:
+		return "action";
+	case SETTLE_OP_COMPENSATE:
+		return "compensate";
+	}
+	return "?";
 }
 
 static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
@@ -66,14 +86,15 @@ static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
 	int rv;
 
 	if (b->op != SETTLE_OP_TRY) {
-		/* Fault knobs for the tests: a flaky or broken phase two
-		 * (the slow one is on_call_delay). */
+		/* Fault knobs for the tests: a flaky or broken phase two or
+		 * saga step (the slow one is on_call_delay). */
 		if (s->retry_first > 0) {
 			s->retry_first--;
 			snprintf(err, errlen, "injected retry");
 			return SETTLE_ERETRY;
 		}
-		if (s->fail_confirm && b->op == SETTLE_OP_CONFIRM) {
+		if ((s->fail_confirm && b->op == SETTLE_OP_CONFIRM) ||
+		    (s->fail_action && b->op == SETTLE_OP_ACTION)) {
 			snprintf(err, errlen, "injected failure");
 			return SETTLE_EFAILURE;
 		}
@@ -85,10 +106,7 @@ static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
 	}
 	rv = bank_apply(&s->bank, txn, b->op, account, amount, err, errlen);
 	settle_log(SETTLE_LOG_INFO, "bank", "%s %s/%u attempt %u: %s",
-		   b->op == SETTLE_OP_TRY	? "try"
-		   : b->op == SETTLE_OP_CONFIRM ? "confirm"
-						: "cancel",
-		   b->gid, b->branch_id, b->attempt,
+		   op_name(b->op), b->gid, b->branch_id, b->attempt,
 		   rv == 0 ? "ok" : settle_errname(rv));
 	return rv;
 }
@@ -119,9 +137,9 @@ static void on_delay_done(uv_timer_t *t)
 }
 
 /*
- * --confirm-delay-ms: a slow phase two, as a stalled database would make
- * it, answered from a timer so that the loop keeps serving meanwhile
- * (other calls, a repeat of this one). Try is never delayed.
+ * --confirm-delay-ms: a slow phase two or saga step, as a stalled database
+ * would make it, answered from a timer so that the loop keeps serving
+ * meanwhile (other calls, a repeat of this one). Try is never delayed.
  */
 static void on_call_delay(void *data, settle_call *call)
 {
@@ -221,6 +239,7 @@ static int cmd_serve(int argc, char **argv)
 	    {"confirm-delay-ms", required_argument, NULL, 'D'},
 	    {"retry-first", required_argument, NULL, 'R'},
 	    {"fail-confirm", no_argument, NULL, 'F'},
+	    {"fail-action", no_argument, NULL, 'A'},
 	    {"barrier-retention", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -256,6 +275,9 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'F':
 			s.fail_confirm = true;
+			break;
+		case 'A':
+			s.fail_action = true;
 			break;
 		case 'B':
 			if (parse_duration("--barrier-retention", optarg,
@@ -297,6 +319,8 @@ static int cmd_serve(int argc, char **argv)
 	    .on_try = on_branch,
 	    .on_confirm = on_branch,
 	    .on_cancel = on_branch,
+	    .on_action = on_branch,
+	    .on_compensate = on_branch,
 	    .data = &s,
 	    .barrier_retention_ms = retention,
 	    .on_call_async = on_call_delay,

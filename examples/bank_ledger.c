@@ -227,6 +227,40 @@ int bank_seed(struct bank *b, const char *spec, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A saga step moves money at once, with no reservation: an Action applies
+ * the amount, its Compensate applies the opposite. Either may find the
+ * money gone (a debit beyond what is available, or a credit already spent
+ * when it is to be taken back); only the Action may give up for good.
+ */
+static int saga_apply(struct bank_account *a, int op, int64_t amount, char *err,
+		      size_t errlen)
+{
+	int64_t delta = op == SETTLE_OP_ACTION ? amount : -amount;
+
+	if (delta > 0) {
+		if (a->balance > BANK_AMOUNT_MAX * 1000) {
+			snprintf(err, errlen, "account too large");
+			/* A compensation has to happen: wait, do not give
+			 * up. */
+			return op == SETTLE_OP_ACTION ? SETTLE_EFAILURE
+						      : SETTLE_ERETRY;
+		}
+	} else if (a->balance - a->frozen < -delta) {
+		if (op == SETTLE_OP_ACTION) {
+			snprintf(err, errlen, "insufficient funds");
+			return SETTLE_EFAILURE;
+		}
+		/* The credit was spent (saga steps are not isolated): the
+		 * coordinator retries until the money is back, and the
+		 * saga shows why it waits. */
+		snprintf(err, errlen, "credit to take back already spent");
+		return SETTLE_ERETRY;
+	}
+	a->balance += delta;
+	return 0;
+}
+
 int bank_apply(struct bank *b, MDB_txn *txn, int op, const char *account,
 	       int64_t amount, char *err, size_t errlen)
 {
@@ -247,7 +281,11 @@ int bank_apply(struct bank *b, MDB_txn *txn, int op, const char *account,
 		snprintf(err, errlen, "storage: %s", settle_strerror(rv));
 		return SETTLE_ERETRY;
 	}
-	if (amount < 0) {
+	if (op == SETTLE_OP_ACTION || op == SETTLE_OP_COMPENSATE) {
+		rv = saga_apply(&a, op, amount, err, errlen);
+		if (rv != 0)
+			return rv;
+	} else if (amount < 0) {
 		switch (op) {
 		case SETTLE_OP_TRY:
 			if (a.balance - a.frozen < m) {

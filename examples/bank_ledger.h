@@ -1,10 +1,11 @@
 /*
- * bank_ledger.h — the demo bank's accounts and their TCC arithmetic, kept
- * apart from the server so that tests can check the sums without sockets.
+ * bank_ledger.h — the demo bank's accounts and their TCC and Saga arithmetic,
+ * kept apart from the server so that tests can check the sums without sockets.
  *
  * An account holds balance, frozen (reserved by Trys of outgoing money) and
- * incoming (announced by Trys of incoming money). Money only moves on
- * Confirm; available = balance - frozen never goes below zero.
+ * incoming (announced by Trys of incoming money). Money moves on Confirm,
+ * and at once on a saga Action or Compensate; available = balance - frozen
+ * never goes below zero.
  */
 #ifndef BANK_LEDGER_H
 #define BANK_LEDGER_H
@@ -62,16 +63,21 @@ void bank_close(struct bank *b);
 int bank_seed(struct bank *b, const char *spec, char *err, size_t errlen);
 
 /*
- * Apply one TCC op (enum settle_op) of amount on account, in txn:
+ * Apply one TCC or Saga op (enum settle_op) of amount on account, in txn:
  *   Try(<0)     needs balance - frozen >= -amount, then frozen += -amount
  *   Confirm(<0) balance -= -amount, frozen -= -amount
  *   Cancel(<0)  frozen -= -amount
  *   Try(>0)     incoming += amount
  *   Confirm(>0) balance += amount, incoming -= amount
  *   Cancel(>0)  incoming -= amount
+ *   Action      balance += amount, at once; a debit needs
+ *               balance - frozen >= -amount
+ *   Compensate  balance -= amount; taking a credit back needs
+ *               balance - frozen >= amount
  * Returns 0, SETTLE_EFAILURE with the reason in err ("insufficient funds",
  * "unknown account", or a Confirm/Cancel finding no reservation to use),
- * or SETTLE_ERETRY for a storage error.
+ * or SETTLE_ERETRY for a storage error or a Compensate that cannot happen
+ * yet (the credit it takes back was spent: retry later, never give up).
  */
 int bank_apply(struct bank *b, MDB_txn *txn, int op, const char *account,
 	       int64_t amount, char *err, size_t errlen);

@@ -491,3 +491,96 @@ Test(examples, barrier_retention_bounds_the_rows)
 			   "%s", out);
 	fake_server_stop(&fc);
 }
+
+/* ---- settle-bank serving saga steps ------------------------------------ */
+
+static int saga_step(int method, const char *gid, uint32_t step,
+		     const char *payload)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	req.gid = (char *)gid;
+	req.branch_id = step;
+	req.resource = step == 1 ? "debit" : "credit";
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = strlen(payload);
+	req.attempt = 1;
+	return settle_client_call_at(cli, bank_ep, method, &req.base, NULL,
+				     NULL);
+}
+
+#define ACTION	   SETTLE__V1__METHOD__ACTION
+#define COMPENSATE SETTLE__V1__METHOD__COMPENSATE
+
+Test(examples, saga_transfer_moves_money_and_compensation_restores_it)
+{
+	char out[2048];
+
+	start_bank("--retry-first=1");
+	/* --retry-first covers saga actions too. */
+	cr_expect_eq(saga_step(ACTION, "sg1", 1, "account=alice;amount=-100"),
+		     SETTLE_ERETRY);
+	cr_expect_eq(saga_step(ACTION, "sg1", 1, "account=alice;amount=-100"),
+		     0, "%s", settle_client_errmsg(cli));
+	cr_expect_eq(saga_step(ACTION, "sg1", 1, "account=alice;amount=-100"),
+		     0);
+	cr_expect_eq(saga_step(ACTION, "sg1", 2, "account=bob;amount=100"), 0);
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":900,"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"name\":\"bob\",\"balance\":600,"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"total\":{\"balance\":1500,"), "%s",
+			   out);
+
+	/* A debit beyond the balance is a business failure... */
+	cr_expect_eq(saga_step(ACTION, "sg2", 1, "account=bob;amount=-601"),
+		     SETTLE_EFAILURE);
+	cr_expect_not_null(
+	    strstr(settle_client_errmsg(cli), "FAILURE: insufficient funds"),
+	    "%s", settle_client_errmsg(cli));
+	/* ...whose compensation is a null one; a late copy is refused. */
+	cr_expect_eq(saga_step(COMPENSATE, "sg2", 1, "account=bob;amount=-601"),
+		     0);
+	cr_expect_eq(saga_step(ACTION, "sg2", 1, "account=bob;amount=-601"),
+		     SETTLE_EREFUSED);
+
+	/* Compensating sg1 in reverse order restores both, once. */
+	cr_expect_eq(saga_step(COMPENSATE, "sg1", 2, "account=bob;amount=100"),
+		     0);
+	cr_expect_eq(
+	    saga_step(COMPENSATE, "sg1", 1, "account=alice;amount=-100"), 0);
+	cr_expect_eq(
+	    saga_step(COMPENSATE, "sg1", 1, "account=alice;amount=-100"), 0);
+	cr_expect_eq(saga_step(ACTION, "sg1", 2, "account=bob;amount=100"),
+		     SETTLE_EREFUSED);
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":1000,"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"name\":\"bob\",\"balance\":500,"),
+			   "%s", out);
+}
+
+Test(examples, fail_action_answers_failure_and_changes_nothing)
+{
+	char out[2048];
+
+	start_bank("--fail-action");
+	cr_expect_eq(saga_step(ACTION, "sg3", 1, "account=alice;amount=-5"),
+		     SETTLE_EFAILURE);
+	cr_expect_not_null(
+	    strstr(settle_client_errmsg(cli), "FAILURE: injected failure"),
+	    "%s", settle_client_errmsg(cli));
+	cr_expect_eq(saga_step(COMPENSATE, "sg3", 1, "account=alice;amount=-5"),
+		     0);
+	balances(out, sizeof(out));
+	cr_expect_not_null(strstr(out, "\"name\":\"alice\",\"balance\":1000,"),
+			   "%s", out);
+	/* Logs never carry account names, saga steps included. */
+	char log[128], buf[8192] = "";
+	snprintf(log, sizeof(log), "%s/bank.log", dir);
+	FILE *f = fopen(log, "r");
+	cr_assert_not_null(f);
+	buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+	fclose(f);
+	cr_expect_null(strstr(buf, "alice"), "%s", buf);
+}
