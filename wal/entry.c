@@ -10,6 +10,7 @@
 #include "error.h"
 #include "wal/entry.h"
 #include "wal/members.h"
+#include "wal/saga.h"
 
 static size_t round8(size_t n)
 {
@@ -232,6 +233,12 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		return 0;
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_validate(cmd->member, errmsg, errmsg_len);
+	case SETTLE__V1__COMMAND__OP_SAGA_BEGIN:
+		return wal_saga_begin_validate(cmd->saga_begin, errmsg,
+					       errmsg_len);
+	case SETTLE__V1__COMMAND__OP_STEP_RESULT:
+		return wal_step_result_validate(cmd->step_result, errmsg,
+						errmsg_len);
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}

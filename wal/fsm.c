@@ -31,31 +31,12 @@
 #include "log.h"
 #include "wal/entry.h"
 #include "wal/fsm.h"
+#include "wal/fsm_int.h"
 #include "wal/members.h"
+#include "wal/saga.h"
 #include "wal/sm.h"
 
-struct apply {
-	struct fsm *f;
-	struct store *s;
-	MDB_txn *txn;
-	const Settle__V1__Command *cmd;
-	uint64_t time;
-	Settle__V1__CmdResult res;
-	char msg[WAL_TEXT_MAX + 128];
-	/* The tx record to report through on_tx_change after commit. */
-	bool changed;
-	Settle__V1__TxRecord tx;
-	char reason[WAL_TEXT_MAX + 64];
-	/* Owned by the apply, freed after the hook ran. */
-	Settle__V1__TxRecord *old;
-	Settle__V1__BranchRecord **branches;
-	size_t n_branches;
-};
-
-static int fail(struct apply *a, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct apply *a, int err, const char *fmt, ...)
+int fsm__fail(struct apply *a, int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -65,16 +46,13 @@ static int fail(struct apply *a, int err, const char *fmt, ...)
 }
 
 /* A storage call failed: keep the store's message. */
-static int store_fail(struct apply *a, int rv, const char *what)
+int fsm__store_fail(struct apply *a, int rv, const char *what)
 {
-	return fail(a, rv, "%s: %s", what, store_errmsg(a->s));
+	return fsm__fail(a, rv, "%s: %s", what, store_errmsg(a->s));
 }
 
 /* Reject the command: applied as a no-op whose result says why. */
-static int reject(struct apply *a, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int reject(struct apply *a, int code, const char *fmt, ...)
+int fsm__reject(struct apply *a, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -85,7 +63,7 @@ static int reject(struct apply *a, int code, const char *fmt, ...)
 	return 0;
 }
 
-static void result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
+void fsm__result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
 {
 	a->res.gid = tx->gid;
 	a->res.state = tx->state;
@@ -94,64 +72,67 @@ static void result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
 
 /* Load the tx into a->old and a working copy a->tx. 1: not found (the
  * command is rejected), 0: loaded, < 0: storage failure. */
-static int load_tx(struct apply *a, const char *gid)
+int fsm__load_tx(struct apply *a, const char *gid)
 {
 	int rv = store_tx_get(a->s, a->txn, gid, &a->old);
 	if (rv == SETTLE_ENOTFOUND) {
 		a->res.gid = (char *)gid;
-		reject(a, SETTLE__V1__CODE__NOT_FOUND,
-		       "transaction %s not found", gid);
+		fsm__reject(a, SETTLE__V1__CODE__NOT_FOUND,
+			    "transaction %s not found", gid);
 		return 1;
 	}
 	if (rv != 0)
-		return store_fail(a, rv, "get tx");
+		return fsm__store_fail(a, rv, "get tx");
 	a->tx = *a->old;
 	return 0;
 }
 
 /* Write the working tx after checking the move from `from` and the
  * record's invariants: an illegal move is a bug and is never stored. */
-static int write_tx(struct apply *a, int from)
+int fsm__write_tx(struct apply *a, int from)
 {
 	Settle__V1__TxRecord *tx = &a->tx;
-	if (from != (int)tx->state && !wal_tx_can_move(from, (int)tx->state))
-		return fail(a, SETTLE_EINTERNAL,
-			    "illegal transaction move %s -> %s (gid %s)",
-			    wal_tx_state_name(from),
-			    wal_tx_state_name(tx->state), tx->gid);
+	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
+	if (from != (int)tx->state &&
+	    !(saga ? wal_saga_can_move(from, (int)tx->state)
+		   : wal_tx_can_move(from, (int)tx->state)))
+		return fsm__fail(a, SETTLE_EINTERNAL,
+				 "illegal transaction move %s -> %s (gid %s)",
+				 wal_tx_state_name(from),
+				 wal_tx_state_name(tx->state), tx->gid);
 	char why[200];
 	if (!wal_tx_invariants(tx, why, sizeof why))
-		return fail(a, SETTLE_EINTERNAL, "invariant broken: %s", why);
+		return fsm__fail(a, SETTLE_EINTERNAL, "invariant broken: %s",
+				 why);
 	tx->updated_ms = a->time;
 	int rv = store_tx_put(a->s, a->txn, tx);
 	if (rv != 0)
-		return store_fail(a, rv, "put tx");
+		return fsm__store_fail(a, rv, "put tx");
 	a->changed = true;
-	result_tx(a, tx);
+	fsm__result_tx(a, tx);
 	return 0;
 }
 
-static int write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b)
+int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b)
 {
-	if (from != (int)b->state && !wal_branch_can_move(from, (int)b->state))
-		return fail(a, SETTLE_EINTERNAL,
-			    "illegal branch move %s -> %s (gid %s branch %u)",
-			    wal_branch_state_name(from),
-			    wal_branch_state_name(b->state), b->gid,
-			    b->branch_id);
+	bool saga = a->tx.mode == SETTLE__V1__TX_MODE__SAGA;
+	if (from != (int)b->state &&
+	    !(saga ? wal_step_can_move(from, (int)b->state)
+		   : wal_branch_can_move(from, (int)b->state)))
+		return fsm__fail(
+		    a, SETTLE_EINTERNAL,
+		    "illegal branch move %s -> %s (gid %s branch %u)",
+		    wal_branch_state_name(from),
+		    wal_branch_state_name(b->state), b->gid, b->branch_id);
 	b->updated_ms = a->time;
 	int rv = store_branch_put(a->s, a->txn, b);
 	if (rv != 0)
-		return store_fail(a, rv, "put branch");
+		return fsm__store_fail(a, rv, "put branch");
 	return 0;
 }
 
-static int add_event(struct apply *a, const char *kind, uint32_t branch_id,
-		     const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int add_event(struct apply *a, const char *kind, uint32_t branch_id,
-		     const char *fmt, ...)
+int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
+		   const char *fmt, ...)
 {
 	char detail[WAL_TEXT_MAX + 128];
 	va_list ap;
@@ -167,7 +148,7 @@ static int add_event(struct apply *a, const char *kind, uint32_t branch_id,
 	ev.detail = detail;
 	int rv = store_event_put(a->s, a->txn, a->tx.gid, &ev);
 	if (rv != 0)
-		return store_fail(a, rv, "put event");
+		return fsm__store_fail(a, rv, "put event");
 	return 0;
 }
 
@@ -176,14 +157,14 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	Settle__V1__TxRecord *old;
 	int rv = store_tx_get(a->s, a->txn, c->gid, &old);
 	if (rv == 0) {
-		result_tx(a, old);
+		fsm__result_tx(a, old);
 		settle__v1__tx_record__free_unpacked(old, NULL);
 		a->res.gid = c->gid;
-		return reject(a, SETTLE__V1__CODE__ALREADY_EXISTS,
-			      "transaction %s already exists", c->gid);
+		return fsm__reject(a, SETTLE__V1__CODE__ALREADY_EXISTS,
+				   "transaction %s already exists", c->gid);
 	}
 	if (rv != SETTLE_ENOTFOUND)
-		return store_fail(a, rv, "get tx");
+		return fsm__store_fail(a, rv, "get tx");
 	Settle__V1__TxRecord *tx = &a->tx;
 	settle__v1__tx_record__init(tx);
 	tx->gid = c->gid;
@@ -194,33 +175,34 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	tx->due_ms = c->deadline_ms;
 	tx->next_branch_id = 1;
 	tx->next_event_seq = 1;
-	rv = add_event(a, "begin", 0, "deadline %llu",
-		       (unsigned long long)c->deadline_ms);
+	rv = fsm__add_event(a, "begin", 0, "deadline %llu",
+			    (unsigned long long)c->deadline_ms);
 	if (rv != 0)
 		return rv;
-	return write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
+	return fsm__write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
 }
 
-static int wrong_state(struct apply *a)
+int fsm__wrong_state(struct apply *a)
 {
-	result_tx(a, &a->tx);
-	return reject(a, SETTLE__V1__CODE__WRONG_STATE, "transaction %s is %s",
-		      a->tx.gid, wal_tx_state_name(a->tx.state));
+	fsm__result_tx(a, &a->tx);
+	return fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+			   "transaction %s is %s", a->tx.gid,
+			   wal_tx_state_name(a->tx.state));
 }
 
 static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
 {
-	int rv = load_tx(a, c->gid);
+	int rv = fsm__load_tx(a, c->gid);
 	if (rv != 0)
 		return rv < 0 ? rv : 0;
 	Settle__V1__TxRecord *tx = &a->tx;
 	if (tx->state != SETTLE__V1__TX_STATE__ACTIVE)
-		return wrong_state(a);
+		return fsm__wrong_state(a);
 	if (tx->branches >= WAL_MAX_BRANCHES) {
-		result_tx(a, tx);
-		return reject(a, SETTLE__V1__CODE__TOO_LARGE,
-			      "transaction %s has %d branches already", tx->gid,
-			      WAL_MAX_BRANCHES);
+		fsm__result_tx(a, tx);
+		return fsm__reject(a, SETTLE__V1__CODE__TOO_LARGE,
+				   "transaction %s has %d branches already",
+				   tx->gid, WAL_MAX_BRANCHES);
 	}
 	Settle__V1__BranchRecord b;
 	settle__v1__branch_record__init(&b);
@@ -230,16 +212,16 @@ static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
 	b.resource = c->resource;
 	b.payload = c->payload;
 	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
-	rv = write_branch(a, SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED,
-			  &b);
+	rv = fsm__write_branch(
+	    a, SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED, &b);
 	if (rv != 0)
 		return rv;
 	tx->branches++;
 	/* Endpoint and resource only: the payload never reaches history. */
-	rv = add_event(a, "register", b.branch_id, "%s %s", c->endpoint,
-		       c->resource);
+	rv = fsm__add_event(a, "register", b.branch_id, "%s %s", c->endpoint,
+			    c->resource);
 	if (rv == 0)
-		rv = write_tx(a, tx->state);
+		rv = fsm__write_tx(a, tx->state);
 	a->res.branch_id = b.branch_id;
 	return rv;
 }
@@ -251,19 +233,21 @@ static int finish(struct apply *a, int final)
 	a->tx.finished_ms = a->time;
 	a->tx.due_ms = 0;
 	a->tx.pending = 0;
-	return add_event(a,
-			 final == SETTLE__V1__TX_STATE__COMMITTED
-			     ? "committed"
-			     : "rolled_back",
-			 0, "finished");
+	return fsm__add_event(a,
+			      final == SETTLE__V1__TX_STATE__COMMITTED
+				  ? "committed"
+				  : "rolled_back",
+			      0, "finished");
 }
 
 static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 {
-	int rv = load_tx(a, c->gid);
+	int rv = fsm__load_tx(a, c->gid);
 	if (rv != 0)
 		return rv < 0 ? rv : 0;
 	Settle__V1__TxRecord *tx = &a->tx;
+	if (tx->mode == SETTLE__V1__TX_MODE__SAGA)
+		return wal_saga_decide_apply(a, c);
 	bool commit = c->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
 	int going = commit ? SETTLE__V1__TX_STATE__COMMITTING
 			   : SETTLE__V1__TX_STATE__ROLLING_BACK;
@@ -273,28 +257,29 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 			    : SETTLE__V1__BRANCH_STATE__CANCELLING;
 	if ((int)tx->state == going || (int)tx->state == final) {
 		/* A retried decision: answer with where it stands. */
-		result_tx(a, tx);
+		fsm__result_tx(a, tx);
 		return 0;
 	}
 	if (tx->state != SETTLE__V1__TX_STATE__ACTIVE)
-		return wrong_state(a);
+		return fsm__wrong_state(a);
 	if (c->timeout && a->time < tx->deadline_ms) {
-		result_tx(a, tx);
-		return reject(a, SETTLE__V1__CODE__WRONG_STATE,
-			      "transaction %s: deadline not reached", tx->gid);
+		fsm__result_tx(a, tx);
+		return fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+				   "transaction %s: deadline not reached",
+				   tx->gid);
 	}
 	int from = tx->state;
 	rv = store_branches_list(a->s, a->txn, tx->gid, &a->branches,
 				 &a->n_branches);
 	if (rv != 0)
-		return store_fail(a, rv, "list branches");
+		return fsm__store_fail(a, rv, "list branches");
 	for (size_t i = 0; i < a->n_branches; i++) {
 		Settle__V1__BranchRecord b = *a->branches[i];
 		b.state = bstate;
 		b.attempts = 0;
 		b.next_retry_ms = a->time;
 		b.last_error = "";
-		rv = write_branch(a, a->branches[i]->state, &b);
+		rv = fsm__write_branch(a, a->branches[i]->state, &b);
 		if (rv != 0)
 			return rv;
 	}
@@ -305,13 +290,13 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 		snprintf(a->reason, sizeof a->reason, "%s", why);
 		tx->reason = a->reason;
 	}
-	rv = add_event(a, commit ? "commit" : "rollback", 0, "%s", why);
+	rv = fsm__add_event(a, commit ? "commit" : "rollback", 0, "%s", why);
 	if (rv != 0)
 		return rv;
 	if (a->n_branches != tx->branches)
-		return fail(a, SETTLE_EINTERNAL,
-			    "tx %s counts %u branches, %zu stored", tx->gid,
-			    tx->branches, a->n_branches);
+		return fsm__fail(a, SETTLE_EINTERNAL,
+				 "tx %s counts %u branches, %zu stored",
+				 tx->gid, tx->branches, a->n_branches);
 	if (a->n_branches == 0) {
 		rv = finish(a, final);
 	} else {
@@ -320,39 +305,40 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 		tx->due_ms = a->time;
 	}
 	if (rv == 0)
-		rv = write_tx(a, from);
+		rv = fsm__write_tx(a, from);
 	return rv;
 }
 
 static int do_branch_result(struct apply *a,
 			    const Settle__V1__CmdBranchResult *c)
 {
-	int rv = load_tx(a, c->gid);
+	int rv = fsm__load_tx(a, c->gid);
 	if (rv != 0)
 		return rv < 0 ? rv : 0;
 	Settle__V1__TxRecord *tx = &a->tx;
 	Settle__V1__BranchRecord *old;
 	rv = store_branch_get(a->s, a->txn, c->gid, c->branch_id, &old);
 	if (rv == SETTLE_ENOTFOUND) {
-		result_tx(a, tx);
-		return reject(a, SETTLE__V1__CODE__NOT_FOUND,
-			      "branch %u of %s not found", c->branch_id,
-			      c->gid);
+		fsm__result_tx(a, tx);
+		return fsm__reject(a, SETTLE__V1__CODE__NOT_FOUND,
+				   "branch %u of %s not found", c->branch_id,
+				   c->gid);
 	}
 	if (rv != 0)
-		return store_fail(a, rv, "get branch");
+		return fsm__store_fail(a, rv, "get branch");
 	/* Keep old with the other owned records, freed after the hook. */
 	a->branches = malloc(sizeof *a->branches);
 	if (a->branches == NULL) {
 		settle__v1__branch_record__free_unpacked(old, NULL);
-		return fail(a, SETTLE_ENOMEM, "branch result: out of memory");
+		return fsm__fail(a, SETTLE_ENOMEM,
+				 "branch result: out of memory");
 	}
 	a->branches[0] = old;
 	a->n_branches = 1;
 	a->res.branch_id = c->branch_id;
 	if (old->state != c->phase) {
 		/* A late or repeated result: the branch moved on already. */
-		result_tx(a, tx);
+		fsm__result_tx(a, tx);
 		return 0;
 	}
 	bool confirm = c->phase == SETTLE__V1__BRANCH_STATE__CONFIRMING;
@@ -367,15 +353,15 @@ static int do_branch_result(struct apply *a,
 		b.next_retry_ms = 0;
 		b.last_error = "";
 		tx->pending--;
-		rv = add_event(a, kind, b.branch_id, "ok attempt %u",
-			       b.attempts);
+		rv = fsm__add_event(a, kind, b.branch_id, "ok attempt %u",
+				    b.attempts);
 		break;
 	case SETTLE__V1__OUTCOME__OUTCOME_RETRY:
 		b.next_retry_ms =
 		    c->next_retry_ms != 0 ? c->next_retry_ms : a->time;
 		b.last_error = (char *)err;
-		rv = add_event(a, kind, b.branch_id, "retry attempt %u: %s",
-			       b.attempts, err);
+		rv = fsm__add_event(a, kind, b.branch_id,
+				    "retry attempt %u: %s", b.attempts, err);
 		break;
 	default:
 		b.state = SETTLE__V1__BRANCH_STATE__FAILED;
@@ -386,11 +372,11 @@ static int do_branch_result(struct apply *a,
 		snprintf(a->reason, sizeof a->reason, "branch %u failed: %s",
 			 b.branch_id, err);
 		tx->reason = a->reason;
-		rv = add_event(a, kind, b.branch_id, "failure: %s", err);
+		rv = fsm__add_event(a, kind, b.branch_id, "failure: %s", err);
 		break;
 	}
 	if (rv == 0)
-		rv = write_branch(a, old->state, &b);
+		rv = fsm__write_branch(a, old->state, &b);
 	if (rv != 0)
 		return rv;
 
@@ -399,7 +385,7 @@ static int do_branch_result(struct apply *a,
 		rv = finish(a, confirm ? SETTLE__V1__TX_STATE__COMMITTED
 				       : SETTLE__V1__TX_STATE__ROLLED_BACK);
 		if (rv == 0)
-			rv = write_tx(a, from);
+			rv = fsm__write_tx(a, from);
 		return rv;
 	}
 	/* Next action: the earliest retry among branches still callable. */
@@ -407,7 +393,7 @@ static int do_branch_result(struct apply *a,
 	size_t n;
 	rv = store_branches_list(a->s, a->txn, tx->gid, &all, &n);
 	if (rv != 0)
-		return store_fail(a, rv, "list branches");
+		return fsm__store_fail(a, rv, "list branches");
 	uint64_t due = 0;
 	for (size_t i = 0; i < n; i++)
 		if (all[i]->state == c->phase &&
@@ -415,7 +401,7 @@ static int do_branch_result(struct apply *a,
 			due = all[i]->next_retry_ms;
 	store_branches_free(all, n);
 	tx->due_ms = due;
-	return write_tx(a, from);
+	return fsm__write_tx(a, from);
 }
 
 static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
@@ -424,10 +410,10 @@ static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
 	int rv =
 	    store_tx_gc(a->s, a->txn, c->finished_before_ms, c->limit, &txs);
 	if (rv != 0)
-		return store_fail(a, rv, "gc txs");
+		return fsm__store_fail(a, rv, "gc txs");
 	rv = store_cmd_gc(a->s, a->txn, c->finished_before_ms, c->limit, &cmds);
 	if (rv != 0)
-		return store_fail(a, rv, "gc cmds");
+		return fsm__store_fail(a, rv, "gc cmds");
 	a->res.deleted = txs;
 	a->res.deleted_cmds = cmds;
 	return 0;
@@ -453,14 +439,18 @@ static int dispatch(struct apply *a)
 		return do_branch_result(a, cmd->branch_result);
 	case SETTLE__V1__COMMAND__OP_GC:
 		return do_gc(a, cmd->gc);
+	case SETTLE__V1__COMMAND__OP_SAGA_BEGIN:
+		return wal_saga_begin_apply(a, cmd->saga_begin);
+	case SETTLE__V1__COMMAND__OP_STEP_RESULT:
+		return wal_step_result_apply(a, cmd->step_result);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,
 					sizeof a->f->errmsg);
 	default:
 		/* validate() refuses commands without an op. */
-		return fail(a, SETTLE_EINTERNAL, "unhandled op %d",
-			    cmd->op_case);
+		return fsm__fail(a, SETTLE_EINTERNAL, "unhandled op %d",
+				 cmd->op_case);
 	}
 }
 
@@ -543,11 +533,11 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 
 	int rv = store_write_begin(a.s, &a.txn);
 	if (rv != 0)
-		return store_fail(&a, rv, "apply");
+		return fsm__store_fail(&a, rv, "apply");
 	uint64_t applied;
 	rv = store_applied_get(a.s, a.txn, &applied);
 	if (rv != 0) {
-		store_fail(&a, rv, "apply");
+		fsm__store_fail(&a, rv, "apply");
 		goto err_after_txn;
 	}
 	uint64_t sum = fsm_entry_checksum(buf, len);
@@ -560,15 +550,16 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 		rv = store_applied_log_get(a.s, a.txn, raft_index, &had);
 		store_write_abort(a.txn);
 		if (rv == 0 && had != sum)
-			return fail(&a, SETTLE_EDIVERGED,
-				    "entry %llu differs from the one applied "
-				    "before: this node's state diverged from "
-				    "the cluster; rebuild it from a snapshot "
-				    "(docs/OPERATIONS.md)",
-				    (unsigned long long)raft_index);
+			return fsm__fail(
+			    &a, SETTLE_EDIVERGED,
+			    "entry %llu differs from the one applied "
+			    "before: this node's state diverged from "
+			    "the cluster; rebuild it from a snapshot "
+			    "(docs/OPERATIONS.md)",
+			    (unsigned long long)raft_index);
 		/* No row: pruned, or applied before the table existed. */
 		if (rv != 0 && rv != SETTLE_ENOTFOUND)
-			return store_fail(&a, rv, "get applied_log");
+			return fsm__store_fail(&a, rv, "get applied_log");
 		a.res.index = applied;
 		return give_result(f, &a.res, result);
 	}
@@ -577,8 +568,8 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	Settle__V1__CmdResult *stored = NULL;
 	const Settle__V1__CmdResult *out = &a.res;
 	if (wal_entry_decode(buf, len, &cmd) != 0) {
-		reject(&a, SETTLE__V1__CODE__INVALID_ARGUMENT,
-		       "undecodable entry of %zu bytes", len);
+		fsm__reject(&a, SETTLE__V1__CODE__INVALID_ARGUMENT,
+			    "undecodable entry of %zu bytes", len);
 		goto applied;
 	}
 	a.cmd = cmd;
@@ -592,7 +583,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 			goto applied;
 		}
 		if (rv != SETTLE_ENOTFOUND) {
-			store_fail(&a, rv, "get cmd");
+			fsm__store_fail(&a, rv, "get cmd");
 			goto err_after_cmd;
 		}
 	}
@@ -603,7 +594,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 		rv =
 		    store_cmd_put(a.s, a.txn, cmd->cmd_id.data, a.time, &a.res);
 		if (rv != 0) {
-			store_fail(&a, rv, "put cmd");
+			fsm__store_fail(&a, rv, "put cmd");
 			goto err_after_cmd;
 		}
 	}
@@ -614,18 +605,18 @@ applied:
 		rv = store_applied_log_prune(a.s, a.txn,
 					     raft_index - f->applied_log_keep);
 	if (rv != 0) {
-		store_fail(&a, rv, "put applied_log");
+		fsm__store_fail(&a, rv, "put applied_log");
 		goto err_after_cmd;
 	}
 	rv = store_applied_put(a.s, a.txn, raft_index);
 	if (rv != 0) {
-		store_fail(&a, rv, "put applied");
+		fsm__store_fail(&a, rv, "put applied");
 		goto err_after_cmd;
 	}
 	rv = store_write_commit(a.s, a.txn);
 	a.txn = NULL;
 	if (rv != 0) {
-		store_fail(&a, rv, "apply");
+		fsm__store_fail(&a, rv, "apply");
 		goto err_after_cmd;
 	}
 	/* Never the payload: op, gid and outcome only. */

@@ -17,6 +17,10 @@ enum {
 	TX_COMMITTED = SETTLE__V1__TX_STATE__COMMITTED,
 	TX_ROLLING_BACK = SETTLE__V1__TX_STATE__ROLLING_BACK,
 	TX_ROLLED_BACK = SETTLE__V1__TX_STATE__ROLLED_BACK,
+	TX_RUNNING = SETTLE__V1__TX_STATE__SAGA_RUNNING,
+	TX_COMPENSATING = SETTLE__V1__TX_STATE__SAGA_COMPENSATING,
+	TX_SUCCEEDED = SETTLE__V1__TX_STATE__SAGA_SUCCEEDED,
+	TX_COMPENSATED = SETTLE__V1__TX_STATE__SAGA_COMPENSATED,
 	TX_N
 };
 
@@ -30,6 +34,16 @@ static const unsigned tx_moves[TX_N] = {
     [TX_ROLLED_BACK] = 0,
 };
 
+/* Saga transactions: a table of their own, so that neither kind can
+ * wander into the other's states. */
+static const unsigned saga_moves[TX_N] = {
+    [TX_NEW] = BIT(TX_RUNNING),
+    [TX_RUNNING] = BIT(TX_COMPENSATING) | BIT(TX_SUCCEEDED),
+    [TX_COMPENSATING] = BIT(TX_COMPENSATED),
+    [TX_SUCCEEDED] = 0,
+    [TX_COMPENSATED] = 0,
+};
+
 static const char *const tx_names[TX_N] = {
     [TX_NEW] = "NEW",
     [TX_ACTIVE] = "ACTIVE",
@@ -37,6 +51,10 @@ static const char *const tx_names[TX_N] = {
     [TX_COMMITTED] = "COMMITTED",
     [TX_ROLLING_BACK] = "ROLLING_BACK",
     [TX_ROLLED_BACK] = "ROLLED_BACK",
+    [TX_RUNNING] = "SAGA_RUNNING",
+    [TX_COMPENSATING] = "SAGA_COMPENSATING",
+    [TX_SUCCEEDED] = "SAGA_SUCCEEDED",
+    [TX_COMPENSATED] = "SAGA_COMPENSATED",
 };
 
 enum {
@@ -47,6 +65,13 @@ enum {
 	BR_CANCELLING = SETTLE__V1__BRANCH_STATE__CANCELLING,
 	BR_CANCELLED = SETTLE__V1__BRANCH_STATE__CANCELLED,
 	BR_FAILED = SETTLE__V1__BRANCH_STATE__FAILED,
+	BR_PENDING = SETTLE__V1__BRANCH_STATE__STEP_PENDING,
+	BR_ACTING = SETTLE__V1__BRANCH_STATE__STEP_ACTING,
+	BR_DONE = SETTLE__V1__BRANCH_STATE__STEP_DONE,
+	BR_ACTION_FAILED = SETTLE__V1__BRANCH_STATE__STEP_ACTION_FAILED,
+	BR_COMPENSATING = SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING,
+	BR_COMPENSATED = SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED,
+	BR_SKIPPED = SETTLE__V1__BRANCH_STATE__STEP_SKIPPED,
 	BR_N
 };
 
@@ -60,6 +85,18 @@ static const unsigned branch_moves[BR_N] = {
     [BR_FAILED] = 0,
 };
 
+static const unsigned step_moves[BR_N] = {
+    [BR_NEW] = BIT(BR_PENDING) | BIT(BR_ACTING),
+    [BR_PENDING] = BIT(BR_ACTING) | BIT(BR_SKIPPED),
+    [BR_ACTING] = BIT(BR_DONE) | BIT(BR_ACTION_FAILED),
+    [BR_DONE] = BIT(BR_COMPENSATING),
+    [BR_ACTION_FAILED] = BIT(BR_COMPENSATING),
+    [BR_COMPENSATING] = BIT(BR_COMPENSATED) | BIT(BR_FAILED),
+    [BR_COMPENSATED] = 0,
+    [BR_SKIPPED] = 0,
+    [BR_FAILED] = 0,
+};
+
 static const char *const branch_names[BR_N] = {
     [BR_NEW] = "NEW",
     [BR_REGISTERED] = "REGISTERED",
@@ -68,16 +105,28 @@ static const char *const branch_names[BR_N] = {
     [BR_CANCELLING] = "CANCELLING",
     [BR_CANCELLED] = "CANCELLED",
     [BR_FAILED] = "FAILED",
+    [BR_PENDING] = "STEP_PENDING",
+    [BR_ACTING] = "STEP_ACTING",
+    [BR_DONE] = "STEP_DONE",
+    [BR_ACTION_FAILED] = "STEP_ACTION_FAILED",
+    [BR_COMPENSATING] = "STEP_COMPENSATING",
+    [BR_COMPENSATED] = "STEP_COMPENSATED",
+    [BR_SKIPPED] = "STEP_SKIPPED",
 };
 
 const char *wal_tx_state_name(int state)
 {
-	return state >= 0 && state < TX_N ? tx_names[state] : "?";
+	/* The saga states leave a gap (6..19): no name there. */
+	return state >= 0 && state < TX_N && tx_names[state] != NULL
+		   ? tx_names[state]
+		   : "?";
 }
 
 const char *wal_branch_state_name(int state)
 {
-	return state >= 0 && state < BR_N ? branch_names[state] : "?";
+	return state >= 0 && state < BR_N && branch_names[state] != NULL
+		   ? branch_names[state]
+		   : "?";
 }
 
 bool wal_tx_can_move(int from, int to)
@@ -94,9 +143,24 @@ bool wal_branch_can_move(int from, int to)
 	return (branch_moves[from] & BIT(to)) != 0;
 }
 
+bool wal_saga_can_move(int from, int to)
+{
+	if (from < 0 || from >= TX_N || to <= TX_NEW || to >= TX_N)
+		return false;
+	return (saga_moves[from] & BIT(to)) != 0;
+}
+
+bool wal_step_can_move(int from, int to)
+{
+	if (from < 0 || from >= BR_N || to <= BR_NEW || to >= BR_N)
+		return false;
+	return (step_moves[from] & BIT(to)) != 0;
+}
+
 bool wal_tx_state_final(int state)
 {
-	return state == TX_COMMITTED || state == TX_ROLLED_BACK;
+	return state == TX_COMMITTED || state == TX_ROLLED_BACK ||
+	       state == TX_SUCCEEDED || state == TX_COMPENSATED;
 }
 
 #define FAIL(...)                                                              \
@@ -110,8 +174,12 @@ bool wal_tx_invariants(const Settle__V1__TxRecord *tx, char *errmsg,
 		       size_t errmsg_len)
 {
 	int st = (int)tx->state;
-	if (st <= TX_NEW || st >= TX_N)
+	if (st <= TX_NEW || st >= TX_N || tx_names[st] == NULL)
 		FAIL("tx %s: bad state %d", tx->gid, st);
+	bool saga_state = st >= TX_RUNNING;
+	if (saga_state != (tx->mode == SETTLE__V1__TX_MODE__SAGA))
+		FAIL("tx %s: state %s in mode %d", tx->gid, tx_names[st],
+		     (int)tx->mode);
 	if (wal_tx_state_final(st)) {
 		if (tx->finished_ms == 0 || tx->due_ms != 0)
 			FAIL("tx %s: final state %s with finished_ms %llu, "

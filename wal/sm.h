@@ -2,9 +2,10 @@
  * sm.h — the TCC state machines of a global transaction and of a branch,
  * as transition tables (in the spirit of dqlite's src/lib/sm.h).
  *
- * The FSM checks every state change against these tables before writing a
- * record: an illegal move is a bug, never stored; apply then fails with
- * SETTLE_EINTERNAL and a message naming both states.
+ * The saga and its steps have tables of their own (wal_saga_can_move,
+ * wal_step_can_move). The FSM checks every state change against these tables
+ * before writing a record: an illegal move is a bug, never stored; apply then
+ * fails with SETTLE_EINTERNAL and a message naming both states.
  */
 #ifndef SETTLE_WAL_SM_H
 #define SETTLE_WAL_SM_H
@@ -37,7 +38,28 @@ bool wal_tx_can_move(int from, int to);
  */
 bool wal_branch_can_move(int from, int to);
 
-/* Final transaction states (COMMITTED, ROLLED_BACK). */
+/*
+ * The same for a saga (TxRecord.mode SAGA):
+ *   (new) -> SAGA_RUNNING
+ *   SAGA_RUNNING -> SAGA_COMPENSATING | SAGA_SUCCEEDED
+ *   SAGA_COMPENSATING -> SAGA_COMPENSATED
+ *   SAGA_SUCCEEDED, SAGA_COMPENSATED: final
+ */
+bool wal_saga_can_move(int from, int to);
+
+/*
+ * A saga step (a branch of a SAGA transaction):
+ *   (new) -> STEP_PENDING | STEP_ACTING
+ *   STEP_PENDING -> STEP_ACTING | STEP_SKIPPED
+ *   STEP_ACTING -> STEP_DONE | STEP_ACTION_FAILED
+ *   STEP_DONE, STEP_ACTION_FAILED -> STEP_COMPENSATING
+ *   STEP_COMPENSATING -> STEP_COMPENSATED | FAILED
+ *   STEP_COMPENSATED, STEP_SKIPPED, FAILED: final
+ */
+bool wal_step_can_move(int from, int to);
+
+/* Final transaction states (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED,
+ * SAGA_COMPENSATED). */
 bool wal_tx_state_final(int state);
 
 /*

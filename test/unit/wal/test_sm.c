@@ -99,4 +99,14 @@ Test(sm, invariants)
 	cr_expect(wal_tx_invariants(&tx, why, sizeof why), "%s", why);
 	tx.state = 9;
 	cr_expect(!wal_tx_invariants(&tx, why, sizeof why));
+	tx.state = 99;
+	cr_expect(!wal_tx_invariants(&tx, why, sizeof why));
+	/* Saga states only in mode SAGA, and the other way round. */
+	tx.state = SETTLE__V1__TX_STATE__SAGA_RUNNING;
+	cr_expect(!wal_tx_invariants(&tx, why, sizeof why));
+	tx.mode = SETTLE__V1__TX_MODE__SAGA;
+	cr_expect(wal_tx_invariants(&tx, why, sizeof why), "%s", why);
+	tx.state = SETTLE__V1__TX_STATE__COMMITTING;
+	cr_expect(!wal_tx_invariants(&tx, why, sizeof why));
+	cr_expect_str_eq(wal_tx_state_name(9), "?");
 }

@@ -1,0 +1,751 @@
+/* The Saga commands of the FSM (wal/saga.c): validation, ordered and DAG
+ * sagas, compensation order, retries, forward recovery, late results,
+ * determinism. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <raft.h>
+
+#include "error.h"
+#include "fsm_helpers.h"
+#include "wal/saga.h"
+#include "wal/sm.h"
+
+#define C_OK	  SETTLE__V1__CODE__OK
+#define R_OK	  SETTLE__V1__OUTCOME__OUTCOME_OK
+#define R_RETRY	  SETTLE__V1__OUTCOME__OUTCOME_RETRY
+#define R_FAIL	  SETTLE__V1__OUTCOME__OUTCOME_FAILURE
+#define ACT	  SETTLE__V1__SAGA_PHASE__PHASE_ACTION
+#define COMP	  SETTLE__V1__SAGA_PHASE__PHASE_COMPENSATE
+#define BACKWARD  SETTLE__V1__SAGA_RECOVERY__BACKWARD
+#define FORWARD	  SETTLE__V1__SAGA_RECOVERY__FORWARD
+#define DEADLINE  100000
+#define MAX_STEPS 1100
+
+static struct tfsm F;
+static int next_id;  /* command ids */
+static uint64_t now; /* leader time of the next command */
+static int max_att;  /* max_attempts of the steps begun next */
+
+static void setup(void)
+{
+	tfsm_open(&F);
+	next_id = 1;
+	now = 1000;
+	max_att = 0;
+}
+
+static void teardown(void)
+{
+	tfsm_close(&F);
+}
+
+TestSuite(saga, .init = setup, .fini = teardown);
+
+/* Steps of a saga: deps[i] is "" (root / ordered) or "0,2" (indexes). */
+struct spec {
+	Settle__V1__SagaStep st[MAX_STEPS];
+	Settle__V1__SagaStep *p[MAX_STEPS];
+	uint32_t deps[MAX_STEPS][8];
+	char names[MAX_STEPS][16];
+};
+
+static struct spec *spec_new(size_t n, const char *const *deps)
+{
+	struct spec *s = calloc(1, sizeof *s);
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < n; i++) {
+		Settle__V1__SagaStep *st = &s->st[i];
+		settle__v1__saga_step__init(st);
+		snprintf(s->names[i], sizeof s->names[i], "s%zu", i);
+		st->name = s->names[i];
+		st->endpoint = "h:1";
+		st->action_payload.data = (uint8_t *)"SECRET-ACT";
+		st->action_payload.len = 10;
+		st->compensate_payload.data = (uint8_t *)"SECRET-COMP";
+		st->compensate_payload.len = 11;
+		st->max_attempts = (uint32_t)max_att;
+		if (deps != NULL && deps[i] != NULL) {
+			const char *c = deps[i];
+			while (*c != 0) {
+				s->deps[i][st->n_depends_on++] =
+				    (uint32_t)strtoul(c, (char **)&c, 10);
+				if (*c == ',')
+					c++;
+			}
+			st->depends_on = s->deps[i];
+		}
+		s->p[i] = st;
+	}
+	return s;
+}
+
+static struct ent saga_ent(const char *gid, int recovery, bool dag,
+			   struct spec *s, size_t n)
+{
+	Settle__V1__Command c;
+	settle__v1__command__init(&c);
+	uint8_t idb[16];
+	int id = next_id++;
+	memset(idb, 0x22, sizeof idb);
+	memcpy(idb, &id, sizeof id);
+	c.cmd_id.data = idb;
+	c.cmd_id.len = 16;
+	c.time_ms = now++;
+	Settle__V1__CmdSagaBegin b;
+	settle__v1__cmd_saga_begin__init(&b);
+	b.gid = (char *)gid;
+	b.deadline_ms = DEADLINE;
+	b.recovery = recovery;
+	b.dag = dag;
+	b.n_steps = n;
+	b.steps = s->p;
+	c.op_case = SETTLE__V1__COMMAND__OP_SAGA_BEGIN;
+	c.saga_begin = &b;
+	return ent_cmd(&c);
+}
+
+/* Begin a saga of n steps; returns the result code. */
+static int begin(const char *gid, int recovery, bool dag, size_t n,
+		 const char *const *deps)
+{
+	struct spec *s = spec_new(n, deps);
+	int code = tfsm_code(&F, saga_ent(gid, recovery, dag, s, n));
+	free(s);
+	return code;
+}
+
+static struct ent result_ent(const char *gid, uint32_t step, int phase,
+			     int outcome, const char *err, uint64_t next_retry)
+{
+	Settle__V1__Command c;
+	settle__v1__command__init(&c);
+	uint8_t idb[16];
+	int id = next_id++;
+	memset(idb, 0x33, sizeof idb);
+	memcpy(idb, &id, sizeof id);
+	c.cmd_id.data = idb;
+	c.cmd_id.len = 16;
+	c.time_ms = now++;
+	Settle__V1__CmdStepResult r;
+	settle__v1__cmd_step_result__init(&r);
+	r.gid = (char *)gid;
+	r.step = step;
+	r.phase = phase;
+	r.outcome = outcome;
+	r.error = (char *)err;
+	r.next_retry_ms = next_retry;
+	c.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
+	c.step_result = &r;
+	return ent_cmd(&c);
+}
+
+/* Report one call's outcome (1-based step); asserts OK. */
+static void res(const char *gid, uint32_t step, int phase, int outcome,
+		const char *err)
+{
+	cr_assert_eq(
+	    tfsm_code(&F, result_ent(gid, step, phase, outcome, err, 0)), C_OK,
+	    "result of step %u", step);
+}
+
+static Settle__V1__TxRecord *tx_of(const char *gid)
+{
+	Settle__V1__TxRecord *tx;
+	cr_assert_eq(store_tx_get(F.t.s, NULL, gid, &tx), 0, "tx %s", gid);
+	return tx;
+}
+
+static Settle__V1__BranchRecord *step_of(const char *gid, uint32_t id)
+{
+	Settle__V1__BranchRecord *b;
+	cr_assert_eq(store_branch_get(F.t.s, NULL, gid, id, &b), 0);
+	return b;
+}
+
+/* The states of the steps, "DONE ACTING PENDING" (without "STEP_"). */
+static void states(const char *gid, char *out, size_t len)
+{
+	Settle__V1__BranchRecord **b;
+	size_t n;
+	cr_assert_eq(store_branches_list(F.t.s, NULL, gid, &b, &n), 0);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = wal_branch_state_name(b[i]->state);
+		if (strncmp(name, "STEP_", 5) == 0)
+			name += 5;
+		size_t used = strlen(out);
+		snprintf(out + used, len - used, "%s%s", i ? " " : "", name);
+	}
+	store_branches_free(b, n);
+}
+
+#define EXPECT_STATES(gid, want)                                               \
+	do {                                                                   \
+		char got_[512];                                                \
+		states(gid, got_, sizeof got_);                                \
+		cr_expect_str_eq(got_, want);                                  \
+	} while (0)
+
+static int tx_state(const char *gid)
+{
+	Settle__V1__TxRecord *tx = tx_of(gid);
+	int st = tx->state;
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	return st;
+}
+
+/* All events of gid as "kind/branch/detail;". */
+static void history(const char *gid, char *out, size_t len)
+{
+	Settle__V1__Event **ev;
+	size_t n;
+	cr_assert_eq(store_events_list(F.t.s, NULL, gid, &ev, &n), 0);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t used = strlen(out);
+		snprintf(out + used, len - used, "%s/%u/%s;", ev[i]->kind,
+			 ev[i]->branch_id, ev[i]->detail);
+	}
+	store_events_free(ev, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation */
+
+static int validate(bool dag, size_t n, const char *const *deps, char *msg)
+{
+	struct spec *s = spec_new(n, deps);
+	int rv = wal_saga_steps_validate(s->p, n, dag, msg, 256);
+	free(s);
+	return rv;
+}
+
+Test(saga, validation_refuses_bad_shapes)
+{
+	char msg[256];
+	cr_expect_eq(validate(false, 0, NULL, msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "at least one step") != NULL);
+	cr_expect_eq(validate(false, WAL_MAX_BRANCHES + 1, NULL, msg),
+		     SETTLE_ETOOBIG);
+	cr_expect_eq(validate(false, WAL_MAX_BRANCHES, NULL, msg), 0);
+
+	const char *fwd[] = {"1", ""};
+	cr_expect_eq(validate(true, 2, fwd, msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "earlier step") != NULL, "%s", msg);
+	const char *self[] = {"", "1"};
+	cr_expect_eq(validate(true, 2, self, msg), SETTLE_EINVAL);
+	/* A cycle needs a dependency on a later step: refused. */
+	const char *cycle[] = {"", "2", "1"};
+	cr_expect_eq(validate(true, 3, cycle, msg), SETTLE_EINVAL);
+	const char *dup[] = {"", "0,0"};
+	cr_expect_eq(validate(true, 2, dup, msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "twice") != NULL);
+	const char *ordered_deps[] = {"", "0"};
+	cr_expect_eq(validate(false, 2, ordered_deps, msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "dag") != NULL);
+	const char *fine[] = {"", "0", "0", "1,2"};
+	cr_expect_eq(validate(true, 4, fine, msg), 0);
+
+	struct spec *s = spec_new(2, NULL);
+	s->st[1].endpoint = "nohost";
+	cr_expect_eq(wal_saga_steps_validate(s->p, 2, false, msg, sizeof msg),
+		     SETTLE_EINVAL);
+	cr_expect(strstr(msg, "step 1: endpoint") != NULL, "%s", msg);
+	s->st[1].endpoint = "h:1";
+	s->st[1].retry_base_ms = 500;
+	s->st[1].retry_max_ms = 100;
+	cr_expect_eq(wal_saga_steps_validate(s->p, 2, false, msg, sizeof msg),
+		     SETTLE_EINVAL);
+	s->st[1].retry_max_ms = 0;
+	static uint8_t big[WAL_PAYLOAD_MAX / 2 + 1];
+	s->st[0].action_payload.data = big;
+	s->st[0].action_payload.len = sizeof big;
+	s->st[1].compensate_payload.data = big;
+	s->st[1].compensate_payload.len = sizeof big;
+	cr_expect_eq(wal_saga_steps_validate(s->p, 2, false, msg, sizeof msg),
+		     SETTLE_ETOOBIG);
+	cr_expect(strstr(msg, "payloads") != NULL);
+	free(s);
+}
+
+Test(saga, invalid_commands_are_rejected_noops)
+{
+	cr_expect_eq(begin("g", BACKWARD, false, 0, NULL),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	const char *cycle[] = {"1", "0"};
+	cr_expect_eq(begin("g", BACKWARD, true, 2, cycle),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(begin("g", 7, false, 1, NULL),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(F.t.s, NULL, "g", &tx), SETTLE_ENOTFOUND);
+	cr_expect_eq(tfsm_code(&F, result_ent("g", 0, ACT, R_OK, "", 0)),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(tfsm_code(&F, result_ent("g", 1, 9, R_OK, "", 0)),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(tfsm_code(&F, result_ent("g", 1, ACT, R_OK, "", 0)),
+		     SETTLE__V1__CODE__NOT_FOUND);
+	cr_expect_eq(begin("g", BACKWARD, false, 2, NULL), C_OK);
+	cr_expect_eq(begin("g", BACKWARD, false, 2, NULL),
+		     SETTLE__V1__CODE__ALREADY_EXISTS);
+	cr_expect_eq(tfsm_code(&F, result_ent("g", 3, ACT, R_OK, "", 0)),
+		     SETTLE__V1__CODE__NOT_FOUND);
+	/* TCC commands do not apply to a saga. */
+	cr_expect_eq(
+	    tfsm_code(&F, ent_register(next_id++, now++, "g", "h:1", "r", "P")),
+	    SETTLE__V1__CODE__WRONG_STATE);
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "g",
+				 SETTLE__V1__DECISION__DECIDE_COMMIT, "", 0)),
+	    SETTLE__V1__CODE__WRONG_STATE);
+	/* Saga results do not apply to a TCC transaction. */
+	cr_expect_eq(tfsm_code(&F, ent_begin(next_id++, now++, "t", DEADLINE)),
+		     C_OK);
+	cr_expect_eq(tfsm_code(&F, result_ent("t", 1, ACT, R_OK, "", 0)),
+		     SETTLE__V1__CODE__WRONG_STATE);
+	tfsm_check_indexes(&F);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ordered sagas */
+
+Test(saga, ordered_success)
+{
+	cr_assert_eq(begin("g", BACKWARD, false, 3, NULL), C_OK);
+	Settle__V1__TxRecord *tx = tx_of("g");
+	cr_expect_eq(tx->mode, SETTLE__V1__TX_MODE__SAGA);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_RUNNING);
+	cr_expect_eq(tx->due_ms, 1000); /* step 1 due at once */
+	cr_expect_eq(tx->pending, 1);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	EXPECT_STATES("g", "ACTING PENDING PENDING");
+	Settle__V1__BranchRecord *b = step_of("g", 2);
+	cr_expect_eq(b->n_depends_on, 1);
+	cr_expect_eq(b->depends_on[0], 1);
+	cr_expect_str_eq(b->name, "s1");
+	cr_expect_eq(b->compensate_payload.len, 11);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+
+	/* A result for a step not started yet is ignored. */
+	res("g", 2, ACT, R_OK, "");
+	EXPECT_STATES("g", "ACTING PENDING PENDING");
+	res("g", 1, ACT, R_OK, "");
+	EXPECT_STATES("g", "DONE ACTING PENDING");
+	tx = tx_of("g");
+	cr_expect_eq(tx->due_ms, now - 1); /* step 2 due when 1 ended */
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	res("g", 2, ACT, R_OK, "");
+	res("g", 3, ACT, R_OK, "");
+	EXPECT_STATES("g", "DONE DONE DONE");
+	tx = tx_of("g");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	cr_expect_eq(tx->due_ms, 0);
+	cr_expect_neq(tx->finished_ms, 0);
+	cr_expect_eq(tx->pending, 0);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	b = step_of("g", 3);
+	cr_expect_eq(b->completion, 3);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	char h[2048];
+	history("g", h, sizeof h);
+	cr_expect_str_eq(h, "saga/0/3 steps, ordered, backward recovery, "
+			    "deadline 100000;action/1/ok attempt 1;"
+			    "action/2/ok attempt 1;action/3/ok attempt 1;"
+			    "succeeded/0/finished;");
+	cr_expect(strstr(h, "SECRET") == NULL);
+	tfsm_check_indexes(&F);
+}
+
+/* The step (1-based) being compensated, 0 if none; asserts at most one. */
+static uint32_t compensating(const char *gid)
+{
+	Settle__V1__BranchRecord **b;
+	size_t n;
+	uint32_t which = 0;
+	cr_assert_eq(store_branches_list(F.t.s, NULL, gid, &b, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (b[i]->state ==
+		    SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING) {
+			cr_assert_eq(which, 0, "two compensations at once");
+			which = b[i]->branch_id;
+		}
+	store_branches_free(b, n);
+	return which;
+}
+
+Test(saga, failure_at_each_position_compensates_in_reverse)
+{
+	const int n = 4;
+	for (int k = 0; k < n; k++) {
+		char gid[16];
+		snprintf(gid, sizeof gid, "g%d", k);
+		cr_assert_eq(begin(gid, BACKWARD, false, (size_t)n, NULL),
+			     C_OK);
+		for (int i = 0; i < k; i++)
+			res(gid, (uint32_t)i + 1, ACT, R_OK, "");
+		res(gid, (uint32_t)k + 1, ACT, R_FAIL, "insufficient funds");
+		Settle__V1__TxRecord *tx = tx_of(gid);
+		cr_expect_eq(tx->state,
+			     SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+		cr_expect(strstr(tx->reason, "insufficient funds") != NULL);
+		cr_expect_eq(tx->due_ms, now - 1);
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+		/* The failed step first (a null compensation at its
+		 * barrier), then the others backwards. */
+		for (int i = k; i >= 0; i--) {
+			cr_expect_eq(compensating(gid), (uint32_t)i + 1,
+				     "failure at %d", k);
+			res(gid, (uint32_t)i + 1, COMP, R_OK, "");
+		}
+		cr_expect_eq(compensating(gid), 0);
+		cr_expect_eq(tx_state(gid),
+			     SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+		char want[128] = "";
+		for (int i = 0; i < n; i++)
+			strcat(want,
+			       i > k ? (i ? " SKIPPED" : "SKIPPED")
+				     : (i ? " COMPENSATED" : "COMPENSATED"));
+		EXPECT_STATES(gid, want);
+		Settle__V1__BranchRecord *b = step_of(gid, (uint32_t)k + 1);
+		/* The participant's error stays for Query. */
+		cr_expect_str_eq(b->last_error, "insufficient funds");
+		settle__v1__branch_record__free_unpacked(b, NULL);
+	}
+	char h[4096];
+	history("g2", h, sizeof h);
+	cr_expect(strstr(h,
+			 "action/3/failure: insufficient funds;"
+			 "compensating/0/step 3 (s2) failed: "
+			 "insufficient funds;"
+			 "compensate/3/ok attempt 1;compensate/2/ok attempt "
+			 "1;compensate/1/ok attempt 1;compensated/0/") != NULL,
+		  "%s", h);
+	tfsm_check_indexes(&F);
+}
+
+/* ------------------------------------------------------------------ */
+/* DAG sagas */
+
+/*   0 -> {1, 2} -> 3 */
+static const char *const diamond[] = {"", "0", "0", "1,2"};
+
+Test(saga, dag_runs_branches_concurrently_and_joins)
+{
+	cr_assert_eq(begin("d", BACKWARD, true, 4, diamond), C_OK);
+	EXPECT_STATES("d", "ACTING PENDING PENDING PENDING");
+	res("d", 1, ACT, R_OK, "");
+	EXPECT_STATES("d", "DONE ACTING ACTING PENDING");
+	Settle__V1__TxRecord *tx = tx_of("d");
+	cr_expect_eq(tx->pending, 2);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	res("d", 3, ACT, R_OK, "");
+	EXPECT_STATES("d", "DONE ACTING DONE PENDING");
+	res("d", 2, ACT, R_OK, "");
+	EXPECT_STATES("d", "DONE DONE DONE ACTING");
+	res("d", 4, ACT, R_OK, "");
+	cr_expect_eq(tx_state("d"), SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+}
+
+Test(saga, dag_failure_awaits_the_sibling_in_flight)
+{
+	cr_assert_eq(begin("d", BACKWARD, true, 4, diamond), C_OK);
+	res("d", 1, ACT, R_OK, "");
+	res("d", 2, ACT, R_FAIL, "out of stock");
+	/* Step 3 may be running: nothing is compensated until it ends. */
+	EXPECT_STATES("d", "DONE ACTION_FAILED ACTING PENDING");
+	cr_expect_eq(compensating("d"), 0);
+	Settle__V1__TxRecord *tx = tx_of("d");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+	cr_expect_eq(tx->due_ms, now - 1); /* the driver must settle step 3 */
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	/* Step 3's call answers OK: it ended after step 2, so it is
+	 * compensated first. */
+	res("d", 3, ACT, R_OK, "");
+	cr_expect_eq(compensating("d"), 3);
+	res("d", 3, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 2);
+	res("d", 2, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 1);
+	res("d", 1, COMP, R_OK, "");
+	EXPECT_STATES("d", "COMPENSATED COMPENSATED COMPENSATED SKIPPED");
+	cr_expect_eq(tx_state("d"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	tfsm_check_indexes(&F);
+}
+
+Test(saga, dag_sibling_never_called_is_cut_short)
+{
+	cr_assert_eq(begin("d", BACKWARD, true, 4, diamond), C_OK);
+	res("d", 1, ACT, R_OK, "");
+	res("d", 3, ACT, R_OK, "");
+	res("d", 2, ACT, R_FAIL, "no");
+	/* Already compensating: 2 (ordinal 3), then 3, then 1. */
+	cr_expect_eq(compensating("d"), 2);
+	res("d", 2, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 3);
+	res("d", 3, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 1);
+	res("d", 1, COMP, R_OK, "");
+	cr_expect_eq(tx_state("d"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+
+	/* With a sibling the driver never called: it reports "not called"
+	 * (RETRY), the step counts as ended and is compensated (a null
+	 * compensation at the participant's barrier). */
+	cr_assert_eq(begin("e", BACKWARD, true, 4, diamond), C_OK);
+	res("e", 1, ACT, R_OK, "");
+	res("e", 2, ACT, R_FAIL, "no");
+	res("e", 3, ACT, R_RETRY, "not called");
+	EXPECT_STATES("e", "DONE ACTION_FAILED COMPENSATING PENDING");
+	cr_expect_eq(compensating("e"), 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* Retries */
+
+Test(saga, retries_until_max_attempts_then_compensates)
+{
+	max_att = 3;
+	cr_assert_eq(begin("r", BACKWARD, false, 2, NULL), C_OK);
+	res("r", 1, ACT, R_OK, "");
+	cr_assert_eq(
+	    tfsm_code(&F, result_ent("r", 2, ACT, R_RETRY, "busy", 5000)),
+	    C_OK);
+	Settle__V1__TxRecord *tx = tx_of("r");
+	cr_expect_eq(tx->due_ms, 5000);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	Settle__V1__BranchRecord *b = step_of("r", 2);
+	cr_expect_eq(b->attempts, 1);
+	cr_expect_eq(b->next_retry_ms, 5000);
+	cr_expect_str_eq(b->last_error, "busy");
+	cr_expect_eq(b->state, SETTLE__V1__BRANCH_STATE__STEP_ACTING);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	/* A retry after the deadline: due is the deadline. */
+	cr_assert_eq(tfsm_code(&F, result_ent("r", 2, ACT, R_RETRY, "busy",
+					      DEADLINE + 5)),
+		     C_OK);
+	tx = tx_of("r");
+	cr_expect_eq(tx->due_ms, DEADLINE);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	res("r", 2, ACT, R_RETRY, "busy");
+	b = step_of("r", 2);
+	/* Gave up: ended, and as the last one to end, compensated first. */
+	cr_expect_eq(b->state, SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING);
+	cr_expect_eq(b->completion, 2);
+	cr_expect_str_eq(b->last_error, "gave up after 3 attempts: busy");
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	cr_expect_eq(compensating("r"), 2);
+	/* Compensations retry for ever. */
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(tfsm_code(&F, result_ent("r", 2, COMP, R_RETRY,
+						      "down", 7000 + i)),
+			     C_OK);
+	tx = tx_of("r");
+	cr_expect_eq(tx->due_ms, 7009);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	b = step_of("r", 2);
+	cr_expect_eq(b->attempts, 10);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	res("r", 2, COMP, R_OK, "");
+	res("r", 1, COMP, R_OK, "");
+	cr_expect_eq(tx_state("r"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+}
+
+Test(saga, compensation_failure_leaves_the_saga_stuck)
+{
+	cr_assert_eq(begin("s", BACKWARD, false, 3, NULL), C_OK);
+	res("s", 1, ACT, R_OK, "");
+	res("s", 2, ACT, R_OK, "");
+	res("s", 3, ACT, R_FAIL, "rejected");
+	res("s", 3, COMP, R_OK, "");
+	res("s", 2, COMP, R_FAIL, "account closed");
+	Settle__V1__TxRecord *tx = tx_of("s");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+	cr_expect_eq(tx->failed, 1);
+	cr_expect_eq(tx->due_ms, 0);
+	cr_expect_eq(tx->finished_ms, 0);
+	cr_expect_str_eq(tx->reason,
+			 "step 2 (s1) compensation failed: account closed");
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	/* Step 1 is not compensated before step 2: the order holds. */
+	EXPECT_STATES("s", "DONE FAILED COMPENSATED");
+	tfsm_check_indexes(&F);
+}
+
+/* ------------------------------------------------------------------ */
+/* Forward recovery, deadline */
+
+Test(saga, forward_recovery_retries_failures_for_ever)
+{
+	max_att = 2;
+	cr_assert_eq(begin("f", FORWARD, false, 2, NULL), C_OK);
+	Settle__V1__TxRecord *tx = tx_of("f");
+	cr_expect_eq(tx->due_ms, 1000); /* no deadline in due */
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	res("f", 1, ACT, R_OK, "");
+	for (int i = 0; i < 6; i++)
+		res("f", 2, ACT, i % 2 ? R_RETRY : R_FAIL, "carrier down");
+	Settle__V1__BranchRecord *b = step_of("f", 2);
+	cr_expect_eq(b->state, SETTLE__V1__BRANCH_STATE__STEP_ACTING);
+	cr_expect_eq(b->attempts, 6);
+	cr_expect_str_eq(b->last_error, "carrier down");
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	/* No timeout rollback for a forward saga. */
+	now = DEADLINE + 10;
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "f",
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 1)),
+	    SETTLE__V1__CODE__WRONG_STATE);
+	res("f", 2, ACT, R_OK, "");
+	cr_expect_eq(tx_state("f"), SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	char h[4096];
+	history("f", h, sizeof h);
+	cr_expect(strstr(h, "action/2/failure, retried (forward recovery) "
+			    "attempt 1: carrier down;") != NULL,
+		  "%s", h);
+}
+
+Test(saga, deadline_starts_compensation)
+{
+	cr_assert_eq(begin("t", BACKWARD, false, 3, NULL), C_OK);
+	res("t", 1, ACT, R_OK, "");
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "t",
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 1)),
+	    SETTLE__V1__CODE__WRONG_STATE);
+	now = DEADLINE;
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "t",
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 1)),
+	    C_OK);
+	Settle__V1__TxRecord *tx = tx_of("t");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+	cr_expect_str_eq(tx->reason, "deadline");
+	cr_expect_eq(tx->due_ms, DEADLINE);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	/* Repeated: OK, nothing changes. */
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "t",
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 1)),
+	    C_OK);
+	EXPECT_STATES("t", "DONE ACTING PENDING");
+	res("t", 2, ACT, R_RETRY, "not called");
+	cr_expect_eq(compensating("t"), 2);
+	res("t", 2, COMP, R_OK, "");
+	res("t", 1, COMP, R_OK, "");
+	EXPECT_STATES("t", "COMPENSATED COMPENSATED SKIPPED");
+	cr_expect_eq(tx_state("t"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	tfsm_check_indexes(&F);
+}
+
+/* ------------------------------------------------------------------ */
+/* Duplicates, determinism */
+
+Test(saga, duplicate_and_late_results_are_ignored)
+{
+	cr_assert_eq(begin("u", BACKWARD, false, 2, NULL), C_OK);
+	struct ent e = result_ent("u", 1, ACT, R_OK, "", 0);
+	Settle__V1__CmdResult *r = tfsm_apply(&F, e);
+	cr_expect_eq(r->code, C_OK);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	char h1[2048], h2[2048];
+	history("u", h1, sizeof h1);
+	/* The same command again (a client retry), then a different
+	 * command with the same outcome (a late duplicate). */
+	r = tfsm_apply(&F, e);
+	cr_expect_eq(r->code, C_OK);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	ent_free(e);
+	res("u", 1, ACT, R_OK, "");
+	res("u", 1, ACT, R_FAIL, "late");
+	res("u", 1, COMP, R_OK, "");
+	history("u", h2, sizeof h2);
+	cr_expect_str_eq(h1, h2);
+	EXPECT_STATES("u", "DONE ACTING");
+	Settle__V1__BranchRecord *b = step_of("u", 1);
+	cr_expect_eq(b->completion, 1);
+	settle__v1__branch_record__free_unpacked(b, NULL);
+}
+
+/* Drive a mixed workload through t. */
+static void workload(struct tfsm *t)
+{
+	struct tfsm save = F;
+	if (t != &F)
+		F = *t;
+	next_id = 1;
+	now = 1000;
+	max_att = 2;
+	cr_assert_eq(begin("a", BACKWARD, true, 4, diamond), C_OK);
+	cr_assert_eq(begin("b", FORWARD, false, 3, NULL), C_OK);
+	cr_assert_eq(begin("c", BACKWARD, false, 2, NULL), C_OK);
+	res("a", 1, ACT, R_OK, "");
+	res("b", 1, ACT, R_RETRY, "x");
+	res("a", 3, ACT, R_RETRY, "busy");
+	res("a", 2, ACT, R_FAIL, "no");
+	res("b", 1, ACT, R_OK, "");
+	res("a", 3, ACT, R_OK, "");
+	res("c", 1, ACT, R_RETRY, "y");
+	res("c", 1, ACT, R_RETRY, "y");
+	res("a", 3, COMP, R_RETRY, "z");
+	res("a", 3, COMP, R_OK, "");
+	res("c", 1, COMP, R_FAIL, "stuck");
+	if (t != &F) {
+		*t = F;
+		F = save;
+	}
+}
+
+Test(saga, same_entries_give_identical_snapshots)
+{
+	struct tfsm g;
+	tfsm_open(&g);
+	workload(&F);
+	workload(&g);
+	uint8_t *sa, *sb;
+	size_t la, lb;
+	tfsm_snapshot(&F, &sa, &la);
+	tfsm_snapshot(&g, &sb, &lb);
+	cr_assert_eq(la, lb);
+	cr_expect_eq(memcmp(sa, sb, la), 0);
+	raft_free(sa);
+	raft_free(sb);
+	cr_expect_eq(F.index, g.index);
+	tfsm_check_indexes(&F);
+	tfsm_close(&g);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tables */
+
+Test(saga, tables_allow_only_the_documented_moves)
+{
+	cr_expect(wal_saga_can_move(SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED,
+				    SETTLE__V1__TX_STATE__SAGA_RUNNING));
+	cr_expect(wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_RUNNING,
+				    SETTLE__V1__TX_STATE__SAGA_COMPENSATING));
+	cr_expect(!wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_SUCCEEDED,
+				     SETTLE__V1__TX_STATE__SAGA_COMPENSATING));
+	cr_expect(!wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_RUNNING,
+				     SETTLE__V1__TX_STATE__COMMITTED));
+	cr_expect(!wal_tx_can_move(SETTLE__V1__TX_STATE__ACTIVE,
+				   SETTLE__V1__TX_STATE__SAGA_RUNNING));
+	cr_expect(wal_tx_state_final(SETTLE__V1__TX_STATE__SAGA_COMPENSATED));
+	cr_expect(wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_ACTING,
+				    SETTLE__V1__BRANCH_STATE__STEP_DONE));
+	cr_expect(!wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_PENDING,
+				     SETTLE__V1__BRANCH_STATE__STEP_DONE));
+	cr_expect(!wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED,
+				     SETTLE__V1__BRANCH_STATE__STEP_ACTING));
+	cr_expect(!wal_branch_can_move(SETTLE__V1__BRANCH_STATE__REGISTERED,
+				       SETTLE__V1__BRANCH_STATE__STEP_ACTING));
+	cr_expect_str_eq(wal_tx_state_name(SETTLE__V1__TX_STATE__SAGA_RUNNING),
+			 "SAGA_RUNNING");
+}

@@ -1,0 +1,63 @@
+/*
+ * fsm_int.h — internal to wal/: the context of one apply and the helpers
+ * that fsm.c shares with the command files that apply into transactions
+ * (saga.c). Not for use outside wal/.
+ */
+#ifndef SETTLE_WAL_FSM_INT_H
+#define SETTLE_WAL_FSM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "settle.pb-c.h"
+#include "storage/store.h"
+#include "wal/entry.h"
+#include "wal/fsm.h"
+
+struct apply {
+	struct fsm *f;
+	struct store *s;
+	MDB_txn *txn;
+	const Settle__V1__Command *cmd;
+	uint64_t time;
+	Settle__V1__CmdResult res;
+	char msg[WAL_TEXT_MAX + 128];
+	/* The tx record to report through on_tx_change after commit. */
+	bool changed;
+	Settle__V1__TxRecord tx;
+	char reason[WAL_TEXT_MAX + 64];
+	/* Owned by the apply, freed after the hook ran. */
+	Settle__V1__TxRecord *old;
+	Settle__V1__BranchRecord **branches;
+	size_t n_branches;
+};
+
+/* A storage failure or bug: f->errmsg set, returns err (aborts apply). */
+int fsm__fail(struct apply *a, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A storage call failed with rv: keep the store's message; returns rv. */
+int fsm__store_fail(struct apply *a, int rv, const char *what);
+/* Reject the command (a no-op whose result has code and message).
+ * Returns 0. */
+int fsm__reject(struct apply *a, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copy gid, state and deadline of tx into the result. */
+void fsm__result_tx(struct apply *a, const Settle__V1__TxRecord *tx);
+/* Load gid into a->old (owned by the apply) and the working copy a->tx.
+ * 1: not found (rejected NOT_FOUND), 0: loaded, < 0: storage failure. */
+int fsm__load_tx(struct apply *a, const char *gid);
+/* Write a->tx after checking the move from `from` (table of its mode)
+ * and the invariants; stamps updated_ms. 0 or < 0 (bug, storage). */
+int fsm__write_tx(struct apply *a, int from);
+/* Write b after checking the move from `from` (table of a->tx.mode);
+ * stamps updated_ms. 0 or < 0. */
+int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b);
+/* Append an event to a->tx's history (a->tx.next_event_seq++). The
+ * detail must never hold a payload. 0 or < 0. */
+int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Reject WRONG_STATE naming a->tx's state. Returns 0. */
+int fsm__wrong_state(struct apply *a);
+
+#endif /* SETTLE_WAL_FSM_INT_H */
