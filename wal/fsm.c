@@ -18,6 +18,7 @@
  *   tx.due_ms = min next_retry_ms of the branches still in the phase.
  * gc{finished_before_ms, limit}: forget up to limit finished txs and up to
  *   limit command ids older than finished_before_ms.
+ * saga_begin, step_result, and decide on a saga: wal/saga.h.
  *
  * Handlers return 0 (the command was applied, possibly as a rejected no-op
  * with res.code set) or a negative storage/bug error that aborts the apply.
