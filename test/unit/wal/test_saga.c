@@ -749,3 +749,35 @@ Test(saga, tables_allow_only_the_documented_moves)
 	cr_expect_str_eq(wal_tx_state_name(SETTLE__V1__TX_STATE__SAGA_RUNNING),
 			 "SAGA_RUNNING");
 }
+
+Test(saga, results_after_the_end_are_ignored_and_gc_forgets_the_saga)
+{
+	cr_assert_eq(begin("z", BACKWARD, false, 2, NULL), C_OK);
+	/* A compensation result while running: no step compensates. */
+	res("z", 1, COMP, R_FAIL, "bogus");
+	EXPECT_STATES("z", "ACTING PENDING");
+	res("z", 1, ACT, R_OK, "");
+	res("z", 2, ACT, R_OK, "");
+	char h1[2048], h2[2048];
+	history("z", h1, sizeof h1);
+	res("z", 2, ACT, R_FAIL, "late");
+	res("z", 1, COMP, R_OK, "");
+	cr_expect_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, "z",
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 0)),
+	    SETTLE__V1__CODE__WRONG_STATE);
+	history("z", h2, sizeof h2);
+	cr_expect_str_eq(h1, h2);
+	cr_expect_eq(tx_state("z"), SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	Settle__V1__CmdResult *r =
+	    tfsm_res(&F, ent_gc(next_id++, now + 10, now + 5, 100));
+	cr_expect_eq(r->deleted, 1);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(F.t.s, NULL, "z", &tx), SETTLE_ENOTFOUND);
+	Settle__V1__BranchRecord *b;
+	cr_expect_eq(store_branch_get(F.t.s, NULL, "z", 1, &b),
+		     SETTLE_ENOTFOUND);
+	tfsm_check_indexes(&F);
+}
