@@ -15,6 +15,7 @@
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
+#include "wal/sm.h"
 
 #define WAIT_DEFAULT_MS 10000
 #define WAIT_MAX_MS	60000
@@ -75,8 +76,7 @@ static bool leader_or_fail(struct coord *c, struct rpc_call *call)
 
 bool coord_tx_final(int state)
 {
-	return state == SETTLE__V1__TX_STATE__COMMITTED ||
-	       state == SETTLE__V1__TX_STATE__ROLLED_BACK;
+	return wal_tx_state_final(state);
 }
 
 /* ---- Waiters: Commit/Rollback with wait --------------------------------- */

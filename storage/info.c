@@ -101,9 +101,11 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 	info.branches = bptrs;
 	info.n_history = nev;
 	info.history = evs;
-	info.stuck =
-	    tx->failed > 0 && !(tx->state == SETTLE__V1__TX_STATE__COMMITTED ||
-				tx->state == SETTLE__V1__TX_STATE__ROLLED_BACK);
+	info.stuck = tx->failed > 0 &&
+		     !(tx->state == SETTLE__V1__TX_STATE__COMMITTED ||
+		       tx->state == SETTLE__V1__TX_STATE__ROLLED_BACK ||
+		       tx->state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED ||
+		       tx->state == SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
 	rv = roundtrip(s, &info.base, (ProtobufCMessage **)out);
 out:
 	free(bptrs);

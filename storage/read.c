@@ -391,10 +391,11 @@ int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *cn)
 			break;
 		}
 		uint8_t st = ((uint8_t *)k.mv_data)[0];
-		if (st < 6)
+		if (st < sizeof cn->by_state / sizeof cn->by_state[0])
 			cn->by_state[st]++;
 		if (st == SETTLE__V1__TX_STATE__COMMITTING ||
-		    st == SETTLE__V1__TX_STATE__ROLLING_BACK) {
+		    st == SETTLE__V1__TX_STATE__ROLLING_BACK ||
+		    st == SETTLE__V1__TX_STATE__SAGA_COMPENSATING) {
 			Settle__V1__TxRecord *tx;
 			memcpy(gid, (uint8_t *)k.mv_data + 1, k.mv_size - 1);
 			gid[k.mv_size - 1] = 0;
@@ -411,9 +412,13 @@ int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *cn)
 	mdb_cursor_close(c);
 	cn->active = cn->by_state[SETTLE__V1__TX_STATE__ACTIVE] +
 		     cn->by_state[SETTLE__V1__TX_STATE__COMMITTING] +
-		     cn->by_state[SETTLE__V1__TX_STATE__ROLLING_BACK];
+		     cn->by_state[SETTLE__V1__TX_STATE__ROLLING_BACK] +
+		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_RUNNING] +
+		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATING];
 	cn->finished = cn->by_state[SETTLE__V1__TX_STATE__COMMITTED] +
-		       cn->by_state[SETTLE__V1__TX_STATE__ROLLED_BACK];
+		       cn->by_state[SETTLE__V1__TX_STATE__ROLLED_BACK] +
+		       cn->by_state[SETTLE__V1__TX_STATE__SAGA_SUCCEEDED] +
+		       cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATED];
 out:
 	store_read_end(own);
 	return rv;

@@ -50,7 +50,9 @@ static bool enum_ok(const ProtobufCEnumDescriptor *d, int v, bool zero_ok)
 static bool terminal(int state)
 {
 	return state == SETTLE__V1__TX_STATE__COMMITTED ||
-	       state == SETTLE__V1__TX_STATE__ROLLED_BACK;
+	       state == SETTLE__V1__TX_STATE__ROLLED_BACK ||
+	       state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED ||
+	       state == SETTLE__V1__TX_STATE__SAGA_COMPENSATED;
 }
 
 /* memcmp order, shorter first: the order of LMDB keys. */

@@ -220,7 +220,7 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 void store_txs_free(Settle__V1__TxRecord **arr, size_t n);
 
 struct store_counts {
-	uint64_t by_state[6]; /* indexed by Settle__V1__TxState */
+	uint64_t by_state[24]; /* indexed by Settle__V1__TxState */
 	uint64_t active;   /* non-terminal: ACTIVE, COMMITTING, ROLLING_BACK */
 	uint64_t finished; /* COMMITTED + ROLLED_BACK still kept */
 	uint64_t stuck;	   /* non-terminal with a FAILED branch (due 0) */

@@ -722,6 +722,35 @@ Test(saga, same_entries_give_identical_snapshots)
 	tfsm_close(&g);
 }
 
+Test(saga, snapshot_with_finished_sagas_restores)
+{
+	struct tfsm g;
+	uint8_t *buf;
+	size_t len;
+
+	workload(&F);
+	cr_assert_eq(begin("ok", BACKWARD, false, 1, NULL), C_OK);
+	res("ok", 1, ACT, R_OK, "");
+	cr_assert_eq(begin("undone", BACKWARD, false, 1, NULL), C_OK);
+	res("undone", 1, ACT, R_FAIL, "no stock");
+	res("undone", 1, COMP, R_OK, "");
+	Settle__V1__TxRecord *tx = tx_of("undone");
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	tfsm_snapshot(&F, &buf, &len);
+	tfsm_open(&g);
+	cr_assert_eq(store_restore(g.t.s, buf, len), 0, "%s",
+		     store_errmsg(g.t.s));
+	raft_free(buf);
+	cr_assert_eq(store_tx_get(g.t.s, NULL, "ok", &tx), 0);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	struct store_counts cn;
+	cr_assert_eq(store_counts_get(g.t.s, NULL, &cn), 0);
+	cr_expect_geq(cn.finished, 2);
+	tfsm_close(&g);
+}
+
 /* ------------------------------------------------------------------ */
 /* Tables */
 
