@@ -139,6 +139,20 @@ static const char *method_name(int method)
 		return "cancel";
 	case SETTLE__V1__METHOD__TRY:
 		return "try";
+	case SETTLE__V1__METHOD__ACTION:
+		return "action";
+	case SETTLE__V1__METHOD__COMPENSATE:
+		return "compensate";
+	case SETTLE__V1__METHOD__SUBMIT_SAGA:
+		return "submit saga";
+	case SETTLE__V1__METHOD__CLUSTER_ADD:
+		return "cluster add";
+	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
+		return "cluster remove";
+	case SETTLE__V1__METHOD__CLUSTER_TRANSFER:
+		return "cluster transfer";
+	case SETTLE__V1__METHOD__CLUSTER_MEMBERS:
+		return "cluster members";
 	}
 	return "call";
 }
