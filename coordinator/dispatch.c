@@ -15,6 +15,7 @@
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
+#include "wal/saga.h"
 #include "wal/sm.h"
 
 #define WAIT_DEFAULT_MS 10000
@@ -209,6 +210,15 @@ static void proposed(struct coord *c, void *data, int err,
 		rpc_call_reply(call, &r.base);
 		break;
 	}
+	case SETTLE__V1__METHOD__SUBMIT_SAGA: {
+		Settle__V1__SubmitSagaResponse r =
+		    SETTLE__V1__SUBMIT_SAGA_RESPONSE__INIT;
+
+		r.gid = res->gid;
+		r.deadline_ms = res->deadline_ms;
+		rpc_call_reply(call, &r.base);
+		break;
+	}
 	case SETTLE__V1__METHOD__REGISTER_BRANCH: {
 		Settle__V1__RegisterBranchResponse r =
 		    SETTLE__V1__REGISTER_BRANCH_RESPONSE__INIT;
@@ -345,6 +355,84 @@ out:
 	settle__v1__begin_request__free_unpacked(req, NULL);
 }
 
+/*
+ * The gid (the caller's, checked, or a new one) and the deadline of a new
+ * transaction. False after answering the call with the error.
+ */
+static bool new_tx_identity(struct coord *c, struct rpc_call *call,
+			    const char *req_gid, uint32_t req_timeout,
+			    uint64_t now, char *gid, size_t gid_len,
+			    uint64_t *deadline)
+{
+	uint32_t timeout =
+	    req_timeout != 0 ? req_timeout : c->cfg.default_timeout_ms;
+
+	if (timeout > c->cfg.max_timeout_ms) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "timeout_ms over the limit of %u",
+			 c->cfg.max_timeout_ms);
+		coord_fail(c, call, SETTLE_EINVAL, msg);
+		return false;
+	}
+	if (req_gid[0] != '\0') {
+		if (wal_gid_validate(req_gid) != 0) {
+			coord_fail(
+			    c, call, SETTLE_EINVAL,
+			    "gid must be 1-128 printable ASCII bytes without "
+			    "spaces");
+			return false;
+		}
+		snprintf(gid, gid_len, "%s", req_gid);
+	} else {
+		new_gid(gid, gid_len, now);
+	}
+	*deadline = now + timeout;
+	return true;
+}
+
+/* A whole saga in one call: one raft command carries every step. */
+static void do_submit_saga(struct coord *c, struct rpc_call *call,
+			   const uint8_t *b, size_t n)
+{
+	Settle__V1__SubmitSagaRequest *req;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdSagaBegin op = SETTLE__V1__CMD_SAGA_BEGIN__INIT;
+	char gid[WAL_GID_MAX + 1];
+	char msg[256];
+	uint64_t now = settle_now_ms();
+	int rv;
+
+	req = settle__v1__submit_saga_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid SubmitSagaRequest");
+		return;
+	}
+	if (!cmd_id_ok(c, call, &req->cmd_id))
+		goto out;
+	rv = wal_saga_steps_validate(req->steps, req->n_steps, req->dag, msg,
+				     sizeof msg);
+	if (rv != 0) {
+		coord_fail(c, call, rv, msg);
+		goto out;
+	}
+	if (!new_tx_identity(c, call, req->gid, req->timeout_ms, now, gid,
+			     sizeof gid, &op.deadline_ms))
+		goto out;
+	op.gid = gid;
+	op.recovery = req->recovery;
+	op.dag = req->dag;
+	op.n_steps = req->n_steps;
+	op.steps = req->steps;
+	cmd.cmd_id = req->cmd_id;
+	cmd.time_ms = now;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_SAGA_BEGIN;
+	cmd.saga_begin = &op;
+	propose_for(c, call, SETTLE__V1__METHOD__SUBMIT_SAGA, &cmd, gid, false,
+		    0);
+out:
+	settle__v1__submit_saga_request__free_unpacked(req, NULL);
+}
+
 static void do_register(struct coord *c, struct rpc_call *call,
 			const uint8_t *b, size_t n)
 {
@@ -447,6 +535,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 		coord_admin_dispatch(c, call, method, body, len);
 		return;
 	case SETTLE__V1__METHOD__BEGIN:
+	case SETTLE__V1__METHOD__SUBMIT_SAGA:
 	case SETTLE__V1__METHOD__REGISTER_BRANCH:
 	case SETTLE__V1__METHOD__COMMIT:
 	case SETTLE__V1__METHOD__ROLLBACK:
@@ -458,13 +547,16 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	default:
 		coord_fail(
 		    c, call, SETTLE_ENOMETHOD,
-		    "a coordinator serves BEGIN, REGISTER_BRANCH, COMMIT, "
-		    "ROLLBACK, QUERY, STATUS and LIST");
+		    "a coordinator serves BEGIN, SUBMIT_SAGA, REGISTER_BRANCH, "
+		    "COMMIT, ROLLBACK, QUERY, STATUS, LIST and CLUSTER_*");
 		return;
 	}
 	switch (method) {
 	case SETTLE__V1__METHOD__BEGIN:
 		do_begin(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__SUBMIT_SAGA:
+		do_submit_saga(c, call, body, len);
 		break;
 	case SETTLE__V1__METHOD__REGISTER_BRANCH:
 		do_register(c, call, body, len);

@@ -60,8 +60,11 @@ struct op {
 	uint64_t epoch;
 	char gid[WAL_GID_MAX + 1];
 	uint32_t branch_id;
-	int phase; /* BranchState CONFIRMING or CANCELLING */
+	int phase; /* TCC: BranchState CONFIRMING or CANCELLING */
 	uint32_t attempt;
+	bool saga;		/* a saga step: phase is a SagaPhase */
+	uint32_t retry_base_ms; /* the step's backoff (0: the node's) */
+	uint32_t retry_max_ms;
 };
 
 /* ---- In-flight set ------------------------------------------------------- */
@@ -166,16 +169,21 @@ static void participants_close(struct coord_driver *d)
 /* Capped exponential backoff with jitter: a delay drawn in [d/2, d], where
  * d = base * 2^(attempt-1) capped at max. Jitter keeps retries of many
  * branches against one recovering participant from arriving in lockstep. */
-static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt)
+static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt,
+			   uint32_t base_ms, uint32_t max_ms)
 {
-	uint64_t d = cfg->retry_base_ms;
+	uint64_t base = base_ms != 0 ? base_ms : cfg->retry_base_ms;
+	uint64_t max = max_ms != 0 ? max_ms : cfg->retry_max_ms;
+	uint64_t d = base;
 	uint8_t r[16];
 	uint32_t x;
 
-	for (uint32_t i = 1; i < attempt && d < cfg->retry_max_ms; i++)
+	if (max < base)
+		max = base;
+	for (uint32_t i = 1; i < attempt && d < max; i++)
 		d *= 2;
-	if (d > cfg->retry_max_ms)
-		d = cfg->retry_max_ms;
+	if (d > max)
+		d = max;
 	coord_random_id(r);
 	memcpy(&x, r, sizeof x);
 	return d / 2 + (d / 2 + 1 > 0 ? x % (d / 2 + 1) : 0);
@@ -227,6 +235,50 @@ static void propose_or_release(struct coord_driver *d, struct op *o,
 	}
 }
 
+/* A saga step's participant answered (or the call failed). */
+static void step_answered(struct op *o, const struct rpc_result *res)
+{
+	struct coord_driver *d = o->d;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdStepResult sr = SETTLE__V1__CMD_STEP_RESULT__INIT;
+	char err[WAL_TEXT_MAX / 2];
+	uint64_t now = settle_now_ms();
+
+	sr.gid = o->gid;
+	sr.step = o->branch_id;
+	sr.phase = o->phase;
+	sr.attempt = o->attempt;
+	err[0] = '\0';
+	if (res->err == 0) {
+		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
+	} else if (res->err == SETTLE_EFAILURE ||
+		   (res->err == SETTLE_EREFUSED &&
+		    o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)) {
+		/* REFUSED from an Action: its Compensate already ran there,
+		 * so the action never took effect. */
+		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(err, sizeof err, "%s",
+			 res->msg[0] != '\0' ? res->msg : "business failure");
+	} else {
+		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
+		sr.next_retry_ms =
+		    now + backoff_ms(&d->c->cfg, o->attempt, o->retry_base_ms,
+				     o->retry_max_ms);
+		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
+			 res->msg[0] != '\0' ? ": " : "", res->msg);
+	}
+	sr.error = err;
+	settle_tracef("driver", "%s/%u %s attempt %u: %s", o->gid, o->branch_id,
+		      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION
+			  ? "action"
+			  : "compensate",
+		      o->attempt, res->err == 0 ? "ok" : err);
+	cmd.time_ms = now;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
+	cmd.step_result = &sr;
+	propose_or_release(d, o, &cmd);
+}
+
 static void participant_answered(void *data, const struct rpc_result *res)
 {
 	struct op *o = data;
@@ -238,6 +290,10 @@ static void participant_answered(void *data, const struct rpc_result *res)
 
 	if (o->epoch != d->epoch || !d->active) {
 		free(o);
+		return;
+	}
+	if (o->saga) {
+		step_answered(o, res);
 		return;
 	}
 	br.gid = o->gid;
@@ -253,7 +309,8 @@ static void participant_answered(void *data, const struct rpc_result *res)
 			 res->msg[0] != '\0' ? res->msg : "business failure");
 	} else {
 		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		br.next_retry_ms = now + backoff_ms(&d->c->cfg, o->attempt);
+		br.next_retry_ms =
+		    now + backoff_ms(&d->c->cfg, o->attempt, 0, 0);
 		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
@@ -331,6 +388,114 @@ static void roll_back_expired(struct coord_driver *d,
 	propose_or_release(d, o, &cmd);
 }
 
+/* Call a saga step's ACTION or COMPENSATE (phase is a SagaPhase). */
+static void call_step(struct coord_driver *d, const Settle__V1__BranchRecord *b,
+		      int phase, uint64_t now)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	struct rpc_client *client;
+	struct op *o;
+	uint32_t timeout = b->call_timeout_ms != 0 ? b->call_timeout_ms
+						   : d->c->cfg.call_timeout_ms;
+	bool action = phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
+	int rv;
+
+	if (!flight_add(d, b->gid, b->branch_id))
+		return;
+	o = op_new(d, b->gid, b->branch_id);
+	if (o == NULL) {
+		flight_del(d, b->gid, b->branch_id);
+		return;
+	}
+	o->saga = true;
+	o->phase = phase;
+	o->attempt = b->attempts + 1;
+	o->retry_base_ms = b->retry_base_ms;
+	o->retry_max_ms = b->retry_max_ms;
+	client = participant_get(d, b->endpoint);
+	req.gid = b->gid;
+	req.branch_id = b->branch_id;
+	req.resource = b->name;
+	req.payload = action ? b->payload : b->compensate_payload;
+	req.attempt = o->attempt;
+	req.deadline_ms = now + timeout;
+	rv = client == NULL
+		 ? SETTLE_ENOMEM
+		 : rpc_client_call(client,
+				   action ? SETTLE__V1__METHOD__ACTION
+					  : SETTLE__V1__METHOD__COMPENSATE,
+				   &req.base, timeout, participant_answered, o);
+	if (rv != 0) {
+		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
+		participant_answered(o, &r);
+	}
+}
+
+/* While a saga compensates, an action step still marked ACTING with no
+ * call in flight was never (re)called: say so, so the FSM can settle it
+ * and go on compensating. */
+static void settle_uncalled_action(struct coord_driver *d,
+				   const Settle__V1__BranchRecord *b)
+{
+	struct rpc_result r = {.err = SETTLE_ECANCELED,
+			       .msg = "not called: the saga is compensating",
+			       .leader = ""};
+	struct op *o;
+
+	if (!flight_add(d, b->gid, b->branch_id))
+		return;
+	o = op_new(d, b->gid, b->branch_id);
+	if (o == NULL) {
+		flight_del(d, b->gid, b->branch_id);
+		return;
+	}
+	o->saga = true;
+	o->phase = SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
+	o->attempt = b->attempts;
+	o->retry_base_ms = b->retry_base_ms;
+	o->retry_max_ms = b->retry_max_ms;
+	step_answered(o, &r);
+}
+
+
+/* What is due for a saga: actions while it runs, compensations (in the
+ * order the FSM released them) once it compensates. */
+static void act_saga(struct coord_driver *d, MDB_txn *txn,
+		     const Settle__V1__TxRecord *tx, uint64_t now)
+{
+	Settle__V1__BranchRecord **bs = NULL;
+	size_t n = 0;
+	bool running = tx->state == SETTLE__V1__TX_STATE__SAGA_RUNNING;
+
+	if (running && tx->recovery == SETTLE__V1__SAGA_RECOVERY__BACKWARD &&
+	    tx->deadline_ms <= now) {
+		roll_back_expired(d, tx);
+		return;
+	}
+	if (store_branches_list(d->c->store, txn, tx->gid, &bs, &n) != 0)
+		return;
+	for (size_t i = 0; i < n && d->active; i++) {
+		const Settle__V1__BranchRecord *b = bs[i];
+
+		if (b->next_retry_ms > now)
+			continue;
+		if (b->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING) {
+			if (running)
+				call_step(d, b,
+					  SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
+					  now);
+			else
+				settle_uncalled_action(d, b);
+		} else if (b->state ==
+			   SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING) {
+			call_step(d, b,
+				  SETTLE__V1__SAGA_PHASE__PHASE_COMPENSATE,
+				  now);
+		}
+	}
+	store_branches_free(bs, n);
+}
+
 /* Do what is due for gid now. */
 static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		uint64_t now)
@@ -354,6 +519,10 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 	case SETTLE__V1__TX_STATE__ROLLING_BACK:
 		phase = SETTLE__V1__BRANCH_STATE__CANCELLING;
 		break;
+	case SETTLE__V1__TX_STATE__SAGA_RUNNING:
+	case SETTLE__V1__TX_STATE__SAGA_COMPENSATING:
+		act_saga(d, txn, tx, now);
+		goto out;
 	default:
 		goto out;
 	}
