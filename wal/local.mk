@@ -37,3 +37,14 @@ test_unit_test_figure8_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_figure8_LDADD = $(RAFT_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_figure8
 endif
+
+# Sagas end to end: SUBMIT_SAGA on a real settled driving two settle-banks
+# (success, business failure compensated, RETRY, coordinator SIGKILL).
+if TESTS_ENABLED
+check_PROGRAMS += test/integration/test_saga
+test_integration_test_saga_SOURCES = \
+	test/integration/test_saga.c $(COORD_IT)
+test_integration_test_saga_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_saga_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_saga
+endif
