@@ -17,7 +17,10 @@ static void fill_branch(Settle__V1__BranchInfo *bi,
 	settle__v1__branch_info__init(bi);
 	bi->branch_id = b->branch_id;
 	bi->endpoint = b->endpoint;
-	bi->resource = b->resource;
+	/* A saga step has a name instead of a resource: show it there. */
+	bi->resource = b->resource != NULL && b->resource[0] != '\0'
+			   ? b->resource
+			   : (b->name != NULL ? b->name : "");
 	bi->state = b->state;
 	bi->attempts = b->attempts;
 	bi->next_retry_ms = b->next_retry_ms;
