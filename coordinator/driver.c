@@ -457,7 +457,6 @@ static void settle_uncalled_action(struct coord_driver *d,
 	step_answered(o, &r);
 }
 
-
 /* What is due for a saga: actions while it runs, compensations (in the
  * order the FSM released them) once it compensates. */
 static void act_saga(struct coord_driver *d, MDB_txn *txn,
