@@ -110,3 +110,29 @@ Test(sm, invariants)
 	cr_expect(!wal_tx_invariants(&tx, why, sizeof why));
 	cr_expect_str_eq(wal_tx_state_name(9), "?");
 }
+
+/* The saga machines share the checked-move discipline. */
+Test(sm, saga_tables_allow_only_the_documented_moves)
+{
+	cr_expect(wal_saga_can_move(SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED,
+				    SETTLE__V1__TX_STATE__SAGA_RUNNING));
+	cr_expect(wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_RUNNING,
+				    SETTLE__V1__TX_STATE__SAGA_COMPENSATING));
+	cr_expect(!wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_SUCCEEDED,
+				     SETTLE__V1__TX_STATE__SAGA_COMPENSATING));
+	cr_expect(!wal_saga_can_move(SETTLE__V1__TX_STATE__SAGA_RUNNING,
+				     SETTLE__V1__TX_STATE__COMMITTED));
+	cr_expect(!wal_tx_can_move(SETTLE__V1__TX_STATE__ACTIVE,
+				   SETTLE__V1__TX_STATE__SAGA_RUNNING));
+	cr_expect(wal_tx_state_final(SETTLE__V1__TX_STATE__SAGA_COMPENSATED));
+	cr_expect(wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_ACTING,
+				    SETTLE__V1__BRANCH_STATE__STEP_DONE));
+	cr_expect(!wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_PENDING,
+				     SETTLE__V1__BRANCH_STATE__STEP_DONE));
+	cr_expect(!wal_step_can_move(SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED,
+				     SETTLE__V1__BRANCH_STATE__STEP_ACTING));
+	cr_expect(!wal_branch_can_move(SETTLE__V1__BRANCH_STATE__REGISTERED,
+				       SETTLE__V1__BRANCH_STATE__STEP_ACTING));
+	cr_expect_str_eq(wal_tx_state_name(SETTLE__V1__TX_STATE__SAGA_RUNNING),
+			 "SAGA_RUNNING");
+}
