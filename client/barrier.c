@@ -137,13 +137,36 @@ static int put_row(settle_barrier *b, MDB_txn *txn, uint8_t *k, size_t kl,
 	return 0;
 }
 
+/*
+ * The rules of every op, in the order they are checked: a row of `refuse`
+ * refuses the call (a Try or Action after its Cancel or Compensate, a
+ * Confirm after a Cancel and the reverse); a row of the op itself makes it
+ * a repeat, answered without running. A compensating op (`undoes` set) is
+ * always recorded, so that a late Try or Action is refused, but runs only
+ * if what it undoes took effect: otherwise it is a null compensation.
+ * A hanging Try writes nothing: the cancel row alone keeps refusing it.
+ * 0 stands for "no such row".
+ */
+static const struct barrier_rule {
+	int refuse;
+	int undoes;
+} rules[] = {
+    [SETTLE_OP_TRY] = {SETTLE_OP_CANCEL, 0},
+    [SETTLE_OP_CONFIRM] = {SETTLE_OP_CANCEL, 0},
+    [SETTLE_OP_CANCEL] = {SETTLE_OP_CONFIRM, SETTLE_OP_TRY},
+    /* A saga Action is a Try that takes effect at once. */
+    [SETTLE_OP_ACTION] = {SETTLE_OP_COMPENSATE, 0},
+    [SETTLE_OP_COMPENSATE] = {0, SETTLE_OP_ACTION},
+};
+
 int settle_barrier_enter(settle_barrier *b, MDB_txn *txn, const char *gid,
 			 uint32_t branch_id, int op, int *action)
 {
+	const struct barrier_rule *r;
 	uint8_t k[BARRIER_KEY_MAX];
 	size_t gl;
 	size_t kl;
-	int ran;
+	int run = 1;
 	int rv;
 
 	if (b == NULL || txn == NULL || gid == NULL || action == NULL)
@@ -155,87 +178,34 @@ int settle_barrier_enter(settle_barrier *b, MDB_txn *txn, const char *gid,
 	    op != SETTLE_OP_CANCEL && op != SETTLE_OP_ACTION &&
 	    op != SETTLE_OP_COMPENSATE)
 		return SETTLE_EINVAL;
+	r = &rules[op];
 	kl = make_key(k, gid, gl, branch_id, op);
 
-	switch (op) {
-	case SETTLE_OP_TRY:
-		/* Hanging Try: its Cancel came first. The cancel row alone
-		 * keeps refusing every later Try, so nothing is written. */
-		rv = has_row(b, txn, k, kl, SETTLE_OP_CANCEL);
-		if (rv != 0)
-			goto decided_refuse;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_TRY);
-		if (rv != 0)
-			goto decided_skip;
-		break;
-	case SETTLE_OP_CONFIRM:
-		rv = has_row(b, txn, k, kl, SETTLE_OP_CONFIRM);
-		if (rv != 0)
-			goto decided_skip;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_CANCEL);
-		if (rv != 0)
-			goto decided_refuse;
-		break;
-	case SETTLE_OP_CANCEL:
-		rv = has_row(b, txn, k, kl, SETTLE_OP_CANCEL);
-		if (rv != 0)
-			goto decided_skip;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_CONFIRM);
-		if (rv != 0)
-			goto decided_refuse;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_TRY);
+	if (r->refuse != 0) {
+		rv = has_row(b, txn, k, kl, r->refuse);
 		if (rv < 0)
 			return rv;
-		/* Null compensation: record the Cancel so that a late Try is
-		 * refused, but there is nothing to undo. */
-		ran = rv;
-		rv = put_row(b, txn, k, kl, SETTLE_OP_CANCEL);
-		if (rv != 0)
-			return rv;
-		*action = ran ? SETTLE_BARRIER_RUN : SETTLE_BARRIER_SKIP;
+		if (rv > 0) {
+			*action = SETTLE_BARRIER_REFUSE;
+			return 0;
+		}
+	}
+	rv = has_row(b, txn, k, kl, op);
+	if (rv < 0)
+		return rv;
+	if (rv > 0) {
+		*action = SETTLE_BARRIER_SKIP;
 		return 0;
-	case SETTLE_OP_ACTION:
-		/* A saga Action is a Try that takes effect at once: the same
-		 * rules, with Compensate in the place of Cancel. */
-		rv = has_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
-		if (rv != 0)
-			goto decided_refuse;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_ACTION);
-		if (rv != 0)
-			goto decided_skip;
-		break;
-	case SETTLE_OP_COMPENSATE:
-		rv = has_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
-		if (rv != 0)
-			goto decided_skip;
-		rv = has_row(b, txn, k, kl, SETTLE_OP_ACTION);
-		if (rv < 0)
-			return rv;
-		/* Null compensation (the Action failed or never arrived):
-		 * the row is still written, so that a late Action is
-		 * refused instead of taking effect uncompensated. */
-		ran = rv;
-		rv = put_row(b, txn, k, kl, SETTLE_OP_COMPENSATE);
-		if (rv != 0)
-			return rv;
-		*action = ran ? SETTLE_BARRIER_RUN : SETTLE_BARRIER_SKIP;
-		return 0;
+	}
+	if (r->undoes != 0) {
+		run = has_row(b, txn, k, kl, r->undoes);
+		if (run < 0)
+			return run;
 	}
 	rv = put_row(b, txn, k, kl, op);
 	if (rv != 0)
 		return rv;
-	*action = SETTLE_BARRIER_RUN;
-	return 0;
-
-decided_skip:
-	if (rv < 0)
-		return rv;
-	*action = SETTLE_BARRIER_SKIP;
-	return 0;
-decided_refuse:
-	if (rv < 0)
-		return rv;
-	*action = SETTLE_BARRIER_REFUSE;
+	*action = run ? SETTLE_BARRIER_RUN : SETTLE_BARRIER_SKIP;
 	return 0;
 }
 
