@@ -4,7 +4,8 @@
  *
  *   settle-bank serve --data DIR --listen HOST:PORT [--accounts a=1,b=2]
  *                     [--confirm-delay-ms N] [--retry-first N] [--fail-confirm]
- *                     [--fail-action] [--barrier-retention DURATION]
+ *                     [--fail-cancel] [--fail-action] [--fail-compensate]
+ *                     [--barrier-retention DURATION]
  *   settle-bank balances --data DIR [--json]
  *
  * Logs carry gids and branch ids only: account names and amounts are
@@ -40,7 +41,9 @@ struct bank_server {
 	/* Confirm/Cancel/Action/Compensate calls still to answer RETRY */
 	int retry_first;
 	bool fail_confirm;
+	bool fail_cancel;
 	bool fail_action;
+	bool fail_compensate;
 	settle_participant *part;
 	struct delayed *delayed; /* waiting for their timer */
 	uv_signal_t sigint;
@@ -53,8 +56,9 @@ static void usage(FILE *f)
 		   "[--accounts NAME=AMOUNT,...]\n"
 		   "                         [--confirm-delay-ms N] "
 		   "[--retry-first N] [--fail-confirm]\n"
-		   "                         [--fail-action] "
-		   "[--barrier-retention DURATION]\n"
+		   "                         [--fail-cancel] [--fail-action] "
+		   "[--fail-compensate]\n"
+		   "                         [--barrier-retention DURATION]\n"
 		   "       settle-bank balances --data DIR [--json]\n"
 		   "  DURATION: a number with a unit ms, s, m, h or d "
 		   "(default 7d)\n");
@@ -94,7 +98,9 @@ static int on_branch(void *data, const struct settle_branch *b, MDB_txn *txn,
 			return SETTLE_ERETRY;
 		}
 		if ((s->fail_confirm && b->op == SETTLE_OP_CONFIRM) ||
-		    (s->fail_action && b->op == SETTLE_OP_ACTION)) {
+		    (s->fail_cancel && b->op == SETTLE_OP_CANCEL) ||
+		    (s->fail_action && b->op == SETTLE_OP_ACTION) ||
+		    (s->fail_compensate && b->op == SETTLE_OP_COMPENSATE)) {
 			snprintf(err, errlen, "injected failure");
 			return SETTLE_EFAILURE;
 		}
@@ -239,7 +245,9 @@ static int cmd_serve(int argc, char **argv)
 	    {"confirm-delay-ms", required_argument, NULL, 'D'},
 	    {"retry-first", required_argument, NULL, 'R'},
 	    {"fail-confirm", no_argument, NULL, 'F'},
+	    {"fail-cancel", no_argument, NULL, 'C'},
 	    {"fail-action", no_argument, NULL, 'A'},
+	    {"fail-compensate", no_argument, NULL, 'P'},
 	    {"barrier-retention", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -276,8 +284,14 @@ static int cmd_serve(int argc, char **argv)
 		case 'F':
 			s.fail_confirm = true;
 			break;
+		case 'C':
+			s.fail_cancel = true;
+			break;
 		case 'A':
 			s.fail_action = true;
+			break;
+		case 'P':
+			s.fail_compensate = true;
 			break;
 		case 'B':
 			if (parse_duration("--barrier-retention", optarg,
