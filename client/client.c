@@ -1,17 +1,20 @@
 /*
  * client.c — the blocking initiator client: leader discovery, retries with
- * one cmd_id per logical call, and the typed initiator calls.
+ * one cmd_id per logical call, and the typed initiator calls. Sagas, waiting
+ * and the operator verbs are in saga.c.
  */
 #include "error.h"
 
 #include "settle.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
+#include "client_int.h"
 #include "conn.h"
 #include "log.h"
 
@@ -106,6 +109,15 @@ void settle_client_close(settle_client *c)
 	free(c);
 }
 
+void client__errf(settle_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+}
+
 const char *settle_client_errmsg(const settle_client *c)
 {
 	return c != NULL ? c->errmsg : "";
@@ -153,6 +165,10 @@ static const char *method_name(int method)
 		return "cluster transfer";
 	case SETTLE__V1__METHOD__CLUSTER_MEMBERS:
 		return "cluster members";
+	case SETTLE__V1__METHOD__TX_RETRY:
+		return "tx retry";
+	case SETTLE__V1__METHOD__TX_RESOLVE:
+		return "tx resolve";
 	}
 	return "call";
 }
@@ -179,7 +195,7 @@ static bool is_transient(int err)
 	return false;
 }
 
-static void sleep_ms(uint32_t ms)
+void client__sleep_ms(uint32_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000,
 			      .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -248,12 +264,9 @@ static int attempt(struct client_conn *conn, const char *endpoint,
 	return 0;
 }
 
-/* The retrying call behind every initiator function. extra_ms lengthens
- * each attempt for calls that wait server-side (Commit wait_ms). */
-static int client_call(settle_client *c, int method,
-		       const ProtobufCMessage *req,
-		       const ProtobufCMessageDescriptor *resp_desc,
-		       ProtobufCMessage **resp, uint32_t extra_ms)
+int client__call(settle_client *c, int method, const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc,
+		 ProtobufCMessage **resp, uint32_t extra_ms)
 {
 	uint64_t budget_end;
 	uint32_t backoff = 10;
@@ -314,7 +327,7 @@ static int client_call(settle_client *c, int method,
 		uint32_t jitter = 0;
 		if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) < 0)
 			jitter = 0;
-		sleep_ms(backoff / 2 + jitter % (backoff / 2 + 1));
+		client__sleep_ms(backoff / 2 + jitter % (backoff / 2 + 1));
 		backoff = backoff * 2 > c->opts.backoff_max_ms
 			      ? c->opts.backoff_max_ms
 			      : backoff * 2;
@@ -326,7 +339,7 @@ int settle_client_call(settle_client *c, int method,
 		       const ProtobufCMessageDescriptor *resp_desc,
 		       ProtobufCMessage **resp)
 {
-	return client_call(c, method, req, resp_desc, resp, 0);
+	return client__call(c, method, req, resp_desc, resp, 0);
 }
 
 int settle_client_call_at(settle_client *c, const char *endpoint, int method,
@@ -352,8 +365,8 @@ int settle_client_call_at(settle_client *c, const char *endpoint, int method,
 
 /* ---- Typed initiator calls ---------------------------------------------- */
 
-static int check_gid(settle_client *c, const char *op, const char *gid,
-		     bool may_be_empty)
+int client__check_gid(settle_client *c, const char *op, const char *gid,
+		      bool may_be_empty)
 {
 	if (gid == NULL || gid[0] == '\0') {
 		if (may_be_empty)
@@ -370,7 +383,7 @@ static int check_gid(settle_client *c, const char *op, const char *gid,
 	return 0;
 }
 
-static int new_cmd_id(settle_client *c, const char *op, uint8_t id[16])
+int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16])
 {
 	int rv = settle_cmd_id(id);
 	if (rv != 0)
@@ -389,18 +402,18 @@ int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
-	rv = check_gid(c, "begin", gid, true);
+	rv = client__check_gid(c, "begin", gid, true);
 	if (rv == 0)
-		rv = new_cmd_id(c, "begin", id);
+		rv = client__new_cmd_id(c, "begin", id);
 	if (rv != 0)
 		return rv;
 	req.cmd_id.data = id;
 	req.cmd_id.len = sizeof(id);
 	req.gid = (char *)(gid != NULL ? gid : "");
 	req.timeout_ms = timeout_ms;
-	rv = client_call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
-			 &settle__v1__begin_response__descriptor,
-			 (ProtobufCMessage **)&resp, 0);
+	rv = client__call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+			  &settle__v1__begin_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
 	if (rv != 0)
 		return rv;
 	if (gid_out != NULL) {
@@ -430,7 +443,7 @@ int settle_register_branch(settle_client *c, const char *gid,
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
-	rv = check_gid(c, "register", gid, false);
+	rv = client__check_gid(c, "register", gid, false);
 	if (rv != 0)
 		return rv;
 	if (endpoint == NULL || endpoint[0] == '\0' ||
@@ -442,7 +455,7 @@ int settle_register_branch(settle_client *c, const char *gid,
 				 "register: payload is NULL with len %zu", len);
 		return SETTLE_EINVAL;
 	}
-	rv = new_cmd_id(c, "register", id);
+	rv = client__new_cmd_id(c, "register", id);
 	if (rv != 0)
 		return rv;
 	req.cmd_id.data = id;
@@ -452,9 +465,9 @@ int settle_register_branch(settle_client *c, const char *gid,
 	req.resource = (char *)(resource != NULL ? resource : "");
 	req.payload.data = (uint8_t *)payload;
 	req.payload.len = len;
-	rv = client_call(c, SETTLE__V1__METHOD__REGISTER_BRANCH, &req.base,
-			 &settle__v1__register_branch_response__descriptor,
-			 (ProtobufCMessage **)&resp, 0);
+	rv = client__call(c, SETTLE__V1__METHOD__REGISTER_BRANCH, &req.base,
+			  &settle__v1__register_branch_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
 	if (rv != 0)
 		return rv;
 	if (branch_id != NULL)
@@ -476,9 +489,9 @@ static int decide(settle_client *c, int method, const char *gid,
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
-	rv = check_gid(c, method_name(method), gid, false);
+	rv = client__check_gid(c, method_name(method), gid, false);
 	if (rv == 0)
-		rv = new_cmd_id(c, method_name(method), id);
+		rv = client__new_cmd_id(c, method_name(method), id);
 	if (rv != 0)
 		return rv;
 	if (method == SETTLE__V1__METHOD__COMMIT) {
@@ -497,9 +510,9 @@ static int decide(settle_client *c, int method, const char *gid,
 		rreq.reason = (char *)(reason != NULL ? reason : "");
 		req = &rreq.base;
 	}
-	rv = client_call(c, method, req,
-			 &settle__v1__decision_response__descriptor,
-			 (ProtobufCMessage **)&resp, wait_ms);
+	rv = client__call(c, method, req,
+			  &settle__v1__decision_response__descriptor,
+			  (ProtobufCMessage **)&resp, wait_ms);
 	if (rv != 0)
 		return rv;
 	if (state != NULL)
@@ -533,14 +546,14 @@ int settle_query(settle_client *c, const char *gid, bool history,
 
 	if (c == NULL || out == NULL)
 		return SETTLE_EINVAL;
-	rv = check_gid(c, "query", gid, false);
+	rv = client__check_gid(c, "query", gid, false);
 	if (rv != 0)
 		return rv;
 	req.gid = (char *)gid;
 	req.history = history;
-	rv = client_call(c, SETTLE__V1__METHOD__QUERY, &req.base,
-			 &settle__v1__query_response__descriptor,
-			 (ProtobufCMessage **)&resp, 0);
+	rv = client__call(c, SETTLE__V1__METHOD__QUERY, &req.base,
+			  &settle__v1__query_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
 	if (rv != 0)
 		return rv;
 	if (resp->tx == NULL) {

@@ -9,7 +9,8 @@ lib_LTLIBRARIES += client/libsettle.la
 client_libsettle_la_SOURCES = \
 	client/settle.h \
 	client/conn.c client/conn.h \
-	client/client.c \
+	client/client.c client/client_int.h \
+	client/saga.c \
 	client/settle_participant.h \
 	client/barrier.c \
 	client/participant.c
@@ -20,7 +21,7 @@ client_libsettle_la_LDFLAGS = -version-info 0:0:0
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_client
 test_unit_test_client_SOURCES = test/unit/client/test_client.c \
-	test/unit/client/test_errors.c \
+	test/unit/client/test_errors.c test/unit/client/test_saga_client.c \
 	test/unit/client/fake_server.c test/unit/client/fake_server.h
 test_unit_test_client_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_unit_test_client_LDADD = client/libsettle.la \

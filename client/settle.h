@@ -1,7 +1,8 @@
 /*
  * settle.h — libsettle, the client library of the Settle transaction
- * coordinator: the initiator API (begin, register, commit, rollback, query)
- * and a generic call for any method of settle.v1 (settlectl, benchmarks).
+ * coordinator: the initiator API (begin, register, commit, rollback, query,
+ * sagas, waiting for an outcome), the operator verbs (retry, resolve) and a
+ * generic call for any method of settle.v1 (settlectl, benchmarks).
  * The participant SDK and the barrier are in settle_participant.h.
  *
  * Link with `pkg-config --cflags --libs settle`.
@@ -196,9 +197,138 @@ int settle_query(settle_client *c, const char *gid, bool history,
 
 void settle_tx_info_free(Settle__V1__TxInfo *tx);
 
-/* "ACTIVE", "COMMITTED", ... for a Settle__V1__TxState; "UNKNOWN" else. */
+/* ---- Sagas --------------------------------------------------------------- */
+
+/* What a saga does when an action fails for good (SagaRecovery). */
+#define SETTLE_SAGA_BACKWARD SETTLE__V1__SAGA_RECOVERY__BACKWARD
+#define SETTLE_SAGA_FORWARD  SETTLE__V1__SAGA_RECOVERY__FORWARD
+
+/* Most steps in one saga, longest step name (as the coordinator). */
+#define SETTLE_SAGA_MAX_STEPS 1000
+#define SETTLE_SAGA_NAME_MAX  256
+
+/*
+ * One step of a saga. Step i (0-based here) is branch i + 1 everywhere
+ * else (Query, settlectl, events). Nothing is kept after the call returns.
+ */
+struct settle_saga_step {
+	/* For people (Query, settlectl); NULL or at most
+	 * SETTLE_SAGA_NAME_MAX bytes. */
+	const char *name;
+	/* The participant's RPC server, "host:port"; required. */
+	const char *endpoint;
+	/* Handed to the participant's Action, and to its Compensate; opaque
+	 * and never logged. NULL only with a length of 0. */
+	const void *action;
+	size_t action_len;
+	const void *compensate;
+	size_t compensate_len;
+	/* dag sagas only: 0-based indexes of EARLIER steps that must be done
+	 * first (none: a root, started at once). NULL only with 0. */
+	const uint32_t *depends_on;
+	size_t n_depends_on;
+	/* BACKWARD sagas: action calls before giving up (0: 5). */
+	uint32_t max_attempts;
+	/* The coordinator's backoff between calls: base and cap (0: its
+	 * defaults; base must not exceed cap). */
+	uint32_t retry_base_ms;
+	uint32_t retry_max_ms;
+	/* Deadline of one participant call (0: the coordinator's). */
+	uint32_t call_timeout_ms;
+};
+
+struct settle_saga_opts {
+	/* The saga stops acting and compensates (BACKWARD) once this has
+	 * passed; 0: the coordinator's default. */
+	uint32_t timeout_ms;
+	/* SETTLE_SAGA_BACKWARD (compensate what may have taken effect) or
+	 * SETTLE_SAGA_FORWARD (retry failed actions until they succeed). */
+	int recovery;
+	/* false: ordered, step i starts once step i - 1 is done (depends_on
+	 * must be empty); true: each step's depends_on gives the order, and
+	 * independent steps run concurrently. */
+	bool dag;
+};
+
+/*
+ * Submit a whole saga in one call; the coordinator runs it from then on
+ * (follow it with settle_wait() or settle_query()). One cmd_id is drawn
+ * and reused on every retry, so the saga is started at most once.
+ *   gid         as for settle_begin(): copied, NULL/"" lets the
+ *               coordinator choose.
+ *   opts        may be NULL: ordered, BACKWARD, default timeout.
+ *   steps, n    1..SETTLE_SAGA_MAX_STEPS steps; read during the call only.
+ *   gid_out     receives the gid (NUL-terminated); may be NULL.
+ * Checked locally first (SETTLE_EINVAL, nothing sent, the reason in
+ * settle_client_errmsg()): gid length, n, a missing endpoint, a NULL
+ * payload or depends_on with a length, depends_on in an ordered saga or
+ * naming a step that is not earlier or twice, a retry base over its cap,
+ * an unknown recovery, a name too long. The coordinator validates again.
+ * Errors: SETTLE_EEXISTS (gid taken by another submit), SETTLE_EINVAL,
+ * SETTLE_ETOOBIG (payloads over the limit, or gid_out too small: then the
+ * saga was submitted all the same), SETTLE_ENOMEM, transport errors.
+ */
+int settle_submit_saga(settle_client *c, const char *gid,
+		       const struct settle_saga_opts *opts,
+		       const struct settle_saga_step *steps, size_t n,
+		       char *gid_out, size_t gid_out_len);
+
+/*
+ * Wait until gid is final (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED or
+ * SAGA_COMPENSATED) by polling Query: every 20 ms at first, growing to
+ * every 250 ms, never past wait_ms (0: look once). *state receives the
+ * last state seen and *finished whether it is final (either may be NULL).
+ *
+ * A transaction with a FAILED branch waits for an operator and would
+ * never become final on its own: settle_wait() then returns
+ * SETTLE_ESTATE at once, *finished false, and settle_client_errmsg() names
+ * the branch and its error, e.g. "wait: g1 is stuck: branch 2 (credit)
+ * FAILED: FAILURE: injected failure; see settlectl tx show". Call again
+ * after the operator acted (settle_tx_retry/settle_tx_resolve).
+ * Errors: SETTLE_ETIMEOUT (not final after wait_ms), SETTLE_ESTATE
+ * (stuck), SETTLE_ENOTFOUND, SETTLE_EINVAL, transport errors of Query.
+ */
+int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,
+		bool *finished);
+
+/* ---- Operator verbs ----------------------------------------------------- */
+
+/*
+ * Retry gid's FAILED branch branch_id (0: every FAILED branch), or make a
+ * branch still being retried due now (docs/OPERATIONS.md). reason (may be
+ * NULL, at most 1024 bytes, copied) is recorded in the history. *retried
+ * receives how many branches were made due and *state the transaction's
+ * state (either may be NULL). Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE
+ * (nothing to retry), SETTLE_EINVAL, SETTLE_ENOMETHOD (a coordinator
+ * without operator verbs), transport errors.
+ */
+int settle_tx_retry(settle_client *c, const char *gid, uint32_t branch_id,
+		    const char *reason, uint32_t *retried, int *state);
+
+/*
+ * Declare that the FAILED branch branch_id (>= 1) of gid had its phase done
+ * by hand: it becomes CONFIRMED, CANCELLED or STEP_COMPENSATED and the
+ * transaction goes on. reason (who decided and why) is required, at most
+ * 1024 bytes, copied. *branch_state receives the branch's new state and
+ * *state the transaction's (either may be NULL). Errors: SETTLE_ENOTFOUND,
+ * SETTLE_ESTATE (that branch is not FAILED), SETTLE_EINVAL,
+ * SETTLE_ENOMETHOD, transport errors.
+ */
+int settle_tx_resolve(settle_client *c, const char *gid, uint32_t branch_id,
+		      const char *reason, int *branch_state, int *state);
+
+/* Longest operator reason accepted by TX_RETRY and TX_RESOLVE. */
+#define SETTLE_REASON_MAX 1024
+
+/* True for the states a transaction ends in (COMMITTED, ROLLED_BACK,
+ * SAGA_SUCCEEDED, SAGA_COMPENSATED). */
+bool settle_tx_state_final(int state);
+
+/* "ACTIVE", "COMMITTED", "SAGA_COMPENSATED", ... for a Settle__V1__TxState;
+ * "UNKNOWN" else. */
 const char *settle_tx_state_name(int state);
-/* "REGISTERED", "CONFIRMED", ... for a Settle__V1__BranchState. */
+/* "REGISTERED", "CONFIRMED", "STEP_DONE", ... for a
+ * Settle__V1__BranchState; "UNKNOWN" else. */
 const char *settle_branch_state_name(int state);
 
 /* ---- Generic calls ------------------------------------------------------ */

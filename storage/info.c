@@ -26,6 +26,14 @@ static void fill_branch(Settle__V1__BranchInfo *bi,
 	bi->next_retry_ms = b->next_retry_ms;
 	bi->last_error = b->last_error;
 	bi->updated_ms = b->updated_ms;
+	bi->name = b->name;
+	/* Resolved branch ids: an ordered saga's steps list their
+	 * predecessor, so the shape shows without knowing the saga kind. */
+	bi->n_depends_on = b->n_depends_on;
+	bi->depends_on = b->depends_on;
+	bi->completion = b->completion;
+	bi->completed_ms = b->completed_ms;
+	bi->max_attempts = b->max_attempts;
 }
 
 static int roundtrip(struct store *s, const ProtobufCMessage *m,
@@ -100,6 +108,8 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 	info.updated_ms = tx->updated_ms;
 	info.finished_ms = tx->finished_ms;
 	info.reason = tx->reason;
+	info.recovery = tx->recovery;
+	info.failed = tx->failed;
 	info.n_branches = nbr;
 	info.branches = bptrs;
 	info.n_history = nev;

@@ -33,6 +33,15 @@ static void record(struct fake_server *s, const Settle__V1__Frame *f)
 	case SETTLE__V1__METHOD__ROLLBACK:
 		d = &settle__v1__rollback_request__descriptor;
 		break;
+	case SETTLE__V1__METHOD__SUBMIT_SAGA:
+		d = &settle__v1__submit_saga_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__TX_RETRY:
+		d = &settle__v1__tx_retry_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__TX_RESOLVE:
+		d = &settle__v1__tx_resolve_request__descriptor;
+		break;
 	default:
 		break;
 	}

@@ -1,0 +1,37 @@
+/*
+ * client_int.h — what client.c shares with the other initiator files of
+ * libsettle (saga.c). Not installed; not part of the API.
+ */
+#ifndef SETTLE_CLIENT_INT_H
+#define SETTLE_CLIENT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "settle.h"
+
+/*
+ * The retrying call behind every initiator function (see
+ * settle_client_call()); extra_ms lengthens each attempt and the retry
+ * budget for calls that wait server-side (Commit wait_ms).
+ */
+int client__call(settle_client *c, int method, const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc,
+		 ProtobufCMessage **resp, uint32_t extra_ms);
+
+/* SETTLE_EINVAL with "OP: gid is required" / "... longer than" in the
+ * handle's errmsg for a missing (unless may_be_empty) or too long gid. */
+int client__check_gid(settle_client *c, const char *op, const char *gid,
+		      bool may_be_empty);
+
+/* A fresh cmd_id; SETTLE_EIO with the reason in errmsg. */
+int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16]);
+
+/* Set the handle's error text, printf-style. */
+void client__errf(settle_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Sleep, restarting after signals. */
+void client__sleep_ms(uint32_t ms);
+
+#endif /* SETTLE_CLIENT_INT_H */

@@ -1,0 +1,388 @@
+/*
+ * saga.c — the saga initiator calls (submit, wait for the outcome) and the
+ * operator verbs (retry, resolve) of libsettle, on client.c's retrying
+ * call.
+ */
+#include "error.h"
+
+#include "settle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "log.h"
+
+/* Polling Query: fast at first (most sagas end within a few calls), then
+ * no more than four times a second. */
+#define WAIT_POLL_FIRST_MS 20
+#define WAIT_POLL_MAX_MS   250
+
+bool settle_tx_state_final(int state)
+{
+	switch (state) {
+	case SETTLE__V1__TX_STATE__COMMITTED:
+	case SETTLE__V1__TX_STATE__ROLLED_BACK:
+	case SETTLE__V1__TX_STATE__SAGA_SUCCEEDED:
+	case SETTLE__V1__TX_STATE__SAGA_COMPENSATED:
+		return true;
+	}
+	return false;
+}
+
+/* The local checks of one step; the coordinator repeats them. */
+static int check_step(settle_client *c, const struct settle_saga_step *st,
+		      size_t i, bool dag)
+{
+	if (st->endpoint == NULL || st->endpoint[0] == '\0') {
+		client__errf(c, "submit saga: step %zu: endpoint is required",
+			     i);
+		return SETTLE_EINVAL;
+	}
+	if (st->name != NULL && strnlen(st->name, SETTLE_SAGA_NAME_MAX + 1) >
+				    SETTLE_SAGA_NAME_MAX) {
+		client__errf(c,
+			     "submit saga: step %zu: name longer than %d "
+			     "bytes",
+			     i, SETTLE_SAGA_NAME_MAX);
+		return SETTLE_EINVAL;
+	}
+	if ((st->action == NULL && st->action_len != 0) ||
+	    (st->compensate == NULL && st->compensate_len != 0)) {
+		client__errf(c,
+			     "submit saga: step %zu: payload is NULL with "
+			     "a length",
+			     i);
+		return SETTLE_EINVAL;
+	}
+	if (st->retry_base_ms != 0 && st->retry_max_ms != 0 &&
+	    st->retry_base_ms > st->retry_max_ms) {
+		client__errf(c,
+			     "submit saga: step %zu: retry_base_ms %u over "
+			     "retry_max_ms %u",
+			     i, st->retry_base_ms, st->retry_max_ms);
+		return SETTLE_EINVAL;
+	}
+	if (st->n_depends_on == 0)
+		return 0;
+	if (!dag) {
+		client__errf(c,
+			     "submit saga: step %zu: depends_on needs a dag "
+			     "saga (ordered steps depend on the previous one)",
+			     i);
+		return SETTLE_EINVAL;
+	}
+	if (st->depends_on == NULL) {
+		client__errf(c,
+			     "submit saga: step %zu: depends_on is NULL "
+			     "with a count",
+			     i);
+		return SETTLE_EINVAL;
+	}
+	for (size_t k = 0; k < st->n_depends_on; k++) {
+		uint32_t d = st->depends_on[k];
+		/* Only earlier steps: the graph cannot have a cycle. */
+		if (d >= i) {
+			client__errf(c,
+				     "submit saga: step %zu: depends_on %u "
+				     "must name an earlier step",
+				     i, d);
+			return SETTLE_EINVAL;
+		}
+		for (size_t j = 0; j < k; j++) {
+			if (st->depends_on[j] == d) {
+				client__errf(c,
+					     "submit saga: step %zu: "
+					     "depends_on %u twice",
+					     i, d);
+				return SETTLE_EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static int check_saga(settle_client *c, const char *gid,
+		      const struct settle_saga_opts *o,
+		      const struct settle_saga_step *steps, size_t n)
+{
+	int rv = client__check_gid(c, "submit saga", gid, true);
+
+	if (rv != 0)
+		return rv;
+	if (o->recovery != SETTLE_SAGA_BACKWARD &&
+	    o->recovery != SETTLE_SAGA_FORWARD) {
+		client__errf(c,
+			     "submit saga: recovery %d is neither "
+			     "SETTLE_SAGA_BACKWARD nor SETTLE_SAGA_FORWARD",
+			     o->recovery);
+		return SETTLE_EINVAL;
+	}
+	if (n == 0 || steps == NULL) {
+		client__errf(c, "submit saga: a saga needs at least one step");
+		return SETTLE_EINVAL;
+	}
+	if (n > SETTLE_SAGA_MAX_STEPS) {
+		client__errf(c, "submit saga: %zu steps: at most %d", n,
+			     SETTLE_SAGA_MAX_STEPS);
+		return SETTLE_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rv = check_step(c, &steps[i], i, o->dag);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int settle_submit_saga(settle_client *c, const char *gid,
+		       const struct settle_saga_opts *opts,
+		       const struct settle_saga_step *steps, size_t n,
+		       char *gid_out, size_t gid_out_len)
+{
+	static const struct settle_saga_opts defaults = {
+	    .recovery = SETTLE_SAGA_BACKWARD};
+	Settle__V1__SubmitSagaRequest req =
+	    SETTLE__V1__SUBMIT_SAGA_REQUEST__INIT;
+	Settle__V1__SubmitSagaResponse *resp = NULL;
+	Settle__V1__SagaStep *wire = NULL, **ptrs = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	if (opts == NULL)
+		opts = &defaults;
+	rv = check_saga(c, gid, opts, steps, n);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "submit saga", id);
+	if (rv != 0)
+		return rv;
+	wire = calloc(n, sizeof(*wire));
+	ptrs = calloc(n, sizeof(*ptrs));
+	if (wire == NULL || ptrs == NULL) {
+		client__errf(c, "submit saga: out of memory");
+		rv = SETTLE_ENOMEM;
+		goto out;
+	}
+	/* The request points into the caller's steps: nothing is copied
+	 * until protobuf-c packs it. */
+	for (size_t i = 0; i < n; i++) {
+		const struct settle_saga_step *st = &steps[i];
+		Settle__V1__SagaStep *w = &wire[i];
+
+		settle__v1__saga_step__init(w);
+		w->name = (char *)(st->name != NULL ? st->name : "");
+		w->endpoint = (char *)st->endpoint;
+		w->action_payload.data = (uint8_t *)st->action;
+		w->action_payload.len = st->action_len;
+		w->compensate_payload.data = (uint8_t *)st->compensate;
+		w->compensate_payload.len = st->compensate_len;
+		w->depends_on = (uint32_t *)st->depends_on;
+		w->n_depends_on = st->n_depends_on;
+		w->max_attempts = st->max_attempts;
+		w->retry_base_ms = st->retry_base_ms;
+		w->retry_max_ms = st->retry_max_ms;
+		w->call_timeout_ms = st->call_timeout_ms;
+		ptrs[i] = w;
+	}
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)(gid != NULL ? gid : "");
+	req.timeout_ms = opts->timeout_ms;
+	req.recovery = (Settle__V1__SagaRecovery)opts->recovery;
+	req.dag = opts->dag;
+	req.n_steps = n;
+	req.steps = ptrs;
+	rv = client__call(c, SETTLE__V1__METHOD__SUBMIT_SAGA, &req.base,
+			  &settle__v1__submit_saga_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		goto out;
+	if (gid_out != NULL) {
+		const char *g = resp->gid != NULL ? resp->gid : "";
+		if (strlen(g) >= gid_out_len) {
+			client__errf(c,
+				     "submit saga: gid buffer too small for "
+				     "%zu bytes",
+				     strlen(g));
+			rv = SETTLE_ETOOBIG;
+		} else {
+			memcpy(gid_out, g, strlen(g) + 1);
+		}
+	}
+	settle__v1__submit_saga_response__free_unpacked(resp, NULL);
+out:
+	free(ptrs);
+	free(wire);
+	return rv;
+}
+
+/* The first FAILED branch, for the stuck message. */
+static const Settle__V1__BranchInfo *failed_branch(const Settle__V1__TxInfo *tx)
+{
+	for (size_t i = 0; i < tx->n_branches; i++)
+		if (tx->branches[i]->state == SETTLE__V1__BRANCH_STATE__FAILED)
+			return tx->branches[i];
+	return NULL;
+}
+
+static void stuck_message(settle_client *c, const Settle__V1__TxInfo *tx)
+{
+	const Settle__V1__BranchInfo *b = failed_branch(tx);
+
+	if (b == NULL) {
+		client__errf(c,
+			     "wait: %s is stuck: %u branch(es) FAILED, waiting "
+			     "for an operator (settlectl tx show %s)",
+			     tx->gid, tx->failed, tx->gid);
+		return;
+	}
+	client__errf(c,
+		     "wait: %s is stuck: branch %u%s%s%s FAILED: %s; waiting "
+		     "for an operator (settlectl tx show %s)",
+		     tx->gid, b->branch_id, b->name[0] ? " (" : "", b->name,
+		     b->name[0] ? ")" : "",
+		     b->last_error[0] ? b->last_error : "no error text",
+		     tx->gid);
+}
+
+int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,
+		bool *finished)
+{
+	uint32_t interval = WAIT_POLL_FIRST_MS;
+	uint64_t end;
+	int rv;
+
+	if (finished != NULL)
+		*finished = false;
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "wait", gid, false);
+	if (rv != 0)
+		return rv;
+	end = settle_mono_ms() + wait_ms;
+	for (;;) {
+		Settle__V1__TxInfo *tx = NULL;
+		uint64_t now;
+
+		rv = settle_query(c, gid, false, &tx);
+		if (rv != 0)
+			return rv;
+		if (state != NULL)
+			*state = (int)tx->state;
+		if (settle_tx_state_final((int)tx->state)) {
+			settle_tx_info_free(tx);
+			if (finished != NULL)
+				*finished = true;
+			return 0;
+		}
+		if (tx->failed > 0) {
+			stuck_message(c, tx);
+			settle_tx_info_free(tx);
+			return SETTLE_ESTATE;
+		}
+		settle_tx_info_free(tx);
+		now = settle_mono_ms();
+		if (now >= end) {
+			client__errf(c, "wait: %s not final after %u ms", gid,
+				     wait_ms);
+			return SETTLE_ETIMEOUT;
+		}
+		client__sleep_ms(end - now < interval ? (uint32_t)(end - now)
+						      : interval);
+		interval = interval * 2 > WAIT_POLL_MAX_MS ? WAIT_POLL_MAX_MS
+							   : interval * 2;
+	}
+}
+
+static int check_reason(settle_client *c, const char *op, const char *reason,
+			bool required)
+{
+	if (required && (reason == NULL || reason[0] == '\0')) {
+		client__errf(c, "%s: a reason is required (who decided, why)",
+			     op);
+		return SETTLE_EINVAL;
+	}
+	if (reason != NULL &&
+	    strnlen(reason, SETTLE_REASON_MAX + 1) > SETTLE_REASON_MAX) {
+		client__errf(c, "%s: reason longer than %d bytes", op,
+			     SETTLE_REASON_MAX);
+		return SETTLE_EINVAL;
+	}
+	return 0;
+}
+
+int settle_tx_retry(settle_client *c, const char *gid, uint32_t branch_id,
+		    const char *reason, uint32_t *retried, int *state)
+{
+	Settle__V1__TxRetryRequest req = SETTLE__V1__TX_RETRY_REQUEST__INIT;
+	Settle__V1__TxRetryResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "tx retry", gid, false);
+	if (rv == 0)
+		rv = check_reason(c, "tx retry", reason, false);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "tx retry", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.branch_id = branch_id;
+	req.reason = (char *)(reason != NULL ? reason : "");
+	rv = client__call(c, SETTLE__V1__METHOD__TX_RETRY, &req.base,
+			  &settle__v1__tx_retry_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (retried != NULL)
+		*retried = resp->retried;
+	if (state != NULL)
+		*state = (int)resp->state;
+	settle__v1__tx_retry_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int settle_tx_resolve(settle_client *c, const char *gid, uint32_t branch_id,
+		      const char *reason, int *branch_state, int *state)
+{
+	Settle__V1__TxResolveRequest req = SETTLE__V1__TX_RESOLVE_REQUEST__INIT;
+	Settle__V1__TxResolveResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "tx resolve", gid, false);
+	if (rv == 0 && branch_id == 0) {
+		client__errf(c, "tx resolve: a branch id (>= 1) is required");
+		rv = SETTLE_EINVAL;
+	}
+	if (rv == 0)
+		rv = check_reason(c, "tx resolve", reason, true);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "tx resolve", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.branch_id = branch_id;
+	req.reason = (char *)reason;
+	rv = client__call(c, SETTLE__V1__METHOD__TX_RESOLVE, &req.base,
+			  &settle__v1__tx_resolve_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (branch_state != NULL)
+		*branch_state = (int)resp->branch_state;
+	if (state != NULL)
+		*state = (int)resp->state;
+	settle__v1__tx_resolve_response__free_unpacked(resp, NULL);
+	return 0;
+}
