@@ -46,14 +46,39 @@ int ctl_duration_parse(const char *text, uint64_t *out_ms)
 	return SETTLE_EINVAL;
 }
 
+/* Indexed by the wire value; gaps (6..19 are kept free for TCC) are NULL
+ * and print as "unknown". */
 static const char *const tx_states[] = {
-    "unspecified", "active",	   "committing",
-    "committed",   "rolling_back", "rolled_back",
+    [SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED] = "unspecified",
+    [SETTLE__V1__TX_STATE__ACTIVE] = "active",
+    [SETTLE__V1__TX_STATE__COMMITTING] = "committing",
+    [SETTLE__V1__TX_STATE__COMMITTED] = "committed",
+    [SETTLE__V1__TX_STATE__ROLLING_BACK] = "rolling_back",
+    [SETTLE__V1__TX_STATE__ROLLED_BACK] = "rolled_back",
+    [SETTLE__V1__TX_STATE__SAGA_RUNNING] = "saga_running",
+    [SETTLE__V1__TX_STATE__SAGA_COMPENSATING] = "saga_compensating",
+    [SETTLE__V1__TX_STATE__SAGA_SUCCEEDED] = "saga_succeeded",
+    [SETTLE__V1__TX_STATE__SAGA_COMPENSATED] = "saga_compensated",
 };
+#define N_TX_STATES (sizeof(tx_states) / sizeof(tx_states[0]))
+
 static const char *const branch_states[] = {
-    "unspecified", "registered", "confirming", "confirmed",
-    "cancelling",  "cancelled",	 "failed",
+    [SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED] = "unspecified",
+    [SETTLE__V1__BRANCH_STATE__REGISTERED] = "registered",
+    [SETTLE__V1__BRANCH_STATE__CONFIRMING] = "confirming",
+    [SETTLE__V1__BRANCH_STATE__CONFIRMED] = "confirmed",
+    [SETTLE__V1__BRANCH_STATE__CANCELLING] = "cancelling",
+    [SETTLE__V1__BRANCH_STATE__CANCELLED] = "cancelled",
+    [SETTLE__V1__BRANCH_STATE__FAILED] = "failed",
+    [SETTLE__V1__BRANCH_STATE__STEP_PENDING] = "step_pending",
+    [SETTLE__V1__BRANCH_STATE__STEP_ACTING] = "step_acting",
+    [SETTLE__V1__BRANCH_STATE__STEP_DONE] = "step_done",
+    [SETTLE__V1__BRANCH_STATE__STEP_ACTION_FAILED] = "step_action_failed",
+    [SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING] = "step_compensating",
+    [SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED] = "step_compensated",
+    [SETTLE__V1__BRANCH_STATE__STEP_SKIPPED] = "step_skipped",
 };
+#define N_BRANCH_STATES (sizeof(branch_states) / sizeof(branch_states[0]))
 
 int ctl_state_parse(const char *text, Settle__V1__TxState *out)
 {
@@ -70,8 +95,8 @@ int ctl_state_parse(const char *text, Settle__V1__TxState *out)
 			      ? '_'
 			      : (char)tolower((unsigned char)text[i]);
 	/* Index 0 ("unspecified") is not something to filter on. */
-	for (i = 1; i < sizeof(tx_states) / sizeof(tx_states[0]); i++) {
-		if (strcmp(norm, tx_states[i]) == 0) {
+	for (i = 1; i < N_TX_STATES; i++) {
+		if (tx_states[i] != NULL && strcmp(norm, tx_states[i]) == 0) {
 			*out = (Settle__V1__TxState)i;
 			return 0;
 		}
@@ -81,23 +106,57 @@ int ctl_state_parse(const char *text, Settle__V1__TxState *out)
 
 const char *ctl_tx_state_name(int state)
 {
-	if (state < 0 ||
-	    (size_t)state >= sizeof(tx_states) / sizeof(*tx_states))
+	if (state < 0 || (size_t)state >= N_TX_STATES ||
+	    tx_states[state] == NULL)
 		return "unknown";
 	return tx_states[state];
 }
 
 const char *ctl_branch_state_name(int state)
 {
-	if (state < 0 ||
-	    (size_t)state >= sizeof(branch_states) / sizeof(*branch_states))
+	if (state < 0 || (size_t)state >= N_BRANCH_STATES ||
+	    branch_states[state] == NULL)
 		return "unknown";
 	return branch_states[state];
 }
 
 const char *ctl_mode_name(int mode)
 {
-	return mode == SETTLE__V1__TX_MODE__TCC ? "tcc" : "unknown";
+	switch (mode) {
+	case SETTLE__V1__TX_MODE__TCC:
+		return "tcc";
+	case SETTLE__V1__TX_MODE__SAGA:
+		return "saga";
+	}
+	return "unknown";
+}
+
+const char *ctl_recovery_name(int recovery)
+{
+	switch (recovery) {
+	case SETTLE__V1__SAGA_RECOVERY__BACKWARD:
+		return "backward";
+	case SETTLE__V1__SAGA_RECOVERY__FORWARD:
+		return "forward";
+	}
+	return "unknown";
+}
+
+int ctl_branch_id_parse(const char *text, uint32_t *out)
+{
+	uint64_t v;
+
+	if (ctl_node_id_parse(text, &v) != 0 || v > UINT32_MAX)
+		return SETTLE_EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int ctl_reason_check(const char *text, bool required)
+{
+	if (text == NULL || text[0] == '\0')
+		return required ? SETTLE_EINVAL : 0;
+	return strlen(text) <= CTL_REASON_MAX ? 0 : SETTLE_EINVAL;
 }
 
 /* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
@@ -389,6 +448,7 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 
 static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 {
+	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
 	size_t i;
 
 	fputs("{\"gid\":", f);
@@ -398,11 +458,15 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 	fputs(",\"state\":", f);
 	ctl_json_str(f, ctl_tx_state_name(tx->state));
 	fprintf(f,
-		",\"stuck\":%s,\"created_ms\":%" PRIu64
+		",\"stuck\":%s,\"failed\":%" PRIu32 ",\"created_ms\":%" PRIu64
 		",\"deadline_ms\":%" PRIu64 ",\"updated_ms\":%" PRIu64
 		",\"finished_ms\":%" PRIu64,
-		tx->stuck ? "true" : "false", tx->created_ms, tx->deadline_ms,
-		tx->updated_ms, tx->finished_ms);
+		tx->stuck ? "true" : "false", tx->failed, tx->created_ms,
+		tx->deadline_ms, tx->updated_ms, tx->finished_ms);
+	if (saga) {
+		fputs(",\"recovery\":", f);
+		ctl_json_str(f, ctl_recovery_name(tx->recovery));
+	}
 	fputs(",\"reason\":", f);
 	ctl_json_str(f, tx->reason);
 	fputs(",\"branches\":[", f);
@@ -420,6 +484,20 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 			",\"updated_ms\":%" PRIu64 ",\"last_error\":",
 			b->attempts, b->next_retry_ms, b->updated_ms);
 		ctl_json_str(f, b->last_error);
+		if (saga) {
+			fputs(",\"name\":", f);
+			ctl_json_str(f, b->name);
+			fputs(",\"depends_on\":[", f);
+			for (size_t k = 0; k < b->n_depends_on; k++)
+				fprintf(f, "%s%" PRIu32, k ? "," : "",
+					b->depends_on[k]);
+			fprintf(f,
+				"],\"completion\":%" PRIu32
+				",\"completed_ms\":%" PRIu64
+				",\"max_attempts\":%" PRIu32,
+				b->completion, b->completed_ms,
+				b->max_attempts);
+		}
 		fputc('}', f);
 	}
 	fputc(']', f);
@@ -445,20 +523,26 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 /* Count branches by state, e.g. "2 confirmed, 1 failed". */
 static void branch_summary(const Settle__V1__TxInfo *tx, char *buf, size_t len)
 {
-	size_t counts[8] = {0};
+	/* One more slot than states: the last counts unknown ones. */
+	size_t counts[N_BRANCH_STATES + 1] = {0};
 	size_t i, off = 0;
 
 	buf[0] = '\0';
 	for (i = 0; i < tx->n_branches; i++) {
 		int s = tx->branches[i]->state;
-		counts[s >= 0 && s < 7 ? s : 7]++;
+		counts[s >= 0 && (size_t)s < N_BRANCH_STATES &&
+			       branch_states[s] != NULL
+			   ? (size_t)s
+			   : N_BRANCH_STATES]++;
 	}
-	for (i = 0; i < 8 && off < len; i++) {
+	for (i = 0; i <= N_BRANCH_STATES && off < len; i++) {
 		int w;
 		if (counts[i] == 0)
 			continue;
 		w = snprintf(buf + off, len - off, "%s%zu %s", off ? ", " : "",
-			     counts[i], i < 7 ? branch_states[i] : "unknown");
+			     counts[i],
+			     i < N_BRANCH_STATES ? branch_states[i]
+						 : "unknown");
 		if (w < 0)
 			break;
 		off += (size_t)w;
@@ -498,7 +582,8 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 			     age, sizeof(age));
 		/* The deadline only matters until the decision. */
 		if (tx->finished_ms ||
-		    tx->state != SETTLE__V1__TX_STATE__ACTIVE)
+		    (tx->state != SETTLE__V1__TX_STATE__ACTIVE &&
+		     tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING))
 			snprintf(dl, sizeof(dl), "-");
 		else if (tx->deadline_ms > now_ms)
 			ctl_span_str(tx->deadline_ms - now_ms, dl, sizeof(dl));
@@ -526,11 +611,127 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 
 /* ---- tx show ------------------------------------------------------------ */
 
+static const char *next_retry_str(uint64_t next_ms, uint64_t now_ms, char *buf,
+				  size_t len)
+{
+	char c[48];
+
+	if (next_ms == 0)
+		snprintf(buf, len, "-");
+	else if (next_ms > now_ms)
+		snprintf(buf, len, "in %s",
+			 ctl_span_str(next_ms - now_ms, c, sizeof(c)));
+	else
+		snprintf(buf, len, "due");
+	return buf;
+}
+
+static void print_branches(FILE *f, const Settle__V1__TxInfo *tx,
+			   uint64_t now_ms)
+{
+	struct table t;
+	char a[48], b[48];
+	size_t i;
+
+	fprintf(f, "\nbranches (%zu):\n", tx->n_branches);
+	if (tx->n_branches == 0)
+		return;
+	table_init(&t, 8);
+	table_row(&t, (const char *const[]){
+			  "ID", "STATE", "ENDPOINT", "RESOURCE", "ATTEMPTS",
+			  "NEXT RETRY", "UPDATED", "LAST ERROR"});
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *br = tx->branches[i];
+		char id[16], att[16], err[256], ep[128], res[128];
+		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
+		snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
+		table_row(&t, (const char *const[]){
+				  id, ctl_branch_state_name(br->state),
+				  one_line(br->endpoint, ep, sizeof(ep)),
+				  one_line(br->resource, res, sizeof(res)), att,
+				  next_retry_str(br->next_retry_ms, now_ms, b,
+						 sizeof(b)),
+				  ctl_time_str(br->updated_ms, a, sizeof(a)),
+				  one_line(br->last_error, err, sizeof(err))});
+	}
+	table_print(f, &t, "  ");
+	table_free(&t);
+}
+
+/* "1,2" for depends_on; "-" for a root. */
+static const char *deps_str(const Settle__V1__BranchInfo *br, char *buf,
+			    size_t len)
+{
+	size_t off = 0, k;
+
+	snprintf(buf, len, "-");
+	for (k = 0; k < br->n_depends_on && off < len; k++) {
+		int w = snprintf(buf + off, len - off, "%s%" PRIu32,
+				 k ? "," : "", br->depends_on[k]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	return buf;
+}
+
+/* A saga's steps: their shape (AFTER: the steps each waits for), how far
+ * each got, and ORDER, the order in which actions ended, whose reverse is
+ * the order of compensation. */
+static void print_steps(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms)
+{
+	struct table t;
+	bool any_order = false;
+	size_t i;
+
+	fprintf(f, "\nsteps (%zu):\n", tx->n_branches);
+	if (tx->n_branches == 0)
+		return;
+	table_init(&t, 9);
+	table_row(&t, (const char *const[]){"ID", "NAME", "STATE", "ATTEMPTS",
+					    "AFTER", "ORDER", "ENDPOINT",
+					    "NEXT RETRY", "LAST ERROR"});
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *br = tx->branches[i];
+		char id[16], att[32], deps[64], ord[16], nr[48], name[128],
+		    ep[128], err[256];
+
+		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
+		if (br->max_attempts)
+			snprintf(att, sizeof(att), "%" PRIu32 "/%" PRIu32,
+				 br->attempts, br->max_attempts);
+		else
+			snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
+		if (br->completion) {
+			snprintf(ord, sizeof(ord), "%" PRIu32, br->completion);
+			any_order = true;
+		} else {
+			snprintf(ord, sizeof(ord), "-");
+		}
+		one_line(br->name && *br->name ? br->name : "-", name,
+			 sizeof(name));
+		table_row(&t, (const char *const[]){
+				  id, name, ctl_branch_state_name(br->state),
+				  att, deps_str(br, deps, sizeof(deps)), ord,
+				  one_line(br->endpoint, ep, sizeof(ep)),
+				  next_retry_str(br->next_retry_ms, now_ms, nr,
+						 sizeof(nr)),
+				  one_line(br->last_error, err, sizeof(err))});
+	}
+	table_print(f, &t, "  ");
+	table_free(&t);
+	if (any_order)
+		fputs("  (ORDER: the order in which actions ended; "
+		      "compensation runs in reverse)\n",
+		      f);
+}
+
 void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		  bool json)
 {
+	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
 	struct table t;
-	char a[48], b[48], c[48], d[256];
+	char a[48], b[48], d[256];
 	size_t i;
 
 	if (json) {
@@ -541,10 +742,17 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 	}
 	fprintf(f, "gid:       %s\n", one_line(tx->gid, d, sizeof(d)));
 	fprintf(f, "mode:      %s\n", ctl_mode_name(tx->mode));
+	if (saga)
+		fprintf(f, "recovery:  %s\n", ctl_recovery_name(tx->recovery));
 	fprintf(f, "state:     %s%s\n", ctl_tx_state_name(tx->state),
 		tx->stuck
 		    ? "  (STUCK: needs an operator, see docs/OPERATIONS.md)"
 		    : "");
+	if (tx->failed)
+		fprintf(f,
+			"failed:    %" PRIu32 " branch%s FAILED, waiting for "
+			"an operator (settlectl tx retry / tx resolve)\n",
+			tx->failed, tx->failed == 1 ? "" : "es");
 	fprintf(
 	    f, "created:   %s (%s ago)\n",
 	    ctl_time_str(tx->created_ms, a, sizeof(a)),
@@ -560,39 +768,10 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		fprintf(f, "reason:    %s\n",
 			one_line(tx->reason, d, sizeof(d)));
 
-	fprintf(f, "\nbranches (%zu):\n", tx->n_branches);
-	if (tx->n_branches) {
-		table_init(&t, 8);
-		table_row(&t, (const char *const[]){"ID", "STATE", "ENDPOINT",
-						    "RESOURCE", "ATTEMPTS",
-						    "NEXT RETRY", "UPDATED",
-						    "LAST ERROR"});
-		for (i = 0; i < tx->n_branches; i++) {
-			const Settle__V1__BranchInfo *br = tx->branches[i];
-			char id[16], att[16], err[256], ep[128], res[128];
-			snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
-			snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
-			if (br->next_retry_ms == 0)
-				snprintf(b, sizeof(b), "-");
-			else if (br->next_retry_ms > now_ms)
-				snprintf(
-				    b, sizeof(b), "in %s",
-				    ctl_span_str(br->next_retry_ms - now_ms, c,
-						 sizeof(c)));
-			else
-				snprintf(b, sizeof(b), "due");
-			table_row(
-			    &t,
-			    (const char *const[]){
-				id, ctl_branch_state_name(br->state),
-				one_line(br->endpoint, ep, sizeof(ep)),
-				one_line(br->resource, res, sizeof(res)), att,
-				b, ctl_time_str(br->updated_ms, a, sizeof(a)),
-				one_line(br->last_error, err, sizeof(err))});
-		}
-		table_print(f, &t, "  ");
-		table_free(&t);
-	}
+	if (saga)
+		print_steps(f, tx, now_ms);
+	else
+		print_branches(f, tx, now_ms);
 
 	fprintf(f, "\nhistory (%zu events):\n", tx->n_history);
 	if (tx->n_history) {
@@ -617,6 +796,50 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		table_print(f, &t, "  ");
 		table_free(&t);
 	}
+}
+
+/* ---- tx retry / resolve ------------------------------------------------- */
+
+void ctl_print_retry(FILE *f, const char *gid, uint32_t branch_id,
+		     uint32_t retried, int state, bool json)
+{
+	char g[256];
+
+	if (json) {
+		fputs("{\"gid\":", f);
+		ctl_json_str(f, gid);
+		fprintf(f,
+			",\"branch_id\":%" PRIu32 ",\"retried\":%" PRIu32
+			",\"state\":",
+			branch_id, retried);
+		ctl_json_str(f, ctl_tx_state_name(state));
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "%s: %" PRIu32 " branch%s made due now; state %s\n",
+		one_line(gid, g, sizeof(g)), retried, retried == 1 ? "" : "es",
+		ctl_tx_state_name(state));
+}
+
+void ctl_print_resolve(FILE *f, const char *gid, uint32_t branch_id,
+		       int branch_state, int state, bool json)
+{
+	char g[256];
+
+	if (json) {
+		fputs("{\"gid\":", f);
+		ctl_json_str(f, gid);
+		fprintf(f, ",\"branch_id\":%" PRIu32 ",\"branch_state\":",
+			branch_id);
+		ctl_json_str(f, ctl_branch_state_name(branch_state));
+		fputs(",\"state\":", f);
+		ctl_json_str(f, ctl_tx_state_name(state));
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "%s: branch %" PRIu32 " resolved as %s; state %s\n",
+		one_line(gid, g, sizeof(g)), branch_id,
+		ctl_branch_state_name(branch_state), ctl_tx_state_name(state));
 }
 
 /* ---- cluster membership ------------------------------------------------- */

@@ -25,7 +25,8 @@ int ctl_duration_parse(const char *text, uint64_t *out_ms);
 
 /*
  * Parse a transaction state name, case-insensitive, '-' or '_' accepted:
- * active, committing, committed, rolling_back, rolled_back. Returns 0 or
+ * active, committing, committed, rolling_back, rolled_back, saga_running,
+ * saga_compensating, saga_succeeded, saga_compensated. Returns 0 or
  * SETTLE_EINVAL.
  */
 int ctl_state_parse(const char *text, Settle__V1__TxState *out);
@@ -34,6 +35,19 @@ int ctl_state_parse(const char *text, Settle__V1__TxState *out);
 const char *ctl_tx_state_name(int state);
 const char *ctl_branch_state_name(int state);
 const char *ctl_mode_name(int mode);
+/* "backward", "forward"; "unknown" out of range. */
+const char *ctl_recovery_name(int recovery);
+
+/* Longest --reason (the coordinator's limit, settle.h SETTLE_REASON_MAX). */
+#define CTL_REASON_MAX 1024
+
+/* Parse a branch id: a decimal integer 1..2^32-1 with nothing else.
+ * Returns 0 or SETTLE_EINVAL. */
+int ctl_branch_id_parse(const char *text, uint32_t *out);
+
+/* Check an operator reason: at most CTL_REASON_MAX bytes, and not empty
+ * (NULL or "") when required. Returns 0 or SETTLE_EINVAL. */
+int ctl_reason_check(const char *text, bool required);
 
 /*
  * Write s as a JSON string literal with its quotes. Control characters are
@@ -73,9 +87,25 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 		    uint64_t now_ms, bool json);
 
-/* One transaction with branches and history, as text or JSON {"tx":{}}. */
+/*
+ * One transaction with branches and history, as text or JSON {"tx":{}}.
+ * A saga shows its recovery and a steps table (name, state, attempts, the
+ * steps each waits for, the order in which actions ended, last error)
+ * instead of the branches table; its JSON branches carry name,
+ * depends_on, completion, completed_ms and max_attempts.
+ */
 void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		  bool json);
+
+/* The answer to tx retry: "GID: N branches made due now; state S", or
+ * JSON {"gid":..,"branch_id":N,"retried":N,"state":".."}. */
+void ctl_print_retry(FILE *f, const char *gid, uint32_t branch_id,
+		     uint32_t retried, int state, bool json);
+
+/* The answer to tx resolve: "GID: branch N resolved as S; state S", or
+ * JSON {"gid":..,"branch_id":N,"branch_state":"..","state":".."}. */
+void ctl_print_resolve(FILE *f, const char *gid, uint32_t branch_id,
+		       int branch_state, int state, bool json);
 
 /* ---- cluster membership ------------------------------------------------ */
 

@@ -22,8 +22,10 @@ IT_HARNESS = test/integration/harness.c test/integration/harness.h
 check_PROGRAMS += test/integration/test_settlectl
 test_integration_test_settlectl_SOURCES = \
 	test/integration/test_settlectl.c $(IT_HARNESS)
-test_integration_test_settlectl_CFLAGS = $(TEST_CFLAGS)
-test_integration_test_settlectl_LDADD = proto/libsettlecore.la \
+test_integration_test_settlectl_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+# libsettle (settle_submit_saga) carries libsettlecore (the fake's
+# rpc_server): one copy of it, not two.
+test_integration_test_settlectl_LDADD = client/libsettle.la $(UV_LIBS) \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
 TESTS += test/integration/test_settlectl
 

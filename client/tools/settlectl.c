@@ -5,6 +5,10 @@
  *   settlectl --cluster ENDPOINTS [--json] tx list [--state S] [--stuck]
  *             [--older-than DURATION] [--limit N] [--after GID]
  *   settlectl --cluster ENDPOINTS [--json] tx show GID
+ *   settlectl --cluster ENDPOINTS [--json] tx retry GID [--branch N]
+ *             [--reason TEXT]
+ *   settlectl --cluster ENDPOINTS [--json] tx resolve GID --branch N
+ *             --reason TEXT
  *   settlectl --cluster ENDPOINTS [--json] cluster members
  *   settlectl --cluster ENDPOINTS [--json] cluster add ID RAFT CLIENT
  *             [--role voter|standby|spare]
@@ -41,12 +45,24 @@ static const char usage_text[] =
     "                           transaction counts\n"
     "  tx list [filters]        transactions, oldest first\n"
     "      --state S            active, committing, committed, rolling_back,\n"
-    "                           rolled_back\n"
+    "                           rolled_back, saga_running,\n"
+    "                           saga_compensating, saga_succeeded,\n"
+    "                           saga_compensated\n"
     "      --stuck              only those waiting for an operator\n"
     "      --older-than D       only those created more than D ago\n"
     "      --limit N            at most N (default: the server's, 1000)\n"
     "      --after GID          continue a listing after this gid\n"
-    "  tx show GID              one transaction: branches and full history\n"
+    "  tx show GID              one transaction: branches (a saga's steps,\n"
+    "                           their order and errors) and full history\n"
+    "  tx retry GID             call a FAILED branch again (all of them\n"
+    "                           without --branch), or make a branch that\n"
+    "                           is being retried due now\n"
+    "      --branch N           only branch N\n"
+    "      --reason TEXT        recorded in the history\n"
+    "  tx resolve GID --branch N --reason TEXT\n"
+    "                           the FAILED branch N's phase was done by\n"
+    "                           hand: mark it done and let the transaction\n"
+    "                           go on (the reason is required)\n"
     "  cluster members          the raft configuration: each node's role,\n"
     "                           raft address, client endpoint, the leader\n"
     "  cluster add ID RAFT_ADDRESS CLIENT_ENDPOINT\n"
@@ -103,6 +119,10 @@ struct opts {
 	bool have_timeout;
 	bool have_role;
 	Settle__V1__MemberRole role;
+	/* tx retry / resolve */
+	uint32_t branch;
+	const char *reason;
+	const char *op_flag; /* --branch or --reason, refused elsewhere */
 };
 
 static int open_client(const struct opts *o, settle_client **out)
@@ -234,6 +254,88 @@ static int cmd_tx_show(const struct opts *o, const char *gid)
 	ctl_print_tx(stdout, tx, settle_now_ms(), o->json);
 	settle_tx_info_free(tx);
 	settle_client_close(c);
+	return 0;
+}
+
+/* ---- operator verbs ----------------------------------------------------- */
+
+/* They go through the log like a membership change: more than a read. */
+#define OP_TIMEOUT_MS 15000
+
+static int open_admin(const struct opts *o, uint64_t default_ms,
+		      settle_client **out);
+
+static int cmd_tx_retry(const struct opts *o, const char *gid)
+{
+	settle_client *c;
+	uint32_t retried = 0;
+	int state = 0, rv;
+
+	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_tx_retry(c, gid, o->branch, o->reason, &retried, &state);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_retry(stdout, gid, o->branch, retried, state, o->json);
+	settle_client_close(c);
+	return 0;
+}
+
+static int cmd_tx_resolve(const struct opts *o, const char *gid)
+{
+	settle_client *c;
+	int bstate = 0, state = 0, rv;
+
+	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_tx_resolve(c, gid, o->branch, o->reason, &bstate, &state);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_resolve(stdout, gid, o->branch, bstate, state, o->json);
+	settle_client_close(c);
+	return 0;
+}
+
+/* Check the words after "tx"; 0 when fine, else the usage exit. */
+static int parse_tx(char **pos, int npos, const struct opts *o)
+{
+	const char *sub = npos > 1 ? pos[1] : NULL;
+
+	if (sub == NULL)
+		return usage_error("%s", "tx needs a subcommand: list, show "
+					 "GID, retry GID or resolve GID");
+	if (strcmp(sub, "list") == 0) {
+		if (npos > 2)
+			return usage_error("tx list takes no "
+					   "argument, got '%s' (filters "
+					   "are options: --state ...)",
+					   pos[2]);
+		return 0;
+	}
+	if (strcmp(sub, "show") != 0 && strcmp(sub, "retry") != 0 &&
+	    strcmp(sub, "resolve") != 0)
+		return usage_error("unknown tx subcommand '%s': list, show "
+				   "GID, retry GID or resolve GID",
+				   sub);
+	if (npos != 3)
+		return usage_error("tx %s needs exactly one GID", sub);
+	if (pos[2][0] == '\0' || strlen(pos[2]) > SETTLE_GID_MAX)
+		return usage_error("bad gid '%s': 1 to 128 bytes", pos[2]);
+	if (strcmp(sub, "resolve") == 0) {
+		if (o->branch == 0)
+			return usage_error("%s", "tx resolve needs --branch N: "
+						 "the FAILED branch whose "
+						 "phase was done by hand");
+		if (o->reason == NULL || o->reason[0] == '\0')
+			return usage_error("%s", "tx resolve needs --reason "
+						 "TEXT: who decided and why");
+	}
 	return 0;
 }
 
@@ -432,6 +534,8 @@ enum {
 	OPT_LIMIT,
 	OPT_AFTER,
 	OPT_ROLE,
+	OPT_BRANCH,
+	OPT_REASON,
 	OPT_HELP,
 };
 
@@ -447,6 +551,8 @@ int main(int argc, char **argv)
 	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {"after", required_argument, NULL, OPT_AFTER},
 	    {"role", required_argument, NULL, OPT_ROLE},
+	    {"branch", required_argument, NULL, OPT_BRANCH},
+	    {"reason", required_argument, NULL, OPT_REASON},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -485,12 +591,30 @@ int main(int argc, char **argv)
 						   optarg);
 			o.have_role = true;
 			break;
+		case OPT_BRANCH:
+			if (ctl_branch_id_parse(optarg, &o.branch) != 0)
+				return usage_error(
+				    "bad --branch '%s': a branch "
+				    "id, from 1",
+				    optarg);
+			o.op_flag = "--branch";
+			break;
+		case OPT_REASON:
+			if (ctl_reason_check(optarg, false) != 0)
+				return usage_error("--reason is longer than %d "
+						   "bytes",
+						   CTL_REASON_MAX);
+			o.reason = optarg;
+			o.op_flag = "--reason";
+			break;
 		case OPT_STATE:
 			if (ctl_state_parse(optarg, &o.state) != 0)
 				return usage_error(
 				    "bad --state '%s': one of active, "
 				    "committing, committed, rolling_back, "
-				    "rolled_back",
+				    "rolled_back, saga_running, "
+				    "saga_compensating, saga_succeeded, "
+				    "saga_compensated",
 				    optarg);
 			o.have_state = true;
 			o.list_flag = "--state";
@@ -540,8 +664,8 @@ int main(int argc, char **argv)
 	pos = argv + optind;
 	npos = argc - optind;
 	if (npos == 0)
-		return usage_error("%s", "no command given: status, tx list, "
-					 "tx show GID or cluster ...");
+		return usage_error("%s", "no command given: status, tx ... or "
+					 "cluster ...");
 	cmd = pos[0];
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
@@ -549,39 +673,17 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
 	    strcmp(cmd, "cluster") != 0)
-		return usage_error("unknown command '%s': status, tx list, "
-				   "tx show GID or cluster ...",
+		return usage_error("unknown command '%s': status, tx ... or "
+				   "cluster ...",
 				   cmd);
 	if (strcmp(cmd, "status") == 0 && npos > 1)
 		return usage_error("status takes no argument, got '%s'",
 				   pos[1]);
 	sub = npos > 1 ? pos[1] : NULL;
 	if (strcmp(cmd, "tx") == 0) {
-		if (sub == NULL)
-			return usage_error("%s", "tx needs a subcommand: list "
-						 "or show GID");
-		if (strcmp(sub, "list") == 0) {
-			if (npos > 2)
-				return usage_error(
-				    "tx list takes no "
-				    "argument, got '%s' (filters "
-				    "are options: --state ...)",
-				    pos[2]);
-		} else if (strcmp(sub, "show") == 0) {
-			if (npos != 3)
-				return usage_error("%s",
-						   "tx show needs exactly "
-						   "one GID");
-			if (pos[2][0] == '\0' ||
-			    strlen(pos[2]) > SETTLE_GID_MAX)
-				return usage_error("bad gid '%s': 1 to 128 "
-						   "bytes",
-						   pos[2]);
-		} else {
-			return usage_error("unknown tx subcommand '%s': list "
-					   "or show GID",
-					   sub);
-		}
+		rv = parse_tx(pos, npos, &o);
+		if (rv != 0)
+			return rv;
 	}
 	if (strcmp(cmd, "cluster") == 0) {
 		rv = parse_cluster(pos, npos, &node_id);
@@ -591,6 +693,12 @@ int main(int argc, char **argv)
 	if (o.list_flag &&
 	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0))
 		return usage_error("%s only applies to 'tx list'", o.list_flag);
+	if (o.op_flag &&
+	    !(strcmp(cmd, "tx") == 0 && sub &&
+	      (strcmp(sub, "retry") == 0 || strcmp(sub, "resolve") == 0)))
+		return usage_error("%s only applies to 'tx retry' and 'tx "
+				   "resolve'",
+				   o.op_flag);
 	if (o.have_role &&
 	    !(strcmp(cmd, "cluster") == 0 && strcmp(sub, "add") == 0))
 		return usage_error("%s",
@@ -613,5 +721,9 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(sub, "list") == 0)
 		return cmd_tx_list(&o);
+	if (strcmp(sub, "retry") == 0)
+		return cmd_tx_retry(&o, pos[2]);
+	if (strcmp(sub, "resolve") == 0)
+		return cmd_tx_resolve(&o, pos[2]);
 	return cmd_tx_show(&o, pos[2]);
 }

@@ -1,7 +1,12 @@
 /*
  * settlectl as a real process against a fake coordinator: an rpc_server on
- * its own thread answering STATUS, LIST and QUERY with fixed data. Checks
- * the requests settlectl sends, what it prints, and its exit codes.
+ * its own thread answering STATUS, LIST, QUERY, TX_RETRY and TX_RESOLVE with
+ * fixed data. Checks the requests settlectl sends, what it prints, and its
+ * exit codes.
+ *
+ * Then sagas end to end (suite settlectl_saga): libsettle's
+ * settle_submit_saga() and settle_wait() against a real settled and real
+ * settle-banks, and what `settlectl tx show` prints about them.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -12,6 +17,7 @@
 
 #include "error.h"
 #include "rpc.h"
+#include "settle.h"
 
 #include "harness.h"
 
@@ -26,6 +32,11 @@ struct fake {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int ready; /* 1 listening, -1 failed */
+	/* The last operator request, as the fake decoded it. */
+	char op_gid[160];
+	char op_reason[1100];
+	uint32_t op_branch;
+	size_t op_cmd_id_len;
 };
 
 static struct fake fk;
@@ -134,6 +145,55 @@ static void reply_query(struct rpc_call *call)
 	settle__v1__query_request__free_unpacked(req, NULL);
 }
 
+/* TX_RETRY and TX_RESOLVE: remember the request; gid "calm" has nothing
+ * to retry (the server's WRONG_STATE text must reach the operator). */
+static void reply_operator(struct rpc_call *call, int method)
+{
+	const uint8_t *body;
+	size_t len;
+
+	body = rpc_call_body(call, &len);
+	if (method == SETTLE__V1__METHOD__TX_RETRY) {
+		Settle__V1__TxRetryRequest *q =
+		    settle__v1__tx_retry_request__unpack(NULL, len, body);
+		Settle__V1__TxRetryResponse r =
+		    SETTLE__V1__TX_RETRY_RESPONSE__INIT;
+		if (q == NULL) {
+			rpc_call_fail(call, SETTLE_EINVAL, "bad retry", NULL);
+			return;
+		}
+		snprintf(fk.op_gid, sizeof(fk.op_gid), "%s", q->gid);
+		snprintf(fk.op_reason, sizeof(fk.op_reason), "%s", q->reason);
+		fk.op_branch = q->branch_id;
+		fk.op_cmd_id_len = q->cmd_id.len;
+		if (strcmp(q->gid, "calm") == 0) {
+			rpc_call_fail(call, SETTLE_ESTATE,
+				      "no FAILED or retrying branch", NULL);
+		} else {
+			r.retried = q->branch_id ? 1 : 2;
+			r.state = SETTLE__V1__TX_STATE__SAGA_COMPENSATING;
+			rpc_call_reply(call, &r.base);
+		}
+		settle__v1__tx_retry_request__free_unpacked(q, NULL);
+		return;
+	}
+	Settle__V1__TxResolveRequest *q =
+	    settle__v1__tx_resolve_request__unpack(NULL, len, body);
+	Settle__V1__TxResolveResponse r = SETTLE__V1__TX_RESOLVE_RESPONSE__INIT;
+	if (q == NULL) {
+		rpc_call_fail(call, SETTLE_EINVAL, "bad resolve", NULL);
+		return;
+	}
+	snprintf(fk.op_gid, sizeof(fk.op_gid), "%s", q->gid);
+	snprintf(fk.op_reason, sizeof(fk.op_reason), "%s", q->reason);
+	fk.op_branch = q->branch_id;
+	fk.op_cmd_id_len = q->cmd_id.len;
+	r.branch_state = SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED;
+	r.state = SETTLE__V1__TX_STATE__SAGA_COMPENSATED;
+	rpc_call_reply(call, &r.base);
+	settle__v1__tx_resolve_request__free_unpacked(q, NULL);
+}
+
 static void handler(void *data, struct rpc_call *call)
 {
 	atomic_fetch_add(&fk.calls, 1);
@@ -146,6 +206,10 @@ static void handler(void *data, struct rpc_call *call)
 		break;
 	case SETTLE__V1__METHOD__QUERY:
 		reply_query(call);
+		break;
+	case SETTLE__V1__METHOD__TX_RETRY:
+	case SETTLE__V1__METHOD__TX_RESOLVE:
+		reply_operator(call, rpc_call_method(call));
 		break;
 	default:
 		rpc_call_fail(call, SETTLE_ENOMETHOD, "fake: no such method",
@@ -334,7 +398,7 @@ Test(settlectl, undecodable_answer_is_an_error_not_a_crash)
 
 Test(settlectl, bad_input_exits_2_and_sends_nothing)
 {
-	static const char *const cases[][8] = {
+	static const char *const cases[][10] = {
 	    {"bogus"},
 	    {"tx"},
 	    {"tx", "drop"},
@@ -365,11 +429,27 @@ Test(settlectl, bad_input_exits_2_and_sends_nothing)
 	    {"cluster", "transfer", "1", "2"},
 	    {"--role", "voter", "cluster", "remove", "3"},
 	    {"--state", "active", "cluster", "members"},
+	    {"tx", "retry"},
+	    {"tx", "retry", "g", "h"},
+	    {"tx", "retry", "g", "--branch", "0"},
+	    {"tx", "retry", "g", "--branch", "-1"},
+	    {"tx", "retry", "g", "--branch", "two"},
+	    {"tx", "retry", "g", "--branch", "4294967296"},
+	    {"tx", "retry", "g", "--branch"},
+	    {"tx", "resolve", "g"},
+	    {"tx", "resolve", "g", "--branch", "2"},
+	    {"tx", "resolve", "g", "--reason", "done by hand"},
+	    {"tx", "resolve", "g", "--branch", "2", "--reason", ""},
+	    {"tx", "resolve", "--branch", "2", "--reason", "x"},
+	    {"tx", "show", "g", "--branch", "1"},
+	    {"tx", "list", "--reason", "x"},
+	    {"--branch", "1", "status"},
+	    {"tx", "retry", "g", "--state", "active"},
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *args[12] = {"--cluster", fk.endpoint};
+		const char *args[14] = {"--cluster", fk.endpoint};
 		char *out, *err;
 		int j, rc;
 
@@ -385,6 +465,88 @@ Test(settlectl, bad_input_exits_2_and_sends_nothing)
 	}
 	cr_assert_eq(atomic_load(&fk.calls), 0,
 		     "a rejected command line reached the server");
+}
+
+Test(settlectl, reason_too_long_exits_2)
+{
+	char *reason = malloc(1026), *out, *err;
+
+	memset(reason, 'r', 1025);
+	reason[1025] = '\0';
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "tx", "retry",
+			 "g", "--reason", reason),
+		     2);
+	cr_assert_not_null(strstr(err, "longer than 1024"), "%s", err);
+	cr_assert_eq(atomic_load(&fk.calls), 0);
+	free(out);
+	free(err);
+	free(reason);
+}
+
+Test(settlectl, retry_sends_branch_and_reason)
+{
+	char *out, *err;
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "tx", "retry",
+			 "g-9", "--branch", "3", "--reason", "bank is back"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(out, "g-9: 1 branch made due now; state "
+			      "saga_compensating\n");
+	cr_assert_str_eq(fk.op_gid, "g-9");
+	cr_assert_eq(fk.op_branch, 3);
+	cr_assert_str_eq(fk.op_reason, "bank is back");
+	cr_assert_eq(fk.op_cmd_id_len, 16, "a retry needs a cmd_id");
+	free(out);
+	free(err);
+
+	/* No --branch: every branch (0), no reason. */
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "--json", "tx",
+			 "retry", "g-9"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(out, "{\"gid\":\"g-9\",\"branch_id\":0,"
+			      "\"retried\":2,\"state\":"
+			      "\"saga_compensating\"}\n");
+	cr_assert_eq(fk.op_branch, 0);
+	cr_assert_str_eq(fk.op_reason, "");
+	free(out);
+	free(err);
+}
+
+Test(settlectl, retry_refused_prints_the_server_message)
+{
+	char *out, *err;
+
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", fk.endpoint, "tx", "retry", "calm"),
+	    1);
+	cr_assert_str_eq(err, "settlectl: tx retry: WRONG_STATE: no FAILED or "
+			      "retrying branch\n");
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+}
+
+Test(settlectl, resolve_sends_branch_and_reason)
+{
+	char *out, *err;
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "tx", "resolve",
+			 "g-9", "--branch", "2", "--reason",
+			 "refunded by hand, ticket 42"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(out, "g-9: branch 2 resolved as step_compensated; "
+			      "state saga_compensated\n");
+	cr_assert_eq(fk.op_branch, 2);
+	cr_assert_str_eq(fk.op_reason, "refunded by hand, ticket 42");
+	free(out);
+	free(err);
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "--json", "tx",
+			 "resolve", "g-9", "--branch=2", "--reason=r"),
+		     0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "\"branch_state\":\"step_compensated\""),
+			   "%s", out);
+	free(out);
+	free(err);
 }
 
 Test(settlectl, unreachable_cluster_exits_1)
@@ -407,6 +569,251 @@ Test(settlectl, help_exits_0)
 	cr_assert_eq(CTL(&out, &err, "--help"), 0);
 	cr_assert_not_null(strstr(out, "tx show GID"), "%s", out);
 	cr_assert_not_null(strstr(out, "cluster add ID"), "%s", out);
+	free(out);
+	free(err);
+}
+
+/* ---- sagas end to end --------------------------------------------------- */
+
+/* A real settled retrying fast, bank-a (alice), bank-b (bob) and bank-c
+ * (carol, whose every Compensate fails: a saga there gets stuck). */
+struct saga_world {
+	struct it_node node;
+	struct it_bank a, b, c;
+	settle_client *cli;
+};
+
+static struct saga_world sw;
+
+static void saga_world_start(void)
+{
+	static const char *const node_args[] = {"--retry-base", "50ms",
+						"--retry-max", "200ms", NULL};
+	static const char *const fail_comp[] = {"--fail-compensate", NULL};
+	struct settle_client_opts o = {.retry_budget_ms = 10000};
+
+	it_setup();
+	it_node_start(&sw.node, 1, node_args);
+	it_bank_start(&sw.a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&sw.b, "bank-b", "bob=500", NULL);
+	it_bank_start(&sw.c, "bank-c", "carol=0", fail_comp);
+	cr_assert_eq(settle_client_open(sw.node.endpoint, &o, &sw.cli), 0);
+}
+
+static void saga_world_stop(void)
+{
+	settle_client_close(sw.cli);
+	it_teardown();
+}
+
+TestSuite(settlectl_saga, .init = saga_world_start, .fini = saga_world_stop,
+	  .timeout = 120);
+
+/* A transfer step at bank: the compensation payload is the action's (the
+ * bank applies its opposite, examples/README.md). */
+static struct settle_saga_step bank_step(const struct it_bank *bank,
+					 const char *name, const char *payload)
+{
+	return (struct settle_saga_step){
+	    .name = name,
+	    .endpoint = bank->endpoint,
+	    .action = payload,
+	    .action_len = strlen(payload),
+	    .compensate = payload,
+	    .compensate_len = strlen(payload),
+	};
+}
+
+static long long balance(const struct it_bank *bank, const char *account)
+{
+	struct it_account acc = it_bank_account(bank, account);
+
+	cr_assert_eq(acc.frozen, 0, "%s has %lld frozen", account, acc.frozen);
+	return acc.balance;
+}
+
+/* JSON object of branch id in settlectl's tx show --json output: from its
+ * "branch_id" to the closing brace (branches hold no nested objects). */
+static char *branch_json(const char *out, unsigned id)
+{
+	char key[32];
+	const char *p, *end;
+
+	snprintf(key, sizeof(key), "{\"branch_id\":%u,", id);
+	p = strstr(out, key);
+	cr_assert_not_null(p, "no branch %u in %s", id, out);
+	end = strchr(p, '}');
+	cr_assert_not_null(end);
+	return strndup(p, (size_t)(end - p + 1));
+}
+
+Test(settlectl_saga, compensated_saga_shows_steps_order_and_error)
+{
+	struct settle_saga_step s[2];
+	char gid[SETTLE_GID_BUFSIZE], *out, *err, *b1, *b2;
+	int state = 0;
+	bool finished = false;
+
+	/* Credit first, then a debit alice cannot pay: the credit really took
+	 * effect and must be taken back. */
+	s[0] = bank_step(&sw.b, "credit-bob", "account=bob;amount=5000");
+	s[1] = bank_step(&sw.a, "debit-alice", "account=alice;amount=-5000");
+	cr_assert_eq(settle_submit_saga(sw.cli, "e2e-comp", NULL, s, 2, gid,
+					sizeof(gid)),
+		     0, "%s", settle_client_errmsg(sw.cli));
+	cr_assert_str_eq(gid, "e2e-comp");
+	cr_assert_eq(settle_wait(sw.cli, gid, 30000, &state, &finished), 0,
+		     "%s", settle_client_errmsg(sw.cli));
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__SAGA_COMPENSATED, "state %s",
+		     settle_tx_state_name(state));
+	cr_assert(finished);
+	cr_assert_eq(balance(&sw.a, "alice"), 1000);
+	cr_assert_eq(balance(&sw.b, "bob"), 500);
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", sw.node.endpoint, "--json",
+			 "tx", "show", gid),
+		     0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "\"mode\":\"saga\",\"state\":"
+				       "\"saga_compensated\",\"stuck\":false,"
+				       "\"failed\":0,"),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, "\"recovery\":\"backward\""), "%s", out);
+	b1 = branch_json(out, 1);
+	b2 = branch_json(out, 2);
+	/* Step 1 ended first (completion 1), step 2 second, so compensation
+	 * ran 2 then 1; step 2 keeps the participant's business error. */
+	cr_assert_not_null(strstr(b1, "\"state\":\"step_compensated\""), "%s",
+			   b1);
+	cr_assert_not_null(strstr(b1, "\"name\":\"credit-bob\""), "%s", b1);
+	cr_assert_not_null(strstr(b1, "\"depends_on\":[],\"completion\":1,"),
+			   "%s", b1);
+	cr_assert_not_null(strstr(b1, "\"attempts\":1,"), "%s", b1);
+	cr_assert_not_null(strstr(b2, "\"state\":\"step_compensated\""), "%s",
+			   b2);
+	cr_assert_not_null(strstr(b2, "\"name\":\"debit-alice\""), "%s", b2);
+	cr_assert_not_null(strstr(b2, "\"depends_on\":[1],\"completion\":2,"),
+			   "%s", b2);
+	cr_assert_not_null(strstr(b2, "\"last_error\":\"insufficient funds\""),
+			   "%s", b2);
+	cr_assert_not_null(strstr(b2, sw.a.endpoint), "%s", b2);
+	free(b1);
+	free(b2);
+	free(out);
+	free(err);
+
+	/* The table says the same to a person. */
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", sw.node.endpoint, "tx", "show", gid),
+	    0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "recovery:  backward\n"), "%s", out);
+	cr_assert_not_null(strstr(out, "steps (2):\n"), "%s", out);
+	cr_assert_not_null(strstr(out, "ORDER"), "%s", out);
+	cr_assert_not_null(strstr(out, "  2   debit-alice  step_compensated  "),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, "  insufficient funds\n"), "%s", out);
+	free(out);
+	free(err);
+}
+
+Test(settlectl_saga, dag_saga_succeeds)
+{
+	struct settle_saga_opts o = {.dag = true, .timeout_ms = 30000};
+	struct settle_saga_step s[2];
+	char gid[SETTLE_GID_BUFSIZE], *out, *err;
+	int state = 0;
+
+	/* Two roots: both run at once. */
+	s[0] = bank_step(&sw.a, "debit-alice", "account=alice;amount=-100");
+	s[1] = bank_step(&sw.b, "credit-bob", "account=bob;amount=100");
+	s[1].max_attempts = 4;
+	cr_assert_eq(
+	    settle_submit_saga(sw.cli, NULL, &o, s, 2, gid, sizeof(gid)), 0,
+	    "%s", settle_client_errmsg(sw.cli));
+	cr_assert_neq(gid[0], '\0', "the coordinator chose no gid");
+	cr_assert_eq(settle_wait(sw.cli, gid, 30000, &state, NULL), 0, "%s",
+		     settle_client_errmsg(sw.cli));
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	cr_assert_eq(balance(&sw.a, "alice"), 900);
+	cr_assert_eq(balance(&sw.b, "bob"), 600);
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", sw.node.endpoint, "--json",
+			 "tx", "show", gid),
+		     0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "\"state\":\"saga_succeeded\""), "%s",
+			   out);
+	/* Roots depend on nothing; both ended, in some order. */
+	char *b2 = branch_json(out, 2);
+	cr_assert_not_null(strstr(b2, "\"state\":\"step_done\""), "%s", b2);
+	cr_assert_not_null(strstr(b2, "\"depends_on\":[],\"completion\":"),
+			   "%s", b2);
+	cr_assert_null(strstr(b2, "\"completion\":0,"), "%s", b2);
+	cr_assert_not_null(strstr(b2, "\"max_attempts\":4}"), "%s", b2);
+	free(b2);
+	free(out);
+	free(err);
+}
+
+Test(settlectl_saga, stuck_saga_is_reported_then_resolved)
+{
+	struct settle_saga_step s[2];
+	char gid[SETTLE_GID_BUFSIZE], *out, *err;
+	int state = 0, rc;
+	bool finished = true;
+
+	/* carol is credited, alice cannot pay, and bank-c refuses to take the
+	 * credit back: the saga waits for an operator. */
+	s[0] = bank_step(&sw.c, "credit-carol", "account=carol;amount=70");
+	s[1] = bank_step(&sw.a, "debit-alice", "account=alice;amount=-5000");
+	cr_assert_eq(settle_submit_saga(sw.cli, "e2e-stuck", NULL, s, 2, gid,
+					sizeof(gid)),
+		     0, "%s", settle_client_errmsg(sw.cli));
+	cr_assert_eq(settle_wait(sw.cli, gid, 30000, &state, &finished),
+		     SETTLE_ESTATE, "%s", settle_client_errmsg(sw.cli));
+	cr_assert_not(finished);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__SAGA_COMPENSATING, "state %s",
+		     settle_tx_state_name(state));
+	cr_assert_not_null(strstr(settle_client_errmsg(sw.cli),
+				  "e2e-stuck is stuck: branch 1 (credit-carol) "
+				  "FAILED: "),
+			   "%s", settle_client_errmsg(sw.cli));
+	cr_assert_not_null(
+	    strstr(settle_client_errmsg(sw.cli), "injected failure"), "%s",
+	    settle_client_errmsg(sw.cli));
+
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", sw.node.endpoint, "tx", "show", gid),
+	    0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "STUCK"), "%s", out);
+	cr_assert_not_null(strstr(out, "failed:    1 branch FAILED"), "%s",
+			   out);
+	free(out);
+	free(err);
+
+	/* The operator gives carol's 70 back by hand and says so. */
+	rc = CTL(&out, &err, "--cluster", sw.node.endpoint, "tx", "resolve",
+		 gid, "--branch", "1", "--reason", "took back by hand, T-1");
+	if (rc == 1 && strstr(err, "UNKNOWN_METHOD") != NULL) {
+		free(out);
+		free(err);
+		cr_skip_test("this settled has no TX_RESOLVE yet");
+	}
+	cr_assert_eq(rc, 0, "stderr: %s", err);
+	cr_assert_str_eq(out, "e2e-stuck: branch 1 resolved as "
+			      "step_compensated; state saga_compensated\n");
+	free(out);
+	free(err);
+	cr_assert_eq(settle_wait(sw.cli, gid, 10000, &state, &finished), 0,
+		     "%s", settle_client_errmsg(sw.cli));
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	cr_assert(finished);
+	cr_assert_eq(balance(&sw.a, "alice"), 1000);
+
+	/* Nothing is left to retry: the server's refusal is shown. */
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", sw.node.endpoint, "tx", "retry", gid),
+	    1);
+	cr_assert_not_null(strstr(err, "settlectl: tx retry: WRONG_STATE"),
+			   "%s", err);
 	free(out);
 	free(err);
 }

@@ -81,6 +81,91 @@ Test(ctl_state, names)
 	cr_assert_str_eq(ctl_branch_state_name(-1), "unknown");
 }
 
+Test(ctl_state, saga_names)
+{
+	Settle__V1__TxState s;
+
+	cr_assert_eq(ctl_state_parse("saga-compensated", &s), 0);
+	cr_assert_eq(s, SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	cr_assert_eq(ctl_state_parse("SAGA_RUNNING", &s), 0);
+	cr_assert_eq(s, SETTLE__V1__TX_STATE__SAGA_RUNNING);
+	/* The gap between TCC and saga states holds no names. */
+	cr_assert_str_eq(ctl_tx_state_name(6), "unknown");
+	cr_assert_str_eq(ctl_tx_state_name(19), "unknown");
+	cr_assert_str_eq(ctl_tx_state_name(20), "saga_running");
+	cr_assert_str_eq(ctl_tx_state_name(23), "saga_compensated");
+	cr_assert_str_eq(ctl_tx_state_name(24), "unknown");
+	cr_assert_str_eq(ctl_branch_state_name(7), "step_pending");
+	cr_assert_str_eq(ctl_branch_state_name(10), "step_action_failed");
+	cr_assert_str_eq(ctl_branch_state_name(13), "step_skipped");
+	cr_assert_str_eq(ctl_branch_state_name(14), "unknown");
+	cr_assert_str_eq(ctl_mode_name(SETTLE__V1__TX_MODE__SAGA), "saga");
+	cr_assert_str_eq(ctl_mode_name(0), "unknown");
+	cr_assert_str_eq(ctl_recovery_name(1), "forward");
+	cr_assert_str_eq(ctl_recovery_name(0), "backward");
+	cr_assert_str_eq(ctl_recovery_name(7), "unknown");
+}
+
+Test(ctl_operator, branch_ids_and_reasons)
+{
+	char big[CTL_REASON_MAX + 2];
+	uint32_t id = 42;
+
+	cr_assert_eq(ctl_branch_id_parse("1", &id), 0);
+	cr_assert_eq(id, 1);
+	cr_assert_eq(ctl_branch_id_parse("4294967295", &id), 0);
+	cr_assert_eq(id, UINT32_MAX);
+	id = 42;
+	cr_assert_eq(ctl_branch_id_parse("4294967296", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_branch_id_parse("0", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_branch_id_parse("-2", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_branch_id_parse("2b", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_branch_id_parse("", &id), SETTLE_EINVAL);
+	cr_assert_eq(ctl_branch_id_parse(NULL, &id), SETTLE_EINVAL);
+	cr_assert_eq(id, 42, "a failed parse must not write the output");
+
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(ctl_reason_check(big, false), SETTLE_EINVAL);
+	big[CTL_REASON_MAX] = '\0';
+	cr_assert_eq(ctl_reason_check(big, true), 0);
+	cr_assert_eq(ctl_reason_check("", false), 0);
+	cr_assert_eq(ctl_reason_check(NULL, false), 0);
+	cr_assert_eq(ctl_reason_check("", true), SETTLE_EINVAL);
+	cr_assert_eq(ctl_reason_check(NULL, true), SETTLE_EINVAL);
+}
+
+Test(ctl_operator, retry_and_resolve_answers)
+{
+	char *out = NULL;
+
+	CAPTURE(out, ctl_print_retry(f, "g-1", 0, 2,
+				     SETTLE__V1__TX_STATE__SAGA_COMPENSATING,
+				     false));
+	cr_assert_str_eq(
+	    out, "g-1: 2 branches made due now; state saga_compensating\n");
+	free(out);
+	CAPTURE(out, ctl_print_retry(f, "g\"1", 3, 1,
+				     SETTLE__V1__TX_STATE__COMMITTING, true));
+	cr_assert_str_eq(out, "{\"gid\":\"g\\\"1\",\"branch_id\":3,"
+			      "\"retried\":1,\"state\":\"committing\"}\n");
+	free(out);
+	CAPTURE(out,
+		ctl_print_resolve(
+		    f, "g-1", 2, SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED,
+		    SETTLE__V1__TX_STATE__SAGA_COMPENSATED, false));
+	cr_assert_str_eq(out, "g-1: branch 2 resolved as step_compensated; "
+			      "state saga_compensated\n");
+	free(out);
+	CAPTURE(out, ctl_print_resolve(
+			 f, "g-1", 2, SETTLE__V1__BRANCH_STATE__CANCELLED,
+			 SETTLE__V1__TX_STATE__ROLLED_BACK, true));
+	cr_assert_str_eq(out, "{\"gid\":\"g-1\",\"branch_id\":2,"
+			      "\"branch_state\":\"cancelled\",\"state\":"
+			      "\"rolled_back\"}\n");
+	free(out);
+}
+
 Test(ctl_json, escapes)
 {
 	char *out = NULL;
@@ -188,6 +273,7 @@ static void fixture_tx_init(struct fixture_tx *x)
 	x->tx.updated_ms = 1700000001000ull;
 	x->tx.reason = "branch 2 confirm failed:\nno account";
 	x->tx.stuck = 1;
+	x->tx.failed = 1;
 	x->b[0] = b;
 	x->b[0].branch_id = 1;
 	x->b[0].endpoint = "127.0.0.1:9001";
@@ -249,7 +335,8 @@ Test(ctl_list, table_and_json)
 	cr_assert_str_eq(
 	    out,
 	    "{\"txs\":[{\"gid\":\"tx-\\\"1\\\"\",\"mode\":\"tcc\",\"state\":"
-	    "\"committing\",\"stuck\":true,\"created_ms\":1700000000000,"
+	    "\"committing\",\"stuck\":true,\"failed\":1,"
+	    "\"created_ms\":1700000000000,"
 	    "\"deadline_ms\":1700000030000,\"updated_ms\":1700000001000,"
 	    "\"finished_ms\":0,\"reason\":\"branch 2 confirm failed:\\nno "
 	    "account\",\"branches\":[{\"branch_id\":1,\"endpoint\":"
@@ -291,6 +378,8 @@ Test(ctl_show, text)
 	    "mode:      tcc\n"
 	    "state:     committing  (STUCK: needs an operator, see "
 	    "docs/OPERATIONS.md)\n"
+	    "failed:    1 branch FAILED, waiting for an operator (settlectl "
+	    "tx retry / tx resolve)\n"
 	    "created:   2023-11-14 22:13:20.000Z (1m02s ago)\n"
 	    "deadline:  2023-11-14 22:13:50.000Z\n"
 	    "updated:   2023-11-14 22:13:21.000Z\n"
@@ -412,5 +501,158 @@ Test(ctl_cluster, members_table_and_json)
 	CAPTURE(out, ctl_print_member(f, &a, false));
 	cr_assert_str_eq(out, "node 1: voter, raft 127.0.0.1:7401, clients "
 			      "127.0.0.1:7400, leader\n");
+	free(out);
+}
+
+/* A compensated saga: credit-bob took effect (ended first), debit-alice
+ * failed for lack of funds; both compensated in reverse order. */
+struct fixture_saga {
+	Settle__V1__TxInfo tx;
+	Settle__V1__BranchInfo b[2];
+	Settle__V1__BranchInfo *bp[2];
+	uint32_t deps[1];
+};
+
+static void fixture_saga_init(struct fixture_saga *x)
+{
+	Settle__V1__TxInfo tx = SETTLE__V1__TX_INFO__INIT;
+	Settle__V1__BranchInfo b = SETTLE__V1__BRANCH_INFO__INIT;
+
+	x->tx = tx;
+	x->tx.gid = "saga-1";
+	x->tx.mode = SETTLE__V1__TX_MODE__SAGA;
+	x->tx.state = SETTLE__V1__TX_STATE__SAGA_COMPENSATED;
+	x->tx.recovery = SETTLE__V1__SAGA_RECOVERY__BACKWARD;
+	x->tx.created_ms = 1700000000000ull;
+	x->tx.deadline_ms = 1700000030000ull;
+	x->tx.updated_ms = 1700000001000ull;
+	x->tx.finished_ms = 1700000001000ull;
+	x->tx.reason = "step 2 failed";
+	x->b[0] = b;
+	x->b[0].branch_id = 1;
+	x->b[0].name = "credit-bob";
+	x->b[0].endpoint = "127.0.0.1:9002";
+	x->b[0].resource = "credit-bob";
+	x->b[0].state = SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED;
+	x->b[0].attempts = 1;
+	x->b[0].completion = 1;
+	x->b[0].completed_ms = 1700000000200ull;
+	x->b[1] = b;
+	x->b[1].branch_id = 2;
+	x->b[1].name = "debit-alice";
+	x->b[1].endpoint = "127.0.0.1:9001";
+	x->b[1].resource = "debit-alice";
+	x->b[1].state = SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED;
+	x->b[1].attempts = 1;
+	x->b[1].max_attempts = 3;
+	x->b[1].last_error = "FAILURE: insufficient funds";
+	x->b[1].completion = 2;
+	x->b[1].completed_ms = 1700000000400ull;
+	x->deps[0] = 1;
+	x->b[1].depends_on = x->deps;
+	x->b[1].n_depends_on = 1;
+	x->bp[0] = &x->b[0];
+	x->bp[1] = &x->b[1];
+	x->tx.n_branches = 2;
+	x->tx.branches = x->bp;
+}
+
+Test(ctl_show, saga_steps_table)
+{
+	struct fixture_saga x;
+	char *out = NULL;
+
+	fixture_saga_init(&x);
+	CAPTURE(out, ctl_print_tx(f, &x.tx, 1700000062000ull, false));
+	cr_assert_str_eq(
+	    out,
+	    "gid:       saga-1\n"
+	    "mode:      saga\n"
+	    "recovery:  backward\n"
+	    "state:     saga_compensated\n"
+	    "created:   2023-11-14 22:13:20.000Z (1m02s ago)\n"
+	    "deadline:  2023-11-14 22:13:50.000Z\n"
+	    "updated:   2023-11-14 22:13:21.000Z\n"
+	    "finished:  2023-11-14 22:13:21.000Z\n"
+	    "reason:    step 2 failed\n"
+	    "\n"
+	    "steps (2):\n"
+	    "  ID  NAME         STATE             ATTEMPTS  AFTER  ORDER  "
+	    "ENDPOINT        NEXT RETRY  LAST ERROR\n"
+	    "  1   credit-bob   step_compensated  1         -      1      "
+	    "127.0.0.1:9002  -           \n"
+	    "  2   debit-alice  step_compensated  1/3       1      2      "
+	    "127.0.0.1:9001  -           FAILURE: insufficient funds\n"
+	    "  (ORDER: the order in which actions ended; compensation runs "
+	    "in reverse)\n"
+	    "\n"
+	    "history (0 events):\n");
+	free(out);
+
+	/* A step that never ended has no order yet. */
+	x.b[1].completion = 0;
+	x.b[0].completion = 0;
+	x.tx.state = SETTLE__V1__TX_STATE__SAGA_RUNNING;
+	CAPTURE(out, ctl_print_tx(f, &x.tx, 1700000062000ull, false));
+	cr_assert_not_null(strstr(out, "  1   credit-bob   step_compensated  1"
+				       "         -      -      "),
+			   "%s", out);
+	cr_assert_null(strstr(out, "(ORDER:"), "%s", out);
+	free(out);
+}
+
+Test(ctl_show, saga_json_has_steps)
+{
+	struct fixture_saga x;
+	char *out = NULL;
+
+	fixture_saga_init(&x);
+	CAPTURE(out, ctl_print_tx(f, &x.tx, 0, true));
+	cr_assert_not_null(
+	    strstr(out, "\"mode\":\"saga\",\"state\":\"saga_compensated\","
+			"\"stuck\":false,\"failed\":0,"),
+	    "%s", out);
+	cr_assert_not_null(strstr(out, "\"recovery\":\"backward\""), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "\"last_error\":\"\",\"name\":\"credit-bob\","
+			"\"depends_on\":[],\"completion\":1,\"completed_ms\":"
+			"1700000000200,\"max_attempts\":0}"),
+	    "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "\"last_error\":\"FAILURE: insufficient funds\","
+			"\"name\":\"debit-alice\",\"depends_on\":[1],"
+			"\"completion\":2,\"completed_ms\":1700000000400,"
+			"\"max_attempts\":3}"),
+	    "%s", out);
+	free(out);
+
+	/* TCC JSON carries none of the step fields. */
+	struct fixture_tx t;
+	fixture_tx_init(&t);
+	CAPTURE(out, ctl_print_tx(f, &t.tx, 0, true));
+	cr_assert_null(strstr(out, "\"completion\""), "%s", out);
+	cr_assert_null(strstr(out, "\"recovery\""), "%s", out);
+	free(out);
+}
+
+Test(ctl_list, saga_states_in_summary)
+{
+	struct fixture_saga x;
+	Settle__V1__TxInfo *txs[1];
+	Settle__V1__ListResponse resp = SETTLE__V1__LIST_RESPONSE__INIT;
+	char *out = NULL;
+
+	fixture_saga_init(&x);
+	x.b[0].state = SETTLE__V1__BRANCH_STATE__STEP_DONE;
+	x.b[1].state = 99;
+	x.tx.state = SETTLE__V1__TX_STATE__SAGA_RUNNING;
+	x.tx.finished_ms = 0;
+	txs[0] = &x.tx;
+	resp.n_txs = 1;
+	resp.txs = txs;
+	CAPTURE(out, ctl_print_list(f, &resp, 1700000002000ull, false));
+	cr_assert_not_null(strstr(out, "saga_running  -      2s   28s       "
+				       "1 step_done, 1 unknown"),
+			   "%s", out);
 	free(out);
 }
