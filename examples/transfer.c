@@ -1,17 +1,22 @@
 /*
- * settle-transfer — a demo TCC initiator moving money between two
- * settle-bank participants through a Settle cluster:
+ * settle-transfer — a demo initiator moving money between two settle-bank
+ * participants through a Settle cluster.
  *
- *   Begin; RegisterBranch for each side; TRY on each participant;
- *   then Commit, or Rollback when a Try failed or --abort was given.
+ * TCC (the default): Begin; RegisterBranch for each side; TRY on each
+ * participant; then Commit, or Rollback when a Try failed or --abort was
+ * given. Commit and Rollback wait for phase two (--wait-ms, 10 s by
+ * default; 0 returns as soon as the decision is durable).
  *
- * Commit and Rollback wait for phase two (--wait-ms, 10 s by default; 0
- * returns as soon as the decision is durable).
+ * Saga (--saga): one SubmitSaga of two steps, a debit at --from and a
+ * credit at --to (--credit-first swaps them, --dag runs them at once),
+ * then settle_wait() for the outcome (--wait-ms; 0: do not wait).
  *
  * Exit codes: 0 the intended outcome was decided (committed, or rolled
- * back with --abort); 1 an error (cluster or participant unreachable,
- * unexpected state); 2 usage; 3 a Try failed (e.g. insufficient funds)
- * and the transfer was rolled back.
+ * back with --abort; a saga succeeded, or was submitted with --wait-ms
+ * 0); 1 an error (cluster or participant unreachable, unexpected state, a
+ * stuck saga, a wait that ran out); 2 usage; 3 a business failure undone:
+ * a Try failed (e.g. insufficient funds) and the transfer was rolled
+ * back, or a saga step failed and the saga was compensated.
  */
 #include "error.h"
 
@@ -44,8 +49,17 @@ static void usage(FILE *f)
 		   "--from EP:ACCOUNT --to EP:ACCOUNT --amount N\n"
 		   "                       [--abort] [--wait-ms N] "
 		   "[--timeout-ms N]\n"
-		   "  --wait-ms: how long Commit/Rollback wait for phase two "
-		   "(default 10000; 0: not at all)\n"
+		   "       settle-transfer --saga [--credit-first | --dag] "
+		   "--cluster ... --from ... --to ... --amount N\n"
+		   "                       [--wait-ms N] [--timeout-ms N]\n"
+		   "  --wait-ms: how long Commit/Rollback wait for phase two, "
+		   "or how long to wait\n"
+		   "             for a saga's outcome (default 10000; 0: not "
+		   "at all)\n"
+		   "  --saga: one saga of two steps, debit at --from then "
+		   "credit at --to;\n"
+		   "          --credit-first: credit, then debit; --dag: both "
+		   "at once\n"
 		   "  EP is the participant's HOST:PORT, e.g. "
 		   "127.0.0.1:7101:alice\n");
 }
@@ -102,6 +116,82 @@ static int call_try(settle_client *c, const char *gid, const struct side *s,
 	    &settle__v1__branch_response__descriptor, NULL);
 }
 
+enum saga_order { DEBIT_FIRST, CREDIT_FIRST, CONCURRENT };
+
+/*
+ * The transfer as one saga. Each step's compensation payload is its
+ * action's: settle-bank's Compensate applies the opposite amount
+ * (examples/README.md). Step names say what a step does, never whose
+ * account: names reach the coordinator's logs.
+ */
+static int run_saga(settle_client *c, const struct side *from,
+		    const struct side *to, enum saga_order order,
+		    uint32_t wait_ms, uint32_t timeout_ms)
+{
+	struct settle_saga_opts o = {.timeout_ms = timeout_ms,
+				     .recovery = SETTLE_SAGA_BACKWARD,
+				     .dag = order == CONCURRENT};
+	struct settle_saga_step debit = {
+	    .name = "debit",
+	    .endpoint = from->endpoint,
+	    .action = from->payload,
+	    .action_len = strlen(from->payload),
+	    .compensate = from->payload,
+	    .compensate_len = strlen(from->payload),
+	};
+	struct settle_saga_step credit = {
+	    .name = "credit",
+	    .endpoint = to->endpoint,
+	    .action = to->payload,
+	    .action_len = strlen(to->payload),
+	    .compensate = to->payload,
+	    .compensate_len = strlen(to->payload),
+	};
+	struct settle_saga_step steps[2];
+	char gid[SETTLE_GID_BUFSIZE];
+	Settle__V1__TxInfo *tx = NULL;
+	int state = 0, rv;
+	bool finished = false;
+
+	steps[0] = order == CREDIT_FIRST ? credit : debit;
+	steps[1] = order == CREDIT_FIRST ? debit : credit;
+	rv = settle_submit_saga(c, NULL, &o, steps, 2, gid, sizeof(gid));
+	if (rv != 0) {
+		fprintf(stderr, "settle-transfer: %s\n",
+			settle_client_errmsg(c));
+		return 1;
+	}
+	printf("gid: %s\n", gid);
+	fflush(stdout);
+	rv = settle_wait(c, gid, wait_ms, &state, &finished);
+	if (rv != 0 && rv != SETTLE_ETIMEOUT && rv != SETTLE_ESTATE) {
+		fprintf(stderr, "settle-transfer: %s\n",
+			settle_client_errmsg(c));
+		return 1;
+	}
+	printf("state: %s\nfinished: %s\n", settle_tx_state_name(state),
+	       finished ? "yes" : "no");
+	if (rv == SETTLE_ESTATE || (rv == SETTLE_ETIMEOUT && wait_ms > 0)) {
+		/* Stuck, or still running: say why, and where to look. */
+		fprintf(stderr, "settle-transfer: %s\n",
+			settle_client_errmsg(c));
+		return 1;
+	}
+	if (rv == SETTLE_ETIMEOUT)
+		return 0; /* --wait-ms 0: submitted, not waited for */
+	if (state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED)
+		return 0;
+	if (state != SETTLE__V1__TX_STATE__SAGA_COMPENSATED)
+		return 1;
+	/* Which step failed and why: the coordinator kept the reason. */
+	if (settle_query(c, gid, false, &tx) == 0) {
+		fprintf(stderr, "settle-transfer: saga compensated: %s\n",
+			tx->reason);
+		settle_tx_info_free(tx);
+	}
+	return 3;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -112,6 +202,9 @@ int main(int argc, char **argv)
 	    {"abort", no_argument, NULL, 'A'},
 	    {"wait-ms", required_argument, NULL, 'w'},
 	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"saga", no_argument, NULL, 'S'},
+	    {"credit-first", no_argument, NULL, 'C'},
+	    {"dag", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -119,6 +212,7 @@ int main(int argc, char **argv)
 	const char *cluster = NULL;
 	uint32_t amount = 0, wait_ms = WAIT_DEFAULT_MS, timeout_ms = 0;
 	bool abort_it = false, have_from = false, have_to = false;
+	bool saga = false, credit_first = false, dag = false;
 	char gid[SETTLE_GID_BUFSIZE];
 	char reason[300] = "";
 	settle_client *c;
@@ -157,6 +251,15 @@ int main(int argc, char **argv)
 			if (parse_u32("--timeout-ms", optarg, &timeout_ms) != 0)
 				return 2;
 			break;
+		case 'S':
+			saga = true;
+			break;
+		case 'C':
+			credit_first = true;
+			break;
+		case 'D':
+			dag = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -170,6 +273,16 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if ((credit_first || dag) && !saga) {
+		fprintf(stderr, "settle-transfer: --credit-first and --dag "
+				"need --saga\n");
+		return 2;
+	}
+	if (saga && (abort_it || (credit_first && dag))) {
+		fprintf(stderr, "settle-transfer: --saga takes neither --abort "
+				"nor both --credit-first and --dag\n");
+		return 2;
+	}
 	bank_payload_format(from.payload, sizeof(from.payload), from.account,
 			    -(int64_t)amount);
 	bank_payload_format(to.payload, sizeof(to.payload), to.account,
@@ -180,6 +293,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "settle-transfer: --cluster: %s\n",
 			settle_strerror(rv));
 		return 2;
+	}
+	if (saga) {
+		rv = run_saga(c, &from, &to,
+			      dag	     ? CONCURRENT
+			      : credit_first ? CREDIT_FIRST
+					     : DEBIT_FIRST,
+			      wait_ms, timeout_ms);
+		settle_client_close(c);
+		return rv;
 	}
 	uint64_t deadline = timeout_ms > 0 ? settle_now_ms() + timeout_ms : 0;
 	rv = settle_begin(c, NULL, timeout_ms, gid, sizeof(gid));

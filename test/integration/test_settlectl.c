@@ -817,3 +817,61 @@ Test(settlectl_saga, stuck_saga_is_reported_then_resolved)
 	free(out);
 	free(err);
 }
+
+/* settle-transfer --saga, the demo quickstart runs. */
+Test(settlectl_saga, settle_transfer_saga_modes)
+{
+	static const char *const saga[] = {"--saga", NULL};
+	static const char *const credit_first[] = {"--saga", "--credit-first",
+						   NULL};
+	static const char *const dag[] = {"--saga", "--dag", NULL};
+	static const char *const bad[][4] = {
+	    {"--credit-first", NULL},
+	    {"--dag", NULL},
+	    {"--saga", "--abort", NULL},
+	    {"--saga", "--dag", "--credit-first", NULL},
+	};
+	char gid[SETTLE_GID_BUFSIZE];
+	Settle__V1__TxInfo *tx = NULL;
+
+	cr_assert_eq(it_transfer(&sw.node, &sw.a, "alice", &sw.b, "bob", 100,
+				 saga, gid, sizeof(gid)),
+		     0);
+	cr_assert_eq(balance(&sw.a, "alice"), 900);
+	cr_assert_eq(balance(&sw.b, "bob"), 600);
+	cr_assert_eq(settle_query(sw.cli, gid, false, &tx), 0, "%s",
+		     settle_client_errmsg(sw.cli));
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_SUCCEEDED);
+	cr_assert_eq(tx->n_branches, 2);
+	cr_assert_str_eq(tx->branches[0]->name, "debit");
+	cr_assert_str_eq(tx->branches[0]->endpoint, sw.a.endpoint);
+	settle_tx_info_free(tx);
+
+	/* Credit bob 5000, then alice cannot pay: 3, and bob's credit was
+	 * really taken back. */
+	cr_assert_eq(it_transfer(&sw.node, &sw.a, "alice", &sw.b, "bob", 5000,
+				 credit_first, gid, sizeof(gid)),
+		     3);
+	cr_assert_eq(balance(&sw.a, "alice"), 900);
+	cr_assert_eq(balance(&sw.b, "bob"), 600);
+	cr_assert_eq(settle_query(sw.cli, gid, false, &tx), 0);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	cr_assert_str_eq(tx->branches[0]->name, "credit");
+	cr_assert_eq(tx->branches[0]->completion, 1);
+	cr_assert_eq(tx->branches[0]->state,
+		     SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED);
+	cr_assert_str_eq(tx->branches[1]->last_error, "insufficient funds");
+	settle_tx_info_free(tx);
+
+	cr_assert_eq(it_transfer(&sw.node, &sw.b, "bob", &sw.a, "alice", 50,
+				 dag, gid, sizeof(gid)),
+		     0);
+	cr_assert_eq(balance(&sw.a, "alice"), 950);
+	cr_assert_eq(balance(&sw.b, "bob"), 550);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(it_transfer(&sw.node, &sw.a, "alice", &sw.b, "bob",
+					 1, bad[i], NULL, 0),
+			     2, "case %zu", i);
+	cr_assert_eq(balance(&sw.a, "alice"), 950);
+}
