@@ -10,6 +10,7 @@
 #include "error.h"
 #include "wal/entry.h"
 #include "wal/members.h"
+#include "wal/operator.h"
 #include "wal/saga.h"
 
 static size_t round8(size_t n)
@@ -239,6 +240,10 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 	case SETTLE__V1__COMMAND__OP_STEP_RESULT:
 		return wal_step_result_validate(cmd->step_result, errmsg,
 						errmsg_len);
+	case SETTLE__V1__COMMAND__OP_RETRY:
+		return wal_retry_validate(cmd->retry, errmsg, errmsg_len);
+	case SETTLE__V1__COMMAND__OP_RESOLVE:
+		return wal_resolve_validate(cmd->resolve, errmsg, errmsg_len);
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}

@@ -60,6 +60,8 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  *   gc:     1 <= limit <= WAL_GC_LIMIT_MAX
  *   saga_begin, step_result: wal_saga_begin_validate(),
  *           wal_step_result_validate() (wal/saga.h)
+ *   retry, resolve: wal_retry_validate(), wal_resolve_validate()
+ *           (wal/operator.h)
  * Returns 0, SETTLE_EINVAL, or SETTLE_ETOOBIG for a field over its limit;
  * when errmsg is not NULL it receives a message naming the field (never
  * any payload bytes).

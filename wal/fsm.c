@@ -19,6 +19,7 @@
  * gc{finished_before_ms, limit}: forget up to limit finished txs and up to
  *   limit command ids older than finished_before_ms.
  * saga_begin, step_result, and decide on a saga: wal/saga.h.
+ * retry, resolve (an operator's verbs): wal/operator.h.
  *
  * Handlers return 0 (the command was applied, possibly as a rejected no-op
  * with res.code set) or a negative storage/bug error that aborts the apply.
@@ -34,6 +35,7 @@
 #include "wal/fsm.h"
 #include "wal/fsm_int.h"
 #include "wal/members.h"
+#include "wal/operator.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
 
@@ -117,9 +119,13 @@ int fsm__write_tx(struct apply *a, int from)
 int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b)
 {
 	bool saga = a->tx.mode == SETTLE__V1__TX_MODE__SAGA;
-	if (from != (int)b->state &&
-	    !(saga ? wal_step_can_move(from, (int)b->state)
-		   : wal_branch_can_move(from, (int)b->state)))
+	bool legal = saga ? wal_step_can_move(from, (int)b->state)
+			  : wal_branch_can_move(from, (int)b->state);
+	if (!legal && a->operator_moves)
+		legal = saga
+			    ? wal_step_operator_can_move(from, (int)b->state)
+			    : wal_branch_operator_can_move(from, (int)b->state);
+	if (from != (int)b->state && !legal)
 		return fsm__fail(
 		    a, SETTLE_EINTERNAL,
 		    "illegal branch move %s -> %s (gid %s branch %u)",
@@ -228,7 +234,7 @@ static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
 }
 
 /* The transaction reached its final state. */
-static int finish(struct apply *a, int final)
+int fsm__finish(struct apply *a, int final)
 {
 	a->tx.state = final;
 	a->tx.finished_ms = a->time;
@@ -299,7 +305,7 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 				 "tx %s counts %u branches, %zu stored",
 				 tx->gid, tx->branches, a->n_branches);
 	if (a->n_branches == 0) {
-		rv = finish(a, final);
+		rv = fsm__finish(a, final);
 	} else {
 		tx->state = going;
 		tx->pending = tx->branches;
@@ -383,8 +389,9 @@ static int do_branch_result(struct apply *a,
 
 	int from = tx->state;
 	if (tx->pending == 0 && tx->failed == 0) {
-		rv = finish(a, confirm ? SETTLE__V1__TX_STATE__COMMITTED
-				       : SETTLE__V1__TX_STATE__ROLLED_BACK);
+		rv =
+		    fsm__finish(a, confirm ? SETTLE__V1__TX_STATE__COMMITTED
+					   : SETTLE__V1__TX_STATE__ROLLED_BACK);
 		if (rv == 0)
 			rv = fsm__write_tx(a, from);
 		return rv;
@@ -444,6 +451,10 @@ static int dispatch(struct apply *a)
 		return wal_saga_begin_apply(a, cmd->saga_begin);
 	case SETTLE__V1__COMMAND__OP_STEP_RESULT:
 		return wal_step_result_apply(a, cmd->step_result);
+	case SETTLE__V1__COMMAND__OP_RETRY:
+		return wal_retry_apply(a, cmd->retry);
+	case SETTLE__V1__COMMAND__OP_RESOLVE:
+		return wal_resolve_apply(a, cmd->resolve);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,

@@ -27,6 +27,9 @@ struct apply {
 	bool changed;
 	Settle__V1__TxRecord tx;
 	char reason[WAL_TEXT_MAX + 64];
+	/* Set by the operator's verbs only (wal/operator.c): branch writes
+	 * may also take the moves of wal_branch_operator_can_move(). */
+	bool operator_moves;
 	/* Owned by the apply, freed after the hook ran. */
 	Settle__V1__TxRecord *old;
 	Settle__V1__BranchRecord **branches;
@@ -53,6 +56,9 @@ int fsm__write_tx(struct apply *a, int from);
 /* Write b after checking the move from `from` (table of a->tx.mode);
  * stamps updated_ms. 0 or < 0. */
 int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b);
+/* TCC: a->tx reached final (COMMITTED or ROLLED_BACK): finished_ms,
+ * due 0, pending 0, and its event. Does not write the tx. 0 or < 0. */
+int fsm__finish(struct apply *a, int final);
 /* Append an event to a->tx's history (a->tx.next_event_seq++). The
  * detail must never hold a payload. 0 or < 0. */
 int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,

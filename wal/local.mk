@@ -9,7 +9,8 @@ wal_libsettlewal_la_SOURCES = \
 	wal/sm.c wal/sm.h \
 	wal/fsm.c wal/fsm.h \
 	wal/members.c wal/members.h \
-	wal/saga.c wal/saga.h wal/fsm_int.h
+	wal/saga.c wal/saga.h wal/fsm_int.h \
+	wal/operator.c wal/operator.h
 wal_libsettlewal_la_LIBADD = $(RAFT_LIBS) $(PROTOBUF_C_LIBS)
 
 if TESTS_ENABLED
@@ -20,6 +21,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_fsm.c \
 	test/unit/wal/test_diverge.c \
 	test/unit/wal/test_saga.c \
+	test/unit/wal/test_operator.c \
 	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_wal_CFLAGS = $(TEST_CFLAGS)

@@ -1,6 +1,7 @@
 /*
  * saga.c — Saga commands of the FSM (semantics in saga.h): validation,
- * CmdSagaBegin, CmdStepResult, and CmdDecide on a saga.
+ * CmdSagaBegin, CmdStepResult, CmdDecide on a saga, and an operator's
+ * CmdRetry / CmdResolve on a saga (wal/operator.h).
  *
  * Every apply works on shallow copies of all the saga's steps (at most
  * WAL_MAX_BRANCHES), moves them, then writes back those that changed and
@@ -620,6 +621,127 @@ int wal_saga_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 		if (rv == 0)
 			rv = saga_flush(&sg, from);
 	}
+	saga_free(&sg);
+	return rv;
+}
+
+/* An operator's move out of FAILED (sm.h: wal_step_operator_can_move),
+ * checked like move(). */
+static void operator_move(struct saga *sg, size_t i, int to)
+{
+	int from = (int)sg->st[i].state;
+	if (!wal_step_operator_can_move(from, to) && sg->bad[0] == 0)
+		snprintf(sg->bad, sizeof sg->bad,
+			 "illegal operator move %s -> %s (gid %s step %zu)",
+			 wal_branch_state_name(from), wal_branch_state_name(to),
+			 sg->a->tx.gid, i + 1);
+	sg->st[i].state = to;
+	sg->dirty[i] = true;
+}
+
+/* With no step FAILED any more, the reason says what the operator did
+ * (the history keeps every earlier one). */
+static void operator_reason(struct apply *a, const char *verb, const char *why)
+{
+	if (a->tx.failed != 0)
+		return;
+	snprintf(a->reason, sizeof a->reason, "%s by operator: %s", verb, why);
+	a->tx.reason = a->reason;
+}
+
+int wal_saga_retry_apply(struct apply *a, uint32_t branch_id, const char *why)
+{
+	Settle__V1__TxRecord *tx = &a->tx;
+	struct saga sg;
+	int rv = saga_load(a, &sg);
+	if (rv != 0)
+		goto out;
+	int tx_from = (int)tx->state;
+	uint32_t count = 0;
+	for (size_t i = 0; i < sg.n; i++) {
+		Settle__V1__BranchRecord *b = &sg.st[i];
+		int st = (int)b->state;
+		if (branch_id != 0 && b->branch_id != branch_id)
+			continue;
+		if (st == ST(FAILED)) {
+			operator_move(&sg, i, ST(STEP_COMPENSATING));
+			b->attempts = 0;
+			b->next_retry_ms = a->time;
+			tx->failed--;
+			rv = fsm__add_event(a, "retry", b->branch_id,
+					    "FAILED -> STEP_COMPENSATING: %s",
+					    why);
+		} else if (st == ST(STEP_ACTING) ||
+			   st == ST(STEP_COMPENSATING)) {
+			if (b->next_retry_ms > a->time)
+				b->next_retry_ms = a->time;
+			sg.dirty[i] = true;
+			rv = fsm__add_event(a, "retry", b->branch_id,
+					    "%s, due now: %s",
+					    wal_branch_state_name(st), why);
+		} else if (branch_id != 0) {
+			/* Nothing written yet: the one step named. */
+			rv = fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+					 "step %u of %s is %s: only a FAILED "
+					 "step or one being retried can be "
+					 "retried",
+					 branch_id, tx->gid,
+					 wal_branch_state_name(st));
+			goto out;
+		} else {
+			continue;
+		}
+		if (rv != 0)
+			goto out;
+		count++;
+	}
+	if (count == 0) {
+		rv = fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+				 "saga %s has no FAILED step and none being "
+				 "retried",
+				 tx->gid);
+		goto out;
+	}
+	operator_reason(a, "retried", why);
+	rv = saga_flush(&sg, tx_from);
+	a->res.count = count;
+out:
+	saga_free(&sg);
+	return rv;
+}
+
+int wal_saga_resolve_apply(struct apply *a, uint32_t branch_id, const char *why)
+{
+	Settle__V1__TxRecord *tx = &a->tx;
+	struct saga sg;
+	int rv = saga_load(a, &sg);
+	if (rv != 0)
+		goto out;
+	size_t i = branch_id - 1;
+	Settle__V1__BranchRecord *b = &sg.st[i];
+	if (b->state != ST(FAILED)) {
+		rv = fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+				 "step %u of %s is %s, not FAILED: only a "
+				 "FAILED step can be resolved",
+				 branch_id, tx->gid,
+				 wal_branch_state_name(b->state));
+		goto out;
+	}
+	int tx_from = (int)tx->state;
+	operator_move(&sg, i, ST(STEP_COMPENSATED));
+	b->next_retry_ms = 0;
+	tx->failed--;
+	rv = fsm__add_event(a, "resolve", b->branch_id,
+			    "FAILED -> STEP_COMPENSATED: %s", why);
+	if (rv != 0)
+		goto out;
+	operator_reason(a, "resolved", why);
+	/* As if Compensate had answered OK: the next step, or the end. */
+	rv = advance_compensation(&sg);
+	if (rv == 0)
+		rv = saga_flush(&sg, tx_from);
+	a->res.branch_state = ST(STEP_COMPENSATED);
+out:
 	saga_free(&sg);
 	return rv;
 }

@@ -94,4 +94,17 @@ int wal_step_result_apply(struct apply *a, const Settle__V1__CmdStepResult *c);
 /* CmdDecide on a loaded saga (a->tx, mode SAGA). */
 int wal_saga_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c);
 
+/*
+ * CmdRetry / CmdResolve on a loaded saga (a->tx, mode SAGA, not final,
+ * branch_id checked against next_branch_id), as wal/operator.h says:
+ * retry moves FAILED -> STEP_COMPENSATING and makes STEP_ACTING /
+ * STEP_COMPENSATING steps due now (branch_id 0: all of them); resolve
+ * moves FAILED -> STEP_COMPENSATED and starts the next compensation, or
+ * finishes SAGA_COMPENSATED. why is the operator's reason for the events
+ * (not kept). Same returns as above.
+ */
+int wal_saga_retry_apply(struct apply *a, uint32_t branch_id, const char *why);
+int wal_saga_resolve_apply(struct apply *a, uint32_t branch_id,
+			   const char *why);
+
 #endif /* SETTLE_WAL_SAGA_H */

@@ -97,6 +97,21 @@ static const unsigned step_moves[BR_N] = {
     [BR_FAILED] = 0,
 };
 
+/*
+ * Moves only an operator's TX_RETRY / TX_RESOLVE may make (wal/operator.h):
+ * a FAILED branch goes back to the call of its phase, or its phase is
+ * declared done by hand. Kept out of the tables above so that no
+ * participant result can ever take them.
+ */
+static const unsigned branch_operator_moves[BR_N] = {
+    [BR_FAILED] = BIT(BR_CONFIRMING) | BIT(BR_CANCELLING) | BIT(BR_CONFIRMED) |
+		  BIT(BR_CANCELLED),
+};
+
+static const unsigned step_operator_moves[BR_N] = {
+    [BR_FAILED] = BIT(BR_COMPENSATING) | BIT(BR_COMPENSATED),
+};
+
 static const char *const branch_names[BR_N] = {
     [BR_NEW] = "NEW",
     [BR_REGISTERED] = "REGISTERED",
@@ -155,6 +170,20 @@ bool wal_step_can_move(int from, int to)
 	if (from < 0 || from >= BR_N || to <= BR_NEW || to >= BR_N)
 		return false;
 	return (step_moves[from] & BIT(to)) != 0;
+}
+
+bool wal_branch_operator_can_move(int from, int to)
+{
+	if (from < 0 || from >= BR_N || to <= BR_NEW || to >= BR_N)
+		return false;
+	return (branch_operator_moves[from] & BIT(to)) != 0;
+}
+
+bool wal_step_operator_can_move(int from, int to)
+{
+	if (from < 0 || from >= BR_N || to <= BR_NEW || to >= BR_N)
+		return false;
+	return (step_operator_moves[from] & BIT(to)) != 0;
 }
 
 bool wal_tx_state_final(int state)

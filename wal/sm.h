@@ -34,7 +34,8 @@ bool wal_tx_can_move(int from, int to);
  *   (new) -> REGISTERED
  *   REGISTERED -> CONFIRMING | CANCELLING
  *   CONFIRMING -> CONFIRMED | FAILED;  CANCELLING -> CANCELLED | FAILED
- *   CONFIRMED, CANCELLED, FAILED: final (operators' verbs come later)
+ *   CONFIRMED, CANCELLED, FAILED: final for participants' results (an
+ *   operator's verbs have a table of their own, below)
  */
 bool wal_branch_can_move(int from, int to);
 
@@ -54,9 +55,22 @@ bool wal_saga_can_move(int from, int to);
  *   STEP_ACTING -> STEP_DONE | STEP_ACTION_FAILED
  *   STEP_DONE, STEP_ACTION_FAILED -> STEP_COMPENSATING
  *   STEP_COMPENSATING -> STEP_COMPENSATED | FAILED
- *   STEP_COMPENSATED, STEP_SKIPPED, FAILED: final
+ *   STEP_COMPENSATED, STEP_SKIPPED, FAILED: final (but see below)
  */
 bool wal_step_can_move(int from, int to);
+
+/*
+ * The moves only an operator's TX_RETRY / TX_RESOLVE make (wal/operator.h),
+ * never a participant's result:
+ *   TCC branch: FAILED -> CONFIRMING | CANCELLING (retry)
+ *               FAILED -> CONFIRMED | CANCELLED (resolve)
+ *   saga step:  FAILED -> STEP_COMPENSATING (retry)
+ *               FAILED -> STEP_COMPENSATED (resolve)
+ * Which one of each pair applies depends on the transaction's phase; the
+ * caller picks it.
+ */
+bool wal_branch_operator_can_move(int from, int to);
+bool wal_step_operator_can_move(int from, int to);
 
 /* Final transaction states (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED,
  * SAGA_COMPENSATED). */

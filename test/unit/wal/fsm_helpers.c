@@ -163,6 +163,38 @@ struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit)
 	return ent_cmd(&c);
 }
 
+struct ent ent_retry(int id, uint64_t time, const char *gid, uint32_t branch,
+		     const char *reason)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdRetry r;
+	settle__v1__cmd_retry__init(&r);
+	r.gid = (char *)gid;
+	r.branch_id = branch;
+	r.reason = (char *)reason;
+	c.op_case = SETTLE__V1__COMMAND__OP_RETRY;
+	c.retry = &r;
+	return ent_cmd(&c);
+}
+
+struct ent ent_resolve(int id, uint64_t time, const char *gid, uint32_t branch,
+		       const char *reason)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdResolve r;
+	settle__v1__cmd_resolve__init(&r);
+	r.gid = (char *)gid;
+	r.branch_id = branch;
+	r.reason = (char *)reason;
+	c.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
+	c.resolve = &r;
+	return ent_cmd(&c);
+}
+
 void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len)
 {
 	cr_assert_eq(store_snapshot(t->t.s, 0, buf, len), 0);

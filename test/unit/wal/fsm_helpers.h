@@ -43,6 +43,11 @@ struct ent ent_decide(int id, uint64_t time, const char *gid, int decision,
 struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
 		      int phase, int outcome, const char *error,
 		      uint32_t attempt, uint64_t next_retry);
+/* An operator's TX_RETRY / TX_RESOLVE (reason may be NULL). */
+struct ent ent_retry(int id, uint64_t time, const char *gid, uint32_t branch,
+		     const char *reason);
+struct ent ent_resolve(int id, uint64_t time, const char *gid, uint32_t branch,
+		       const char *reason);
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
 struct ent ent_cmd(const Settle__V1__Command *cmd);
 
