@@ -227,6 +227,31 @@ static void proposed(struct coord *c, void *data, int err,
 		rpc_call_reply(call, &r.base);
 		break;
 	}
+	case SETTLE__V1__METHOD__TX_RETRY: {
+		Settle__V1__TxRetryResponse r =
+		    SETTLE__V1__TX_RETRY_RESPONSE__INIT;
+
+		r.state = res->state;
+		r.retried = res->count;
+		settle_log(SETTLE_LOG_INFO, "operator",
+			   "%s: retry by %s: %u branches due now", p->gid,
+			   rpc_call_peer(call), res->count);
+		rpc_call_reply(call, &r.base);
+		break;
+	}
+	case SETTLE__V1__METHOD__TX_RESOLVE: {
+		Settle__V1__TxResolveResponse r =
+		    SETTLE__V1__TX_RESOLVE_RESPONSE__INIT;
+
+		r.state = res->state;
+		r.branch_state = res->branch_state;
+		settle_log(SETTLE_LOG_INFO, "operator",
+			   "%s: branch %u resolved by %s: now %s", p->gid,
+			   res->branch_id, rpc_call_peer(call),
+			   wal_branch_state_name(res->branch_state));
+		rpc_call_reply(call, &r.base);
+		break;
+	}
 	default: {
 		/* Commit / Rollback: answer with the state now, which may be
 		 * later than the one stored with the result (a retry). */
@@ -514,6 +539,61 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/*
+ * TX_RETRY / TX_RESOLVE: an operator unsticks a transaction (wal/operator.h).
+ * One command each, answered once applied, so a retried request with the
+ * same cmd_id acts at most once.
+ */
+static void do_operator(struct coord *c, struct rpc_call *call, int method,
+			const uint8_t *b, size_t n)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRetry retry = SETTLE__V1__CMD_RETRY__INIT;
+	Settle__V1__CmdResolve resolve = SETTLE__V1__CMD_RESOLVE__INIT;
+	ProtobufCMessage *msg;
+	ProtobufCBinaryData id;
+	const char *gid;
+
+	if (method == SETTLE__V1__METHOD__TX_RETRY) {
+		Settle__V1__TxRetryRequest *r =
+		    settle__v1__tx_retry_request__unpack(NULL, n, b);
+		if (r == NULL) {
+			coord_fail(c, call, SETTLE_EINVAL,
+				   "invalid TxRetryRequest");
+			return;
+		}
+		msg = &r->base;
+		id = r->cmd_id;
+		gid = r->gid;
+		retry.gid = r->gid;
+		retry.branch_id = r->branch_id;
+		retry.reason = r->reason;
+		cmd.op_case = SETTLE__V1__COMMAND__OP_RETRY;
+		cmd.retry = &retry;
+	} else {
+		Settle__V1__TxResolveRequest *r =
+		    settle__v1__tx_resolve_request__unpack(NULL, n, b);
+		if (r == NULL) {
+			coord_fail(c, call, SETTLE_EINVAL,
+				   "invalid TxResolveRequest");
+			return;
+		}
+		msg = &r->base;
+		id = r->cmd_id;
+		gid = r->gid;
+		resolve.gid = r->gid;
+		resolve.branch_id = r->branch_id;
+		resolve.reason = r->reason;
+		cmd.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
+		cmd.resolve = &resolve;
+	}
+	if (cmd_id_ok(c, call, &id)) {
+		cmd.cmd_id = id;
+		propose_for(c, call, method, &cmd, gid, false, 0);
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+}
+
 void coord_dispatch(void *data, struct rpc_call *call)
 {
 	struct coord *c = data;
@@ -541,14 +621,16 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__ROLLBACK:
 	case SETTLE__V1__METHOD__QUERY:
 	case SETTLE__V1__METHOD__LIST:
+	case SETTLE__V1__METHOD__TX_RETRY:
+	case SETTLE__V1__METHOD__TX_RESOLVE:
 		if (!leader_or_fail(c, call))
 			return;
 		break;
 	default:
-		coord_fail(
-		    c, call, SETTLE_ENOMETHOD,
-		    "a coordinator serves BEGIN, SUBMIT_SAGA, REGISTER_BRANCH, "
-		    "COMMIT, ROLLBACK, QUERY, STATUS, LIST and CLUSTER_*");
+		coord_fail(c, call, SETTLE_ENOMETHOD,
+			   "a coordinator serves BEGIN, SUBMIT_SAGA, "
+			   "REGISTER_BRANCH, COMMIT, ROLLBACK, QUERY, STATUS, "
+			   "LIST, TX_RETRY, TX_RESOLVE and CLUSTER_*");
 		return;
 	}
 	switch (method) {
@@ -570,6 +652,10 @@ void coord_dispatch(void *data, struct rpc_call *call)
 		break;
 	case SETTLE__V1__METHOD__LIST:
 		coord_do_list(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__TX_RETRY:
+	case SETTLE__V1__METHOD__TX_RESOLVE:
+		do_operator(c, call, method, body, len);
 		break;
 	}
 }

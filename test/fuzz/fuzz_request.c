@@ -12,6 +12,8 @@
  *     entry, must decode to the same verdict, and is applied through the
  *     FSM to a store holding a realistic history (it must apply without a
  *     storage error);
+ *   TxRetry/TxResolve: the same, with the operator's CmdRetry /
+ *     CmdResolve (t-committing in the history has a FAILED branch);
  *   Query/List: the reads dispatch makes with the request's fields
  *     (store_tx_get / store_tx_info, store_tx_list with after_gid).
  */
@@ -29,7 +31,17 @@
 #define NOW_MS	       1700000100000ull
 #define MAX_TIMEOUT_MS (24u * 3600u * 1000u)
 
-enum { M_BEGIN, M_REGISTER, M_COMMIT, M_ROLLBACK, M_QUERY, M_LIST, M_N };
+enum {
+	M_BEGIN,
+	M_REGISTER,
+	M_COMMIT,
+	M_ROLLBACK,
+	M_QUERY,
+	M_LIST,
+	M_RETRY,
+	M_RESOLVE,
+	M_N
+};
 
 static const ProtobufCMessageDescriptor *descs[M_N] = {
     &settle__v1__begin_request__descriptor,
@@ -38,6 +50,8 @@ static const ProtobufCMessageDescriptor *descs[M_N] = {
     &settle__v1__rollback_request__descriptor,
     &settle__v1__query_request__descriptor,
     &settle__v1__list_request__descriptor,
+    &settle__v1__tx_retry_request__descriptor,
+    &settle__v1__tx_resolve_request__descriptor,
 };
 
 static struct store *store;
@@ -159,6 +173,38 @@ static void do_decide(ProtobufCBinaryData id, char *gid, int decision,
 	propose(&cmd);
 }
 
+static void do_retry(Settle__V1__TxRetryRequest *req)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRetry op = SETTLE__V1__CMD_RETRY__INIT;
+
+	if (req->cmd_id.len != STORE_CMD_ID_LEN)
+		return;
+	op.gid = req->gid;
+	op.branch_id = req->branch_id;
+	op.reason = req->reason;
+	cmd.cmd_id = req->cmd_id;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_RETRY;
+	cmd.retry = &op;
+	propose(&cmd);
+}
+
+static void do_resolve(Settle__V1__TxResolveRequest *req)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdResolve op = SETTLE__V1__CMD_RESOLVE__INIT;
+
+	if (req->cmd_id.len != STORE_CMD_ID_LEN)
+		return;
+	op.gid = req->gid;
+	op.branch_id = req->branch_id;
+	op.reason = req->reason;
+	cmd.cmd_id = req->cmd_id;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
+	cmd.resolve = &op;
+	propose(&cmd);
+}
+
 static void do_query(Settle__V1__QueryRequest *req)
 {
 	Settle__V1__TxRecord *tx = NULL;
@@ -259,6 +305,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case M_QUERY:
 		do_query((Settle__V1__QueryRequest *)msg);
 		break;
+	case M_RETRY:
+		do_retry((Settle__V1__TxRetryRequest *)msg);
+		break;
+	case M_RESOLVE:
+		do_resolve((Settle__V1__TxResolveRequest *)msg);
+		break;
 	default:
 		do_list((Settle__V1__ListRequest *)msg);
 		break;
@@ -292,6 +344,8 @@ void fuzz_seeds(void)
 	Settle__V1__RollbackRequest rb = SETTLE__V1__ROLLBACK_REQUEST__INIT;
 	Settle__V1__QueryRequest q = SETTLE__V1__QUERY_REQUEST__INIT;
 	Settle__V1__ListRequest l = SETTLE__V1__LIST_REQUEST__INIT;
+	Settle__V1__TxRetryRequest rt = SETTLE__V1__TX_RETRY_REQUEST__INIT;
+	Settle__V1__TxResolveRequest rs = SETTLE__V1__TX_RESOLVE_REQUEST__INIT;
 
 	b.cmd_id.data = id;
 	b.cmd_id.len = sizeof(id);
@@ -328,6 +382,20 @@ void fuzz_seeds(void)
 	q.gid = "t-committing";
 	q.history = 1;
 	seed(M_QUERY, &q.base);
+
+	rt.cmd_id.data = id;
+	rt.cmd_id.len = sizeof(id);
+	rt.gid = "t-committing";
+	rt.reason = "participant fixed";
+	seed(M_RETRY, &rt.base);
+	rt.branch_id = 2;
+	seed(M_RETRY, &rt.base);
+	rs.cmd_id.data = id;
+	rs.cmd_id.len = sizeof(id);
+	rs.gid = "t-committing";
+	rs.branch_id = 2;
+	rs.reason = "done by hand";
+	seed(M_RESOLVE, &rs.base);
 
 	l.state = SETTLE__V1__TX_STATE__COMMITTING;
 	l.limit = 2;

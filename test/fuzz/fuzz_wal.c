@@ -80,6 +80,12 @@ static bool has_unknown(const Settle__V1__Command *cmd)
 	case SETTLE__V1__COMMAND__OP_GC:
 		op = &cmd->gc->base;
 		break;
+	case SETTLE__V1__COMMAND__OP_RETRY:
+		op = &cmd->retry->base;
+		break;
+	case SETTLE__V1__COMMAND__OP_RESOLVE:
+		op = &cmd->resolve->base;
+		break;
 	default:
 		break;
 	}
@@ -241,9 +247,47 @@ static void one(const uint8_t *data, size_t size)
 	settle__v1__cmd_result__free_unpacked(r, NULL);
 }
 
+/* The operator's verbs on the history's stuck transaction, as seeds. */
+static void operator_seeds(void)
+{
+	static uint8_t id[16] = {0x0e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRetry rt = SETTLE__V1__CMD_RETRY__INIT;
+	Settle__V1__CmdResolve rs = SETTLE__V1__CMD_RESOLVE__INIT;
+	uint8_t *e;
+	size_t len;
+
+	c.cmd_id.data = id;
+	c.cmd_id.len = sizeof(id);
+	c.time_ms = 1700000200000ull;
+	rt.gid = "t-committing";
+	rt.reason = "participant fixed";
+	c.op_case = SETTLE__V1__COMMAND__OP_RETRY;
+	c.retry = &rt;
+	for (int k = 0; k < 2; k++) {
+		uint8_t buf[512];
+
+		if (k == 1) {
+			rs.gid = "t-committing";
+			rs.branch_id = 2;
+			rs.reason = "done by hand";
+			c.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
+			c.resolve = &rs;
+		}
+		FUZZ_CHECK(wal_entry_encode(&c, &e, &len) == 0, "seed encode");
+		FUZZ_CHECK(len + 1 <= sizeof(buf), "seed too big");
+		buf[0] = 0;
+		memcpy(buf + 1, e, len);
+		fuzz_seed_add(buf, len + 1);
+		raft_free(e);
+	}
+}
+
 void fuzz_seeds(void)
 {
 	uint8_t buf[1024];
+
+	operator_seeds();
 
 	for (size_t i = 0; i < history_count(); i++) {
 		size_t len, n;
