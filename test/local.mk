@@ -36,6 +36,15 @@ test_integration_test_coord_restart_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_coord_restart_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_coord_restart
 
+# An operator unsticks transactions (TX_RETRY, TX_RESOLVE) on a real
+# settled driving settle-banks that refuse Compensate, Confirm or Cancel.
+check_PROGRAMS += test/integration/test_operator
+test_integration_test_operator_SOURCES = \
+	test/integration/test_operator.c $(COORD_IT)
+test_integration_test_operator_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_operator_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_operator
+
 # Fault tests: 3-node clusters under TCC load (load.c) with nodes killed,
 # stopped, restarted together or partitioned (network namespaces, as root).
 # Also the chaos loop of scripts/chaos (SETTLE_CHAOS_SECONDS).
