@@ -1,0 +1,31 @@
+# xa/: XIDs and their encodings, and the XA resource-manager adapters
+# (PostgreSQL through libpq, MariaDB through libmariadb) that the
+# coordinator will drive as transaction manager.
+
+noinst_LTLIBRARIES += xa/libsettlexa.la
+xa_libsettlexa_la_SOURCES = \
+	xa/xid.c xa/xid.h \
+	xa/rm.c xa/rm.h xa/rm_int.h \
+	xa/rm_pg.c xa/rm_mariadb.c
+xa_libsettlexa_la_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS)
+xa_libsettlexa_la_LIBADD = proto/libsettlecore.la $(PQ_LIBS) $(MARIADB_LIBS)
+
+# docs/XA.md and scripts/xa-servers ship with docs/ and scripts/.
+
+if TESTS_ENABLED
+check_PROGRAMS += xa/tests/test_xid
+xa_tests_test_xid_SOURCES = xa/tests/test_xid.c
+xa_tests_test_xid_CFLAGS = $(TEST_CFLAGS)
+xa_tests_test_xid_LDADD = xa/libsettlexa.la $(TEST_LIBS)
+TESTS += xa/tests/test_xid
+
+# Against real PostgreSQL and MariaDB servers, which the test starts with
+# scripts/xa-servers unless SETTLE_TEST_PG and SETTLE_TEST_MARIADB name some.
+check_PROGRAMS += xa/tests/test_rm
+xa_tests_test_rm_SOURCES = xa/tests/test_rm.c \
+	xa/tests/servers.c xa/tests/servers.h
+xa_tests_test_rm_CFLAGS = $(TEST_CFLAGS) \
+	-DXA_TEST_SRCDIR='"$(abs_top_srcdir)"'
+xa_tests_test_rm_LDADD = xa/libsettlexa.la $(TEST_LIBS)
+TESTS += xa/tests/test_rm
+endif
