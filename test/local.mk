@@ -56,4 +56,23 @@ test_integration_test_faults_SOURCES = test/integration/test_faults.c \
 test_integration_test_faults_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_faults_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS)
 TESTS += test/integration/test_faults
+# Sagas beyond test_saga.c: compensation order at every position, DAG
+# branches, forward recovery (test_saga_dag); late and repeated calls
+# through a frame-aware proxy, coordinator SIGKILLs and leader failover on a
+# 3-node cluster (test_saga_faults).
+SAGA_IT = test/integration/saga_util.c test/integration/saga_util.h
+check_PROGRAMS += test/integration/test_saga_dag
+test_integration_test_saga_dag_SOURCES = \
+	test/integration/test_saga_dag.c $(SAGA_IT) $(COORD_IT)
+test_integration_test_saga_dag_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_saga_dag_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_saga_dag
+
+check_PROGRAMS += test/integration/test_saga_faults
+test_integration_test_saga_faults_SOURCES = \
+	test/integration/test_saga_faults.c $(SAGA_IT) $(FAULTS_IT)
+test_integration_test_saga_faults_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_saga_faults_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
+	$(LMDB_LIBS)
+TESTS += test/integration/test_saga_faults
 endif
