@@ -4,7 +4,8 @@
 # settlectl's parsing and printing, shared with its unit test. It needs
 # libsettlecore (error names), which each program links once.
 noinst_LTLIBRARIES += client/tools/libctlfmt.la
-client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h
+client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h \
+	client/tools/ctl_tx.c client/tools/ctl_int.h
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt

@@ -1,0 +1,414 @@
+/*
+ * ctl_tx.c — settlectl's transaction printers: tx list, tx show (a TCC
+ * transaction's branches or a saga's steps) and the answers of tx retry
+ * and tx resolve; see ctl_fmt.h.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "ctl_fmt.h"
+#include "ctl_int.h"
+
+/* ---- tx list ------------------------------------------------------------ */
+
+static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
+{
+	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
+	size_t i;
+
+	fputs("{\"gid\":", f);
+	ctl_json_str(f, tx->gid);
+	fputs(",\"mode\":", f);
+	ctl_json_str(f, ctl_mode_name(tx->mode));
+	fputs(",\"state\":", f);
+	ctl_json_str(f, ctl_tx_state_name(tx->state));
+	fprintf(f,
+		",\"stuck\":%s,\"failed\":%" PRIu32 ",\"created_ms\":%" PRIu64
+		",\"deadline_ms\":%" PRIu64 ",\"updated_ms\":%" PRIu64
+		",\"finished_ms\":%" PRIu64,
+		tx->stuck ? "true" : "false", tx->failed, tx->created_ms,
+		tx->deadline_ms, tx->updated_ms, tx->finished_ms);
+	if (saga) {
+		fputs(",\"recovery\":", f);
+		ctl_json_str(f, ctl_recovery_name(tx->recovery));
+	}
+	fputs(",\"reason\":", f);
+	ctl_json_str(f, tx->reason);
+	fputs(",\"branches\":[", f);
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *b = tx->branches[i];
+		fprintf(f, "%s{\"branch_id\":%" PRIu32 ",\"endpoint\":",
+			i ? "," : "", b->branch_id);
+		ctl_json_str(f, b->endpoint);
+		fputs(",\"resource\":", f);
+		ctl_json_str(f, b->resource);
+		fputs(",\"state\":", f);
+		ctl_json_str(f, ctl_branch_state_name(b->state));
+		fprintf(f,
+			",\"attempts\":%" PRIu32 ",\"next_retry_ms\":%" PRIu64
+			",\"updated_ms\":%" PRIu64 ",\"last_error\":",
+			b->attempts, b->next_retry_ms, b->updated_ms);
+		ctl_json_str(f, b->last_error);
+		if (saga) {
+			fputs(",\"name\":", f);
+			ctl_json_str(f, b->name);
+			fputs(",\"depends_on\":[", f);
+			for (size_t k = 0; k < b->n_depends_on; k++)
+				fprintf(f, "%s%" PRIu32, k ? "," : "",
+					b->depends_on[k]);
+			fprintf(f,
+				"],\"completion\":%" PRIu32
+				",\"completed_ms\":%" PRIu64
+				",\"max_attempts\":%" PRIu32,
+				b->completion, b->completed_ms,
+				b->max_attempts);
+		}
+		fputc('}', f);
+	}
+	fputc(']', f);
+	if (with_detail) {
+		fputs(",\"history\":[", f);
+		for (i = 0; i < tx->n_history; i++) {
+			const Settle__V1__Event *e = tx->history[i];
+			fprintf(f,
+				"%s{\"seq\":%" PRIu64 ",\"time_ms\":%" PRIu64
+				",\"kind\":",
+				i ? "," : "", e->seq, e->time_ms);
+			ctl_json_str(f, e->kind);
+			fprintf(f, ",\"branch_id\":%" PRIu32 ",\"detail\":",
+				e->branch_id);
+			ctl_json_str(f, e->detail);
+			fputc('}', f);
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
+}
+
+/* Count branches by state, e.g. "2 confirmed, 1 failed". */
+static void branch_summary(const Settle__V1__TxInfo *tx, char *buf, size_t len)
+{
+	/* States are small numbers; the last slot counts unknown ones. */
+	enum { MAX_STATE = 32 };
+	size_t counts[MAX_STATE + 1] = {0};
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < tx->n_branches; i++) {
+		int s = tx->branches[i]->state;
+		bool known = s >= 0 && s < MAX_STATE &&
+			     strcmp(ctl_branch_state_name(s), "unknown") != 0;
+		counts[known ? (size_t)s : MAX_STATE]++;
+	}
+	for (i = 0; i <= MAX_STATE && off < len; i++) {
+		int w;
+		if (counts[i] == 0)
+			continue;
+		w = snprintf(buf + off, len - off, "%s%zu %s", off ? ", " : "",
+			     counts[i],
+			     i < MAX_STATE ? ctl_branch_state_name((int)i)
+					   : "unknown");
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (tx->n_branches == 0)
+		snprintf(buf, len, "none");
+}
+
+void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
+		    uint64_t now_ms, bool json)
+{
+	struct table t;
+	char age[32], dl[48], br[128], reason[256];
+	size_t i;
+
+	if (json) {
+		fputs("{\"txs\":[", f);
+		for (i = 0; i < resp->n_txs; i++) {
+			if (i)
+				fputc(',', f);
+			json_tx(f, resp->txs[i], false);
+		}
+		fprintf(f, "],\"more\":%s}\n", resp->more ? "true" : "false");
+		return;
+	}
+	if (resp->n_txs == 0) {
+		fputs("no matching transactions\n", f);
+		return;
+	}
+	ctl__table_init(&t, 7);
+	ctl__table_row(&t,
+		       (const char *const[]){"GID", "STATE", "STUCK", "AGE",
+					     "DEADLINE", "BRANCHES", "REASON"});
+	for (i = 0; i < resp->n_txs; i++) {
+		const Settle__V1__TxInfo *tx = resp->txs[i];
+		ctl_span_str(now_ms > tx->created_ms ? now_ms - tx->created_ms
+						     : 0,
+			     age, sizeof(age));
+		/* The deadline only matters until the decision. */
+		if (tx->finished_ms ||
+		    (tx->state != SETTLE__V1__TX_STATE__ACTIVE &&
+		     tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING))
+			snprintf(dl, sizeof(dl), "-");
+		else if (tx->deadline_ms > now_ms)
+			ctl_span_str(tx->deadline_ms - now_ms, dl, sizeof(dl));
+		else if (tx->deadline_ms) {
+			char ago[32];
+			snprintf(dl, sizeof(dl), "passed %s ago",
+				 ctl_span_str(now_ms - tx->deadline_ms, ago,
+					      sizeof(ago)));
+		} else
+			snprintf(dl, sizeof(dl), "-");
+		branch_summary(tx, br, sizeof(br));
+		ctl__one_line(tx->reason, reason, sizeof(reason));
+		ctl__table_row(&t, (const char *const[]){
+				       tx->gid, ctl_tx_state_name(tx->state),
+				       tx->stuck ? "STUCK" : "-", age, dl, br,
+				       reason});
+	}
+	ctl__table_print(f, &t, "");
+	ctl__table_free(&t);
+	if (resp->more)
+		fputs("(more transactions match: raise --limit, or page with "
+		      "--after GID)\n",
+		      f);
+}
+
+/* ---- tx show ------------------------------------------------------------ */
+
+static const char *next_retry_str(uint64_t next_ms, uint64_t now_ms, char *buf,
+				  size_t len)
+{
+	char c[48];
+
+	if (next_ms == 0)
+		snprintf(buf, len, "-");
+	else if (next_ms > now_ms)
+		snprintf(buf, len, "in %s",
+			 ctl_span_str(next_ms - now_ms, c, sizeof(c)));
+	else
+		snprintf(buf, len, "due");
+	return buf;
+}
+
+static void print_branches(FILE *f, const Settle__V1__TxInfo *tx,
+			   uint64_t now_ms)
+{
+	struct table t;
+	char a[48], b[48];
+	size_t i;
+
+	fprintf(f, "\nbranches (%zu):\n", tx->n_branches);
+	if (tx->n_branches == 0)
+		return;
+	ctl__table_init(&t, 8);
+	ctl__table_row(&t, (const char *const[]){"ID", "STATE", "ENDPOINT",
+						 "RESOURCE", "ATTEMPTS",
+						 "NEXT RETRY", "UPDATED",
+						 "LAST ERROR"});
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *br = tx->branches[i];
+		char id[16], att[16], err[256], ep[128], res[128];
+		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
+		snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
+		ctl__table_row(
+		    &t,
+		    (const char *const[]){
+			id, ctl_branch_state_name(br->state),
+			ctl__one_line(br->endpoint, ep, sizeof(ep)),
+			ctl__one_line(br->resource, res, sizeof(res)), att,
+			next_retry_str(br->next_retry_ms, now_ms, b, sizeof(b)),
+			ctl_time_str(br->updated_ms, a, sizeof(a)),
+			ctl__one_line(br->last_error, err, sizeof(err))});
+	}
+	ctl__table_print(f, &t, "  ");
+	ctl__table_free(&t);
+}
+
+/* "1,2" for depends_on; "-" for a root. */
+static const char *deps_str(const Settle__V1__BranchInfo *br, char *buf,
+			    size_t len)
+{
+	size_t off = 0, k;
+
+	snprintf(buf, len, "-");
+	for (k = 0; k < br->n_depends_on && off < len; k++) {
+		int w = snprintf(buf + off, len - off, "%s%" PRIu32,
+				 k ? "," : "", br->depends_on[k]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	return buf;
+}
+
+/* A saga's steps: their shape (AFTER: the steps each waits for), how far
+ * each got, and ORDER, the order in which actions ended, whose reverse is
+ * the order of compensation. */
+static void print_steps(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms)
+{
+	struct table t;
+	bool any_order = false;
+	size_t i;
+
+	fprintf(f, "\nsteps (%zu):\n", tx->n_branches);
+	if (tx->n_branches == 0)
+		return;
+	ctl__table_init(&t, 9);
+	ctl__table_row(&t,
+		       (const char *const[]){"ID", "NAME", "STATE", "ATTEMPTS",
+					     "AFTER", "ORDER", "ENDPOINT",
+					     "NEXT RETRY", "LAST ERROR"});
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *br = tx->branches[i];
+		char id[16], att[32], deps[64], ord[16], nr[48], name[128],
+		    ep[128], err[256];
+
+		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
+		if (br->max_attempts)
+			snprintf(att, sizeof(att), "%" PRIu32 "/%" PRIu32,
+				 br->attempts, br->max_attempts);
+		else
+			snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
+		if (br->completion) {
+			snprintf(ord, sizeof(ord), "%" PRIu32, br->completion);
+			any_order = true;
+		} else {
+			snprintf(ord, sizeof(ord), "-");
+		}
+		ctl__one_line(br->name && *br->name ? br->name : "-", name,
+			      sizeof(name));
+		ctl__table_row(
+		    &t, (const char *const[]){
+			    id, name, ctl_branch_state_name(br->state), att,
+			    deps_str(br, deps, sizeof(deps)), ord,
+			    ctl__one_line(br->endpoint, ep, sizeof(ep)),
+			    next_retry_str(br->next_retry_ms, now_ms, nr,
+					   sizeof(nr)),
+			    ctl__one_line(br->last_error, err, sizeof(err))});
+	}
+	ctl__table_print(f, &t, "  ");
+	ctl__table_free(&t);
+	if (any_order)
+		fputs("  (ORDER: the order in which actions ended; "
+		      "compensation runs in reverse)\n",
+		      f);
+}
+
+void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
+		  bool json)
+{
+	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
+	struct table t;
+	char a[48], b[48], d[256];
+	size_t i;
+
+	if (json) {
+		fputs("{\"tx\":", f);
+		json_tx(f, tx, true);
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "gid:       %s\n", ctl__one_line(tx->gid, d, sizeof(d)));
+	fprintf(f, "mode:      %s\n", ctl_mode_name(tx->mode));
+	if (saga)
+		fprintf(f, "recovery:  %s\n", ctl_recovery_name(tx->recovery));
+	fprintf(f, "state:     %s%s\n", ctl_tx_state_name(tx->state),
+		tx->stuck
+		    ? "  (STUCK: needs an operator, see docs/OPERATIONS.md)"
+		    : "");
+	if (tx->failed)
+		fprintf(f,
+			"failed:    %" PRIu32 " branch%s FAILED, waiting for "
+			"an operator (settlectl tx retry / tx resolve)\n",
+			tx->failed, tx->failed == 1 ? "" : "es");
+	fprintf(
+	    f, "created:   %s (%s ago)\n",
+	    ctl_time_str(tx->created_ms, a, sizeof(a)),
+	    ctl_span_str(now_ms > tx->created_ms ? now_ms - tx->created_ms : 0,
+			 b, sizeof(b)));
+	fprintf(f, "deadline:  %s\n",
+		ctl_time_str(tx->deadline_ms, a, sizeof(a)));
+	fprintf(f, "updated:   %s\n",
+		ctl_time_str(tx->updated_ms, a, sizeof(a)));
+	fprintf(f, "finished:  %s\n",
+		ctl_time_str(tx->finished_ms, a, sizeof(a)));
+	if (tx->reason && *tx->reason)
+		fprintf(f, "reason:    %s\n",
+			ctl__one_line(tx->reason, d, sizeof(d)));
+
+	if (saga)
+		print_steps(f, tx, now_ms);
+	else
+		print_branches(f, tx, now_ms);
+
+	fprintf(f, "\nhistory (%zu events):\n", tx->n_history);
+	if (tx->n_history) {
+		ctl__table_init(&t, 5);
+		ctl__table_row(&t, (const char *const[]){"SEQ", "TIME", "EVENT",
+							 "BRANCH", "DETAIL"});
+		for (i = 0; i < tx->n_history; i++) {
+			const Settle__V1__Event *e = tx->history[i];
+			char seq[24], bid[16], kind[64];
+			snprintf(seq, sizeof(seq), "%" PRIu64, e->seq);
+			if (e->branch_id)
+				snprintf(bid, sizeof(bid), "%" PRIu32,
+					 e->branch_id);
+			else
+				snprintf(bid, sizeof(bid), "-");
+			ctl__table_row(
+			    &t,
+			    (const char *const[]){
+				seq, ctl_time_str(e->time_ms, a, sizeof(a)),
+				ctl__one_line(e->kind, kind, sizeof(kind)), bid,
+				ctl__one_line(e->detail, d, sizeof(d))});
+		}
+		ctl__table_print(f, &t, "  ");
+		ctl__table_free(&t);
+	}
+}
+
+/* ---- tx retry / resolve ------------------------------------------------- */
+
+void ctl_print_retry(FILE *f, const char *gid, uint32_t branch_id,
+		     uint32_t retried, int state, bool json)
+{
+	char g[256];
+
+	if (json) {
+		fputs("{\"gid\":", f);
+		ctl_json_str(f, gid);
+		fprintf(f,
+			",\"branch_id\":%" PRIu32 ",\"retried\":%" PRIu32
+			",\"state\":",
+			branch_id, retried);
+		ctl_json_str(f, ctl_tx_state_name(state));
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "%s: %" PRIu32 " branch%s made due now; state %s\n",
+		ctl__one_line(gid, g, sizeof(g)), retried,
+		retried == 1 ? "" : "es", ctl_tx_state_name(state));
+}
+
+void ctl_print_resolve(FILE *f, const char *gid, uint32_t branch_id,
+		       int branch_state, int state, bool json)
+{
+	char g[256];
+
+	if (json) {
+		fputs("{\"gid\":", f);
+		ctl_json_str(f, gid);
+		fprintf(f, ",\"branch_id\":%" PRIu32 ",\"branch_state\":",
+			branch_id);
+		ctl_json_str(f, ctl_branch_state_name(branch_state));
+		fputs(",\"state\":", f);
+		ctl_json_str(f, ctl_tx_state_name(state));
+		fputs("}\n", f);
+		return;
+	}
+	fprintf(f, "%s: branch %" PRIu32 " resolved as %s; state %s\n",
+		ctl__one_line(gid, g, sizeof(g)), branch_id,
+		ctl_branch_state_name(branch_state), ctl_tx_state_name(state));
+}
