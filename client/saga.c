@@ -15,7 +15,7 @@
 
 /* Polling Query: fast at first (most sagas end within a few calls), then
  * no more than four times a second. */
-#define WAIT_POLL_FIRST_MS 20
+#define WAIT_POLL_FIRST_MS 5
 #define WAIT_POLL_MAX_MS   250
 
 bool settle_tx_state_final(int state)

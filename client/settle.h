@@ -275,8 +275,8 @@ int settle_submit_saga(settle_client *c, const char *gid,
 
 /*
  * Wait until gid is final (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED or
- * SAGA_COMPENSATED) by polling Query: every 20 ms at first, growing to
- * every 250 ms, never past wait_ms (0: look once). *state receives the
+ * SAGA_COMPENSATED) by polling Query: at once, then after 5 ms, the pause
+ * doubling up to 250 ms, never past wait_ms (0: look once). *state receives the
  * last state seen and *finished whether it is final (either may be NULL).
  *
  * A transaction with a FAILED branch waits for an operator and would
