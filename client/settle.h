@@ -238,8 +238,8 @@ struct settle_saga_step {
 };
 
 struct settle_saga_opts {
-	/* The saga stops acting and compensates (BACKWARD) once this has
-	 * passed; 0: the coordinator's default. */
+	/* A BACKWARD saga still running then is compensated (FORWARD sagas
+	 * have no deadline to enforce); 0: the coordinator's default. */
 	uint32_t timeout_ms;
 	/* SETTLE_SAGA_BACKWARD (compensate what may have taken effect) or
 	 * SETTLE_SAGA_FORWARD (retry failed actions until they succeed). */
@@ -252,8 +252,9 @@ struct settle_saga_opts {
 
 /*
  * Submit a whole saga in one call; the coordinator runs it from then on
- * (follow it with settle_wait() or settle_query()). One cmd_id is drawn
- * and reused on every retry, so the saga is started at most once.
+ * (follow it with settle_wait() or settle_query(); settle_rollback() on a
+ * running saga compensates it). One cmd_id is drawn and reused on every
+ * retry, so the saga is started at most once.
  *   gid         as for settle_begin(): copied, NULL/"" lets the
  *               coordinator choose.
  *   opts        may be NULL: ordered, BACKWARD, default timeout.
@@ -276,15 +277,17 @@ int settle_submit_saga(settle_client *c, const char *gid,
 /*
  * Wait until gid is final (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED or
  * SAGA_COMPENSATED) by polling Query: at once, then after 5 ms, the pause
- * doubling up to 250 ms, never past wait_ms (0: look once). *state receives the
- * last state seen and *finished whether it is final (either may be NULL).
+ * doubling up to 250 ms, never past wait_ms (0: look once). *state
+ * receives the last state seen and *finished whether it is final (either
+ * may be NULL).
  *
  * A transaction with a FAILED branch waits for an operator and would
  * never become final on its own: settle_wait() then returns
  * SETTLE_ESTATE at once, *finished false, and settle_client_errmsg() names
  * the branch and its error, e.g. "wait: g1 is stuck: branch 2 (credit)
- * FAILED: FAILURE: injected failure; see settlectl tx show". Call again
- * after the operator acted (settle_tx_retry/settle_tx_resolve).
+ * FAILED: injected failure; waiting for an operator (settlectl tx show
+ * g1)". Call again after the operator acted (settle_tx_retry(),
+ * settle_tx_resolve()).
  * Errors: SETTLE_ETIMEOUT (not final after wait_ms), SETTLE_ESTATE
  * (stuck), SETTLE_ENOTFOUND, SETTLE_EINVAL, transport errors of Query.
  */
@@ -292,6 +295,9 @@ int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,
 		bool *finished);
 
 /* ---- Operator verbs ----------------------------------------------------- */
+
+/* Longest operator reason accepted by TX_RETRY and TX_RESOLVE. */
+#define SETTLE_REASON_MAX 1024
 
 /*
  * Retry gid's FAILED branch branch_id (0: every FAILED branch), or make a
@@ -316,9 +322,6 @@ int settle_tx_retry(settle_client *c, const char *gid, uint32_t branch_id,
  */
 int settle_tx_resolve(settle_client *c, const char *gid, uint32_t branch_id,
 		      const char *reason, int *branch_state, int *state);
-
-/* Longest operator reason accepted by TX_RETRY and TX_RESOLVE. */
-#define SETTLE_REASON_MAX 1024
 
 /* True for the states a transaction ends in (COMMITTED, ROLLED_BACK,
  * SAGA_SUCCEEDED, SAGA_COMPENSATED). */
