@@ -110,9 +110,11 @@ int xa_rm_open(enum xa_rm_kind kind, const char *conninfo, struct xa_rm **out,
 	struct xa_rm *rm;
 	int rv;
 
-	*out = NULL;
 	if (errbuf_cap > 0)
 		errbuf[0] = '\0';
+	if (out == NULL)
+		return XA_RM_EINVAL;
+	*out = NULL;
 	if (conninfo == NULL)
 		return XA_RM_EINVAL;
 	rm = calloc(1, sizeof(*rm));

@@ -24,8 +24,31 @@ static void xa_pg__notice(void *arg, const char *message)
 
 static int xa_pg_connect(struct xa_rm *rm)
 {
-	PGconn *c = PQconnectdb(rm->conninfo);
+	PQconninfoOption *opts, *o;
+	char *perr = NULL;
+	PGconn *c;
 
+	/* A malformed conninfo is the caller's error, not a server down. */
+	opts = PQconninfoParse(rm->conninfo, &perr);
+	if (opts == NULL) {
+		int rv = perr ? XA_RM_EINVAL : SETTLE_ENOMEM;
+
+		xa_rm__seterr(rm, "postgresql conninfo: %s",
+			      perr ? perr : "out of memory");
+		PQfreemem(perr);
+		return rv;
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		/* libpq checks the port only when it connects. */
+		if (strcmp(o->keyword, "port") == 0 && o->val != NULL &&
+		    strspn(o->val, "0123456789,") != strlen(o->val)) {
+			PQconninfoFree(opts);
+			xa_rm__seterr(rm, "postgresql conninfo: bad port");
+			return XA_RM_EINVAL;
+		}
+	}
+	PQconninfoFree(opts);
+	c = PQconnectdb(rm->conninfo);
 	if (c == NULL) {
 		xa_rm__seterr(rm, "postgresql connect: out of memory");
 		return SETTLE_ENOMEM;

@@ -3,6 +3,7 @@
  */
 #include "servers.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,18 +120,67 @@ const char *xt_conninfo(enum xa_rm_kind kind)
 	return v;
 }
 
-int xt_server_crash_restart(enum xa_rm_kind kind)
+static const char *xt__xa_dir(void)
 {
 	const char *dir = getenv("SETTLE_TEST_XA_DIR");
-	char path[600];
-	FILE *f;
-	long pid = 0;
 
 	if (dir == NULL || dir[0] == '\0') {
 		fprintf(stderr, "xa tests: SETTLE_TEST_XA_DIR is not set: "
 				"cannot restart a server\n");
-		return -1;
+		return NULL;
 	}
+	return dir;
+}
+
+int xt_servers_start(void)
+{
+	const char *dir = xt__xa_dir();
+
+	return dir ? xt__run("start", dir, false, false) : -1;
+}
+
+/* SIGKILL every process whose parent is pid. */
+static void xt__kill_children(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[512], *rp;
+		long child, ppid;
+		FILE *f;
+
+		child = strtol(e->d_name, &rp, 10);
+		if (*rp != '\0' || child <= 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", child);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(buf, sizeof(buf), f) != NULL) {
+			/* "pid (comm) state ppid": comm may hold spaces. */
+			rp = strrchr(buf, ')');
+			if (rp != NULL &&
+			    sscanf(rp + 1, " %*c %ld", &ppid) == 1 &&
+			    ppid == (long)pid)
+				kill((pid_t)child, SIGKILL);
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+int xt_server_kill(enum xa_rm_kind kind)
+{
+	const char *dir = xt__xa_dir();
+	char path[600];
+	FILE *f;
+	long pid = 0;
+
+	if (dir == NULL)
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s", dir,
 		 kind == XA_RM_POSTGRESQL ? "pg/data/postmaster.pid"
 					  : "mariadb/mariadbd.pid");
@@ -142,9 +192,20 @@ int xt_server_crash_restart(enum xa_rm_kind kind)
 		return -1;
 	}
 	fclose(f);
+	/*
+	 * The server and all its children at once, as a machine crash would:
+	 * an orphaned PostgreSQL backend can still commit for a moment after
+	 * its postmaster died (and each runs in its own process group).
+	 * Stopped first, so it starts no new child meanwhile.
+	 */
+	if (kill((pid_t)pid, SIGSTOP) != 0) {
+		perror("xa tests: kill");
+		return -1;
+	}
+	xt__kill_children((pid_t)pid);
 	if (kill((pid_t)pid, SIGKILL) != 0) {
 		perror("xa tests: kill");
 		return -1;
 	}
-	return xt__run("start", dir, false, false);
+	return 0;
 }

@@ -20,8 +20,9 @@ void xt_servers_teardown(void);
 /* Conninfo of a server (aborts the test when missing). */
 const char *xt_conninfo(enum xa_rm_kind kind);
 
-/* SIGKILL the server of kind, then start it again on the same data.
- * 0, or -1 with the reason printed (needs SETTLE_TEST_XA_DIR). */
-int xt_server_crash_restart(enum xa_rm_kind kind);
+/* SIGKILL the server of kind; xt_servers_start() starts it again on the
+ * same data. 0, or -1 with the reason printed (needs SETTLE_TEST_XA_DIR). */
+int xt_server_kill(enum xa_rm_kind kind);
+int xt_servers_start(void);
 
 #endif

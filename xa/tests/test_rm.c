@@ -29,6 +29,10 @@ static struct xa_rm *xt_open(enum xa_rm_kind k)
 	struct xa_rm *rm = NULL;
 	int rv = xa_rm_open(k, xt_conninfo(k), &rm, err, sizeof(err));
 
+	/* An earlier test that failed between killing and restarting a
+	 * server left it down: start it again for this one. */
+	if (rv == XA_RM_ETRANSIENT && xt_servers_start() == 0)
+		rv = xa_rm_open(k, xt_conninfo(k), &rm, err, sizeof(err));
 	cr_assert_eq(rv, 0, "open %s: %s (%s)",
 		     k == PG ? "postgresql" : "mariadb", settle_strerror(rv),
 		     err);
@@ -235,13 +239,17 @@ static void survives_server_crash(enum xa_rm_kind k)
 	char tag[64];
 	struct xa_xid xid;
 	struct xa_rm *a, *b;
+	int rv;
 
 	xt_tag(tag, sizeof(tag));
 	xt_xid(&xid, tag, "b1");
 	a = xt_prepared(k, &xid, tag, 14);
-	cr_assert_eq(xt_server_crash_restart(k), 0, "restart the server");
-	/* The old connection died with the server; its first verb says so
-	 * (transient) or has reconnected already. */
+	cr_assert_eq(xt_server_kill(k), 0, "kill the server");
+	/* Phase 2 while the RM is down: transient, to be retried. */
+	rv = xa_rm_commit(a, &xid, false);
+	cr_assert_eq(rv, XA_RM_ETRANSIENT, "commit with the server down: %s",
+		     settle_strerror(rv));
+	cr_assert_eq(xt_servers_start(), 0, "restart the server");
 	b = xt_open(k);
 	cr_assert(xt_listed(b, &xid), "the prepared branch survived SIGKILL");
 	cr_assert_eq(xt_get(b, tag), -1);
@@ -251,8 +259,8 @@ static void survives_server_crash(enum xa_rm_kind k)
 	/* The handle of the dead connection reconnects on its next verb. */
 	{
 		int64_t v = 0;
-		int rv = xa_rm_query_int(a, "SELECT 1", &v);
 
+		rv = xa_rm_query_int(a, "SELECT 1", &v);
 		if (rv == XA_RM_ETRANSIENT)
 			rv = xa_rm_query_int(a, "SELECT 1", &v);
 		cr_assert_eq(rv, 0, "reconnect: %s", xa_rm_errmsg(a));
@@ -365,6 +373,69 @@ static void recover_filters_format(enum xa_rm_kind k)
 	xa_rm_close(c);
 }
 
+/*
+ * The branch's connection is killed by the server mid-work: the server
+ * rolled the branch back, and prepare says so (the work is gone).
+ */
+static void connection_killed_mid_branch(enum xa_rm_kind k)
+{
+	char tag[64], sql[128];
+	struct xa_xid xid;
+	struct xa_rm *a = xt_open(k), *b = xt_open(k);
+	enum xa_rm_vote vote = XA_RM_VOTE_OK;
+	int64_t id;
+	int rv;
+
+	xt_table(a);
+	xt_tag(tag, sizeof(tag));
+	xt_xid(&xid, tag, "b1");
+	XT_OK(a, xa_rm_query_int(a,
+				 k == PG ? "SELECT pg_backend_pid()"
+					 : "SELECT CONNECTION_ID()",
+				 &id));
+	XT_OK(a, xa_rm_start(a, &xid));
+	xt_put(a, tag, 16);
+	snprintf(sql, sizeof(sql),
+		 k == PG ? "SELECT pg_terminate_backend(%lld)"
+			 : "KILL CONNECTION %lld",
+		 (long long)id);
+	XT_OK(b, xa_rm_exec(b, sql));
+	usleep(200 * 1000);
+	rv = xa_rm_exec(a, "SELECT 1");
+	cr_assert_eq(rv, XA_RM_ETRANSIENT, "work on a killed connection: %s",
+		     settle_strerror(rv));
+	XT_OK(a, xa_rm_prepare(a, &xid, &vote));
+	cr_assert_eq(vote, XA_RM_VOTE_ROLLBACK);
+	cr_assert(!xt_listed(b, &xid));
+	cr_assert_eq(xt_get(b, tag), -1);
+	/* The handle is usable again, on a new connection. */
+	cr_assert_eq(xt_get(a, tag), -1);
+	xa_rm_close(a);
+	xa_rm_close(b);
+}
+
+/* Malformed conninfo: invalid, not a connection failure. */
+static void bad_conninfo(enum xa_rm_kind k)
+{
+	const char *bad[] = {"host='127.0.0.1", "nosuchkey=1", "=x",
+			     "port=abc"};
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct xa_rm *rm = NULL;
+		int rv = xa_rm_open(k, bad[i], &rm, err, sizeof(err));
+
+		cr_assert_eq(rv, XA_RM_EINVAL, "%s: %s (%s)", bad[i],
+			     settle_strerror(rv), err);
+		cr_assert_null(rm);
+	}
+	cr_assert_eq(xa_rm_open(k, NULL, NULL, err, sizeof(err)), XA_RM_EINVAL);
+	cr_assert_eq(
+	    xa_rm_open((enum xa_rm_kind)99, "", NULL, err, sizeof(err)),
+	    XA_RM_EINVAL);
+}
+
 /* A server that is not there: transient, never anything else. */
 static void unreachable_is_transient(enum xa_rm_kind k)
 {
@@ -451,6 +522,23 @@ Test(postgresql, unreachable_is_transient)
 Test(mariadb, unreachable_is_transient)
 {
 	unreachable_is_transient(MY);
+}
+
+Test(postgresql, connection_killed_mid_branch)
+{
+	connection_killed_mid_branch(PG);
+}
+Test(mariadb, connection_killed_mid_branch)
+{
+	connection_killed_mid_branch(MY);
+}
+Test(postgresql, bad_conninfo)
+{
+	bad_conninfo(PG);
+}
+Test(mariadb, bad_conninfo)
+{
+	bad_conninfo(MY);
 }
 
 Test(postgresql, read_only_branch_votes_rdonly)
@@ -621,6 +709,7 @@ int main(int argc, char *argv[])
 	if (criterion_handle_args(argc, argv, true)) {
 		if (xt_servers_setup() != 0) {
 			fprintf(stderr, "xa tests: FAIL: no XA test servers\n");
+			xt_servers_teardown();
 			criterion_finalize(tests);
 			return 1;
 		}
