@@ -109,8 +109,10 @@ int xa_rm_start(struct xa_rm *rm, const struct xa_xid *xid);
 /*
  * Run statements of the caller inside the active branch (or outside any,
  * autocommit). sql is sent as is: never build it from untrusted strings.
- * A failing statement marks the branch rollback-only (prepare then votes
- * ROLLBACK). Errors: XA_RM_ETRANSIENT, XA_RM_ERMERR.
+ * On PostgreSQL a failing statement aborts the whole branch (prepare then
+ * votes ROLLBACK); MariaDB undoes only the statement, unless it was a
+ * deadlock or lock timeout that made the branch rollback-only.
+ * Errors: XA_RM_ETRANSIENT, XA_RM_ERMERR.
  */
 int xa_rm_exec(struct xa_rm *rm, const char *sql);
 

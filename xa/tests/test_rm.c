@@ -23,6 +23,11 @@
 
 static unsigned xt_seq;
 
+/* A hung server fails its test instead of hanging make check. */
+TestSuite(postgresql, .timeout = 60);
+TestSuite(mariadb, .timeout = 60);
+TestSuite(both, .timeout = 60);
+
 static struct xa_rm *xt_open(enum xa_rm_kind k)
 {
 	char err[512];
