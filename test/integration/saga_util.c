@@ -35,6 +35,13 @@ settle_client *su_client(const char *endpoints, uint32_t retry_budget_ms)
 void su_submit(settle_client *c, const char *gid, int recovery, bool dag,
 	       const struct su_step *s, size_t n)
 {
+	su_submit_timeout(c, gid, recovery, dag, s, n, 60000);
+}
+
+void su_submit_timeout(settle_client *c, const char *gid, int recovery,
+		       bool dag, const struct su_step *s, size_t n,
+		       uint32_t timeout_ms)
+{
 	struct settle_saga_step steps[8];
 	struct settle_saga_opts o = {0};
 	char got[SETTLE_GID_BUFSIZE];
@@ -54,7 +61,7 @@ void su_submit(settle_client *c, const char *gid, int recovery, bool dag,
 		steps[i].max_attempts = s[i].max_attempts;
 		steps[i].call_timeout_ms = s[i].call_timeout_ms;
 	}
-	o.timeout_ms = 60000;
+	o.timeout_ms = timeout_ms;
 	o.recovery = recovery;
 	o.dag = dag;
 	rv = settle_submit_saga(c, gid, &o, steps, n, got, sizeof(got));

@@ -49,6 +49,10 @@ struct su_step {
  * under gid. recovery: SETTLE_SAGA_BACKWARD or SETTLE_SAGA_FORWARD. */
 void su_submit(settle_client *c, const char *gid, int recovery, bool dag,
 	       const struct su_step *s, size_t n);
+/* The same with the saga's timeout (its deadline, BACKWARD) in ms. */
+void su_submit_timeout(settle_client *c, const char *gid, int recovery,
+		       bool dag, const struct su_step *s, size_t n,
+		       uint32_t timeout_ms);
 
 /* Print a Query record with its steps and history to stderr. */
 void su_show_tx(const Settle__V1__TxInfo *tx);

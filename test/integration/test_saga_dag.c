@@ -492,6 +492,67 @@ Test(saga_dag, branch_whose_participant_is_down_is_compensated_when_back)
 	world_stop(&w);
 }
 
+static bool past_deadline_compensating(const Settle__V1__TxInfo *tx, void *arg)
+{
+	(void)arg;
+	return tx->n_branches == 2 && tx->state == TX(SAGA_COMPENSATING) &&
+	       tx->branches[1]->state == ST(STEP_COMPENSATING);
+}
+
+Test(saga_dag, deadline_compensates_a_step_that_keeps_retrying)
+{
+	struct world w;
+	struct it_bank c;
+	struct su_step s[2];
+	Settle__V1__TxInfo *tx;
+	uint64_t started;
+
+	world_start(&w, "alice=1000", NULL, "bob=500", NULL);
+	it_bank_start(&c, "bank-c", "dave=100", NULL);
+	it_stop(c.proc);
+	memset(s, 0, sizeof(s));
+	s[0] = (struct su_step){.endpoint = w.a.endpoint,
+				.name = "debit-alice",
+				.payload = "account=alice;amount=-100"};
+	s[1] = (struct su_step){.endpoint = c.endpoint,
+				.name = "credit-dave",
+				.payload = "account=dave;amount=100",
+				.max_attempts = 100000};
+	su_submit_timeout(w.c, "deadline", SETTLE_SAGA_BACKWARD, false, s, 2,
+			  1500);
+
+	/* Its participant is down: step 2 retries until the deadline, then
+	 * the saga compensates it (it may have acted) and step 1. */
+	tx = su_wait(w.c, "deadline", past_deadline_compensating, NULL,
+		     "compensating after the deadline", 10000, w.node.proc);
+	started = 0;
+	CHECK(tx, su_step(tx, 2)->completion == 2, "step 2 completion %u",
+	      su_step(tx, 2)->completion);
+	CHECK(tx, strstr(tx->reason, "deadline") != NULL, "reason '%s'",
+	      tx->reason);
+	for (size_t i = 0; i < tx->n_history; i++)
+		if (strcmp(tx->history[i]->kind, "compensating") == 0)
+			started = tx->history[i]->time_ms;
+	CHECK(tx, started >= tx->deadline_ms,
+	      "compensation started at %llu, before the deadline %llu",
+	      (unsigned long long)started, (unsigned long long)tx->deadline_ms);
+	settle_tx_info_free(tx);
+	it_restart(c.proc);
+	it_wait_port(c.proc, c.port, 10000);
+
+	tx = su_wait_final(w.c, "deadline", TX(SAGA_COMPENSATED), WAIT_MS,
+			   w.node.proc);
+	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
+	expect_reverse_completion(tx);
+	settle_tx_info_free(tx);
+	cr_assert_eq(su_bank_count(&w.a, "compensate", "deadline", 1, "ok"), 1);
+	cr_assert_eq(su_bank_count(&c, "compensate", "deadline", 2, NULL), 0);
+	cr_assert_eq(su_balance(&w.a, "alice"), 1000);
+	cr_assert_eq(su_balance(&c, "dave"), 100);
+	world_stop(&w);
+}
+
 /* ---- 3. Forward recovery ------------------------------------------------ */
 
 static bool failing_forward(const Settle__V1__TxInfo *tx, void *arg)
