@@ -1,7 +1,7 @@
 /*
  * settle-bench — load generator for a Settle cluster.
  *
- *   settle-bench --cluster ENDPOINTS --mode tcc --branches K
+ *   settle-bench --cluster ENDPOINTS --mode tcc|saga --branches K
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--listen HOST:PORT] [--json]
  *
@@ -13,7 +13,16 @@
  * transactions back to back for SECONDS: Begin, register K branches on an
  * in-process participant, TRY each branch on it, then Commit (or, for a
  * fraction R, Rollback) and wait for phase two to finish, so the latency
- * measured is the whole two-phase commit. The participant is libsettle's
+ * measured is the whole two-phase commit.
+ *
+ * --mode saga: each transaction is one SubmitSaga of K ordered steps on
+ * the participant, followed by settle_wait() until it is final; for a
+ * fraction R the last step's action fails (a business failure), so the
+ * saga compensates every step. The latency includes settle_wait()'s
+ * polling (a look at once, then after 5 ms, the pause doubling), which
+ * rounds it up: compare saga throughput, not saga latency, with TCC's.
+ *
+ * The participant is libsettle's
  * SDK on its own thread, with an LMDB barrier and a small business write
  * per call in a temporary directory (removed at exit).
  *
@@ -39,12 +48,15 @@
 #include "settle.h"
 #include "settle_participant.h"
 
-#define EXIT_USAGE	2
+#define EXIT_USAGE 2
+/* Action payload of a saga step that must fail. */
+#define BENCH_FAIL	"bench-fail"
 #define MAX_BRANCHES	64
 #define MAX_CONCURRENCY 1024
 
 struct bench {
 	const char *cluster;
+	bool saga;
 	unsigned branches;
 	unsigned concurrency;
 	unsigned duration_s;
@@ -92,6 +104,13 @@ static int bench_write(void *data, const struct settle_branch *br, MDB_txn *txn,
 	int rc;
 
 	atomic_fetch_add(&b->handler_calls, 1);
+	/* A saga step told to fail does so before writing anything, like a
+	 * bank refusing a debit. */
+	if (br->op == SETTLE_OP_ACTION && br->len >= sizeof(BENCH_FAIL) - 1 &&
+	    memcmp(br->payload, BENCH_FAIL, sizeof(BENCH_FAIL) - 1) == 0) {
+		snprintf(err, errlen, "bench: injected failure");
+		return SETTLE_EFAILURE;
+	}
 	if (txn == NULL)
 		return 0;
 	k.mv_size = (size_t)snprintf(key, sizeof(key), "%s/%" PRIu32 "/%d",
@@ -152,6 +171,8 @@ static int participant_start(struct bench *b, struct participant *pt,
 	cfg.on_try = bench_write;
 	cfg.on_confirm = bench_write;
 	cfg.on_cancel = bench_write;
+	cfg.on_action = bench_write;
+	cfg.on_compensate = bench_write;
 	cfg.data = b;
 	rc = settle_participant_init(&cfg, &pt->p);
 	if (rc != 0) {
@@ -297,6 +318,53 @@ static int one_tx(struct worker *w, settle_client *c)
 	return 0;
 }
 
+/* One saga of b->branches ordered steps. Returns 0 when it ended. */
+static int one_saga(struct worker *w, settle_client *c)
+{
+	static const char ok_payload[] = "bench-payload-01";
+	static const char fail_payload[] = BENCH_FAIL "-payload";
+	struct bench *b = w->b;
+	struct settle_saga_step steps[MAX_BRANCHES];
+	char gid[SETTLE_GID_BUFSIZE];
+	char names[MAX_BRANCHES][8];
+	bool finished = false;
+	int state = 0, rv;
+	unsigned k;
+	uint64_t t0 = mono_us();
+	bool fail = b->rollback_ratio > 0 &&
+		    (double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
+
+	memset(steps, 0, sizeof(steps));
+	for (k = 0; k < b->branches; k++) {
+		const char *p =
+		    fail && k + 1 == b->branches ? fail_payload : ok_payload;
+		snprintf(names[k], sizeof(names[k]), "s%u", k);
+		steps[k].name = names[k];
+		steps[k].endpoint = b->participant;
+		steps[k].action = p;
+		steps[k].action_len = strlen(p);
+		steps[k].compensate = p;
+		steps[k].compensate_len = strlen(p);
+	}
+	rv = settle_submit_saga(c, NULL, NULL, steps, b->branches, gid,
+				sizeof(gid));
+	if (rv != 0) {
+		note_error(w, "submit saga", c);
+		return rv;
+	}
+	rv = settle_wait(c, gid, 30000, &state, &finished);
+	if (rv != 0 || !finished) {
+		note_error(w, "wait", c);
+		return rv != 0 ? rv : SETTLE_ETIMEOUT;
+	}
+	record(w, mono_us() - t0);
+	if (state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED)
+		w->committed++;
+	else
+		w->aborted++;
+	return 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -311,8 +379,12 @@ static void *worker_main(void *arg)
 			 settle_strerror(rv));
 		return NULL;
 	}
-	while (mono_us() / 1000 < w->b->end_ms)
-		one_tx(w, c);
+	while (mono_us() / 1000 < w->b->end_ms) {
+		if (w->b->saga)
+			one_saga(w, c);
+		else
+			one_tx(w, c);
+	}
 	settle_client_close(c);
 	return NULL;
 }
@@ -351,12 +423,15 @@ static int usage(const char *fmt, ...)
 }
 
 static const char help[] =
-    "usage: settle-bench --cluster ENDPOINTS [--mode tcc] [--branches K]\n"
+    "usage: settle-bench --cluster ENDPOINTS [--mode tcc|saga] [--branches "
+    "K]\n"
     "                    [--concurrency C] [--duration SECONDS]\n"
     "                    [--rollback-ratio R] [--listen HOST:PORT] "
     "[--json]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
-    "participant on 127.0.0.1 with a free port.\n";
+    "participant on 127.0.0.1 with a free port.\n"
+    "saga: K ordered steps; --rollback-ratio R makes the last step of a\n"
+    "fraction R fail, so those sagas are compensated.\n";
 
 static bool parse_uint(const char *s, unsigned max, unsigned *out)
 {
@@ -409,8 +484,13 @@ int main(int argc, char **argv)
 			b.cluster = optarg;
 			break;
 		case 'm':
-			if (strcmp(optarg, "tcc") != 0)
-				return usage("unsupported --mode '%s': tcc",
+			if (strcmp(optarg, "tcc") == 0)
+				b.saga = false;
+			else if (strcmp(optarg, "saga") == 0)
+				b.saga = true;
+			else
+				return usage("unsupported --mode '%s': tcc or "
+					     "saga",
 					     optarg);
 			break;
 		case 'b':
@@ -509,25 +589,26 @@ int main(int argc, char **argv)
 		qsort(all, nall, sizeof(*all), cmp_u32);
 	tps = secs > 0 ? (double)(committed + aborted) / secs : 0;
 	if (b.json) {
-		printf("{\"mode\":\"tcc\",\"branches\":%u,\"concurrency\":%u,"
+		printf("{\"mode\":\"%s\",\"branches\":%u,\"concurrency\":%u,"
 		       "\"duration_s\":%.3f,\"rollback_ratio\":%.3f,"
 		       "\"committed\":%" PRIu64 ",\"aborted\":%" PRIu64
 		       ",\"errors\":%" PRIu64 ",\"tps\":%.1f,\"p50_ms\":%.3f,"
 		       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
 		       "\"participant_calls\":%" PRIu64 "}\n",
-		       b.branches, b.concurrency, secs, b.rollback_ratio,
-		       committed, aborted, errors, tps,
+		       b.saga ? "saga" : "tcc", b.branches, b.concurrency, secs,
+		       b.rollback_ratio, committed, aborted, errors, tps,
 		       all ? pct_ms(all, nall, 0.50) : 0,
 		       all ? pct_ms(all, nall, 0.99) : 0,
 		       all ? pct_ms(all, nall, 0.999) : 0,
 		       all && nall ? all[nall - 1] / 1000.0 : 0,
 		       (uint64_t)atomic_load(&b.handler_calls));
 	} else {
-		printf("tcc, %u branches, concurrency %u, %.1f s\n", b.branches,
-		       b.concurrency, secs);
-		printf("committed %" PRIu64 ", rolled back %" PRIu64
-		       ", errors %" PRIu64 "\n",
-		       committed, aborted, errors);
+		printf("%s, %u %s, concurrency %u, %.1f s\n",
+		       b.saga ? "saga" : "tcc", b.branches,
+		       b.saga ? "steps" : "branches", b.concurrency, secs);
+		printf("%s %" PRIu64 ", %s %" PRIu64 ", errors %" PRIu64 "\n",
+		       b.saga ? "succeeded" : "committed", committed,
+		       b.saga ? "compensated" : "rolled back", aborted, errors);
 		printf("throughput %.1f tx/s\n", tps);
 		printf("latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
 		       all ? pct_ms(all, nall, 0.50) : 0,
