@@ -63,6 +63,7 @@ static const char usage_text[] =
     "                           the FAILED branch N's phase was done by\n"
     "                           hand: mark it done and let the transaction\n"
     "                           go on (the reason is required)\n"
+    "      Both go through the raft log: default --timeout 15s.\n"
     "  cluster members          the raft configuration: each node's role,\n"
     "                           raft address, client endpoint, the leader\n"
     "  cluster add ID RAFT_ADDRESS CLIENT_ENDPOINT\n"

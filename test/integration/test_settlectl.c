@@ -569,6 +569,10 @@ Test(settlectl, help_exits_0)
 	cr_assert_eq(CTL(&out, &err, "--help"), 0);
 	cr_assert_not_null(strstr(out, "tx show GID"), "%s", out);
 	cr_assert_not_null(strstr(out, "cluster add ID"), "%s", out);
+	cr_assert_not_null(strstr(out, "tx retry GID"), "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "tx resolve GID --branch N --reason TEXT"), "%s", out);
+	cr_assert_not_null(strstr(out, "saga_compensated"), "%s", out);
 	free(out);
 	free(err);
 }
