@@ -203,6 +203,23 @@ size_t su_events(const Settle__V1__TxInfo *tx, const char *kind,
 	return n;
 }
 
+void su_expect_reverse_completion(const Settle__V1__TxInfo *tx)
+{
+	uint32_t ids[64];
+	size_t n = su_events(tx, "compensate", "ok", ids, 64);
+
+	cr_assert_leq(n, 64);
+	for (size_t i = 1; i < n; i++) {
+		if (su_step(tx, ids[i])->completion <
+		    su_step(tx, ids[i - 1])->completion)
+			continue;
+		su_show_tx(tx);
+		cr_assert_fail("%s: step %u compensated after step %u, but "
+			       "completed after it (or compensated twice)",
+			       tx->gid, ids[i], ids[i - 1]);
+	}
+}
+
 uint64_t su_event_seq(const Settle__V1__TxInfo *tx, const char *kind,
 		      uint32_t step, const char *prefix)
 {

@@ -87,6 +87,9 @@ void su_expect_step(const Settle__V1__TxInfo *tx, uint32_t step, int state);
  */
 size_t su_events(const Settle__V1__TxInfo *tx, const char *kind,
 		 const char *prefix, uint32_t *ids, size_t max);
+/* Fail unless each step was compensated at most once and in decreasing
+ * order of completion (the "compensate" "ok" events in seq order). */
+void su_expect_reverse_completion(const Settle__V1__TxInfo *tx);
 /* Seq of the first event of kind about step (0: the saga itself) whose
  * detail starts with prefix; 0 if none. */
 uint64_t su_event_seq(const Settle__V1__TxInfo *tx, const char *kind,

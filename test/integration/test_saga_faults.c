@@ -460,6 +460,10 @@ static void fo_check(settle_client *c, const struct it_bank *a,
 	tx = su_wait_final(c, gid,
 			   fails ? TX(SAGA_COMPENSATED) : TX(SAGA_SUCCEEDED),
 			   WAIT_MS, NULL);
+	su_expect_reverse_completion(tx);
+	CHECK(tx,
+	      su_events(tx, "compensate", "ok", NULL, 0) == (fails ? 3u : 0u),
+	      "%s: compensations", gid);
 	for (uint32_t j = 1; j <= 4; j++) {
 		const struct it_bank *bk = j == 1 || j == 4 ? a : b;
 		int acted = su_bank_count(bk, "action", gid, j, "ok");
