@@ -109,11 +109,47 @@ void xt_servers_teardown(void)
 	xt__dir[0] = '\0';
 }
 
+/*
+ * The value of key in DIR/env, which xa-servers start rewrites: a server
+ * restarted by a test may have had to move to another port.
+ */
+static const char *xt__from_env_file(const char *key)
+{
+	static char val[1024];
+	const char *dir = getenv("SETTLE_TEST_XA_DIR");
+	char path[600], line[1100];
+	size_t klen = strlen(key);
+	const char *found = NULL;
+	FILE *f;
+
+	if (dir == NULL || dir[0] == '\0')
+		return NULL;
+	snprintf(path, sizeof(path), "%s/env", dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+
+		if (n > 0 && line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+			snprintf(val, sizeof(val), "%s", line + klen + 1);
+			found = val;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 const char *xt_conninfo(enum xa_rm_kind kind)
 {
-	const char *v =
-	    getenv(kind == XA_RM_POSTGRESQL ? "SETTLE_TEST_PG"
-					    : "SETTLE_TEST_MARIADB");
+	const char *key =
+	    kind == XA_RM_POSTGRESQL ? "SETTLE_TEST_PG" : "SETTLE_TEST_MARIADB";
+	const char *v = xt__from_env_file(key);
+
+	if (v == NULL)
+		v = getenv(key);
 
 	cr_assert(v != NULL && v[0] != '\0',
 		  "the XA test servers' conninfo is not in the environment");
