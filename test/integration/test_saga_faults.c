@@ -71,15 +71,21 @@ static void world_start(struct world *w, const char *const *a_args,
 	w->c = su_client(w->node.endpoint, 5000);
 }
 
-static void world_stop(struct world *w)
+/* SIGTERM: a clean exit and no sanitizer report in the node's log. */
+static void stop_clean(struct it_proc *node)
 {
 	char report[512];
 
+	it_stop(node);
+	cr_assert(
+	    !cu_log_has_sanitizer_report(node->log, report, sizeof(report)),
+	    "sanitizer report: %s", report);
+}
+
+static void world_stop(struct world *w)
+{
 	settle_client_close(w->c);
-	it_stop(w->node.proc);
-	cr_assert(!cu_log_has_sanitizer_report(w->node.proc->log, report,
-					       sizeof(report)),
-		  "sanitizer report: %s", report);
+	stop_clean(w->node.proc);
 }
 
 static void expect_money(const struct world *w, long long alice, long long bob)
@@ -233,6 +239,101 @@ Test(saga_faults, action_overtaken_by_its_compensate_is_refused)
 			   w.node.proc);
 	settle_tx_info_free(tx);
 	world_stop(&w);
+}
+
+/* ---- Compensation that cannot undo yet --------------------------------- */
+
+static bool step_done(const Settle__V1__TxInfo *tx, void *arg)
+{
+	uint32_t step = *(uint32_t *)arg;
+
+	return tx->n_branches >= step &&
+	       tx->branches[step - 1]->state == ST(STEP_DONE);
+}
+
+static bool undo_blocked(const Settle__V1__TxInfo *tx, void *arg)
+{
+	(void)arg;
+	return tx->state == TX(SAGA_COMPENSATING) &&
+	       tx->branches[0]->state == ST(STEP_COMPENSATING) &&
+	       tx->branches[0]->attempts >= 2 &&
+	       strstr(tx->branches[0]->last_error, "already spent") != NULL;
+}
+
+Test(saga_faults, compensation_retried_until_it_can_undo)
+{
+	static const char *const slow[] = {"--confirm-delay-ms", "800", NULL};
+	struct it_node node;
+	struct it_bank a, b;
+	struct su_step x[2], y[2], z[2];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	uint32_t one = 1;
+
+	it_node_start(&node, 1, node_args);
+	it_bank_start(&a, "bank-a", "alice=1000", slow);
+	it_bank_start(&b, "bank-b", "bob=0,carol=300", NULL);
+	c = su_client(node.endpoint, 5000);
+	memset(x, 0, sizeof(x));
+	memset(y, 0, sizeof(y));
+	memset(z, 0, sizeof(z));
+	/* x: bob gets 100, then a step at the slow bank fails. */
+	x[0] = (struct su_step){.endpoint = b.endpoint,
+				.name = "credit-bob",
+				.payload = "account=bob;amount=100"};
+	x[1] = (struct su_step){.endpoint = a.endpoint,
+				.name = "debit-alice-too-much",
+				.payload = "account=alice;amount=-999999"};
+	/* y: meanwhile bob spends those 100 (sagas are not isolated). */
+	y[0] = (struct su_step){.endpoint = b.endpoint,
+				.name = "debit-bob",
+				.payload = "account=bob;amount=-100"};
+	y[1] = (struct su_step){.endpoint = a.endpoint,
+				.name = "credit-alice",
+				.payload = "account=alice;amount=100"};
+	/* z: carol gives bob 100 again. */
+	z[0] = (struct su_step){.endpoint = b.endpoint,
+				.name = "debit-carol",
+				.payload = "account=carol;amount=-100"};
+	z[1] = (struct su_step){.endpoint = b.endpoint,
+				.name = "credit-bob",
+				.payload = "account=bob;amount=100"};
+
+	su_submit(c, "undo-x", SETTLE_SAGA_BACKWARD, false, x, 2);
+	tx = su_wait(c, "undo-x", step_done, &one, "x step 1 done", 10000,
+		     node.proc);
+	settle_tx_info_free(tx);
+	su_submit(c, "undo-y", SETTLE_SAGA_BACKWARD, false, y, 2);
+	tx = su_wait(c, "undo-y", step_done, &one, "y step 1 done", 10000,
+		     node.proc);
+	settle_tx_info_free(tx);
+
+	/* x cannot take bob's 100 back: its compensation answers RETRY,
+	 * is retried, and Query says why. */
+	tx = su_wait(c, "undo-x", undo_blocked, NULL,
+		     "x's compensation retried", WAIT_MS, node.proc);
+	settle_tx_info_free(tx);
+	cr_assert_eq(su_bank_count(&b, "compensate", "undo-x", 1, "ok"), 0);
+
+	su_submit(c, "undo-z", SETTLE_SAGA_BACKWARD, false, z, 2);
+	tx = su_wait_final(c, "undo-x", TX(SAGA_COMPENSATED), WAIT_MS,
+			   node.proc);
+	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
+	su_expect_reverse_completion(tx);
+	CHECK(tx, su_event_seq(tx, "compensate", 1, "retry") != 0,
+	      "no retried compensation in the history");
+	settle_tx_info_free(tx);
+	settle_tx_info_free(
+	    su_wait_final(c, "undo-y", TX(SAGA_SUCCEEDED), WAIT_MS, node.proc));
+	settle_tx_info_free(
+	    su_wait_final(c, "undo-z", TX(SAGA_SUCCEEDED), WAIT_MS, node.proc));
+	cr_assert_eq(su_bank_count(&b, "compensate", "undo-x", 1, "ok"), 1);
+	cr_assert_eq(su_balance(&a, "alice"), 1100);
+	cr_assert_eq(su_balance(&b, "bob"), 0);
+	cr_assert_eq(su_balance(&b, "carol"), 200);
+	settle_client_close(c);
+	stop_clean(node.proc);
 }
 
 /* ---- 5. SIGKILL of the coordinator -------------------------------------- */
