@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <mysql.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,16 @@ static int xa_my__fail(struct xa_rm *rm, const char *what)
 	return xa_my__classify(e);
 }
 
+/* mysql_init() initializes the library on first use, which is not
+ * thread-safe: do it once, up front. */
+static pthread_once_t xa_my__once = PTHREAD_ONCE_INIT;
+static int xa_my__lib_rc;
+
+static void xa_my__lib_init(void)
+{
+	xa_my__lib_rc = mysql_library_init(0, NULL, NULL);
+}
+
 static int xa_my_connect(struct xa_rm *rm)
 {
 	char host[256] = "", user[128] = "", pass[256] = "", db[128] = "",
@@ -136,6 +147,11 @@ static int xa_my_connect(struct xa_rm *rm)
 	if (r < 0)
 		goto bad;
 
+	pthread_once(&xa_my__once, xa_my__lib_init);
+	if (xa_my__lib_rc != 0) {
+		xa_rm__seterr(rm, "mariadb: client library init failed");
+		return XA_RM_ERMERR;
+	}
 	c = mysql_init(NULL);
 	if (c == NULL) {
 		xa_rm__seterr(rm, "mariadb connect: out of memory");
@@ -144,7 +160,11 @@ static int xa_my_connect(struct xa_rm *rm)
 	mysql_options(c, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(c, MYSQL_OPT_READ_TIMEOUT, &io);
 	mysql_options(c, MYSQL_OPT_WRITE_TIMEOUT, &io);
-	/* Never read the user's option files: the conninfo says it all. */
+	/*
+	 * No option files are read (libmariadb reads none unless asked) and
+	 * auto-reconnect stays off: a silent reconnect would lose the branch
+	 * without telling us.
+	 */
 	if (mysql_real_connect(c, host[0] ? host : NULL, user[0] ? user : NULL,
 			       pass, db[0] ? db : NULL, port,
 			       sock[0] ? sock : NULL,
