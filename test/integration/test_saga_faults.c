@@ -354,7 +354,7 @@ static void wait_forwarded(struct su_proxy *px, int method, const char *gid,
 
 Test(saga_faults, coordinator_killed_between_steps)
 {
-	static const char *const slow[] = {"--confirm-delay-ms", "700", NULL};
+	static const char *const slow[] = {"--confirm-delay-ms", "1000", NULL};
 	struct world w;
 	struct su_proxy *pb;
 	struct su_step s[3];
@@ -409,7 +409,7 @@ static bool compensating_step(const Settle__V1__TxInfo *tx, void *arg)
 
 Test(saga_faults, coordinator_killed_during_compensation)
 {
-	static const char *const slow[] = {"--confirm-delay-ms", "700", NULL};
+	static const char *const slow[] = {"--confirm-delay-ms", "1000", NULL};
 	struct world w;
 	struct su_proxy *pa, *pb;
 	struct su_step s[3];
