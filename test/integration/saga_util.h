@@ -126,7 +126,9 @@ void su_bank_restart_without(struct it_bank *b, const char *flag,
 struct su_proxy;
 
 /* A proxy on a free port of 127.0.0.1 in front of target ("host:port");
- * its thread runs until the test process ends. */
+ * its thread runs until the test process ends (Criterion runs each test
+ * in its own process). Each connection accepted opens one to target; a
+ * target that is down closes the accepted one, as a refused connect. */
 struct su_proxy *su_proxy_start(const char *target);
 /* "127.0.0.1:port": give this to the coordinator as the endpoint. */
 const char *su_proxy_endpoint(const struct su_proxy *p);
@@ -150,8 +152,10 @@ void su_proxy_release(struct su_proxy *p);
 /* Requests of method for gid/step forwarded to the participant so far. */
 int su_proxy_forwarded(struct su_proxy *p, int method, const char *gid,
 		       uint32_t step);
-/* The answer code (settle.v1.Code) the participant gave the n-th (0-based)
- * such request, swallowed or not; -1 while unanswered. */
+/* The answer code (settle.v1.Code) the participant gave the n-th (0-based,
+ * in the order they reached the proxy, held ones included) such request,
+ * swallowed or not; -1 while unanswered (or held). The proxy remembers
+ * the first 1024 branch requests it sees. */
 int su_proxy_answer(struct su_proxy *p, int method, const char *gid,
 		    uint32_t step, int n);
 

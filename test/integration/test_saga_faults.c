@@ -241,6 +241,81 @@ Test(saga_faults, action_overtaken_by_its_compensate_is_refused)
 	world_stop(&w);
 }
 
+static bool awaiting_held_branch(const Settle__V1__TxInfo *tx, void *arg)
+{
+	(void)arg;
+	return tx->n_branches == 3 && tx->state == TX(SAGA_COMPENSATING) &&
+	       tx->branches[1]->state == ST(STEP_ACTING) &&
+	       tx->branches[2]->state == ST(STEP_ACTION_FAILED);
+}
+
+Test(saga_faults, stale_action_of_a_killed_coordinator_is_refused)
+{
+	struct world w;
+	struct su_proxy *px;
+	struct su_step s[3];
+	Settle__V1__TxInfo *tx;
+	uint32_t ids[4];
+	int code = -1;
+
+	world_start(&w, NULL, NULL, true);
+	px = su_proxy_start(w.b.endpoint);
+	su_proxy_hold(px, M(ACTION), "stale", 2, 1, 600000);
+	memset(s, 0, sizeof(s));
+	/* 0 -> {1, 2}: branch 1's Action is stuck in the network, branch 2
+	 * fails; the coordinator awaits branch 1's call. */
+	s[0] = (struct su_step){.endpoint = w.a.endpoint,
+				.name = "root",
+				.payload = "account=alice;amount=-100"};
+	s[1] = (struct su_step){.endpoint = su_proxy_endpoint(px),
+				.name = "held-left",
+				.payload = "account=bob;amount=100",
+				.deps = {0},
+				.n_deps = 1,
+				.call_timeout_ms = 60000};
+	s[2] = (struct su_step){.endpoint = w.a.endpoint,
+				.name = "failing-right",
+				.payload = "account=alice;amount=-999999",
+				.deps = {0},
+				.n_deps = 1};
+	su_submit(w.c, "stale", SETTLE_SAGA_BACKWARD, true, s, 3);
+	tx = su_wait(w.c, "stale", awaiting_held_branch, NULL,
+		     "awaiting the held branch", 10000, w.node.proc);
+	settle_tx_info_free(tx);
+
+	/* The coordinator dies with that call outstanding. Restarted, it
+	 * has no call in flight: the branch is ended, as it may have
+	 * acted, and compensated (a null compensation at bank-b). */
+	kill_and_restart(&w);
+	tx = su_wait_final(w.c, "stale", TX(SAGA_COMPENSATED), WAIT_MS,
+			   w.node.proc);
+	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 3, ST(STEP_COMPENSATED));
+	su_expect_reverse_completion(tx);
+	CHECK(tx, su_events(tx, "compensate", "ok", ids, 4) == 3 && ids[2] == 1,
+	      "compensations");
+	CHECK(tx, su_event_seq(tx, "action", 2, "ended") != 0,
+	      "branch 1 was not ended after the restart");
+	settle_tx_info_free(tx);
+	cr_assert_eq(su_proxy_forwarded(px, M(ACTION), "stale", 2), 0);
+	cr_assert_eq(su_proxy_forwarded(px, M(COMPENSATE), "stale", 2), 1);
+	cr_assert_eq(su_bank_count(&w.b, "compensate", "stale", 2, NULL), 0);
+
+	/* The dead coordinator's Action finally arrives: refused. */
+	su_proxy_release(px);
+	for (int i = 0; i < 500 && code < 0; i++) {
+		code = su_proxy_answer(px, M(ACTION), "stale", 2, 0);
+		if (code < 0)
+			tu_sleep_ms(20);
+	}
+	cr_assert_eq(code, SETTLE__V1__CODE__REFUSED,
+		     "the stale action was answered %d", code);
+	cr_assert_eq(su_bank_count(&w.b, "action", "stale", 2, NULL), 0);
+	expect_money(&w, 1000, 500);
+	world_stop(&w);
+}
+
 /* ---- Compensation that cannot undo yet --------------------------------- */
 
 static bool step_done(const Settle__V1__TxInfo *tx, void *arg)
