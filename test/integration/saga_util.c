@@ -60,6 +60,8 @@ void su_submit_timeout(settle_client *c, const char *gid, int recovery,
 		steps[i].n_depends_on = s[i].n_deps;
 		steps[i].max_attempts = s[i].max_attempts;
 		steps[i].call_timeout_ms = s[i].call_timeout_ms;
+		steps[i].retry_base_ms = s[i].retry_base_ms;
+		steps[i].retry_max_ms = s[i].retry_max_ms;
 	}
 	o.timeout_ms = timeout_ms;
 	o.recovery = recovery;

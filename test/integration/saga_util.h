@@ -43,6 +43,8 @@ struct su_step {
 	size_t n_deps;
 	uint32_t max_attempts;
 	uint32_t call_timeout_ms;
+	uint32_t retry_base_ms;
+	uint32_t retry_max_ms;
 };
 
 /* Submit a saga (timeout 60 s) and fail the test unless it is accepted

@@ -538,6 +538,102 @@ Test(saga_dag, deadline_compensates_a_step_that_keeps_retrying)
 	world_stop(&w);
 }
 
+/* ---- Per-step retry policy --------------------------------------------- */
+
+/* time_ms of the events about step of kind whose detail starts with
+ * prefix, in order, into t (at most max); returns how many. */
+static size_t event_times(const Settle__V1__TxInfo *tx, const char *kind,
+			  uint32_t step, const char *prefix, uint64_t *t,
+			  size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tx->n_history && n < max; i++) {
+		const Settle__V1__Event *e = tx->history[i];
+		if (e->branch_id == step && strcmp(e->kind, kind) == 0 &&
+		    strncmp(e->detail, prefix, strlen(prefix)) == 0)
+			t[n++] = e->time_ms;
+	}
+	return n;
+}
+
+Test(saga_dag, a_steps_own_backoff_spaces_its_retries)
+{
+	static const char *const flaky[] = {"--retry-first", "2", NULL};
+	struct world w;
+	struct su_step s[2];
+	Settle__V1__TxInfo *tx;
+	uint64_t r[4], ok;
+	size_t n;
+
+	/* The node retries within 50..200 ms; this step asks for 800. */
+	world_start(&w, "alice=1000", NULL, "bob=500", flaky);
+	memset(s, 0, sizeof(s));
+	s[0] = (struct su_step){.endpoint = w.a.endpoint,
+				.name = "debit-alice",
+				.payload = "account=alice;amount=-100"};
+	s[1] = (struct su_step){.endpoint = w.b.endpoint,
+				.name = "credit-bob",
+				.payload = "account=bob;amount=100",
+				.retry_base_ms = 800,
+				.retry_max_ms = 800};
+	su_submit(w.c, "backoff", SETTLE_SAGA_BACKWARD, false, s, 2);
+	tx = su_wait_final(w.c, "backoff", TX(SAGA_SUCCEEDED), WAIT_MS,
+			   w.node.proc);
+	CHECK(tx, su_step(tx, 2)->attempts == 3, "step 2 attempts %u",
+	      su_step(tx, 2)->attempts);
+	n = event_times(tx, "action", 2, "retry", r, 4);
+	CHECK(tx, n == 2 && event_times(tx, "action", 2, "ok", &ok, 1) == 1,
+	      "retries of step 2");
+	/* Jitter draws each delay from [400, 800] ms. */
+	CHECK(tx, r[1] - r[0] >= 400 && ok - r[1] >= 400,
+	      "retries %llu and %llu ms apart",
+	      (unsigned long long)(r[1] - r[0]),
+	      (unsigned long long)(ok - r[1]));
+	settle_tx_info_free(tx);
+	cr_assert_eq(su_balance(&w.a, "alice"), 900);
+	cr_assert_eq(su_balance(&w.b, "bob"), 600);
+	world_stop(&w);
+}
+
+Test(saga_dag, a_step_gives_up_after_its_max_attempts)
+{
+	static const char *const flaky[] = {"--retry-first", "5", NULL};
+	struct world w;
+	struct su_step s[2];
+	Settle__V1__TxInfo *tx;
+	const Settle__V1__BranchInfo *b2;
+
+	world_start(&w, "alice=1000", NULL, "bob=500", flaky);
+	memset(s, 0, sizeof(s));
+	s[0] = (struct su_step){.endpoint = w.a.endpoint,
+				.name = "debit-alice",
+				.payload = "account=alice;amount=-100"};
+	s[1] = (struct su_step){.endpoint = w.b.endpoint,
+				.name = "credit-bob",
+				.payload = "account=bob;amount=100",
+				.max_attempts = 2};
+	su_submit(w.c, "give-up", SETTLE_SAGA_BACKWARD, false, s, 2);
+	tx = su_wait_final(w.c, "give-up", TX(SAGA_COMPENSATED), WAIT_MS,
+			   w.node.proc);
+	b2 = su_step(tx, 2);
+	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
+	CHECK(tx, strstr(b2->last_error, "gave up after 2 attempts") != NULL,
+	      "step 2 error '%s'", b2->last_error);
+	CHECK(tx, su_events(tx, "action", "retry", NULL, 0) == 1,
+	      "one retry before giving up");
+	CHECK(tx, strstr(tx->reason, "gave up") != NULL, "reason '%s'",
+	      tx->reason);
+	settle_tx_info_free(tx);
+	/* Two RETRY answers, nothing applied, nothing to undo at bank-b. */
+	cr_assert_eq(su_bank_count(&w.b, "action", "give-up", 2, NULL), 0);
+	cr_assert_eq(su_bank_count(&w.b, "compensate", "give-up", 2, NULL), 0);
+	cr_assert_eq(su_balance(&w.a, "alice"), 1000);
+	cr_assert_eq(su_balance(&w.b, "bob"), 500);
+	world_stop(&w);
+}
+
 /* ---- 3. Forward recovery ------------------------------------------------ */
 
 static bool failing_forward(const Settle__V1__TxInfo *tx, void *arg)
