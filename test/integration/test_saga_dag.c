@@ -634,6 +634,74 @@ Test(saga_dag, a_step_gives_up_after_its_max_attempts)
 	world_stop(&w);
 }
 
+/* ---- Many at once -------------------------------------------------------- */
+
+#define MANY 200
+
+Test(saga_dag, many_dag_sagas_at_once_all_end_and_the_books_balance)
+{
+	static const char *const slow[] = {"--confirm-delay-ms", "20", NULL};
+	struct world w;
+	struct su_step s[4];
+	int ok = 0;
+
+	world_start(&w, "alice=1000000,carol=1000000", NULL, "bob=1000000",
+		    slow);
+	/* 0 -> {1, 2} -> 3; every fourth saga's branch 2 fails. */
+	for (int i = 0; i < MANY; i++) {
+		char gid[32];
+
+		memset(s, 0, sizeof(s));
+		s[0] = (struct su_step){.endpoint = w.a.endpoint,
+					.payload = "account=alice;amount=-10"};
+		s[1] = (struct su_step){.endpoint = w.b.endpoint,
+					.payload = "account=bob;amount=10",
+					.deps = {0},
+					.n_deps = 1};
+		s[2] = (struct su_step){
+		    .endpoint = w.a.endpoint,
+		    .payload = i % 4 == 3 ? "account=carol;amount=-99999999"
+					  : "account=carol;amount=-3",
+		    .deps = {0},
+		    .n_deps = 1};
+		s[3] = (struct su_step){.endpoint = w.b.endpoint,
+					.payload = "account=bob;amount=3",
+					.deps = {1, 2},
+					.n_deps = 2};
+		snprintf(gid, sizeof(gid), "many-%d", i);
+		su_submit(w.c, gid, SETTLE_SAGA_BACKWARD, true, s, 4);
+	}
+	for (int i = 0; i < MANY; i++) {
+		char gid[32];
+		bool fails = i % 4 == 3;
+		Settle__V1__TxInfo *tx;
+
+		snprintf(gid, sizeof(gid), "many-%d", i);
+		tx = su_wait_final(
+		    w.c, gid, fails ? TX(SAGA_COMPENSATED) : TX(SAGA_SUCCEEDED),
+		    WAIT_MS, w.node.proc);
+		su_expect_reverse_completion(tx);
+		if (fails)
+			su_expect_step(tx, 4, ST(STEP_SKIPPED));
+		ok += !fails;
+		settle_tx_info_free(tx);
+	}
+	/* Every action ran once (a failed branch's too, answering
+	 * FAILURE); one compensation per step that took effect. */
+	cr_assert_eq(su_log_count(w.a.proc->log, "bank: action many-"),
+		     2 * MANY);
+	cr_assert_eq(su_log_count(w.b.proc->log, "bank: action many-"),
+		     MANY + ok);
+	cr_assert_eq(su_log_count(w.a.proc->log, "bank: compensate many-"),
+		     MANY - ok);
+	cr_assert_eq(su_log_count(w.b.proc->log, "bank: compensate many-"),
+		     MANY - ok);
+	cr_assert_eq(su_balance(&w.a, "alice"), 1000000 - 10 * ok);
+	cr_assert_eq(su_balance(&w.a, "carol"), 1000000 - 3 * ok);
+	cr_assert_eq(su_balance(&w.b, "bob"), 1000000 + 13 * ok);
+	world_stop(&w);
+}
+
 /* ---- 3. Forward recovery ------------------------------------------------ */
 
 static bool failing_forward(const Settle__V1__TxInfo *tx, void *arg)
