@@ -1,8 +1,10 @@
 /*
  * Sagas against a real settled and real settle-banks, beyond the basics of
  * test_saga.c: the order of compensation for a failure at every position
- * of an ordered saga, DAG sagas whose branches run concurrently (and one
- * branch failing while the other is in flight), and forward recovery.
+ * of an ordered saga; DAG sagas whose branches run concurrently, one
+ * branch failing while the other is in flight or its participant is
+ * down; the saga deadline; a step's own retry policy; many sagas at once;
+ * and forward recovery.
  *
  * Each test checks the final saga and step states and completion
  * ordinals from Query, the order compensations ran from the history (seq
@@ -19,7 +21,8 @@
 #include "saga_util.h"
 #include "tcc_util.h"
 
-TestSuite(saga_dag, .init = it_setup, .fini = it_teardown, .timeout = 60);
+/* cu_setup: tests run two at a time, and must not pick the same ports. */
+TestSuite(saga_dag, .init = cu_setup, .fini = it_teardown, .timeout = 60);
 
 #define WAIT_MS 30000
 #define ST	SU_ST

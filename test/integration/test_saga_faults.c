@@ -3,10 +3,13 @@
  *  - duplicate and late deliveries, made deterministic by a frame-aware
  *    proxy in front of a bank (saga_util.h): a lost reply makes the
  *    coordinator repeat a call the bank already applied; an Action held
- *    in the network past its call timeout arrives after its Compensate;
+ *    in the network past its call timeout, or sent by a coordinator that
+ *    was then killed, arrives after its Compensate;
+ *  - a compensation that cannot undo yet (the credit was spent), retried;
  *  - SIGKILL of the coordinator between steps and while compensations
  *    are in flight, then restart;
- *  - leader failover on a 3-node cluster while sagas run, twice.
+ *  - leader failover on a 3-node cluster while sagas run: SIGKILL, a
+ *    leadership transfer, SIGKILL.
  * In each, the banks' logs show every action and compensation applied at
  * most once (settle-bank logs a line each time its handler runs; the
  * barrier stops repeats before it) and the balances add up.
