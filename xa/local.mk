@@ -29,3 +29,21 @@ xa_tests_test_rm_CFLAGS = $(TEST_CFLAGS) \
 xa_tests_test_rm_LDADD = xa/libsettlexa.la $(TEST_LIBS)
 TESTS += xa/tests/test_rm
 endif
+
+# The X/Open XA header of the switch library (the library itself comes
+# later) and the switch's thread/branch state machine.
+xa_libsettlexa_la_SOURCES += xa/settle_xa.h xa/assoc.c xa/assoc.h
+
+if TESTS_ENABLED
+check_PROGRAMS += xa/tests/test_assoc
+xa_tests_test_assoc_SOURCES = xa/tests/test_assoc.c xa/tests/test_settle_xa_h.c
+xa_tests_test_assoc_CFLAGS = $(TEST_CFLAGS)
+xa_tests_test_assoc_LDADD = xa/libsettlexa.la $(TEST_LIBS) -lpthread
+TESTS += xa/tests/test_assoc
+
+# A TM may build with an old compiler: xa/settle_xa.h alone, as C89.
+check_PROGRAMS += xa/tests/test_settle_xa_c89
+xa_tests_test_settle_xa_c89_SOURCES = xa/tests/test_settle_xa_c89.c
+xa_tests_test_settle_xa_c89_CFLAGS = -std=c89 -pedantic-errors -Wall -Wextra -Werror
+TESTS += xa/tests/test_settle_xa_c89
+endif
