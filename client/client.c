@@ -540,6 +540,12 @@ int settle_rollback(settle_client *c, const char *gid, const char *reason,
 int settle_query(settle_client *c, const char *gid, bool history,
 		 Settle__V1__TxInfo **out)
 {
+	return client__query(c, gid, history, 0, out);
+}
+
+int client__query(settle_client *c, const char *gid, bool history,
+		  uint32_t wait_ms, Settle__V1__TxInfo **out)
+{
 	Settle__V1__QueryRequest req = SETTLE__V1__QUERY_REQUEST__INIT;
 	Settle__V1__QueryResponse *resp = NULL;
 	int rv;
@@ -551,9 +557,10 @@ int settle_query(settle_client *c, const char *gid, bool history,
 		return rv;
 	req.gid = (char *)gid;
 	req.history = history;
+	req.wait_ms = wait_ms;
 	rv = client__call(c, SETTLE__V1__METHOD__QUERY, &req.base,
 			  &settle__v1__query_response__descriptor,
-			  (ProtobufCMessage **)&resp, 0);
+			  (ProtobufCMessage **)&resp, wait_ms);
 	if (rv != 0)
 		return rv;
 	if (resp->tx == NULL) {

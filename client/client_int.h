@@ -31,6 +31,10 @@ int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16]);
 void client__errf(settle_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* settle_query() with the request's wait_ms (0: answer at once). */
+int client__query(settle_client *c, const char *gid, bool history,
+		  uint32_t wait_ms, Settle__V1__TxInfo **out);
+
 /* Sleep, restarting after signals. */
 void client__sleep_ms(uint32_t ms);
 

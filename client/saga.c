@@ -17,6 +17,7 @@
  * no more than four times a second. */
 #define WAIT_POLL_FIRST_MS 5
 #define WAIT_POLL_MAX_MS   250
+#define WAIT_SLICE_MS	   10000
 
 bool settle_tx_state_final(int state)
 {
@@ -264,9 +265,17 @@ int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,
 	end = settle_mono_ms() + wait_ms;
 	for (;;) {
 		Settle__V1__TxInfo *tx = NULL;
-		uint64_t now;
+		uint64_t now = settle_mono_ms(), asked;
+		/* The leader holds the answer until the transaction is final
+		 * or stuck (QueryRequest.wait_ms), in slices that fit a call
+		 * timeout. A server that answers at once (older, or the
+		 * wait was cut short) falls back to polling below. */
+		uint32_t slice = end > now ? (uint32_t)(end - now) : 0;
 
-		rv = settle_query(c, gid, false, &tx);
+		if (slice > WAIT_SLICE_MS)
+			slice = WAIT_SLICE_MS;
+		asked = now;
+		rv = client__query(c, gid, false, slice, &tx);
 		if (rv != 0)
 			return rv;
 		if (state != NULL)
@@ -289,6 +298,8 @@ int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,
 				     wait_ms);
 			return SETTLE_ETIMEOUT;
 		}
+		if (now - asked >= slice / 2)
+			continue; /* the server waited: ask again at once */
 		client__sleep_ms(end - now < interval ? (uint32_t)(end - now)
 						      : interval);
 		interval = interval * 2 > WAIT_POLL_MAX_MS ? WAIT_POLL_MAX_MS

@@ -276,8 +276,11 @@ int settle_submit_saga(settle_client *c, const char *gid,
 
 /*
  * Wait until gid is final (COMMITTED, ROLLED_BACK, SAGA_SUCCEEDED or
- * SAGA_COMPENSATED) by polling Query: at once, then after 5 ms, the pause
- * doubling up to 250 ms, never past wait_ms (0: look once). *state
+ * SAGA_COMPENSATED), never past wait_ms (0: look once). Each Query asks
+ * the leader to hold its answer until then (QueryRequest.wait_ms, in
+ * slices of at most 10 s), so the outcome is seen as soon as it is
+ * applied; a server that answers at once is polled instead: after 5 ms,
+ * the pause doubling up to 250 ms. *state
  * receives the last state seen and *finished whether it is final (either
  * may be NULL).
  *

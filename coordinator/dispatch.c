@@ -27,6 +27,8 @@ struct coord_waiter {
 	struct rpc_call *call;
 	uv_timer_t timer;
 	char gid[WAL_GID_MAX + 1];
+	bool query;   /* a QUERY with wait_ms, else Commit/Rollback */
+	bool history; /* query: include the history */
 };
 
 /* A request waiting for its command to be applied. */
@@ -80,7 +82,7 @@ bool coord_tx_final(int state)
 	return wal_tx_state_final(state);
 }
 
-/* ---- Waiters: Commit/Rollback with wait --------------------------------- */
+/* ---- Waiters: Commit/Rollback and Query with wait ---------------------- */
 
 static void answer_decision(struct coord *c, struct rpc_call *call,
 			    const char *gid)
@@ -126,18 +128,22 @@ static void waiter_timeout(uv_timer_t *t)
 	struct coord_waiter *w = t->data;
 	struct coord *c = w->c;
 
-	/* Not an error: the decision is durable, phase 2 goes on. */
-	answer_decision(c, w->call, w->gid);
+	/* Not an error: the decision is durable, phase 2 goes on (or, for
+	 * a query, the transaction is as it is now). */
+	if (w->query)
+		coord_query_answer(c, w->call, w->gid, w->history);
+	else
+		answer_decision(c, w->call, w->gid);
 	waiter_unlink(c, w);
 }
 
-static int waiter_add(struct coord *c, struct rpc_call *call, const char *gid,
-		      uint32_t wait_ms)
+static struct coord_waiter *waiter_add(struct coord *c, struct rpc_call *call,
+				       const char *gid, uint32_t wait_ms)
 {
 	struct coord_waiter *w = calloc(1, sizeof *w);
 
 	if (w == NULL)
-		return SETTLE_ENOMEM;
+		return NULL;
 	w->c = c;
 	w->call = call;
 	snprintf(w->gid, sizeof w->gid, "%s", gid);
@@ -146,27 +152,51 @@ static int waiter_add(struct coord *c, struct rpc_call *call, const char *gid,
 	uv_timer_start(&w->timer, waiter_timeout, wait_ms, 0);
 	w->next = c->waiters;
 	c->waiters = w;
+	return w;
+}
+
+int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
+		     bool history, uint32_t wait_ms)
+{
+	struct coord_waiter *w;
+
+	w = waiter_add(c, call, gid,
+		       wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+	if (w == NULL)
+		return SETTLE_ENOMEM;
+	w->query = true;
+	w->history = history;
 	return 0;
 }
 
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 {
 	struct coord_waiter *w = c->waiters;
+	bool final = coord_tx_final(tx->state);
+	/* A query also wakes when the transaction waits for an operator:
+	 * waiting on would only hide that from its caller. */
+	bool stuck = tx->failed > 0;
 
-	if (!coord_tx_final(tx->state))
+	if (!final && !stuck)
 		return;
 	while (w != NULL) {
 		struct coord_waiter *next = w->next;
 
-		if (strcmp(w->gid, tx->gid) == 0) {
+		if (strcmp(w->gid, tx->gid) != 0 || (!final && !w->query)) {
+			w = next;
+			continue;
+		}
+		if (w->query) {
+			coord_query_answer(c, w->call, w->gid, w->history);
+		} else {
 			Settle__V1__DecisionResponse resp =
 			    SETTLE__V1__DECISION_RESPONSE__INIT;
 
 			resp.state = tx->state;
 			resp.finished = true;
 			rpc_call_reply(w->call, &resp.base);
-			waiter_unlink(c, w);
 		}
+		waiter_unlink(c, w);
 		w = next;
 	}
 }
@@ -178,6 +208,8 @@ void coord_waiters_flush(struct coord *c, int err)
 
 		if (err == SETTLE_ENOTLEADER)
 			coord_fail(c, w->call, err, NULL);
+		else if (w->query)
+			coord_query_answer(c, w->call, w->gid, w->history);
 		else
 			answer_decision(c, w->call, w->gid);
 		waiter_unlink(c, w);
@@ -259,7 +291,7 @@ static void proposed(struct coord *c, void *data, int err,
 
 		if (p->wait && store_tx_get(c->store, NULL, p->gid, &tx) == 0 &&
 		    !coord_tx_final(tx->state) && coord_is_ready(c) &&
-		    waiter_add(c, call, p->gid, p->wait_ms) == 0) {
+		    waiter_add(c, call, p->gid, p->wait_ms) != NULL) {
 			settle__v1__tx_record__free_unpacked(tx, NULL);
 			break;
 		}

@@ -25,34 +25,23 @@ static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
 	return now > tx->created_ms + c->cfg.stuck_after_ms;
 }
 
-void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
-		    size_t n)
+void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
+			bool history)
 {
-	Settle__V1__QueryRequest *req;
 	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
 	Settle__V1__TxRecord *tx = NULL;
 	Settle__V1__TxInfo *info = NULL;
 	MDB_txn *txn;
 	int rv;
 
-	req = settle__v1__query_request__unpack(NULL, n, b);
-	if (req == NULL) {
-		coord_fail(c, call, SETTLE_EINVAL, "invalid QueryRequest");
-		return;
-	}
-	if (wal_gid_validate(req->gid) != 0) {
-		coord_fail(c, call, SETTLE_EINVAL, "invalid gid");
-		goto out;
-	}
 	rv = store_read_begin(c->store, &txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv, store_errmsg(c->store));
-		goto out;
+		return;
 	}
-	rv = store_tx_get(c->store, txn, req->gid, &tx);
+	rv = store_tx_get(c->store, txn, gid, &tx);
 	if (rv == 0)
-		rv =
-		    store_tx_info(c->store, txn, tx, true, req->history, &info);
+		rv = store_tx_info(c->store, txn, tx, true, history, &info);
 	store_read_end(txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv,
@@ -68,6 +57,43 @@ out:
 		settle__v1__tx_info__free_unpacked(info, NULL);
 	if (tx != NULL)
 		settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+/* Whether a QUERY with wait_ms should wait: gid exists, is not final and
+ * has no FAILED branch. Anything else (unknown gid, a read error) is
+ * answered at once by coord_query_answer(), which reports it. */
+static bool query_should_wait(struct coord *c, const char *gid)
+{
+	Settle__V1__TxRecord *tx = NULL;
+	bool wait;
+
+	if (store_tx_get(c->store, NULL, gid, &tx) != 0)
+		return false;
+	wait = !coord_tx_final(tx->state) && tx->failed == 0;
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	return wait;
+}
+
+void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		    size_t n)
+{
+	Settle__V1__QueryRequest *req;
+
+	req = settle__v1__query_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid QueryRequest");
+		return;
+	}
+	if (wal_gid_validate(req->gid) != 0) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid gid");
+		goto out;
+	}
+	if (req->wait_ms > 0 && query_should_wait(c, req->gid) &&
+	    coord_query_wait(c, call, req->gid, req->history, req->wait_ms) ==
+		0)
+		goto out;
+	coord_query_answer(c, call, req->gid, req->history);
+out:
 	settle__v1__query_request__free_unpacked(req, NULL);
 }
 

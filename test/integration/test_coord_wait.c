@@ -151,3 +151,96 @@ Test(coord_wait, retention_forgets_only_finished)
 	settle_tx_info_free(tx);
 	cu_close(&c);
 }
+
+/* QUERY with wait_ms, raw: the answer and how long it took. */
+static Settle__V1__TxInfo *query_wait(struct cu_conn *c, const char *gid,
+				      uint32_t wait_ms, uint64_t *took)
+{
+	Settle__V1__QueryRequest req = SETTLE__V1__QUERY_REQUEST__INIT;
+	Settle__V1__QueryResponse *resp;
+	Settle__V1__TxInfo *tx;
+	struct cu_reply r;
+	uint64_t t0 = now_ms();
+
+	req.gid = (char *)gid;
+	req.wait_ms = wait_ms;
+	cr_assert_eq(cu_call(c, SETTLE__V1__METHOD__QUERY, &req.base, &r), 0,
+		     "query %s failed", gid);
+	*took = now_ms() - t0;
+	resp = cu_unpack(&r, &settle__v1__query_response__descriptor);
+	cu_reply_free(&r);
+	cr_assert_not_null(resp);
+	cr_assert_not_null(resp->tx);
+	tx = resp->tx;
+	resp->tx = NULL;
+	settle__v1__query_response__free_unpacked(resp, NULL);
+	return tx;
+}
+
+Test(coord_wait, query_waits_for_the_outcome)
+{
+	static const char *const slow[] = {"--confirm-delay-ms", "1000", NULL};
+	static const char *const broken[] = {"--fail-confirm", NULL};
+	struct it_node n;
+	struct it_bank a, b, bad;
+	settle_client *c;
+	char gid[SETTLE_GID_BUFSIZE], stuck[SETTLE_GID_BUFSIZE];
+	uint8_t id[16];
+	int state = 0;
+	bool finished = true;
+	uint64_t took;
+	Settle__V1__TxInfo *tx;
+	struct cu_conn raw;
+
+	it_node_start(&n, 1, NULL);
+	it_bank_start(&a, "bank-a", "alice=1000", slow);
+	it_bank_start(&b, "bank-b", "bob=500", slow);
+	it_bank_start(&bad, "bank-bad", "carol=500", broken);
+	c = tu_client(&n);
+	cu_connect(&raw, n.endpoint, 5000);
+
+	/* Committing with slow Confirms: the query is held until phase two
+	 * ends, and answers COMMITTED, not the COMMITTING of the moment. */
+	tu_begin_and_try(c, 30000, &a, "alice", &b, "bob", 100, gid);
+	cr_assert_eq(settle_commit(c, gid, 0, &state, &finished), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	tx = query_wait(&raw, gid, 20000, &took);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED,
+		     "query answered %d after %llu ms", tx->state,
+		     (unsigned long long)took);
+	cr_assert_geq(took, 500, "answered after %llu ms, before phase two",
+		      (unsigned long long)took);
+	cr_assert_lt(took, 15000);
+	settle_tx_info_free(tx);
+	/* Final already: answered at once. */
+	tx = query_wait(&raw, gid, 20000, &took);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_assert_lt(took, 1000);
+	settle_tx_info_free(tx);
+
+	/* A Confirm that fails for good: the query wakes as soon as the
+	 * branch is FAILED, it does not sit out its wait. */
+	tu_begin_and_try(c, 30000, &a, "alice", &bad, "carol", 10, stuck);
+	cr_assert_eq(settle_commit(c, stuck, 0, &state, &finished), 0);
+	tx = query_wait(&raw, stuck, 30000, &took);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_assert_eq(tx->failed, 1, "failed %u after %llu ms", tx->failed,
+		     (unsigned long long)took);
+	cr_assert_lt(took, 15000);
+	settle_tx_info_free(tx);
+	/* And settle_wait reports it rather than waiting. */
+	cr_assert_eq(settle_wait(c, stuck, 30000, &state, &finished),
+		     SETTLE_ESTATE);
+
+	/* Undecided: the query answers ACTIVE once its wait ends. */
+	cu_cmd_id(id);
+	cr_assert_eq(cu_begin(&raw, id, "wait-active", 60000, NULL, NULL), 0);
+	tx = query_wait(&raw, "wait-active", 400, &took);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__ACTIVE);
+	cr_assert_geq(took, 350, "answered after %llu ms, before wait_ms",
+		      (unsigned long long)took);
+	cr_assert_lt(took, 3000);
+	settle_tx_info_free(tx);
+	cu_close(&raw);
+	settle_client_close(c);
+}
