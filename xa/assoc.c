@@ -13,6 +13,7 @@
 #define _GNU_SOURCE /* gettid */
 #endif
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -666,4 +667,57 @@ enum xa_assoc_bstate xa_assoc_branch_state(struct xa_assoc *a, int rmid,
 		st = b->state;
 	pthread_mutex_unlock(&a->mu);
 	return (enum xa_assoc_bstate)st;
+}
+
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		if (errmsg != NULL)                                            \
+			snprintf(errmsg, errmsg_len, __VA_ARGS__);             \
+		ok = false;                                                    \
+		goto out;                                                      \
+	} while (0)
+
+bool xa_assoc_invariants(struct xa_assoc *a, char *errmsg, size_t errmsg_len)
+{
+	bool ok = true;
+
+	if (a == NULL)
+		return false;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nbr; i++) {
+		struct branch *b = &a->br[i];
+		size_t n = br_count(a, b, T1) + br_count(a, b, T2);
+
+		if (b->state <= S0 || b->state >= S_N)
+			FAIL("branch %zu in state %d", i, b->state);
+		if (b->state == S1 && n == 0)
+			FAIL("branch %zu S1 without association", i);
+		if ((b->state == S2 || b->state == S3 || b->state == S5) &&
+		    n != 0)
+			FAIL("branch %zu %s with %zu associations", i,
+			     branch_names[b->state], n);
+		if (b->busy && b->state == S1)
+			FAIL("branch %zu busy while active", i);
+		for (size_t j = i + 1; j < a->nbr; j++)
+			if (a->br[j].rmid == b->rmid &&
+			    xa_xid_equal(&a->br[j].xid, &b->xid))
+				FAIL("branches %zu and %zu: same XID", i, j);
+	}
+	for (size_t i = 0; i < a->nth; i++) {
+		struct thr *t = &a->th[i];
+		struct branch *b;
+
+		if (t->state < T0 || t->state >= T_N)
+			FAIL("thread %zu in state %d", i, t->state);
+		if (t->state == T0)
+			continue;
+		b = br_find(a, t->rmid, &t->xid);
+		if (b == NULL || (b->state != S1 && b->state != S4))
+			FAIL("thread %zu %s on a branch in %s", i,
+			     thread_names[t->state],
+			     b == NULL ? "S0" : branch_names[b->state]);
+	}
+out:
+	pthread_mutex_unlock(&a->mu);
+	return ok;
 }

@@ -68,6 +68,7 @@
 #define SETTLE_XA_ASSOC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xa/settle_xa.h"
@@ -193,6 +194,15 @@ enum xa_assoc_tstate xa_assoc_thread_state(struct xa_assoc *a, uint64_t tid,
 					   int rmid);
 enum xa_assoc_bstate xa_assoc_branch_state(struct xa_assoc *a, int rmid,
 					   const struct xa_xid *xid);
+
+/*
+ * Invariants of the whole table: an active branch (S1) has an association;
+ * idle, prepared and heuristic branches (S2, S3, S5) have none; every
+ * associated or suspended thread is on a known S1 or S4 branch; a busy
+ * branch is not active. True when they hold; otherwise false and why in
+ * errmsg (may be NULL). For the tests and the switch's debug checks.
+ */
+bool xa_assoc_invariants(struct xa_assoc *a, char *errmsg, size_t errmsg_len);
 
 /* The transition tables above; out-of-range states are never allowed. */
 bool xa_assoc_thread_can_move(int from, int to);

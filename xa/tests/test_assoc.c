@@ -28,6 +28,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+	char why[128] = "";
+
+	cr_assert(xa_assoc_invariants(a, why, sizeof(why)), "%s", why);
 	xa_assoc_free(a);
 	a = NULL;
 }
@@ -272,6 +275,10 @@ Test(assoc, every_verb_in_every_state)
 			setup();
 			reach(&x, (enum xa_assoc_bstate)s);
 			int rc = probe((enum probe)p, &x);
+			char why[128] = "";
+			cr_assert(xa_assoc_invariants(a, why, sizeof(why)),
+				  "%s probe %d: %s", xa_assoc_branch_name(s), p,
+				  why);
 			cr_assert_eq(
 			    rc, want_code[s][p], "%s probe %d: got %d, want %d",
 			    xa_assoc_branch_name(s), p, rc, want_code[s][p]);
@@ -522,6 +529,7 @@ static void *worker(void *arg)
 		       XA_OK;
 		bad += xa_assoc_start(a, me, RM, &shared, TMJOIN) != XA_OK;
 		bad += xa_assoc_end(a, me, RM, &shared, TMSUCCESS) != XA_OK;
+		bad += !xa_assoc_invariants(a, NULL, 0);
 	}
 	bad += xa_assoc_close(a, me, RM, 0) != XA_OK;
 	return (void *)(intptr_t)bad;
@@ -666,6 +674,7 @@ Test(assoc, hostile_xids_and_handles)
 	cr_assert_eq(xa_assoc_new(NULL), SETTLE_EINVAL);
 	cr_assert_eq(xa_assoc_branch_state(NULL, RM, &good), XA_ASSOC_S0);
 	cr_assert_eq(xa_assoc_thread_state(NULL, A, RM), XA_ASSOC_T0);
+	cr_assert(!xa_assoc_invariants(NULL, NULL, 0));
 	xa_assoc_free(NULL);
 
 	bad.format_id = -1;
