@@ -63,6 +63,8 @@ struct thr {
 	int rmid;
 	int state;	   /* T0..T2; an entry exists while the rmid is open */
 	struct xa_xid xid; /* the association's branch, in T1 and T2 */
+	bool scanning;	   /* an xa_recover scan is open */
+	uint64_t scan_pos; /* its next index */
 };
 
 struct branch {
@@ -632,6 +634,59 @@ int xa_assoc_rollback_only(struct xa_assoc *a, int rmid,
 	rc = move_branch(a, b, S4);
 	if (rc == XA_OK)
 		b->code = rb;
+out:
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+/* --- recovery scan ------------------------------------------------------- */
+
+int xa_assoc_recover(struct xa_assoc *a, uint64_t tid, int rmid,
+		     const XID *xids, long count, long flags, uint64_t *pos)
+{
+	struct thr *t;
+	int rc = XA_OK;
+
+	if (a == NULL || count < 0 || (xids == NULL && count > 0) ||
+	    !flags_only(flags, TMSTARTRSCAN | TMENDRSCAN))
+		return XAER_INVAL;
+	pthread_mutex_lock(&a->mu);
+	t = thr_find(a, tid, rmid);
+	if (t == NULL) {
+		rc = XAER_PROTO;
+		goto out;
+	}
+	if (flags & TMSTARTRSCAN) {
+		t->scanning = true;
+		t->scan_pos = 0;
+	} else if (!t->scanning) {
+		rc = XAER_INVAL;
+		goto out;
+	}
+	if (pos != NULL)
+		*pos = t->scan_pos;
+out:
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int xa_assoc_recover_done(struct xa_assoc *a, uint64_t tid, int rmid, long n,
+			  long count, long flags)
+{
+	struct thr *t;
+	int rc = XA_OK;
+
+	if (a == NULL || n < 0 || n > count)
+		return XAER_INVAL;
+	pthread_mutex_lock(&a->mu);
+	t = thr_find(a, tid, rmid);
+	if (t == NULL || !t->scanning) {
+		rc = XAER_PROTO;
+		goto out;
+	}
+	t->scan_pos += (uint64_t)n;
+	if ((flags & TMENDRSCAN) || n < count)
+		t->scanning = false;
 out:
 	pthread_mutex_unlock(&a->mu);
 	return rc;

@@ -9,8 +9,9 @@
  *            S4 rollback-only, S5 heuristically completed
  *
  * and says which verb is legal in which state. This module keeps those
- * states for the switch library (not written yet) and answers, for each
- * verb, the XA return code the verb must give. Every state change is checked
+ * states (and each thread's xa_recover scan) for the switch library, not
+ * written yet, and answers, for each verb, the XA return code the verb must
+ * give. Every state change is checked
  * against the two transition tables below (xa_assoc_*_can_move); a move the
  * tables forbid is a bug in this module: it is refused with XAER_RMERR and
  * nothing changes, never silently stored.
@@ -194,6 +195,25 @@ enum xa_assoc_tstate xa_assoc_thread_state(struct xa_assoc *a, uint64_t tid,
 					   int rmid);
 enum xa_assoc_bstate xa_assoc_branch_state(struct xa_assoc *a, int rmid,
 					   const struct xa_xid *xid);
+
+/*
+ * xa_recover's per-thread scan. The check validates the call the way the
+ * specification does and answers where the scan stands:
+ *   XAER_INVAL  count < 0, xids NULL with count > 0, a flag other than
+ *               TMSTARTRSCAN / TMENDRSCAN, or no scan open and no
+ *               TMSTARTRSCAN (nothing changes)
+ *   XAER_PROTO  the thread has not opened rmid
+ *   XA_OK       *pos (may be NULL) gets the index of the next XID to hand
+ *               out: 0 after TMSTARTRSCAN, which (re)opens the scan
+ * After handing out n XIDs (0..count), the switch calls
+ * xa_assoc_recover_done(n, flags) with the same flags: pos advances by n,
+ * and TMENDRSCAN, or n < count (the list is exhausted), closes the scan.
+ * It answers XAER_PROTO without an open scan, XAER_INVAL for n < 0.
+ */
+int xa_assoc_recover(struct xa_assoc *a, uint64_t tid, int rmid,
+		     const XID *xids, long count, long flags, uint64_t *pos);
+int xa_assoc_recover_done(struct xa_assoc *a, uint64_t tid, int rmid, long n,
+			  long count, long flags);
 
 /*
  * Invariants of the whole table: an active branch (S1) has an association;

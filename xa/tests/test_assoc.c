@@ -742,3 +742,78 @@ Test(assoc, xids_compared_field_by_field)
 	cr_assert_eq(xa_assoc_branch_state(a, RM + 1, &ab_c), XA_ASSOC_S1);
 	cr_assert_eq(bs(&ab_c), XA_ASSOC_S2);
 }
+
+/* --- recovery scan -------------------------------------------------------- */
+
+Test(assoc, recover_scan)
+{
+	XID xids[4];
+	uint64_t pos = 99;
+
+	/* hostile arguments */
+	cr_assert_eq(xa_assoc_recover(a, A, RM, NULL, 1, TMSTARTRSCAN, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, -1, TMSTARTRSCAN, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(
+	    xa_assoc_recover(a, A, RM, xids, 4, TMSTARTRSCAN | TMASYNC, &pos),
+	    XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMJOIN, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover(NULL, A, RM, xids, 4, TMSTARTRSCAN, &pos),
+		     XAER_INVAL);
+	/* no scan open and no TMSTARTRSCAN */
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMNOFLAGS, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMENDRSCAN, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 0, 4, 0), XAER_PROTO);
+	/* not opened */
+	cr_assert_eq(xa_assoc_recover(a, 1003, RM, xids, 4, TMSTARTRSCAN, &pos),
+		     XAER_PROTO);
+	cr_assert_eq(pos, 99u);
+
+	/* a scan in pages of 4: 4, 4, then 1 ends it */
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMSTARTRSCAN, &pos),
+		     XA_OK);
+	cr_assert_eq(pos, 0u);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 5, 4, 0), XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, -1, 4, 0), XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 4, 4, 0), XA_OK);
+	/* B has a scan of its own, or none */
+	cr_assert_eq(xa_assoc_recover(a, B, RM, xids, 4, TMNOFLAGS, &pos),
+		     XAER_INVAL);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMNOFLAGS, &pos),
+		     XA_OK);
+	cr_assert_eq(pos, 4u);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 4, 4, 0), XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMNOFLAGS, &pos),
+		     XA_OK);
+	cr_assert_eq(pos, 8u);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 1, 4, 0), XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMNOFLAGS, &pos),
+		     XAER_INVAL, "a short page ends the scan");
+
+	/* TMENDRSCAN ends it; TMSTARTRSCAN restarts from 0 */
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMSTARTRSCAN, &pos),
+		     XA_OK);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 4, 4, 0), XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMSTARTRSCAN, NULL),
+		     XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMENDRSCAN, &pos),
+		     XA_OK);
+	cr_assert_eq(pos, 0u);
+	cr_assert_eq(xa_assoc_recover_done(a, A, RM, 4, 4, TMENDRSCAN), XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, A, RM, xids, 4, TMNOFLAGS, &pos),
+		     XAER_INVAL);
+	/* count 0 with NULL is a valid (empty) call; close drops a scan */
+	cr_assert_eq(xa_assoc_recover(a, A, RM, NULL, 0,
+				      TMSTARTRSCAN | TMENDRSCAN, &pos),
+		     XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, B, RM, xids, 4, TMSTARTRSCAN, &pos),
+		     XA_OK);
+	cr_assert_eq(xa_assoc_close(a, B, RM, 0), XA_OK);
+	cr_assert_eq(xa_assoc_open(a, B, RM, 0), XA_OK);
+	cr_assert_eq(xa_assoc_recover(a, B, RM, xids, 4, TMNOFLAGS, &pos),
+		     XAER_INVAL);
+}
