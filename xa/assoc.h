@@ -110,7 +110,8 @@ struct xa_assoc;
  */
 int xa_assoc_new(struct xa_assoc **out);
 
-/* Free a table and everything in it. NULL is allowed. */
+/* Free a table and everything in it, once no thread uses it. NULL is allowed.
+ */
 void xa_assoc_free(struct xa_assoc *a);
 
 /* The calling thread's id (Linux gettid), unique among live threads. */
