@@ -149,6 +149,26 @@ struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
 	return ent_cmd(&c);
 }
 
+struct ent ent_step_result(int id, uint64_t time, const char *gid,
+			   uint32_t step, int phase, int outcome,
+			   const char *error, uint64_t next_retry)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdStepResult r;
+	settle__v1__cmd_step_result__init(&r);
+	r.gid = (char *)gid;
+	r.step = step;
+	r.phase = phase;
+	r.outcome = outcome;
+	r.error = (char *)error;
+	r.next_retry_ms = next_retry;
+	c.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
+	c.step_result = &r;
+	return ent_cmd(&c);
+}
+
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit)
 {
 	Settle__V1__Command c;

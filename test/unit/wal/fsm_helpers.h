@@ -43,6 +43,10 @@ struct ent ent_decide(int id, uint64_t time, const char *gid, int decision,
 struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
 		      int phase, int outcome, const char *error,
 		      uint32_t attempt, uint64_t next_retry);
+/* A saga step's CmdStepResult (step 1-based; attempt left 0). */
+struct ent ent_step_result(int id, uint64_t time, const char *gid,
+			   uint32_t step, int phase, int outcome,
+			   const char *error, uint64_t next_retry);
 /* An operator's TX_RETRY / TX_RESOLVE (reason may be NULL). */
 struct ent ent_retry(int id, uint64_t time, const char *gid, uint32_t branch,
 		     const char *reason);

@@ -206,26 +206,10 @@ static struct ent saga_ent(struct tfsm *t, const char *gid, size_t n)
 static void step(struct tfsm *t, const char *gid, uint32_t s, int phase,
 		 int outcome, const char *err, uint64_t next_retry)
 {
-	Settle__V1__Command c;
-	settle__v1__command__init(&c);
-	uint8_t idb[16];
-	int id = next_id++;
-	memset(idb, 0x55, sizeof idb);
-	memcpy(idb, &id, sizeof id);
-	c.cmd_id.data = idb;
-	c.cmd_id.len = 16;
-	c.time_ms = now++;
-	Settle__V1__CmdStepResult r;
-	settle__v1__cmd_step_result__init(&r);
-	r.gid = (char *)gid;
-	r.step = s;
-	r.phase = phase;
-	r.outcome = outcome;
-	r.error = (char *)err;
-	r.next_retry_ms = next_retry;
-	c.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
-	c.step_result = &r;
-	cr_assert_eq(tfsm_code(t, ent_cmd(&c)), CODE(OK), "step %u result", s);
+	cr_assert_eq(
+	    tfsm_code(t, ent_step_result(next_id++, now++, gid, s, phase,
+					 outcome, err, next_retry)),
+	    CODE(OK), "step %u result", s);
 }
 
 /* Three ordered steps: 1 and 2 done, 3's action fails, 3 compensated,

@@ -120,26 +120,8 @@ static int begin(const char *gid, int recovery, bool dag, size_t n,
 static struct ent result_ent(const char *gid, uint32_t step, int phase,
 			     int outcome, const char *err, uint64_t next_retry)
 {
-	Settle__V1__Command c;
-	settle__v1__command__init(&c);
-	uint8_t idb[16];
-	int id = next_id++;
-	memset(idb, 0x33, sizeof idb);
-	memcpy(idb, &id, sizeof id);
-	c.cmd_id.data = idb;
-	c.cmd_id.len = 16;
-	c.time_ms = now++;
-	Settle__V1__CmdStepResult r;
-	settle__v1__cmd_step_result__init(&r);
-	r.gid = (char *)gid;
-	r.step = step;
-	r.phase = phase;
-	r.outcome = outcome;
-	r.error = (char *)err;
-	r.next_retry_ms = next_retry;
-	c.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
-	c.step_result = &r;
-	return ent_cmd(&c);
+	return ent_step_result(next_id++, now++, gid, step, phase, outcome, err,
+			       next_retry);
 }
 
 /* Report one call's outcome (1-based step); asserts OK. */
