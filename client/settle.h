@@ -337,6 +337,109 @@ const char *settle_tx_state_name(int state);
  * Settle__V1__BranchState; "UNKNOWN" else. */
 const char *settle_branch_state_name(int state);
 
+/* ---- XA (docs/XA.md) ----------------------------------------------------- */
+/*
+ * Two uses. As the transaction manager of XA resource managers (PostgreSQL,
+ * MariaDB): settle_xa_begin() without an xid, settle_xa_register_rm() per
+ * branch, the initiator's own work at each RM under the branch's XID,
+ * prepare there and settle_xa_vote(), then settle_xa_commit() with
+ * one_phase (the votes are the prepare; the commit decision is made durable
+ * and the leader commits every prepared branch itself, and recovers them
+ * after any crash). As a resource manager of a legacy TM (the switch
+ * library): settle_xa_begin() with the TM's xid, TCC branches, then
+ * settle_xa_prepare() and settle_xa_commit() / settle_rollback().
+ * XIDs travel in their wire encoding (xa/xid.h): 4-byte big-endian
+ * formatID, gtrid length, bqual length, gtrid, bqual; at most
+ * SETTLE_XID_WIRE_MAX bytes.
+ */
+#define SETTLE_XID_WIRE_MAX 134
+
+/*
+ * Begin an XA transaction. xid (xid_len bytes, wire) NULL: a transaction of
+ * Settle's own, gid as for settle_begin() but at most 64 bytes (it is the
+ * gtrid of its RM branches). xid given: gid must be NULL; the gid is
+ * derived from the xid (xa_xid_gid()); join true joins the ACTIVE
+ * transaction of that xid (TMJOIN / TMRESUME from another process) and
+ * *joined (may be NULL) says it existed.
+ * Errors: SETTLE_EEXISTS (xid or gid taken, !join), SETTLE_ENOTFOUND
+ * (join, no such transaction), SETTLE_ESTATE (join, not ACTIVE),
+ * SETTLE_EINVAL, SETTLE_ETOOBIG, transport errors.
+ */
+int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
+		    size_t xid_len, bool join, uint32_t timeout_ms,
+		    char *gid_out, size_t gid_out_len, bool *joined);
+
+/*
+ * Register a branch of XA transaction gid on the resource manager named rm
+ * (configured on the coordinators: settled --xa-rm). *branch_id gets its
+ * id; xid_out (cap xid_cap, SETTLE_XID_WIRE_MAX suffices) gets its XID,
+ * wire encoding, and *xid_len its size: start the branch's work at the RM
+ * under exactly that XID. Errors: SETTLE_ENOTFOUND (gid, or rm not
+ * configured), SETTLE_ESTATE, SETTLE_EINVAL, transport errors.
+ */
+int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
+			  uint32_t *branch_id, uint8_t *xid_out,
+			  size_t xid_cap, size_t *xid_len);
+
+/*
+ * Report what the RM answered for branch_id: vote is a Settle__V1__XaVote
+ * (VOTE_OK, VOTE_READ_ONLY, VOTE_ROLLBACK after prepare; ONE_PHASE_* after
+ * a one-phase commit). error (may be NULL) is the RM's text, never SQL
+ * data. *state and *branch_state (may be NULL) receive the states after.
+ * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (e.g. the transaction already
+ * rolled back: its deadline passed), SETTLE_EINVAL, transport errors.
+ */
+int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
+		   int vote, const char *error, int *state, int *branch_state);
+
+/*
+ * XA_PREPARE: make gid's prepared state durable. *state gets the state
+ * after (XA_PREPARED; COMMITTED with *read_only true when nothing is left
+ * for phase 2; ROLLING_BACK/ROLLED_BACK when a branch voted rollback or the
+ * deadline passed). Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (a branch has
+ * not voted, or already decided), transport errors.
+ */
+int settle_xa_prepare(settle_client *c, const char *gid, int *state,
+		      bool *read_only);
+
+/*
+ * Commit an XA transaction: from XA_PREPARED, or from ACTIVE with
+ * one_phase. wait_ms, state and finished as for settle_commit(). A lone
+ * unvoted RM branch with one_phase: the answer's state is COMMITTING and
+ * that branch XA_BRANCH_ONE_PHASE: commit it at the RM in one phase and
+ * report the outcome with settle_xa_vote(ONE_PHASE_*).
+ * Errors as settle_commit(), and SETTLE_ESTATE when a branch has not voted.
+ */
+int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
+		     uint32_t wait_ms, int *state, bool *finished);
+
+/* One entry of settle_xa_recover(). */
+struct settle_xa_recovered {
+	char gid[SETTLE_GID_BUFSIZE];
+	uint8_t xid[SETTLE_XID_WIRE_MAX];
+	size_t xid_len;
+	int state;     /* XA_PREPARED, or final with a heuristic */
+	int heuristic; /* Settle__V1__Heuristic */
+};
+
+/*
+ * XA_RECOVER: up to cap transactions begun with an xid that are
+ * XA_PREPARED or final with a remembered heuristic, in gid order after
+ * after_gid (NULL or "": from the start). *n gets the count, *more whether
+ * more follow. Errors: transport errors.
+ */
+int settle_xa_recover(settle_client *c, const char *after_gid,
+		      struct settle_xa_recovered *out, size_t cap, size_t *n,
+		      bool *more);
+
+/* XA_FORGET: clear gid's remembered heuristic. Errors: SETTLE_ENOTFOUND,
+ * SETTLE_ESTATE (none to forget), transport errors. */
+int settle_xa_forget(settle_client *c, const char *gid);
+
+/* "VOTE_OK", ... / "HEUR_HAZARD", ...; "UNKNOWN" else. */
+const char *settle_xa_vote_name(int vote);
+const char *settle_heuristic_name(int heuristic);
+
 /* ---- Generic calls ------------------------------------------------------ */
 
 /*

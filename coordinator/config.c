@@ -154,9 +154,20 @@ const char *coord_config_client_of(const struct coord_config *cfg, uint64_t id)
 	return NULL;
 }
 
+const struct coord_xa_rm_cfg *coord_config_xa_rm(const struct coord_config *cfg,
+						 const char *name)
+{
+	for (unsigned i = 0; i < cfg->n_xa_rms; i++)
+		if (strcmp(cfg->xa_rms[i].name, name) == 0)
+			return &cfg->xa_rms[i];
+	return NULL;
+}
+
 static void defaults(struct coord_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
+	cfg->xa_format_id = COORD_XA_FORMAT_ID_DEFAULT;
+	cfg->xa_recover_interval_ms = 60 * 1000;
 	cfg->default_timeout_ms = 60 * 1000;
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;

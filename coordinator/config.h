@@ -17,6 +17,17 @@ struct coord_peer {
 	char client[COORD_ADDR_MAX]; /* client endpoint host:port */
 };
 
+/* An XA resource manager the leader drives (settled --xa-rm, docs/XA.md).
+ * Every node must configure the same names. The conninfo stays on the
+ * node: it never enters the raft log, events or answers. */
+#define COORD_XA_RM_MAX	     16
+#define COORD_XA_RM_NAME_MAX 64
+struct coord_xa_rm_cfg {
+	char name[COORD_XA_RM_NAME_MAX + 1]; /* [A-Za-z0-9_.-]{1,64} */
+	int kind;			     /* enum xa_rm_kind (xa/rm.h) */
+	char conninfo[1024];
+};
+
 struct coord_config {
 	uint64_t id;
 	char data_dir[512];
@@ -37,7 +48,18 @@ struct coord_config {
 	size_t map_size;	      /* LMDB map size */
 	uint32_t election_timeout_ms; /* raft: randomized in [t, 2t] */
 	uint32_t heartbeat_ms;	      /* raft: leader heartbeat */
+	/* XA: the formatID of the XIDs of this cluster's RM branches (it
+	 * tells recovery which in-doubt XIDs are its own), the resource
+	 * managers, and how often the leader scans them for in-doubt
+	 * branches. */
+	uint32_t xa_format_id;
+	struct coord_xa_rm_cfg xa_rms[COORD_XA_RM_MAX];
+	unsigned n_xa_rms;
+	uint32_t xa_recover_interval_ms;
 };
+
+/* Default formatID: "STLE" in ASCII. */
+#define COORD_XA_FORMAT_ID_DEFAULT 0x53544c45u
 
 /*
  * Parse argv into cfg (defaults first). On a bad argument returns
@@ -53,6 +75,10 @@ const char *coord_config_usage(void);
 /* Parse a duration: "1500ms", "30s", "5m", "2h", "7d" or bare milliseconds.
  * Returns 0 or SETTLE_EINVAL. */
 int coord_parse_duration(const char *s, uint64_t *ms);
+
+/* The resource manager configured under name, or NULL. */
+const struct coord_xa_rm_cfg *coord_config_xa_rm(const struct coord_config *cfg,
+						 const char *name);
 
 /* The client endpoint of raft node id, or NULL if unknown. */
 const char *coord_config_client_of(const struct coord_config *cfg, uint64_t id);

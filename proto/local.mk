@@ -17,9 +17,13 @@ proto_libsettlecore_la_SOURCES = \
 	proto/rpc.h proto/frame.c \
 	proto/stream.c proto/stream.h \
 	proto/rpc_server.c proto/rpc_client.c
+# The XID codec lives in xa/ but every layer needs it (the FSM builds RM
+# branches' XIDs, the client library derives gids from XIDs).
+proto_libsettlecore_la_SOURCES += xa/xid.c xa/xid.h
 # The generated code is not ours to lint.
 proto_libsettlecore_la_CFLAGS = $(AM_CFLAGS) -Wno-shadow
-proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS)
+proto_libsettlecore_la_LIBADD = $(UV_LIBS) $(PROTOBUF_C_LIBS) $(LMDB_LIBS) $(RAFT_LIBS) \
+	$(SSL_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_frame

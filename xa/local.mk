@@ -4,7 +4,6 @@
 
 noinst_LTLIBRARIES += xa/libsettlexa.la
 xa_libsettlexa_la_SOURCES = \
-	xa/xid.c xa/xid.h \
 	xa/rm.c xa/rm.h xa/rm_int.h \
 	xa/rm_pg.c xa/rm_mariadb.c
 xa_libsettlexa_la_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS)

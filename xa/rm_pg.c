@@ -155,7 +155,7 @@ static int xa_pg_exec(struct xa_rm *rm, const char *sql)
 
 static int xa_pg_query_int(struct xa_rm *rm, const char *sql, int64_t *out)
 {
-	PGresult *res;
+	PGresult *res = NULL;
 	const char *v;
 	char *end;
 	long long x;
@@ -219,7 +219,7 @@ static int xa_pg__rolled_back(struct xa_rm *rm, const char *why)
 static int xa_pg_prepare(struct xa_rm *rm, const struct xa_xid *xid,
 			 enum xa_rm_vote *vote)
 {
-	PGresult *res;
+	PGresult *res = NULL;
 	int64_t ro;
 	int rv;
 
@@ -278,7 +278,7 @@ vote_rollback:
 
 static int xa_pg_commit_one(struct xa_rm *rm, const struct xa_xid *xid)
 {
-	PGresult *res;
+	PGresult *res = NULL;
 	int rv;
 
 	(void)xid;
@@ -328,7 +328,7 @@ static int xa_pg_rollback_prepared(struct xa_rm *rm, const struct xa_xid *xid)
 static int xa_pg_recover(struct xa_rm *rm, int64_t format_id,
 			 struct xa_xid **xids, size_t *n)
 {
-	PGresult *res;
+	PGresult *res = NULL;
 	size_t cap = 0;
 	int i, rv;
 

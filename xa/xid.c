@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "error.h"
 
 static const char xa__hex[] = "0123456789abcdef";
@@ -502,5 +504,28 @@ int xa_xid_to_xopen(const struct xa_xid *x, struct xa_xopen_xid *out)
 	out->gtrid_length = x->gtrid_len;
 	out->bqual_length = x->bqual_len;
 	memcpy(out->data, x->data, (size_t)x->gtrid_len + x->bqual_len);
+	return 0;
+}
+
+int xa_xid_gid(const struct xa_xid *x, char out[XA_XID_GID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t wire[XA_XID_WIRE_MAX];
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned md_len = 0;
+	size_t len;
+	int rv = xa_xid_encode(x, wire, sizeof wire, &len);
+
+	if (rv != 0)
+		return rv;
+	if (EVP_Digest(wire, len, md, &md_len, EVP_sha256(), NULL) != 1 ||
+	    md_len < 20)
+		return SETTLE_EINTERNAL;
+	memcpy(out, "xa-", 3);
+	for (size_t i = 0; i < 20; i++) {
+		out[3 + 2 * i] = hex[md[i] >> 4];
+		out[4 + 2 * i] = hex[md[i] & 15];
+	}
+	out[XA_XID_GID_LEN] = '\0';
 	return 0;
 }

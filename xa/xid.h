@@ -88,6 +88,18 @@ int xa_xid_encode(const struct xa_xid *x, uint8_t *buf, size_t cap,
 		  size_t *len);
 
 /*
+ * The gid of the Settle transaction a legacy TM's XID names (BeginRequest
+ * .xid): "xa-" and 40 lower-case hex digits, the first 20 bytes of the
+ * SHA-256 of the XID's wire encoding. The coordinator and the switch
+ * library both derive it, so any process that holds the XID finds the
+ * transaction. out must hold XA_XID_GID_LEN + 1 bytes.
+ * Errors: SETTLE_EINVAL for an invalid XID, SETTLE_EINTERNAL if OpenSSL
+ * fails.
+ */
+#define XA_XID_GID_LEN 43
+int xa_xid_gid(const struct xa_xid *x, char out[XA_XID_GID_LEN + 1]);
+
+/*
  * Decode exactly len bytes of the wire/log encoding.
  * Errors: SETTLE_EINVAL for a short, long or invalid encoding.
  */
