@@ -169,6 +169,14 @@ static const char *method_name(int method)
 		return "tx retry";
 	case SETTLE__V1__METHOD__TX_RESOLVE:
 		return "tx resolve";
+	case SETTLE__V1__METHOD__XA_VOTE:
+		return "xa vote";
+	case SETTLE__V1__METHOD__XA_PREPARE:
+		return "xa prepare";
+	case SETTLE__V1__METHOD__XA_RECOVER:
+		return "xa recover";
+	case SETTLE__V1__METHOD__XA_FORGET:
+		return "xa forget";
 	}
 	return "call";
 }
@@ -476,9 +484,9 @@ int settle_register_branch(settle_client *c, const char *gid,
 	return 0;
 }
 
-static int decide(settle_client *c, int method, const char *gid,
-		  const char *reason, uint32_t wait_ms, int *state,
-		  bool *finished)
+int client__decide(settle_client *c, int method, const char *gid,
+		   const char *reason, bool one_phase, uint32_t wait_ms,
+		   int *state, bool *finished)
 {
 	Settle__V1__CommitRequest creq = SETTLE__V1__COMMIT_REQUEST__INIT;
 	Settle__V1__RollbackRequest rreq = SETTLE__V1__ROLLBACK_REQUEST__INIT;
@@ -500,6 +508,7 @@ static int decide(settle_client *c, int method, const char *gid,
 		creq.gid = (char *)gid;
 		creq.wait = wait_ms > 0;
 		creq.wait_ms = wait_ms;
+		creq.one_phase = one_phase;
 		req = &creq.base;
 	} else {
 		rreq.cmd_id.data = id;
@@ -526,15 +535,15 @@ static int decide(settle_client *c, int method, const char *gid,
 int settle_commit(settle_client *c, const char *gid, uint32_t wait_ms,
 		  int *state, bool *finished)
 {
-	return decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL, wait_ms, state,
-		      finished);
+	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL, false,
+			      wait_ms, state, finished);
 }
 
 int settle_rollback(settle_client *c, const char *gid, const char *reason,
 		    uint32_t wait_ms, int *state, bool *finished)
 {
-	return decide(c, SETTLE__V1__METHOD__ROLLBACK, gid, reason, wait_ms,
-		      state, finished);
+	return client__decide(c, SETTLE__V1__METHOD__ROLLBACK, gid, reason,
+			      false, wait_ms, state, finished);
 }
 
 int settle_query(settle_client *c, const char *gid, bool history,

@@ -1,6 +1,6 @@
 /*
  * client_int.h — what client.c shares with the other initiator files of
- * libsettle (saga.c). Not installed; not part of the API.
+ * libsettle (saga.c, xa.c). Not installed; not part of the API.
  */
 #ifndef SETTLE_CLIENT_INT_H
 #define SETTLE_CLIENT_INT_H
@@ -30,6 +30,12 @@ int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16]);
 /* Set the handle's error text, printf-style. */
 void client__errf(settle_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Commit (one_phase: CommitRequest.one_phase, XA) or Rollback (reason,
+ * may be NULL) of gid; as settle_commit() / settle_rollback(). */
+int client__decide(settle_client *c, int method, const char *gid,
+		   const char *reason, bool one_phase, uint32_t wait_ms,
+		   int *state, bool *finished);
 
 /* settle_query() with the request's wait_ms (0: answer at once). */
 int client__query(settle_client *c, const char *gid, bool history,

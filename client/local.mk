@@ -11,6 +11,7 @@ client_libsettle_la_SOURCES = \
 	client/conn.c client/conn.h \
 	client/client.c client/client_int.h \
 	client/saga.c \
+	client/xa.c \
 	client/settle_participant.h \
 	client/barrier.c \
 	client/participant.c
@@ -22,6 +23,7 @@ if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_client
 test_unit_test_client_SOURCES = test/unit/client/test_client.c \
 	test/unit/client/test_errors.c test/unit/client/test_saga_client.c \
+	test/unit/client/test_xa_client.c \
 	test/unit/client/fake_server.c test/unit/client/fake_server.h
 test_unit_test_client_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_unit_test_client_LDADD = client/libsettle.la \

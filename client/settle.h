@@ -357,13 +357,20 @@ const char *settle_branch_state_name(int state);
 /*
  * Begin an XA transaction. xid (xid_len bytes, wire) NULL: a transaction of
  * Settle's own, gid as for settle_begin() but at most 64 bytes (it is the
- * gtrid of its RM branches). xid given: gid must be NULL; the gid is
- * derived from the xid (xa_xid_gid()); join true joins the ACTIVE
- * transaction of that xid (TMJOIN / TMRESUME from another process) and
- * *joined (may be NULL) says it existed.
+ * gtrid of its RM branches). xid given: gid must be NULL or ""; the gid is
+ * derived from the xid (xa_xid_gid(): "xa-" and 40 hex digits); join true
+ * joins the ACTIVE transaction of that xid (TMJOIN / TMRESUME from another
+ * process) instead of creating one, and *joined (may be NULL) says it
+ * existed. timeout_ms as for settle_begin() (ignored by a join). gid_out
+ * (gid_out_len bytes, SETTLE_GID_BUFSIZE suffices; may be NULL) receives
+ * the gid. Everything is copied; one cmd_id is reused on every retry.
+ * Checked locally first (SETTLE_EINVAL, nothing sent): a gid with an xid,
+ * an xid that does not decode, a NULL xid with a length, join without an
+ * xid, a gid over 64 bytes.
  * Errors: SETTLE_EEXISTS (xid or gid taken, !join), SETTLE_ENOTFOUND
  * (join, no such transaction), SETTLE_ESTATE (join, not ACTIVE),
- * SETTLE_EINVAL, SETTLE_ETOOBIG, transport errors.
+ * SETTLE_EINVAL, SETTLE_ETOOBIG (gid_out too small: begun all the same),
+ * transport errors.
  */
 int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
 		    size_t xid_len, bool join, uint32_t timeout_ms,
@@ -371,11 +378,15 @@ int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
 
 /*
  * Register a branch of XA transaction gid on the resource manager named rm
- * (configured on the coordinators: settled --xa-rm). *branch_id gets its
- * id; xid_out (cap xid_cap, SETTLE_XID_WIRE_MAX suffices) gets its XID,
- * wire encoding, and *xid_len its size: start the branch's work at the RM
+ * (1-64 bytes of [A-Za-z0-9_.-], configured on the coordinators: settled
+ * --xa-rm). *branch_id gets its id (may be NULL); xid_out (cap xid_cap,
+ * SETTLE_XID_WIRE_MAX suffices; may be NULL) gets its XID, wire encoding,
+ * and *xid_len (may be NULL) its size: start the branch's work at the RM
  * under exactly that XID. Errors: SETTLE_ENOTFOUND (gid, or rm not
- * configured), SETTLE_ESTATE, SETTLE_EINVAL, transport errors.
+ * configured), SETTLE_ESTATE (not ACTIVE, or not an XA transaction),
+ * SETTLE_EINVAL, SETTLE_ETOOBIG (xid_cap too small: *xid_len tells the
+ * size, the branch was registered all the same), SETTLE_EPROTO (the
+ * answer carried no XID), transport errors.
  */
 int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
 			  uint32_t *branch_id, uint8_t *xid_out,
@@ -384,10 +395,12 @@ int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
 /*
  * Report what the RM answered for branch_id: vote is a Settle__V1__XaVote
  * (VOTE_OK, VOTE_READ_ONLY, VOTE_ROLLBACK after prepare; ONE_PHASE_* after
- * a one-phase commit). error (may be NULL) is the RM's text, never SQL
- * data. *state and *branch_state (may be NULL) receive the states after.
+ * a one-phase commit). error (may be NULL, at most 1024 bytes, copied) is
+ * the RM's text, never SQL data. *state and *branch_state (may be NULL)
+ * receive the states after. The same vote again answers OK.
  * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (e.g. the transaction already
- * rolled back: its deadline passed), SETTLE_EINVAL, transport errors.
+ * rolled back: its deadline passed; another vote), SETTLE_EINVAL (branch
+ * 0, a vote out of range, error too long: nothing sent), transport errors.
  */
 int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 		   int vote, const char *error, int *state, int *branch_state);
@@ -425,8 +438,11 @@ struct settle_xa_recovered {
 /*
  * XA_RECOVER: up to cap transactions begun with an xid that are
  * XA_PREPARED or final with a remembered heuristic, in gid order after
- * after_gid (NULL or "": from the start). *n gets the count, *more whether
- * more follow. Errors: transport errors.
+ * after_gid (NULL or "": from the start), into out (cap entries, filled
+ * from the first). *n gets the count, *more (may be NULL) whether more
+ * follow: page on with after_gid = out[*n - 1].gid. A read, retried like
+ * Query. Errors: SETTLE_EINVAL (out or n NULL, cap 0), SETTLE_EPROTO (an
+ * entry that does not fit), transport errors.
  */
 int settle_xa_recover(settle_client *c, const char *after_gid,
 		      struct settle_xa_recovered *out, size_t cap, size_t *n,

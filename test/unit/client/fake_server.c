@@ -42,6 +42,15 @@ static void record(struct fake_server *s, const Settle__V1__Frame *f)
 	case SETTLE__V1__METHOD__TX_RESOLVE:
 		d = &settle__v1__tx_resolve_request__descriptor;
 		break;
+	case SETTLE__V1__METHOD__XA_VOTE:
+		d = &settle__v1__xa_vote_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__XA_PREPARE:
+		d = &settle__v1__xa_prepare_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__XA_FORGET:
+		d = &settle__v1__xa_forget_request__descriptor;
+		break;
 	default:
 		break;
 	}

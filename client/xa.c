@@ -1,0 +1,377 @@
+/*
+ * xa.c — libsettle's XA calls (settle.h, "XA"): begin, RM branches,
+ * votes, prepare, one-phase commit, recover and forget, on client.c's
+ * retrying call with one cmd_id per logical call. Only the XID codec of
+ * libsettlecore is used here: no database client library is linked.
+ */
+#include "error.h"
+
+#include "settle.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "xa/xid.h"
+
+/* The gid of an XA transaction is the gtrid of its RM branches' XIDs. */
+#define XA_GID_MAX XA_XID_PART_MAX
+#define XA_RM_MAX  64
+#define XA_ERR_MAX 1024
+
+/* Copy a gid answered by the coordinator into the caller's buffer. */
+static int copy_gid(settle_client *c, const char *op, const char *g, char *out,
+		    size_t cap)
+{
+	size_t len = strlen(g != NULL ? g : "");
+
+	if (out == NULL)
+		return 0;
+	if (len >= cap) {
+		client__errf(c, "%s: gid buffer too small for %zu bytes", op,
+			     len);
+		return SETTLE_ETOOBIG;
+	}
+	memcpy(out, g != NULL ? g : "", len + 1);
+	return 0;
+}
+
+/* The local checks of settle_xa_begin(); the coordinator repeats them. */
+static int check_begin(settle_client *c, const char *gid, const uint8_t *xid,
+		       size_t xid_len, bool join)
+{
+	struct xa_xid x;
+	int rv;
+
+	if (xid == NULL && xid_len != 0) {
+		client__errf(c, "xa begin: xid is NULL with length %zu",
+			     xid_len);
+		return SETTLE_EINVAL;
+	}
+	if (xid == NULL) {
+		if (join) {
+			client__errf(c, "xa begin: join needs the xid of the "
+					"transaction to join");
+			return SETTLE_EINVAL;
+		}
+		rv = client__check_gid(c, "xa begin", gid, true);
+		if (rv == 0 && gid != NULL && strlen(gid) > XA_GID_MAX) {
+			client__errf(c,
+				     "xa begin: gid longer than %d bytes (it "
+				     "is the gtrid of the branches' XIDs)",
+				     XA_GID_MAX);
+			rv = SETTLE_EINVAL;
+		}
+		return rv;
+	}
+	if (gid != NULL && gid[0] != '\0') {
+		client__errf(c, "xa begin: give a gid or an xid, not both (the "
+				"gid is derived from the xid)");
+		return SETTLE_EINVAL;
+	}
+	if (xa_xid_decode(xid, xid_len, &x) != 0) {
+		client__errf(c, "xa begin: xid is not a valid XID wire "
+				"encoding (formatID, lengths 1-64, gtrid, "
+				"bqual)");
+		return SETTLE_EINVAL;
+	}
+	return 0;
+}
+
+int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
+		    size_t xid_len, bool join, uint32_t timeout_ms,
+		    char *gid_out, size_t gid_out_len, bool *joined)
+{
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__BeginResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (joined != NULL)
+		*joined = false;
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = check_begin(c, gid, xid, xid_len, join);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "xa begin", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)(gid != NULL ? gid : "");
+	req.timeout_ms = timeout_ms;
+	req.mode = SETTLE__V1__TX_MODE__XA;
+	req.xid.data = (uint8_t *)xid;
+	req.xid.len = xid != NULL ? xid_len : 0;
+	req.join = join;
+	rv = client__call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+			  &settle__v1__begin_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (joined != NULL)
+		*joined = resp->joined;
+	rv = copy_gid(c, "xa begin", resp->gid, gid_out, gid_out_len);
+	settle__v1__begin_response__free_unpacked(resp, NULL);
+	return rv;
+}
+
+/* An RM name as the coordinators configure them: [A-Za-z0-9_.-]{1,64}. */
+static int check_rm(settle_client *c, const char *rm)
+{
+	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "abcdefghijklmnopqrstuvwxyz0123456789_.-";
+	size_t len = rm != NULL ? strnlen(rm, XA_RM_MAX + 1) : 0;
+
+	if (len == 0 || len > XA_RM_MAX || strspn(rm, ok) != len) {
+		client__errf(c,
+			     "xa register: rm must be 1-%d bytes of "
+			     "A-Z a-z 0-9 _ . -",
+			     XA_RM_MAX);
+		return SETTLE_EINVAL;
+	}
+	return 0;
+}
+
+int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
+			  uint32_t *branch_id, uint8_t *xid_out, size_t xid_cap,
+			  size_t *xid_len)
+{
+	Settle__V1__RegisterBranchRequest req =
+	    SETTLE__V1__REGISTER_BRANCH_REQUEST__INIT;
+	Settle__V1__RegisterBranchResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa register", gid, false);
+	if (rv == 0)
+		rv = check_rm(c, rm);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "xa register", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.rm = (char *)rm;
+	rv = client__call(c, SETTLE__V1__METHOD__REGISTER_BRANCH, &req.base,
+			  &settle__v1__register_branch_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (branch_id != NULL)
+		*branch_id = resp->branch_id;
+	if (xid_len != NULL)
+		*xid_len = resp->xid.len;
+	if (resp->xid.len == 0) {
+		/* A coordinator that answers an RM branch without its XID
+		 * leaves the initiator nothing to start the work under. */
+		client__errf(c,
+			     "xa register: the coordinator answered no xid "
+			     "for branch %u",
+			     resp->branch_id);
+		rv = SETTLE_EPROTO;
+	} else if (xid_out != NULL && resp->xid.len > xid_cap) {
+		client__errf(c,
+			     "xa register: xid buffer of %zu bytes too small "
+			     "for %zu (branch %u registered all the same)",
+			     xid_cap, resp->xid.len, resp->branch_id);
+		rv = SETTLE_ETOOBIG;
+	} else if (xid_out != NULL) {
+		memcpy(xid_out, resp->xid.data, resp->xid.len);
+	}
+	settle__v1__register_branch_response__free_unpacked(resp, NULL);
+	return rv;
+}
+
+int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
+		   int vote, const char *error, int *state, int *branch_state)
+{
+	Settle__V1__XaVoteRequest req = SETTLE__V1__XA_VOTE_REQUEST__INIT;
+	Settle__V1__XaVoteResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa vote", gid, false);
+	if (rv != 0)
+		return rv;
+	if (branch_id == 0) {
+		client__errf(c, "xa vote: a branch id (>= 1) is required");
+		return SETTLE_EINVAL;
+	}
+	if (vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
+	    vote > SETTLE__V1__XA_VOTE__ONE_PHASE_UNKNOWN) {
+		client__errf(c, "xa vote: unknown vote %d", vote);
+		return SETTLE_EINVAL;
+	}
+	if (error != NULL && strnlen(error, XA_ERR_MAX + 1) > XA_ERR_MAX) {
+		client__errf(c, "xa vote: error text longer than %d bytes",
+			     XA_ERR_MAX);
+		return SETTLE_EINVAL;
+	}
+	rv = client__new_cmd_id(c, "xa vote", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.branch_id = branch_id;
+	req.vote = (Settle__V1__XaVote)vote;
+	req.error = (char *)(error != NULL ? error : "");
+	rv = client__call(c, SETTLE__V1__METHOD__XA_VOTE, &req.base,
+			  &settle__v1__xa_vote_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	if (branch_state != NULL)
+		*branch_state = (int)resp->branch_state;
+	settle__v1__xa_vote_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int settle_xa_prepare(settle_client *c, const char *gid, int *state,
+		      bool *read_only)
+{
+	Settle__V1__XaPrepareRequest req = SETTLE__V1__XA_PREPARE_REQUEST__INIT;
+	Settle__V1__XaPrepareResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa prepare", gid, false);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "xa prepare", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	rv = client__call(c, SETTLE__V1__METHOD__XA_PREPARE, &req.base,
+			  &settle__v1__xa_prepare_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	if (read_only != NULL)
+		*read_only = resp->read_only;
+	settle__v1__xa_prepare_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
+		     uint32_t wait_ms, int *state, bool *finished)
+{
+	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL,
+			      one_phase, wait_ms, state, finished);
+}
+
+/* Copy one recovered transaction; SETTLE_EPROTO for a row no coordinator
+ * would send (the caller's fixed-size entry could not hold it). */
+static int copy_recovered(settle_client *c, const Settle__V1__XaRecovered *r,
+			  struct settle_xa_recovered *out)
+{
+	size_t len = strlen(r->gid);
+
+	if (len == 0 || len > SETTLE_GID_MAX ||
+	    r->xid.len > SETTLE_XID_WIRE_MAX) {
+		client__errf(c,
+			     "xa recover: malformed entry (gid of %zu "
+			     "bytes, xid of %zu)",
+			     len, r->xid.len);
+		return SETTLE_EPROTO;
+	}
+	memcpy(out->gid, r->gid, len + 1);
+	memcpy(out->xid, r->xid.data, r->xid.len);
+	out->xid_len = r->xid.len;
+	out->state = (int)r->state;
+	out->heuristic = (int)r->heuristic;
+	return 0;
+}
+
+int settle_xa_recover(settle_client *c, const char *after_gid,
+		      struct settle_xa_recovered *out, size_t cap, size_t *n,
+		      bool *more)
+{
+	Settle__V1__XaRecoverRequest req = SETTLE__V1__XA_RECOVER_REQUEST__INIT;
+	Settle__V1__XaRecoverResponse *resp = NULL;
+	size_t i;
+	int rv = 0;
+
+	if (n != NULL)
+		*n = 0;
+	if (more != NULL)
+		*more = false;
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	if (out == NULL || cap == 0 || n == NULL) {
+		client__errf(c, "xa recover: no room for the answer");
+		return SETTLE_EINVAL;
+	}
+	rv = client__check_gid(c, "xa recover", after_gid, true);
+	if (rv != 0)
+		return rv;
+	req.limit = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+	req.after_gid = (char *)(after_gid != NULL ? after_gid : "");
+	rv = client__call(c, SETTLE__V1__METHOD__XA_RECOVER, &req.base,
+			  &settle__v1__xa_recover_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	for (i = 0; i < resp->n_txs && i < cap; i++) {
+		rv = copy_recovered(c, resp->txs[i], &out[i]);
+		if (rv != 0)
+			break;
+	}
+	if (rv == 0) {
+		*n = i;
+		/* A server that sent more than asked: the rest is the next
+		 * page, found again by paging after the last gid. */
+		if (more != NULL)
+			*more = resp->more || resp->n_txs > cap;
+	}
+	settle__v1__xa_recover_response__free_unpacked(resp, NULL);
+	return rv;
+}
+
+int settle_xa_forget(settle_client *c, const char *gid)
+{
+	Settle__V1__XaForgetRequest req = SETTLE__V1__XA_FORGET_REQUEST__INIT;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa forget", gid, false);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "xa forget", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	return client__call(c, SETTLE__V1__METHOD__XA_FORGET, &req.base,
+			    &settle__v1__xa_forget_response__descriptor, NULL,
+			    0);
+}
+
+const char *settle_xa_vote_name(int vote)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &settle__v1__xa_vote__descriptor, vote);
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+const char *settle_heuristic_name(int heuristic)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &settle__v1__heuristic__descriptor, heuristic);
+	return v != NULL ? v->name : "UNKNOWN";
+}
