@@ -61,6 +61,7 @@ static const char *const tx_states[] = {
     [SETTLE__V1__TX_STATE__SAGA_COMPENSATING] = "saga_compensating",
     [SETTLE__V1__TX_STATE__SAGA_SUCCEEDED] = "saga_succeeded",
     [SETTLE__V1__TX_STATE__SAGA_COMPENSATED] = "saga_compensated",
+    [SETTLE__V1__TX_STATE__XA_PREPARED] = "xa_prepared",
 };
 #define N_TX_STATES (sizeof(tx_states) / sizeof(tx_states[0]))
 
@@ -79,6 +80,14 @@ static const char *const branch_states[] = {
     [SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING] = "step_compensating",
     [SETTLE__V1__BRANCH_STATE__STEP_COMPENSATED] = "step_compensated",
     [SETTLE__V1__BRANCH_STATE__STEP_SKIPPED] = "step_skipped",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_ACTIVE] = "xa_active",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_PREPARED] = "xa_prepared",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_READ_ONLY] = "xa_read_only",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING] = "xa_committing",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED] = "xa_committed",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_ROLLING_BACK] = "xa_rolling_back",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_ROLLED_BACK] = "xa_rolled_back",
+    [SETTLE__V1__BRANCH_STATE__XA_BRANCH_ONE_PHASE] = "xa_one_phase",
 };
 #define N_BRANCH_STATES (sizeof(branch_states) / sizeof(branch_states[0]))
 
@@ -129,6 +138,25 @@ const char *ctl_mode_name(int mode)
 		return "tcc";
 	case SETTLE__V1__TX_MODE__SAGA:
 		return "saga";
+	case SETTLE__V1__TX_MODE__XA:
+		return "xa";
+	}
+	return "unknown";
+}
+
+const char *ctl_heuristic_name(int heuristic)
+{
+	switch (heuristic) {
+	case SETTLE__V1__HEURISTIC__HEURISTIC_NONE:
+		return "none";
+	case SETTLE__V1__HEURISTIC__HEUR_HAZARD:
+		return "hazard";
+	case SETTLE__V1__HEURISTIC__HEUR_COMMIT:
+		return "commit";
+	case SETTLE__V1__HEURISTIC__HEUR_ROLLBACK:
+		return "rollback";
+	case SETTLE__V1__HEURISTIC__HEUR_MIXED:
+		return "mixed";
 	}
 	return "unknown";
 }

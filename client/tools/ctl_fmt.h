@@ -26,8 +26,8 @@ int ctl_duration_parse(const char *text, uint64_t *out_ms);
 /*
  * Parse a transaction state name, case-insensitive, '-' or '_' accepted:
  * active, committing, committed, rolling_back, rolled_back, saga_running,
- * saga_compensating, saga_succeeded, saga_compensated. Returns 0 or
- * SETTLE_EINVAL.
+ * saga_compensating, saga_succeeded, saga_compensated, xa_prepared.
+ * Returns 0 or SETTLE_EINVAL.
  */
 int ctl_state_parse(const char *text, Settle__V1__TxState *out);
 
@@ -37,6 +37,8 @@ const char *ctl_branch_state_name(int state);
 const char *ctl_mode_name(int mode);
 /* "backward", "forward"; "unknown" out of range. */
 const char *ctl_recovery_name(int recovery);
+/* "none", "hazard", "commit", "rollback", "mixed"; "unknown" else. */
+const char *ctl_heuristic_name(int heuristic);
 
 /* Longest --reason (the coordinator's limit, settle.h SETTLE_REASON_MAX). */
 #define CTL_REASON_MAX 1024
@@ -92,7 +94,12 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
  * A saga shows its recovery and a steps table (name, state, attempts, the
  * steps each waits for, the order in which actions ended, last error)
  * instead of the branches table; its JSON branches carry name,
- * depends_on, completion, completed_ms and max_attempts.
+ * depends_on, completion, completed_ms and max_attempts. An XA
+ * transaction shows its legacy TM's xid and its heuristic (when it has
+ * them), and per branch the RM (or a TCC branch's endpoint), the XID text
+ * (or resource) and the heuristic; its JSON carries xid and heuristic, and
+ * its branches rm, xid and heuristic. tx list adds a HEURISTIC column when
+ * a listed transaction has one (JSON: XA transactions carry it always).
  */
 void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 		  bool json);
@@ -106,6 +113,24 @@ void ctl_print_retry(FILE *f, const char *gid, uint32_t branch_id,
  * JSON {"gid":..,"branch_id":N,"branch_state":"..","state":".."}. */
 void ctl_print_resolve(FILE *f, const char *gid, uint32_t branch_id,
 		       int branch_state, int state, bool json);
+
+/* ---- XA (ctl_xa.c) ------------------------------------------------------ */
+
+/*
+ * The text form "<formatID>:<hex gtrid>:<hex bqual>" of a wire XID into buf
+ * (cap bytes; 300 always suffice); "-" for an empty one and "(invalid xid
+ * of N bytes)" for one that does not decode. Returns buf.
+ */
+const char *ctl_xid_text(const uint8_t *xid, size_t len, char *buf, size_t cap);
+
+/* Aligned table (GID, STATE, HEURISTIC, XID) or JSON
+ * {"txs":[{"gid","state","heuristic","xid"}],"more":b} of XA_RECOVER. */
+void ctl_print_xa_recover(FILE *f, const Settle__V1__XaRecoverResponse *resp,
+			  bool json);
+
+/* The answer to xa forget: "GID: heuristic forgotten ..." or JSON
+ * {"gid":..,"forgotten":true}. */
+void ctl_print_xa_forget(FILE *f, const char *gid, bool json);
 
 /* ---- cluster membership ------------------------------------------------ */
 

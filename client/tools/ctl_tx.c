@@ -1,7 +1,7 @@
 /*
  * ctl_tx.c — settlectl's transaction printers: tx list, tx show (a TCC
- * transaction's branches or a saga's steps) and the answers of tx retry
- * and tx resolve; see ctl_fmt.h.
+ * transaction's branches, a saga's steps, an XA transaction's RM and TCC
+ * branches) and the answers of tx retry and tx resolve; see ctl_fmt.h.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 {
 	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
+	bool xa = tx->mode == SETTLE__V1__TX_MODE__XA;
 	size_t i;
 
 	fputs("{\"gid\":", f);
@@ -31,6 +32,12 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 	if (saga) {
 		fputs(",\"recovery\":", f);
 		ctl_json_str(f, ctl_recovery_name(tx->recovery));
+	}
+	if (xa) {
+		fputs(",\"xid\":", f);
+		ctl_json_str(f, tx->xid);
+		fputs(",\"heuristic\":", f);
+		ctl_json_str(f, ctl_heuristic_name(tx->heuristic));
 	}
 	fputs(",\"reason\":", f);
 	ctl_json_str(f, tx->reason);
@@ -63,6 +70,14 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 				b->completion, b->completed_ms,
 				b->max_attempts);
 		}
+		if (xa) {
+			fputs(",\"rm\":", f);
+			ctl_json_str(f, b->rm);
+			fputs(",\"xid\":", f);
+			ctl_json_str(f, b->xid);
+			fputs(",\"heuristic\":", f);
+			ctl_json_str(f, ctl_heuristic_name(b->heuristic));
+		}
 		fputc('}', f);
 	}
 	fputc(']', f);
@@ -89,7 +104,7 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 static void branch_summary(const Settle__V1__TxInfo *tx, char *buf, size_t len)
 {
 	/* States are small numbers; the last slot counts unknown ones. */
-	enum { MAX_STATE = 32 };
+	enum { MAX_STATE = 48 };
 	size_t counts[MAX_STATE + 1] = {0};
 	size_t i, off = 0;
 
@@ -121,6 +136,7 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 {
 	struct table t;
 	char age[32], dl[48], br[128], reason[256];
+	bool heur = false;
 	size_t i;
 
 	if (json) {
@@ -137,10 +153,21 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 		fputs("no matching transactions\n", f);
 		return;
 	}
-	ctl__table_init(&t, 7);
-	ctl__table_row(&t,
-		       (const char *const[]){"GID", "STATE", "STUCK", "AGE",
-					     "DEADLINE", "BRANCHES", "REASON"});
+	/* Heuristics are rare and must not be missed: a column of their own,
+	 * only when a listed transaction has one. */
+	for (i = 0; i < resp->n_txs; i++)
+		heur = heur || resp->txs[i]->heuristic !=
+				   SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
+	ctl__table_init(&t, heur ? 8 : 7);
+	if (heur)
+		ctl__table_row(&t, (const char *const[]){"GID", "STATE",
+							 "STUCK", "HEURISTIC",
+							 "AGE", "DEADLINE",
+							 "BRANCHES", "REASON"});
+	else
+		ctl__table_row(&t, (const char *const[]){
+				       "GID", "STATE", "STUCK", "AGE",
+				       "DEADLINE", "BRANCHES", "REASON"});
 	for (i = 0; i < resp->n_txs; i++) {
 		const Settle__V1__TxInfo *tx = resp->txs[i];
 		ctl_span_str(now_ms > tx->created_ms ? now_ms - tx->created_ms
@@ -162,10 +189,21 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 			snprintf(dl, sizeof(dl), "-");
 		branch_summary(tx, br, sizeof(br));
 		ctl__one_line(tx->reason, reason, sizeof(reason));
-		ctl__table_row(&t, (const char *const[]){
-				       tx->gid, ctl_tx_state_name(tx->state),
-				       tx->stuck ? "STUCK" : "-", age, dl, br,
-				       reason});
+		if (heur)
+			ctl__table_row(
+			    &t, (const char *const[]){
+				    tx->gid, ctl_tx_state_name(tx->state),
+				    tx->stuck ? "STUCK" : "-",
+				    tx->heuristic
+					? ctl_heuristic_name(tx->heuristic)
+					: "-",
+				    age, dl, br, reason});
+		else
+			ctl__table_row(&t, (const char *const[]){
+					       tx->gid,
+					       ctl_tx_state_name(tx->state),
+					       tx->stuck ? "STUCK" : "-", age,
+					       dl, br, reason});
 	}
 	ctl__table_print(f, &t, "");
 	ctl__table_free(&t);
@@ -218,6 +256,48 @@ static void print_branches(FILE *f, const Settle__V1__TxInfo *tx,
 			id, ctl_branch_state_name(br->state),
 			ctl__one_line(br->endpoint, ep, sizeof(ep)),
 			ctl__one_line(br->resource, res, sizeof(res)), att,
+			next_retry_str(br->next_retry_ms, now_ms, b, sizeof(b)),
+			ctl_time_str(br->updated_ms, a, sizeof(a)),
+			ctl__one_line(br->last_error, err, sizeof(err))});
+	}
+	ctl__table_print(f, &t, "  ");
+	ctl__table_free(&t);
+}
+
+/* An XA transaction's branches: RM branches show their resource manager
+ * and XID, TCC branches (a legacy TM's work) their endpoint and resource,
+ * in the same columns. */
+static void print_xa_branches(FILE *f, const Settle__V1__TxInfo *tx,
+			      uint64_t now_ms)
+{
+	struct table t;
+	char a[48], b[48];
+	size_t i;
+
+	fprintf(f, "\nbranches (%zu):\n", tx->n_branches);
+	if (tx->n_branches == 0)
+		return;
+	ctl__table_init(&t, 9);
+	ctl__table_row(&t, (const char *const[]){"ID", "STATE", "RM / ENDPOINT",
+						 "XID / RESOURCE", "HEURISTIC",
+						 "ATTEMPTS", "NEXT RETRY",
+						 "UPDATED", "LAST ERROR"});
+	for (i = 0; i < tx->n_branches; i++) {
+		const Settle__V1__BranchInfo *br = tx->branches[i];
+		bool rm = br->rm != NULL && br->rm[0] != '\0';
+		char id[16], att[16], err[256], who[128], what[300];
+
+		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
+		snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
+		ctl__one_line(rm ? br->rm : br->endpoint, who, sizeof(who));
+		ctl__one_line(rm ? br->xid : br->resource, what, sizeof(what));
+		ctl__table_row(
+		    &t,
+		    (const char *const[]){
+			id, ctl_branch_state_name(br->state), who,
+			what[0] ? what : "-",
+			br->heuristic ? ctl_heuristic_name(br->heuristic) : "-",
+			att,
 			next_retry_str(br->next_retry_ms, now_ms, b, sizeof(b)),
 			ctl_time_str(br->updated_ms, a, sizeof(a)),
 			ctl__one_line(br->last_error, err, sizeof(err))});
@@ -301,7 +381,7 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 {
 	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
 	struct table t;
-	char a[48], b[48], d[256];
+	char a[48], b[48], d[320];
 	size_t i;
 
 	if (json) {
@@ -312,6 +392,9 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 	}
 	fprintf(f, "gid:       %s\n", ctl__one_line(tx->gid, d, sizeof(d)));
 	fprintf(f, "mode:      %s\n", ctl_mode_name(tx->mode));
+	if (tx->xid != NULL && tx->xid[0] != '\0')
+		fprintf(f, "xid:       %s\n",
+			ctl__one_line(tx->xid, d, sizeof(d)));
 	if (saga)
 		fprintf(f, "recovery:  %s\n", ctl_recovery_name(tx->recovery));
 	fprintf(f, "state:     %s%s\n", ctl_tx_state_name(tx->state),
@@ -323,6 +406,13 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 			"failed:    %" PRIu32 " branch%s FAILED, waiting for "
 			"an operator (settlectl tx retry / tx resolve)\n",
 			tx->failed, tx->failed == 1 ? "" : "es");
+	if (tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE)
+		fprintf(f,
+			"heuristic: %s  (a branch did not end as decided, or "
+			"its outcome is unknown: see docs/XA.md, then "
+			"settlectl xa forget %s)\n",
+			ctl_heuristic_name(tx->heuristic),
+			ctl__one_line(tx->gid, d, sizeof(d)));
 	fprintf(
 	    f, "created:   %s (%s ago)\n",
 	    ctl_time_str(tx->created_ms, a, sizeof(a)),
@@ -340,6 +430,8 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 
 	if (saga)
 		print_steps(f, tx, now_ms);
+	else if (tx->mode == SETTLE__V1__TX_MODE__XA)
+		print_xa_branches(f, tx, now_ms);
 	else
 		print_branches(f, tx, now_ms);
 

@@ -5,11 +5,12 @@
 # libsettlecore (error names), which each program links once.
 noinst_LTLIBRARIES += client/tools/libctlfmt.la
 client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h \
-	client/tools/ctl_tx.c client/tools/ctl_int.h
+	client/tools/ctl_tx.c client/tools/ctl_xa.c client/tools/ctl_int.h
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt
-test_unit_test_ctl_fmt_SOURCES = test/unit/tools/test_ctl_fmt.c
+test_unit_test_ctl_fmt_SOURCES = test/unit/tools/test_ctl_fmt.c \
+	test/unit/tools/test_ctl_xa.c
 test_unit_test_ctl_fmt_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client/tools
 test_unit_test_ctl_fmt_LDADD = client/tools/libctlfmt.la proto/libsettlecore.la \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS)

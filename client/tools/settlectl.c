@@ -9,6 +9,9 @@
  *             [--reason TEXT]
  *   settlectl --cluster ENDPOINTS [--json] tx resolve GID --branch N
  *             --reason TEXT
+ *   settlectl --cluster ENDPOINTS [--json] xa recover [--limit N]
+ *             [--after GID]
+ *   settlectl --cluster ENDPOINTS [--json] xa forget GID
  *   settlectl --cluster ENDPOINTS [--json] cluster members
  *   settlectl --cluster ENDPOINTS [--json] cluster add ID RAFT CLIENT
  *             [--role voter|standby|spare]
@@ -47,13 +50,14 @@ static const char usage_text[] =
     "      --state S            active, committing, committed, rolling_back,\n"
     "                           rolled_back, saga_running,\n"
     "                           saga_compensating, saga_succeeded,\n"
-    "                           saga_compensated\n"
+    "                           saga_compensated, xa_prepared\n"
     "      --stuck              only those waiting for an operator\n"
     "      --older-than D       only those created more than D ago\n"
     "      --limit N            at most N (default: the server's, 1000)\n"
     "      --after GID          continue a listing after this gid\n"
     "  tx show GID              one transaction: branches (a saga's steps,\n"
-    "                           their order and errors) and full history\n"
+    "                           their order and errors; an XA branch's RM,\n"
+    "                           XID and heuristic) and full history\n"
     "  tx retry GID             call a FAILED branch again (all of them\n"
     "                           without --branch), or make a branch that\n"
     "                           is being retried due now\n"
@@ -64,6 +68,12 @@ static const char usage_text[] =
     "                           hand: mark it done and let the transaction\n"
     "                           go on (the reason is required)\n"
     "      Both go through the raft log: default --timeout 15s.\n"
+    "  xa recover               XA transactions begun by a legacy TM that\n"
+    "                           are prepared (in doubt: the TM decides) or\n"
+    "                           remember a heuristic outcome\n"
+    "      --limit N, --after GID  as for tx list\n"
+    "  xa forget GID            clear a heuristic outcome once dealt with\n"
+    "                           (docs/XA.md); through the raft log\n"
     "  cluster members          the raft configuration: each node's role,\n"
     "                           raft address, client endpoint, the leader\n"
     "  cluster add ID RAFT_ADDRESS CLIENT_ENDPOINT\n"
@@ -115,8 +125,10 @@ struct opts {
 	uint64_t older_than_ms;
 	uint32_t limit;
 	const char *after;
-	/* which list-only options were given, to refuse them elsewhere */
+	/* which list-only options were given, to refuse them elsewhere:
+	 * filters (tx list) and paging (tx list, xa recover) */
 	const char *list_flag;
+	const char *page_flag;
 	bool have_timeout;
 	bool have_role;
 	Settle__V1__MemberRole role;
@@ -300,6 +312,79 @@ static int cmd_tx_resolve(const struct opts *o, const char *gid)
 	}
 	ctl_print_resolve(stdout, gid, o->branch, bstate, state, o->json);
 	settle_client_close(c);
+	return 0;
+}
+
+/* ---- XA ------------------------------------------------------------------ */
+
+static int cmd_xa_recover(const struct opts *o)
+{
+	Settle__V1__XaRecoverRequest req = SETTLE__V1__XA_RECOVER_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	settle_client *c;
+	int rv;
+
+	req.limit = o->limit;
+	req.after_gid = (char *)(o->after ? o->after : "");
+	if (open_client(o, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_client_call(c, SETTLE__V1__METHOD__XA_RECOVER, &req.base,
+				&settle__v1__xa_recover_response__descriptor,
+				&resp);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s\n",
+			settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_xa_recover(stdout, (Settle__V1__XaRecoverResponse *)resp,
+			     o->json);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	settle_client_close(c);
+	return 0;
+}
+
+static int cmd_xa_forget(const struct opts *o, const char *gid)
+{
+	settle_client *c;
+	int rv;
+
+	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_xa_forget(c, gid);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_xa_forget(stdout, gid, o->json);
+	settle_client_close(c);
+	return 0;
+}
+
+/* Check the words after "xa"; 0 when fine, else the usage exit. */
+static int parse_xa(char **pos, int npos)
+{
+	const char *sub = npos > 1 ? pos[1] : NULL;
+
+	if (sub == NULL)
+		return usage_error("%s", "xa needs a subcommand: recover or "
+					 "forget GID");
+	if (strcmp(sub, "recover") == 0) {
+		if (npos > 2)
+			return usage_error("xa recover takes no argument, got "
+					   "'%s' (paging is --limit, --after)",
+					   pos[2]);
+		return 0;
+	}
+	if (strcmp(sub, "forget") != 0)
+		return usage_error("unknown xa subcommand '%s': recover or "
+				   "forget GID",
+				   sub);
+	if (npos != 3)
+		return usage_error("%s", "xa forget needs exactly one GID");
+	if (pos[2][0] == '\0' || strlen(pos[2]) > SETTLE_GID_MAX)
+		return usage_error("bad gid '%s': 1 to 128 bytes", pos[2]);
 	return 0;
 }
 
@@ -615,7 +700,7 @@ int main(int argc, char **argv)
 				    "committing, committed, rolling_back, "
 				    "rolled_back, saga_running, "
 				    "saga_compensating, saga_succeeded, "
-				    "saga_compensated",
+				    "saga_compensated, xa_prepared",
 				    optarg);
 			o.have_state = true;
 			o.list_flag = "--state";
@@ -643,12 +728,12 @@ int main(int argc, char **argv)
 						   "number from 1 to 100000",
 						   optarg);
 			o.limit = (uint32_t)v;
-			o.list_flag = "--limit";
+			o.page_flag = "--limit";
 			break;
 		}
 		case OPT_AFTER:
 			o.after = optarg;
-			o.list_flag = "--after";
+			o.page_flag = "--after";
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -665,17 +750,17 @@ int main(int argc, char **argv)
 	pos = argv + optind;
 	npos = argc - optind;
 	if (npos == 0)
-		return usage_error("%s", "no command given: status, tx ... or "
-					 "cluster ...");
+		return usage_error("%s", "no command given: status, tx ..., "
+					 "xa ... or cluster ...");
 	cmd = pos[0];
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
-	    strcmp(cmd, "cluster") != 0)
-		return usage_error("unknown command '%s': status, tx ... or "
-				   "cluster ...",
+	    strcmp(cmd, "xa") != 0 && strcmp(cmd, "cluster") != 0)
+		return usage_error("unknown command '%s': status, tx ..., xa "
+				   "... or cluster ...",
 				   cmd);
 	if (strcmp(cmd, "status") == 0 && npos > 1)
 		return usage_error("status takes no argument, got '%s'",
@@ -691,9 +776,21 @@ int main(int argc, char **argv)
 		if (rv != 0)
 			return rv;
 	}
+	if (strcmp(cmd, "xa") == 0) {
+		rv = parse_xa(pos, npos);
+		if (rv != 0)
+			return rv;
+	}
 	if (o.list_flag &&
 	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0))
 		return usage_error("%s only applies to 'tx list'", o.list_flag);
+	/* xa recover pages like tx list, but filters nothing. */
+	if (o.page_flag &&
+	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0) &&
+	    !(strcmp(cmd, "xa") == 0 && sub && strcmp(sub, "recover") == 0))
+		return usage_error("%s only applies to 'tx list' and 'xa "
+				   "recover'",
+				   o.page_flag);
 	if (o.op_flag &&
 	    !(strcmp(cmd, "tx") == 0 && sub &&
 	      (strcmp(sub, "retry") == 0 || strcmp(sub, "resolve") == 0)))
@@ -711,6 +808,11 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(&o);
+	if (strcmp(cmd, "xa") == 0) {
+		if (strcmp(sub, "recover") == 0)
+			return cmd_xa_recover(&o);
+		return cmd_xa_forget(&o, pos[2]);
+	}
 	if (strcmp(cmd, "cluster") == 0) {
 		if (strcmp(sub, "members") == 0)
 			return cmd_cluster_members(&o);

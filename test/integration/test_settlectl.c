@@ -1,8 +1,8 @@
 /*
  * settlectl as a real process against a fake coordinator: an rpc_server on
- * its own thread answering STATUS, LIST, QUERY, TX_RETRY and TX_RESOLVE with
- * fixed data. Checks the requests settlectl sends, what it prints, and its
- * exit codes.
+ * its own thread answering STATUS, LIST, QUERY, TX_RETRY, TX_RESOLVE,
+ * XA_RECOVER and XA_FORGET with fixed data. Checks the requests settlectl
+ * sends, what it prints, and its exit codes.
  *
  * Then sagas end to end (suite settlectl_saga): libsettle's
  * settle_submit_saga() and settle_wait() against a real settled and real
@@ -18,6 +18,7 @@
 #include "error.h"
 #include "rpc.h"
 #include "settle.h"
+#include "xa/xid.h"
 
 #include "harness.h"
 
@@ -90,6 +91,39 @@ static void reply_list(struct rpc_call *call)
 	settle__v1__list_request__free_unpacked(req, NULL);
 }
 
+/* QUERY of "xa-show": a legacy TM's XA transaction with an RM branch and
+ * a TCC branch, and a heuristic. */
+static void reply_query_xa(struct rpc_call *call)
+{
+	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
+	Settle__V1__TxInfo tx = SETTLE__V1__TX_INFO__INIT;
+	Settle__V1__BranchInfo b1 = SETTLE__V1__BRANCH_INFO__INIT;
+	Settle__V1__BranchInfo b2 = SETTLE__V1__BRANCH_INFO__INIT;
+	Settle__V1__BranchInfo *bp[2] = {&b1, &b2};
+
+	tx.gid = "xa-show";
+	tx.mode = SETTLE__V1__TX_MODE__XA;
+	tx.state = SETTLE__V1__TX_STATE__COMMITTED;
+	tx.created_ms = 1700000000000ull;
+	tx.xid = "1:746d2d31:62";
+	tx.heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
+	b1.branch_id = 1;
+	b1.rm = "pg-main";
+	b1.xid = "1398033477:78612d73686f77:31";
+	b1.state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED;
+	b1.heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
+	b1.attempts = 1;
+	b1.last_error = "unknown to the RM at the first commit";
+	b2.branch_id = 2;
+	b2.endpoint = "127.0.0.1:9";
+	b2.resource = "acct-7";
+	b2.state = SETTLE__V1__BRANCH_STATE__CONFIRMED;
+	tx.n_branches = 2;
+	tx.branches = bp;
+	resp.tx = &tx;
+	rpc_call_reply(call, &resp.base);
+}
+
 static void reply_query(struct rpc_call *call)
 {
 	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
@@ -106,7 +140,9 @@ static void reply_query(struct rpc_call *call)
 		rpc_call_fail(call, SETTLE_EINVAL, "bad query request", NULL);
 		return;
 	}
-	if (strcmp(req->gid, "missing") == 0) {
+	if (strcmp(req->gid, "xa-show") == 0) {
+		reply_query_xa(call);
+	} else if (strcmp(req->gid, "missing") == 0) {
 		rpc_call_fail(call, SETTLE_ENOTFOUND, "no such transaction",
 			      NULL);
 	} else if (strcmp(req->gid, "garbage") == 0) {
@@ -194,6 +230,67 @@ static void reply_operator(struct rpc_call *call, int method)
 	settle__v1__tx_resolve_request__free_unpacked(q, NULL);
 }
 
+/* XA_RECOVER: two entries, the paging asked for in op_reason; XA_FORGET:
+ * remember the request, gid "calm" has no heuristic to forget. */
+static void reply_xa(struct rpc_call *call, int method)
+{
+	const uint8_t *body;
+	size_t len;
+
+	body = rpc_call_body(call, &len);
+	if (method == SETTLE__V1__METHOD__XA_RECOVER) {
+		Settle__V1__XaRecoverRequest *q =
+		    settle__v1__xa_recover_request__unpack(NULL, len, body);
+		Settle__V1__XaRecoverResponse r =
+		    SETTLE__V1__XA_RECOVER_RESPONSE__INIT;
+		Settle__V1__XaRecovered e1 = SETTLE__V1__XA_RECOVERED__INIT;
+		Settle__V1__XaRecovered e2 = SETTLE__V1__XA_RECOVERED__INIT;
+		Settle__V1__XaRecovered *ep[2] = {&e1, &e2};
+		uint8_t wire[XA_XID_WIRE_MAX];
+		struct xa_xid x;
+		size_t wl = 0;
+
+		if (q == NULL) {
+			rpc_call_fail(call, SETTLE_EINVAL, "bad recover", NULL);
+			return;
+		}
+		snprintf(fk.op_reason, sizeof(fk.op_reason),
+			 "limit=%u after=%s", q->limit, q->after_gid);
+		xa_xid_init(&x, 1, "tm-1", 4, "b", 1);
+		xa_xid_encode(&x, wire, sizeof(wire), &wl);
+		e1.gid = "xa-1";
+		e1.xid.data = wire;
+		e1.xid.len = wl;
+		e1.state = SETTLE__V1__TX_STATE__XA_PREPARED;
+		e2.gid = "xa-2";
+		e2.xid.data = wire;
+		e2.xid.len = wl;
+		e2.state = SETTLE__V1__TX_STATE__ROLLED_BACK;
+		e2.heuristic = SETTLE__V1__HEURISTIC__HEUR_COMMIT;
+		r.n_txs = 2;
+		r.txs = ep;
+		r.more = q->limit == 2;
+		rpc_call_reply(call, &r.base);
+		settle__v1__xa_recover_request__free_unpacked(q, NULL);
+		return;
+	}
+	Settle__V1__XaForgetRequest *q =
+	    settle__v1__xa_forget_request__unpack(NULL, len, body);
+	Settle__V1__XaForgetResponse r = SETTLE__V1__XA_FORGET_RESPONSE__INIT;
+	if (q == NULL) {
+		rpc_call_fail(call, SETTLE_EINVAL, "bad forget", NULL);
+		return;
+	}
+	snprintf(fk.op_gid, sizeof(fk.op_gid), "%s", q->gid);
+	fk.op_cmd_id_len = q->cmd_id.len;
+	if (strcmp(q->gid, "calm") == 0)
+		rpc_call_fail(call, SETTLE_ESTATE, "no heuristic to forget",
+			      NULL);
+	else
+		rpc_call_reply(call, &r.base);
+	settle__v1__xa_forget_request__free_unpacked(q, NULL);
+}
+
 static void handler(void *data, struct rpc_call *call)
 {
 	atomic_fetch_add(&fk.calls, 1);
@@ -210,6 +307,10 @@ static void handler(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__TX_RETRY:
 	case SETTLE__V1__METHOD__TX_RESOLVE:
 		reply_operator(call, rpc_call_method(call));
+		break;
+	case SETTLE__V1__METHOD__XA_RECOVER:
+	case SETTLE__V1__METHOD__XA_FORGET:
+		reply_xa(call, rpc_call_method(call));
 		break;
 	default:
 		rpc_call_fail(call, SETTLE_ENOMETHOD, "fake: no such method",
@@ -445,6 +546,18 @@ Test(settlectl, bad_input_exits_2_and_sends_nothing)
 	    {"tx", "list", "--reason", "x"},
 	    {"--branch", "1", "status"},
 	    {"tx", "retry", "g", "--state", "active"},
+	    {"xa"},
+	    {"xa", "drop"},
+	    {"xa", "forget"},
+	    {"xa", "forget", "a", "b"},
+	    {"xa", "recover", "now"},
+	    {"xa", "recover", "--stuck"},
+	    {"xa", "recover", "--state", "xa_prepared"},
+	    {"xa", "recover", "--limit", "0"},
+	    {"xa", "forget", "g", "--limit", "3"},
+	    {"xa", "forget", "g", "--branch", "1"},
+	    {"tx", "show", "g", "--after", "x"},
+	    {"status", "--limit", "3"},
 	};
 	size_t i;
 
@@ -521,6 +634,101 @@ Test(settlectl, retry_refused_prints_the_server_message)
 	    1);
 	cr_assert_str_eq(err, "settlectl: tx retry: WRONG_STATE: no FAILED or "
 			      "retrying branch\n");
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+}
+
+Test(settlectl, show_xa_transaction)
+{
+	char *out, *err;
+
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", fk.endpoint, "tx", "show", "xa-show"),
+	    0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "mode:      xa\n"), "%s", out);
+	cr_assert_not_null(strstr(out, "xid:       1:746d2d31:62\n"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "heuristic: hazard"), "%s", out);
+	cr_assert_not_null(strstr(out, "settlectl xa forget xa-show"), "%s",
+			   out);
+	const char *l = strstr(out, "\n  1 ");
+	cr_assert_not_null(l, "%s", out);
+	cr_assert_not_null(strstr(l, "pg-main"), "%s", out);
+	cr_assert_not_null(strstr(l, "1398033477:78612d73686f77:31"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "acct-7"), "%s", out);
+	free(out);
+	free(err);
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "--json", "tx",
+			 "show", "xa-show"),
+		     0, "stderr: %s", err);
+	cr_assert_not_null(strstr(out, "\"xid\":\"1:746d2d31:62\","
+				       "\"heuristic\":\"hazard\""),
+			   "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "\"rm\":\"pg-main\",\"xid\":"
+			"\"1398033477:78612d73686f77:31\",\"heuristic\":"
+			"\"hazard\""),
+	    "%s", out);
+	free(out);
+	free(err);
+}
+
+Test(settlectl, xa_recover_pages_and_prints)
+{
+	char *out, *err;
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "xa", "recover"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(fk.op_reason, "limit=0 after=");
+	cr_assert_str_eq(out, "GID   STATE        HEURISTIC  XID\n"
+			      "xa-1  xa_prepared  -          1:746d2d31:62\n"
+			      "xa-2  rolled_back  commit     1:746d2d31:62\n");
+	free(out);
+	free(err);
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "--json", "xa",
+			 "recover", "--limit", "2", "--after", "xa-0"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(fk.op_reason, "limit=2 after=xa-0");
+	cr_assert_str_eq(
+	    out, "{\"txs\":[{\"gid\":\"xa-1\",\"state\":\"xa_prepared\","
+		 "\"heuristic\":\"none\",\"xid\":\"1:746d2d31:62\"},"
+		 "{\"gid\":\"xa-2\",\"state\":\"rolled_back\","
+		 "\"heuristic\":\"commit\",\"xid\":\"1:746d2d31:62\"}],"
+		 "\"more\":true}\n");
+	free(out);
+	free(err);
+}
+
+Test(settlectl, xa_forget_sends_a_cmd_id)
+{
+	char *out, *err;
+
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", fk.endpoint, "xa", "forget", "xa-2"),
+	    0, "stderr: %s", err);
+	cr_assert_str_eq(out, "xa-2: heuristic forgotten (its history keeps "
+			      "the record; the branches keep theirs)\n");
+	cr_assert_str_eq(fk.op_gid, "xa-2");
+	cr_assert_eq(fk.op_cmd_id_len, 16, "a forget needs a cmd_id");
+	free(out);
+	free(err);
+
+	cr_assert_eq(CTL(&out, &err, "--cluster", fk.endpoint, "--json", "xa",
+			 "forget", "xa-2"),
+		     0, "stderr: %s", err);
+	cr_assert_str_eq(out, "{\"gid\":\"xa-2\",\"forgotten\":true}\n");
+	free(out);
+	free(err);
+
+	cr_assert_eq(
+	    CTL(&out, &err, "--cluster", fk.endpoint, "xa", "forget", "calm"),
+	    1);
+	cr_assert_str_eq(err, "settlectl: xa forget: WRONG_STATE: no "
+			      "heuristic to forget\n");
 	cr_assert_str_eq(out, "");
 	free(out);
 	free(err);
