@@ -1,6 +1,7 @@
 # examples/: demo participants and initiators used by quickstart and tests.
 
-bin_PROGRAMS += examples/settle-bank examples/settle-transfer
+bin_PROGRAMS += examples/settle-bank examples/settle-transfer \
+	examples/settle-xa-transfer
 
 examples_settle_bank_SOURCES = examples/bank.c \
 	examples/bank_ledger.c examples/bank_ledger.h
@@ -12,6 +13,13 @@ examples_settle_transfer_SOURCES = examples/transfer.c \
 	examples/bank_ledger.c examples/bank_ledger.h
 examples_settle_transfer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
 examples_settle_transfer_LDADD = client/libsettle.la $(LMDB_LIBS) \
+	$(PROTOBUF_C_LIBS)
+
+# Money between PostgreSQL and MariaDB in one XA transaction with Settle as
+# the TM: libsettle for the cluster, the RM adapters for its own branches.
+examples_settle_xa_transfer_SOURCES = examples/xa_transfer.c
+examples_settle_xa_transfer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
+examples_settle_xa_transfer_LDADD = client/libsettle.la xa/libsettlexa.la \
 	$(PROTOBUF_C_LIBS)
 
 if TESTS_ENABLED
