@@ -5,8 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
+
+/* enum xa_rm_kind of xa/rm.h; config.c stays free of the database headers
+ * (xa_pool.c checks that the values agree). */
+#define KIND_PG	     1
+#define KIND_MARIADB 2
 
 static const char usage[] =
     "usage: settled --id N --data DIR --listen HOST:PORT --raft HOST:PORT\n"
@@ -17,13 +23,20 @@ static const char usage[] =
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
     "               [--snapshot-trailing N] [--map-size MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
+    "               [--xa-rm NAME=pg:CONNINFO|NAME=mariadb:CONNINFO]...\n"
+    "               [--xa-rm-file PATH] [--xa-format-id N]\n"
+    "               [--xa-recover-interval DURATION] [--xa-max-attempts N]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
     "configuration (never bootstrap) and wait until the leader adds this\n"
     "node (settlectl cluster add ID RAFTHOST:PORT CLIENTHOST:PORT). --peers,\n"
     "if given, only tells where the other members serve clients.\n"
-    "Durations: 1500ms, 30s, 5m, 2h, 7d or bare milliseconds.\n";
+    "Durations: 1500ms, 30s, 5m, 2h, 7d or bare milliseconds.\n"
+    "--xa-rm: an XA resource manager the leader commits, rolls back and\n"
+    "recovers (up to 16, same names on every node; docs/XA.md).\n"
+    "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
+    "stay out of the process list (the file must not be world-readable).\n";
 
 const char *coord_config_usage(void)
 {
@@ -163,11 +176,185 @@ const struct coord_xa_rm_cfg *coord_config_xa_rm(const struct coord_config *cfg,
 	return NULL;
 }
 
+const char *coord_config_xa_kind_name(int kind)
+{
+	switch (kind) {
+	case KIND_PG:
+		return "pg";
+	case KIND_MARIADB:
+		return "mariadb";
+	}
+	return "?";
+}
+
+static bool xa_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > COORD_XA_RM_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+		      ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+int coord_config_add_xa_rm(struct coord_config *cfg, const char *spec,
+			   const char *where, char *errmsg, size_t errmsg_len)
+{
+	const char *eq = strchr(spec, '=');
+	const char *colon;
+	struct coord_xa_rm_cfg *rm;
+	size_t name_len, kind_len, info_len;
+	int kind;
+
+	/* Messages quote the name at most: the rest may hold a password. */
+	if (eq == NULL || !xa_name_ok(spec, (size_t)(eq - spec))) {
+		snprintf(
+		    errmsg, errmsg_len,
+		    "%s: expected NAME=pg:CONNINFO or NAME=mariadb:CONNINFO"
+		    " with NAME of 1..64 characters A-Z a-z 0-9 _ . -",
+		    where);
+		return SETTLE_EINVAL;
+	}
+	name_len = (size_t)(eq - spec);
+	colon = strchr(eq + 1, ':');
+	kind_len = colon != NULL ? (size_t)(colon - (eq + 1)) : 0;
+	if (colon != NULL && kind_len == 2 && strncmp(eq + 1, "pg", 2) == 0)
+		kind = KIND_PG;
+	else if (colon != NULL && kind_len == 10 &&
+		 strncmp(eq + 1, "postgresql", 10) == 0)
+		kind = KIND_PG;
+	else if (colon != NULL && kind_len == 7 &&
+		 strncmp(eq + 1, "mariadb", 7) == 0)
+		kind = KIND_MARIADB;
+	else {
+		snprintf(errmsg, errmsg_len,
+			 "%s: resource manager %.*s: the kind must be pg or "
+			 "mariadb (NAME=KIND:CONNINFO)",
+			 where, (int)name_len, spec);
+		return SETTLE_EINVAL;
+	}
+	info_len = strlen(colon + 1);
+	if (info_len == 0 || info_len >= sizeof rm->conninfo) {
+		snprintf(errmsg, errmsg_len,
+			 "%s: resource manager %.*s: the conninfo must have "
+			 "1..%zu bytes",
+			 where, (int)name_len, spec, sizeof rm->conninfo - 1);
+		return SETTLE_EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->n_xa_rms; i++) {
+		if (strlen(cfg->xa_rms[i].name) == name_len &&
+		    strncmp(cfg->xa_rms[i].name, spec, name_len) == 0) {
+			snprintf(errmsg, errmsg_len,
+				 "%s: resource manager %.*s configured twice",
+				 where, (int)name_len, spec);
+			return SETTLE_EINVAL;
+		}
+	}
+	if (cfg->n_xa_rms == COORD_XA_RM_MAX) {
+		snprintf(errmsg, errmsg_len, "%s: at most %d resource managers",
+			 where, COORD_XA_RM_MAX);
+		return SETTLE_EINVAL;
+	}
+	rm = &cfg->xa_rms[cfg->n_xa_rms++];
+	memcpy(rm->name, spec, name_len);
+	rm->name[name_len] = '\0';
+	rm->kind = kind;
+	memcpy(rm->conninfo, colon + 1, info_len + 1);
+	return 0;
+}
+
+/* Strip leading and trailing blanks (and a CR) in place. */
+static char *trim(char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
+			 s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+int coord_config_read_xa_rm_file(struct coord_config *cfg, const char *path,
+				 char *errmsg, size_t errmsg_len)
+{
+	char line[2048], where[600];
+	struct stat st;
+	unsigned lineno = 0;
+	FILE *f;
+	int rv = 0;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(errmsg, errmsg_len, "--xa-rm-file %s: %s", path,
+			 strerror(errno));
+		return SETTLE_EIO;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		snprintf(errmsg, errmsg_len, "--xa-rm-file %s: %s", path,
+			 strerror(errno));
+		rv = SETTLE_EIO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(errmsg, errmsg_len,
+			 "--xa-rm-file %s: not a regular file", path);
+		rv = SETTLE_EINVAL;
+		goto out;
+	}
+	/* It holds passwords: refuse a file others may read or change. */
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+		snprintf(errmsg, errmsg_len,
+			 "--xa-rm-file %s: readable or writable by others "
+			 "(chmod o-rw %s)",
+			 path, path);
+		rv = SETTLE_EINVAL;
+		goto out;
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		size_t n = strlen(line);
+		char *s;
+
+		lineno++;
+		if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
+			snprintf(errmsg, errmsg_len,
+				 "--xa-rm-file %s:%u: line too long", path,
+				 lineno);
+			rv = SETTLE_EINVAL;
+			goto out;
+		}
+		s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		snprintf(where, sizeof where, "--xa-rm-file %s:%u", path,
+			 lineno);
+		rv = coord_config_add_xa_rm(cfg, s, where, errmsg, errmsg_len);
+		if (rv != 0)
+			goto out;
+	}
+	if (ferror(f)) {
+		snprintf(errmsg, errmsg_len, "--xa-rm-file %s: read error",
+			 path);
+		rv = SETTLE_EIO;
+	}
+out:
+	fclose(f);
+	return rv;
+}
+
 static void defaults(struct coord_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	cfg->xa_format_id = COORD_XA_FORMAT_ID_DEFAULT;
 	cfg->xa_recover_interval_ms = 60 * 1000;
+	cfg->xa_max_attempts = 20;
 	cfg->default_timeout_ms = 60 * 1000;
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;
@@ -318,9 +505,55 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				cfg->snapshot_threshold = (unsigned)n;
 			else
 				cfg->snapshot_trailing = (unsigned)n;
+		} else if (strcmp(a, "--xa-rm") == 0) {
+			NEED_VALUE();
+			rv = coord_config_add_xa_rm(cfg, v, a, errmsg,
+						    errmsg_len);
+			if (rv != 0)
+				return rv;
+		} else if (strcmp(a, "--xa-rm-file") == 0) {
+			NEED_VALUE();
+			rv = coord_config_read_xa_rm_file(cfg, v, errmsg,
+							  errmsg_len);
+			if (rv != 0)
+				return SETTLE_EINVAL;
+		} else if (strcmp(a, "--xa-format-id") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n > INT32_MAX) {
+				snprintf(errmsg, errmsg_len,
+					 "--xa-format-id: '%s' is not in "
+					 "0..2147483647",
+					 v);
+				return SETTLE_EINVAL;
+			}
+			cfg->xa_format_id = (uint32_t)n;
+		} else if (strcmp(a, "--xa-recover-interval") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->xa_recover_interval_ms,
+					   errmsg, errmsg_len) != 0)
+				return SETTLE_EINVAL;
+			if (cfg->xa_recover_interval_ms < 100) {
+				snprintf(errmsg, errmsg_len,
+					 "--xa-recover-interval: at least "
+					 "100ms");
+				return SETTLE_EINVAL;
+			}
+		} else if (strcmp(a, "--xa-max-attempts") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n == 0 || n > 1000000) {
+				snprintf(errmsg, errmsg_len,
+					 "--xa-max-attempts: '%s' is not in "
+					 "1..1000000",
+					 v);
+				return SETTLE_EINVAL;
+			}
+			cfg->xa_max_attempts = (uint32_t)n;
 		} else {
+			/* "--xa-rm=NAME=pg:password=..." must not be echoed:
+			 * quote only what comes before a '='. */
 			snprintf(errmsg, errmsg_len,
-				 "unknown argument '%s' (try --help)", a);
+				 "unknown argument '%.*s' (try --help)",
+				 (int)strcspn(a, "="), a);
 			return SETTLE_EINVAL;
 		}
 	}

@@ -56,6 +56,10 @@ struct coord_config {
 	struct coord_xa_rm_cfg xa_rms[COORD_XA_RM_MAX];
 	unsigned n_xa_rms;
 	uint32_t xa_recover_interval_ms;
+	/* A phase-2 call that keeps failing with an RM error (not a lost
+	 * connection) is retried this many times, then the branch goes
+	 * FAILED so that an operator sees it (--xa-max-attempts). */
+	uint32_t xa_max_attempts;
 };
 
 /* Default formatID: "STLE" in ASCII. */
@@ -75,6 +79,30 @@ const char *coord_config_usage(void);
 /* Parse a duration: "1500ms", "30s", "5m", "2h", "7d" or bare milliseconds.
  * Returns 0 or SETTLE_EINVAL. */
 int coord_parse_duration(const char *s, uint64_t *ms);
+
+/*
+ * Add one resource manager from "NAME=KIND:CONNINFO" (KIND pg, postgresql or
+ * mariadb) to cfg->xa_rms; the text is copied. where names the source for
+ * messages ("--xa-rm", "FILE:LINE"). Errors: SETTLE_EINVAL with a one-line
+ * message in errmsg that never quotes the conninfo (it may hold a password):
+ * bad name, unknown kind, empty or too long conninfo, a name given twice,
+ * more than COORD_XA_RM_MAX.
+ */
+int coord_config_add_xa_rm(struct coord_config *cfg, const char *spec,
+			   const char *where, char *errmsg, size_t errmsg_len);
+
+/*
+ * Add the resource managers of a file of "NAME=KIND:CONNINFO" lines (blank
+ * lines and lines starting with '#' skipped), so that passwords stay out of
+ * argv. The file must be a regular file not readable or writable by others.
+ * Errors: SETTLE_EIO (cannot open or read), SETTLE_EINVAL (mode, syntax:
+ * the message names the line, never its conninfo).
+ */
+int coord_config_read_xa_rm_file(struct coord_config *cfg, const char *path,
+				 char *errmsg, size_t errmsg_len);
+
+/* "pg" for XA_RM_POSTGRESQL, "mariadb" for XA_RM_MARIADB, "?" else. */
+const char *coord_config_xa_kind_name(int kind);
 
 /* The resource manager configured under name, or NULL. */
 const struct coord_xa_rm_cfg *coord_config_xa_rm(const struct coord_config *cfg,

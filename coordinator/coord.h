@@ -168,4 +168,10 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx);
 void coord_driver_tick(struct coord *c);
 void coord_driver_close(struct coord *c);
 
+/* XA as transaction manager (xa_drive.c, docs/XA.md): the phase-2 calls,
+ * recovery scans and heuristics of this node since it started; zeros on a
+ * node that never led. */
+struct coord_xa_stats;
+void coord_xa_stats_get(struct coord *c, struct coord_xa_stats *out);
+
 #endif /* SETTLE_COORD_H */

@@ -20,52 +20,15 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "coordinator/driver_int.h"
+#include "coordinator/xa.h"
+#include "coordinator/xa_pool.h"
 #include "wal/entry.h"
 
-#define FLIGHT_BUCKETS 4096
-#define SCAN_LIMIT     1024
-#define HOT_MAX	       4096
-#define GC_EVERY_MS    5000
-#define GC_LIMIT       1000
-
-struct flight {
-	struct flight *next;
-	uint32_t branch_id; /* 0: the transaction itself (deadline) */
-	char gid[WAL_GID_MAX + 1];
-};
-
-struct participant {
-	struct participant *next;
-	struct rpc_client *client;
-};
-
-struct coord_driver {
-	struct coord *c;
-	bool active; /* leader, and the barrier of its term applied */
-	uint64_t epoch;
-	struct flight *flights[FLIGHT_BUCKETS];
-	size_t n_flights;
-	struct participant *participants;
-	uv_timer_t kick;
-	bool kick_armed;
-	char (*hot)[WAL_GID_MAX + 1];
-	size_t n_hot;
-	uint64_t last_gc_ms;
-	bool gc_in_flight;
-};
-
-/* One call to a participant, or one proposal, in flight. */
-struct op {
-	struct coord_driver *d;
-	uint64_t epoch;
-	char gid[WAL_GID_MAX + 1];
-	uint32_t branch_id;
-	int phase; /* TCC: BranchState CONFIRMING or CANCELLING */
-	uint32_t attempt;
-	bool saga;		/* a saga step: phase is a SagaPhase */
-	uint32_t retry_base_ms; /* the step's backoff (0: the node's) */
-	uint32_t retry_max_ms;
-};
+#define SCAN_LIMIT  1024
+#define HOT_MAX	    4096
+#define GC_EVERY_MS 5000
+#define GC_LIMIT    1000
 
 /* ---- In-flight set ------------------------------------------------------- */
 
@@ -90,7 +53,7 @@ static struct flight **flight_find(struct coord_driver *d, const char *gid,
 	return pp;
 }
 
-static bool flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
+bool coord_drv_flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
 {
 	struct flight **pp = flight_find(d, gid, bid);
 	struct flight *f;
@@ -108,7 +71,7 @@ static bool flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
 	return true;
 }
 
-static void flight_del(struct coord_driver *d, const char *gid, uint32_t bid)
+void coord_drv_flight_del(struct coord_driver *d, const char *gid, uint32_t bid)
 {
 	struct flight **pp = flight_find(d, gid, bid);
 	struct flight *f = *pp;
@@ -169,8 +132,8 @@ static void participants_close(struct coord_driver *d)
 /* Capped exponential backoff with jitter: a delay drawn in [d/2, d], where
  * d = base * 2^(attempt-1) capped at max. Jitter keeps retries of many
  * branches against one recovering participant from arriving in lockstep. */
-static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt,
-			   uint32_t base_ms, uint32_t max_ms)
+uint64_t coord_drv_backoff_ms(const struct coord_config *cfg, uint32_t attempt,
+			      uint32_t base_ms, uint32_t max_ms)
 {
 	uint64_t base = base_ms != 0 ? base_ms : cfg->retry_base_ms;
 	uint64_t max = max_ms != 0 ? max_ms : cfg->retry_max_ms;
@@ -191,7 +154,8 @@ static uint64_t backoff_ms(const struct coord_config *cfg, uint32_t attempt,
 
 /* ---- Acting on one transaction ------------------------------------------- */
 
-static struct op *op_new(struct coord_driver *d, const char *gid, uint32_t bid)
+struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
+			    uint32_t bid)
 {
 	struct op *o = calloc(1, sizeof *o);
 
@@ -215,7 +179,7 @@ static void result_applied(struct coord *c, void *data, int err,
 	(void)c;
 	(void)res;
 	if (o->epoch == d->epoch) {
-		flight_del(d, o->gid, o->branch_id);
+		coord_drv_flight_del(d, o->gid, o->branch_id);
 		if (err != 0)
 			settle_log(SETTLE_LOG_WARN, "driver",
 				   "recording a result for %s/%u: %s", o->gid,
@@ -224,13 +188,13 @@ static void result_applied(struct coord *c, void *data, int err,
 	free(o);
 }
 
-static void propose_or_release(struct coord_driver *d, struct op *o,
-			       Settle__V1__Command *cmd)
+void coord_drv_propose(struct coord_driver *d, struct op *o,
+		       Settle__V1__Command *cmd)
 {
 	int rv = coord_propose(d->c, cmd, result_applied, o);
 
 	if (rv != 0) {
-		flight_del(d, o->gid, o->branch_id);
+		coord_drv_flight_del(d, o->gid, o->branch_id);
 		free(o);
 	}
 }
@@ -261,9 +225,9 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 			 res->msg[0] != '\0' ? res->msg : "business failure");
 	} else {
 		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		sr.next_retry_ms =
-		    now + backoff_ms(&d->c->cfg, o->attempt, o->retry_base_ms,
-				     o->retry_max_ms);
+		sr.next_retry_ms = now + coord_drv_backoff_ms(
+					     &d->c->cfg, o->attempt,
+					     o->retry_base_ms, o->retry_max_ms);
 		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
@@ -276,7 +240,7 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
 	cmd.step_result = &sr;
-	propose_or_release(d, o, &cmd);
+	coord_drv_propose(d, o, &cmd);
 }
 
 static void participant_answered(void *data, const struct rpc_result *res)
@@ -310,7 +274,7 @@ static void participant_answered(void *data, const struct rpc_result *res)
 	} else {
 		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
 		br.next_retry_ms =
-		    now + backoff_ms(&d->c->cfg, o->attempt, 0, 0);
+		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0);
 		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
@@ -320,7 +284,7 @@ static void participant_answered(void *data, const struct rpc_result *res)
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
 	cmd.branch_result = &br;
-	propose_or_release(d, o, &cmd);
+	coord_drv_propose(d, o, &cmd);
 }
 
 static void call_branch(struct coord_driver *d,
@@ -333,11 +297,11 @@ static void call_branch(struct coord_driver *d,
 	uint32_t timeout = d->c->cfg.call_timeout_ms;
 	int rv;
 
-	if (!flight_add(d, b->gid, b->branch_id))
+	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
 		return;
-	o = op_new(d, b->gid, b->branch_id);
+	o = coord_drv_op_new(d, b->gid, b->branch_id);
 	if (o == NULL) {
-		flight_del(d, b->gid, b->branch_id);
+		coord_drv_flight_del(d, b->gid, b->branch_id);
 		return;
 	}
 	o->phase = phase;
@@ -370,11 +334,11 @@ static void roll_back_expired(struct coord_driver *d,
 	Settle__V1__CmdDecide op = SETTLE__V1__CMD_DECIDE__INIT;
 	struct op *o;
 
-	if (!flight_add(d, tx->gid, 0))
+	if (!coord_drv_flight_add(d, tx->gid, 0))
 		return;
-	o = op_new(d, tx->gid, 0);
+	o = coord_drv_op_new(d, tx->gid, 0);
 	if (o == NULL) {
-		flight_del(d, tx->gid, 0);
+		coord_drv_flight_del(d, tx->gid, 0);
 		return;
 	}
 	op.gid = tx->gid;
@@ -385,7 +349,7 @@ static void roll_back_expired(struct coord_driver *d,
 	cmd.decide = &op;
 	settle_log(SETTLE_LOG_INFO, "driver",
 		   "%s: deadline passed, rolling back", tx->gid);
-	propose_or_release(d, o, &cmd);
+	coord_drv_propose(d, o, &cmd);
 }
 
 /* Call a saga step's ACTION or COMPENSATE (phase is a SagaPhase). */
@@ -400,11 +364,11 @@ static void call_step(struct coord_driver *d, const Settle__V1__BranchRecord *b,
 	bool action = phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
 	int rv;
 
-	if (!flight_add(d, b->gid, b->branch_id))
+	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
 		return;
-	o = op_new(d, b->gid, b->branch_id);
+	o = coord_drv_op_new(d, b->gid, b->branch_id);
 	if (o == NULL) {
-		flight_del(d, b->gid, b->branch_id);
+		coord_drv_flight_del(d, b->gid, b->branch_id);
 		return;
 	}
 	o->saga = true;
@@ -442,11 +406,11 @@ static void settle_uncalled_action(struct coord_driver *d,
 			       .leader = ""};
 	struct op *o;
 
-	if (!flight_add(d, b->gid, b->branch_id))
+	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
 		return;
-	o = op_new(d, b->gid, b->branch_id);
+	o = coord_drv_op_new(d, b->gid, b->branch_id);
 	if (o == NULL) {
-		flight_del(d, b->gid, b->branch_id);
+		coord_drv_flight_del(d, b->gid, b->branch_id);
 		return;
 	}
 	o->saga = true;
@@ -522,15 +486,37 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 	case SETTLE__V1__TX_STATE__SAGA_COMPENSATING:
 		act_saga(d, txn, tx, now);
 		goto out;
+	case SETTLE__V1__TX_STATE__XA_PREPARED:
+		/* Prepared for a legacy TM (an xid): in doubt, only the TM
+		 * decides. Prepared by an initiator: its deadline stands
+		 * (presumed abort). */
+		if (tx->xid.len == 0 && tx->deadline_ms <= now)
+			roll_back_expired(d, tx);
+		goto out;
 	default:
 		goto out;
 	}
 	if (store_branches_list(c->store, txn, gid, &bs, &n) != 0)
 		goto out;
-	/* Branches are called in parallel: each has its own call. */
-	for (size_t i = 0; i < n && d->active; i++)
-		if ((int)bs[i]->state == phase && bs[i]->next_retry_ms <= now)
-			call_branch(d, bs[i], phase, now);
+	/* Branches are called in parallel: each has its own call. An XA
+	 * transaction may hold RM branches and TCC branches side by side. */
+	for (size_t i = 0; i < n && d->active; i++) {
+		const Settle__V1__BranchRecord *b = bs[i];
+
+		if (b->next_retry_ms > now)
+			continue;
+		if ((int)b->state == phase)
+			call_branch(d, b, phase, now);
+		else if (b->state ==
+			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING ||
+			 b->state ==
+			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_ROLLING_BACK)
+			coord_xa_drive_branch(d, tx, b, now);
+		else if (b->state ==
+			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_ONE_PHASE &&
+			 b->updated_ms + COORD_XA_ONE_PHASE_GRACE_MS <= now)
+			coord_xa_one_phase_expired(d, b);
+	}
 	store_branches_free(bs, n);
 out:
 	settle__v1__tx_record__free_unpacked(tx, NULL);
@@ -660,6 +646,7 @@ void coord_driver_set_active(struct coord *c, bool active)
 	flights_clear(d);
 	participants_close(d);
 	d->gc_in_flight = false;
+	coord_xa_set_active(d, false);
 	if (!active)
 		return;
 	/* The barrier of this term is applied: everything committed before
@@ -667,6 +654,7 @@ void coord_driver_set_active(struct coord *c, bool active)
 	d->active = true;
 	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
 	scan_due(d, settle_now_ms());
+	coord_xa_set_active(d, true);
 }
 
 void coord_driver_tick(struct coord *c)
@@ -678,6 +666,7 @@ void coord_driver_tick(struct coord *c)
 		return;
 	scan_due(d, now);
 	maybe_gc(d, now);
+	coord_xa_tick(d, now);
 }
 
 int coord_driver_init(struct coord *c)
@@ -692,6 +681,20 @@ int coord_driver_init(struct coord *c)
 		return SETTLE_ENOMEM;
 	}
 	d->c = c;
+	if (c->cfg.n_xa_rms > 0) {
+		int rv = coord_xa_pool_init(c->loop, &c->cfg, &d->xa_pool);
+
+		if (rv != 0) {
+			free(d->hot);
+			free(d);
+			return rv;
+		}
+		for (unsigned i = 0; i < c->cfg.n_xa_rms; i++)
+			settle_log(
+			    SETTLE_LOG_INFO, "xa", "resource manager %s (%s)",
+			    c->cfg.xa_rms[i].name,
+			    coord_config_xa_kind_name(c->cfg.xa_rms[i].kind));
+	}
 	uv_timer_init(c->loop, &d->kick);
 	d->kick.data = d;
 	c->driver = d;
@@ -717,5 +720,10 @@ void coord_driver_close(struct coord *c)
 	d->epoch++;
 	flights_clear(d);
 	participants_close(d);
+	/* Answers every RM call still queued or running now (they are
+	 * dropped: a new leader plans from the log); the pool itself goes
+	 * once its workers are back. */
+	coord_xa_pool_close(d->xa_pool);
+	d->xa_pool = NULL;
 	uv_close((uv_handle_t *)&d->kick, driver_closed);
 }

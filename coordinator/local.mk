@@ -7,20 +7,27 @@ coordinator_settled_SOURCES = \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
 	coordinator/dispatch.c \
-	coordinator/driver.c \
+	coordinator/driver.c coordinator/driver_int.h \
 	coordinator/main.c \
 	coordinator/node.c \
 	coordinator/propose.c \
-	coordinator/query.c
-coordinator_settled_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
-	proto/libsettlecore.la $(RAFT_LIBS) $(UV_LIBS) $(LMDB_LIBS) \
-	$(PROTOBUF_C_LIBS)
+	coordinator/query.c \
+	coordinator/xa.h coordinator/xa_logic.c \
+	coordinator/xa_pool.c coordinator/xa_pool.h \
+	coordinator/xa_drive.c
+# xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
+coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS)
+coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \
+	storage/libsettlestore.la proto/libsettlecore.la $(RAFT_LIBS) \
+	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator
 test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
-	coordinator/config.c
-test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS)
+	test/unit/coordinator/test_xa_logic.c \
+	coordinator/config.c coordinator/xa_logic.c
+test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
+	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_coordinator
 endif

@@ -28,6 +28,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "settled: %s\n", errmsg);
 		return 2;
 	}
+	/* RM calls block on libuv's worker pool (coordinator/xa_pool.h) and
+	 * raft_uv needs workers too: give the pool room for both, unless the
+	 * operator sized it. libuv reads this at the first work queued. */
+	if (c.cfg.n_xa_rms > 0 && getenv("UV_THREADPOOL_SIZE") == NULL)
+		setenv("UV_THREADPOOL_SIZE", "8", 0);
 	uv_loop_init(&loop);
 	rv = coord_start(&c, &loop);
 	if (rv != 0) {

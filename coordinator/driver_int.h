@@ -1,0 +1,88 @@
+/*
+ * driver_int.h — what the phase-2 driver (driver.c) shares with its XA part
+ * (xa_drive.c). Loop thread only.
+ */
+#ifndef SETTLE_COORD_DRIVER_INT_H
+#define SETTLE_COORD_DRIVER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coord.h"
+#include "coordinator/xa.h"
+#include "wal/entry.h"
+
+#define FLIGHT_BUCKETS 4096
+
+struct coord_xa_pool;
+
+struct flight {
+	struct flight *next;
+	uint32_t branch_id; /* 0: the transaction itself (deadline) */
+	char gid[WAL_GID_MAX + 1];
+};
+
+struct participant {
+	struct participant *next;
+	struct rpc_client *client;
+};
+
+struct coord_driver {
+	struct coord *c;
+	bool active; /* leader, and the barrier of its term applied */
+	uint64_t epoch;
+	struct flight *flights[FLIGHT_BUCKETS];
+	size_t n_flights;
+	struct participant *participants;
+	uv_timer_t kick;
+	bool kick_armed;
+	char (*hot)[WAL_GID_MAX + 1];
+	size_t n_hot;
+	uint64_t last_gc_ms;
+	bool gc_in_flight;
+	/* XA: the RM connections (NULL without --xa-rm), the next recovery
+	 * scan (0: none planned) and the RMs whose scan is running. */
+	struct coord_xa_pool *xa_pool;
+	uint64_t xa_next_scan_ms;
+	unsigned xa_scans_running;
+	struct coord_xa_stats xa_stats;
+};
+
+/* One call to a participant or RM, or one proposal, in flight. */
+struct op {
+	struct coord_driver *d;
+	uint64_t epoch;
+	char gid[WAL_GID_MAX + 1];
+	uint32_t branch_id;
+	int phase; /* TCC: CONFIRMING or CANCELLING; XA: XA_BRANCH_* */
+	uint32_t attempt;
+	bool saga;		/* a saga step: phase is a SagaPhase */
+	uint32_t retry_base_ms; /* the step's backoff (0: the node's) */
+	uint32_t retry_max_ms;
+	bool xa_voted_ok; /* XA: the branch was prepared */
+	bool xa_recovery; /* XA: a recovery scan's commit or rollback */
+	char rm[COORD_XA_RM_NAME_MAX + 1];
+};
+
+/* Add (gid, bid) to the in-flight set: false when it is there already (or
+ * out of memory), and then nothing may be started for it. */
+bool coord_drv_flight_add(struct coord_driver *d, const char *gid,
+			  uint32_t bid);
+void coord_drv_flight_del(struct coord_driver *d, const char *gid,
+			  uint32_t bid);
+
+/* A new op of the current epoch for (gid, bid), or NULL (ENOMEM). */
+struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
+			    uint32_t bid);
+
+/* Propose cmd for o; once applied (or failed) o leaves the in-flight set
+ * (if its epoch is current) and is freed. */
+void coord_drv_propose(struct coord_driver *d, struct op *o,
+		       Settle__V1__Command *cmd);
+
+/* Capped exponential backoff with jitter for attempt (1 = the first);
+ * base/max 0: the node's --retry-base / --retry-max. */
+uint64_t coord_drv_backoff_ms(const struct coord_config *cfg, uint32_t attempt,
+			      uint32_t base_ms, uint32_t max_ms);
+
+#endif /* SETTLE_COORD_DRIVER_INT_H */
