@@ -1,6 +1,7 @@
 /*
- * query.c — the read side of the client API: QUERY, LIST and STATUS,
- * answered from this node's LMDB (QUERY and LIST on the ready leader only).
+ * query.c — the read side of the client API: QUERY, LIST, XA_RECOVER and
+ * STATUS, answered from this node's LMDB (all but STATUS on the ready
+ * leader only).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,10 @@
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
+#include "xa/xid.h"
+
+void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
+			 const uint8_t *b, size_t n);
 
 #define LIST_DEFAULT 1000
 #define LIST_MAX     10000
@@ -18,11 +23,90 @@ static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
 {
 	if (coord_tx_final(tx->state))
 		return false;
-	if (tx->due_ms == 0)
+	if (tx->failed > 0)
 		return true; /* a branch failed: waits for an operator */
+	/* Prepared and waiting for its TM's decision (due 0 by design when
+	 * it has an xid): in doubt for long is worth an operator's look. */
+	if (tx->state == SETTLE__V1__TX_STATE__XA_PREPARED)
+		return now > tx->updated_ms + c->cfg.stuck_after_ms;
+	if (tx->due_ms == 0)
+		return true; /* nothing will move it: waits for an operator */
 	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
 		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
 	return now > tx->created_ms + c->cfg.stuck_after_ms;
+}
+
+/* The text form of a wire XID into buf; "" when there is none, and a
+ * marker rather than nothing when it does not decode (a bug to see). */
+static const char *xid_text(const ProtobufCBinaryData *xid, char *buf,
+			    size_t len)
+{
+	struct xa_xid x;
+
+	buf[0] = '\0';
+	if (xid->len == 0)
+		return buf;
+	if (xa_xid_decode(xid->data, xid->len, &x) != 0 ||
+	    xa_xid_format(&x, buf, len) != 0)
+		snprintf(buf, len, "(undecodable xid of %zu bytes)", xid->len);
+	return buf;
+}
+
+/* Replace an unpacked message's string (absent, so the shared default,
+ * or one it allocated itself) by a copy of s. */
+static int info_str_set(char **field, const char *s)
+{
+	char *copy;
+
+	if (s[0] == '\0' || strcmp(*field, s) == 0)
+		return 0;
+	copy = strdup(s);
+	if (copy == NULL)
+		return SETTLE_ENOMEM;
+	if ((*field)[0] != '\0')
+		free(*field);
+	*field = copy;
+	return 0;
+}
+
+/*
+ * The XA fields of an info built by the store: the tx's xid (text) and
+ * heuristic, and per branch its RM, XID (text) and heuristic. Only XA
+ * transactions pay for the second read of their branches.
+ */
+static int info_fill_xa(struct coord *c, MDB_txn *txn,
+			const Settle__V1__TxRecord *tx,
+			Settle__V1__TxInfo *info)
+{
+	Settle__V1__BranchRecord **brs = NULL;
+	char text[XA_XID_TEXT_MAX + 64];
+	size_t n = 0;
+	int rv;
+
+	if (tx->mode != SETTLE__V1__TX_MODE__XA)
+		return 0;
+	info->heuristic = tx->heuristic;
+	rv = info_str_set(&info->xid, xid_text(&tx->xid, text, sizeof text));
+	if (rv != 0 || info->n_branches == 0)
+		return rv;
+	rv = store_branches_list(c->store, txn, tx->gid, &brs, &n);
+	for (size_t i = 0; rv == 0 && i < info->n_branches; i++) {
+		Settle__V1__BranchInfo *bi = info->branches[i];
+
+		for (size_t k = 0; k < n; k++) {
+			if (brs[k]->branch_id != bi->branch_id)
+				continue;
+			bi->heuristic = brs[k]->heuristic;
+			rv = info_str_set(&bi->rm, brs[k]->rm);
+			if (rv == 0)
+				rv = info_str_set(
+				    &bi->xid,
+				    xid_text(&brs[k]->xid, text, sizeof text));
+			break;
+		}
+	}
+	store_branches_free(brs, n);
+	return rv;
 }
 
 void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
@@ -42,6 +126,8 @@ void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
 	rv = store_tx_get(c->store, txn, gid, &tx);
 	if (rv == 0)
 		rv = store_tx_info(c->store, txn, tx, true, history, &info);
+	if (rv == 0)
+		rv = info_fill_xa(c, txn, tx, info);
 	store_read_end(txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv,
@@ -134,7 +220,9 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		coord_fail(c, call, SETTLE_EINVAL, "invalid ListRequest");
 		return;
 	}
-	if (req->state < 0 || req->state > SETTLE__V1__TX_STATE__ROLLED_BACK) {
+	if (req->state != SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED &&
+	    protobuf_c_enum_descriptor_get_value(
+		&settle__v1__tx_state__descriptor, req->state) == NULL) {
 		coord_fail(c, call, SETTLE_EINVAL, "unknown state");
 		goto out;
 	}
@@ -160,6 +248,8 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		rv = store_tx_info(c->store, txn, txs[done], true, false,
 				   &infos[done]);
 		if (rv == 0)
+			rv = info_fill_xa(c, txn, txs[done], infos[done]);
+		if (rv == 0)
 			infos[done]->stuck =
 			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
 	}
@@ -179,6 +269,81 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	store_txs_free(txs, count);
 out:
 	settle__v1__list_request__free_unpacked(req, NULL);
+}
+
+/* XA_RECOVER: what a legacy TM must still decide (XA_PREPARED) or forget
+ * (a remembered heuristic), among the transactions begun with its xid. */
+static bool xa_recover_keep(void *data, const Settle__V1__TxRecord *tx)
+{
+	(void)data;
+	if (tx->mode != SETTLE__V1__TX_MODE__XA || tx->xid.len == 0)
+		return false;
+	if (tx->state == SETTLE__V1__TX_STATE__XA_PREPARED)
+		return true;
+	return coord_tx_final(tx->state) &&
+	       tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
+}
+
+void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
+			 const uint8_t *b, size_t n)
+{
+	Settle__V1__XaRecoverRequest *req;
+	Settle__V1__XaRecoverResponse resp =
+	    SETTLE__V1__XA_RECOVER_RESPONSE__INIT;
+	Settle__V1__TxRecord **txs = NULL;
+	Settle__V1__XaRecovered *rows = NULL, **ptrs = NULL;
+	size_t count = 0, limit;
+	bool more = false;
+	int rv;
+
+	req = settle__v1__xa_recover_request__unpack(NULL, n, b);
+	if (req == NULL) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid XaRecoverRequest");
+		return;
+	}
+	if (req->after_gid[0] != '\0' &&
+	    wal_gid_validate(req->after_gid) != 0) {
+		coord_fail(c, call, SETTLE_EINVAL, "invalid after_gid");
+		goto out;
+	}
+	limit = req->limit == 0
+		    ? LIST_DEFAULT
+		    : (req->limit > LIST_MAX ? LIST_MAX : req->limit);
+	/* Every state, in gid order: the prepared ones and the final ones
+	 * with a heuristic interleave, and paging is by gid. */
+	rv = store_tx_list(c->store, NULL, 0, req->after_gid, limit,
+			   xa_recover_keep, NULL, &txs, &count, &more);
+	if (rv != 0) {
+		coord_fail(c, call, rv, store_errmsg(c->store));
+		goto out;
+	}
+	if (count > 0) {
+		rows = calloc(count, sizeof *rows);
+		ptrs = calloc(count, sizeof *ptrs);
+		if (rows == NULL || ptrs == NULL) {
+			coord_fail(c, call, SETTLE_ENOMEM, NULL);
+			goto out_free;
+		}
+	}
+	/* The rows point into the records, which outlive the reply. */
+	for (size_t i = 0; i < count; i++) {
+		settle__v1__xa_recovered__init(&rows[i]);
+		rows[i].gid = txs[i]->gid;
+		rows[i].xid = txs[i]->xid;
+		rows[i].state = txs[i]->state;
+		rows[i].heuristic = txs[i]->heuristic;
+		ptrs[i] = &rows[i];
+	}
+	resp.n_txs = count;
+	resp.txs = ptrs;
+	resp.more = more;
+	rpc_call_reply(call, &resp.base);
+out_free:
+	free(ptrs);
+	free(rows);
+	store_txs_free(txs, count);
+out:
+	settle__v1__xa_recover_request__free_unpacked(req, NULL);
 }
 
 static const char *role_name(int state)
