@@ -43,3 +43,21 @@ test_integration_test_catchup_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
 	$(TEST_LIBS)
 TESTS += test/integration/test_catchup
 endif
+
+if TESTS_ENABLED
+# The leader as TM of real XA resource managers (PostgreSQL and MariaDB
+# started once by the runner via scripts/xa-servers): phase 2, the deadline,
+# the recovery scan.
+check_PROGRAMS += coordinator/tests/test_xa_leader
+coordinator_tests_test_xa_leader_SOURCES = \
+	coordinator/tests/test_xa_leader.c \
+	test/integration/harness.c test/integration/harness.h \
+	xa/tests/servers.c xa/tests/servers.h
+coordinator_tests_test_xa_leader_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client \
+	-I$(srcdir)/xa/tests -I$(srcdir)/test/integration \
+	-DXA_TEST_SRCDIR='"$(abs_top_srcdir)"' -DIT_SRCDIR='"$(abs_top_srcdir)"'
+coordinator_tests_test_xa_leader_LDADD = client/libsettle.la \
+	xa/libsettlexa.la $(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
+EXTRA_coordinator_tests_test_xa_leader_DEPENDENCIES = coordinator/settled
+TESTS += coordinator/tests/test_xa_leader
+endif
