@@ -330,6 +330,158 @@ Test(xa_leader, recovery_rolls_back_orphans_and_leaves_foreign_xids)
 	it_teardown();
 }
 
+/* The branch bid of gid as the leader shows it. */
+static Settle__V1__BranchInfo branch(settle_client *c, const char *gid,
+				     uint32_t bid, char *err, size_t cap)
+{
+	Settle__V1__TxInfo *tx = NULL;
+	Settle__V1__BranchInfo b = SETTLE__V1__BRANCH_INFO__INIT;
+
+	cr_assert_eq(settle_query(c, gid, false, &tx), 0, "query %s: %s", gid,
+		     settle_client_errmsg(c));
+	for (size_t i = 0; i < tx->n_branches; i++) {
+		if (tx->branches[i]->branch_id == bid) {
+			b.state = tx->branches[i]->state;
+			b.attempts = tx->branches[i]->attempts;
+			b.heuristic = tx->branches[i]->heuristic;
+			snprintf(err, cap, "%s", tx->branches[i]->last_error);
+		}
+	}
+	settle_tx_info_free(tx);
+	return b;
+}
+
+Test(xa_leader, rm_down_during_phase_two_and_a_clean_stop_meanwhile)
+{
+	static const char *const extra[] = {"--retry-max", "500ms", NULL};
+	struct it_node n;
+	char t[32], gid[64], sql[256], err[1100];
+	struct xa_xid xp, xm;
+	uint32_t bp, bm;
+	struct xa_rm *p, *m;
+	settle_client *c;
+	Settle__V1__BranchInfo b;
+	int state = 0;
+	bool finished = true;
+
+	it_setup();
+	node_start(&n, extra);
+	tag(t, sizeof t);
+	make_table(PG, t, 100);
+	make_table(MY, t, 100);
+	c = client(&n);
+	snprintf(gid, sizeof gid, "g-%s", t);
+	cr_assert_eq(
+	    settle_xa_begin(c, gid, NULL, 0, false, 30000, NULL, 0, NULL), 0,
+	    "%s", settle_client_errmsg(c));
+	bp = reg(c, gid, "pg", &xp);
+	bm = reg(c, gid, "my", &xm);
+	p = rm_open(PG);
+	m = rm_open(MY);
+	snprintf(sql, sizeof sql, "UPDATE %s SET bal = bal - 7 WHERE id='a'",
+		 t);
+	work_and_prepare(p, &xp, sql);
+	snprintf(sql, sizeof sql, "UPDATE %s SET bal = bal + 7 WHERE id='a'",
+		 t);
+	work_and_prepare(m, &xm, sql);
+	cr_assert_eq(settle_xa_vote(c, gid, bp, SETTLE__V1__XA_VOTE__VOTE_OK,
+				    NULL, NULL, NULL),
+		     0);
+	cr_assert_eq(settle_xa_vote(c, gid, bm, SETTLE__V1__XA_VOTE__VOTE_OK,
+				    NULL, NULL, NULL),
+		     0);
+	xa_rm_close(p);
+	xa_rm_close(m);
+
+	cr_assert_eq(xt_server_kill(MY), 0);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 1500, &state, &finished), 0,
+		     "%s", settle_client_errmsg(c));
+	cr_expect(!finished);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	sleep_ms(1000);
+	b = branch(c, gid, bm, err, sizeof err);
+	cr_expect_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING);
+	cr_expect_geq(b.attempts, 1);
+	cr_expect(strstr(err, "RMFAIL") != NULL, "last error: %s", err);
+	b = branch(c, gid, bp, err, sizeof err);
+	cr_expect_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED);
+
+	/* A clean stop does not wait on the dead database. */
+	settle_client_close(c);
+	it_stop(n.proc);
+	cr_assert_eq(xt_servers_start(), 0);
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	c = client(&n);
+	cr_assert_eq(settle_wait(c, gid, 20000, &state, &finished), 0, "%s",
+		     settle_client_errmsg(c));
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	b = branch(c, gid, bm, err, sizeof err);
+	cr_expect_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED);
+	cr_expect_eq(b.heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
+	cr_expect_eq(balance(PG, t, "a"), 93);
+	cr_expect_eq(balance(MY, t, "a"), 107);
+	cr_expect(!in_doubt(MY, &xm));
+	settle_client_close(c);
+	it_stop(n.proc);
+	it_teardown();
+}
+
+Test(xa_leader, read_only_pg_branch_skips_phase_two)
+{
+	struct it_node n;
+	char t[32], gid[64], sql[256], err[1100];
+	struct xa_xid xp, xm;
+	uint32_t bp, bm;
+	struct xa_rm *p, *m;
+	settle_client *c;
+	enum xa_rm_vote vote;
+	Settle__V1__BranchInfo b;
+	int state = 0;
+	bool finished = false;
+
+	it_setup();
+	node_start(&n, NULL);
+	tag(t, sizeof t);
+	make_table(PG, t, 100);
+	make_table(MY, t, 100);
+	c = client(&n);
+	snprintf(gid, sizeof gid, "g-%s", t);
+	cr_assert_eq(
+	    settle_xa_begin(c, gid, NULL, 0, false, 30000, NULL, 0, NULL), 0);
+	bp = reg(c, gid, "pg", &xp);
+	bm = reg(c, gid, "my", &xm);
+	p = rm_open(PG);
+	RM_OK(p, xa_rm_start(p, &xp));
+	snprintf(sql, sizeof sql, "SELECT bal FROM %s WHERE id='a'", t);
+	RM_OK(p, xa_rm_exec(p, sql));
+	RM_OK(p, xa_rm_prepare(p, &xp, &vote));
+	cr_assert_eq(vote, XA_RM_VOTE_RDONLY);
+	m = rm_open(MY);
+	snprintf(sql, sizeof sql, "UPDATE %s SET bal = 5 WHERE id='a'", t);
+	work_and_prepare(m, &xm, sql);
+	xa_rm_close(p);
+	xa_rm_close(m);
+	cr_assert_eq(settle_xa_vote(c, gid, bp,
+				    SETTLE__V1__XA_VOTE__VOTE_READ_ONLY, NULL,
+				    NULL, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_vote(c, gid, bm, SETTLE__V1__XA_VOTE__VOTE_OK,
+				    NULL, NULL, NULL),
+		     0);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 20000, &state, &finished),
+		     0, "%s", settle_client_errmsg(c));
+	cr_expect(finished);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	b = branch(c, gid, bp, err, sizeof err);
+	cr_expect_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_READ_ONLY);
+	cr_expect_eq(b.attempts, 0, "the leader called a read-only branch");
+	cr_expect_eq(balance(MY, t, "a"), 5);
+	settle_client_close(c);
+	it_stop(n.proc);
+	it_teardown();
+}
+
 /* Servers started once by the runner, tests one at a time. */
 int main(int argc, char *argv[])
 {
