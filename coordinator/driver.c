@@ -287,7 +287,7 @@ static void participant_answered(void *data, const struct rpc_result *res)
 	coord_drv_propose(d, o, &cmd);
 }
 
-static void call_branch(struct coord_driver *d,
+static void call_branch(struct coord_driver *d, const Settle__V1__TxRecord *tx,
 			const Settle__V1__BranchRecord *b, int phase,
 			uint64_t now)
 {
@@ -313,6 +313,8 @@ static void call_branch(struct coord_driver *d,
 	req.payload = b->payload;
 	req.attempt = o->attempt;
 	req.deadline_ms = now + timeout;
+	/* A legacy TM's transaction: its participants see its XID. */
+	req.xid = tx->xid;
 	rv = client == NULL
 		 ? SETTLE_ENOMEM
 		 : rpc_client_call(client,
@@ -506,7 +508,7 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		if (b->next_retry_ms > now)
 			continue;
 		if ((int)b->state == phase)
-			call_branch(d, b, phase, now);
+			call_branch(d, tx, b, phase, now);
 		else if (b->state ==
 			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING ||
 			 b->state ==
