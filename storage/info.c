@@ -10,9 +10,24 @@
 
 #include "error.h"
 #include "storage/store_int.h"
+#include "xa/xid.h"
 
+/* The text form of a stored wire XID into text (XA_XID_TEXT_MAX bytes):
+ * "" when there is none, or when it does not decode (restore refuses such
+ * rows; an empty text beats a crash). */
+static char *xid_text(const ProtobufCBinaryData *xid, char *text)
+{
+	struct xa_xid x;
+	text[0] = 0;
+	if (xid->len != 0 && xa_xid_decode(xid->data, xid->len, &x) == 0 &&
+	    xa_xid_format(&x, text, XA_XID_TEXT_MAX) != 0)
+		text[0] = 0;
+	return text;
+}
+
+/* text: XA_XID_TEXT_MAX bytes that live as long as bi. */
 static void fill_branch(Settle__V1__BranchInfo *bi,
-			const Settle__V1__BranchRecord *b)
+			const Settle__V1__BranchRecord *b, char *text)
 {
 	settle__v1__branch_info__init(bi);
 	bi->branch_id = b->branch_id;
@@ -34,6 +49,9 @@ static void fill_branch(Settle__V1__BranchInfo *bi,
 	bi->completion = b->completion;
 	bi->completed_ms = b->completed_ms;
 	bi->max_attempts = b->max_attempts;
+	bi->rm = b->rm;
+	bi->xid = xid_text(&b->xid, text);
+	bi->heuristic = b->heuristic;
 }
 
 static int roundtrip(struct store *s, const ProtobufCMessage *m,
@@ -55,7 +73,8 @@ int store_branch_info(const Settle__V1__BranchRecord *b,
 		      Settle__V1__BranchInfo **out)
 {
 	Settle__V1__BranchInfo bi;
-	fill_branch(&bi, b);
+	char text[XA_XID_TEXT_MAX];
+	fill_branch(&bi, b, text);
 	size_t len = settle__v1__branch_info__get_packed_size(&bi);
 	uint8_t *buf = malloc(len > 0 ? len : 1);
 	if (buf == NULL)
@@ -73,6 +92,8 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 	Settle__V1__Event **evs = NULL;
 	size_t nbr = 0, nev = 0;
 	Settle__V1__BranchInfo *bis = NULL, **bptrs = NULL;
+	char(*texts)[XA_XID_TEXT_MAX] = NULL;
+	char tx_xid[XA_XID_TEXT_MAX];
 	int rv = 0;
 
 	if (branches) {
@@ -88,13 +109,14 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 	if (nbr > 0) {
 		bis = calloc(nbr, sizeof *bis);
 		bptrs = calloc(nbr, sizeof *bptrs);
-		if (bis == NULL || bptrs == NULL) {
+		texts = calloc(nbr, sizeof *texts);
+		if (bis == NULL || bptrs == NULL || texts == NULL) {
 			rv = store__fail(s, SETTLE_ENOMEM,
 					 "info: out of memory");
 			goto out;
 		}
 		for (size_t i = 0; i < nbr; i++) {
-			fill_branch(&bis[i], brs[i]);
+			fill_branch(&bis[i], brs[i], texts[i]);
 			bptrs[i] = &bis[i];
 		}
 	}
@@ -110,6 +132,8 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 	info.reason = tx->reason;
 	info.recovery = tx->recovery;
 	info.failed = tx->failed;
+	info.xid = xid_text(&tx->xid, tx_xid);
+	info.heuristic = tx->heuristic;
 	info.n_branches = nbr;
 	info.branches = bptrs;
 	info.n_history = nev;
@@ -121,6 +145,7 @@ int store_tx_info(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx,
 		       tx->state == SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
 	rv = roundtrip(s, &info.base, (ProtobufCMessage **)out);
 out:
+	free(texts);
 	free(bptrs);
 	free(bis);
 	store_events_free(evs, nev);

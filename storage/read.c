@@ -414,7 +414,8 @@ int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *cn)
 		     cn->by_state[SETTLE__V1__TX_STATE__COMMITTING] +
 		     cn->by_state[SETTLE__V1__TX_STATE__ROLLING_BACK] +
 		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_RUNNING] +
-		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATING];
+		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATING] +
+		     cn->by_state[SETTLE__V1__TX_STATE__XA_PREPARED];
 	cn->finished = cn->by_state[SETTLE__V1__TX_STATE__COMMITTED] +
 		       cn->by_state[SETTLE__V1__TX_STATE__ROLLED_BACK] +
 		       cn->by_state[SETTLE__V1__TX_STATE__SAGA_SUCCEEDED] +

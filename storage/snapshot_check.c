@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "storage/snapshot_check.h"
+#include "xa/xid.h"
 
 static int bad(struct snap_check *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -53,6 +54,67 @@ static bool terminal(int state)
 	       state == SETTLE__V1__TX_STATE__ROLLED_BACK ||
 	       state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED ||
 	       state == SETTLE__V1__TX_STATE__SAGA_COMPENSATED;
+}
+
+/* An XID's wire encoding, as the FSM stores it. */
+static bool xid_ok(const ProtobufCBinaryData *xid)
+{
+	struct xa_xid x;
+	return xa_xid_decode(xid->data, xid->len, &x) == 0;
+}
+
+/* A resource manager's name: [A-Za-z0-9_.-]{1,64} (wal/xa.h). */
+static bool rm_ok(const char *rm)
+{
+	size_t i;
+	for (i = 0; rm[i] != 0; i++) {
+		char c = rm[i];
+		if (i >= 64 ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == '-'))
+			return false;
+	}
+	return i > 0;
+}
+
+/* XA's own transaction fields: only in mode XA, and well formed. */
+static const char *tx_xa_fields(const Settle__V1__TxRecord *tx)
+{
+	bool xa = tx->mode == SETTLE__V1__TX_MODE__XA;
+	if (!enum_ok(&settle__v1__heuristic__descriptor, (int)tx->heuristic,
+		     true))
+		return "tx heuristic unknown";
+	if (!xa && (tx->xid.len != 0 || tx->heuristic != 0 ||
+		    tx->state == SETTLE__V1__TX_STATE__XA_PREPARED))
+		return "XA fields or state on a tx of another mode";
+	if (tx->xid.len != 0 && !xid_ok(&tx->xid))
+		return "tx xid does not decode";
+	return NULL;
+}
+
+/* An RM branch (rm set) has an XA state (or FAILED) and an XID; any
+ * other branch has neither. */
+static const char *branch_xa_fields(const Settle__V1__BranchRecord *b)
+{
+	int st = (int)b->state;
+	bool xa_state = st >= SETTLE__V1__BRANCH_STATE__XA_BRANCH_ACTIVE &&
+			st <= SETTLE__V1__BRANCH_STATE__XA_BRANCH_ONE_PHASE;
+	if (!enum_ok(&settle__v1__heuristic__descriptor, (int)b->heuristic,
+		     true))
+		return "branch heuristic unknown";
+	if (b->rm == NULL || b->rm[0] == 0) {
+		if (xa_state || b->xid.len != 0 || b->heuristic != 0)
+			return "XA state or fields on a branch without rm";
+		return NULL;
+	}
+	if (!rm_ok(b->rm))
+		return "branch rm is not a valid name";
+	if (!xa_state && st != SETTLE__V1__BRANCH_STATE__FAILED)
+		return "RM branch in a non-XA state";
+	if (!xid_ok(&b->xid))
+		return "branch xid does not decode";
+	return NULL;
 }
 
 /* memcmp order, shorter first: the order of LMDB keys. */
@@ -152,6 +214,7 @@ static int check_tx(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 	if (tx == NULL)
 		return bad(c, "TxRecord does not decode");
 	int rv = 0;
+	const char *why;
 	if (tx->gid == NULL || strlen(tx->gid) != k->mv_size ||
 	    memcmp(tx->gid, k->mv_data, k->mv_size) != 0)
 		rv = bad(c, "record gid differs from its key");
@@ -165,6 +228,8 @@ static int check_tx(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		/* GC deletes by the finished index: it must never hold an
 		 * unfinished transaction. */
 		rv = bad(c, "unfinished tx with a finish time");
+	else if ((why = tx_xa_fields(tx)) != NULL)
+		rv = bad(c, "%s", why);
 	else if (grow((void **)&c->txs, &c->cap_txs, c->n_txs,
 		      sizeof *c->txs) != 0)
 		rv = SETTLE_ENOMEM;
@@ -222,6 +287,7 @@ static int check_branch(struct snap_check *c, const MDB_val *k,
 	    &settle__v1__branch_record__descriptor, v->mv_data, v->mv_size);
 	if (b == NULL)
 		return bad(c, "BranchRecord does not decode");
+	const char *why;
 	if (!same_gid(b->gid, gid, glen))
 		rv = bad(c, "record gid differs from its key");
 	else if (b->branch_id == 0 || b->branch_id != store__get_be32(suffix))
@@ -229,6 +295,8 @@ static int check_branch(struct snap_check *c, const MDB_val *k,
 	else if (!enum_ok(&settle__v1__branch_state__descriptor, (int)b->state,
 			  false))
 		rv = bad(c, "branch state %d", (int)b->state);
+	else if ((why = branch_xa_fields(b)) != NULL)
+		rv = bad(c, "%s", why);
 	settle__v1__branch_record__free_unpacked(b, NULL);
 	return rv;
 }

@@ -220,8 +220,10 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 void store_txs_free(Settle__V1__TxRecord **arr, size_t n);
 
 struct store_counts {
-	uint64_t by_state[24]; /* indexed by Settle__V1__TxState */
-	uint64_t active;   /* non-terminal: ACTIVE, COMMITTING, ROLLING_BACK */
+	uint64_t by_state[32]; /* indexed by Settle__V1__TxState */
+	/* non-terminal: ACTIVE, COMMITTING, ROLLING_BACK, XA_PREPARED, and
+	 * the saga's RUNNING and COMPENSATING */
+	uint64_t active;
 	uint64_t finished; /* COMMITTED + ROLLED_BACK still kept */
 	uint64_t stuck;	   /* non-terminal with a FAILED branch (due 0) */
 };
@@ -232,6 +234,8 @@ int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *c);
 /*
  * Build the wire TxInfo for tx: with its branches (never their payload)
  * when branches is true, with its event history when history is true.
+ * XA fields: TxInfo.xid and BranchInfo.xid in text form
+ * (xa_xid_format()), BranchInfo.rm, and both heuristics.
  * TxInfo.stuck is true when a branch is FAILED (the coordinator may OR in
  * its own age threshold). *out is owned by the caller: free with
  * settle__v1__tx_info__free_unpacked(*out, NULL). txn may be NULL.

@@ -12,6 +12,8 @@
 #include "wal/members.h"
 #include "wal/operator.h"
 #include "wal/saga.h"
+#include "wal/xa.h"
+#include "xa/xid.h"
 
 static size_t round8(size_t n)
 {
@@ -178,14 +180,44 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		if (b->deadline_ms == 0)
 			return BAD(SETTLE_EINVAL, "deadline_ms missing");
 		if (b->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
-		    b->mode != SETTLE__V1__TX_MODE__TCC)
+		    b->mode != SETTLE__V1__TX_MODE__TCC &&
+		    b->mode != SETTLE__V1__TX_MODE__XA)
 			return BAD(SETTLE_EINVAL, "unknown mode %d", b->mode);
+		if (b->mode != SETTLE__V1__TX_MODE__XA) {
+			if (b->xid.len != 0)
+				return BAD(SETTLE_EINVAL,
+					   "xid is for mode XA only");
+			return 0;
+		}
+		/* The gid is the gtrid of the RM branches' XIDs. */
+		if (strlen(b->gid) > WAL_XA_GID_MAX)
+			return BAD(SETTLE_EINVAL,
+				   "gid of an XA transaction longer than %d "
+				   "bytes",
+				   WAL_XA_GID_MAX);
+		if (b->xid.len != 0) {
+			struct xa_xid x;
+			char gid[XA_XID_GID_LEN + 1];
+			if (xa_xid_decode(b->xid.data, b->xid.len, &x) != 0)
+				return BAD(SETTLE_EINVAL,
+					   "xid is not an XID's wire "
+					   "encoding");
+			/* Every holder of the XID derives the same gid. */
+			if (xa_xid_gid(&x, gid) != 0 || strcmp(gid, b->gid))
+				return BAD(SETTLE_EINVAL,
+					   "gid of an xid's transaction must "
+					   "be derived from it (xa_xid_gid)");
+		}
 		return 0;
 	}
 	case SETTLE__V1__COMMAND__OP_REGISTER: {
 		const Settle__V1__CmdRegister *r = cmd->register_;
+		if (r->rm != NULL && r->rm[0] != 0)
+			return wal_xa_register_validate(r, errmsg, errmsg_len);
 		if ((rv = check_gid(r->gid, errmsg, errmsg_len)) != 0)
 			return rv;
+		if (r->xa_format_id != 0)
+			return BAD(SETTLE_EINVAL, "xa_format_id without rm");
 		if (wal_endpoint_validate(r->endpoint) != 0)
 			return BAD(SETTLE_EINVAL, "endpoint must be host:port");
 		if (r->resource != NULL &&
@@ -208,6 +240,9 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		    d->decision != SETTLE__V1__DECISION__DECIDE_ROLLBACK)
 			return BAD(SETTLE_EINVAL, "unknown decision %d",
 				   d->decision);
+		if (d->one_phase &&
+		    d->decision != SETTLE__V1__DECISION__DECIDE_COMMIT)
+			return BAD(SETTLE_EINVAL, "one_phase is for a commit");
 		return check_text(d->reason, "reason", errmsg, errmsg_len);
 	}
 	case SETTLE__V1__COMMAND__OP_BRANCH_RESULT: {
@@ -244,6 +279,17 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		return wal_retry_validate(cmd->retry, errmsg, errmsg_len);
 	case SETTLE__V1__COMMAND__OP_RESOLVE:
 		return wal_resolve_validate(cmd->resolve, errmsg, errmsg_len);
+	case SETTLE__V1__COMMAND__OP_XA_VOTE:
+		return wal_xa_vote_validate(cmd->xa_vote, errmsg, errmsg_len);
+	case SETTLE__V1__COMMAND__OP_XA_PREPARE:
+		return wal_xa_prepare_validate(cmd->xa_prepare, errmsg,
+					       errmsg_len);
+	case SETTLE__V1__COMMAND__OP_XA_RESULT:
+		return wal_xa_result_validate(cmd->xa_result, errmsg,
+					      errmsg_len);
+	case SETTLE__V1__COMMAND__OP_XA_FORGET:
+		return wal_xa_forget_validate(cmd->xa_forget, errmsg,
+					      errmsg_len);
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}

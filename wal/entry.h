@@ -51,10 +51,14 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
 /*
  * Check a command before it is proposed or applied: cmd_id exactly 16
  * bytes, time_ms != 0, exactly one op set, and per op:
- *   begin:  gid, deadline_ms != 0, mode UNSPECIFIED or TCC
+ *   begin:  gid, deadline_ms != 0, mode UNSPECIFIED, TCC or XA; mode XA:
+ *           gid <= 64 bytes; xid (mode XA only) decodes (xa_xid_decode)
+ *           and gid == xa_xid_gid(xid)
  *   register: gid, endpoint host:port, resource <= 256 bytes,
- *           payload <= 1 MiB
- *   decide: gid, decision COMMIT or ROLLBACK, reason <= 1024 bytes
+ *           payload <= 1 MiB, xa_format_id 0; with rm (an XA RM branch):
+ *           wal_xa_register_validate() (wal/xa.h)
+ *   decide: gid, decision COMMIT or ROLLBACK, reason <= 1024 bytes,
+ *           one_phase with COMMIT only
  *   branch_result: gid, branch_id != 0, phase CONFIRMING or CANCELLING,
  *           outcome OK/RETRY/FAILURE, error <= 1024 bytes
  *   gc:     1 <= limit <= WAL_GC_LIMIT_MAX
@@ -62,6 +66,8 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  *           wal_step_result_validate() (wal/saga.h)
  *   retry, resolve: wal_retry_validate(), wal_resolve_validate()
  *           (wal/operator.h)
+ *   xa_vote, xa_prepare, xa_result, xa_forget: wal_xa_*_validate()
+ *           (wal/xa.h)
  * Returns 0, SETTLE_EINVAL, or SETTLE_ETOOBIG for a field over its limit;
  * when errmsg is not NULL it receives a message naming the field (never
  * any payload bytes).

@@ -19,6 +19,9 @@
  * gc{finished_before_ms, limit}: forget up to limit finished txs and up to
  *   limit command ids older than finished_before_ms.
  * saga_begin, step_result, and decide on a saga: wal/saga.h.
+ * Mode XA (begin with mode XA and xid, register with rm, decide and
+ * branch_result on an XA tx, xa_vote, xa_prepare, xa_result, xa_forget):
+ *   wal/xa.h.
  * retry, resolve (an operator's verbs): wal/operator.h.
  *
  * Handlers return 0 (the command was applied, possibly as a rejected no-op
@@ -38,6 +41,7 @@
 #include "wal/operator.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
+#include "wal/xa.h"
 
 int fsm__fail(struct apply *a, int err, const char *fmt, ...)
 {
@@ -95,10 +99,19 @@ int fsm__load_tx(struct apply *a, const char *gid)
 int fsm__write_tx(struct apply *a, int from)
 {
 	Settle__V1__TxRecord *tx = &a->tx;
-	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
-	if (from != (int)tx->state &&
-	    !(saga ? wal_saga_can_move(from, (int)tx->state)
-		   : wal_tx_can_move(from, (int)tx->state)))
+	bool legal;
+	switch (tx->mode) {
+	case SETTLE__V1__TX_MODE__SAGA:
+		legal = wal_saga_can_move(from, (int)tx->state);
+		break;
+	case SETTLE__V1__TX_MODE__XA:
+		legal = wal_xa_tx_can_move(from, (int)tx->state);
+		break;
+	default:
+		legal = wal_tx_can_move(from, (int)tx->state);
+		break;
+	}
+	if (from != (int)tx->state && !legal)
 		return fsm__fail(a, SETTLE_EINTERNAL,
 				 "illegal transaction move %s -> %s (gid %s)",
 				 wal_tx_state_name(from),
@@ -119,12 +132,15 @@ int fsm__write_tx(struct apply *a, int from)
 int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b)
 {
 	bool saga = a->tx.mode == SETTLE__V1__TX_MODE__SAGA;
-	bool legal = saga ? wal_step_can_move(from, (int)b->state)
-			  : wal_branch_can_move(from, (int)b->state);
+	bool rm = a->tx.mode == SETTLE__V1__TX_MODE__XA && wal_xa_is_rm(b);
+	int to = (int)b->state;
+	bool legal = saga ? wal_step_can_move(from, to)
+		     : rm ? wal_xa_branch_can_move(from, to)
+			  : wal_branch_can_move(from, to);
 	if (!legal && a->operator_moves)
-		legal = saga
-			    ? wal_step_operator_can_move(from, (int)b->state)
-			    : wal_branch_operator_can_move(from, (int)b->state);
+		legal = saga ? wal_step_operator_can_move(from, to)
+			: rm ? wal_xa_branch_operator_can_move(from, to)
+			     : wal_branch_operator_can_move(from, to);
 	if (from != (int)b->state && !legal)
 		return fsm__fail(
 		    a, SETTLE_EINTERNAL,
@@ -175,15 +191,29 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	Settle__V1__TxRecord *tx = &a->tx;
 	settle__v1__tx_record__init(tx);
 	tx->gid = c->gid;
-	tx->mode = SETTLE__V1__TX_MODE__TCC;
+	bool xa = c->mode == SETTLE__V1__TX_MODE__XA;
+	tx->mode = xa ? SETTLE__V1__TX_MODE__XA : SETTLE__V1__TX_MODE__TCC;
+	tx->xid = c->xid; /* validated: empty unless mode XA */
 	tx->state = SETTLE__V1__TX_STATE__ACTIVE;
 	tx->created_ms = a->time;
 	tx->deadline_ms = c->deadline_ms;
 	tx->due_ms = c->deadline_ms;
 	tx->next_branch_id = 1;
 	tx->next_event_seq = 1;
-	rv = fsm__add_event(a, "begin", 0, "deadline %llu",
-			    (unsigned long long)c->deadline_ms);
+	char xid[XA_XID_TEXT_MAX + 8] = "";
+	if (c->xid.len != 0) {
+		struct xa_xid x;
+		memcpy(xid, " xid ", 6);
+		/* Validated already: decodes. */
+		if (xa_xid_decode(c->xid.data, c->xid.len, &x) != 0 ||
+		    xa_xid_format(&x, xid + 5, sizeof xid - 5) != 0)
+			return fsm__fail(a, SETTLE_EINTERNAL,
+					 "begin %s: xid does not decode",
+					 c->gid);
+	}
+	rv = fsm__add_event(a, "begin", 0, "deadline %llu%s%s",
+			    (unsigned long long)c->deadline_ms,
+			    xa ? " mode XA" : "", xid);
 	if (rv != 0)
 		return rv;
 	return fsm__write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
@@ -199,6 +229,8 @@ int fsm__wrong_state(struct apply *a)
 
 static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
 {
+	if (c->rm != NULL && c->rm[0] != 0)
+		return wal_xa_register_apply(a, c);
 	int rv = fsm__load_tx(a, c->gid);
 	if (rv != 0)
 		return rv < 0 ? rv : 0;
@@ -255,6 +287,8 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 	Settle__V1__TxRecord *tx = &a->tx;
 	if (tx->mode == SETTLE__V1__TX_MODE__SAGA)
 		return wal_saga_decide_apply(a, c);
+	if (tx->mode == SETTLE__V1__TX_MODE__XA)
+		return wal_xa_decide_apply(a, c);
 	bool commit = c->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
 	int going = commit ? SETTLE__V1__TX_STATE__COMMITTING
 			   : SETTLE__V1__TX_STATE__ROLLING_BACK;
@@ -323,6 +357,8 @@ static int do_branch_result(struct apply *a,
 	if (rv != 0)
 		return rv < 0 ? rv : 0;
 	Settle__V1__TxRecord *tx = &a->tx;
+	if (tx->mode == SETTLE__V1__TX_MODE__XA)
+		return wal_xa_branch_result_apply(a, c);
 	Settle__V1__BranchRecord *old;
 	rv = store_branch_get(a->s, a->txn, c->gid, c->branch_id, &old);
 	if (rv == SETTLE_ENOTFOUND) {
@@ -455,6 +491,14 @@ static int dispatch(struct apply *a)
 		return wal_retry_apply(a, cmd->retry);
 	case SETTLE__V1__COMMAND__OP_RESOLVE:
 		return wal_resolve_apply(a, cmd->resolve);
+	case SETTLE__V1__COMMAND__OP_XA_VOTE:
+		return wal_xa_vote_apply(a, cmd->xa_vote);
+	case SETTLE__V1__COMMAND__OP_XA_PREPARE:
+		return wal_xa_prepare_apply(a, cmd->xa_prepare);
+	case SETTLE__V1__COMMAND__OP_XA_RESULT:
+		return wal_xa_result_apply(a, cmd->xa_result);
+	case SETTLE__V1__COMMAND__OP_XA_FORGET:
+		return wal_xa_forget_apply(a, cmd->xa_forget);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,

@@ -1,7 +1,7 @@
 /*
  * fsm_int.h — internal to wal/: the context of one apply and the helpers
  * that fsm.c shares with the command files that apply into transactions
- * (saga.c). Not for use outside wal/.
+ * (saga.c, xa.c, operator.c). Not for use outside wal/.
  */
 #ifndef SETTLE_WAL_FSM_INT_H
 #define SETTLE_WAL_FSM_INT_H
@@ -14,6 +14,7 @@
 #include "storage/store.h"
 #include "wal/entry.h"
 #include "wal/fsm.h"
+#include "xa/xid.h"
 
 struct apply {
 	struct fsm *f;
@@ -30,6 +31,8 @@ struct apply {
 	/* Set by the operator's verbs only (wal/operator.c): branch writes
 	 * may also take the moves of wal_branch_operator_can_move(). */
 	bool operator_moves;
+	/* Wire XID of an RM branch registered by this apply (res.xid). */
+	uint8_t xid[XA_XID_WIRE_MAX];
 	/* Owned by the apply, freed after the hook ran. */
 	Settle__V1__TxRecord *old;
 	Settle__V1__BranchRecord **branches;
@@ -53,8 +56,9 @@ int fsm__load_tx(struct apply *a, const char *gid);
 /* Write a->tx after checking the move from `from` (table of its mode)
  * and the invariants; stamps updated_ms. 0 or < 0 (bug, storage). */
 int fsm__write_tx(struct apply *a, int from);
-/* Write b after checking the move from `from` (table of a->tx.mode);
- * stamps updated_ms. 0 or < 0. */
+/* Write b after checking the move from `from` (table of a->tx.mode; in
+ * an XA transaction the RM table for a branch with rm set, else the TCC
+ * one); stamps updated_ms. 0 or < 0. */
 int fsm__write_branch(struct apply *a, int from, Settle__V1__BranchRecord *b);
 /* TCC: a->tx reached final (COMMITTED or ROLLED_BACK): finished_ms,
  * due 0, pending 0, and its event. Does not write the tx. 0 or < 0. */

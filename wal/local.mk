@@ -10,7 +10,8 @@ wal_libsettlewal_la_SOURCES = \
 	wal/fsm.c wal/fsm.h \
 	wal/members.c wal/members.h \
 	wal/saga.c wal/saga.h wal/fsm_int.h \
-	wal/operator.c wal/operator.h
+	wal/operator.c wal/operator.h \
+	wal/xa.c wal/xa.h
 wal_libsettlewal_la_LIBADD = $(RAFT_LIBS) $(PROTOBUF_C_LIBS)
 
 if TESTS_ENABLED
@@ -22,6 +23,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_diverge.c \
 	test/unit/wal/test_saga.c \
 	test/unit/wal/test_operator.c \
+	test/unit/wal/test_xa.c \
 	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_wal_CFLAGS = $(TEST_CFLAGS)

@@ -1,7 +1,9 @@
 /*
  * operator.c — CmdRetry and CmdResolve (semantics in operator.h): the
- * checks shared by both kinds of transaction, and the TCC side; a saga's
- * steps are moved by saga.c, which owns the order of compensation.
+ * checks shared by every kind of transaction, and the TCC side; a saga's
+ * steps are moved by saga.c, which owns the order of compensation, and an
+ * XA transaction's branches (RM and TCC) by xa.c, which recomputes the
+ * transaction from all of them.
  *
  * The moves out of FAILED are in tables of their own (sm.h): only these
  * handlers set a->operator_moves, so a participant's result can never
@@ -18,6 +20,7 @@
 #include "wal/operator.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
+#include "wal/xa.h"
 
 #define ST(x) SETTLE__V1__BRANCH_STATE__##x
 #define TX(x) SETTLE__V1__TX_STATE__##x
@@ -224,6 +227,8 @@ int wal_retry_apply(struct apply *a, const Settle__V1__CmdRetry *c)
 	    c->reason != NULL && c->reason[0] != 0 ? c->reason : WAL_NO_REASON;
 	if (a->tx.mode == SETTLE__V1__TX_MODE__SAGA)
 		return wal_saga_retry_apply(a, c->branch_id, why);
+	if (a->tx.mode == SETTLE__V1__TX_MODE__XA)
+		return wal_xa_retry_apply(a, c->branch_id, why);
 	return tcc_retry(a, c, why);
 }
 
@@ -288,5 +293,7 @@ int wal_resolve_apply(struct apply *a, const Settle__V1__CmdResolve *c)
 	a->operator_moves = true;
 	if (a->tx.mode == SETTLE__V1__TX_MODE__SAGA)
 		return wal_saga_resolve_apply(a, c->branch_id, c->reason);
+	if (a->tx.mode == SETTLE__V1__TX_MODE__XA)
+		return wal_xa_resolve_apply(a, c->branch_id, c->reason);
 	return tcc_resolve(a, c);
 }

@@ -215,6 +215,119 @@ struct ent ent_resolve(int id, uint64_t time, const char *gid, uint32_t branch,
 	return ent_cmd(&c);
 }
 
+struct ent ent_xa_begin(int id, uint64_t time, const char *gid,
+			uint64_t deadline, const uint8_t *xid, size_t xid_len)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdBegin b;
+	settle__v1__cmd_begin__init(&b);
+	b.gid = (char *)gid;
+	b.deadline_ms = deadline;
+	b.mode = SETTLE__V1__TX_MODE__XA;
+	b.xid.data = (uint8_t *)xid;
+	b.xid.len = xid_len;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &b;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_register(int id, uint64_t time, const char *gid,
+			   const char *rm, uint32_t format_id)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdRegister r;
+	settle__v1__cmd_register__init(&r);
+	r.gid = (char *)gid;
+	r.rm = (char *)rm;
+	r.xa_format_id = format_id;
+	c.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
+	c.register_ = &r;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_vote(int id, uint64_t time, const char *gid, uint32_t branch,
+		       int vote, const char *error)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdXaVote v;
+	settle__v1__cmd_xa_vote__init(&v);
+	v.gid = (char *)gid;
+	v.branch_id = branch;
+	v.vote = vote;
+	v.error = (char *)error;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_VOTE;
+	c.xa_vote = &v;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_prepare(int id, uint64_t time, const char *gid)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdXaPrepare p;
+	settle__v1__cmd_xa_prepare__init(&p);
+	p.gid = (char *)gid;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_PREPARE;
+	c.xa_prepare = &p;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_commit1(int id, uint64_t time, const char *gid)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdDecide d;
+	settle__v1__cmd_decide__init(&d);
+	d.gid = (char *)gid;
+	d.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
+	d.one_phase = 1;
+	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	c.decide = &d;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_result(int id, uint64_t time, const char *gid,
+			 uint32_t branch, int phase, int outcome, int heuristic,
+			 const char *error, uint64_t next_retry)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdXaResult r;
+	settle__v1__cmd_xa_result__init(&r);
+	r.gid = (char *)gid;
+	r.branch_id = branch;
+	r.phase = phase;
+	r.outcome = outcome;
+	r.heuristic = heuristic;
+	r.error = (char *)error;
+	r.next_retry_ms = next_retry;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_RESULT;
+	c.xa_result = &r;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_forget(int id, uint64_t time, const char *gid)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdXaForget f;
+	settle__v1__cmd_xa_forget__init(&f);
+	f.gid = (char *)gid;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_FORGET;
+	c.xa_forget = &f;
+	return ent_cmd(&c);
+}
+
 void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len)
 {
 	cr_assert_eq(store_snapshot(t->t.s, 0, buf, len), 0);

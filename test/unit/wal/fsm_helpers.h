@@ -52,6 +52,21 @@ struct ent ent_retry(int id, uint64_t time, const char *gid, uint32_t branch,
 		     const char *reason);
 struct ent ent_resolve(int id, uint64_t time, const char *gid, uint32_t branch,
 		       const char *reason);
+/* XA (wal/xa.h). xid: wire encoding (may be NULL, xid_len 0); the gid
+ * then must be xa_xid_gid() of it. */
+struct ent ent_xa_begin(int id, uint64_t time, const char *gid,
+			uint64_t deadline, const uint8_t *xid, size_t xid_len);
+struct ent ent_xa_register(int id, uint64_t time, const char *gid,
+			   const char *rm, uint32_t format_id);
+struct ent ent_xa_vote(int id, uint64_t time, const char *gid, uint32_t branch,
+		       int vote, const char *error);
+struct ent ent_xa_prepare(int id, uint64_t time, const char *gid);
+/* CmdDecide COMMIT with one_phase. */
+struct ent ent_xa_commit1(int id, uint64_t time, const char *gid);
+struct ent ent_xa_result(int id, uint64_t time, const char *gid,
+			 uint32_t branch, int phase, int outcome, int heuristic,
+			 const char *error, uint64_t next_retry);
+struct ent ent_xa_forget(int id, uint64_t time, const char *gid);
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
 struct ent ent_cmd(const Settle__V1__Command *cmd);
 
