@@ -86,6 +86,18 @@ static bool has_unknown(const Settle__V1__Command *cmd)
 	case SETTLE__V1__COMMAND__OP_RESOLVE:
 		op = &cmd->resolve->base;
 		break;
+	case SETTLE__V1__COMMAND__OP_XA_VOTE:
+		op = &cmd->xa_vote->base;
+		break;
+	case SETTLE__V1__COMMAND__OP_XA_PREPARE:
+		op = &cmd->xa_prepare->base;
+		break;
+	case SETTLE__V1__COMMAND__OP_XA_RESULT:
+		op = &cmd->xa_result->base;
+		break;
+	case SETTLE__V1__COMMAND__OP_XA_FORGET:
+		op = &cmd->xa_forget->base;
+		break;
 	default:
 		break;
 	}

@@ -8,6 +8,7 @@
 #include "fuzz.h"
 #include "history.h"
 #include "wal/entry.h"
+#include "xa/xid.h"
 
 #define HISTORY_MAX 64
 
@@ -115,6 +116,157 @@ static void gc(uint64_t before, uint32_t limit)
 	add(&c);
 }
 
+/* XA (wal/xa.h): a transaction of mode XA, with a legacy TM's xid when
+ * xid is not NULL (then gid must be xa_xid_gid() of it). */
+static void xa_begin(const char *gid, uint64_t timeout, const uint8_t *xid,
+		     size_t xid_len)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBegin op = SETTLE__V1__CMD_BEGIN__INIT;
+
+	op.gid = (char *)gid;
+	op.deadline_ms = clock_ms + timeout;
+	op.mode = SETTLE__V1__TX_MODE__XA;
+	op.xid.data = (uint8_t *)xid;
+	op.xid.len = xid_len;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &op;
+	add(&c);
+}
+
+static void xa_reg(const char *gid, const char *rm)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdRegister op = SETTLE__V1__CMD_REGISTER__INIT;
+
+	op.gid = (char *)gid;
+	op.rm = (char *)rm;
+	op.xa_format_id = 0x53544c45;
+	c.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
+	c.register_ = &op;
+	add(&c);
+}
+
+static void xa_vote(const char *gid, uint32_t branch, int vote)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaVote op = SETTLE__V1__CMD_XA_VOTE__INIT;
+
+	op.gid = (char *)gid;
+	op.branch_id = branch;
+	op.vote = vote;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_VOTE;
+	c.xa_vote = &op;
+	add(&c);
+}
+
+static void xa_prepare(const char *gid)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaPrepare op = SETTLE__V1__CMD_XA_PREPARE__INIT;
+
+	op.gid = (char *)gid;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_PREPARE;
+	c.xa_prepare = &op;
+	add(&c);
+}
+
+static void xa_commit_one_phase(const char *gid)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdDecide op = SETTLE__V1__CMD_DECIDE__INIT;
+
+	op.gid = (char *)gid;
+	op.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
+	op.one_phase = 1;
+	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	c.decide = &op;
+	add(&c);
+}
+
+static void xa_result(const char *gid, uint32_t branch, int outcome,
+		      int heuristic, const char *error)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaResult op = SETTLE__V1__CMD_XA_RESULT__INIT;
+
+	op.gid = (char *)gid;
+	op.branch_id = branch;
+	op.phase = SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING;
+	op.outcome = outcome;
+	op.heuristic = heuristic;
+	op.error = (char *)error;
+	op.attempt = 1;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_RESULT;
+	c.xa_result = &op;
+	add(&c);
+}
+
+static void xa_forget(const char *gid)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaForget op = SETTLE__V1__CMD_XA_FORGET__INIT;
+
+	op.gid = (char *)gid;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_FORGET;
+	c.xa_forget = &op;
+	add(&c);
+}
+
+/* XA transactions in every XA state: committed with a heuristic (and a
+ * forgotten one), prepared with and without a legacy TM's xid, a
+ * one-phase branch awaited, rolled back by a vote. */
+static void build_xa(void)
+{
+	const int vote_ok = SETTLE__V1__XA_VOTE__VOTE_OK;
+	const int ok = SETTLE__V1__OUTCOME__OUTCOME_OK;
+	static uint8_t wire[XA_XID_WIRE_MAX];
+	static char lgid[XA_XID_GID_LEN + 1];
+	struct xa_xid x;
+	size_t len;
+
+	xa_begin("x-committed", 60000, NULL, 0);
+	xa_reg("x-committed", "pg");
+	xa_reg("x-committed", "my");
+	xa_vote("x-committed", 1, vote_ok);
+	xa_vote("x-committed", 2, vote_ok);
+	xa_prepare("x-committed");
+	decide("x-committed", SETTLE__V1__DECISION__DECIDE_COMMIT, 0);
+	xa_result("x-committed", 1, ok, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		  "");
+	xa_result("x-committed", 2, ok, SETTLE__V1__HEURISTIC__HEUR_ROLLBACK,
+		  "rolled back outside Settle");
+
+	xa_begin("x-prepared", 60000, NULL, 0);
+	xa_reg("x-prepared", "pg");
+	xa_vote("x-prepared", 1, SETTLE__V1__XA_VOTE__VOTE_READ_ONLY);
+	reg("x-prepared", "127.0.0.1:7103", "account=gina;amount=3");
+	xa_prepare("x-prepared");
+
+	FUZZ_CHECK(xa_xid_init(&x, 4660, "legacy-tm-gtrid", 15, "b1", 2) == 0 &&
+		       xa_xid_encode(&x, wire, sizeof(wire), &len) == 0 &&
+		       xa_xid_gid(&x, lgid) == 0,
+		   "history xid");
+	xa_begin(lgid, 60000, wire, len);
+	reg(lgid, "127.0.0.1:7104", "account=hal;amount=4");
+	xa_prepare(lgid);
+
+	xa_begin("x-onephase", 60000, NULL, 0);
+	xa_reg("x-onephase", "pg");
+	xa_commit_one_phase("x-onephase");
+
+	xa_begin("x-voted-rollback", 60000, NULL, 0);
+	xa_reg("x-voted-rollback", "pg");
+	xa_reg("x-voted-rollback", "my");
+	xa_vote("x-voted-rollback", 2, SETTLE__V1__XA_VOTE__VOTE_ROLLBACK);
+
+	xa_begin("x-forgotten", 60000, NULL, 0);
+	xa_reg("x-forgotten", "pg");
+	xa_commit_one_phase("x-forgotten");
+	xa_vote("x-forgotten", 1, SETTLE__V1__XA_VOTE__ONE_PHASE_UNKNOWN);
+	xa_forget("x-forgotten");
+}
+
 static void build(void)
 {
 	const int commit = SETTLE__V1__DECISION__DECIDE_COMMIT;
@@ -151,6 +303,8 @@ static void build(void)
 
 	begin("t-deadline", 5);
 	decide("t-deadline", rollback, 1);
+
+	build_xa();
 
 	/* A rejected command: its result is stored too. */
 	decide("t-unknown", commit, 0);

@@ -2,7 +2,9 @@
  * history.h — a small transaction history for the fuzz targets that need
  * a realistic store: transactions in every state (committed, rolled back
  * by a client and by the deadline, active, committing with a retrying and
- * a failed branch), with branches, events and command results.
+ * a failed branch; XA ones committed with a heuristic, prepared with and
+ * without a legacy TM's xid, awaiting a one-phase outcome, rolled back by
+ * a vote), with branches, events and command results.
  */
 #ifndef SETTLE_FUZZ_HISTORY_H
 #define SETTLE_FUZZ_HISTORY_H
