@@ -11,6 +11,7 @@
 #include "error.h"
 #include "helpers.h"
 #include "storage/store.h"
+#include "xa/xid.h"
 
 static struct tstore A, B;
 
@@ -310,6 +311,129 @@ Test(snapshot_check, event_seq_differs_from_its_key)
 	size_t n = settle__v1__event__pack(&ev, buf);
 	raw_put("events", "a\0\0\0\0\0\0\0\0\x01", 10, buf, n);
 	expect_refused("seq");
+}
+
+/* ---- XA rows ------------------------------------------------------------ */
+
+static uint8_t xid_wire[XA_XID_WIRE_MAX];
+static size_t xid_len;
+
+/* Tx "a" becomes an XA tx and its branch 1 an RM branch, both valid. */
+static void fill_xa(Settle__V1__TxRecord *tx, Settle__V1__BranchRecord *b)
+{
+	fill();
+	struct xa_xid x;
+	cr_assert_eq(xa_xid_init(&x, 1, "a", 1, "1", 1), 0);
+	cr_assert_eq(xa_xid_encode(&x, xid_wire, sizeof xid_wire, &xid_len), 0);
+	*tx = tx_a();
+	tx->mode = SETTLE__V1__TX_MODE__XA;
+	tx->heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
+	settle__v1__branch_record__init(b);
+	b->gid = "a";
+	b->branch_id = 1;
+	b->state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_PREPARED;
+	b->rm = "pg.main";
+	b->xid.data = xid_wire;
+	b->xid.len = xid_len;
+	b->heuristic = SETTLE__V1__HEURISTIC__HEUR_MIXED;
+}
+
+static void raw_branch(const Settle__V1__BranchRecord *b)
+{
+	uint8_t buf[512];
+	size_t n = settle__v1__branch_record__pack(b, buf);
+	raw_put("branches", "a\0\0\0\0\x01", 6, buf, n);
+}
+
+Test(snapshot_check, xa_rows_are_accepted)
+{
+	Settle__V1__TxRecord tx;
+	Settle__V1__BranchRecord b;
+	fill_xa(&tx, &b);
+	tx.xid.data = xid_wire;
+	tx.xid.len = xid_len;
+	raw_tx("a", &tx);
+	raw_branch(&b);
+	/* A TCC branch of an XA tx, and an RM branch FAILED. */
+	b.state = SETTLE__V1__BRANCH_STATE__FAILED;
+	raw_branch(&b);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	Settle__V1__BranchRecord *got;
+	cr_assert_eq(store_branch_get(B.s, NULL, "a", 1, &got), 0);
+	cr_expect_str_eq(got->rm, "pg.main");
+	cr_expect_eq(got->xid.len, xid_len);
+	settle__v1__branch_record__free_unpacked(got, NULL);
+}
+
+Test(snapshot_check, xa_tx_fields_checked)
+{
+	Settle__V1__TxRecord tx;
+	Settle__V1__BranchRecord b;
+	fill_xa(&tx, &b);
+	uint8_t junk[4] = {0, 0, 0, 1};
+	tx.xid.data = junk;
+	tx.xid.len = sizeof junk;
+	raw_tx("a", &tx);
+	expect_refused("tx xid does not decode");
+	tx.xid.len = 0;
+	tx.heuristic = 7;
+	raw_tx("a", &tx);
+	expect_refused("tx heuristic unknown");
+	/* XA fields or state on a TCC tx. */
+	tx.heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	raw_tx("a", &tx);
+	expect_refused("XA fields or state on a tx of another mode");
+	tx.heuristic = 0;
+	tx.state = SETTLE__V1__TX_STATE__XA_PREPARED;
+	raw_tx("a", &tx);
+	raw_del("by_state",
+		"\x01"
+		"a",
+		2);
+	raw_put("by_state",
+		"\x1e"
+		"a",
+		2, "", 0);
+	expect_refused("XA fields or state on a tx of another mode");
+}
+
+Test(snapshot_check, rm_branch_fields_checked)
+{
+	Settle__V1__TxRecord tx;
+	Settle__V1__BranchRecord b;
+	fill_xa(&tx, &b);
+	raw_tx("a", &tx);
+	b.xid.len = 3;
+	raw_branch(&b);
+	expect_refused("branch xid does not decode");
+	b.xid.len = 0;
+	raw_branch(&b);
+	expect_refused("branch xid does not decode");
+	b.xid.len = xid_len;
+	b.heuristic = 5;
+	raw_branch(&b);
+	expect_refused("branch heuristic unknown");
+	b.heuristic = 0;
+	b.rm = "pg main";
+	raw_branch(&b);
+	expect_refused("branch rm is not a valid name");
+	b.rm = "pg";
+	b.state = SETTLE__V1__BRANCH_STATE__CONFIRMING;
+	raw_branch(&b);
+	expect_refused("RM branch in a non-XA state");
+	/* An XA state, an xid or a heuristic without rm. */
+	b.rm = "";
+	b.state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED;
+	raw_branch(&b);
+	expect_refused("XA state or fields on a branch without rm");
+	b.state = SETTLE__V1__BRANCH_STATE__CONFIRMED;
+	raw_branch(&b);
+	expect_refused("XA state or fields on a branch without rm");
 }
 
 /* The snapshots the fuzzer saved (format 1, checksums valid) that were

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "helpers.h"
 #include "storage/store.h"
+#include "xa/xid.h"
 
 static struct tstore T;
 
@@ -292,6 +293,56 @@ Test(store, tx_info_never_carries_payload)
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
 
+Test(store, tx_info_carries_xa_fields)
+{
+	put_tx("x", SETTLE__V1__TX_STATE__COMMITTING, 10, 0);
+	Settle__V1__TxRecord *tx;
+	cr_assert_eq(store_tx_get(T.s, NULL, "x", &tx), 0);
+	struct xa_xid x;
+	uint8_t wire[XA_XID_WIRE_MAX];
+	size_t len;
+	cr_assert_eq(xa_xid_init(&x, 5, "x", 1, "1", 1), 0);
+	cr_assert_eq(xa_xid_encode(&x, wire, sizeof wire, &len), 0);
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = "x";
+	b.branch_id = 1;
+	b.state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED;
+	b.rm = "pg";
+	b.xid.data = wire;
+	b.xid.len = len;
+	b.heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_branch_put(T.s, txn, &b), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	tx->mode = SETTLE__V1__TX_MODE__XA;
+	tx->xid.data = wire;
+	tx->xid.len = len;
+	tx->heuristic = SETTLE__V1__HEURISTIC__HEUR_MIXED;
+	Settle__V1__TxInfo *info;
+	cr_assert_eq(store_tx_info(T.s, NULL, tx, true, false, &info), 0);
+	cr_expect_str_eq(info->xid, "5:78:31");
+	cr_expect_eq(info->heuristic, SETTLE__V1__HEURISTIC__HEUR_MIXED);
+	cr_assert_eq(info->n_branches, 1);
+	cr_expect_str_eq(info->branches[0]->rm, "pg");
+	cr_expect_str_eq(info->branches[0]->xid, "5:78:31");
+	cr_expect_eq(info->branches[0]->heuristic,
+		     SETTLE__V1__HEURISTIC__HEUR_HAZARD);
+	settle__v1__tx_info__free_unpacked(info, NULL);
+	Settle__V1__BranchInfo *bi;
+	cr_assert_eq(store_branch_info(&b, &bi), 0);
+	cr_expect_str_eq(bi->xid, "5:78:31");
+	settle__v1__branch_info__free_unpacked(bi, NULL);
+	/* No xid: empty text. */
+	tx->xid.len = 0;
+	cr_assert_eq(store_tx_info(T.s, NULL, tx, false, false, &info), 0);
+	cr_expect_str_eq(info->xid, "");
+	settle__v1__tx_info__free_unpacked(info, NULL);
+	tx->xid.data = NULL; /* wire is not the record's to free */
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
 Test(store, counts_by_state)
 {
 	put_tx("a", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
@@ -299,9 +350,11 @@ Test(store, counts_by_state)
 	put_tx("c", SETTLE__V1__TX_STATE__COMMITTED, 0, 10);
 	put_tx("d", SETTLE__V1__TX_STATE__ROLLED_BACK, 0, 10);
 	put_tx("e", SETTLE__V1__TX_STATE__ROLLED_BACK, 0, 11);
+	put_tx("f", SETTLE__V1__TX_STATE__XA_PREPARED, 0, 0);
 	struct store_counts c;
 	cr_assert_eq(store_counts_get(T.s, NULL, &c), 0);
-	cr_expect_eq(c.active, 2);
+	cr_expect_eq(c.active, 3);
+	cr_expect_eq(c.by_state[SETTLE__V1__TX_STATE__XA_PREPARED], 1);
 	cr_expect_eq(c.finished, 3);
 	cr_expect_eq(c.by_state[SETTLE__V1__TX_STATE__ROLLED_BACK], 2);
 	cr_expect_eq(c.stuck, 0);
