@@ -61,3 +61,18 @@ coordinator_tests_test_xa_leader_LDADD = client/libsettle.la \
 EXTRA_coordinator_tests_test_xa_leader_DEPENDENCIES = coordinator/settled
 TESTS += coordinator/tests/test_xa_leader
 endif
+
+if TESTS_ENABLED
+# The RM pool (coordinator/xa_pool.c) on a bare uv loop, against the same
+# real servers.
+check_PROGRAMS += coordinator/tests/test_xa_pool
+coordinator_tests_test_xa_pool_SOURCES = coordinator/tests/test_xa_pool.c \
+	coordinator/xa_pool.c coordinator/xa_pool.h coordinator/xa_logic.c \
+	coordinator/config.c xa/tests/servers.c xa/tests/servers.h
+coordinator_tests_test_xa_pool_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
+	$(MARIADB_CFLAGS) -I$(srcdir)/xa/tests \
+	-DXA_TEST_SRCDIR='"$(abs_top_srcdir)"'
+coordinator_tests_test_xa_pool_LDADD = xa/libsettlexa.la \
+	proto/libsettlecore.la $(UV_LIBS) $(TEST_LIBS) -lpthread
+TESTS += coordinator/tests/test_xa_pool
+endif

@@ -104,6 +104,15 @@ static void job_work(uv_work_t *w)
 	j->rv = rv;
 }
 
+/* Server messages span lines ("...\n\tIs the server running"): one line
+ * for the log and the branch's last error. */
+static void one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '\n' || *s == '\t' || *s == '\r')
+			*s = ' ';
+}
+
 static void close_work(uv_work_t *w)
 {
 	struct coord_xa_pool *p = w->data;
@@ -210,6 +219,7 @@ static void job_done(uv_work_t *w, int status)
 		prm->idle[prm->n_idle++] = j->conn;
 	else if (j->conn != NULL)
 		xa_rm_close(j->conn);
+	one_line(j->errmsg);
 	unreachable = j->rv == XA_RM_ETRANSIENT;
 	if (unreachable && !prm->down)
 		settle_log(
