@@ -116,10 +116,12 @@ struct xa_switch_t {
 #define XAER_OUTSIDE (-9) /* the RM is doing work outside a global tx */
 
 /*
- * Settle's switch. DECLARED ONLY: the library that defines it (and talks to
- * the coordinator) does not exist yet. Linking a TM against this symbol
- * fails until it does. The per-thread association state machine it will
- * use is xa/assoc.h.
+ * Settle's switch, defined by libsettle_xa (`pkg-config --libs settle-xa`,
+ * or dlopen() libsettle_xa.so.0 and dlsym() "settle_xa_switch"). Its name
+ * is "settle", its flags TMNOMIGRATE, its version 0. xa_open's info string
+ * names the coordinator cluster, e.g.
+ * "endpoints=10.0.0.1:7001,10.0.0.2:7001;timeout_ms=60000" (docs/XA.md).
+ * settle_xa_ext.h adds what the application needs inside a transaction.
  */
 extern struct xa_switch_t settle_xa_switch;
 

@@ -1,0 +1,472 @@
+/*
+ * test_switch_cluster.c — the switch library as a legacy TM uses it,
+ * against a real 3-node settled cluster (issue 5).
+ *
+ * The program does what a TP monitor does: dlopen() the shared library
+ * (the build's xa/.libs/libsettle_xa.so), look up "settle_xa_switch" with
+ * dlsym() and call only through the switch's function pointers. The
+ * application side registers TCC branches (two demo banks) under the gid
+ * settle_xa_current_gid() gives. Checked:
+ *  - begin / prepare / commit moves the money, rollback after prepare
+ *    moves none, a transaction without branches prepares XA_RDONLY, a
+ *    one-phase commit works; the cluster keeps the TM's XID unchanged;
+ *  - SIGKILL of the leader between xa_prepare and xa_commit: the prepared
+ *    transaction survives on the new leader and the commit completes it;
+ *  - a "TM restart": the first TM thread dies after preparing, a fresh
+ *    thread opens the RM again and xa_recover lists exactly the prepared
+ *    XIDs (with the TMSTARTRSCAN cursor over several calls), which it then
+ *    commits or rolls back.
+ * One test at a time (main() below): each runs three ASan settled nodes.
+ */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord_util.h"
+#include "tcc_util.h"
+#include "test_faults_util.h"
+#include "xa/settle_xa.h"
+#include "xa/xid.h"
+
+#define RM	 1
+#define START	 1000
+#define RESOURCE "accounts"
+
+static struct fu_cluster cluster;
+static struct it_bank bank_a, bank_b;
+static void *lib;
+static struct xa_switch_t *sw;
+static int (*current_gid)(int rmid, char *buf, size_t cap);
+static const char *(*errmsg)(int rmid);
+static char info[MAXINFOSIZE];
+
+static const char *const node_args[] = {"--retry-base", "50ms", "--retry-max",
+					"200ms", NULL};
+
+/* The library as a TM finds it: by path, with dlopen. */
+static void load_switch(void)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/xa/.libs/libsettle_xa.so",
+		 it_build_dir());
+	lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	cr_assert_not_null(lib, "dlopen %s: %s", path, dlerror());
+	sw = dlsym(lib, "settle_xa_switch");
+	cr_assert_not_null(sw, "dlsym settle_xa_switch: %s", dlerror());
+	*(void **)&current_gid = dlsym(lib, "settle_xa_current_gid");
+	*(void **)&errmsg = dlsym(lib, "settle_xa_errmsg");
+	cr_assert_not_null(current_gid);
+	cr_assert_not_null(errmsg);
+	/* The switch's state machine stays inside the library. */
+	cr_assert_null(dlsym(lib, "xa_assoc_new"));
+	cr_assert_str_eq(sw->name, "settle");
+	cr_assert_eq(sw->version, 0);
+}
+
+static void setup(void)
+{
+	cu_setup();
+	memset(&cluster, 0, sizeof(cluster));
+	load_switch();
+}
+
+static void teardown(void)
+{
+	fu_cluster_teardown(&cluster);
+	it_teardown();
+}
+
+TestSuite(xa_switch_cluster, .init = setup, .fini = teardown, .timeout = 180);
+
+static void world_start(void)
+{
+	fu_cluster_start(&cluster, 3, node_args);
+	fu_bank_start(&bank_a, NULL, "bank-a", "alice=1000", NULL);
+	fu_bank_start(&bank_b, NULL, "bank-b", "bob=1000", NULL);
+	/* A leader failover takes a few seconds under ASan: the budget
+	 * covers it, so the TM sees no XAER_RMFAIL. */
+	snprintf(info, sizeof(info),
+		 "endpoints=%s;timeout_ms=120000;retry_budget_ms=30000",
+		 cluster.endpoints);
+}
+
+static settle_client *app_client(void)
+{
+	struct settle_client_opts o = {.retry_budget_ms = 30000};
+	settle_client *c;
+
+	cr_assert_eq(settle_client_open(cluster.endpoints, &o, &c), 0);
+	return c;
+}
+
+static XID mkxid(long fmt, const char *g, const char *q)
+{
+	XID x;
+
+	memset(&x, 0, sizeof(x));
+	x.formatID = fmt;
+	x.gtrid_length = (long)strlen(g);
+	x.bqual_length = (long)strlen(q);
+	memcpy(x.data, g, strlen(g));
+	memcpy(x.data + strlen(g), q, strlen(q));
+	return x;
+}
+
+static bool xid_eq(const XID *a, const XID *b)
+{
+	return a->formatID == b->formatID &&
+	       a->gtrid_length == b->gtrid_length &&
+	       a->bqual_length == b->bqual_length &&
+	       memcmp(a->data, b->data,
+		      (size_t)(a->gtrid_length + a->bqual_length)) == 0;
+}
+
+static void xid_gid(const XID *x, char gid[XA_XID_GID_LEN + 1],
+		    char text[XA_XID_TEXT_MAX])
+{
+	struct xa_xid y;
+
+	cr_assert_eq(
+	    xa_xid_init(&y, x->formatID, x->data, (size_t)x->gtrid_length,
+			x->data + x->gtrid_length, (size_t)x->bqual_length),
+	    0);
+	cr_assert_eq(xa_xid_gid(&y, gid), 0);
+	if (text != NULL)
+		cr_assert_eq(xa_xid_format(&y, text, XA_XID_TEXT_MAX), 0);
+}
+
+static void try_branch(settle_client *c, const char *gid, uint32_t id,
+		       const struct it_bank *b, const char *payload)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	int rv;
+
+	req.gid = (char *)gid;
+	req.branch_id = id;
+	req.resource = RESOURCE;
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = strlen(payload);
+	req.attempt = 1;
+	rv = settle_client_call_at(
+	    c, b->endpoint, SETTLE__V1__METHOD__TRY, &req.base,
+	    &settle__v1__branch_response__descriptor, NULL);
+	cr_assert_eq(rv, 0, "try on %s: %s", b->endpoint,
+		     settle_client_errmsg(c));
+}
+
+/*
+ * The application's work inside the global transaction x: xa_start, a
+ * transfer of amount from alice to bob as two TCC branches of the gid
+ * the switch names, xa_end(TMSUCCESS). amount 0: no branches.
+ */
+static void app_work(const XID *x0, int amount, char *gid)
+{
+	XID x = *x0;
+	char pf[64], pt[64];
+	settle_client *c;
+	uint32_t bf, bt;
+	int rc;
+
+	rc = sw->xa_start_entry(&x, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_start: %d %s", rc, errmsg(RM));
+	cr_assert_eq(current_gid(RM, gid, SETTLE_GID_BUFSIZE), 0);
+	if (amount != 0) {
+		c = app_client();
+		snprintf(pf, sizeof(pf), "account=alice;amount=%d", -amount);
+		snprintf(pt, sizeof(pt), "account=bob;amount=%d", amount);
+		cr_assert_eq(settle_register_branch(c, gid, bank_a.endpoint,
+						    RESOURCE, pf, strlen(pf),
+						    &bf),
+			     0, "%s", settle_client_errmsg(c));
+		cr_assert_eq(settle_register_branch(c, gid, bank_b.endpoint,
+						    RESOURCE, pt, strlen(pt),
+						    &bt),
+			     0, "%s", settle_client_errmsg(c));
+		try_branch(c, gid, bf, &bank_a, pf);
+		try_branch(c, gid, bt, &bank_b, pt);
+		settle_client_close(c);
+	}
+	rc = sw->xa_end_entry(&x, RM, TMSUCCESS);
+	cr_assert_eq(rc, XA_OK, "xa_end: %d %s", rc, errmsg(RM));
+}
+
+/* Wait until gid is final; returns its state. */
+static int wait_final(const char *gid)
+{
+	settle_client *c = app_client();
+	bool fin = false;
+	int st = 0, rv;
+
+	rv = settle_wait(c, gid, 60000, &st, &fin);
+	cr_assert_eq(rv, 0, "wait %s: %s", gid, settle_client_errmsg(c));
+	cr_assert(fin);
+	settle_client_close(c);
+	return st;
+}
+
+static int tx_state(const char *gid, char *xid_text, size_t cap)
+{
+	settle_client *c = app_client();
+	Settle__V1__TxInfo *tx = NULL;
+	int st;
+
+	cr_assert_eq(settle_query(c, gid, false, &tx), 0, "query %s: %s", gid,
+		     settle_client_errmsg(c));
+	st = (int)tx->state;
+	if (xid_text != NULL)
+		snprintf(xid_text, cap, "%s", tx->xid);
+	settle_tx_info_free(tx);
+	settle_client_close(c);
+	return st;
+}
+
+static void expect_money(long long alice, long long bob)
+{
+	struct it_account a = it_bank_account(&bank_a, "alice");
+	struct it_account b = it_bank_account(&bank_b, "bob");
+
+	cr_assert_eq(a.balance, alice, "alice %lld, want %lld", a.balance,
+		     alice);
+	cr_assert_eq(b.balance, bob, "bob %lld, want %lld", b.balance, bob);
+	cr_assert_eq(a.frozen, 0, "alice has %lld frozen", a.frozen);
+	cr_assert_eq(b.incoming, 0, "bob has %lld incoming", b.incoming);
+}
+
+static int open_rm(void)
+{
+	return sw->xa_open_entry(info, RM, TMNOFLAGS);
+}
+
+Test(xa_switch_cluster, begin_prepare_commit_rollback)
+{
+	XID c1 = mkxid(0x4a544d, "tm-commit", "rm1");
+	XID r1 = mkxid(0x4a544d, "tm-rollback", "rm1");
+	XID ro = mkxid(0x4a544d, "tm-readonly", "rm1");
+	XID op = mkxid(0x4a544d, "tm-onephase", "rm1");
+	char gid[SETTLE_GID_BUFSIZE], want[XA_XID_GID_LEN + 1];
+	char text[XA_XID_TEXT_MAX], seen[XA_XID_TEXT_MAX];
+	int rc;
+
+	world_start();
+	cr_assert_eq(open_rm(), XA_OK, "%s", errmsg(RM));
+
+	/* Two-phase commit: the TCC branches are confirmed. */
+	app_work(&c1, 10, gid);
+	xid_gid(&c1, want, text);
+	cr_assert_str_eq(gid, want);
+	rc = sw->xa_prepare_entry(&c1, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_prepare: %d %s", rc, errmsg(RM));
+	cr_assert_eq(tx_state(gid, seen, sizeof(seen)),
+		     SETTLE__V1__TX_STATE__XA_PREPARED);
+	/* The cluster holds the TM's XID byte for byte. */
+	cr_assert_str_eq(seen, text);
+	rc = sw->xa_commit_entry(&c1, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_commit: %d %s", rc, errmsg(RM));
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	expect_money(START - 10, START + 10);
+
+	/* Rollback after prepare: cancelled, no money moves. */
+	app_work(&r1, 7, gid);
+	cr_assert_eq(sw->xa_prepare_entry(&r1, RM, TMNOFLAGS), XA_OK, "%s",
+		     errmsg(RM));
+	rc = sw->xa_rollback_entry(&r1, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_rollback: %d %s", rc, errmsg(RM));
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__ROLLED_BACK);
+	expect_money(START - 10, START + 10);
+
+	/* Nothing registered: read-only, already complete. */
+	app_work(&ro, 0, gid);
+	cr_assert_eq(sw->xa_prepare_entry(&ro, RM, TMNOFLAGS), XA_RDONLY, "%s",
+		     errmsg(RM));
+	cr_assert_eq(tx_state(gid, NULL, 0), SETTLE__V1__TX_STATE__COMMITTED);
+
+	/* One phase. */
+	app_work(&op, 5, gid);
+	rc = sw->xa_commit_entry(&op, RM, TMONEPHASE);
+	cr_assert_eq(rc, XA_OK, "xa_commit(TMONEPHASE): %d %s", rc, errmsg(RM));
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	expect_money(START - 15, START + 15);
+
+	/* The same XID again is a duplicate; an unknown one is NOTA. */
+	cr_assert_eq(sw->xa_start_entry(&c1, RM, TMNOFLAGS), XAER_DUPID);
+	XID nobody = mkxid(0x4a544d, "never-begun", "rm1");
+	cr_assert_eq(sw->xa_commit_entry(&nobody, RM, TMNOFLAGS), XAER_NOTA);
+	cr_assert_eq(sw->xa_close_entry(info, RM, TMNOFLAGS), XA_OK);
+}
+
+Test(xa_switch_cluster, leader_failover_between_prepare_and_commit)
+{
+	XID x = mkxid(0x4a544d, "tm-failover", "rm1");
+	char gid[SETTLE_GID_BUFSIZE];
+	int ld, rc;
+
+	world_start();
+	cr_assert_eq(open_rm(), XA_OK, "%s", errmsg(RM));
+	app_work(&x, 25, gid);
+	rc = sw->xa_prepare_entry(&x, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_prepare: %d %s", rc, errmsg(RM));
+
+	ld = fu_leader(&cluster, 20000);
+	cr_assert_geq(ld, 0, "no leader");
+	fprintf(stderr, "SIGKILL leader node %d between prepare and commit\n",
+		cluster.nodes[ld].id);
+	fu_kill(&cluster, ld);
+	cr_assert_geq(fu_leader_except(&cluster, ld, 30000), 0,
+		      "no new leader");
+
+	/* The prepared state was durable on a majority: it is still there
+	 * on the new leader, and the TM's commit completes it. */
+	cr_assert_eq(tx_state(gid, NULL, 0), SETTLE__V1__TX_STATE__XA_PREPARED);
+	rc = sw->xa_commit_entry(&x, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_commit after failover: %d %s", rc,
+		     errmsg(RM));
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	expect_money(START - 25, START + 25);
+
+	/* The old leader comes back and agrees. */
+	fu_restart(&cluster, ld);
+	cr_assert(fu_wait_caught_up(&cluster, 20000));
+	cr_assert_eq(sw->xa_close_entry(info, RM, TMNOFLAGS), XA_OK);
+	for (int i = 0; i < cluster.n; i++)
+		it_stop(cluster.nodes[i].proc);
+	fu_assert_no_sanitizer_reports(&cluster);
+}
+
+/* ---- a TM restart -------------------------------------------------------- */
+
+#define N_PREPARED 3
+
+struct tm_life {
+	XID prepared[N_PREPARED];
+	XID committed;
+	int rc;
+	char why[256];
+};
+
+/* The TM's first life: prepares N_PREPARED transactions, commits one
+ * more, then its thread ends with no xa_close (it "crashed"). */
+static void *first_life(void *p)
+{
+	struct tm_life *t = p;
+	char gid[SETTLE_GID_BUFSIZE];
+
+	t->rc = open_rm();
+	for (int i = 0; i < N_PREPARED && t->rc == XA_OK; i++) {
+		app_work(&t->prepared[i], 1, gid);
+		t->rc = sw->xa_prepare_entry(&t->prepared[i], RM, TMNOFLAGS);
+	}
+	if (t->rc == XA_OK) {
+		app_work(&t->committed, 1, gid);
+		t->rc = sw->xa_commit_entry(&t->committed, RM, TMONEPHASE);
+	}
+	snprintf(t->why, sizeof(t->why), "%s", errmsg(RM));
+	return NULL;
+}
+
+/* The second life: a fresh thread opens the RM and recovers, two XIDs
+ * per xa_recover call, then commits the first prepared XID and rolls
+ * back the others. */
+static void *second_life(void *p)
+{
+	struct tm_life *t = p;
+	XID found[2 * N_PREPARED + 2];
+	int n = 0, got;
+	long flags = TMSTARTRSCAN;
+
+	t->rc = open_rm();
+	if (t->rc != XA_OK)
+		goto out;
+	do {
+		got = sw->xa_recover_entry(found + n, 2, RM, flags);
+		flags = TMNOFLAGS;
+		if (got < 0) {
+			t->rc = got;
+			goto out;
+		}
+		n += got;
+	} while (got == 2 && n + 2 <= (int)(sizeof(found) / sizeof(*found)));
+	t->rc = n; /* checked by the test: exactly the prepared ones */
+	for (int i = 0; i < n; i++) {
+		int rc;
+
+		if (xid_eq(&found[i], &t->prepared[0]))
+			rc = sw->xa_commit_entry(&found[i], RM, TMNOFLAGS);
+		else
+			rc = sw->xa_rollback_entry(&found[i], RM, TMNOFLAGS);
+		if (rc != XA_OK) {
+			t->rc = -1000 + rc;
+			break;
+		}
+	}
+	/* What is left to recover: nothing. */
+	if (t->rc == n &&
+	    sw->xa_recover_entry(found, 8, RM, TMSTARTRSCAN | TMENDRSCAN) != 0)
+		t->rc = -2000;
+out:
+	snprintf(t->why, sizeof(t->why), "%s", errmsg(RM));
+	sw->xa_close_entry(info, RM, TMNOFLAGS);
+	return NULL;
+}
+
+Test(xa_switch_cluster, recover_after_tm_restart)
+{
+	struct tm_life t;
+	char gid[XA_XID_GID_LEN + 1];
+	pthread_t th;
+	XID found[8];
+	int n;
+
+	memset(&t, 0, sizeof(t));
+	for (int i = 0; i < N_PREPARED; i++) {
+		char g[32];
+
+		snprintf(g, sizeof(g), "tm-restart-%d", i);
+		t.prepared[i] = mkxid(0x4a544d, g, "rm1");
+	}
+	t.committed = mkxid(0x4a544d, "tm-restart-done", "rm1");
+	world_start();
+
+	cr_assert_eq(pthread_create(&th, NULL, first_life, &t), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(t.rc, XA_OK, "first life: %d %s", t.rc, t.why);
+
+	/* The main thread never opened the RM: it may not recover. */
+	cr_assert_eq(sw->xa_recover_entry(found, 8, RM, TMSTARTRSCAN),
+		     XAER_PROTO);
+
+	/* Restart the leader too: recovery reads what the log kept. */
+	n = fu_leader(&cluster, 20000);
+	cr_assert_geq(n, 0);
+	fu_kill(&cluster, n);
+	fu_restart(&cluster, n);
+
+	cr_assert_eq(pthread_create(&th, NULL, second_life, &t), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(t.rc, N_PREPARED, "second life: %d %s", t.rc, t.why);
+
+	xid_gid(&t.prepared[0], gid, NULL);
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	for (int i = 1; i < N_PREPARED; i++) {
+		xid_gid(&t.prepared[i], gid, NULL);
+		cr_assert_eq(wait_final(gid),
+			     SETTLE__V1__TX_STATE__ROLLED_BACK);
+	}
+	/* The one-phase commit and the recovered commit moved 1 each. */
+	expect_money(START - 2, START + 2);
+}
+
+int main(int argc, char *argv[])
+{
+	struct criterion_test_set *tests = criterion_initialize();
+	int result = 0;
+
+	criterion_options.jobs = 1;
+	if (criterion_handle_args(argc, argv, true))
+		result = !criterion_run_all_tests(tests);
+	criterion_finalize(tests);
+	return result;
+}
