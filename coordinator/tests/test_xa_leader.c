@@ -72,7 +72,10 @@ static void node_start(struct it_node *n, const char *const *extra)
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	/* One call per line: xt_conninfo() may reuse its buffer. */
-	fprintf(f, "# the test servers\npg=pg:%s\n", xt_conninfo(PG));
+	/* The PostgreSQL test server trusts local users: the password is
+	 * ignored there, and must never reach the node's log. */
+	fprintf(f, "# the test servers\npg=pg:%s password=s3cret\n",
+		xt_conninfo(PG));
 	fprintf(f, "my=mariadb:%s\n", xt_conninfo(MY));
 	fclose(f);
 	cr_assert_eq(chmod(path, 0600), 0);
@@ -82,6 +85,20 @@ static void node_start(struct it_node *n, const char *const *extra)
 		args[i++] = *extra++;
 	args[i] = NULL;
 	it_node_start(n, 1, args);
+}
+
+/* Whether the process's log holds text. */
+static bool log_has(const struct it_proc *p, const char *text)
+{
+	FILE *f = fopen(p->log, "r");
+	char line[4096];
+	bool found = false;
+
+	cr_assert_not_null(f, "%s", p->log);
+	while (!found && fgets(line, sizeof line, f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
 }
 
 static settle_client *client(const struct it_node *n)
@@ -244,6 +261,9 @@ Test(xa_leader, pg_to_mariadb_transfer_committed_by_the_leader)
 	cr_expect(!in_doubt(MY, &xm), "mariadb branch still prepared");
 	settle_client_close(c);
 	it_stop(n.proc);
+	cr_expect(!log_has(n.proc, "s3cret"), "a password reached the log");
+	cr_expect(!log_has(n.proc, "dbname="), "a conninfo reached the log");
+	cr_expect(log_has(n.proc, "resource manager my (mariadb)"));
 	it_teardown();
 }
 
