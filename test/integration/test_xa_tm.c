@@ -1,0 +1,820 @@
+/*
+ * test_xa_tm.c — Settle as the transaction manager of real XA resource
+ * managers: a real settled (--xa-rm pg=pg:..., maria=mariadb:...) drives
+ * the PostgreSQL 15 and MariaDB 10.11 test servers (xa/tests/servers.h,
+ * started once by this runner through scripts/xa-servers: missing servers
+ * fail the run, never skip it), and the demo initiator settle-xa-transfer
+ * moves money between an account in each (examples/xa_transfer.c).
+ *
+ * Every test checks the outcome at the databases themselves: balances,
+ * and that no XID of the transaction is left prepared (pg_prepared_xacts,
+ * XA RECOVER). docs/RELIABILITY.md ("XA fault tests") lists what each
+ * test does and checks.
+ *
+ * One test at a time: some kill and restart the shared servers.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_faults_util.h"
+#include "xa_util.h"
+
+#define TX(s) SETTLE__V1__TX_STATE__##s
+#define BR(s) SETTLE__V1__BRANCH_STATE__XA_BRANCH_##s
+#define ARGS(...)                                                              \
+	(const char *const[])                                                  \
+	{                                                                      \
+		__VA_ARGS__, NULL                                              \
+	}
+
+static void init(void)
+{
+	xu_setup();
+}
+
+static void fini(void)
+{
+	xu_teardown();
+}
+
+TestSuite(xa_tm, .init = init, .fini = fini, .timeout = 60);
+
+/* This test's two accounts: name_pg in PostgreSQL, name_my in MariaDB. */
+struct accounts {
+	char pg[64], my[64];
+};
+
+static struct accounts open_accounts(int64_t pg_balance, int64_t my_balance)
+{
+	struct accounts a;
+
+	snprintf(a.pg, sizeof(a.pg), "a_%s", xu_tag());
+	snprintf(a.my, sizeof(a.my), "b_%s", xu_tag());
+	xu_account(XU_PG, a.pg, pg_balance);
+	xu_account(XU_MY, a.my, my_balance);
+	return a;
+}
+
+static void expect_balances(const struct accounts *a, int64_t pg, int64_t my)
+{
+	int64_t p = xu_balance(XU_PG, a->pg), m = xu_balance(XU_MY, a->my);
+
+	cr_assert_eq(p, pg, "PostgreSQL balance %lld, expected %lld",
+		     (long long)p, (long long)pg);
+	cr_assert_eq(m, my, "MariaDB balance %lld, expected %lld", (long long)m,
+		     (long long)my);
+}
+
+static void expect_nothing_in_doubt(const char *gid)
+{
+	size_t p = xu_in_doubt(XU_PG, gid), m = xu_in_doubt(XU_MY, gid);
+
+	cr_assert_eq(p, 0, "%zu XIDs of %s still prepared in PostgreSQL", p,
+		     gid);
+	cr_assert_eq(m, 0, "%zu XIDs of %s still prepared in MariaDB", m, gid);
+}
+
+static void expect_branch(const Settle__V1__TxInfo *tx, const char *rm,
+			  int state)
+{
+	const Settle__V1__BranchInfo *b = xu_branch(tx, rm);
+
+	cr_assert_eq((int)b->state, state, "branch on %s: %s, expected %s", rm,
+		     xu_describe(tx), settle_branch_state_name(state));
+}
+
+/* "pg->maria" of amount: the two-branch transfer, to its end. */
+static void transfer_ok(const char *endpoints, const struct accounts *a,
+			bool from_pg, const char *amount, char *gid)
+{
+	int st = xu_transfer(endpoints,
+			     ARGS("--from", from_pg ? "pg" : "mariadb",
+				  "--from-account", from_pg ? a->pg : a->my,
+				  "--to-account", from_pg ? a->my : a->pg,
+				  "--amount", amount),
+			     gid, NULL);
+
+	cr_assert_eq(st, 0, "settle-xa-transfer exit %d", st);
+	cr_assert(gid[0] != '\0', "settle-xa-transfer printed no gid");
+}
+
+/*
+ * PG -> MariaDB and back, each committed on both sides by the leader;
+ * the XIDs are the cluster's (formatID, gtrid = gid, bqual = branch id).
+ */
+Test(xa_tm, transfer_both_ways)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE], gid2[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	char want[XA_XID_TEXT_MAX];
+	struct xa_xid x;
+	const Settle__V1__BranchInfo *b;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+
+	transfer_ok(n.endpoint, &a, true, "30", gid);
+	expect_balances(&a, 70, 130);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->mode, SETTLE__V1__TX_MODE__XA);
+	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	/* The XID the leader committed is the one built from the gid. */
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "1", 1),
+		     0);
+	cr_assert_eq(xa_xid_format(&x, want, sizeof(want)), 0);
+	cr_assert_eq(b->branch_id, 1);
+	cr_assert_str_eq(b->xid, want, "branch 1's XID");
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+
+	transfer_ok(n.endpoint, &a, false, "10", gid2);
+	cr_assert_str_neq(gid, gid2);
+	expect_balances(&a, 80, 120);
+	tx = xu_query(c, gid2);
+	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid2);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * Transfers that must not happen: not enough money (the debit branch
+ * votes rollback: exit 3), --abort (the credit branch votes rollback after
+ * the debit branch prepared: the leader rolls the prepared one back) and
+ * --rollback (both prepared and voted, then Rollback).
+ */
+Test(xa_tm, rollbacks)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "500"),
+			 gid, NULL);
+	cr_assert_eq(st, 3, "insufficient funds: exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 10000);
+	tx = xu_query(c, gid);
+	cr_assert(strstr(tx->reason, "insufficient funds"), "%s",
+		  xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_balances(&a, 100, 100);
+	expect_nothing_in_doubt(gid);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "40", "--abort"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "--abort: exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 10000);
+	tx = xu_query(c, gid);
+	/* Branch 1 (PostgreSQL) had prepared: the leader rolled it back. */
+	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	settle_tx_info_free(tx);
+	expect_balances(&a, 100, 100);
+	expect_nothing_in_doubt(gid);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "40", "--rollback"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "--rollback: exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 10000);
+	expect_balances(&a, 100, 100);
+	expect_nothing_in_doubt(gid);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * settled SIGKILLed after every branch prepared and voted, before Commit:
+ * after its restart the deadline rolls both back.
+ */
+Test(xa_tm, coordinator_killed_before_commit)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "25", "--timeout-ms", "3000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(ACTIVE), "%s", xu_describe(tx));
+	expect_branch(tx, XU_RM_PG, BR(PREPARED));
+	expect_branch(tx, XU_RM_MY, BR(PREPARED));
+	settle_tx_info_free(tx);
+	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1);
+	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1);
+
+	it_kill(n.proc);
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 15000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 100, 100);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * settled SIGKILLed after the commit decision, phase 2 half done: MariaDB
+ * is down when Commit is answered, so the leader commits PostgreSQL's
+ * branch and keeps retrying MariaDB's; then settled dies, MariaDB comes
+ * back, settled restarts and finishes the commit. (A dead RM rather than a
+ * slow one: a commit stuck in a stopped server's socket could still run
+ * after the coordinator died, and the new leader would rightly report that
+ * as a hazard.)
+ */
+Test(xa_tm, coordinator_killed_after_decision)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st, state = 0;
+	bool finished = true;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "60", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+
+	cr_assert_eq(xt_server_kill(XU_MY), 0, "SIGKILL MariaDB");
+	/* What the initiator would have done next. */
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	cr_assert(state == TX(COMMITTING), "commit answered %s",
+		  settle_tx_state_name(state));
+	cr_assert(!finished);
+	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(COMMITTED), 0, 10000);
+	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(COMMITTING), 1, 10000);
+
+	it_kill(n.proc);
+	cr_assert_eq(xt_servers_start(), 0, "restart MariaDB");
+	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1,
+		     "MariaDB's prepared branch survived its crash");
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 20000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 40, 160);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * PostgreSQL SIGKILLed after the votes; the commit decision is made while
+ * it is down: the leader commits MariaDB's branch, retries PostgreSQL's
+ * until the server is back, then commits it.
+ */
+Test(xa_tm, rm_down_during_phase2)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st, state = 0;
+	bool finished = true;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from", "mariadb", "--from-account", a.my,
+			      "--to-account", a.pg, "--amount", "15",
+			      "--timeout-ms", "30000", "--stop-after", "vote",
+			      "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(xt_server_kill(XU_PG), 0, "SIGKILL PostgreSQL");
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(COMMITTED), 0, 10000);
+	/* Two failed attempts: the leader retries, it does not give up. */
+	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(COMMITTING), 2, 10000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+
+	cr_assert_eq(xt_servers_start(), 0, "restart PostgreSQL");
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 20000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 115, 85);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * The initiator SIGKILLed after both branches prepared at the databases,
+ * before it voted: the deadline rolls the transaction back and the leader
+ * rolls the prepared branches back at the databases.
+ */
+Test(xa_tm, initiator_killed_before_vote)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE], gid2[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "5", "--timeout-ms", "2000",
+			      "--stop-after", "prepare"),
+			 gid, NULL);
+	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",
+		     st);
+	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1);
+	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1);
+	/* Killed earlier, during the work: the databases undo the branches
+	 * with the connections; the leader's rollbacks find nothing. */
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "6", "--timeout-ms", "2000",
+			      "--stop-after", "work"),
+			 gid2, NULL);
+	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",
+		     st);
+
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 15000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+
+	xu_wait_state(c, n.proc, gid2, TX(ROLLED_BACK), 15000);
+	tx = xu_query(c, gid2);
+	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid2);
+	expect_balances(&a, 100, 100);
+	xu_assert_clean(n.proc);
+}
+
+/* The initiator SIGKILLed right after Commit was answered: the leader
+ * needs nothing more from it. */
+Test(xa_tm, initiator_killed_after_commit)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "45", "--stop-after", "commit"),
+			 gid, NULL);
+	cr_assert_eq(st, 128 + SIGKILL, "exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 55, 145);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * Somebody rolls PostgreSQL's prepared branch back by hand (ROLLBACK
+ * PREPARED) before the commit decision: at the leader's first commit the
+ * database does not know the XID. The branch is done, but the outcome is
+ * recorded as a heuristic hazard, shown on the branch and the transaction
+ * until XA_FORGET; MariaDB's branch is committed as decided.
+ */
+Test(xa_tm, heuristic_when_finished_outside)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE], pggid[XA_XID_PG_MAX], sql[300];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	const Settle__V1__BranchInfo *b;
+	struct xa_xid x;
+	struct xa_rm *rm;
+	int st, state = 0;
+	bool finished = false;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "20", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "1", 1),
+		     0);
+	cr_assert_eq(xa_xid_to_pg_gid(&x, pggid, sizeof(pggid)), 0);
+	rm = xu_rm(XU_PG);
+	snprintf(sql, sizeof(sql), "ROLLBACK PREPARED '%s'", pggid);
+	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+
+	cr_assert_eq(settle_xa_commit(c, gid, true, 10000, &state, &finished),
+		     0, "commit: %s", settle_client_errmsg(c));
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	tx = xu_query(c, gid);
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
+		     "%s", xu_describe(tx));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
+		     "%s", xu_describe(tx));
+	b = xu_branch(tx, XU_RM_MY);
+	cr_assert_eq((int)b->state, BR(COMMITTED), "%s", xu_describe(tx));
+	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	/* What really happened: the debit was undone, the credit was not. */
+	expect_balances(&a, 100, 120);
+
+	cr_assert_eq(settle_xa_forget(c, gid), 0, "forget: %s",
+		     settle_client_errmsg(c));
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	/* The branch keeps its record. */
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	cr_assert_eq(settle_xa_forget(c, gid), SETTLE_ESTATE,
+		     "nothing left to forget");
+	xu_assert_clean(n.proc);
+}
+
+/* Prepare a branch inserting key into the account table, outside Settle,
+ * and leave it prepared (the connection closes). */
+static void prepare_outside(enum xa_rm_kind kind, const struct xa_xid *xid,
+			    const char *key)
+{
+	struct xa_rm *rm = xu_rm(kind);
+	enum xa_rm_vote v = XA_RM_VOTE_ROLLBACK;
+	char sql[300];
+	int rv;
+
+	xu_table(kind);
+	cr_assert_eq(xa_rm_start(rm, xid), 0, "%s", xa_rm_errmsg(rm));
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO settle_xa_accounts (name, balance) "
+		 "VALUES ('%s', 7)",
+		 key);
+	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
+	rv = xa_rm_prepare(rm, xid, &v);
+	cr_assert(rv == 0 && v == XA_RM_VOTE_OK, "prepare: %s",
+		  xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+}
+
+static bool wait_gone(enum xa_rm_kind kind, const struct xa_xid *xid,
+		      int timeout_ms)
+{
+	int waited;
+
+	for (waited = 0; waited < timeout_ms; waited += 100) {
+		if (!xu_prepared(kind, xid))
+			return true;
+		xu_sleep_ms(100);
+	}
+	return !xu_prepared(kind, xid);
+}
+
+/*
+ * In-doubt XIDs that Settle's log does not account for: with the
+ * cluster's formatID and an unknown gid they are orphans of a crashed
+ * initiator or coordinator, rolled back by the leader's recovery scan
+ * (presumed abort). Left alone: another formatID or a PostgreSQL gid not
+ * in Settle's encoding (another TM's), and an XID naming a branch that a
+ * known transaction never registered (nobody decided anything for it: an
+ * operator's business).
+ */
+Test(xa_tm, recovery_scan_orphans)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	struct xa_xid orphan, foreign, stray;
+	char gtrid[64], fgtrid[64], okey[64], fkey[64], skey[64], pgfgid[80];
+	char gid[SETTLE_GID_BUFSIZE], sql[300];
+	struct xa_rm *rm;
+	int64_t cnt = -1;
+
+	snprintf(gtrid, sizeof(gtrid), "orphan-%s", xu_tag());
+	snprintf(fgtrid, sizeof(fgtrid), "foreign-%s", xu_tag());
+	snprintf(okey, sizeof(okey), "o_%s", xu_tag());
+	snprintf(fkey, sizeof(fkey), "f_%s", xu_tag());
+	snprintf(skey, sizeof(skey), "s_%s", xu_tag());
+	snprintf(pgfgid, sizeof(pgfgid), "foreign-%s", xu_tag());
+	cr_assert_eq(
+	    xa_xid_init(&orphan, XU_FORMAT_ID, gtrid, strlen(gtrid), "1", 1),
+	    0);
+	cr_assert_eq(
+	    xa_xid_init(&foreign, 0x1234, fgtrid, strlen(fgtrid), "1", 1), 0);
+	prepare_outside(XU_PG, &orphan, okey);
+	prepare_outside(XU_MY, &orphan, okey);
+	prepare_outside(XU_MY, &foreign, fkey);
+	/* PostgreSQL: a gid another TM chose, not "settle:...". */
+	rm = xu_rm(XU_PG);
+	snprintf(sql, sizeof(sql),
+		 "BEGIN; INSERT INTO settle_xa_accounts (name, balance) "
+		 "VALUES ('%s', 7); PREPARE TRANSACTION '%s'",
+		 fkey, pgfgid);
+	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+
+	xu_node_start(&n, 1, NULL);
+	/* Branch 7 of a committed transaction that has two. */
+	transfer_ok(n.endpoint, &a, true, "1", gid);
+	cr_assert_eq(
+	    xa_xid_init(&stray, XU_FORMAT_ID, gid, strlen(gid), "7", 1), 0);
+	prepare_outside(XU_MY, &stray, skey);
+
+	/* Scanned when the node became leader, then every second. */
+	cr_assert(wait_gone(XU_PG, &orphan, 8000),
+		  "the orphan is still prepared in PostgreSQL");
+	cr_assert(wait_gone(XU_MY, &orphan, 8000),
+		  "the orphan is still prepared in MariaDB");
+	cr_assert_eq(xu_balance(XU_PG, okey), -1, "orphan rolled back");
+	cr_assert_eq(xu_balance(XU_MY, okey), -1, "orphan rolled back");
+
+	/* Two more scans: the others are still there. */
+	xu_sleep_ms(2500);
+	cr_assert(it_alive(n.proc));
+	cr_assert(xu_prepared(XU_MY, &foreign),
+		  "a foreign formatID's XID was touched");
+	cr_assert(xu_prepared(XU_MY, &stray),
+		  "an XID naming no branch of its transaction was touched");
+	rm = xu_rm(XU_PG);
+	snprintf(sql, sizeof(sql),
+		 "SELECT COUNT(*) FROM pg_prepared_xacts WHERE gid = '%s'",
+		 pgfgid);
+	cr_assert_eq(xa_rm_query_int(rm, sql, &cnt), 0, "%s", xa_rm_errmsg(rm));
+	cr_assert_eq(cnt, 1, "a foreign PostgreSQL gid was touched");
+	snprintf(sql, sizeof(sql), "ROLLBACK PREPARED '%s'", pgfgid);
+	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+	rm = xu_rm(XU_MY);
+	cr_assert_eq(xa_rm_rollback(rm, &foreign), 0, "%s", xa_rm_errmsg(rm));
+	cr_assert_eq(xa_rm_rollback(rm, &stray), 0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+	xu_assert_clean(n.proc);
+}
+
+/* One branch: Commit(one_phase) before any prepare, the initiator commits
+ * it in one phase and reports ONE_PHASE_COMMITTED. */
+Test(xa_tm, single_branch_one_phase)
+{
+	struct it_node n;
+	char p1[64], p2[64], m1[64], m2[64], gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	const Settle__V1__BranchInfo *b;
+	int st;
+
+	snprintf(p1, sizeof(p1), "p1_%s", xu_tag());
+	snprintf(p2, sizeof(p2), "p2_%s", xu_tag());
+	snprintf(m1, sizeof(m1), "m1_%s", xu_tag());
+	snprintf(m2, sizeof(m2), "m2_%s", xu_tag());
+	xu_account(XU_PG, p1, 50);
+	xu_account(XU_PG, p2, 0);
+	xu_account(XU_MY, m1, 50);
+	xu_account(XU_MY, m2, 0);
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--single", "pg", "--from-account", p1,
+			      "--to-account", p2, "--amount", "20"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
+	cr_assert_eq(tx->n_branches, 1);
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq((int)b->state, BR(COMMITTED), "%s", xu_describe(tx));
+	/* The leader never called the database for it. */
+	cr_assert_eq(b->attempts, 0, "%s", xu_describe(tx));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
+	settle_tx_info_free(tx);
+	cr_assert_eq(xu_balance(XU_PG, p1), 30);
+	cr_assert_eq(xu_balance(XU_PG, p2), 20);
+	expect_nothing_in_doubt(gid);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--single", "mariadb", "--from-account", m1,
+			      "--to-account", m2, "--amount", "50"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 5000);
+	cr_assert_eq(xu_balance(XU_MY, m1), 0);
+	cr_assert_eq(xu_balance(XU_MY, m2), 50);
+	expect_nothing_in_doubt(gid);
+
+	/* Not enough left: the lone branch votes rollback. */
+	st = xu_transfer(n.endpoint,
+			 ARGS("--single", "mariadb", "--from-account", m1,
+			      "--to-account", m2, "--amount", "1"),
+			 gid, NULL);
+	cr_assert_eq(st, 3, "exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 5000);
+	cr_assert_eq(xu_balance(XU_MY, m2), 50);
+	xu_assert_clean(n.proc);
+}
+
+/* --read-only: PostgreSQL's branch only reads and votes RDONLY: no phase
+ * 2 for it; MariaDB's (which always prepares) is committed. */
+Test(xa_tm, read_only_branch_skips_phase2)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	char *out = NULL;
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	const Settle__V1__BranchInfo *b;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--read-only", "--from-account", a.pg,
+			      "--to-account", a.my, "--amount", "100"),
+			 gid, &out);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert(strstr(out, "VOTE_READ_ONLY"), "no read-only vote: %s", out);
+	free(out);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 5000);
+	tx = xu_query(c, gid);
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq((int)b->state, BR(READ_ONLY), "%s", xu_describe(tx));
+	cr_assert_eq(b->attempts, 0, "phase 2 skipped: %s", xu_describe(tx));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 100, 100);
+
+	/* A check that fails: exit 3, rolled back, nothing moved. */
+	st = xu_transfer(n.endpoint,
+			 ARGS("--read-only", "--from-account", a.pg,
+			      "--to-account", a.my, "--amount", "101"),
+			 gid, NULL);
+	cr_assert_eq(st, 3, "exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 5000);
+	expect_nothing_in_doubt(gid);
+	xu_assert_clean(n.proc);
+}
+
+/* settlectl tx show names each branch's RM and XID. */
+Test(xa_tm, settlectl_shows_rm_and_xid)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(10, 10);
+	char gid[SETTLE_GID_BUFSIZE], want[XA_XID_TEXT_MAX];
+	char *out = NULL, *err = NULL;
+	struct xa_xid x;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	transfer_ok(n.endpoint, &a, true, "1", gid);
+	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "2", 1),
+		     0);
+	cr_assert_eq(xa_xid_format(&x, want, sizeof(want)), 0);
+	{
+		char *argv[] = {(char *)it_bin("settlectl"),
+				"--cluster",
+				n.endpoint,
+				"tx",
+				"show",
+				gid,
+				NULL};
+
+		st = it_run(argv, &out, &err, 10000);
+	}
+	cr_assert_eq(st, 0, "settlectl: %s", err);
+	cr_assert(strstr(out, "XA"), "mode XA: %s", out);
+	cr_assert(strstr(out, XU_RM_MY), "the RM name: %s", out);
+	cr_assert(strstr(out, want), "branch 2's XID %s: %s", want, out);
+	free(out);
+	free(err);
+	xu_assert_clean(n.proc);
+}
+
+/*
+ * A 3-node cluster, every node configured with both databases: the
+ * leader is SIGKILLed after the votes, before Commit; the initiator's
+ * Commit reaches the new leader, which commits both branches over its own
+ * connections.
+ */
+Test(xa_tm, cluster_leader_killed_between_vote_and_commit, .timeout = 90)
+{
+	struct fu_cluster cl;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st, leader, state = 0;
+	bool finished = false;
+
+	fu_cluster_start(&cl, 3, xu_node_args(NULL));
+	leader = fu_leader(&cl, 10000);
+	cr_assert(leader >= 0, "no leader");
+	c = xu_client(cl.endpoints);
+	st = xu_transfer(cl.endpoints,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "33", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+
+	fu_kill(&cl, leader);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 15000, &state, &finished),
+		     0, "commit after the failover: %s",
+		     settle_client_errmsg(c));
+	xu_wait_state(c, NULL, gid, TX(COMMITTED), 20000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 67, 133);
+
+	/* The old leader comes back as a follower and catches up. */
+	fu_restart(&cl, leader);
+	cr_assert(fu_wait_caught_up(&cl, 20000), "the cluster caught up");
+	fu_assert_no_sanitizer_reports(&cl);
+	fu_cluster_teardown(&cl);
+}
+
+/* One test at a time (some restart the servers the others use); the
+ * servers are started once, by this runner, before its tests. */
+int main(int argc, char *argv[])
+{
+	struct criterion_test_set *tests = criterion_initialize();
+	int result = 0;
+
+	criterion_options.jobs = 1;
+	if (criterion_handle_args(argc, argv, true)) {
+		if (xt_servers_setup() != 0) {
+			fprintf(stderr, "xa tests: FAIL: no XA test servers\n");
+			xt_servers_teardown();
+			criterion_finalize(tests);
+			return 1;
+		}
+		result = !criterion_run_all_tests(tests);
+		xt_servers_teardown();
+	}
+	criterion_finalize(tests);
+	return result;
+}
