@@ -139,9 +139,21 @@ static void branch_answered(void *data, const struct coord_xa_answer *a)
 	struct coord_xa_call call = {.phase = o->phase, .attempt = o->attempt};
 	char err[WAL_TEXT_MAX / 2];
 
-	if (!current(o) || a->rv == SETTLE_ECANCELED) {
+	if (a->rv == SETTLE_ECANCELED) {
 		drop(o);
 		return;
+	}
+	if (!current(o)) {
+		/* Planned by an older epoch, but what the RM did is a fact:
+		 * a done commit or rollback is still recorded, so that the
+		 * next call does not find NOTA and cry hazard. The FSM
+		 * ignores it unless the branch is still in that phase. */
+		if (!d->active || o->xa_recovery || a->rv != 0 ||
+		    !coord_drv_flight_add(d, o->gid, o->branch_id)) {
+			free(o);
+			return;
+		}
+		o->epoch = d->epoch;
 	}
 	if (o->xa_recovery) {
 		recovery_answered(o, a);
@@ -200,6 +212,14 @@ void coord_xa_drive_branch(struct coord_driver *d,
 					&xid, 0, branch_answered, o);
 	if (rv == 0)
 		return;
+	if (rv == SETTLE_EEXISTS) {
+		/* An older epoch's call of this XID is still running: its
+		 * answer is recorded, or the next tick calls again. */
+		d->xa_stats.calls--;
+		coord_drv_flight_del(d, o->gid, o->branch_id);
+		free(o);
+		return;
+	}
 	if (rv == SETTLE_ENOTFOUND) {
 		/* Another node may have it: retry (forever) until a leader
 		 * that knows the RM takes over or the config is fixed. */

@@ -263,6 +263,19 @@ int coord_xa_pool_init(uv_loop_t *loop, const struct coord_config *cfg,
 	return 0;
 }
 
+static bool xid_busy(const struct coord_xa_pool *p, const struct pool_rm *prm,
+		     const struct xa_xid *xid)
+{
+	for (const struct job *j = p->running_jobs; j != NULL; j = j->next)
+		if (j->prm == prm && j->verb != COORD_XA_RECOVER &&
+		    xa_xid_equal(&j->xid, xid))
+			return true;
+	for (const struct job *j = prm->head; j != NULL; j = j->next)
+		if (j->verb != COORD_XA_RECOVER && xa_xid_equal(&j->xid, xid))
+			return true;
+	return false;
+}
+
 int coord_xa_pool_submit(struct coord_xa_pool *p, const char *rm,
 			 enum coord_xa_verb verb, const struct xa_xid *xid,
 			 int64_t format_id, coord_xa_pool_cb cb, void *data)
@@ -277,6 +290,11 @@ int coord_xa_pool_submit(struct coord_xa_pool *p, const char *rm,
 			prm = &p->rms[i];
 	if (prm == NULL)
 		return SETTLE_ENOTFOUND;
+	/* Leadership lost and regained drops the driver's plans but not a
+	 * call already on a worker: never send a second one for that XID
+	 * beside it (the second would find it busy, or gone: NOTA). */
+	if (verb != COORD_XA_RECOVER && xid_busy(p, prm, xid))
+		return SETTLE_EEXISTS;
 	j = calloc(1, sizeof *j);
 	if (j == NULL)
 		return SETTLE_ENOMEM;

@@ -58,8 +58,10 @@ int coord_xa_pool_init(uv_loop_t *loop, const struct coord_config *cfg,
 /*
  * Queue verb on resource manager rm (its name). xid is copied (unused by
  * RECOVER), format_id is RECOVER's filter. cb runs later, never from inside
- * this call. Errors: SETTLE_ENOTFOUND (rm is not configured), SETTLE_ENOMEM,
- * SETTLE_ECANCELED (the pool is closing); cb is not called then.
+ * this call. Errors: SETTLE_ENOTFOUND (rm is not configured), SETTLE_EEXISTS
+ * (a commit or rollback of that XID is queued or running: try later),
+ * SETTLE_ENOMEM, SETTLE_ECANCELED (the pool is closing); cb is not called
+ * then.
  */
 int coord_xa_pool_submit(struct coord_xa_pool *p, const char *rm,
 			 enum coord_xa_verb verb, const struct xa_xid *xid,

@@ -102,6 +102,10 @@ Test(xa_pool, many_jobs_on_two_rms_each_answer_once, .init = setup)
 			     0);
 	}
 	cr_expect_eq(ans.n, 0, "answered from inside submit");
+	/* One call per XID at a time, whatever the verb. */
+	cr_expect_eq(coord_xa_pool_submit(p, "my", COORD_XA_ROLLBACK, &x, 0,
+					  on_answer, (void *)(intptr_t)62),
+		     SETTLE_EEXISTS);
 	cr_expect_eq(coord_xa_pool_pending(p), 40);
 	cr_expect_eq(coord_xa_pool_submit(p, "nope", COORD_XA_COMMIT, &x, 0,
 					  on_answer, (void *)(intptr_t)63),
@@ -178,11 +182,15 @@ Test(xa_pool, unreachable_rm_is_transient_and_cancel_answers_the_queue,
 	cr_assert_eq(xa_xid_init(&x, FID, "g", 1, "1", 1), 0);
 	uv_loop_init(&loop);
 	cr_assert_eq(coord_xa_pool_init(&loop, &cfg, &p), 0);
-	for (int i = 0; i < 10; i++)
+	for (int i = 0; i < 10; i++) {
+		char b = (char)('0' + i);
+
+		cr_assert_eq(xa_xid_init(&x, FID, "g", 1, &b, 1), 0);
 		cr_assert_eq(coord_xa_pool_submit(p, "dead", COORD_XA_COMMIT,
 						  &x, 0, on_answer,
 						  (void *)(intptr_t)i),
 			     0);
+	}
 	/* At most COORD_XA_POOL_PER_RM run; the rest wait and are
 	 * answered at once by cancel. */
 	coord_xa_pool_cancel(p);
@@ -211,11 +219,15 @@ Test(xa_pool, close_answers_running_jobs_and_lets_the_loop_end, .init = setup)
 	cr_assert_eq(xa_xid_init(&x, FID, "g", 1, "1", 1), 0);
 	uv_loop_init(&loop);
 	cr_assert_eq(coord_xa_pool_init(&loop, &cfg, &p), 0);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 8; i++) {
+		char b = (char)('1' + i);
+
+		cr_assert_eq(xa_xid_init(&x, FID, "g", 1, &b, 1), 0);
 		cr_assert_eq(coord_xa_pool_submit(
 				 p, i % 2 ? "my" : "pg", COORD_XA_ROLLBACK, &x,
 				 0, on_answer, (void *)(intptr_t)i),
 			     0);
+	}
 	coord_xa_pool_close(p);
 	cr_expect_eq(ans.n, 8, "close answers everything at once");
 	for (int i = 0; i < 8; i++)
