@@ -32,18 +32,6 @@
 #include "xa/settle_xa_ext.h"
 #include "xa/switch_int.h"
 
-/* One xa_open of one thread. */
-struct sw_session {
-	int rmid;
-	settle_client *c;
-	struct sw_info info;
-	bool assoc_gid_ok; /* assoc_gid names the association */
-	char assoc_gid[XA_XID_GID_LEN + 1];
-	char scan_after[SETTLE_GID_BUFSIZE]; /* xa_recover's cursor */
-	char errmsg[SW_ERRMSG_MAX];
-	struct sw_session *next;
-};
-
 /* A thread's sessions (the list head is its pthread key value) and the
  * reason of its last failed xa_open. */
 struct sw_thread {
@@ -53,7 +41,7 @@ struct sw_thread {
 
 static pthread_once_t sw_once = PTHREAD_ONCE_INIT;
 static pthread_key_t sw_key;
-static struct xa_assoc *sw_assoc; /* NULL if initialization failed */
+struct xa_assoc *sw_assoc; /* NULL if initialization failed */
 static bool sw_trace;
 
 /* A thread that exits without xa_close still releases its handles. */
@@ -104,7 +92,7 @@ static struct sw_thread *sw_thread(bool create)
 	return t;
 }
 
-static struct sw_session *sw_session(int rmid)
+struct sw_session *sw_session(int rmid)
 {
 	struct sw_thread *t = sw_thread(false);
 
@@ -164,9 +152,7 @@ static const char *sw_code_name(int rc)
 	return rc >= XA_RBBASE && rc <= XA_RBEND ? "XA_RB*" : "?";
 }
 
-/* SETTLE_TRACE=1: one line per verb on stderr. XIDs are identifiers,
- * not payloads, so they may be logged. */
-static int sw_ret(const char *verb, int rmid, const struct xa_xid *x, int rc)
+int sw_ret(const char *verb, int rmid, const struct xa_xid *x, int rc)
 {
 	if (sw_trace) {
 		char text[XA_XID_TEXT_MAX] = "-";
@@ -182,13 +168,9 @@ static int sw_ret(const char *verb, int rmid, const struct xa_xid *x, int rc)
 	return rc;
 }
 
-/*
- * Map a libsettle error to the XA code the TM gets, with the reason in the
- * session. Transport trouble (the cluster unreachable, no leader within
- * the retry budget) is XAER_RMFAIL: the TM may xa_close/xa_open and try
- * again later.
- */
-static int sw_fail(struct sw_session *s, const char *verb, int err)
+/* Transport trouble (the cluster unreachable, no leader within the retry
+ * budget) is XAER_RMFAIL: the TM may xa_close/xa_open and try again. */
+int sw_fail(struct sw_session *s, const char *verb, int err)
 {
 	int rc;
 
@@ -687,82 +669,6 @@ static int sw_forget(XID *xid, int rmid, long flags)
 	return sw_complete("xa_forget", xid, rmid, flags, XA_ASSOC_FORGET);
 }
 
-/* ---- xa_recover --------------------------------------------------------- */
-
-/* Entries fetched per XA_RECOVER call. */
-#define SW_RECOVER_PAGE 64
-
-/* Field by field into the TM's XID (its `long`s are the TM's ABI). */
-static int sw_to_xopen(const uint8_t *wire, size_t len, XID *out)
-{
-	struct xa_xopen_xid o;
-	struct xa_xid x;
-
-	if (xa_xid_decode(wire, len, &x) != 0 || xa_xid_to_xopen(&x, &o) != 0)
-		return XAER_RMERR;
-	memset(out, 0, sizeof(*out));
-	out->formatID = o.formatID;
-	out->gtrid_length = o.gtrid_length;
-	out->bqual_length = o.bqual_length;
-	memcpy(out->data, o.data, sizeof(out->data));
-	return XA_OK;
-}
-
-static int sw_recover(XID *xids, long count, int rmid, long flags)
-{
-	uint64_t tid = xa_assoc_self();
-	struct settle_xa_recovered *page = NULL;
-	char before[SETTLE_GID_BUFSIZE];
-	struct sw_session *s;
-	long n = 0;
-	int rc;
-
-	s = sw_session(rmid); /* first: it initializes the library */
-	rc = xa_assoc_recover(sw_assoc, tid, rmid, xids, count, flags, NULL);
-	if (rc != XA_OK || s == NULL)
-		return sw_ret("xa_recover", rmid, NULL,
-			      rc != XA_OK ? rc : XAER_PROTO);
-	s->errmsg[0] = '\0';
-	if (flags & TMSTARTRSCAN)
-		s->scan_after[0] = '\0';
-	memcpy(before, s->scan_after, sizeof(before));
-	if (count > 0) {
-		page = calloc(SW_RECOVER_PAGE, sizeof(*page));
-		if (page == NULL)
-			return sw_ret("xa_recover", rmid, NULL, XAER_RMERR);
-	}
-	while (n < count) {
-		size_t want = (size_t)(count - n), got = 0;
-		bool more = false;
-		int rv;
-
-		if (want > SW_RECOVER_PAGE)
-			want = SW_RECOVER_PAGE;
-		rv = settle_xa_recover(s->c, s->scan_after, page, want, &got,
-				       &more);
-		if (rv != 0) {
-			/* The scan stays where it was: the TM may call again
-			 * without TMSTARTRSCAN once the cluster is back. */
-			free(page);
-			memcpy(s->scan_after, before, sizeof(before));
-			rc = sw_fail(s, "xa_recover", rv);
-			return sw_ret("xa_recover", rmid, NULL, rc);
-		}
-		for (size_t i = 0; i < got && i < want; i++) {
-			snprintf(s->scan_after, sizeof(s->scan_after), "%s",
-				 page[i].gid);
-			if (sw_to_xopen(page[i].xid, page[i].xid_len,
-					&xids[n]) == XA_OK)
-				n++;
-		}
-		if (!more || got < want)
-			break;
-	}
-	free(page);
-	xa_assoc_recover_done(sw_assoc, tid, rmid, n, count, flags);
-	return sw_ret("xa_recover", rmid, NULL, (int)n);
-}
-
 /* No asynchronous mode (TMUSEASYNC is not advertised): nothing can be
  * outstanding. */
 static int sw_complete_async(int *handle, int *retval, int rmid, long flags)
@@ -787,7 +693,7 @@ struct xa_switch_t settle_xa_switch = {
     .xa_rollback_entry = sw_rollback,
     .xa_prepare_entry = sw_prepare,
     .xa_commit_entry = sw_commit,
-    .xa_recover_entry = sw_recover,
+    .xa_recover_entry = sw_xa_recover,
     .xa_forget_entry = sw_forget,
     .xa_complete_entry = sw_complete_async,
 };

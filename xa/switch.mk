@@ -10,7 +10,7 @@ include_HEADERS += xa/settle_xa.h xa/settle_xa_ext.h
 pkgconfig_DATA += settle-xa.pc
 EXTRA_DIST += settle-xa.pc.in
 xa_libsettle_xa_la_SOURCES = \
-	xa/switch.c xa/switch_info.c xa/switch_int.h \
+	xa/switch.c xa/switch_info.c xa/switch_recover.c xa/switch_int.h \
 	xa/settle_xa.h xa/settle_xa_ext.h \
 	xa/assoc.c xa/assoc.h
 xa_libsettle_xa_la_CFLAGS = $(AM_CFLAGS)
@@ -43,6 +43,7 @@ TESTS += xa/tests/test_settle_xa_ext_c89
 # commit and a TM restart before xa_recover.
 check_PROGRAMS += xa/tests/test_switch_cluster
 xa_tests_test_switch_cluster_SOURCES = xa/tests/test_switch_cluster.c \
+	xa/tests/switch_participant.c xa/tests/switch_participant.h \
 	test/integration/harness.c test/integration/harness.h \
 	test/integration/tcc_util.c test/integration/tcc_util.h \
 	test/integration/coord_util.c test/integration/coord_util.h \

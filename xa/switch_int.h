@@ -48,4 +48,35 @@ struct sw_info {
 int sw_info_parse(const char *info, struct sw_info *out, char *errmsg,
 		  size_t errmsg_len);
 
+/* One xa_open of one thread (xa/switch.c). */
+struct sw_session {
+	int rmid;
+	settle_client *c;
+	struct sw_info info;
+	bool assoc_gid_ok; /* assoc_gid names the association */
+	char assoc_gid[XA_XID_GID_LEN + 1];
+	char scan_after[SETTLE_GID_BUFSIZE]; /* xa_recover's cursor */
+	char errmsg[SW_ERRMSG_MAX];
+	struct sw_session *next;
+};
+
+/* The process's branch and thread states; NULL if the library could not
+ * initialize (then every verb fails). */
+extern struct xa_assoc *sw_assoc;
+
+/* The calling thread's session on rmid, or NULL when it has not opened
+ * it. Initializes the library on first use. */
+struct sw_session *sw_session(int rmid);
+
+/* Return rc from verb, with a SETTLE_TRACE=1 line on stderr (verb, rmid,
+ * the XID x in text form or "-" when NULL, the code). */
+int sw_ret(const char *verb, int rmid, const struct xa_xid *x, int rc);
+
+/* The XA code of libsettle error err, the reason going to s->errmsg
+ * ("verb: NAME: the client's message"). */
+int sw_fail(struct sw_session *s, const char *verb, int err);
+
+/* The xa_recover entry (xa/switch_recover.c). */
+int sw_xa_recover(XID *xids, long count, int rmid, long flags);
+
 #endif /* SETTLE_XA_SWITCH_INT_H */

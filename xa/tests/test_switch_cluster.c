@@ -9,7 +9,8 @@
  * settle_xa_current_gid() gives. Checked:
  *  - begin / prepare / commit moves the money, rollback after prepare
  *    moves none, a transaction without branches prepares XA_RDONLY, a
- *    one-phase commit works; the cluster keeps the TM's XID unchanged;
+ *    one-phase commit works; the cluster keeps the TM's XID unchanged and
+ *    hands it, byte for byte, to the participants' Confirm and Cancel;
  *  - SIGKILL of the leader between xa_prepare and xa_commit: the prepared
  *    transaction survives on the new leader and the commit completes it;
  *  - a "TM restart": the first TM thread dies after preparing, a fresh
@@ -26,6 +27,7 @@
 #include <string.h>
 
 #include "coord_util.h"
+#include "switch_participant.h"
 #include "tcc_util.h"
 #include "test_faults_util.h"
 #include "xa/settle_xa.h"
@@ -37,6 +39,8 @@
 
 static struct fu_cluster cluster;
 static struct it_bank bank_a, bank_b;
+static struct sp recorder; /* a third participant: what reaches it */
+static bool recorder_on;
 static void *lib;
 static struct xa_switch_t *sw;
 static int (*current_gid)(int rmid, char *buf, size_t cap);
@@ -76,6 +80,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+	if (recorder_on)
+		sp_stop(&recorder);
+	recorder_on = false;
 	fu_cluster_teardown(&cluster);
 	it_teardown();
 }
@@ -87,6 +94,8 @@ static void world_start(void)
 	fu_cluster_start(&cluster, 3, node_args);
 	fu_bank_start(&bank_a, NULL, "bank-a", "alice=1000", NULL);
 	fu_bank_start(&bank_b, NULL, "bank-b", "bob=1000", NULL);
+	sp_start(&recorder);
+	recorder_on = true;
 	/* A leader failover takes a few seconds under ASan: the budget
 	 * covers it, so the TM sees no XAER_RMFAIL. */
 	snprintf(info, sizeof(info),
@@ -161,14 +170,16 @@ static void try_branch(settle_client *c, const char *gid, uint32_t id,
 /*
  * The application's work inside the global transaction x: xa_start, a
  * transfer of amount from alice to bob as two TCC branches of the gid
- * the switch names, xa_end(TMSUCCESS). amount 0: no branches.
+ * the switch names, and a third branch on the recorder (no Try needed:
+ * it only records Confirm and Cancel), xa_end(TMSUCCESS). amount 0: no
+ * branches.
  */
 static void app_work(const XID *x0, int amount, char *gid)
 {
 	XID x = *x0;
 	char pf[64], pt[64];
 	settle_client *c;
-	uint32_t bf, bt;
+	uint32_t bf, bt, br;
 	int rc;
 
 	rc = sw->xa_start_entry(&x, RM, TMNOFLAGS);
@@ -185,6 +196,9 @@ static void app_work(const XID *x0, int amount, char *gid)
 		cr_assert_eq(settle_register_branch(c, gid, bank_b.endpoint,
 						    RESOURCE, pt, strlen(pt),
 						    &bt),
+			     0, "%s", settle_client_errmsg(c));
+		cr_assert_eq(settle_register_branch(c, gid, recorder.endpoint,
+						    "rec", "r", 1, &br),
 			     0, "%s", settle_client_errmsg(c));
 		try_branch(c, gid, bf, &bank_a, pf);
 		try_branch(c, gid, bt, &bank_b, pt);
@@ -236,6 +250,26 @@ static void expect_money(long long alice, long long bob)
 	cr_assert_eq(b.incoming, 0, "bob has %lld incoming", b.incoming);
 }
 
+/* The participants received x itself, byte for byte, with method. */
+static void expect_xid_at_participant(const XID *x, const char *gid, int method)
+{
+	uint8_t want[XA_XID_WIRE_MAX], got[XA_XID_WIRE_MAX];
+	size_t wlen, glen = 0;
+	struct xa_xid y;
+
+	cr_assert_eq(
+	    xa_xid_init(&y, x->formatID, x->data, (size_t)x->gtrid_length,
+			x->data + x->gtrid_length, (size_t)x->bqual_length),
+	    0);
+	cr_assert_eq(xa_xid_encode(&y, want, sizeof(want), &wlen), 0);
+	cr_assert(sp_wait(&recorder, method, gid, got, &glen, 30000),
+		  "no %s of %s reached the participant",
+		  method == SETTLE__V1__METHOD__CONFIRM ? "Confirm" : "Cancel",
+		  gid);
+	cr_assert_eq(glen, wlen, "xid of %zu bytes, want %zu", glen, wlen);
+	cr_assert_arr_eq(got, want, wlen, "the participant got another XID");
+}
+
 static int open_rm(void)
 {
 	return sw->xa_open_entry(info, RM, TMNOFLAGS);
@@ -268,6 +302,7 @@ Test(xa_switch_cluster, begin_prepare_commit_rollback)
 	cr_assert_eq(rc, XA_OK, "xa_commit: %d %s", rc, errmsg(RM));
 	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
 	expect_money(START - 10, START + 10);
+	expect_xid_at_participant(&c1, gid, SETTLE__V1__METHOD__CONFIRM);
 
 	/* Rollback after prepare: cancelled, no money moves. */
 	app_work(&r1, 7, gid);
@@ -277,6 +312,7 @@ Test(xa_switch_cluster, begin_prepare_commit_rollback)
 	cr_assert_eq(rc, XA_OK, "xa_rollback: %d %s", rc, errmsg(RM));
 	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__ROLLED_BACK);
 	expect_money(START - 10, START + 10);
+	expect_xid_at_participant(&r1, gid, SETTLE__V1__METHOD__CANCEL);
 
 	/* Nothing registered: read-only, already complete. */
 	app_work(&ro, 0, gid);
@@ -326,6 +362,7 @@ Test(xa_switch_cluster, leader_failover_between_prepare_and_commit)
 		     errmsg(RM));
 	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
 	expect_money(START - 25, START + 25);
+	expect_xid_at_participant(&x, gid, SETTLE__V1__METHOD__CONFIRM);
 
 	/* The old leader comes back and agrees. */
 	fu_restart(&cluster, ld);
