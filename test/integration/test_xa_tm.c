@@ -223,7 +223,7 @@ Test(xa_tm, coordinator_killed_before_commit)
 	c = xu_client(n.endpoint);
 	st = xu_transfer(n.endpoint,
 			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "25", "--timeout-ms", "3000",
+			      "--amount", "25", "--timeout-ms", "4000",
 			      "--stop-after", "vote", "--stop-how", "exit"),
 			 gid, NULL);
 	cr_assert_eq(st, 0, "exit %d", st);
@@ -368,7 +368,7 @@ Test(xa_tm, initiator_killed_before_vote)
 	c = xu_client(n.endpoint);
 	st = xu_transfer(n.endpoint,
 			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "5", "--timeout-ms", "2000",
+			      "--amount", "5", "--timeout-ms", "3000",
 			      "--stop-after", "prepare"),
 			 gid, NULL);
 	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",
@@ -379,7 +379,7 @@ Test(xa_tm, initiator_killed_before_vote)
 	 * with the connections; the leader's rollbacks find nothing. */
 	st = xu_transfer(n.endpoint,
 			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "6", "--timeout-ms", "2000",
+			      "--amount", "6", "--timeout-ms", "3000",
 			      "--stop-after", "work"),
 			 gid2, NULL);
 	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",

@@ -217,6 +217,12 @@ int xu_transfer(const char *endpoints, const char *const *args, char *gid,
 	fprintf(stderr,
 		"settle-xa-transfer exit %d\n--- stdout\n%s--- stderr\n%s", st,
 		o, e);
+	/* Connection strings are never printed. */
+	cr_assert(strstr(o, xt_conninfo(XU_PG)) == NULL &&
+		      strstr(e, xt_conninfo(XU_PG)) == NULL &&
+		      strstr(o, xt_conninfo(XU_MY)) == NULL &&
+		      strstr(e, xt_conninfo(XU_MY)) == NULL,
+		  "settle-xa-transfer printed a connection string");
 	cr_assert(strstr(e, "Sanitizer") == NULL &&
 		      strstr(e, "runtime error:") == NULL,
 		  "settle-xa-transfer: a sanitizer report (above)");
