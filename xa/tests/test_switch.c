@@ -893,3 +893,170 @@ Test(xa_switch, complete_has_nothing_async)
 	cr_assert_eq(SW->xa_complete_entry(&h, &r, RM, TMMULTIPLE), XAER_PROTO);
 	cr_assert_eq(SW->xa_complete_entry(&h, &r, RM, TMSUCCESS), XAER_INVAL);
 }
+
+Test(xa_switch, two_rmids_in_one_thread)
+{
+	XID a = mkxid(4, "rm-a", "1"), b = mkxid(4, "rm-b", "1");
+	char ga[64], gb[64], want[64];
+
+	open_rm();
+	cr_assert_eq(SW->xa_open_entry(info, RM + 1, TMNOFLAGS), XA_OK);
+	/* One association per rmid: both at once. */
+	cr_assert_eq(SW->xa_start_entry(&a, RM, TMNOFLAGS), XA_OK);
+	cr_assert_eq(SW->xa_start_entry(&b, RM + 1, TMNOFLAGS), XA_OK);
+	cr_assert_eq(settle_xa_current_gid(RM, ga, sizeof(ga)), 0);
+	cr_assert_eq(settle_xa_current_gid(RM + 1, gb, sizeof(gb)), 0);
+	gid_of(&a, want);
+	cr_assert_str_eq(ga, want);
+	gid_of(&b, want);
+	cr_assert_str_eq(gb, want);
+	/* Each rmid knows only its own branch. */
+	cr_assert_eq(SW->xa_end_entry(&a, RM + 1, TMSUCCESS), XAER_NOTA);
+	cr_assert_eq(SW->xa_end_entry(&a, RM, TMSUCCESS), XA_OK);
+	cr_assert_eq(SW->xa_end_entry(&b, RM + 1, TMSUCCESS), XA_OK);
+	cr_assert_eq(SW->xa_commit_entry(&a, RM, TMONEPHASE), XA_OK);
+	cr_assert_eq(SW->xa_rollback_entry(&b, RM + 1, TMNOFLAGS), XA_OK);
+	cr_assert_eq(SW->xa_close_entry(info, RM + 1, TMNOFLAGS), XA_OK);
+	cr_assert_eq(sf_state(&fake, ga), TX(COMMITTED));
+	cr_assert_eq(sf_state(&fake, gb), TX(ROLLED_BACK));
+}
+
+/* Every code a verb may answer (xa_recover: also counts >= 0). */
+static bool legal(int rc)
+{
+	return rc == XA_OK || rc == XA_RDONLY || rc == XA_NOMIGRATE ||
+	       rc == XA_HEURHAZ || rc == XA_HEURCOM || rc == XA_HEURRB ||
+	       rc == XA_HEURMIX || (rc >= XA_RBBASE && rc <= XA_RBEND) ||
+	       rc == XAER_RMERR || rc == XAER_NOTA || rc == XAER_INVAL ||
+	       rc == XAER_PROTO || rc == XAER_RMFAIL || rc == XAER_DUPID;
+}
+
+/*
+ * A TM gone mad: random verbs, flags (legal or not), XIDs (NULL and
+ * invalid ones included), rmids, with the coordinator meddling (states
+ * changed under the switch, injected errors). Every answer must be a code
+ * of the specification, and ASan/UBSan must stay quiet. Then everything
+ * still winds down cleanly.
+ */
+Test(xa_switch, random_verbs_never_crash, .timeout = 120)
+{
+	static const long flagset[] = {
+	    TMNOFLAGS,
+	    TMJOIN,
+	    TMRESUME,
+	    TMSUCCESS,
+	    TMSUSPEND,
+	    TMFAIL,
+	    TMONEPHASE,
+	    TMNOWAIT,
+	    TMSTARTRSCAN,
+	    TMENDRSCAN,
+	    TMMIGRATE,
+	    TMASYNC,
+	    TMMULTIPLE,
+	    -1L,
+	    TMSUSPEND | TMMIGRATE,
+	    TMJOIN | TMRESUME,
+	    TMSTARTRSCAN | TMENDRSCAN,
+	    0x7fffffffL,
+	};
+	XID xids[5], recovered[8];
+	unsigned seed = 12345;
+	int counts[16] = {0};
+
+	xids[0] = mkxid(20, "r0", "1");
+	xids[1] = mkxid(20, "r1", "1");
+	xids[2] = mkxid(20, "r1", "2");
+	xids[3] = mkxid(20, "r3", "1");
+	xids[4] = mkxid(20, "r3", "1");
+	xids[4].gtrid_length = 99; /* invalid */
+	open_rm();
+	for (int i = 0; i < 1500; i++) {
+		int verb = (int)(rand_r(&seed) % 10);
+		long flags = flagset[rand_r(&seed) %
+				     (sizeof(flagset) / sizeof(flagset[0]))];
+		int rmid = rand_r(&seed) % 8 == 0 ? RM + 1 : RM;
+		unsigned k = rand_r(&seed) % 6;
+		XID *x = k == 5 ? NULL : &xids[k];
+		int rc = 0, h = 0, r = 0;
+
+		if (rand_r(&seed) % 50 == 0) {
+			char gid[64];
+
+			gid_of(&xids[rand_r(&seed) % 4], gid);
+			pthread_mutex_lock(&fake.lock);
+			struct sf_tx *t = sf_find(&fake, gid);
+			if (t != NULL) {
+				static const int st[] = {
+				    TX(ACTIVE), TX(XA_PREPARED), TX(COMMITTED),
+				    TX(ROLLED_BACK), TX(ROLLING_BACK)};
+				t->state = st[rand_r(&seed) % 5];
+				t->heuristic = (int)(rand_r(&seed) % 5);
+			}
+			pthread_mutex_unlock(&fake.lock);
+		}
+		if (rand_r(&seed) % 40 == 0)
+			sf_fail_next(&fake,
+				     rand_r(&seed) % 2
+					 ? SETTLE__V1__METHOD__COMMIT
+					 : SETTLE__V1__METHOD__BEGIN,
+				     SETTLE_EINTERNAL);
+		switch (verb) {
+		case 0:
+			rc = SW->xa_start_entry(x, rmid, flags);
+			break;
+		case 1:
+		case 2:
+			rc = SW->xa_end_entry(x, rmid, flags);
+			break;
+		case 3:
+			rc = SW->xa_prepare_entry(x, rmid, flags);
+			break;
+		case 4:
+			rc = SW->xa_commit_entry(x, rmid, flags);
+			break;
+		case 5:
+			rc = SW->xa_rollback_entry(x, rmid, flags);
+			break;
+		case 6:
+			rc = SW->xa_forget_entry(x, rmid, flags);
+			break;
+		case 7:
+			rc = SW->xa_recover_entry(
+			    k == 5 ? NULL : recovered,
+			    (long)(rand_r(&seed) % 10) - 1, rmid, flags);
+			if (rc >= 0)
+				rc = XA_OK;
+			break;
+		case 8:
+			rc = SW->xa_complete_entry(&h, &r, rmid, flags);
+			break;
+		default: {
+			char gid[64];
+
+			rc = settle_xa_current_gid(rmid, gid, sizeof(gid));
+			rc = rc == 0 || rc == SETTLE_ESTATE ? XA_OK : -999;
+			break;
+		}
+		}
+		cr_assert(legal(rc), "step %d: verb %d flags 0x%lx -> %d", i,
+			  verb, flags, rc);
+		counts[verb]++;
+	}
+	/* Wind down: end whatever is associated, roll back the rest. */
+	for (int k = 0; k < 4; k++) {
+		SW->xa_start_entry(&xids[k], RM, TMRESUME);
+		SW->xa_end_entry(&xids[k], RM, TMSUCCESS);
+	}
+	for (int k = 0; k < 4; k++) {
+		int rc = SW->xa_rollback_entry(&xids[k], RM, TMNOFLAGS);
+
+		cr_assert(legal(rc));
+		if (rc >= XA_HEURMIX && rc <= XA_HEURHAZ)
+			SW->xa_forget_entry(&xids[k], RM, TMNOFLAGS);
+	}
+	cr_assert_eq(SW->xa_close_entry(info, RM, TMNOFLAGS), XA_OK, "%s",
+		     settle_xa_errmsg(RM));
+	for (int v = 0; v < 10; v++)
+		cr_assert_gt(counts[v], 50);
+}
