@@ -755,9 +755,10 @@ Test(xa_tm, settlectl_shows_rm_and_xid)
  * A 3-node cluster, every node configured with both databases: the
  * leader is SIGKILLed after the votes, before Commit; the initiator's
  * Commit reaches the new leader, which commits both branches over its own
- * connections.
+ * connections. Then a leader is SIGKILLed in phase 2 while PostgreSQL is
+ * down, and the next one finishes the commit once it is back.
  */
-Test(xa_tm, cluster_leader_killed_between_vote_and_commit, .timeout = 90)
+Test(xa_tm, cluster_leader_killed_between_vote_and_commit, .timeout = 120)
 {
 	struct fu_cluster cl;
 	struct accounts a = open_accounts(100, 100);
@@ -791,6 +792,34 @@ Test(xa_tm, cluster_leader_killed_between_vote_and_commit, .timeout = 90)
 	expect_balances(&a, 67, 133);
 
 	/* The old leader comes back as a follower and catches up. */
+	fu_restart(&cl, leader);
+	cr_assert(fu_wait_caught_up(&cl, 20000), "the cluster caught up");
+
+	/* Then the new leader dies in phase 2, while it retries a database
+	 * that is down: the next leader takes the retries over. */
+	st = xu_transfer(cl.endpoints,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "7", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(xt_server_kill(XU_PG), 0, "SIGKILL PostgreSQL");
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	xu_wait_branch(c, NULL, gid, XU_RM_MY, BR(COMMITTED), 0, 10000);
+	xu_wait_branch(c, NULL, gid, XU_RM_PG, BR(COMMITTING), 1, 10000);
+	leader = fu_leader(&cl, 10000);
+	cr_assert(leader >= 0, "no leader");
+	fu_kill(&cl, leader);
+	cr_assert_eq(xt_servers_start(), 0, "restart PostgreSQL");
+	xu_wait_state(c, NULL, gid, TX(COMMITTED), 30000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 60, 140);
 	fu_restart(&cl, leader);
 	cr_assert(fu_wait_caught_up(&cl, 20000), "the cluster caught up");
 	fu_assert_no_sanitizer_reports(&cl);
