@@ -392,12 +392,20 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 		f.c = c;
 		f.req = &lr;
 		f.now = now;
-		for (int s = SETTLE__V1__TX_STATE__ACTIVE;
-		     s <= SETTLE__V1__TX_STATE__ROLLING_BACK; s++) {
-			if (s == SETTLE__V1__TX_STATE__COMMITTED)
-				continue;
-			if (store_tx_list(c->store, NULL, s, NULL, LIST_MAX,
-					  list_keep, &f, &txs, &n, NULL) == 0) {
+		/* Every unfinished state: this count replaces the store's. */
+		static const int unfinished[] = {
+		    SETTLE__V1__TX_STATE__ACTIVE,
+		    SETTLE__V1__TX_STATE__COMMITTING,
+		    SETTLE__V1__TX_STATE__ROLLING_BACK,
+		    SETTLE__V1__TX_STATE__SAGA_RUNNING,
+		    SETTLE__V1__TX_STATE__SAGA_COMPENSATING,
+		    SETTLE__V1__TX_STATE__XA_PREPARED};
+
+		for (size_t i = 0; i < sizeof unfinished / sizeof *unfinished;
+		     i++) {
+			if (store_tx_list(c->store, NULL, unfinished[i], NULL,
+					  LIST_MAX, list_keep, &f, &txs, &n,
+					  NULL) == 0) {
 				stuck += n;
 				store_txs_free(txs, n);
 			}

@@ -36,6 +36,16 @@ test_integration_test_coord_restart_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_coord_restart_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_coord_restart
 
+# The XA verbs over RPC (Begin mode XA, RM branches, XA_VOTE, XA_PREPARE,
+# one-phase Commit, XA_RECOVER, XA_FORGET) on a real settled whose RM is
+# unreachable: no database needed.
+check_PROGRAMS += test/integration/test_xa_verbs
+test_integration_test_xa_verbs_SOURCES = \
+	test/integration/test_xa_verbs.c $(COORD_IT)
+test_integration_test_xa_verbs_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_xa_verbs_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_xa_verbs
+
 # An operator unsticks transactions (TX_RETRY, TX_RESOLVE) on a real
 # settled driving settle-banks that refuse Compensate, Confirm or Cancel.
 check_PROGRAMS += test/integration/test_operator
