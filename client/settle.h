@@ -389,8 +389,8 @@ int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
  * answer carried no XID), transport errors.
  */
 int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
-			  uint32_t *branch_id, uint8_t *xid_out,
-			  size_t xid_cap, size_t *xid_len);
+			  uint32_t *branch_id, uint8_t *xid_out, size_t xid_cap,
+			  size_t *xid_len);
 
 /*
  * Report what the RM answered for branch_id: vote is a Settle__V1__XaVote
