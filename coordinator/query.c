@@ -10,7 +10,6 @@
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
-#include "xa/xid.h"
 
 void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
 			 const uint8_t *b, size_t n);
@@ -36,79 +35,6 @@ static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
 	return now > tx->created_ms + c->cfg.stuck_after_ms;
 }
 
-/* The text form of a wire XID into buf; "" when there is none, and a
- * marker rather than nothing when it does not decode (a bug to see). */
-static const char *xid_text(const ProtobufCBinaryData *xid, char *buf,
-			    size_t len)
-{
-	struct xa_xid x;
-
-	buf[0] = '\0';
-	if (xid->len == 0)
-		return buf;
-	if (xa_xid_decode(xid->data, xid->len, &x) != 0 ||
-	    xa_xid_format(&x, buf, len) != 0)
-		snprintf(buf, len, "(undecodable xid of %zu bytes)", xid->len);
-	return buf;
-}
-
-/* Replace an unpacked message's string (absent, so the shared default,
- * or one it allocated itself) by a copy of s. */
-static int info_str_set(char **field, const char *s)
-{
-	char *copy;
-
-	if (s[0] == '\0' || strcmp(*field, s) == 0)
-		return 0;
-	copy = strdup(s);
-	if (copy == NULL)
-		return SETTLE_ENOMEM;
-	if ((*field)[0] != '\0')
-		free(*field);
-	*field = copy;
-	return 0;
-}
-
-/*
- * The XA fields of an info built by the store: the tx's xid (text) and
- * heuristic, and per branch its RM, XID (text) and heuristic. Only XA
- * transactions pay for the second read of their branches.
- */
-static int info_fill_xa(struct coord *c, MDB_txn *txn,
-			const Settle__V1__TxRecord *tx,
-			Settle__V1__TxInfo *info)
-{
-	Settle__V1__BranchRecord **brs = NULL;
-	char text[XA_XID_TEXT_MAX + 64];
-	size_t n = 0;
-	int rv;
-
-	if (tx->mode != SETTLE__V1__TX_MODE__XA)
-		return 0;
-	info->heuristic = tx->heuristic;
-	rv = info_str_set(&info->xid, xid_text(&tx->xid, text, sizeof text));
-	if (rv != 0 || info->n_branches == 0)
-		return rv;
-	rv = store_branches_list(c->store, txn, tx->gid, &brs, &n);
-	for (size_t i = 0; rv == 0 && i < info->n_branches; i++) {
-		Settle__V1__BranchInfo *bi = info->branches[i];
-
-		for (size_t k = 0; k < n; k++) {
-			if (brs[k]->branch_id != bi->branch_id)
-				continue;
-			bi->heuristic = brs[k]->heuristic;
-			rv = info_str_set(&bi->rm, brs[k]->rm);
-			if (rv == 0)
-				rv = info_str_set(
-				    &bi->xid,
-				    xid_text(&brs[k]->xid, text, sizeof text));
-			break;
-		}
-	}
-	store_branches_free(brs, n);
-	return rv;
-}
-
 void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
 			bool history)
 {
@@ -126,8 +52,6 @@ void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
 	rv = store_tx_get(c->store, txn, gid, &tx);
 	if (rv == 0)
 		rv = store_tx_info(c->store, txn, tx, true, history, &info);
-	if (rv == 0)
-		rv = info_fill_xa(c, txn, tx, info);
 	store_read_end(txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv,
@@ -247,8 +171,6 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	for (; rv == 0 && done < count; done++) {
 		rv = store_tx_info(c->store, txn, txs[done], true, false,
 				   &infos[done]);
-		if (rv == 0)
-			rv = info_fill_xa(c, txn, txs[done], infos[done]);
 		if (rv == 0)
 			infos[done]->stuck =
 			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
