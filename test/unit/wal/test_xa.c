@@ -1407,3 +1407,152 @@ Test(xa, restore_refuses_an_xa_state_without_rm)
 {
 	refused_with(rm_state_on_tcc);
 }
+
+/* ---- Random command sequences ------------------------------------------- */
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % n);
+}
+
+/* States seen by check_all(): proof the sequences go everywhere. */
+static uint64_t seen_tx, seen_branch;
+
+/* Every stored tx satisfies the invariants, and an unfinished one counts
+ * exactly the branches its state says. */
+static void check_all(const char *const *gids, size_t n)
+{
+	for (size_t g = 0; g < n; g++) {
+		Settle__V1__TxRecord *tx;
+		if (store_tx_get(F.t.s, NULL, gids[g], &tx) != 0)
+			continue;
+		char why[200];
+		cr_assert(wal_tx_invariants(tx, why, sizeof why), "%s", why);
+		Settle__V1__BranchRecord **bs;
+		size_t nb;
+		cr_assert_eq(
+		    store_branches_list(F.t.s, NULL, tx->gid, &bs, &nb), 0);
+		cr_assert_eq(nb, tx->branches);
+		uint32_t pending = 0, failed = 0;
+		seen_tx |= (uint64_t)1 << tx->state;
+		for (size_t i = 0; i < nb; i++) {
+			int st = bs[i]->state;
+			seen_branch |= (uint64_t)1 << st;
+			pending += st == XCOMMIT || st == XROLL || st == X1PC ||
+				   st == ST(CONFIRMING) || st == ST(CANCELLING);
+			failed += st == ST(FAILED);
+			bool rm = wal_xa_is_rm(bs[i]);
+			cr_assert(rm == (bs[i]->xid.len != 0));
+			if (tx->state == TX(ACTIVE))
+				cr_assert(st == ST(REGISTERED) ||
+					  st == ST(XA_BRANCH_ACTIVE) ||
+					  st == ST(XA_BRANCH_PREPARED) ||
+					  st == ST(XA_BRANCH_READ_ONLY));
+		}
+		if (tx->state == TX(COMMITTING) ||
+		    tx->state == TX(ROLLING_BACK)) {
+			cr_assert_eq(tx->pending, pending, "%s", tx->gid);
+			cr_assert_eq(tx->failed, failed, "%s", tx->gid);
+			cr_assert(pending + failed > 0, "%s", tx->gid);
+		} else {
+			cr_assert_eq(pending, 0, "%s in %s", tx->gid,
+				     wal_tx_state_name(tx->state));
+		}
+		store_branches_free(bs, nb);
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+	}
+}
+
+Test(xa, random_sequences_never_break_a_table_or_an_invariant, .timeout = 120)
+{
+	static const int phases[] = {XCOMMIT, XROLL, X1PC};
+	static const int outcomes[] = {R_OK, R_OK, R_RETRY, R_FAIL};
+	/* A window of 4 gids slides every 40 commands, so that new
+	 * transactions keep coming while old ones run to their end. */
+	char names[4][16];
+	const char *gids[4];
+	int ok = 0;
+	for (int step = 0; step < 4000; step++) {
+		for (int k = 0; k < 4; k++) {
+			snprintf(names[k], sizeof names[k], "r%d",
+				 step / 40 + k);
+			gids[k] = names[k];
+		}
+		const char *g = gids[rnd(4)];
+		uint32_t b = 1 + rnd(3);
+		now += rnd(60) ? 1 : DEADLINE / 2;
+		struct ent e;
+		switch (rnd(13)) {
+		case 0:
+			e = ent_xa_begin(next_id++, now, g, now + DEADLINE,
+					 NULL, 0);
+			break;
+		case 1:
+		case 2:
+			e = ent_xa_register(next_id++, now, g,
+					    rnd(2) ? "pg" : "my", FID);
+			break;
+		case 3:
+			e = ent_register(next_id++, now, g, "127.0.0.1:9", "r",
+					 "p");
+			break;
+		case 4:
+		case 5:
+			e = ent_xa_vote(next_id++, now, g, b, 1 + rnd(6), "v");
+			break;
+		case 6:
+			e = ent_xa_prepare(next_id++, now, g);
+			break;
+		case 7:
+			e = rnd(2) ? ent_xa_commit1(next_id++, now, g)
+				   : ent_decide(next_id++, now, g,
+						rnd(2) ? COMMIT : ROLLBACK, "",
+						(int)rnd(2));
+			break;
+		case 8:
+		case 9:
+			e = ent_xa_result(next_id++, now, g, b, phases[rnd(3)],
+					  outcomes[rnd(4)], (int)rnd(5), "r",
+					  now + rnd(100));
+			break;
+		case 10:
+			e = ent_result(next_id++, now, g, b,
+				       rnd(2) ? ST(CONFIRMING) : ST(CANCELLING),
+				       outcomes[rnd(4)], "r", 0, now + 5);
+			break;
+		case 11:
+			e = rnd(2) ? ent_retry(next_id++, now, g,
+					       rnd(2) ? b : 0, "op")
+				   : ent_resolve(next_id++, now, g, b, "op");
+			break;
+		default:
+			e = ent_xa_forget(next_id++, now, g);
+			break;
+		}
+		/* tfsm_code asserts the apply itself never fails: no
+		 * illegal move, no broken invariant, whatever the order. */
+		ok += code(e) == CODE(OK);
+		check_all(gids, 4);
+	}
+	cr_expect_gt(ok, 500);
+	static const int txs[] = {TX(ACTIVE),	    TX(XA_PREPARED),
+				  TX(COMMITTING),   TX(COMMITTED),
+				  TX(ROLLING_BACK), TX(ROLLED_BACK)};
+	for (size_t i = 0; i < sizeof txs / sizeof txs[0]; i++)
+		cr_expect(seen_tx & ((uint64_t)1 << txs[i]), "never %s",
+			  wal_tx_state_name(txs[i]));
+	for (int st = ST(XA_BRANCH_ACTIVE); st <= X1PC; st++)
+		cr_expect(seen_branch & ((uint64_t)1 << st), "never %s",
+			  wal_branch_state_name(st));
+	static const int tcc[] = {ST(REGISTERED), ST(CONFIRMING), ST(CONFIRMED),
+				  ST(CANCELLING), ST(CANCELLED),  ST(FAILED)};
+	for (size_t i = 0; i < sizeof tcc / sizeof tcc[0]; i++)
+		cr_expect(seen_branch & ((uint64_t)1 << tcc[i]), "never %s",
+			  wal_branch_state_name(tcc[i]));
+	tfsm_check_indexes(&F);
+}
