@@ -295,6 +295,7 @@ static void recover_xid(struct coord_driver *d, MDB_txn *txn, const char *rm,
 	const char *why;
 	struct op *o;
 	bool commit;
+	int rv;
 
 	if (xa_xid_format(xid, text, sizeof text) != 0)
 		snprintf(text, sizeof text, "?");
@@ -302,9 +303,20 @@ static void recover_xid(struct coord_driver *d, MDB_txn *txn, const char *rm,
 		settle_tracef("xa", "recovery: %s at %s is not ours", text, rm);
 		return;
 	}
-	if (store_tx_get(d->c->store, txn, gid, &tx) == 0 &&
-	    store_branch_get(d->c->store, txn, gid, bid, &b) != 0)
-		b = NULL;
+	rv = store_tx_get(d->c->store, txn, gid, &tx);
+	if (rv != 0 && rv != SETTLE_ENOTFOUND) {
+		/* Only a transaction known to be absent is an orphan. */
+		settle_log(SETTLE_LOG_WARN, "xa", "recovery: reading %s: %s",
+			   gid, settle_strerror(rv));
+		return;
+	}
+	if (tx != NULL) {
+		rv = store_branch_get(d->c->store, txn, gid, bid, &b);
+		if (rv != 0 && rv != SETTLE_ENOTFOUND) {
+			settle__v1__tx_record__free_unpacked(tx, NULL);
+			return;
+		}
+	}
 	act = coord_xa_recover_decide(tx, b, &why);
 	if (tx != NULL)
 		settle__v1__tx_record__free_unpacked(tx, NULL);
