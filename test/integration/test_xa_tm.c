@@ -351,6 +351,45 @@ Test(xa_tm, rm_down_during_phase2)
 }
 
 /*
+ * MariaDB SIGKILLed after the votes, and the deadline passes without a
+ * Commit: the rollback decision waits for MariaDB like a commit would; its
+ * prepared branch is rolled back once the server is back.
+ */
+Test(xa_tm, rollback_waits_for_rm)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "9", "--timeout-ms", "2000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(xt_server_kill(XU_MY), 0, "SIGKILL MariaDB");
+	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(ROLLED_BACK), 0, 10000);
+	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(ROLLING_BACK), 2, 10000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(ROLLING_BACK), "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	cr_assert_eq(xt_servers_start(), 0, "restart MariaDB");
+	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 20000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 100, 100);
+	xu_assert_clean(n.proc);
+}
+
+/*
  * The initiator SIGKILLed after both branches prepared at the databases,
  * before it voted: the deadline rolls the transaction back and the leader
  * rolls the prepared branches back at the databases.
@@ -670,6 +709,128 @@ Test(xa_tm, single_branch_one_phase)
 	cr_assert_eq(st, 3, "exit %d", st);
 	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 5000);
 	cr_assert_eq(xu_balance(XU_MY, m2), 50);
+	xu_assert_clean(n.proc);
+}
+
+/* Begin, register one branch on rm, start it on a fresh connection and
+ * move amount from account from to account to, inside it. */
+static struct xa_rm *one_branch(settle_client *c, enum xa_rm_kind kind,
+				const char *rm_name, const char *from,
+				const char *to, int amount, char *gid,
+				uint32_t *bid, struct xa_xid *xid)
+{
+	uint8_t wire[SETTLE_XID_WIRE_MAX];
+	size_t len = 0;
+	char sql[300];
+	struct xa_rm *rm;
+
+	cr_assert_eq(settle_xa_begin(c, NULL, NULL, 0, false, 30000, gid,
+				     SETTLE_GID_BUFSIZE, NULL),
+		     0, "begin: %s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_register_rm(c, gid, rm_name, bid, wire,
+					   sizeof(wire), &len),
+		     0, "register: %s", settle_client_errmsg(c));
+	cr_assert_eq(xa_xid_decode(wire, len, xid), 0);
+	rm = xu_rm(kind);
+	cr_assert_eq(xa_rm_start(rm, xid), 0, "%s", xa_rm_errmsg(rm));
+	snprintf(sql, sizeof(sql),
+		 "UPDATE settle_xa_accounts SET balance = balance + "
+		 "(CASE WHEN name = '%s' THEN -%d ELSE %d END) "
+		 "WHERE name IN ('%s', '%s')",
+		 from, amount, amount, from, to);
+	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
+	return rm;
+}
+
+/*
+ * The one-phase path by hand: a branch XA_BRANCH_ONE_PHASE survives a
+ * restart of settled (the leader never touches it: the initiator commits
+ * it), and the initiator's report then finishes the transaction; a
+ * repeated report is answered the same. An initiator that cannot tell how
+ * its one-phase commit ended reports ONE_PHASE_UNKNOWN: committed, with a
+ * heuristic hazard shown. A branch on an RM the cluster does not know is
+ * refused.
+ */
+Test(xa_tm, one_phase_across_restart)
+{
+	struct it_node n;
+	char p1[64], p2[64], gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	struct xa_rm *rm;
+	struct xa_xid xid;
+	uint8_t wire[SETTLE_XID_WIRE_MAX];
+	size_t len = 0;
+	uint32_t bid = 0;
+	int state = 0, bstate = 0;
+	bool finished = true;
+
+	snprintf(p1, sizeof(p1), "p1_%s", xu_tag());
+	snprintf(p2, sizeof(p2), "p2_%s", xu_tag());
+	xu_account(XU_PG, p1, 50);
+	xu_account(XU_PG, p2, 0);
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+
+	cr_assert_eq(settle_xa_begin(c, NULL, NULL, 0, false, 30000, gid,
+				     sizeof(gid), NULL),
+		     0);
+	cr_assert_eq(settle_xa_register_rm(c, gid, "nosuch", &bid, wire,
+					   sizeof(wire), &len),
+		     SETTLE_ENOTFOUND, "an unknown RM: %s",
+		     settle_client_errmsg(c));
+	cr_assert(strstr(settle_client_errmsg(c), "not configured"), "%s",
+		  settle_client_errmsg(c));
+	cr_assert_eq(settle_rollback(c, gid, "test", 5000, NULL, NULL), 0);
+
+	rm = one_branch(c, XU_PG, XU_RM_PG, p1, p2, 20, gid, &bid, &xid);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	cr_assert_eq(state, TX(COMMITTING));
+	it_kill(n.proc);
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
+	expect_branch(tx, XU_RM_PG, BR(ONE_PHASE));
+	settle_tx_info_free(tx);
+	cr_assert_eq(xa_rm_commit(rm, &xid, true), 0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+	cr_assert_eq(settle_xa_vote(c, gid, bid,
+				    SETTLE__V1__XA_VOTE__ONE_PHASE_COMMITTED,
+				    NULL, &state, &bstate),
+		     0, "vote: %s", settle_client_errmsg(c));
+	cr_assert_eq(state, TX(COMMITTED));
+	cr_assert_eq(bstate, BR(COMMITTED));
+	cr_assert_eq(settle_xa_vote(c, gid, bid,
+				    SETTLE__V1__XA_VOTE__ONE_PHASE_COMMITTED,
+				    NULL, &state, &bstate),
+		     0, "the same report again: %s", settle_client_errmsg(c));
+	cr_assert_eq(state, TX(COMMITTED));
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	cr_assert_eq(xu_balance(XU_PG, p1), 30);
+	cr_assert_eq(xu_balance(XU_PG, p2), 20);
+
+	/* The connection dies before the commit's answer: unknown. (Here it
+	 * really rolled back: the hazard is what the operator must check.) */
+	rm = one_branch(c, XU_PG, XU_RM_PG, p1, p2, 5, gid, &bid, &xid);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	xa_rm_close(rm);
+	cr_assert_eq(settle_xa_vote(
+			 c, gid, bid, SETTLE__V1__XA_VOTE__ONE_PHASE_UNKNOWN,
+			 "connection lost during the commit", &state, &bstate),
+		     0, "vote: %s", settle_client_errmsg(c));
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 5000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	cr_assert_eq(xu_balance(XU_PG, p1), 30);
+	expect_nothing_in_doubt(gid);
 	xu_assert_clean(n.proc);
 }
 
