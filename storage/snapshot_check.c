@@ -365,8 +365,12 @@ static int check_cmd(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		return bad(c, "CmdResult does not decode");
 	int rv = 0;
 	if (!enum_ok(&settle__v1__code__descriptor, (int)r->code, true) ||
-	    !enum_ok(&settle__v1__tx_state__descriptor, (int)r->state, true))
+	    !enum_ok(&settle__v1__tx_state__descriptor, (int)r->state, true) ||
+	    !enum_ok(&settle__v1__branch_state__descriptor,
+		     (int)r->branch_state, true))
 		rv = bad(c, "result with an unknown code or state");
+	else if (r->xid.len != 0 && !xid_ok(&r->xid))
+		rv = bad(c, "result xid does not decode");
 	else if (grow((void **)&c->cmds, &c->cap_cmds, c->n_cmds,
 		      sizeof *c->cmds) != 0)
 		rv = SETTLE_ENOMEM;

@@ -436,6 +436,27 @@ Test(snapshot_check, rm_branch_fields_checked)
 	expect_refused("XA state or fields on a branch without rm");
 }
 
+Test(snapshot_check, xa_command_result_checked)
+{
+	fill();
+	uint8_t id[16] = {1}, buf[256];
+	Settle__V1__CmdResult r;
+	settle__v1__cmd_result__init(&r);
+	r.branch_state = 99;
+	memset(buf, 0, 8);
+	buf[7] = 33; /* the time cmd_time holds */
+	size_t n = settle__v1__cmd_result__pack(&r, buf + 8);
+	raw_put("cmds", id, 16, buf, n + 8);
+	expect_refused("unknown code or state");
+	r.branch_state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_ACTIVE;
+	uint8_t junk[3] = {1, 2, 3};
+	r.xid.data = junk;
+	r.xid.len = sizeof junk;
+	n = settle__v1__cmd_result__pack(&r, buf + 8);
+	raw_put("cmds", id, 16, buf, n + 8);
+	expect_refused("result xid does not decode");
+}
+
 /* The snapshots the fuzzer saved (format 1, checksums valid) that were
  * accepted and left a store that did not read back. */
 static void finding(const char *name, const char *want)

@@ -408,6 +408,72 @@ Test(xa, heuristics_merge_and_names)
 	cr_expect_eq(wal_xa_rm_validate(rm), SETTLE_EINVAL);
 }
 
+/* ---- Validation --------------------------------------------------------- */
+
+static int validate(Settle__V1__Command *c, char *msg, size_t cap)
+{
+	static uint8_t id[16] = {4, 2};
+	c->cmd_id.data = id;
+	c->cmd_id.len = 16;
+	c->time_ms = 1;
+	return wal_command_validate(c, msg, cap);
+}
+
+Test(xa, validation_names_the_field)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaVote v = SETTLE__V1__CMD_XA_VOTE__INIT;
+	Settle__V1__CmdXaPrepare p = SETTLE__V1__CMD_XA_PREPARE__INIT;
+	Settle__V1__CmdXaForget f = SETTLE__V1__CMD_XA_FORGET__INIT;
+	Settle__V1__CmdXaResult r = SETTLE__V1__CMD_XA_RESULT__INIT;
+	char msg[256], text[WAL_TEXT_MAX + 2];
+	memset(text, 'e', sizeof text - 1);
+	text[sizeof text - 1] = 0;
+
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_VOTE;
+	c.xa_vote = &v;
+	v.gid = "g";
+	v.vote = VOTE(VOTE_OK);
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "branch_id") != NULL, "%s", msg);
+	v.branch_id = 1;
+	cr_expect_eq(validate(&c, msg, sizeof msg), 0, "%s", msg);
+	v.error = text;
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+	cr_expect(strstr(msg, "error") != NULL, "%s", msg);
+	v.error = "";
+	v.gid = "a b";
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "gid") != NULL, "%s", msg);
+
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_PREPARE;
+	c.xa_prepare = &p;
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	p.gid = "g";
+	cr_expect_eq(validate(&c, msg, sizeof msg), 0);
+
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_FORGET;
+	c.xa_forget = &f;
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	f.gid = "g";
+	cr_expect_eq(validate(&c, msg, sizeof msg), 0);
+
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_RESULT;
+	c.xa_result = &r;
+	r.gid = "g";
+	r.branch_id = 1;
+	r.phase = XCOMMIT;
+	r.outcome = R_OK;
+	r.heuristic = HEUR(HEUR_MIXED);
+	cr_expect_eq(validate(&c, msg, sizeof msg), 0, "%s", msg);
+	r.phase = ST(XA_BRANCH_PREPARED);
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "phase") != NULL, "%s", msg);
+	r.phase = XROLL;
+	r.error = text;
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+}
+
 /* ---- Begin and register ------------------------------------------------- */
 
 Test(xa, begin_xa_keeps_mode_and_xid)
