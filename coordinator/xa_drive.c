@@ -29,7 +29,11 @@
 #include "coordinator/xa_pool.h"
 #include "error.h"
 #include "log.h"
+#include "wal/xa.h"
 #include "xa/rm.h"
+
+_Static_assert(COORD_XA_ONE_PHASE_GRACE_MS == WAL_XA_ONE_PHASE_GRACE_MS,
+	       "the driver waits as long as the FSM's due time says");
 
 /* A recovery scan of one RM. */
 struct scan_op {

@@ -502,6 +502,65 @@ Test(xa_leader, read_only_pg_branch_skips_phase_two)
 	it_teardown();
 }
 
+/* The initiator commits its lone branch in one phase and dies before it
+ * reports: after the grace (60 s) the leader records the outcome as
+ * unknown, and an operator forgets the heuristic once checked. */
+Test(xa_leader, one_phase_branch_never_reported_becomes_a_hazard,
+     .timeout = 180)
+{
+	struct it_node n;
+	char t[32], gid[64], sql[256], err[1100];
+	struct xa_xid xp;
+	uint32_t bp;
+	struct xa_rm *p;
+	settle_client *c;
+	Settle__V1__TxInfo *tx = NULL;
+	Settle__V1__BranchInfo b;
+	int state = 0;
+	bool finished = true;
+
+	it_setup();
+	node_start(&n, NULL);
+	tag(t, sizeof t);
+	make_table(PG, t, 100);
+	c = client(&n);
+	snprintf(gid, sizeof gid, "g-%s", t);
+	cr_assert_eq(
+	    settle_xa_begin(c, gid, NULL, 0, false, 120000, NULL, 0, NULL), 0);
+	bp = reg(c, gid, "pg", &xp);
+	p = rm_open(PG);
+	RM_OK(p, xa_rm_start(p, &xp));
+	snprintf(sql, sizeof sql, "UPDATE %s SET bal = 42 WHERE id='a'", t);
+	RM_OK(p, xa_rm_exec(p, sql));
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "%s", settle_client_errmsg(c));
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	b = branch(c, gid, bp, err, sizeof err);
+	cr_assert_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_ONE_PHASE);
+	RM_OK(p, xa_rm_commit(p, &xp, true));
+	xa_rm_close(p);
+	/* ... and the initiator is gone: no ONE_PHASE_COMMITTED vote. */
+	for (int i = 0;
+	     i < 90 && tx_state(c, gid) != SETTLE__V1__TX_STATE__COMMITTED; i++)
+		sleep_ms(1000);
+	cr_assert_eq(tx_state(c, gid), SETTLE__V1__TX_STATE__COMMITTED);
+	b = branch(c, gid, bp, err, sizeof err);
+	cr_expect_eq(b.state, SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED);
+	cr_expect_eq(b.heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD);
+	cr_expect_eq(balance(PG, t, "a"), 42);
+	cr_assert_eq(settle_query(c, gid, false, &tx), 0);
+	cr_expect_eq(tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD);
+	settle_tx_info_free(tx);
+	cr_expect_eq(settle_xa_forget(c, gid), 0, "%s",
+		     settle_client_errmsg(c));
+	cr_assert_eq(settle_query(c, gid, false, &tx), 0);
+	cr_expect_eq(tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
+	settle_tx_info_free(tx);
+	settle_client_close(c);
+	it_stop(n.proc);
+	it_teardown();
+}
+
 /* Servers started once by the runner, tests one at a time. */
 int main(int argc, char *argv[])
 {
