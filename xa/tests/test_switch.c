@@ -938,7 +938,7 @@ static bool legal(int rc)
  * of the specification, and ASan/UBSan must stay quiet. Then everything
  * still winds down cleanly.
  */
-Test(xa_switch, random_verbs_never_crash, .timeout = 120)
+Test(xa_switch, random_verbs_never_crash)
 {
 	static const long flagset[] = {
 	    TMNOFLAGS,
