@@ -15,7 +15,9 @@ xa_libsettle_xa_la_SOURCES = \
 	xa/assoc.c xa/assoc.h
 xa_libsettle_xa_la_CFLAGS = $(AM_CFLAGS)
 xa_libsettle_xa_la_LIBADD = client/libsettle.la -lpthread
-xa_libsettle_xa_la_LDFLAGS = -version-info 0:0:0 \
+# -z nodelete: threads keep sessions under a pthread key whose destructor
+# lives in the library, so a TM's dlclose() must not unmap it.
+xa_libsettle_xa_la_LDFLAGS = -version-info 0:0:0 -Wl,-z,nodelete \
 	-export-symbols-regex '^settle_xa_(switch|current_gid|errmsg)$$'
 
 if TESTS_ENABLED
