@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "test_faults_util.h"
 #include "xa_util.h"
@@ -386,6 +388,104 @@ Test(xa_tm, rollback_waits_for_rm)
 	settle_tx_info_free(tx);
 	expect_nothing_in_doubt(gid);
 	expect_balances(&a, 100, 100);
+	xu_assert_clean(n.proc);
+}
+
+/* Write the RM file of settled --xa-rm-file: owner-only, as settled
+ * requires; pg_conninfo replaces the PostgreSQL server's. */
+static void write_rm_file(const char *path, const char *pg_conninfo)
+{
+	char my[1024];
+	FILE *f;
+
+	/* xt_conninfo() answers in one static buffer. */
+	snprintf(my, sizeof(my), "%s", xt_conninfo(XU_MY));
+	unlink(path);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(chmod(path, 0600), 0);
+	fprintf(f,
+		"# the test's databases\n" XU_RM_PG "=pg:%s\n" XU_RM_MY
+		"=mariadb:%s\n",
+		pg_conninfo, my);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/*
+ * The operator's case: the leader logs into PostgreSQL as a role that may
+ * not finish other roles' prepared transactions (a wrong user in its RM
+ * file). The commit of that branch fails with an error the leader does not
+ * understand; it retries, then, after --xa-max-attempts, the branch is
+ * FAILED and the transaction waits for an operator, who fixes the file,
+ * restarts settled and retries the branch.
+ */
+Test(xa_tm, failed_branch_retried_by_operator)
+{
+	struct it_node n;
+	struct accounts a = open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE], path[600], bad[1200];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	const Settle__V1__BranchInfo *b;
+	struct xa_rm *rm;
+	uint32_t retried = 0;
+	int st, state = 0;
+	bool finished = true;
+
+	rm = xu_rm(XU_PG);
+	cr_assert_eq(xa_rm_exec(rm, "DO $$BEGIN CREATE ROLE settle_xa_other "
+				    "LOGIN; EXCEPTION WHEN duplicate_object "
+				    "THEN NULL; END$$"),
+		     0, "%s", xa_rm_errmsg(rm));
+	xa_rm_close(rm);
+	snprintf(path, sizeof(path), "%s/xa-rms", it_dir());
+	snprintf(bad, sizeof(bad), "%s user=settle_xa_other",
+		 xt_conninfo(XU_PG));
+	write_rm_file(path, bad);
+	it_node_start(&n, 1,
+		      ARGS("--xa-rm-file", path, "--xa-recover-interval", "1s",
+			   "--retry-base", "100ms", "--retry-max", "300ms",
+			   "--xa-max-attempts", "3"));
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "12", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
+		     "commit: %s", settle_client_errmsg(c));
+	xu_wait_branch(c, n.proc, gid, XU_RM_PG,
+		       SETTLE__V1__BRANCH_STATE__FAILED, 3, 15000);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
+	cr_assert_eq(tx->failed, 1, "%s", xu_describe(tx));
+	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert(b->last_error != NULL && b->last_error[0] != '\0', "%s",
+		  xu_describe(tx));
+	settle_tx_info_free(tx);
+	cr_assert_eq(settle_wait(c, gid, 1000, &state, &finished),
+		     SETTLE_ESTATE, "stuck for an operator");
+	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1, "still prepared");
+
+	snprintf(bad, sizeof(bad), "%s", xt_conninfo(XU_PG));
+	write_rm_file(path, bad);
+	it_kill(n.proc);
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	cr_assert_eq(settle_tx_retry(c, gid, 0, "fixed the PostgreSQL user",
+				     &retried, &state),
+		     0, "retry: %s", settle_client_errmsg(c));
+	cr_assert_eq(retried, 1);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	tx = xu_query(c, gid);
+	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	expect_nothing_in_doubt(gid);
+	expect_balances(&a, 88, 112);
 	xu_assert_clean(n.proc);
 }
 
