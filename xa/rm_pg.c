@@ -22,6 +22,31 @@ static void xa_pg__notice(void *arg, const char *message)
 	(void)message;
 }
 
+/*
+ * Why a connection failed. libpq gives no SQLSTATE for a failed startup, only
+ * the text. A server that answered FATAL refused us (unknown role or
+ * database, bad password, no pg_hba entry): ERMERR, so that phase 2 turns
+ * FAILED after its attempts and an operator sees it instead of a silent
+ * retry for ever. A server starting, stopping, in recovery or out of
+ * connection slots will take us later, as will one that never answered.
+ * (Only the server's English messages are recognized; a localized server's
+ * refusals are then read as outages: retried until the attempts run out.)
+ */
+static int xa_pg__connect_class(const char *msg)
+{
+	static const char *const later[] = {
+	    "starting up", "shutting down", "recovery mode",
+	    "not yet accepting", "too many clients", "remaining connection slots",
+	};
+
+	if (msg == NULL || strstr(msg, "FATAL:") == NULL)
+		return XA_RM_ETRANSIENT;
+	for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+		if (strstr(msg, later[i]) != NULL)
+			return XA_RM_ETRANSIENT;
+	return XA_RM_ERMERR;
+}
+
 static int xa_pg_connect(struct xa_rm *rm)
 {
 	PQconninfoOption *opts, *o;
@@ -54,9 +79,11 @@ static int xa_pg_connect(struct xa_rm *rm)
 		return SETTLE_ENOMEM;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
+		int rv = xa_pg__connect_class(PQerrorMessage(c));
+
 		xa_rm__seterr(rm, "postgresql connect: %s", PQerrorMessage(c));
 		PQfinish(c);
-		return XA_RM_ETRANSIENT;
+		return rv;
 	}
 	PQsetNoticeProcessor(c, xa_pg__notice, NULL);
 	rm->conn = c;

@@ -520,6 +520,34 @@ Test(mariadb, recover_filters_format)
 {
 	recover_filters_format(MY);
 }
+/* A server that answers but refuses the login (unknown role): ERMERR, so
+ * the coordinator's phase 2 does not retry it silently for ever. */
+static void refused_login_is_rmerr(enum xa_rm_kind k)
+{
+	char conninfo[600], err[512];
+	struct xa_rm *rm = (struct xa_rm *)1;
+	const char *ours = xt_conninfo(k);
+	const char *u = strstr(ours, "user=settle");
+	int rv;
+
+	cr_assert_not_null(u, "conninfo without user=settle");
+	snprintf(conninfo, sizeof conninfo, "%.*suser=nobody_here%s",
+		 (int)(u - ours), ours, u + strlen("user=settle"));
+	rv = xa_rm_open(k, conninfo, &rm, err, sizeof(err));
+	cr_assert_eq(rv, XA_RM_ERMERR, "%s: %s", settle_strerror(rv), err);
+	cr_assert_null(rm);
+	cr_assert_not_null(strstr(err, "nobody_here"), "%s", err);
+}
+
+Test(postgresql, refused_login_is_rmerr)
+{
+	refused_login_is_rmerr(PG);
+}
+Test(mariadb, refused_login_is_rmerr)
+{
+	refused_login_is_rmerr(MY);
+}
+
 Test(postgresql, unreachable_is_transient)
 {
 	unreachable_is_transient(PG);
