@@ -35,8 +35,9 @@ static void xa_pg__notice(void *arg, const char *message)
 static int xa_pg__connect_class(const char *msg)
 {
 	static const char *const later[] = {
-	    "starting up", "shutting down", "recovery mode",
-	    "not yet accepting", "too many clients", "remaining connection slots",
+	    "starting up",	"shutting down",
+	    "recovery mode",	"not yet accepting",
+	    "too many clients", "remaining connection slots",
 	};
 
 	if (msg == NULL || strstr(msg, "FATAL:") == NULL)
