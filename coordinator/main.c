@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coord.h"
 #include "error.h"
@@ -14,7 +15,9 @@ int main(int argc, char **argv)
 {
 	static struct coord c; /* large; zeroed */
 	char errmsg[2048];
-	uv_loop_t loop;
+	/* Static: a loop left busy by RM calls abandoned at shutdown
+	 * (coordinator/xa_pool.h) cannot be closed, and stays reachable. */
+	static uv_loop_t loop;
 	int rv;
 
 	settle_log_init("settled");
@@ -45,9 +48,16 @@ int main(int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	coord_close(&c);
 	rv = uv_loop_close(&loop);
-	if (rv != 0)
+	if (rv != 0) {
 		settle_log(SETTLE_LOG_WARN, "node",
 			   "loop closed with handles: %s", uv_strerror(rv));
+		settle_log(SETTLE_LOG_INFO, "node", "stopped");
+		/* libuv's destructor joins its worker threads, and one may
+		 * be blocked on a hung database (coordinator/xa_pool.h):
+		 * everything of ours is closed and synced, leave now. */
+		fflush(NULL);
+		_exit(c.exit_code);
+	}
 	settle_log(SETTLE_LOG_INFO, "node", "stopped");
 	return c.exit_code;
 }

@@ -65,7 +65,15 @@ struct coord_xa_pool {
 	struct job *running_jobs;
 	bool closing;
 	uv_work_t close_work;
+	/* Closing with calls still running: how long the loop waits. */
+	uv_timer_t give_up;
+	bool give_up_armed;
+	unsigned closes; /* of give_up and close_work still to come */
 };
+
+/* Pools given up on at shutdown, kept reachable: their workers still run
+ * (and the leak checker must not call that a leak). */
+static struct coord_xa_pool *volatile abandoned;
 
 /* ---- Worker side --------------------------------------------------------- */
 
@@ -125,10 +133,21 @@ static void close_work(uv_work_t *w)
 	}
 }
 
+static void pool_release(struct coord_xa_pool *p)
+{
+	if (--p->closes == 0)
+		free(p);
+}
+
 static void close_done(uv_work_t *w, int status)
 {
 	(void)status;
-	free(w->data);
+	pool_release(w->data);
+}
+
+static void give_up_closed(uv_handle_t *h)
+{
+	pool_release(h->data);
 }
 
 /* ---- Loop side ----------------------------------------------------------- */
@@ -190,6 +209,11 @@ static void maybe_free(struct coord_xa_pool *p)
 {
 	if (!p->closing || p->running > 0)
 		return;
+	p->closes = 1;
+	if (p->give_up_armed) {
+		p->closes++;
+		uv_close((uv_handle_t *)&p->give_up, give_up_closed);
+	}
 	/* Idle connections are closed on a worker too: closing one talks
 	 * to the server. */
 	p->close_work.data = p;
@@ -348,6 +372,25 @@ size_t coord_xa_pool_pending(const struct coord_xa_pool *p)
 	return p != NULL ? p->queued + p->running : 0;
 }
 
+/*
+ * A call still blocked on a database when the node stops: a hung server
+ * (alive, answering TCP, silent) can hold libpq past every timeout. Stop
+ * the loop anyway so that the node exits; the process's end takes the
+ * workers with it. Nothing of the call is lost: the log still says what
+ * to do, and the next leader does it.
+ */
+static void give_up_cb(uv_timer_t *t)
+{
+	struct coord_xa_pool *p = t->data;
+
+	settle_log(SETTLE_LOG_WARN, "xa",
+		   "stopping with %u resource-manager call(s) still blocked "
+		   "on a database after %d ms: abandoned",
+		   p->running, COORD_XA_POOL_CLOSE_WAIT_MS);
+	abandoned = p;
+	uv_stop(p->loop);
+}
+
 void coord_xa_pool_close(struct coord_xa_pool *p)
 {
 	if (p == NULL || p->closing)
@@ -356,5 +399,14 @@ void coord_xa_pool_close(struct coord_xa_pool *p)
 	coord_xa_pool_cancel(p);
 	for (struct job *j = p->running_jobs; j != NULL; j = j->next)
 		answer(j, SETTLE_ECANCELED, "the node is stopping");
+	if (p->running > 0) {
+		/* Unreferenced: it never keeps the loop alive by itself. */
+		uv_timer_init(p->loop, &p->give_up);
+		p->give_up.data = p;
+		uv_timer_start(&p->give_up, give_up_cb,
+			       COORD_XA_POOL_CLOSE_WAIT_MS, 0);
+		uv_unref((uv_handle_t *)&p->give_up);
+		p->give_up_armed = true;
+	}
 	maybe_free(p);
 }

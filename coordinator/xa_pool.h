@@ -24,6 +24,8 @@
 
 #define COORD_XA_POOL_PER_RM  2
 #define COORD_XA_POOL_RUNNING 4
+/* At close, how long running calls may hold the loop (coord_xa_pool_close). */
+#define COORD_XA_POOL_CLOSE_WAIT_MS 5000
 
 struct coord_xa_pool;
 
@@ -79,7 +81,10 @@ size_t coord_xa_pool_pending(const struct coord_xa_pool *p);
  * SETTLE_ECANCELED and none fires later. Running jobs end on their workers
  * (bounded by the connect and statement timeouts), then the idle
  * connections are closed on a worker and the pool is freed; the loop
- * ends only after that. NULL is ignored.
+ * ends only after that. A job still blocked COORD_XA_POOL_CLOSE_WAIT_MS
+ * after close (a hung database) makes the pool log it and uv_stop() the
+ * loop, so that the process can exit; the pool is then never freed.
+ * NULL is ignored.
  */
 void coord_xa_pool_close(struct coord_xa_pool *p);
 

@@ -7,10 +7,13 @@
  * and the recovery scan (orphans of our formatID rolled back, foreign
  * XIDs left alone). The SIGKILL suite is test/integration/test_xa_tm.c.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -558,6 +561,42 @@ Test(xa_leader, one_phase_branch_never_reported_becomes_a_hazard,
 	settle_tx_info_free(tx);
 	settle_client_close(c);
 	it_stop(n.proc);
+	it_teardown();
+}
+
+/* A "database" that accepts TCP connections and never says a word: the
+ * leader's scan of it blocks in connect for its whole connect_timeout. */
+static int silent_listener(int *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+Test(xa_leader, a_hung_database_does_not_hold_up_a_clean_stop)
+{
+	struct it_node n;
+	char spec[160];
+	const char *extra[] = {"--xa-rm", spec, NULL};
+	int port, fd = silent_listener(&port);
+
+	snprintf(spec, sizeof spec,
+		 "hung=pg:host=127.0.0.1 port=%d dbname=x connect_timeout=120",
+		 port);
+	it_setup();
+	node_start(&n, extra);
+	sleep_ms(500);	 /* the first recovery scan is stuck in connect */
+	it_stop(n.proc); /* SIGTERM; asserts a clean exit within 10 s */
+	cr_expect(log_has(n.proc, "abandoned"));
+	close(fd);
 	it_teardown();
 }
 
