@@ -86,43 +86,50 @@ struct opts {
 	enum step stop_after;
 	bool stop_kill;
 	uint32_t timeout_ms, wait_ms;
+	uint32_t lock_timeout_ms; /* row-lock waits in the branches */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: " PROG " --cluster HOST:PORT[,...] --amount N\n"
-	       "           [--from pg|mariadb] [--from-account A] "
-	       "[--to-account B]\n"
-	       "           [--single pg|mariadb] [--read-only] [--abort | "
-	       "--rollback]\n"
-	       "           [--pg-rm NAME] [--mariadb-rm NAME] [--timeout-ms N] "
-	       "[--wait-ms N]\n"
-	       "           [--stop-after register|work|prepare|vote|commit "
-	       "[--stop-how exit|kill]]\n"
-	       "       " PROG " --setup NAME=BALANCE[,...]\n"
-	       "       " PROG " --balances NAME[,...]\n"
-	       "  Moves N from account A (default alice) in the --from "
-	       "database (default pg)\n"
-	       "  to account B (default bob) in the other one, in one XA "
-	       "transaction.\n"
-	       "  --single KIND: one branch, both accounts in that database "
-	       "(one-phase commit)\n"
-	       "  --read-only: only read both balances (the PostgreSQL branch "
-	       "votes read-only);\n"
-	       "               exit 3 if A's balance does not cover N\n"
-	       "  --abort: the last branch votes rollback; --rollback: "
-	       "Rollback after the votes\n"
-	       "  --pg-rm, --mariadb-rm: the names settled knows the databases "
-	       "by (--xa-rm),\n"
-	       "               default pg and maria\n"
-	       "  --stop-after STEP: exit(0) (or SIGKILL ourselves with "
-	       "--stop-how kill) right\n"
-	       "               after STEP, for fault tests\n"
-	       "  Connections: $SETTLE_XA_PG and $SETTLE_XA_MARIADB (libpq "
-	       "conninfo), or --pg\n"
-	       "               and --mariadb; --setup and --balances use "
-	       "those that are set.\n");
+	    f,
+	    "usage: " PROG " --cluster HOST:PORT[,...] --amount N\n"
+	    "           [--from pg|mariadb] [--from-account A] "
+	    "[--to-account B]\n"
+	    "           [--single pg|mariadb] [--read-only] [--abort | "
+	    "--rollback]\n"
+	    "           [--pg-rm NAME] [--mariadb-rm NAME] [--timeout-ms N] "
+	    "[--wait-ms N]\n"
+	    "           [--lock-timeout-ms N]\n"
+	    "           [--stop-after register|work|prepare|vote|commit "
+	    "[--stop-how exit|kill]]\n"
+	    "       " PROG " --setup NAME=BALANCE[,...]\n"
+	    "       " PROG " --balances NAME[,...]\n"
+	    "  Moves N from account A (default alice) in the --from "
+	    "database (default pg)\n"
+	    "  to account B (default bob) in the other one, in one XA "
+	    "transaction.\n"
+	    "  --single KIND: one branch, both accounts in that database "
+	    "(one-phase commit)\n"
+	    "  --read-only: only read both balances (the PostgreSQL branch "
+	    "votes read-only);\n"
+	    "               exit 3 if A's balance does not cover N\n"
+	    "  --abort: the last branch votes rollback; --rollback: "
+	    "Rollback after the votes\n"
+	    "  --lock-timeout-ms: longest wait for a row lock (default 5000): "
+	    "transfers in\n"
+	    "               opposite directions can deadlock across the two "
+	    "databases\n"
+	    "  --pg-rm, --mariadb-rm: the names settled knows the databases "
+	    "by (--xa-rm),\n"
+	    "               default pg and maria\n"
+	    "  --stop-after STEP: exit(0) (or SIGKILL ourselves with "
+	    "--stop-how kill) right\n"
+	    "               after STEP, for fault tests\n"
+	    "  Connections: $SETTLE_XA_PG and $SETTLE_XA_MARIADB (libpq "
+	    "conninfo), or --pg\n"
+	    "               and --mariadb; --setup and --balances use "
+	    "those that are set.\n");
 }
 
 static int parse_u32(const char *flag, const char *s, uint32_t *out)
@@ -490,6 +497,26 @@ static int do_work(const struct opts *o, struct branch *b, const char *debit,
 	return 0;
 }
 
+/*
+ * Bound row-lock waits: two transfers in opposite directions lock one row
+ * in each database in opposite orders, a deadlock that neither database
+ * can see. The waiting statement fails instead, and its transfer rolls
+ * back.
+ */
+static int set_lock_timeout(const struct opts *o, struct branch *b)
+{
+	char sql[128];
+
+	if (b->kind == XA_RM_POSTGRESQL)
+		snprintf(sql, sizeof(sql), "SET lock_timeout = %u",
+			 o->lock_timeout_ms);
+	else
+		snprintf(sql, sizeof(sql),
+			 "SET SESSION innodb_lock_wait_timeout = %u",
+			 (o->lock_timeout_ms + 999) / 1000);
+	return exec_sql(b->rm, sql);
+}
+
 static int rm_fail(struct branch *b, const char *verb, int rv)
 {
 	fprintf(stderr, PROG ": %s %s (branch %u): %s: %s\n", verb,
@@ -656,7 +683,7 @@ static int run_transfer(const struct opts *o)
 		const char *debit = NULL, *credit = NULL;
 
 		br[i].rm = open_rm(br[i].kind, br[i].conninfo);
-		if (br[i].rm == NULL)
+		if (br[i].rm == NULL || set_lock_timeout(o, &br[i]) != 0)
 			goto rollback;
 		rv = xa_rm_start(br[i].rm, &br[i].xid);
 		if (rv != 0) {
@@ -813,6 +840,7 @@ int main(int argc, char **argv)
 	    {"mariadb", required_argument, NULL, 'M'},
 	    {"timeout-ms", required_argument, NULL, 't'},
 	    {"wait-ms", required_argument, NULL, 'w'},
+	    {"lock-timeout-ms", required_argument, NULL, 'L'},
 	    {"stop-after", required_argument, NULL, 'x'},
 	    {"stop-how", required_argument, NULL, 'X'},
 	    {"setup", required_argument, NULL, 'S'},
@@ -827,6 +855,7 @@ int main(int argc, char **argv)
 	    .from_account = "alice",
 	    .to_account = "bob",
 	    .wait_ms = WAIT_DEFAULT_MS,
+	    .lock_timeout_ms = 5000,
 	    .stop_kill = true,
 	};
 	char *setup = NULL, *balances = NULL;
@@ -888,6 +917,16 @@ int main(int argc, char **argv)
 		case 'w':
 			if (parse_u32("--wait-ms", optarg, &o.wait_ms) != 0)
 				return 2;
+			break;
+		case 'L':
+			if (parse_u32("--lock-timeout-ms", optarg,
+				      &o.lock_timeout_ms) != 0)
+				return 2;
+			if (o.lock_timeout_ms == 0) {
+				fprintf(stderr, PROG ": --lock-timeout-ms "
+						     "must be > 0\n");
+				return 2;
+			}
 			break;
 		case 'x':
 			for (k = 1;

@@ -208,6 +208,109 @@ Test(xa_tm, rollbacks)
 	xu_assert_clean(n.proc);
 }
 
+/* Wait for each of the n runs; each must end with exit 0 or 1, and its
+ * transaction committed or rolled back as it said, with nothing left in
+ * doubt. Returns how many committed; committed[i] says which. */
+static int finish_runs(settle_client *c, const struct it_node *n,
+		       struct xu_run *runs, int count, bool *committed)
+{
+	int i, ok = 0;
+
+	for (i = 0; i < count; i++) {
+		char gid[SETTLE_GID_BUFSIZE];
+		Settle__V1__TxInfo *tx;
+		int st = xu_transfer_wait(&runs[i], gid, 40000);
+
+		cr_assert(st == 0 || st == 1, "transfer %d: exit %d (%s)", i,
+			  st, runs[i].out);
+		cr_assert(gid[0] != '\0', "transfer %d began nothing (%s)", i,
+			  runs[i].out);
+		xu_wait_state(c, n->proc, gid,
+			      st == 0 ? TX(COMMITTED) : TX(ROLLED_BACK), 20000);
+		tx = xu_query(c, gid);
+		cr_assert_eq((int)tx->heuristic,
+			     SETTLE__V1__HEURISTIC__HEURISTIC_NONE, "%s",
+			     xu_describe(tx));
+		settle_tx_info_free(tx);
+		expect_nothing_in_doubt(gid);
+		committed[i] = st == 0;
+		ok += st == 0;
+	}
+	return ok;
+}
+
+/*
+ * Transfers at once. Twelve on twelve pairs of accounts: the leader's RM
+ * pools serve their branches together, and every one commits. Then six on
+ * one pair, half in each direction: those that deadlock across the two
+ * databases (each holds the row the other waits for, a cycle neither
+ * database sees) end by their lock timeout and roll back; every
+ * transaction ends as its initiator said, and the balances match the
+ * committed ones.
+ */
+Test(xa_tm, concurrent_transfers)
+{
+	enum { N = 12, M = 6 };
+	struct it_node n;
+	struct accounts pairs[N], a;
+	struct xu_run runs[N];
+	bool committed[N];
+	int i, ok, pg_delta = 0;
+	settle_client *c;
+
+	for (i = 0; i < N; i++) {
+		snprintf(pairs[i].pg, sizeof(pairs[i].pg), "a%d_%s", i,
+			 xu_tag());
+		snprintf(pairs[i].my, sizeof(pairs[i].my), "b%d_%s", i,
+			 xu_tag());
+		xu_account(XU_PG, pairs[i].pg, 100);
+		xu_account(XU_MY, pairs[i].my, 100);
+	}
+	a = open_accounts(1000, 1000);
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+
+	for (i = 0; i < N; i++) {
+		bool from_pg = i % 2 == 0;
+		const struct accounts *p = &pairs[i];
+
+		xu_transfer_start(&runs[i], n.endpoint,
+				  ARGS("--from", from_pg ? "pg" : "mariadb",
+				       "--from-account",
+				       from_pg ? p->pg : p->my, "--to-account",
+				       from_pg ? p->my : p->pg, "--amount",
+				       "10", "--timeout-ms", "20000"));
+	}
+	ok = finish_runs(c, &n, runs, N, committed);
+	cr_assert_eq(ok, N, "only %d of %d independent transfers committed", ok,
+		     N);
+	for (i = 0; i < N; i++) {
+		int64_t d = i % 2 == 0 ? -10 : 10;
+
+		expect_balances(&pairs[i], 100 + d, 100 - d);
+	}
+
+	for (i = 0; i < M; i++) {
+		bool from_pg = i % 2 == 0;
+
+		xu_transfer_start(&runs[i], n.endpoint,
+				  ARGS("--from", from_pg ? "pg" : "mariadb",
+				       "--from-account", from_pg ? a.pg : a.my,
+				       "--to-account", from_pg ? a.my : a.pg,
+				       "--amount", from_pg ? "10" : "1",
+				       "--lock-timeout-ms", "1000",
+				       "--timeout-ms", "20000"));
+	}
+	ok = finish_runs(c, &n, runs, M, committed);
+	fprintf(stderr, "contended transfers: %d of %d committed\n", ok, M);
+	cr_assert(ok > 0, "not one contended transfer committed");
+	for (i = 0; i < M; i++)
+		if (committed[i])
+			pg_delta += i % 2 == 0 ? -10 : 1;
+	expect_balances(&a, 1000 + pg_delta, 1000 - pg_delta);
+	xu_assert_clean(n.proc);
+}
+
 /*
  * settled SIGKILLed after every branch prepared and voted, before Commit:
  * after its restart the deadline rolls both back.

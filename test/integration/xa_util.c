@@ -5,6 +5,10 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +236,65 @@ int xu_transfer(const char *endpoints, const char *const *args, char *gid,
 	else
 		free(o);
 	return st;
+}
+
+void xu_transfer_start(struct xu_run *r, const char *endpoints,
+		       const char *const *args)
+{
+	static unsigned seq;
+	char *argv[IT_MAX_ARGS + 1];
+	size_t i = 0;
+	int fd;
+
+	argv[i++] = (char *)it_bin("settle-xa-transfer");
+	argv[i++] = "--cluster";
+	argv[i++] = (char *)endpoints;
+	while (args && *args && i < IT_MAX_ARGS)
+		argv[i++] = (char *)*args++;
+	argv[i] = NULL;
+	snprintf(r->out, sizeof(r->out), "%s/xa-transfer-%u.out", it_dir(),
+		 seq++);
+	fd = open(r->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert(fd >= 0, "open %s: %s", r->out, strerror(errno));
+	r->pid = fork();
+	cr_assert(r->pid >= 0, "fork: %s", strerror(errno));
+	if (r->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fd);
+}
+
+int xu_transfer_wait(struct xu_run *r, char *gid, int timeout_ms)
+{
+	char line[512];
+	int st = 0, waited = 0;
+	FILE *f;
+	pid_t got;
+
+	while ((got = waitpid(r->pid, &st, WNOHANG)) == 0 &&
+	       waited < timeout_ms) {
+		xu_sleep_ms(20);
+		waited += 20;
+	}
+	if (got == 0) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+		cr_assert_fail("settle-xa-transfer (%s) still running after %d "
+			       "ms",
+			       r->out, timeout_ms);
+	}
+	gid[0] = '\0';
+	f = fopen(r->out, "r");
+	cr_assert_not_null(f, "%s", r->out);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "gid: ", 5) == 0)
+			sscanf(line + 5, "%128s", gid);
+	fclose(f);
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
 settle_client *xu_client(const char *endpoints)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -84,6 +85,20 @@ bool xu_prepared(enum xa_rm_kind kind, const struct xa_xid *xid);
  */
 int xu_transfer(const char *endpoints, const char *const *args, char *gid,
 		char **out);
+
+/* settle-xa-transfer running in the background (xu_transfer_start). */
+struct xu_run {
+	pid_t pid;
+	char out[600]; /* its stdout and stderr */
+};
+
+/* Start settle-xa-transfer like xu_transfer(), without waiting. */
+void xu_transfer_start(struct xu_run *r, const char *endpoints,
+		       const char *const *args);
+
+/* Wait up to timeout_ms for it (fails the test after); its gid to gid
+ * ("" if none). Returns its exit status (128 + signal when killed). */
+int xu_transfer_wait(struct xu_run *r, char *gid, int timeout_ms);
 
 /* A libsettle handle on the cluster at endpoints (closed by
  * xu_teardown). */
