@@ -723,6 +723,22 @@ Test(xa_tm, heuristic_when_finished_outside)
 	/* What really happened: the debit was undone, the credit was not. */
 	expect_balances(&a, 100, 120);
 
+	{
+		/* The operator sees it. */
+		char *out = NULL, *err = NULL;
+		char *argv[] = {(char *)it_bin("settlectl"),
+				"--cluster",
+				n.endpoint,
+				"tx",
+				"show",
+				gid,
+				NULL};
+
+		cr_assert_eq(it_run(argv, &out, &err, 10000), 0, "%s", err);
+		cr_assert(strstr(out, "heuristic: hazard"), "%s", out);
+		free(out);
+		free(err);
+	}
 	cr_assert_eq(settle_xa_forget(c, gid), 0, "forget: %s",
 		     settle_client_errmsg(c));
 	tx = xu_query(c, gid);
@@ -1107,11 +1123,31 @@ Test(xa_tm, settlectl_shows_rm_and_xid)
 		st = it_run(argv, &out, &err, 10000);
 	}
 	cr_assert_eq(st, 0, "settlectl: %s", err);
-	cr_assert(strstr(out, "XA"), "mode XA: %s", out);
+	cr_assert(strstr(out, "mode:      xa\n"), "mode XA: %s", out);
 	cr_assert(strstr(out, XU_RM_MY), "the RM name: %s", out);
 	cr_assert(strstr(out, want), "branch 2's XID %s: %s", want, out);
 	free(out);
 	free(err);
+	{
+		char json_rm[64], json_xid[XA_XID_TEXT_MAX + 16];
+		char *argv[] = {(char *)it_bin("settlectl"),
+				"--cluster",
+				n.endpoint,
+				"--json",
+				"tx",
+				"show",
+				gid,
+				NULL};
+
+		st = it_run(argv, &out, &err, 10000);
+		cr_assert_eq(st, 0, "settlectl --json: %s", err);
+		snprintf(json_rm, sizeof(json_rm), "\"rm\":\"%s\"", XU_RM_MY);
+		snprintf(json_xid, sizeof(json_xid), "\"xid\":\"%s\"", want);
+		cr_assert(strstr(out, json_rm), "%s in %s", json_rm, out);
+		cr_assert(strstr(out, json_xid), "%s in %s", json_xid, out);
+		free(out);
+		free(err);
+	}
 	xu_assert_clean(n.proc);
 }
 
