@@ -240,6 +240,7 @@ static int check_tx(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		    .due_ms = tx->due_ms,
 		    .finished_ms = tx->finished_ms,
 		    .state = (int)tx->state,
+		    .mode = (int)tx->mode,
 		};
 		c->rows[STORE_DB_BY_STATE]++;
 		c->rows[STORE_DB_DUE] += tx->due_ms != 0;
@@ -297,6 +298,10 @@ static int check_branch(struct snap_check *c, const MDB_val *k,
 		rv = bad(c, "branch state %d", (int)b->state);
 	else if ((why = branch_xa_fields(b)) != NULL)
 		rv = bad(c, "%s", why);
+	else if (b->rm != NULL && b->rm[0] != 0 &&
+		 find_tx(c, gid, glen)->mode != SETTLE__V1__TX_MODE__XA)
+		/* The FSM would move it by another mode's table. */
+		rv = bad(c, "RM branch of a transaction of another mode");
 	settle__v1__branch_record__free_unpacked(b, NULL);
 	return rv;
 }

@@ -21,6 +21,7 @@ struct snap_tx {
 	uint64_t due_ms;
 	uint64_t finished_ms;
 	int state;
+	int mode; /* an RM branch belongs to an XA transaction only */
 };
 
 struct snap_cmd {

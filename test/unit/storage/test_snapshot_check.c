@@ -426,6 +426,15 @@ Test(snapshot_check, rm_branch_fields_checked)
 	b.state = SETTLE__V1__BRANCH_STATE__CONFIRMING;
 	raw_branch(&b);
 	expect_refused("RM branch in a non-XA state");
+	/* A valid RM branch, but of a TCC transaction. */
+	b.state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_ACTIVE;
+	raw_branch(&b);
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.heuristic = 0;
+	raw_tx("a", &tx);
+	expect_refused("RM branch of a transaction of another mode");
+	tx.mode = SETTLE__V1__TX_MODE__XA;
+	raw_tx("a", &tx);
 	/* An XA state, an xid or a heuristic without rm. */
 	b.rm = "";
 	b.state = SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTED;
