@@ -8,6 +8,7 @@ if TESTS_ENABLED
 # the initiator, coordinator and RM crashes (docs/RELIABILITY.md).
 check_PROGRAMS += test/integration/test_xa_tm
 test_integration_test_xa_tm_SOURCES = test/integration/test_xa_tm.c \
+	test/integration/test_xa_tm_faults.c \
 	test/integration/xa_util.c test/integration/xa_util.h \
 	test/integration/harness.c test/integration/harness.h \
 	test/integration/coord_util.c test/integration/coord_util.h \

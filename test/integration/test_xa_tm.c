@@ -6,31 +6,26 @@
  * fail the run, never skip it), and the demo initiator settle-xa-transfer
  * moves money between an account in each (examples/xa_transfer.c).
  *
- * Every test checks the outcome at the databases themselves: balances,
- * and that no XID of the transaction is left prepared (pg_prepared_xacts,
- * XA RECOVER). docs/RELIABILITY.md ("XA fault tests") lists what each
- * test does and checks.
+ * This file: the flows (transfers, rollbacks, one-phase and read-only
+ * branches, the recovery scan's orphans, many transfers at once,
+ * settlectl's view); test_xa_tm_faults.c: crashes of settled, of the
+ * initiator and of the databases. Every test checks the outcome at the
+ * databases themselves: balances, and that no XID of the transaction is
+ * left prepared (pg_prepared_xacts, XA RECOVER). docs/RELIABILITY.md lists
+ * what each test does and checks.
  *
  * One test at a time: some kill and restart the shared servers.
  */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "test_faults_util.h"
 #include "xa_util.h"
 
-#define TX(s) SETTLE__V1__TX_STATE__##s
-#define BR(s) SETTLE__V1__BRANCH_STATE__XA_BRANCH_##s
-#define ARGS(...)                                                              \
-	(const char *const[])                                                  \
-	{                                                                      \
-		__VA_ARGS__, NULL                                              \
-	}
+#define TX(s)	  SETTLE__V1__TX_STATE__##s
+#define BR(s)	  SETTLE__V1__BRANCH_STATE__XA_BRANCH_##s
+#define ARGS(...) XU_ARGS(__VA_ARGS__)
 
 static void init(void)
 {
@@ -44,65 +39,6 @@ static void fini(void)
 
 TestSuite(xa_tm, .init = init, .fini = fini, .timeout = 60);
 
-/* This test's two accounts: name_pg in PostgreSQL, name_my in MariaDB. */
-struct accounts {
-	char pg[64], my[64];
-};
-
-static struct accounts open_accounts(int64_t pg_balance, int64_t my_balance)
-{
-	struct accounts a;
-
-	snprintf(a.pg, sizeof(a.pg), "a_%s", xu_tag());
-	snprintf(a.my, sizeof(a.my), "b_%s", xu_tag());
-	xu_account(XU_PG, a.pg, pg_balance);
-	xu_account(XU_MY, a.my, my_balance);
-	return a;
-}
-
-static void expect_balances(const struct accounts *a, int64_t pg, int64_t my)
-{
-	int64_t p = xu_balance(XU_PG, a->pg), m = xu_balance(XU_MY, a->my);
-
-	cr_assert_eq(p, pg, "PostgreSQL balance %lld, expected %lld",
-		     (long long)p, (long long)pg);
-	cr_assert_eq(m, my, "MariaDB balance %lld, expected %lld", (long long)m,
-		     (long long)my);
-}
-
-static void expect_nothing_in_doubt(const char *gid)
-{
-	size_t p = xu_in_doubt(XU_PG, gid), m = xu_in_doubt(XU_MY, gid);
-
-	cr_assert_eq(p, 0, "%zu XIDs of %s still prepared in PostgreSQL", p,
-		     gid);
-	cr_assert_eq(m, 0, "%zu XIDs of %s still prepared in MariaDB", m, gid);
-}
-
-static void expect_branch(const Settle__V1__TxInfo *tx, const char *rm,
-			  int state)
-{
-	const Settle__V1__BranchInfo *b = xu_branch(tx, rm);
-
-	cr_assert_eq((int)b->state, state, "branch on %s: %s, expected %s", rm,
-		     xu_describe(tx), settle_branch_state_name(state));
-}
-
-/* "pg->maria" of amount: the two-branch transfer, to its end. */
-static void transfer_ok(const char *endpoints, const struct accounts *a,
-			bool from_pg, const char *amount, char *gid)
-{
-	int st = xu_transfer(endpoints,
-			     ARGS("--from", from_pg ? "pg" : "mariadb",
-				  "--from-account", from_pg ? a->pg : a->my,
-				  "--to-account", from_pg ? a->my : a->pg,
-				  "--amount", amount),
-			     gid, NULL);
-
-	cr_assert_eq(st, 0, "settle-xa-transfer exit %d", st);
-	cr_assert(gid[0] != '\0', "settle-xa-transfer printed no gid");
-}
-
 /*
  * PG -> MariaDB and back, each committed on both sides by the leader;
  * the XIDs are the cluster's (formatID, gtrid = gid, bqual = branch id).
@@ -110,7 +46,7 @@ static void transfer_ok(const char *endpoints, const struct accounts *a,
 Test(xa_tm, transfer_both_ways)
 {
 	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
+	struct xu_accounts a = xu_open_accounts(100, 100);
 	char gid[SETTLE_GID_BUFSIZE], gid2[SETTLE_GID_BUFSIZE];
 	settle_client *c;
 	Settle__V1__TxInfo *tx;
@@ -121,15 +57,15 @@ Test(xa_tm, transfer_both_ways)
 	xu_node_start(&n, 1, NULL);
 	c = xu_client(n.endpoint);
 
-	transfer_ok(n.endpoint, &a, true, "30", gid);
-	expect_balances(&a, 70, 130);
+	xu_transfer_ok(n.endpoint, &a, true, "30", gid);
+	xu_expect_balances(&a, 70, 130);
 	tx = xu_query(c, gid);
 	cr_assert_eq((int)tx->mode, SETTLE__V1__TX_MODE__XA);
 	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
 	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
 		     "%s", xu_describe(tx));
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
 	/* The XID the leader committed is the one built from the gid. */
 	b = xu_branch(tx, XU_RM_PG);
 	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "1", 1),
@@ -138,17 +74,17 @@ Test(xa_tm, transfer_both_ways)
 	cr_assert_eq(b->branch_id, 1);
 	cr_assert_str_eq(b->xid, want, "branch 1's XID");
 	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
+	xu_expect_nothing_in_doubt(gid);
 
-	transfer_ok(n.endpoint, &a, false, "10", gid2);
+	xu_transfer_ok(n.endpoint, &a, false, "10", gid2);
 	cr_assert_str_neq(gid, gid2);
-	expect_balances(&a, 80, 120);
+	xu_expect_balances(&a, 80, 120);
 	tx = xu_query(c, gid2);
 	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
 	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid2);
+	xu_expect_nothing_in_doubt(gid2);
 	xu_assert_clean(n.proc);
 }
 
@@ -161,7 +97,7 @@ Test(xa_tm, transfer_both_ways)
 Test(xa_tm, rollbacks)
 {
 	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
+	struct xu_accounts a = xu_open_accounts(100, 100);
 	char gid[SETTLE_GID_BUFSIZE];
 	settle_client *c;
 	Settle__V1__TxInfo *tx;
@@ -180,8 +116,8 @@ Test(xa_tm, rollbacks)
 	cr_assert(strstr(tx->reason, "insufficient funds"), "%s",
 		  xu_describe(tx));
 	settle_tx_info_free(tx);
-	expect_balances(&a, 100, 100);
-	expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 100, 100);
+	xu_expect_nothing_in_doubt(gid);
 
 	st = xu_transfer(n.endpoint,
 			 ARGS("--from-account", a.pg, "--to-account", a.my,
@@ -191,11 +127,11 @@ Test(xa_tm, rollbacks)
 	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 10000);
 	tx = xu_query(c, gid);
 	/* Branch 1 (PostgreSQL) had prepared: the leader rolled it back. */
-	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
-	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	xu_expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	xu_expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
 	settle_tx_info_free(tx);
-	expect_balances(&a, 100, 100);
-	expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 100, 100);
+	xu_expect_nothing_in_doubt(gid);
 
 	st = xu_transfer(n.endpoint,
 			 ARGS("--from-account", a.pg, "--to-account", a.my,
@@ -203,8 +139,8 @@ Test(xa_tm, rollbacks)
 			 gid, NULL);
 	cr_assert_eq(st, 0, "--rollback: exit %d", st);
 	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 10000);
-	expect_balances(&a, 100, 100);
-	expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 100, 100);
+	xu_expect_nothing_in_doubt(gid);
 	xu_assert_clean(n.proc);
 }
 
@@ -232,7 +168,7 @@ static int finish_runs(settle_client *c, const struct it_node *n,
 			     SETTLE__V1__HEURISTIC__HEURISTIC_NONE, "%s",
 			     xu_describe(tx));
 		settle_tx_info_free(tx);
-		expect_nothing_in_doubt(gid);
+		xu_expect_nothing_in_doubt(gid);
 		committed[i] = st == 0;
 		ok += st == 0;
 	}
@@ -252,7 +188,7 @@ Test(xa_tm, concurrent_transfers)
 {
 	enum { N = 12, M = 6 };
 	struct it_node n;
-	struct accounts pairs[N], a;
+	struct xu_accounts pairs[N], a;
 	struct xu_run runs[N];
 	bool committed[N];
 	int i, ok, pg_delta = 0;
@@ -266,13 +202,13 @@ Test(xa_tm, concurrent_transfers)
 		xu_account(XU_PG, pairs[i].pg, 100);
 		xu_account(XU_MY, pairs[i].my, 100);
 	}
-	a = open_accounts(1000, 1000);
+	a = xu_open_accounts(1000, 1000);
 	xu_node_start(&n, 1, NULL);
 	c = xu_client(n.endpoint);
 
 	for (i = 0; i < N; i++) {
 		bool from_pg = i % 2 == 0;
-		const struct accounts *p = &pairs[i];
+		const struct xu_accounts *p = &pairs[i];
 
 		xu_transfer_start(&runs[i], n.endpoint,
 				  ARGS("--from", from_pg ? "pg" : "mariadb",
@@ -287,7 +223,7 @@ Test(xa_tm, concurrent_transfers)
 	for (i = 0; i < N; i++) {
 		int64_t d = i % 2 == 0 ? -10 : 10;
 
-		expect_balances(&pairs[i], 100 + d, 100 - d);
+		xu_expect_balances(&pairs[i], 100 + d, 100 - d);
 	}
 
 	for (i = 0; i < M; i++) {
@@ -306,512 +242,14 @@ Test(xa_tm, concurrent_transfers)
 	for (i = 0; i < M; i++)
 		if (committed[i])
 			pg_delta += i % 2 == 0 ? -10 : 1;
-	expect_balances(&a, 1000 + pg_delta, 1000 - pg_delta);
+	xu_expect_balances(&a, 1000 + pg_delta, 1000 - pg_delta);
 	/* Nothing was left locked: a transfer alone goes through. */
 	{
 		char gid[SETTLE_GID_BUFSIZE];
 
-		transfer_ok(n.endpoint, &a, true, "100", gid);
-		expect_balances(&a, 900 + pg_delta, 1100 - pg_delta);
+		xu_transfer_ok(n.endpoint, &a, true, "100", gid);
+		xu_expect_balances(&a, 900 + pg_delta, 1100 - pg_delta);
 	}
-	xu_assert_clean(n.proc);
-}
-
-/*
- * settled SIGKILLed after every branch prepared and voted, before Commit:
- * after its restart the deadline rolls both back.
- */
-Test(xa_tm, coordinator_killed_before_commit)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "25", "--timeout-ms", "4000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->state, TX(ACTIVE), "%s", xu_describe(tx));
-	expect_branch(tx, XU_RM_PG, BR(PREPARED));
-	expect_branch(tx, XU_RM_MY, BR(PREPARED));
-	settle_tx_info_free(tx);
-	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1);
-	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1);
-
-	it_kill(n.proc);
-	it_restart(n.proc);
-	it_node_wait_leader(&n, 20000);
-	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 15000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
-	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 100, 100);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * settled SIGKILLed after the commit decision, phase 2 half done: MariaDB
- * is down when Commit is answered, so the leader commits PostgreSQL's
- * branch and keeps retrying MariaDB's; then settled dies, MariaDB comes
- * back, settled restarts and finishes the commit. (A dead RM rather than a
- * slow one: a commit stuck in a stopped server's socket could still run
- * after the coordinator died, and the new leader would rightly report that
- * as a hazard.)
- */
-Test(xa_tm, coordinator_killed_after_decision)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st, state = 0;
-	bool finished = true;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "60", "--timeout-ms", "30000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-
-	cr_assert_eq(xt_server_kill(XU_MY), 0, "SIGKILL MariaDB");
-	/* What the initiator would have done next. */
-	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
-		     "commit: %s", settle_client_errmsg(c));
-	cr_assert(state == TX(COMMITTING), "commit answered %s",
-		  settle_tx_state_name(state));
-	cr_assert(!finished);
-	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(COMMITTED), 0, 10000);
-	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(COMMITTING), 1, 10000);
-
-	it_kill(n.proc);
-	cr_assert_eq(xt_servers_start(), 0, "restart MariaDB");
-	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1,
-		     "MariaDB's prepared branch survived its crash");
-	it_restart(n.proc);
-	it_node_wait_leader(&n, 20000);
-	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 20000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 40, 160);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * settled SIGKILLed the moment Commit is answered, both databases up: the
- * race that test above avoids. Phase 2 may have run at either database or
- * not; whatever the old leader did, after the restart both are committed
- * and nothing is in doubt. A branch the old leader committed without
- * recording it is reported as a heuristic hazard (the documented false
- * alarm: the new leader cannot tell), never as anything worse.
- */
-Test(xa_tm, coordinator_killed_right_after_commit)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	int round, st, state = 0, hazards = 0;
-	bool finished = true;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	for (round = 1; round <= 3; round++) {
-		Settle__V1__TxInfo *tx;
-
-		st = xu_transfer(n.endpoint,
-				 ARGS("--from-account", a.pg, "--to-account",
-				      a.my, "--amount", "10", "--timeout-ms",
-				      "30000", "--stop-after", "vote",
-				      "--stop-how", "exit"),
-				 gid, NULL);
-		cr_assert_eq(st, 0, "exit %d", st);
-		cr_assert_eq(
-		    settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
-		    "commit: %s", settle_client_errmsg(c));
-		it_kill(n.proc);
-		it_restart(n.proc);
-		it_node_wait_leader(&n, 20000);
-		xu_wait_state(c, n.proc, gid, TX(COMMITTED), 20000);
-		tx = xu_query(c, gid);
-		expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-		expect_branch(tx, XU_RM_MY, BR(COMMITTED));
-		cr_assert((int)tx->heuristic ==
-				  SETTLE__V1__HEURISTIC__HEURISTIC_NONE ||
-			      (int)tx->heuristic ==
-				  SETTLE__V1__HEURISTIC__HEUR_HAZARD,
-			  "round %d: %s", round, xu_describe(tx));
-		hazards +=
-		    tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
-		settle_tx_info_free(tx);
-		expect_nothing_in_doubt(gid);
-		expect_balances(&a, 100 - 10 * round, 100 + 10 * round);
-	}
-	fprintf(stderr, "killed right after commit: %d of 3 with a hazard\n",
-		hazards);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * PostgreSQL SIGKILLed after the votes; the commit decision is made while
- * it is down: the leader commits MariaDB's branch, retries PostgreSQL's
- * until the server is back, then commits it.
- */
-Test(xa_tm, rm_down_during_phase2)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st, state = 0;
-	bool finished = true;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from", "mariadb", "--from-account", a.my,
-			      "--to-account", a.pg, "--amount", "15",
-			      "--timeout-ms", "30000", "--stop-after", "vote",
-			      "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	cr_assert_eq(xt_server_kill(XU_PG), 0, "SIGKILL PostgreSQL");
-	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
-		     "commit: %s", settle_client_errmsg(c));
-	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(COMMITTED), 0, 10000);
-	/* Two failed attempts: the leader retries, it does not give up. */
-	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(COMMITTING), 2, 10000);
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-
-	cr_assert_eq(xt_servers_start(), 0, "restart PostgreSQL");
-	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 20000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 115, 85);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * MariaDB SIGKILLed after the votes, and the deadline passes without a
- * Commit: the rollback decision waits for MariaDB like a commit would; its
- * prepared branch is rolled back once the server is back.
- */
-Test(xa_tm, rollback_waits_for_rm)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "9", "--timeout-ms", "2000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	cr_assert_eq(xt_server_kill(XU_MY), 0, "SIGKILL MariaDB");
-	xu_wait_branch(c, n.proc, gid, XU_RM_PG, BR(ROLLED_BACK), 0, 10000);
-	xu_wait_branch(c, n.proc, gid, XU_RM_MY, BR(ROLLING_BACK), 2, 10000);
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->state, TX(ROLLING_BACK), "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	cr_assert_eq(xt_servers_start(), 0, "restart MariaDB");
-	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 20000);
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 100, 100);
-	xu_assert_clean(n.proc);
-}
-
-/* Write the RM file of settled --xa-rm-file: owner-only, as settled
- * requires; pg_conninfo replaces the PostgreSQL server's. */
-static void write_rm_file(const char *path, const char *pg_conninfo)
-{
-	char my[1024];
-	FILE *f;
-
-	/* xt_conninfo() answers in one static buffer. */
-	snprintf(my, sizeof(my), "%s", xt_conninfo(XU_MY));
-	unlink(path);
-	f = fopen(path, "w");
-	cr_assert_not_null(f, "%s", path);
-	cr_assert_eq(chmod(path, 0600), 0);
-	fprintf(f,
-		"# the test's databases\n" XU_RM_PG "=pg:%s\n" XU_RM_MY
-		"=mariadb:%s\n",
-		pg_conninfo, my);
-	cr_assert_eq(fclose(f), 0);
-}
-
-/*
- * The operator's case: the leader logs into PostgreSQL as a role that may
- * not finish other roles' prepared transactions (a wrong user in its RM
- * file). The commit of that branch fails with an error the leader does not
- * understand; it retries, then, after --xa-max-attempts, the branch is
- * FAILED and the transaction waits for an operator, who fixes the file,
- * restarts settled and retries the branch.
- */
-Test(xa_tm, failed_branch_retried_by_operator)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE], path[600], bad[1200];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	const Settle__V1__BranchInfo *b;
-	struct xa_rm *rm;
-	uint32_t retried = 0;
-	int st, state = 0;
-	bool finished = true;
-
-	rm = xu_rm(XU_PG);
-	cr_assert_eq(xa_rm_exec(rm, "DO $$BEGIN CREATE ROLE settle_xa_other "
-				    "LOGIN; EXCEPTION WHEN duplicate_object "
-				    "THEN NULL; END$$"),
-		     0, "%s", xa_rm_errmsg(rm));
-	xa_rm_close(rm);
-	snprintf(path, sizeof(path), "%s/xa-rms", it_dir());
-	snprintf(bad, sizeof(bad), "%s user=settle_xa_other",
-		 xt_conninfo(XU_PG));
-	write_rm_file(path, bad);
-	it_node_start(&n, 1,
-		      ARGS("--xa-rm-file", path, "--xa-recover-interval", "1s",
-			   "--retry-base", "100ms", "--retry-max", "300ms",
-			   "--xa-max-attempts", "3"));
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "12", "--timeout-ms", "30000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
-		     "commit: %s", settle_client_errmsg(c));
-	xu_wait_branch(c, n.proc, gid, XU_RM_PG,
-		       SETTLE__V1__BRANCH_STATE__FAILED, 3, 15000);
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
-	cr_assert_eq(tx->failed, 1, "%s", xu_describe(tx));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
-	b = xu_branch(tx, XU_RM_PG);
-	cr_assert(b->last_error != NULL && b->last_error[0] != '\0', "%s",
-		  xu_describe(tx));
-	settle_tx_info_free(tx);
-	cr_assert_eq(settle_wait(c, gid, 1000, &state, &finished),
-		     SETTLE_ESTATE, "stuck for an operator");
-	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1, "still prepared");
-
-	snprintf(bad, sizeof(bad), "%s", xt_conninfo(XU_PG));
-	write_rm_file(path, bad);
-	it_kill(n.proc);
-	it_restart(n.proc);
-	it_node_wait_leader(&n, 20000);
-	cr_assert_eq(settle_tx_retry(c, gid, 0, "fixed the PostgreSQL user",
-				     &retried, &state),
-		     0, "retry: %s", settle_client_errmsg(c));
-	cr_assert_eq(retried, 1);
-	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 88, 112);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * The initiator SIGKILLed after both branches prepared at the databases,
- * before it voted: the deadline rolls the transaction back and the leader
- * rolls the prepared branches back at the databases.
- */
-Test(xa_tm, initiator_killed_before_vote)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE], gid2[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "5", "--timeout-ms", "3000",
-			      "--stop-after", "prepare"),
-			 gid, NULL);
-	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",
-		     st);
-	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1);
-	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1);
-	/* Killed earlier, during the work: the databases undo the branches
-	 * with the connections; the leader's rollbacks find nothing. */
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "6", "--timeout-ms", "3000",
-			      "--stop-after", "work"),
-			 gid2, NULL);
-	cr_assert_eq(st, 128 + SIGKILL, "the initiator died by SIGKILL: %d",
-		     st);
-
-	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 15000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
-	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-
-	xu_wait_state(c, n.proc, gid2, TX(ROLLED_BACK), 15000);
-	tx = xu_query(c, gid2);
-	expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
-	expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid2);
-	expect_balances(&a, 100, 100);
-	xu_assert_clean(n.proc);
-}
-
-/* The initiator SIGKILLed right after Commit was answered: the leader
- * needs nothing more from it. */
-Test(xa_tm, initiator_killed_after_commit)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	int st;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "45", "--stop-after", "commit"),
-			 gid, NULL);
-	cr_assert_eq(st, 128 + SIGKILL, "exit %d", st);
-	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 55, 145);
-	xu_assert_clean(n.proc);
-}
-
-/*
- * Somebody rolls PostgreSQL's prepared branch back by hand (ROLLBACK
- * PREPARED) before the commit decision: at the leader's first commit the
- * database does not know the XID. The branch is done, but the outcome is
- * recorded as a heuristic hazard, shown on the branch and the transaction
- * until XA_FORGET; MariaDB's branch is committed as decided.
- */
-Test(xa_tm, heuristic_when_finished_outside)
-{
-	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE], pggid[XA_XID_PG_MAX], sql[300];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	const Settle__V1__BranchInfo *b;
-	struct xa_xid x;
-	struct xa_rm *rm;
-	int st, state = 0;
-	bool finished = false;
-
-	xu_node_start(&n, 1, NULL);
-	c = xu_client(n.endpoint);
-	st = xu_transfer(n.endpoint,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "20", "--timeout-ms", "30000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "1", 1),
-		     0);
-	cr_assert_eq(xa_xid_to_pg_gid(&x, pggid, sizeof(pggid)), 0);
-	rm = xu_rm(XU_PG);
-	snprintf(sql, sizeof(sql), "ROLLBACK PREPARED '%s'", pggid);
-	cr_assert_eq(xa_rm_exec(rm, sql), 0, "%s", xa_rm_errmsg(rm));
-	xa_rm_close(rm);
-
-	cr_assert_eq(settle_xa_commit(c, gid, true, 10000, &state, &finished),
-		     0, "commit: %s", settle_client_errmsg(c));
-	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
-	tx = xu_query(c, gid);
-	b = xu_branch(tx, XU_RM_PG);
-	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
-		     "%s", xu_describe(tx));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
-		     "%s", xu_describe(tx));
-	b = xu_branch(tx, XU_RM_MY);
-	cr_assert_eq((int)b->state, BR(COMMITTED), "%s", xu_describe(tx));
-	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	/* What really happened: the debit was undone, the credit was not. */
-	expect_balances(&a, 100, 120);
-
-	{
-		/* The operator sees it. */
-		char *out = NULL, *err = NULL;
-		char *argv[] = {(char *)it_bin("settlectl"),
-				"--cluster",
-				n.endpoint,
-				"tx",
-				"show",
-				gid,
-				NULL};
-
-		cr_assert_eq(it_run(argv, &out, &err, 10000), 0, "%s", err);
-		cr_assert(strstr(out, "heuristic: hazard"), "%s", out);
-		free(out);
-		free(err);
-	}
-	cr_assert_eq(settle_xa_forget(c, gid), 0, "forget: %s",
-		     settle_client_errmsg(c));
-	tx = xu_query(c, gid);
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	/* The branch keeps its record. */
-	b = xu_branch(tx, XU_RM_PG);
-	cr_assert_eq((int)b->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	cr_assert_eq(settle_xa_forget(c, gid), SETTLE_ESTATE,
-		     "nothing left to forget");
 	xu_assert_clean(n.proc);
 }
 
@@ -863,7 +301,7 @@ static bool wait_gone(enum xa_rm_kind kind, const struct xa_xid *xid,
 Test(xa_tm, recovery_scan_orphans)
 {
 	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
+	struct xu_accounts a = xu_open_accounts(100, 100);
 	struct xa_xid orphan, foreign, stray;
 	char gtrid[64], fgtrid[64], okey[64], fkey[64], skey[64], pgfgid[80];
 	char gid[SETTLE_GID_BUFSIZE], sql[300];
@@ -895,7 +333,7 @@ Test(xa_tm, recovery_scan_orphans)
 
 	xu_node_start(&n, 1, NULL);
 	/* Branch 7 of a committed transaction that has two. */
-	transfer_ok(n.endpoint, &a, true, "1", gid);
+	xu_transfer_ok(n.endpoint, &a, true, "1", gid);
 	cr_assert_eq(
 	    xa_xid_init(&stray, XU_FORMAT_ID, gid, strlen(gid), "7", 1), 0);
 	prepare_outside(XU_MY, &stray, skey);
@@ -969,7 +407,7 @@ Test(xa_tm, single_branch_one_phase)
 	settle_tx_info_free(tx);
 	cr_assert_eq(xu_balance(XU_PG, p1), 30);
 	cr_assert_eq(xu_balance(XU_PG, p2), 20);
-	expect_nothing_in_doubt(gid);
+	xu_expect_nothing_in_doubt(gid);
 
 	st = xu_transfer(n.endpoint,
 			 ARGS("--single", "mariadb", "--from-account", m1,
@@ -979,7 +417,7 @@ Test(xa_tm, single_branch_one_phase)
 	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 5000);
 	cr_assert_eq(xu_balance(XU_MY, m1), 0);
 	cr_assert_eq(xu_balance(XU_MY, m2), 50);
-	expect_nothing_in_doubt(gid);
+	xu_expect_nothing_in_doubt(gid);
 
 	/* Not enough left: the lone branch votes rollback. */
 	st = xu_transfer(n.endpoint,
@@ -1072,7 +510,7 @@ Test(xa_tm, one_phase_across_restart)
 	it_node_wait_leader(&n, 20000);
 	tx = xu_query(c, gid);
 	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
-	expect_branch(tx, XU_RM_PG, BR(ONE_PHASE));
+	xu_expect_branch(tx, XU_RM_PG, BR(ONE_PHASE));
 	settle_tx_info_free(tx);
 	cr_assert_eq(xa_rm_commit(rm, &xid, true), 0, "%s", xa_rm_errmsg(rm));
 	xa_rm_close(rm);
@@ -1110,7 +548,7 @@ Test(xa_tm, one_phase_across_restart)
 		     "%s", xu_describe(tx));
 	settle_tx_info_free(tx);
 	cr_assert_eq(xu_balance(XU_PG, p1), 30);
-	expect_nothing_in_doubt(gid);
+	xu_expect_nothing_in_doubt(gid);
 	xu_assert_clean(n.proc);
 }
 
@@ -1119,7 +557,7 @@ Test(xa_tm, one_phase_across_restart)
 Test(xa_tm, read_only_branch_skips_phase2)
 {
 	struct it_node n;
-	struct accounts a = open_accounts(100, 100);
+	struct xu_accounts a = xu_open_accounts(100, 100);
 	char gid[SETTLE_GID_BUFSIZE];
 	char *out = NULL;
 	settle_client *c;
@@ -1141,10 +579,10 @@ Test(xa_tm, read_only_branch_skips_phase2)
 	b = xu_branch(tx, XU_RM_PG);
 	cr_assert_eq((int)b->state, BR(READ_ONLY), "%s", xu_describe(tx));
 	cr_assert_eq(b->attempts, 0, "phase 2 skipped: %s", xu_describe(tx));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
 	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 100, 100);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 100, 100);
 
 	/* A check that fails: exit 3, rolled back, nothing moved. */
 	st = xu_transfer(n.endpoint,
@@ -1153,7 +591,7 @@ Test(xa_tm, read_only_branch_skips_phase2)
 			 gid, NULL);
 	cr_assert_eq(st, 3, "exit %d", st);
 	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 5000);
-	expect_nothing_in_doubt(gid);
+	xu_expect_nothing_in_doubt(gid);
 	xu_assert_clean(n.proc);
 }
 
@@ -1161,14 +599,14 @@ Test(xa_tm, read_only_branch_skips_phase2)
 Test(xa_tm, settlectl_shows_rm_and_xid)
 {
 	struct it_node n;
-	struct accounts a = open_accounts(10, 10);
+	struct xu_accounts a = xu_open_accounts(10, 10);
 	char gid[SETTLE_GID_BUFSIZE], want[XA_XID_TEXT_MAX];
 	char *out = NULL, *err = NULL;
 	struct xa_xid x;
 	int st;
 
 	xu_node_start(&n, 1, NULL);
-	transfer_ok(n.endpoint, &a, true, "1", gid);
+	xu_transfer_ok(n.endpoint, &a, true, "1", gid);
 	cr_assert_eq(xa_xid_init(&x, XU_FORMAT_ID, gid, strlen(gid), "2", 1),
 		     0);
 	cr_assert_eq(xa_xid_format(&x, want, sizeof(want)), 0);
@@ -1210,81 +648,6 @@ Test(xa_tm, settlectl_shows_rm_and_xid)
 		free(err);
 	}
 	xu_assert_clean(n.proc);
-}
-
-/*
- * A 3-node cluster, every node configured with both databases: the
- * leader is SIGKILLed after the votes, before Commit; the initiator's
- * Commit reaches the new leader, which commits both branches over its own
- * connections. Then a leader is SIGKILLed in phase 2 while PostgreSQL is
- * down, and the next one finishes the commit once it is back.
- */
-Test(xa_tm, cluster_leader_killed_between_vote_and_commit, .timeout = 120)
-{
-	struct fu_cluster cl;
-	struct accounts a = open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
-	settle_client *c;
-	Settle__V1__TxInfo *tx;
-	int st, leader, state = 0;
-	bool finished = false;
-
-	fu_cluster_start(&cl, 3, xu_node_args(NULL));
-	leader = fu_leader(&cl, 10000);
-	cr_assert(leader >= 0, "no leader");
-	c = xu_client(cl.endpoints);
-	st = xu_transfer(cl.endpoints,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "33", "--timeout-ms", "30000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-
-	fu_kill(&cl, leader);
-	cr_assert_eq(settle_xa_commit(c, gid, true, 15000, &state, &finished),
-		     0, "commit after the failover: %s",
-		     settle_client_errmsg(c));
-	xu_wait_state(c, NULL, gid, TX(COMMITTED), 20000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	expect_branch(tx, XU_RM_MY, BR(COMMITTED));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 67, 133);
-
-	/* The old leader comes back as a follower and catches up. */
-	fu_restart(&cl, leader);
-	cr_assert(fu_wait_caught_up(&cl, 20000), "the cluster caught up");
-
-	/* Then the new leader dies in phase 2, while it retries a database
-	 * that is down: the next leader takes the retries over. */
-	st = xu_transfer(cl.endpoints,
-			 ARGS("--from-account", a.pg, "--to-account", a.my,
-			      "--amount", "7", "--timeout-ms", "30000",
-			      "--stop-after", "vote", "--stop-how", "exit"),
-			 gid, NULL);
-	cr_assert_eq(st, 0, "exit %d", st);
-	cr_assert_eq(xt_server_kill(XU_PG), 0, "SIGKILL PostgreSQL");
-	cr_assert_eq(settle_xa_commit(c, gid, true, 0, &state, &finished), 0,
-		     "commit: %s", settle_client_errmsg(c));
-	xu_wait_branch(c, NULL, gid, XU_RM_MY, BR(COMMITTED), 0, 10000);
-	xu_wait_branch(c, NULL, gid, XU_RM_PG, BR(COMMITTING), 1, 10000);
-	leader = fu_leader(&cl, 10000);
-	cr_assert(leader >= 0, "no leader");
-	fu_kill(&cl, leader);
-	cr_assert_eq(xt_servers_start(), 0, "restart PostgreSQL");
-	xu_wait_state(c, NULL, gid, TX(COMMITTED), 30000);
-	tx = xu_query(c, gid);
-	expect_branch(tx, XU_RM_PG, BR(COMMITTED));
-	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
-		     "%s", xu_describe(tx));
-	settle_tx_info_free(tx);
-	expect_nothing_in_doubt(gid);
-	expect_balances(&a, 60, 140);
-	fu_restart(&cl, leader);
-	cr_assert(fu_wait_caught_up(&cl, 20000), "the cluster caught up");
-	fu_assert_no_sanitizer_reports(&cl);
-	fu_cluster_teardown(&cl);
 }
 
 /* One test at a time (some restart the servers the others use); the

@@ -430,3 +430,55 @@ void xu_assert_clean(const struct it_proc *p)
 	cr_assert(!cu_log_has_sanitizer_report(p->log, first, sizeof(first)),
 		  "%s: %s", p->name, first);
 }
+
+struct xu_accounts xu_open_accounts(int64_t pg_balance, int64_t my_balance)
+{
+	struct xu_accounts a;
+
+	snprintf(a.pg, sizeof(a.pg), "a_%s", xu_tag());
+	snprintf(a.my, sizeof(a.my), "b_%s", xu_tag());
+	xu_account(XU_PG, a.pg, pg_balance);
+	xu_account(XU_MY, a.my, my_balance);
+	return a;
+}
+
+void xu_expect_balances(const struct xu_accounts *a, int64_t pg, int64_t my)
+{
+	int64_t p = xu_balance(XU_PG, a->pg), m = xu_balance(XU_MY, a->my);
+
+	cr_assert_eq(p, pg, "PostgreSQL balance %lld, expected %lld",
+		     (long long)p, (long long)pg);
+	cr_assert_eq(m, my, "MariaDB balance %lld, expected %lld", (long long)m,
+		     (long long)my);
+}
+
+void xu_expect_nothing_in_doubt(const char *gid)
+{
+	size_t p = xu_in_doubt(XU_PG, gid), m = xu_in_doubt(XU_MY, gid);
+
+	cr_assert_eq(p, 0, "%zu XIDs of %s still prepared in PostgreSQL", p,
+		     gid);
+	cr_assert_eq(m, 0, "%zu XIDs of %s still prepared in MariaDB", m, gid);
+}
+
+void xu_expect_branch(const Settle__V1__TxInfo *tx, const char *rm, int state)
+{
+	const Settle__V1__BranchInfo *b = xu_branch(tx, rm);
+
+	cr_assert_eq((int)b->state, state, "branch on %s: %s, expected %s", rm,
+		     xu_describe(tx), settle_branch_state_name(state));
+}
+
+void xu_transfer_ok(const char *endpoints, const struct xu_accounts *a,
+		    bool from_pg, const char *amount, char *gid)
+{
+	int st = xu_transfer(endpoints,
+			     XU_ARGS("--from", from_pg ? "pg" : "mariadb",
+				     "--from-account", from_pg ? a->pg : a->my,
+				     "--to-account", from_pg ? a->my : a->pg,
+				     "--amount", amount),
+			     gid, NULL);
+
+	cr_assert_eq(st, 0, "settle-xa-transfer exit %d", st);
+	cr_assert(gid[0] != '\0', "settle-xa-transfer printed no gid");
+}

@@ -133,6 +133,35 @@ void xu_assert_clean(const struct it_proc *p);
 /* One line describing tx, for assertion messages (static buffer). */
 const char *xu_describe(const Settle__V1__TxInfo *tx);
 
+/* A list of arguments, NULL-terminated, for xu_transfer() and friends. */
+#define XU_ARGS(...)                                                           \
+	(const char *const[])                                                  \
+	{                                                                      \
+		__VA_ARGS__, NULL                                              \
+	}
+
+/* A test's two accounts: pg in PostgreSQL, my in MariaDB. */
+struct xu_accounts {
+	char pg[64], my[64];
+};
+
+/* Create them (named after xu_tag()) with these balances. */
+struct xu_accounts xu_open_accounts(int64_t pg_balance, int64_t my_balance);
+
+/* Fail the test unless the two balances are pg and my. */
+void xu_expect_balances(const struct xu_accounts *a, int64_t pg, int64_t my);
+
+/* Fail the test if an XID of gid is still prepared in either database. */
+void xu_expect_nothing_in_doubt(const char *gid);
+
+/* Fail the test unless tx's branch on rm is in state. */
+void xu_expect_branch(const Settle__V1__TxInfo *tx, const char *rm, int state);
+
+/* The two-branch transfer of amount from a's PostgreSQL account to its
+ * MariaDB one (or back), which must commit (exit 0); its gid to gid. */
+void xu_transfer_ok(const char *endpoints, const struct xu_accounts *a,
+		    bool from_pg, const char *amount, char *gid);
+
 void xu_sleep_ms(int ms);
 
 #endif /* SETTLE_IT_XA_UTIL_H */
