@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "coordinator/xa_pool.h"
 #include "error.h"
 #include "log.h"
 
@@ -34,8 +35,14 @@ int main(int argc, char **argv)
 	/* RM calls block on libuv's worker pool (coordinator/xa_pool.h) and
 	 * raft_uv needs workers too: give the pool room for both, unless the
 	 * operator sized it. libuv reads this at the first work queued. */
-	if (c.cfg.n_xa_rms > 0 && getenv("UV_THREADPOOL_SIZE") == NULL)
-		setenv("UV_THREADPOOL_SIZE", "8", 0);
+	if (c.cfg.n_xa_rms > 0 && getenv("UV_THREADPOOL_SIZE") == NULL) {
+		char n[16];
+
+		snprintf(n, sizeof n, "%u",
+			 COORD_XA_POOL_SPARE +
+			     COORD_XA_POOL_PER_RM * c.cfg.n_xa_rms);
+		setenv("UV_THREADPOOL_SIZE", n, 0);
+	}
 	uv_loop_init(&loop);
 	rv = coord_start(&c, &loop);
 	if (rv != 0) {

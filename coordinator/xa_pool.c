@@ -61,6 +61,7 @@ struct coord_xa_pool {
 	unsigned n_rms;
 	unsigned rr; /* round robin over the RMs */
 	unsigned running;
+	unsigned max_running;
 	size_t queued;
 	struct job *running_jobs;
 	bool closing;
@@ -172,8 +173,7 @@ static void answer(struct job *j, int rv, const char *errmsg)
 /* Start queued jobs while the limits allow, RMs in turn. */
 static void pump(struct coord_xa_pool *p)
 {
-	while (!p->closing && p->running < COORD_XA_POOL_RUNNING &&
-	       p->queued > 0) {
+	while (!p->closing && p->running < p->max_running && p->queued > 0) {
 		struct pool_rm *prm = NULL;
 		struct job *j;
 
@@ -263,6 +263,24 @@ static void job_done(uv_work_t *w, int status)
 	maybe_free(p);
 }
 
+/* Every RM its COORD_XA_POOL_PER_RM, as far as libuv's pool has workers
+ * beyond COORD_XA_POOL_SPARE (half of them when it has no more). */
+static unsigned max_running(unsigned n_rms)
+{
+	const char *env = getenv("UV_THREADPOOL_SIZE");
+	unsigned long size = env != NULL ? strtoul(env, NULL, 10) : 0;
+	unsigned want = COORD_XA_POOL_PER_RM * n_rms;
+	unsigned long room;
+
+	if (size == 0)
+		size = 4; /* libuv's default */
+	room =
+	    size > COORD_XA_POOL_SPARE ? size - COORD_XA_POOL_SPARE : size / 2;
+	if (room == 0)
+		room = 1;
+	return want < room ? want : (unsigned)room;
+}
+
 int coord_xa_pool_init(uv_loop_t *loop, const struct coord_config *cfg,
 		       struct coord_xa_pool **out)
 {
@@ -283,6 +301,7 @@ int coord_xa_pool_init(uv_loop_t *loop, const struct coord_config *cfg,
 		}
 	}
 	p->n_rms = cfg->n_xa_rms;
+	p->max_running = max_running(p->n_rms);
 	*out = p;
 	return 0;
 }

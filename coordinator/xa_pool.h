@@ -6,8 +6,10 @@
  * Each configured RM has a small set of connections; a connection is handed
  * to one job at a time, on the loop thread, and comes back to the RM's idle
  * list when the job is done, so no lock is needed. Jobs wait in a FIFO per
- * RM: at most COORD_XA_POOL_PER_RM run per RM and COORD_XA_POOL_RUNNING in
- * all, so a dead database cannot take every worker (raft_uv needs some).
+ * RM: at most COORD_XA_POOL_PER_RM run per RM, so a hung database delays
+ * only its own calls, and in all at most what libuv's pool has beyond the
+ * 4 workers left to raft_uv (UV_THREADPOOL_SIZE, which settled's main()
+ * sizes for its RMs; at least 1).
  *
  * Conninfo is never logged; messages name the RM and its kind.
  */
@@ -22,8 +24,9 @@
 #include "config.h"
 #include "xa/xid.h"
 
-#define COORD_XA_POOL_PER_RM  2
-#define COORD_XA_POOL_RUNNING 4
+#define COORD_XA_POOL_PER_RM 2
+/* Workers of libuv's pool that RM calls never take (raft_uv's). */
+#define COORD_XA_POOL_SPARE 4
 /* At close, how long running calls may hold the loop (coord_xa_pool_close). */
 #define COORD_XA_POOL_CLOSE_WAIT_MS 5000
 
