@@ -128,8 +128,10 @@ int xa_rm_end(struct xa_rm *rm, const struct xa_xid *xid);
  * Prepare the branch xid that this handle started (ended or still active:
  * it is ended first). *vote gets the outcome; the function returns 0 for all
  * three votes. After VOTE_OK the branch is durable in the RM and survives a
- * crash of the server or of the caller. VOTE_RDONLY: PostgreSQL branches
- * that wrote nothing are committed at once (MariaDB always prepares).
+ * crash of the server or of the caller. VOTE_RDONLY: a branch that wrote
+ * nothing (PostgreSQL: no transaction id was assigned; MariaDB: the
+ * session's Handler_write/_update/_delete counters did not move between
+ * start and end) is committed at once and needs no phase 2.
  * Errors: XA_RM_EPROTO (xid not started here), XA_RM_EDUPID (PostgreSQL: the
  * gid is already prepared; the branch is rolled back), XA_RM_ETRANSIENT
  * (connection lost: the branch may or may not be prepared, the in-doubt

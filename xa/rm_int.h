@@ -49,7 +49,13 @@ struct xa_rm {
 	bool branch_lost;  /* the connection died under the branch: the server
 			      rolled it back */
 	struct xa_xid xid; /* the branch, when bstate != NONE */
-	char sqlstate[8];  /* of the last server error, for the adapters */
+	/* MariaDB: the session's row writes (Handler_write + _update +
+	 * _delete) when the branch started, and whether the branch changed
+	 * no row by the time it ended (then prepare votes RDONLY). */
+	uint64_t my_writes;
+	bool my_writes_known;
+	bool my_read_only;
+	char sqlstate[8]; /* of the last server error, for the adapters */
 	char errmsg[512];
 };
 

@@ -283,9 +283,62 @@ static int xa_my_query_int(struct xa_rm *rm, const char *sql, int64_t *out)
 	return 0;
 }
 
+/*
+ * The rows this session has written, changed or deleted so far. MariaDB
+ * prepares a branch that changed nothing like any other, and then answers
+ * XA_RBROLLBACK to its XA COMMIT from another session: the coordinator would
+ * report a false heuristic rollback. So the adapter counts the session's row
+ * changes across the branch and votes RDONLY when there were none. (An
+ * UPDATE that matched rows but changed none counts nothing: it changed
+ * nothing. Writes to internal temporary tables are Handler_tmp_*, not
+ * counted.) Reading SHOW STATUS changes no counter.
+ */
+static int xa_my__writes(struct xa_rm *rm, uint64_t *out)
+{
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	uint64_t sum = 0;
+	unsigned seen = 0;
+	int rv =
+	    xa_my__run(rm,
+		       "SHOW SESSION STATUS WHERE Variable_name IN "
+		       "('Handler_write','Handler_update','Handler_delete')",
+		       "status", &res);
+
+	if (rv != 0)
+		return rv;
+	while (res != NULL && (row = mysql_fetch_row(res)) != NULL) {
+		char *end;
+		unsigned long long v;
+
+		if (row[1] == NULL)
+			continue;
+		v = strtoull(row[1], &end, 10);
+		if (*end != '\0')
+			continue;
+		sum += v;
+		seen++;
+	}
+	if (res != NULL)
+		mysql_free_result(res);
+	if (seen != 3) {
+		xa_rm__seterr(rm, "status: Handler counters missing");
+		return XA_RM_ERMERR;
+	}
+	*out = sum;
+	return 0;
+}
+
 static int xa_my_start(struct xa_rm *rm, const struct xa_xid *xid)
 {
-	return xa_my__xa(rm, "START", xid, "");
+	int rv = xa_my__xa(rm, "START", xid, "");
+
+	rm->my_read_only = false;
+	rm->my_writes_known = false;
+	/* Without the counters the branch is simply prepared (vote OK). */
+	if (rv == 0 && xa_my__writes(rm, &rm->my_writes) == 0)
+		rm->my_writes_known = true;
+	return rv;
 }
 
 /* The branch was rolled back by the server but its xid may linger in a
@@ -301,7 +354,14 @@ static void xa_my__forget(struct xa_rm *rm, const struct xa_xid *xid)
 
 static int xa_my_end(struct xa_rm *rm, const struct xa_xid *xid)
 {
-	int rv = xa_my__xa(rm, "END", xid, "");
+	uint64_t now;
+	int rv;
+
+	/* Counted before XA END: an IDLE branch takes no statement. */
+	rm->my_read_only = rm->my_writes_known &&
+			   xa_my__writes(rm, &now) == 0 && now == rm->my_writes;
+	rm->my_writes_known = false;
+	rv = xa_my__xa(rm, "END", xid, "");
 
 	if (rv == XA_RM_EROLLBACK)
 		xa_my__forget(rm, xid);
@@ -311,12 +371,22 @@ static int xa_my_end(struct xa_rm *rm, const struct xa_xid *xid)
 static int xa_my_prepare(struct xa_rm *rm, const struct xa_xid *xid,
 			 enum xa_rm_vote *vote)
 {
-	int rv = xa_my__xa(rm, "PREPARE", xid, "");
+	int rv;
 
-	if (rv == 0) {
-		/* MariaDB prepares read-only branches too: no RDONLY. */
-		*vote = XA_RM_VOTE_OK;
-		return 0;
+	if (rm->my_read_only) {
+		/* It changed no row: finish it now, nothing for phase 2. */
+		rm->my_read_only = false;
+		rv = xa_my__xa(rm, "COMMIT", xid, " ONE PHASE");
+		if (rv == 0) {
+			*vote = XA_RM_VOTE_RDONLY;
+			return 0;
+		}
+	} else {
+		rv = xa_my__xa(rm, "PREPARE", xid, "");
+		if (rv == 0) {
+			*vote = XA_RM_VOTE_OK;
+			return 0;
+		}
 	}
 	if (rv == XA_RM_EROLLBACK) {
 		xa_my__forget(rm, xid);

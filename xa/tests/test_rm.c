@@ -593,6 +593,39 @@ Test(postgresql, read_only_branch_votes_rdonly)
 	xa_rm_close(rm);
 }
 
+/* MariaDB prepares a branch that changed no row and then answers
+ * XA_RBROLLBACK to its commit: the adapter votes RDONLY instead. A branch
+ * whose UPDATE matched but changed nothing is read-only too; one insert is
+ * not. */
+Test(mariadb, read_only_branch_votes_rdonly)
+{
+	char tag[64], sql[256];
+	struct xa_xid ro, rw;
+	struct xa_rm *rm = xt_open(MY);
+	enum xa_rm_vote vote = XA_RM_VOTE_OK;
+	int64_t v;
+
+	xt_table(rm);
+	xt_tag(tag, sizeof(tag));
+	xt_xid(&ro, tag, "ro");
+	XT_OK(rm, xa_rm_start(rm, &ro));
+	XT_OK(rm, xa_rm_query_int(rm, "SELECT count(*) FROM xa_t", &v));
+	XT_OK(rm, xa_rm_exec(rm, "UPDATE xa_t SET v = v WHERE 1 = 0"));
+	XT_OK(rm, xa_rm_prepare(rm, &ro, &vote));
+	cr_assert_eq(vote, XA_RM_VOTE_RDONLY);
+	cr_assert(!xt_listed(rm, &ro), "no phase 2 for a read-only branch");
+
+	xt_xid(&rw, tag, "rw");
+	XT_OK(rm, xa_rm_start(rm, &rw));
+	snprintf(sql, sizeof sql, "INSERT INTO xa_t VALUES ('%s-rw', 1)", tag);
+	XT_OK(rm, xa_rm_exec(rm, sql));
+	XT_OK(rm, xa_rm_prepare(rm, &rw, &vote));
+	cr_assert_eq(vote, XA_RM_VOTE_OK, "a branch that inserted a row");
+	cr_assert(xt_listed(rm, &rw));
+	XT_OK(rm, xa_rm_rollback(rm, &rw));
+	xa_rm_close(rm);
+}
+
 Test(postgresql, failed_statement_votes_rollback)
 {
 	char tag[64];
