@@ -552,6 +552,67 @@ Test(xa_tm, one_phase_across_restart)
 	xu_assert_clean(n.proc);
 }
 
+/*
+ * The two-step way, for an initiator that wants the prepared state
+ * durable before it decides: after the votes, XA_PREPARE (XA_PREPARED),
+ * then Commit without one_phase. Commit without one_phase before the
+ * prepare is refused. A transaction of Settle's own (no xid) that stays
+ * XA_PREPARED past its deadline is rolled back (presumed abort), and a
+ * vote that comes too late is refused.
+ */
+Test(xa_tm, explicit_prepare_then_commit)
+{
+	struct it_node n;
+	struct xu_accounts a = xu_open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE], gid2[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st, state = 0;
+	bool read_only = true, finished = false;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "8", "--timeout-ms", "30000",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(settle_xa_commit(c, gid, false, 0, &state, &finished),
+		     SETTLE_ESTATE, "commit before prepare: %s",
+		     settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_prepare(c, gid, &state, &read_only), 0,
+		     "prepare: %s", settle_client_errmsg(c));
+	cr_assert_eq(state, TX(XA_PREPARED));
+	cr_assert(!read_only);
+	cr_assert_eq(settle_xa_commit(c, gid, false, 10000, &state, &finished),
+		     0, "commit: %s", settle_client_errmsg(c));
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 92, 108);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "8", "--timeout-ms", "2500",
+			      "--stop-after", "vote", "--stop-how", "exit"),
+			 gid2, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	cr_assert_eq(settle_xa_prepare(c, gid2, &state, &read_only), 0,
+		     "prepare: %s", settle_client_errmsg(c));
+	cr_assert_eq(state, TX(XA_PREPARED));
+	xu_wait_state(c, n.proc, gid2, TX(ROLLED_BACK), 15000);
+	tx = xu_query(c, gid2);
+	xu_expect_branch(tx, XU_RM_PG, BR(ROLLED_BACK));
+	xu_expect_branch(tx, XU_RM_MY, BR(ROLLED_BACK));
+	settle_tx_info_free(tx);
+	xu_expect_nothing_in_doubt(gid2);
+	xu_expect_balances(&a, 92, 108);
+	cr_assert_eq(settle_xa_commit(c, gid2, false, 0, &state, &finished),
+		     SETTLE_ESTATE, "commit after the rollback: %s",
+		     settle_client_errmsg(c));
+	xu_assert_clean(n.proc);
+}
+
 /* --read-only: PostgreSQL's branch only reads and votes RDONLY: no phase
  * 2 for it; MariaDB's (which always prepares) is committed. */
 Test(xa_tm, read_only_branch_skips_phase2)
