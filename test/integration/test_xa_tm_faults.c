@@ -423,6 +423,47 @@ Test(xa_faults, initiator_killed_before_vote)
 	xu_assert_clean(n.proc);
 }
 
+/*
+ * Branches prepared, the initiator gone before its votes, the deadline far
+ * off: the recovery scans (every second) must leave the prepared branches
+ * of a transaction still ACTIVE alone. Another process then votes for them
+ * and commits (an initiator restarted from its own log would).
+ */
+Test(xa_faults, scan_leaves_undecided_branches)
+{
+	struct it_node n;
+	struct xu_accounts a = xu_open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	int st, state = 0, bstate = 0;
+	uint32_t b;
+	bool finished = false;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "3", "--timeout-ms", "30000",
+			      "--stop-after", "prepare"),
+			 gid, NULL);
+	cr_assert_eq(st, 128 + SIGKILL, "exit %d", st);
+	xu_sleep_ms(2500);
+	cr_assert_eq(xu_in_doubt(XU_PG, gid), 1, "a scan rolled back PG's");
+	cr_assert_eq(xu_in_doubt(XU_MY, gid), 1,
+		     "a scan rolled back MariaDB's");
+	for (b = 1; b <= 2; b++)
+		cr_assert_eq(settle_xa_vote(c, gid, b,
+					    SETTLE__V1__XA_VOTE__VOTE_OK, NULL,
+					    &state, &bstate),
+			     0, "vote %u: %s", b, settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_commit(c, gid, true, 10000, &state, &finished),
+		     0, "commit: %s", settle_client_errmsg(c));
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 97, 103);
+	xu_assert_clean(n.proc);
+}
+
 /* The initiator SIGKILLed right after Commit was answered: the leader
  * needs nothing more from it. */
 Test(xa_faults, initiator_killed_after_commit)
