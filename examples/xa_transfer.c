@@ -111,8 +111,8 @@ static void usage(FILE *f)
 	    "transaction.\n"
 	    "  --single KIND: one branch, both accounts in that database "
 	    "(one-phase commit)\n"
-	    "  --read-only: only read both balances (the PostgreSQL branch "
-	    "votes read-only);\n"
+	    "  --read-only: only read both balances (the branches vote "
+	    "read-only);\n"
 	    "               exit 3 if A's balance does not cover N\n"
 	    "  --abort: the last branch votes rollback; --rollback: "
 	    "Rollback after the votes\n"
@@ -465,7 +465,7 @@ static int do_work(const struct opts *o, struct branch *b, const char *debit,
 	int rv;
 
 	if (o->read_only) {
-		/* A check only: read, write nothing (PostgreSQL then votes
+		/* A check only: read, write nothing (the branch then votes
 		 * read-only). */
 		const char *acct = debit ? debit : credit;
 

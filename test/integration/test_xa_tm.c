@@ -613,18 +613,30 @@ Test(xa_tm, explicit_prepare_then_commit)
 	xu_assert_clean(n.proc);
 }
 
-/* --read-only: PostgreSQL's branch only reads and votes RDONLY: no phase
- * 2 for it; MariaDB's (which always prepares) is committed. */
+/*
+ * Read-only branches skip phase 2. --read-only: both branches only read
+ * and vote READ_ONLY: the transaction is committed at Commit with nothing
+ * left to do. By hand, a transaction whose PostgreSQL branch only reads
+ * and whose MariaDB branch writes: the leader commits MariaDB's and never
+ * calls PostgreSQL.
+ */
 Test(xa_tm, read_only_branch_skips_phase2)
 {
 	struct it_node n;
 	struct xu_accounts a = xu_open_accounts(100, 100);
-	char gid[SETTLE_GID_BUFSIZE];
+	char gid[SETTLE_GID_BUFSIZE], m2[64], sql[300];
+	uint8_t wire[SETTLE_XID_WIRE_MAX];
 	char *out = NULL;
 	settle_client *c;
 	Settle__V1__TxInfo *tx;
 	const Settle__V1__BranchInfo *b;
-	int st;
+	struct xa_rm *pg, *my;
+	struct xa_xid xp, xm;
+	enum xa_rm_vote vp = XA_RM_VOTE_OK, vm = XA_RM_VOTE_RDONLY;
+	uint32_t bp = 0, bm = 0;
+	size_t len = 0;
+	int st, state = 0;
+	bool finished = false;
 
 	xu_node_start(&n, 1, NULL);
 	c = xu_client(n.endpoint);
@@ -640,7 +652,11 @@ Test(xa_tm, read_only_branch_skips_phase2)
 	b = xu_branch(tx, XU_RM_PG);
 	cr_assert_eq((int)b->state, BR(READ_ONLY), "%s", xu_describe(tx));
 	cr_assert_eq(b->attempts, 0, "phase 2 skipped: %s", xu_describe(tx));
-	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	b = xu_branch(tx, XU_RM_MY);
+	cr_assert_eq((int)b->state, BR(READ_ONLY), "%s", xu_describe(tx));
+	cr_assert_eq(b->attempts, 0, "phase 2 skipped: %s", xu_describe(tx));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
 	settle_tx_info_free(tx);
 	xu_expect_nothing_in_doubt(gid);
 	xu_expect_balances(&a, 100, 100);
@@ -653,6 +669,69 @@ Test(xa_tm, read_only_branch_skips_phase2)
 	cr_assert_eq(st, 3, "exit %d", st);
 	xu_wait_state(c, n.proc, gid, TX(ROLLED_BACK), 5000);
 	xu_expect_nothing_in_doubt(gid);
+
+	/* Mixed: PostgreSQL reads, MariaDB moves 5 from a.my to m2. */
+	snprintf(m2, sizeof(m2), "m2_%s", xu_tag());
+	xu_account(XU_MY, m2, 0);
+	cr_assert_eq(settle_xa_begin(c, NULL, NULL, 0, false, 30000, gid,
+				     sizeof(gid), NULL),
+		     0, "begin: %s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_register_rm(c, gid, XU_RM_PG, &bp, wire,
+					   sizeof(wire), &len),
+		     0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(xa_xid_decode(wire, len, &xp), 0);
+	cr_assert_eq(settle_xa_register_rm(c, gid, XU_RM_MY, &bm, wire,
+					   sizeof(wire), &len),
+		     0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(xa_xid_decode(wire, len, &xm), 0);
+	pg = xu_rm(XU_PG);
+	my = xu_rm(XU_MY);
+	cr_assert_eq(xa_rm_start(pg, &xp), 0, "%s", xa_rm_errmsg(pg));
+	snprintf(sql, sizeof(sql),
+		 "SELECT balance FROM settle_xa_accounts WHERE name = '%s'",
+		 a.pg);
+	{
+		int64_t v = 0;
+
+		cr_assert_eq(xa_rm_query_int(pg, sql, &v), 0, "%s",
+			     xa_rm_errmsg(pg));
+	}
+	cr_assert_eq(xa_rm_start(my, &xm), 0, "%s", xa_rm_errmsg(my));
+	snprintf(sql, sizeof(sql),
+		 "UPDATE settle_xa_accounts SET balance = balance + "
+		 "(CASE WHEN name = '%s' THEN -5 ELSE 5 END) "
+		 "WHERE name IN ('%s', '%s')",
+		 a.my, a.my, m2);
+	cr_assert_eq(xa_rm_exec(my, sql), 0, "%s", xa_rm_errmsg(my));
+	cr_assert_eq(xa_rm_prepare(pg, &xp, &vp), 0, "%s", xa_rm_errmsg(pg));
+	cr_assert_eq(xa_rm_prepare(my, &xm, &vm), 0, "%s", xa_rm_errmsg(my));
+	cr_assert_eq(vp, XA_RM_VOTE_RDONLY);
+	cr_assert_eq(vm, XA_RM_VOTE_OK);
+	xa_rm_close(pg);
+	xa_rm_close(my);
+	cr_assert_eq(settle_xa_vote(c, gid, bp,
+				    SETTLE__V1__XA_VOTE__VOTE_READ_ONLY, NULL,
+				    NULL, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_vote(c, gid, bm, SETTLE__V1__XA_VOTE__VOTE_OK,
+				    NULL, NULL, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_commit(c, gid, true, 10000, &state, &finished),
+		     0, "commit: %s", settle_client_errmsg(c));
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 10000);
+	tx = xu_query(c, gid);
+	b = xu_branch(tx, XU_RM_PG);
+	cr_assert_eq((int)b->state, BR(READ_ONLY), "%s", xu_describe(tx));
+	cr_assert_eq(b->attempts, 0, "phase 2 skipped: %s", xu_describe(tx));
+	b = xu_branch(tx, XU_RM_MY);
+	cr_assert_eq((int)b->state, BR(COMMITTED), "%s", xu_describe(tx));
+	cr_assert(b->attempts >= 1, "%s", xu_describe(tx));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	xu_expect_nothing_in_doubt(gid);
+	cr_assert_eq(xu_balance(XU_MY, a.my), 95);
+	cr_assert_eq(xu_balance(XU_MY, m2), 5);
 	xu_assert_clean(n.proc);
 }
 
