@@ -426,6 +426,40 @@ int settle_xa_prepare(settle_client *c, const char *gid, int *state,
 int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 		     uint32_t wait_ms, int *state, bool *finished);
 
+/*
+ * A TM's decision on XA transaction gid that also tells the remembered
+ * heuristic: commit true is settle_xa_commit() (one_phase, reason
+ * ignored), false is settle_rollback() with reason (may be NULL, copied).
+ * wait_ms, state and finished as for settle_commit(). *heuristic (may be
+ * NULL) gets the transaction's Settle__V1__Heuristic at reply time:
+ * HEUR_COMMIT / HEUR_ROLLBACK after an operator's heuristic decision
+ * (settle_xa_heuristic()), or a branch that ended otherwise; NONE from a
+ * coordinator that predates the field. Deciding the way a heuristic
+ * decision went answers 0; the opposite way SETTLE_ESTATE (query the
+ * transaction for its heuristic). Errors as settle_commit().
+ */
+int settle_xa_decide(settle_client *c, const char *gid, bool commit,
+		     bool one_phase, const char *reason, uint32_t wait_ms,
+		     int *state, bool *finished, int *heuristic);
+
+/*
+ * XA_HEURISTIC (an operator): decide XA_PREPARED transaction gid
+ * heuristically because its transaction manager is gone for good. commit
+ * true: committed as by the commit decision, remembered as HEUR_COMMIT;
+ * false: rolled back, HEUR_ROLLBACK. reason (required, 1..1024 bytes,
+ * copied) says who decided and why; it goes into the history. The TM's
+ * later xa_commit / xa_rollback is answered XA_HEURCOM / XA_HEURRB, and
+ * XA_RECOVER lists the transaction once final, until XA_FORGET. *state
+ * and *heuristic (may be NULL) get the state after (COMMITTING /
+ * COMMITTED, ROLLING_BACK / ROLLED_BACK) and the remembered heuristic.
+ * The same decision again answers 0. Errors: SETTLE_ENOTFOUND,
+ * SETTLE_ESTATE (not XA_PREPARED, or not an XA transaction), SETTLE_EINVAL
+ * (reason missing or gid malformed: nothing sent), SETTLE_ETOOBIG (reason
+ * over 1024 bytes: nothing sent), transport errors.
+ */
+int settle_xa_heuristic(settle_client *c, const char *gid, bool commit,
+			const char *reason, int *state, int *heuristic);
+
 /* One entry of settle_xa_recover(). */
 struct settle_xa_recovered {
 	char gid[SETTLE_GID_BUFSIZE];

@@ -1,6 +1,7 @@
 /*
  * xa.c — libsettle's XA calls (settle.h, "XA"): begin, RM branches,
- * votes, prepare, one-phase commit, recover and forget, on client.c's
+ * votes, prepare, one-phase commit, decisions with their heuristic, an
+ * operator's heuristic decision, recover and forget, on client.c's
  * retrying call with one cmd_id per logical call. Only the XID codec of
  * libsettlecore is used here: no database client library is linked.
  */
@@ -271,6 +272,105 @@ int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 {
 	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL,
 			      one_phase, wait_ms, state, finished);
+}
+
+int settle_xa_decide(settle_client *c, const char *gid, bool commit,
+		     bool one_phase, const char *reason, uint32_t wait_ms,
+		     int *state, bool *finished, int *heuristic)
+{
+	Settle__V1__CommitRequest creq = SETTLE__V1__COMMIT_REQUEST__INIT;
+	Settle__V1__RollbackRequest rreq = SETTLE__V1__ROLLBACK_REQUEST__INIT;
+	Settle__V1__DecisionResponse *resp = NULL;
+	const char *op = commit ? "xa commit" : "xa rollback";
+	const ProtobufCMessage *req;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, op, gid, false);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, op, id);
+	if (rv != 0)
+		return rv;
+	if (commit) {
+		creq.cmd_id.data = id;
+		creq.cmd_id.len = sizeof(id);
+		creq.gid = (char *)gid;
+		creq.wait = wait_ms > 0;
+		creq.wait_ms = wait_ms;
+		creq.one_phase = one_phase;
+		req = &creq.base;
+	} else {
+		rreq.cmd_id.data = id;
+		rreq.cmd_id.len = sizeof(id);
+		rreq.gid = (char *)gid;
+		rreq.wait = wait_ms > 0;
+		rreq.wait_ms = wait_ms;
+		rreq.reason = (char *)(reason != NULL ? reason : "");
+		req = &rreq.base;
+	}
+	rv = client__call(c,
+			  commit ? SETTLE__V1__METHOD__COMMIT
+				 : SETTLE__V1__METHOD__ROLLBACK,
+			  req, &settle__v1__decision_response__descriptor,
+			  (ProtobufCMessage **)&resp, wait_ms);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	if (finished != NULL)
+		*finished = resp->finished;
+	if (heuristic != NULL)
+		*heuristic = (int)resp->heuristic;
+	settle__v1__decision_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int settle_xa_heuristic(settle_client *c, const char *gid, bool commit,
+			const char *reason, int *state, int *heuristic)
+{
+	Settle__V1__XaHeuristicRequest req =
+	    SETTLE__V1__XA_HEURISTIC_REQUEST__INIT;
+	Settle__V1__XaHeuristicResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa heuristic", gid, false);
+	if (rv != 0)
+		return rv;
+	if (reason == NULL || reason[0] == '\0') {
+		client__errf(c, "xa heuristic: a reason is required (who "
+				"decides and why)");
+		return SETTLE_EINVAL;
+	}
+	if (strlen(reason) > XA_ERR_MAX) {
+		client__errf(c, "xa heuristic: reason longer than %d bytes",
+			     XA_ERR_MAX);
+		return SETTLE_ETOOBIG;
+	}
+	rv = client__new_cmd_id(c, "xa heuristic", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.decision = commit ? SETTLE__V1__DECISION__DECIDE_COMMIT
+			      : SETTLE__V1__DECISION__DECIDE_ROLLBACK;
+	req.reason = (char *)reason;
+	rv = client__call(c, SETTLE__V1__METHOD__XA_HEURISTIC, &req.base,
+			  &settle__v1__xa_heuristic_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	if (heuristic != NULL)
+		*heuristic = (int)resp->heuristic;
+	settle__v1__xa_heuristic_response__free_unpacked(resp, NULL);
+	return 0;
 }
 
 /* Copy one recovered transaction; SETTLE_EPROTO for a row no coordinator

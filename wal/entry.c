@@ -290,6 +290,9 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 	case SETTLE__V1__COMMAND__OP_XA_FORGET:
 		return wal_xa_forget_validate(cmd->xa_forget, errmsg,
 					      errmsg_len);
+	case SETTLE__V1__COMMAND__OP_XA_HEURISTIC:
+		return wal_xa_heuristic_validate(cmd->xa_heuristic, errmsg,
+						 errmsg_len);
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}

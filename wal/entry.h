@@ -66,8 +66,8 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  *           wal_step_result_validate() (wal/saga.h)
  *   retry, resolve: wal_retry_validate(), wal_resolve_validate()
  *           (wal/operator.h)
- *   xa_vote, xa_prepare, xa_result, xa_forget: wal_xa_*_validate()
- *           (wal/xa.h)
+ *   xa_vote, xa_prepare, xa_result, xa_forget, xa_heuristic:
+ *           wal_xa_*_validate() (wal/xa.h)
  * Returns 0, SETTLE_EINVAL, or SETTLE_ETOOBIG for a field over its limit;
  * when errmsg is not NULL it receives a message naming the field (never
  * any payload bytes).

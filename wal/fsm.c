@@ -20,7 +20,8 @@
  *   limit command ids older than finished_before_ms.
  * saga_begin, step_result, and decide on a saga: wal/saga.h.
  * Mode XA (begin with mode XA and xid, register with rm, decide and
- * branch_result on an XA tx, xa_vote, xa_prepare, xa_result, xa_forget):
+ * branch_result on an XA tx, xa_vote, xa_prepare, xa_result, xa_forget,
+ * xa_heuristic):
  *   wal/xa.h.
  * retry, resolve (an operator's verbs): wal/operator.h.
  *
@@ -75,6 +76,9 @@ void fsm__result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
 	a->res.gid = tx->gid;
 	a->res.state = tx->state;
 	a->res.deadline_ms = tx->deadline_ms;
+	/* A TM's later Commit / Rollback learns a heuristic decision from
+	 * it (the switch library's XA_HEUR* codes). */
+	a->res.heuristic = tx->heuristic;
 }
 
 /* Load the tx into a->old and a working copy a->tx. 1: not found (the
@@ -499,6 +503,8 @@ static int dispatch(struct apply *a)
 		return wal_xa_result_apply(a, cmd->xa_result);
 	case SETTLE__V1__COMMAND__OP_XA_FORGET:
 		return wal_xa_forget_apply(a, cmd->xa_forget);
+	case SETTLE__V1__COMMAND__OP_XA_HEURISTIC:
+		return wal_xa_heuristic_apply(a, cmd->xa_heuristic);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,

@@ -24,6 +24,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_saga.c \
 	test/unit/wal/test_operator.c \
 	test/unit/wal/test_xa.c \
+	test/unit/wal/test_xa_heur.c \
 	test/unit/wal/fsm_helpers.c test/unit/wal/fsm_helpers.h \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_wal_CFLAGS = $(TEST_CFLAGS)

@@ -224,6 +224,23 @@ int wal_xa_forget_validate(const Settle__V1__CmdXaForget *c, char *errmsg,
 	return check_gid(c->gid, errmsg, errmsg_len);
 }
 
+int wal_xa_heuristic_validate(const Settle__V1__CmdXaHeuristic *c, char *errmsg,
+			      size_t errmsg_len)
+{
+	int rv = check_gid(c->gid, errmsg, errmsg_len);
+	if (rv != 0)
+		return rv;
+	if (c->decision != SETTLE__V1__DECISION__DECIDE_COMMIT &&
+	    c->decision != SETTLE__V1__DECISION__DECIDE_ROLLBACK)
+		return BAD(SETTLE_EINVAL,
+			   "decision must be DECIDE_COMMIT or DECIDE_ROLLBACK");
+	if (c->reason == NULL || c->reason[0] == 0)
+		return BAD(SETTLE_EINVAL,
+			   "reason required: who decided heuristically and "
+			   "why");
+	return check_text(c->reason, "reason", errmsg, errmsg_len);
+}
+
 /* ---- The working set ---------------------------------------------------- */
 
 struct xa {
@@ -490,6 +507,15 @@ int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 		   : st == TX(ROLLING_BACK) || st == TX(ROLLED_BACK))
 		return 0; /* a retried decision: where it stands */
 	if (st != TX(ACTIVE) && st != TX(XA_PREPARED)) {
+		if (tx->heuristic != HEUR(HEURISTIC_NONE))
+			/* The result carries the heuristic: the TM's
+			 * XA_HEURCOM / XA_HEURRB / XA_HEURMIX / XA_HEURHAZ. */
+			return fsm__reject(
+			    a, CODE(WRONG_STATE),
+			    "transaction %s is %s with heuristic %s (forget "
+			    "it once dealt with)",
+			    tx->gid, wal_tx_state_name(tx->state),
+			    wal_xa_heuristic_name((int)tx->heuristic));
 		if (st == TX(COMMITTING))
 			return fsm__reject(a, CODE(WRONG_STATE),
 					   "transaction %s is COMMITTING: the "
@@ -910,6 +936,50 @@ int wal_xa_forget_apply(struct apply *a, const Settle__V1__CmdXaForget *c)
 	rv = fsm__add_event(a, "forget", 0, "%s", wal_xa_heuristic_name(h));
 	if (rv == 0)
 		rv = fsm__write_tx(a, tx->state);
+	return rv;
+}
+
+/* ---- An operator's heuristic decision ----------------------------------- */
+
+int wal_xa_heuristic_apply(struct apply *a, const Settle__V1__CmdXaHeuristic *c)
+{
+	int rv = load_xa(a, c->gid);
+	if (rv != 0)
+		return rv < 0 ? rv : 0;
+	Settle__V1__TxRecord *tx = &a->tx;
+	bool commit = c->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
+	int h = commit ? HEUR(HEUR_COMMIT) : HEUR(HEUR_ROLLBACK);
+	int from = (int)tx->state;
+	fsm__result_tx(a, tx);
+	if ((int)tx->heuristic == h &&
+	    (commit ? from == TX(COMMITTING) || from == TX(COMMITTED)
+		    : from == TX(ROLLING_BACK) || from == TX(ROLLED_BACK)))
+		return 0; /* decided so already: where it stands */
+	if (from != TX(XA_PREPARED))
+		return fsm__reject(a, CODE(WRONG_STATE),
+				   "transaction %s is %s: only an XA_PREPARED "
+				   "transaction can be decided heuristically",
+				   tx->gid, wal_tx_state_name(tx->state));
+	struct xa x;
+	rv = xa_load(a, &x);
+	if (rv != 0)
+		goto out;
+	if (commit) {
+		rv = start_commit(&x, "heuristic, by operator");
+	} else {
+		snprintf(a->reason, sizeof a->reason,
+			 "heuristic rollback by operator: %s", c->reason);
+		rv = start_rollback(&x, a->reason);
+	}
+	if (rv != 0)
+		goto out;
+	tx->heuristic = wal_xa_heuristic_merge((int)tx->heuristic, h);
+	rv = fsm__add_event(a, "heuristic", 0, "%s: operator: %s",
+			    wal_xa_heuristic_name(h), c->reason);
+	if (rv == 0)
+		rv = flush(&x, from);
+out:
+	xa_free(&x);
 	return rv;
 }
 

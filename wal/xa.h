@@ -1,7 +1,8 @@
 /*
  * xa.h — the XA commands of the FSM (transactions of mode XA): begin and
  * register of an RM branch, xa_vote, xa_prepare, decide, xa_result and
- * branch_result on an XA transaction, xa_forget, and an operator's retry
+ * branch_result on an XA transaction, xa_forget, xa_heuristic (an
+ * operator's heuristic decision), and an operator's retry
  * and resolve of its FAILED branches. docs/XA.md and docs/ARCHITECTURE.md
  * tell the whole story; the tables are in wal/sm.h.
  *
@@ -63,6 +64,18 @@
  *   initiator: HEUR_HAZARD) -> COMMITTED, RETRY postpones.
  * xa_forget: tx final, mode XA, heuristic not NONE -> heuristic NONE
  *   (branches keep theirs). Else WRONG_STATE (NOT_FOUND: unknown gid).
+ * xa_heuristic{decision, reason} (an operator, when the TM of an in-doubt
+ *   transaction is gone): tx XA_PREPARED (with or without xid). COMMIT:
+ *   as decide COMMIT from XA_PREPARED, and tx.heuristic HEUR_COMMIT;
+ *   ROLLBACK: as decide ROLLBACK, reason "heuristic rollback by operator:
+ *   REASON", and HEUR_ROLLBACK. Event "heuristic" (kind, "operator:
+ *   REASON"). The same heuristic decision again (tx decided that way and
+ *   still remembering that heuristic) answers OK; otherwise WRONG_STATE.
+ *   Result: state and heuristic.
+ *   A TM's later decision then: the same one answers OK as any repeated
+ *   decision, the opposite one WRONG_STATE naming the heuristic; either
+ *   result carries the tx's heuristic (CmdResult.heuristic, set on every
+ *   tx result), so the TM hears XA_HEURCOM / XA_HEURRB until xa_forget.
  *
  * Derived fields, recomputed by every XA command from the branches: while
  * COMMITTING / ROLLING_BACK, pending = branches in a phase-2 state
@@ -156,6 +169,10 @@ int wal_xa_result_validate(const Settle__V1__CmdXaResult *c, char *errmsg,
 			   size_t errmsg_len);
 int wal_xa_forget_validate(const Settle__V1__CmdXaForget *c, char *errmsg,
 			   size_t errmsg_len);
+/* xa_heuristic: gid, decision DECIDE_COMMIT or DECIDE_ROLLBACK, reason
+ * 1..WAL_TEXT_MAX bytes (required: who decided and why). */
+int wal_xa_heuristic_validate(const Settle__V1__CmdXaHeuristic *c, char *errmsg,
+			      size_t errmsg_len);
 
 /*
  * Apply a validated command inside the FSM's apply a (wal/fsm_int.h).
@@ -172,6 +189,8 @@ int wal_xa_result_apply(struct apply *a, const Settle__V1__CmdXaResult *c);
 int wal_xa_branch_result_apply(struct apply *a,
 			       const Settle__V1__CmdBranchResult *c);
 int wal_xa_forget_apply(struct apply *a, const Settle__V1__CmdXaForget *c);
+int wal_xa_heuristic_apply(struct apply *a,
+			   const Settle__V1__CmdXaHeuristic *c);
 
 /*
  * CmdRetry / CmdResolve on a loaded XA tx (a->tx, mode XA, neither final

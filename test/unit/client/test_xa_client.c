@@ -28,6 +28,11 @@ static atomic_int drops;
 static uint8_t last_body[8192];
 static size_t last_len;
 
+/* cmd_ids of the XA_HEURISTIC requests seen, dropped ones included (the
+ * shared fake does not record that method's). */
+static uint8_t heur_ids[8][16];
+static atomic_int heur_n;
+
 static void *last_as(const ProtobufCMessageDescriptor *d)
 {
 	void *m = protobuf_c_message_unpack(d, NULL, last_len, last_body);
@@ -172,6 +177,47 @@ static ProtobufCMessage *answer_commit(const Settle__V1__CommitRequest *q,
 	r->state = q->one_phase ? SETTLE__V1__TX_STATE__COMMITTING
 				: SETTLE__V1__TX_STATE__COMMITTED;
 	r->finished = !q->one_phase;
+	if (strcmp(q->gid, "xa-hc") == 0)
+		r->heuristic = SETTLE__V1__HEURISTIC__HEUR_COMMIT;
+	return &r->base;
+}
+
+/* Commit / Rollback of "xa-hc" answer a heuristic commit, of "xa-hr" a
+ * heuristic rollback (what the FSM remembers after settle_xa_heuristic). */
+static ProtobufCMessage *answer_rollback(const Settle__V1__RollbackRequest *q,
+					 int *err, const char **msg)
+{
+	Settle__V1__DecisionResponse *r;
+
+	if (gid_error(q->gid, err, msg))
+		return NULL;
+	r = malloc(sizeof(*r));
+	settle__v1__decision_response__init(r);
+	r->state = SETTLE__V1__TX_STATE__ROLLED_BACK;
+	r->finished = true;
+	if (strcmp(q->gid, "xa-hr") == 0)
+		r->heuristic = SETTLE__V1__HEURISTIC__HEUR_ROLLBACK;
+	return &r->base;
+}
+
+/* "xa-c" commits heuristically, anything else rolls back as decided. */
+static ProtobufCMessage *
+answer_heuristic(const Settle__V1__XaHeuristicRequest *q, int *err,
+		 const char **msg)
+{
+	Settle__V1__XaHeuristicResponse *r;
+
+	if (gid_error(q->gid, err, msg))
+		return NULL;
+	r = malloc(sizeof(*r));
+	settle__v1__xa_heuristic_response__init(r);
+	if (q->decision == SETTLE__V1__DECISION__DECIDE_COMMIT) {
+		r->state = SETTLE__V1__TX_STATE__COMMITTING;
+		r->heuristic = SETTLE__V1__HEURISTIC__HEUR_COMMIT;
+	} else {
+		r->state = SETTLE__V1__TX_STATE__ROLLED_BACK;
+		r->heuristic = SETTLE__V1__HEURISTIC__HEUR_ROLLBACK;
+	}
 	return &r->base;
 }
 
@@ -242,6 +288,18 @@ static bool xa_fake(struct fake_server *s, int n, const Settle__V1__Frame *f,
 	cr_assert(f->body.len <= sizeof(last_body));
 	memcpy(last_body, f->body.data, f->body.len);
 	last_len = f->body.len;
+	if ((int)f->method == SETTLE__V1__METHOD__XA_HEURISTIC) {
+		Settle__V1__XaHeuristicRequest *h =
+		    settle__v1__xa_heuristic_request__unpack(NULL, f->body.len,
+							     f->body.data);
+		int i = atomic_load(&heur_n);
+		cr_assert_not_null(h);
+		if (i < 8 && h->cmd_id.len == 16) {
+			memcpy(heur_ids[i], h->cmd_id.data, 16);
+			atomic_store(&heur_n, i + 1);
+		}
+		settle__v1__xa_heuristic_request__free_unpacked(h, NULL);
+	}
 	if (atomic_load(&drops) > 0) {
 		atomic_fetch_sub(&drops, 1);
 		return false;
@@ -261,6 +319,12 @@ static bool xa_fake(struct fake_server *s, int n, const Settle__V1__Frame *f,
 		break;
 	case SETTLE__V1__METHOD__COMMIT:
 		d = &settle__v1__commit_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__ROLLBACK:
+		d = &settle__v1__rollback_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
+		d = &settle__v1__xa_heuristic_request__descriptor;
 		break;
 	case SETTLE__V1__METHOD__XA_RECOVER:
 		d = &settle__v1__xa_recover_request__descriptor;
@@ -291,6 +355,12 @@ static bool xa_fake(struct fake_server *s, int n, const Settle__V1__Frame *f,
 	case SETTLE__V1__METHOD__COMMIT:
 		*body = answer_commit((void *)q, err, msg);
 		break;
+	case SETTLE__V1__METHOD__ROLLBACK:
+		*body = answer_rollback((void *)q, err, msg);
+		break;
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
+		*body = answer_heuristic((void *)q, err, msg);
+		break;
 	case SETTLE__V1__METHOD__XA_RECOVER:
 		*body = answer_recover((void *)q, err, msg);
 		break;
@@ -314,6 +384,7 @@ static settle_client *cl;
 static void xa_setup(void)
 {
 	atomic_store(&drops, 0);
+	atomic_store(&heur_n, 0);
 	fake_server_start(&srv, xa_fake, NULL);
 	cr_assert_eq(settle_client_open(srv.endpoint, &fast, &cl), 0);
 }
@@ -751,4 +822,100 @@ Test(xa_client, names)
 	cr_expect_str_eq(settle_branch_state_name(
 			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_ONE_PHASE),
 			 "XA_BRANCH_ONE_PHASE");
+}
+
+Test(xa_client, heuristic_sends_the_decision_and_reuses_its_cmd_id)
+{
+	int state = -1, heur = -1;
+
+	atomic_store(&drops, 1);
+	cr_assert_eq(settle_xa_heuristic(cl, "xa-c", true, "TM gone (bob)",
+					 &state, &heur),
+		     0, "%s", settle_client_errmsg(cl));
+	cr_assert_eq(srv.requests, 2);
+	cr_assert_eq(atomic_load(&heur_n), 2);
+	cr_expect_eq(memcmp(heur_ids[0], heur_ids[1], 16), 0,
+		     "the retry has another cmd_id");
+	cr_expect_eq(srv.methods[0], SETTLE__V1__METHOD__XA_HEURISTIC);
+	Settle__V1__XaHeuristicRequest *q =
+	    last_as(&settle__v1__xa_heuristic_request__descriptor);
+	cr_expect_str_eq(q->gid, "xa-c");
+	cr_expect_eq(q->decision, SETTLE__V1__DECISION__DECIDE_COMMIT);
+	cr_expect_str_eq(q->reason, "TM gone (bob)");
+	settle__v1__xa_heuristic_request__free_unpacked(q, NULL);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+
+	cr_assert_eq(
+	    settle_xa_heuristic(cl, "xa-r", false, "why", &state, NULL), 0);
+	cr_assert_eq(atomic_load(&heur_n), 3);
+	cr_expect_neq(memcmp(heur_ids[0], heur_ids[2], 16), 0);
+	q = last_as(&settle__v1__xa_heuristic_request__descriptor);
+	cr_expect_eq(q->decision, SETTLE__V1__DECISION__DECIDE_ROLLBACK);
+	settle__v1__xa_heuristic_request__free_unpacked(q, NULL);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	cr_expect_eq(settle_xa_heuristic(cl, "xa-r", false, "why", NULL, NULL),
+		     0);
+}
+
+Test(xa_client, heuristic_refuses_locally_and_maps_errors)
+{
+	char big[1100];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_expect_eq(settle_xa_heuristic(cl, "g", true, NULL, NULL, NULL),
+		     SETTLE_EINVAL);
+	cr_expect(strstr(settle_client_errmsg(cl), "reason") != NULL);
+	cr_expect_eq(settle_xa_heuristic(cl, "g", true, "", NULL, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_heuristic(cl, "g", false, big, NULL, NULL),
+		     SETTLE_ETOOBIG);
+	cr_expect_eq(settle_xa_heuristic(cl, "", true, "r", NULL, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_heuristic(NULL, "g", true, "r", NULL, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(srv.requests, 0);
+	cr_expect_eq(settle_xa_heuristic(cl, "ws", true, "r", NULL, NULL),
+		     SETTLE_ESTATE);
+	cr_expect(strstr(settle_client_errmsg(cl), "WRONG_STATE") != NULL, "%s",
+		  settle_client_errmsg(cl));
+	cr_expect_eq(settle_xa_heuristic(cl, "nf", true, "r", NULL, NULL),
+		     SETTLE_ENOTFOUND);
+}
+
+Test(xa_client, decide_reports_the_remembered_heuristic)
+{
+	int state = -1, heur = -1;
+	bool finished = false;
+
+	cr_assert_eq(settle_xa_decide(cl, "xa-hc", true, false, NULL, 0, &state,
+				      &finished, &heur),
+		     0, "%s", settle_client_errmsg(cl));
+	cr_expect_eq(srv.methods[0], SETTLE__V1__METHOD__COMMIT);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_expect(finished);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	cr_assert_eq(settle_xa_decide(cl, "xa-hr", false, false, "tm", 0,
+				      &state, NULL, &heur),
+		     0);
+	cr_expect_eq(srv.methods[1], SETTLE__V1__METHOD__ROLLBACK);
+	Settle__V1__RollbackRequest *q =
+	    last_as(&settle__v1__rollback_request__descriptor);
+	cr_expect_str_eq(q->reason, "tm");
+	cr_expect_eq(q->cmd_id.len, 16);
+	settle__v1__rollback_request__free_unpacked(q, NULL);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_ROLLBACK);
+	/* No heuristic: NONE. */
+	cr_assert_eq(settle_xa_decide(cl, "xa-1", true, true, NULL, 0, &state,
+				      NULL, &heur),
+		     0);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
+	Settle__V1__CommitRequest *c =
+	    last_as(&settle__v1__commit_request__descriptor);
+	cr_expect(c->one_phase);
+	settle__v1__commit_request__free_unpacked(c, NULL);
+	cr_expect_eq(
+	    settle_xa_decide(cl, "ws", true, false, NULL, 0, NULL, NULL, NULL),
+	    SETTLE_ESTATE);
 }

@@ -328,6 +328,22 @@ struct ent ent_xa_forget(int id, uint64_t time, const char *gid)
 	return ent_cmd(&c);
 }
 
+struct ent ent_xa_heuristic(int id, uint64_t time, const char *gid,
+			    int decision, const char *reason)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdXaHeuristic h;
+	settle__v1__cmd_xa_heuristic__init(&h);
+	h.gid = (char *)gid;
+	h.decision = decision;
+	h.reason = (char *)(reason != NULL ? reason : "");
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_HEURISTIC;
+	c.xa_heuristic = &h;
+	return ent_cmd(&c);
+}
+
 void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len)
 {
 	cr_assert_eq(store_snapshot(t->t.s, 0, buf, len), 0);

@@ -67,6 +67,9 @@ struct ent ent_xa_result(int id, uint64_t time, const char *gid,
 			 uint32_t branch, int phase, int outcome, int heuristic,
 			 const char *error, uint64_t next_retry);
 struct ent ent_xa_forget(int id, uint64_t time, const char *gid);
+/* An operator's heuristic decision (reason may be NULL). */
+struct ent ent_xa_heuristic(int id, uint64_t time, const char *gid,
+			    int decision, const char *reason);
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
 struct ent ent_cmd(const Settle__V1__Command *cmd);
 

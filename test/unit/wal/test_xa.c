@@ -1597,7 +1597,13 @@ Test(xa, random_sequences_never_break_a_table_or_an_invariant, .timeout = 120)
 				   : ent_resolve(next_id++, now, g, b, "op");
 			break;
 		default:
-			e = ent_xa_forget(next_id++, now, g);
+			/* Forget, or an operator's heuristic decision. */
+			if (step % 5 == 0)
+				e = ent_xa_heuristic(
+				    next_id++, now, g,
+				    step % 2 ? COMMIT : ROLLBACK, "op");
+			else
+				e = ent_xa_forget(next_id++, now, g);
 			break;
 		}
 		/* tfsm_code asserts the apply itself never fails: no
