@@ -143,6 +143,10 @@ void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
 void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		   size_t n);
 void coord_do_status(struct coord *c, struct rpc_call *call);
+/* XA_RECOVER: the XA transactions of a legacy TM (begun with an xid) that
+ * are XA_PREPARED or final with a heuristic not forgotten, in gid order. */
+void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
+			 const uint8_t *b, size_t n);
 /* Answer a QUERY of gid now, from this node's store. */
 void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
 			bool history);

@@ -3,7 +3,8 @@
  *
  * Requests that change state become one raft command each and are answered
  * once the command is applied, with the result the FSM stored under the
- * request's cmd_id. Reads are answered from LMDB on the leader.
+ * request's cmd_id. Reads are answered from LMDB on the leader (query.c);
+ * the XA parts of requests are in dispatch_xa.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,18 +13,13 @@
 
 #include "admin.h"
 #include "coord.h"
+#include "dispatch_int.h"
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
 #include "xa/xid.h"
-
-/* XA_RECOVER (query.c). Belongs in coord.h with the other reads; declared
- * here until that header's owner moves it (an identical redeclaration is
- * harmless meanwhile). */
-void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
-			 const uint8_t *b, size_t n);
 
 #define WAIT_DEFAULT_MS 10000
 #define WAIT_MAX_MS	60000
@@ -267,34 +263,11 @@ static void proposed(struct coord *c, void *data, int err,
 		rpc_call_reply(call, &r.base);
 		break;
 	}
-	case SETTLE__V1__METHOD__XA_VOTE: {
-		Settle__V1__XaVoteResponse r =
-		    SETTLE__V1__XA_VOTE_RESPONSE__INIT;
-
-		r.state = res->state;
-		r.branch_state = res->branch_state;
-		rpc_call_reply(call, &r.base);
+	case SETTLE__V1__METHOD__XA_VOTE:
+	case SETTLE__V1__METHOD__XA_PREPARE:
+	case SETTLE__V1__METHOD__XA_FORGET:
+		dispatch__xa_reply(call, p->method, p->gid, res);
 		break;
-	}
-	case SETTLE__V1__METHOD__XA_PREPARE: {
-		Settle__V1__XaPrepareResponse r =
-		    SETTLE__V1__XA_PREPARE_RESPONSE__INIT;
-
-		r.state = res->state;
-		r.read_only = res->read_only;
-		rpc_call_reply(call, &r.base);
-		break;
-	}
-	case SETTLE__V1__METHOD__XA_FORGET: {
-		Settle__V1__XaForgetResponse r =
-		    SETTLE__V1__XA_FORGET_RESPONSE__INIT;
-
-		settle_log(SETTLE_LOG_INFO, "xa",
-			   "%s: heuristic forgotten by %s", p->gid,
-			   rpc_call_peer(call));
-		rpc_call_reply(call, &r.base);
-		break;
-	}
 	case SETTLE__V1__METHOD__TX_RETRY: {
 		Settle__V1__TxRetryResponse r =
 		    SETTLE__V1__TX_RETRY_RESPONSE__INIT;
@@ -341,9 +314,9 @@ out:
 	free(p);
 }
 
-static void propose_for(struct coord *c, struct rpc_call *call, int method,
-			Settle__V1__Command *cmd, const char *gid, bool wait,
-			uint32_t wait_ms)
+void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
+		       Settle__V1__Command *cmd, const char *gid, bool wait,
+		       uint32_t wait_ms)
 {
 	char msg[256];
 	struct pending *p;
@@ -377,8 +350,8 @@ static void propose_for(struct coord *c, struct rpc_call *call, int method,
 	}
 }
 
-static bool cmd_id_ok(struct coord *c, struct rpc_call *call,
-		      const ProtobufCBinaryData *id)
+bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
+			 const ProtobufCBinaryData *id)
 {
 	if (id->len != STORE_CMD_ID_LEN) {
 		coord_fail(c, call, SETTLE_EINVAL, "cmd_id must be 16 bytes");
@@ -433,112 +406,6 @@ static bool new_tx_identity(struct coord *c, struct rpc_call *call,
 	return true;
 }
 
-/* The gid of an XA transaction is the gtrid of its RM branches' XIDs. */
-#define XA_GID_MAX XA_XID_PART_MAX
-
-/*
- * TMJOIN: another thread or process of the TM joins the transaction of an
- * xid. Nothing changes, so nothing is proposed: the leader's applied state
- * answers (NOT_FOUND, WRONG_STATE unless ACTIVE, else joined).
- */
-static void begin_join(struct coord *c, struct rpc_call *call, const char *gid,
-		       const ProtobufCBinaryData *xid)
-{
-	Settle__V1__BeginResponse resp = SETTLE__V1__BEGIN_RESPONSE__INIT;
-	Settle__V1__TxRecord *tx = NULL;
-	char msg[160];
-	int rv;
-
-	rv = store_tx_get(c->store, NULL, gid, &tx);
-	if (rv != 0) {
-		coord_fail(c, call, rv,
-			   rv == SETTLE_ENOTFOUND
-			       ? "join: no transaction of that xid"
-			       : store_errmsg(c->store));
-		return;
-	}
-	if (tx->mode != SETTLE__V1__TX_MODE__XA || tx->xid.len != xid->len ||
-	    memcmp(tx->xid.data, xid->data, xid->len) != 0) {
-		/* Only a gid hash collision or a TCC transaction begun under
-		 * that very name can get here. */
-		snprintf(msg, sizeof msg,
-			 "join: %s is not the transaction of that xid", gid);
-		coord_fail(c, call, SETTLE_ESTATE, msg);
-	} else if (tx->state != SETTLE__V1__TX_STATE__ACTIVE) {
-		snprintf(msg, sizeof msg,
-			 "join: transaction is %s: only an ACTIVE one can be "
-			 "joined",
-			 wal_tx_state_name(tx->state));
-		coord_fail(c, call, SETTLE_ESTATE, msg);
-	} else {
-		resp.gid = tx->gid;
-		resp.deadline_ms = tx->deadline_ms;
-		resp.joined = true;
-		rpc_call_reply(call, &resp.base);
-	}
-	settle__v1__tx_record__free_unpacked(tx, NULL);
-}
-
-/*
- * The XA part of a Begin: mode XA with an xid derives the gid from it
- * (xa_xid_gid(), as the switch library does); a gid of Settle's own is at
- * most XA_GID_MAX bytes. *gid points to req->gid or to xgid. False after
- * answering the call with the error.
- */
-static bool begin_xa_gid(struct coord *c, struct rpc_call *call,
-			 const Settle__V1__BeginRequest *req,
-			 char xgid[XA_XID_GID_LEN + 1], const char **gid)
-{
-	bool xa = req->mode == SETTLE__V1__TX_MODE__XA;
-	struct xa_xid x;
-	int rv;
-
-	*gid = req->gid;
-	if (req->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
-	    req->mode != SETTLE__V1__TX_MODE__TCC && !xa) {
-		coord_fail(c, call, SETTLE_EINVAL,
-			   "mode must be TCC or XA (a saga is begun with "
-			   "SUBMIT_SAGA)");
-		return false;
-	}
-	if (!xa && (req->xid.len > 0 || req->join)) {
-		coord_fail(c, call, SETTLE_EINVAL, "xid and join need mode XA");
-		return false;
-	}
-	if (req->join && req->xid.len == 0) {
-		coord_fail(c, call, SETTLE_EINVAL,
-			   "join needs the xid of the transaction to join");
-		return false;
-	}
-	if (req->xid.len > 0) {
-		if (req->gid[0] != '\0') {
-			coord_fail(c, call, SETTLE_EINVAL,
-				   "gid must be empty with an xid: the gid is "
-				   "derived from the xid");
-			return false;
-		}
-		if (xa_xid_decode(req->xid.data, req->xid.len, &x) != 0) {
-			coord_fail(c, call, SETTLE_EINVAL,
-				   "xid is not a valid XID wire encoding "
-				   "(formatID, lengths 1-64, gtrid, bqual)");
-			return false;
-		}
-		rv = xa_xid_gid(&x, xgid);
-		if (rv != 0) {
-			coord_fail(c, call, rv, "cannot derive a gid from xid");
-			return false;
-		}
-		*gid = xgid;
-	}
-	if (xa && strlen(*gid) > XA_GID_MAX) {
-		coord_fail(c, call, SETTLE_EINVAL,
-			   "the gid of an XA transaction is at most 64 bytes "
-			   "(it is the gtrid of its XIDs)");
-		return false;
-	}
-	return true;
-}
-
 static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		     size_t n)
 {
@@ -554,13 +421,9 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		coord_fail(c, call, SETTLE_EINVAL, "invalid BeginRequest");
 		return;
 	}
-	if (!cmd_id_ok(c, call, &req->cmd_id) ||
-	    !begin_xa_gid(c, call, req, xgid, &req_gid))
+	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id) ||
+	    !dispatch__xa_begin(c, call, req, xgid, &req_gid))
 		goto out;
-	if (req->join) {
-		begin_join(c, call, req_gid, &req->xid);
-		goto out;
-	}
 	if (!new_tx_identity(c, call, req_gid, req->timeout_ms, now, gid,
 			     sizeof gid, &op.deadline_ms))
 		goto out;
@@ -573,7 +436,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	cmd.begin = &op;
-	propose_for(c, call, SETTLE__V1__METHOD__BEGIN, &cmd, gid, false, 0);
+	dispatch__propose(c, call, SETTLE__V1__METHOD__BEGIN, &cmd, gid, false,
+			  0);
 out:
 	settle__v1__begin_request__free_unpacked(req, NULL);
 }
@@ -595,7 +459,7 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 		coord_fail(c, call, SETTLE_EINVAL, "invalid SubmitSagaRequest");
 		return;
 	}
-	if (!cmd_id_ok(c, call, &req->cmd_id))
+	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id))
 		goto out;
 	rv = wal_saga_steps_validate(req->steps, req->n_steps, req->dag, msg,
 				     sizeof msg);
@@ -615,46 +479,10 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_SAGA_BEGIN;
 	cmd.saga_begin = &op;
-	propose_for(c, call, SETTLE__V1__METHOD__SUBMIT_SAGA, &cmd, gid, false,
-		    0);
+	dispatch__propose(c, call, SETTLE__V1__METHOD__SUBMIT_SAGA, &cmd, gid,
+			  false, 0);
 out:
 	settle__v1__submit_saga_request__free_unpacked(req, NULL);
-}
-
-/*
- * An RM branch (rm set) names a resource manager this leader drives; its
- * work happens on the initiator's own RM connection, so it has no
- * endpoint, resource or payload. False after answering with the error.
- */
-static bool register_rm_ok(struct coord *c, struct rpc_call *call,
-			   const Settle__V1__RegisterBranchRequest *req)
-{
-	char msg[160];
-	size_t len = strlen(req->rm);
-
-	if (len == 0)
-		return true;
-	if (req->endpoint[0] != '\0' || req->resource[0] != '\0' ||
-	    req->payload.len > 0) {
-		coord_fail(c, call, SETTLE_EINVAL,
-			   "an rm branch has no endpoint, resource or payload");
-		return false;
-	}
-	if (len > COORD_XA_RM_NAME_MAX ||
-	    strspn(req->rm,
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		   "0123456789_.-") != len) {
-		coord_fail(c, call, SETTLE_EINVAL,
-			   "rm must be 1-64 bytes of A-Z a-z 0-9 _ . -");
-		return false;
-	}
-	if (coord_config_xa_rm(&c->cfg, req->rm) == NULL) {
-		snprintf(msg, sizeof msg,
-			 "resource manager %s is not configured", req->rm);
-		coord_fail(c, call, SETTLE_ENOTFOUND, msg);
-		return false;
-	}
-	return true;
 }
 
 static void do_register(struct coord *c, struct rpc_call *call,
@@ -670,7 +498,8 @@ static void do_register(struct coord *c, struct rpc_call *call,
 			   "invalid RegisterBranchRequest");
 		return;
 	}
-	if (!cmd_id_ok(c, call, &req->cmd_id) || !register_rm_ok(c, call, req))
+	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id) ||
+	    !dispatch__xa_register_ok(c, call, req))
 		goto out;
 	op.gid = req->gid;
 	op.rm = req->rm;
@@ -683,8 +512,8 @@ static void do_register(struct coord *c, struct rpc_call *call,
 	cmd.cmd_id = req->cmd_id;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
 	cmd.register_ = &op;
-	propose_for(c, call, SETTLE__V1__METHOD__REGISTER_BRANCH, &cmd,
-		    req->gid, false, 0);
+	dispatch__propose(c, call, SETTLE__V1__METHOD__REGISTER_BRANCH, &cmd,
+			  req->gid, false, 0);
 out:
 	settle__v1__register_branch_request__free_unpacked(req, NULL);
 }
@@ -733,12 +562,12 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		op.reason =
 		    r->reason[0] != '\0' ? r->reason : "client rollback";
 	}
-	if (cmd_id_ok(c, call, &id)) {
+	if (dispatch__cmd_id_ok(c, call, &id)) {
 		op.gid = (char *)gid;
 		cmd.cmd_id = id;
 		cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 		cmd.decide = &op;
-		propose_for(c, call, method, &cmd, gid, wait, wait_ms);
+		dispatch__propose(c, call, method, &cmd, gid, wait, wait_ms);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
@@ -791,82 +620,9 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 		cmd.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
 		cmd.resolve = &resolve;
 	}
-	if (cmd_id_ok(c, call, &id)) {
+	if (dispatch__cmd_id_ok(c, call, &id)) {
 		cmd.cmd_id = id;
-		propose_for(c, call, method, &cmd, gid, false, 0);
-	}
-	protobuf_c_message_free_unpacked(msg, NULL);
-}
-
-/*
- * XA_VOTE, XA_PREPARE, XA_FORGET: one command each (wal/ applies them),
- * answered once applied; a retry with the same cmd_id gets the first
- * answer.
- */
-static void do_xa(struct coord *c, struct rpc_call *call, int method,
-		  const uint8_t *b, size_t n)
-{
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdXaVote vote = SETTLE__V1__CMD_XA_VOTE__INIT;
-	Settle__V1__CmdXaPrepare prepare = SETTLE__V1__CMD_XA_PREPARE__INIT;
-	Settle__V1__CmdXaForget forget = SETTLE__V1__CMD_XA_FORGET__INIT;
-	const ProtobufCMessageDescriptor *d;
-	ProtobufCMessage *msg;
-	ProtobufCBinaryData id;
-	const char *gid;
-
-	switch (method) {
-	case SETTLE__V1__METHOD__XA_VOTE:
-		d = &settle__v1__xa_vote_request__descriptor;
-		break;
-	case SETTLE__V1__METHOD__XA_PREPARE:
-		d = &settle__v1__xa_prepare_request__descriptor;
-		break;
-	default:
-		d = &settle__v1__xa_forget_request__descriptor;
-		break;
-	}
-	msg = protobuf_c_message_unpack(d, NULL, n, b);
-	if (msg == NULL) {
-		char text[96];
-
-		snprintf(text, sizeof text, "invalid %s", d->short_name);
-		coord_fail(c, call, SETTLE_EINVAL, text);
-		return;
-	}
-	if (method == SETTLE__V1__METHOD__XA_VOTE) {
-		Settle__V1__XaVoteRequest *r = (Settle__V1__XaVoteRequest *)msg;
-
-		id = r->cmd_id;
-		gid = r->gid;
-		vote.gid = r->gid;
-		vote.branch_id = r->branch_id;
-		vote.vote = r->vote;
-		vote.error = r->error;
-		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_VOTE;
-		cmd.xa_vote = &vote;
-	} else if (method == SETTLE__V1__METHOD__XA_PREPARE) {
-		Settle__V1__XaPrepareRequest *r =
-		    (Settle__V1__XaPrepareRequest *)msg;
-
-		id = r->cmd_id;
-		gid = r->gid;
-		prepare.gid = r->gid;
-		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_PREPARE;
-		cmd.xa_prepare = &prepare;
-	} else {
-		Settle__V1__XaForgetRequest *r =
-		    (Settle__V1__XaForgetRequest *)msg;
-
-		id = r->cmd_id;
-		gid = r->gid;
-		forget.gid = r->gid;
-		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_FORGET;
-		cmd.xa_forget = &forget;
-	}
-	if (cmd_id_ok(c, call, &id)) {
-		cmd.cmd_id = id;
-		propose_for(c, call, method, &cmd, gid, false, 0);
+		dispatch__propose(c, call, method, &cmd, gid, false, 0);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
@@ -942,7 +698,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__XA_VOTE:
 	case SETTLE__V1__METHOD__XA_PREPARE:
 	case SETTLE__V1__METHOD__XA_FORGET:
-		do_xa(c, call, method, body, len);
+		dispatch__do_xa(c, call, method, body, len);
 		break;
 	case SETTLE__V1__METHOD__XA_RECOVER:
 		coord_do_xa_recover(c, call, body, len);

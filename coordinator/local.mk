@@ -6,7 +6,8 @@ coordinator_settled_SOURCES = \
 	coordinator/admin_op.c \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
-	coordinator/dispatch.c \
+	coordinator/dispatch.c coordinator/dispatch_int.h \
+	coordinator/dispatch_xa.c \
 	coordinator/driver.c coordinator/driver_int.h \
 	coordinator/main.c \
 	coordinator/node.c \

@@ -11,9 +11,6 @@
 #include "log.h"
 #include "wal/entry.h"
 
-void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
-			 const uint8_t *b, size_t n);
-
 #define LIST_DEFAULT 1000
 #define LIST_MAX     10000
 
