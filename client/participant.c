@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "rpc.h"
+#include "xa/xid.h"
 
 #define GC_BATCH_DEFAULT       1000
 #define GC_INTERVAL_DEFAULT_MS 60000
@@ -354,6 +355,20 @@ static void on_call(void *data, struct rpc_call *rpc)
 			      NULL);
 		goto err_after_req;
 	}
+	/* The TM's XID reaches handlers only well formed: one that does not
+	 * decode (too long, lengths that do not add up) came from no
+	 * coordinator, and a handler must not have to check it. */
+	if (req->xid.len > 0) {
+		struct xa_xid x;
+
+		if (req->xid.len > SETTLE_XID_WIRE_MAX ||
+		    xa_xid_decode(req->xid.data, req->xid.len, &x) != 0) {
+			rpc_call_fail(rpc, SETTLE_EINVAL,
+				      "xid is not a valid XID wire encoding",
+				      NULL);
+			goto err_after_req;
+		}
+	}
 	/* A Try its initiator gave up on must not reserve anything: it may
 	 * already be cancelled, and past the deadline nobody waits for it. */
 	if (op == SETTLE_OP_TRY && req->deadline_ms != 0 &&
@@ -378,6 +393,8 @@ static void on_call(void *data, struct rpc_call *rpc)
 	call->b.len = req->payload.len;
 	call->b.attempt = req->attempt;
 	call->b.deadline_ms = req->deadline_ms;
+	call->b.xid = req->xid.len > 0 ? req->xid.data : NULL;
+	call->b.xid_len = req->xid.len;
 	if (p->cfg.on_call_async != NULL) {
 		p->pending++;
 		p->cfg.on_call_async(p->cfg.data, call);

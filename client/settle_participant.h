@@ -109,6 +109,17 @@ struct settle_branch {
 	size_t len;
 	uint32_t attempt;     /* 1 on the first call */
 	uint64_t deadline_ms; /* unix ms the caller gives up; 0: none */
+	/*
+	 * The XID a legacy TM began the transaction with (settle_xa_begin()
+	 * with an xid: Settle as its resource manager), in its wire encoding
+	 * (4-byte big-endian formatID, gtrid length, bqual length, gtrid,
+	 * bqual; at most SETTLE_XID_WIRE_MAX bytes), so that a handler can tie
+	 * its work to the TM's transaction. Empty (xid NULL, xid_len 0) unless
+	 * the transaction was begun with an xid. A request whose xid does not
+	 * decode is refused with INVALID_ARGUMENT before any handler runs.
+	 */
+	const uint8_t *xid;
+	size_t xid_len;
 };
 
 /*

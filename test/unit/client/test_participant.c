@@ -11,6 +11,7 @@
 #include "settle_participant.h"
 
 #include "log.h"
+#include "xa/xid.h"
 
 static char dir[64];
 static MDB_env *env;
@@ -252,6 +253,102 @@ Test(participant, bad_requests_get_clear_errors)
 	cr_expect_eq(calls[1] + calls[2] + calls[3], 0);
 	/* Still serving. */
 	cr_expect_eq(branch_call(TRY, "g6", 1, "ok", 0), 0);
+}
+
+/* ---- The TM's XID (BranchRequest.xid) -------------------------------- */
+
+static uint8_t seen_xid[512];
+static size_t seen_xid_len;
+static bool seen_xid_null;
+
+/* Confirm handler that keeps what it was given as the xid. */
+static int xid_handler(void *data, const struct settle_branch *b, MDB_txn *txn,
+		       char *err, size_t errlen)
+{
+	seen_xid_len = b->xid_len;
+	seen_xid_null = b->xid == NULL;
+	if (b->xid_len <= sizeof(seen_xid) && b->xid != NULL)
+		memcpy(seen_xid, b->xid, b->xid_len);
+	return handler(data, b, txn, err, errlen);
+}
+
+static void xid_confirm(struct settle_participant_config *cfg)
+{
+	cfg->on_confirm = xid_handler;
+}
+
+static int xid_call(int method, const char *gid, const uint8_t *xid,
+		    size_t xid_len)
+{
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+
+	req.gid = (char *)gid;
+	req.branch_id = 1;
+	req.resource = "acct";
+	req.payload.data = (uint8_t *)"ok";
+	req.payload.len = 2;
+	req.attempt = 1;
+	req.xid.data = (uint8_t *)xid;
+	req.xid.len = xid_len;
+	return settle_client_call_at(cli, ep, method, &req.base,
+				     &settle__v1__branch_response__descriptor,
+				     NULL);
+}
+
+Test(participant_xid, confirm_gets_the_tms_xid_byte_for_byte, .fini = teardown)
+{
+	/* formatID 0x01020304, gtrid "tm-gtrid\0x" (binary), bqual "b7",
+	 * in the wire encoding: big-endian formatID, the two lengths. */
+	static const uint8_t xid[] = {0x01, 0x02, 0x03, 0x04, 0x0a, 0x02,
+				      't',  'm',  '-',	'g',  't',  'r',
+				      'i',  'd',  0x00, 'x',  'b',  '7'};
+	struct xa_xid x;
+
+	cr_assert_eq(xa_xid_decode(xid, sizeof(xid), &x), 0,
+		     "the test's xid is not a valid encoding");
+	start_with(true, xid_confirm);
+	cr_assert_eq(xid_call(CONFIRM, "gx1", xid, sizeof(xid)), 0, "%s",
+		     settle_client_errmsg(cli));
+	cr_expect_eq(calls[SETTLE_OP_CONFIRM], 1);
+	cr_expect_not(seen_xid_null);
+	cr_assert_eq(seen_xid_len, sizeof(xid));
+	cr_expect_arr_eq(seen_xid, xid, sizeof(xid));
+	cr_expect_eq(counter("confirm"), 1);
+}
+
+Test(participant_xid, no_xid_is_empty, .fini = teardown)
+{
+	start_with(true, xid_confirm);
+	seen_xid_len = 99;
+	cr_assert_eq(xid_call(CONFIRM, "gx2", NULL, 0), 0, "%s",
+		     settle_client_errmsg(cli));
+	cr_expect_eq(calls[SETTLE_OP_CONFIRM], 1);
+	cr_expect(seen_xid_null, "xid not NULL without an xid");
+	cr_expect_eq(seen_xid_len, 0);
+}
+
+Test(participant_xid, oversized_or_malformed_xid_is_refused, .fini = teardown)
+{
+	uint8_t big[SETTLE_XID_WIRE_MAX + 1];
+	/* Claims a 64-byte gtrid but carries 3 bytes. */
+	static const uint8_t short_xid[] = {0, 0, 0, 1, 64, 1, 'a', 'b', 'c'};
+
+	start_with(true, xid_confirm);
+	memset(big, 1, sizeof(big));
+	cr_expect_eq(xid_call(CONFIRM, "gx3", big, sizeof(big)), SETTLE_EINVAL);
+	expect_msg_ends("INVALID_ARGUMENT: xid is not a valid XID wire "
+			"encoding");
+	cr_expect_eq(xid_call(CONFIRM, "gx3", short_xid, sizeof(short_xid)),
+		     SETTLE_EINVAL);
+	expect_msg_ends("INVALID_ARGUMENT: xid is not a valid XID wire "
+			"encoding");
+	/* Refused before the barrier: no handler ran, nothing written, and
+	 * the same branch confirms (once) when the request is well formed. */
+	cr_expect_eq(calls[SETTLE_OP_CONFIRM], 0);
+	cr_expect_eq(counter("confirm"), 0);
+	cr_expect_eq(xid_call(CONFIRM, "gx3", NULL, 0), 0, "%s",
+		     settle_client_errmsg(cli));
+	cr_expect_eq(counter("confirm"), 1);
 }
 
 Test(participant_noenv, handlers_run_without_txn, .fini = teardown)
