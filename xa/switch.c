@@ -469,9 +469,14 @@ static int sw_end(XID *xid, int rmid, long flags)
 
 /* ---- completion verbs --------------------------------------------------- */
 
-/* What a remembered heuristic means to the TM after a decision to commit
- * (commit true) or to roll back. */
-static int sw_heuristic(int heuristic, bool commit)
+/*
+ * The XA code of a remembered heuristic, whichever way the TM decided:
+ * the specification's XA_HEUR* codes say how the work was completed, not
+ * whether that matches the TM's verb, so a commit of a heuristically
+ * committed branch is XA_HEURCOM too, and the TM must xa_forget it.
+ * XA_OK for HEURISTIC_NONE.
+ */
+static int sw_heuristic(int heuristic)
 {
 	switch (heuristic) {
 	case SETTLE__V1__HEURISTIC__HEUR_HAZARD:
@@ -479,11 +484,24 @@ static int sw_heuristic(int heuristic, bool commit)
 	case SETTLE__V1__HEURISTIC__HEUR_MIXED:
 		return XA_HEURMIX;
 	case SETTLE__V1__HEURISTIC__HEUR_COMMIT:
-		return commit ? XA_OK : XA_HEURCOM;
+		return XA_HEURCOM;
 	case SETTLE__V1__HEURISTIC__HEUR_ROLLBACK:
-		return commit ? XA_HEURRB : XA_OK;
+		return XA_HEURRB;
 	}
 	return XA_OK;
+}
+
+/* The errmsg of a heuristic answer: what was decided and how. */
+static int sw_heur_ret(struct sw_session *s, const char *verb, const char *gid,
+		       int state, int heuristic)
+{
+	sw_errf(s,
+		"%s: transaction %s is %s with heuristic %s (decided by "
+		"hand, or a branch ended otherwise): xa_forget it once "
+		"dealt with",
+		verb, gid, settle_tx_state_name(state),
+		settle_heuristic_name(heuristic));
+	return sw_heuristic(heuristic);
 }
 
 static int sw_prepare_at(struct sw_session *s, const char *gid)
@@ -505,60 +523,66 @@ static int sw_prepare_at(struct sw_session *s, const char *gid)
 	return XAER_PROTO;
 }
 
-static int sw_commit_at(struct sw_session *s, const char *gid, bool one_phase)
+/*
+ * A decision the coordinator refused (SETTLE_ESTATE): a remembered
+ * heuristic answers its XA_HEUR* code; otherwise the state says whether
+ * the transaction went the other way. 1 when the caller should report
+ * rv itself.
+ */
+static int sw_refused(struct sw_session *s, const char *verb, const char *gid,
+		      bool commit, bool one_phase, int *rc)
 {
-	bool finished = false;
-	int state = 0, heuristic = 0;
-	int rv = settle_xa_commit(s->c, gid, one_phase, s->info.commit_wait_ms,
-				  &state, &finished);
+	int heuristic = 0;
+	int st = sw_tx_state(s, gid, &heuristic);
 
-	if (rv == SETTLE_ESTATE) {
-		int st = sw_tx_state(s, gid, NULL);
-
-		if (st >= 0 && sw_rolled_back(st)) {
-			sw_errf(s, "xa_commit: transaction %s is %s", gid,
-				settle_tx_state_name(st));
-			/* One-phase: the RM may decide to roll back. After a
-			 * prepare it may not: that was a heuristic decision
-			 * (an operator's). */
-			return one_phase ? XA_RBROLLBACK : XA_HEURRB;
-		}
-		return sw_fail(s, "xa_commit", rv);
+	if (st < 0)
+		return 1;
+	if (heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
+		*rc = sw_heur_ret(s, verb, gid, st, heuristic);
+		return 0;
 	}
+	if (commit ? sw_rolled_back(st) : sw_committed(st)) {
+		sw_errf(s, "%s: transaction %s is %s", verb, gid,
+			settle_tx_state_name(st));
+		/* One-phase: the RM may decide to roll back. After a prepare
+		 * it may not: that was a heuristic decision (an
+		 * operator's), as is a commit the TM did not ask for. */
+		*rc = !commit	  ? XA_HEURCOM
+		      : one_phase ? XA_RBROLLBACK
+				  : XA_HEURRB;
+		return 0;
+	}
+	return 1;
+}
+
+/* Commit (commit true) or roll back gid as the TM decided. */
+static int sw_decide_at(struct sw_session *s, const char *gid, bool commit,
+			bool one_phase)
+{
+	const char *verb = commit ? "xa_commit" : "xa_rollback";
+	bool finished = false;
+	int state = 0, heuristic = 0, rc = XA_OK;
+	int rv = settle_xa_decide(s->c, gid, commit, one_phase, verb,
+				  s->info.commit_wait_ms, &state, &finished,
+				  &heuristic);
+
+	if (rv == SETTLE_ESTATE &&
+	    sw_refused(s, verb, gid, commit, one_phase, &rc) == 0)
+		return rc;
 	if (rv != 0)
-		return sw_fail(s, "xa_commit", rv);
-	if (!sw_committed(state)) {
+		return sw_fail(s, verb, rv);
+	if (commit && !sw_committed(state)) {
 		sw_errf(s, "xa_commit: transaction %s is %s", gid,
 			settle_tx_state_name(state));
 		return XAER_RMERR;
 	}
-	/* Heuristics are only known once phase two ended. */
-	if (finished && sw_tx_state(s, gid, &heuristic) >= 0)
-		return sw_heuristic(heuristic, true);
-	return XA_OK;
-}
-
-static int sw_rollback_at(struct sw_session *s, const char *gid)
-{
-	bool finished = false;
-	int state = 0, heuristic = 0;
-	int rv = settle_rollback(s->c, gid, "xa_rollback",
-				 s->info.commit_wait_ms, &state, &finished);
-
-	if (rv == SETTLE_ESTATE) {
-		int st = sw_tx_state(s, gid, NULL);
-
-		if (st >= 0 && sw_committed(st)) {
-			sw_errf(s, "xa_rollback: transaction %s is %s", gid,
-				settle_tx_state_name(st));
-			return XA_HEURCOM;
-		}
-		return sw_fail(s, "xa_rollback", rv);
-	}
-	if (rv != 0)
-		return sw_fail(s, "xa_rollback", rv);
-	if (finished && sw_tx_state(s, gid, &heuristic) >= 0)
-		return sw_heuristic(heuristic, false);
+	/* An operator's heuristic decision is known at once; a branch
+	 * that ended otherwise only once phase two ended. */
+	if (heuristic == SETTLE__V1__HEURISTIC__HEURISTIC_NONE && finished &&
+	    sw_tx_state(s, gid, &heuristic) < 0)
+		return XA_OK;
+	if (heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE)
+		return sw_heur_ret(s, verb, gid, state, heuristic);
 	return XA_OK;
 }
 
@@ -566,9 +590,24 @@ static int sw_forget_at(struct sw_session *s, const char *gid)
 {
 	int rv = settle_xa_forget(s->c, gid);
 
-	/* Nothing to forget is "not a heuristically completed branch". */
-	if (rv == SETTLE_ESTATE)
+	if (rv == SETTLE_ESTATE) {
+		int heuristic = 0;
+		int st = sw_tx_state(s, gid, &heuristic);
+
+		/* A heuristic decision whose phase two still runs: it can
+		 * be forgotten once over; the TM retries after RMFAIL. */
+		if (st >= 0 &&
+		    heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
+			sw_errf(s,
+				"xa_forget: transaction %s is still %s: "
+				"forget it again once phase two ended",
+				gid, settle_tx_state_name(st));
+			return XAER_RMFAIL;
+		}
+		/* Nothing to forget is "not a heuristically completed
+		 * branch". */
 		rv = SETTLE_ENOTFOUND;
+	}
 	return rv == 0 ? XA_OK : sw_fail(s, "xa_forget", rv);
 }
 
@@ -630,10 +669,10 @@ static int sw_complete(const char *verb, XID *xid, int rmid, long flags,
 		out = sw_prepare_at(s, gid);
 		break;
 	case XA_ASSOC_COMMIT:
-		out = sw_commit_at(s, gid, (flags & TMONEPHASE) != 0);
+		out = sw_decide_at(s, gid, true, (flags & TMONEPHASE) != 0);
 		break;
 	case XA_ASSOC_ROLLBACK:
-		out = sw_rollback_at(s, gid);
+		out = sw_decide_at(s, gid, false, false);
 		break;
 	default:
 		out = sw_forget_at(s, gid);

@@ -186,7 +186,42 @@ static void handle(struct sf *f, const Settle__V1__Frame *fr, int *err,
 		if (t != NULL) {
 			o->state = t->state;
 			o->finished = final(t->state);
+			o->heuristic = t->heuristic;
 		}
+		*body = &o->base;
+		return;
+	}
+	case SETTLE__V1__METHOD__XA_HEURISTIC: {
+		/* An operator's heuristic decision; phase two is over at
+		 * once here (sf_set() shows one still running). */
+		Settle__V1__XaHeuristicRequest *r =
+		    settle__v1__xa_heuristic_request__unpack(NULL, b->len,
+							     b->data);
+		Settle__V1__XaHeuristicResponse *o = malloc(sizeof(*o));
+		bool commit =
+		    r->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
+		int h = commit ? SETTLE__V1__HEURISTIC__HEUR_COMMIT
+			       : SETTLE__V1__HEURISTIC__HEUR_ROLLBACK;
+
+		settle__v1__xa_heuristic_response__init(o);
+		t = sf_find(f, r->gid);
+		if (t == NULL) {
+			*err = SETTLE_ENOTFOUND;
+		} else if (r->reason == NULL || r->reason[0] == '\0') {
+			*err = SETTLE_EINVAL;
+		} else if (t->state == S(XA_PREPARED)) {
+			t->state = commit ? S(COMMITTED) : S(ROLLED_BACK);
+			t->heuristic = h;
+		} else if (t->heuristic != h ||
+			   t->state !=
+			       (commit ? S(COMMITTED) : S(ROLLED_BACK))) {
+			*err = SETTLE_ESTATE;
+		}
+		if (t != NULL) {
+			o->state = t->state;
+			o->heuristic = t->heuristic;
+		}
+		settle__v1__xa_heuristic_request__free_unpacked(r, NULL);
 		*body = &o->base;
 		return;
 	}

@@ -4,8 +4,8 @@
  * makes its own), speaking the real frame codec, with the XA transaction
  * rules of the shared design (BEGIN mode XA with xid / join, REGISTER_BRANCH,
  * XA_PREPARE, COMMIT with one_phase, ROLLBACK, XA_RECOVER paging, XA_FORGET,
- * QUERY). Tests reach in to change a transaction's state (an operator, a
- * deadline) or to take the whole node down.
+ * XA_HEURISTIC, QUERY). Tests reach in to change a transaction's state (an
+ * operator, a deadline) or to take the whole node down.
  */
 #ifndef SETTLE_XA_TESTS_SWITCH_FAKE_H
 #define SETTLE_XA_TESTS_SWITCH_FAKE_H

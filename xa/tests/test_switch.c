@@ -551,7 +551,9 @@ Test(xa_switch, heuristic_outcomes)
 	    {HEUR(HEUR_HAZARD), XA_HEURHAZ},
 	    {HEUR(HEUR_MIXED), XA_HEURMIX},
 	    {HEUR(HEUR_ROLLBACK), XA_HEURRB},
-	    {HEUR(HEUR_COMMIT), XA_OK},
+	    /* Committed by a heuristic decision: reported although the
+	     * TM commits too (it must forget it). */
+	    {HEUR(HEUR_COMMIT), XA_HEURCOM},
 	};
 	uint8_t w[XA_XID_WIRE_MAX];
 	char gid[64];
@@ -615,6 +617,114 @@ Test(xa_switch, operator_rolled_back_a_prepared_branch)
 	sf_set(&fake, gx, TX(ROLLED_BACK), 0);
 	cr_assert_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS), XA_HEURRB);
 	cr_assert_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+}
+
+/* An operator decides a prepared branch heuristically (the TM is gone),
+ * through libsettle as settlectl does; then the TM comes back. */
+static void operator_decides(const XID *x, bool commit)
+{
+	char g[XA_XID_GID_LEN + 1];
+	settle_client *c;
+	int state = -1, heur = -1;
+
+	gid_of(x, g);
+	cr_assert_eq(settle_client_open(fake.endpoint, NULL, &c), 0);
+	cr_assert_eq(
+	    settle_xa_heuristic(c, g, commit, "TM gone (test)", &state, &heur),
+	    0, "%s", settle_client_errmsg(c));
+	cr_assert_eq(heur, commit ? HEUR(HEUR_COMMIT) : HEUR(HEUR_ROLLBACK));
+	settle_client_close(c);
+}
+
+/* Every TM verb on every heuristic decision: the spec's code, the branch
+ * S5 (answered again without the coordinator) until xa_forget, then
+ * forgotten at the coordinator too. */
+Test(xa_switch, tm_hears_an_operators_heuristic_decision)
+{
+	static const struct {
+		bool op_commit;
+		bool tm_commit;
+		int rc;
+	} cases[] = {
+	    {true, true, XA_HEURCOM},
+	    {true, false, XA_HEURCOM},
+	    {false, true, XA_HEURRB},
+	    {false, false, XA_HEURRB},
+	};
+
+	open_rm();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char q[8], g[XA_XID_GID_LEN + 1];
+		XID x;
+		int rc;
+
+		snprintf(q, sizeof(q), "%zu", i);
+		x = mkxid(5, "heur-op", q);
+		gid_of(&x, g);
+		work(&x);
+		cr_assert_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS), XA_OK);
+		operator_decides(&x, cases[i].op_commit);
+		rc = cases[i].tm_commit
+			 ? SW->xa_commit_entry(&x, RM, TMNOFLAGS)
+			 : SW->xa_rollback_entry(&x, RM, TMNOFLAGS);
+		cr_expect_eq(rc, cases[i].rc, "case %zu: %d", i, rc);
+		cr_expect(strstr(settle_xa_errmsg(RM), "heuristic") != NULL,
+			  "%s", settle_xa_errmsg(RM));
+		/* S5: the same answer again, from memory. */
+		int before = sf_calls(&fake, SETTLE__V1__METHOD__COMMIT) +
+			     sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK);
+		cr_expect_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS),
+			     cases[i].rc);
+		cr_expect_eq(SW->xa_rollback_entry(&x, RM, TMNOFLAGS),
+			     cases[i].rc);
+		cr_expect_eq(sf_calls(&fake, SETTLE__V1__METHOD__COMMIT) +
+				 sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK),
+			     before);
+		cr_expect_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS),
+			     XAER_PROTO);
+		/* Listed by xa_recover until forgotten. */
+		XID out[8];
+		int n = SW->xa_recover_entry(out, 8, RM, TMSTARTRSCAN);
+		cr_expect_eq(n, 1);
+		cr_expect_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XA_OK);
+		pthread_mutex_lock(&fake.lock);
+		cr_expect_eq(sf_find(&fake, g)->heuristic, 0);
+		pthread_mutex_unlock(&fake.lock);
+		n = SW->xa_recover_entry(out, 8, RM, TMSTARTRSCAN | TMENDRSCAN);
+		cr_expect_eq(n, 0);
+		cr_expect_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	}
+}
+
+/* A TM restarted in another process: the branch is unknown here, the
+ * coordinator remembers the heuristic. */
+Test(xa_switch, recovered_heuristic_decision_from_another_process)
+{
+	uint8_t w[XA_XID_WIRE_MAX];
+	char g[XA_XID_GID_LEN + 1];
+	size_t len;
+	XID x = mkxid(5, "heur-rec", "1");
+
+	open_rm();
+	wire_of(&x, w, &len);
+	sf_add(&fake, w, len, TX(XA_PREPARED), 0, g);
+	operator_decides(&x, false);
+	cr_expect_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS), XA_HEURRB);
+	cr_expect_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XA_OK);
+	cr_expect_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	/* Decided while phase two still runs: reported at once, forget
+	 * waits for its end (XAER_RMFAIL: the TM tries again). */
+	XID y = mkxid(5, "heur-run", "1");
+	char gy[XA_XID_GID_LEN + 1];
+	wire_of(&y, w, &len);
+	sf_add(&fake, w, len, TX(COMMITTING), HEUR(HEUR_COMMIT), gy);
+	cr_expect_eq(SW->xa_rollback_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
+	cr_expect_eq(SW->xa_commit_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
+	cr_expect_eq(SW->xa_forget_entry(&y, RM, TMNOFLAGS), XAER_RMFAIL);
+	cr_expect(strstr(settle_xa_errmsg(RM), "COMMITTING") != NULL, "%s",
+		  settle_xa_errmsg(RM));
+	sf_set(&fake, gy, TX(COMMITTED), HEUR(HEUR_COMMIT));
+	cr_expect_eq(SW->xa_forget_entry(&y, RM, TMNOFLAGS), XA_OK);
 }
 
 /* ---- an unreachable coordinator ----------------------------------------- */
