@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "ctl_fmt.h"
+#include "ctl_xa.h"
 #include "xa/xid.h"
 
 #define CAPTURE(buf, call)                                                     \
@@ -285,5 +286,123 @@ Test(ctl_xa, forget_answer)
 	free(out);
 	CAPTURE(out, ctl_print_xa_forget(f, "x\"y", true));
 	cr_expect_str_eq(out, "{\"gid\":\"x\\\"y\",\"forgotten\":true}\n");
+	free(out);
+}
+
+/* ---- xa commit / xa rollback GID --reason TEXT -------------------------- */
+
+Test(ctl_xa, decide_check_takes_the_decision_gid_and_reason)
+{
+	char *ok_c[] = {"xa", "commit", "xa-0011"};
+	char *ok_r[] = {"xa", "rollback", "xa-0011"};
+	char err[256] = "";
+	bool commit = false;
+
+	cr_expect_eq(ctl_xa_decide_check(ok_c, 3, "TM gone (alice)", &commit,
+					 err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect(commit);
+	cr_expect_eq(
+	    ctl_xa_decide_check(ok_r, 3, "TM gone", &commit, err, sizeof(err)),
+	    0);
+	cr_expect_not(commit);
+}
+
+Test(ctl_xa, decide_check_refuses_what_is_wrong)
+{
+	char *no_gid[] = {"xa", "commit"};
+	char *two[] = {"xa", "rollback", "g1", "g2"};
+	char *empty[] = {"xa", "commit", ""};
+	char *other[] = {"xa", "abort", "g"};
+	char *ok[] = {"xa", "commit", "g"};
+	char long_gid[200], long_reason[1100], err[256];
+	bool commit = true;
+
+	cr_expect_eq(
+	    ctl_xa_decide_check(no_gid, 2, "r", &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect(strstr(err, "exactly one GID") != NULL, "%s", err);
+	cr_expect_eq(
+	    ctl_xa_decide_check(two, 4, "r", &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect_eq(
+	    ctl_xa_decide_check(empty, 3, "r", &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect(strstr(err, "bad gid") != NULL, "%s", err);
+	cr_expect_eq(
+	    ctl_xa_decide_check(other, 3, "r", &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect(strstr(err, "abort") != NULL, "%s", err);
+	/* The reason is required and bounded. */
+	cr_expect_eq(
+	    ctl_xa_decide_check(ok, 3, NULL, &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect(strstr(err, "--reason") != NULL, "%s", err);
+	cr_expect_eq(ctl_xa_decide_check(ok, 3, "", &commit, err, sizeof(err)),
+		     SETTLE_EINVAL);
+	memset(long_reason, 'r', sizeof(long_reason) - 1);
+	long_reason[sizeof(long_reason) - 1] = '\0';
+	cr_expect_eq(
+	    ctl_xa_decide_check(ok, 3, long_reason, &commit, err, sizeof(err)),
+	    SETTLE_EINVAL);
+	cr_expect(strstr(err, "longer") != NULL, "%s", err);
+	memset(long_gid, 'g', sizeof(long_gid) - 1);
+	long_gid[sizeof(long_gid) - 1] = '\0';
+	char *lg[] = {"xa", "commit", long_gid};
+	cr_expect_eq(ctl_xa_decide_check(lg, 3, "r", &commit, err, sizeof(err)),
+		     SETTLE_EINVAL);
+	/* Nothing decided on a refusal; a NULL err is fine. */
+	cr_expect(commit);
+	cr_expect_eq(ctl_xa_decide_check(other, 3, "r", &commit, NULL, 0),
+		     SETTLE_EINVAL);
+}
+
+Test(ctl_xa, heuristic_codes_are_the_switch_librarys)
+{
+	cr_expect_str_eq(
+	    ctl_xa_heuristic_code(SETTLE__V1__HEURISTIC__HEUR_COMMIT),
+	    "XA_HEURCOM");
+	cr_expect_str_eq(
+	    ctl_xa_heuristic_code(SETTLE__V1__HEURISTIC__HEUR_ROLLBACK),
+	    "XA_HEURRB");
+	cr_expect_str_eq(
+	    ctl_xa_heuristic_code(SETTLE__V1__HEURISTIC__HEUR_MIXED),
+	    "XA_HEURMIX");
+	cr_expect_str_eq(
+	    ctl_xa_heuristic_code(SETTLE__V1__HEURISTIC__HEUR_HAZARD),
+	    "XA_HEURHAZ");
+	cr_expect_str_eq(
+	    ctl_xa_heuristic_code(SETTLE__V1__HEURISTIC__HEURISTIC_NONE),
+	    "XA_OK");
+	cr_expect_str_eq(ctl_xa_heuristic_code(99), "XA_OK");
+}
+
+Test(ctl_xa, heuristic_answer_says_what_the_tm_will_be_told)
+{
+	char *out = NULL;
+
+	CAPTURE(out, ctl_print_xa_heuristic(
+			 f, "xa-0011", SETTLE__V1__TX_STATE__COMMITTING,
+			 SETTLE__V1__HEURISTIC__HEUR_COMMIT, false));
+	cr_expect(strstr(out, "xa-0011: committing, heuristic commit\n") == out,
+		  "%s", out);
+	cr_expect(strstr(out, "will get XA_HEURCOM") != NULL, "%s", out);
+	cr_expect(strstr(out, "settlectl xa forget xa-0011") != NULL, "%s",
+		  out);
+	free(out);
+	out = NULL;
+	CAPTURE(out, ctl_print_xa_heuristic(
+			 f, "xa-00\n11", SETTLE__V1__TX_STATE__ROLLED_BACK,
+			 SETTLE__V1__HEURISTIC__HEUR_ROLLBACK, true));
+	cr_expect_str_eq(out, "{\"gid\":\"xa-00\\n11\",\"state\":"
+			      "\"rolled_back\",\"heuristic\":\"rollback\","
+			      "\"tm_told\":\"XA_HEURRB\"}\n");
+	free(out);
+	/* A peer's newline in the gid cannot break the text layout. */
+	out = NULL;
+	CAPTURE(out, ctl_print_xa_heuristic(
+			 f, "a\nb", SETTLE__V1__TX_STATE__ROLLING_BACK,
+			 SETTLE__V1__HEURISTIC__HEUR_ROLLBACK, false));
+	cr_expect(strstr(out, "a b: rolling_back") == out, "%s", out);
 	free(out);
 }
