@@ -4,6 +4,10 @@
  *   settle-bench --cluster ENDPOINTS --mode tcc|saga --branches K
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--listen HOST:PORT] [--json]
+ *   settle-bench [--cluster ENDPOINTS] --mode xa|xa-local [--xa-pg CONNINFO]
+ *                [--xa-mariadb CONNINFO] [--xa-pg-rm NAME]
+ *                [--xa-mariadb-rm NAME] [--xa-rows N] --concurrency C
+ *                --duration SECONDS [--json]
  *
  * --listen is where the in-process participant listens (default
  * 127.0.0.1:0, a free port); the coordinator must be able to reach it
@@ -22,30 +26,30 @@
  * polling (a look at once, then after 5 ms, the pause doubling), which
  * rounds it up: compare saga throughput, not saga latency, with TCC's.
  *
- * The participant is libsettle's
+ * --mode xa / xa-local: a PostgreSQL and a MariaDB branch per transaction,
+ * with Settle as the TM or the bench as its own (bench_xa.c). The
+ * conninfo strings come from the options or from $SETTLE_TEST_PG and
+ * $SETTLE_TEST_MARIADB (scripts/xa-servers env) and are never printed.
+ *
+ * The participant (tcc and saga) is libsettle's
  * SDK on its own thread, with an LMDB barrier and a small business write
  * per call in a temporary directory (removed at exit).
  *
  * Exit status: 0 the run completed (errors are counted, not fatal), 1 it
- * could not start or not one transaction finished, 2 bad usage.
+ * could not start, not one transaction finished, or (xa modes) the
+ * databases do not agree with the count of commits, 2 bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <lmdb.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* error.h before settle.h: see settle.h. */
-#include "error.h"
-#include "settle.h"
+#include "bench.h"
 #include "settle_participant.h"
 
 #define EXIT_USAGE 2
@@ -54,34 +58,14 @@
 #define MAX_BRANCHES	64
 #define MAX_CONCURRENCY 1024
 
-struct bench {
-	const char *cluster;
-	bool saga;
-	unsigned branches;
-	unsigned concurrency;
-	unsigned duration_s;
-	double rollback_ratio;
-	bool json;
-	char participant[64]; /* host:port of the in-process participant */
-	uint64_t end_ms;      /* monotonic */
-	MDB_dbi dbi;	      /* the participant's business table */
-	atomic_uint_fast64_t handler_calls;
+static const char *const mode_names[] = {
+    [BENCH_TCC] = "tcc",
+    [BENCH_SAGA] = "saga",
+    [BENCH_XA] = "xa",
+    [BENCH_XA_LOCAL] = "xa-local",
 };
 
-struct worker {
-	struct bench *b;
-	pthread_t thread;
-	unsigned seed;
-	uint64_t committed;
-	uint64_t aborted;
-	uint64_t errors;
-	uint32_t *lat_us; /* one per finished transaction */
-	size_t nlat;
-	size_t caplat;
-	char first_error[256];
-};
-
-static uint64_t mono_us(void)
+uint64_t bench_mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -224,15 +208,25 @@ static void participant_stop(struct participant *pt)
 
 /* ---- Initiators --------------------------------------------------------- */
 
-static void note_error(struct worker *w, const char *what, settle_client *c)
+void bench_fail(struct bench_worker *w, const char *fmt, ...)
 {
+	va_list ap;
+
 	w->errors++;
-	if (w->first_error[0] == '\0')
-		snprintf(w->first_error, sizeof(w->first_error), "%s: %s", what,
-			 settle_client_errmsg(c));
+	if (w->first_error[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(w->first_error, sizeof(w->first_error), fmt, ap);
+	va_end(ap);
 }
 
-static void record(struct worker *w, uint64_t us)
+static void note_error(struct bench_worker *w, const char *what,
+		       settle_client *c)
+{
+	bench_fail(w, "%s: %s", what, settle_client_errmsg(c));
+}
+
+void bench_record(struct bench_worker *w, uint64_t us)
 {
 	if (w->nlat == w->caplat) {
 		size_t cap = w->caplat ? 2 * w->caplat : 4096;
@@ -246,7 +240,7 @@ static void record(struct worker *w, uint64_t us)
 }
 
 /* One transaction. Returns 0 when it reached a final state. */
-static int one_tx(struct worker *w, settle_client *c)
+static int one_tx(struct bench_worker *w, settle_client *c)
 {
 	struct bench *b = w->b;
 	char gid[SETTLE_GID_BUFSIZE];
@@ -256,7 +250,7 @@ static int one_tx(struct worker *w, settle_client *c)
 	bool finished = false;
 	int state = 0, rv;
 	unsigned k;
-	uint64_t t0 = mono_us();
+	uint64_t t0 = bench_mono_us();
 	bool rollback = b->rollback_ratio > 0 &&
 			(double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
@@ -310,7 +304,7 @@ static int one_tx(struct worker *w, settle_client *c)
 				 "%s: phase two not finished after 30 s", gid);
 		return SETTLE_ETIMEOUT;
 	}
-	record(w, mono_us() - t0);
+	bench_record(w, bench_mono_us() - t0);
 	if (state == SETTLE__V1__TX_STATE__COMMITTED)
 		w->committed++;
 	else
@@ -319,7 +313,7 @@ static int one_tx(struct worker *w, settle_client *c)
 }
 
 /* One saga of b->branches ordered steps. Returns 0 when it ended. */
-static int one_saga(struct worker *w, settle_client *c)
+static int one_saga(struct bench_worker *w, settle_client *c)
 {
 	static const char ok_payload[] = "bench-payload-01";
 	static const char fail_payload[] = BENCH_FAIL "-payload";
@@ -330,7 +324,7 @@ static int one_saga(struct worker *w, settle_client *c)
 	bool finished = false;
 	int state = 0, rv;
 	unsigned k;
-	uint64_t t0 = mono_us();
+	uint64_t t0 = bench_mono_us();
 	bool fail = b->rollback_ratio > 0 &&
 		    (double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
@@ -357,7 +351,7 @@ static int one_saga(struct worker *w, settle_client *c)
 		note_error(w, "wait", c);
 		return rv != 0 ? rv : SETTLE_ETIMEOUT;
 	}
-	record(w, mono_us() - t0);
+	bench_record(w, bench_mono_us() - t0);
 	if (state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED)
 		w->committed++;
 	else
@@ -367,20 +361,25 @@ static int one_saga(struct worker *w, settle_client *c)
 
 static void *worker_main(void *arg)
 {
-	struct worker *w = arg;
+	struct bench_worker *w = arg;
 	struct settle_client_opts co = {0};
-	settle_client *c;
+	settle_client *c = NULL;
 	int rv;
 
-	rv = settle_client_open(w->b->cluster, &co, &c);
-	if (rv != 0) {
-		w->errors++;
-		snprintf(w->first_error, sizeof(w->first_error), "open: %s",
-			 settle_strerror(rv));
+	if (w->b->mode == BENCH_XA_LOCAL) {
+		bench_xa_worker(w, NULL);
 		return NULL;
 	}
-	while (mono_us() / 1000 < w->b->end_ms) {
-		if (w->b->saga)
+	/* A libsettle handle is not thread-safe: one per worker. */
+	rv = settle_client_open(w->b->cluster, &co, &c);
+	if (rv != 0) {
+		bench_fail(w, "open: %s", settle_strerror(rv));
+		return NULL;
+	}
+	if (w->b->mode == BENCH_XA)
+		bench_xa_worker(w, c);
+	while (bench_mono_us() / 1000 < w->b->end_ms) {
+		if (w->b->mode == BENCH_SAGA)
 			one_saga(w, c);
 		else
 			one_tx(w, c);
@@ -431,7 +430,18 @@ static const char help[] =
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
     "saga: K ordered steps; --rollback-ratio R makes the last step of a\n"
-    "fraction R fail, so those sagas are compensated.\n";
+    "fraction R fail, so those sagas are compensated.\n"
+    "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
+    "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
+    "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
+    "[--xa-rows N]\n"
+    "                    [--concurrency C] [--duration SECONDS] [--json]\n"
+    "xa: each transaction moves 1 from a PostgreSQL row to a MariaDB row in\n"
+    "two XA branches with Settle as the TM (the cluster's settled has\n"
+    "--xa-rm NAME=... for both; defaults pg and maria); xa-local: the same\n"
+    "branches, the bench as its own TM (no cluster). Conninfo defaults:\n"
+    "$SETTLE_TEST_PG, $SETTLE_TEST_MARIADB. --xa-rows N: the workers share\n"
+    "N account rows (default one each: no lock waits).\n";
 
 static bool parse_uint(const char *s, unsigned max, unsigned *out)
 {
@@ -459,14 +469,22 @@ int main(int argc, char **argv)
 	    {"rollback-ratio", required_argument, NULL, 'r'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"xa-pg", required_argument, NULL, 'P'},
+	    {"xa-mariadb", required_argument, NULL, 'M'},
+	    {"xa-pg-rm", required_argument, NULL, 'p'},
+	    {"xa-mariadb-rm", required_argument, NULL, 'y'},
+	    {"xa-rows", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {0};
 	struct participant pt = {0};
-	struct worker *ws;
+	struct bench_worker *ws;
 	const char *listen = "127.0.0.1:0";
 	uint64_t t0, committed = 0, aborted = 0, errors = 0;
+	uint64_t connects = 0, connect_us = 0, phase_us[BENCH_PHASES] = {0};
+	unsigned k;
+	bool xa, xa_ok = false, xa_checked = true;
 	uint32_t *all;
 	size_t nall = 0;
 	double secs, tps;
@@ -485,12 +503,33 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			if (strcmp(optarg, "tcc") == 0)
-				b.saga = false;
+				b.mode = BENCH_TCC;
 			else if (strcmp(optarg, "saga") == 0)
-				b.saga = true;
+				b.mode = BENCH_SAGA;
+			else if (strcmp(optarg, "xa") == 0)
+				b.mode = BENCH_XA;
+			else if (strcmp(optarg, "xa-local") == 0)
+				b.mode = BENCH_XA_LOCAL;
 			else
-				return usage("unsupported --mode '%s': tcc or "
-					     "saga",
+				return usage("unsupported --mode '%s': tcc, "
+					     "saga, xa or xa-local",
+					     optarg);
+			break;
+		case 'P':
+			b.xa_pg = optarg;
+			break;
+		case 'M':
+			b.xa_mariadb = optarg;
+			break;
+		case 'p':
+			b.xa_pg_rm = optarg;
+			break;
+		case 'y':
+			b.xa_mariadb_rm = optarg;
+			break;
+		case 'R':
+			if (!parse_uint(optarg, MAX_CONCURRENCY, &b.xa_rows))
+				return usage("bad --xa-rows '%s': 1..1024",
 					     optarg);
 			break;
 		case 'b':
@@ -536,22 +575,40 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage("unexpected argument '%s'", argv[optind]);
-	if (b.cluster == NULL || !*b.cluster)
+	if (b.mode != BENCH_XA_LOCAL && (b.cluster == NULL || !*b.cluster))
 		return usage("%s", "--cluster ENDPOINTS is required");
-
-	if (participant_start(&b, &pt, listen) != 0) {
+	xa = b.mode == BENCH_XA || b.mode == BENCH_XA_LOCAL;
+	if (xa) {
+		if (b.xa_pg == NULL)
+			b.xa_pg = getenv("SETTLE_TEST_PG");
+		if (b.xa_mariadb == NULL)
+			b.xa_mariadb = getenv("SETTLE_TEST_MARIADB");
+		if (b.xa_pg_rm == NULL)
+			b.xa_pg_rm = "pg";
+		if (b.xa_mariadb_rm == NULL)
+			b.xa_mariadb_rm = "maria";
+		b.branches = 2;
+		if (bench_xa_setup(&b) != 0) {
+			bench_xa_done(&b);
+			return 1;
+		}
+	} else if (participant_start(&b, &pt, listen) != 0) {
 		participant_stop(&pt);
 		return 1;
 	}
 	ws = calloc(b.concurrency, sizeof(*ws));
 	if (ws == NULL) {
-		participant_stop(&pt);
+		if (xa)
+			bench_xa_done(&b);
+		else
+			participant_stop(&pt);
 		return 1;
 	}
-	t0 = mono_us();
+	t0 = bench_mono_us();
 	b.end_ms = t0 / 1000 + (uint64_t)b.duration_s * 1000;
 	for (i = 0; i < b.concurrency; i++) {
 		ws[i].b = &b;
+		ws[i].index = i;
 		ws[i].seed = (unsigned)t0 ^ (i * 2654435761u);
 		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
 		    0) {
@@ -563,13 +620,17 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < b.concurrency; i++)
 		pthread_join(ws[i].thread, NULL);
-	secs = (double)(mono_us() - t0) / 1e6;
+	secs = (double)(bench_mono_us() - t0) / 1e6;
 
 	for (i = 0; i < b.concurrency; i++) {
 		committed += ws[i].committed;
 		aborted += ws[i].aborted;
 		errors += ws[i].errors;
 		nall += ws[i].nlat;
+		connects += ws[i].connects;
+		connect_us += ws[i].connect_us;
+		for (k = 0; k < BENCH_PHASES; k++)
+			phase_us[k] += ws[i].phase_us[k];
 	}
 	all = malloc((nall ? nall : 1) * sizeof(*all));
 	nall = 0;
@@ -588,27 +649,70 @@ int main(int argc, char **argv)
 	if (all)
 		qsort(all, nall, sizeof(*all), cmp_u32);
 	tps = secs > 0 ? (double)(committed + aborted) / secs : 0;
+	/* The XA modes check the databases: the bench's count of commits
+	 * must be what the accounts moved, and nothing left prepared. */
+	if (xa && bench_xa_verify(&b, committed, &xa_ok) != 0)
+		xa_checked = false;
 	if (b.json) {
 		printf("{\"mode\":\"%s\",\"branches\":%u,\"concurrency\":%u,"
 		       "\"duration_s\":%.3f,\"rollback_ratio\":%.3f,"
 		       "\"committed\":%" PRIu64 ",\"aborted\":%" PRIu64
 		       ",\"errors\":%" PRIu64 ",\"tps\":%.1f,\"p50_ms\":%.3f,"
 		       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-		       "\"participant_calls\":%" PRIu64 "}\n",
-		       b.saga ? "saga" : "tcc", b.branches, b.concurrency, secs,
+		       "\"participant_calls\":%" PRIu64,
+		       mode_names[b.mode], b.branches, b.concurrency, secs,
 		       b.rollback_ratio, committed, aborted, errors, tps,
 		       all ? pct_ms(all, nall, 0.50) : 0,
 		       all ? pct_ms(all, nall, 0.99) : 0,
 		       all ? pct_ms(all, nall, 0.999) : 0,
 		       all && nall ? all[nall - 1] / 1000.0 : 0,
 		       (uint64_t)atomic_load(&b.handler_calls));
+		if (xa)
+			printf(",\"rows\":%u,\"mariadb_connects\":%" PRIu64
+			       ",\"mariadb_connect_ms\":%.3f,"
+			       "\"balances_ok\":%s",
+			       b.xa_rows, connects,
+			       connects ? connect_us / 1000.0 / (double)connects
+					: 0,
+			       !xa_checked ? "null"
+			       : xa_ok	   ? "true"
+					   : "false");
+		/* Mean time per committed transaction in each phase. */
+		for (k = 0; xa && k < BENCH_PHASES; k++)
+			printf(",\"%s_ms\":%.3f", bench_phase_names[k],
+			       committed
+				   ? phase_us[k] / 1000.0 / (double)committed
+				   : 0);
+		printf("}\n");
 	} else {
 		printf("%s, %u %s, concurrency %u, %.1f s\n",
-		       b.saga ? "saga" : "tcc", b.branches,
-		       b.saga ? "steps" : "branches", b.concurrency, secs);
+		       mode_names[b.mode], b.branches,
+		       b.mode == BENCH_SAGA ? "steps" : "branches",
+		       b.concurrency, secs);
 		printf("%s %" PRIu64 ", %s %" PRIu64 ", errors %" PRIu64 "\n",
-		       b.saga ? "succeeded" : "committed", committed,
-		       b.saga ? "compensated" : "rolled back", aborted, errors);
+		       b.mode == BENCH_SAGA ? "succeeded" : "committed",
+		       committed,
+		       b.mode == BENCH_SAGA ? "compensated" : "rolled back",
+		       aborted, errors);
+		if (xa) {
+			printf("account rows %u", b.xa_rows);
+			if (connects)
+				printf(", MariaDB connections %" PRIu64
+				       " (mean %.3f ms each)",
+				       connects,
+				       connect_us / 1000.0 / (double)connects);
+			printf(", databases %s\n",
+			       !xa_checked ? "not checked"
+			       : xa_ok	   ? "agree with the count"
+					   : "DISAGREE with the count");
+			printf("mean ms per commit:");
+			for (k = 0; k < BENCH_PHASES; k++)
+				printf(" %s %.3f", bench_phase_names[k],
+				       committed ? phase_us[k] / 1000.0 /
+						       (double)committed
+						 : 0);
+			printf("\n");
+		}
 		printf("throughput %.1f tx/s\n", tps);
 		printf("latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
 		       all ? pct_ms(all, nall, 0.50) : 0,
@@ -620,10 +724,13 @@ int main(int argc, char **argv)
 	for (i = 0; i < b.concurrency; i++)
 		free(ws[i].lat_us);
 	free(ws);
-	participant_stop(&pt);
+	if (xa)
+		bench_xa_done(&b);
+	else
+		participant_stop(&pt);
 	if (committed + aborted == 0) {
 		fprintf(stderr, "settle-bench: no transaction finished\n");
 		return 1;
 	}
-	return 0;
+	return xa && !(xa_checked && xa_ok) ? 1 : 0;
 }

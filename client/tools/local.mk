@@ -71,6 +71,19 @@ test_integration_test_members_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
 	$(TEST_LIBS) -lpthread
 TESTS += test/integration/test_members
 
+# settle-bench --mode xa and xa-local against the real PostgreSQL and
+# MariaDB test servers (started by the runner through scripts/xa-servers).
+check_PROGRAMS += test/integration/test_bench_xa
+test_integration_test_bench_xa_SOURCES = test/integration/test_bench_xa.c \
+	$(IT_HARNESS) xa/tests/servers.c xa/tests/servers.h
+test_integration_test_bench_xa_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client \
+	-DXA_TEST_SRCDIR='"$(abs_top_srcdir)"' -DIT_SRCDIR='"$(abs_top_srcdir)"'
+test_integration_test_bench_xa_LDADD = client/libsettle.la xa/libsettlexa.la \
+	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
+EXTRA_test_integration_test_bench_xa_DEPENDENCIES = \
+	client/tools/settle-bench coordinator/settled
+TESTS += test/integration/test_bench_xa
+
 check_PROGRAMS += test/integration/test_cluster_script
 test_integration_test_cluster_script_SOURCES = \
 	test/integration/test_cluster_script.c $(IT_HARNESS)
@@ -89,7 +102,10 @@ client_tools_settlectl_LDADD = client/tools/libctlfmt.la client/libsettle.la \
 	$(PROTOBUF_C_LIBS)
 
 bin_PROGRAMS += client/tools/settle-bench
-client_tools_settle_bench_SOURCES = client/tools/bench.c
+client_tools_settle_bench_SOURCES = client/tools/bench.c \
+	client/tools/bench.h client/tools/bench_xa.c
 client_tools_settle_bench_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
-client_tools_settle_bench_LDADD = client/libsettle.la $(LMDB_LIBS) $(UV_LIBS) \
-	$(PROTOBUF_C_LIBS) -lpthread
+# The XA modes drive PostgreSQL and MariaDB themselves (xa/rm.h), as an
+# initiator does: a tool may link libpq and libmariadb, libsettle may not.
+client_tools_settle_bench_LDADD = client/libsettle.la xa/libsettlexa.la \
+	$(LMDB_LIBS) $(UV_LIBS) $(PROTOBUF_C_LIBS) -lpthread

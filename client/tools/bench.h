@@ -1,0 +1,109 @@
+/*
+ * bench.h — what settle-bench's modes share (bench.c: options, the TCC and
+ * saga initiators, the report; bench_xa.c: the XA modes against real
+ * PostgreSQL and MariaDB servers). Internal to the tool.
+ */
+#ifndef SETTLE_TOOLS_BENCH_H
+#define SETTLE_TOOLS_BENCH_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* error.h before settle.h: see settle.h. */
+#include "error.h"
+#include "settle.h"
+
+enum bench_mode {
+	BENCH_TCC,
+	BENCH_SAGA,
+	BENCH_XA, /* Settle as the TM of a PostgreSQL and a MariaDB branch */
+	BENCH_XA_LOCAL, /* the same branches, the bench as its own TM */
+};
+
+struct bench_xa; /* bench_xa.c */
+
+/* Phases of an XA transaction, timed apart. */
+enum bench_phase {
+	BENCH_PH_BEGIN,	  /* xa: Begin + RegisterBranch x 2 (raft) */
+	BENCH_PH_PREPARE, /* both: connect, start, UPDATE, end, prepare */
+	BENCH_PH_VOTE,	  /* xa: XA_VOTE x 2 (raft) */
+	BENCH_PH_COMMIT,  /* xa: Commit until phase 2 is done; xa-local: the
+			     two commits */
+	BENCH_PHASES,
+};
+extern const char *const bench_phase_names[BENCH_PHASES];
+
+struct bench {
+	const char *cluster;
+	enum bench_mode mode;
+	unsigned branches;
+	unsigned concurrency;
+	unsigned duration_s;
+	double rollback_ratio;
+	bool json;
+	char participant[64]; /* host:port of the in-process participant */
+	uint64_t end_ms;      /* monotonic */
+	MDB_dbi dbi;	      /* the participant's business table */
+	atomic_uint_fast64_t handler_calls;
+	/* XA modes: options (the conninfo strings are never printed). */
+	const char *xa_pg, *xa_mariadb;	      /* conninfo */
+	const char *xa_pg_rm, *xa_mariadb_rm; /* names on settled (--xa-rm) */
+	unsigned xa_rows; /* account rows shared by the workers */
+	struct bench_xa *xa;
+};
+
+struct bench_worker {
+	struct bench *b;
+	unsigned index; /* 0 .. concurrency - 1 */
+	pthread_t thread;
+	unsigned seed;
+	uint64_t committed;
+	uint64_t aborted;
+	uint64_t errors;
+	uint32_t *lat_us; /* one per finished transaction */
+	size_t nlat;
+	size_t caplat;
+	char first_error[256];
+	/* XA modes: the worker's own database connections (bench_xa.c). */
+	void *pg, *my;
+	uint64_t xa_seq;     /* transactions begun, for local gids */
+	uint64_t connects;   /* MariaDB connections opened */
+	uint64_t connect_us; /* time spent opening them */
+	/* Time spent per phase by the committed transactions (see
+	 * enum bench_phase), to tell what dominates. */
+	uint64_t phase_us[BENCH_PHASES];
+};
+
+/* Monotonic clock in microseconds. */
+uint64_t bench_mono_us(void);
+
+/* Count a finished transaction's latency (us) in w. */
+void bench_record(struct bench_worker *w, uint64_t us);
+
+/* Count an error in w; the first one's text (printf format) is kept. */
+void bench_fail(struct bench_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * XA modes (bench_xa.c). Every function prints its own errors to stderr,
+ * naming the database by kind and never with its conninfo.
+ *
+ * bench_xa_setup: check the options, create the account table
+ * settle_bench_xa (id, balance) in both databases if needed with rows
+ * 1..b->xa_rows, and remember their balances. 0, or -1 (printed).
+ * bench_xa_worker: run transactions of w's mode until b->end_ms; w's
+ * connections are its own and closed before it returns. c: w's libsettle
+ * handle (NULL for BENCH_XA_LOCAL).
+ * bench_xa_verify: after the run, whether the balances moved by exactly
+ * the committed count on both sides and nothing of ours is left prepared;
+ * -1 when they cannot be read. bench_xa_done frees what setup made.
+ */
+int bench_xa_setup(struct bench *b);
+void bench_xa_worker(struct bench_worker *w, settle_client *c);
+int bench_xa_verify(struct bench *b, uint64_t committed, bool *ok);
+void bench_xa_done(struct bench *b);
+
+#endif /* SETTLE_TOOLS_BENCH_H */
