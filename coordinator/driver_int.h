@@ -46,6 +46,9 @@ struct coord_driver {
 	uint64_t xa_next_scan_ms;
 	unsigned xa_scans_running;
 	struct coord_xa_stats xa_stats;
+	/* Wall clock when this node last became a ready leader: a branch
+	 * whose decision is older was decided under an earlier leader. */
+	uint64_t active_since_ms;
 };
 
 /* One call to a participant or RM, or one proposal, in flight. */
@@ -59,8 +62,9 @@ struct op {
 	bool saga;		/* a saga step: phase is a SagaPhase */
 	uint32_t retry_base_ms; /* the step's backoff (0: the node's) */
 	uint32_t retry_max_ms;
-	bool xa_voted_ok; /* XA: the branch was prepared */
-	bool xa_recovery; /* XA: a recovery scan's commit or rollback */
+	bool xa_voted_ok;  /* XA: the branch was prepared */
+	bool xa_recovery;  /* XA: a recovery scan's commit or rollback */
+	bool xa_inherited; /* XA: decided before this leader was ready */
 	char rm[COORD_XA_RM_NAME_MAX + 1];
 };
 

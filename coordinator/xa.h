@@ -27,6 +27,11 @@ struct coord_xa_call {
 	int phase;	  /* BranchState XA_BRANCH_COMMITTING / _ROLLING_BACK */
 	uint32_t attempt; /* 1 for the first call of this branch */
 	bool voted_ok;	  /* the branch was prepared (voted OK) */
+	/* The decision was applied before this leader became ready: an
+	 * earlier leader may have made a call whose answer it never
+	 * recorded, so NOTA at this leader's first call is no sign of work
+	 * finished outside Settle. */
+	bool inherited;
 };
 
 /*

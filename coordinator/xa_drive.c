@@ -164,6 +164,7 @@ static void branch_answered(void *data, const struct coord_xa_answer *a)
 		return;
 	}
 	call.voted_ok = o->xa_voted_ok;
+	call.inherited = o->xa_inherited;
 	/* Only NOTA at the first rollback needs to know (events are read
 	 * from LMDB, so only then). */
 	if (a->rv == XA_RM_ENOTA && o->attempt <= 1 && !call.voted_ok)
@@ -199,6 +200,9 @@ void coord_xa_drive_branch(struct coord_driver *d,
 	o->attempt = b->attempts + 1;
 	/* Commit is decided only once every RM branch voted OK. */
 	o->xa_voted_ok = commit;
+	/* Until a first answer is recorded the branch's updated_ms is the
+	 * time the leader that decided stamped on its decision. */
+	o->xa_inherited = b->updated_ms < d->active_since_ms;
 	snprintf(o->rm, sizeof o->rm, "%s", b->rm);
 	if (xa_xid_decode(b->xid.data, b->xid.len, &xid) != 0) {
 		/* The FSM built it: a bug, for an operator to see. */

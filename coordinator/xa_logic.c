@@ -58,10 +58,10 @@ void coord_xa_classify(const struct coord_xa_call *call, int rv,
 	case XA_RM_ENOTA:
 		/* Presumed abort: a prepared branch leaves that state only
 		 * through our commit or rollback, so NOTA means done. At the
-		 * first call, though, no earlier call of ours can have done
-		 * it: somebody else did. */
+		 * first call of the leader that decided, though, no earlier
+		 * call of ours can have done it: somebody else did. */
 		out->outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
-		if (call->attempt <= 1 && call->voted_ok) {
+		if (call->attempt <= 1 && call->voted_ok && !call->inherited) {
 			out->heuristic = SETTLE__V1__HEURISTIC__HEUR_HAZARD;
 			snprintf(err, errcap,
 				 "unknown to the RM at the first %s: finished "

@@ -89,6 +89,30 @@ Test(xa_classify, nota_later_or_unvoted_is_plain_done)
 	cr_expect_eq(v.r.heuristic, NONE);
 }
 
+Test(xa_classify, nota_at_first_call_of_an_inherited_decision_is_done)
+{
+	/* Decided under an earlier leader, which may have committed at the
+	 * RM and died before recording it: NOTA is that commit, not
+	 * somebody else's work. */
+	struct coord_xa_call call = {.phase = COMMITTING,
+				     .attempt = 1,
+				     .voted_ok = true,
+				     .inherited = true};
+	struct verdict v;
+
+	settle__v1__cmd_xa_result__init(&v.r);
+	coord_xa_classify(&call, XA_RM_ENOTA, "", 20, 12345, &v.r, v.err,
+			  sizeof v.err);
+	cr_expect_eq(v.r.outcome, OK);
+	cr_expect_eq(v.r.heuristic, NONE);
+	call.phase = ROLLING_BACK;
+	settle__v1__cmd_xa_result__init(&v.r);
+	coord_xa_classify(&call, XA_RM_ENOTA, "", 20, 12345, &v.r, v.err,
+			  sizeof v.err);
+	cr_expect_eq(v.r.outcome, OK);
+	cr_expect_eq(v.r.heuristic, NONE);
+}
+
 Test(xa_classify, transient_retries_forever)
 {
 	struct verdict v;
