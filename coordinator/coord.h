@@ -75,8 +75,21 @@ struct coord {
 	int exit_code;
 	uint64_t started_ms;
 	uint64_t proposals; /* in flight */
+
+	/* Status: transactions with a heuristic not forgotten. Counting them
+	 * is a scan of every kept transaction, so the count is redone only
+	 * when the log moved and it is older than COORD_HEUR_RECOUNT_MS. */
+	struct {
+		bool valid;
+		uint64_t count;
+		uint64_t applied; /* raft's applied index at the count */
+		uint64_t at_ms;	  /* monotonic ms of the count */
+	} heur;
 	char errmsg[512];
 };
+
+/* Least age of the heuristic count before Status recounts. */
+#define COORD_HEUR_RECOUNT_MS 5000
 
 /*
  * Open everything (LMDB, raft, RPC server) and start. On failure returns a

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "wal/entry.h"
+#include "xa.h"
 
 #define LIST_DEFAULT 1000
 #define LIST_MAX     10000
@@ -278,9 +279,48 @@ static const char *role_name(int state)
 	return "unavailable";
 }
 
+/* A filter that keeps nothing: it counts the heuristics it sees. */
+static bool count_heuristic(void *data, const Settle__V1__TxRecord *tx)
+{
+	uint64_t *n = data;
+
+	if (tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE)
+		(*n)++;
+	return false;
+}
+
+/* Transactions whose heuristic is not forgotten, any state, recounted
+ * only when stale (see coord.h: the scan reads every kept record). A
+ * failed scan keeps the previous count. */
+static uint64_t heuristic_txs(struct coord *c)
+{
+	uint64_t applied = c->raft_started ? raft_last_applied(&c->raft) : 0;
+	uint64_t now = settle_mono_ms();
+	Settle__V1__TxRecord **txs = NULL;
+	size_t n = 0;
+	uint64_t count = 0;
+
+	if (c->heur.valid && (c->heur.applied == applied ||
+			      now - c->heur.at_ms < COORD_HEUR_RECOUNT_MS))
+		return c->heur.count;
+	if (store_tx_list(c->store, NULL, 0, NULL, 1, count_heuristic, &count,
+			  &txs, &n, NULL) != 0) {
+		settle_log(SETTLE_LOG_WARN, "status", "counting heuristics: %s",
+			   store_errmsg(c->store));
+		return c->heur.count;
+	}
+	store_txs_free(txs, n);
+	c->heur.valid = true;
+	c->heur.count = count;
+	c->heur.applied = applied;
+	c->heur.at_ms = now;
+	return count;
+}
+
 void coord_do_status(struct coord *c, struct rpc_call *call)
 {
 	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
+	struct coord_xa_stats xa;
 	struct store_counts counts;
 	uint64_t now = settle_now_ms();
 
@@ -332,5 +372,12 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 		resp.stuck = stuck;
 	}
 	resp.uptime_ms = settle_mono_ms() - c->started_ms;
+	coord_xa_stats_get(c, &xa);
+	resp.xa_calls = xa.calls;
+	resp.xa_scans = xa.scans;
+	resp.xa_recovered_commit = xa.recovered_commit;
+	resp.xa_recovered_rollback = xa.recovered_rollback;
+	resp.xa_heuristic_results = xa.heuristics;
+	resp.heuristic_txs = heuristic_txs(c);
 	rpc_call_reply(call, &resp.base);
 }

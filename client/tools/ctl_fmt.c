@@ -310,6 +310,10 @@ char *ctl_span_str(uint64_t ms, char *buf, size_t len)
 
 void ctl__table_init(struct table *t, size_t ncols)
 {
+	/* The widths have room for CTL_TABLE_MAX_COLS: a wider table is a
+	 * bug of its caller, better stopped here than overflowing later. */
+	if (ncols > CTL_TABLE_MAX_COLS)
+		abort();
 	memset(t, 0, sizeof(*t));
 	t->ncols = ncols;
 }
@@ -424,9 +428,19 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 			    ",\"term\":%" PRIu64 ",\"last_index\":%" PRIu64
 			    ",\"applied_index\":%" PRIu64 ",\"active\":%" PRIu64
 			    ",\"stuck\":%" PRIu64 ",\"finished\":%" PRIu64
-			    ",\"uptime_ms\":%" PRIu64 "}",
+			    ",\"uptime_ms\":%" PRIu64,
 			    st->term, st->last_index, st->applied_index,
 			    st->active, st->stuck, st->finished, st->uptime_ms);
+			fprintf(
+			    f,
+			    ",\"heuristic_txs\":%" PRIu64
+			    ",\"xa\":{\"calls\":%" PRIu64 ",\"scans\":%" PRIu64
+			    ",\"recovered_commit\":%" PRIu64
+			    ",\"recovered_rollback\":%" PRIu64
+			    ",\"heuristic_results\":%" PRIu64 "}}",
+			    st->heuristic_txs, st->xa_calls, st->xa_scans,
+			    st->xa_recovered_commit, st->xa_recovered_rollback,
+			    st->xa_heuristic_results);
 		}
 		fputs("]}\n", f);
 		return;
@@ -464,6 +478,35 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 	}
 	ctl__table_print(f, &t, "");
 	ctl__table_free(&t);
+	/* XA only where there is something to see: a TCC-only cluster's
+	 * status stays one table. */
+	for (i = 0; i < n; i++) {
+		const Settle__V1__StatusResponse *st = nodes[i].st;
+		bool xa;
+
+		if (nodes[i].err != 0 || st == NULL)
+			continue;
+		xa =
+		    (st->xa_calls | st->xa_scans | st->xa_recovered_commit |
+		     st->xa_recovered_rollback | st->xa_heuristic_results) != 0;
+		if (!xa && st->heuristic_txs == 0)
+			continue;
+		fprintf(f, "%s:", nodes[i].endpoint);
+		if (st->heuristic_txs != 0)
+			fprintf(f, " %" PRIu64 " heuristics not forgotten%s",
+				st->heuristic_txs, xa ? ";" : "");
+		if (xa)
+			fprintf(f,
+				" xa %" PRIu64 " phase-2 calls, %" PRIu64
+				" recovery scans (in doubt: %" PRIu64
+				" committed, %" PRIu64 " rolled back), %" PRIu64
+				" heuristic outcomes",
+				st->xa_calls, st->xa_scans,
+				st->xa_recovered_commit,
+				st->xa_recovered_rollback,
+				st->xa_heuristic_results);
+		fputc('\n', f);
+	}
 }
 
 /* ---- cluster membership ------------------------------------------------- */

@@ -81,7 +81,13 @@ struct ctl_node_status {
 	const Settle__V1__StatusResponse *st;
 };
 
-/* Aligned table or JSON {"nodes":[...]} of the nodes' status. */
+/*
+ * Aligned table or JSON {"nodes":[...]} of the nodes' status. Under the
+ * table, a node with transactions whose heuristic is not forgotten or with
+ * XA counters (phase-2 calls, recovery scans and the in-doubt XIDs they
+ * committed or rolled back, heuristic outcomes) gets a line "ENDPOINT:
+ * ..."; JSON always carries heuristic_txs and "xa":{...}.
+ */
 void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 		      bool json);
 

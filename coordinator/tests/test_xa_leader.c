@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,38 @@ static settle_client *client(const struct it_node *n)
 
 	cr_assert_eq(settle_client_open(n->endpoint, NULL, &c), 0);
 	return c;
+}
+
+/* The node's own STATUS; free with protobuf_c_message_free_unpacked. */
+static Settle__V1__StatusResponse *status(const struct it_node *n)
+{
+	Settle__V1__StatusRequest req = SETTLE__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	settle_client *c = client(n);
+
+	cr_assert_eq(settle_client_call_at(
+			 c, n->endpoint, SETTLE__V1__METHOD__STATUS, &req.base,
+			 &settle__v1__status_response__descriptor, &resp),
+		     0, "%s", settle_client_errmsg(c));
+	settle_client_close(c);
+	return (Settle__V1__StatusResponse *)resp;
+}
+
+/* Status's heuristic_txs once it equals want (it is recounted at most
+ * every 5 s), or its last value after 15 s. */
+static uint64_t wait_heuristic_txs(const struct it_node *n, uint64_t want)
+{
+	uint64_t got = UINT64_MAX;
+
+	for (int i = 0; i < 60 && got != want; i++) {
+		Settle__V1__StatusResponse *st = status(n);
+
+		got = st->heuristic_txs;
+		protobuf_c_message_free_unpacked(&st->base, NULL);
+		if (got != want)
+			sleep_ms(250);
+	}
+	return got;
 }
 
 /* Is xid prepared at the RM? */
@@ -316,6 +349,7 @@ Test(xa_leader, recovery_rolls_back_orphans_and_leaves_foreign_xids)
 	char t[32], sql[256];
 	struct xa_xid orphan_p, orphan_m, foreign;
 	struct xa_rm *p, *m, *f;
+	Settle__V1__StatusResponse *st;
 
 	it_setup();
 	tag(t, sizeof t);
@@ -346,6 +380,15 @@ Test(xa_leader, recovery_rolls_back_orphans_and_leaves_foreign_xids)
 	/* Another TM's XID: several scans later, still prepared. */
 	sleep_ms(1500);
 	cr_expect(in_doubt(PG, &foreign), "foreign XID was touched");
+	/* The scans record nothing in the log: Status is their trace. Other
+	 * tests' leftovers on the shared servers may add to the counts. */
+	st = status(&n);
+	cr_expect_geq(st->xa_scans, 2, "scans %" PRIu64, st->xa_scans);
+	cr_expect_geq(st->xa_recovered_rollback, 2,
+		      "the two orphans rolled back, Status says %" PRIu64,
+		      st->xa_recovered_rollback);
+	cr_expect_eq(st->heuristic_txs, 0);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
 	f = rm_open(PG);
 	RM_OK(f, xa_rm_rollback(f, &foreign));
 	xa_rm_close(f);
@@ -554,11 +597,14 @@ Test(xa_leader, one_phase_branch_never_reported_becomes_a_hazard,
 	cr_assert_eq(settle_query(c, gid, false, &tx), 0);
 	cr_expect_eq(tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_HAZARD);
 	settle_tx_info_free(tx);
+	/* Status counts it until it is forgotten. */
+	cr_expect_eq(wait_heuristic_txs(&n, 1), 1);
 	cr_expect_eq(settle_xa_forget(c, gid), 0, "%s",
 		     settle_client_errmsg(c));
 	cr_assert_eq(settle_query(c, gid, false, &tx), 0);
 	cr_expect_eq(tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
 	settle_tx_info_free(tx);
+	cr_expect_eq(wait_heuristic_txs(&n, 0), 0);
 	settle_client_close(c);
 	it_stop(n.proc);
 	it_teardown();

@@ -244,8 +244,79 @@ Test(ctl_status, table_and_json)
 	    "\"127.0.0.1:7401\",\"client_endpoint\":\"127.0.0.1:7400\","
 	    "\"leader\":\"127.0.0.1:7400\",\"term\":3,\"last_index\":120,"
 	    "\"applied_index\":119,\"active\":2,\"stuck\":1,\"finished\":40,"
-	    "\"uptime_ms\":0},{\"endpoint\":\"127.0.0.1:7402\",\"ok\":false,"
-	    "\"error\":\"connect: refused\",\"code\":\"CONNECT\"}]}\n");
+	    "\"uptime_ms\":0,\"heuristic_txs\":0,\"xa\":{\"calls\":0,"
+	    "\"scans\":0,\"recovered_commit\":0,\"recovered_rollback\":0,"
+	    "\"heuristic_results\":0}},{\"endpoint\":\"127.0.0.1:7402\","
+	    "\"ok\":false,\"error\":\"connect: refused\",\"code\":"
+	    "\"CONNECT\"}]}\n");
+	free(out);
+}
+
+/* Under the table: a leader's heuristics and XA counters, a follower's
+ * heuristics (its own store), an old leader's counters; a node with
+ * neither gets no line. JSON carries them for every node. */
+Test(ctl_status, xa_counters_and_heuristics)
+{
+	Settle__V1__StatusResponse st = leader_status();
+	Settle__V1__StatusResponse fol = leader_status();
+	Settle__V1__StatusResponse old = leader_status();
+	Settle__V1__StatusResponse plain = leader_status();
+	struct ctl_node_status nodes[4] = {
+	    {"127.0.0.1:7400", 0, NULL, &st},
+	    {"127.0.0.1:7410", 0, NULL, &fol},
+	    {"127.0.0.1:7420", 0, NULL, &old},
+	    {"127.0.0.1:7430", 0, NULL, &plain},
+	};
+	char *out = NULL;
+
+	st.heuristic_txs = 2;
+	st.xa_calls = 17;
+	st.xa_scans = 5;
+	st.xa_recovered_commit = 1;
+	st.xa_recovered_rollback = 3;
+	st.xa_heuristic_results = 4;
+	fol.node_id = 2;
+	fol.role = "follower";
+	fol.heuristic_txs = 2;
+	old.node_id = 3;
+	old.role = "follower";
+	old.xa_scans = 1;
+	plain.node_id = 4;
+	plain.role = "follower";
+	CAPTURE(out, ctl_print_status(f, nodes, 4, false));
+	cr_assert_str_eq(
+	    out,
+	    "ENDPOINT        NODE  ROLE      TERM  LAST  APPLIED  ACTIVE  "
+	    "STUCK  FINISHED  LEADER / ERROR\n"
+	    "127.0.0.1:7400  1     leader    3     120   119      2       "
+	    "1      40        127.0.0.1:7400\n"
+	    "127.0.0.1:7410  2     follower  3     120   119      2       "
+	    "1      40        127.0.0.1:7400\n"
+	    "127.0.0.1:7420  3     follower  3     120   119      2       "
+	    "1      40        127.0.0.1:7400\n"
+	    "127.0.0.1:7430  4     follower  3     120   119      2       "
+	    "1      40        127.0.0.1:7400\n"
+	    "127.0.0.1:7400: 2 heuristics not forgotten; xa 17 phase-2 calls, "
+	    "5 recovery scans (in doubt: 1 committed, 3 rolled back), 4 "
+	    "heuristic outcomes\n"
+	    "127.0.0.1:7410: 2 heuristics not forgotten\n"
+	    "127.0.0.1:7420: xa 0 phase-2 calls, 1 recovery scans (in doubt: 0 "
+	    "committed, 0 rolled back), 0 heuristic outcomes\n");
+	free(out);
+	CAPTURE(out, ctl_print_status(f, nodes, 4, true));
+	cr_assert_not_null(
+	    strstr(out, "\"uptime_ms\":0,\"heuristic_txs\":2,\"xa\":{\"calls\":"
+			"17,\"scans\":5,\"recovered_commit\":1,"
+			"\"recovered_rollback\":3,\"heuristic_results\":4}},"),
+	    "%s", out);
+	cr_assert_not_null(
+	    strstr(out, "\"node_id\":4,") != NULL
+		? strstr(strstr(out, "\"node_id\":4,"),
+			 "\"heuristic_txs\":0,\"xa\":{\"calls\":0,\"scans\":0,"
+			 "\"recovered_commit\":0,\"recovered_rollback\":0,"
+			 "\"heuristic_results\":0}}]}\n")
+		: NULL,
+	    "%s", out);
 	free(out);
 }
 
