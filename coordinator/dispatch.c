@@ -102,6 +102,8 @@ static void answer_decision(struct coord *c, struct rpc_call *call,
 	}
 	resp.state = tx->state;
 	resp.finished = coord_tx_final(tx->state);
+	/* A TM's decision after an operator's heuristic one hears it. */
+	resp.heuristic = tx->heuristic;
 	rpc_call_reply(call, &resp.base);
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
@@ -197,6 +199,7 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 
 			resp.state = tx->state;
 			resp.finished = true;
+			resp.heuristic = tx->heuristic;
 			rpc_call_reply(w->call, &resp.base);
 		}
 		waiter_unlink(c, w);
@@ -266,6 +269,7 @@ static void proposed(struct coord *c, void *data, int err,
 	case SETTLE__V1__METHOD__XA_VOTE:
 	case SETTLE__V1__METHOD__XA_PREPARE:
 	case SETTLE__V1__METHOD__XA_FORGET:
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
 		dispatch__xa_reply(call, p->method, p->gid, res);
 		break;
 	case SETTLE__V1__METHOD__TX_RETRY: {
@@ -660,6 +664,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__XA_PREPARE:
 	case SETTLE__V1__METHOD__XA_RECOVER:
 	case SETTLE__V1__METHOD__XA_FORGET:
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
 		if (!leader_or_fail(c, call))
 			return;
 		break;
@@ -668,7 +673,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 			   "a coordinator serves BEGIN, SUBMIT_SAGA, "
 			   "REGISTER_BRANCH, COMMIT, ROLLBACK, QUERY, STATUS, "
 			   "LIST, TX_RETRY, TX_RESOLVE, XA_VOTE, XA_PREPARE, "
-			   "XA_RECOVER, XA_FORGET and CLUSTER_*");
+			   "XA_RECOVER, XA_FORGET, XA_HEURISTIC and CLUSTER_*");
 		return;
 	}
 	switch (method) {
@@ -698,6 +703,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__XA_VOTE:
 	case SETTLE__V1__METHOD__XA_PREPARE:
 	case SETTLE__V1__METHOD__XA_FORGET:
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
 		dispatch__do_xa(c, call, method, body, len);
 		break;
 	case SETTLE__V1__METHOD__XA_RECOVER:

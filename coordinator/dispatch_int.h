@@ -54,13 +54,13 @@ bool dispatch__xa_begin(struct coord *c, struct rpc_call *call,
 bool dispatch__xa_register_ok(struct coord *c, struct rpc_call *call,
 			      const Settle__V1__RegisterBranchRequest *req);
 
-/* XA_VOTE, XA_PREPARE, XA_FORGET (method): decode body (n bytes) and
- * propose its command; call is answered once it is applied. */
+/* XA_VOTE, XA_PREPARE, XA_FORGET, XA_HEURISTIC (method): decode body (n
+ * bytes) and propose its command; call is answered once it is applied. */
 void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		     const uint8_t *body, size_t n);
 
-/* Answer an applied XA_VOTE, XA_PREPARE or XA_FORGET (method) of gid from
- * the FSM's result res (code OK). */
+/* Answer an applied XA_VOTE, XA_PREPARE, XA_FORGET or XA_HEURISTIC
+ * (method) of gid from the FSM's result res (code OK). */
 void dispatch__xa_reply(struct rpc_call *call, int method, const char *gid,
 			const Settle__V1__CmdResult *res);
 

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "wal/entry.h"
 #include "wal/sm.h"
+#include "wal/xa.h"
 #include "xa/xid.h"
 
 /* The gid of an XA transaction is the gtrid of its RM branches' XIDs. */
@@ -172,7 +173,9 @@ bool dispatch__xa_register_ok(struct coord *c, struct rpc_call *call,
 }
 
 /*
- * XA_VOTE, XA_PREPARE, XA_FORGET: one command each (wal/ applies them),
+ * XA_VOTE, XA_PREPARE, XA_FORGET, XA_HEURISTIC (an operator's heuristic
+ * decision; wal/ checks it is XA_PREPARED): one command each (wal/ applies
+ * them; validation, the reason required, at dispatch__propose()),
  * answered once applied; a retry with the same cmd_id gets the first
  * answer.
  */
@@ -183,6 +186,7 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 	Settle__V1__CmdXaVote vote = SETTLE__V1__CMD_XA_VOTE__INIT;
 	Settle__V1__CmdXaPrepare prepare = SETTLE__V1__CMD_XA_PREPARE__INIT;
 	Settle__V1__CmdXaForget forget = SETTLE__V1__CMD_XA_FORGET__INIT;
+	Settle__V1__CmdXaHeuristic heur = SETTLE__V1__CMD_XA_HEURISTIC__INIT;
 	const ProtobufCMessageDescriptor *d;
 	ProtobufCMessage *msg;
 	ProtobufCBinaryData id;
@@ -194,6 +198,9 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		break;
 	case SETTLE__V1__METHOD__XA_PREPARE:
 		d = &settle__v1__xa_prepare_request__descriptor;
+		break;
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
+		d = &settle__v1__xa_heuristic_request__descriptor;
 		break;
 	default:
 		d = &settle__v1__xa_forget_request__descriptor;
@@ -227,6 +234,17 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		prepare.gid = r->gid;
 		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_PREPARE;
 		cmd.xa_prepare = &prepare;
+	} else if (method == SETTLE__V1__METHOD__XA_HEURISTIC) {
+		Settle__V1__XaHeuristicRequest *r =
+		    (Settle__V1__XaHeuristicRequest *)msg;
+
+		id = r->cmd_id;
+		gid = r->gid;
+		heur.gid = r->gid;
+		heur.decision = r->decision;
+		heur.reason = r->reason;
+		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_HEURISTIC;
+		cmd.xa_heuristic = &heur;
 	} else {
 		Settle__V1__XaForgetRequest *r =
 		    (Settle__V1__XaForgetRequest *)msg;
@@ -273,6 +291,22 @@ void dispatch__xa_reply(struct rpc_call *call, int method, const char *gid,
 		settle_log(SETTLE_LOG_INFO, "xa",
 			   "%s: heuristic forgotten by %s", gid,
 			   rpc_call_peer(call));
+		rpc_call_reply(call, &r.base);
+		break;
+	}
+	case SETTLE__V1__METHOD__XA_HEURISTIC: {
+		Settle__V1__XaHeuristicResponse r =
+		    SETTLE__V1__XA_HEURISTIC_RESPONSE__INIT;
+
+		/* An operator acted for a missing TM: the log says who. */
+		settle_log(SETTLE_LOG_WARN, "xa",
+			   "%s: decided heuristically by %s: now %s, "
+			   "heuristic %s",
+			   gid, rpc_call_peer(call),
+			   wal_tx_state_name(res->state),
+			   wal_xa_heuristic_name((int)res->heuristic));
+		r.state = res->state;
+		r.heuristic = res->heuristic;
 		rpc_call_reply(call, &r.base);
 		break;
 	}

@@ -2,7 +2,8 @@
  * The XA verbs over RPC on a real settled, through raw frames: Begin with
  * mode XA (a gid of Settle's own, or a legacy TM's xid, and TMJOIN),
  * RegisterBranch on a resource manager, XA_VOTE, XA_PREPARE, Commit with
- * one_phase, XA_RECOVER and XA_FORGET; their refusals, junk bodies, and
+ * one_phase, XA_RECOVER, XA_FORGET and an operator's XA_HEURISTIC; their
+ * refusals, junk bodies, and
  * requests repeated with their cmd_id (applied once, the first answer).
  *
  * No database is needed: the node's resource manager "pgdead" points at a
@@ -1241,5 +1242,143 @@ Test(xa_verbs, libsettle_and_settlectl_end_to_end)
 	free(err);
 	cr_expect_eq(settle_xa_forget(c, "xa-heur"), SETTLE_ESTATE);
 	settle_client_close(c);
+	stop_clean();
+}
+
+/* ---- An operator's heuristic decision (XA_HEURISTIC) -------------------- */
+
+static int heuristic(const uint8_t id[16], const char *gid, int decision,
+		     const char *reason, int *state, int *heur)
+{
+	Settle__V1__XaHeuristicRequest req =
+	    SETTLE__V1__XA_HEURISTIC_REQUEST__INIT;
+	struct cu_reply r;
+	int code;
+
+	req.cmd_id.data = (uint8_t *)id;
+	req.cmd_id.len = id != NULL ? 16 : 0;
+	req.gid = (char *)gid;
+	req.decision = decision;
+	req.reason = (char *)(reason != NULL ? reason : "");
+	code = call(SETTLE__V1__METHOD__XA_HEURISTIC, &req.base, &r);
+	snprintf(last_msg, sizeof(last_msg), "%s", r.msg);
+	if (code == 0) {
+		Settle__V1__XaHeuristicResponse *resp = cu_unpack(
+		    &r, &settle__v1__xa_heuristic_response__descriptor);
+		if (state != NULL)
+			*state = resp->state;
+		if (heur != NULL)
+			*heur = resp->heuristic;
+		settle__v1__xa_heuristic_response__free_unpacked(resp, NULL);
+	}
+	cu_reply_free(&r);
+	return code;
+}
+
+/* The TM's Commit: code, and state and heuristic of its answer. */
+static int tm_commit(const char *gid, int *state, int *heur)
+{
+	Settle__V1__CommitRequest req = SETTLE__V1__COMMIT_REQUEST__INIT;
+	uint8_t id[16];
+	struct cu_reply r;
+	int code;
+
+	cu_cmd_id(id);
+	req.cmd_id.data = id;
+	req.cmd_id.len = 16;
+	req.gid = (char *)gid;
+	code = call(SETTLE__V1__METHOD__COMMIT, &req.base, &r);
+	snprintf(last_msg, sizeof(last_msg), "%s", r.msg);
+	if (code == 0) {
+		Settle__V1__DecisionResponse *resp =
+		    cu_unpack(&r, &settle__v1__decision_response__descriptor);
+		*state = resp->state;
+		*heur = resp->heuristic;
+		settle__v1__decision_response__free_unpacked(resp, NULL);
+	}
+	cu_reply_free(&r);
+	return code;
+}
+
+Test(xa_verbs, heuristic_decision_of_an_in_doubt_transaction)
+{
+	uint8_t id[16], xid[XA_XID_WIRE_MAX];
+	char gid[XA_XID_GID_LEN + 1];
+	size_t xl;
+	uint32_t bid;
+	int state = 0, heur = 0;
+	Settle__V1__TxInfo *tx;
+
+	start();
+	xl = tm_xid("tm-gone", "b", xid);
+	gid_of(xid, xl, gid);
+	cu_cmd_id(id);
+	cr_assert_eq(xa_begin(id, NULL, xid, xl, false, NULL), 0, "%s",
+		     last_msg);
+	cu_cmd_id(id);
+	cr_assert_eq(cu_register(&conn, id, gid, DEAD_EP, "p", 1, &bid), 0);
+	/* ACTIVE: not in doubt, nothing to decide by hand. */
+	cu_cmd_id(id);
+	cr_expect_eq(heuristic(id, gid, SETTLE__V1__DECISION__DECIDE_COMMIT,
+			       "too early", NULL, NULL),
+		     SETTLE__V1__CODE__WRONG_STATE);
+	cr_assert_eq(prepare_new(gid, &state, NULL), 0, "%s", last_msg);
+
+	/* Refusals: no reason, no decision, no cmd_id, unknown gid. */
+	cu_cmd_id(id);
+	cr_expect_eq(heuristic(id, gid, SETTLE__V1__DECISION__DECIDE_COMMIT, "",
+			       NULL, NULL),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect(strstr(last_msg, "reason") != NULL, "%s", last_msg);
+	cr_expect_eq(heuristic(id, gid, 0, "r", NULL, NULL),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(heuristic(NULL, gid, SETTLE__V1__DECISION__DECIDE_COMMIT,
+			       "r", NULL, NULL),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(heuristic(id, "nope", SETTLE__V1__DECISION__DECIDE_COMMIT,
+			       "r", NULL, NULL),
+		     SETTLE__V1__CODE__NOT_FOUND);
+	tx = query(gid);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__XA_PREPARED);
+	settle_tx_info_free(tx);
+
+	/* The operator commits it: as the commit decision (the TCC branch
+	 * is being confirmed), remembered as HEUR_COMMIT. */
+	cu_cmd_id(id);
+	cr_assert_eq(heuristic(id, gid, SETTLE__V1__DECISION__DECIDE_COMMIT,
+			       "TM lost for good, ticket 42", &state, &heur),
+		     0, "%s", last_msg);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	/* Its retry (same cmd_id) gets the same answer. */
+	state = heur = 0;
+	cr_assert_eq(heuristic(id, gid, SETTLE__V1__DECISION__DECIDE_COMMIT,
+			       "TM lost for good, ticket 42", &state, &heur),
+		     0, "%s", last_msg);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	tx = query(gid);
+	cr_expect_eq(tx->heuristic, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	cr_expect_eq(cu_events(tx, "heuristic"), 1);
+	cr_expect_eq(tx->branches[0]->state,
+		     SETTLE__V1__BRANCH_STATE__CONFIRMING);
+	settle_tx_info_free(tx);
+
+	/* The TM comes back. Its commit answers OK with the heuristic
+	 * (the switch's XA_HEURCOM); its rollback is refused, naming it. */
+	cr_assert_eq(tm_commit(gid, &state, &heur), 0, "%s", last_msg);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_expect_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	cu_cmd_id(id);
+	cr_expect_eq(cu_decide(&conn, false, id, gid, false, 0, NULL, NULL),
+		     SETTLE__V1__CODE__WRONG_STATE);
+	/* Decided already: no second heuristic decision either way. */
+	cu_cmd_id(id);
+	cr_expect_eq(heuristic(id, gid, SETTLE__V1__DECISION__DECIDE_ROLLBACK,
+			       "r", NULL, NULL),
+		     SETTLE__V1__CODE__WRONG_STATE);
+	cr_expect(strstr(last_msg, "XA_PREPARED") != NULL, "%s", last_msg);
+	/* Still in phase two (the endpoint is dead): nothing to forget. */
+	cu_cmd_id(id);
+	cr_expect_eq(forget(id, gid), SETTLE__V1__CODE__WRONG_STATE);
 	stop_clean();
 }

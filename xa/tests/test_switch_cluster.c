@@ -16,7 +16,10 @@
  *  - a "TM restart": the first TM thread dies after preparing, a fresh
  *    thread opens the RM again and xa_recover lists exactly the prepared
  *    XIDs (with the TMSTARTRSCAN cursor over several calls), which it then
- *    commits or rolls back.
+ *    commits or rolls back;
+ *  - an operator's heuristic decision of a prepared XID (the TM gone):
+ *    the TM's later xa_commit hears XA_HEURCOM / XA_HEURRB, xa_recover
+ *    lists the XID until xa_forget clears it.
  * One test at a time (main() below): each runs three ASan settled nodes.
  */
 #include <criterion/criterion.h>
@@ -494,6 +497,88 @@ Test(xa_switch_cluster, recover_after_tm_restart)
 	}
 	/* The one-phase commit and the recovered commit moved 1 each. */
 	expect_money(START - 2, START + 2);
+}
+
+/* How many XIDs xa_recover lists, and whether x is one of them. */
+static int recover_has(const XID *x, bool *found)
+{
+	XID out[16];
+	int n = sw->xa_recover_entry(out, 16, RM, TMSTARTRSCAN | TMENDRSCAN);
+
+	cr_assert_geq(n, 0, "xa_recover: %d %s", n, errmsg(RM));
+	*found = false;
+	for (int i = 0; i < n; i++)
+		*found |= xid_eq(&out[i], x);
+	return n;
+}
+
+/* The TM is gone with a prepared XID; an operator decides it by hand
+ * (settlectl xa commit|rollback does settle_xa_heuristic()). The TM comes
+ * back: it hears the heuristic, recovers the XID, and forgets it. */
+Test(xa_switch_cluster, operators_heuristic_decision_reaches_the_tm)
+{
+	XID hc = mkxid(0x4a544d, "tm-heur-commit", "rm1");
+	XID hr = mkxid(0x4a544d, "tm-heur-rollback", "rm1");
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *op;
+	bool found;
+	int rc, state = 0, heur = 0;
+
+	world_start();
+	cr_assert_eq(open_rm(), XA_OK, "%s", errmsg(RM));
+
+	/* Committed by hand: the money moves; the TM's commit hears
+	 * XA_HEURCOM, then again from the switch's memory (S5). */
+	app_work(&hc, 10, gid);
+	cr_assert_eq(sw->xa_prepare_entry(&hc, RM, TMNOFLAGS), XA_OK, "%s",
+		     errmsg(RM));
+	cr_assert(recover_has(&hc, &found) == 1 && found);
+	op = app_client();
+	cr_assert_eq(settle_xa_heuristic(op, gid, true,
+					 "TM host lost for good (test)", &state,
+					 &heur),
+		     0, "%s", settle_client_errmsg(op));
+	cr_assert_eq(heur, SETTLE__V1__HEURISTIC__HEUR_COMMIT);
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	expect_money(START - 10, START + 10);
+	rc = sw->xa_commit_entry(&hc, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_HEURCOM, "xa_commit: %d %s", rc, errmsg(RM));
+	cr_assert_eq(sw->xa_rollback_entry(&hc, RM, TMNOFLAGS), XA_HEURCOM);
+	/* Listed (final, heuristic not forgotten) until xa_forget. */
+	recover_has(&hc, &found);
+	cr_assert(found, "xa_recover does not list the heuristic XID");
+	rc = sw->xa_forget_entry(&hc, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_forget: %d %s", rc, errmsg(RM));
+	recover_has(&hc, &found);
+	cr_assert_not(found, "xa_recover lists a forgotten XID");
+
+	/* Rolled back by hand: no money moves; the TM's commit hears
+	 * XA_HEURRB (the coordinator refuses the commit and says why). */
+	app_work(&hr, 7, gid);
+	cr_assert_eq(sw->xa_prepare_entry(&hr, RM, TMNOFLAGS), XA_OK, "%s",
+		     errmsg(RM));
+	cr_assert_eq(settle_xa_heuristic(op, gid, false,
+					 "TM host lost for good (test)", &state,
+					 &heur),
+		     0, "%s", settle_client_errmsg(op));
+	cr_assert_eq(heur, SETTLE__V1__HEURISTIC__HEUR_ROLLBACK);
+	/* Not XA_PREPARED any more: a second opposite decision is refused. */
+	cr_assert_eq(
+	    settle_xa_heuristic(op, gid, true, "changed my mind", NULL, NULL),
+	    SETTLE_ESTATE);
+	cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__ROLLED_BACK);
+	expect_money(START - 10, START + 10);
+	expect_xid_at_participant(&hr, gid, SETTLE__V1__METHOD__CANCEL);
+	rc = sw->xa_commit_entry(&hr, RM, TMNOFLAGS);
+	cr_assert_eq(rc, XA_HEURRB, "xa_commit: %d %s", rc, errmsg(RM));
+	recover_has(&hr, &found);
+	cr_assert(found);
+	cr_assert_eq(sw->xa_forget_entry(&hr, RM, TMNOFLAGS), XA_OK, "%s",
+		     errmsg(RM));
+	recover_has(&hr, &found);
+	cr_assert_not(found);
+	settle_client_close(op);
+	cr_assert_eq(sw->xa_close_entry(info, RM, TMNOFLAGS), XA_OK);
 }
 
 int main(int argc, char *argv[])
