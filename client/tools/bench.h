@@ -69,6 +69,7 @@ struct bench_worker {
 	char first_error[256];
 	/* XA modes: the worker's own database connections (bench_xa.c). */
 	void *pg, *my;
+	int64_t my_id;	     /* CONNECTION_ID() of w->my */
 	uint64_t xa_seq;     /* transactions begun, for local gids */
 	uint64_t connects;   /* MariaDB connections opened */
 	uint64_t connect_us; /* time spent opening them */
