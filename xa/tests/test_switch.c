@@ -696,6 +696,44 @@ Test(xa_switch, tm_hears_an_operators_heuristic_decision)
 	}
 }
 
+/* xa_rollback of every remembered heuristic, in either final state: the
+ * code says how the work ended, whichever way the TM asks (a refused
+ * rollback of a committed one included). */
+Test(xa_switch, rollback_reports_every_heuristic)
+{
+	static const struct {
+		int state;
+		int heur;
+		int rc;
+	} cases[] = {
+	    {TX(ROLLED_BACK), HEUR(HEUR_MIXED), XA_HEURMIX},
+	    {TX(ROLLED_BACK), HEUR(HEUR_HAZARD), XA_HEURHAZ},
+	    {TX(ROLLED_BACK), HEUR(HEUR_ROLLBACK), XA_HEURRB},
+	    {TX(ROLLED_BACK), HEUR(HEUR_COMMIT), XA_HEURCOM},
+	    {TX(COMMITTED), HEUR(HEUR_HAZARD), XA_HEURHAZ},
+	    {TX(COMMITTED), HEUR(HEUR_MIXED), XA_HEURMIX},
+	    {TX(COMMITTED), HEUR(HEUR_COMMIT), XA_HEURCOM},
+	};
+	uint8_t w[XA_XID_WIRE_MAX];
+	char gid[64];
+	size_t len;
+
+	open_rm();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char g[8];
+		XID x;
+
+		snprintf(g, sizeof(g), "r%zu", i);
+		x = mkxid(3, g, "1");
+		wire_of(&x, w, &len);
+		sf_add(&fake, w, len, cases[i].state, cases[i].heur, gid);
+		cr_expect_eq(SW->xa_rollback_entry(&x, RM, TMNOFLAGS),
+			     cases[i].rc, "case %zu", i);
+		cr_expect_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XA_OK,
+			     "case %zu: %s", i, settle_xa_errmsg(RM));
+	}
+}
+
 /* A TM restarted in another process: the branch is unknown here, the
  * coordinator remembers the heuristic. */
 Test(xa_switch, recovered_heuristic_decision_from_another_process)
