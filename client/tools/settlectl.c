@@ -12,6 +12,8 @@
  *   settlectl --cluster ENDPOINTS [--json] xa recover [--limit N]
  *             [--after GID]
  *   settlectl --cluster ENDPOINTS [--json] xa forget GID
+ *   settlectl --cluster ENDPOINTS [--json] xa commit|rollback GID
+ *             --reason TEXT
  *   settlectl --cluster ENDPOINTS [--json] cluster members
  *   settlectl --cluster ENDPOINTS [--json] cluster add ID RAFT CLIENT
  *             [--role voter|standby|spare]
@@ -36,6 +38,7 @@
 #include "settle.h"
 
 #include "ctl_fmt.h"
+#include "ctl_xa.h"
 
 #define EXIT_USAGE 2
 
@@ -75,6 +78,12 @@ static const char usage_text[] =
     "      --limit N, --after GID  as for tx list\n"
     "  xa forget GID            clear a heuristic outcome once dealt with\n"
     "                           (docs/XA.md); through the raft log\n"
+    "  xa commit GID --reason TEXT, xa rollback GID --reason TEXT\n"
+    "                           decide a prepared (in-doubt) XA transaction\n"
+    "                           by hand when its TM is gone for good: a\n"
+    "                           heuristic decision, remembered and told to\n"
+    "                           the TM (XA_HEURCOM / XA_HEURRB) until xa\n"
+    "                           forget; through the raft log\n"
     "  cluster members          the raft configuration: each node's role,\n"
     "                           raft address, client endpoint, the leader\n"
     "  cluster add ID RAFT_ADDRESS CLIENT_ENDPOINT\n"
@@ -333,8 +342,7 @@ static int cmd_xa_recover(const struct opts *o)
 				&settle__v1__xa_recover_response__descriptor,
 				&resp);
 	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n",
-			settle_client_errmsg(c));
+		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
 		settle_client_close(c);
 		return 1;
 	}
@@ -363,14 +371,47 @@ static int cmd_xa_forget(const struct opts *o, const char *gid)
 	return 0;
 }
 
+static int cmd_xa_heuristic(const struct opts *o, const char *gid, bool commit)
+{
+	settle_client *c;
+	int state = 0, heuristic = 0;
+	int rv;
+
+	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
+		return EXIT_USAGE;
+	rv = settle_xa_heuristic(c, gid, commit, o->reason, &state, &heuristic);
+	if (rv != 0) {
+		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
+		settle_client_close(c);
+		return 1;
+	}
+	ctl_print_xa_heuristic(stdout, gid, state, heuristic, o->json);
+	settle_client_close(c);
+	return 0;
+}
+
 /* Check the words after "xa"; 0 when fine, else the usage exit. */
-static int parse_xa(char **pos, int npos)
+static int parse_xa(char **pos, int npos, const struct opts *o)
 {
 	const char *sub = npos > 1 ? pos[1] : NULL;
 
 	if (sub == NULL)
-		return usage_error("%s", "xa needs a subcommand: recover or "
-					 "forget GID");
+		return usage_error("%s", "xa needs a subcommand: recover, "
+					 "forget GID, commit GID or rollback "
+					 "GID");
+	if (strcmp(sub, "commit") == 0 || strcmp(sub, "rollback") == 0) {
+		char err[256];
+		bool commit;
+
+		if (ctl_xa_decide_check(pos, npos, o->reason, &commit, err,
+					sizeof(err)) != 0)
+			return usage_error("%s", err);
+		if (o->branch != 0)
+			return usage_error("xa %s takes no --branch: it "
+					   "decides the whole transaction",
+					   sub);
+		return 0;
+	}
 	if (strcmp(sub, "recover") == 0) {
 		if (npos > 2)
 			return usage_error("xa recover takes no argument, got "
@@ -379,8 +420,8 @@ static int parse_xa(char **pos, int npos)
 		return 0;
 	}
 	if (strcmp(sub, "forget") != 0)
-		return usage_error("unknown xa subcommand '%s': recover or "
-				   "forget GID",
+		return usage_error("unknown xa subcommand '%s': recover, "
+				   "forget GID, commit GID or rollback GID",
 				   sub);
 	if (npos != 3)
 		return usage_error("%s", "xa forget needs exactly one GID");
@@ -778,7 +819,7 @@ int main(int argc, char **argv)
 			return rv;
 	}
 	if (strcmp(cmd, "xa") == 0) {
-		rv = parse_xa(pos, npos);
+		rv = parse_xa(pos, npos, &o);
 		if (rv != 0)
 			return rv;
 	}
@@ -794,9 +835,11 @@ int main(int argc, char **argv)
 				   o.page_flag);
 	if (o.op_flag &&
 	    !(strcmp(cmd, "tx") == 0 && sub &&
-	      (strcmp(sub, "retry") == 0 || strcmp(sub, "resolve") == 0)))
-		return usage_error("%s only applies to 'tx retry' and 'tx "
-				   "resolve'",
+	      (strcmp(sub, "retry") == 0 || strcmp(sub, "resolve") == 0)) &&
+	    !(strcmp(cmd, "xa") == 0 && sub &&
+	      (strcmp(sub, "commit") == 0 || strcmp(sub, "rollback") == 0)))
+		return usage_error("%s only applies to 'tx retry', 'tx "
+				   "resolve', 'xa commit' and 'xa rollback'",
 				   o.op_flag);
 	if (o.have_role &&
 	    !(strcmp(cmd, "cluster") == 0 && strcmp(sub, "add") == 0))
@@ -812,6 +855,9 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "xa") == 0) {
 		if (strcmp(sub, "recover") == 0)
 			return cmd_xa_recover(&o);
+		if (strcmp(sub, "commit") == 0 || strcmp(sub, "rollback") == 0)
+			return cmd_xa_heuristic(&o, pos[2],
+						strcmp(sub, "commit") == 0);
 		return cmd_xa_forget(&o, pos[2]);
 	}
 	if (strcmp(cmd, "cluster") == 0) {
