@@ -177,6 +177,8 @@ static const char *method_name(int method)
 		return "xa recover";
 	case SETTLE__V1__METHOD__XA_FORGET:
 		return "xa forget";
+	case SETTLE__V1__METHOD__XA_HEURISTIC:
+		return "xa heuristic";
 	}
 	return "call";
 }

@@ -192,15 +192,15 @@ out:
 }
 
 /* XA_RECOVER: what a legacy TM must still decide (XA_PREPARED) or forget
- * (a remembered heuristic), among the transactions begun with its xid. */
+ * (a remembered heuristic, also while an operator's heuristic decision is
+ * still in phase 2: the TM must hear of it as soon as it recovers), among
+ * the transactions begun with its xid. */
 static bool xa_recover_keep(void *data, const Settle__V1__TxRecord *tx)
 {
 	(void)data;
 	if (tx->mode != SETTLE__V1__TX_MODE__XA || tx->xid.len == 0)
 		return false;
-	if (tx->state == SETTLE__V1__TX_STATE__XA_PREPARED)
-		return true;
-	return coord_tx_final(tx->state) &&
+	return tx->state == SETTLE__V1__TX_STATE__XA_PREPARED ||
 	       tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
 }
 

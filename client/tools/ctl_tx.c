@@ -406,13 +406,26 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 			"failed:    %" PRIu32 " branch%s FAILED, waiting for "
 			"an operator (settlectl tx retry / tx resolve)\n",
 			tx->failed, tx->failed == 1 ? "" : "es");
-	if (tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE)
+	if (tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
+		bool by_branch = false;
+
+		for (size_t k = 0; k < tx->n_branches; k++)
+			by_branch = by_branch ||
+				    tx->branches[k]->heuristic !=
+					SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
+		/* No branch carries one: an operator decided the in-doubt
+		 * transaction (settlectl xa commit|rollback). */
 		fprintf(f,
-			"heuristic: %s  (a branch did not end as decided, or "
-			"its outcome is unknown: see docs/XA.md, then "
-			"settlectl xa forget %s)\n",
+			by_branch
+			    ? "heuristic: %s  (a branch did not end as "
+			      "decided, or its outcome is unknown: see "
+			      "docs/XA.md, then settlectl xa forget %s)\n"
+			    : "heuristic: %s  (decided by an operator; the "
+			      "TM is told so until it forgets it, or "
+			      "settlectl xa forget %s)\n",
 			ctl_heuristic_name(tx->heuristic),
 			ctl__one_line(tx->gid, d, sizeof(d)));
+	}
 	fprintf(
 	    f, "created:   %s (%s ago)\n",
 	    ctl_time_str(tx->created_ms, a, sizeof(a)),

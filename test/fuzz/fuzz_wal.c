@@ -98,6 +98,9 @@ static bool has_unknown(const Settle__V1__Command *cmd)
 	case SETTLE__V1__COMMAND__OP_XA_FORGET:
 		op = &cmd->xa_forget->base;
 		break;
+	case SETTLE__V1__COMMAND__OP_XA_HEURISTIC:
+		op = &cmd->xa_heuristic->base;
+		break;
 	default:
 		break;
 	}

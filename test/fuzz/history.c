@@ -213,6 +213,20 @@ static void xa_forget(const char *gid)
 	add(&c);
 }
 
+/* An operator's heuristic decision of an in-doubt transaction. */
+static void xa_heuristic(const char *gid, int decision, const char *reason)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdXaHeuristic op = SETTLE__V1__CMD_XA_HEURISTIC__INIT;
+
+	op.gid = (char *)gid;
+	op.decision = decision;
+	op.reason = (char *)reason;
+	c.op_case = SETTLE__V1__COMMAND__OP_XA_HEURISTIC;
+	c.xa_heuristic = &op;
+	add(&c);
+}
+
 /* XA transactions in every XA state: committed with a heuristic (and a
  * forgotten one), prepared with and without a legacy TM's xid, a
  * one-phase branch awaited, rolled back by a vote. */
@@ -220,8 +234,8 @@ static void build_xa(void)
 {
 	const int vote_ok = SETTLE__V1__XA_VOTE__VOTE_OK;
 	const int ok = SETTLE__V1__OUTCOME__OUTCOME_OK;
-	static uint8_t wire[XA_XID_WIRE_MAX];
-	static char lgid[XA_XID_GID_LEN + 1];
+	static uint8_t wire[XA_XID_WIRE_MAX], wire2[XA_XID_WIRE_MAX];
+	static char lgid[XA_XID_GID_LEN + 1], lgid2[XA_XID_GID_LEN + 1];
 	struct xa_xid x;
 	size_t len;
 
@@ -250,6 +264,17 @@ static void build_xa(void)
 	xa_begin(lgid, 60000, wire, len);
 	reg(lgid, "127.0.0.1:7104", "account=hal;amount=4");
 	xa_prepare(lgid);
+
+	/* Its TM gone for good: an operator decided it by hand. */
+	FUZZ_CHECK(xa_xid_init(&x, 4660, "legacy-tm-gone", 14, "b1", 2) == 0 &&
+		       xa_xid_encode(&x, wire2, sizeof(wire2), &len) == 0 &&
+		       xa_xid_gid(&x, lgid2) == 0,
+		   "history xid 2");
+	xa_begin(lgid2, 60000, wire2, len);
+	reg(lgid2, "127.0.0.1:7104", "account=ida;amount=5");
+	xa_prepare(lgid2);
+	xa_heuristic(lgid2, SETTLE__V1__DECISION__DECIDE_ROLLBACK,
+		     "TM decommissioned, ticket 4711");
 
 	xa_begin("x-onephase", 60000, NULL, 0);
 	xa_reg("x-onephase", "pg");

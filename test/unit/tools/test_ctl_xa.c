@@ -151,6 +151,24 @@ Test(ctl_xa, show_text)
 	free(out);
 }
 
+/* An operator decided the in-doubt transaction (no branch carries the
+ * heuristic): tx show says so instead of "a branch did not end as
+ * decided". */
+Test(ctl_xa, show_text_of_an_operator_decision)
+{
+	char *out = NULL;
+
+	xa_tx();
+	tx.heuristic = SETTLE__V1__HEURISTIC__HEUR_COMMIT;
+	rm_branch.heuristic = SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
+	CAPTURE(out, ctl_print_tx(f, &tx, NOW, false));
+	cr_expect_not_null(strstr(out, "heuristic: commit  (decided by an "
+				       "operator; the TM is told so"),
+			   "%s", out);
+	cr_expect_null(strstr(out, "did not end as decided"), "%s", out);
+	free(out);
+}
+
 Test(ctl_xa, show_json)
 {
 	char *out = NULL;
