@@ -163,13 +163,24 @@ static int remove_node(int at, int id, struct cu_reply *r)
 	return admin(at, SETTLE__V1__METHOD__CLUSTER_REMOVE, &req.base, r);
 }
 
+/* A transfer that times out leaves the old leader in place (TIMEOUT "did
+ * not move within the election timeout"): on a loaded machine the target
+ * may answer raft's TimeoutNow late. An operator tries again; so do we,
+ * twice at most. */
 static int transfer(int at, int id, struct cu_reply *r)
 {
 	Settle__V1__ClusterTransferRequest req =
 	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
+	int code;
 
 	req.id = (uint64_t)id;
-	return admin(at, SETTLE__V1__METHOD__CLUSTER_TRANSFER, &req.base, r);
+	for (int tries = 0;; tries++) {
+		code = admin(at, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
+			     &req.base, r);
+		if (code != SETTLE__V1__CODE__TIMEOUT || tries == 2)
+			return code;
+		cu_reply_free(r);
+	}
 }
 
 static Settle__V1__ClusterMembersResponse *members(int at)
