@@ -46,3 +46,11 @@ xa_tests_test_settle_xa_c89_SOURCES = xa/tests/test_settle_xa_c89.c
 xa_tests_test_settle_xa_c89_CFLAGS = -std=c89 -pedantic-errors -Wall -Wextra -Werror
 TESTS += xa/tests/test_settle_xa_c89
 endif
+
+# A standalone reproducer of MariaDB losing a prepared branch between the
+# end of its session and another session's XA COMMIT (docs/BENCHMARKS.md).
+# Built, never run by make check: scripts/xa-mariadb-race runs it.
+noinst_PROGRAMS += xa/tests/mariadb_race
+xa_tests_mariadb_race_SOURCES = xa/tests/mariadb_race.c
+xa_tests_mariadb_race_CFLAGS = $(AM_CFLAGS) $(MARIADB_CFLAGS)
+xa_tests_mariadb_race_LDADD = xa/libsettlexa.la $(MARIADB_LIBS) -lpthread
