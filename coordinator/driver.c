@@ -654,6 +654,7 @@ void coord_driver_set_active(struct coord *c, bool active)
 	/* The barrier of this term is applied: everything committed before
 	 * it is in LMDB, so plans made from here on see every decision. */
 	d->active = true;
+	d->active_since_index = raft_last_applied(&c->raft);
 	d->active_since_ms = settle_now_ms();
 	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
 	scan_due(d, settle_now_ms());

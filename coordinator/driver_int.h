@@ -46,8 +46,11 @@ struct coord_driver {
 	uint64_t xa_next_scan_ms;
 	unsigned xa_scans_running;
 	struct coord_xa_stats xa_stats;
-	/* Wall clock when this node last became a ready leader: a branch
-	 * whose decision is older was decided under an earlier leader. */
+	/* When this node last became a ready leader: the raft index applied
+	 * then (its term's barrier) and the wall clock. A branch whose
+	 * phase 2 started at or below that index was decided under an
+	 * earlier leader. */
+	uint64_t active_since_index;
 	uint64_t active_since_ms;
 };
 

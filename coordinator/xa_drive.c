@@ -200,9 +200,13 @@ void coord_xa_drive_branch(struct coord_driver *d,
 	o->attempt = b->attempts + 1;
 	/* Commit is decided only once every RM branch voted OK. */
 	o->xa_voted_ok = commit;
-	/* Until a first answer is recorded the branch's updated_ms is the
-	 * time the leader that decided stamped on its decision. */
-	o->xa_inherited = b->updated_ms < d->active_since_ms;
+	/* Decided before this leader was ready: by raft index, exact. A
+	 * branch written before phase2_index existed falls back to its
+	 * updated_ms, which until a first answer is recorded is the time
+	 * the deciding leader stamped on its decision. */
+	o->xa_inherited = b->phase2_index != 0
+			      ? b->phase2_index <= d->active_since_index
+			      : b->updated_ms < d->active_since_ms;
 	snprintf(o->rm, sizeof o->rm, "%s", b->rm);
 	if (xa_xid_decode(b->xid.data, b->xid.len, &xid) != 0) {
 		/* The FSM built it: a bug, for an operator to see. */

@@ -303,6 +303,7 @@ static void start_call(struct xa *x, size_t i, int to)
 	set(x, i, to);
 	x->br[i].attempts = 0;
 	x->br[i].next_retry_ms = x->a->time;
+	x->br[i].phase2_index = x->a->res.index;
 	x->br[i].last_error = "";
 }
 

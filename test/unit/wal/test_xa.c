@@ -834,6 +834,15 @@ Test(xa, two_phase_commit)
 	settle__v1__cmd_result__free_unpacked(r, NULL);
 	cr_assert_eq(prepare(G), CODE(OK));
 	cr_assert_eq(decide(G, COMMIT), CODE(OK));
+	/* Phase 2 remembers the raft index of the decision, so a later
+	 * leader knows it did not decide it. */
+	uint64_t decided_at = F.index;
+	Settle__V1__BranchRecord *br = branch_of(G, b1);
+	cr_expect_eq(br->phase2_index, decided_at);
+	settle__v1__branch_record__free_unpacked(br, NULL);
+	br = branch_of(G, b3);
+	cr_expect_eq(br->phase2_index, 0, "a read-only branch has no phase 2");
+	settle__v1__branch_record__free_unpacked(br, NULL);
 	Settle__V1__TxRecord *tx = tx_of(&F, G);
 	cr_expect_eq(tx->state, TX(COMMITTING));
 	cr_expect_eq(tx->pending, 2);
@@ -847,6 +856,9 @@ Test(xa, two_phase_commit)
 	cr_expect_eq(decide(G, ROLLBACK), CODE(WRONG_STATE));
 	cr_expect_eq(xres(G, b1, XCOMMIT, R_OK, H0, 0), CODE(OK));
 	cr_expect_eq(tx_state(G), TX(COMMITTING));
+	br = branch_of(G, b2);
+	cr_expect_eq(br->phase2_index, decided_at, "the repeat kept it");
+	settle__v1__branch_record__free_unpacked(br, NULL);
 	/* A result for another phase is late: ignored. */
 	cr_expect_eq(xres(G, b1, XCOMMIT, R_FAIL, H0, 0), CODE(OK));
 	cr_expect_eq(xres(G, b2, XROLL, R_OK, H0, 0), CODE(OK));
