@@ -20,6 +20,8 @@
  *   recover       wait until XA RECOVER on B lists the XID
  *   sleep=MS      sleep MS milliseconds
  *   processlist   wait until A's id has left information_schema.PROCESSLIST
+ * --continue: count the losses instead of stopping at the first (each
+ * thread goes on with a new row, the lost branch holding the old one).
  * Exit 0: no loss until the deadline. 1: a loss (a committed row that did
  * not move, or A's UPDATE timing out on a lock); what was seen is printed.
  * 2: usage or another error. The conninfo is never printed.
@@ -60,6 +62,9 @@ static struct timespec race_deadline;
 
 static atomic_bool race_stop;
 static atomic_int race_status; /* 0, or the exit status of the first failure */
+static bool race_continue;     /* --continue */
+static atomic_uint race_next_row; /* --continue: rows after the first ones */
+static atomic_ulong race_losses;
 static atomic_ulong race_txns, race_attached, race_attached_txns,
     race_mitigation_waits;
 static pthread_mutex_t race_print_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -212,13 +217,14 @@ static void race_report(unsigned id, const struct xa_xid *xid, const char *what,
 	if (xa_xid_format(xid, xtext, sizeof(xtext)) != 0)
 		snprintf(xtext, sizeof(xtext), "(unprintable)");
 	fprintf(stderr,
-		"LOST BRANCH: thread %u, transaction %lu, xid %s: %s\n"
+		"LOST BRANCH: row %u, transaction %lu, xid %s: %s\n"
 		"  row %u: value %" PRId64 ", commits that answered OK %" PRIu64
 		"\n"
 		"  XA COMMIT attempts %u (the ones before the last answered "
 		"\"attached\"), OK %ld ms after A's close\n",
 		id, n, xtext, what, id, seen, expected, attempts, close_ms);
-	c = race_raw_connect();
+	/* --continue measures a rate: the short form, and no pause. */
+	c = race_continue ? NULL : race_raw_connect();
 	if (c != NULL) {
 		race_dump(c, "innodb_trx without a session",
 			  "SELECT trx_id, trx_state, trx_started, "
@@ -317,9 +323,43 @@ static int race_mitigation(struct xa_rm *b, const struct xa_xid *xid,
 	return rv < 0 ? rv : 0;
 }
 
+/* Point the thread's statements at row. */
+static void race_use_row(unsigned row, char *sql, size_t sql_cap, char *check,
+			 size_t check_cap)
+{
+	snprintf(sql, sql_cap, "UPDATE race_rows SET v = v + 1 WHERE id = %u",
+		 row);
+	snprintf(check, check_cap, "SELECT v FROM race_rows WHERE id = %u",
+		 row);
+}
+
+/*
+ * --continue: count the loss and go on with a new row of the thread's own
+ * (the lost branch keeps the old one locked). 0, or an error of B.
+ */
+static int race_next(struct xa_rm *b, unsigned *row, char *sql, size_t sql_cap,
+		     char *check, size_t check_cap, int64_t *base, uint64_t *ok)
+{
+	char ins[96];
+	int rv;
+
+	atomic_fetch_add(&race_losses, 1);
+	*row = atomic_fetch_add(&race_next_row, 1);
+	snprintf(ins, sizeof(ins), "INSERT INTO race_rows VALUES (%u, 0)",
+		 *row);
+	rv = xa_rm_exec(b, ins);
+	if (rv != 0)
+		return rv;
+	race_use_row(*row, sql, sql_cap, check, check_cap);
+	*base = 0;
+	*ok = 0;
+	return 0;
+}
+
 static void *race_run(void *arg)
 {
 	struct race_thread *t = arg;
+	unsigned row = t->id;
 	struct xa_rm *a = NULL, *b = NULL;
 	char errbuf[256], gtrid[64], sql[128], check[128];
 	uint64_t ok = 0;
@@ -334,10 +374,7 @@ static void *race_run(void *arg)
 		race_fail(2);
 		return NULL;
 	}
-	snprintf(sql, sizeof(sql),
-		 "UPDATE race_rows SET v = v + 1 WHERE id = %u", t->id);
-	snprintf(check, sizeof(check), "SELECT v FROM race_rows WHERE id = %u",
-		 t->id);
+	race_use_row(row, sql, sizeof(sql), check, sizeof(check));
 	rv = xa_rm_query_int(b, check, &base);
 	if (rv != 0) {
 		race_error(t->id, "read the row", rv, b);
@@ -382,7 +419,7 @@ static void *race_run(void *arg)
 			 * previous commit answered OK but did not happen. */
 			race_error(t->id, "A update", rv, a);
 			(void)xa_rm_query_int(b, check, &v);
-			race_report(t->id, &xid,
+			race_report(row, &xid,
 				    "the UPDATE of the thread's own row "
 				    "timed out on a lock",
 				    v, base + ok, n, 0, -1);
@@ -435,10 +472,19 @@ static void *race_run(void *arg)
 			break;
 		}
 		if ((uint64_t)(v - base) != ok) {
-			race_report(t->id, &xid,
+			race_report(row, &xid,
 				    "XA COMMIT answered OK but the row did "
 				    "not move",
 				    v, base + ok, n, attempts, close_ms);
+			if (race_continue) {
+				rv = race_next(b, &row, sql, sizeof(sql), check,
+					       sizeof(check), &base, &ok);
+				if (rv == 0)
+					continue;
+				race_error(t->id, "new row", rv, b);
+				race_fail(2);
+				break;
+			}
 			race_fail(1);
 			break;
 		}
@@ -489,7 +535,7 @@ static int race_setup(unsigned threads)
 static void race_usage(void)
 {
 	fprintf(stderr, "usage: mariadb_race [--threads N] [--seconds S] "
-			"[--retry-ms MS]\n"
+			"[--retry-ms MS] [--continue]\n"
 			"       [--mitigate none|recover|sleep=MS|processlist] "
 			"[CONNINFO]\n"
 			"CONNINFO defaults to $SETTLE_TEST_MARIADB.\n");
@@ -522,6 +568,8 @@ int main(int argc, char **argv)
 			nthreads = race_number(argv[++i], 1, 25);
 		} else if (strcmp(argv[i], "--seconds") == 0) {
 			seconds = race_number(argv[++i], 1, 86400);
+		} else if (strcmp(argv[i], "--continue") == 0) {
+			race_continue = true;
 		} else if (strcmp(argv[i], "--retry-ms") == 0) {
 			race_retry_ms = race_number(argv[++i], 0, 10000);
 		} else if (strcmp(argv[i], "--mitigate") == 0) {
@@ -559,6 +607,7 @@ int main(int argc, char **argv)
 	}
 	if (race_setup((unsigned)nthreads) != 0)
 		return 2;
+	race_next_row = (unsigned)nthreads;
 
 	threads = calloc((size_t)nthreads, sizeof(*threads));
 	if (threads == NULL)
@@ -582,12 +631,15 @@ int main(int argc, char **argv)
 	free(threads);
 
 	status = atomic_load(&race_status);
+	if (status == 0 && atomic_load(&race_losses) > 0)
+		status = 1;
 	printf("mariadb_race: %ld threads, %.1f s, mitigation %s: %lu commits "
-	       "OK, %lu answered \"attached\" first (%lu retries), %lu "
-	       "mitigation waits: %s\n",
+	       "OK, %lu lost, %lu answered \"attached\" first (%lu retries), "
+	       "%lu mitigation waits: %s\n",
 	       nthreads, race_ms_since(&t0) / 1000.0, mname,
-	       atomic_load(&race_txns), atomic_load(&race_attached_txns),
-	       atomic_load(&race_attached), atomic_load(&race_mitigation_waits),
+	       atomic_load(&race_txns), atomic_load(&race_losses),
+	       atomic_load(&race_attached_txns), atomic_load(&race_attached),
+	       atomic_load(&race_mitigation_waits),
 	       status == 0   ? "no loss"
 	       : status == 1 ? "LOST A BRANCH"
 			     : "error");
