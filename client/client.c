@@ -488,7 +488,7 @@ int settle_register_branch(settle_client *c, const char *gid,
 
 int client__decide(settle_client *c, int method, const char *gid,
 		   const char *reason, bool one_phase, uint32_t wait_ms,
-		   int *state, bool *finished)
+		   int *state, bool *finished, int *heuristic)
 {
 	Settle__V1__CommitRequest creq = SETTLE__V1__COMMIT_REQUEST__INIT;
 	Settle__V1__RollbackRequest rreq = SETTLE__V1__ROLLBACK_REQUEST__INIT;
@@ -530,6 +530,8 @@ int client__decide(settle_client *c, int method, const char *gid,
 		*state = (int)resp->state;
 	if (finished != NULL)
 		*finished = resp->finished;
+	if (heuristic != NULL)
+		*heuristic = (int)resp->heuristic;
 	settle__v1__decision_response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -538,14 +540,14 @@ int settle_commit(settle_client *c, const char *gid, uint32_t wait_ms,
 		  int *state, bool *finished)
 {
 	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL, false,
-			      wait_ms, state, finished);
+			      wait_ms, state, finished, NULL);
 }
 
 int settle_rollback(settle_client *c, const char *gid, const char *reason,
 		    uint32_t wait_ms, int *state, bool *finished)
 {
 	return client__decide(c, SETTLE__V1__METHOD__ROLLBACK, gid, reason,
-			      false, wait_ms, state, finished);
+			      false, wait_ms, state, finished, NULL);
 }
 
 int settle_query(settle_client *c, const char *gid, bool history,

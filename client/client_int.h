@@ -32,10 +32,11 @@ void client__errf(settle_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Commit (one_phase: CommitRequest.one_phase, XA) or Rollback (reason,
- * may be NULL) of gid; as settle_commit() / settle_rollback(). */
+ * may be NULL) of gid; as settle_commit() / settle_rollback(). heuristic
+ * (may be NULL) gets DecisionResponse.heuristic (XA). */
 int client__decide(settle_client *c, int method, const char *gid,
 		   const char *reason, bool one_phase, uint32_t wait_ms,
-		   int *state, bool *finished);
+		   int *state, bool *finished, int *heuristic);
 
 /* settle_query() with the request's wait_ms (0: answer at once). */
 int client__query(settle_client *c, const char *gid, bool history,

@@ -271,60 +271,17 @@ int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 		     uint32_t wait_ms, int *state, bool *finished)
 {
 	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL,
-			      one_phase, wait_ms, state, finished);
+			      one_phase, wait_ms, state, finished, NULL);
 }
 
 int settle_xa_decide(settle_client *c, const char *gid, bool commit,
 		     bool one_phase, const char *reason, uint32_t wait_ms,
 		     int *state, bool *finished, int *heuristic)
 {
-	Settle__V1__CommitRequest creq = SETTLE__V1__COMMIT_REQUEST__INIT;
-	Settle__V1__RollbackRequest rreq = SETTLE__V1__ROLLBACK_REQUEST__INIT;
-	Settle__V1__DecisionResponse *resp = NULL;
-	const char *op = commit ? "xa commit" : "xa rollback";
-	const ProtobufCMessage *req;
-	uint8_t id[16];
-	int rv;
-
-	if (c == NULL)
-		return SETTLE_EINVAL;
-	rv = client__check_gid(c, op, gid, false);
-	if (rv == 0)
-		rv = client__new_cmd_id(c, op, id);
-	if (rv != 0)
-		return rv;
-	if (commit) {
-		creq.cmd_id.data = id;
-		creq.cmd_id.len = sizeof(id);
-		creq.gid = (char *)gid;
-		creq.wait = wait_ms > 0;
-		creq.wait_ms = wait_ms;
-		creq.one_phase = one_phase;
-		req = &creq.base;
-	} else {
-		rreq.cmd_id.data = id;
-		rreq.cmd_id.len = sizeof(id);
-		rreq.gid = (char *)gid;
-		rreq.wait = wait_ms > 0;
-		rreq.wait_ms = wait_ms;
-		rreq.reason = (char *)(reason != NULL ? reason : "");
-		req = &rreq.base;
-	}
-	rv = client__call(c,
-			  commit ? SETTLE__V1__METHOD__COMMIT
-				 : SETTLE__V1__METHOD__ROLLBACK,
-			  req, &settle__v1__decision_response__descriptor,
-			  (ProtobufCMessage **)&resp, wait_ms);
-	if (rv != 0)
-		return rv;
-	if (state != NULL)
-		*state = (int)resp->state;
-	if (finished != NULL)
-		*finished = resp->finished;
-	if (heuristic != NULL)
-		*heuristic = (int)resp->heuristic;
-	settle__v1__decision_response__free_unpacked(resp, NULL);
-	return 0;
+	return client__decide(
+	    c,
+	    commit ? SETTLE__V1__METHOD__COMMIT : SETTLE__V1__METHOD__ROLLBACK,
+	    gid, reason, one_phase, wait_ms, state, finished, heuristic);
 }
 
 int settle_xa_heuristic(settle_client *c, const char *gid, bool commit,
