@@ -213,6 +213,7 @@ static void race_report(unsigned id, const struct xa_xid *xid, const char *what,
 	char xtext[XA_XID_TEXT_MAX], sql[160];
 	MYSQL *c;
 
+	atomic_fetch_add(&race_losses, 1);
 	pthread_mutex_lock(&race_print_lock);
 	if (xa_xid_format(xid, xtext, sizeof(xtext)) != 0)
 		snprintf(xtext, sizeof(xtext), "(unprintable)");
@@ -334,7 +335,7 @@ static void race_use_row(unsigned row, char *sql, size_t sql_cap, char *check,
 }
 
 /*
- * --continue: count the loss and go on with a new row of the thread's own
+ * --continue: go on with a new row of the thread's own
  * (the lost branch keeps the old one locked). 0, or an error of B.
  */
 static int race_next(struct xa_rm *b, unsigned *row, char *sql, size_t sql_cap,
@@ -343,7 +344,6 @@ static int race_next(struct xa_rm *b, unsigned *row, char *sql, size_t sql_cap,
 	char ins[96];
 	int rv;
 
-	atomic_fetch_add(&race_losses, 1);
 	*row = atomic_fetch_add(&race_next_row, 1);
 	snprintf(ins, sizeof(ins), "INSERT INTO race_rows VALUES (%u, 0)",
 		 *row);
