@@ -30,9 +30,13 @@
 #include "test_faults_util.h"
 
 #define WAIT_MS 30000
-#define ST	SU_ST
-#define TX	SU_TX
-#define M(x)	SETTLE__V1__METHOD__##x
+/* How long a client keeps retrying across a leader's death: an election
+ * takes a second or two, but on a loaded 2-core machine (make -j2 check
+ * beside database-backed XA tests) it took over 20 s once. */
+#define FO_RETRY_BUDGET_MS 45000
+#define ST		   SU_ST
+#define TX		   SU_TX
+#define M(x)		   SETTLE__V1__METHOD__##x
 
 static struct fu_cluster cluster;
 
@@ -695,7 +699,7 @@ Test(saga_faults, leader_failover_mid_saga)
 	fu_cluster_start(&cluster, 3, node_args);
 	fu_bank_start(&a, NULL, "bank-a", "alice=100000", slow);
 	fu_bank_start(&b, NULL, "bank-b", "bob=100000", slow);
-	c = su_client(cluster.endpoints, 20000);
+	c = su_client(cluster.endpoints, FO_RETRY_BUDGET_MS);
 
 	/* SIGKILL, a graceful transfer, SIGKILL again. */
 	for (int round = 0; round < rounds; round++) {
@@ -755,7 +759,7 @@ Test(saga_faults, leader_partitioned_mid_saga)
 	fu_cluster_start_netns(&cluster, 3, node_args);
 	fu_bank_start(&a, cluster.host, "bank-a", "alice=100000", slow);
 	fu_bank_start(&b, cluster.host, "bank-b", "bob=100000", slow);
-	c = su_client(cluster.endpoints, 20000);
+	c = su_client(cluster.endpoints, FO_RETRY_BUDGET_MS);
 
 	for (int round = 0; round < 2; round++) {
 		int first = next, ld;
