@@ -5,20 +5,18 @@
  * between disconnect and commit"). Not a test: it runs until its deadline
  * or the first loss, for people (ours and MariaDB's) to study the race.
  *
- *   mariadb_race [--threads N] [--seconds S] [--retry-ms MS] [--mitigate M]
- *                [CONNINFO]
+ *   mariadb_race [--threads N] [--seconds S] [--retry-ms MS] [--continue]
+ *                [--mitigate M] [CONNINFO]
  *
  * CONNINFO is xa/rm.h's MariaDB conninfo, else SETTLE_TEST_MARIADB. Each
  * thread owns one row of race_rows and loops: session A (a new connection)
  * XA START, UPDATE of its row +1, XA END, XA PREPARE, close A; then XA
  * COMMIT of that XID on the thread's long-lived session B, retried while
  * the adapter answers "still attached to another session" (every MS ms,
- * default 1); then a plain
- * SELECT on B checks that the row equals the number of commits that
- * answered OK. M (one hypothesis at a time) runs between close and commit:
- *   none          nothing (the default)
- *   recover       wait until XA RECOVER on B lists the XID
- *   sleep=MS      sleep MS milliseconds
+ * default 1); then a plain SELECT on B checks that the row equals the
+ * number of commits that answered OK. M (one hypothesis at a time) runs between
+ * close and commit: none          nothing (the default) recover       wait
+ * until XA RECOVER on B lists the XID sleep=MS      sleep MS milliseconds
  *   processlist   wait until A's id has left information_schema.PROCESSLIST
  * --continue: count the losses instead of stopping at the first (each
  * thread goes on with a new row, the lost branch holding the old one).
@@ -93,7 +91,7 @@ static bool race_past_deadline(void)
 		now.tv_nsec >= race_deadline.tv_nsec);
 }
 
-static void race_sleep_ms_(long ms)
+static void race_nap(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
@@ -238,7 +236,7 @@ static void race_report(unsigned id, const struct xa_xid *xid, const char *what,
 			  "SELECT ID, COMMAND, STATE, TIME "
 			  "FROM information_schema.PROCESSLIST "
 			  "WHERE COMMAND <> 'Daemon'");
-		race_sleep_ms_(2000);
+		race_nap(2000);
 		snprintf(sql, sizeof(sql),
 			 "SELECT id, v FROM race_rows WHERE id = %u", id);
 		race_dump(c, "the row 2 s later", sql);
@@ -295,14 +293,14 @@ static int race_mitigation(struct xa_rm *b, const struct xa_xid *xid,
 	case RACE_M_NONE:
 		return 0;
 	case RACE_M_SLEEP:
-		race_sleep_ms_(race_sleep_ms);
+		race_nap(race_sleep_ms);
 		return 0;
 	case RACE_M_RECOVER:
 		while ((rv = race_listed(b, xid)) == 0) {
 			waited = true;
 			if (race_ms_since(&t0) > RACE_WAIT_MAX_MS)
 				return -ETIMEDOUT;
-			race_sleep_ms_(1);
+			race_nap(1);
 		}
 		break;
 	case RACE_M_PROCESSLIST:
@@ -315,7 +313,7 @@ static int race_mitigation(struct xa_rm *b, const struct xa_xid *xid,
 			waited = true;
 			if (race_ms_since(&t0) > RACE_WAIT_MAX_MS)
 				return -ETIMEDOUT;
-			race_sleep_ms_(1);
+			race_nap(1);
 		}
 		break;
 	}
@@ -361,7 +359,7 @@ static void *race_run(void *arg)
 	struct race_thread *t = arg;
 	unsigned row = t->id;
 	struct xa_rm *a = NULL, *b = NULL;
-	char errbuf[256], gtrid[64], sql[128], check[128];
+	char errbuf[256], gtrid[64], sql[128], check[128], lock_wait[64];
 	uint64_t ok = 0;
 	int64_t base, v = -1, a_conn_id = 0;
 	unsigned long n = 0;
@@ -375,6 +373,8 @@ static void *race_run(void *arg)
 		return NULL;
 	}
 	race_use_row(row, sql, sizeof(sql), check, sizeof(check));
+	snprintf(lock_wait, sizeof(lock_wait),
+		 "SET SESSION innodb_lock_wait_timeout = %d", RACE_LOCK_WAIT_S);
 	rv = xa_rm_query_int(b, check, &base);
 	if (rv != 0) {
 		race_error(t->id, "read the row", rv, b);
@@ -401,8 +401,7 @@ static void *race_run(void *arg)
 			race_fail(2);
 			break;
 		}
-		rv = xa_rm_exec(a, "SET SESSION innodb_lock_wait_timeout = "
-				   "5");
+		rv = xa_rm_exec(a, lock_wait);
 		if (rv == 0 && race_mitigate == RACE_M_PROCESSLIST)
 			rv = xa_rm_query_int(a, "SELECT CONNECTION_ID()",
 					     &a_conn_id);
@@ -415,8 +414,8 @@ static void *race_run(void *arg)
 		}
 		rv = xa_rm_exec(a, sql);
 		if (rv != 0) {
-			/* The row is locked by a branch nobody holds: the
-			 * previous commit answered OK but did not happen. */
+			/* Most likely the row is locked by a branch nobody
+			 * holds: a commit answered OK but did not happen. */
 			race_error(t->id, "A update", rv, a);
 			(void)xa_rm_query_int(b, check, &v);
 			race_report(row, &xid,
@@ -453,7 +452,7 @@ static void *race_run(void *arg)
 		       race_ms_since(&t0) < RACE_WAIT_MAX_MS) {
 			atomic_fetch_add(&race_attached, 1);
 			attempts++;
-			race_sleep_ms_(race_retry_ms);
+			race_nap(race_retry_ms);
 		}
 		close_ms = race_ms_since(&closed);
 		if (attempts > 1)
