@@ -5,7 +5,8 @@
 # libsettlecore (error names), which each program links once.
 noinst_LTLIBRARIES += client/tools/libctlfmt.la
 client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h \
-	client/tools/ctl_tx.c client/tools/ctl_xa.c client/tools/ctl_int.h
+	client/tools/ctl_tx.c client/tools/ctl_xa.c client/tools/ctl_xa.h \
+	client/tools/ctl_int.h
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt
