@@ -55,6 +55,9 @@ struct xa_rm {
 	uint64_t my_writes;
 	bool my_writes_known;
 	bool my_read_only;
+	/* MariaDB: this session prepared a branch that stays attached to it
+	 * until the session ends (then disconnect waits, see rm_mariadb.c). */
+	bool my_prepared;
 	char sqlstate[8]; /* of the last server error, for the adapters */
 	char errmsg[512];
 };
