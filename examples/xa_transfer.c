@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "settle.h"
 
@@ -72,8 +71,7 @@ struct branch {
 	struct xa_xid xid;
 	struct xa_rm *rm;
 	enum xa_rm_vote vote;
-	int64_t session; /* MariaDB: CONNECTION_ID() of rm */
-	char why[300];	 /* why this branch votes rollback */
+	char why[300]; /* why this branch votes rollback */
 };
 
 struct opts {
@@ -519,42 +517,6 @@ static int set_lock_timeout(const struct opts *o, struct branch *b)
 	return exec_sql(b->rm, sql);
 }
 
-/*
- * After closing the MariaDB session that prepared b, wait (up to 1 s)
- * until the server has let go of it before voting. MariaDB 10.11 can lose
- * a branch whose XA COMMIT from another session (the leader's) races with
- * the end of the session that prepared it: the commit answers OK, yet the
- * branch stays prepared with no session, outside XA RECOVER, until the
- * server restarts (docs/BENCHMARKS.md). Waiting makes that much rarer; it
- * does not rule it out. A wait that fails only costs the leader retries.
- */
-static void wait_session_gone(const struct branch *b)
-{
-	struct xa_rm *rm = open_rm(b->kind, b->conninfo);
-	char sql[128];
-	int64_t n = 1;
-	int i;
-
-	if (rm == NULL)
-		return;
-	snprintf(sql, sizeof(sql),
-		 "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-		 "WHERE ID = %lld",
-		 (long long)b->session);
-	for (i = 0; i < 1000 && n != 0; i++) {
-		if (xa_rm_query_int(rm, sql, &n) != 0)
-			break;
-		if (n != 0)
-			usleep(1000);
-	}
-	if (n != 0)
-		fprintf(stderr,
-			PROG ": mariadb: the session that prepared branch %u "
-			     "is still there; voting anyway\n",
-			b->id);
-	xa_rm_close(rm);
-}
-
 static int rm_fail(struct branch *b, const char *verb, int rv)
 {
 	fprintf(stderr, PROG ": %s %s (branch %u): %s: %s\n", verb,
@@ -723,13 +685,6 @@ static int run_transfer(const struct opts *o)
 		br[i].rm = open_rm(br[i].kind, br[i].conninfo);
 		if (br[i].rm == NULL || set_lock_timeout(o, &br[i]) != 0)
 			goto rollback;
-		if (br[i].kind == XA_RM_MARIADB &&
-		    xa_rm_query_int(br[i].rm, "SELECT CONNECTION_ID()",
-				    &br[i].session) != 0) {
-			fprintf(stderr, PROG ": mariadb: %s\n",
-				xa_rm_errmsg(br[i].rm));
-			goto rollback;
-		}
 		rv = xa_rm_start(br[i].rm, &br[i].xid);
 		if (rv != 0) {
 			rm_fail(&br[i], "start", rv);
@@ -792,11 +747,11 @@ static int run_transfer(const struct opts *o)
 				 xa_rm_errmsg(br[i].rm));
 		/* Done with this connection: MariaDB keeps a prepared branch
 		 * attached to the session that prepared it, and nobody else
-		 * (the leader) can commit it until that session ends. */
+		 * (the leader) can commit it until that session ends. The
+		 * adapter's close also lets MariaDB finish ending the session
+		 * before we vote (xa/rm_mariadb.c, XA_MY_DETACH_WAIT_MS). */
 		xa_rm_close(br[i].rm);
 		br[i].rm = NULL;
-		if (br[i].kind == XA_RM_MARIADB && br[i].vote == XA_RM_VOTE_OK)
-			wait_session_gone(&br[i]);
 	}
 	maybe_stop(o, STEP_PREPARE);
 
