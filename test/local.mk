@@ -2,6 +2,25 @@
 # crash). Unit suites are declared here too, one program per source folder.
 
 if TESTS_ENABLED
+if SANITIZE
+# AddressSanitizer's allocator is not fork-safe in GCC 12: test/forksafe.c
+# keeps the child of every fork() out of it until exec. Its object is linked
+# into every test program as an object, not from an archive, so that it is
+# always there to replace ASan's malloc. Built without sanitizers: it is the
+# allocator's shim. (The library only gets the object compiled.)
+check_LTLIBRARIES += test/libforksafe.la
+test_libforksafe_la_SOURCES = test/forksafe.c
+test_libforksafe_la_CFLAGS = -std=c11 -Wall -Wextra -g -O1
+TEST_LIBS += test/libforksafe_la-forksafe.lo
+endif
+
+# Forks under allocation pressure (the shim's regression test).
+check_PROGRAMS += test/unit/test_forksafe
+test_unit_test_forksafe_SOURCES = test/unit/test_forksafe.c
+test_unit_test_forksafe_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_forksafe_LDADD = $(TEST_LIBS) -lpthread
+TESTS += test/unit/test_forksafe
+
 check_PROGRAMS += test/unit/test_error
 test_unit_test_error_SOURCES = test/unit/proto/test_error.c
 test_unit_test_error_CFLAGS = $(TEST_CFLAGS)

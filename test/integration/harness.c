@@ -200,11 +200,12 @@ int it_free_port_pair(void)
 		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 			seed = (unsigned)getpid() * 2654435761u ^
 			       (unsigned)mono_ms();
-	/* Random even ports in 20000..59998, away from the ephemeral range
-	 * Linux hands out for outgoing connections (32768..60999 overlaps, so
-	 * check both ports every time). */
-	for (i = 0; i < 200; i++) {
-		p = 20000 + 2 * (int)(rand_r(&seed) % 20000);
+	/* Random even ports in 20000..32766, below the range Linux hands out
+	 * to outgoing connections (32768..60999): a port there can be taken
+	 * by any connect() between our check and the node's bind. Both ports
+	 * are still checked: other tests and services use this range too. */
+	for (i = 0; i < 400; i++) {
+		p = 20000 + 2 * (int)(rand_r(&seed) % 6384);
 		if (port_free(p) && port_free(p + 1))
 			return p;
 	}
