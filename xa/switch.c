@@ -16,9 +16,10 @@
  *    settle_client per (thread, rmid), opened by xa_open, because the
  *    specification ties xa_open to a thread of control and a libsettle
  *    handle serves one thread.
- * A completion verb on a branch this process does not know (assoc says
- * XAER_NOTA) goes straight to the coordinator: that is recovery, or a TM
- * that completes in another process.
+ * A completion verb (or xa_end) on a branch this process does not track
+ * (assoc says XAER_NOTA), or whose record here went stale, is answered from
+ * the coordinator's state (sw_answer()): that is recovery, or a TM that
+ * completes in another process, and every process hears the same code.
  *
  * Return codes are the XA specification's; SETTLE_E* codes never leak.
  */
