@@ -639,6 +639,30 @@ out:
 	return rc;
 }
 
+int xa_assoc_drop(struct xa_assoc *a, int rmid, const struct xa_xid *xid)
+{
+	struct branch *b;
+	int rc;
+
+	if (a == NULL || xid == NULL)
+		return XAER_INVAL;
+	pthread_mutex_lock(&a->mu);
+	b = br_find(a, rmid, xid);
+	if (b == NULL) {
+		rc = XAER_NOTA;
+		goto out;
+	}
+	if (b->busy || b->state == S1 ||
+	    br_count(a, b, T1) + br_count(a, b, T2) != 0) {
+		rc = XAER_PROTO;
+		goto out;
+	}
+	rc = move_branch(a, b, S0);
+out:
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
 /* --- recovery scan ------------------------------------------------------- */
 
 int xa_assoc_recover(struct xa_assoc *a, uint64_t tid, int rmid,

@@ -191,6 +191,15 @@ int xa_assoc_complete(struct xa_assoc *a, int rmid, const struct xa_xid *xid,
 int xa_assoc_rollback_only(struct xa_assoc *a, int rmid,
 			   const struct xa_xid *xid, int rb);
 
+/*
+ * The coordinator finished a branch this process still tracks (its
+ * deadline rolled it back, an operator decided it, another process
+ * completed it): forget it here, S2, S3, S4 or S5 -> S0. XA_OK;
+ * XAER_NOTA when unknown; XAER_PROTO when busy or still associated (S1,
+ * or S4 with threads on it): the local answer stands then.
+ */
+int xa_assoc_drop(struct xa_assoc *a, int rmid, const struct xa_xid *xid);
+
 /* Current states, for the switch's tracing and the tests. */
 enum xa_assoc_tstate xa_assoc_thread_state(struct xa_assoc *a, uint64_t tid,
 					   int rmid);

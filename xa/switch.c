@@ -16,9 +16,10 @@
  *    settle_client per (thread, rmid), opened by xa_open, because the
  *    specification ties xa_open to a thread of control and a libsettle
  *    handle serves one thread.
- * A completion verb on a branch this process does not know (assoc says
- * XAER_NOTA) goes straight to the coordinator: that is recovery, or a TM
- * that completes in another process.
+ * A completion verb (or xa_end) on a branch this process does not track
+ * (assoc says XAER_NOTA), or whose record here went stale, is answered from
+ * the coordinator's state (sw_answer()): that is recovery, or a TM that
+ * completes in another process, and every process hears the same code.
  *
  * Return codes are the XA specification's; SETTLE_E* codes never leak.
  */
@@ -31,6 +32,11 @@
 #include "xa/assoc.h"
 #include "xa/settle_xa_ext.h"
 #include "xa/switch_int.h"
+
+/* Not an XA code: the verb goes to the coordinator. */
+#define SW_GO 0x7fff
+/* xa_end, for sw_answer() (not a completion verb of xa/assoc.h). */
+#define SW_END 0
 
 /* A thread's sessions (the list head is its pthread key value) and the
  * reason of its last failed xa_open. */
@@ -438,6 +444,12 @@ static void sw_rollback_quietly(struct sw_session *s, const char *gid,
 		sw_fail(s, "rollback", rv);
 }
 
+/* The coordinator's view of a branch, below. */
+static int sw_answer_now(struct sw_session *s, const char *verb,
+			 const char *gid, int v, long flags, int *out);
+static bool sw_stale(struct sw_session *s, const char *verb, int rmid,
+		     const struct xa_xid *x, const char *gid);
+
 static int sw_end(XID *xid, int rmid, long flags)
 {
 	uint64_t tid = xa_assoc_self();
@@ -455,6 +467,19 @@ static int sw_end(XID *xid, int rmid, long flags)
 	s->errmsg[0] = '\0';
 	if (xa_assoc_thread_state(sw_assoc, tid, rmid) != XA_ASSOC_T1)
 		s->assoc_gid_ok = false;
+	if (rc == XAER_NOTA || rc == XAER_PROTO) {
+		/* Not tracked here, or finished by the coordinator: an XID
+		 * the coordinator knows unfinished is the wrong context
+		 * for this thread, anything else not a branch at all. */
+		char gid[XA_XID_GID_LEN + 1];
+		int out = rc;
+
+		if (sw_ids(&x, gid, NULL, NULL) == XA_OK &&
+		    (rc == XAER_NOTA || sw_stale(s, "xa_end", rmid, &x, gid)) &&
+		    sw_answer_now(s, "xa_end", gid, SW_END, flags, &out) ==
+			XA_OK)
+			rc = out;
+	}
 	if ((flags & TMFAIL) && rc >= XA_RBBASE && rc <= XA_RBEND) {
 		/* Rollback-only now: cancel the TCC branches at once rather
 		 * than at the TM's xa_rollback; the branch stays S4 here
@@ -504,12 +529,178 @@ static int sw_heur_ret(struct sw_session *s, const char *verb, const char *gid,
 	return sw_heuristic(heuristic);
 }
 
+/*
+ * ---- the coordinator's view of a branch --------------------------------
+ *
+ * A process that does not track a branch (it did not begin it here, or it
+ * completed already) and a process whose tracking went stale (the deadline
+ * rolled the branch back, an operator decided it, another process
+ * completed it) answer from the coordinator's state, so that every process
+ * of the TM hears the same code. XA_HEUR* only when a heuristic decision
+ * exists (TxInfo.heuristic: an operator's, or one an RM reported); a branch
+ * completed without one is XAER_NOTA to any verb but a repeat of its own
+ * decision. docs/XA.md has the whole table.
+ */
+struct sw_branch {
+	int state;	/* Settle__V1__TxState; -1: no such transaction */
+	int heuristic;	/* Settle__V1__Heuristic */
+	bool read_only; /* committed by a read-only prepare (XA_RDONLY) */
+};
+
+/* The branch of gid at the coordinator into *b (state -1 when unknown
+ * there). XA_OK, or the XA code of a transport failure. */
+static int sw_branch_get(struct sw_session *s, const char *verb,
+			 const char *gid, struct sw_branch *b)
+{
+	Settle__V1__TxInfo *tx = NULL;
+	bool prepared = false, decided = false;
+	int rv = settle_query(s->c, gid, true, &tx);
+
+	b->state = -1;
+	b->heuristic = SETTLE__V1__HEURISTIC__HEURISTIC_NONE;
+	b->read_only = false;
+	if (rv == SETTLE_ENOTFOUND)
+		return XA_OK;
+	if (rv != 0)
+		return sw_fail(s, verb, rv);
+	b->state = (int)tx->state;
+	b->heuristic = (int)tx->heuristic;
+	/* Read-only: prepared, then COMMITTED with no commit decision
+	 * (PROTOCOL.md's history: a decision is a "commit" event). */
+	for (size_t i = 0; i < tx->n_history; i++) {
+		const char *kind = tx->history[i]->kind;
+
+		prepared |= strcmp(kind, "prepare") == 0;
+		decided |= strcmp(kind, "commit") == 0;
+	}
+	b->read_only =
+	    b->state == SETTLE__V1__TX_STATE__COMMITTED && prepared && !decided;
+	settle_tx_info_free(tx);
+	return XA_OK;
+}
+
+/*
+ * The answer of verb (an enum xa_assoc_verb, or SW_END) with flags to a
+ * branch the coordinator sees as *b: an XA code, or SW_GO when the verb
+ * must go to the coordinator.
+ */
+static int sw_answer(const struct sw_branch *b, int verb, long flags)
+{
+	bool one_phase = (flags & TMONEPHASE) != 0;
+	bool decide = verb == XA_ASSOC_COMMIT || verb == XA_ASSOC_ROLLBACK;
+
+	if (b->state < 0)
+		return XAER_NOTA;
+	if (b->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
+		/* Heuristically completed (S5): both decisions hear how;
+		 * xa_forget once phase two is over (XAER_RMFAIL: again
+		 * later). */
+		if (decide)
+			return sw_heuristic(b->heuristic);
+		if (verb != XA_ASSOC_FORGET)
+			return XAER_PROTO;
+		return b->state == SETTLE__V1__TX_STATE__COMMITTED ||
+			       b->state == SETTLE__V1__TX_STATE__ROLLED_BACK
+			   ? SW_GO
+			   : XAER_RMFAIL;
+	}
+	switch (b->state) {
+	case SETTLE__V1__TX_STATE__ACTIVE: /* S1 or S2 somewhere */
+		if (verb == XA_ASSOC_PREPARE || verb == XA_ASSOC_ROLLBACK ||
+		    (verb == XA_ASSOC_COMMIT && one_phase))
+			return SW_GO;
+		return XAER_PROTO;
+	case SETTLE__V1__TX_STATE__XA_PREPARED: /* S3 */
+		if (verb == XA_ASSOC_ROLLBACK ||
+		    (verb == XA_ASSOC_COMMIT && !one_phase))
+			return SW_GO;
+		return XAER_PROTO;
+	case SETTLE__V1__TX_STATE__COMMITTING:
+	case SETTLE__V1__TX_STATE__COMMITTED:
+		/* Completed (S0): only a repeated commit is the same
+		 * answer again (a TM's retry after XAER_RMFAIL); after
+		 * XA_RDONLY there was no commit, and a repeated prepare
+		 * hears XA_RDONLY again. */
+		if (b->read_only)
+			return verb == XA_ASSOC_PREPARE ? XA_RDONLY : XAER_NOTA;
+		return verb == XA_ASSOC_COMMIT ? SW_GO : XAER_NOTA;
+	case SETTLE__V1__TX_STATE__ROLLING_BACK:
+	case SETTLE__V1__TX_STATE__ROLLED_BACK:
+		/* The work is rolled back: what would commit it hears
+		 * XA_RB* where the specification allows it (prepare,
+		 * one-phase commit), XAER_NOTA where it does not. */
+		if (verb == XA_ASSOC_ROLLBACK)
+			return SW_GO;
+		if (verb == XA_ASSOC_PREPARE ||
+		    (verb == XA_ASSOC_COMMIT && one_phase))
+			return XA_RBROLLBACK;
+		return XAER_NOTA;
+	}
+	return XAER_PROTO;
+}
+
+/*
+ * sw_answer() of the branch's current state at the coordinator into *out
+ * (the reason in s->errmsg unless SW_GO). Returns XA_OK, or the XA code of
+ * a failed query (then *out is untouched).
+ */
+static int sw_answer_now(struct sw_session *s, const char *verb,
+			 const char *gid, int v, long flags, int *out)
+{
+	struct sw_branch b;
+	int rc = sw_branch_get(s, verb, gid, &b);
+
+	if (rc != XA_OK)
+		return rc;
+	*out = sw_answer(&b, v, flags);
+	if (*out == SW_GO)
+		return XA_OK;
+	if (*out >= XA_HEURMIX && *out <= XA_HEURHAZ)
+		sw_heur_ret(s, verb, gid, b.state, b.heuristic);
+	else if (b.state < 0)
+		sw_errf(s, "%s: no transaction %s", verb, gid);
+	else if (*out == XAER_RMFAIL)
+		sw_errf(s,
+			"%s: transaction %s is still %s: forget it again "
+			"once phase two ended",
+			verb, gid, settle_tx_state_name(b.state));
+	else
+		sw_errf(s, "%s: transaction %s is %s%s%s", verb, gid,
+			settle_tx_state_name(b.state),
+			b.read_only ? " (read-only)" : "",
+			b.heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE
+			    ? " with a heuristic outcome"
+			    : "");
+	return XA_OK;
+}
+
+/*
+ * A verb the coordinator refused (SETTLE_ESTATE): its state now answers.
+ * 1 when the caller should report the refusal itself (the query failed,
+ * or the state lets the verb go ahead: a refusal for another reason).
+ */
+static int sw_refused(struct sw_session *s, const char *verb, const char *gid,
+		      int v, long flags, int *rc)
+{
+	int out = SW_GO;
+
+	if (sw_answer_now(s, verb, gid, v, flags, &out) != XA_OK ||
+	    out == SW_GO)
+		return 1;
+	*rc = out;
+	return 0;
+}
+
 static int sw_prepare_at(struct sw_session *s, const char *gid)
 {
 	bool read_only = false;
 	int state = 0;
-	int rv = settle_xa_prepare(s->c, gid, &state, &read_only);
+	int rc, rv = settle_xa_prepare(s->c, gid, &state, &read_only);
 
+	if (rv == SETTLE_ESTATE &&
+	    sw_refused(s, "xa_prepare", gid, XA_ASSOC_PREPARE, TMNOFLAGS,
+		       &rc) == 0)
+		return rc;
 	if (rv != 0)
 		return sw_fail(s, "xa_prepare", rv);
 	if (state == SETTLE__V1__TX_STATE__XA_PREPARED)
@@ -521,38 +712,6 @@ static int sw_prepare_at(struct sw_session *s, const char *gid)
 	if (sw_rolled_back(state))
 		return XA_RBROLLBACK;
 	return XAER_PROTO;
-}
-
-/*
- * A decision the coordinator refused (SETTLE_ESTATE): a remembered
- * heuristic answers its XA_HEUR* code; otherwise the state says whether
- * the transaction went the other way. 1 when the caller should report
- * rv itself.
- */
-static int sw_refused(struct sw_session *s, const char *verb, const char *gid,
-		      bool commit, bool one_phase, int *rc)
-{
-	int heuristic = 0;
-	int st = sw_tx_state(s, gid, &heuristic);
-
-	if (st < 0)
-		return 1;
-	if (heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
-		*rc = sw_heur_ret(s, verb, gid, st, heuristic);
-		return 0;
-	}
-	if (commit ? sw_rolled_back(st) : sw_committed(st)) {
-		sw_errf(s, "%s: transaction %s is %s", verb, gid,
-			settle_tx_state_name(st));
-		/* One-phase: the RM may decide to roll back. After a prepare
-		 * it may not: that was a heuristic decision (an
-		 * operator's), as is a commit the TM did not ask for. */
-		*rc = !commit	  ? XA_HEURCOM
-		      : one_phase ? XA_RBROLLBACK
-				  : XA_HEURRB;
-		return 0;
-	}
-	return 1;
 }
 
 /* Commit (commit true) or roll back gid as the TM decided. */
@@ -567,7 +726,9 @@ static int sw_decide_at(struct sw_session *s, const char *gid, bool commit,
 				  &heuristic);
 
 	if (rv == SETTLE_ESTATE &&
-	    sw_refused(s, verb, gid, commit, one_phase, &rc) == 0)
+	    sw_refused(s, verb, gid,
+		       commit ? XA_ASSOC_COMMIT : XA_ASSOC_ROLLBACK,
+		       one_phase ? TMONEPHASE : TMNOFLAGS, &rc) == 0)
 		return rc;
 	if (rv != 0)
 		return sw_fail(s, verb, rv);
@@ -588,27 +749,52 @@ static int sw_decide_at(struct sw_session *s, const char *gid, bool commit,
 
 static int sw_forget_at(struct sw_session *s, const char *gid)
 {
-	int rv = settle_xa_forget(s->c, gid);
+	int rc, rv = settle_xa_forget(s->c, gid);
 
-	if (rv == SETTLE_ESTATE) {
-		int heuristic = 0;
-		int st = sw_tx_state(s, gid, &heuristic);
-
-		/* A heuristic decision whose phase two still runs: it can
-		 * be forgotten once over; the TM retries after RMFAIL. */
-		if (st >= 0 &&
-		    heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
-			sw_errf(s,
-				"xa_forget: transaction %s is still %s: "
-				"forget it again once phase two ended",
-				gid, settle_tx_state_name(st));
-			return XAER_RMFAIL;
-		}
-		/* Nothing to forget is "not a heuristically completed
-		 * branch". */
-		rv = SETTLE_ENOTFOUND;
-	}
+	if (rv == SETTLE_ESTATE &&
+	    sw_refused(s, "xa_forget", gid, XA_ASSOC_FORGET, TMNOFLAGS, &rc) ==
+		0)
+		return rc;
 	return rv == 0 ? XA_OK : sw_fail(s, "xa_forget", rv);
+}
+
+/* The verb at the coordinator (sw_answer() said SW_GO). */
+static int sw_go(struct sw_session *s, const char *gid, enum xa_assoc_verb v,
+		 long flags)
+{
+	switch (v) {
+	case XA_ASSOC_PREPARE:
+		return sw_prepare_at(s, gid);
+	case XA_ASSOC_COMMIT:
+		return sw_decide_at(s, gid, true, (flags & TMONEPHASE) != 0);
+	case XA_ASSOC_ROLLBACK:
+		return sw_decide_at(s, gid, false, false);
+	default:
+		return sw_forget_at(s, gid);
+	}
+}
+
+/*
+ * The local table answered XAER_PROTO for a branch this process tracks.
+ * That answer is stale when the coordinator finished the branch without
+ * this process: then the branch is forgotten here (true) and the caller
+ * answers as for a branch it does not know. A branch still associated
+ * here keeps its XAER_PROTO.
+ */
+static bool sw_stale(struct sw_session *s, const char *verb, int rmid,
+		     const struct xa_xid *x, const char *gid)
+{
+	struct sw_branch b;
+
+	if (sw_branch_get(s, verb, gid, &b) != XA_OK)
+		return false;
+	/* Unfinished, as here (a branch idle here may have been prepared
+	 * by another process: that one is stale too). */
+	if (b.state == SETTLE__V1__TX_STATE__ACTIVE ||
+	    (b.state == SETTLE__V1__TX_STATE__XA_PREPARED &&
+	     xa_assoc_branch_state(sw_assoc, rmid, x) == XA_ASSOC_S3))
+		return false;
+	return xa_assoc_drop(sw_assoc, rmid, x) == XA_OK;
 }
 
 /*
@@ -661,31 +847,25 @@ static int sw_complete(const char *verb, XID *xid, int rmid, long flags,
 					  XA_OK);
 		return sw_ret(verb, rmid, &x, rc);
 	}
-	if (rc != XA_OK && rc != XAER_NOTA)
+	if (rc == XAER_PROTO && sw_stale(s, verb, rmid, &x, gid))
+		rc = XAER_NOTA;
+	if (rc == XAER_NOTA) {
+		/* Not tracked here (another process's, completed, or
+		 * unknown): the coordinator's state answers. */
+		int q = sw_answer_now(s, verb, gid, v, flags, &out);
+
+		if (q != XA_OK)
+			return sw_ret(verb, rmid, &x, q);
+		if (out == SW_GO)
+			out = sw_go(s, gid, v, flags);
+		return sw_ret(verb, rmid, &x, out);
+	}
+	if (rc != XA_OK)
 		return sw_ret(verb, rmid, &x, rc);
-
-	switch (v) {
-	case XA_ASSOC_PREPARE:
-		out = sw_prepare_at(s, gid);
-		break;
-	case XA_ASSOC_COMMIT:
-		out = sw_decide_at(s, gid, true, (flags & TMONEPHASE) != 0);
-		break;
-	case XA_ASSOC_ROLLBACK:
-		out = sw_decide_at(s, gid, false, false);
-		break;
-	default:
-		out = sw_forget_at(s, gid);
-		break;
-	}
-	if (rc == XA_OK) {
-		/* The local branch follows the coordinator's answer. */
-		int c = xa_assoc_complete(sw_assoc, rmid, &x, v, out);
-
-		if (c != out)
-			out = c;
-	}
-	return sw_ret(verb, rmid, &x, out);
+	out = sw_go(s, gid, v, flags);
+	/* The local branch follows the coordinator's answer. */
+	return sw_ret(verb, rmid, &x,
+		      xa_assoc_complete(sw_assoc, rmid, &x, v, out));
 }
 
 static int sw_prepare(XID *xid, int rmid, long flags)

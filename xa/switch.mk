@@ -55,7 +55,15 @@ xa_tests_test_switch_cluster_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client \
 	-I$(srcdir)/test/integration
 xa_tests_test_switch_cluster_LDADD = client/libsettle.la $(PROTOBUF_C_LIBS) \
 	$(UV_LIBS) $(LMDB_LIBS) $(TEST_LIBS) -lpthread -ldl
-# dlopen()ed, not linked: build it first.
-EXTRA_xa_tests_test_switch_cluster_DEPENDENCIES = xa/libsettle_xa.la
+# dlopen()ed, not linked: build it first; switch_tm is the TM's "another
+# process" of the answer table (run by the test, not a test itself).
+EXTRA_xa_tests_test_switch_cluster_DEPENDENCIES = xa/libsettle_xa.la \
+	xa/tests/switch_tm
 TESTS += xa/tests/test_switch_cluster
+check_PROGRAMS += xa/tests/switch_tm
+xa_tests_switch_tm_SOURCES = xa/tests/switch_tm.c
+xa_tests_switch_tm_CFLAGS = $(AM_CFLAGS)
+xa_tests_switch_tm_LDADD = xa/libsettle_xa.la
+# A plain executable, not a libtool wrapper script: the test execs it.
+xa_tests_switch_tm_LDFLAGS = -no-install
 endif

@@ -51,6 +51,29 @@ static bool final(int st)
 }
 
 /* One request: *err and *body (NULL for an empty one), as the leader. */
+/* The history events the switch reads: "prepare" and "commit" (the
+ * decision), as the real coordinator records them. */
+static void query_history(Settle__V1__TxInfo *tx, const struct sf_tx *t)
+{
+	const char *kinds[2];
+	size_t n = 0;
+
+	if (t->prepared)
+		kinds[n++] = "prepare";
+	if (t->decided)
+		kinds[n++] = "commit";
+	tx->history = calloc(2, sizeof(*tx->history));
+	for (size_t i = 0; i < n; i++) {
+		Settle__V1__Event *e = malloc(sizeof(*e));
+
+		settle__v1__event__init(e);
+		e->seq = i + 1;
+		e->kind = strdup(kinds[i]);
+		e->detail = strdup("");
+		tx->history[tx->n_history++] = e;
+	}
+}
+
 static void handle(struct sf *f, const Settle__V1__Frame *fr, int *err,
 		   const char **msg, ProtobufCMessage **body)
 {
@@ -131,6 +154,7 @@ static void handle(struct sf *f, const Settle__V1__Frame *fr, int *err,
 			/* No branch: nothing for phase two. */
 			t->state = t->branches ? S(XA_PREPARED) : S(COMMITTED);
 			o->read_only = t->branches == 0;
+			t->prepared = true;
 		} else if (t->state != S(XA_PREPARED) &&
 			   t->state != S(ROLLING_BACK) &&
 			   t->state != S(ROLLED_BACK)) {
@@ -169,9 +193,10 @@ static void handle(struct sf *f, const Settle__V1__Frame *fr, int *err,
 			*err = SETTLE_ENOTFOUND;
 		} else if (commit) {
 			if (t->state == S(XA_PREPARED) ||
-			    (t->state == S(ACTIVE) && one_phase))
+			    (t->state == S(ACTIVE) && one_phase)) {
 				t->state = S(COMMITTED);
-			else if (t->state == S(ACTIVE))
+				t->decided = true;
+			} else if (t->state == S(ACTIVE))
 				*err = SETTLE_ESTATE, *msg = "prepare first";
 			else if (t->state != S(COMMITTED) &&
 				 t->state != S(COMMITTING))
@@ -303,6 +328,8 @@ static void handle(struct sf *f, const Settle__V1__Frame *fr, int *err,
 			o->tx->mode = SETTLE__V1__TX_MODE__XA;
 			o->tx->state = t->state;
 			o->tx->heuristic = t->heuristic;
+			if (r->history)
+				query_history(o->tx, t);
 		}
 		settle__v1__query_request__free_unpacked(r, NULL);
 		*body = &o->base;
@@ -465,6 +492,10 @@ void sf_set(struct sf *f, const char *gid, int state, int heuristic)
 	cr_assert_not_null(t, "fake: no transaction %s", gid);
 	t->state = state;
 	t->heuristic = heuristic;
+	/* Committed by a decision (a TM's or an operator's), not by a
+	 * read-only prepare. */
+	t->decided |= state == SETTLE__V1__TX_STATE__COMMITTING ||
+		      state == SETTLE__V1__TX_STATE__COMMITTED;
 	pthread_mutex_unlock(&f->lock);
 }
 

@@ -25,6 +25,8 @@ struct sf_tx {
 	int state;     /* Settle__V1__TxState */
 	int heuristic; /* Settle__V1__Heuristic */
 	int branches;  /* TCC branches registered */
+	bool prepared; /* history: a "prepare" event */
+	bool decided;  /* history: a "commit" event */
 };
 
 struct sf {

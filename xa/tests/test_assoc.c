@@ -208,6 +208,34 @@ Test(assoc, legal_moves)
 	cr_assert_eq(bs(&x), XA_ASSOC_S4);
 }
 
+/* The coordinator finished a branch: dropped when no thread is on it and
+ * no verb is in flight; kept (XAER_PROTO) otherwise. */
+Test(assoc, drop_finished_branches)
+{
+	static const enum xa_assoc_bstate idle[] = {XA_ASSOC_S2, XA_ASSOC_S3,
+						    XA_ASSOC_S4, XA_ASSOC_S5};
+	struct xa_xid x = X(1, "g", "b"), y = X(1, "g", "c");
+
+	for (size_t i = 0; i < sizeof(idle) / sizeof(idle[0]); i++) {
+		reach(&x, idle[i]);
+		cr_assert_eq(xa_assoc_drop(a, RM, &x), XA_OK, "%s",
+			     xa_assoc_branch_name(idle[i]));
+		cr_assert_eq(bs(&x), XA_ASSOC_S0);
+	}
+	cr_assert_eq(xa_assoc_drop(a, RM, &x), XAER_NOTA);
+	/* Associated (S1, S4 before its xa_end) or busy: kept. */
+	reach(&x, XA_ASSOC_S1);
+	cr_assert_eq(xa_assoc_drop(a, RM, &x), XAER_PROTO);
+	cr_assert_eq(xa_assoc_end(a, A, RM, &x, TMSUCCESS), XA_OK);
+	cr_assert_eq(xa_assoc_prepare(a, A, RM, &x, 0), XA_OK);
+	cr_assert_eq(xa_assoc_drop(a, RM, &x), XAER_PROTO);
+	cr_assert_eq(bs(&x), XA_ASSOC_S2);
+	cr_assert_eq(xa_assoc_start(a, B, RM, &y, TMNOFLAGS), XA_OK);
+	cr_assert_eq(xa_assoc_rollback_only(a, RM, &y, XA_RBTIMEOUT), XA_OK);
+	cr_assert_eq(xa_assoc_drop(a, RM, &y), XAER_PROTO);
+	cr_assert(xa_assoc_invariants(a, NULL, 0));
+}
+
 /* --- every verb in every state -------------------------------------------- */
 
 enum probe {

@@ -426,6 +426,16 @@ Test(xa_switch, read_only_prepare)
 	/* RDONLY ended the branch here; the coordinator's transaction is
 	 * over, so joining it is out of order. */
 	cr_assert_eq(SW->xa_start_entry(&x, RM, TMJOIN), XAER_PROTO);
+	/* After XA_RDONLY the branch does not exist: no decision is a
+	 * heuristic (XA_HEURCOM was answered here once), nothing to forget;
+	 * a repeated prepare hears XA_RDONLY again. */
+	cr_assert_eq(SW->xa_rollback_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	cr_assert_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	cr_assert_eq(SW->xa_commit_entry(&x, RM, TMONEPHASE), XAER_NOTA);
+	cr_assert_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	cr_assert_eq(SW->xa_end_entry(&x, RM, TMSUCCESS), XAER_NOTA);
+	cr_assert_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS), XA_RDONLY);
+	cr_assert_eq(sf_state(&fake, gid), TX(COMMITTED));
 }
 
 Test(xa_switch, one_phase_and_rollbacks)
@@ -513,7 +523,7 @@ Test(xa_switch, unknown_xids_are_nota)
 	cr_assert_eq(SW->xa_commit_entry(&x, RM, TMONEPHASE), XAER_NOTA);
 	cr_assert_eq(SW->xa_rollback_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
 	cr_assert_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
-	cr_assert(strstr(settle_xa_errmsg(RM), "NOTFOUND") != NULL, "%s",
+	cr_assert(strstr(settle_xa_errmsg(RM), "no transaction") != NULL, "%s",
 		  settle_xa_errmsg(RM));
 	cr_assert_eq(SW->xa_end_entry(&x, RM, TMSUCCESS), XAER_NOTA);
 }
@@ -571,23 +581,19 @@ Test(xa_switch, heuristic_outcomes)
 		cr_expect_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS),
 			     cases[i].commit_rc, "heuristic %d", cases[i].heur);
 	}
-	/* A rollback the coordinator refuses because it committed. */
+	/* A rollback the coordinator refuses because it committed without
+	 * a heuristic (another process committed it): no heuristic
+	 * decision exists, so XAER_NOTA, and the branch is over here. */
 	XID y = mkxid(3, "hc", "1");
 	char gy[64];
 	work(&y);
 	gid_of(&y, gy);
 	cr_assert_eq(SW->xa_prepare_entry(&y, RM, TMNOFLAGS), XA_OK);
 	sf_set(&fake, gy, TX(COMMITTED), 0);
-	cr_assert_eq(SW->xa_rollback_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
-	/* Remembered here: answered again without the coordinator. */
-	int before = sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK);
-	cr_assert_eq(SW->xa_rollback_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
-	cr_assert_eq(SW->xa_commit_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
-	cr_assert_eq(sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK), before);
-	/* Forget: the local memory goes; the coordinator had nothing to
-	 * forget (no heuristic of its own), which the TM sees as NOTA. */
+	cr_assert_eq(SW->xa_rollback_entry(&y, RM, TMNOFLAGS), XAER_NOTA, "%s",
+		     settle_xa_errmsg(RM));
 	cr_assert_eq(SW->xa_forget_entry(&y, RM, TMNOFLAGS), XAER_NOTA);
-	cr_assert_eq(SW->xa_rollback_entry(&y, RM, TMNOFLAGS), XA_HEURCOM);
+	cr_assert_eq(SW->xa_commit_entry(&y, RM, TMNOFLAGS), XA_OK);
 
 	/* Committed with a heuristic after the prepare: S5 then forget. */
 	XID z = mkxid(3, "hz", "1");
@@ -597,6 +603,10 @@ Test(xa_switch, heuristic_outcomes)
 	cr_assert_eq(SW->xa_prepare_entry(&z, RM, TMNOFLAGS), XA_OK);
 	sf_set(&fake, gz, TX(COMMITTED), HEUR(HEUR_MIXED));
 	cr_assert_eq(SW->xa_commit_entry(&z, RM, TMNOFLAGS), XA_HEURMIX);
+	/* Remembered here (S5): answered again without the coordinator. */
+	int before = sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK);
+	cr_assert_eq(SW->xa_rollback_entry(&z, RM, TMNOFLAGS), XA_HEURMIX);
+	cr_assert_eq(sf_calls(&fake, SETTLE__V1__METHOD__ROLLBACK), before);
 	cr_assert_eq(SW->xa_prepare_entry(&z, RM, TMNOFLAGS), XAER_PROTO);
 	cr_assert_eq(SW->xa_forget_entry(&z, RM, TMNOFLAGS), XA_OK);
 	pthread_mutex_lock(&fake.lock);
@@ -605,18 +615,32 @@ Test(xa_switch, heuristic_outcomes)
 	cr_assert_eq(SW->xa_forget_entry(&z, RM, TMNOFLAGS), XAER_NOTA);
 }
 
-Test(xa_switch, operator_rolled_back_a_prepared_branch)
+/* Rolled back without a heuristic decision, after the prepare (the TM's
+ * own xa_rollback from another process) or before it (the deadline, while
+ * idle in the process that began it, which used to answer XAER_PROTO
+ * there and XA_HEURRB elsewhere): no XA_HEUR*, the same answers in both. */
+Test(xa_switch, rolled_back_elsewhere_is_not_heuristic)
 {
-	XID x = mkxid(3, "op-rb", "1");
-	char gx[64];
-
 	open_rm();
-	work(&x);
-	gid_of(&x, gx);
-	cr_assert_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS), XA_OK);
-	sf_set(&fake, gx, TX(ROLLED_BACK), 0);
-	cr_assert_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS), XA_HEURRB);
-	cr_assert_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+	for (int prepared = 0; prepared < 2; prepared++) {
+		XID x = mkxid(3, prepared ? "op-rb" : "dl", "1");
+		char gx[64];
+
+		work(&x);
+		gid_of(&x, gx);
+		if (prepared)
+			cr_assert_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS),
+				     XA_OK);
+		sf_set(&fake, gx, TX(ROLLED_BACK), 0);
+		cr_assert_eq(SW->xa_commit_entry(&x, RM, TMNOFLAGS), XAER_NOTA,
+			     "%s", settle_xa_errmsg(RM));
+		cr_assert_eq(SW->xa_forget_entry(&x, RM, TMNOFLAGS), XAER_NOTA);
+		cr_assert_eq(SW->xa_commit_entry(&x, RM, TMONEPHASE),
+			     XA_RBROLLBACK);
+		cr_assert_eq(SW->xa_prepare_entry(&x, RM, TMNOFLAGS),
+			     XA_RBROLLBACK);
+		cr_assert_eq(SW->xa_rollback_entry(&x, RM, TMNOFLAGS), XA_OK);
+	}
 }
 
 /* An operator decides a prepared branch heuristically (the TM is gone),
@@ -1058,8 +1082,9 @@ Test(xa_switch, two_rmids_in_one_thread)
 	cr_assert_str_eq(ga, want);
 	gid_of(&b, want);
 	cr_assert_str_eq(gb, want);
-	/* Each rmid knows only its own branch. */
-	cr_assert_eq(SW->xa_end_entry(&a, RM + 1, TMSUCCESS), XAER_NOTA);
+	/* Each rmid holds only its own associations: the cluster knows a
+	 * (one cluster behind both), this thread is not on it for RM + 1. */
+	cr_assert_eq(SW->xa_end_entry(&a, RM + 1, TMSUCCESS), XAER_PROTO);
 	cr_assert_eq(SW->xa_end_entry(&a, RM, TMSUCCESS), XA_OK);
 	cr_assert_eq(SW->xa_end_entry(&b, RM + 1, TMSUCCESS), XA_OK);
 	cr_assert_eq(SW->xa_commit_entry(&a, RM, TMONEPHASE), XA_OK);

@@ -581,6 +581,288 @@ Test(xa_switch_cluster, operators_heuristic_decision_reaches_the_tm)
 	cr_assert_eq(sw->xa_close_entry(info, RM, TMNOFLAGS), XA_OK);
 }
 
+/* ---- The answer table (docs/XA.md "Answers") -------------------------- */
+
+/* Branch states a verb can meet, as the TM sees them. */
+enum tab_state {
+	T_UNKNOWN,     /* never started */
+	T_ACTIVE,      /* xa_start, the thread still associated */
+	T_IDLE,	       /* xa_end(TMSUCCESS) */
+	T_PREPARED,    /* xa_prepare: XA_OK */
+	T_READ_ONLY,   /* xa_prepare: XA_RDONLY (no branch) */
+	T_COMMITTED,   /* prepared, xa_commit */
+	T_RB_CLIENT,   /* idle, xa_rollback */
+	T_RB_DEADLINE, /* idle, rolled back by its deadline */
+	T_HEUR_COMMIT, /* prepared, committed by an operator */
+	T_HEUR_RB,     /* prepared, rolled back by an operator */
+	T_N
+};
+static const char *const tab_state_name[T_N] = {"unknown",
+						"active",
+						"idle",
+						"prepared",
+						"read-only",
+						"committed",
+						"rolled back by the client",
+						"rolled back by the deadline",
+						"heuristically committed",
+						"heuristically rolled back"};
+
+/* Verbs with their flags; the names are switch_tm's. */
+enum tab_verb { V_COMMIT, V_COMMIT1, V_ROLLBACK, V_PREPARE, V_FORGET, V_END };
+static const char *const tab_verb_name[] = {"commit",  "commit1", "rollback",
+					    "prepare", "forget",  "end"};
+#define V_N 6
+
+/* The expected answer in the process that began the branch and in
+ * another one, and whether xa_recover lists the XID afterwards there. */
+struct tab_cell {
+	int self, other;
+	bool listed_self, listed_other;
+};
+
+#define SAME(rc, l)                                                            \
+	{                                                                      \
+		rc, rc, l, l                                                   \
+	}
+/* Every row: docs/XA.md's table, cell for cell. */
+static const struct tab_cell tab[T_N][V_N] = {
+    [T_UNKNOWN] = {SAME(XAER_NOTA, false), SAME(XAER_NOTA, false),
+		   SAME(XAER_NOTA, false), SAME(XAER_NOTA, false),
+		   SAME(XAER_NOTA, false), SAME(XAER_NOTA, false)},
+    /* The coordinator does not know associations: another process's
+     * verb acts on a branch a thread still works on (docs/XA.md). */
+    [T_ACTIVE] = {SAME(XAER_PROTO, false),
+		  {XAER_PROTO, XA_OK, false, false},
+		  {XAER_PROTO, XA_OK, false, false},
+		  {XAER_PROTO, XA_OK, false, true},
+		  SAME(XAER_PROTO, false),
+		  {XA_OK, XAER_PROTO, false, false}},
+    [T_IDLE] = {SAME(XAER_PROTO, false), SAME(XA_OK, false), SAME(XA_OK, false),
+		SAME(XA_OK, true), SAME(XAER_PROTO, false),
+		SAME(XAER_PROTO, false)},
+    [T_PREPARED] = {SAME(XA_OK, false), SAME(XAER_PROTO, true),
+		    SAME(XA_OK, false), SAME(XAER_PROTO, true),
+		    SAME(XAER_PROTO, true), SAME(XAER_PROTO, true)},
+    [T_READ_ONLY] = {SAME(XAER_NOTA, false), SAME(XAER_NOTA, false),
+		     SAME(XAER_NOTA, false), SAME(XA_RDONLY, false),
+		     SAME(XAER_NOTA, false), SAME(XAER_NOTA, false)},
+    [T_COMMITTED] = {SAME(XA_OK, false), SAME(XA_OK, false),
+		     SAME(XAER_NOTA, false), SAME(XAER_NOTA, false),
+		     SAME(XAER_NOTA, false), SAME(XAER_NOTA, false)},
+    [T_RB_CLIENT] = {SAME(XAER_NOTA, false), SAME(XA_RBROLLBACK, false),
+		     SAME(XA_OK, false), SAME(XA_RBROLLBACK, false),
+		     SAME(XAER_NOTA, false), SAME(XAER_NOTA, false)},
+    [T_RB_DEADLINE] = {SAME(XAER_NOTA, false), SAME(XA_RBROLLBACK, false),
+		       SAME(XA_OK, false), SAME(XA_RBROLLBACK, false),
+		       SAME(XAER_NOTA, false), SAME(XAER_NOTA, false)},
+    [T_HEUR_COMMIT] = {SAME(XA_HEURCOM, true), SAME(XA_HEURCOM, true),
+		       SAME(XA_HEURCOM, true), SAME(XAER_PROTO, true),
+		       SAME(XA_OK, false), SAME(XAER_PROTO, true)},
+    [T_HEUR_RB] = {SAME(XA_HEURRB, true), SAME(XA_HEURRB, true),
+		   SAME(XA_HEURRB, true), SAME(XAER_PROTO, true),
+		   SAME(XA_OK, false), SAME(XAER_PROTO, true)},
+};
+
+#define RM_SHORT 2 /* this process's rmid whose transactions time out */
+static char info_short[MAXINFOSIZE];
+static settle_client *tab_app;
+
+static XID tab_xid(int st, int v, int other)
+{
+	char g[32];
+
+	snprintf(g, sizeof(g), "tab-%d-%d-%d", st, v, other);
+	return mkxid(0x544142, g, "b1");
+}
+
+/* Drive x (on rmid rm of this thread) to state st, up to its wait. */
+static void tab_build(XID *x, int rm, enum tab_state st)
+{
+	char gid[SETTLE_GID_BUFSIZE];
+	uint32_t id;
+	int rc;
+
+	if (st == T_UNKNOWN)
+		return;
+	rc = sw->xa_start_entry(x, rm, TMNOFLAGS);
+	cr_assert_eq(rc, XA_OK, "xa_start: %d %s", rc, errmsg(rm));
+	cr_assert_eq(current_gid(rm, gid, sizeof(gid)), 0);
+	/* A branch to confirm or cancel, so that prepare is not read-only. */
+	if (st != T_READ_ONLY)
+		cr_assert_eq(settle_register_branch(tab_app, gid,
+						    recorder.endpoint, "rec",
+						    "r", 1, &id),
+			     0, "%s", settle_client_errmsg(tab_app));
+	if (st == T_ACTIVE)
+		return;
+	cr_assert_eq(sw->xa_end_entry(x, rm, TMSUCCESS), XA_OK, "%s",
+		     errmsg(rm));
+	if (st == T_IDLE || st == T_RB_DEADLINE)
+		return;
+	if (st == T_RB_CLIENT) {
+		cr_assert_eq(sw->xa_rollback_entry(x, rm, TMNOFLAGS), XA_OK);
+		return;
+	}
+	rc = sw->xa_prepare_entry(x, rm, TMNOFLAGS);
+	cr_assert_eq(rc, st == T_READ_ONLY ? XA_RDONLY : XA_OK, "prepare: %d",
+		     rc);
+	if (st == T_COMMITTED) {
+		cr_assert_eq(sw->xa_commit_entry(x, rm, TMNOFLAGS), XA_OK);
+		cr_assert_eq(wait_final(gid), SETTLE__V1__TX_STATE__COMMITTED);
+	} else if (st == T_HEUR_COMMIT || st == T_HEUR_RB) {
+		cr_assert_eq(
+		    settle_xa_heuristic(tab_app, gid, st == T_HEUR_COMMIT,
+					"answer table (test)", NULL, NULL),
+		    0, "%s", settle_client_errmsg(tab_app));
+		wait_final(gid);
+	}
+}
+
+/* verb on x in this process (rmid rm). */
+static int tab_self(XID *x, int rm, enum tab_verb v)
+{
+	switch (v) {
+	case V_COMMIT:
+		return sw->xa_commit_entry(x, rm, TMNOFLAGS);
+	case V_COMMIT1:
+		return sw->xa_commit_entry(x, rm, TMONEPHASE);
+	case V_ROLLBACK:
+		return sw->xa_rollback_entry(x, rm, TMNOFLAGS);
+	case V_PREPARE:
+		return sw->xa_prepare_entry(x, rm, TMNOFLAGS);
+	case V_FORGET:
+		return sw->xa_forget_entry(x, rm, TMNOFLAGS);
+	default:
+		return sw->xa_end_entry(x, rm, TMSUCCESS);
+	}
+}
+
+/* verb ("listed": xa_recover) on x in a fresh process: xa/tests/switch_tm. */
+static int tab_other(const XID *x, const char *verb)
+{
+	char path[1024], fmt[32], g[XIDDATASIZE + 1], q[XIDDATASIZE + 1];
+	char *out = NULL, *err = NULL;
+	int status, rc;
+
+	snprintf(path, sizeof(path), "%s/xa/tests/switch_tm", it_build_dir());
+	snprintf(fmt, sizeof(fmt), "%ld", x->formatID);
+	snprintf(g, sizeof(g), "%.*s", (int)x->gtrid_length, x->data);
+	snprintf(q, sizeof(q), "%.*s", (int)x->bqual_length,
+		 x->data + x->gtrid_length);
+	char *const argv[] = {path, info, (char *)verb, fmt, g, q, NULL};
+	status = it_run(argv, &out, &err, 60000);
+	cr_assert_eq(status, 0, "switch_tm %s: status %d: %s", verb, status,
+		     err ? err : "");
+	rc = atoi(out);
+	free(out);
+	free(err);
+	return rc;
+}
+
+/* Whether xa_recover lists x in this process (all pages). */
+static bool tab_listed_self(const XID *x)
+{
+	long flags = TMSTARTRSCAN;
+	XID out[16];
+	int n;
+
+	do {
+		n = sw->xa_recover_entry(out, 16, RM, flags);
+		cr_assert_geq(n, 0, "xa_recover: %d %s", n, errmsg(RM));
+		for (int i = 0; i < n; i++)
+			if (xid_eq(&out[i], x))
+				return true;
+		flags = TMNOFLAGS;
+	} while (n == 16);
+	return false;
+}
+
+/*
+ * Every (branch state x verb x flags x calling process) against a real
+ * cluster: this process began each branch (its switch tracks it); the
+ * other process is xa/tests/switch_tm, exec'd fresh for each verb. Each
+ * cell gets its own XID; after the verb, xa_recover says whether the XID
+ * is still to be resolved (prepared, or a heuristic not forgotten).
+ */
+Test(xa_switch_cluster, answer_table, .timeout = 600)
+{
+	XID dl[V_N][2];
+	int failures = 0;
+
+	world_start();
+	snprintf(info_short, sizeof(info_short),
+		 "endpoints=%s;timeout_ms=1500;retry_budget_ms=30000",
+		 cluster.endpoints);
+	cr_assert_eq(open_rm(), XA_OK, "%s", errmsg(RM));
+	cr_assert_eq(sw->xa_open_entry(info_short, RM_SHORT, TMNOFLAGS), XA_OK,
+		     "%s", errmsg(RM_SHORT));
+	tab_app = app_client();
+
+	/* The deadline rows first, all at once, then one wait. */
+	for (int v = 0; v < V_N; v++)
+		for (int o = 0; o < 2; o++) {
+			dl[v][o] = tab_xid(T_RB_DEADLINE, v, o);
+			tab_build(&dl[v][o], RM_SHORT, T_RB_DEADLINE);
+		}
+	for (int v = 0; v < V_N; v++)
+		for (int o = 0; o < 2; o++) {
+			char gid[XA_XID_GID_LEN + 1];
+
+			xid_gid(&dl[v][o], gid, NULL);
+			cr_assert_eq(wait_final(gid),
+				     SETTLE__V1__TX_STATE__ROLLED_BACK);
+		}
+
+	for (int st = 0; st < T_N; st++)
+		for (int v = 0; v < V_N; v++)
+			for (int o = 0; o < 2; o++) {
+				const struct tab_cell *c = &tab[st][v];
+				int rm = st == T_RB_DEADLINE ? RM_SHORT : RM;
+				XID x = st == T_RB_DEADLINE ? dl[v][o]
+							    : tab_xid(st, v, o);
+				int want = o ? c->other : c->self;
+				bool lwant =
+				    o ? c->listed_other : c->listed_self;
+				int rc;
+				bool listed;
+
+				if (st != T_RB_DEADLINE)
+					tab_build(&x, rm, (enum tab_state)st);
+				rc = o ? tab_other(&x, tab_verb_name[v])
+				       : tab_self(&x, rm, (enum tab_verb)v);
+				/* Listed for every process alike. */
+				listed = tab_listed_self(&x);
+				cr_expect_eq(
+				    listed, tab_other(&x, "listed") == 1,
+				    "%s / %s: xa_recover differs "
+				    "between processes",
+				    tab_state_name[st], tab_verb_name[v]);
+				if (rc != want || listed != lwant) {
+					failures++;
+					cr_log_error(
+					    "%s / %s / %s process: %d, want "
+					    "%d; listed %d, want %d (%s)",
+					    tab_state_name[st],
+					    tab_verb_name[v],
+					    o ? "another" : "the same", rc,
+					    want, listed, lwant,
+					    o ? "" : errmsg(rm));
+				}
+				/* Leave nothing behind: no association, no
+				 * prepared or heuristic XID. */
+				if (st == T_ACTIVE)
+					sw->xa_end_entry(&x, rm, TMSUCCESS);
+				sw->xa_rollback_entry(&x, rm, TMNOFLAGS);
+				sw->xa_forget_entry(&x, rm, TMNOFLAGS);
+			}
+	cr_assert_eq(failures, 0, "%d cells differ from the table", failures);
+	settle_client_close(tab_app);
+	cr_assert_eq(sw->xa_close_entry(info_short, RM_SHORT, TMNOFLAGS),
+		     XA_OK);
+	cr_assert_eq(sw->xa_close_entry(info, RM, TMNOFLAGS), XA_OK);
+}
+
 int main(int argc, char *argv[])
 {
 	struct criterion_test_set *tests = criterion_initialize();
