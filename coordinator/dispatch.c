@@ -437,6 +437,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		      : SETTLE__V1__TX_MODE__TCC;
 	op.xid = req->xid;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__BEGIN, &req->base);
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	cmd.begin = &op;
@@ -480,6 +482,8 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 	op.n_steps = req->n_steps;
 	op.steps = req->steps;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__SUBMIT_SAGA, &req->base);
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_SAGA_BEGIN;
 	cmd.saga_begin = &op;
@@ -514,6 +518,8 @@ static void do_register(struct coord *c, struct rpc_call *call,
 	op.resource = req->resource;
 	op.payload = req->payload;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &req->base);
 	cmd.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
 	cmd.register_ = &op;
 	dispatch__propose(c, call, SETTLE__V1__METHOD__REGISTER_BRANCH, &cmd,
@@ -569,6 +575,7 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 	if (dispatch__cmd_id_ok(c, call, &id)) {
 		op.gid = (char *)gid;
 		cmd.cmd_id = id;
+		cmd.request_digest = wal_request_digest(method, msg);
 		cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 		cmd.decide = &op;
 		dispatch__propose(c, call, method, &cmd, gid, wait, wait_ms);
@@ -626,6 +633,7 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 	}
 	if (dispatch__cmd_id_ok(c, call, &id)) {
 		cmd.cmd_id = id;
+		cmd.request_digest = wal_request_digest(method, msg);
 		dispatch__propose(c, call, method, &cmd, gid, false, 0);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);

@@ -179,6 +179,90 @@ Test(coord_once, register_and_decide_twice)
 	stop_clean(&n);
 }
 
+/*
+ * A cmd_id reused for another request is a client's bug: it is refused
+ * with CMD_ID_REUSED and changes nothing, while true retries (even with
+ * another wait) still get the first answer.
+ */
+Test(coord_once, reused_cmd_id_is_refused)
+{
+	struct it_node n;
+	struct cu_conn c;
+	uint8_t ib[16], ica[16], icb[16], ir[16];
+	uint32_t b1 = 0;
+	int state = 0;
+	Settle__V1__TxInfo *tx;
+	const char *pay = "account=y;amount=2";
+	Settle__V1__RegisterBranchRequest reg =
+	    SETTLE__V1__REGISTER_BRANCH_REQUEST__INIT;
+	struct cu_reply r;
+
+	it_node_start(&n, 1, NULL);
+	cu_connect(&c, n.endpoint, 5000);
+
+	/* REGISTER_BRANCH under the id of the BEGIN before it. */
+	cu_cmd_id(ib);
+	cr_assert_eq(cu_begin(&c, ib, "reuse-a", 30000, NULL, NULL), 0);
+	reg.cmd_id.data = ib;
+	reg.cmd_id.len = 16;
+	reg.gid = "reuse-a";
+	reg.endpoint = DEAD_EP;
+	reg.resource = "accounts";
+	reg.payload.data = (uint8_t *)pay;
+	reg.payload.len = strlen(pay);
+	cr_assert_eq(
+	    cu_call(&c, SETTLE__V1__METHOD__REGISTER_BRANCH, &reg.base, &r), 0);
+	cr_assert_eq(r.code, SETTLE__V1__CODE__CMD_ID_REUSED, "code %d: %s",
+		     r.code, r.msg);
+	cr_assert_not_null(strstr(r.msg, "cmd_id already used"), "%s", r.msg);
+	cr_assert_eq(r.len, 0, "a refusal carries no RegisterBranchResponse");
+	cu_reply_free(&r);
+	cr_assert_eq(cu_query(&c, "reuse-a", &tx), 0);
+	cr_assert_eq(tx->n_branches, 0, "a branch was registered");
+	cr_assert_eq(cu_events(tx, "register"), 0);
+	settle_tx_info_free(tx);
+	/* The BEGIN's own retry still answers OK. */
+	cr_assert_eq(cu_begin(&c, ib, "reuse-a", 30000, NULL, NULL), 0);
+
+	/* COMMIT of B under the id of A's COMMIT. */
+	cu_cmd_id(ib);
+	cr_assert_eq(cu_begin(&c, ib, "reuse-b", 30000, NULL, NULL), 0);
+	cu_cmd_id(ir);
+	cr_assert_eq(
+	    cu_register(&c, ir, "reuse-a", DEAD_EP, pay, strlen(pay), &b1), 0);
+	cu_cmd_id(ica);
+	cr_assert_eq(
+	    cu_decide(&c, true, ica, "reuse-a", false, 0, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_assert_eq(cu_decide(&c, true, ica, "reuse-b", true, 500, NULL, NULL),
+		     SETTLE__V1__CODE__CMD_ID_REUSED);
+	/* ROLLBACK of A under the same id: another method, refused too,
+	 * although its gid matches. */
+	cr_assert_eq(cu_decide(&c, false, ica, "reuse-a", false, 0, NULL, NULL),
+		     SETTLE__V1__CODE__CMD_ID_REUSED);
+	cr_assert_eq(cu_query(&c, "reuse-b", &tx), 0);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__ACTIVE,
+		     "B moved to state %d", tx->state);
+	cr_assert_eq(cu_events(tx, "commit"), 0);
+	settle_tx_info_free(tx);
+	cr_assert_eq(cu_query(&c, "reuse-a", &tx), 0);
+	cr_assert_eq(cu_events(tx, "commit"), 1);
+	cr_assert_eq(cu_events(tx, "rollback"), 0);
+	settle_tx_info_free(tx);
+
+	/* A's commit retried with a wait is still the same request... */
+	cr_assert_eq(
+	    cu_decide(&c, true, ica, "reuse-a", true, 200, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	/* ...and B commits under an id of its own. */
+	cu_cmd_id(icb);
+	cr_assert_eq(
+	    cu_decide(&c, true, icb, "reuse-b", false, 0, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	cu_close(&c);
+	stop_clean(&n);
+}
+
 /* Expect the raw request to be answered with code. */
 static void expect_raw(struct cu_conn *c, int method, const void *body,
 		       size_t len, int code, const char *what)
