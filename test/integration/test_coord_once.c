@@ -288,6 +288,76 @@ static void expect(struct cu_conn *c, int method, const ProtobufCMessage *m,
 	cu_reply_free(&r);
 }
 
+/* True if the log file at path holds the text. */
+static bool log_has(const char *path, const char *text)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "open %s", path);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A frame with response set is not a request: the coordinator must not
+ * serve it (a stray BEGIN "response" would begin a transaction). Like any
+ * malformed frame it ends that connection, with a warning in the log, and
+ * nothing else.
+ */
+Test(coord_once, response_frame_is_refused)
+{
+	struct it_node n;
+	struct cu_conn c, bad;
+	struct cu_reply r;
+	uint8_t id[16];
+	Settle__V1__BeginRequest b = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__TxInfo *tx;
+	uint8_t *body;
+	size_t len;
+
+	it_node_start(&n, 1, NULL);
+	cu_connect(&c, n.endpoint, 5000);
+	cu_cmd_id(id);
+	b.cmd_id.data = id;
+	b.cmd_id.len = 16;
+	b.gid = "resp-a";
+	b.timeout_ms = 30000;
+	len = protobuf_c_message_get_packed_size(&b.base);
+	body = malloc(len);
+	cr_assert_not_null(body);
+	protobuf_c_message_pack(&b.base, body);
+
+	cu_connect(&bad, n.endpoint, 5000);
+	cr_assert_eq(
+	    cu_send_frame(&bad, 1, SETTLE__V1__METHOD__BEGIN, true, body, len),
+	    0);
+	/* No answer: the node closes the connection (EOF well before the
+	 * 15 s receive timeout). */
+	cr_assert_eq(cu_recv(&bad, 1, &r), SETTLE_ECLOSED,
+		     "a response frame was answered: code %d %s", r.code,
+		     r.msg);
+	cu_close(&bad);
+	cr_assert(log_has(n.proc->log, "a frame with response set"),
+		  "no warning in the node's log");
+
+	/* Nothing was begun; the other connection and the node serve on,
+	 * and the same request as a request is served. */
+	cr_assert_eq(cu_query(&c, "resp-a", &tx), SETTLE__V1__CODE__NOT_FOUND);
+	cr_assert_eq(count_txs(&c), 0);
+	cr_assert_eq(cu_call_raw(&c, SETTLE__V1__METHOD__BEGIN, body, len, &r),
+		     0);
+	cr_assert_eq(r.code, 0, "begin: %d %s", r.code, r.msg);
+	cu_reply_free(&r);
+	cr_assert_eq(count_txs(&c), 1);
+	free(body);
+	cu_close(&c);
+	stop_clean(&n);
+}
+
 Test(coord_once, bad_requests_get_their_code)
 {
 	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
