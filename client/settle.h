@@ -58,6 +58,7 @@ enum {
 	SETTLE_EFAILURE = -11,	 /* participant: business failure */
 	SETTLE_ERETRY = -12,	 /* participant: transient, call again */
 	SETTLE_EREFUSED = -13,	 /* participant barrier: Try after Cancel */
+	SETTLE_EREUSED = -15,	 /* cmd_id already used by another request */
 	SETTLE_ENOMEM = -100,	 /* out of memory */
 	SETTLE_EIO = -101,	 /* I/O error */
 	SETTLE_EPROTO = -102,	 /* protocol error: undecodable data */

@@ -54,6 +54,7 @@ struct coord {
 	struct rpc_server *server;
 	struct coord_driver *driver;
 	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */
+	unsigned lost_waiters;	      /* of them, held since leadership moved */
 
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
@@ -171,8 +172,20 @@ int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
 		     bool history, uint32_t wait_ms);
 /* Tell waiters that tx changed (wakes Commit/Rollback/Query that wait). */
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx);
-/* Answer every waiter (at shutdown or loss of leadership). */
+/*
+ * At shutdown (err SETTLE_EUNAVAIL): answer every waiter now, from the
+ * store. At a loss of leadership (SETTLE_ENOTLEADER): every waiter is
+ * answered NOT_LEADER with the new leader's endpoint once one is known
+ * (coord_waiters_redirect()), or UNAVAILABLE if none is known when its
+ * own wait ends. Proposals that fail because leadership moved are held the
+ * same way (their wait_ms; two election timeouts for calls that do not
+ * wait).
+ */
 void coord_waiters_flush(struct coord *c, int err);
+/* Answer the waiters held since leadership moved, if a leader is known now.
+ * Cheap when there are none; the leadership watch calls it every loop
+ * iteration. */
+void coord_waiters_redirect(struct coord *c);
 
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */
 

@@ -32,6 +32,11 @@ struct coord_waiter {
 	char gid[WAL_GID_MAX + 1];
 	bool query;   /* a QUERY with wait_ms, else Commit/Rollback */
 	bool history; /* query: include the history */
+	/* This node stopped leading while the call was held: it is answered
+	 * NOT_LEADER with the new leader once one is known (a node that just
+	 * stepped down knows none until the new leader's first heartbeat),
+	 * or, none known by its timer, UNAVAILABLE. */
+	bool lost;
 };
 
 /* A request waiting for its command to be applied. */
@@ -123,9 +128,40 @@ static void waiter_unlink(struct coord *c, struct coord_waiter *w)
 			break;
 		}
 	}
+	if (w->lost)
+		c->lost_waiters--;
 	uv_timer_stop(&w->timer);
 	w->timer.data = w;
 	uv_close((uv_handle_t *)&w->timer, waiter_closed);
+}
+
+/*
+ * Answer a held call of a node that lost leadership: NOT_LEADER naming the
+ * new leader, as for any call a follower gets. While no leader is known
+ * the call is kept (false), unless give_up: then UNAVAILABLE.
+ */
+static bool waiter_redirect(struct coord *c, struct coord_waiter *w,
+			    bool give_up)
+{
+	const char *leader = coord_leader_endpoint(c);
+
+	if (leader[0] == '\0' && !give_up)
+		return false;
+	coord_fail(c, w->call, SETTLE_ENOTLEADER,
+		   leader[0] != '\0'
+		       ? NULL
+		       : "leadership moved and no leader is known "
+			 "yet; retry");
+	waiter_unlink(c, w);
+	return true;
+}
+
+static void waiter_set_lost(struct coord *c, struct coord_waiter *w)
+{
+	if (!w->lost) {
+		w->lost = true;
+		c->lost_waiters++;
+	}
 }
 
 static void waiter_timeout(uv_timer_t *t)
@@ -133,6 +169,10 @@ static void waiter_timeout(uv_timer_t *t)
 	struct coord_waiter *w = t->data;
 	struct coord *c = w->c;
 
+	if (w->lost) {
+		waiter_redirect(c, w, true);
+		return;
+	}
 	/* Not an error: the decision is durable, phase 2 goes on (or, for
 	 * a query, the transaction is as it is now). */
 	if (w->query)
@@ -187,7 +227,8 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 	while (w != NULL) {
 		struct coord_waiter *next = w->next;
 
-		if (strcmp(w->gid, tx->gid) != 0 || (!final && !w->query)) {
+		if (w->lost || strcmp(w->gid, tx->gid) != 0 ||
+		    (!final && !w->query)) {
 			w = next;
 			continue;
 		}
@@ -209,16 +250,42 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 
 void coord_waiters_flush(struct coord *c, int err)
 {
+	if (err == SETTLE_ENOTLEADER) {
+		/* Each keeps its timer: the wait it asked for bounds how
+		 * long it may wait for a leader to be named. */
+		for (struct coord_waiter *w = c->waiters; w != NULL;
+		     w = w->next)
+			waiter_set_lost(c, w);
+		coord_waiters_redirect(c);
+		return;
+	}
 	while (c->waiters != NULL) {
 		struct coord_waiter *w = c->waiters;
 
-		if (err == SETTLE_ENOTLEADER)
-			coord_fail(c, w->call, err, NULL);
-		else if (w->query)
+		if (w->lost) {
+			waiter_redirect(c, w, true);
+			continue;
+		}
+		if (w->query)
 			coord_query_answer(c, w->call, w->gid, w->history);
 		else
 			answer_decision(c, w->call, w->gid);
 		waiter_unlink(c, w);
+	}
+}
+
+void coord_waiters_redirect(struct coord *c)
+{
+	struct coord_waiter *w = c->waiters;
+
+	if (c->lost_waiters == 0 || coord_leader_endpoint(c)[0] == '\0')
+		return;
+	while (w != NULL) {
+		struct coord_waiter *next = w->next;
+
+		if (w->lost)
+			waiter_redirect(c, w, false);
+		w = next;
 	}
 }
 
@@ -230,6 +297,20 @@ static void proposed(struct coord *c, void *data, int err,
 	struct pending *p = data;
 	struct rpc_call *call = p->call;
 
+	if (err == SETTLE_ENOTLEADER && !c->closing &&
+	    coord_leader_endpoint(c)[0] == '\0') {
+		/* Leadership moved before the entry committed (it may still
+		 * commit): hold the call until the new leader is known, so
+		 * that the client is told where to retry. */
+		struct coord_waiter *w = waiter_add(
+		    c, call, p->gid,
+		    p->wait ? p->wait_ms : 2 * c->cfg.election_timeout_ms);
+
+		if (w != NULL) {
+			waiter_set_lost(c, w);
+			goto out;
+		}
+	}
 	if (err != 0) {
 		coord_fail(c, call, err, NULL);
 		goto out;
@@ -437,6 +518,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		      : SETTLE__V1__TX_MODE__TCC;
 	op.xid = req->xid;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__BEGIN, &req->base);
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	cmd.begin = &op;
@@ -480,6 +563,8 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 	op.n_steps = req->n_steps;
 	op.steps = req->steps;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__SUBMIT_SAGA, &req->base);
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_SAGA_BEGIN;
 	cmd.saga_begin = &op;
@@ -514,6 +599,8 @@ static void do_register(struct coord *c, struct rpc_call *call,
 	op.resource = req->resource;
 	op.payload = req->payload;
 	cmd.cmd_id = req->cmd_id;
+	cmd.request_digest =
+	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &req->base);
 	cmd.op_case = SETTLE__V1__COMMAND__OP_REGISTER;
 	cmd.register_ = &op;
 	dispatch__propose(c, call, SETTLE__V1__METHOD__REGISTER_BRANCH, &cmd,
@@ -569,6 +656,7 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 	if (dispatch__cmd_id_ok(c, call, &id)) {
 		op.gid = (char *)gid;
 		cmd.cmd_id = id;
+		cmd.request_digest = wal_request_digest(method, msg);
 		cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 		cmd.decide = &op;
 		dispatch__propose(c, call, method, &cmd, gid, wait, wait_ms);
@@ -626,6 +714,7 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 	}
 	if (dispatch__cmd_id_ok(c, call, &id)) {
 		cmd.cmd_id = id;
+		cmd.request_digest = wal_request_digest(method, msg);
 		dispatch__propose(c, call, method, &cmd, gid, false, 0);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);

@@ -257,6 +257,7 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 	}
 	if (dispatch__cmd_id_ok(c, call, &id)) {
 		cmd.cmd_id = id;
+		cmd.request_digest = wal_request_digest(method, msg);
 		dispatch__propose(c, call, method, &cmd, gid, false, 0);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);

@@ -304,6 +304,9 @@ static void watch_cb(uv_prepare_t *p)
 		coord_waiters_flush(c, SETTLE_ENOTLEADER);
 		coord_driver_set_active(c, false);
 	}
+	/* Calls held when leadership moved learn the new leader as soon as
+	 * this node does (its first heartbeat). */
+	coord_waiters_redirect(c);
 	if (leader && !c->leader) {
 		c->leader = true;
 		c->leader_term = term;

@@ -6,6 +6,7 @@
  * with no local request (followers, entries of a previous leader), and the
  * stored result is also what a retried command gets.
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -20,6 +21,7 @@ struct proposal {
 	coord_propose_cb cb;
 	void *data;
 	uint8_t cmd_id[STORE_CMD_ID_LEN];
+	uint64_t digest; /* Command.request_digest */
 };
 
 void coord_random_id(uint8_t buf[16])
@@ -56,7 +58,24 @@ static void applied(struct raft_apply *req, int status, void *result)
 		p->cb(c, p->data, SETTLE_EINTERNAL, NULL);
 		goto out;
 	}
-	p->cb(c, p->data, 0, res);
+	if (wal_cmd_id_reused(res->request_digest, p->digest)) {
+		/* The FSM refused the command by the same rule; the row holds
+		 * the answer to the request that used the id first. */
+		Settle__V1__CmdResult refused = SETTLE__V1__CMD_RESULT__INIT;
+		char msg[256];
+
+		snprintf(msg, sizeof msg,
+			 "cmd_id already used by another request (for gid "
+			 "'%s'); nothing changed: a retry must repeat its "
+			 "request unchanged, a new request needs a new cmd_id",
+			 res->gid != NULL ? res->gid : "");
+		refused.code = SETTLE__V1__CODE__CMD_ID_REUSED;
+		refused.message = msg;
+		refused.index = res->index;
+		p->cb(c, p->data, 0, &refused);
+	} else {
+		p->cb(c, p->data, 0, res);
+	}
 	settle__v1__cmd_result__free_unpacked(res, NULL);
 out:
 	raft_free(p);
@@ -93,6 +112,7 @@ int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 		raft_free(p);
 		return rv;
 	}
+	p->digest = cmd->request_digest;
 	p->c = c;
 	p->cb = cb;
 	p->data = data;

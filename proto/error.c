@@ -50,8 +50,17 @@ int settle_err_from_wire(int code)
 {
 	if (code == 0)
 		return 0;
-	if (code >= 1 && code <= 13)
-		return -code;
+	/* Wire codes are the negated values of their table rows; codes of
+	 * local errors (mapped before the wire) are not wire codes. */
+	switch (-code) {
+#define SETTLE__ERR_FROM_WIRE(name, value, wire, text)                         \
+	case (value):                                                          \
+		if ((wire) == code)                                            \
+			return (value);                                        \
+		break;
+		SETTLE_ERRNO_MAP(SETTLE__ERR_FROM_WIRE)
+#undef SETTLE__ERR_FROM_WIRE
+	}
 	return SETTLE_EINTERNAL;
 }
 

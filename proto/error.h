@@ -2,8 +2,8 @@
  * error.h — Settle's single error table.
  *
  * Every function in Settle that can fail returns an int: 0 on success, a
- * negative SETTLE_E* code on failure. Codes 1..13 are the wire codes of
- * settle.v1.Code (negated); the rest are local and are mapped to INTERNAL or
+ * negative SETTLE_E* code on failure. Codes 1..13 and 15 are the wire codes
+ * of settle.v1.Code (negated); the rest are local and are mapped to INTERNAL or
  * UNAVAILABLE before they cross the wire. Errors from errno, libuv, LMDB and
  * raft are mapped at the boundary with settle_err_from_*().
  */
@@ -27,6 +27,7 @@
 	X(FAILURE, -11, 11, "business failure")                                \
 	X(RETRY, -12, 12, "transient failure, retry")                          \
 	X(REFUSED, -13, 13, "refused")                                         \
+	X(REUSED, -15, 15, "cmd_id already used by another request")           \
 	X(NOMEM, -100, 7, "out of memory")                                     \
 	X(IO, -101, 7, "I/O error")                                            \
 	X(PROTO, -102, 1, "protocol error")                                    \

@@ -137,6 +137,16 @@ static void conn_drain(struct srv_conn *c)
 			conn_close(c, settle_strerror(rv));
 			return;
 		}
+		if (f->response) {
+			/* A server is sent requests only: a response here is a
+			 * peer that mistook its role or a frame it built
+			 * wrong. Serving it would act on a stray answer; like
+			 * any malformed frame, it ends the connection. */
+			settle__v1__frame__free_unpacked(f, NULL);
+			conn_close(c, "protocol error: a frame with response "
+				      "set, sent to a server");
+			return;
+		}
 		call = malloc(sizeof(*call));
 		if (call == NULL) {
 			settle__v1__frame__free_unpacked(f, NULL);

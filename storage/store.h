@@ -16,7 +16,8 @@
  *   due       due_ms(u64 BE) gid -> empty: one row per tx with due_ms != 0
  *   by_state  state(u8) gid -> empty: one row per tx
  *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
- *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed)
+ *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed; its
+ *             request_digest tells a retry from a reused id)
  *   cmd_time  time_ms(u64 BE) cmd_id(16) -> empty (garbage collection order)
  *   applied_log  raft index(u64 BE) -> u64 BE checksum of the entry's bytes
  *             applied there (wal/fsm.c): a replay with other bytes is a

@@ -2,6 +2,7 @@
  * entry.c — raft entry codec and command validation.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -296,4 +297,83 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 	default:
 		return BAD(SETTLE_EINVAL, "no operation in command");
 	}
+}
+
+/* ---- Request digests ---------------------------------------------------- */
+
+#define FNV64_OFFSET 0xcbf29ce484222325ull
+#define FNV64_PRIME  0x100000001b3ull
+
+/* A ProtobufCBuffer that hashes what protobuf-c packs into it: the packed
+ * request is never held whole (a payload may be 1 MiB). */
+struct digest_buffer {
+	ProtobufCBuffer base;
+	uint64_t h;
+};
+
+static void digest_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	struct digest_buffer *d = (struct digest_buffer *)b;
+
+	for (size_t i = 0; i < len; i++) {
+		d->h ^= data[i];
+		d->h *= FNV64_PRIME;
+	}
+}
+
+/* Largest request message wal_request_digest() copies. */
+#define DIGEST_MSG_MAX 512
+
+/* Fields that name the request or shape its answer, not its effect. */
+static const char *const digest_skip[] = {"cmd_id", "wait", "wait_ms"};
+
+uint64_t wal_request_digest(int method, const ProtobufCMessage *req)
+{
+	const ProtobufCMessageDescriptor *desc = req->descriptor;
+	struct digest_buffer d = {.base = {.append = digest_append},
+				  .h = FNV64_OFFSET};
+	uint8_t m[4] = {(uint8_t)((uint32_t)method >> 24),
+			(uint8_t)((uint32_t)method >> 16),
+			(uint8_t)((uint32_t)method >> 8), (uint8_t)method};
+	union {
+		max_align_t align;
+		uint8_t bytes[DIGEST_MSG_MAX];
+	} buf;
+	uint8_t *copy = buf.bytes;
+
+	/* Request messages are a few dozen bytes (test_entry.c checks). */
+	if (desc->sizeof_message > sizeof buf)
+		return 0;
+	digest_append(&d.base, sizeof m, m);
+	/* A shallow copy with the skipped fields at their defaults: packing
+	 * only reads, and proto3 leaves default scalars and empty bytes out
+	 * of the encoding. */
+	memcpy(copy, req, desc->sizeof_message);
+	for (size_t i = 0; i < sizeof digest_skip / sizeof digest_skip[0];
+	     i++) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(
+			desc, digest_skip[i]);
+		size_t size;
+
+		if (f == NULL || f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_BYTES:
+			size = sizeof(ProtobufCBinaryData);
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			size = sizeof(protobuf_c_boolean);
+			break;
+		case PROTOBUF_C_TYPE_UINT32:
+			size = sizeof(uint32_t);
+			break;
+		default:
+			continue; /* no such field of another type today */
+		}
+		memset(copy + f->offset, 0, size);
+	}
+	protobuf_c_message_pack_to_buffer((const ProtobufCMessage *)copy,
+					  &d.base);
+	return d.h != 0 ? d.h : 1;
 }

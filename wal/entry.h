@@ -75,6 +75,31 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
 int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			 size_t errmsg_len);
 
+/*
+ * The digest of a client request that Command.request_digest carries:
+ * FNV-1a 64 of method (4 bytes, big-endian) and req packed by protobuf-c
+ * (fields in field-number order, whatever order the client sent them in),
+ * leaving out the fields that name the request or say how to answer it
+ * rather than what to do: cmd_id, wait and wait_ms. So a retry with the
+ * same cmd_id and another wait_ms is the same request; another method,
+ * gid, payload, reason or flag is not. Not 0 (0 means "no digest").
+ * req is not changed. Deterministic across nodes and versions that pack
+ * the same fields. 0 only for a message type over 512 bytes of struct
+ * (none of settle.proto's requests).
+ */
+uint64_t wal_request_digest(int method, const ProtobufCMessage *req);
+
+/*
+ * Whether a command whose cmd_id is already stored is a different request
+ * than the one stored: both digests known (non-zero) and different. A row
+ * or an entry without a digest (written before digests existed, or a
+ * coordinator's own command) is taken as the same request, as before.
+ */
+static inline int wal_cmd_id_reused(uint64_t stored, uint64_t digest)
+{
+	return stored != 0 && digest != 0 && stored != digest;
+}
+
 /* A gid: 1..128 bytes of printable ASCII without spaces (0x21..0x7e).
  * Returns 0 or SETTLE_EINVAL. NULL is invalid. */
 int wal_gid_validate(const char *gid);

@@ -639,6 +639,14 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
 	if (has_id) {
 		rv = store_cmd_get(a.s, a.txn, cmd->cmd_id.data, &stored);
+		if (rv == 0 && wal_cmd_id_reused(stored->request_digest,
+						 cmd->request_digest)) {
+			/* Another request under a used id (a client's bug):
+			 * refused, the stored answer stays for the first. */
+			fsm__reject(&a, SETTLE__V1__CODE__CMD_ID_REUSED,
+				    "cmd_id already used by another request");
+			goto applied;
+		}
 		if (rv == 0) {
 			/* Applied before (a client retry): same answer. */
 			out = stored;
@@ -653,6 +661,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	if (rv != 0)
 		goto err_after_cmd;
 	if (has_id) {
+		a.res.request_digest = cmd->request_digest;
 		rv =
 		    store_cmd_put(a.s, a.txn, cmd->cmd_id.data, a.time, &a.res);
 		if (rv != 0) {

@@ -76,7 +76,10 @@ void fsm_close(struct fsm *f);
  * - undecodable entry: no-op, result INVALID_ARGUMENT; the applied index
  *   still advances.
  * - cmd_id already applied: the stored result, no effect; the applied
- *   index advances.
+ *   index advances. Unless the stored result and the command both carry a
+ *   request digest and they differ (wal_cmd_id_reused()): then no effect,
+ *   result CMD_ID_REUSED, nothing stored under cmd_id (the first result
+ *   stays); the applied index advances.
  * - otherwise the command's effect; the result is stored under cmd_id.
  *
  * result may be NULL (followers); otherwise *result receives the result,

@@ -152,18 +152,17 @@ static Settle__V1__Frame *read_frame(int fd)
 	return f;
 }
 
-int cu_call_raw(struct cu_conn *c, int method, const void *body, size_t len,
-		struct cu_reply *r)
+int cu_send_frame(struct cu_conn *c, uint64_t id, int method, bool response,
+		  const void *body, size_t len)
 {
 	Settle__V1__Frame f = SETTLE__V1__FRAME__INIT;
-	uint64_t id = c->next_id++;
 	size_t n;
 	uint8_t *buf;
 	int rv;
 
-	memset(r, 0, sizeof(*r));
 	f.id = id;
 	f.method = (Settle__V1__Method)method;
+	f.response = response;
 	f.body.data = (uint8_t *)body;
 	f.body.len = len;
 	n = settle__v1__frame__get_packed_size(&f);
@@ -176,34 +175,48 @@ int cu_call_raw(struct cu_conn *c, int method, const void *body, size_t len,
 	settle__v1__frame__pack(&f, buf + 4);
 	rv = write_all(c->fd, buf, n + 4);
 	free(buf);
+	return rv;
+}
+
+int cu_recv(struct cu_conn *c, uint64_t id, struct cu_reply *r)
+{
+	Settle__V1__Frame *resp = read_frame(c->fd);
+
+	memset(r, 0, sizeof(*r));
+	if (resp == NULL)
+		return SETTLE_ECLOSED;
+	if (!resp->response || resp->id != id) {
+		/* Not ours: one call at a time, so never expected. */
+		settle__v1__frame__free_unpacked(resp, NULL);
+		cr_assert_fail("unexpected frame from %s", c->endpoint);
+	}
+	if (resp->error != NULL) {
+		r->code = (int)resp->error->code;
+		snprintf(r->msg, sizeof(r->msg), "%s", resp->error->message);
+		snprintf(r->leader, sizeof(r->leader), "%s",
+			 resp->error->leader);
+	}
+	if (resp->body.len > 0) {
+		r->body = malloc(resp->body.len);
+		cr_assert_not_null(r->body);
+		memcpy(r->body, resp->body.data, resp->body.len);
+		r->len = resp->body.len;
+	}
+	settle__v1__frame__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int cu_call_raw(struct cu_conn *c, int method, const void *body, size_t len,
+		struct cu_reply *r)
+{
+	uint64_t id = c->next_id++;
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	rv = cu_send_frame(c, id, method, false, body, len);
 	if (rv != 0)
 		return rv;
-	for (;;) {
-		Settle__V1__Frame *resp = read_frame(c->fd);
-
-		if (resp == NULL)
-			return SETTLE_ECLOSED;
-		if (!resp->response || resp->id != id) {
-			/* Not ours: one call at a time, so never expected. */
-			settle__v1__frame__free_unpacked(resp, NULL);
-			cr_assert_fail("unexpected frame from %s", c->endpoint);
-		}
-		if (resp->error != NULL) {
-			r->code = (int)resp->error->code;
-			snprintf(r->msg, sizeof(r->msg), "%s",
-				 resp->error->message);
-			snprintf(r->leader, sizeof(r->leader), "%s",
-				 resp->error->leader);
-		}
-		if (resp->body.len > 0) {
-			r->body = malloc(resp->body.len);
-			cr_assert_not_null(r->body);
-			memcpy(r->body, resp->body.data, resp->body.len);
-			r->len = resp->body.len;
-		}
-		settle__v1__frame__free_unpacked(resp, NULL);
-		return 0;
-	}
+	return cu_recv(c, id, r);
 }
 
 int cu_call(struct cu_conn *c, int method, const ProtobufCMessage *req,

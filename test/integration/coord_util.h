@@ -63,6 +63,13 @@ void cu_close(struct cu_conn *c);
 int cu_call_raw(struct cu_conn *c, int method, const void *body, size_t len,
 		struct cu_reply *r);
 
+/* The two halves of cu_call_raw(), for calls held by the node: send one
+ * frame (response as given: a request has it false), and read the next
+ * frame, which must answer id. Both return 0 or SETTLE_ECLOSED. */
+int cu_send_frame(struct cu_conn *c, uint64_t id, int method, bool response,
+		  const void *body, size_t len);
+int cu_recv(struct cu_conn *c, uint64_t id, struct cu_reply *r);
+
 /* cu_call_raw() with req packed as the body (NULL: empty body). */
 int cu_call(struct cu_conn *c, int method, const ProtobufCMessage *req,
 	    struct cu_reply *r);

@@ -179,6 +179,90 @@ Test(coord_once, register_and_decide_twice)
 	stop_clean(&n);
 }
 
+/*
+ * A cmd_id reused for another request is a client's bug: it is refused
+ * with CMD_ID_REUSED and changes nothing, while true retries (even with
+ * another wait) still get the first answer.
+ */
+Test(coord_once, reused_cmd_id_is_refused)
+{
+	struct it_node n;
+	struct cu_conn c;
+	uint8_t ib[16], ica[16], icb[16], ir[16];
+	uint32_t b1 = 0;
+	int state = 0;
+	Settle__V1__TxInfo *tx;
+	const char *pay = "account=y;amount=2";
+	Settle__V1__RegisterBranchRequest reg =
+	    SETTLE__V1__REGISTER_BRANCH_REQUEST__INIT;
+	struct cu_reply r;
+
+	it_node_start(&n, 1, NULL);
+	cu_connect(&c, n.endpoint, 5000);
+
+	/* REGISTER_BRANCH under the id of the BEGIN before it. */
+	cu_cmd_id(ib);
+	cr_assert_eq(cu_begin(&c, ib, "reuse-a", 30000, NULL, NULL), 0);
+	reg.cmd_id.data = ib;
+	reg.cmd_id.len = 16;
+	reg.gid = "reuse-a";
+	reg.endpoint = DEAD_EP;
+	reg.resource = "accounts";
+	reg.payload.data = (uint8_t *)pay;
+	reg.payload.len = strlen(pay);
+	cr_assert_eq(
+	    cu_call(&c, SETTLE__V1__METHOD__REGISTER_BRANCH, &reg.base, &r), 0);
+	cr_assert_eq(r.code, SETTLE__V1__CODE__CMD_ID_REUSED, "code %d: %s",
+		     r.code, r.msg);
+	cr_assert_not_null(strstr(r.msg, "cmd_id already used"), "%s", r.msg);
+	cr_assert_eq(r.len, 0, "a refusal carries no RegisterBranchResponse");
+	cu_reply_free(&r);
+	cr_assert_eq(cu_query(&c, "reuse-a", &tx), 0);
+	cr_assert_eq(tx->n_branches, 0, "a branch was registered");
+	cr_assert_eq(cu_events(tx, "register"), 0);
+	settle_tx_info_free(tx);
+	/* The BEGIN's own retry still answers OK. */
+	cr_assert_eq(cu_begin(&c, ib, "reuse-a", 30000, NULL, NULL), 0);
+
+	/* COMMIT of B under the id of A's COMMIT. */
+	cu_cmd_id(ib);
+	cr_assert_eq(cu_begin(&c, ib, "reuse-b", 30000, NULL, NULL), 0);
+	cu_cmd_id(ir);
+	cr_assert_eq(
+	    cu_register(&c, ir, "reuse-a", DEAD_EP, pay, strlen(pay), &b1), 0);
+	cu_cmd_id(ica);
+	cr_assert_eq(
+	    cu_decide(&c, true, ica, "reuse-a", false, 0, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	cr_assert_eq(cu_decide(&c, true, ica, "reuse-b", true, 500, NULL, NULL),
+		     SETTLE__V1__CODE__CMD_ID_REUSED);
+	/* ROLLBACK of A under the same id: another method, refused too,
+	 * although its gid matches. */
+	cr_assert_eq(cu_decide(&c, false, ica, "reuse-a", false, 0, NULL, NULL),
+		     SETTLE__V1__CODE__CMD_ID_REUSED);
+	cr_assert_eq(cu_query(&c, "reuse-b", &tx), 0);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__ACTIVE,
+		     "B moved to state %d", tx->state);
+	cr_assert_eq(cu_events(tx, "commit"), 0);
+	settle_tx_info_free(tx);
+	cr_assert_eq(cu_query(&c, "reuse-a", &tx), 0);
+	cr_assert_eq(cu_events(tx, "commit"), 1);
+	cr_assert_eq(cu_events(tx, "rollback"), 0);
+	settle_tx_info_free(tx);
+
+	/* A's commit retried with a wait is still the same request... */
+	cr_assert_eq(
+	    cu_decide(&c, true, ica, "reuse-a", true, 200, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	/* ...and B commits under an id of its own. */
+	cu_cmd_id(icb);
+	cr_assert_eq(
+	    cu_decide(&c, true, icb, "reuse-b", false, 0, &state, NULL), 0);
+	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	cu_close(&c);
+	stop_clean(&n);
+}
+
 /* Expect the raw request to be answered with code. */
 static void expect_raw(struct cu_conn *c, int method, const void *body,
 		       size_t len, int code, const char *what)
@@ -202,6 +286,76 @@ static void expect(struct cu_conn *c, int method, const ProtobufCMessage *m,
 	cr_assert_eq(r.code, code, "%s: code %d (%s), want %d", what, r.code,
 		     r.msg, code);
 	cu_reply_free(&r);
+}
+
+/* True if the log file at path holds the text. */
+static bool log_has(const char *path, const char *text)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "open %s", path);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A frame with response set is not a request: the coordinator must not
+ * serve it (a stray BEGIN "response" would begin a transaction). Like any
+ * malformed frame it ends that connection, with a warning in the log, and
+ * nothing else.
+ */
+Test(coord_once, response_frame_is_refused)
+{
+	struct it_node n;
+	struct cu_conn c, bad;
+	struct cu_reply r;
+	uint8_t id[16];
+	Settle__V1__BeginRequest b = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__TxInfo *tx;
+	uint8_t *body;
+	size_t len;
+
+	it_node_start(&n, 1, NULL);
+	cu_connect(&c, n.endpoint, 5000);
+	cu_cmd_id(id);
+	b.cmd_id.data = id;
+	b.cmd_id.len = 16;
+	b.gid = "resp-a";
+	b.timeout_ms = 30000;
+	len = protobuf_c_message_get_packed_size(&b.base);
+	body = malloc(len);
+	cr_assert_not_null(body);
+	protobuf_c_message_pack(&b.base, body);
+
+	cu_connect(&bad, n.endpoint, 5000);
+	cr_assert_eq(
+	    cu_send_frame(&bad, 1, SETTLE__V1__METHOD__BEGIN, true, body, len),
+	    0);
+	/* No answer: the node closes the connection (EOF well before the
+	 * 15 s receive timeout). */
+	cr_assert_eq(cu_recv(&bad, 1, &r), SETTLE_ECLOSED,
+		     "a response frame was answered: code %d %s", r.code,
+		     r.msg);
+	cu_close(&bad);
+	cr_assert(log_has(n.proc->log, "a frame with response set"),
+		  "no warning in the node's log");
+
+	/* Nothing was begun; the other connection and the node serve on,
+	 * and the same request as a request is served. */
+	cr_assert_eq(cu_query(&c, "resp-a", &tx), SETTLE__V1__CODE__NOT_FOUND);
+	cr_assert_eq(count_txs(&c), 0);
+	cr_assert_eq(cu_call_raw(&c, SETTLE__V1__METHOD__BEGIN, body, len, &r),
+		     0);
+	cr_assert_eq(r.code, 0, "begin: %d %s", r.code, r.msg);
+	cu_reply_free(&r);
+	cr_assert_eq(count_txs(&c), 1);
+	free(body);
+	cu_close(&c);
+	stop_clean(&n);
 }
 
 Test(coord_once, bad_requests_get_their_code)

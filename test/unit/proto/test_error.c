@@ -22,8 +22,13 @@ Test(error, wire_codes_round_trip)
 	for (int code = 1; code <= 13; code++)
 		cr_expect_eq(settle_err_to_wire(settle_err_from_wire(code)),
 			     code);
+	cr_expect_eq(settle_err_from_wire(15), SETTLE_EREUSED);
+	cr_expect_eq(settle_err_to_wire(SETTLE_EREUSED), 15);
 	cr_expect_eq(settle_err_from_wire(0), 0);
 	cr_expect_eq(settle_err_from_wire(99), SETTLE_EINTERNAL);
+	/* Not wire codes: a gap, and the value of a local error. */
+	cr_expect_eq(settle_err_from_wire(14), SETTLE_EINTERNAL);
+	cr_expect_eq(settle_err_from_wire(100), SETTLE_EINTERNAL);
 }
 
 Test(error, boundary_mappings)

@@ -67,6 +67,18 @@ struct ent ent_cmd(const Settle__V1__Command *cmd)
 	return e;
 }
 
+struct ent ent_digest(struct ent e, uint64_t digest)
+{
+	Settle__V1__Command *c;
+	struct ent out;
+	cr_assert_eq(wal_entry_decode(e.buf, e.len, &c), 0);
+	c->request_digest = digest;
+	out = ent_cmd(c);
+	settle__v1__command__free_unpacked(c, NULL);
+	ent_free(e);
+	return out;
+}
+
 static void base(Settle__V1__Command *c, uint8_t *idbuf, int id, uint64_t time)
 {
 	settle__v1__command__init(c);

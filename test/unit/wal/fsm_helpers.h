@@ -72,6 +72,8 @@ struct ent ent_xa_heuristic(int id, uint64_t time, const char *gid,
 			    int decision, const char *reason);
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
 struct ent ent_cmd(const Settle__V1__Command *cmd);
+/* e re-encoded with Command.request_digest = digest (e is freed). */
+struct ent ent_digest(struct ent e, uint64_t digest);
 
 /* Snapshot of the store (raft_free it). */
 void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len);

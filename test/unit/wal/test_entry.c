@@ -260,3 +260,96 @@ Test(entry, validate_each_op)
 	g.limit = WAL_GC_LIMIT_MAX + 1;
 	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_EINVAL);
 }
+
+/* The request digest a cmd_id's row keeps (issue 11): a retry that only
+ * waits differently is the same request; any change of method, gid or
+ * content is another. */
+Test(entry, request_digest_rules)
+{
+	Settle__V1__CommitRequest c = SETTLE__V1__COMMIT_REQUEST__INIT;
+	uint8_t other[16] = {9};
+	uint64_t d;
+
+	c.cmd_id.data = ID;
+	c.cmd_id.len = 16;
+	c.gid = "g-a";
+	d = wal_request_digest(SETTLE__V1__METHOD__COMMIT, &c.base);
+	cr_expect_neq(d, 0);
+	c.wait = 1;
+	c.wait_ms = 5000;
+	cr_expect_eq(wal_request_digest(SETTLE__V1__METHOD__COMMIT, &c.base), d,
+		     "wait and wait_ms say how to answer, not what to do");
+	c.cmd_id.data = other;
+	cr_expect_eq(wal_request_digest(SETTLE__V1__METHOD__COMMIT, &c.base),
+		     d);
+	cr_expect_eq(c.wait_ms, 5000, "the request is not changed");
+	cr_expect_eq(c.cmd_id.data, other);
+	c.gid = "g-b";
+	cr_expect_neq(wal_request_digest(SETTLE__V1__METHOD__COMMIT, &c.base),
+		      d);
+	c.gid = "g-a";
+	c.one_phase = 1;
+	cr_expect_neq(wal_request_digest(SETTLE__V1__METHOD__COMMIT, &c.base),
+		      d);
+	c.one_phase = 0;
+	/* Another method with the same bytes is another request. */
+	cr_expect_neq(wal_request_digest(SETTLE__V1__METHOD__ROLLBACK, &c.base),
+		      d);
+
+	/* The payload counts; fields in another order on the wire do not. */
+	Settle__V1__RegisterBranchRequest r =
+	    SETTLE__V1__REGISTER_BRANCH_REQUEST__INIT;
+	r.cmd_id.data = ID;
+	r.cmd_id.len = 16;
+	r.gid = "g-a";
+	r.endpoint = "h:1";
+	r.payload.data = (uint8_t *)"pay-1";
+	r.payload.len = 5;
+	uint64_t rd =
+	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &r.base);
+	r.payload.data = (uint8_t *)"pay-2";
+	cr_expect_neq(
+	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &r.base),
+	    rd);
+	/* gid (2) "g-a", payload (5) "pay-1", endpoint (3) "h:1" */
+	static const uint8_t shuffled[] = {0x12, 3,   'g', '-', 'a', 0x2a,
+					   5,	 'p', 'a', 'y', '-', '1',
+					   0x1a, 3,   'h', ':', '1'};
+	Settle__V1__RegisterBranchRequest *u =
+	    settle__v1__register_branch_request__unpack(NULL, sizeof shuffled,
+							shuffled);
+	cr_assert_not_null(u);
+	cr_expect_eq(
+	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &u->base),
+	    rd);
+	settle__v1__register_branch_request__free_unpacked(u, NULL);
+}
+
+/* Every request message with a cmd_id fits the digest's copy. */
+Test(entry, request_digest_covers_every_request)
+{
+	const ProtobufCMessageDescriptor *d[] = {
+	    &settle__v1__begin_request__descriptor,
+	    &settle__v1__register_branch_request__descriptor,
+	    &settle__v1__commit_request__descriptor,
+	    &settle__v1__rollback_request__descriptor,
+	    &settle__v1__submit_saga_request__descriptor,
+	    &settle__v1__tx_retry_request__descriptor,
+	    &settle__v1__tx_resolve_request__descriptor,
+	    &settle__v1__xa_vote_request__descriptor,
+	    &settle__v1__xa_prepare_request__descriptor,
+	    &settle__v1__xa_forget_request__descriptor,
+	    &settle__v1__xa_heuristic_request__descriptor,
+	};
+	for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+		ProtobufCMessage *m = calloc(1, d[i]->sizeof_message);
+		cr_assert_not_null(m);
+		d[i]->message_init(m);
+		cr_expect_neq(wal_request_digest(1, m), 0, "%s", d[i]->name);
+		cr_expect_not_null(
+		    protobuf_c_message_descriptor_get_field_by_name(d[i],
+								    "cmd_id"),
+		    "%s", d[i]->name);
+		free(m);
+	}
+}

@@ -144,6 +144,88 @@ Test(fsm, same_cmd_id_applies_once_and_answers_the_same)
 	ent_free(bad);
 }
 
+/* A used cmd_id under another request (issue 11): refused, nothing
+ * changes, and the first request's answer stays for its retries. */
+Test(fsm, cmd_id_reused_by_another_request_is_refused)
+{
+	Settle__V1__CmdResult *r;
+	char h[1024];
+
+	cr_assert_eq(
+	    tfsm_code(&F, ent_digest(ent_begin(1, 100, "g1", 900), 0xb1)),
+	    C_OK);
+	/* REGISTER_BRANCH under the BEGIN's id: no branch. */
+	r = tfsm_res(
+	    &F, ent_digest(ent_register(1, 110, "g1", "h:1", "r", "x"), 0xc1));
+	cr_expect_eq(r->code, SETTLE__V1__CODE__CMD_ID_REUSED);
+	cr_expect_eq(r->branch_id, 0);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	Settle__V1__TxRecord *tx = tx_of(&F, "g1");
+	cr_expect_eq(tx->branches, 0);
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__ACTIVE);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	cr_expect_eq(applied(&F), 2, "a refused command still advances");
+	cr_expect_eq(F.changes, 1);
+
+	/* COMMIT of g2 under g1's COMMIT id: g2 stays ACTIVE. */
+	cr_assert_eq(
+	    tfsm_code(&F, ent_digest(ent_begin(2, 100, "g2", 900), 0xb2)),
+	    C_OK);
+	cr_assert_eq(
+	    tfsm_code(
+		&F, ent_digest(ent_decide(3, 120, "g1", COMMIT, "c", 0), 0xd1)),
+	    C_OK);
+	cr_expect_eq(
+	    tfsm_code(
+		&F, ent_digest(ent_decide(3, 121, "g2", COMMIT, "c", 0), 0xd2)),
+	    SETTLE__V1__CODE__CMD_ID_REUSED);
+	tx = tx_of(&F, "g2");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__ACTIVE);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	history("g2", h, sizeof h);
+	cr_expect_eq(strstr(h, "commit"), NULL, "g2 history: %s", h);
+
+	/* The true retries still get their first answers. */
+	r = tfsm_res(&F, ent_digest(ent_begin(1, 130, "g1", 990), 0xb1));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->index, 1);
+	cr_expect_eq(r->deadline_ms, 900);
+	cr_expect_eq(r->request_digest, 0xb1);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	r = tfsm_res(
+	    &F, ent_digest(ent_decide(3, 131, "g1", COMMIT, "c", 0), 0xd1));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->index, 4);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+}
+
+/* Rows and entries from before digests existed carry none: a repeat is
+ * then taken as the same request, as it always was, so a store or a log
+ * written by the previous version applies and answers as it did. */
+Test(fsm, cmd_id_without_digest_is_a_repeat)
+{
+	Settle__V1__CmdResult *r;
+
+	/* An old row (no digest), a new request under its id. */
+	cr_assert_eq(tfsm_code(&F, ent_begin(1, 100, "g1", 900)), C_OK);
+	r = tfsm_res(
+	    &F, ent_digest(ent_register(1, 110, "g1", "h:1", "r", "x"), 0xc1));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->index, 1, "the old row's answer");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	/* A new row, an old entry (no digest) under its id. */
+	cr_assert_eq(
+	    tfsm_code(&F, ent_digest(ent_begin(2, 100, "g2", 900), 0xb2)),
+	    C_OK);
+	r = tfsm_res(&F, ent_register(2, 110, "g2", "h:1", "r", "x"));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->index, 3);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	Settle__V1__TxRecord *tx = tx_of(&F, "g2");
+	cr_expect_eq(tx->branches, 0);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
 Test(fsm, replayed_index_is_skipped)
 {
 	struct ent e1 = ent_begin(1, 100, "g1", 900);
