@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <errno.h>
+
 #include <lmdb.h>
 #include <raft.h>
 #include <uv.h>
@@ -50,7 +52,7 @@ int settle_err_from_wire(int code)
 {
 	if (code == 0)
 		return 0;
-	if (code >= 1 && code <= 13)
+	if (code >= 1 && code <= 14)
 		return -code;
 	return SETTLE_EINTERNAL;
 }
@@ -76,6 +78,8 @@ int settle_err_from_uv(int uverr)
 		return SETTLE_ECANCELED;
 	case UV_EINVAL:
 		return SETTLE_EINVAL;
+	case UV_ENOSPC:
+		return SETTLE_ENOSPACE;
 	}
 	return SETTLE_EIO;
 }
@@ -91,6 +95,8 @@ int settle_err_from_mdb(int rc)
 		return SETTLE_EEXISTS;
 	case MDB_MAP_FULL:
 		return SETTLE_EFULL;
+	case ENOSPC:
+		return SETTLE_ENOSPACE;
 	case ENOMEM:
 		return SETTLE_ENOMEM;
 	}
@@ -112,6 +118,8 @@ int settle_err_from_raft(int rc)
 		return SETTLE_EUNAVAIL;
 	case RAFT_TOOBIG:
 		return SETTLE_ETOOBIG;
+	case RAFT_NOSPACE:
+		return SETTLE_ENOSPACE;
 	}
 	return SETTLE_ERAFT;
 }
