@@ -45,19 +45,22 @@ extern "C" {
 #ifndef SETTLE_ERROR_H
 #define SETTLE_ERROR_H
 enum {
-	SETTLE_EINVAL = -1,	 /* invalid argument */
-	SETTLE_ENOTFOUND = -2,	 /* unknown gid */
-	SETTLE_ESTATE = -3,	 /* wrong state for this call */
-	SETTLE_ENOTLEADER = -4,	 /* not the leader (retried internally) */
-	SETTLE_EUNAVAIL = -5,	 /* transient: no leader yet, overloaded */
-	SETTLE_ETIMEOUT = -6,	 /* the wait ended before the outcome */
-	SETTLE_EINTERNAL = -7,	 /* bug or storage failure on the server */
-	SETTLE_ENOMETHOD = -8,	 /* unknown method */
-	SETTLE_ETOOBIG = -9,	 /* a frame or field over its limit */
-	SETTLE_EEXISTS = -10,	 /* Begin with a gid that is taken */
-	SETTLE_EFAILURE = -11,	 /* participant: business failure */
-	SETTLE_ERETRY = -12,	 /* participant: transient, call again */
-	SETTLE_EREFUSED = -13,	 /* participant barrier: Try after Cancel */
+	SETTLE_EINVAL = -1,	/* invalid argument */
+	SETTLE_ENOTFOUND = -2,	/* unknown gid */
+	SETTLE_ESTATE = -3,	/* wrong state for this call */
+	SETTLE_ENOTLEADER = -4, /* not the leader (retried internally) */
+	SETTLE_EUNAVAIL = -5,	/* transient: no leader yet, overloaded */
+	SETTLE_ETIMEOUT = -6,	/* the wait ended before the outcome */
+	SETTLE_EINTERNAL = -7,	/* bug or storage failure on the server */
+	SETTLE_ENOMETHOD = -8,	/* unknown method */
+	SETTLE_ETOOBIG = -9,	/* a frame or field over its limit */
+	SETTLE_EEXISTS = -10,	/* Begin with a gid that is taken */
+	SETTLE_EFAILURE = -11,	/* participant: business failure */
+	SETTLE_ERETRY = -12,	/* participant: transient, call again */
+	SETTLE_EREFUSED = -13,	/* participant barrier: Try after Cancel */
+	/* The coordinator's store is near its budget (settled --store-budget):
+	 * new transactions are refused, those begun finish. Not retried. */
+	SETTLE_EEXHAUSTED = -14,
 	SETTLE_EREUSED = -15,	 /* cmd_id already used by another request */
 	SETTLE_ENOMEM = -100,	 /* out of memory */
 	SETTLE_EIO = -101,	 /* I/O error */
@@ -69,6 +72,7 @@ enum {
 	SETTLE_ECANCELED = -107, /* canceled */
 	SETTLE_EFULL = -108,	 /* storage full */
 	SETTLE_EDIVERGED = -109, /* a node's state diverged from the cluster */
+	SETTLE_ENOSPACE = -110,	 /* no space left on device */
 };
 /* Static text for a code ("unknown error" for others). */
 const char *settle_strerror(int err);

@@ -21,7 +21,7 @@ static const char usage[] =
     "               [--retention DURATION] [--stuck-after DURATION]\n"
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
-    "               [--snapshot-trailing N] [--map-size MIB] [--join]\n"
+    "               [--snapshot-trailing N] [--store-budget MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
     "               [--xa-rm NAME=pg:CONNINFO|NAME=mariadb:CONNINFO]...\n"
     "               [--xa-rm-file PATH] [--xa-format-id N]\n"
@@ -33,6 +33,9 @@ static const char usage[] =
     "node (settlectl cluster add ID RAFTHOST:PORT CLIENTHOST:PORT). --peers,\n"
     "if given, only tells where the other members serve clients.\n"
     "Durations: 1500ms, 30s, 5m, 2h, 7d or bare milliseconds.\n"
+    "--store-budget: disk the store may take (default 4096 MiB, at least\n"
+    "8); near it new transactions are refused (docs/OPERATIONS.md).\n"
+    "--map-size MIB is its old name.\n"
     "--xa-rm: an XA resource manager the leader commits, rolls back and\n"
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
@@ -364,7 +367,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->retry_base_ms = 200;
 	cfg->retry_max_ms = 30 * 1000;
 	cfg->stuck_after_ms = 5 * 60 * 1000;
-	cfg->map_size = (size_t)1 << 30;
+	cfg->store_budget = (size_t)4 << 30;
 	/* A dead leader is replaced within about 1.5 s (timeouts are drawn
 	 * in [t, 2t], plus a pre-vote and a vote round); heartbeats at a
 	 * seventh of it keep a loaded machine from needless elections. */
@@ -489,9 +492,21 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				cfg->retention_ms = n;
 			else
 				cfg->stuck_after_ms = n;
-		} else if (strcmp(a, "--snapshot-threshold") == 0 ||
-			   strcmp(a, "--snapshot-trailing") == 0 ||
+		} else if (strcmp(a, "--store-budget") == 0 ||
 			   strcmp(a, "--map-size") == 0) {
+			/* --map-size was the LMDB map, which the budget now
+			 * is: the old name keeps working. */
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n < 8 || n > 1u << 30) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: '%s' is not a size in MiB "
+					 "(8..1073741824)",
+					 a, v);
+				return SETTLE_EINVAL;
+			}
+			cfg->store_budget = (size_t)n << 20;
+		} else if (strcmp(a, "--snapshot-threshold") == 0 ||
+			   strcmp(a, "--snapshot-trailing") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n == 0 || n > 1u << 30) {
 				snprintf(errmsg, errmsg_len,
@@ -499,9 +514,7 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 					 a, v);
 				return SETTLE_EINVAL;
 			}
-			if (strcmp(a, "--map-size") == 0)
-				cfg->map_size = (size_t)n << 20;
-			else if (a[11] == 't' && a[12] == 'h')
+			if (a[11] == 't' && a[12] == 'h')
 				cfg->snapshot_threshold = (unsigned)n;
 			else
 				cfg->snapshot_trailing = (unsigned)n;

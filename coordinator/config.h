@@ -35,17 +35,19 @@ struct coord_config {
 	char raft[COORD_ADDR_MAX];   /* raft address */
 	bool join; /* --join: never bootstrap, wait to be added */
 	struct coord_peer peers[COORD_MAX_PEERS];
-	unsigned n_peers;	      /* includes this node */
-	uint32_t default_timeout_ms;  /* Begin without a timeout */
-	uint32_t max_timeout_ms;      /* longest timeout a client may ask */
-	uint64_t retention_ms;	      /* finished transactions kept this long */
-	unsigned snapshot_threshold;  /* raft entries between snapshots */
-	unsigned snapshot_trailing;   /* raft entries kept after a snapshot */
-	uint32_t call_timeout_ms;     /* one Confirm/Cancel call */
-	uint32_t retry_base_ms;	      /* first retry delay */
-	uint32_t retry_max_ms;	      /* retry delay cap */
-	uint64_t stuck_after_ms;      /* unfinished longer than this is stuck */
-	size_t map_size;	      /* LMDB map size */
+	unsigned n_peers;	     /* includes this node */
+	uint32_t default_timeout_ms; /* Begin without a timeout */
+	uint32_t max_timeout_ms;     /* longest timeout a client may ask */
+	uint64_t retention_ms;	     /* finished transactions kept this long */
+	unsigned snapshot_threshold; /* raft entries between snapshots */
+	unsigned snapshot_trailing;  /* raft entries kept after a snapshot */
+	uint32_t call_timeout_ms;    /* one Confirm/Cancel call */
+	uint32_t retry_base_ms;	     /* first retry delay */
+	uint32_t retry_max_ms;	     /* retry delay cap */
+	uint64_t stuck_after_ms;     /* unfinished longer than this is stuck */
+	/* --store-budget: the most the LMDB store may take on disk (its
+	 * map); new transactions are refused before it is reached. */
+	size_t store_budget;
 	uint32_t election_timeout_ms; /* raft: randomized in [t, 2t] */
 	uint32_t heartbeat_ms;	      /* raft: leader heartbeat */
 	/* XA: the formatID of the XIDs of this cluster's RM branches (it

@@ -77,6 +77,16 @@ struct coord {
 	uint64_t started_ms;
 	uint64_t proposals; /* in flight */
 
+	/* The store against --store-budget (budget.c): the last measure,
+	 * when it was taken (monotonic ms, 0: never), the bytes of entries
+	 * admitted since, and whether new transactions are refused. */
+	struct {
+		struct store_usage u;
+		uint64_t at_ms;
+		uint64_t admitted;
+		bool refusing;
+	} budget;
+
 	/* Status: transactions with a heuristic not forgotten. Counting them
 	 * is a scan of every kept transaction, so the count is redone only
 	 * when the log moved and it is older than COORD_HEUR_RECOUNT_MS. */
@@ -186,6 +196,25 @@ void coord_waiters_flush(struct coord *c, int err);
  * Cheap when there are none; the leadership watch calls it every loop
  * iteration. */
 void coord_waiters_redirect(struct coord *c);
+
+/* ---- Store budget (budget.c) -------------------------------------------- */
+
+/*
+ * Whether cmd, about to be proposed for call, fits the store's budget:
+ * Begin and SubmitSaga are refused from the high-water mark on (90% of the
+ * budget, or of what the disk allows), RegisterBranch from 95%, everything
+ * else passes. False after answering call with RESOURCE_EXHAUSTED and a
+ * message naming --store-budget (or the disk). Leader only.
+ */
+bool coord_budget_admit(struct coord *c, struct rpc_call *call,
+			const Settle__V1__Command *cmd);
+/* Measure the store now and then (every node), logging when refusal
+ * starts or ends. */
+void coord_budget_tick(struct coord *c);
+/* For STATUS: bytes in use, the budget, and whether this node (leading)
+ * refuses new transactions. */
+void coord_budget_status(struct coord *c, uint64_t *used, uint64_t *budget,
+			 bool *refusing);
 
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */
 

@@ -416,6 +416,8 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
 		coord_fail(c, call, rv, msg);
 		return;
 	}
+	if (!coord_budget_admit(c, call, cmd))
+		return;
 	p = calloc(1, sizeof *p);
 	if (p == NULL) {
 		coord_fail(c, call, SETTLE_ENOMEM, NULL);

@@ -563,9 +563,13 @@ static void gc_applied(struct coord *c, void *data, int err,
 	struct coord_driver *d = data;
 
 	(void)c;
-	(void)res;
-	(void)err;
 	d->gc_in_flight = false;
+	/* A full batch: more has expired than one command takes. Go on at
+	 * the next tick instead of GC_EVERY_MS later, or a load faster than
+	 * GC_LIMIT per GC_EVERY_MS outgrows retention (and the budget). */
+	if (err == 0 && res != NULL &&
+	    (res->deleted >= GC_LIMIT || res->deleted_cmds >= GC_LIMIT))
+		d->last_gc_ms = 0;
 }
 
 static void maybe_gc(struct coord_driver *d, uint64_t now)
@@ -573,17 +577,23 @@ static void maybe_gc(struct coord_driver *d, uint64_t now)
 	struct coord *c = d->c;
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdGc op = SETTLE__V1__CMD_GC__INIT;
-	uint64_t oldest = 0;
+	uint64_t oldest = 0, oldest_cmd = 0;
+	uint64_t before = now - c->cfg.retention_ms;
 
 	if (d->gc_in_flight || now < d->last_gc_ms + GC_EVERY_MS ||
 	    now < c->cfg.retention_ms)
 		return;
 	d->last_gc_ms = now;
-	/* One cursor seek, so an idle leader proposes nothing. */
-	if (store_finished_min(c->store, NULL, &oldest) != 0 || oldest == 0 ||
-	    oldest >= now - c->cfg.retention_ms)
+	/* Two cursor seeks, so an idle leader proposes nothing. Command ids
+	 * expire on their own: the driver's results keep theirs after the
+	 * transaction is gone, refused commands never had one. */
+	if (store_finished_min(c->store, NULL, &oldest) != 0 ||
+	    store_cmd_min(c->store, NULL, &oldest_cmd) != 0)
 		return;
-	op.finished_before_ms = now - c->cfg.retention_ms;
+	if ((oldest == 0 || oldest >= before) &&
+	    (oldest_cmd == 0 || oldest_cmd >= before))
+		return;
+	op.finished_before_ms = before;
 	op.limit = GC_LIMIT;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_GC;
 	cmd.gc = &op;

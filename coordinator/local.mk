@@ -4,6 +4,7 @@ bin_PROGRAMS += coordinator/settled
 coordinator_settled_SOURCES = \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
+	coordinator/budget.c \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
 	coordinator/dispatch.c coordinator/dispatch_int.h \

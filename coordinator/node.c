@@ -49,9 +49,14 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 		 * effect would fork this node's state from the others':
 		 * stop hard, the log replays everything on restart. */
 		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "apply of entry %llu failed: %s (%s); stopping",
+			   "apply of entry %llu failed: %s (%s); stopping%s",
 			   (unsigned long long)index, settle_strerror(rv),
-			   c->fsm.errmsg);
+			   c->fsm.errmsg,
+			   rv == SETTLE_EFULL
+			       ? ": restart with a larger --store-budget"
+			   : rv == SETTLE_ENOSPACE
+			       ? ": free space on the disk, then restart"
+			       : "");
 		_exit(70);
 	}
 	return 0;
@@ -328,6 +333,7 @@ static void watch_cb(uv_prepare_t *p)
 
 static void tick_cb(uv_timer_t *t)
 {
+	coord_budget_tick(t->data);
 	coord_driver_tick(t->data);
 }
 
@@ -463,7 +469,9 @@ static int bootstrap(struct coord *c)
 int coord_start(struct coord *c, uv_loop_t *loop)
 {
 	char path[600];
-	struct store_opts sopts = {.mapsize = c->cfg.map_size};
+	/* Twice the budget: room for a restore and pinned pages beside the
+	 * data, which budget.c keeps under the budget (storage/store.h). */
+	struct store_opts sopts = {.mapsize = 2 * c->cfg.store_budget};
 	int rv;
 
 	c->loop = loop;

@@ -323,6 +323,7 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 	struct coord_xa_stats xa;
 	struct store_counts counts;
 	uint64_t now = settle_now_ms();
+	bool refusing;
 
 	resp.node_id = c->cfg.id;
 	resp.address = c->cfg.raft;
@@ -379,5 +380,8 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 	resp.xa_recovered_rollback = xa.recovered_rollback;
 	resp.xa_heuristic_results = xa.heuristics;
 	resp.heuristic_txs = heuristic_txs(c);
+	coord_budget_status(c, &resp.store_used_bytes, &resp.store_budget_bytes,
+			    &refusing);
+	resp.store_refusing = refusing;
 	rpc_call_reply(call, &resp.base);
 }

@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <errno.h>
+
 #include <lmdb.h>
 #include <raft.h>
 #include <uv.h>
@@ -85,6 +87,8 @@ int settle_err_from_uv(int uverr)
 		return SETTLE_ECANCELED;
 	case UV_EINVAL:
 		return SETTLE_EINVAL;
+	case UV_ENOSPC:
+		return SETTLE_ENOSPACE;
 	}
 	return SETTLE_EIO;
 }
@@ -100,6 +104,8 @@ int settle_err_from_mdb(int rc)
 		return SETTLE_EEXISTS;
 	case MDB_MAP_FULL:
 		return SETTLE_EFULL;
+	case ENOSPC:
+		return SETTLE_ENOSPACE;
 	case ENOMEM:
 		return SETTLE_ENOMEM;
 	}
@@ -121,6 +127,8 @@ int settle_err_from_raft(int rc)
 		return SETTLE_EUNAVAIL;
 	case RAFT_TOOBIG:
 		return SETTLE_ETOOBIG;
+	case RAFT_NOSPACE:
+		return SETTLE_ENOSPACE;
 	}
 	return SETTLE_ERAFT;
 }

@@ -2,7 +2,7 @@
  * error.h — Settle's single error table.
  *
  * Every function in Settle that can fail returns an int: 0 on success, a
- * negative SETTLE_E* code on failure. Codes 1..13 and 15 are the wire codes
+ * negative SETTLE_E* code on failure. Codes 1..15 are the wire codes
  * of settle.v1.Code (negated); the rest are local and are mapped to INTERNAL or
  * UNAVAILABLE before they cross the wire. Errors from errno, libuv, LMDB and
  * raft are mapped at the boundary with settle_err_from_*().
@@ -27,6 +27,7 @@
 	X(FAILURE, -11, 11, "business failure")                                \
 	X(RETRY, -12, 12, "transient failure, retry")                          \
 	X(REFUSED, -13, 13, "refused")                                         \
+	X(EXHAUSTED, -14, 14, "resource exhausted")                            \
 	X(REUSED, -15, 15, "cmd_id already used by another request")           \
 	X(NOMEM, -100, 7, "out of memory")                                     \
 	X(IO, -101, 7, "I/O error")                                            \
@@ -37,7 +38,8 @@
 	X(CONNECT, -106, 5, "connection failed")                               \
 	X(CANCELED, -107, 5, "canceled")                                       \
 	X(FULL, -108, 5, "storage full")                                       \
-	X(DIVERGED, -109, 7, "state diverged from the cluster")
+	X(DIVERGED, -109, 7, "state diverged from the cluster")                \
+	X(NOSPACE, -110, 7, "no space left on device")
 
 enum {
 #define SETTLE__ERR_ENUM(name, value, wire, text) SETTLE_E##name = (value),

@@ -246,6 +246,11 @@ int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms)
 	return first_time(s, txn, STORE_DB_FINISHED, "finished", finished_ms);
 }
 
+int store_cmd_min(struct store *s, MDB_txn *txn, uint64_t *time_ms)
+{
+	return first_time(s, txn, STORE_DB_CMD_TIME, "cmd_time", time_ms);
+}
+
 void store_txs_free(Settle__V1__TxRecord **arr, size_t n)
 {
 	free_msgs((ProtobufCMessage **)arr, n);

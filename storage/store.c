@@ -2,8 +2,10 @@
  * store.c — the LMDB environment: open/close, transactions, meta, helpers.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 
 #include "error.h"
 #include "storage/store_int.h"
@@ -38,10 +40,37 @@ int store__fail_buf(char *buf, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
+/* Free bytes for us on the file system holding the store, UINT64_MAX when
+ * statvfs cannot tell. */
+static uint64_t disk_free(const struct store *s)
+{
+	struct statvfs v;
+	if (s->dir[0] == '\0' || statvfs(s->dir, &v) != 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/* LMDB answers a short write with EIO ("short write, filesystem full?" in
+ * its source), so a full disk reads "Input/output error". Name it when the
+ * disk is in fact (nearly) full. */
+#define STORE__DISK_LOW ((uint64_t)1 << 20)
+
+static int mdb_fail_to(const struct store *s, char *buf, size_t len, int rc,
+		       const char *what)
+{
+	if (rc == EIO && disk_free(s) < STORE__DISK_LOW)
+		return store__fail_buf(buf, len, SETTLE_ENOSPACE,
+				       "lmdb %s: no space left on device "
+				       "(a short write, which LMDB reports "
+				       "as an I/O error) in %s",
+				       what, s->dir);
+	return store__fail_buf(buf, len, settle_err_from_mdb(rc), "lmdb %s: %s",
+			       what, mdb_strerror(rc));
+}
+
 int store__mdb_fail(struct store *s, int rc, const char *what)
 {
-	return store__fail(s, settle_err_from_mdb(rc), "lmdb %s: %s", what,
-			   mdb_strerror(rc));
+	return mdb_fail_to(s, s->errmsg, sizeof s->errmsg, rc, what);
 }
 
 int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,
@@ -174,6 +203,7 @@ int store_open(const char *dir, const struct store_opts *opts,
 	size_t mapsize = opts != NULL && opts->mapsize != 0
 			     ? opts->mapsize
 			     : STORE_DEFAULT_MAPSIZE;
+	snprintf(s->dir, sizeof s->dir, "%s", dir);
 	int rc = mdb_env_create(&s->env);
 	if (rc != 0) {
 		rv = store__mdb_fail(s, rc, "env_create");
@@ -236,14 +266,71 @@ int store_sync(struct store *s)
 	int rc = mdb_env_sync(s->env, 1);
 	if (rc == 0)
 		return 0;
-	store__fail_buf(s->work_errmsg, sizeof s->work_errmsg, 0,
-			"lmdb env_sync: %s", mdb_strerror(rc));
-	return rc == EIO ? SETTLE_EIO : settle_err_from_mdb(rc);
+	int rv = mdb_fail_to(s, s->work_errmsg, sizeof s->work_errmsg, rc,
+			     "env_sync");
+	return rc == EIO && rv != SETTLE_ENOSPACE ? SETTLE_EIO : rv;
 }
 
 MDB_env *store_env(struct store *s)
 {
 	return s->env;
+}
+
+/* Pages in LMDB's freelist: its records (DB 0) are arrays of page
+ * numbers, the first element being their count (as mdb_stat counts). */
+static int free_pages(struct store *s, MDB_txn *txn, uint64_t *pages)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, 0, &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "freelist cursor_open");
+	MDB_val k, v;
+	*pages = 0;
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		if (v.mv_size < sizeof(size_t))
+			continue;
+		size_t n;
+		memcpy(&n, v.mv_data, sizeof n);
+		*pages += n;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return store__mdb_fail(s, rc, "freelist");
+	return 0;
+}
+
+int store_usage(struct store *s, struct store_usage *u)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	uint64_t nfree = 0;
+	memset(u, 0, sizeof *u);
+	int rv = store_read_begin(s, &txn);
+	if (rv != 0)
+		return rv;
+	/* The info after the read view begins: the file only grows, so
+	 * its last page covers every page the view's freelist names. */
+	int rc = mdb_env_info(s->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(s->env, &st);
+	if (rc != 0) {
+		store_read_end(txn);
+		return store__mdb_fail(s, rc, "env_info");
+	}
+	rv = free_pages(s, txn, &nfree);
+	store_read_end(txn);
+	if (rv != 0)
+		return rv;
+	uint64_t psize = st.ms_psize;
+	u->map_bytes = info.me_mapsize;
+	u->file_bytes = ((uint64_t)info.me_last_pgno + 1) * psize;
+	u->free_bytes = nfree * psize;
+	if (u->free_bytes > u->file_bytes)
+		u->free_bytes = u->file_bytes;
+	u->used_bytes = u->file_bytes - u->free_bytes;
+	u->disk_free_bytes = disk_free(s);
+	return 0;
 }
 
 int store_read_begin(struct store *s, MDB_txn **txn)

@@ -39,9 +39,11 @@
  * uses the store from its single uv loop thread.
  *
  * Errors: SETTLE_ENOTFOUND (missing record), SETTLE_EFULL (map full),
- * SETTLE_ENOMEM, SETTLE_EPROTO (a stored record does not decode),
- * SETTLE_ESTORE (other LMDB failures), SETTLE_EINVAL (bad arguments).
- * The text of the last failure is in store_errmsg().
+ * SETTLE_ENOSPACE (the disk is full: ENOSPC, or the EIO LMDB reports for a
+ * short write when the file system has no space left), SETTLE_ENOMEM,
+ * SETTLE_EPROTO (a stored record does not decode), SETTLE_ESTORE (other LMDB
+ * failures), SETTLE_EINVAL (bad arguments). The text of the last failure is in
+ * store_errmsg().
  */
 #ifndef SETTLE_STORE_H
 #define SETTLE_STORE_H
@@ -58,13 +60,29 @@
  * applied_log; a format 1 store is upgraded in place at open (its
  * applied_log starts empty) and format 1 snapshots are still restored. */
 #define STORE_FORMAT_VERSION 2u
-/* Default map size: 1 GiB. */
-#define STORE_DEFAULT_MAPSIZE ((size_t)1 << 30)
+/* Default map size: 8 GiB (twice settled's default budget). */
+#define STORE_DEFAULT_MAPSIZE ((size_t)8 << 30)
 /* Length of a command id. */
 #define STORE_CMD_ID_LEN 16
 
 struct store;
 
+/*
+ * mapsize is the LMDB map, set at open: the data file grows by itself page
+ * by page up to it (LMDB does not extend the file to the map without
+ * MDB_WRITEMAP), and MDB_MAP_FULL means it is spent. The map is not grown
+ * later with mdb_env_set_mapsize(): LMDB demands that no transaction of
+ * this process be open then, and a snapshot's read view is held on a
+ * worker thread for as long as serializing the store takes, so a growth
+ * could be put off until the map filled, and a full map fails apply on
+ * every node at the same entry. The coordinator maps twice its budget
+ * (settled --store-budget) and keeps the data under the budget by refusing
+ * new work (store_usage()): the rest is room for what LMDB needs beside
+ * the data, pages pinned by a snapshot's read view and a restore, which
+ * writes the new content before the old pages are free. A larger map takes
+ * effect at the next open; a smaller one than the file is raised to it by
+ * LMDB.
+ */
 struct store_opts {
 	size_t mapsize; /* 0: STORE_DEFAULT_MAPSIZE */
 };
@@ -104,6 +122,28 @@ const char *store_work_errmsg(const struct store *s);
 
 /* The LMDB environment, for statistics only. */
 MDB_env *store_env(struct store *s);
+
+/* Space of the store (store_usage()). */
+struct store_usage {
+	uint64_t map_bytes;  /* the map (store_opts.mapsize) */
+	uint64_t file_bytes; /* pages ever written: the data file's size */
+	uint64_t free_bytes; /* of those, free for reuse (LMDB's freelist) */
+	uint64_t used_bytes; /* file_bytes - free_bytes: what the data holds */
+	/* Bytes the file system holding the store still offers (statvfs
+	 * f_bavail), UINT64_MAX if it cannot say. */
+	uint64_t disk_free_bytes;
+};
+
+/*
+ * Measure the store in a read transaction of its own: the last page
+ * written (mdb_env_info), the pages in LMDB's freelist (a walk of its
+ * records: one per write transaction that freed pages and whose pages are
+ * not reused yet) and the file system's free space. Pages freed by
+ * deleting records count as free: LMDB reuses them before growing the
+ * file, so used_bytes falls when retention deletes. Cheap enough to call
+ * every few milliseconds. Returns 0 or SETTLE_ESTORE (store_errmsg()).
+ */
+int store_usage(struct store *s, struct store_usage *u);
 
 /* ---- Transactions ------------------------------------------------------- */
 
@@ -203,6 +243,12 @@ int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms);
 /* Smallest finished_ms of the finished transactions still kept, 0 if there
  * are none: tells the leader, without a scan, whether GC has work. */
 int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms);
+
+/* Smallest time_ms of the command ids still kept (cmd_time), 0 if there
+ * are none: command ids expire by their own time, not with a transaction
+ * (the driver's results, a Begin refused as a duplicate...), so the GC
+ * looks at both. */
+int store_cmd_min(struct store *s, MDB_txn *txn, uint64_t *time_ms);
 
 /*
  * List transactions in gid order, starting after after_gid (NULL or "":

@@ -42,6 +42,7 @@ extern const char *const store__db_names[STORE_DB_N];
 
 struct store {
 	MDB_env *env;
+	char dir[512]; /* for statvfs: the disk's free space */
 	MDB_dbi dbi[STORE_DB_N];
 	char errmsg[256];
 	/* Written only by store_sync() and store_snapshot_txn(), which may

@@ -85,6 +85,15 @@ test_integration_test_faults_SOURCES = test/integration/test_faults.c \
 test_integration_test_faults_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_faults_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS)
 TESTS += test/integration/test_faults
+# The store's budget: a small one filled under load on 3 nodes; Begins
+# refused, nothing stops, space back by retention or a larger budget.
+check_PROGRAMS += test/integration/test_store_budget
+test_integration_test_store_budget_SOURCES = \
+	test/integration/test_store_budget.c $(FAULTS_IT)
+test_integration_test_store_budget_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_store_budget_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
+	$(LMDB_LIBS)
+TESTS += test/integration/test_store_budget
 # Sagas beyond test_saga.c: compensation order at every position, DAG
 # branches, forward recovery (test_saga_dag); late and repeated calls
 # through a frame-aware proxy, coordinator SIGKILLs and leader failover on a

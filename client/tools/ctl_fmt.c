@@ -437,10 +437,16 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 			    ",\"xa\":{\"calls\":%" PRIu64 ",\"scans\":%" PRIu64
 			    ",\"recovered_commit\":%" PRIu64
 			    ",\"recovered_rollback\":%" PRIu64
-			    ",\"heuristic_results\":%" PRIu64 "}}",
+			    ",\"heuristic_results\":%" PRIu64 "}",
 			    st->heuristic_txs, st->xa_calls, st->xa_scans,
 			    st->xa_recovered_commit, st->xa_recovered_rollback,
 			    st->xa_heuristic_results);
+			fprintf(f,
+				",\"store\":{\"used_bytes\":%" PRIu64
+				",\"budget_bytes\":%" PRIu64
+				",\"refusing\":%s}}",
+				st->store_used_bytes, st->store_budget_bytes,
+				st->store_refusing ? "true" : "false");
 		}
 		fputs("]}\n", f);
 		return;
@@ -478,6 +484,23 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 	}
 	ctl__table_print(f, &t, "");
 	ctl__table_free(&t);
+	/* The store against its budget (a node too old to say: nothing). */
+	for (i = 0; i < n; i++) {
+		const Settle__V1__StatusResponse *st = nodes[i].st;
+
+		if (nodes[i].err != 0 || st == NULL ||
+		    st->store_budget_bytes == 0)
+			continue;
+		fprintf(f, "%s: store %.1f MiB of %.0f MiB budget (%.0f%%)%s\n",
+			nodes[i].endpoint,
+			(double)st->store_used_bytes / (1 << 20),
+			(double)st->store_budget_bytes / (1 << 20),
+			100.0 * (double)st->store_used_bytes /
+			    (double)st->store_budget_bytes,
+			st->store_refusing ? "; refusing new transactions (see "
+					     "docs/OPERATIONS.md)"
+					   : "");
+	}
 	/* XA only where there is something to see: a TCC-only cluster's
 	 * status stays one table. */
 	for (i = 0; i < n; i++) {

@@ -86,7 +86,10 @@ struct ctl_node_status {
  * table, a node with transactions whose heuristic is not forgotten or with
  * XA counters (phase-2 calls, recovery scans and the in-doubt XIDs they
  * committed or rolled back, heuristic outcomes) gets a line "ENDPOINT:
- * ..."; JSON always carries heuristic_txs and "xa":{...}.
+ * ..."; JSON always carries heuristic_txs and "xa":{...}. A node that
+ * reports its store budget gets a line "ENDPOINT: store U MiB of B MiB
+ * budget (P%)", with "; refusing new transactions ..." when it refuses
+ * them; JSON carries "store":{"used_bytes","budget_bytes","refusing"}.
  */
 void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 		      bool json);

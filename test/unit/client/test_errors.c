@@ -18,7 +18,8 @@ static const struct {
     PUB(TIMEOUT),  PUB(INTERNAL), PUB(NOMETHOD), PUB(TOOBIG),	 PUB(EXISTS),
     PUB(FAILURE),  PUB(RETRY),	  PUB(REFUSED),	 PUB(NOMEM),	 PUB(IO),
     PUB(PROTO),	   PUB(CLOSED),	  PUB(STORE),	 PUB(RAFT),	 PUB(CONNECT),
-    PUB(CANCELED), PUB(FULL),	  PUB(DIVERGED), PUB(REUSED),
+    PUB(CANCELED), PUB(FULL),	  PUB(DIVERGED), PUB(EXHAUSTED), PUB(NOSPACE),
+    PUB(REUSED),
 };
 
 Test(errors, public_copy_matches_the_internal_table)

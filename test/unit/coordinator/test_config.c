@@ -100,3 +100,35 @@ Test(config, durations)
 	cr_expect_eq(coord_parse_duration("99999999999999999999d", &ms),
 		     SETTLE_EINVAL);
 }
+
+/* --store-budget in MiB (8 at least), 4 GiB by default; --map-size, its
+ * old name, sets the same. */
+Test(config, store_budget)
+{
+	struct coord_config cfg;
+	char err[512];
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.store_budget, (size_t)4 << 30);
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--store-budget",
+			   "64"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.store_budget, (size_t)64 << 20);
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--map-size",
+			   "2048"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.store_budget, (size_t)2048 << 20);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--store-budget",
+			   "7"),
+		     SETTLE_EINVAL);
+	cr_expect(strstr(err, "--store-budget") != NULL, "%s", err);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--store-budget",
+			   "1g"),
+		     SETTLE_EINVAL);
+}

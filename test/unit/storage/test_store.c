@@ -432,3 +432,62 @@ Test(store, tx_gc_deletes_oldest_finished_only)
 	cr_assert_eq(store_tx_get(T.s, NULL, "f30", &tx), 0);
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
+
+/* store_usage(): the used part grows with what is written and falls when
+ * it is deleted (LMDB's freelist), while the file keeps its size. */
+Test(store, usage_counts_freed_pages_as_free)
+{
+	struct store_usage u0, u1, u2;
+	Settle__V1__BranchRecord b;
+	static uint8_t payload[64 * 1024];
+	MDB_txn *txn;
+
+	cr_assert_eq(store_usage(T.s, &u0), 0, "%s", store_errmsg(T.s));
+	cr_expect_eq(u0.map_bytes, STORE_DEFAULT_MAPSIZE);
+	cr_expect_eq(u0.used_bytes + u0.free_bytes, u0.file_bytes);
+	cr_expect_gt(u0.disk_free_bytes, 0);
+	put_tx("big", SETTLE__V1__TX_STATE__ACTIVE, 5000, 0);
+	settle__v1__branch_record__init(&b);
+	b.gid = "big";
+	b.payload.data = payload;
+	b.payload.len = sizeof payload;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	for (uint32_t i = 1; i <= 32; i++) {
+		b.branch_id = i;
+		cr_assert_eq(store_branch_put(T.s, txn, &b), 0);
+	}
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_assert_eq(store_usage(T.s, &u1), 0);
+	cr_expect_geq(u1.used_bytes, u0.used_bytes + 32 * sizeof payload,
+		      "%llu then %llu", (unsigned long long)u0.used_bytes,
+		      (unsigned long long)u1.used_bytes);
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_delete(T.s, txn, "big"), 0, "%s",
+		     store_errmsg(T.s));
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_assert_eq(store_usage(T.s, &u2), 0);
+	cr_expect_geq(u2.file_bytes, u1.file_bytes);
+	cr_expect_leq(u2.used_bytes + 32 * sizeof payload, u1.used_bytes,
+		      "%llu then %llu", (unsigned long long)u1.used_bytes,
+		      (unsigned long long)u2.used_bytes);
+}
+
+/* store_cmd_min(): the oldest command id's time, 0 when none. */
+Test(store, cmd_min_is_the_oldest_time)
+{
+	Settle__V1__CmdResult r;
+	uint8_t id[STORE_CMD_ID_LEN] = {1};
+	uint64_t t = 99;
+	MDB_txn *txn;
+
+	cr_assert_eq(store_cmd_min(T.s, NULL, &t), 0);
+	cr_expect_eq(t, 0);
+	settle__v1__cmd_result__init(&r);
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_cmd_put(T.s, txn, id, 700, &r), 0);
+	id[0] = 2;
+	cr_assert_eq(store_cmd_put(T.s, txn, id, 300, &r), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_assert_eq(store_cmd_min(T.s, NULL, &t), 0);
+	cr_expect_eq(t, 300);
+}

@@ -246,7 +246,9 @@ Test(ctl_status, table_and_json)
 	    "\"applied_index\":119,\"active\":2,\"stuck\":1,\"finished\":40,"
 	    "\"uptime_ms\":0,\"heuristic_txs\":0,\"xa\":{\"calls\":0,"
 	    "\"scans\":0,\"recovered_commit\":0,\"recovered_rollback\":0,"
-	    "\"heuristic_results\":0}},{\"endpoint\":\"127.0.0.1:7402\","
+	    "\"heuristic_results\":0},\"store\":{\"used_bytes\":0,"
+	    "\"budget_bytes\":0,\"refusing\":false}},{\"endpoint\":"
+	    "\"127.0.0.1:7402\","
 	    "\"ok\":false,\"error\":\"connect: refused\",\"code\":"
 	    "\"CONNECT\"}]}\n");
 	free(out);
@@ -307,16 +309,55 @@ Test(ctl_status, xa_counters_and_heuristics)
 	cr_assert_not_null(
 	    strstr(out, "\"uptime_ms\":0,\"heuristic_txs\":2,\"xa\":{\"calls\":"
 			"17,\"scans\":5,\"recovered_commit\":1,"
-			"\"recovered_rollback\":3,\"heuristic_results\":4}},"),
+			"\"recovered_rollback\":3,\"heuristic_results\":4},"),
 	    "%s", out);
 	cr_assert_not_null(
 	    strstr(out, "\"node_id\":4,") != NULL
 		? strstr(strstr(out, "\"node_id\":4,"),
 			 "\"heuristic_txs\":0,\"xa\":{\"calls\":0,\"scans\":0,"
 			 "\"recovered_commit\":0,\"recovered_rollback\":0,"
-			 "\"heuristic_results\":0}}]}\n")
+			 "\"heuristic_results\":0},\"store\":{")
 		: NULL,
 	    "%s", out);
+	free(out);
+}
+
+/* The store's use against its budget: a line per node that reports one,
+ * saying when it refuses new transactions; JSON for every node. */
+Test(ctl_status, store_budget)
+{
+	Settle__V1__StatusResponse st = leader_status();
+	Settle__V1__StatusResponse fol = leader_status();
+	struct ctl_node_status nodes[2] = {
+	    {"127.0.0.1:7400", 0, NULL, &st},
+	    {"127.0.0.1:7410", 0, NULL, &fol},
+	};
+	char *out = NULL;
+
+	st.store_used_bytes = 29u << 20;
+	st.store_budget_bytes = 32u << 20;
+	st.store_refusing = true;
+	fol.node_id = 2;
+	fol.role = "follower";
+	fol.store_used_bytes = 3u << 19;
+	fol.store_budget_bytes = 32u << 20;
+	CAPTURE(out, ctl_print_status(f, nodes, 2, false));
+	cr_assert_not_null(
+	    strstr(out, "\n127.0.0.1:7400: store 29.0 MiB of 32 MiB budget "
+			"(91%); refusing new transactions (see "
+			"docs/OPERATIONS.md)\n127.0.0.1:7410: store 1.5 MiB of "
+			"32 MiB budget (5%)\n"),
+	    "%s", out);
+	free(out);
+	CAPTURE(out, ctl_print_status(f, nodes, 2, true));
+	cr_assert_not_null(strstr(out, "\"store\":{\"used_bytes\":30408704,"
+				       "\"budget_bytes\":33554432,"
+				       "\"refusing\":true}},"),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, "\"store\":{\"used_bytes\":1572864,"
+				       "\"budget_bytes\":33554432,"
+				       "\"refusing\":false}}]}"),
+			   "%s", out);
 	free(out);
 }
 
