@@ -24,6 +24,21 @@
 #include "wal/fsm.h"
 
 struct coord_driver;
+
+/* The cluster clock (leader) and the offset estimate (clock.c). */
+struct coord_clock {
+	bool running;		    /* a ready leader: stamps clock_ms */
+	uint64_t base;		    /* cluster clock when it became ready */
+	uint64_t mono_base;	    /* monotonic ms then */
+	uint64_t last_propose_mono; /* the last command stamped */
+	bool idle_in_flight;	    /* a clock entry is proposed */
+	/* Smallest (own wall - leader's stamp) of the current window [0]
+	 * (from win_start, monotonic) and the one before [1]. */
+	int64_t win_min[2];
+	bool win_has[2];
+	uint64_t win_start;
+	uint64_t warned_mono; /* when the offset was last warned about */
+};
 struct coord_waiter;
 
 struct coord {
@@ -76,6 +91,7 @@ struct coord {
 	int exit_code;
 	uint64_t started_ms;
 	uint64_t proposals; /* in flight */
+	struct coord_clock clock;
 
 	/* The store against --store-budget (budget.c): the last measure,
 	 * when it was taken (monotonic ms, 0: never), the bytes of entries
@@ -148,6 +164,33 @@ int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 
 /* Fill buf with 16 random bytes. */
 void coord_random_id(uint8_t buf[16]);
+
+/* ---- Clocks (clock.c) -----------------------------------------------------
+ */
+
+/* This node became a ready leader: its cluster clock starts from the
+ * highest one applied. */
+void coord_clock_start(struct coord *c);
+/* No longer a ready leader: stop stamping (clock_ms 0). */
+void coord_clock_stop(struct coord *c);
+/* The cluster clock now, in ms; 0 when this node is not a ready leader. */
+uint64_t coord_clock_now(const struct coord *c);
+/* Stamp cmd->clock_ms (coord_propose does it for every command). */
+void coord_clock_stamp(struct coord *c, Settle__V1__Command *cmd);
+/* A ready leader that proposed nothing for a second (and has no clock
+ * entry in flight). */
+bool coord_clock_idle(const struct coord *c);
+/* Periodic, while some transaction can expire: an idle leader appends a
+ * clock entry, so that the cluster clock in the log stays recent. */
+void coord_clock_tick(struct coord *c);
+/* A command stamped by the leader at wall time stamp_ms was just applied
+ * here (0: none): a sample for the offset estimate; warns in the log
+ * when the offset is past a second (at most once a minute). */
+void coord_clock_applied(struct coord *c, uint64_t stamp_ms);
+/* This node's wall clock minus the leader's, estimated over the last
+ * 5-10 s of entries; 0 on the ready leader. False when unknown (no entry
+ * applied lately). */
+bool coord_clock_offset(struct coord *c, int64_t *offset_ms);
 
 /* ---- Client requests (dispatch.c) ---------------------------------------- */
 

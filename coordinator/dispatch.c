@@ -459,13 +459,15 @@ static void new_gid(char *out, size_t len, uint64_t now)
 }
 
 /*
- * The gid (the caller's, checked, or a new one) and the deadline of a new
- * transaction. False after answering the call with the error.
+ * The gid (the caller's, checked, or a new one), the time limit and the
+ * deadline of a new transaction. The deadline is for the client to read;
+ * the limit is what decides (on the cluster clock, wal/fsm.h). False after
+ * answering the call with the error.
  */
 static bool new_tx_identity(struct coord *c, struct rpc_call *call,
 			    const char *req_gid, uint32_t req_timeout,
 			    uint64_t now, char *gid, size_t gid_len,
-			    uint64_t *deadline)
+			    uint64_t *deadline, uint32_t *timeout_ms)
 {
 	uint32_t timeout =
 	    req_timeout != 0 ? req_timeout : c->cfg.default_timeout_ms;
@@ -490,6 +492,7 @@ static bool new_tx_identity(struct coord *c, struct rpc_call *call,
 		new_gid(gid, gid_len, now);
 	}
 	*deadline = now + timeout;
+	*timeout_ms = timeout;
 	return true;
 }
 
@@ -512,7 +515,7 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	    !dispatch__xa_begin(c, call, req, xgid, &req_gid))
 		goto out;
 	if (!new_tx_identity(c, call, req_gid, req->timeout_ms, now, gid,
-			     sizeof gid, &op.deadline_ms))
+			     sizeof gid, &op.deadline_ms, &op.timeout_ms))
 		goto out;
 	op.gid = gid;
 	op.mode = req->mode == SETTLE__V1__TX_MODE__XA
@@ -557,7 +560,7 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 		goto out;
 	}
 	if (!new_tx_identity(c, call, req->gid, req->timeout_ms, now, gid,
-			     sizeof gid, &op.deadline_ms))
+			     sizeof gid, &op.deadline_ms, &op.timeout_ms))
 		goto out;
 	op.gid = gid;
 	op.recovery = req->recovery;

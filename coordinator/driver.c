@@ -329,6 +329,20 @@ static void call_branch(struct coord_driver *d, const Settle__V1__TxRecord *tx,
 	}
 }
 
+/* Past its deadline: on the cluster clock, which only this leader's
+ * monotonic clock advances (the FSM checks the same against the stamp of
+ * the rollback it is sent); a record begun before the cluster clock by
+ * the wall clock as before. */
+static bool tx_expired(struct coord_driver *d, const Settle__V1__TxRecord *tx,
+		       uint64_t now)
+{
+	if (tx->expires_clock_ms != 0) {
+		uint64_t clock = coord_clock_now(d->c);
+		return clock != 0 && clock >= tx->expires_clock_ms;
+	}
+	return tx->deadline_ms <= now;
+}
+
 static void roll_back_expired(struct coord_driver *d,
 			      const Settle__V1__TxRecord *tx)
 {
@@ -433,7 +447,7 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 	bool running = tx->state == SETTLE__V1__TX_STATE__SAGA_RUNNING;
 
 	if (running && tx->recovery == SETTLE__V1__SAGA_RECOVERY__BACKWARD &&
-	    tx->deadline_ms <= now) {
+	    tx_expired(d, tx, now)) {
 		roll_back_expired(d, tx);
 		return;
 	}
@@ -475,7 +489,7 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		return;
 	switch (tx->state) {
 	case SETTLE__V1__TX_STATE__ACTIVE:
-		if (tx->deadline_ms <= now)
+		if (tx_expired(d, tx, now))
 			roll_back_expired(d, tx);
 		goto out;
 	case SETTLE__V1__TX_STATE__COMMITTING:
@@ -492,7 +506,7 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		/* Prepared for a legacy TM (an xid): in doubt, only the TM
 		 * decides. Prepared by an initiator: its deadline stands
 		 * (presumed abort). */
-		if (tx->xid.len == 0 && tx->deadline_ms <= now)
+		if (tx->xid.len == 0 && tx_expired(d, tx, now))
 			roll_back_expired(d, tx);
 		goto out;
 	default:
@@ -623,6 +637,22 @@ static void kick_cb(uv_timer_t *t)
 	store_read_end(txn);
 }
 
+/* Act on the transactions whose cluster-clock deadline came. */
+static void expire_due(struct coord_driver *d, uint64_t now)
+{
+	uint64_t clock = coord_clock_now(d->c);
+	char gid[WAL_GID_MAX + 1];
+	MDB_txn *txn;
+
+	if (clock == 0 || d->n_exp == 0 || d->exp[0].at > clock)
+		return;
+	if (store_read_begin(d->c->store, &txn) != 0)
+		return;
+	while (d->active && coord_drv_expiry_pop(d, clock, gid))
+		act(d, txn, gid, now);
+	store_read_end(txn);
+}
+
 static void kick(struct coord_driver *d)
 {
 	if (d->kick_armed)
@@ -635,8 +665,17 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 {
 	struct coord_driver *d = c->driver;
 
-	if (d == NULL || !d->active || tx->due_ms == 0 ||
-	    tx->due_ms > settle_now_ms())
+	if (d == NULL || !d->active)
+		return;
+	/* Its begin (the first event is the only one): schedule its
+	 * deadline. Later changes need nothing, see expiry.c. */
+	if (tx->next_event_seq == 2 && coord_drv_can_expire(tx) &&
+	    coord_drv_expiry_add(d, tx->gid, tx->expires_clock_ms) != 0)
+		settle_log(SETTLE_LOG_WARN, "driver",
+			   "%s: no memory to schedule its deadline; the scan "
+			   "of `due` will find it",
+			   tx->gid);
+	if (tx->due_ms == 0 || tx->due_ms > settle_now_ms())
 		return;
 	/* Called from inside the FSM apply: only note the gid and act from
 	 * the loop, outside raft's apply path. A full hot list is fine: the
@@ -650,10 +689,12 @@ void coord_driver_set_active(struct coord *c, bool active)
 {
 	struct coord_driver *d = c->driver;
 
+	coord_clock_stop(c);
 	if (d == NULL)
 		return;
 	d->epoch++;
 	d->active = false;
+	coord_drv_expiry_clear(d);
 	d->n_hot = 0;
 	flights_clear(d);
 	participants_close(d);
@@ -666,7 +707,15 @@ void coord_driver_set_active(struct coord *c, bool active)
 	d->active = true;
 	d->active_since_index = raft_last_applied(&c->raft);
 	d->active_since_ms = settle_now_ms();
-	settle_log(SETTLE_LOG_INFO, "driver", "resuming phase 2 as leader");
+	/* Every deadline counts on from the highest cluster clock applied,
+	 * on this node's monotonic clock: never the wall clock's offset
+	 * from the leader before, and never more than the timeout. */
+	coord_clock_start(c);
+	coord_drv_expiry_load(d);
+	settle_log(SETTLE_LOG_INFO, "driver",
+		   "resuming phase 2 as leader (cluster clock %llu, %zu "
+		   "deadlines)",
+		   (unsigned long long)coord_clock_now(c), d->n_exp);
 	scan_due(d, settle_now_ms());
 	coord_xa_set_active(d, true);
 }
@@ -678,8 +727,13 @@ void coord_driver_tick(struct coord *c)
 
 	if (d == NULL || !d->active)
 		return;
+	expire_due(d, now);
 	scan_due(d, now);
 	maybe_gc(d, now);
+	/* The cluster clock in the log matters only to transactions that
+	 * can expire: an idle cluster appends nothing. */
+	if (coord_clock_idle(c) && coord_drv_expiry_pending(d))
+		coord_clock_tick(c);
 	coord_xa_tick(d, now);
 }
 
@@ -734,6 +788,7 @@ void coord_driver_close(struct coord *c)
 	d->epoch++;
 	flights_clear(d);
 	participants_close(d);
+	coord_drv_expiry_clear(d);
 	/* Answers every RM call still queued or running now (they are
 	 * dropped: a new leader plans from the log); the pool itself goes
 	 * once its workers are back. */

@@ -22,6 +22,12 @@ struct flight {
 	char gid[WAL_GID_MAX + 1];
 };
 
+/* A deadline on the cluster clock (expiry.c). */
+struct expiry {
+	uint64_t at; /* expires_clock_ms */
+	char gid[WAL_GID_MAX + 1];
+};
+
 struct participant {
 	struct participant *next;
 	struct rpc_client *client;
@@ -52,6 +58,10 @@ struct coord_driver {
 	 * earlier leader. */
 	uint64_t active_since_index;
 	uint64_t active_since_ms;
+	/* Deadlines on the cluster clock: a min-heap (expiry.c). */
+	struct expiry *exp;
+	size_t n_exp, cap_exp;
+	bool exp_oom; /* the last load missed some */
 };
 
 /* One call to a participant or RM, or one proposal, in flight. */
@@ -86,6 +96,23 @@ struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
  * (if its epoch is current) and is freed. */
 void coord_drv_propose(struct coord_driver *d, struct op *o,
 		       Settle__V1__Command *cmd);
+
+/* Whether tx can still be rolled back by its deadline on the cluster
+ * clock: ACTIVE, XA_PREPARED without an xid, a backward saga running;
+ * and begun with a cluster expiry. */
+bool coord_drv_can_expire(const Settle__V1__TxRecord *tx);
+/* Remind the driver of gid at cluster clock `at`. 0 or SETTLE_ENOMEM. */
+int coord_drv_expiry_add(struct coord_driver *d, const char *gid, uint64_t at);
+/* Take the earliest reminder due at cluster clock now (0: none is) into
+ * gid; false when there is none. */
+bool coord_drv_expiry_pop(struct coord_driver *d, uint64_t now,
+			  char gid[WAL_GID_MAX + 1]);
+/* Whether some transaction can still expire (drops the reminders at the
+ * top whose transaction moved on). */
+bool coord_drv_expiry_pending(struct coord_driver *d);
+/* Fill the heap from the store (every transaction that can expire). */
+void coord_drv_expiry_load(struct coord_driver *d);
+void coord_drv_expiry_clear(struct coord_driver *d);
 
 /* Capped exponential backoff with jitter for attempt (1 = the first);
  * base/max 0: the node's --retry-base / --retry-max. */

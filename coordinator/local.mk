@@ -5,11 +5,13 @@ coordinator_settled_SOURCES = \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
 	coordinator/budget.c \
+	coordinator/clock.c \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
 	coordinator/dispatch.c coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c \
 	coordinator/driver.c coordinator/driver_int.h \
+	coordinator/expiry.c \
 	coordinator/main.c \
 	coordinator/node.c \
 	coordinator/propose.c \

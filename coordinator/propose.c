@@ -94,6 +94,7 @@ int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 		return SETTLE_ENOTLEADER;
 	if (cmd->time_ms == 0)
 		cmd->time_ms = settle_now_ms();
+	coord_clock_stamp(c, cmd);
 	p = raft_malloc(sizeof *p);
 	if (p == NULL)
 		return SETTLE_ENOMEM;

@@ -383,5 +383,6 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 	coord_budget_status(c, &resp.store_used_bytes, &resp.store_budget_bytes,
 			    &refusing);
 	resp.store_refusing = refusing;
+	resp.clock_offset_known = coord_clock_offset(c, &resp.clock_offset_ms);
 	rpc_call_reply(call, &resp.base);
 }

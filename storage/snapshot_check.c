@@ -202,6 +202,11 @@ static int check_meta(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 				      "header's");
 		return 0;
 	}
+	if (k->mv_size == sizeof STORE__META_CLOCK - 1 &&
+	    memcmp(key, STORE__META_CLOCK, k->mv_size) == 0)
+		return v->mv_size == 8
+			   ? 0
+			   : bad(c, "cluster clock of %zu bytes", v->mv_size);
 	return bad(c, "unknown meta row");
 }
 

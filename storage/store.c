@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/statvfs.h>
+#include <string.h>
 
 #include "error.h"
 #include "storage/store_int.h"
@@ -369,37 +370,60 @@ void store_write_abort(MDB_txn *txn)
 		mdb_txn_abort(txn);
 }
 
-int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index)
+/* A u64 BE row of meta; 0 when absent. */
+static int meta_u64_get(struct store *s, MDB_txn *txn, const char *key,
+			uint64_t *out)
 {
 	MDB_txn *t, *own;
 	int rv = store__read_txn(s, txn, &t, &own);
 	if (rv != 0)
 		return rv;
-	MDB_val k = {sizeof meta_applied - 1, (void *)meta_applied};
+	MDB_val k = {strlen(key), (void *)key};
 	MDB_val v;
 	int rc = mdb_get(t, s->dbi[STORE_DB_META], &k, &v);
 	if (rc == MDB_NOTFOUND) {
-		*index = 0;
+		*out = 0;
 	} else if (rc != 0) {
-		rv = store__mdb_fail(s, rc, "get applied");
+		rv = store__mdb_fail(s, rc, "get meta");
 	} else if (v.mv_size != 8) {
-		rv = store__fail(s, SETTLE_EPROTO, "meta applied: bad size %zu",
+		rv = store__fail(s, SETTLE_EPROTO, "meta %s: bad size %zu", key,
 				 v.mv_size);
 	} else {
-		*index = store__get_be64(v.mv_data);
+		*out = store__get_be64(v.mv_data);
 	}
 	store_read_end(own);
 	return rv;
 }
 
-int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index)
+static int meta_u64_put(struct store *s, MDB_txn *txn, const char *key,
+			uint64_t value)
 {
 	uint8_t buf[8];
-	store__be64(buf, index);
-	MDB_val k = {sizeof meta_applied - 1, (void *)meta_applied};
+	store__be64(buf, value);
+	MDB_val k = {strlen(key), (void *)key};
 	MDB_val v = {8, buf};
 	int rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
 	if (rc != 0)
-		return store__mdb_fail(s, rc, "put applied");
+		return store__mdb_fail(s, rc, "put meta");
 	return 0;
+}
+
+int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index)
+{
+	return meta_u64_get(s, txn, meta_applied, index);
+}
+
+int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index)
+{
+	return meta_u64_put(s, txn, meta_applied, index);
+}
+
+int store_clock_get(struct store *s, MDB_txn *txn, uint64_t *clock_ms)
+{
+	return meta_u64_get(s, txn, STORE__META_CLOCK, clock_ms);
+}
+
+int store_clock_put(struct store *s, MDB_txn *txn, uint64_t clock_ms)
+{
+	return meta_u64_put(s, txn, STORE__META_CLOCK, clock_ms);
 }

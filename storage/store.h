@@ -9,7 +9,9 @@
  *
  * Named databases (all keys are byte strings, integers big-endian so that
  * LMDB's memcmp order is numeric order):
- *   meta      "applied" -> u64 BE applied raft index; "version" -> u32 BE
+ *   meta      "applied" -> u64 BE applied raft index; "version" -> u32 BE;
+ *             "clock" -> u64 BE the cluster clock (wal/fsm.h), absent
+ *             until a command carried one
  *   txs       gid -> TxRecord (packed protobuf)
  *   branches  gid \0 branch_id(u32 BE) -> BranchRecord
  *   events    gid \0 seq(u64 BE) -> Event
@@ -165,6 +167,10 @@ void store_write_abort(MDB_txn *txn);
 int store_applied_get(struct store *s, MDB_txn *txn, uint64_t *index);
 /* Set the applied index inside write transaction txn. */
 int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index);
+/* The cluster clock the FSM reached (0 when never set). txn may be NULL. */
+int store_clock_get(struct store *s, MDB_txn *txn, uint64_t *clock_ms);
+/* Set it inside write transaction txn. */
+int store_clock_put(struct store *s, MDB_txn *txn, uint64_t clock_ms);
 
 /* ---- Applied log ---------------------------------------------------------
  * One row per raft index the FSM applied a command at (barriers and

@@ -268,6 +268,8 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return BAD(SETTLE_EINVAL, "gc limit must be 1..%d",
 				   WAL_GC_LIMIT_MAX);
 		return 0;
+	case SETTLE__V1__COMMAND__OP_CLOCK:
+		return 0;
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_validate(cmd->member, errmsg, errmsg_len);
 	case SETTLE__V1__COMMAND__OP_SAGA_BEGIN:

@@ -9,8 +9,12 @@
  * decide{gid, decision, reason, timeout}: ACTIVE -> COMMITTING (branches
  *   CONFIRMING) or ROLLING_BACK (branches CANCELLING), due now; with no
  *   branch straight to COMMITTED / ROLLED_BACK. A timeout decision needs
- *   time_ms >= deadline_ms. The same decision again answers OK with the
- *   current state; the opposite one WRONG_STATE.
+ *   the tx expired (fsm__expired: the entry's cluster clock has reached
+ *   expires_clock_ms). A COMMIT of an ACTIVE tx that has expired at its
+ *   entry loses to the deadline: that entry rolls the tx back (reason
+ *   "deadline") and answers WRONG_STATE. The same decision again answers
+ *   OK with the current state; the opposite one WRONG_STATE.
+ * clock{}: nothing but the cluster clock moving on (every entry does).
  * branch_result{gid, branch_id, phase, outcome, ...}: ignored (OK) unless
  *   the branch is still in phase. OK -> CONFIRMED / CANCELLED; RETRY keeps
  *   it with a new next_retry_ms; FAILURE -> FAILED: the tx waits for an
@@ -202,6 +206,7 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	tx->created_ms = a->time;
 	tx->deadline_ms = c->deadline_ms;
 	tx->due_ms = c->deadline_ms;
+	fsm__set_expiry(a, tx, c->timeout_ms);
 	tx->next_branch_id = 1;
 	tx->next_event_seq = 1;
 	char xid[XA_XID_TEXT_MAX + 8] = "";
@@ -221,6 +226,20 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	if (rv != 0)
 		return rv;
 	return fsm__write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
+}
+
+bool fsm__expired(const struct apply *a, const Settle__V1__TxRecord *tx)
+{
+	if (tx->expires_clock_ms != 0)
+		return a->clock >= tx->expires_clock_ms;
+	return a->time >= tx->deadline_ms;
+}
+
+void fsm__set_expiry(struct apply *a, Settle__V1__TxRecord *tx,
+		     uint32_t timeout_ms)
+{
+	tx->timeout_ms = timeout_ms;
+	tx->expires_clock_ms = timeout_ms != 0 ? a->clock + timeout_ms : 0;
 }
 
 int fsm__wrong_state(struct apply *a)
@@ -294,6 +313,14 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 	if (tx->mode == SETTLE__V1__TX_MODE__XA)
 		return wal_xa_decide_apply(a, c);
 	bool commit = c->decision == SETTLE__V1__DECISION__DECIDE_COMMIT;
+	/* The deadline wins over a COMMIT stamped at or after it: which one
+	 * an entry is follows from the log alone (its cluster clock), so
+	 * every node and every replay agree. Records without a cluster
+	 * expiry keep the rule they were applied with. */
+	bool late = commit && tx->state == SETTLE__V1__TX_STATE__ACTIVE &&
+		    tx->expires_clock_ms != 0 && fsm__expired(a, tx);
+	if (late)
+		commit = false;
 	int going = commit ? SETTLE__V1__TX_STATE__COMMITTING
 			   : SETTLE__V1__TX_STATE__ROLLING_BACK;
 	int final = commit ? SETTLE__V1__TX_STATE__COMMITTED
@@ -307,7 +334,7 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 	}
 	if (tx->state != SETTLE__V1__TX_STATE__ACTIVE)
 		return fsm__wrong_state(a);
-	if (c->timeout && a->time < tx->deadline_ms) {
+	if (c->timeout && !fsm__expired(a, tx)) {
 		fsm__result_tx(a, tx);
 		return fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
 				   "transaction %s: deadline not reached",
@@ -328,9 +355,10 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 		if (rv != 0)
 			return rv;
 	}
-	const char *why = c->reason != NULL && c->reason[0] != 0 ? c->reason
-			  : c->timeout				 ? "deadline"
-								 : "";
+	const char *why = late ? "deadline (passed before the commit)"
+			  : c->reason != NULL && c->reason[0] != 0 ? c->reason
+			  : c->timeout				   ? "deadline"
+								   : "";
 	if (!commit) {
 		snprintf(a->reason, sizeof a->reason, "%s", why);
 		tx->reason = a->reason;
@@ -351,6 +379,11 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 	}
 	if (rv == 0)
 		rv = fsm__write_tx(a, from);
+	if (rv == 0 && late)
+		return fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
+				   "transaction %s: its deadline passed before "
+				   "this commit; rolled back",
+				   tx->gid);
 	return rv;
 }
 
@@ -505,6 +538,8 @@ static int dispatch(struct apply *a)
 		return wal_xa_forget_apply(a, cmd->xa_forget);
 	case SETTLE__V1__COMMAND__OP_XA_HEURISTIC:
 		return wal_xa_heuristic_apply(a, cmd->xa_heuristic);
+	case SETTLE__V1__COMMAND__OP_CLOCK:
+		return 0;
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,
@@ -636,6 +671,16 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	}
 	a.cmd = cmd;
 	a.time = cmd->time_ms;
+	f->last_time_ms = cmd->time_ms;
+	rv = store_clock_get(a.s, a.txn, &a.clock);
+	if (rv == 0 && cmd->clock_ms > a.clock) {
+		a.clock = cmd->clock_ms;
+		rv = store_clock_put(a.s, a.txn, a.clock);
+	}
+	if (rv != 0) {
+		fsm__store_fail(&a, rv, "cluster clock");
+		goto err_after_cmd;
+	}
 	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
 	if (has_id) {
 		rv = store_cmd_get(a.s, a.txn, cmd->cmd_id.data, &stored);

@@ -5,6 +5,10 @@
  * Rules, relied on by every node producing identical LMDB contents:
  * - apply never reads a clock (Command.time_ms is the leader's stamp) nor
  *   any other node-local input;
+ * - deadlines are decided by the cluster clock: each entry's is the
+ *   highest Command.clock_ms applied so far (itself included), kept in the
+ *   store's meta; a transaction expires when it reaches the clock of its
+ *   begin + its timeout_ms (docs/ARCHITECTURE.md, "Clocks");
  * - apply never fails for business reasons: a rejected command (unknown
  *   gid, wrong state, invalid fields, undecodable entry) is applied as a
  *   no-op whose CmdResult carries the error code and message;
@@ -48,6 +52,9 @@ struct fsm {
 	 * FSM_APPLIED_LOG_KEEP.
 	 */
 	uint64_t applied_log_keep;
+	/* time_ms of the last command applied: read by the node to estimate
+	 * its clock's offset from the leader's, never by apply. */
+	uint64_t last_time_ms;
 	char errmsg[256]; /* why the last apply failed */
 };
 

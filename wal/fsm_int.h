@@ -22,6 +22,9 @@ struct apply {
 	MDB_txn *txn;
 	const Settle__V1__Command *cmd;
 	uint64_t time;
+	/* The cluster clock of this entry: max(the clock applied before,
+	 * cmd->clock_ms). Deadlines are decided by it, never by time. */
+	uint64_t clock;
 	Settle__V1__CmdResult res;
 	char msg[WAL_TEXT_MAX + 128];
 	/* The tx record to report through on_tx_change after commit. */
@@ -67,6 +70,15 @@ int fsm__finish(struct apply *a, int final);
  * detail must never hold a payload. 0 or < 0. */
 int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Whether tx is past its deadline at this entry: by the cluster clock
+ * (a->clock >= expires_clock_ms), or for a record begun before the
+ * cluster clock existed (expires_clock_ms 0) by the leader's wall stamp
+ * (a->time >= deadline_ms), as applied then. */
+bool fsm__expired(const struct apply *a, const Settle__V1__TxRecord *tx);
+/* Set a new tx's time limit from its begin: timeout_ms and the cluster
+ * clock at which it runs out (0 / 0 when the command has none). */
+void fsm__set_expiry(struct apply *a, Settle__V1__TxRecord *tx,
+		     uint32_t timeout_ms);
 /* Reject WRONG_STATE naming a->tx's state. Returns 0. */
 int fsm__wrong_state(struct apply *a);
 

@@ -366,6 +366,7 @@ int wal_saga_begin_apply(struct apply *a, const Settle__V1__CmdSagaBegin *c)
 	tx->state = TX(SAGA_RUNNING);
 	tx->created_ms = a->time;
 	tx->deadline_ms = c->deadline_ms;
+	fsm__set_expiry(a, tx, c->timeout_ms);
 	tx->recovery = c->recovery;
 	tx->next_event_seq = 1;
 	tx->next_completion = 1;
@@ -603,7 +604,7 @@ int wal_saga_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 				   "saga %s recovers forward: no deadline",
 				   tx->gid);
 	}
-	if (c->timeout && a->time < tx->deadline_ms) {
+	if (c->timeout && !fsm__expired(a, tx)) {
 		fsm__result_tx(a, tx);
 		return fsm__reject(a, SETTLE__V1__CODE__WRONG_STATE,
 				   "transaction %s: deadline not reached",

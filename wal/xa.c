@@ -524,8 +524,15 @@ int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 					   tx->gid);
 		return fsm__wrong_state(a);
 	}
+	/* As in TCC (wal/fsm.c): a COMMIT stamped at or past the deadline
+	 * loses to it, except in doubt with a TM's xid (no deadline). */
+	bool late = commit && tx->expires_clock_ms != 0 &&
+		    fsm__expired(a, tx) &&
+		    (st == TX(ACTIVE) || tx->xid.len == 0);
+	if (late)
+		commit = false;
 	if (!commit && c->timeout) {
-		if (a->time < tx->deadline_ms)
+		if (!fsm__expired(a, tx))
 			return fsm__reject(a, CODE(WRONG_STATE),
 					   "transaction %s: deadline not "
 					   "reached",
@@ -543,16 +550,22 @@ int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 		if (commit) {
 			rv = decide_commit(a, &x, c);
 		} else {
-			const char *why = c->reason != NULL && c->reason[0]
-					      ? c->reason
-					  : c->timeout ? "deadline"
-						       : "";
+			const char *why =
+			    late ? "deadline (passed before the commit)"
+			    : c->reason != NULL && c->reason[0] ? c->reason
+			    : c->timeout			? "deadline"
+								: "";
 			rv = start_rollback(&x, why);
 		}
 	}
 	if (rv == 0 && a->res.code == 0)
 		rv = flush(&x, st);
 	xa_free(&x);
+	if (rv == 0 && late)
+		return fsm__reject(a, CODE(WRONG_STATE),
+				   "transaction %s: its deadline passed before "
+				   "this commit; rolled back",
+				   tx->gid);
 	return rv;
 }
 

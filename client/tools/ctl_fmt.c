@@ -15,6 +15,9 @@
 #include "error.h"
 #include "ctl_int.h"
 
+/* status: a clock offset from the leader worth a line under the table. */
+#define CTL_CLOCK_SHOW_MS 100
+
 int ctl_duration_parse(const char *text, uint64_t *out_ms)
 {
 	static const struct {
@@ -444,9 +447,14 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 			fprintf(f,
 				",\"store\":{\"used_bytes\":%" PRIu64
 				",\"budget_bytes\":%" PRIu64
-				",\"refusing\":%s}}",
+				",\"refusing\":%s}",
 				st->store_used_bytes, st->store_budget_bytes,
 				st->store_refusing ? "true" : "false");
+			if (st->clock_offset_known)
+				fprintf(f, ",\"clock_offset_ms\":%" PRId64 "}",
+					st->clock_offset_ms);
+			else
+				fputs(",\"clock_offset_ms\":null}", f);
 		}
 		fputs("]}\n", f);
 		return;
@@ -529,6 +537,21 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 				st->xa_recovered_rollback,
 				st->xa_heuristic_results);
 		fputc('\n', f);
+	}
+	/* A clock off the leader's by more than noise: deadlines ignore it,
+	 * but logs and wall times shown do not (docs/OPERATIONS.md). */
+	for (i = 0; i < n; i++) {
+		const Settle__V1__StatusResponse *st = nodes[i].st;
+		int64_t off;
+
+		if (nodes[i].err != 0 || st == NULL || !st->clock_offset_known)
+			continue;
+		off = st->clock_offset_ms;
+		if (off > -CTL_CLOCK_SHOW_MS && off < CTL_CLOCK_SHOW_MS)
+			continue;
+		fprintf(f, "%s: clock about %" PRId64 " ms %s the leader's\n",
+			nodes[i].endpoint, off < 0 ? -off : off,
+			off < 0 ? "behind" : "ahead of");
 	}
 }
 

@@ -247,7 +247,7 @@ Test(ctl_status, table_and_json)
 	    "\"uptime_ms\":0,\"heuristic_txs\":0,\"xa\":{\"calls\":0,"
 	    "\"scans\":0,\"recovered_commit\":0,\"recovered_rollback\":0,"
 	    "\"heuristic_results\":0},\"store\":{\"used_bytes\":0,"
-	    "\"budget_bytes\":0,\"refusing\":false}},{\"endpoint\":"
+	    "\"budget_bytes\":0,\"refusing\":false},\"clock_offset_ms\":null},{\"endpoint\":"
 	    "\"127.0.0.1:7402\","
 	    "\"ok\":false,\"error\":\"connect: refused\",\"code\":"
 	    "\"CONNECT\"}]}\n");
@@ -352,12 +352,51 @@ Test(ctl_status, store_budget)
 	CAPTURE(out, ctl_print_status(f, nodes, 2, true));
 	cr_assert_not_null(strstr(out, "\"store\":{\"used_bytes\":30408704,"
 				       "\"budget_bytes\":33554432,"
-				       "\"refusing\":true}},"),
+				       "\"refusing\":true},"),
 			   "%s", out);
 	cr_assert_not_null(strstr(out, "\"store\":{\"used_bytes\":1572864,"
 				       "\"budget_bytes\":33554432,"
-				       "\"refusing\":false}}]}"),
+				       "\"refusing\":false},"),
 			   "%s", out);
+	free(out);
+}
+
+/* Each node's clock offset from the leader: in JSON always (null when
+ * unknown), under the table only past noise. */
+Test(ctl_status, clock_offsets)
+{
+	Settle__V1__StatusResponse st = leader_status();
+	Settle__V1__StatusResponse ahead = leader_status();
+	Settle__V1__StatusResponse behind = leader_status();
+	Settle__V1__StatusResponse near = leader_status();
+	struct ctl_node_status nodes[4] = {
+	    {"127.0.0.1:7400", 0, NULL, &st},
+	    {"127.0.0.1:7410", 0, NULL, &ahead},
+	    {"127.0.0.1:7420", 0, NULL, &behind},
+	    {"127.0.0.1:7430", 0, NULL, &near},
+	};
+	char *out = NULL;
+
+	st.clock_offset_known = true;
+	ahead.role = behind.role = near.role = "follower";
+	ahead.clock_offset_known = behind.clock_offset_known = true;
+	near.clock_offset_known = true;
+	ahead.clock_offset_ms = 600012;
+	behind.clock_offset_ms = -250;
+	near.clock_offset_ms = 3;
+	CAPTURE(out, ctl_print_status(f, nodes, 4, false));
+	cr_assert_not_null(strstr(out, "\n127.0.0.1:7410: clock about 600012 "
+				       "ms ahead of the leader's\n"
+				       "127.0.0.1:7420: clock about 250 ms "
+				       "behind the leader's\n"),
+			   "%s", out);
+	cr_assert_null(strstr(out, "7430: clock"), "%s", out);
+	free(out);
+	CAPTURE(out, ctl_print_status(f, nodes, 4, true));
+	cr_assert_not_null(strstr(out, "\"clock_offset_ms\":600012}"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "\"clock_offset_ms\":-250}"), "%s", out);
+	cr_assert_not_null(strstr(out, "\"clock_offset_ms\":0}"), "%s", out);
 	free(out);
 }
 
