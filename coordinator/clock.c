@@ -12,6 +12,14 @@
  * most that much behind the old one: a deadline stretches by at most that and
  * one election, never by an offset between clocks.
  *
+ * The leader's wall time (coord_wall_now: the stamps of commands, retry
+ * times, the driver's "now") is likewise its wall clock when it became
+ * ready, or the latest stamp applied if that is later, advanced by its
+ * monotonic clock: a step of the wall clock while it leads changes
+ * nothing, and a leader behind the one before does not make the retries
+ * that one planned wait. It meets the real wall clock again at the next
+ * change of leader.
+ *
  * The offset estimate is for operators only (status, a warning in the
  * log): each command carries the leader's wall time when it was proposed;
  * a follower applying it reads its own wall clock. The difference is the
@@ -49,6 +57,12 @@ void coord_clock_start(struct coord *c)
 			   store_errmsg(c->store));
 	k->base = applied != 0 ? applied : 1;
 	k->mono_base = settle_mono_ms();
+	/* Wall stamps go on from the latest one applied when this node's
+	 * clock is behind it, so that retry times an earlier leader stamped
+	 * do not wait for the difference. */
+	k->wall_base = settle_now_ms();
+	if (k->wall_base < c->fsm.max_time_ms)
+		k->wall_base = c->fsm.max_time_ms;
 	k->last_propose_mono = k->mono_base;
 	k->running = true;
 }
@@ -67,9 +81,19 @@ uint64_t coord_clock_now(const struct coord *c)
 	return k->base + (settle_mono_ms() - k->mono_base);
 }
 
+uint64_t coord_wall_now(const struct coord *c)
+{
+	const struct coord_clock *k = &c->clock;
+
+	if (!k->running)
+		return settle_now_ms();
+	return k->wall_base + (settle_mono_ms() - k->mono_base);
+}
+
 void coord_clock_stamp(struct coord *c, Settle__V1__Command *cmd)
 {
 	cmd->clock_ms = coord_clock_now(c);
+	cmd->wall_ms = settle_now_ms();
 	c->clock.last_propose_mono = settle_mono_ms();
 }
 

@@ -30,6 +30,7 @@ struct coord_clock {
 	bool running;		    /* a ready leader: stamps clock_ms */
 	uint64_t base;		    /* cluster clock when it became ready */
 	uint64_t mono_base;	    /* monotonic ms then */
+	uint64_t wall_base;	    /* the leader's wall ms then */
 	uint64_t last_propose_mono; /* the last command stamped */
 	bool idle_in_flight;	    /* a clock entry is proposed */
 	/* Smallest (own wall - leader's stamp) of the current window [0]
@@ -175,6 +176,11 @@ void coord_clock_start(struct coord *c);
 void coord_clock_stop(struct coord *c);
 /* The cluster clock now, in ms; 0 when this node is not a ready leader. */
 uint64_t coord_clock_now(const struct coord *c);
+/* The leader's wall ms (stamps, retry times): the real wall clock unless
+ * this node is a ready leader, then the wall clock (or the latest stamp
+ * applied, if later) when it became ready advanced by its monotonic
+ * clock, so that a step of the wall clock changes nothing. */
+uint64_t coord_wall_now(const struct coord *c);
 /* Stamp cmd->clock_ms (coord_propose does it for every command). */
 void coord_clock_stamp(struct coord *c, Settle__V1__Command *cmd);
 /* A ready leader that proposed nothing for a second (and has no clock

@@ -408,7 +408,7 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
 	int rv;
 
 	if (cmd->time_ms == 0)
-		cmd->time_ms = settle_now_ms();
+		cmd->time_ms = coord_wall_now(c);
 	/* INVALID_ARGUMENT or TOO_LARGE (a payload over 1 MiB, a reason
 	 * over 1 KiB), as validation says: PROTOCOL.md promises both. */
 	rv = wal_command_validate(cmd, msg, sizeof msg);
@@ -504,7 +504,7 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	Settle__V1__CmdBegin op = SETTLE__V1__CMD_BEGIN__INIT;
 	char gid[WAL_GID_MAX + 1], xgid[XA_XID_GID_LEN + 1];
 	const char *req_gid;
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(c);
 
 	req = settle__v1__begin_request__unpack(NULL, n, b);
 	if (req == NULL) {
@@ -543,7 +543,7 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 	Settle__V1__CmdSagaBegin op = SETTLE__V1__CMD_SAGA_BEGIN__INIT;
 	char gid[WAL_GID_MAX + 1];
 	char msg[256];
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(c);
 	int rv;
 
 	req = settle__v1__submit_saga_request__unpack(NULL, n, b);

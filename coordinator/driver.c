@@ -206,7 +206,7 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdStepResult sr = SETTLE__V1__CMD_STEP_RESULT__INIT;
 	char err[WAL_TEXT_MAX / 2];
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(d->c);
 
 	sr.gid = o->gid;
 	sr.step = o->branch_id;
@@ -250,7 +250,7 @@ static void participant_answered(void *data, const struct rpc_result *res)
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdBranchResult br = SETTLE__V1__CMD_BRANCH_RESULT__INIT;
 	char err[WAL_TEXT_MAX / 2];
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(d->c);
 
 	if (o->epoch != d->epoch || !d->active) {
 		free(o);
@@ -621,7 +621,7 @@ static void kick_cb(uv_timer_t *t)
 {
 	struct coord_driver *d = t->data;
 	struct coord *c = d->c;
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(c);
 	MDB_txn *txn;
 
 	d->kick_armed = false;
@@ -675,7 +675,7 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 			   "%s: no memory to schedule its deadline; the scan "
 			   "of `due` will find it",
 			   tx->gid);
-	if (tx->due_ms == 0 || tx->due_ms > settle_now_ms())
+	if (tx->due_ms == 0 || tx->due_ms > coord_wall_now(c))
 		return;
 	/* Called from inside the FSM apply: only note the gid and act from
 	 * the loop, outside raft's apply path. A full hot list is fine: the
@@ -706,7 +706,7 @@ void coord_driver_set_active(struct coord *c, bool active)
 	 * it is in LMDB, so plans made from here on see every decision. */
 	d->active = true;
 	d->active_since_index = raft_last_applied(&c->raft);
-	d->active_since_ms = settle_now_ms();
+	d->active_since_ms = coord_wall_now(c);
 	/* Every deadline counts on from the highest cluster clock applied,
 	 * on this node's monotonic clock: never the wall clock's offset
 	 * from the leader before, and never more than the timeout. */
@@ -716,14 +716,14 @@ void coord_driver_set_active(struct coord *c, bool active)
 		   "resuming phase 2 as leader (cluster clock %llu, %zu "
 		   "deadlines)",
 		   (unsigned long long)coord_clock_now(c), d->n_exp);
-	scan_due(d, settle_now_ms());
+	scan_due(d, coord_wall_now(c));
 	coord_xa_set_active(d, true);
 }
 
 void coord_driver_tick(struct coord *c)
 {
 	struct coord_driver *d = c->driver;
-	uint64_t now = settle_now_ms();
+	uint64_t now = coord_wall_now(c);
 
 	if (d == NULL || !d->active)
 		return;

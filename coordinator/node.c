@@ -43,7 +43,7 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 	*result = NULL; /* results are read back from LMDB by cmd_id */
 	c->snap.log_bytes += buf->len;
 	c->snap.log_entries++;
-	c->fsm.last_time_ms = 0;
+	c->fsm.last_wall_ms = 0;
 	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
 	if (rv != 0) {
 		/* Only storage failures get here. Applying past a lost
@@ -60,7 +60,7 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 			       : "");
 		_exit(70);
 	}
-	coord_clock_applied(c, c->fsm.last_time_ms);
+	coord_clock_applied(c, c->fsm.last_wall_ms);
 	return 0;
 }
 

@@ -93,7 +93,7 @@ int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 	if (!coord_is_leader(c))
 		return SETTLE_ENOTLEADER;
 	if (cmd->time_ms == 0)
-		cmd->time_ms = settle_now_ms();
+		cmd->time_ms = coord_wall_now(c);
 	coord_clock_stamp(c, cmd);
 	p = raft_malloc(sizeof *p);
 	if (p == NULL)

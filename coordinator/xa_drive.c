@@ -95,7 +95,7 @@ static void propose_result(struct op *o, Settle__V1__CmdXaResult *r)
 			  ? "commit"
 			  : "rollback",
 		      r->attempt, (int)r->outcome, r->error);
-	cmd.time_ms = settle_now_ms();
+	cmd.time_ms = coord_wall_now(o->d->c);
 	cmd.op_case = SETTLE__V1__COMMAND__OP_XA_RESULT;
 	cmd.xa_result = r;
 	coord_drv_propose(d, o, &cmd);
@@ -109,10 +109,11 @@ static void propose_not_called(struct op *o, int rv, const char *text)
 	struct coord_xa_call call = {.phase = o->phase, .attempt = o->attempt};
 	char err[WAL_TEXT_MAX / 2];
 
-	coord_xa_classify(&call, rv, text, d->c->cfg.xa_max_attempts,
-			  settle_now_ms() + coord_drv_backoff_ms(
-						&d->c->cfg, o->attempt, 0, 0),
-			  &r, err, sizeof err);
+	coord_xa_classify(
+	    &call, rv, text, d->c->cfg.xa_max_attempts,
+	    coord_wall_now(o->d->c) +
+		coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0),
+	    &r, err, sizeof err);
 	propose_result(o, &r);
 }
 
@@ -169,10 +170,11 @@ static void branch_answered(void *data, const struct coord_xa_answer *a)
 	 * from LMDB, so only then). */
 	if (a->rv == XA_RM_ENOTA && o->attempt <= 1 && !call.voted_ok)
 		call.voted_ok = branch_voted(d, o->gid, o->branch_id);
-	coord_xa_classify(&call, a->rv, a->errmsg, d->c->cfg.xa_max_attempts,
-			  settle_now_ms() + coord_drv_backoff_ms(
-						&d->c->cfg, o->attempt, 0, 0),
-			  &r, err, sizeof err);
+	coord_xa_classify(
+	    &call, a->rv, a->errmsg, d->c->cfg.xa_max_attempts,
+	    coord_wall_now(o->d->c) +
+		coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0),
+	    &r, err, sizeof err);
 	propose_result(o, &r);
 }
 
@@ -423,7 +425,8 @@ void coord_xa_set_active(struct coord_driver *d, bool active)
 	d->xa_scans_running = 0;
 	d->xa_next_scan_ms = 0;
 	if (active && d->xa_pool != NULL)
-		d->xa_next_scan_ms = settle_now_ms(); /* at the next tick */
+		d->xa_next_scan_ms =
+		    coord_wall_now(d->c); /* at the next tick */
 }
 
 void coord_xa_tick(struct coord_driver *d, uint64_t now)

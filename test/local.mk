@@ -94,6 +94,14 @@ test_integration_test_store_budget_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_store_budget_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
 	$(LMDB_LIBS)
 TESTS += test/integration/test_store_budget
+# Clocks decide nothing: nodes under libfaketime, leadership moved to a
+# skewed node, the leader's clock stepped, a COMMIT racing the deadline.
+check_PROGRAMS += test/integration/test_clock
+test_integration_test_clock_SOURCES = test/integration/test_clock.c \
+	$(FAULTS_IT)
+test_integration_test_clock_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_clock_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS)
+TESTS += test/integration/test_clock
 # Sagas beyond test_saga.c: compensation order at every position, DAG
 # branches, forward recovery (test_saga_dag); late and repeated calls
 # through a frame-aware proxy, coordinator SIGKILLs and leader failover on a

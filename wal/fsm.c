@@ -1,7 +1,9 @@
 /*
  * fsm.c — deterministic apply of replicated commands (TCC).
  *
- * begin{gid, deadline_ms, mode}: a new tx ACTIVE, due at its deadline.
+ * begin{gid, deadline_ms, timeout_ms, mode}: a new tx ACTIVE, due at its
+ *   deadline (wall, `due` index); expires on the cluster clock at the
+ *   entry's clock + timeout_ms (fsm__set_expiry).
  *   ALREADY_EXISTS if the gid is taken.
  * register{gid, endpoint, resource, payload}: tx ACTIVE (else WRONG_STATE,
  *   NOT_FOUND), at most WAL_MAX_BRANCHES (TOO_LARGE). New branch
@@ -671,7 +673,9 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	}
 	a.cmd = cmd;
 	a.time = cmd->time_ms;
-	f->last_time_ms = cmd->time_ms;
+	f->last_wall_ms = cmd->wall_ms != 0 ? cmd->wall_ms : cmd->time_ms;
+	if (cmd->time_ms > f->max_time_ms)
+		f->max_time_ms = cmd->time_ms;
 	rv = store_clock_get(a.s, a.txn, &a.clock);
 	if (rv == 0 && cmd->clock_ms > a.clock) {
 		a.clock = cmd->clock_ms;

@@ -52,9 +52,12 @@ struct fsm {
 	 * FSM_APPLIED_LOG_KEEP.
 	 */
 	uint64_t applied_log_keep;
-	/* time_ms of the last command applied: read by the node to estimate
-	 * its clock's offset from the leader's, never by apply. */
-	uint64_t last_time_ms;
+	/* Read by the node, never by apply: the proposer's wall clock
+	 * (wall_ms, else time_ms) of the last command applied, to estimate
+	 * this node's clock offset from the leader's; the highest time_ms
+	 * applied since start, where a new leader's stamps go on from. */
+	uint64_t last_wall_ms;
+	uint64_t max_time_ms;
 	char errmsg[256]; /* why the last apply failed */
 };
 

@@ -87,9 +87,12 @@ void it_teardown(void)
 	char cmd[300];
 
 	kill_all();
-	for (i = 0; i < nprocs; i++)
+	for (i = 0; i < nprocs; i++) {
 		for (j = 0; procs[i].argv[j]; j++)
 			free(procs[i].argv[j]);
+		for (j = 0; procs[i].env[j]; j++)
+			free(procs[i].env[j]);
+	}
 	memset(procs, 0, sizeof(procs));
 	nprocs = 0;
 	if (dir[0] && getenv("SETTLE_KEEP_TEST_DIR") == NULL) {
@@ -213,9 +216,54 @@ int it_free_port_pair(void)
 	return -1;
 }
 
+extern char **environ;
+
+static bool same_name(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "=");
+	return strncmp(a, b, n) == 0 && b[n] == '=';
+}
+
+/* The test's environment with p->env over it: built before fork, since
+ * the child of a multi-threaded test must not allocate. */
+static char **child_env(const struct it_proc *p)
+{
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n] != NULL)
+		n++;
+	envp = calloc(n + IT_MAX_ENV + 1, sizeof(*envp));
+	cr_assert_not_null(envp);
+	for (size_t i = 0; i < n; i++) {
+		bool over = false;
+		for (size_t j = 0; p->env[j] != NULL; j++)
+			over = over || same_name(p->env[j], environ[i]);
+		if (!over)
+			envp[k++] = environ[i];
+	}
+	for (size_t j = 0; p->env[j] != NULL; j++)
+		envp[k++] = p->env[j];
+	return envp;
+}
+
+void it_setenv(struct it_proc *p, const char *name_value)
+{
+	size_t j;
+
+	for (j = 0; p->env[j] != NULL; j++)
+		if (same_name(p->env[j], name_value))
+			break;
+	cr_assert(j < IT_MAX_ENV, "too many environment variables");
+	free(p->env[j]);
+	p->env[j] = strdup(name_value);
+	cr_assert_not_null(p->env[j]);
+}
+
 static pid_t start_child(struct it_proc *p)
 {
 	pid_t parent = getpid(), pid;
+	char **envp = child_env(p);
 	int fd;
 
 	fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -231,12 +279,13 @@ static pid_t start_child(struct it_proc *p)
 		dup2(null, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execv(p->argv[0], p->argv);
+		execve(p->argv[0], p->argv, envp);
 		dprintf(2, "harness: exec %s: %s\n", p->argv[0],
 			strerror(errno));
 		_exit(127);
 	}
 	close(fd);
+	free(envp);
 	return pid;
 }
 

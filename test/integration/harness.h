@@ -23,11 +23,13 @@
 #include <sys/types.h>
 
 #define IT_MAX_ARGS 32
+#define IT_MAX_ENV  8
 
 struct it_proc {
 	char name[32];
 	char log[512];
 	char *argv[IT_MAX_ARGS + 1]; /* owned copies, for restarts */
+	char *env[IT_MAX_ENV + 1];   /* "NAME=value" added at each start */
 	pid_t pid;		     /* 0 when not running */
 };
 
@@ -56,6 +58,9 @@ int it_free_port_pair(void);
  * the harness.
  */
 struct it_proc *it_spawn(const char *name, char *const argv[]);
+/* Add "NAME=value" (copied) to p's environment from its next (re)start
+ * on; a NAME given again replaces the value. */
+void it_setenv(struct it_proc *p, const char *name_value);
 /* Start again with the same arguments (after it_kill or it_stop). */
 void it_restart(struct it_proc *p);
 /* SIGKILL and reap. */
