@@ -376,6 +376,29 @@ void it_show_log(const struct it_proc *p)
 		fprintf(stderr, "(no log)\n");
 }
 
+/* Every thread's stack of a process that is alive but not doing what was
+ * awaited (eu-stack from elfutils, else gdb), and what its threads wait
+ * on in the kernel: a timeout then explains itself. */
+void it_show_stacks(const struct it_proc *p)
+{
+	char cmd[600];
+
+	if (p->pid <= 0)
+		return;
+	fprintf(stderr, "---- stacks of %s (pid %d):\n", p->name, (int)p->pid);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "for t in /proc/%d/task/*; do echo \"$t $(cat $t/stat | "
+	    "cut -d' ' -f3) wchan=$(cat $t/wchan)\"; done >&2; "
+	    "if command -v eu-stack >/dev/null; then "
+	    "timeout 30 eu-stack -p %d >&2 2>&1; "
+	    "else timeout 60 gdb -q -batch -p %d -ex 'thread apply all bt' "
+	    ">&2 2>&1; fi",
+	    (int)p->pid, (int)p->pid, (int)p->pid);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no stacks)\n");
+}
+
 void it_wait_port(struct it_proc *p, int port, int timeout_ms)
 {
 	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
@@ -397,6 +420,7 @@ void it_wait_port(struct it_proc *p, int port, int timeout_ms)
 		}
 		if (mono_ms() > end) {
 			it_show_log(p);
+			it_show_stacks(p);
 			cr_assert_fail("%s not listening on %d after %d ms",
 				       p->name, port, timeout_ms);
 		}

@@ -71,6 +71,8 @@ void it_stop(struct it_proc *p);
 bool it_alive(struct it_proc *p);
 /* Print the last lines of the process's log to stderr. */
 void it_show_log(const struct it_proc *p);
+/* Every thread's stack and kernel wait of a live process, to stderr. */
+void it_show_stacks(const struct it_proc *p);
 
 /* Wait until host:port accepts TCP connections, or fail the test. */
 void it_wait_port(struct it_proc *p, int port, int timeout_ms);
