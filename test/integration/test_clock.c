@@ -120,6 +120,27 @@ static void cluster_start(void)
 		it_setenv(p, kv);
 		it_setenv(p, "FAKETIME_CACHE_DURATION=1");
 		it_setenv(p, "FAKETIME_DONT_FAKE_MONOTONIC=1");
+		if (asan[0] != '\0') {
+			/* ASan's allocator reads CLOCK_MONOTONIC through
+			 * clock_gettime() when it first maps a size class,
+			 * holding that class's lock, to schedule releasing
+			 * memory to the OS. Under libfaketime that call is
+			 * libfaketime's, whose first call initialises itself
+			 * (dlsym, realloc) and so asks the same allocator,
+			 * maybe for the same class: the process waits on
+			 * itself forever before main. Whether it does depends
+			 * on the sizes allocated first (the environment, the
+			 * locale), so some machines always hang and others
+			 * never; no release interval, no clock call. */
+			const char *o = getenv("ASAN_OPTIONS");
+
+			snprintf(kv, sizeof(kv),
+				 "ASAN_OPTIONS=%s%sallocator_release_to_os_"
+				 "interval_ms=-1",
+				 o != NULL ? o : "",
+				 o != NULL && o[0] != '\0' ? ":" : "");
+			it_setenv(p, kv);
+		}
 		fu_kill(&cluster, i);
 		fu_restart(&cluster, i);
 		it_wait_port(p, cluster.nodes[i].port, 20000);
