@@ -127,8 +127,10 @@ Test(tcc, deadline_rolls_back_and_cancel_reaches_both_banks)
 	it_bank_start(&b, "bank-b", "bob=500", NULL);
 	c = tu_client(&n);
 
-	/* Begin with a 1 s deadline, Try both sides, then walk away. */
-	tu_begin_and_try(c, 1000, &a, "alice", &b, "bob", 100, gid);
+	/* Begin with a 3 s deadline, Try both sides, then walk away. (The
+	 * Tries and the reads below must fit in it: 1 s did not, once, on a
+	 * busy 2-core machine running ASan builds.) */
+	tu_begin_and_try(c, 3000, &a, "alice", &b, "bob", 100, gid);
 	x = it_bank_account(&a, "alice");
 	y = it_bank_account(&b, "bob");
 	cr_assert_eq(x.frozen, 100, "the Try must have reserved the money");

@@ -424,7 +424,9 @@ Test(examples, confirm_delay_holds_the_call_not_the_bank)
 	uint64_t t0;
 
 	memset(&co, 0, sizeof(co));
-	start_bank("--confirm-delay-ms=600");
+	/* A delay far above a busy machine's scheduling noise: 600 ms once
+	 * passed before the balances below were read. */
+	start_bank("--confirm-delay-ms=2000");
 	fake_server_start(&fc, coordinator, NULL);
 	cr_assert_eq(transfer(&fc, "300", "--wait-ms=0", out, sizeof(out)), 0,
 		     "%s", out);
@@ -440,7 +442,8 @@ Test(examples, confirm_delay_holds_the_call_not_the_bank)
 	 * delay only (a sleeping bank would add the rest of alice's). */
 	t0 = settle_mono_ms();
 	cr_expect_eq(drive(SETTLE__V1__METHOD__CONFIRM, 2), 0);
-	cr_expect_lt(settle_mono_ms() - t0, 900, "the delay blocked the bank");
+	/* Its own delay: 2000 ms; queued behind alice's: about 3850. */
+	cr_expect_lt(settle_mono_ms() - t0, 3200, "the delay blocked the bank");
 	pthread_join(first.thread, NULL);
 	cr_expect_eq(first.rv, 0);
 	/* A repeat is delayed too, then skipped by the barrier. */
