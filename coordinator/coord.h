@@ -75,6 +75,7 @@ struct coord {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	uv_prepare_t watch;   /* leadership, checked every loop iteration */
+	uv_check_t commit;    /* applied entries to LMDB, once an iteration */
 	uv_timer_t tick;      /* driver heartbeat */
 	uv_timer_t drain;     /* stopping: waits for raft's writes to end */
 	uint64_t drain_until; /* monotonic ms: close raft anyway after this */

@@ -30,6 +30,35 @@ static int make_dir(const char *path, char *errmsg, size_t len)
 
 /* ---- FSM glue ------------------------------------------------------------ */
 
+/*
+ * Entries are applied into one LMDB write transaction, the store's apply
+ * batch, committed here once per loop iteration (after raft's callbacks of
+ * that iteration) and wherever the store must be whole: before a snapshot
+ * reads it, before a restore or a prune writes it, at close. A batch that
+ * cannot commit has lost applied entries: stop like a failed apply; the
+ * raft log replays them at restart.
+ */
+static void commit_applied(struct coord *c)
+{
+	int rv = store_batch_commit(c->store);
+
+	if (rv == 0)
+		return;
+	settle_log(SETTLE_LOG_ERROR, "fsm",
+		   "commit of applied entries failed: %s (%s); stopping%s",
+		   settle_strerror(rv), store_errmsg(c->store),
+		   rv == SETTLE_EFULL ? ": restart with a larger --store-budget"
+		   : rv == SETTLE_ENOSPACE
+		       ? ": free space on the disk, then restart"
+		       : "");
+	_exit(70);
+}
+
+static void commit_cb(uv_check_t *h)
+{
+	commit_applied(h->data);
+}
+
 static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 			  void **result)
 {
@@ -108,6 +137,9 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 
 	if (c->snap.busy)
 		return RAFT_BUSY; /* raft tries again later */
+	/* The view must hold every entry up to the applied index, and be a
+	 * read transaction of its own: it goes to raft's worker thread. */
+	commit_applied(c);
 	rv = store_read_begin(c->store, &c->snap.txn);
 	if (rv != 0) {
 		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
@@ -177,6 +209,7 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
 		 * log before the previous snapshot is gone for good. */
+		commit_applied(c);
 		if (c->snap.prev_index > 0 &&
 		    fsm_prune_applied_log(&c->fsm, c->snap.prev_index) != 0)
 			settle_log(SETTLE_LOG_WARN, "fsm",
@@ -194,6 +227,7 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 	int rv;
 
 	store_snapshot_index(buf->base, buf->len, &index);
+	commit_applied(c);
 	rv = store_restore(c->store, buf->base, buf->len);
 	if (rv != 0) {
 		settle_log(SETTLE_LOG_ERROR, "fsm",
@@ -348,6 +382,9 @@ static void raft_closed(struct raft *r)
 	raft_uv_close(&c->io);
 	raft_uv_tcp_close(&c->transport);
 	c->raft_started = false;
+	/* Nothing is applied any more. */
+	commit_applied(c);
+	uv_close((uv_handle_t *)&c->commit, NULL);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -421,6 +458,7 @@ void coord_stop(struct coord *c, int exit_code)
 void coord_close(struct coord *c)
 {
 	if (c->store != NULL) {
+		commit_applied(c);
 		store_sync(c->store);
 		fsm_close(&c->fsm);
 		store_close(c->store);
@@ -496,6 +534,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	}
 	c->fsm.on_tx_change = on_tx_change;
 	c->fsm.data = c;
+	c->fsm.batched = true;
 
 	c->raft_fsm.version = 3;
 	c->raft_fsm.data = c;
@@ -538,6 +577,12 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		goto err_after_io;
 	}
 	c->raft.data = c;
+	/* From now on raft_closed() closes it. Unreferenced: it must not
+	 * keep the loop running once everything else has stopped. */
+	uv_check_init(loop, &c->commit);
+	c->commit.data = c;
+	uv_check_start(&c->commit, commit_cb);
+	uv_unref((uv_handle_t *)&c->commit);
 	raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
 	raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
 	raft_set_election_timeout(&c->raft, c->cfg.election_timeout_ms);

@@ -22,6 +22,7 @@ if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_storage
 test_unit_test_storage_SOURCES = \
 	test/unit/storage/test_store.c \
+	test/unit/storage/test_batch.c \
 	test/unit/storage/test_snapshot.c \
 	test/unit/storage/test_snapshot_check.c \
 	test/unit/storage/test_applied_log.c \

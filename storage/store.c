@@ -232,6 +232,8 @@ int store_open(const char *dir, const struct store_opts *opts,
 	rv = open_dbs(s);
 	if (rv != 0)
 		goto err_after_env;
+	/* store_read_end() finds the store of a txn through it. */
+	mdb_env_set_userctx(s->env, s);
 	*out = s;
 	return 0;
 
@@ -248,6 +250,11 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (store_batch_commit(s) != 0)
+		fprintf(stderr,
+			"store: closing with an apply batch that did "
+			"not commit (%s); the raft log replays it\n",
+			s->errmsg);
 	mdb_env_close(s->env);
 	free(s);
 }
@@ -334,8 +341,18 @@ int store_usage(struct store *s, struct store_usage *u)
 	return 0;
 }
 
+static bool batch_mine(const struct store *s)
+{
+	return s->batch != NULL &&
+	       pthread_equal(s->batch_owner, pthread_self());
+}
+
 int store_read_begin(struct store *s, MDB_txn **txn)
 {
+	if (batch_mine(s)) {
+		*txn = s->batch;
+		return 0;
+	}
 	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
 	if (rc != 0)
 		return store__mdb_fail(s, rc, "read txn_begin");
@@ -344,12 +361,58 @@ int store_read_begin(struct store *s, MDB_txn **txn)
 
 void store_read_end(MDB_txn *txn)
 {
-	if (txn != NULL)
-		mdb_txn_abort(txn);
+	if (txn == NULL)
+		return;
+	const struct store *s = mdb_env_get_userctx(mdb_txn_env(txn));
+	if (s != NULL && txn == s->batch)
+		return; /* a view through the batch: it stays open */
+	mdb_txn_abort(txn);
+}
+
+int store_batch_txn(struct store *s, MDB_txn **txn)
+{
+	if (s->batch == NULL) {
+		int rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
+		if (rc != 0) {
+			s->batch = NULL;
+			return store__mdb_fail(s, rc, "batch txn_begin");
+		}
+		s->batch_owner = pthread_self();
+	}
+	*txn = s->batch;
+	return 0;
+}
+
+int store_batch_commit(struct store *s)
+{
+	MDB_txn *txn = s->batch;
+
+	if (txn == NULL)
+		return 0;
+	s->batch = NULL;
+	return store_write_commit(s, txn);
+}
+
+void store_batch_abort(struct store *s)
+{
+	MDB_txn *txn = s->batch;
+
+	s->batch = NULL;
+	store_write_abort(txn);
+}
+
+bool store_batch_open(const struct store *s)
+{
+	return s->batch != NULL;
 }
 
 int store_write_begin(struct store *s, MDB_txn **txn)
 {
+	if (batch_mine(s)) {
+		int rv = store_batch_commit(s);
+		if (rv != 0)
+			return rv;
+	}
 	int rc = mdb_txn_begin(s->env, NULL, 0, txn);
 	if (rc != 0)
 		return store__mdb_fail(s, rc, "write txn_begin");

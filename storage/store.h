@@ -150,16 +150,36 @@ int store_usage(struct store *s, struct store_usage *u);
 /* ---- Transactions ------------------------------------------------------- */
 
 /* Begin a read-only transaction (a consistent view). End it with
- * store_read_end(). */
+ * store_read_end(). On the thread that holds the apply batch open, the
+ * view is the batch itself: what it applied, committed to LMDB or not;
+ * store_read_end() then leaves it open. */
 int store_read_begin(struct store *s, MDB_txn **txn);
 void store_read_end(MDB_txn *txn);
 
 /* Begin the single write transaction; end it with store_write_commit()
  * (which always ends it, even on failure) or store_write_abort(). Only the
- * FSM and snapshot restore write. */
+ * FSM and snapshot restore write. On the batch's thread an open batch is
+ * committed first (store_batch_commit()): LMDB has one writer. */
 int store_write_begin(struct store *s, MDB_txn **txn);
 int store_write_commit(struct store *s, MDB_txn *txn);
 void store_write_abort(MDB_txn *txn);
+
+/*
+ * The apply batch: one write transaction for a run of applied entries
+ * (the FSM's batched mode), committed once per loop iteration rather than
+ * once per entry. What it holds is already decided by the raft log, which
+ * replays it after a crash, so leaving it uncommitted for a while loses
+ * nothing. store_batch_txn() hands out the open batch or begins one (the
+ * calling thread becomes its owner); store_batch_commit() commits it (0
+ * when none is open; on failure it is ended, nothing of it kept, and the
+ * error returned with store_errmsg()); store_batch_abort() drops it.
+ * Readers on the owner thread see it (store_read_begin()); other threads
+ * see the last commit. store_close() commits an open batch.
+ */
+int store_batch_txn(struct store *s, MDB_txn **txn);
+int store_batch_commit(struct store *s);
+void store_batch_abort(struct store *s);
+bool store_batch_open(const struct store *s);
 
 /* ---- Meta --------------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #define SETTLE_STORE_INT_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "storage/store.h"
@@ -49,6 +50,11 @@ struct store {
 	/* Written only by store_sync() and store_snapshot_txn(), which may
 	 * run on a worker thread while the loop thread fills errmsg. */
 	char work_errmsg[256];
+	/* The apply batch (store_batch_txn()): a write transaction left open
+	 * across entries, and the thread that opened it, which alone reads
+	 * through it. */
+	MDB_txn *batch;
+	pthread_t batch_owner;
 };
 
 /* Record "what: mdb_strerror(rc)" and return the mapped SETTLE_E code. */

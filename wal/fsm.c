@@ -617,6 +617,36 @@ void fsm_close(struct fsm *f)
 	(void)f;
 }
 
+/* The end of an apply that went well: commit it, unless batched (then it
+ * stays in the open batch, committed with the run). keep false: nothing
+ * was written (a replayed entry). */
+static int end_txn(struct apply *a, bool keep)
+{
+	MDB_txn *txn = a->txn;
+
+	a->txn = NULL;
+	if (a->f->batched)
+		return 0;
+	if (!keep) {
+		store_write_abort(txn);
+		return 0;
+	}
+	return store_write_commit(a->s, txn);
+}
+
+/* The end of an apply that failed half-way: its writes must go, and in
+ * batched mode they cannot be told from the rest of the batch. */
+static void drop_txn(struct apply *a)
+{
+	if (a->txn == NULL)
+		return;
+	if (a->f->batched)
+		store_batch_abort(a->s);
+	else
+		store_write_abort(a->txn);
+	a->txn = NULL;
+}
+
 int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result)
 {
@@ -630,7 +660,8 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	settle__v1__cmd_result__init(&a.res);
 	a.res.index = raft_index;
 
-	int rv = store_write_begin(a.s, &a.txn);
+	int rv = f->batched ? store_batch_txn(a.s, &a.txn)
+			    : store_write_begin(a.s, &a.txn);
 	if (rv != 0)
 		return fsm__store_fail(&a, rv, "apply");
 	uint64_t applied;
@@ -647,7 +678,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 		 * 0.15's figure 8): skipping would hide a fork for good. */
 		uint64_t had;
 		rv = store_applied_log_get(a.s, a.txn, raft_index, &had);
-		store_write_abort(a.txn);
+		end_txn(&a, false);
 		if (rv == 0 && had != sum)
 			return fsm__fail(
 			    &a, SETTLE_EDIVERGED,
@@ -733,8 +764,7 @@ applied:
 		fsm__store_fail(&a, rv, "put applied");
 		goto err_after_cmd;
 	}
-	rv = store_write_commit(a.s, a.txn);
-	a.txn = NULL;
+	rv = end_txn(&a, true);
 	if (rv != 0) {
 		fsm__store_fail(&a, rv, "apply");
 		goto err_after_cmd;
@@ -754,8 +784,7 @@ applied:
 	goto out;
 
 err_after_cmd:
-	store_write_abort(a.txn);
-	a.txn = NULL;
+	drop_txn(&a);
 out:
 	if (stored != NULL)
 		settle__v1__cmd_result__free_unpacked(stored, NULL);
@@ -767,6 +796,6 @@ out:
 	return rv;
 
 err_after_txn:
-	store_write_abort(a.txn);
+	drop_txn(&a);
 	return rv;
 }

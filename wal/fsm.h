@@ -38,7 +38,8 @@
 struct fsm {
 	struct store *store; /* not owned */
 	/*
-	 * Called after a successful commit, once per apply that changed a
+	 * Called after a successful apply (committed, or in batched mode
+	 * written to the open batch), once per apply that changed a
 	 * transaction (not for no-ops, rejected commands, or gc), with the
 	 * transaction as stored. tx is valid only during the call. May be
 	 * NULL. Must not call fsm_apply().
@@ -59,6 +60,13 @@ struct fsm {
 	uint64_t last_wall_ms;
 	uint64_t max_time_ms;
 	char errmsg[256]; /* why the last apply failed */
+	/*
+	 * Batched mode (the coordinator): entries are applied into the
+	 * store's apply batch (store_batch_txn()), which its owner commits
+	 * with store_batch_commit() once per run of entries, not one LMDB
+	 * commit per entry. Off (fsm_init()): each apply commits.
+	 */
+	bool batched;
 };
 
 /* Twice the most entries the coordinator lets pass between snapshots
@@ -98,7 +106,10 @@ void fsm_close(struct fsm *f);
  * at. Business errors are in (*result)->code, never in the return value.
  *
  * Returns 0, or on a storage failure or bug a negative SETTLE_E* code with
- * f->errmsg set; nothing was written and *result is NULL.
+ * f->errmsg set; nothing was written and *result is NULL. In batched mode
+ * a failure drops the whole open batch (the entries applied into it since
+ * its last commit, which the raft log still holds): the caller must stop
+ * applying, as a node does by exiting.
  */
 int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result);
