@@ -314,20 +314,22 @@ int store_usage(struct store *s, struct store_usage *u)
 	MDB_txn *txn;
 	uint64_t nfree = 0;
 	memset(u, 0, sizeof *u);
-	int rv = store_read_begin(s, &txn);
-	if (rv != 0)
-		return rv;
+	/* A read txn of its own even beside an open apply batch: LMDB opens
+	 * no cursor on its freelist in a write txn. */
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "read txn_begin");
 	/* The info after the read view begins: the file only grows, so
 	 * its last page covers every page the view's freelist names. */
-	int rc = mdb_env_info(s->env, &info);
+	rc = mdb_env_info(s->env, &info);
 	if (rc == 0)
 		rc = mdb_env_stat(s->env, &st);
 	if (rc != 0) {
-		store_read_end(txn);
+		mdb_txn_abort(txn);
 		return store__mdb_fail(s, rc, "env_info");
 	}
-	rv = free_pages(s, txn, &nfree);
-	store_read_end(txn);
+	int rv = free_pages(s, txn, &nfree);
+	mdb_txn_abort(txn);
 	if (rv != 0)
 		return rv;
 	uint64_t psize = st.ms_psize;
