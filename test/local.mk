@@ -79,6 +79,14 @@ TESTS += test/integration/test_operator
 # Also the chaos loop of scripts/chaos (SETTLE_CHAOS_SECONDS).
 FAULTS_IT = $(COORD_IT) test/integration/load.c test/integration/load.h \
 	test/integration/test_faults_util.c test/integration/test_faults_util.h
+# Preloaded into settled by test_faults' kill_mid_batch: SIGKILL at the
+# Nth LMDB write (a shared object, hence the -rpath).
+check_LTLIBRARIES += test/integration/libkillshim.la
+test_integration_libkillshim_la_SOURCES = test/integration/killshim.c
+test_integration_libkillshim_la_CFLAGS = -std=c11 -Wall -Wextra -g -O1
+test_integration_libkillshim_la_LDFLAGS = -module -shared -avoid-version \
+	-rpath $(abs_builddir)/test/integration
+test_integration_libkillshim_la_LIBADD = $(LMDB_LIBS) -ldl
 check_PROGRAMS += test/integration/test_faults
 test_integration_test_faults_SOURCES = test/integration/test_faults.c \
 	test/integration/test_faults_bench.c $(FAULTS_IT)

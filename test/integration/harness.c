@@ -376,6 +376,28 @@ void it_show_log(const struct it_proc *p)
 		fprintf(stderr, "(no log)\n");
 }
 
+/* libasan's path and a space, when this test (and so settled) is built
+ * with it: a library preloaded into settled must come after it in
+ * LD_PRELOAD. "" otherwise. */
+void it_asan_preload(char *out, size_t len)
+{
+	char line[1024];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strchr(line, '/');
+		if (p != NULL && strstr(p, "/libasan.so") != NULL) {
+			p[strcspn(p, "\n")] = '\0';
+			snprintf(out, len, "%s ", p);
+			break;
+		}
+	}
+	fclose(f);
+}
+
 /* Every thread's stack of a process that is alive but not doing what was
  * awaited (eu-stack from elfutils, else gdb), and what its threads wait
  * on in the kernel: a timeout then explains itself. */

@@ -73,6 +73,9 @@ bool it_alive(struct it_proc *p);
 void it_show_log(const struct it_proc *p);
 /* Every thread's stack and kernel wait of a live process, to stderr. */
 void it_show_stacks(const struct it_proc *p);
+/* "<libasan path> " when built with ASan, else "": the start of an
+ * LD_PRELOAD for settled (libasan must come first). */
+void it_asan_preload(char *out, size_t len);
 
 /* Wait until host:port accepts TCP connections, or fail the test. */
 void it_wait_port(struct it_proc *p, int port, int timeout_ms);

@@ -78,27 +78,6 @@ static void set_offset(int i, const char *offset)
 	fclose(f);
 }
 
-/* libasan, when this test (and so settled) is built with it: it must come
- * first in LD_PRELOAD, ahead of libfaketime. "" otherwise. */
-static void asan_lib(char *out, size_t len)
-{
-	char line[1024];
-	FILE *f = fopen("/proc/self/maps", "r");
-
-	out[0] = '\0';
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *p = strchr(line, '/');
-		if (p != NULL && strstr(p, "/libasan.so") != NULL) {
-			p[strcspn(p, "\n")] = '\0';
-			snprintf(out, len, "%s ", p);
-			break;
-		}
-	}
-	fclose(f);
-}
-
 /* Three nodes, each restarted under libfaketime at offset +0s. */
 static void cluster_start(void)
 {
@@ -107,7 +86,7 @@ static void cluster_start(void)
 	if (access(FAKETIME_LIB, R_OK) != 0)
 		cr_skip_test("libfaketime is not installed "
 			     "(scripts/install-deps)");
-	asan_lib(asan, sizeof(asan));
+	it_asan_preload(asan, sizeof(asan));
 	fu_cluster_start(&cluster, 3, NULL);
 	for (int i = 0; i < cluster.n; i++) {
 		struct it_proc *p = cluster.nodes[i].proc;
@@ -159,35 +138,6 @@ static Settle__V1__StatusResponse *status_of(int i)
 	st = cu_status(&c);
 	cu_close(&c);
 	return st;
-}
-
-/* Hand leadership to node i (retried: a loaded target may answer raft's
- * TimeoutNow late), and wait until it leads. */
-static void transfer_to(int i)
-{
-	Settle__V1__ClusterTransferRequest req =
-	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
-	struct cu_reply r;
-	struct cu_conn c;
-	int tries = 0;
-
-	req.id = (uint64_t)cluster.nodes[i].id;
-	while (fu_leader(&cluster, 10000) != i) {
-		int l = fu_leader(&cluster, 10000);
-
-		cr_assert(tries++ < 5, "leadership did not move to node %d",
-			  i + 1);
-		cr_assert_geq(l, 0, "no leader");
-		cu_connect(&c, cluster.nodes[l].endpoint, 5000);
-		cr_assert_eq(cu_call(&c, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
-				     &req.base, &r),
-			     0);
-		cu_close(&c);
-		fprintf(stderr, "transfer to node %d: code %d %s\n", i + 1,
-			r.code, r.msg);
-		cu_reply_free(&r);
-		tu_sleep_ms(200);
-	}
 }
 
 /* Transactions begun and left ACTIVE, with when (monotonic) each was
@@ -393,7 +343,7 @@ static void leadership_to_skewed_node(const char *offset, long long off_ms)
 	expect_offset(target, off_ms);
 	held_begin(&h);
 	tu_sleep_ms(1000);
-	transfer_to(target);
+	fu_transfer_to(&cluster, target);
 	fprintf(stderr, "node %d (clock %s) leads\n", target + 1, offset);
 	held_check(&h);
 	/* The old leader now measures itself against the skewed one. */
@@ -494,7 +444,7 @@ Test(clock, a_commit_racing_the_deadline_has_one_outcome_everywhere)
 	for (int n = 0; n < cluster.n; n++) {
 		int i = (l + n) % cluster.n;
 
-		transfer_to(i);
+		fu_transfer_to(&cluster, i);
 		for (int k = 0; k < N; k++) {
 			char reason[256];
 			int st =

@@ -347,6 +347,36 @@ void fu_kill(struct fu_cluster *c, int i)
 	nd->paused = false;
 }
 
+/* Hand leadership to node i (retried: a loaded target may answer raft's
+ * TimeoutNow late), and wait until it leads. */
+void fu_transfer_to(struct fu_cluster *c, int i)
+{
+	Settle__V1__ClusterTransferRequest req =
+	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
+	struct cu_reply r;
+	struct cu_conn conn;
+	int tries = 0;
+
+	req.id = (uint64_t)c->nodes[i].id;
+	while (fu_leader(c, 10000) != i) {
+		int l = fu_leader(c, 10000);
+
+		cr_assert(tries++ < 5, "leadership did not move to node %d",
+			  i + 1);
+		cr_assert_geq(l, 0, "no leader");
+		cu_connect(&conn, c->nodes[l].endpoint, 5000);
+		cr_assert_eq(cu_call(&conn,
+				     SETTLE__V1__METHOD__CLUSTER_TRANSFER,
+				     &req.base, &r),
+			     0);
+		cu_close(&conn);
+		fprintf(stderr, "transfer to node %d: code %d %s\n", i + 1,
+			r.code, r.msg);
+		cu_reply_free(&r);
+		sleep_ms(200);
+	}
+}
+
 void fu_restart(struct fu_cluster *c, int i)
 {
 	it_restart(c->nodes[i].proc);

@@ -88,6 +88,9 @@ int fu_leader_except(struct fu_cluster *c, int skip, int timeout_ms);
 /* SIGKILL node i; restart it with the same arguments. */
 void fu_kill(struct fu_cluster *c, int i);
 void fu_restart(struct fu_cluster *c, int i);
+/* Hand leadership to node i (CLUSTER_TRANSFER, retried: a loaded target
+ * may answer raft's TimeoutNow late) and wait until it leads. */
+void fu_transfer_to(struct fu_cluster *c, int i);
 /* SIGSTOP / SIGCONT node i. */
 void fu_pause(struct fu_cluster *c, int i);
 void fu_resume(struct fu_cluster *c, int i);

@@ -1,0 +1,94 @@
+/*
+ * killshim.c — preloaded (LD_PRELOAD) into a settled by the crash tests to
+ * SIGKILL it at a chosen LMDB write. SIGUSR2 arms it: the process then
+ * dies just before its SETTLE_KILL_AFTER_PUTS-th mdb_put() from there
+ * (default 50). Applies write through an apply batch that commits once per
+ * loop iteration, so under load that write is almost always in the middle
+ * of a batch, often in the middle of one entry's apply. Before dying it
+ * says on stderr how many writes the open write transaction held, so a
+ * test can tell where the kill landed. A signal, not a count from start,
+ * so that a test picks the node's role (leader or follower) at the time.
+ *
+ * Test-only: nothing in settled knows about it (settled leaves SIGUSR2
+ * alone).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef int (*put_fn)(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *, unsigned);
+typedef int (*commit_fn)(MDB_txn *);
+
+/* settled writes LMDB from its loop thread only: no locking here. */
+static put_fn real_put;
+static commit_fn real_commit;
+static volatile sig_atomic_t armed;
+static long after = 50;
+static long countdown; /* 0: not counting */
+static long puts_uncommitted;
+
+static void init(void)
+{
+	real_put = (put_fn)dlsym(RTLD_NEXT, "mdb_put");
+	real_commit = (commit_fn)dlsym(RTLD_NEXT, "mdb_txn_commit");
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	armed = 1;
+}
+
+__attribute__((constructor)) static void killshim_start(void)
+{
+	const char *e = getenv("SETTLE_KILL_AFTER_PUTS");
+	struct sigaction sa;
+
+	if (e != NULL && atol(e) > 0)
+		after = atol(e);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr2;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR2, &sa, NULL);
+}
+
+int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data,
+	    unsigned flags)
+{
+	if (real_put == NULL)
+		init();
+	if (armed) {
+		armed = 0;
+		countdown = after;
+	}
+	if (countdown > 0 && --countdown == 0) {
+		char msg[160];
+		int n = snprintf(msg, sizeof msg,
+				 "killshim: SIGKILL at the %ldth write since "
+				 "armed, %ld writes of the open transaction "
+				 "uncommitted\n",
+				 after, puts_uncommitted);
+
+		if (n > 0 && write(2, msg, (size_t)n) < 0)
+			n = 0;
+		raise(SIGKILL);
+	}
+	puts_uncommitted++;
+	return real_put(txn, dbi, key, data, flags);
+}
+
+int mdb_txn_commit(MDB_txn *txn)
+{
+	if (real_commit == NULL)
+		init();
+	puts_uncommitted = 0;
+	return real_commit(txn);
+}
