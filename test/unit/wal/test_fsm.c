@@ -824,8 +824,10 @@ static struct ent random_entry(unsigned *seed, int *id, uint64_t *now)
 	*now += (uint64_t)(rand_r(seed) % 50);
 	int pick = rand_r(seed) % 100;
 	int cid = (rand_r(seed) % 10 == 0 && *id > 1) ? *id - 1 : (*id)++;
-	if (pick < 15)
-		return ent_begin(cid, *now, gid, *now + 300);
+	if (pick < 15) /* some declare 1..3 branches (issue 12) */
+		return ent_begin_branches(cid, *now, gid, *now + 300,
+					  (size_t)(rand_r(seed) % 4), "h:1",
+					  "pp");
 	if (pick < 40)
 		return ent_register(cid, *now, gid, "h:1", "res", "pp");
 	if (pick < 55)
