@@ -405,27 +405,82 @@ int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16])
 int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 		 char *gid_out, size_t gid_out_len)
 {
+	return settle_begin_branches(c, gid, timeout_ms, NULL, 0, gid_out,
+				     gid_out_len, NULL);
+}
+
+/* decls checked and copied into out (n of them, pointing at the caller's
+ * strings and payloads). */
+static int begin_decls(settle_client *c, const struct settle_branch_decl *d,
+		       size_t n, Settle__V1__BranchDecl *out)
+{
+	if (n > SETTLE_MAX_BRANCHES || (n > 0 && d == NULL)) {
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "begin: %zu branches (at most %d, decls not NULL)", n,
+			 SETTLE_MAX_BRANCHES);
+		return SETTLE_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].endpoint == NULL || d[i].endpoint[0] == '\0' ||
+		    (d[i].payload == NULL && d[i].len != 0)) {
+			snprintf(c->errmsg, sizeof(c->errmsg),
+				 "begin: branch %zu: endpoint is required and "
+				 "payload NULL only with len 0",
+				 i);
+			return SETTLE_EINVAL;
+		}
+		settle__v1__branch_decl__init(&out[i]);
+		out[i].endpoint = (char *)d[i].endpoint;
+		out[i].resource =
+		    (char *)(d[i].resource != NULL ? d[i].resource : "");
+		out[i].payload.data = (uint8_t *)d[i].payload;
+		out[i].payload.len = d[i].len;
+	}
+	return 0;
+}
+
+int settle_begin_branches(settle_client *c, const char *gid,
+			  uint32_t timeout_ms,
+			  const struct settle_branch_decl *decls, size_t n,
+			  char *gid_out, size_t gid_out_len, uint32_t *ids_out)
+{
 	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
 	Settle__V1__BeginResponse *resp = NULL;
+	Settle__V1__BranchDecl *bd = NULL, **bp = NULL;
 	uint8_t id[16];
 	int rv;
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
 	rv = client__check_gid(c, "begin", gid, true);
+	if (rv != 0)
+		return rv;
+	if (n > 0 && n <= SETTLE_MAX_BRANCHES) {
+		bd = calloc(n, sizeof(*bd));
+		bp = calloc(n, sizeof(*bp));
+		if (bd == NULL || bp == NULL) {
+			rv = SETTLE_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			bp[i] = &bd[i];
+	}
+	rv = begin_decls(c, decls, n, bd);
 	if (rv == 0)
 		rv = client__new_cmd_id(c, "begin", id);
 	if (rv != 0)
-		return rv;
+		goto out;
 	req.cmd_id.data = id;
 	req.cmd_id.len = sizeof(id);
 	req.gid = (char *)(gid != NULL ? gid : "");
 	req.timeout_ms = timeout_ms;
+	req.n_branches = n;
+	req.branches = bp;
 	rv = client__call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
 			  &settle__v1__begin_response__descriptor,
 			  (ProtobufCMessage **)&resp, 0);
 	if (rv != 0)
-		return rv;
+		goto out;
 	if (gid_out != NULL) {
 		const char *g = resp->gid != NULL ? resp->gid : "";
 		if (strlen(g) >= gid_out_len) {
@@ -437,7 +492,22 @@ int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 			strcpy(gid_out, g);
 		}
 	}
+	if (rv == 0 && resp->n_branch_ids != n) {
+		/* An older coordinator skips the field it does not know. */
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "begin: %s: the coordinator registered %zu of %zu "
+			 "declared branches (older than BEGIN with branches?)",
+			 resp->gid != NULL ? resp->gid : "", resp->n_branch_ids,
+			 n);
+		rv = SETTLE_EPROTO;
+	}
+	if (rv == 0 && ids_out != NULL)
+		for (size_t i = 0; i < n; i++)
+			ids_out[i] = resp->branch_ids[i];
 	settle__v1__begin_response__free_unpacked(resp, NULL);
+out:
+	free(bd);
+	free(bp);
 	return rv;
 }
 

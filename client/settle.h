@@ -157,6 +157,42 @@ int settle_cmd_id(uint8_t out[16]);
 int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 		 char *gid_out, size_t gid_out_len);
 
+/* Most branches one transaction may have (declared and registered). */
+#define SETTLE_MAX_BRANCHES 1000
+
+/* A TCC branch declared at begin: what settle_register_branch() takes.
+ * Nothing is kept after the call returns. */
+struct settle_branch_decl {
+	const char *endpoint; /* the participant, "host:port"; required */
+	const char *resource; /* may be NULL ("") */
+	const void *payload;  /* handed to Confirm/Cancel; never logged; */
+	size_t len;	      /* NULL only with a len of 0 */
+};
+
+/*
+ * Begin a TCC global transaction with its branches registered in the same
+ * request: one raft command instead of 1 + n, so the transaction costs
+ * the cluster n fewer commits. Branch decls[i] gets the id ids_out[i]
+ * (1..n in order; ids_out may be NULL, else it holds n). Either the
+ * transaction and all n branches exist or nothing was created; one
+ * cmd_id covers the whole request, so a retry cannot register a branch
+ * twice. settle_register_branch() may add more branches later (ids go on
+ * from n + 1). gid, timeout_ms, gid_out as for settle_begin(); n == 0 is
+ * settle_begin().
+ * Checked locally first (SETTLE_EINVAL, nothing sent): n over
+ * SETTLE_MAX_BRANCHES, a missing endpoint, a NULL payload with a length.
+ * Errors: those of settle_begin(); SETTLE_ETOOBIG (a resource or payload
+ * over its limit, or all of them over one log entry: 1 MiB + 64 KiB);
+ * SETTLE_EPROTO when the coordinator answered without the branch ids (a
+ * coordinator older than this call, which ignores the branches: the
+ * transaction gid_out was begun without them; register them, or roll it
+ * back).
+ */
+int settle_begin_branches(settle_client *c, const char *gid,
+			  uint32_t timeout_ms,
+			  const struct settle_branch_decl *decls, size_t n,
+			  char *gid_out, size_t gid_out_len, uint32_t *ids_out);
+
 /*
  * Register a branch of gid. endpoint is the participant's RPC server
  * ("host:port"), resource names what the branch touches in it; payload

@@ -323,9 +323,17 @@ static void proposed(struct coord *c, void *data, int err,
 	switch (p->method) {
 	case SETTLE__V1__METHOD__BEGIN: {
 		Settle__V1__BeginResponse r = SETTLE__V1__BEGIN_RESPONSE__INIT;
+		/* Declared branches got ids 1..count (wal/fsm.c). */
+		uint32_t ids[WAL_MAX_BRANCHES];
 
 		r.gid = res->gid;
 		r.deadline_ms = res->deadline_ms;
+		r.n_branch_ids = res->count <= WAL_MAX_BRANCHES
+				     ? res->count
+				     : WAL_MAX_BRANCHES;
+		for (size_t i = 0; i < r.n_branch_ids; i++)
+			ids[i] = (uint32_t)i + 1;
+		r.branch_ids = ids;
 		rpc_call_reply(call, &r.base);
 		break;
 	}
@@ -511,8 +519,19 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		coord_fail(c, call, SETTLE_EINVAL, "invalid BeginRequest");
 		return;
 	}
-	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id) ||
-	    !dispatch__xa_begin(c, call, req, xgid, &req_gid))
+	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id))
+		goto out;
+	/* Before the XA checks: a join would answer without looking. */
+	if (req->n_branches > 0 &&
+	    req->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
+	    req->mode != SETTLE__V1__TX_MODE__TCC) {
+		coord_fail(c, call, SETTLE_EINVAL,
+			   "branches are declared by TCC transactions only "
+			   "(XA registers its branches; a saga submits "
+			   "steps)");
+		goto out;
+	}
+	if (!dispatch__xa_begin(c, call, req, xgid, &req_gid))
 		goto out;
 	if (!new_tx_identity(c, call, req_gid, req->timeout_ms, now, gid,
 			     sizeof gid, &op.deadline_ms, &op.timeout_ms))
@@ -522,6 +541,9 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		      ? SETTLE__V1__TX_MODE__XA
 		      : SETTLE__V1__TX_MODE__TCC;
 	op.xid = req->xid;
+	/* Validated with the command (wal_command_validate). */
+	op.n_branches = req->n_branches;
+	op.branches = req->branches;
 	cmd.cmd_id = req->cmd_id;
 	cmd.request_digest =
 	    wal_request_digest(SETTLE__V1__METHOD__BEGIN, &req->base);

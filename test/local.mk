@@ -130,3 +130,16 @@ test_integration_test_saga_faults_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
 	$(LMDB_LIBS)
 TESTS += test/integration/test_saga_faults
 endif
+
+# BEGIN with declared branches (issue 12) on 3 nodes with two banks:
+# commit, rollback without Try, retries and cmd_id reuse, limits, and a
+# leader SIGKILL between BEGIN and COMMIT.
+if TESTS_ENABLED
+check_PROGRAMS += test/integration/test_begin_branches
+test_integration_test_begin_branches_SOURCES = \
+	test/integration/test_begin_branches.c $(FAULTS_IT)
+test_integration_test_begin_branches_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_begin_branches_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
+	$(LMDB_LIBS)
+TESTS += test/integration/test_begin_branches
+endif

@@ -160,6 +160,65 @@ static int check_text(const char *text, const char *field, char *errmsg,
 	return 0;
 }
 
+/* A TCC branch's fields, as REGISTER_BRANCH takes them and as a Begin
+ * declares them; field names the branch in messages ("" or
+ * "branches[2]."). */
+static int check_branch(const char *endpoint, const char *resource,
+			size_t payload_len, const char *field, char *errmsg,
+			size_t errmsg_len)
+{
+	if (wal_endpoint_validate(endpoint) != 0)
+		return BAD(SETTLE_EINVAL, "%sendpoint must be host:port",
+			   field);
+	if (resource != NULL &&
+	    strnlen(resource, WAL_RESOURCE_MAX + 1) > WAL_RESOURCE_MAX)
+		return BAD(SETTLE_ETOOBIG, "%sresource longer than %d bytes",
+			   field, WAL_RESOURCE_MAX);
+	if (payload_len > WAL_PAYLOAD_MAX)
+		return BAD(SETTLE_ETOOBIG,
+			   "%spayload of %zu bytes over the %u limit", field,
+			   payload_len, WAL_PAYLOAD_MAX);
+	return 0;
+}
+
+/* The branches a TCC Begin declares: as many as a transaction may have,
+ * each as REGISTER_BRANCH checks it, and all in one entry. */
+static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
+				size_t errmsg_len)
+{
+	const Settle__V1__CmdBegin *b = cmd->begin;
+	char field[40];
+	int rv;
+
+	if (b->n_branches == 0)
+		return 0;
+	if (b->mode == SETTLE__V1__TX_MODE__XA)
+		return BAD(SETTLE_EINVAL,
+			   "branches are declared by TCC transactions only; "
+			   "an XA transaction registers its branches");
+	if (b->n_branches > WAL_MAX_BRANCHES)
+		return BAD(SETTLE_ETOOBIG,
+			   "branches: %zu declared, over the limit of %d",
+			   b->n_branches, WAL_MAX_BRANCHES);
+	for (size_t i = 0; i < b->n_branches; i++) {
+		const Settle__V1__BranchDecl *d = b->branches[i];
+		snprintf(field, sizeof field, "branches[%zu].", i);
+		rv = check_branch(d->endpoint, d->resource, d->payload.len,
+				  field, errmsg, errmsg_len);
+		if (rv != 0)
+			return rv;
+	}
+	/* Each payload may be within its limit and the sum over one entry's:
+	 * refused here rather than by the encoder, with a reason. */
+	size_t n = settle__v1__command__get_packed_size(cmd);
+	if (4 + n > WAL_ENTRY_MAX)
+		return BAD(SETTLE_ETOOBIG,
+			   "branches: the begin would be a log entry of %zu "
+			   "bytes, over the %zu limit",
+			   4 + n, WAL_ENTRY_MAX);
+	return 0;
+}
+
 int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			 size_t errmsg_len)
 {
@@ -184,6 +243,8 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		    b->mode != SETTLE__V1__TX_MODE__TCC &&
 		    b->mode != SETTLE__V1__TX_MODE__XA)
 			return BAD(SETTLE_EINVAL, "unknown mode %d", b->mode);
+		if ((rv = check_begin_branches(cmd, errmsg, errmsg_len)) != 0)
+			return rv;
 		if (b->mode != SETTLE__V1__TX_MODE__XA) {
 			if (b->xid.len != 0)
 				return BAD(SETTLE_EINVAL,
@@ -219,19 +280,8 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return rv;
 		if (r->xa_format_id != 0)
 			return BAD(SETTLE_EINVAL, "xa_format_id without rm");
-		if (wal_endpoint_validate(r->endpoint) != 0)
-			return BAD(SETTLE_EINVAL, "endpoint must be host:port");
-		if (r->resource != NULL &&
-		    strnlen(r->resource, WAL_RESOURCE_MAX + 1) >
-			WAL_RESOURCE_MAX)
-			return BAD(SETTLE_ETOOBIG,
-				   "resource longer than %d bytes",
-				   WAL_RESOURCE_MAX);
-		if (r->payload.len > WAL_PAYLOAD_MAX)
-			return BAD(SETTLE_ETOOBIG,
-				   "payload of %zu bytes over the %u limit",
-				   r->payload.len, WAL_PAYLOAD_MAX);
-		return 0;
+		return check_branch(r->endpoint, r->resource, r->payload.len,
+				    "", errmsg, errmsg_len);
 	}
 	case SETTLE__V1__COMMAND__OP_DECIDE: {
 		const Settle__V1__CmdDecide *d = cmd->decide;

@@ -53,7 +53,10 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  * bytes, time_ms != 0, exactly one op set, and per op:
  *   begin:  gid, deadline_ms != 0, mode UNSPECIFIED, TCC or XA; mode XA:
  *           gid <= 64 bytes; xid (mode XA only) decodes (xa_xid_decode)
- *           and gid == xa_xid_gid(xid)
+ *           and gid == xa_xid_gid(xid); branches (not in mode XA): at
+ *           most WAL_MAX_BRANCHES, each as a register's endpoint,
+ *           resource and payload (messages name "branches[i]."), and the
+ *           whole command within WAL_ENTRY_MAX (SETTLE_ETOOBIG)
  *   register: gid, endpoint host:port, resource <= 256 bytes,
  *           payload <= 1 MiB, xa_format_id 0; with rm (an XA RM branch):
  *           wal_xa_register_validate() (wal/xa.h)

@@ -5,6 +5,8 @@
  *   deadline (wall, `due` index); expires on the cluster clock at the
  *   entry's clock + timeout_ms (fsm__set_expiry).
  *   ALREADY_EXISTS if the gid is taken.
+ *   With branches (TCC only): the tx and its K branches REGISTERED, ids
+ *   1..K in order, each with the event a register adds; res.count = K.
  * register{gid, endpoint, resource, payload}: tx ACTIVE (else WRONG_STATE,
  *   NOT_FOUND), at most WAL_MAX_BRANCHES (TOO_LARGE). New branch
  *   REGISTERED with id next_branch_id++ (from 1).
@@ -185,6 +187,36 @@ int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
 	return 0;
 }
 
+/*
+ * A new REGISTERED branch of the ACTIVE TCC tx a->tx with the next id
+ * (*id, may be NULL), and its `register` event; a->tx is counted but not
+ * written. Branch limits are the caller's. 0 or < 0.
+ */
+static int add_tcc_branch(struct apply *a, const char *endpoint,
+			  const char *resource, ProtobufCBinaryData payload,
+			  uint32_t *id)
+{
+	Settle__V1__TxRecord *tx = &a->tx;
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = tx->gid;
+	b.branch_id = tx->next_branch_id++;
+	b.endpoint = (char *)endpoint;
+	b.resource = (char *)resource;
+	b.payload = payload;
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	int rv = fsm__write_branch(
+	    a, SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED, &b);
+	if (rv != 0)
+		return rv;
+	tx->branches++;
+	if (id != NULL)
+		*id = b.branch_id;
+	/* Endpoint and resource only: the payload never reaches history. */
+	return fsm__add_event(a, "register", b.branch_id, "%s %s", endpoint,
+			      resource);
+}
+
 static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 {
 	Settle__V1__TxRecord *old;
@@ -225,8 +257,16 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	rv = fsm__add_event(a, "begin", 0, "deadline %llu%s%s",
 			    (unsigned long long)c->deadline_ms,
 			    xa ? " mode XA" : "", xid);
+	/* Declared branches (TCC, validated): ids 1..K, each with the event
+	 * a REGISTER_BRANCH would have added, all in this apply. */
+	for (size_t i = 0; rv == 0 && i < c->n_branches; i++) {
+		const Settle__V1__BranchDecl *d = c->branches[i];
+		rv = add_tcc_branch(a, d->endpoint, d->resource, d->payload,
+				    NULL);
+	}
 	if (rv != 0)
 		return rv;
+	a->res.count = (uint32_t)c->n_branches;
 	return fsm__write_tx(a, SETTLE__V1__TX_STATE__TX_STATE_UNSPECIFIED);
 }
 
@@ -268,25 +308,11 @@ static int do_register(struct apply *a, const Settle__V1__CmdRegister *c)
 				   "transaction %s has %d branches already",
 				   tx->gid, WAL_MAX_BRANCHES);
 	}
-	Settle__V1__BranchRecord b;
-	settle__v1__branch_record__init(&b);
-	b.gid = c->gid;
-	b.branch_id = tx->next_branch_id++;
-	b.endpoint = c->endpoint;
-	b.resource = c->resource;
-	b.payload = c->payload;
-	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
-	rv = fsm__write_branch(
-	    a, SETTLE__V1__BRANCH_STATE__BRANCH_STATE_UNSPECIFIED, &b);
-	if (rv != 0)
-		return rv;
-	tx->branches++;
-	/* Endpoint and resource only: the payload never reaches history. */
-	rv = fsm__add_event(a, "register", b.branch_id, "%s %s", c->endpoint,
-			    c->resource);
+	uint32_t id = 0;
+	rv = add_tcc_branch(a, c->endpoint, c->resource, c->payload, &id);
 	if (rv == 0)
 		rv = fsm__write_tx(a, tx->state);
-	a->res.branch_id = b.branch_id;
+	a->res.branch_id = id;
 	return rv;
 }
 

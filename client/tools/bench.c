@@ -3,6 +3,7 @@
  *
  *   settle-bench --cluster ENDPOINTS --mode tcc|saga --branches K
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
+ *                [--declare-branches | --register-branches]
  *                [--listen HOST:PORT] [--json]
  *   settle-bench [--cluster ENDPOINTS] --mode xa|xa-local [--xa-pg CONNINFO]
  *                [--xa-mariadb CONNINFO] [--xa-pg-rm NAME]
@@ -14,10 +15,11 @@
  * there, so give a routable host when the cluster is on other machines.
  *
  * C initiator threads, each with its own libsettle handle, run TCC
- * transactions back to back for SECONDS: Begin, register K branches on an
- * in-process participant, TRY each branch on it, then Commit (or, for a
- * fraction R, Rollback) and wait for phase two to finish, so the latency
- * measured is the whole two-phase commit.
+ * transactions back to back for SECONDS: Begin with K branches on an
+ * in-process participant declared (one raft command; --register-branches:
+ * Begin, then one REGISTER_BRANCH each), TRY each branch on it, then
+ * Commit (or, for a fraction R, Rollback) and wait for phase two to
+ * finish, so the latency measured is the whole two-phase commit.
  *
  * --mode saga: each transaction is one SubmitSaga of K ordered steps on
  * the participant, followed by settle_wait() until it is final; for a
@@ -239,6 +241,25 @@ void bench_record(struct bench_worker *w, uint64_t us)
 	w->lat_us[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+/* Begin with the K branches declared, resources "r0".."rK-1" as the
+ * registering flow names them. */
+static int begin_declared(struct bench_worker *w, settle_client *c,
+			  const uint8_t *payload, size_t len, char *gid,
+			  uint32_t *ids)
+{
+	struct settle_branch_decl d[MAX_BRANCHES];
+	char resource[MAX_BRANCHES][8];
+	unsigned k;
+
+	for (k = 0; k < w->b->branches; k++) {
+		snprintf(resource[k], sizeof(resource[k]), "r%u", k);
+		d[k] = (struct settle_branch_decl){w->b->participant,
+						   resource[k], payload, len};
+	}
+	return settle_begin_branches(c, NULL, 30000, d, w->b->branches, gid,
+				     SETTLE_GID_BUFSIZE, ids);
+}
+
 /* One transaction. Returns 0 when it reached a final state. */
 static int one_tx(struct bench_worker *w, settle_client *c)
 {
@@ -254,12 +275,14 @@ static int one_tx(struct bench_worker *w, settle_client *c)
 	bool rollback = b->rollback_ratio > 0 &&
 			(double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
-	rv = settle_begin(c, NULL, 30000, gid, sizeof(gid));
+	rv = b->declare
+		 ? begin_declared(w, c, payload, sizeof(payload), gid, ids)
+		 : settle_begin(c, NULL, 30000, gid, sizeof(gid));
 	if (rv != 0) {
 		note_error(w, "begin", c);
 		return rv;
 	}
-	for (k = 0; k < b->branches; k++) {
+	for (k = 0; !b->declare && k < b->branches; k++) {
 		snprintf(resource, sizeof(resource), "r%u", k);
 		rv = settle_register_branch(c, gid, b->participant, resource,
 					    payload, sizeof(payload), &ids[k]);
@@ -427,8 +450,11 @@ static const char help[] =
     "                    [--concurrency C] [--duration SECONDS]\n"
     "                    [--rollback-ratio R] [--listen HOST:PORT] "
     "[--json]\n"
+    "                    [--declare-branches | --register-branches]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
+    "tcc: the Begin declares the K branches (one raft command); with\n"
+    "--register-branches each is a REGISTER_BRANCH of its own (1 + K).\n"
     "saga: K ordered steps; --rollback-ratio R makes the last step of a\n"
     "fraction R fail, so those sagas are compensated.\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
@@ -469,6 +495,8 @@ int main(int argc, char **argv)
 	    {"rollback-ratio", required_argument, NULL, 'r'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"declare-branches", no_argument, NULL, 'D'},
+	    {"register-branches", no_argument, NULL, 'G'},
 	    {"xa-pg", required_argument, NULL, 'P'},
 	    {"xa-mariadb", required_argument, NULL, 'M'},
 	    {"xa-pg-rm", required_argument, NULL, 'p'},
@@ -493,6 +521,7 @@ int main(int argc, char **argv)
 	char *end;
 
 	b.branches = 2;
+	b.declare = true;
 	b.concurrency = 8;
 	b.duration_s = 10;
 	opterr = 0;
@@ -562,6 +591,10 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			b.json = true;
+			break;
+		case 'D':
+		case 'G':
+			b.declare = ch == 'D';
 			break;
 		case 'h':
 			fputs(help, stdout);
@@ -659,14 +692,15 @@ int main(int argc, char **argv)
 		       "\"committed\":%" PRIu64 ",\"aborted\":%" PRIu64
 		       ",\"errors\":%" PRIu64 ",\"tps\":%.1f,\"p50_ms\":%.3f,"
 		       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-		       "\"participant_calls\":%" PRIu64,
+		       "\"participant_calls\":%" PRIu64 ",\"declared\":%s",
 		       mode_names[b.mode], b.branches, b.concurrency, secs,
 		       b.rollback_ratio, committed, aborted, errors, tps,
 		       all ? pct_ms(all, nall, 0.50) : 0,
 		       all ? pct_ms(all, nall, 0.99) : 0,
 		       all ? pct_ms(all, nall, 0.999) : 0,
 		       all && nall ? all[nall - 1] / 1000.0 : 0,
-		       (uint64_t)atomic_load(&b.handler_calls));
+		       (uint64_t)atomic_load(&b.handler_calls),
+		       b.mode == BENCH_TCC && b.declare ? "true" : "false");
 		if (xa)
 			printf(",\"rows\":%u,\"mariadb_connects\":%" PRIu64
 			       ",\"mariadb_connect_ms\":%.3f,"
@@ -685,9 +719,12 @@ int main(int argc, char **argv)
 				   : 0);
 		printf("}\n");
 	} else {
-		printf("%s, %u %s, concurrency %u, %.1f s\n",
+		printf("%s, %u %s%s, concurrency %u, %.1f s\n",
 		       mode_names[b.mode], b.branches,
 		       b.mode == BENCH_SAGA ? "steps" : "branches",
+		       b.mode != BENCH_TCC ? ""
+		       : b.declare	   ? " (declared at begin)"
+					   : " (registered)",
 		       b.concurrency, secs);
 		printf("%s %" PRIu64 ", %s %" PRIu64 ", errors %" PRIu64 "\n",
 		       b.mode == BENCH_SAGA ? "succeeded" : "committed",

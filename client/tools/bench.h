@@ -43,6 +43,9 @@ struct bench {
 	unsigned concurrency;
 	unsigned duration_s;
 	double rollback_ratio;
+	/* tcc: the branches go with the Begin (one raft command) rather
+	 * than one REGISTER_BRANCH each. */
+	bool declare;
 	bool json;
 	char participant[64]; /* host:port of the in-process participant */
 	uint64_t end_ms;      /* monotonic */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#define RESOURCE "accounts"
+#define RESOURCE TU_RESOURCE
 
 void tu_sleep_ms(int ms)
 {
@@ -101,8 +101,8 @@ bool tu_is_rolling_back(const Settle__V1__TxInfo *tx)
 	       tx->state == SETTLE__V1__TX_STATE__ROLLED_BACK;
 }
 
-static void try_one(settle_client *c, const char *gid, uint32_t branch_id,
-		    const struct it_bank *b, const char *payload)
+void tu_try(settle_client *c, const char *gid, uint32_t branch_id,
+	    const struct it_bank *b, const char *payload)
 {
 	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
 	int rv;
@@ -139,8 +139,21 @@ void tu_begin_and_try(settle_client *c, uint32_t timeout_ms,
 	rv = settle_register_branch(c, gid, to->endpoint, RESOURCE, pt,
 				    strlen(pt), &bt);
 	cr_assert_eq(rv, 0, "register: %s", settle_client_errmsg(c));
-	try_one(c, gid, bf, from, pf);
-	try_one(c, gid, bt, to, pt);
+	tu_try(c, gid, bf, from, pf);
+	tu_try(c, gid, bt, to, pt);
+}
+
+void tu_assert_balances(const struct it_bank *a, const struct it_bank *b,
+			long long alice, long long bob)
+{
+	struct it_account x = it_bank_account(a, "alice");
+	struct it_account y = it_bank_account(b, "bob");
+
+	cr_assert_eq(x.balance, alice, "alice has %lld, want %lld", x.balance,
+		     alice);
+	cr_assert_eq(y.balance, bob, "bob has %lld, want %lld", y.balance, bob);
+	cr_assert_eq(x.frozen, 0, "alice still has %lld frozen", x.frozen);
+	cr_assert_eq(y.incoming, 0, "bob still has %lld incoming", y.incoming);
 }
 
 int tu_ctl(const struct it_node *n, char **out, char **err,

@@ -43,6 +43,19 @@ void tu_begin_and_try(settle_client *c, uint32_t timeout_ms,
 		      const struct it_bank *to, const char *ta, int amount,
 		      char *gid);
 
+/* The resource the demo banks serve. */
+#define TU_RESOURCE "accounts"
+
+/* TRY branch_id of gid on bank b with payload (as settle-transfer makes
+ * it: "account=NAME;amount=N"); fails the test unless it answers OK. */
+void tu_try(settle_client *c, const char *gid, uint32_t branch_id,
+	    const struct it_bank *b, const char *payload);
+
+/* Money is conserved and nothing stays reserved: alice's balance on bank
+ * a and bob's on bank b are as given, nothing frozen or incoming. */
+void tu_assert_balances(const struct it_bank *a, const struct it_bank *b,
+			long long alice, long long bob);
+
 /* settlectl --cluster NODE args...; returns its exit status. */
 int tu_ctl(const struct it_node *n, char **out, char **err,
 	   const char *const *args);

@@ -25,15 +25,8 @@ static void restart_node(struct it_node *n)
 static void assert_books(const struct it_bank *a, const struct it_bank *b,
 			 long long alice, long long bob)
 {
-	struct it_account x = it_bank_account(a, "alice");
-	struct it_account y = it_bank_account(b, "bob");
-
-	cr_assert_eq(x.balance, alice, "alice has %lld, want %lld", x.balance,
-		     alice);
-	cr_assert_eq(y.balance, bob, "bob has %lld, want %lld", y.balance, bob);
-	cr_assert_eq(x.frozen, 0, "alice has %lld still frozen", x.frozen);
-	cr_assert_eq(y.incoming, 0, "bob has %lld still incoming", y.incoming);
-	cr_assert_eq(x.balance + y.balance, 1500, "money not conserved");
+	cr_assert_eq(alice + bob, 1500, "money not conserved");
+	tu_assert_balances(a, b, alice, bob);
 }
 
 /* settle-transfer waits for phase two by default; these tests kill the

@@ -1100,15 +1100,19 @@ static long long json_num(const char *out, const char *key)
 	return strtoll(p + strlen(k), NULL, 10);
 }
 
-Test(settlectl_saga, bench_runs_sagas)
+/* settle-bench --json on the node, 3 (saga) or 2 (tcc) branches, half
+ * of them rolled back; flow: NULL or a tcc flow option. The output goes to
+ * *out and *err (free both). */
+static void run_bench(const char *mode, const char *flow, char **out,
+		      char **err)
 {
 	char *argv[] = {(char *)it_bin("settle-bench"),
 			"--cluster",
 			sw.node.endpoint,
 			"--mode",
-			"saga",
+			(char *)mode,
 			"--branches",
-			"3",
+			strcmp(mode, "saga") == 0 ? "3" : "2",
 			"--concurrency",
 			"2",
 			"--duration",
@@ -1116,10 +1120,17 @@ Test(settlectl_saga, bench_runs_sagas)
 			"--rollback-ratio",
 			"0.5",
 			"--json",
+			(char *)flow,
 			NULL};
+
+	cr_assert_eq(it_run(argv, out, err, 60000), 0, "stderr: %s", *err);
+}
+
+Test(settlectl_saga, bench_runs_sagas)
+{
 	char *out, *err;
 
-	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "stderr: %s", err);
+	run_bench("saga", NULL, &out, &err);
 	cr_assert_not_null(strstr(out, "{\"mode\":\"saga\",\"branches\":3,"),
 			   "%s", out);
 	cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
@@ -1135,4 +1146,34 @@ Test(settlectl_saga, bench_runs_sagas)
 		     "%s", out);
 	free(out);
 	free(err);
+}
+
+/* TCC with the branches registered one by one, declared at Begin, and by
+ * default (declared): the same work at the participant either way. Each
+ * transaction Tries both branches, then Confirms or Cancels both: 4 calls. */
+Test(settlectl_saga, bench_runs_tcc_both_ways)
+{
+	const char *flows[] = {"--register-branches", "--declare-branches",
+			       NULL};
+
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++) {
+		char *out, *err;
+
+		run_bench("tcc", flows[i], &out, &err);
+		cr_assert_not_null(
+		    strstr(out, "{\"mode\":\"tcc\",\"branches\":2,"), "%s",
+		    out);
+		cr_assert_not_null(strstr(out, i == 0 ? "\"declared\":false"
+						      : "\"declared\":true"),
+				   "%s", out);
+		cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
+		cr_assert_gt(json_num(out, "aborted"), 0, "%s", out);
+		cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
+		cr_assert_eq(
+		    json_num(out, "participant_calls"),
+		    4 * (json_num(out, "committed") + json_num(out, "aborted")),
+		    "%s", out);
+		free(out);
+		free(err);
+	}
 }

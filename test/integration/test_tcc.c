@@ -22,21 +22,6 @@
 
 TestSuite(tcc, .init = it_setup, .fini = it_teardown, .timeout = 90);
 
-/* Money is conserved and nothing stays reserved. */
-static void assert_settled_balances(const struct it_bank *a,
-				    const struct it_bank *b, long long alice,
-				    long long bob)
-{
-	struct it_account x = it_bank_account(a, "alice");
-	struct it_account y = it_bank_account(b, "bob");
-
-	cr_assert_eq(x.balance, alice, "alice has %lld, want %lld", x.balance,
-		     alice);
-	cr_assert_eq(y.balance, bob, "bob has %lld, want %lld", y.balance, bob);
-	cr_assert_eq(x.frozen, 0, "alice still has %lld frozen", x.frozen);
-	cr_assert_eq(y.incoming, 0, "bob still has %lld incoming", y.incoming);
-}
-
 Test(tcc, transfer_commits_and_moves_money_once)
 {
 	struct it_node n;
@@ -61,7 +46,7 @@ Test(tcc, transfer_commits_and_moves_money_once)
 	cr_assert_eq(tx->branches[1]->state,
 		     SETTLE__V1__BRANCH_STATE__CONFIRMED);
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 900, 600);
+	tu_assert_balances(&a, &b, 900, 600);
 
 	/* A second transfer with the same amounts moves money again (each
 	 * transaction once), and a pause does not move it a third time. */
@@ -73,7 +58,7 @@ Test(tcc, transfer_commits_and_moves_money_once)
 	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 20000);
 	settle_tx_info_free(tx);
 	tu_sleep_ms(500);
-	assert_settled_balances(&a, &b, 800, 700);
+	tu_assert_balances(&a, &b, 800, 700);
 }
 
 Test(tcc, failed_try_rolls_back_and_restores_balances)
@@ -99,7 +84,7 @@ Test(tcc, failed_try_rolls_back_and_restores_balances)
 	cr_assert_eq(tx->branches[1]->state,
 		     SETTLE__V1__BRANCH_STATE__CANCELLED);
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 1000, 500);
+	tu_assert_balances(&a, &b, 1000, 500);
 
 	/* An explicit abort after registering: both Cancels, nothing moves. */
 	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100,
@@ -109,7 +94,7 @@ Test(tcc, failed_try_rolls_back_and_restores_balances)
 		     0);
 	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__ROLLED_BACK, 20000);
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 1000, 500);
+	tu_assert_balances(&a, &b, 1000, 500);
 }
 
 Test(tcc, deadline_rolls_back_and_cancel_reaches_both_banks)
@@ -146,7 +131,7 @@ Test(tcc, deadline_rolls_back_and_cancel_reaches_both_banks)
 			cancels++;
 	cr_assert_geq(cancels, 2, "history must show both cancels");
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 1000, 500);
+	tu_assert_balances(&a, &b, 1000, 500);
 	settle_client_close(c);
 }
 
@@ -180,7 +165,7 @@ Test(tcc, retry_answers_are_retried_until_confirmed)
 	cr_assert_geq(attempts, 4, "bob's confirm took %u attempts, want >= 4",
 		      attempts);
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 900, 600);
+	tu_assert_balances(&a, &b, 900, 600);
 }
 
 Test(tcc, failed_confirm_shows_as_stuck_with_its_reason)
@@ -307,7 +292,7 @@ Test(tcc, hostile_clients_do_not_hurt_others)
 	    0);
 	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 20000);
 	settle_tx_info_free(tx);
-	assert_settled_balances(&a, &b, 900, 600);
+	tu_assert_balances(&a, &b, 900, 600);
 	cr_assert(it_alive(n.proc), "settled died");
 	close(g);
 	close(o);

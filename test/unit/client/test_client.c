@@ -263,6 +263,92 @@ Test(client, rejects_bad_arguments)
 	cr_expect_str_eq(settle_client_errmsg(NULL), "");
 }
 
+/* A coordinator that registers declared branches (s->data NULL) or one
+ * older than them, which skips the field (s->data non-NULL). */
+static bool begin_branches_node(struct fake_server *s, int n,
+				const Settle__V1__Frame *f, int *err,
+				const char **msg, const char **leader,
+				ProtobufCMessage **body)
+{
+	Settle__V1__BeginRequest *q =
+	    settle__v1__begin_request__unpack(NULL, f->body.len, f->body.data);
+	cr_assert_not_null(q);
+	Settle__V1__BeginResponse *r =
+	    (Settle__V1__BeginResponse *)begin_resp("tx-d");
+	if (s->data == NULL) {
+		cr_assert_eq(q->n_branches, 2);
+		cr_expect_str_eq(q->branches[0]->endpoint, "h:1");
+		cr_expect_str_eq(q->branches[0]->resource, "");
+		cr_expect_eq(q->branches[0]->payload.len, 0);
+		cr_expect_str_eq(q->branches[1]->resource, "acct");
+		cr_expect_eq(q->branches[1]->payload.len, 3);
+		r->n_branch_ids = q->n_branches;
+		r->branch_ids = calloc(r->n_branch_ids, sizeof(uint32_t));
+		for (size_t i = 0; i < r->n_branch_ids; i++)
+			r->branch_ids[i] = (uint32_t)(i + 1);
+	}
+	settle__v1__begin_request__free_unpacked(q, NULL);
+	*body = &r->base;
+	return true;
+}
+
+Test(client, begin_with_branches)
+{
+	struct fake_server a, old;
+	settle_client *c;
+	char gid[SETTLE_GID_BUFSIZE];
+	uint32_t ids[2] = {0, 0};
+	struct settle_branch_decl d[2] = {
+	    {.endpoint = "h:1"},
+	    {.endpoint = "h:2", .resource = "acct", .payload = "pay", .len = 3},
+	};
+
+	fake_server_start(&a, begin_branches_node, NULL);
+	cr_assert_eq(settle_client_open(a.endpoint, &fast, &c), 0);
+	cr_assert_eq(
+	    settle_begin_branches(c, NULL, 0, d, 2, gid, sizeof(gid), ids), 0,
+	    "%s", settle_client_errmsg(c));
+	cr_expect_str_eq(gid, "tx-d");
+	cr_expect_eq(ids[0], 1);
+	cr_expect_eq(ids[1], 2);
+	/* Checked locally: nothing sent. */
+	int sent = a.requests;
+	d[1].payload = NULL;
+	cr_expect_eq(settle_begin_branches(c, NULL, 0, d, 2, NULL, 0, NULL),
+		     SETTLE_EINVAL);
+	d[1].payload = "pay";
+	d[0].endpoint = NULL;
+	cr_expect_eq(settle_begin_branches(c, NULL, 0, d, 2, NULL, 0, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_neq(strstr(settle_client_errmsg(c), "branch 0"), NULL, "%s",
+		      settle_client_errmsg(c));
+	d[0].endpoint = "h:1";
+	cr_expect_eq(settle_begin_branches(
+			 c, NULL, 0, d, SETTLE_MAX_BRANCHES + 1, NULL, 0, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_begin_branches(c, NULL, 0, NULL, 1, NULL, 0, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(a.requests, sent);
+	settle_client_close(c);
+
+	/* An older coordinator begins without them: said, not hidden. */
+	fake_server_start(&old, begin_branches_node, "old");
+	cr_assert_eq(settle_client_open(old.endpoint, &fast, &c), 0);
+	cr_expect_eq(
+	    settle_begin_branches(c, NULL, 0, d, 2, gid, sizeof(gid), ids),
+	    SETTLE_EPROTO);
+	cr_expect_str_eq(gid, "tx-d");
+	cr_expect_neq(strstr(settle_client_errmsg(c), "0 of 2"), NULL, "%s",
+		      settle_client_errmsg(c));
+	/* Without branches it is the plain Begin. */
+	cr_expect_eq(
+	    settle_begin_branches(c, NULL, 0, NULL, 0, gid, sizeof(gid), NULL),
+	    0);
+	settle_client_close(c);
+	fake_server_stop(&a);
+	fake_server_stop(&old);
+}
+
 Test(client, cmd_ids_are_random)
 {
 	uint8_t a[16], b[16];

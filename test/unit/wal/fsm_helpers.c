@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -89,7 +90,9 @@ static void base(Settle__V1__Command *c, uint8_t *idbuf, int id, uint64_t time)
 	c->time_ms = time;
 }
 
-struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline)
+struct ent ent_begin_branches(int id, uint64_t time, const char *gid,
+			      uint64_t deadline, size_t n, const char *endpoint,
+			      const char *payload)
 {
 	Settle__V1__Command c;
 	uint8_t idb[16];
@@ -99,9 +102,33 @@ struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline)
 	b.gid = (char *)gid;
 	b.deadline_ms = deadline;
 	b.mode = SETTLE__V1__TX_MODE__TCC;
+	Settle__V1__BranchDecl *d = calloc(n + 1, sizeof *d);
+	Settle__V1__BranchDecl **dp = calloc(n + 1, sizeof *dp);
+	char(*res)[16] = calloc(n + 1, sizeof *res);
+	cr_assert(d != NULL && dp != NULL && res != NULL);
+	for (size_t i = 0; i < n; i++) {
+		settle__v1__branch_decl__init(&d[i]);
+		snprintf(res[i], sizeof res[i], "r%zu", i + 1);
+		d[i].endpoint = (char *)endpoint;
+		d[i].resource = res[i];
+		d[i].payload.data = (uint8_t *)payload;
+		d[i].payload.len = strlen(payload);
+		dp[i] = &d[i];
+	}
+	b.n_branches = n;
+	b.branches = dp;
 	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	c.begin = &b;
-	return ent_cmd(&c);
+	struct ent e = ent_cmd(&c);
+	free(d);
+	free(dp);
+	free(res);
+	return e;
+}
+
+struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline)
+{
+	return ent_begin_branches(id, time, gid, deadline, 0, NULL, "");
 }
 
 struct ent ent_register(int id, uint64_t time, const char *gid,

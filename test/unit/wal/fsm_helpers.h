@@ -35,6 +35,11 @@ int tfsm_code(struct tfsm *t, struct ent e);
 void ent_free(struct ent e);
 /* Command ids are 16 bytes derived from id. */
 struct ent ent_begin(int id, uint64_t time, const char *gid, uint64_t deadline);
+/* A TCC begin declaring n branches at endpoint, resources "r1".."rn",
+ * each with payload. */
+struct ent ent_begin_branches(int id, uint64_t time, const char *gid,
+			      uint64_t deadline, size_t n, const char *endpoint,
+			      const char *payload);
 struct ent ent_register(int id, uint64_t time, const char *gid,
 			const char *endpoint, const char *resource,
 			const char *payload);

@@ -261,6 +261,84 @@ Test(entry, validate_each_op)
 	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_EINVAL);
 }
 
+/* Branches declared by a begin (issue 12): the limits of REGISTER_BRANCH
+ * per branch, TCC only, at most WAL_MAX_BRANCHES, all in one entry. */
+Test(entry, begin_branches_rules)
+{
+	Settle__V1__Command c;
+	Settle__V1__CmdRegister r;
+	Settle__V1__CmdBegin b;
+	Settle__V1__BranchDecl d[2], *dp[2] = {&d[0], &d[1]};
+	char msg[256];
+
+	reg(&c, &r, "x", 1);
+	settle__v1__cmd_begin__init(&b);
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &b;
+	b.gid = "g";
+	b.deadline_ms = 10;
+	for (int i = 0; i < 2; i++) {
+		settle__v1__branch_decl__init(&d[i]);
+		d[i].endpoint = "h:1";
+		d[i].resource = "acct";
+	}
+	b.n_branches = 2;
+	b.branches = dp;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), 0, "%s", msg);
+	b.mode = SETTLE__V1__TX_MODE__TCC;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), 0, "%s", msg);
+	b.mode = SETTLE__V1__TX_MODE__XA;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect_neq(strstr(msg, "branches"), NULL, "%s", msg);
+	b.mode = SETTLE__V1__TX_MODE__TCC;
+
+	d[1].endpoint = "nope";
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect_neq(strstr(msg, "branches[1].endpoint"), NULL, "%s", msg);
+	d[1].endpoint = "h:1";
+	char res[300];
+	memset(res, 'r', 257);
+	res[257] = 0;
+	d[0].resource = res;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+	cr_expect_neq(strstr(msg, "branches[0].resource"), NULL, "%s", msg);
+	d[0].resource = "acct";
+
+	/* One payload at the limit passes; over it, or two big ones that
+	 * together are over an entry, do not. */
+	uint8_t *big = calloc(1, WAL_PAYLOAD_MAX + 1);
+	cr_assert_not_null(big);
+	d[0].payload.data = big;
+	d[0].payload.len = WAL_PAYLOAD_MAX;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), 0, "%s", msg);
+	d[0].payload.len = WAL_PAYLOAD_MAX + 1;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+	cr_expect_neq(strstr(msg, "branches[0].payload"), NULL, "%s", msg);
+	d[0].payload.len = WAL_PAYLOAD_MAX / 2 + 1;
+	d[1].payload.data = big;
+	d[1].payload.len = WAL_PAYLOAD_MAX / 2 + 1;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), 0, "%s", msg);
+	d[1].payload.len = WAL_PAYLOAD_MAX;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+	cr_expect_neq(strstr(msg, "entry"), NULL, "%s", msg);
+	free(big);
+	d[0].payload.len = d[1].payload.len = 0;
+
+	/* More than a transaction may have. */
+	size_t n = WAL_MAX_BRANCHES + 1;
+	Settle__V1__BranchDecl **many = calloc(n, sizeof *many);
+	cr_assert_not_null(many);
+	for (size_t i = 0; i < n; i++)
+		many[i] = &d[0];
+	b.branches = many;
+	b.n_branches = WAL_MAX_BRANCHES;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), 0, "%s", msg);
+	b.n_branches = n;
+	cr_expect_eq(wal_command_validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
+	cr_expect_neq(strstr(msg, "branches"), NULL, "%s", msg);
+	free(many);
+}
+
 /* The request digest a cmd_id's row keeps (issue 11): a retry that only
  * waits differently is the same request; any change of method, gid or
  * content is another. */
@@ -323,6 +401,32 @@ Test(entry, request_digest_rules)
 	    wal_request_digest(SETTLE__V1__METHOD__REGISTER_BRANCH, &u->base),
 	    rd);
 	settle__v1__register_branch_request__free_unpacked(u, NULL);
+
+	/* A begin's declared branches are part of the request. */
+	Settle__V1__BeginRequest bq = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__BranchDecl bd = SETTLE__V1__BRANCH_DECL__INIT,
+			       *bdp[2] = {&bd, &bd};
+	bq.cmd_id.data = ID;
+	bq.cmd_id.len = 16;
+	bq.gid = "g-a";
+	uint64_t none = wal_request_digest(SETTLE__V1__METHOD__BEGIN, &bq.base);
+	bd.endpoint = "h:1";
+	bd.payload.data = (uint8_t *)"pay-1";
+	bd.payload.len = 5;
+	bq.branches = bdp;
+	bq.n_branches = 1;
+	uint64_t one = wal_request_digest(SETTLE__V1__METHOD__BEGIN, &bq.base);
+	cr_expect_neq(one, none);
+	bq.n_branches = 2;
+	cr_expect_neq(wal_request_digest(SETTLE__V1__METHOD__BEGIN, &bq.base),
+		      one);
+	bq.n_branches = 1;
+	bd.payload.data = (uint8_t *)"pay-2";
+	cr_expect_neq(wal_request_digest(SETTLE__V1__METHOD__BEGIN, &bq.base),
+		      one);
+	bd.payload.data = (uint8_t *)"pay-1";
+	cr_expect_eq(wal_request_digest(SETTLE__V1__METHOD__BEGIN, &bq.base),
+		     one);
 }
 
 /* Every request message with a cmd_id fits the digest's copy. */

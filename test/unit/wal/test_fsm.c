@@ -334,6 +334,158 @@ Test(fsm, register_limit_is_too_large, .timeout = 60)
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
 
+/* Issue 12: a begin that declares its branches creates the tx and all of
+ * them in one apply, exactly as a begin and K registers would. */
+Test(fsm, begin_with_branches_is_begin_and_registers_in_one)
+{
+	char h1[1024], h2[1024];
+	int id = 10;
+	Settle__V1__CmdResult *r = tfsm_res(
+	    &F, ent_begin_branches(1, 100, "gd", 1000, 3, "h:1", "SECRET"));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->count, 3, "ids 1..3");
+	cr_expect_eq(r->state, SETTLE__V1__TX_STATE__ACTIVE);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(applied(&F), 1);
+	cr_expect_eq(F.changes, 1, "one apply, one change");
+	Settle__V1__TxRecord *tx = tx_of(&F, "gd");
+	cr_expect_eq(tx->branches, 3);
+	cr_expect_eq(tx->next_branch_id, 4);
+	cr_expect_eq(tx->due_ms, 1000);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	for (uint32_t i = 1; i <= 3; i++) {
+		char want[8];
+		Settle__V1__BranchRecord *b = branch_of("gd", i);
+		snprintf(want, sizeof want, "r%u", i);
+		cr_expect_eq(b->state, SETTLE__V1__BRANCH_STATE__REGISTERED);
+		cr_expect_str_eq(b->resource, want);
+		cr_expect_str_eq(b->endpoint, "h:1");
+		cr_expect_eq(b->payload.len, 6);
+		cr_expect_eq(memcmp(b->payload.data, "SECRET", 6), 0);
+		settle__v1__branch_record__free_unpacked(b, NULL);
+	}
+	/* The same history as begin + register x 3 (settlectl tx show). */
+	cr_assert_eq(tfsm_code(&F, ent_begin(id++, 100, "gr", 1000)), C_OK);
+	for (int i = 1; i <= 3; i++) {
+		char res[8];
+		snprintf(res, sizeof res, "r%d", i);
+		cr_assert_eq(tfsm_code(&F, ent_register(id++, 100, "gr", "h:1",
+							res, "SECRET")),
+			     C_OK);
+	}
+	history("gd", h1, sizeof h1);
+	history("gr", h2, sizeof h2);
+	cr_expect_str_eq(h1, h2);
+	cr_expect_null(strstr(h1, "SECRET"));
+	/* REGISTER_BRANCH goes on from there; commit and results as ever. */
+	r = tfsm_res(&F, ent_register(id++, 200, "gd", "h:2", "late", "p"));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->branch_id, 4);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_assert_eq(tfsm_code(&F, ent_decide(id++, 300, "gd", COMMIT, "", 0)),
+		     C_OK);
+	for (uint32_t i = 1; i <= 4; i++)
+		cr_assert_eq(
+		    tfsm_code(&F, ent_result(id++, 310, "gd", i, CONFIRMING,
+					     R_OK, "", 1, 0)),
+		    C_OK);
+	tx = tx_of(&F, "gd");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	tfsm_check_indexes(&F);
+}
+
+Test(fsm, begin_with_branches_rolls_back_every_branch)
+{
+	cr_assert_eq(
+	    tfsm_code(&F, ent_begin_branches(1, 100, "g", 1000, 2, "h:1", "p")),
+	    C_OK);
+	cr_assert_eq(tfsm_code(&F, ent_decide(2, 200, "g", ROLLBACK, "", 0)),
+		     C_OK);
+	for (uint32_t i = 1; i <= 2; i++) {
+		Settle__V1__BranchRecord *b = branch_of("g", i);
+		cr_expect_eq(b->state, CANCELLING);
+		settle__v1__branch_record__free_unpacked(b, NULL);
+	}
+	cr_assert_eq(tfsm_code(&F, ent_result(3, 210, "g", 1, CANCELLING, R_OK,
+					      "", 1, 0)),
+		     C_OK);
+	cr_assert_eq(tfsm_code(&F, ent_result(4, 210, "g", 2, CANCELLING, R_OK,
+					      "", 1, 0)),
+		     C_OK);
+	Settle__V1__TxRecord *tx = tx_of(&F, "g");
+	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+/* A retry of the begin gets the first answer (the same ids); another
+ * request under its cmd_id, such as other branches, is refused. */
+Test(fsm, begin_with_branches_repeat_and_cmd_id_reuse)
+{
+	Settle__V1__CmdResult *r;
+	cr_assert_eq(
+	    tfsm_code(&F, ent_digest(ent_begin_branches(1, 100, "g", 1000, 2,
+							"h:1", "p"),
+				     0xa1)),
+	    C_OK);
+	r = tfsm_res(
+	    &F, ent_digest(ent_begin_branches(1, 150, "g", 1000, 2, "h:1", "p"),
+			   0xa1));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->count, 2);
+	cr_expect_eq(r->index, 1);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	r = tfsm_res(&F, ent_digest(ent_begin_branches(1, 160, "g2", 1000, 3,
+						       "h:1", "q"),
+				    0xa2));
+	cr_expect_eq(r->code, SETTLE__V1__CODE__CMD_ID_REUSED);
+	cr_expect_eq(r->count, 0);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(F.t.s, NULL, "g2", &tx), SETTLE_ENOTFOUND);
+	tx = tx_of(&F, "g");
+	cr_expect_eq(tx->branches, 2);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	cr_expect_eq(F.changes, 1);
+}
+
+/* Invalid declarations that reached the log create nothing at all. */
+Test(fsm, begin_with_bad_branches_creates_nothing)
+{
+	Settle__V1__CmdResult *r;
+	r = tfsm_res(&F,
+		     ent_begin_branches(1, 100, "g", 1000, 2, "no-port", "p"));
+	cr_expect_eq(r->code, SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_neq(strstr(r->message, "branches[0].endpoint"), NULL, "%s",
+		      r->message);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(
+	    tfsm_code(&F, ent_begin_branches(2, 100, "g", 1000,
+					     WAL_MAX_BRANCHES + 1, "h:1", "")),
+	    SETTLE__V1__CODE__INVALID_ARGUMENT);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(F.t.s, NULL, "g", &tx), SETTLE_ENOTFOUND);
+	Settle__V1__BranchRecord *b;
+	cr_expect_eq(store_branch_get(F.t.s, NULL, "g", 1, &b),
+		     SETTLE_ENOTFOUND);
+	cr_expect_eq(F.changes, 0);
+	cr_expect_eq(applied(&F), 2);
+	tfsm_check_indexes(&F);
+}
+
+Test(fsm, begin_with_all_branches_leaves_no_room, .timeout = 60)
+{
+	cr_assert_eq(
+	    tfsm_code(&F, ent_begin_branches(1, 100, "g", 1000,
+					     WAL_MAX_BRANCHES, "h:1", "")),
+	    C_OK);
+	cr_expect_eq(tfsm_code(&F, ent_register(2, 200, "g", "h:1", "r", "")),
+		     SETTLE__V1__CODE__TOO_LARGE);
+	Settle__V1__TxRecord *tx = tx_of(&F, "g");
+	cr_expect_eq(tx->branches, WAL_MAX_BRANCHES);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
 Test(fsm, commit_moves_branches_and_is_idempotent)
 {
 	int id = 1;
@@ -672,8 +824,10 @@ static struct ent random_entry(unsigned *seed, int *id, uint64_t *now)
 	*now += (uint64_t)(rand_r(seed) % 50);
 	int pick = rand_r(seed) % 100;
 	int cid = (rand_r(seed) % 10 == 0 && *id > 1) ? *id - 1 : (*id)++;
-	if (pick < 15)
-		return ent_begin(cid, *now, gid, *now + 300);
+	if (pick < 15) /* some declare 1..3 branches (issue 12) */
+		return ent_begin_branches(cid, *now, gid, *now + 300,
+					  (size_t)(rand_r(seed) % 4), "h:1",
+					  "pp");
 	if (pick < 40)
 		return ent_register(cid, *now, gid, "h:1", "res", "pp");
 	if (pick < 55)
