@@ -9,3 +9,6 @@ tools_settle_fsync_rate_SOURCES = tools/fsync_rate.c
 noinst_PROGRAMS += tools/settle-raft-rate
 tools_settle_raft_rate_SOURCES = tools/raft_rate.c
 tools_settle_raft_rate_LDADD = $(RAFT_LIBS) $(UV_LIBS)
+
+# pgbench scripts of the PostgreSQL rows: plain commit and two-phase.
+EXTRA_DIST += tools/pgbench-commit.sql tools/pgbench-2pc.sql
