@@ -247,7 +247,8 @@ Test(ctl_status, table_and_json)
 	    "\"uptime_ms\":0,\"heuristic_txs\":0,\"xa\":{\"calls\":0,"
 	    "\"scans\":0,\"recovered_commit\":0,\"recovered_rollback\":0,"
 	    "\"heuristic_results\":0},\"store\":{\"used_bytes\":0,"
-	    "\"budget_bytes\":0,\"refusing\":false},\"clock_offset_ms\":null},{\"endpoint\":"
+	    "\"budget_bytes\":0,\"refusing\":false},\"clock_offset_ms\":null},{"
+	    "\"endpoint\":"
 	    "\"127.0.0.1:7402\","
 	    "\"ok\":false,\"error\":\"connect: refused\",\"code\":"
 	    "\"CONNECT\"}]}\n");
