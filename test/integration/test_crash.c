@@ -36,7 +36,10 @@ static const char *const no_wait[] = {"--wait-ms", "0", NULL};
 /* (a) The commit decision is durable; phase two has barely started. */
 Test(crash, kill_after_decision_before_phase_two_ends)
 {
-	static const char *const slow[] = {"--confirm-delay-ms", "700", NULL};
+	/* Long enough that no Confirm finishes between the kill and the
+	 * balance check, which spawns a process: seconds on a loaded
+	 * machine under ASan. */
+	static const char *const slow[] = {"--confirm-delay-ms", "3000", NULL};
 	struct it_node n;
 	struct it_bank a, b;
 	char gids[3][SETTLE_GID_BUFSIZE];
@@ -76,16 +79,20 @@ Test(crash, kill_between_branch_confirmations)
 	Settle__V1__TxInfo *tx;
 	int waited = 0;
 
-	it_node_start(&n, 1, NULL);
+	/* Bob's Confirm is held 6 s, past the default 5 s call timeout. */
+	it_node_start(&n, 1,
+		      (const char *const[]){"--call-timeout", "15s", NULL});
 	it_bank_start(&a, "bank-a", "alice=1000", NULL);
 	it_bank_start(
 	    &b, "bank-b", "bob=500",
-	    (const char *const[]){"--confirm-delay-ms", "2000", NULL});
+	    (const char *const[]){"--confirm-delay-ms", "6000", NULL});
 
 	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100, no_wait, gid,
 				 sizeof(gid)),
 		     0);
-	/* Kill once alice's side is confirmed and bob's is not. */
+	/* Kill once alice's side is confirmed and bob's is not. Each poll
+	 * spawns settle-bank, which takes seconds on a loaded machine under
+	 * ASan: bob's Confirm is held 6 s so that it cannot finish first. */
 	while (it_bank_account(&a, "alice").balance != 900) {
 		cr_assert_lt(waited, 10000, "alice's confirm never came");
 		tu_sleep_ms(20);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "coord_util.h"
@@ -66,6 +68,8 @@ static void node_start(int id, bool join)
 				       n->endpoint,
 				       "--raft",
 				       n->raft,
+				       "--election-timeout",
+				       "2s",
 				       join ? "--join" : "--peers",
 				       join ? NULL : peers,
 				       NULL};
@@ -130,6 +134,8 @@ static void cluster3(void)
 
 /* ---- Admin calls over a raw connection: the node's own answer -------- */
 
+static const struct timeval admin_wait = {60, 0};
+
 static int admin(int at, int method, const ProtobufCMessage *req,
 		 struct cu_reply *r)
 {
@@ -137,11 +143,19 @@ static int admin(int at, int method, const ProtobufCMessage *req,
 	int rv;
 
 	cu_connect(&c, nodes[at].endpoint, 5000);
+	/* An add waits for the new node to catch up, which raft gives up on
+	 * only after several rounds; on a loaded machine under ASan that is
+	 * longer than coord_util's 15 s. */
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &admin_wait,
+		   sizeof(admin_wait));
 	/* A leader just elected answers changes once its term's barrier is
 	 * applied, a few milliseconds later. */
 	for (int tries = 0;; tries++) {
 		rv = cu_call(&c, method, req, r);
-		cr_assert_eq(rv, 0, "node %d closed the connection", at);
+		cr_assert_eq(rv, 0,
+			     "node %d closed the connection or did not answer "
+			     "in %ld s",
+			     at, (long)admin_wait.tv_sec);
 		if (r->code != SETTLE__V1__CODE__UNAVAILABLE ||
 		    strstr(r->msg, "not ready") == NULL || tries > 100)
 			break;
