@@ -229,6 +229,7 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 	store_snapshot_index(buf->base, buf->len, &index);
 	commit_applied(c);
 	rv = store_restore(c->store, buf->base, buf->len);
+	fsm_forget_level(&c->fsm);
 	if (rv != 0) {
 		settle_log(SETTLE_LOG_ERROR, "fsm",
 			   "restore of snapshot at %llu failed: %s (%s)",

@@ -207,6 +207,11 @@ static int check_meta(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		return v->mv_size == 8
 			   ? 0
 			   : bad(c, "cluster clock of %zu bytes", v->mv_size);
+	if (k->mv_size == sizeof STORE__META_LEVEL - 1 &&
+	    memcmp(key, STORE__META_LEVEL, k->mv_size) == 0)
+		return v->mv_size == 8
+			   ? 0
+			   : bad(c, "feature level of %zu bytes", v->mv_size);
 	return bad(c, "unknown meta row");
 }
 

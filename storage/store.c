@@ -492,3 +492,13 @@ int store_clock_put(struct store *s, MDB_txn *txn, uint64_t clock_ms)
 {
 	return meta_u64_put(s, txn, STORE__META_CLOCK, clock_ms);
 }
+
+int store_level_get(struct store *s, MDB_txn *txn, uint64_t *level)
+{
+	return meta_u64_get(s, txn, STORE__META_LEVEL, level);
+}
+
+int store_level_put(struct store *s, MDB_txn *txn, uint64_t level)
+{
+	return meta_u64_put(s, txn, STORE__META_LEVEL, level);
+}

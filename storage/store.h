@@ -191,6 +191,11 @@ int store_applied_put(struct store *s, MDB_txn *txn, uint64_t index);
 int store_clock_get(struct store *s, MDB_txn *txn, uint64_t *clock_ms);
 /* Set it inside write transaction txn. */
 int store_clock_put(struct store *s, MDB_txn *txn, uint64_t clock_ms);
+/* The cluster's feature level (applied CmdFeatures; 0 when never set,
+ * which means level 1). txn may be NULL. */
+int store_level_get(struct store *s, MDB_txn *txn, uint64_t *level);
+/* Set it inside write transaction txn. */
+int store_level_put(struct store *s, MDB_txn *txn, uint64_t level);
 
 /* ---- Applied log ---------------------------------------------------------
  * One row per raft index the FSM applied a command at (barriers and

@@ -37,6 +37,7 @@ extern const char *const store__db_names[STORE_DB_N];
 #define STORE__META_APPLIED "applied"
 #define STORE__META_VERSION "version"
 #define STORE__META_CLOCK   "clock"
+#define STORE__META_LEVEL   "level"
 
 /* Longest key we build: due_ms(8) + gid(128) or gid(128) \0 seq(8). */
 #define STORE__KEY_MAX 160

@@ -320,6 +320,19 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 		return 0;
 	case SETTLE__V1__COMMAND__OP_CLOCK:
 		return 0;
+	case SETTLE__V1__COMMAND__OP_RESULTS: {
+		/* Each answer is checked as its own command when applied. */
+		size_t n = cmd->results->n_branches + cmd->results->n_steps;
+		if (n == 0 || n > WAL_RESULTS_MAX)
+			return BAD(SETTLE_EINVAL,
+				   "results must hold 1..%d answers, not %zu",
+				   WAL_RESULTS_MAX, n);
+		return 0;
+	}
+	case SETTLE__V1__COMMAND__OP_FEATURES:
+		if (cmd->features->level == 0)
+			return BAD(SETTLE_EINVAL, "feature level missing");
+		return 0;
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_validate(cmd->member, errmsg, errmsg_len);
 	case SETTLE__V1__COMMAND__OP_SAGA_BEGIN:

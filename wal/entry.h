@@ -27,6 +27,7 @@
 #define WAL_TEXT_MAX	 1024  /* reason, error text */
 #define WAL_MAX_BRANCHES 1000  /* per transaction */
 #define WAL_GC_LIMIT_MAX 10000 /* CmdGc.limit */
+#define WAL_RESULTS_MAX	 1024  /* answers in one CmdResults */
 /* Largest entry accepted by wal_entry_decode(). */
 #define WAL_ENTRY_MAX ((size_t)WAL_PAYLOAD_MAX + 64 * 1024)
 
@@ -65,6 +66,9 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  *   branch_result: gid, branch_id != 0, phase CONFIRMING or CANCELLING,
  *           outcome OK/RETRY/FAILURE, error <= 1024 bytes
  *   gc:     1 <= limit <= WAL_GC_LIMIT_MAX
+ *   results: 1..WAL_RESULTS_MAX answers (each is checked as its own
+ *           branch_result / step_result when applied)
+ *   features: level != 0
  *   saga_begin, step_result: wal_saga_begin_validate(),
  *           wal_step_result_validate() (wal/saga.h)
  *   retry, resolve: wal_retry_validate(), wal_resolve_validate()

@@ -26,6 +26,15 @@
  *   tx.due_ms = min next_retry_ms of the branches still in the phase.
  * gc{finished_before_ms, limit}: forget up to limit finished txs and up to
  *   limit command ids older than finished_before_ms.
+ * results{branches, steps}: each branch_result, then each step_result,
+ *   applied in order exactly as the command of its own would be (checked,
+ *   then applied in the entry's write transaction, with its time and
+ *   clock); a rejected one changes nothing and the others go on. The hook
+ *   runs once per answer that changed a transaction. res.count = the
+ *   answers not rejected.
+ * features{level}: the cluster's feature level becomes max(stored, level);
+ *   a level above FSM_LEVEL fails the apply: this binary cannot apply the
+ *   commands of that level, so the node stops rather than diverge.
  * saga_begin, step_result, and decide on a saga: wal/saga.h.
  * Mode XA (begin with mode XA and xid, register with rm, decide and
  * branch_result on an XA tx, xa_vote, xa_prepare, xa_result, xa_forget,
@@ -528,6 +537,131 @@ static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
 	return 0;
 }
 
+/* The transactions the answers of a CmdResults changed, packed, for the
+ * hook once the whole entry is applied. */
+struct fsm_changed {
+	uint8_t **buf;
+	size_t *len;
+	size_t n;
+};
+
+static void changed_free(struct fsm_changed *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		free(ch->buf[i]);
+	free(ch->buf);
+	free(ch->len);
+}
+
+static int dispatch(struct apply *a);
+
+/* Apply one answer of a CmdResults: `one` is the entry's command with op
+ * set to that answer, in a sub-apply sharing the entry's write
+ * transaction. */
+static int apply_one(struct apply *a, const Settle__V1__Command *one,
+		     struct fsm_changed *ch, uint32_t *applied)
+{
+	struct apply sub;
+	memset(&sub, 0, sizeof sub);
+	sub.f = a->f;
+	sub.s = a->s;
+	sub.txn = a->txn;
+	sub.cmd = one;
+	sub.time = a->time;
+	sub.clock = a->clock;
+	settle__v1__cmd_result__init(&sub.res);
+	int rv = dispatch(&sub);
+	if (rv == 0 && sub.res.code == 0)
+		(*applied)++;
+	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL) {
+		size_t n = settle__v1__tx_record__get_packed_size(&sub.tx);
+		uint8_t *buf = malloc(n > 0 ? n : 1);
+		size_t cap = ch->n + 1;
+		uint8_t **bufs = realloc(ch->buf, cap * sizeof *bufs);
+		if (bufs != NULL)
+			ch->buf = bufs;
+		size_t *lens = realloc(ch->len, cap * sizeof *lens);
+		if (lens != NULL)
+			ch->len = lens;
+		if (buf == NULL || bufs == NULL || lens == NULL) {
+			free(buf);
+			rv = fsm__fail(a, SETTLE_ENOMEM,
+				       "results: out of memory");
+		} else {
+			settle__v1__tx_record__pack(&sub.tx, buf);
+			ch->buf[ch->n] = buf;
+			ch->len[ch->n++] = n;
+		}
+	}
+	if (rv != 0 && a->f->errmsg[0] == 0)
+		snprintf(a->f->errmsg, sizeof a->f->errmsg, "%s",
+			 sub.f->errmsg);
+	store_branches_free(sub.branches, sub.n_branches);
+	if (sub.old != NULL)
+		settle__v1__tx_record__free_unpacked(sub.old, NULL);
+	return rv;
+}
+
+static int do_results(struct apply *a, const Settle__V1__CmdResults *c,
+		      struct fsm_changed *ch)
+{
+	Settle__V1__Command one = *a->cmd;
+	uint32_t applied = 0;
+	int rv = 0;
+
+	one.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
+	for (size_t i = 0; rv == 0 && i < c->n_branches; i++) {
+		one.branch_result = c->branches[i];
+		rv = apply_one(a, &one, ch, &applied);
+	}
+	one.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
+	for (size_t i = 0; rv == 0 && i < c->n_steps; i++) {
+		one.step_result = c->steps[i];
+		rv = apply_one(a, &one, ch, &applied);
+	}
+	a->res.count = applied;
+	return rv;
+}
+
+static int do_features(struct apply *a, const Settle__V1__CmdFeatures *c)
+{
+	uint64_t level;
+	int rv = store_level_get(a->s, a->txn, &level);
+	if (rv != 0)
+		return fsm__store_fail(a, rv, "get feature level");
+	if (c->level > FSM_LEVEL)
+		return fsm__fail(a, SETTLE_ESTATE,
+				 "the cluster moved to feature level %u; this "
+				 "node applies up to level %d: upgrade it",
+				 c->level, FSM_LEVEL);
+	if (c->level > level) {
+		rv = store_level_put(a->s, a->txn, c->level);
+		if (rv != 0)
+			return fsm__store_fail(a, rv, "put feature level");
+		a->f->level = c->level;
+		a->f->level_known = true;
+	}
+	a->res.count = (uint32_t)(c->level > level ? c->level : level);
+	return 0;
+}
+
+uint32_t fsm_level(struct fsm *f)
+{
+	if (!f->level_known) {
+		uint64_t level = 0;
+		if (store_level_get(f->store, NULL, &level) != 0)
+			return FSM_LEVEL_BASE;
+		f->level = (uint32_t)level;
+		f->level_known = true;
+	}
+	return f->level > FSM_LEVEL_BASE ? f->level : FSM_LEVEL_BASE;
+}
+
+void fsm_forget_level(struct fsm *f)
+{
+	f->level_known = false;
+}
+
 static int dispatch(struct apply *a)
 {
 	const Settle__V1__Command *cmd = a->cmd;
@@ -568,6 +702,13 @@ static int dispatch(struct apply *a)
 		return wal_xa_heuristic_apply(a, cmd->xa_heuristic);
 	case SETTLE__V1__COMMAND__OP_CLOCK:
 		return 0;
+	case SETTLE__V1__COMMAND__OP_RESULTS:
+		if (a->changed_txs == NULL)
+			return fsm__fail(a, SETTLE_EINTERNAL,
+					 "results inside results");
+		return do_results(a, cmd->results, a->changed_txs);
+	case SETTLE__V1__COMMAND__OP_FEATURES:
+		return do_features(a, cmd->features);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,
@@ -666,6 +807,8 @@ static void drop_txn(struct apply *a)
 {
 	if (a->txn == NULL)
 		return;
+	/* A feature level set by the dropped writes is gone with them. */
+	fsm_forget_level(a->f);
 	if (a->f->batched)
 		store_batch_abort(a->s);
 	else
@@ -677,8 +820,10 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result)
 {
 	struct apply a;
+	struct fsm_changed changed = {NULL, NULL, 0};
 	memset(&a, 0, sizeof a);
 	a.f = f;
+	a.changed_txs = &changed;
 	a.s = f->store;
 	f->errmsg[0] = 0;
 	if (result != NULL)
@@ -804,6 +949,20 @@ applied:
 		      out->message != NULL ? out->message : "");
 	if (a.changed && out == &a.res && f->on_tx_change != NULL)
 		f->on_tx_change(f->data, &a.tx);
+	for (size_t i = 0; i < changed.n && out == &a.res; i++) {
+		Settle__V1__TxRecord *tx = settle__v1__tx_record__unpack(
+		    NULL, changed.len[i], changed.buf[i]);
+		if (tx == NULL) {
+			/* Committed already: the leader's periodic scan of
+			 * `due` finds what the hook would have said. */
+			settle_log(SETTLE_LOG_WARN, "fsm",
+				   "apply %llu: no memory to report a change",
+				   (unsigned long long)raft_index);
+			continue;
+		}
+		f->on_tx_change(f->data, tx);
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+	}
 	rv = give_result(f, out, result);
 	/* The apply is committed: a failure to copy the result is reported
 	 * but nothing is rolled back. */
@@ -812,6 +971,7 @@ applied:
 err_after_cmd:
 	drop_txn(&a);
 out:
+	changed_free(&changed);
 	if (stored != NULL)
 		settle__v1__cmd_result__free_unpacked(stored, NULL);
 	store_branches_free(a.branches, a.n_branches);
@@ -823,5 +983,6 @@ out:
 
 err_after_txn:
 	drop_txn(&a);
+	changed_free(&changed);
 	return rv;
 }

@@ -67,7 +67,21 @@ struct fsm {
 	 * commit per entry. Off (fsm_init()): each apply commits.
 	 */
 	bool batched;
+	/* fsm_level()'s cache of the store's feature level. */
+	uint32_t level;
+	bool level_known;
 };
+
+/*
+ * Feature levels (docs/ARCHITECTURE.md, "Feature levels"): what commands
+ * the cluster's nodes may be sent. Level 1: every command kind up to
+ * CmdClock. Level 2: CmdResults, and CmdBegin with branches. A binary
+ * applies every level up to FSM_LEVEL; the leader raises the cluster's
+ * level (CmdFeatures) once every member says it runs that level.
+ */
+#define FSM_LEVEL_BASE	1
+#define FSM_LEVEL_BATCH 2
+#define FSM_LEVEL	2
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */
@@ -76,6 +90,12 @@ struct fsm {
 /* Initialize f over an open store (not owned; must outlive f). Hooks are
  * NULL; set them after. Returns 0. */
 int fsm_init(struct fsm *f, struct store *store);
+
+/* The cluster's feature level as applied (FSM_LEVEL_BASE before any
+ * CmdFeatures), cached; a storage error reads as FSM_LEVEL_BASE. */
+uint32_t fsm_level(struct fsm *f);
+/* Drop the cache: the store was replaced (a snapshot restored). */
+void fsm_forget_level(struct fsm *f);
 
 /* Release f's resources (none today; the store is not closed). */
 void fsm_close(struct fsm *f);

@@ -16,6 +16,8 @@
 #include "wal/fsm.h"
 #include "xa/xid.h"
 
+struct fsm_changed;
+
 struct apply {
 	struct fsm *f;
 	struct store *s;
@@ -40,6 +42,8 @@ struct apply {
 	Settle__V1__TxRecord *old;
 	Settle__V1__BranchRecord **branches;
 	size_t n_branches;
+	/* A CmdResults: the transactions its answers changed (fsm.c). */
+	struct fsm_changed *changed_txs;
 };
 
 /* A storage failure or bug: f->errmsg set, returns err (aborts apply). */

@@ -21,6 +21,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_sm.c \
 	test/unit/wal/test_fsm.c \
 	test/unit/wal/test_batched.c \
+	test/unit/wal/test_results.c \
 	test/unit/wal/test_clock.c \
 	test/unit/wal/test_diverge.c \
 	test/unit/wal/test_saga.c \
