@@ -492,11 +492,27 @@ int settle_begin_branches(settle_client *c, const char *gid,
 			strcpy(gid_out, g);
 		}
 	}
+	if (rv == 0 && n > 0 && resp->n_branch_ids == 0) {
+		/* A coordinator older than BEGIN with branches, or a cluster
+		 * not yet at feature level 2, began the transaction without
+		 * them: register them one by one, as before. */
+		const char *g = resp->gid != NULL ? resp->gid : "";
+		for (size_t i = 0; rv == 0 && i < n; i++) {
+			uint32_t bid;
+			rv = settle_register_branch(
+			    c, g, decls[i].endpoint, decls[i].resource,
+			    decls[i].payload, decls[i].len, &bid);
+			if (rv == 0 && ids_out != NULL)
+				ids_out[i] = bid;
+		}
+		settle__v1__begin_response__free_unpacked(resp, NULL);
+		goto out;
+	}
 	if (rv == 0 && resp->n_branch_ids != n) {
-		/* An older coordinator skips the field it does not know. */
+		/* Not what was declared: refuse to guess. */
 		snprintf(c->errmsg, sizeof(c->errmsg),
 			 "begin: %s: the coordinator registered %zu of %zu "
-			 "declared branches (older than BEGIN with branches?)",
+			 "declared branches; roll the transaction back",
 			 resp->gid != NULL ? resp->gid : "", resp->n_branch_ids,
 			 n);
 		rv = SETTLE_EPROTO;

@@ -176,17 +176,20 @@ struct settle_branch_decl {
  * (1..n in order; ids_out may be NULL, else it holds n). Either the
  * transaction and all n branches exist or nothing was created; one
  * cmd_id covers the whole request, so a retry cannot register a branch
- * twice. settle_register_branch() may add more branches later (ids go on
- * from n + 1). gid, timeout_ms, gid_out as for settle_begin(); n == 0 is
- * settle_begin().
+ * twice. A coordinator that begins without them (older than this call,
+ * or a cluster not yet at feature level 2: docs/PROTOCOL.md) answers
+ * with no branch ids; this call then registers them one by one itself,
+ * as settle_register_branch() would, with the same ids.
+ * settle_register_branch() may add more branches later (ids go on from n + 1).
+ * gid, timeout_ms, gid_out as for settle_begin(); n == 0 is settle_begin().
  * Checked locally first (SETTLE_EINVAL, nothing sent): n over
  * SETTLE_MAX_BRANCHES, a missing endpoint, a NULL payload with a length.
  * Errors: those of settle_begin(); SETTLE_ETOOBIG (a resource or payload
  * over its limit, or all of them over one log entry: 1 MiB + 64 KiB);
- * SETTLE_EPROTO when the coordinator answered without the branch ids (a
- * coordinator older than this call, which ignores the branches: the
- * transaction gid_out was begun without them; register them, or roll it
- * back).
+ * those of settle_register_branch() when registering them one by one
+ * failed (the transaction gid_out exists with the branches registered
+ * before the failure: roll it back); SETTLE_EPROTO when the answer holds
+ * another number of branch ids than declared.
  */
 int settle_begin_branches(settle_client *c, const char *gid,
 			  uint32_t timeout_ms,

@@ -234,7 +234,7 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	snprintf(op->raft, sizeof op->raft, "%s", req->raft_address);
 	snprintf(op->client, sizeof op->client, "%s", req->client_endpoint);
 	op->role = role;
-	op->step = ADD_DIRECTORY;
+	op->step = ADD_LEVEL;
 	admin__advance(op);
 out:
 	settle__v1__cluster_add_request__free_unpacked(req, NULL);

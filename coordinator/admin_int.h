@@ -15,10 +15,12 @@
 #include "wal/entry.h"
 
 enum step {
-	ADD_DIRECTORY, /* record endpoints through the log */
-	ADD_RECORDED,  /* waiting for those proposals */
-	ADD_RAFT,      /* raft_add: a spare */
-	ADD_ROLE,      /* raft_assign towards the wanted role */
+	ADD_LEVEL,	 /* ask the joiner its feature level */
+	ADD_LEVEL_ASKED, /* waiting for its answer */
+	ADD_DIRECTORY,	 /* record endpoints through the log */
+	ADD_RECORDED,	 /* waiting for those proposals */
+	ADD_RAFT,	 /* raft_add: a spare */
+	ADD_ROLE,	 /* raft_assign towards the wanted role */
 	ADD_DONE,
 	REMOVE_RAFT,
 	REMOVE_FORGET, /* drop the node's row from the members table */
@@ -43,6 +45,11 @@ struct admin_op {
 	int raft_rv;	    /* its raft code, 0 if it was not raft's */
 	char errmsg[256];
 	uint64_t wait_until; /* monotonic ms: end of TRANSFER_WAIT */
+	/* add: the STATUS call to the joiner, and what it said (level 0:
+	 * older than feature levels; probe_err: no answer). */
+	struct rpc_client *probe;
+	int probe_err;
+	uint32_t probe_level;
 	struct raft_change change;
 	struct raft_transfer transfer;
 	uv_timer_t timer;

@@ -276,6 +276,76 @@ static void add_failed(struct admin_op *op)
 	}
 }
 
+static void probe_answered(void *data, const struct rpc_result *res)
+{
+	struct admin_op *op = data;
+	Settle__V1__StatusResponse *st = NULL;
+
+	op->probe_err = res->err;
+	if (res->err == 0) {
+		st = settle__v1__status_response__unpack(NULL, res->len,
+							 res->body);
+		if (st == NULL)
+			op->probe_err = SETTLE_EPROTO;
+	}
+	if (st != NULL) {
+		op->probe_level = st->feature_level;
+		settle__v1__status_response__free_unpacked(st, NULL);
+	}
+	wake(op, 0);
+}
+
+/* Ask the joiner its feature level (features.c): true when the answer
+ * will wake the op. */
+static bool probe_level(struct admin_op *op)
+{
+	if (rpc_client_init(op->c->loop, op->client, NULL, &op->probe) != 0) {
+		op->probe = NULL;
+		return false;
+	}
+	if (rpc_client_call(op->probe, SETTLE__V1__METHOD__STATUS, NULL, 2000,
+			    probe_answered, op) != 0) {
+		rpc_client_close(op->probe);
+		op->probe = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* The joiner's answer: false when it runs below the cluster's feature
+ * level, and then the op has failed. */
+static bool level_ok(struct admin_op *op)
+{
+	uint32_t cluster = fsm_level(&op->c->fsm);
+	unsigned long long id = (unsigned long long)op->id;
+
+	if (op->probe_err != 0) {
+		/* A --join node serves STATUS before it is added; one that
+		 * does not answer may be starting. Adding it still keeps
+		 * every member's log the same; it stops by itself if it
+		 * cannot apply an entry (wal/fsm.h). */
+		settle_log(SETTLE_LOG_WARN, "admin",
+			   "node %llu at %s did not tell its feature level "
+			   "(%s); adding it: it must run a release that "
+			   "applies level %u",
+			   id, op->client, settle_strerror(op->probe_err),
+			   cluster);
+		return true;
+	}
+	if (op->probe_level >= cluster)
+		return true;
+	op_fail(op, SETTLE_ESTATE,
+		"add node %llu: it runs feature level %u (%s) and the "
+		"cluster runs at level %u: it could not apply the cluster's "
+		"log; upgrade it first (docs/OPERATIONS.md, \"Upgrading a "
+		"cluster\")",
+		id, op->probe_level,
+		op->probe_level == 0 ? "a release older than feature levels"
+				     : "--feature-level",
+		cluster);
+	return false;
+}
+
 static void advance_add(struct admin_op *op)
 {
 	struct coord *c = op->c;
@@ -299,6 +369,17 @@ static void advance_add(struct admin_op *op)
 	}
 	for (;;) {
 		switch (op->step) {
+		case ADD_LEVEL:
+			op->step = ADD_LEVEL_ASKED;
+			if (probe_level(op))
+				return;
+			op->probe_err = SETTLE_ECONNECT;
+			break;
+		case ADD_LEVEL_ASKED:
+			if (!level_ok(op))
+				return;
+			op->step = ADD_DIRECTORY;
+			break;
 		case ADD_DIRECTORY:
 			op->step = ADD_RECORDED;
 			rv = add_directory(op);
@@ -493,6 +574,11 @@ static void advance_transfer(struct admin_op *op)
 
 void admin__advance(struct admin_op *op)
 {
+	if (op->probe != NULL) {
+		/* Its answer came: closed here, never from its callback. */
+		rpc_client_close(op->probe);
+		op->probe = NULL;
+	}
 	if (op->c->closing) {
 		op_fail(op, SETTLE_EUNAVAIL,
 			"node is stopping; the membership change may be "

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "wal/fsm.h"
 
 /* enum xa_rm_kind of xa/rm.h; config.c stays free of the database headers
  * (xa_pool.c checks that the values agree). */
@@ -23,6 +24,7 @@ static const char usage[] =
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
     "               [--snapshot-trailing N] [--store-budget MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
+    "               [--feature-level N]\n"
     "               [--xa-rm NAME=pg:CONNINFO|NAME=mariadb:CONNINFO]...\n"
     "               [--xa-rm-file PATH] [--xa-format-id N]\n"
     "               [--xa-recover-interval DURATION] [--xa-max-attempts N]\n"
@@ -39,7 +41,9 @@ static const char usage[] =
     "--xa-rm: an XA resource manager the leader commits, rolls back and\n"
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
-    "stay out of the process list (the file must not be world-readable).\n";
+    "stay out of the process list (the file must not be world-readable).\n"
+    "--feature-level: claim at most this feature level (1..2, default 2):\n"
+    "to behave as a release before feature levels (docs/OPERATIONS.md).\n";
 
 const char *coord_config_usage(void)
 {
@@ -362,6 +366,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;
 	cfg->snapshot_threshold = 16384;
+	cfg->feature_level = FSM_LEVEL;
 	cfg->snapshot_trailing = 4096;
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;
@@ -518,6 +523,17 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				cfg->snapshot_threshold = (unsigned)n;
 			else
 				cfg->snapshot_trailing = (unsigned)n;
+		} else if (strcmp(a, "--feature-level") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n < FSM_LEVEL_BASE ||
+			    n > FSM_LEVEL) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: '%s' is not a feature level this "
+					 "binary has (%d..%d)",
+					 a, v, FSM_LEVEL_BASE, FSM_LEVEL);
+				return SETTLE_EINVAL;
+			}
+			cfg->feature_level = (uint32_t)n;
 		} else if (strcmp(a, "--xa-rm") == 0) {
 			NEED_VALUE();
 			rv = coord_config_add_xa_rm(cfg, v, a, errmsg,

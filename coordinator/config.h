@@ -50,6 +50,10 @@ struct coord_config {
 	size_t store_budget;
 	uint32_t election_timeout_ms; /* raft: randomized in [t, 2t] */
 	uint32_t heartbeat_ms;	      /* raft: leader heartbeat */
+	/* --feature-level: the highest feature level this node claims and,
+	 * leading, raises the cluster to (default FSM_LEVEL; lower only to
+	 * act as an older release would, in tests and rehearsals). */
+	uint32_t feature_level;
 	/* XA: the formatID of the XIDs of this cluster's RM branches (it
 	 * tells recovery which in-doubt XIDs are its own), the resource
 	 * managers, and how often the leader scans them for in-doubt

@@ -42,6 +42,22 @@ struct coord_clock {
 };
 struct coord_waiter;
 
+/* The leader's rounds that raise the feature level (features.c). */
+struct coord_features {
+	uint64_t round;	     /* id of the last round */
+	bool running;	     /* its STATUS calls are out */
+	bool proposing;	     /* a CmdFeatures is in flight */
+	uint32_t want;	     /* the level the round asks about */
+	unsigned asked;	     /* members asked */
+	unsigned answered;   /* of them, answered or failed */
+	unsigned agreed;     /* of them, claiming want or more */
+	uint64_t conf_index; /* the configuration the round asked */
+	uint64_t next_ms;    /* monotonic: the next round */
+	uint64_t warned_ms;  /* monotonic: last "stays at level" */
+	struct rpc_client *clients[COORD_MAX_PEERS];
+	unsigned n_clients;
+};
+
 struct coord {
 	uv_loop_t *loop;
 	struct coord_config cfg;
@@ -69,6 +85,7 @@ struct coord {
 
 	struct rpc_server *server;
 	struct coord_driver *driver;
+	struct coord_features features;
 	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */
 	unsigned lost_waiters;	      /* of them, held since leadership moved */
 
@@ -134,6 +151,11 @@ void coord_stop(struct coord *c, int exit_code);
 
 /* Release what remains after the loop ended. */
 void coord_close(struct coord *c);
+
+/* The leader's feature-level rounds (features.c): called from the node's
+ * tick; closed with the driver. */
+void coord_features_tick(struct coord *c);
+void coord_features_close(struct coord *c);
 
 /* Whether this node is the raft leader right now. */
 bool coord_is_leader(struct coord *c);

@@ -550,6 +550,21 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	cmd.time_ms = now;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	cmd.begin = &op;
+	if (op.n_branches > 0 && fsm_level(&c->fsm) < FSM_LEVEL_BATCH) {
+		/* Some member may not apply declared branches yet (feature
+		 * level 1): begin without them, after checking them as if
+		 * they were kept; the answer holds no branch ids and the
+		 * client registers them (docs/PROTOCOL.md). */
+		char why[256];
+		int rv = wal_command_validate(&cmd, why, sizeof why);
+
+		if (rv != 0) {
+			coord_fail(c, call, rv, why);
+			goto out;
+		}
+		op.n_branches = 0;
+		op.branches = NULL;
+	}
 	dispatch__propose(c, call, SETTLE__V1__METHOD__BEGIN, &cmd, gid, false,
 			  0);
 out:

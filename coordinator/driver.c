@@ -12,6 +12,12 @@
  * A change of leadership bumps `epoch`: answers that arrive for an older
  * epoch are dropped, since the new leader (maybe this node again) plans
  * from the applied state.
+ *
+ * Answers are recorded in batches once the cluster runs at feature level 2
+ * (wal/fsm.h): those that arrive in one turn of the loop wait in `queue`
+ * and go into one CmdResults at the start of the next turn (kick_cb), so
+ * a busy leader proposes one command for many branches instead of one
+ * each. Below level 2, each answer is its own command as before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,8 @@
 #define HOT_MAX	    4096
 #define GC_EVERY_MS 5000
 #define GC_LIMIT    1000
+/* Answers in one CmdResults (at most WAL_RESULTS_MAX). */
+#define RESULTS_PER_CMD 256
 
 /* ---- In-flight set ------------------------------------------------------- */
 
@@ -199,57 +207,171 @@ void coord_drv_propose(struct coord_driver *d, struct op *o,
 	}
 }
 
+/* ---- Recording answers --------------------------------------------------- */
+
+static void queue_drop(struct coord_driver *d)
+{
+	for (size_t i = 0; i < d->n_queue; i++)
+		free(d->queue[i]);
+	d->n_queue = 0;
+}
+
+/* A CmdResults: the ops whose answers it carries. */
+struct batch {
+	struct coord_driver *d;
+	uint64_t epoch;
+	size_t n;
+	struct op *ops[];
+};
+
+static void batch_applied(struct coord *c, void *data, int err,
+			  const Settle__V1__CmdResult *res)
+{
+	struct batch *b = data;
+	struct coord_driver *d = b->d;
+
+	(void)c;
+	(void)res;
+	if (b->epoch == d->epoch && err != 0)
+		settle_log(SETTLE_LOG_WARN, "driver",
+			   "recording %zu answers: %s; the scan of `due` "
+			   "calls those branches again",
+			   b->n, settle_strerror(err));
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->epoch == d->epoch)
+			coord_drv_flight_del(d, b->ops[i]->gid,
+					     b->ops[i]->branch_id);
+		free(b->ops[i]);
+	}
+	free(b);
+}
+
+/* Propose the queued answers as one CmdResults. */
+static void queue_flush(struct coord_driver *d)
+{
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdResults r = SETTLE__V1__CMD_RESULTS__INIT;
+	Settle__V1__CmdBranchResult *br[RESULTS_PER_CMD];
+	Settle__V1__CmdStepResult *sr[RESULTS_PER_CMD];
+	size_t n = d->n_queue;
+	struct batch *b;
+
+	if (n == 0)
+		return;
+	b = malloc(sizeof *b + n * sizeof b->ops[0]);
+	if (b == NULL) {
+		/* Their branches stay in phase: the scan calls them again. */
+		for (size_t i = 0; i < n; i++)
+			coord_drv_flight_del(d, d->queue[i]->gid,
+					     d->queue[i]->branch_id);
+		queue_drop(d);
+		return;
+	}
+	b->d = d;
+	b->epoch = d->epoch;
+	b->n = n;
+	memcpy(b->ops, d->queue, n * sizeof b->ops[0]);
+	d->n_queue = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (b->ops[i]->saga)
+			sr[r.n_steps++] = &b->ops[i]->sr;
+		else
+			br[r.n_branches++] = &b->ops[i]->br;
+	}
+	r.branches = br;
+	r.steps = sr;
+	cmd.time_ms = coord_wall_now(d->c);
+	cmd.op_case = SETTLE__V1__COMMAND__OP_RESULTS;
+	cmd.results = &r;
+	int rv = coord_propose(d->c, &cmd, batch_applied, b);
+	if (rv != 0)
+		batch_applied(d->c, b, rv, NULL);
+}
+
+/* Record o's answer (o->br or o->sr): in the next CmdResults, or below
+ * feature level 2 as a command of its own. o is freed once applied. */
+static void record_result(struct coord_driver *d, struct op *o)
+{
+	if (fsm_level(&d->c->fsm) < FSM_LEVEL_BATCH) {
+		Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+
+		cmd.time_ms = coord_wall_now(d->c);
+		if (o->saga) {
+			cmd.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
+			cmd.step_result = &o->sr;
+		} else {
+			cmd.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
+			cmd.branch_result = &o->br;
+		}
+		coord_drv_propose(d, o, &cmd);
+		return;
+	}
+	if (d->n_queue == d->cap_queue) {
+		size_t cap = d->cap_queue != 0 ? d->cap_queue * 2 : 64;
+		struct op **q = realloc(d->queue, cap * sizeof *q);
+
+		if (q == NULL) {
+			coord_drv_flight_del(d, o->gid, o->branch_id);
+			free(o);
+			return;
+		}
+		d->queue = q;
+		d->cap_queue = cap;
+	}
+	d->queue[d->n_queue++] = o;
+	if (d->n_queue >= RESULTS_PER_CMD)
+		queue_flush(d);
+	else
+		kick(d);
+}
+
 /* A saga step's participant answered (or the call failed). */
 static void step_answered(struct op *o, const struct rpc_result *res)
 {
 	struct coord_driver *d = o->d;
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdStepResult sr = SETTLE__V1__CMD_STEP_RESULT__INIT;
-	char err[WAL_TEXT_MAX / 2];
+	Settle__V1__CmdStepResult *sr = &o->sr;
 	uint64_t now = coord_wall_now(d->c);
 
-	sr.gid = o->gid;
-	sr.step = o->branch_id;
-	sr.phase = o->phase;
-	sr.attempt = o->attempt;
-	err[0] = '\0';
+	settle__v1__cmd_step_result__init(sr);
+	sr->gid = o->gid;
+	sr->step = o->branch_id;
+	sr->phase = o->phase;
+	sr->attempt = o->attempt;
+	o->err[0] = '\0';
 	if (res->err == 0) {
-		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
+		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
 	} else if (res->err == SETTLE_EFAILURE ||
 		   (res->err == SETTLE_EREFUSED &&
 		    o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)) {
 		/* REFUSED from an Action: its Compensate already ran there,
 		 * so the action never took effect. */
-		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(err, sizeof err, "%s",
+		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
 	} else {
-		sr.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		sr.next_retry_ms = now + coord_drv_backoff_ms(
-					     &d->c->cfg, o->attempt,
-					     o->retry_base_ms, o->retry_max_ms);
-		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
+		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
+		sr->next_retry_ms =
+		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
+					       o->retry_base_ms,
+					       o->retry_max_ms);
+		snprintf(o->err, sizeof o->err, "%s%s%s",
+			 settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
-	sr.error = err;
+	sr->error = o->err;
 	settle_tracef("driver", "%s/%u %s attempt %u: %s", o->gid, o->branch_id,
 		      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION
 			  ? "action"
 			  : "compensate",
-		      o->attempt, res->err == 0 ? "ok" : err);
-	cmd.time_ms = now;
-	cmd.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
-	cmd.step_result = &sr;
-	coord_drv_propose(d, o, &cmd);
+		      o->attempt, res->err == 0 ? "ok" : o->err);
+	record_result(d, o);
 }
 
 static void participant_answered(void *data, const struct rpc_result *res)
 {
 	struct op *o = data;
 	struct coord_driver *d = o->d;
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdBranchResult br = SETTLE__V1__CMD_BRANCH_RESULT__INIT;
-	char err[WAL_TEXT_MAX / 2];
+	Settle__V1__CmdBranchResult *br = &o->br;
 	uint64_t now = coord_wall_now(d->c);
 
 	if (o->epoch != d->epoch || !d->active) {
@@ -260,31 +382,30 @@ static void participant_answered(void *data, const struct rpc_result *res)
 		step_answered(o, res);
 		return;
 	}
-	br.gid = o->gid;
-	br.branch_id = o->branch_id;
-	br.phase = o->phase;
-	br.attempt = o->attempt;
+	settle__v1__cmd_branch_result__init(br);
+	br->gid = o->gid;
+	br->branch_id = o->branch_id;
+	br->phase = o->phase;
+	br->attempt = o->attempt;
+	o->err[0] = '\0';
 	if (res->err == 0) {
-		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
-		err[0] = '\0';
+		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
 	} else if (res->err == SETTLE_EFAILURE) {
-		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(err, sizeof err, "%s",
+		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
 	} else {
-		br.outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		br.next_retry_ms =
+		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
+		br->next_retry_ms =
 		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0);
-		snprintf(err, sizeof err, "%s%s%s", settle_errname(res->err),
+		snprintf(o->err, sizeof o->err, "%s%s%s",
+			 settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
-	br.error = err;
+	br->error = o->err;
 	settle_tracef("driver", "%s/%u attempt %u: %s", o->gid, o->branch_id,
-		      o->attempt, res->err == 0 ? "ok" : err);
-	cmd.time_ms = now;
-	cmd.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
-	cmd.branch_result = &br;
-	coord_drv_propose(d, o, &cmd);
+		      o->attempt, res->err == 0 ? "ok" : o->err);
+	record_result(d, o);
 }
 
 static void call_branch(struct coord_driver *d, const Settle__V1__TxRecord *tx,
@@ -627,8 +748,11 @@ static void kick_cb(uv_timer_t *t)
 	d->kick_armed = false;
 	if (!d->active) {
 		d->n_hot = 0;
+		queue_drop(d);
 		return;
 	}
+	/* The answers of the last turn, before acting on more. */
+	queue_flush(d);
 	if (store_read_begin(c->store, &txn) != 0)
 		return;
 	for (size_t i = 0; i < d->n_hot && d->active; i++)
@@ -696,6 +820,7 @@ void coord_driver_set_active(struct coord *c, bool active)
 	d->active = false;
 	coord_drv_expiry_clear(d);
 	d->n_hot = 0;
+	queue_drop(d);
 	flights_clear(d);
 	participants_close(d);
 	d->gc_in_flight = false;
@@ -773,6 +898,7 @@ static void driver_closed(uv_handle_t *h)
 {
 	struct coord_driver *d = h->data;
 
+	free(d->queue);
 	free(d->hot);
 	free(d);
 }
@@ -786,6 +912,7 @@ void coord_driver_close(struct coord *c)
 	c->driver = NULL;
 	d->active = false;
 	d->epoch++;
+	queue_drop(d);
 	flights_clear(d);
 	participants_close(d);
 	coord_drv_expiry_clear(d);

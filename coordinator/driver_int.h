@@ -62,6 +62,11 @@ struct coord_driver {
 	struct expiry *exp;
 	size_t n_exp, cap_exp;
 	bool exp_oom; /* the last load missed some */
+	/* Answers of participants waiting to go into one CmdResults (at
+	 * feature level 2): proposed from the loop's next turn, or at once
+	 * when RESULTS_PER_CMD wait. */
+	struct op **queue;
+	size_t n_queue, cap_queue;
 };
 
 /* One call to a participant or RM, or one proposal, in flight. */
@@ -79,6 +84,10 @@ struct op {
 	bool xa_recovery;  /* XA: a recovery scan's commit or rollback */
 	bool xa_inherited; /* XA: decided before this leader was ready */
 	char rm[COORD_XA_RM_NAME_MAX + 1];
+	/* The answer to record (TCC: br; saga: sr), error text in err. */
+	Settle__V1__CmdBranchResult br;
+	Settle__V1__CmdStepResult sr;
+	char err[WAL_TEXT_MAX / 2];
 };
 
 /* Add (gid, bid) to the in-flight set: false when it is there already (or

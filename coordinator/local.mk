@@ -12,6 +12,7 @@ coordinator_settled_SOURCES = \
 	coordinator/dispatch_xa.c \
 	coordinator/driver.c coordinator/driver_int.h \
 	coordinator/expiry.c \
+	coordinator/features.c \
 	coordinator/main.c \
 	coordinator/node.c \
 	coordinator/propose.c \

@@ -372,6 +372,7 @@ static void tick_cb(uv_timer_t *t)
 {
 	coord_budget_tick(t->data);
 	coord_driver_tick(t->data);
+	coord_features_tick(t->data);
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */
@@ -425,6 +426,7 @@ static void drain_cb(uv_timer_t *t)
 	}
 	uv_close((uv_handle_t *)&c->drain, NULL);
 	coord_driver_close(c);
+	coord_features_close(c);
 	raft_close(&c->raft, raft_closed);
 }
 
@@ -448,6 +450,7 @@ void coord_stop(struct coord *c, int exit_code)
 	uv_close((uv_handle_t *)&c->sigint, NULL);
 	if (!c->raft_started) {
 		coord_driver_close(c);
+		coord_features_close(c);
 		return;
 	}
 	c->drain_until = settle_mono_ms() + DRAIN_MAX_MS;
@@ -644,6 +647,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 
 err_after_driver:
 	coord_driver_close(c);
+	coord_features_close(c);
 err_after_raft:
 	/* raft_close is asynchronous and also closes io and transport (see
 	 * raft_closed): the caller runs the loop until it completes, then

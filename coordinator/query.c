@@ -384,5 +384,7 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 			    &refusing);
 	resp.store_refusing = refusing;
 	resp.clock_offset_known = coord_clock_offset(c, &resp.clock_offset_ms);
+	resp.feature_level = c->cfg.feature_level;
+	resp.cluster_feature_level = fsm_level(&c->fsm);
 	rpc_call_reply(call, &resp.base);
 }

@@ -143,3 +143,15 @@ test_integration_test_begin_branches_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
 	$(LMDB_LIBS)
 TESTS += test/integration/test_begin_branches
 endif
+
+# Feature levels (issue 12): a level-1 member holds the cluster back until
+# it is upgraded; a level-1 joiner is refused by a level-2 cluster.
+if TESTS_ENABLED
+check_PROGRAMS += test/integration/test_features
+test_integration_test_features_SOURCES = \
+	test/integration/test_features.c $(FAULTS_IT)
+test_integration_test_features_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_features_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) \
+	$(LMDB_LIBS)
+TESTS += test/integration/test_features
+endif

@@ -32,6 +32,10 @@ static void setup(void)
 	cu_setup();
 	memset(&cl, 0, sizeof(cl));
 	fu_cluster_start(&cl, 3, NULL);
+	/* Declared branches are kept from feature level 2 on, which the
+	 * leader raises to in its first round (coordinator/features.c). */
+	cr_assert(fu_wait_level(&cl, 2, 30000), "the cluster stays below "
+						"feature level 2");
 	fu_bank_start(&bank_a, NULL, "bank-a", "alice=1000", NULL);
 	fu_bank_start(&bank_b, NULL, "bank-b", "bob=500", NULL);
 }

@@ -55,7 +55,7 @@ static int shf(const char *fmt, ...)
 /* ---- Starting ------------------------------------------------------------ */
 
 static void spawn_node(struct fu_cluster *c, int i, const char *peers,
-		       const char *const *extra)
+		       const char *const *extra, const char *const *own)
 {
 	struct fu_node *nd = &c->nodes[i];
 	char *argv[IT_MAX_ARGS + 1];
@@ -88,11 +88,14 @@ static void spawn_node(struct fu_cluster *c, int i, const char *peers,
 	}
 	while (extra && *extra && k < IT_MAX_ARGS)
 		argv[k++] = (char *)*extra++;
+	while (own && *own && k < IT_MAX_ARGS)
+		argv[k++] = (char *)*own++;
 	argv[k] = NULL;
 	nd->proc = it_spawn(name, argv);
 }
 
-static void start_nodes(struct fu_cluster *c, const char *const *extra)
+static void start_nodes(struct fu_cluster *c, const char *const *extra,
+			const char *const *const *own)
 {
 	char peers[FU_MAX_NODES * 160] = "";
 	char eps[sizeof(c->endpoints)] = "";
@@ -120,7 +123,7 @@ static void start_nodes(struct fu_cluster *c, const char *const *extra)
 	}
 	memcpy(c->endpoints, eps, sizeof(eps));
 	for (i = 0; i < c->n; i++)
-		spawn_node(c, i, peers, extra);
+		spawn_node(c, i, peers, extra, own != NULL ? own[i] : NULL);
 	if (fu_leader(c, 30000) < 0) {
 		for (i = 0; i < c->n; i++)
 			it_show_log(c->nodes[i].proc);
@@ -130,6 +133,13 @@ static void start_nodes(struct fu_cluster *c, const char *const *extra)
 }
 
 void fu_cluster_start(struct fu_cluster *c, int n, const char *const *extra)
+{
+	fu_cluster_start_with(c, n, extra, NULL);
+}
+
+void fu_cluster_start_with(struct fu_cluster *c, int n,
+			   const char *const *extra,
+			   const char *const *const *own)
 {
 	int i;
 
@@ -143,7 +153,7 @@ void fu_cluster_start(struct fu_cluster *c, int n, const char *const *extra)
 		snprintf(c->nodes[i].host, sizeof(c->nodes[i].host),
 			 "127.0.0.1");
 	}
-	start_nodes(c, extra);
+	start_nodes(c, extra, own);
 }
 
 bool fu_netns_available(char *why, size_t len)
@@ -215,7 +225,7 @@ void fu_cluster_start_netns(struct fu_cluster *c, int n,
 		      nd->ns, c->tag, nd->id, c->bridge, c->tag, nd->id, nd->ns,
 		      nd->ns, nd->host, c->tag, nd->id, nd->ns, c->tag, nd->id);
 	}
-	start_nodes(c, extra);
+	start_nodes(c, extra, NULL);
 }
 
 void fu_cluster_teardown(struct fu_cluster *c)
@@ -329,6 +339,37 @@ bool fu_wait_caught_up(struct fu_cluster *c, int timeout_ms)
 		if (target == 0)
 			target = hi;
 		ok = i == c->n && seen > 0 && target > 0 && lo >= target;
+		if (!ok)
+			sleep_ms(100);
+	}
+	settle_client_close(sc);
+	return ok;
+}
+
+bool fu_wait_level(struct fu_cluster *c, uint32_t level, int timeout_ms)
+{
+	uint64_t end = load_mono_ms() + (uint64_t)timeout_ms;
+	settle_client *sc = status_client(c);
+	bool ok = false;
+
+	while (!ok && load_mono_ms() <= end) {
+		int i;
+
+		for (i = 0; i < c->n; i++) {
+			Settle__V1__StatusResponse *st;
+			bool there;
+
+			if (c->nodes[i].paused || !it_alive(c->nodes[i].proc))
+				continue;
+			st = node_status(sc, &c->nodes[i]);
+			if (st == NULL)
+				break;
+			there = st->cluster_feature_level >= level;
+			settle__v1__status_response__free_unpacked(st, NULL);
+			if (!there)
+				break;
+		}
+		ok = i == c->n;
 		if (!ok)
 			sleep_ms(100);
 	}

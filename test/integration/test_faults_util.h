@@ -53,6 +53,11 @@ struct fu_cluster {
  * leads (30 s).
  */
 void fu_cluster_start(struct fu_cluster *c, int n, const char *const *extra);
+/* Like fu_cluster_start(), and node i also gets the arguments own[i]
+ * (own may be NULL, own[i] NULL for none). */
+void fu_cluster_start_with(struct fu_cluster *c, int n,
+			   const char *const *extra,
+			   const char *const *const *own);
 
 /*
  * True when this machine can put nodes in network namespaces (root, `ip
@@ -104,6 +109,11 @@ void fu_heal(struct fu_cluster *c, int i);
  * had when this was called, or timeout_ms passes; true if they caught
  * up. */
 bool fu_wait_caught_up(struct fu_cluster *c, int timeout_ms);
+
+/* Wait until every running node says its cluster runs at feature level
+ * level or above (StatusResponse.cluster_feature_level); false after
+ * timeout_ms. */
+bool fu_wait_level(struct fu_cluster *c, uint32_t level, int timeout_ms);
 
 /* Fail the test if a node's log holds a sanitizer report. */
 void fu_assert_no_sanitizer_reports(const struct fu_cluster *c);

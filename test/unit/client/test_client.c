@@ -263,13 +263,32 @@ Test(client, rejects_bad_arguments)
 	cr_expect_str_eq(settle_client_errmsg(NULL), "");
 }
 
-/* A coordinator that registers declared branches (s->data NULL) or one
- * older than them, which skips the field (s->data non-NULL). */
+/* A coordinator that registers declared branches (s->data NULL), one
+ * older than them or below feature level 2, which begins without them and
+ * takes REGISTER_BRANCH (s->data "old"), or one that answers with fewer
+ * ids than declared ("short"). */
 static bool begin_branches_node(struct fake_server *s, int n,
 				const Settle__V1__Frame *f, int *err,
 				const char **msg, const char **leader,
 				ProtobufCMessage **body)
 {
+	(void)err;
+	(void)msg;
+	(void)leader;
+	if (f->method == SETTLE__V1__METHOD__REGISTER_BRANCH) {
+		Settle__V1__RegisterBranchRequest *rq =
+		    settle__v1__register_branch_request__unpack(
+			NULL, f->body.len, f->body.data);
+		Settle__V1__RegisterBranchResponse *r = malloc(sizeof(*r));
+		cr_assert_not_null(rq);
+		cr_expect_str_eq(rq->gid, "tx-d");
+		cr_expect_str_eq(rq->endpoint, n == 1 ? "h:1" : "h:2");
+		settle__v1__register_branch_request__free_unpacked(rq, NULL);
+		settle__v1__register_branch_response__init(r);
+		r->branch_id = (uint32_t)n; /* requests 1 and 2 */
+		*body = &r->base;
+		return true;
+	}
 	Settle__V1__BeginRequest *q =
 	    settle__v1__begin_request__unpack(NULL, f->body.len, f->body.data);
 	cr_assert_not_null(q);
@@ -286,6 +305,10 @@ static bool begin_branches_node(struct fake_server *s, int n,
 		r->branch_ids = calloc(r->n_branch_ids, sizeof(uint32_t));
 		for (size_t i = 0; i < r->n_branch_ids; i++)
 			r->branch_ids[i] = (uint32_t)(i + 1);
+	} else if (strcmp(s->data, "short") == 0) {
+		r->n_branch_ids = 1;
+		r->branch_ids = calloc(1, sizeof(uint32_t));
+		r->branch_ids[0] = 1;
 	}
 	settle__v1__begin_request__free_unpacked(q, NULL);
 	*body = &r->base;
@@ -331,19 +354,35 @@ Test(client, begin_with_branches)
 	cr_expect_eq(a.requests, sent);
 	settle_client_close(c);
 
-	/* An older coordinator begins without them: said, not hidden. */
+	/* An older coordinator (or a cluster below feature level 2) begins
+	 * without them: the client registers them, with the same ids. */
 	fake_server_start(&old, begin_branches_node, "old");
 	cr_assert_eq(settle_client_open(old.endpoint, &fast, &c), 0);
+	ids[0] = ids[1] = 0;
 	cr_expect_eq(
-	    settle_begin_branches(c, NULL, 0, d, 2, gid, sizeof(gid), ids),
-	    SETTLE_EPROTO);
+	    settle_begin_branches(c, NULL, 0, d, 2, gid, sizeof(gid), ids), 0,
+	    "%s", settle_client_errmsg(c));
 	cr_expect_str_eq(gid, "tx-d");
-	cr_expect_neq(strstr(settle_client_errmsg(c), "0 of 2"), NULL, "%s",
-		      settle_client_errmsg(c));
+	cr_expect_eq(ids[0], 1);
+	cr_expect_eq(ids[1], 2);
+	cr_assert_eq(old.requests, 3);
+	cr_expect_eq(old.methods[1], SETTLE__V1__METHOD__REGISTER_BRANCH);
+	cr_expect_eq(old.methods[2], SETTLE__V1__METHOD__REGISTER_BRANCH);
 	/* Without branches it is the plain Begin. */
 	cr_expect_eq(
 	    settle_begin_branches(c, NULL, 0, NULL, 0, gid, sizeof(gid), NULL),
 	    0);
+	settle_client_close(c);
+	fake_server_stop(&old);
+
+	/* Another number of ids than declared: said, not guessed. */
+	fake_server_start(&old, begin_branches_node, "short");
+	cr_assert_eq(settle_client_open(old.endpoint, &fast, &c), 0);
+	cr_expect_eq(
+	    settle_begin_branches(c, NULL, 0, d, 2, gid, sizeof(gid), ids),
+	    SETTLE_EPROTO);
+	cr_expect_neq(strstr(settle_client_errmsg(c), "1 of 2"), NULL, "%s",
+		      settle_client_errmsg(c));
 	settle_client_close(c);
 	fake_server_stop(&a);
 	fake_server_stop(&old);
