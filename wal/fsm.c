@@ -593,9 +593,6 @@ static int apply_one(struct apply *a, const Settle__V1__Command *one,
 			ch->len[ch->n++] = n;
 		}
 	}
-	if (rv != 0 && a->f->errmsg[0] == 0)
-		snprintf(a->f->errmsg, sizeof a->f->errmsg, "%s",
-			 sub.f->errmsg);
 	store_branches_free(sub.branches, sub.n_branches);
 	if (sub.old != NULL)
 		settle__v1__tx_record__free_unpacked(sub.old, NULL);

@@ -450,6 +450,10 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 				",\"refusing\":%s}",
 				st->store_used_bytes, st->store_budget_bytes,
 				st->store_refusing ? "true" : "false");
+			fprintf(f,
+				",\"feature_level\":%u"
+				",\"cluster_feature_level\":%u",
+				st->feature_level, st->cluster_feature_level);
 			if (st->clock_offset_known)
 				fprintf(f, ",\"clock_offset_ms\":%" PRId64 "}",
 					st->clock_offset_ms);
@@ -552,6 +556,21 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 		fprintf(f, "%s: clock about %" PRId64 " ms %s the leader's\n",
 			nodes[i].endpoint, off < 0 ? -off : off,
 			off < 0 ? "behind" : "ahead of");
+	}
+	/* A cluster held below what its nodes could run: some member runs
+	 * an older release (docs/OPERATIONS.md, "Upgrading a cluster"). */
+	for (i = 0; i < n; i++) {
+		const Settle__V1__StatusResponse *st = nodes[i].st;
+
+		if (nodes[i].err != 0 || st == NULL ||
+		    st->cluster_feature_level == 0 ||
+		    st->cluster_feature_level >= st->feature_level)
+			continue;
+		fprintf(f,
+			"%s: the cluster runs at feature level %u; this node "
+			"runs %u (every member must, before it is raised)\n",
+			nodes[i].endpoint, st->cluster_feature_level,
+			st->feature_level);
 	}
 }
 
