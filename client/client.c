@@ -7,11 +7,14 @@
 
 #include "settle.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "client_int.h"
@@ -19,6 +22,8 @@
 #include "log.h"
 
 #define CLIENT_MAX_ENDPOINTS 64
+/* Participants (or nodes) settle_client_call_at() keeps a connection to. */
+#define CLIENT_AT_CONNS 8
 /* Hint-following without a pause: enough for one stale hint, not a loop. */
 #define CLIENT_MAX_FOLLOWS 3
 
@@ -30,6 +35,12 @@ struct settle_client {
 	char hint[256]; /* leader named by the last NOT_LEADER, "" none */
 	struct settle_client_opts opts;
 	struct client_conn conn;
+	/* settle_client_call_at()'s connections, kept for the next call to
+	 * the same endpoint (an initiator's TRY calls go to a few
+	 * participants, over and over); the least recently used goes. */
+	struct client_conn at[CLIENT_AT_CONNS];
+	uint64_t at_used[CLIENT_AT_CONNS];
+	uint64_t at_clock;
 	char errmsg[512];
 };
 
@@ -87,6 +98,8 @@ int settle_client_open(const char *endpoints,
 	if (c->opts.backoff_max_ms == 0)
 		c->opts.backoff_max_ms = 500;
 	client_conn_init(&c->conn, c->opts.max_frame);
+	for (size_t i = 0; i < CLIENT_AT_CONNS; i++)
+		client_conn_init(&c->at[i], c->opts.max_frame);
 	*out = c;
 	return 0;
 
@@ -105,6 +118,10 @@ void settle_client_close(settle_client *c)
 		return;
 	client_conn_close(&c->conn);
 	rpc_decoder_close(&c->conn.dec);
+	for (size_t i = 0; i < CLIENT_AT_CONNS; i++) {
+		client_conn_close(&c->at[i]);
+		rpc_decoder_close(&c->at[i].dec);
+	}
 	free(c->eps_buf);
 	free(c);
 }
@@ -352,24 +369,68 @@ int settle_client_call(settle_client *c, int method,
 	return client__call(c, method, req, resp_desc, resp, 0);
 }
 
+/* Whether the peer closed conn while it sat unused (it then reads EOF or
+ * an error): a call must not be lost on a connection already dead. Bytes
+ * waiting are late answers to timed-out calls, skipped by the next call. */
+static bool conn_alive(const struct client_conn *conn)
+{
+	char b;
+	ssize_t n = recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* The kept connection to endpoint (open and alive), else a closed slot
+ * for attempt() to open: a free one, or the least recently used. */
+static struct client_conn *at_conn(settle_client *c, const char *endpoint)
+{
+	size_t pick = 0;
+
+	for (size_t i = 0; i < CLIENT_AT_CONNS; i++) {
+		struct client_conn *k = &c->at[i];
+
+		if (k->fd >= 0 && strcmp(k->endpoint, endpoint) == 0) {
+			if (!conn_alive(k))
+				client_conn_close(k);
+			pick = i;
+			goto out;
+		}
+	}
+	for (size_t i = 1; i < CLIENT_AT_CONNS; i++)
+		if (c->at[pick].fd >= 0 &&
+		    (c->at[i].fd < 0 || c->at_used[i] < c->at_used[pick]))
+			pick = i;
+	client_conn_close(&c->at[pick]);
+out:
+	c->at_used[pick] = ++c->at_clock;
+	return &c->at[pick];
+}
+
 int settle_client_call_at(settle_client *c, const char *endpoint, int method,
 			  const ProtobufCMessage *req,
 			  const ProtobufCMessageDescriptor *resp_desc,
 			  ProtobufCMessage **resp)
 {
-	struct client_conn conn;
+	struct client_conn *conn;
 	char leader[256];
-	int rv;
 
 	if (c == NULL || endpoint == NULL)
 		return SETTLE_EINVAL;
 	if (resp != NULL)
 		*resp = NULL;
-	client_conn_init(&conn, c->opts.max_frame);
-	rv = attempt(&conn, endpoint, &c->opts, method, req, resp_desc, resp, 0,
-		     c->errmsg, sizeof(c->errmsg), leader, sizeof(leader));
-	client_conn_close(&conn);
-	rpc_decoder_close(&conn.dec);
+	conn = at_conn(c, endpoint);
+	bool reused = conn->fd >= 0;
+	int rv =
+	    attempt(conn, endpoint, &c->opts, method, req, resp_desc, resp, 0,
+		    c->errmsg, sizeof(c->errmsg), leader, sizeof(leader));
+	if (rv == SETTLE_ECLOSED && reused)
+		/* The peer closed the kept connection as the call went out
+		 * (conn_alive() saw nothing yet): once more on a new one.
+		 * Every method is safe to repeat: participants' barrier,
+		 * the coordinator's cmd_id. */
+		rv = attempt(conn, endpoint, &c->opts, method, req, resp_desc,
+			     resp, 0, c->errmsg, sizeof(c->errmsg), leader,
+			     sizeof(leader));
 	return rv;
 }
 

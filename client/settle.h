@@ -564,7 +564,12 @@ int settle_client_call(settle_client *c, int method,
  * Like settle_client_call(), but once, to the given endpoint only, with no
  * leader following and no retry: for asking one node (Status on each
  * member) or calling a participant (TRY). endpoint is copied; the handle's
- * leader connection is left alone. Same errors.
+ * leader connection is left alone. The connection is kept for the next
+ * call to the same endpoint (up to 8 endpoints a handle; closed by
+ * settle_client_close()); one the peer closed meanwhile is reopened
+ * before the call is sent, and a call that found it closed as it went out
+ * is sent once more on a new connection (Settle's methods are safe to
+ * repeat). Same errors.
  */
 int settle_client_call_at(settle_client *c, const char *endpoint, int method,
 			  const ProtobufCMessage *req,

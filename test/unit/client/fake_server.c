@@ -121,7 +121,7 @@ static void serve_conn(struct fake_server *s, int fd)
 		if (body != NULL)
 			protobuf_c_message_free_unpacked(body, NULL);
 		settle__v1__frame__free_unpacked(f, NULL);
-		if (rv != 0)
+		if (rv != 0 || s->close_after_answer)
 			break;
 	}
 	rpc_decoder_close(&dec);
@@ -136,8 +136,12 @@ static void *fake_main(void *arg)
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		int fd = accept(s->lfd, NULL, NULL);
-		if (fd >= 0)
-			serve_conn(s, fd);
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		s->accepts++;
+		pthread_mutex_unlock(&s->lock);
+		serve_conn(s, fd);
 	}
 	return NULL;
 }

@@ -34,6 +34,10 @@ struct fake_server {
 	void *data;
 	pthread_mutex_t lock;
 	int requests;
+	int accepts; /* connections accepted */
+	/* Close each connection right after answering one request (a peer
+	 * that went away while the client kept the connection). */
+	volatile bool close_after_answer;
 	int methods[FAKE_MAX_SEEN];
 	uint8_t cmd_ids[FAKE_MAX_SEEN][16];
 	size_t cmd_id_lens[FAKE_MAX_SEEN];

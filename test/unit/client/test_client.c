@@ -2,6 +2,7 @@
  * leader following, retries with the same cmd_id, error text, budgets. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -404,4 +405,42 @@ Test(client, every_internal_error_code_is_public)
 	cr_expect_eq(pub_lookup(#name), value, "settle.h lacks SETTLE_E" #name);
 	SETTLE_ERRNO_MAP(CHECK)
 #undef CHECK
+}
+
+/* settle_client_call_at() keeps its connection for the next call to the
+ * same endpoint, and reopens one the peer closed meanwhile before sending. */
+Test(client, call_at_keeps_its_connection)
+{
+	struct fake_server a;
+	settle_client *c;
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+
+	fake_server_start(&a, answer_all, NULL);
+	cr_assert_eq(settle_client_open(a.endpoint, &fast, &c), 0);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(settle_client_call_at(c, a.endpoint,
+						   SETTLE__V1__METHOD__BEGIN,
+						   &req.base, NULL, NULL),
+			     0, "%s", settle_client_errmsg(c));
+	cr_expect_eq(a.requests, 3);
+	cr_expect_eq(a.accepts, 1, "one connection for three calls");
+	/* The peer closes after its next answer: the call after it must
+	 * not be sent into the dead connection. (The pause: the server is
+	 * back reading, past its check of the flag for the last answer.) */
+	usleep(100 * 1000);
+	a.close_after_answer = true;
+	cr_expect_eq(settle_client_call_at(c, a.endpoint,
+					   SETTLE__V1__METHOD__BEGIN, &req.base,
+					   NULL, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	usleep(100 * 1000); /* the close reaches us */
+	a.close_after_answer = false;
+	cr_expect_eq(settle_client_call_at(c, a.endpoint,
+					   SETTLE__V1__METHOD__BEGIN, &req.base,
+					   NULL, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	cr_expect_eq(a.requests, 5);
+	cr_expect_eq(a.accepts, 2);
+	settle_client_close(c);
+	fake_server_stop(&a);
 }
