@@ -41,6 +41,26 @@ int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf, size_t *len)
 	return 0;
 }
 
+int wal_entry_wrap(const uint8_t *cmd, size_t n, uint8_t **buf, size_t *len)
+{
+	if (4 + n > WAL_ENTRY_MAX)
+		return SETTLE_ETOOBIG;
+	size_t total = round8(4 + n);
+	uint8_t *p = raft_malloc(total);
+	if (p == NULL)
+		return SETTLE_ENOMEM;
+	p[0] = (uint8_t)n;
+	p[1] = (uint8_t)(n >> 8);
+	p[2] = (uint8_t)(n >> 16);
+	p[3] = (uint8_t)(n >> 24);
+	if (n > 0)
+		memcpy(p + 4, cmd, n);
+	memset(p + 4 + n, 0, total - 4 - n);
+	*buf = p;
+	*len = total;
+	return 0;
+}
+
 int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out)
 {
 	const uint8_t *p = buf;
@@ -332,6 +352,13 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 	case SETTLE__V1__COMMAND__OP_FEATURES:
 		if (cmd->features->level == 0)
 			return BAD(SETTLE_EINVAL, "feature level missing");
+		return 0;
+	case SETTLE__V1__COMMAND__OP_BATCH:
+		if (cmd->batch->n_commands == 0 ||
+		    cmd->batch->n_commands > WAL_BATCH_MAX)
+			return BAD(SETTLE_EINVAL,
+				   "batch must hold 1..%d commands, not %zu",
+				   WAL_BATCH_MAX, cmd->batch->n_commands);
 		return 0;
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_validate(cmd->member, errmsg, errmsg_len);

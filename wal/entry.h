@@ -28,6 +28,7 @@
 #define WAL_MAX_BRANCHES 1000  /* per transaction */
 #define WAL_GC_LIMIT_MAX 10000 /* CmdGc.limit */
 #define WAL_RESULTS_MAX	 1024  /* answers in one CmdResults */
+#define WAL_BATCH_MAX	 1024  /* commands in one CmdBatch */
 /* Largest entry accepted by wal_entry_decode(). */
 #define WAL_ENTRY_MAX ((size_t)WAL_PAYLOAD_MAX + 64 * 1024)
 
@@ -49,6 +50,11 @@ int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf,
  */
 int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
 
+/* An entry of the packed Command cmd/n (as wal_entry_encode() would make
+ * of it unpacked): raft_malloc'd *buf of *len bytes. 0, SETTLE_ENOMEM or
+ * SETTLE_ETOOBIG. */
+int wal_entry_wrap(const uint8_t *cmd, size_t n, uint8_t **buf, size_t *len);
+
 /*
  * Check a command before it is proposed or applied: cmd_id exactly 16
  * bytes, time_ms != 0, exactly one op set, and per op:
@@ -69,6 +75,8 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
  *   results: 1..WAL_RESULTS_MAX answers (each is checked as its own
  *           branch_result / step_result when applied)
  *   features: level != 0
+ *   batch:  1..WAL_BATCH_MAX commands (each is decoded and checked as
+ *           its own command when applied)
  *   saga_begin, step_result: wal_saga_begin_validate(),
  *           wal_step_result_validate() (wal/saga.h)
  *   retry, resolve: wal_retry_validate(), wal_resolve_validate()

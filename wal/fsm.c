@@ -32,6 +32,10 @@
  *   clock); a rejected one changes nothing and the others go on. The hook
  *   runs once per answer that changed a transaction. res.count = the
  *   answers not rejected.
+ * batch{commands}: each command applied as the entry of its own would be
+ *   (its cmd_id, stamps, clock, result under its cmd_id), in order; one
+ *   that does not decode, or a batch inside, is skipped. res.count = the
+ *   commands applied or answered from their cmd_id.
  * features{level}: the cluster's feature level becomes max(stored, level);
  *   a level above FSM_LEVEL fails the apply: this binary cannot apply the
  *   commands of that level, so the node stops rather than diverge.
@@ -554,6 +558,8 @@ static void changed_free(struct fsm_changed *ch)
 }
 
 static int dispatch(struct apply *a);
+static int changed_add(struct apply *a, struct fsm_changed *ch,
+		       const Settle__V1__TxRecord *tx);
 
 /* Apply one answer of a CmdResults: `one` is the entry's command with op
  * set to that answer, in a sub-apply sharing the entry's write
@@ -573,26 +579,8 @@ static int apply_one(struct apply *a, const Settle__V1__Command *one,
 	int rv = dispatch(&sub);
 	if (rv == 0 && sub.res.code == 0)
 		(*applied)++;
-	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL) {
-		size_t n = settle__v1__tx_record__get_packed_size(&sub.tx);
-		uint8_t *buf = malloc(n > 0 ? n : 1);
-		size_t cap = ch->n + 1;
-		uint8_t **bufs = realloc(ch->buf, cap * sizeof *bufs);
-		if (bufs != NULL)
-			ch->buf = bufs;
-		size_t *lens = realloc(ch->len, cap * sizeof *lens);
-		if (lens != NULL)
-			ch->len = lens;
-		if (buf == NULL || bufs == NULL || lens == NULL) {
-			free(buf);
-			rv = fsm__fail(a, SETTLE_ENOMEM,
-				       "results: out of memory");
-		} else {
-			settle__v1__tx_record__pack(&sub.tx, buf);
-			ch->buf[ch->n] = buf;
-			ch->len[ch->n++] = n;
-		}
-	}
+	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL)
+		rv = changed_add(a, ch, &sub.tx);
 	store_branches_free(sub.branches, sub.n_branches);
 	if (sub.old != NULL)
 		settle__v1__tx_record__free_unpacked(sub.old, NULL);
@@ -706,6 +694,10 @@ static int dispatch(struct apply *a)
 		return do_results(a, cmd->results, a->changed_txs);
 	case SETTLE__V1__COMMAND__OP_FEATURES:
 		return do_features(a, cmd->features);
+	case SETTLE__V1__COMMAND__OP_BATCH:
+		/* fsm_apply() takes an entry's batch; none is inside. */
+		return fsm__reject(a, SETTLE__V1__CODE__INVALID_ARGUMENT,
+				   "a batch inside a command");
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,
@@ -813,6 +805,143 @@ static void drop_txn(struct apply *a)
 	a->txn = NULL;
 }
 
+/*
+ * Apply the decoded command cmd (an entry's, or one of a batch's) in a's
+ * open write transaction: its stamps and cluster clock, its cmd_id (a
+ * repeat gets the stored result in *stored, owned by the caller, and *out
+ * points at it; another request under a used id is refused), its effect,
+ * and its result stored under its cmd_id. *out is &a->res otherwise.
+ * 0, or < 0 (storage, bug) and the apply must be dropped.
+ */
+static int apply_cmd(struct apply *a, const Settle__V1__Command *cmd,
+		     Settle__V1__CmdResult **stored,
+		     const Settle__V1__CmdResult **out)
+{
+	struct fsm *f = a->f;
+	int rv;
+
+	*out = &a->res;
+	a->cmd = cmd;
+	a->time = cmd->time_ms;
+	f->last_wall_ms = cmd->wall_ms != 0 ? cmd->wall_ms : cmd->time_ms;
+	if (cmd->time_ms > f->max_time_ms)
+		f->max_time_ms = cmd->time_ms;
+	rv = store_clock_get(a->s, a->txn, &a->clock);
+	if (rv == 0 && cmd->clock_ms > a->clock) {
+		a->clock = cmd->clock_ms;
+		rv = store_clock_put(a->s, a->txn, a->clock);
+	}
+	if (rv != 0)
+		return fsm__store_fail(a, rv, "cluster clock");
+	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
+	if (has_id) {
+		rv = store_cmd_get(a->s, a->txn, cmd->cmd_id.data, stored);
+		if (rv == 0 && wal_cmd_id_reused((*stored)->request_digest,
+						 cmd->request_digest))
+			/* Another request under a used id (a client's bug):
+			 * refused, the stored answer stays for the first. */
+			return fsm__reject(
+			    a, SETTLE__V1__CODE__CMD_ID_REUSED,
+			    "cmd_id already used by another request");
+		if (rv == 0) {
+			/* Applied before (a client retry): same answer. */
+			*out = *stored;
+			return 0;
+		}
+		if (rv != SETTLE_ENOTFOUND)
+			return fsm__store_fail(a, rv, "get cmd");
+	}
+	rv = dispatch(a);
+	if (rv != 0)
+		return rv;
+	if (has_id) {
+		a->res.request_digest = cmd->request_digest;
+		rv = store_cmd_put(a->s, a->txn, cmd->cmd_id.data, a->time,
+				   &a->res);
+		if (rv != 0)
+			return fsm__store_fail(a, rv, "put cmd");
+	}
+	return 0;
+}
+
+/* Keep tx, packed, for the hook once the entry is applied. */
+static int changed_add(struct apply *a, struct fsm_changed *ch,
+		       const Settle__V1__TxRecord *tx)
+{
+	size_t n = settle__v1__tx_record__get_packed_size(tx);
+	uint8_t *buf = malloc(n > 0 ? n : 1);
+	size_t cap = ch->n + 1;
+	uint8_t **bufs = realloc(ch->buf, cap * sizeof *bufs);
+	if (bufs != NULL)
+		ch->buf = bufs;
+	size_t *lens = realloc(ch->len, cap * sizeof *lens);
+	if (lens != NULL)
+		ch->len = lens;
+	if (buf == NULL || bufs == NULL || lens == NULL) {
+		free(buf);
+		return fsm__fail(a, SETTLE_ENOMEM, "apply: out of memory");
+	}
+	settle__v1__tx_record__pack(tx, buf);
+	ch->buf[ch->n] = buf;
+	ch->len[ch->n++] = n;
+	return 0;
+}
+
+/*
+ * A batch: each command decoded and applied as the entry of its own would
+ * be (apply_cmd()), in a sub-apply sharing the entry's write transaction;
+ * the transactions they change go to the hook after the entry. One that
+ * does not decode, or a batch inside, is refused (nothing stored: it has
+ * no cmd_id one could trust) and the others go on. res.count: the
+ * commands applied or answered from their cmd_id.
+ */
+static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
+{
+	const Settle__V1__CmdBatch *b = cmd->batch;
+	char why[160];
+	uint32_t applied = 0;
+
+	if (wal_command_validate(cmd, why, sizeof why) != 0)
+		return fsm__reject(a, SETTLE__V1__CODE__INVALID_ARGUMENT, "%s",
+				   why);
+	for (size_t i = 0; i < b->n_commands; i++) {
+		Settle__V1__Command *one = settle__v1__command__unpack(
+		    NULL, b->commands[i].len, b->commands[i].data);
+		Settle__V1__CmdResult *stored = NULL;
+		const Settle__V1__CmdResult *out = NULL;
+		struct apply sub;
+		int rv = 0;
+
+		memset(&sub, 0, sizeof sub);
+		sub.f = a->f;
+		sub.s = a->s;
+		sub.txn = a->txn;
+		sub.changed_txs = a->changed_txs;
+		settle__v1__cmd_result__init(&sub.res);
+		sub.res.index = a->res.index;
+		if (one != NULL &&
+		    one->op_case != SETTLE__V1__COMMAND__OP_BATCH) {
+			rv = apply_cmd(&sub, one, &stored, &out);
+			if (rv == 0 && (out != &sub.res || sub.res.code == 0))
+				applied++;
+			if (rv == 0 && sub.changed && out == &sub.res &&
+			    a->f->on_tx_change != NULL)
+				rv = changed_add(a, a->changed_txs, &sub.tx);
+		}
+		if (stored != NULL)
+			settle__v1__cmd_result__free_unpacked(stored, NULL);
+		store_branches_free(sub.branches, sub.n_branches);
+		if (sub.old != NULL)
+			settle__v1__tx_record__free_unpacked(sub.old, NULL);
+		if (one != NULL)
+			settle__v1__command__free_unpacked(one, NULL);
+		if (rv != 0)
+			return rv;
+	}
+	a->res.count = applied;
+	return 0;
+}
+
 int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result)
 {
@@ -870,53 +999,12 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 			    "undecodable entry of %zu bytes", len);
 		goto applied;
 	}
-	a.cmd = cmd;
-	a.time = cmd->time_ms;
-	f->last_wall_ms = cmd->wall_ms != 0 ? cmd->wall_ms : cmd->time_ms;
-	if (cmd->time_ms > f->max_time_ms)
-		f->max_time_ms = cmd->time_ms;
-	rv = store_clock_get(a.s, a.txn, &a.clock);
-	if (rv == 0 && cmd->clock_ms > a.clock) {
-		a.clock = cmd->clock_ms;
-		rv = store_clock_put(a.s, a.txn, a.clock);
-	}
-	if (rv != 0) {
-		fsm__store_fail(&a, rv, "cluster clock");
-		goto err_after_cmd;
-	}
-	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
-	if (has_id) {
-		rv = store_cmd_get(a.s, a.txn, cmd->cmd_id.data, &stored);
-		if (rv == 0 && wal_cmd_id_reused(stored->request_digest,
-						 cmd->request_digest)) {
-			/* Another request under a used id (a client's bug):
-			 * refused, the stored answer stays for the first. */
-			fsm__reject(&a, SETTLE__V1__CODE__CMD_ID_REUSED,
-				    "cmd_id already used by another request");
-			goto applied;
-		}
-		if (rv == 0) {
-			/* Applied before (a client retry): same answer. */
-			out = stored;
-			goto applied;
-		}
-		if (rv != SETTLE_ENOTFOUND) {
-			fsm__store_fail(&a, rv, "get cmd");
-			goto err_after_cmd;
-		}
-	}
-	rv = dispatch(&a);
+	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BATCH)
+		rv = apply_batch(&a, cmd);
+	else
+		rv = apply_cmd(&a, cmd, &stored, &out);
 	if (rv != 0)
 		goto err_after_cmd;
-	if (has_id) {
-		a.res.request_digest = cmd->request_digest;
-		rv =
-		    store_cmd_put(a.s, a.txn, cmd->cmd_id.data, a.time, &a.res);
-		if (rv != 0) {
-			fsm__store_fail(&a, rv, "put cmd");
-			goto err_after_cmd;
-		}
-	}
 
 applied:
 	rv = store_applied_log_put(a.s, a.txn, raft_index, sum);

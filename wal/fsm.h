@@ -75,13 +75,15 @@ struct fsm {
 /*
  * Feature levels (docs/ARCHITECTURE.md, "Feature levels"): what commands
  * the cluster's nodes may be sent. Level 1: every command kind up to
- * CmdClock. Level 2: CmdResults, and CmdBegin with branches. A binary
+ * CmdClock. Level 2: CmdResults, and CmdBegin with branches. Level 3:
+ * CmdBatch (many proposers' commands in one entry). A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
-#define FSM_LEVEL_BASE	1
-#define FSM_LEVEL_BATCH 2
-#define FSM_LEVEL	2
+#define FSM_LEVEL_BASE		1
+#define FSM_LEVEL_BATCH		2
+#define FSM_LEVEL_PROPOSE_BATCH 3
+#define FSM_LEVEL		3
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

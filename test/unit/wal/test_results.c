@@ -311,3 +311,129 @@ Test(results, a_level_above_this_binary_stops_the_apply)
 	cr_assert_eq(store_applied_get(F.t.s, NULL, &applied), 0);
 	cr_expect_eq(applied, 0);
 }
+
+/* ---- CmdBatch: many proposers' commands in one entry ------------------ */
+
+TestSuite(batch, .init = setup, .fini = teardown);
+
+/* One entry holding the commands of entries es[0..n) (not freed). */
+static struct ent ent_batch(int id, const struct ent *es, size_t n)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBatch b = SETTLE__V1__CMD_BATCH__INIT;
+	ProtobufCBinaryData cmds[n > 0 ? n : 1];
+	uint8_t idb[16];
+
+	memset(idb, 0x44, sizeof idb);
+	memcpy(idb, &id, sizeof id);
+	c.cmd_id.data = idb;
+	c.cmd_id.len = sizeof idb;
+	c.time_ms = 1;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = es[i].buf;
+		cmds[i].len = (size_t)p[0] | (size_t)p[1] << 8 |
+			      (size_t)p[2] << 16 | (size_t)p[3] << 24;
+		cmds[i].data = es[i].buf + 4;
+	}
+	b.commands = cmds;
+	b.n_commands = n;
+	c.op_case = SETTLE__V1__COMMAND__OP_BATCH;
+	c.batch = &b;
+	return ent_cmd(&c);
+}
+
+/* The result stored under the helpers' cmd_id `id`. */
+static Settle__V1__CmdResult *stored_result(struct tfsm *t, int id)
+{
+	uint8_t idb[16];
+	Settle__V1__CmdResult *r = NULL;
+
+	memset(idb, 0x11, sizeof idb);
+	memcpy(idb, &id, sizeof id);
+	cr_assert_eq(store_cmd_get(t->t.s, NULL, idb, &r), 0, "cmd %d", id);
+	return r;
+}
+
+Test(batch, each_command_applied_under_its_own_cmd_id)
+{
+	struct ent es[3] = {
+	    ent_begin_branches(1, 100, "g1", 100000, 2, "h:1", "p"),
+	    ent_begin(2, 100, "g2", 100000),
+	    ent_decide(3, 110, "g1", COMMIT, "", 0),
+	};
+	uint64_t before = F.index;
+	int changes = F.changes;
+	Settle__V1__CmdResult *r = tfsm_res(&F, ent_batch(10, es, 3));
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->count, 3);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(F.index, before + 1, "one entry");
+	cr_expect_eq(F.changes - changes, 3, "the hook once per command");
+	cr_expect_eq(tx_state(&F, "g1"), SETTLE__V1__TX_STATE__COMMITTING);
+	cr_expect_eq(tx_state(&F, "g2"), SETTLE__V1__TX_STATE__ACTIVE);
+	r = stored_result(&F, 1);
+	cr_expect_eq(r->count, 2, "begin's branches");
+	cr_expect_eq(r->index, F.index);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	r = stored_result(&F, 3);
+	cr_expect_eq(r->state, SETTLE__V1__TX_STATE__COMMITTING);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	/* A repeat inside a later batch: answered from its cmd_id, no
+	 * second effect; garbage beside it changes nothing. */
+	struct ent again[2] = {ent_begin(2, 200, "g2", 100000),
+			       ent_begin(4, 200, "g3", 100000)};
+	struct ent two[3] = {again[0], again[1], again[1]};
+	two[1].buf = (uint8_t *)"\x05\x00\x00\x00\xff\xff\xff\xff\xff\x00";
+	two[2] = again[1];
+	r = tfsm_res(&F, ent_batch(11, two, 3));
+	cr_expect_eq(r->count, 2, "the repeat and g3");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tx_state(&F, "g3"), SETTLE__V1__TX_STATE__ACTIVE);
+	tfsm_check_indexes(&F);
+	for (int i = 0; i < 3; i++)
+		ent_free(es[i]);
+	ent_free(again[0]);
+	ent_free(again[1]);
+}
+
+/* The same commands in one batch or as entries of their own end in the
+ * same transactions. */
+Test(batch, same_state_as_entries_of_their_own)
+{
+	struct tfsm G;
+	tfsm_open(&G);
+	struct ent es[4] = {
+	    ent_begin_branches(1, 100, "x", 100000, 2, "h:1", "p"),
+	    ent_decide(2, 110, "x", ROLLBACK, "no", 0),
+	    ent_result(3, 120, "x", 1, CANCELLING, OK, "", 1, 0),
+	    ent_result(4, 120, "x", 2, CANCELLING, OK, "", 1, 0),
+	};
+	for (int i = 0; i < 4; i++)
+		settle__v1__cmd_result__free_unpacked(tfsm_apply(&F, es[i]),
+						      NULL);
+	Settle__V1__CmdResult *r = tfsm_res(&G, ent_batch(9, es, 4));
+	cr_expect_eq(r->count, 4);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tx_state(&F, "x"), SETTLE__V1__TX_STATE__ROLLED_BACK);
+	cr_expect_eq(tx_state(&G, "x"), SETTLE__V1__TX_STATE__ROLLED_BACK);
+	Settle__V1__Event **ea, **eb;
+	size_t na, nb;
+	cr_assert_eq(store_events_list(F.t.s, NULL, "x", &ea, &na), 0);
+	cr_assert_eq(store_events_list(G.t.s, NULL, "x", &eb, &nb), 0);
+	cr_expect_eq(na, nb);
+	for (size_t k = 0; k < na && k < nb; k++) {
+		cr_expect_str_eq(ea[k]->kind, eb[k]->kind);
+		cr_expect_eq(ea[k]->time_ms, eb[k]->time_ms, "own stamps");
+	}
+	store_events_free(ea, na);
+	store_events_free(eb, nb);
+	tfsm_check_indexes(&G);
+	for (int i = 0; i < 4; i++)
+		ent_free(es[i]);
+	tfsm_close(&G);
+}
+
+Test(batch, empty_is_refused_whole)
+{
+	cr_expect_eq(tfsm_code(&F, ent_batch(1, NULL, 0)), C_INVALID);
+}
