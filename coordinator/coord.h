@@ -41,6 +41,13 @@ struct coord_clock {
 	uint64_t warned_mono; /* when the offset was last warned about */
 };
 struct coord_waiter;
+struct pending;
+
+/* Commands proposed during this turn of the loop (propose.c). */
+struct coord_batch {
+	struct pending *items;
+	size_t n, cap;
+};
 
 /* The leader's rounds that raise the feature level (features.c). */
 struct coord_features {
@@ -86,6 +93,7 @@ struct coord {
 	struct rpc_server *server;
 	struct coord_driver *driver;
 	struct coord_features features;
+	struct coord_batch batch;
 	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */
 	unsigned lost_waiters;	      /* of them, held since leadership moved */
 
@@ -181,10 +189,20 @@ typedef void (*coord_propose_cb)(struct coord *c, void *data, int err,
 /*
  * Append cmd through raft. cmd->time_ms is stamped with the leader's clock
  * when 0; an empty cmd_id gets 16 random bytes. cmd is encoded at once and
- * not kept. cb fires later, never from inside this call.
+ * not kept. cb fires later, never from inside this call. From feature
+ * level 3 the command waits for the end of this turn of the loop
+ * (coord_propose_flush()), and the commands of a turn go into one entry
+ * (a CmdBatch): one raft round for all of them. Fails at once with
+ * SETTLE_ENOTLEADER, SETTLE_EUNAVAIL (stopping), SETTLE_ETOOBIG,
+ * SETTLE_EINVAL (cmd_id), SETTLE_ENOMEM.
  */
 int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 		  coord_propose_cb cb, void *data);
+/* Append the commands waiting (node.c: before the loop polls, and after
+ * the I/O callbacks of a turn). Their callbacks may run from here. */
+void coord_propose_flush(struct coord *c);
+/* Answer every waiting command with err instead (stopping). */
+void coord_propose_drop(struct coord *c, int err);
 
 /* Fill buf with 16 random bytes. */
 void coord_random_id(uint8_t buf[16]);

@@ -56,6 +56,8 @@ static void commit_applied(struct coord *c)
 
 static void commit_cb(uv_check_t *h)
 {
+	/* What the I/O callbacks of this turn proposed, in one entry. */
+	coord_propose_flush(h->data);
 	commit_applied(h->data);
 }
 
@@ -324,6 +326,9 @@ static void watch_cb(uv_prepare_t *p)
 	raft_term term = c->raft.current_term;
 	int rv;
 
+	/* What timers and closing handles proposed, before the loop waits
+	 * for I/O. */
+	coord_propose_flush(c);
 	if (c->raft_started && !c->closing &&
 	    raft_state(&c->raft) == RAFT_UNAVAILABLE) {
 		/* raft 0.15 gives up this way when a leader sends an entry
@@ -436,6 +441,7 @@ void coord_stop(struct coord *c, int exit_code)
 		return;
 	c->closing = true;
 	c->exit_code = exit_code;
+	coord_propose_drop(c, SETTLE_EUNAVAIL);
 	coord_waiters_flush(c, SETTLE_EUNAVAIL);
 	/* Stop calling participants now; the driver itself is freed only
 	 * once raft has answered its last proposals (drain_cb). */

@@ -7,6 +7,7 @@
  * stored result is also what a retried command gets.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -15,13 +16,22 @@
 #include "log.h"
 #include "wal/entry.h"
 
-struct proposal {
-	struct raft_apply req;
-	struct coord *c;
+/* One command: waiting in the loop turn's batch, or in flight. */
+struct pending {
 	coord_propose_cb cb;
 	void *data;
 	uint8_t cmd_id[STORE_CMD_ID_LEN];
 	uint64_t digest; /* Command.request_digest */
+	uint8_t *bytes;	 /* the packed Command, until proposed */
+	size_t len;
+};
+
+/* One raft entry: one command, or a CmdBatch of n. */
+struct proposal {
+	struct raft_apply req;
+	struct coord *c;
+	size_t n;
+	struct pending items[];
 };
 
 void coord_random_id(uint8_t buf[16])
@@ -35,20 +45,18 @@ void coord_random_id(uint8_t buf[16])
 	}
 }
 
-static void applied(struct raft_apply *req, int status, void *result)
+/* Answer one proposer: its result read back by cmd_id, or why not. */
+static void answer(struct coord *c, const struct pending *p, int err)
 {
-	struct proposal *p = req->data;
-	struct coord *c = p->c;
 	Settle__V1__CmdResult *res = NULL;
 	int rv;
 
-	(void)result;
 	c->proposals--;
-	if (status != 0) {
+	if (err != 0) {
 		/* LEADERSHIPLOST: the entry may still commit later; the
 		 * client's retry with the same cmd_id is applied once. */
-		p->cb(c, p->data, settle_err_from_raft(status), NULL);
-		goto out;
+		p->cb(c, p->data, err, NULL);
+		return;
 	}
 	rv = store_cmd_get(c->store, NULL, p->cmd_id, &res);
 	if (rv != 0) {
@@ -56,7 +64,7 @@ static void applied(struct raft_apply *req, int status, void *result)
 			   "no stored result for an applied command: %s",
 			   settle_strerror(rv));
 		p->cb(c, p->data, SETTLE_EINTERNAL, NULL);
-		goto out;
+		return;
 	}
 	if (wal_cmd_id_reused(res->request_digest, p->digest)) {
 		/* The FSM refused the command by the same rule; the row holds
@@ -77,58 +85,195 @@ static void applied(struct raft_apply *req, int status, void *result)
 		p->cb(c, p->data, 0, res);
 	}
 	settle__v1__cmd_result__free_unpacked(res, NULL);
-out:
-	raft_free(p);
+}
+
+static void applied(struct raft_apply *req, int status, void *result)
+{
+	struct proposal *p = req->data;
+	int err = status != 0 ? settle_err_from_raft(status) : 0;
+
+	(void)result;
+	for (size_t i = 0; i < p->n; i++)
+		answer(p->c, &p->items[i], err);
+	free(p);
+}
+
+/* Append the entry buf/len for the n commands items (moved into the
+ * proposal); on failure each is answered with the error. */
+static void append(struct coord *c, uint8_t *buf, size_t len,
+		   struct pending *items, size_t n)
+{
+	struct proposal *p = malloc(sizeof *p + n * sizeof p->items[0]);
+	struct raft_buffer rb;
+	int rv;
+
+	if (p == NULL) {
+		raft_free(buf);
+		for (size_t i = 0; i < n; i++)
+			answer(c, &items[i], SETTLE_ENOMEM);
+		return;
+	}
+	p->c = c;
+	p->n = n;
+	memcpy(p->items, items, n * sizeof items[0]);
+	p->req.data = p;
+	rb.base = buf;
+	rb.len = len;
+	/* One buffer per request: 0.15 reports only the first entry's
+	 * result for a multi-buffer apply. */
+	rv = raft_apply(&c->raft, &p->req, &rb, 1, applied);
+	if (rv != 0) {
+		raft_free(buf);
+		for (size_t i = 0; i < n; i++)
+			answer(c, &p->items[i], settle_err_from_raft(rv));
+		free(p);
+	}
+}
+
+/* Propose items[0..n) as one entry: alone, the entry of its own (as
+ * below level 3); else a CmdBatch. Frees their bytes. */
+static void propose_chunk(struct coord *c, struct pending *items, size_t n)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (n == 1) {
+		rv = wal_entry_wrap(items[0].bytes, items[0].len, &buf, &len);
+	} else {
+		Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+		Settle__V1__CmdBatch op = SETTLE__V1__CMD_BATCH__INIT;
+		ProtobufCBinaryData *cmds = malloc(n * sizeof *cmds);
+		uint8_t id[STORE_CMD_ID_LEN];
+
+		rv = SETTLE_ENOMEM;
+		if (cmds != NULL) {
+			for (size_t i = 0; i < n; i++) {
+				cmds[i].data = items[i].bytes;
+				cmds[i].len = items[i].len;
+			}
+			coord_random_id(id);
+			cmd.cmd_id.data = id;
+			cmd.cmd_id.len = sizeof id;
+			cmd.time_ms = coord_wall_now(c);
+			cmd.op_case = SETTLE__V1__COMMAND__OP_BATCH;
+			op.commands = cmds;
+			op.n_commands = n;
+			cmd.batch = &op;
+			rv = wal_entry_encode(&cmd, &buf, &len);
+			free(cmds);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].bytes);
+		items[i].bytes = NULL;
+	}
+	if (rv != 0) {
+		for (size_t i = 0; i < n; i++)
+			answer(c, &items[i], rv);
+		return;
+	}
+	append(c, buf, len, items, n);
+}
+
+void coord_propose_flush(struct coord *c)
+{
+	struct coord_batch *b = &c->batch;
+	struct pending *items = b->items;
+	size_t n = b->n, start = 0;
+
+	if (n == 0)
+		return;
+	/* Taken whole: a proposer answered from here may propose again,
+	 * into a new batch. */
+	b->items = NULL;
+	b->n = b->cap = 0;
+	/* Entries of at most WAL_BATCH_MAX commands and WAL_ENTRY_MAX
+	 * bytes (each command's tag and length: 8 bytes at most). */
+	while (start < n) {
+		size_t end = start + 1, bytes = items[start].len + 8;
+
+		while (end < n && end - start < WAL_BATCH_MAX &&
+		       64 + bytes + items[end].len + 8 <= WAL_ENTRY_MAX)
+			bytes += items[end++].len + 8;
+		propose_chunk(c, &items[start], end - start);
+		start = end;
+	}
+	free(items);
+}
+
+void coord_propose_drop(struct coord *c, int err)
+{
+	struct coord_batch *b = &c->batch;
+	struct pending *items = b->items;
+	size_t n = b->n;
+
+	b->items = NULL;
+	b->n = b->cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].bytes);
+		answer(c, &items[i], err);
+	}
+	free(items);
 }
 
 int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 		  coord_propose_cb cb, void *data)
 {
-	struct proposal *p;
-	struct raft_buffer buf;
-	uint8_t *bytes;
+	struct coord_batch *b = &c->batch;
+	struct pending p;
+	uint8_t *buf;
 	size_t len;
 	int rv;
 
+	if (c->closing)
+		return SETTLE_EUNAVAIL;
 	if (!coord_is_leader(c))
 		return SETTLE_ENOTLEADER;
 	if (cmd->time_ms == 0)
 		cmd->time_ms = coord_wall_now(c);
 	coord_clock_stamp(c, cmd);
-	p = raft_malloc(sizeof *p);
-	if (p == NULL)
-		return SETTLE_ENOMEM;
 	if (cmd->cmd_id.len == 0) {
-		coord_random_id(p->cmd_id);
-		cmd->cmd_id.data = p->cmd_id;
+		coord_random_id(p.cmd_id);
+		cmd->cmd_id.data = p.cmd_id;
 		cmd->cmd_id.len = STORE_CMD_ID_LEN;
 	} else if (cmd->cmd_id.len == STORE_CMD_ID_LEN) {
-		memcpy(p->cmd_id, cmd->cmd_id.data, STORE_CMD_ID_LEN);
+		memcpy(p.cmd_id, cmd->cmd_id.data, STORE_CMD_ID_LEN);
 	} else {
-		raft_free(p);
 		return SETTLE_EINVAL;
 	}
-	rv = wal_entry_encode(cmd, &bytes, &len);
-	if (rv != 0) {
-		raft_free(p);
-		return rv;
+	p.cb = cb;
+	p.data = data;
+	p.digest = cmd->request_digest;
+	p.bytes = NULL;
+	p.len = 0;
+	if (fsm_level(&c->fsm) < FSM_LEVEL_PROPOSE_BATCH) {
+		/* Some member may not apply a batch: an entry each. */
+		rv = wal_entry_encode(cmd, &buf, &len);
+		if (rv != 0)
+			return rv;
+		c->proposals++;
+		append(c, buf, len, &p, 1);
+		return 0;
 	}
-	p->digest = cmd->request_digest;
-	p->c = c;
-	p->cb = cb;
-	p->data = data;
-	p->req.data = p;
-	buf.base = bytes;
-	buf.len = len;
-	/* One buffer per request: 0.15 reports only the first entry's
-	 * result for a multi-buffer apply. Concurrent requests are merged
-	 * into one disk write by raft_uv. */
-	rv = raft_apply(&c->raft, &p->req, &buf, 1, applied);
-	if (rv != 0) {
-		raft_free(bytes);
-		raft_free(p);
-		return settle_err_from_raft(rv);
+	len = settle__v1__command__get_packed_size(cmd);
+	if (64 + len + 8 > WAL_ENTRY_MAX)
+		return SETTLE_ETOOBIG;
+	if (b->n == b->cap) {
+		size_t cap = b->cap != 0 ? b->cap * 2 : 64;
+		struct pending *items = realloc(b->items, cap * sizeof *items);
+
+		if (items == NULL)
+			return SETTLE_ENOMEM;
+		b->items = items;
+		b->cap = cap;
 	}
+	p.bytes = malloc(len > 0 ? len : 1);
+	if (p.bytes == NULL)
+		return SETTLE_ENOMEM;
+	settle__v1__command__pack(cmd, p.bytes);
+	p.len = len;
+	b->items[b->n++] = p;
 	c->proposals++;
 	return 0;
 }

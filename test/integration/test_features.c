@@ -23,6 +23,7 @@
 #include "coord_util.h"
 #include "tcc_util.h"
 #include "test_faults_util.h"
+#include "wal/fsm.h"
 
 static struct fu_cluster cl;
 static struct it_bank bank_a, bank_b;
@@ -164,8 +165,8 @@ Test(features, a_level_1_member_holds_the_cluster_back_until_upgraded)
 		Settle__V1__StatusResponse *st =
 		    status_at(cl.nodes[i].endpoint);
 		cr_expect_eq(st->cluster_feature_level, 1, "node %d", i + 1);
-		cr_expect_eq(st->feature_level, i == 2 ? 1u : 2u, "node %d",
-			     i + 1);
+		cr_expect_eq(st->feature_level, i == 2 ? 1u : FSM_LEVEL,
+			     "node %d", i + 1);
 		settle__v1__status_response__free_unpacked(st, NULL);
 	}
 	cr_expect_eq(raw_begin_ids(), 0, "branches kept below level 2");
@@ -177,8 +178,8 @@ Test(features, a_level_1_member_holds_the_cluster_back_until_upgraded)
 	it_stop(cl.nodes[2].proc);
 	drop_arg(cl.nodes[2].proc, "--feature-level");
 	it_restart(cl.nodes[2].proc);
-	cr_assert(fu_wait_level(&cl, 2, 30000),
-		  "the cluster did not reach feature level 2");
+	cr_assert(fu_wait_level(&cl, FSM_LEVEL, 30000),
+		  "the cluster did not reach feature level %d", FSM_LEVEL);
 	cr_expect_eq(raw_begin_ids(), 1, "branches kept at level 2");
 	for (int k = 0; k < 5; k++)
 		transfer(c, &alice, &bob);
@@ -190,7 +191,8 @@ Test(features, a_level_1_member_holds_the_cluster_back_until_upgraded)
 	for (int i = 0; i < 3; i++) {
 		Settle__V1__StatusResponse *st =
 		    status_at(cl.nodes[i].endpoint);
-		cr_expect_eq(st->cluster_feature_level, 2, "node %d", i + 1);
+		cr_expect_eq(st->cluster_feature_level, FSM_LEVEL, "node %d",
+			     i + 1);
 		settle__v1__status_response__free_unpacked(st, NULL);
 	}
 	fu_assert_no_sanitizer_reports(&cl);
@@ -248,7 +250,7 @@ Test(features, a_joiner_below_the_cluster_level_is_refused)
 	int port = it_free_port_pair();
 
 	fu_cluster_start(&cl, 1, NULL);
-	cr_assert(fu_wait_level(&cl, 2, 30000));
+	cr_assert(fu_wait_level(&cl, FSM_LEVEL, 30000));
 	snprintf(data, sizeof(data), "%s/joiner", it_dir());
 	cr_assert_eq(mkdir(data, 0755), 0);
 	snprintf(ep, sizeof(ep), "127.0.0.1:%d", port);
@@ -272,8 +274,10 @@ Test(features, a_joiner_below_the_cluster_level_is_refused)
 	int code =
 	    add_node(cl.nodes[0].endpoint, 2, raft, ep, msg, sizeof(msg));
 	cr_expect_eq(code, SETTLE__V1__CODE__WRONG_STATE, "%s", msg);
+	char want[32];
+	snprintf(want, sizeof(want), "level %d", FSM_LEVEL);
 	cr_expect(strstr(msg, "feature level 1") != NULL &&
-		      strstr(msg, "level 2") != NULL,
+		      strstr(msg, want) != NULL,
 		  "%s", msg);
 	cr_expect_eq(members(), 1, "nothing was added");
 
@@ -285,12 +289,13 @@ Test(features, a_joiner_below_the_cluster_level_is_refused)
 	cr_expect_eq(code, SETTLE__V1__CODE__OK, "%s", msg);
 	cr_expect_eq(members(), 2);
 	uint32_t level = 0;
-	for (int tries = 0; tries < 100 && level < 2; tries++) {
+	for (int tries = 0; tries < 100 && level < FSM_LEVEL; tries++) {
 		Settle__V1__StatusResponse *st = status_at(ep);
 		level = st->cluster_feature_level;
 		settle__v1__status_response__free_unpacked(st, NULL);
-		if (level < 2)
+		if (level < FSM_LEVEL)
 			tu_sleep_ms(100);
 	}
-	cr_expect_eq(level, 2, "the joiner applied the cluster's level");
+	cr_expect_eq(level, FSM_LEVEL,
+		     "the joiner applied the cluster's level");
 }
