@@ -99,11 +99,12 @@ struct coord {
 
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	uv_prepare_t watch;   /* leadership, checked every loop iteration */
-	uv_check_t commit;    /* applied entries to LMDB, once an iteration */
-	uv_timer_t tick;      /* driver heartbeat */
-	uv_timer_t drain;     /* stopping: waits for raft's writes to end */
-	uint64_t drain_until; /* monotonic ms: close raft anyway after this */
+	uv_prepare_t watch; /* leadership, checked every loop iteration */
+	uv_check_t commit;  /* applied entries to LMDB, every 20 ms at most */
+	uint64_t committed_ms; /* uv_now() of the last commit by commit */
+	uv_timer_t tick;       /* driver heartbeat */
+	uv_timer_t drain;      /* stopping: waits for raft's writes to end */
+	uint64_t drain_until;  /* monotonic ms: close raft anyway after this */
 
 	/* Leadership as the watch last saw it. A leader is *ready* once a
 	 * barrier entry of its own term is committed and applied: only then

@@ -15,9 +15,11 @@
 #include "error.h"
 #include "log.h"
 
-#define TICK_MS	      50
-#define DRAIN_POLL_MS 5
-#define DRAIN_MAX_MS  3000
+#define TICK_MS 50
+/* Least time between two commits of the apply batch (see commit_cb). */
+#define COMMIT_EVERY_MS 20
+#define DRAIN_POLL_MS	5
+#define DRAIN_MAX_MS	3000
 
 static int make_dir(const char *path, char *errmsg, size_t len)
 {
@@ -32,11 +34,15 @@ static int make_dir(const char *path, char *errmsg, size_t len)
 
 /*
  * Entries are applied into one LMDB write transaction, the store's apply
- * batch, committed here once per loop iteration (after raft's callbacks of
- * that iteration) and wherever the store must be whole: before a snapshot
- * reads it, before a restore or a prune writes it, at close. A batch that
- * cannot commit has lost applied entries: stop like a failed apply; the
- * raft log replays them at restart.
+ * batch, committed here at the end of a loop iteration once COMMIT_EVERY_MS
+ * passed since the last commit (an idle loop still turns for the 50 ms
+ * tick), and wherever the store must be whole: before a snapshot reads it,
+ * before a restore or a prune writes it, at close. The loop thread reads
+ * through the open batch; nothing else reads the store before a commit.
+ * Committing less often writes each hot page (meta, the tails of the
+ * applied log and command tables) once for many iterations instead of
+ * once each. A batch that cannot commit has lost applied entries: stop
+ * like a failed apply; the raft log replays them at restart.
  */
 static void commit_applied(struct coord *c)
 {
@@ -56,9 +62,15 @@ static void commit_applied(struct coord *c)
 
 static void commit_cb(uv_check_t *h)
 {
+	struct coord *c = h->data;
+	uint64_t now = uv_now(c->loop);
+
 	/* What the I/O callbacks of this turn proposed, in one entry. */
-	coord_propose_flush(h->data);
-	commit_applied(h->data);
+	coord_propose_flush(c);
+	if (now - c->committed_ms < COMMIT_EVERY_MS)
+		return;
+	c->committed_ms = now;
+	commit_applied(c);
 }
 
 static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
