@@ -71,6 +71,13 @@ static int tcp_write(struct rpc_stream *s, const uint8_t *buf, size_t len)
 	    uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, tcp_write_cb));
 }
 
+static int tcp_try_write(struct rpc_stream *s, const uint8_t *buf, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+
+	return uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+}
+
 static void tcp_close_cb(uv_handle_t *h)
 {
 	rpc_stream__closed(h->data);
@@ -85,6 +92,7 @@ static const struct rpc_stream_ops tcp_ops = {
     .read_start = tcp_read_start,
     .read_stop = tcp_read_stop,
     .write = tcp_write,
+    .try_write = tcp_try_write,
     .close = tcp_close,
 };
 
@@ -187,6 +195,21 @@ int rpc_stream_flush(struct rpc_stream *s)
 
 	if (s->closing || s->writing || s->out_len == 0)
 		return 0;
+	/* Most flushes go out whole at once: then no write request, and no
+	 * change to the loop's poll set (libuv re-arms a stream's watcher
+	 * after every uv_write, one epoll_ctl each). */
+	if (s->ops->try_write != NULL) {
+		int n = s->ops->try_write(s, s->out, s->out_len);
+
+		if (n > 0 && (size_t)n == s->out_len) {
+			s->out_len = 0;
+			return 0;
+		}
+		if (n > 0) {
+			memmove(s->out, s->out + n, s->out_len - (size_t)n);
+			s->out_len -= (size_t)n;
+		}
+	}
 	/* Swap: the queue becomes the write in progress, and new replies
 	 * go into the old write buffer. */
 	p = s->busy;

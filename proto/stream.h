@@ -42,6 +42,10 @@ struct rpc_stream_ops {
 	int (*read_stop)(struct rpc_stream *s);
 	/* Write len bytes at buf (kept until rpc_stream__write_done()). */
 	int (*write)(struct rpc_stream *s, const uint8_t *buf, size_t len);
+	/* May be NULL. Write what goes at once, without blocking: bytes
+	 * written, or < 0 when none did (rpc_stream_flush() then falls back
+	 * to write, which reports any error). */
+	int (*try_write)(struct rpc_stream *s, const uint8_t *buf, size_t len);
 	/* Close; rpc_stream__closed() follows from the loop. */
 	void (*close)(struct rpc_stream *s);
 };
