@@ -12,8 +12,31 @@
 #include "error.h"
 #include "log.h"
 
+/*
+ * The store maps its file writable (storage/store.c): when the disk under
+ * --data is full, the kernel cannot back a page LMDB writes and sends
+ * SIGBUS instead of failing a write. Say so, and stop as a failed apply
+ * does (exit 70); the raft log replays what was lost after a restart.
+ */
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	static const char msg[] =
+	    "settled: SIGBUS: a write into the store's memory map failed; "
+	    "the disk under --data is most likely full: free space, then "
+	    "restart (the raft log replays what was lost)\n";
+	ssize_t n;
+
+	(void)sig;
+	(void)si;
+	(void)ctx;
+	n = write(STDERR_FILENO, msg, sizeof msg - 1);
+	(void)n;
+	_exit(70);
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction sa;
 	static struct coord c; /* large; zeroed */
 	char errmsg[2048];
 	/* Static: a loop left busy by RM calls abandoned at shutdown
@@ -23,6 +46,11 @@ int main(int argc, char **argv)
 
 	settle_log_init("settled");
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 	rv = coord_config_parse(&c.cfg, argc, argv, errmsg, sizeof errmsg);
 	if (rv == 1) {
 		fputs(errmsg, stdout);

@@ -218,8 +218,13 @@ int store_open(const char *dir, const struct store_opts *opts,
 		goto err_after_env;
 	}
 	/* NOSYNC: the raft log is the durable record; anything LMDB loses
-	 * is above the stored applied index and gets replayed. */
-	rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+	 * is above the stored applied index and gets replayed. WRITEMAP: a
+	 * commit writes into the map instead of copying every dirty page
+	 * with pwrite (the largest system-call cost of a busy node). The
+	 * file is then as large as the map, sparse; a page the disk cannot
+	 * back faults with SIGBUS, which settled reports (main.c). */
+	rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP,
+			  0644);
 	if (rc != 0) {
 		rv = store__fail(s, settle_err_from_mdb(rc),
 				 "lmdb env_open %s: %s", dir, mdb_strerror(rc));
