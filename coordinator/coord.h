@@ -205,7 +205,7 @@ void coord_propose_flush(struct coord *c);
 /* Answer every waiting command with err instead (stopping). */
 void coord_propose_drop(struct coord *c, int err);
 
-/* Fill buf with 16 random bytes. */
+/* Fill buf with 16 random bytes (loop thread only). */
 void coord_random_id(uint8_t buf[16]);
 
 /* ---- Clocks (clock.c) -----------------------------------------------------

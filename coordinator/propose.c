@@ -36,13 +36,24 @@ struct proposal {
 
 void coord_random_id(uint8_t buf[16])
 {
-	size_t got = 0;
+	/* Drawn 4 KiB at a time: one getrandom() per 256 ids instead of one
+	 * each (the loop thread only; the bytes are as unpredictable). */
+	static uint8_t pool[4096];
+	static size_t used = sizeof pool;
 
-	while (got < 16) {
-		ssize_t n = getrandom(buf + got, 16 - got, 0);
-		if (n > 0)
-			got += (size_t)n;
+	if (used + 16 > sizeof pool) {
+		size_t got = 0;
+
+		while (got < sizeof pool) {
+			ssize_t n = getrandom(pool + got, sizeof pool - got, 0);
+			if (n > 0)
+				got += (size_t)n;
+		}
+		used = 0;
 	}
+	memcpy(buf, pool + used, 16);
+	memset(pool + used, 0, 16);
+	used += 16;
 }
 
 /* Answer one proposer: its result read back by cmd_id, or why not. */
