@@ -41,6 +41,15 @@ test_integration_test_coord_once_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_coord_once_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_coord_once
 
+# A raft log of the release before feature levels replays (issue 12).
+check_PROGRAMS += test/integration/test_replay
+test_integration_test_replay_SOURCES = \
+	test/integration/test_replay.c $(COORD_IT)
+test_integration_test_replay_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_replay_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_replay
+EXTRA_DIST += test/fixtures/raft-log-d0da617.tar.gz test/fixtures/README.md
+
 check_PROGRAMS += test/integration/test_coord_wait
 test_integration_test_coord_wait_SOURCES = \
 	test/integration/test_coord_wait.c $(COORD_IT)
