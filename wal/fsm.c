@@ -35,7 +35,9 @@
  * batch{commands}: each command applied as the entry of its own would be
  *   (its cmd_id, stamps, clock, result under its cmd_id), in order; one
  *   that does not decode, or a batch inside, is skipped. res.count = the
- *   commands applied or answered from their cmd_id.
+ *   commands applied or answered from their cmd_id. The batch's own
+ *   cmd_id is kept like any other: the same batch again is answered from
+ *   it and applies nothing.
  * features{level}: the cluster's feature level becomes max(stored, level);
  *   a level above FSM_LEVEL fails the apply: this binary cannot apply the
  *   commands of that level, so the node stops rather than diverge.
@@ -558,6 +560,7 @@ static void changed_free(struct fsm_changed *ch)
 }
 
 static int dispatch(struct apply *a);
+static int apply_batch(struct apply *a, const Settle__V1__Command *cmd);
 static int changed_add(struct apply *a, struct fsm_changed *ch,
 		       const Settle__V1__TxRecord *tx);
 
@@ -695,9 +698,8 @@ static int dispatch(struct apply *a)
 	case SETTLE__V1__COMMAND__OP_FEATURES:
 		return do_features(a, cmd->features);
 	case SETTLE__V1__COMMAND__OP_BATCH:
-		/* fsm_apply() takes an entry's batch; none is inside. */
-		return fsm__reject(a, SETTLE__V1__CODE__INVALID_ARGUMENT,
-				   "a batch inside a command");
+		/* apply_batch() refuses a batch inside a batch. */
+		return apply_batch(a, cmd);
 	case SETTLE__V1__COMMAND__OP_MEMBER:
 		return wal_member_apply(a->s, a->txn, a->time, cmd->member,
 					&a->res, a->f->errmsg,
@@ -898,12 +900,8 @@ static int changed_add(struct apply *a, struct fsm_changed *ch,
 static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 {
 	const Settle__V1__CmdBatch *b = cmd->batch;
-	char why[160];
 	uint32_t applied = 0;
 
-	if (wal_command_validate(cmd, why, sizeof why) != 0)
-		return fsm__reject(a, SETTLE__V1__CODE__INVALID_ARGUMENT, "%s",
-				   why);
 	for (size_t i = 0; i < b->n_commands; i++) {
 		Settle__V1__Command *one = settle__v1__command__unpack(
 		    NULL, b->commands[i].len, b->commands[i].data);
@@ -999,10 +997,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 			    "undecodable entry of %zu bytes", len);
 		goto applied;
 	}
-	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BATCH)
-		rv = apply_batch(&a, cmd);
-	else
-		rv = apply_cmd(&a, cmd, &stored, &out);
+	rv = apply_cmd(&a, cmd, &stored, &out);
 	if (rv != 0)
 		goto err_after_cmd;
 

@@ -298,11 +298,45 @@ static void operator_seeds(void)
 	}
 }
 
+/* The history's first entries as one batch (the leader's form at feature
+ * level 3), so that mutations reach apply_batch(). */
+static void batch_seed(void)
+{
+	static uint8_t id[16] = {0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdBatch b = SETTLE__V1__CMD_BATCH__INIT;
+	ProtobufCBinaryData cmds[4];
+	uint8_t buf[2048], *e;
+	size_t len, n = history_count() < 4 ? history_count() : 4;
+
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = history_entry(i, &len);
+
+		cmds[i].len = (size_t)p[0] | (size_t)p[1] << 8 |
+			      (size_t)p[2] << 16 | (size_t)p[3] << 24;
+		cmds[i].data = (uint8_t *)p + 4;
+	}
+	c.cmd_id.data = id;
+	c.cmd_id.len = sizeof(id);
+	c.time_ms = 1700000300000ull;
+	b.commands = cmds;
+	b.n_commands = n;
+	c.op_case = SETTLE__V1__COMMAND__OP_BATCH;
+	c.batch = &b;
+	FUZZ_CHECK(wal_entry_encode(&c, &e, &len) == 0, "seed encode");
+	FUZZ_CHECK(len + 1 <= sizeof(buf), "seed too big");
+	buf[0] = 0;
+	memcpy(buf + 1, e, len);
+	fuzz_seed_add(buf, len + 1);
+	raft_free(e);
+}
+
 void fuzz_seeds(void)
 {
 	uint8_t buf[1024];
 
 	operator_seeds();
+	batch_seed();
 
 	for (size_t i = 0; i < history_count(); i++) {
 		size_t len, n;

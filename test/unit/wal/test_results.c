@@ -433,6 +433,32 @@ Test(batch, same_state_as_entries_of_their_own)
 	tfsm_close(&G);
 }
 
+/* The batch's own cmd_id is kept: the same batch at a later index is
+ * answered from it (the first index, the same count) and runs nothing. */
+Test(batch, the_same_batch_again_is_answered_from_its_cmd_id)
+{
+	struct ent es[2] = {ent_begin(1, 100, "g1", 100000), {0}};
+	es[1].buf = (uint8_t *)"\x05\x00\x00\x00\xff\xff\xff\xff\xff\x00";
+	struct ent b = ent_batch(12, es, 2);
+	Settle__V1__CmdResult *r = tfsm_apply(&F, b);
+	uint64_t first = F.index;
+	int changes = F.changes;
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->count, 1, "the begin, not the garbage");
+	cr_expect_eq(r->index, first);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	r = tfsm_apply(&F, b);
+	cr_expect_eq(F.index, first + 1, "applied at the next index");
+	cr_expect_eq(r->code, C_OK);
+	cr_expect_eq(r->count, 1);
+	cr_expect_eq(r->index, first, "answered from the first apply");
+	cr_expect_eq(F.changes, changes, "no hook the second time");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	tfsm_check_indexes(&F);
+	ent_free(b);
+	ent_free(es[0]);
+}
+
 Test(batch, empty_is_refused_whole)
 {
 	cr_expect_eq(tfsm_code(&F, ent_batch(1, NULL, 0)), C_INVALID);
