@@ -11,6 +11,7 @@ storage_libsettlestore_la_SOURCES = \
 	storage/store.c storage/store.h storage/store_int.h \
 	storage/read.c \
 	storage/write.c \
+	storage/history.c \
 	storage/info.c \
 	storage/snapshot.c \
 	storage/snapshot_check.c storage/snapshot_check.h \
@@ -26,6 +27,7 @@ test_unit_test_storage_SOURCES = \
 	test/unit/storage/test_snapshot.c \
 	test/unit/storage/test_snapshot_check.c \
 	test/unit/storage/test_applied_log.c \
+	test/unit/storage/test_format.c \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_storage_CFLAGS = $(TEST_CFLAGS)
 # Snapshots saved by fuzz_snapshot, refused since restore checks every row.

@@ -152,19 +152,6 @@ void store_branches_free(Settle__V1__BranchRecord **arr, size_t n)
 	free_msgs((ProtobufCMessage **)arr, n);
 }
 
-int store_events_list(struct store *s, MDB_txn *txn, const char *gid,
-		      Settle__V1__Event ***out, size_t *n)
-{
-	return list_prefix(s, txn, STORE_DB_EVENTS, gid,
-			   &settle__v1__event__descriptor,
-			   (ProtobufCMessage ***)out, n);
-}
-
-void store_events_free(Settle__V1__Event **arr, size_t n)
-{
-	free_msgs((ProtobufCMessage **)arr, n);
-}
-
 int store_due_scan(struct store *s, MDB_txn *txn, uint64_t now_ms, size_t limit,
 		   store_due_cb cb, void *data)
 {

@@ -260,10 +260,34 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 /* DBs in a snapshot of a format version, 0 for an unknown version. */
 static uint32_t dbs_of_version(uint32_t version)
 {
-	if (version == STORE_FORMAT_VERSION)
+	if (version == STORE_FORMAT_VERSION || version == 2)
 		return STORE_DB_N;
 	if (version == 1)
 		return STORE__DB_N_V1;
+	return 0;
+}
+
+/* The name of db in a snapshot of format version: the events table had a
+ * row per event, named events, before format 3. */
+static const char *db_name(int db, uint32_t version)
+{
+	if (db == STORE_DB_HISTORY && version < 3)
+		return "events";
+	return store__db_names[db];
+}
+
+/* Load one row of db from a snapshot of format version. */
+static int load_row(struct store *s, MDB_txn *txn, int db, uint32_t version,
+		    MDB_val *k, MDB_val *v)
+{
+	if (db == STORE_DB_HISTORY && version < 3) {
+		/* gid \0 seq -> Event, checked: added to gid's history. */
+		return store__history_append(s, txn, k->mv_data, k->mv_size - 9,
+					     v->mv_data, v->mv_size);
+	}
+	int rc = mdb_put(txn, s->dbi[db], k, v, MDB_APPEND);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "restore put");
 	return 0;
 }
 
@@ -276,7 +300,7 @@ static bool index_db(int db)
 /* Walk the whole buffer of ndb DBs; with txn NULL only validate (with c),
  * else also load. */
 static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
-		MDB_txn *txn, struct snap_check *c)
+		uint32_t version, MDB_txn *txn, struct snap_check *c)
 {
 	struct rbuf r = {buf + SNAP_HEADER, len - SNAP_HEADER - 8};
 	for (int db = 0; db < ndb; db++) {
@@ -284,7 +308,7 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
 		uint32_t nlen;
 		uint64_t count;
 		MDB_val name;
-		const char *want = store__db_names[db];
+		const char *want = db_name(db, version);
 		if (!rb_u32(&r, &nlen) || !rb_bytes(&r, nlen, &name) ||
 		    nlen != strlen(want) || memcmp(name.mv_data, want, nlen) ||
 		    !rb_u64(&r, &count))
@@ -327,9 +351,9 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
 					    c->why);
 				continue;
 			}
-			int rc = mdb_put(txn, s->dbi[db], &k, &v, MDB_APPEND);
-			if (rc != 0)
-				return store__mdb_fail(s, rc, "restore put");
+			int rv = load_row(s, txn, db, version, &k, &v);
+			if (rv != 0)
+				return rv;
 		}
 	}
 	if (r.left != 0)
@@ -357,7 +381,7 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len)
 		return store__fail(s, SETTLE_EPROTO, "snapshot: bad checksum");
 	struct snap_check check;
 	snap_check_init(&check, version, index);
-	int rv = walk(s, buf, len, (int)ndb, NULL, &check);
+	int rv = walk(s, buf, len, (int)ndb, version, NULL, &check);
 	snap_check_close(&check);
 	if (rv != 0)
 		return rv;
@@ -380,10 +404,10 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len)
 			goto err_after_txn;
 		}
 	}
-	rv = walk(s, buf, len, (int)ndb, txn, NULL);
+	rv = walk(s, buf, len, (int)ndb, version, txn, NULL);
 	if (rv == 0)
 		rv = store_applied_put(s, txn, index);
-	/* A format 1 snapshot carries version 1: this store is the current
+	/* An older snapshot carries its own version: this store is the current
 	 * format whatever it was restored from. */
 	if (rv == 0)
 		rv = store__version_put(s, txn);

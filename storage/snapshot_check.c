@@ -333,6 +333,47 @@ static int check_event(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 	return rv;
 }
 
+/* Format 3: gid \0 chunk -> events (storage/history.c), each decoding,
+ * seqs strictly increasing across the gid's chunks. */
+static int check_history(struct snap_check *c, const MDB_val *k,
+			 const MDB_val *v)
+{
+	const uint8_t *gid, *suffix;
+	size_t glen;
+	int rv = split_gid_key(c, k, 4, &gid, &glen, &suffix);
+	if (rv != 0)
+		return rv;
+	bool same = c->hist_gid != NULL && c->hist_glen == glen &&
+		    memcmp(c->hist_gid, gid, glen) == 0;
+	bool first = !same;
+	uint64_t last = same ? c->hist_seq : 0;
+	const uint8_t *p = v->mv_data, *end = p + v->mv_size, *ev;
+	size_t len;
+	int r;
+	if (v->mv_size == 0)
+		return bad(c, "history chunk without events");
+	while ((r = store__history_next(&p, end, &ev, &len)) == 1) {
+		Settle__V1__Event *e = (Settle__V1__Event *)unpack(
+		    &settle__v1__event__descriptor, ev, len);
+		if (e == NULL)
+			return bad(c, "Event does not decode");
+		uint64_t seq = e->seq;
+		settle__v1__event__free_unpacked(e, NULL);
+		if (!first && seq <= last)
+			return bad(c, "event seq %llu after %llu",
+				   (unsigned long long)seq,
+				   (unsigned long long)last);
+		last = seq;
+		first = false;
+	}
+	if (r != 0)
+		return bad(c, "history cut short");
+	c->hist_gid = gid;
+	c->hist_glen = glen;
+	c->hist_seq = last;
+	return 0;
+}
+
 /* due and finished: time(8) gid -> empty, time == the tx's field. */
 static int check_time_index(struct snap_check *c, int db, const MDB_val *k,
 			    const MDB_val *v)
@@ -457,8 +498,9 @@ int snap_check_row(struct snap_check *c, int db, const MDB_val *k,
 		return check_tx(c, k, v);
 	case STORE_DB_BRANCHES:
 		return check_branch(c, k, v);
-	case STORE_DB_EVENTS:
-		return check_event(c, k, v);
+	case STORE_DB_HISTORY:
+		return c->version < 3 ? check_event(c, k, v)
+				      : check_history(c, k, v);
 	case STORE_DB_DUE:
 	case STORE_DB_FINISHED:
 		return check_time_index(c, db, k, v);

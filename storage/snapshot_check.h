@@ -38,6 +38,11 @@ struct snap_check {
 	size_t n_txs, cap_txs;
 	struct snap_cmd *cmds; /* in key order */
 	size_t n_cmds, cap_cmds;
+	/* The last history row's gid (into the buffer) and its last event's
+	 * seq: seqs go up across a gid's chunks too. */
+	const uint8_t *hist_gid;
+	size_t hist_glen;
+	uint64_t hist_seq;
 	char why[160]; /* what is wrong with the last refused row */
 };
 

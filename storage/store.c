@@ -13,7 +13,7 @@
 
 const char *const store__db_names[STORE_DB_N] = {
     [STORE_DB_META] = "meta",	      [STORE_DB_TXS] = "txs",
-    [STORE_DB_BRANCHES] = "branches", [STORE_DB_EVENTS] = "events",
+    [STORE_DB_BRANCHES] = "branches", [STORE_DB_HISTORY] = "history",
     [STORE_DB_DUE] = "due",	      [STORE_DB_BY_STATE] = "by_state",
     [STORE_DB_FINISHED] = "finished", [STORE_DB_CMDS] = "cmds",
     [STORE_DB_CMD_TIME] = "cmd_time", [STORE_DB_APPLIED_LOG] = "applied_log",
@@ -142,6 +142,30 @@ int store__version_put(struct store *s, MDB_txn *txn)
 	return 0;
 }
 
+/* Format 1 or 2: the rows of the old events table go into the history
+ * rows (storage/history.c), and the old table is deleted. */
+static int upgrade_events(struct store *s, MDB_txn *txn)
+{
+	MDB_dbi old;
+	MDB_cursor *c;
+	int rc = mdb_dbi_open(txn, "events", 0, &old);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "open format 2 events");
+	rc = mdb_cursor_open(txn, old, &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "cursor_open");
+	int rv = store__history_convert(s, txn, c);
+	mdb_cursor_close(c);
+	if (rv != 0)
+		return rv;
+	rc = mdb_drop(txn, old, 1);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "drop format 2 events");
+	return 0;
+}
+
 static int open_dbs(struct store *s)
 {
 	MDB_txn *txn;
@@ -159,12 +183,15 @@ static int open_dbs(struct store *s)
 	MDB_val k = {sizeof meta_version - 1, (void *)meta_version};
 	MDB_val v;
 	rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
-	bool v1 = rc == 0 && v.mv_size == 4 && store__get_be32(v.mv_data) == 1;
-	if (rc == MDB_NOTFOUND || v1) {
-		/* A new store, or format 1, which lacked applied_log (just
+	uint32_t had =
+	    rc == 0 && v.mv_size == 4 ? store__get_be32(v.mv_data) : 0;
+	if (rc == MDB_NOTFOUND || had == 1 || had == 2) {
+		/* A new store, or an older format: 1 lacked applied_log (just
 		 * created empty: entries applied before have no checksum to
-		 * compare); nothing else changed. */
-		int rv = store__version_put(s, txn);
+		 * compare); 1 and 2 kept a row per event, converted here. */
+		int rv = rc == 0 ? upgrade_events(s, txn) : 0;
+		if (rv == 0)
+			rv = store__version_put(s, txn);
 		if (rv != 0) {
 			mdb_txn_abort(txn);
 			return rv;

@@ -14,7 +14,10 @@
  *             until a command carried one
  *   txs       gid -> TxRecord (packed protobuf)
  *   branches  gid \0 branch_id(u32 BE) -> BranchRecord
- *   events    gid \0 seq(u64 BE) -> Event
+ *   history   gid \0 chunk(u32 BE) -> some of the tx's events, each a
+ *             varint length then a packed Event, in seq order: one chunk
+ *             for most txs (storage/history.c; format 2 kept a row per
+ *             event in events: gid \0 seq(u64 BE) -> Event)
  *   due       due_ms(u64 BE) gid -> empty: one row per tx with due_ms != 0
  *   by_state  state(u8) gid -> empty: one row per tx
  *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
@@ -59,9 +62,11 @@
 #include "settle.pb-c.h"
 
 /* On-disk format version, stored in meta and in snapshots. 2 added
- * applied_log; a format 1 store is upgraded in place at open (its
- * applied_log starts empty) and format 1 snapshots are still restored. */
-#define STORE_FORMAT_VERSION 2u
+ * applied_log; 3 keeps a transaction's events in one row (history)
+ * instead of a row per event (events). An older store is upgraded in place
+ * at open (applied_log starts empty, events rows are converted) and
+ * snapshots of formats 1 and 2 are still restored. */
+#define STORE_FORMAT_VERSION 3u
 /* Default map size: 8 GiB (twice settled's default budget). */
 #define STORE_DEFAULT_MAPSIZE ((size_t)8 << 30)
 /* Length of a command id. */

@@ -16,7 +16,7 @@ enum {
 	STORE_DB_META,
 	STORE_DB_TXS,
 	STORE_DB_BRANCHES,
-	STORE_DB_EVENTS,
+	STORE_DB_HISTORY,
 	STORE_DB_DUE,
 	STORE_DB_BY_STATE,
 	STORE_DB_FINISHED,
@@ -70,6 +70,18 @@ int store__fail_buf(char *buf, size_t len, int err, const char *fmt, ...)
 
 /* Write meta's version row (STORE_FORMAT_VERSION) in write txn txn. */
 int store__version_put(struct store *s, MDB_txn *txn);
+
+/* The events table (storage/history.c): append the packed event ev (len
+ * bytes) to the history row of gid (glen bytes). */
+int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
+			  size_t glen, const uint8_t *ev, size_t len);
+/* Step through a history row [*p, end): 1 with the next packed event in
+ * ev, len and *p past it; 0 at the end; -1 if the row is cut short. */
+int store__history_next(const uint8_t **p, const uint8_t *end,
+			const uint8_t **ev, size_t *len);
+/* Append every row of a format 1 or 2 events table (gid \0 seq -> Event,
+ * read through cursor c, in key order) to the history rows in txn. */
+int store__history_convert(struct store *s, MDB_txn *txn, MDB_cursor *c);
 
 /* Use txn, or open an internal read txn into *own (then *txn_out = it). */
 int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,

@@ -145,7 +145,7 @@ int store_tx_delete(struct store *s, MDB_txn *txn, const char *gid)
 	if (rv == 0)
 		rv = del_prefix(s, txn, STORE_DB_BRANCHES, gid, glen);
 	if (rv == 0)
-		rv = del_prefix(s, txn, STORE_DB_EVENTS, gid, glen);
+		rv = del_prefix(s, txn, STORE_DB_HISTORY, gid, glen);
 	return rv;
 }
 
@@ -164,24 +164,6 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");
-	free(buf);
-	return rv;
-}
-
-int store_event_put(struct store *s, MDB_txn *txn, const char *gid,
-		    const Settle__V1__Event *ev)
-{
-	int glen = store__gid_len(gid);
-	if (glen < 0)
-		return store__fail(s, SETTLE_EINVAL, "event put: bad gid");
-	uint8_t key[STORE__KEY_MAX];
-	size_t klen = store__key_gid_u64(key, gid, (size_t)glen, ev->seq);
-	uint8_t *buf;
-	size_t len;
-	int rv = store__pack(s, &ev->base, &buf, &len);
-	if (rv != 0)
-		return rv;
-	rv = put(s, txn, STORE_DB_EVENTS, key, klen, buf, len, "put event");
 	free(buf);
 	return rv;
 }

@@ -113,17 +113,6 @@ Test(applied_log, snapshot_round_trip_keeps_the_rows)
 }
 
 /* Recompute the trailing checksum after an edit. */
-static void reseal(uint8_t *buf, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len - 8; i++) {
-		h ^= buf[i];
-		h *= 0x100000001b3ull;
-	}
-	for (int i = 0; i < 8; i++)
-		buf[len - 8 + i] = (uint8_t)(h >> (8 * i));
-}
-
 Test(applied_log, rows_past_the_snapshot_index_are_refused)
 {
 	log_rows(A.s, 1, 9);
@@ -134,7 +123,7 @@ Test(applied_log, rows_past_the_snapshot_index_are_refused)
 	 * it, and so is applied_log's row 9. */
 	for (int i = 0; i < 8; i++)
 		a[16 + i] = (uint8_t)((uint64_t)8 >> (8 * i));
-	reseal(a, alen);
+	tstore_reseal(a, alen);
 	cr_expect_eq(store_restore(B.s, a, alen), SETTLE_EPROTO);
 	cr_expect_neq(strstr(store_errmsg(B.s), "meta"), NULL, "%s",
 		      store_errmsg(B.s));
@@ -153,28 +142,7 @@ Test(applied_log, rows_past_the_snapshot_index_are_refused)
 	raft_free(a);
 }
 
-/* Build the format 1 form of a format 2 snapshot of a store holding no
- * applied_log and no members rows: the same DBs minus the last two. */
-static size_t to_format1(uint8_t *buf, size_t len)
-{
-	uint8_t *tail = memmem(buf, len,
-			       "\x0b\x00\x00\x00"
-			       "applied_log",
-			       15);
-	cr_assert_not_null(tail);
-	size_t n = (size_t)(tail - buf);
-	buf[8] = 1;  /* format version */
-	buf[12] = 9; /* DBs */
-	/* meta's version row: key "version", u32 length 4, BE 2 -> 1. */
-	uint8_t *ver = memmem(buf, n, "version\x04\x00\x00\x00", 11);
-	cr_assert_not_null(ver);
-	cr_assert_eq(ver[14], 2);
-	ver[14] = 1;
-	reseal(buf, n + 8);
-	return n + 8;
-}
-
-Test(applied_log, format1_snapshot_is_restored_as_format2)
+Test(applied_log, format1_snapshot_is_restored_as_the_current_format)
 {
 	MDB_txn *txn;
 	Settle__V1__TxRecord tx;
@@ -190,15 +158,17 @@ Test(applied_log, format1_snapshot_is_restored_as_format2)
 	uint8_t *a;
 	size_t alen;
 	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
-	size_t len1 = to_format1(a, alen);
-	cr_assert_eq(store_restore(B.s, a, len1), 0, "%s", store_errmsg(B.s));
+	size_t len1;
+	uint8_t *a1 = tstore_snap_old(a, alen, 1, NULL, 0, 0, &len1);
 	raft_free(a);
+	cr_assert_eq(store_restore(B.s, a1, len1), 0, "%s", store_errmsg(B.s));
+	free(a1);
 	Settle__V1__TxRecord *got;
 	cr_assert_eq(store_tx_get(B.s, NULL, "g1", &got), 0);
 	cr_expect_eq(got->due_ms, 77);
 	settle__v1__tx_record__free_unpacked(got, NULL);
-	/* The restored store is format 2: it opens again and snapshots as
-	 * format 2. */
+	/* The restored store is the current format: it opens again and
+	 * snapshots as such. */
 	char dir[64];
 	snprintf(dir, sizeof dir, "%s", B.dir);
 	store_close(B.s);
@@ -226,7 +196,7 @@ Test(applied_log, format1_store_is_upgraded_at_open)
 	char err[256];
 	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
 		     err);
-	/* Version 2 now, and the table works. */
+	/* The current version now, and the table works. */
 	cr_assert_eq(store_read_begin(A.s, &txn), 0);
 	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
 	cr_expect_eq(v.mv_size, 4);

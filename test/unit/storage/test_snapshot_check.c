@@ -301,16 +301,67 @@ Test(snapshot_check, branch_id_or_state_wrong)
 	expect_refused("branch state");
 }
 
-Test(snapshot_check, event_seq_differs_from_its_key)
+/* a's history: events of seq 2 then seq (a varint length before each). */
+static void put_history(uint64_t seq, size_t cut)
 {
-	fill();
 	uint8_t buf[128];
 	Settle__V1__Event ev;
 	settle__v1__event__init(&ev);
 	ev.seq = 2;
-	size_t n = settle__v1__event__pack(&ev, buf);
-	raw_put("events", "a\0\0\0\0\0\0\0\0\x01", 10, buf, n);
-	expect_refused("seq");
+	ev.kind = "begin";
+	size_t n = settle__v1__event__pack(&ev, buf + 1);
+	buf[0] = (uint8_t)n;
+	ev.seq = seq;
+	size_t m = settle__v1__event__pack(&ev, buf + 2 + n);
+	buf[1 + n] = (uint8_t)m;
+	raw_put("history", "a\0\0\0\0\0", 6, buf, 2 + n + m - cut);
+}
+
+Test(snapshot_check, event_seqs_go_up)
+{
+	fill();
+	put_history(3, 0);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	put_history(2, 0);
+	expect_refused("seq 2 after 2");
+}
+
+Test(snapshot_check, event_seqs_go_up_across_chunks)
+{
+	fill();
+	put_history(3, 0);
+	uint8_t buf[64];
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = 3;
+	size_t n = settle__v1__event__pack(&ev, buf + 1);
+	buf[0] = (uint8_t)n;
+	raw_put("history", "a\0\0\0\0\1", 6, buf, n + 1);
+	expect_refused("seq 3 after 3");
+}
+
+Test(snapshot_check, history_cut_short)
+{
+	fill();
+	put_history(3, 1);
+	expect_refused("cut short");
+}
+
+Test(snapshot_check, history_of_no_tx)
+{
+	fill();
+	uint8_t buf[16];
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = 1;
+	size_t n = settle__v1__event__pack(&ev, buf + 1);
+	buf[0] = (uint8_t)n;
+	raw_put("history", "nobody\0\0\0\0\0", 11, buf, n + 1);
+	expect_refused("no tx record");
 }
 
 /* ---- XA rows ------------------------------------------------------------ */

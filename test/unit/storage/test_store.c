@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <raft.h>
 
 #include "error.h"
 #include "helpers.h"
@@ -244,6 +245,16 @@ Test(store, branches_and_events_are_per_gid_in_order)
 	cr_assert_eq(store_events_list(T.s, NULL, "g1", &ev, &n), 0);
 	cr_assert_eq(n, 1);
 	store_events_free(ev, n);
+	/* One history row per gid, its events in the order they came. */
+	cr_assert_eq(store_events_list(T.s, NULL, "g", &ev, &n), 0);
+	cr_assert_eq(n, 300);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(ev[i]->seq, 300 - i);
+	store_events_free(ev, n);
+	cr_expect_gt(db_entries("history"), 2, "g's 300 events in chunks");
+	cr_assert_eq(store_events_list(T.s, NULL, "zz", &ev, &n), 0);
+	cr_expect_eq(n, 0);
+	cr_expect_null(ev);
 	cr_assert_eq(store_branches_list(T.s, NULL, "zz", &br, &n), 0);
 	cr_expect_eq(n, 0);
 	Settle__V1__BranchRecord *b;
@@ -260,7 +271,7 @@ Test(store, branches_and_events_are_per_gid_in_order)
 		     store_errmsg(T.s));
 	cr_assert_eq(store_write_commit(T.s, txn), 0);
 	cr_expect_eq(db_entries("branches"), 1);
-	cr_expect_eq(db_entries("events"), 1);
+	cr_expect_eq(db_entries("history"), 1);
 	cr_expect_eq(db_entries("due"), 1);
 	cr_expect_eq(db_entries("by_state"), 1);
 	cr_expect_eq(db_entries("txs"), 1);
@@ -404,6 +415,72 @@ Test(store, cmd_results_round_trip_and_gc_oldest_first)
 	cr_expect_eq(db_entries("cmd_time"), 6);
 }
 
+/* A long history goes into chunks of at most 1.5 KiB, read back whole
+ * and in order, carried by a snapshot, deleted with its tx. */
+Test(store, a_long_history_is_chunked)
+{
+	put_tx("g", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
+	put_tx("g0", SETTLE__V1__TX_STATE__ACTIVE, 10, 0);
+	MDB_txn *txn;
+	char detail[64];
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	for (uint64_t i = 1; i <= 1000; i++) {
+		Settle__V1__Event ev;
+		settle__v1__event__init(&ev);
+		ev.seq = i;
+		ev.time_ms = 5000 + i;
+		ev.kind = "confirm";
+		snprintf(detail, sizeof detail, "retry attempt %llu: timeout",
+			 (unsigned long long)i);
+		ev.detail = detail;
+		cr_assert_eq(store_event_put(T.s, txn, "g", &ev), 0);
+		if (i % 100 == 0)
+			cr_assert_eq(store_event_put(T.s, txn, "g0", &ev), 0);
+	}
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	size_t rows = db_entries("history");
+	cr_expect_gt(rows, 20);
+	/* No chunk past the bound. */
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	cr_assert_eq(store_read_begin(T.s, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &dbi), 0);
+	cr_assert_eq(mdb_cursor_open(txn, dbi, &c), 0);
+	while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+		cr_expect_leq(v.mv_size, 1536);
+	mdb_cursor_close(c);
+	store_read_end(txn);
+	Settle__V1__Event **ev;
+	size_t n;
+	cr_assert_eq(store_events_list(T.s, NULL, "g", &ev, &n), 0);
+	cr_assert_eq(n, 1000);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(ev[i]->seq, i + 1);
+	cr_expect_str_eq(ev[999]->detail, "retry attempt 1000: timeout");
+	store_events_free(ev, n);
+	cr_assert_eq(store_events_list(T.s, NULL, "g0", &ev, &n), 0);
+	cr_expect_eq(n, 10, "g's chunks are not g0's");
+	store_events_free(ev, n);
+
+	struct tstore U;
+	tstore_open(&U, 0);
+	uint8_t *snap;
+	size_t len;
+	cr_assert_eq(store_snapshot(T.s, 3, &snap, &len), 0);
+	cr_assert_eq(store_restore(U.s, snap, len), 0, "%s", store_errmsg(U.s));
+	raft_free(snap);
+	cr_assert_eq(store_events_list(U.s, NULL, "g", &ev, &n), 0);
+	cr_expect_eq(n, 1000);
+	store_events_free(ev, n);
+	tstore_close(&U);
+
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_delete(T.s, txn, "g"), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("history"), 1, "only g0's chunk is left");
+}
+
 Test(store, tx_gc_deletes_oldest_finished_only)
 {
 	char gid[16];
@@ -425,7 +502,7 @@ Test(store, tx_gc_deletes_oldest_finished_only)
 	cr_expect_eq(db_entries("txs"), 21);
 	cr_expect_eq(db_entries("finished"), 20);
 	cr_expect_eq(db_entries("branches"), 20);
-	cr_expect_eq(db_entries("events"), 20);
+	cr_expect_eq(db_entries("history"), 20);
 	cr_expect_eq(db_entries("by_state"), 21);
 	Settle__V1__TxRecord *tx;
 	cr_expect_eq(store_tx_get(T.s, NULL, "f29", &tx), SETTLE_ENOTFOUND);

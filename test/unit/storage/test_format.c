@@ -1,0 +1,207 @@
+/* Format 3 (a transaction's events in one history row) beside stores and
+ * snapshots of format 2 (a row per event, in a table named events). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <raft.h>
+
+#include "error.h"
+#include "helpers.h"
+#include "storage/store.h"
+
+static struct tstore A, B;
+
+static void setup(void)
+{
+	tstore_open(&A, 0);
+	tstore_open(&B, 0);
+}
+
+static void teardown(void)
+{
+	tstore_close(&A);
+	tstore_close(&B);
+}
+
+TestSuite(format, .init = setup, .fini = teardown);
+
+static void put_tx(struct store *s, const char *gid)
+{
+	MDB_txn *txn;
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = (char *)gid;
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5;
+	cr_assert_eq(store_write_begin(s, &txn), 0);
+	cr_assert_eq(store_tx_put(s, txn, &tx), 0);
+	cr_assert_eq(store_write_commit(s, txn), 0);
+}
+
+/* A format 2 events row: key gid \0 seq(u64 BE), value an Event. */
+static size_t old_key(uint8_t *key, const char *gid, uint64_t seq)
+{
+	size_t n = strlen(gid);
+	memcpy(key, gid, n);
+	key[n] = 0;
+	for (int i = 0; i < 8; i++)
+		key[n + 1 + i] = (uint8_t)(seq >> (56 - 8 * i));
+	return n + 9;
+}
+
+static size_t old_event(uint8_t *buf, uint64_t seq, const char *kind)
+{
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = seq;
+	ev.time_ms = 1000 + seq;
+	ev.kind = (char *)kind;
+	ev.detail = "ok attempt 1";
+	return settle__v1__event__pack(&ev, buf);
+}
+
+static void expect_events(struct store *s, const char *gid, size_t n,
+			  const char *const *kinds)
+{
+	Settle__V1__Event **ev;
+	size_t got;
+	cr_assert_eq(store_events_list(s, NULL, gid, &ev, &got), 0, "%s",
+		     store_errmsg(s));
+	cr_assert_eq(got, n, "%s: %zu events", gid, got);
+	for (size_t i = 0; i < n; i++) {
+		cr_expect_eq(ev[i]->seq, i + 1);
+		cr_expect_eq(ev[i]->time_ms, 1001 + i);
+		cr_expect_str_eq(ev[i]->kind, kinds[i]);
+		cr_expect_str_eq(ev[i]->detail, "ok attempt 1");
+	}
+	store_events_free(ev, got);
+}
+
+static const char *const g_kinds[] = {"begin", "register", "commit"};
+
+Test(format, format2_store_is_upgraded_at_open)
+{
+	MDB_txn *txn;
+	MDB_dbi meta, events;
+	uint8_t key[64], val[128];
+	put_tx(A.s, "g");
+	put_tx(A.s, "h");
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	uint8_t two[4] = {0, 0, 0, 2};
+	MDB_val k = {7, "version"}, v = {4, two};
+	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "events", MDB_CREATE, &events), 0);
+	for (uint64_t i = 1; i <= 3; i++) {
+		MDB_val ek = {old_key(key, "g", i), key};
+		MDB_val ev = {old_event(val, i, g_kinds[i - 1]), val};
+		cr_assert_eq(mdb_put(txn, events, &ek, &ev, 0), 0);
+	}
+	MDB_val hk = {old_key(key, "h", 1), key};
+	MDB_val hv = {old_event(val, 1, "begin"), val};
+	cr_assert_eq(mdb_put(txn, events, &hk, &hv, 0), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+
+	char dir[64], err[256];
+	snprintf(dir, sizeof dir, "%s", A.dir);
+	store_close(A.s);
+	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
+		     err);
+	expect_events(A.s, "g", 3, g_kinds);
+	expect_events(A.s, "h", 1, g_kinds);
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	cr_expect_eq(mdb_dbi_open(txn, "events", 0, &events), MDB_NOTFOUND,
+		     "the old table is gone");
+	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	cr_expect_eq(((uint8_t *)v.mv_data)[3], STORE_FORMAT_VERSION);
+	store_read_end(txn);
+	/* New events go after the converted ones. */
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = 4;
+	ev.kind = "committed";
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_event_put(A.s, txn, "g", &ev), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+	Settle__V1__Event **evs;
+	size_t n;
+	cr_assert_eq(store_events_list(A.s, NULL, "g", &evs, &n), 0);
+	cr_assert_eq(n, 4);
+	cr_expect_str_eq(evs[3]->kind, "committed");
+	store_events_free(evs, n);
+	/* And the upgraded store's snapshot restores elsewhere. */
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 5, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	expect_events(B.s, "h", 1, g_kinds);
+}
+
+/* Rows of a format 2 events db in snapshot form (u32 LE lengths). */
+static size_t add_row(uint8_t *p, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	size_t n = 0;
+	for (int i = 0; i < 4; i++)
+		p[n++] = (uint8_t)(kl >> (8 * i));
+	memcpy(p + n, k, kl);
+	n += kl;
+	for (int i = 0; i < 4; i++)
+		p[n++] = (uint8_t)(vl >> (8 * i));
+	memcpy(p + n, v, vl);
+	return n + vl;
+}
+
+static uint8_t *format2_snapshot(size_t *len, const char *bad_gid)
+{
+	uint8_t rows[1024], key[64], val[128];
+	size_t n = 0;
+	put_tx(A.s, "g");
+	put_tx(A.s, "h");
+	for (uint64_t i = 1; i <= 3; i++)
+		n += add_row(rows + n, key, old_key(key, "g", i), val,
+			     old_event(val, i, g_kinds[i - 1]));
+	n += add_row(rows + n, key, old_key(key, bad_gid, 1), val,
+		     old_event(val, 1, "begin"));
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 7, &a, &alen), 0);
+	uint8_t *old = tstore_snap_old(a, alen, 2, rows, n, 4, len);
+	raft_free(a);
+	return old;
+}
+
+Test(format, format2_snapshot_is_restored_as_histories)
+{
+	size_t len;
+	uint8_t *old = format2_snapshot(&len, "h");
+	cr_assert_eq(store_restore(B.s, old, len), 0, "%s", store_errmsg(B.s));
+	free(old);
+	expect_events(B.s, "g", 3, g_kinds);
+	expect_events(B.s, "h", 1, g_kinds);
+	uint64_t applied;
+	cr_assert_eq(store_applied_get(B.s, NULL, &applied), 0);
+	cr_expect_eq(applied, 7);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(B.s, 0, &a, &alen), 0);
+	cr_expect_eq(a[8], STORE_FORMAT_VERSION);
+	raft_free(a);
+}
+
+Test(format, format2_snapshot_is_still_checked)
+{
+	size_t len;
+	uint8_t *old = format2_snapshot(&len, "nobody");
+	cr_expect_eq(store_restore(B.s, old, len), SETTLE_EPROTO);
+	cr_expect_neq(strstr(store_errmsg(B.s), "no tx record"), NULL, "%s",
+		      store_errmsg(B.s));
+	free(old);
+	Settle__V1__TxRecord *tx;
+	cr_expect_eq(store_tx_get(B.s, NULL, "g", &tx), SETTLE_ENOTFOUND,
+		     "nothing restored");
+}
