@@ -18,6 +18,49 @@ static int unpack(struct store *s, const ProtobufCMessageDescriptor *d,
 	return 0;
 }
 
+/* Records are stored without their gid since format 3 (the key holds
+ * it): give the caller's copy its gid, glen bytes at key. A record of an
+ * older store still has its own. */
+static int fill_gid(struct store *s, char **gid, const void *key, size_t glen)
+{
+	if (*gid != NULL && (*gid)[0] != 0)
+		return 0;
+	char *p = malloc(glen + 1);
+	if (p == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "read: out of memory");
+	memcpy(p, key, glen);
+	p[glen] = 0;
+	/* The empty string it replaces is protobuf-c's static one. */
+	*gid = p;
+	return 0;
+}
+
+static int unpack_tx(struct store *s, const MDB_val *k, const MDB_val *v,
+		     Settle__V1__TxRecord **out)
+{
+	int rv = unpack(s, &settle__v1__tx_record__descriptor, v,
+			(ProtobufCMessage **)out);
+	if (rv == 0 &&
+	    (rv = fill_gid(s, &(*out)->gid, k->mv_data, k->mv_size)) != 0) {
+		settle__v1__tx_record__free_unpacked(*out, NULL);
+		*out = NULL;
+	}
+	return rv;
+}
+
+static int unpack_branch(struct store *s, const char *gid, const MDB_val *v,
+			 Settle__V1__BranchRecord **out)
+{
+	int rv = unpack(s, &settle__v1__branch_record__descriptor, v,
+			(ProtobufCMessage **)out);
+	if (rv == 0 &&
+	    (rv = fill_gid(s, &(*out)->gid, gid, strlen(gid))) != 0) {
+		settle__v1__branch_record__free_unpacked(*out, NULL);
+		*out = NULL;
+	}
+	return rv;
+}
+
 int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 		 Settle__V1__TxRecord **out)
 {
@@ -35,8 +78,7 @@ int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 	else if (rc != 0)
 		rv = store__mdb_fail(s, rc, "get tx");
 	else
-		rv = unpack(s, &settle__v1__tx_record__descriptor, &v,
-			    (ProtobufCMessage **)out);
+		rv = unpack_tx(s, &k, &v, out);
 	store_read_end(own);
 	return rv;
 }
@@ -61,8 +103,7 @@ int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
 	else if (rc != 0)
 		rv = store__mdb_fail(s, rc, "get branch");
 	else
-		rv = unpack(s, &settle__v1__branch_record__descriptor, &v,
-			    (ProtobufCMessage **)out);
+		rv = unpack_branch(s, gid, &v, out);
 	store_read_end(own);
 	return rv;
 }
@@ -142,9 +183,17 @@ err_after_txn:
 int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
 			Settle__V1__BranchRecord ***out, size_t *n)
 {
-	return list_prefix(s, txn, STORE_DB_BRANCHES, gid,
-			   &settle__v1__branch_record__descriptor,
-			   (ProtobufCMessage ***)out, n);
+	int rv = list_prefix(s, txn, STORE_DB_BRANCHES, gid,
+			     &settle__v1__branch_record__descriptor,
+			     (ProtobufCMessage ***)out, n);
+	for (size_t i = 0; rv == 0 && i < *n; i++)
+		rv = fill_gid(s, &(*out)[i]->gid, gid, strlen(gid));
+	if (rv != 0) {
+		store_branches_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rv;
 }
 
 void store_branches_free(Settle__V1__BranchRecord **arr, size_t n)
@@ -319,8 +368,7 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 				rv = store__fail(s, SETTLE_EPROTO,
 						 "by_state row without tx");
 		} else {
-			rv = unpack(s, &settle__v1__tx_record__descriptor, &v,
-				    (ProtobufCMessage **)&tx);
+			rv = unpack_tx(s, &k, &v, &tx);
 		}
 		if (rv != 0)
 			goto err_after_arr;

@@ -14,6 +14,8 @@
  *             until a command carried one
  *   txs       gid -> TxRecord (packed protobuf)
  *   branches  gid \0 branch_id(u32 BE) -> BranchRecord
+ *             (both stored without their gid since format 3: the key
+ *             holds it, and every read puts it back in the record)
  *   history   gid \0 chunk(u32 BE) -> some of the tx's events, each a
  *             varint length then a packed Event, in seq order: one chunk
  *             for most txs (storage/history.c; format 2 kept a row per

@@ -89,9 +89,13 @@ int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx)
 	} else if (rv != SETTLE_ENOTFOUND) {
 		return rv;
 	}
+	/* The key holds the gid: the stored record goes without it, and
+	 * the readers put it back (format 3). */
+	Settle__V1__TxRecord bare = *tx;
+	bare.gid = (char *)"";
 	uint8_t *buf;
 	size_t len;
-	rv = store__pack(s, &tx->base, &buf, &len);
+	rv = store__pack(s, &bare.base, &buf, &len);
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen, buf, len,
@@ -158,9 +162,12 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 	uint8_t key[STORE__KEY_MAX];
 	size_t klen =
 	    store__key_gid_u32(key, b->gid, (size_t)glen, b->branch_id);
+	/* Without its gid, as a tx record (store_tx_put()). */
+	Settle__V1__BranchRecord bare = *b;
+	bare.gid = (char *)"";
 	uint8_t *buf;
 	size_t len;
-	int rv = store__pack(s, &b->base, &buf, &len);
+	int rv = store__pack(s, &bare.base, &buf, &len);
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");

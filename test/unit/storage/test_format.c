@@ -205,3 +205,63 @@ Test(format, format2_snapshot_is_still_checked)
 	cr_expect_eq(store_tx_get(B.s, NULL, "g", &tx), SETTLE_ENOTFOUND,
 		     "nothing restored");
 }
+
+/* Format 3 records go without their gid (the key holds it) and read back
+ * with it, alone, listed, or among a tx's branches. */
+Test(format, records_are_stored_without_their_gid)
+{
+	MDB_txn *txn;
+	MDB_dbi txs, branches;
+	const char *gid = "gid-stored-once";
+	put_tx(A.s, gid);
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = (char *)gid;
+	b.branch_id = 1;
+	b.endpoint = "127.0.0.1:7000";
+	b.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_branch_put(A.s, txn, &b), 0);
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "txs", 0, &txs), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "branches", 0, &branches), 0);
+	MDB_cursor *c;
+	MDB_val k, v;
+	cr_assert_eq(mdb_cursor_open(txn, txs, &c), 0);
+	cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+	cr_expect_null(memmem(v.mv_data, v.mv_size, gid, strlen(gid)));
+	mdb_cursor_close(c);
+	cr_assert_eq(mdb_cursor_open(txn, branches, &c), 0);
+	cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+	cr_expect_null(memmem(v.mv_data, v.mv_size, gid, strlen(gid)));
+	mdb_cursor_close(c);
+	store_read_end(txn);
+
+	Settle__V1__TxRecord *tx, **list;
+	size_t n;
+	cr_assert_eq(store_tx_get(A.s, NULL, gid, &tx), 0);
+	cr_expect_str_eq(tx->gid, gid);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	cr_assert_eq(
+	    store_tx_list(A.s, NULL, 0, NULL, 10, NULL, NULL, &list, &n, NULL),
+	    0);
+	cr_assert_eq(n, 1);
+	cr_expect_str_eq(list[0]->gid, gid);
+	store_txs_free(list, n);
+	cr_assert_eq(store_tx_list(A.s, NULL, SETTLE__V1__TX_STATE__ACTIVE,
+				   NULL, 10, NULL, NULL, &list, &n, NULL),
+		     0);
+	cr_assert_eq(n, 1);
+	cr_expect_str_eq(list[0]->gid, gid);
+	store_txs_free(list, n);
+	Settle__V1__BranchRecord *one, **bs;
+	cr_assert_eq(store_branch_get(A.s, NULL, gid, 1, &one), 0);
+	cr_expect_str_eq(one->gid, gid);
+	settle__v1__branch_record__free_unpacked(one, NULL);
+	cr_assert_eq(store_branches_list(A.s, NULL, gid, &bs, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_expect_str_eq(bs[0]->gid, gid);
+	store_branches_free(bs, n);
+}

@@ -550,5 +550,33 @@ Test(snapshot_check, fuzz_findings_are_refused)
 	finding("finding-1-1779.bin", "db by_state");
 	finding("finding-1-3357.bin", "db due");
 	finding("finding-1-13588.bin", "tx state 6");
-	finding("finding-1-50543.bin", "gid differs from its key");
+}
+
+/* Its tx record had an empty gid, which restored and then did not read
+ * back. Format 3 stores every record so (the key holds the gid): it is
+ * restored, and reads back with the gid of its key. */
+Test(snapshot_check, a_record_without_its_gid_reads_back_with_its_key)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/finding-1-50543.bin", STORE_TEST_DATA);
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	static uint8_t buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	cr_assert_eq(store_restore(B.s, buf, n), 0, "%s", store_errmsg(B.s));
+	Settle__V1__TxRecord **txs;
+	size_t ntx;
+	cr_assert_eq(store_tx_list(B.s, NULL, 0, NULL, 100, NULL, NULL, &txs,
+				   &ntx, NULL),
+		     0);
+	cr_assert_gt(ntx, 0);
+	for (size_t i = 0; i < ntx; i++) {
+		Settle__V1__TxRecord *one;
+		cr_assert_neq(txs[i]->gid[0], 0);
+		cr_assert_eq(store_tx_get(B.s, NULL, txs[i]->gid, &one), 0);
+		cr_expect_str_eq(one->gid, txs[i]->gid);
+		settle__v1__tx_record__free_unpacked(one, NULL);
+	}
+	store_txs_free(txs, ntx);
 }
