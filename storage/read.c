@@ -30,7 +30,10 @@ static int fill_gid(struct store *s, char **gid, const void *key, size_t glen)
 		return store__fail(s, SETTLE_ENOMEM, "read: out of memory");
 	memcpy(p, key, glen);
 	p[glen] = 0;
-	/* The empty string it replaces is protobuf-c's static one. */
+	/* What it replaces is protobuf-c's static empty string, or (a field
+	 * present with no characters before a NUL) one of its own. */
+	if (*gid != NULL && *gid != protobuf_c_empty_string)
+		free(*gid);
 	*gid = p;
 	return 0;
 }
