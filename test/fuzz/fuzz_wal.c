@@ -262,6 +262,20 @@ static void one(const uint8_t *data, size_t size)
 	settle__v1__cmd_result__free_unpacked(r, NULL);
 }
 
+/* Command c as a raw-entry seed (form 0). */
+static void command_seed(const Settle__V1__Command *c)
+{
+	uint8_t buf[2048], *e;
+	size_t len;
+
+	FUZZ_CHECK(wal_entry_encode(c, &e, &len) == 0, "seed encode");
+	FUZZ_CHECK(len + 1 <= sizeof(buf), "seed too big");
+	buf[0] = 0;
+	memcpy(buf + 1, e, len);
+	fuzz_seed_add(buf, len + 1);
+	raft_free(e);
+}
+
 /* The operator's verbs on the history's stuck transaction, as seeds. */
 static void operator_seeds(void)
 {
@@ -269,8 +283,6 @@ static void operator_seeds(void)
 	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdRetry rt = SETTLE__V1__CMD_RETRY__INIT;
 	Settle__V1__CmdResolve rs = SETTLE__V1__CMD_RESOLVE__INIT;
-	uint8_t *e;
-	size_t len;
 
 	c.cmd_id.data = id;
 	c.cmd_id.len = sizeof(id);
@@ -279,23 +291,13 @@ static void operator_seeds(void)
 	rt.reason = "participant fixed";
 	c.op_case = SETTLE__V1__COMMAND__OP_RETRY;
 	c.retry = &rt;
-	for (int k = 0; k < 2; k++) {
-		uint8_t buf[512];
-
-		if (k == 1) {
-			rs.gid = "t-committing";
-			rs.branch_id = 2;
-			rs.reason = "done by hand";
-			c.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
-			c.resolve = &rs;
-		}
-		FUZZ_CHECK(wal_entry_encode(&c, &e, &len) == 0, "seed encode");
-		FUZZ_CHECK(len + 1 <= sizeof(buf), "seed too big");
-		buf[0] = 0;
-		memcpy(buf + 1, e, len);
-		fuzz_seed_add(buf, len + 1);
-		raft_free(e);
-	}
+	command_seed(&c);
+	rs.gid = "t-committing";
+	rs.branch_id = 2;
+	rs.reason = "done by hand";
+	c.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
+	c.resolve = &rs;
+	command_seed(&c);
 }
 
 /* The history's first entries as one batch (the leader's form at feature
@@ -306,7 +308,6 @@ static void batch_seed(void)
 	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdBatch b = SETTLE__V1__CMD_BATCH__INIT;
 	ProtobufCBinaryData cmds[4];
-	uint8_t buf[2048], *e;
 	size_t len, n = history_count() < 4 ? history_count() : 4;
 
 	for (size_t i = 0; i < n; i++) {
@@ -323,12 +324,7 @@ static void batch_seed(void)
 	b.n_commands = n;
 	c.op_case = SETTLE__V1__COMMAND__OP_BATCH;
 	c.batch = &b;
-	FUZZ_CHECK(wal_entry_encode(&c, &e, &len) == 0, "seed encode");
-	FUZZ_CHECK(len + 1 <= sizeof(buf), "seed too big");
-	buf[0] = 0;
-	memcpy(buf + 1, e, len);
-	fuzz_seed_add(buf, len + 1);
-	raft_free(e);
+	command_seed(&c);
 }
 
 void fuzz_seeds(void)

@@ -199,19 +199,8 @@ Test(snapshot, restore_into_a_full_map_fails_without_change)
 	tstore_close(&small);
 }
 
-/* Rebuild a snapshot buffer with a valid checksum after editing it, so
- * that the structural checks (not the checksum) must catch the edit. */
-static void reseal(uint8_t *buf, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len - 8; i++) {
-		h ^= buf[i];
-		h *= 0x100000001b3ull;
-	}
-	for (int i = 0; i < 8; i++)
-		buf[len - 8 + i] = (uint8_t)(h >> (8 * i));
-}
-
+/* Edited snapshots are resealed (tstore_reseal()) so that the structural
+ * checks, not the checksum, must catch the edit. */
 Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
 {
 	MDB_txn *txn;
@@ -241,7 +230,7 @@ Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
 			     5);
 	cr_assert_not_null(ka);
 	ka[4] = 'c';
-	reseal(copy, alen);
+	tstore_reseal(copy, alen);
 	expect_rejected(copy, alen, before, blen);
 
 	/* A row count that does not match the rows that follow. */
@@ -249,7 +238,7 @@ Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
 	uint8_t *bs = memmem(copy, alen, "by_state", 8);
 	cr_assert_not_null(bs);
 	bs[8] = 1; /* count 2 -> 1 */
-	reseal(copy, alen);
+	tstore_reseal(copy, alen);
 	expect_rejected(copy, alen, before, blen);
 
 	/* A tx value that is not a TxRecord. */
@@ -259,7 +248,7 @@ Test(snapshot, structurally_wrong_but_checksummed_is_rejected)
 	/* name(3) count(8) klen(4) key(1) vlen(4) value... */
 	uint8_t *val = tv + 3 + 8 + 4 + 1 + 4;
 	val[0] = 0xff;
-	reseal(copy, alen);
+	tstore_reseal(copy, alen);
 	expect_rejected(copy, alen, before, blen);
 
 	/* The untouched buffer is fine. */

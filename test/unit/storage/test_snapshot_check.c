@@ -301,6 +301,18 @@ Test(snapshot_check, branch_id_or_state_wrong)
 	expect_refused("branch state");
 }
 
+/* A history chunk of key (klen bytes) holding one event of seq. */
+static void put_chunk(const char *key, size_t klen, uint64_t seq)
+{
+	uint8_t buf[16];
+	Settle__V1__Event ev;
+	settle__v1__event__init(&ev);
+	ev.seq = seq;
+	size_t n = settle__v1__event__pack(&ev, buf + 1);
+	buf[0] = (uint8_t)n;
+	raw_put("history", key, klen, buf, n + 1);
+}
+
 /* a's history: events of seq 2 then seq (a varint length before each). */
 static void put_history(uint64_t seq, size_t cut)
 {
@@ -334,13 +346,7 @@ Test(snapshot_check, event_seqs_go_up_across_chunks)
 {
 	fill();
 	put_history(3, 0);
-	uint8_t buf[64];
-	Settle__V1__Event ev;
-	settle__v1__event__init(&ev);
-	ev.seq = 3;
-	size_t n = settle__v1__event__pack(&ev, buf + 1);
-	buf[0] = (uint8_t)n;
-	raw_put("history", "a\0\0\0\0\1", 6, buf, n + 1);
+	put_chunk("a\0\0\0\0\1", 6, 3);
 	expect_refused("seq 3 after 3");
 }
 
@@ -354,13 +360,7 @@ Test(snapshot_check, history_cut_short)
 Test(snapshot_check, history_of_no_tx)
 {
 	fill();
-	uint8_t buf[16];
-	Settle__V1__Event ev;
-	settle__v1__event__init(&ev);
-	ev.seq = 1;
-	size_t n = settle__v1__event__pack(&ev, buf + 1);
-	buf[0] = (uint8_t)n;
-	raw_put("history", "nobody\0\0\0\0\0", 11, buf, n + 1);
+	put_chunk("nobody\0\0\0\0\0", 11, 1);
 	expect_refused("no tx record");
 }
 
