@@ -21,44 +21,41 @@ static size_t round8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
-int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf, size_t *len)
+/* A zeroed entry for a packed Command of n bytes, its length in front
+ * (wal/entry.h): *buf and *len set, the Command goes at *buf + 4. */
+static int frame(size_t n, uint8_t **buf, size_t *len)
 {
-	size_t n = settle__v1__command__get_packed_size(cmd);
 	if (4 + n > WAL_ENTRY_MAX)
 		return SETTLE_ETOOBIG;
 	size_t total = round8(4 + n);
 	uint8_t *p = raft_malloc(total);
 	if (p == NULL)
 		return SETTLE_ENOMEM;
+	memset(p, 0, total);
 	p[0] = (uint8_t)n;
 	p[1] = (uint8_t)(n >> 8);
 	p[2] = (uint8_t)(n >> 16);
 	p[3] = (uint8_t)(n >> 24);
-	settle__v1__command__pack(cmd, p + 4);
-	memset(p + 4 + n, 0, total - 4 - n);
 	*buf = p;
 	*len = total;
 	return 0;
 }
 
+int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf, size_t *len)
+{
+	size_t n = settle__v1__command__get_packed_size(cmd);
+	int rv = frame(n, buf, len);
+	if (rv == 0)
+		settle__v1__command__pack(cmd, *buf + 4);
+	return rv;
+}
+
 int wal_entry_wrap(const uint8_t *cmd, size_t n, uint8_t **buf, size_t *len)
 {
-	if (4 + n > WAL_ENTRY_MAX)
-		return SETTLE_ETOOBIG;
-	size_t total = round8(4 + n);
-	uint8_t *p = raft_malloc(total);
-	if (p == NULL)
-		return SETTLE_ENOMEM;
-	p[0] = (uint8_t)n;
-	p[1] = (uint8_t)(n >> 8);
-	p[2] = (uint8_t)(n >> 16);
-	p[3] = (uint8_t)(n >> 24);
-	if (n > 0)
-		memcpy(p + 4, cmd, n);
-	memset(p + 4 + n, 0, total - 4 - n);
-	*buf = p;
-	*len = total;
-	return 0;
+	int rv = frame(n, buf, len);
+	if (rv == 0 && n > 0)
+		memcpy(*buf + 4, cmd, n);
+	return rv;
 }
 
 int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out)

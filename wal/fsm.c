@@ -564,6 +564,25 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd);
 static int changed_add(struct apply *a, struct fsm_changed *ch,
 		       const Settle__V1__TxRecord *tx);
 
+/* A sub-apply of a (one command of a CmdResults or a CmdBatch): the same
+ * FSM, store and write transaction, nothing else yet. */
+static void sub_init(struct apply *sub, const struct apply *a)
+{
+	memset(sub, 0, sizeof *sub);
+	sub->f = a->f;
+	sub->s = a->s;
+	sub->txn = a->txn;
+	settle__v1__cmd_result__init(&sub->res);
+}
+
+/* What an apply loaded and owns (its branches and old record). */
+static void apply_free(struct apply *a)
+{
+	store_branches_free(a->branches, a->n_branches);
+	if (a->old != NULL)
+		settle__v1__tx_record__free_unpacked(a->old, NULL);
+}
+
 /* Apply one answer of a CmdResults: `one` is the entry's command with op
  * set to that answer, in a sub-apply sharing the entry's write
  * transaction. */
@@ -571,22 +590,16 @@ static int apply_one(struct apply *a, const Settle__V1__Command *one,
 		     struct fsm_changed *ch, uint32_t *applied)
 {
 	struct apply sub;
-	memset(&sub, 0, sizeof sub);
-	sub.f = a->f;
-	sub.s = a->s;
-	sub.txn = a->txn;
+	sub_init(&sub, a);
 	sub.cmd = one;
 	sub.time = a->time;
 	sub.clock = a->clock;
-	settle__v1__cmd_result__init(&sub.res);
 	int rv = dispatch(&sub);
 	if (rv == 0 && sub.res.code == 0)
 		(*applied)++;
 	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL)
 		rv = changed_add(a, ch, &sub.tx);
-	store_branches_free(sub.branches, sub.n_branches);
-	if (sub.old != NULL)
-		settle__v1__tx_record__free_unpacked(sub.old, NULL);
+	apply_free(&sub);
 	return rv;
 }
 
@@ -910,12 +923,8 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 		struct apply sub;
 		int rv = 0;
 
-		memset(&sub, 0, sizeof sub);
-		sub.f = a->f;
-		sub.s = a->s;
-		sub.txn = a->txn;
+		sub_init(&sub, a);
 		sub.changed_txs = a->changed_txs;
-		settle__v1__cmd_result__init(&sub.res);
 		sub.res.index = a->res.index;
 		if (one != NULL &&
 		    one->op_case != SETTLE__V1__COMMAND__OP_BATCH) {
@@ -928,9 +937,7 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 		}
 		if (stored != NULL)
 			settle__v1__cmd_result__free_unpacked(stored, NULL);
-		store_branches_free(sub.branches, sub.n_branches);
-		if (sub.old != NULL)
-			settle__v1__tx_record__free_unpacked(sub.old, NULL);
+		apply_free(&sub);
 		if (one != NULL)
 			settle__v1__command__free_unpacked(one, NULL);
 		if (rv != 0)
@@ -1054,9 +1061,7 @@ out:
 	changed_free(&changed);
 	if (stored != NULL)
 		settle__v1__cmd_result__free_unpacked(stored, NULL);
-	store_branches_free(a.branches, a.n_branches);
-	if (a.old != NULL)
-		settle__v1__tx_record__free_unpacked(a.old, NULL);
+	apply_free(&a);
 	if (cmd != NULL)
 		settle__v1__command__free_unpacked(cmd, NULL);
 	return rv;
