@@ -4,7 +4,7 @@
  *   settle-bench --cluster ENDPOINTS --mode tcc|saga --branches K
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--declare-branches | --register-branches]
- *                [--listen HOST:PORT] [--json]
+ *                [--listen HOST:PORT] [--rate R] [--interval S] [--json]
  *   settle-bench [--cluster ENDPOINTS] --mode xa|xa-local [--xa-pg CONNINFO]
  *                [--xa-mariadb CONNINFO] [--xa-pg-rm NAME]
  *                [--xa-mariadb-rm NAME] [--xa-rows N] --concurrency C
@@ -20,6 +20,18 @@
  * Begin, then one REGISTER_BRANCH each), TRY each branch on it, then
  * Commit (or, for a fraction R, Rollback) and wait for phase two to
  * finish, so the latency measured is the whole two-phase commit.
+ *
+ * --rate R (tcc, saga): open loop. Transaction k is due R/s after the
+ * start, k / R seconds in, whether or not the ones before it are done;
+ * a free worker takes the next due one and its latency counts from when
+ * it was due, so a stall of the cluster shows in every transaction that
+ * waited for it (no coordinated omission). --concurrency then bounds the
+ * transactions in flight: give enough for R times the latency. Without
+ * --rate each worker starts its next transaction when one ends.
+ *
+ * --interval S: also print, per S seconds of the run, the transactions
+ * that ended in it (per second) and the slowest of them, to see whether a
+ * long run holds its rate and when it stalled.
  *
  * --mode saga: each transaction is one SubmitSaga of K ordered steps on
  * the participant, followed by settle_wait() until it is final; for a
@@ -231,8 +243,32 @@ static void note_error(struct bench_worker *w, const char *what,
 	bench_fail(w, "%s: %s", what, settle_client_errmsg(c));
 }
 
-void bench_record(struct bench_worker *w, uint64_t us)
+/* Count a transaction that ended at now in its --interval slice. */
+static void slice_count(struct bench *b, uint64_t now, uint32_t lat)
 {
+	struct bench_slice *sl;
+	uint_fast32_t m;
+	size_t i;
+
+	if (b->slices == NULL || now < b->start_us)
+		return;
+	i = (size_t)((now - b->start_us) / ((uint64_t)b->interval_s * 1000000));
+	if (i >= b->nslices) /* ended after the run's last second */
+		i = b->nslices - 1;
+	sl = &b->slices[i];
+	atomic_fetch_add(&sl->done, 1);
+	m = atomic_load(&sl->max_us);
+	while (lat > m && !atomic_compare_exchange_weak(&sl->max_us, &m, lat))
+		;
+}
+
+void bench_record(struct bench_worker *w, uint64_t t0_us)
+{
+	uint64_t now = bench_mono_us();
+	uint64_t us = now > t0_us ? now - t0_us : 0;
+	uint32_t lat = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+
+	slice_count(w->b, now, lat);
 	if (w->nlat == w->caplat) {
 		size_t cap = w->caplat ? 2 * w->caplat : 4096;
 		uint32_t *n = realloc(w->lat_us, cap * sizeof(*n));
@@ -241,7 +277,41 @@ void bench_record(struct bench_worker *w, uint64_t us)
 		w->lat_us = n;
 		w->caplat = cap;
 	}
-	w->lat_us[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	w->lat_us[w->nlat++] = lat;
+}
+
+/*
+ * When the worker's next transaction starts, in *t0 (monotonic us); false
+ * once the run is over. Closed loop: now. Open loop (--rate): the next
+ * slot of the shared schedule, waited for if it is ahead; a slot already
+ * past starts at once and keeps its scheduled time, so the wait for a
+ * free worker is part of its latency.
+ */
+static bool next_start(struct bench_worker *w, uint64_t *t0)
+{
+	struct bench *b = w->b;
+	uint64_t k, at, now = bench_mono_us();
+	struct timespec ts;
+
+	if (b->rate <= 0) {
+		*t0 = now;
+		return now / 1000 < b->end_ms;
+	}
+	k = atomic_fetch_add(&b->next_start, 1);
+	at = b->start_us + (uint64_t)((double)k * 1e6 / b->rate);
+	if (at / 1000 >= b->end_ms)
+		return false;
+	if (at > now) {
+		ts.tv_sec = (time_t)(at / 1000000);
+		ts.tv_nsec = (long)(at % 1000000) * 1000;
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+				       NULL) == EINTR)
+			;
+	} else if (now - at > 1000) {
+		w->late++;
+	}
+	*t0 = at;
+	return true;
 }
 
 /* Begin with the K branches declared, resources "r0".."rK-1" as the
@@ -264,7 +334,7 @@ static int begin_declared(struct bench_worker *w, settle_client *c,
 }
 
 /* One transaction. Returns 0 when it reached a final state. */
-static int one_tx(struct bench_worker *w, settle_client *c)
+static int one_tx(struct bench_worker *w, settle_client *c, uint64_t t0)
 {
 	struct bench *b = w->b;
 	char gid[SETTLE_GID_BUFSIZE];
@@ -274,7 +344,6 @@ static int one_tx(struct bench_worker *w, settle_client *c)
 	bool finished = false;
 	int state = 0, rv;
 	unsigned k;
-	uint64_t t0 = bench_mono_us();
 	bool rollback = b->rollback_ratio > 0 &&
 			(double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
@@ -330,7 +399,7 @@ static int one_tx(struct bench_worker *w, settle_client *c)
 				 "%s: phase two not finished after 30 s", gid);
 		return SETTLE_ETIMEOUT;
 	}
-	bench_record(w, bench_mono_us() - t0);
+	bench_record(w, t0);
 	if (state == SETTLE__V1__TX_STATE__COMMITTED)
 		w->committed++;
 	else
@@ -339,7 +408,7 @@ static int one_tx(struct bench_worker *w, settle_client *c)
 }
 
 /* One saga of b->branches ordered steps. Returns 0 when it ended. */
-static int one_saga(struct bench_worker *w, settle_client *c)
+static int one_saga(struct bench_worker *w, settle_client *c, uint64_t t0)
 {
 	static const char ok_payload[] = "bench-payload-01";
 	static const char fail_payload[] = BENCH_FAIL "-payload";
@@ -350,7 +419,6 @@ static int one_saga(struct bench_worker *w, settle_client *c)
 	bool finished = false;
 	int state = 0, rv;
 	unsigned k;
-	uint64_t t0 = bench_mono_us();
 	bool fail = b->rollback_ratio > 0 &&
 		    (double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
@@ -377,7 +445,7 @@ static int one_saga(struct bench_worker *w, settle_client *c)
 		note_error(w, "wait", c);
 		return rv != 0 ? rv : SETTLE_ETIMEOUT;
 	}
-	bench_record(w, bench_mono_us() - t0);
+	bench_record(w, t0);
 	if (state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED)
 		w->committed++;
 	else
@@ -390,6 +458,7 @@ static void *worker_main(void *arg)
 	struct bench_worker *w = arg;
 	struct settle_client_opts co = {0};
 	settle_client *c = NULL;
+	uint64_t t0;
 	int rv;
 
 	if (w->b->mode == BENCH_XA_LOCAL) {
@@ -404,12 +473,13 @@ static void *worker_main(void *arg)
 	}
 	if (w->b->mode == BENCH_XA)
 		bench_xa_worker(w, c);
-	while (bench_mono_us() / 1000 < w->b->end_ms) {
-		if (w->b->mode == BENCH_SAGA)
-			one_saga(w, c);
-		else
-			one_tx(w, c);
-	}
+	else
+		while (next_start(w, &t0)) {
+			if (w->b->mode == BENCH_SAGA)
+				one_saga(w, c, t0);
+			else
+				one_tx(w, c, t0);
+		}
 	settle_client_close(c);
 	return NULL;
 }
@@ -433,6 +503,37 @@ static double pct_ms(const uint32_t *s, size_t n, double p)
 	return s[i] / 1000.0;
 }
 
+/* The --interval slices up to the run's end (secs), as JSON or text. */
+static void print_slices(const struct bench *b, double secs)
+{
+	size_t i, n = 0;
+
+	while (n < b->nslices && (double)(n * b->interval_s) < secs)
+		n++;
+	secs = b->duration_s; /* the last slice holds the stragglers too */
+	if (b->json)
+		printf(",\"intervals\":[");
+	else if (n > 0)
+		printf("%8s %10s %10s\n", "from s", "tx/s", "max ms");
+	for (i = 0; i < n; i++) {
+		const struct bench_slice *sl = &b->slices[i];
+		double from = (double)(i * b->interval_s);
+		double len =
+		    secs - from < b->interval_s ? secs - from : b->interval_s;
+		double tps = len > 0 ? (double)atomic_load(&sl->done) / len : 0;
+		double max = atomic_load(&sl->max_us) / 1000.0;
+
+		if (b->json)
+			printf("%s{\"from_s\":%.0f,\"tps\":%.1f,"
+			       "\"max_ms\":%.3f}",
+			       i ? "," : "", from, tps, max);
+		else
+			printf("%8.0f %10.1f %10.3f\n", from, tps, max);
+	}
+	if (b->json)
+		printf("]");
+}
+
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage(const char *fmt, ...)
@@ -453,6 +554,7 @@ static const char help[] =
     "                    [--concurrency C] [--duration SECONDS]\n"
     "                    [--rollback-ratio R] [--listen HOST:PORT] "
     "[--json]\n"
+    "                    [--rate R] [--interval S]\n"
     "                    [--declare-branches | --register-branches]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
@@ -460,6 +562,9 @@ static const char help[] =
     "--register-branches each is a REGISTER_BRANCH of its own (1 + K).\n"
     "saga: K ordered steps; --rollback-ratio R makes the last step of a\n"
     "fraction R fail, so those sagas are compensated.\n"
+    "--rate R: open loop, R transactions/s due whatever the latency, each\n"
+    "timed from when it was due; --concurrency bounds those in flight.\n"
+    "--interval S: the rate and the slowest transaction per S seconds.\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
@@ -505,6 +610,8 @@ int main(int argc, char **argv)
 	    {"xa-pg-rm", required_argument, NULL, 'p'},
 	    {"xa-mariadb-rm", required_argument, NULL, 'y'},
 	    {"xa-rows", required_argument, NULL, 'R'},
+	    {"rate", required_argument, NULL, 'e'},
+	    {"interval", required_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -512,7 +619,7 @@ int main(int argc, char **argv)
 	struct participant pt = {0};
 	struct bench_worker *ws;
 	const char *listen = "127.0.0.1:0";
-	uint64_t t0, committed = 0, aborted = 0, errors = 0;
+	uint64_t t0, committed = 0, aborted = 0, errors = 0, late = 0;
 	uint64_t connects = 0, connect_us = 0, phase_us[BENCH_PHASES] = {0};
 	unsigned k;
 	bool xa, xa_ok = false, xa_checked = true;
@@ -589,6 +696,21 @@ int main(int argc, char **argv)
 				return usage("bad --rollback-ratio '%s': 0..1",
 					     optarg);
 			break;
+		case 'e':
+			errno = 0;
+			b.rate = strtod(optarg, &end);
+			if (*optarg == '\0' || *end || errno ||
+			    !(b.rate >= 1 && b.rate <= 1e6))
+				return usage("bad --rate '%s': transactions "
+					     "per second, 1..1000000",
+					     optarg);
+			break;
+		case 'i':
+			if (!parse_uint(optarg, 86400, &b.interval_s))
+				return usage("bad --interval '%s': whole "
+					     "seconds, 1..86400",
+					     optarg);
+			break;
 		case 'l':
 			listen = optarg;
 			break;
@@ -614,6 +736,14 @@ int main(int argc, char **argv)
 	if (b.mode != BENCH_XA_LOCAL && (b.cluster == NULL || !*b.cluster))
 		return usage("%s", "--cluster ENDPOINTS is required");
 	xa = b.mode == BENCH_XA || b.mode == BENCH_XA_LOCAL;
+	if (xa && b.rate > 0)
+		return usage("%s", "--rate is for --mode tcc and saga");
+	if (b.interval_s > 0) {
+		b.nslices = (b.duration_s + b.interval_s - 1) / b.interval_s;
+		b.slices = calloc(b.nslices, sizeof(*b.slices));
+		if (b.slices == NULL)
+			return 1;
+	}
 	if (xa) {
 		if (b.xa_pg == NULL)
 			b.xa_pg = getenv("SETTLE_TEST_PG");
@@ -641,6 +771,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	t0 = bench_mono_us();
+	b.start_us = t0;
 	b.end_ms = t0 / 1000 + (uint64_t)b.duration_s * 1000;
 	for (i = 0; i < b.concurrency; i++) {
 		ws[i].b = &b;
@@ -662,6 +793,7 @@ int main(int argc, char **argv)
 		committed += ws[i].committed;
 		aborted += ws[i].aborted;
 		errors += ws[i].errors;
+		late += ws[i].late;
 		nall += ws[i].nlat;
 		connects += ws[i].connects;
 		connect_us += ws[i].connect_us;
@@ -720,6 +852,11 @@ int main(int argc, char **argv)
 			       committed
 				   ? phase_us[k] / 1000.0 / (double)committed
 				   : 0);
+		if (b.rate > 0)
+			printf(",\"rate\":%.1f,\"late\":%" PRIu64, b.rate,
+			       late);
+		if (b.slices != NULL)
+			print_slices(&b, secs);
 		printf("}\n");
 	} else {
 		printf("%s, %u %s%s, concurrency %u, %.1f s\n",
@@ -729,6 +866,11 @@ int main(int argc, char **argv)
 		       : b.declare	   ? " (declared at begin)"
 					   : " (registered)",
 		       b.concurrency, secs);
+		if (b.rate > 0)
+			printf("open loop at %.1f tx/s, latency from each "
+			       "one's due time; %" PRIu64
+			       " started over 1 ms late\n",
+			       b.rate, late);
 		printf("%s %" PRIu64 ", %s %" PRIu64 ", errors %" PRIu64 "\n",
 		       b.mode == BENCH_SAGA ? "succeeded" : "committed",
 		       committed,
@@ -759,8 +901,11 @@ int main(int argc, char **argv)
 		       all ? pct_ms(all, nall, 0.99) : 0,
 		       all ? pct_ms(all, nall, 0.999) : 0,
 		       all && nall ? all[nall - 1] / 1000.0 : 0);
+		if (b.slices != NULL)
+			print_slices(&b, secs);
 	}
 	free(all);
+	free(b.slices);
 	for (i = 0; i < b.concurrency; i++)
 		free(ws[i].lat_us);
 	free(ws);

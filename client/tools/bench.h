@@ -48,14 +48,30 @@ struct bench {
 	bool declare;
 	bool json;
 	char participant[64]; /* host:port of the in-process participant */
+	uint64_t start_us;    /* monotonic */
 	uint64_t end_ms;      /* monotonic */
-	MDB_dbi dbi;	      /* the participant's business table */
+	/* --rate R: open loop. Start k is scheduled at start_us + k / R
+	 * seconds whatever came before it, and its latency counts from
+	 * then, so a stall shows in full (no coordinated omission). */
+	double rate;
+	atomic_uint_fast64_t next_start;
+	/* --interval S: transactions finished and the slowest of them per
+	 * S seconds, to see a run's rate hold or sag and find its stalls. */
+	unsigned interval_s;
+	size_t nslices;
+	struct bench_slice *slices;
+	MDB_dbi dbi; /* the participant's business table */
 	atomic_uint_fast64_t handler_calls;
 	/* XA modes: options (the conninfo strings are never printed). */
 	const char *xa_pg, *xa_mariadb;	      /* conninfo */
 	const char *xa_pg_rm, *xa_mariadb_rm; /* names on settled (--xa-rm) */
 	unsigned xa_rows; /* account rows shared by the workers */
 	struct bench_xa *xa;
+};
+
+struct bench_slice {
+	atomic_uint_fast64_t done;
+	atomic_uint_fast32_t max_us;
 };
 
 struct bench_worker {
@@ -66,6 +82,7 @@ struct bench_worker {
 	uint64_t committed;
 	uint64_t aborted;
 	uint64_t errors;
+	uint64_t late;	  /* --rate: starts more than 1 ms behind schedule */
 	uint32_t *lat_us; /* one per finished transaction */
 	size_t nlat;
 	size_t caplat;
@@ -84,8 +101,9 @@ struct bench_worker {
 /* Monotonic clock in microseconds. */
 uint64_t bench_mono_us(void);
 
-/* Count a finished transaction's latency (us) in w. */
-void bench_record(struct bench_worker *w, uint64_t us);
+/* Count a transaction that started at t0_us (monotonic) and has just
+ * finished: its latency in w, its end in the interval it falls in. */
+void bench_record(struct bench_worker *w, uint64_t t0_us);
 
 /* Count an error in w; the first one's text (printf format) is kept. */
 void bench_fail(struct bench_worker *w, const char *fmt, ...)
@@ -98,7 +116,8 @@ void bench_fail(struct bench_worker *w, const char *fmt, ...)
  * bench_xa_setup: check the options, create the account table
  * settle_bench_xa (id, balance) in both databases if needed with rows
  * 1..b->xa_rows, and remember their balances. 0, or -1 (printed).
- * bench_xa_worker: run transactions of w's mode until b->end_ms; w's
+ * bench_xa_worker: run transactions of w's mode until b->end_ms (closed
+ * loop: --rate is refused for the XA modes); w's
  * connections are its own and closed before it returns. c: w's libsettle
  * handle (NULL for BENCH_XA_LOCAL).
  * bench_xa_verify: after the run, whether the balances moved by exactly

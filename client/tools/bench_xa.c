@@ -388,7 +388,7 @@ static void count(struct bench_worker *w, uint64_t t0,
 	uint64_t prev = t0;
 	int i;
 
-	bench_record(w, bench_mono_us() - t0);
+	bench_record(w, t0);
 	for (i = 0; committed && i < BENCH_PHASES; i++) {
 		if (t[i] == 0)
 			continue;

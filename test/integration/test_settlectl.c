@@ -1177,3 +1177,56 @@ Test(settlectl_saga, bench_runs_tcc_both_ways)
 		free(err);
 	}
 }
+
+/* --rate: open loop. Transaction k is due k/R s after the start, so a
+ * run of D seconds starts exactly R * D of them however fast they end;
+ * --interval splits the count into D slices. A bad rate is refused. */
+Test(settlectl_saga, bench_open_loop_starts_rate_times_duration)
+{
+	char *argv[] = {(char *)it_bin("settle-bench"),
+			"--cluster",
+			sw.node.endpoint,
+			"--concurrency",
+			"4",
+			"--duration",
+			"2",
+			"--rate",
+			"100",
+			"--interval",
+			"1",
+			"--json",
+			NULL};
+	char *bad[] = {(char *)it_bin("settle-bench"),
+		       "--cluster",
+		       sw.node.endpoint,
+		       "--rate",
+		       "0",
+		       NULL};
+	char *out, *err;
+	const char *p;
+	long long sum = 0;
+	int slices = 0;
+
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "stderr: %s", err);
+	cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
+	cr_assert_eq(json_num(out, "committed") + json_num(out, "aborted"), 200,
+		     "%s", out);
+	cr_assert_eq(json_num(out, "rate"), 100, "%s", out);
+	p = strstr(out, "\"intervals\":[");
+	cr_assert_not_null(p, "%s", out);
+	while ((p = strstr(p, "\"tps\":")) != NULL) {
+		sum += strtoll(p + 6, NULL, 10);
+		slices++;
+		p++;
+	}
+	cr_assert_eq(slices, 2, "%s", out);
+	/* tps of a 1 s slice is its count (to a tenth, cut off). */
+	cr_assert(sum >= 198 && sum <= 200, "%s", out);
+	free(out);
+	free(err);
+
+	cr_assert_eq(it_run(bad, &out, &err, 60000), 2, "%s", err);
+	cr_assert_not_null(strstr(err, "bad --rate '0'"), "%s", err);
+	free(out);
+	free(err);
+}
