@@ -88,6 +88,10 @@ struct coord {
 		uint64_t prev_index; /* index of the snapshot before */
 		uint64_t log_bytes;  /* applied since the last snapshot */
 		uint64_t log_entries;
+		/* Timing of the one being taken (uv_hrtime, ns): begun on
+		 * the loop, how long the loop held it, when the worker
+		 * started, had synced the store, and was done. */
+		uint64_t t_begin, t_loop, t_work, t_synced, t_done;
 	} snap;
 
 	struct rpc_server *server;

@@ -17,7 +17,8 @@ storage_libsettlestore_la_SOURCES = \
 	storage/snapshot_check.c storage/snapshot_check.h \
 	storage/applied_log.c \
 	storage/members.c
-storage_libsettlestore_la_LIBADD = $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(RAFT_LIBS)
+storage_libsettlestore_la_LIBADD = $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(RAFT_LIBS) \
+	$(LZ4_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_storage

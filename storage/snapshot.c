@@ -3,11 +3,18 @@
  *
  * Layout in store.h. Integers are little-endian here (unlike keys) since
  * nothing sorts them; the checksum is FNV-1a 64 over everything before it.
+ *
+ * The coordinator's snapshots are compressed as they are written (LZ4
+ * frame, STORE_SNAPSHOT_LZ4): the serializer fills a small staging buffer
+ * and each full one is compressed onto the output, so a snapshot never
+ * holds the plain copy of the store in memory, only the compressed one
+ * that raft writes out and sends to followers.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <lz4frame.h>
 #include <raft.h>
 
 #include "error.h"
@@ -18,29 +25,96 @@ static const char snap_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', '1'};
 #define SNAP_HEADER (8 + 4 + 4 + 8)
 /* LMDB's default maximum key size. */
 #define SNAP_KEY_MAX 511
+/* The compressed container: magic, applied index, plain length, frame. */
+static const char snapz_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', 'Z'};
+#define SNAPZ_HEADER (8 + 8 + 8)
+/* Plain bytes compressed at a time. */
+#define SNAPZ_STAGE (256 * 1024)
+/* LZ4 never shrinks data by more than 255:1: a header claiming more than
+ * this much plain per compressed byte lies. */
+#define SNAPZ_MAX_RATIO 256
 
+/*
+ * The snapshot being written. Plain: p holds it all. Compressed: p stages
+ * plain bytes and wb_flush() compresses them onto out. fnv and plain hash
+ * and count every plain byte either way.
+ */
 struct wbuf {
 	uint8_t *p;
 	size_t len;
 	size_t cap;
 	bool oom;
+	uint64_t fnv;
+	uint64_t plain;
+	LZ4F_cctx *z;
+	LZ4F_preferences_t prefs;
+	uint8_t *out;
+	size_t out_len;
+	size_t out_cap;
+	LZ4F_errorCode_t zerr; /* the first LZ4 failure, 0 if none */
 };
+
+/* Room for n more bytes after len in *p of capacity *cap. */
+static bool wb_room(uint8_t **p, size_t len, size_t *cap, size_t n)
+{
+	size_t c = *cap ? *cap : 4096;
+	uint8_t *q;
+
+	if (len + n <= *cap)
+		return true;
+	while (c < len + n)
+		c *= 2;
+	q = raft_realloc(*p, c);
+	if (q == NULL)
+		return false;
+	*p = q;
+	*cap = c;
+	return true;
+}
+
+/* Compress n plain bytes onto out. */
+static void wb_deflate(struct wbuf *b, const void *data, size_t n)
+{
+	size_t r;
+
+	if (b->oom || b->zerr)
+		return;
+	if (!wb_room(&b->out, b->out_len, &b->out_cap,
+		     LZ4F_compressBound(n, &b->prefs))) {
+		b->oom = true;
+		return;
+	}
+	r = LZ4F_compressUpdate(b->z, b->out + b->out_len,
+				b->out_cap - b->out_len, data, n, NULL);
+	if (LZ4F_isError(r))
+		b->zerr = r;
+	else
+		b->out_len += r;
+}
+
+static void wb_flush(struct wbuf *b)
+{
+	if (b->len > 0)
+		wb_deflate(b, b->p, b->len);
+	b->len = 0;
+}
 
 static void wb_put(struct wbuf *b, const void *data, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		uint8_t *p = raft_realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
+	b->fnv = store__fnv1a_more(b->fnv, data, n);
+	b->plain += n;
+	if (b->z != NULL && b->len + n > b->cap) {
+		wb_flush(b);
+		if (n > b->cap) { /* a large value goes through whole */
+			wb_deflate(b, data, n);
 			return;
 		}
-		b->p = p;
-		b->cap = cap;
+	}
+	if (!wb_room(&b->p, b->len, &b->cap, n)) {
+		b->oom = true;
+		return;
 	}
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
@@ -148,34 +222,107 @@ static int applied_in(struct store *s, MDB_txn *txn, uint64_t *index)
 	return 0;
 }
 
-int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
-		       uint8_t **buf, size_t *len)
+static void le64_put(uint8_t *p, uint64_t v)
 {
-	uint64_t stored;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Start a compressed snapshot: the staging buffer, room for the container
+ * header, the frame's header. */
+static int wb_begin_z(struct store *s, struct wbuf *b)
+{
+	size_t r;
+
+	if (LZ4F_isError(LZ4F_createCompressionContext(&b->z, LZ4F_VERSION)))
+		return wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	memset(&b->prefs, 0, sizeof b->prefs);
+	b->prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+	if (!wb_room(&b->p, 0, &b->cap, SNAPZ_STAGE) ||
+	    !wb_room(&b->out, 0, &b->out_cap,
+		     SNAPZ_HEADER + LZ4F_HEADER_SIZE_MAX))
+		return wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	b->out_len = SNAPZ_HEADER;
+	r = LZ4F_compressBegin(b->z, b->out + b->out_len,
+			       b->out_cap - b->out_len, &b->prefs);
+	if (LZ4F_isError(r))
+		return wfail(s, SETTLE_ESTORE, "snapshot: lz4: %s",
+			     LZ4F_getErrorName(r));
+	b->out_len += r;
+	return 0;
+}
+
+/* End the frame and fill the container header in. */
+static void wb_end_z(struct wbuf *b, uint64_t index)
+{
+	size_t r;
+
+	wb_flush(b);
+	if (b->oom || b->zerr)
+		return;
+	if (!wb_room(&b->out, b->out_len, &b->out_cap,
+		     LZ4F_compressBound(0, &b->prefs))) {
+		b->oom = true;
+		return;
+	}
+	r = LZ4F_compressEnd(b->z, b->out + b->out_len, b->out_cap - b->out_len,
+			     NULL);
+	if (LZ4F_isError(r)) {
+		b->zerr = r;
+		return;
+	}
+	b->out_len += r;
+	memcpy(b->out, snapz_magic, sizeof snapz_magic);
+	le64_put(b->out + 8, index);
+	le64_put(b->out + 16, b->plain);
+}
+
+int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		       unsigned flags, uint8_t **buf, size_t *len)
+{
+	struct wbuf b = {.fnv = STORE__FNV_INIT};
+	uint64_t stored, index;
 	int rv = applied_in(s, txn, &stored);
+
 	if (rv != 0)
 		return rv;
-	struct wbuf b = {0};
+	index = applied_index > stored ? applied_index : stored;
+	if ((flags & STORE_SNAPSHOT_LZ4) != 0 && (rv = wb_begin_z(s, &b)) != 0)
+		goto err;
 	wb_put(&b, snap_magic, sizeof snap_magic);
 	wb_u32(&b, STORE_FORMAT_VERSION);
 	wb_u32(&b, STORE_DB_N);
-	wb_u64(&b, applied_index > stored ? applied_index : stored);
+	wb_u64(&b, index);
 	for (int i = 0; i < STORE_DB_N && rv == 0; i++)
 		rv = dump_db(s, txn, i, &b);
 	if (rv != 0)
-		goto err_after_buf;
-	if (!b.oom)
-		wb_u64(&b, store__fnv1a(b.p, b.len));
+		goto err;
+	wb_u64(&b, b.fnv);
+	if (b.z != NULL)
+		wb_end_z(&b, index);
+	if (b.zerr) {
+		rv = wfail(s, SETTLE_ESTORE, "snapshot: lz4: %s",
+			   LZ4F_getErrorName(b.zerr));
+		goto err;
+	}
 	if (b.oom) {
 		rv = wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
-		goto err_after_buf;
+		goto err;
+	}
+	if (b.z != NULL) {
+		raft_free(b.p);
+		b.p = b.out;
+		b.len = b.out_len;
+		LZ4F_freeCompressionContext(b.z);
 	}
 	*buf = b.p;
 	*len = b.len;
 	return 0;
 
-err_after_buf:
+err:
 	raft_free(b.p);
+	raft_free(b.out);
+	LZ4F_freeCompressionContext(b.z);
 	return rv;
 }
 
@@ -186,7 +333,7 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 	int rv = store_read_begin(s, &txn);
 	if (rv != 0)
 		return rv;
-	rv = store_snapshot_txn(s, txn, applied_index, buf, len);
+	rv = store_snapshot_txn(s, txn, applied_index, 0, buf, len);
 	store_read_end(txn);
 	/* On the caller's thread: the usual place for the text too. */
 	if (rv != 0)
@@ -196,6 +343,11 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 
 int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index)
 {
+	if (buf != NULL && len >= SNAPZ_HEADER &&
+	    memcmp(buf, snapz_magic, sizeof snapz_magic) == 0) {
+		*index = le64(buf + 8);
+		return 0;
+	}
 	if (buf == NULL || len < SNAP_HEADER + 8 ||
 	    memcmp(buf, snap_magic, sizeof snap_magic) != 0)
 		return SETTLE_EPROTO;
@@ -362,7 +514,7 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
 	return 0;
 }
 
-int store_restore(struct store *s, const uint8_t *buf, size_t len)
+static int restore_plain(struct store *s, const uint8_t *buf, size_t len)
 {
 	uint64_t index;
 	if (store_snapshot_index(buf, len, &index) != 0)
@@ -417,5 +569,79 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len)
 
 err_after_txn:
 	store_write_abort(txn);
+	return rv;
+}
+
+/* The plain snapshot inside a compressed one, in a malloc'd *plain. */
+static int unpack(struct store *s, const uint8_t *buf, size_t len,
+		  uint8_t **plain, size_t *plen)
+{
+	uint64_t want = le64(buf + 16);
+	size_t in_at = SNAPZ_HEADER, out_at = 0, r = 1;
+	LZ4F_dctx *d;
+
+	if (want < SNAP_HEADER + 8 || want / SNAPZ_MAX_RATIO > len ||
+	    want > SIZE_MAX)
+		return store__fail(s, SETTLE_EPROTO,
+				   "snapshot: %zu compressed bytes cannot "
+				   "hold the %llu its header says",
+				   len, (unsigned long long)want);
+	*plain = malloc((size_t)want);
+	if (*plain == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) {
+		free(*plain);
+		return store__fail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	}
+	while (r != 0) {
+		size_t src = len - in_at, dst = (size_t)want - out_at;
+		r = LZ4F_decompress(d, *plain + out_at, &dst, buf + in_at, &src,
+				    NULL);
+		if (LZ4F_isError(r))
+			break;
+		in_at += src;
+		out_at += dst;
+		if (r != 0 && src == 0 && dst == 0)
+			break; /* cut short, or longer than its header says */
+	}
+	LZ4F_freeDecompressionContext(d);
+	if (r != 0 || in_at != len || out_at != want) {
+		free(*plain);
+		if (LZ4F_isError(r))
+			return store__fail(s, SETTLE_EPROTO,
+					   "snapshot: lz4: %s",
+					   LZ4F_getErrorName(r));
+		return store__fail(s, SETTLE_EPROTO,
+				   "snapshot: compressed data gives %zu "
+				   "bytes and leaves %zu, its header says "
+				   "%llu and 0",
+				   out_at, len - in_at,
+				   (unsigned long long)want);
+	}
+	*plen = (size_t)want;
+	return 0;
+}
+
+int store_restore(struct store *s, const uint8_t *buf, size_t len)
+{
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	int rv;
+
+	if (buf == NULL || len < SNAPZ_HEADER ||
+	    memcmp(buf, snapz_magic, sizeof snapz_magic) != 0)
+		return restore_plain(s, buf, len);
+	rv = unpack(s, buf, len, &plain, &plen);
+	if (rv != 0)
+		return rv;
+	/* The container's index is what store_snapshot_index() reports. */
+	if (le64(plain + 16) != le64(buf + 8))
+		rv = store__fail(s, SETTLE_EPROTO,
+				 "snapshot: index %llu inside, %llu outside",
+				 (unsigned long long)le64(plain + 16),
+				 (unsigned long long)le64(buf + 8));
+	else
+		rv = restore_plain(s, plain, plen);
+	free(plain);
 	return rv;
 }

@@ -407,6 +407,11 @@ void store_members_free(Settle__V1__MemberRecord **arr, size_t n);
  *   per DB: u32 name length, name, u64 count,
  *           count x (u32 key length, key, u32 value length, value) |
  *   u64 FNV-1a 64 checksum of every byte before it.
+ * Compressed (STORE_SNAPSHOT_LZ4), that whole plain snapshot is one LZ4
+ * frame in a container:
+ *   "STLSNAPZ" magic (8) | u64 applied index | u64 length of the plain
+ *   snapshot | LZ4 frame.
+ * store_restore() takes either form; the coordinator writes the second.
  */
 
 /*
@@ -441,12 +446,15 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len);
  * The same from read transaction txn, which the caller began and ends: the
  * coordinator opens it on the loop thread (fixing the view) and serializes
  * from a worker thread (MDB_NOTLS allows it), so the loop keeps applying.
+ * flags: STORE_SNAPSHOT_LZ4 compresses as it goes (the plain snapshot is
+ * never held whole in memory). Errors go to store_work_errmsg().
  */
+#define STORE_SNAPSHOT_LZ4 1u
 int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
-		       uint8_t **buf, size_t *len);
+		       unsigned flags, uint8_t **buf, size_t *len);
 
-/* Applied index recorded in a snapshot buffer, without full validation.
- * SETTLE_EPROTO if the header is not a snapshot's. */
+/* Applied index recorded in a snapshot buffer (either form), without full
+ * validation. SETTLE_EPROTO if the header is not a snapshot's. */
 int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index);
 
 #endif /* SETTLE_STORE_H */

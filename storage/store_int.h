@@ -117,15 +117,21 @@ static inline uint32_t store__get_be32(const uint8_t *p)
 	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-/* FNV-1a 64 of n bytes at p (snapshot checksums). */
-static inline uint64_t store__fnv1a(const uint8_t *p, size_t n)
+/* FNV-1a 64 (snapshot checksums): h is STORE__FNV_INIT or the hash of the
+ * bytes before p, so a stream can be hashed piece by piece. */
+#define STORE__FNV_INIT 0xcbf29ce484222325ull
+static inline uint64_t store__fnv1a_more(uint64_t h, const uint8_t *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
 	for (size_t i = 0; i < n; i++) {
 		h ^= p[i];
 		h *= 0x100000001b3ull;
 	}
 	return h;
+}
+
+static inline uint64_t store__fnv1a(const uint8_t *p, size_t n)
+{
+	return store__fnv1a_more(STORE__FNV_INIT, p, n);
 }
 
 /* Whether the n bytes at p are a gid as the commands accept them (1..128

@@ -5,7 +5,8 @@
  * The store holds a realistic history (history.c) with applied index 0,
  * and the baseline is its snapshot at index 1000. Each input is restored
  * twice: as it is, then with its checksum recomputed, so that mutations
- * reach the structural checks behind the checksum. Checks:
+ * reach the structural checks behind the checksum (the seeds hold the
+ * baseline plain and compressed, as the coordinator writes it). Checks:
  *   - a rejected snapshot leaves the store exactly as it was (its snapshot
  *     is byte for byte the baseline);
  *   - an accepted one leaves a store that is consistent (every index
@@ -276,8 +277,18 @@ void fuzz_seeds(void)
 	char dir[128];
 	char err[256];
 
+	MDB_txn *txn;
+
 	init();
 	fuzz_seed_add(baseline, baseline_len);
+	/* The baseline as the coordinator writes it: one LZ4 frame. */
+	FUZZ_CHECK(store_read_begin(store, &txn) == 0, "read begin");
+	FUZZ_CHECK(store_snapshot_txn(store, txn, SNAP_INDEX,
+				      STORE_SNAPSHOT_LZ4, &buf, &len) == 0,
+		   "compressed snapshot: %s", store_work_errmsg(store));
+	store_read_end(txn);
+	fuzz_seed_add(buf, len);
+	raft_free(buf);
 	fuzz_tempdir(dir, sizeof(dir));
 	FUZZ_CHECK(store_open(dir, NULL, &empty, err, sizeof(err)) == 0,
 		   "empty store: %s", err);

@@ -240,7 +240,7 @@ Test(applied_log, snapshot_errors_leave_store_errmsg_alone)
 	uint8_t *buf;
 	size_t len;
 	cr_assert_eq(store_read_begin(A.s, &txn), 0);
-	cr_expect_eq(store_snapshot_txn(A.s, txn, 0, &buf, &len),
+	cr_expect_eq(store_snapshot_txn(A.s, txn, 0, 0, &buf, &len),
 		     SETTLE_EPROTO);
 	store_read_end(txn);
 	cr_expect_str_eq(store_errmsg(A.s), before);
