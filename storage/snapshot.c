@@ -7,12 +7,19 @@
  * The coordinator's snapshots are compressed as they are written (LZ4
  * frame, STORE_SNAPSHOT_LZ4): the serializer fills a small staging buffer
  * and each full one is compressed onto the output, so a snapshot never
- * holds the plain copy of the store in memory, only the compressed one
- * that raft writes out and sends to followers.
+ * holds the plain copy of the store in memory. store_snapshot_fd() goes
+ * one step further: the compressed bytes go on to a file a megabyte at a
+ * time, so the snapshot is never whole in memory in any form.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sync_file_range */
+#endif
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <lz4frame.h>
 #include <raft.h>
@@ -33,11 +40,17 @@ static const char snapz_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', 'Z'};
 /* LZ4 never shrinks data by more than 255:1: a header claiming more than
  * this much plain per compressed byte lies. */
 #define SNAPZ_MAX_RATIO 256
+/* Written to a file: compressed bytes handed to the kernel at a time, and
+ * how much of them may wait dirty in the page cache (see wb_drain). */
+#define SNAPZ_SINK	(1024 * 1024)
+#define SNAPZ_DIRTY_MAX (8 * 1024 * 1024)
+static const char manifest_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', 'M'};
 
 /*
  * The snapshot being written. Plain: p holds it all. Compressed: p stages
- * plain bytes and wb_flush() compresses them onto out. fnv and plain hash
- * and count every plain byte either way.
+ * plain bytes and wb_flush() compresses them onto out; with a file (fd >=
+ * 0) wb_drain() moves out to it whenever a megabyte is there. fnv and
+ * plain hash and count every plain byte either way.
  */
 struct wbuf {
 	uint8_t *p;
@@ -52,6 +65,9 @@ struct wbuf {
 	size_t out_len;
 	size_t out_cap;
 	LZ4F_errorCode_t zerr; /* the first LZ4 failure, 0 if none */
+	int fd;		       /* the file written to, or -1 */
+	uint64_t out_off;      /* bytes of out already in the file */
+	int ioerr;	       /* errno of the first failed write, 0 if none */
 };
 
 /* Room for n more bytes after len in *p of capacity *cap. */
@@ -72,6 +88,37 @@ static bool wb_room(uint8_t **p, size_t len, size_t *cap, size_t n)
 	return true;
 }
 
+/*
+ * Move out to the file. Writeback of each megabyte starts at once, and the
+ * writer waits for what it wrote SNAPZ_DIRTY_MAX earlier to be on disk: a
+ * snapshot of the whole store goes to disk at the pace the disk takes it,
+ * instead of piling up in the page cache until one fdatasync() flushes it
+ * all at once, in front of the raft log's own small fsyncs.
+ */
+static void wb_drain(struct wbuf *b)
+{
+	size_t at = 0;
+
+	while (at < b->out_len && b->ioerr == 0) {
+		ssize_t n = write(b->fd, b->out + at, b->out_len - at);
+		if (n < 0 && errno != EINTR)
+			b->ioerr = errno;
+		else if (n > 0)
+			at += (size_t)n;
+	}
+	if (b->ioerr != 0)
+		return;
+	(void)sync_file_range(b->fd, (off64_t)b->out_off, (off64_t)at,
+			      SYNC_FILE_RANGE_WRITE);
+	if (b->out_off >= SNAPZ_DIRTY_MAX)
+		(void)sync_file_range(
+		    b->fd, 0, (off64_t)(b->out_off - SNAPZ_DIRTY_MAX + at),
+		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			SYNC_FILE_RANGE_WAIT_AFTER);
+	b->out_off += at;
+	b->out_len = 0;
+}
+
 /* Compress n plain bytes onto out. */
 static void wb_deflate(struct wbuf *b, const void *data, size_t n)
 {
@@ -90,6 +137,8 @@ static void wb_deflate(struct wbuf *b, const void *data, size_t n)
 		b->zerr = r;
 	else
 		b->out_len += r;
+	if (b->fd >= 0 && b->out_len >= SNAPZ_SINK)
+		wb_drain(b);
 }
 
 static void wb_flush(struct wbuf *b)
@@ -228,6 +277,13 @@ static void le64_put(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static void snapz_header(uint8_t *h, uint64_t index, uint64_t plain)
+{
+	memcpy(h, snapz_magic, sizeof snapz_magic);
+	le64_put(h + 8, index);
+	le64_put(h + 16, plain);
+}
+
 /* Start a compressed snapshot: the staging buffer, room for the container
  * header, the frame's header. */
 static int wb_begin_z(struct store *s, struct wbuf *b)
@@ -242,6 +298,7 @@ static int wb_begin_z(struct store *s, struct wbuf *b)
 	    !wb_room(&b->out, 0, &b->out_cap,
 		     SNAPZ_HEADER + LZ4F_HEADER_SIZE_MAX))
 		return wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	memset(b->out, 0, SNAPZ_HEADER); /* filled in at the end */
 	b->out_len = SNAPZ_HEADER;
 	r = LZ4F_compressBegin(b->z, b->out + b->out_len,
 			       b->out_cap - b->out_len, &b->prefs);
@@ -272,57 +329,89 @@ static void wb_end_z(struct wbuf *b, uint64_t index)
 		return;
 	}
 	b->out_len += r;
-	memcpy(b->out, snapz_magic, sizeof snapz_magic);
-	le64_put(b->out + 8, index);
-	le64_put(b->out + 16, b->plain);
+	if (b->fd < 0) {
+		snapz_header(b->out, index, b->plain);
+		return;
+	}
+	uint8_t h[SNAPZ_HEADER];
+	snapz_header(h, index, b->plain);
+	wb_drain(b);
+	while (b->ioerr == 0 && pwrite(b->fd, h, sizeof h, 0) != sizeof h)
+		if (errno != EINTR)
+			b->ioerr = errno ? errno : EIO;
 }
 
-int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
-		       unsigned flags, uint8_t **buf, size_t *len)
+/* Serialize txn into b, set up by the caller (compressed when b->z is
+ * set, into b->fd when it is >= 0). */
+static int snapshot_write(struct store *s, MDB_txn *txn, uint64_t applied_index,
+			  bool lz4, struct wbuf *b)
 {
-	struct wbuf b = {.fnv = STORE__FNV_INIT};
 	uint64_t stored, index;
 	int rv = applied_in(s, txn, &stored);
 
 	if (rv != 0)
 		return rv;
 	index = applied_index > stored ? applied_index : stored;
-	if ((flags & STORE_SNAPSHOT_LZ4) != 0 && (rv = wb_begin_z(s, &b)) != 0)
-		goto err;
-	wb_put(&b, snap_magic, sizeof snap_magic);
-	wb_u32(&b, STORE_FORMAT_VERSION);
-	wb_u32(&b, STORE_DB_N);
-	wb_u64(&b, index);
+	if (lz4 && (rv = wb_begin_z(s, b)) != 0)
+		return rv;
+	wb_put(b, snap_magic, sizeof snap_magic);
+	wb_u32(b, STORE_FORMAT_VERSION);
+	wb_u32(b, STORE_DB_N);
+	wb_u64(b, index);
 	for (int i = 0; i < STORE_DB_N && rv == 0; i++)
-		rv = dump_db(s, txn, i, &b);
+		rv = dump_db(s, txn, i, b);
 	if (rv != 0)
-		goto err;
-	wb_u64(&b, b.fnv);
-	if (b.z != NULL)
-		wb_end_z(&b, index);
-	if (b.zerr) {
-		rv = wfail(s, SETTLE_ESTORE, "snapshot: lz4: %s",
-			   LZ4F_getErrorName(b.zerr));
-		goto err;
-	}
-	if (b.oom) {
-		rv = wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
-		goto err;
-	}
-	if (b.z != NULL) {
+		return rv;
+	wb_u64(b, b->fnv);
+	if (b->z != NULL)
+		wb_end_z(b, index);
+	if (b->zerr)
+		return wfail(s, SETTLE_ESTORE, "snapshot: lz4: %s",
+			     LZ4F_getErrorName(b->zerr));
+	if (b->oom)
+		return wfail(s, SETTLE_ENOMEM, "snapshot: out of memory");
+	if (b->ioerr)
+		return wfail(s,
+			     b->ioerr == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO,
+			     "snapshot: write: %s", strerror(b->ioerr));
+	return 0;
+}
+
+int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		       unsigned flags, uint8_t **buf, size_t *len)
+{
+	struct wbuf b = {.fnv = STORE__FNV_INIT, .fd = -1};
+	int rv = snapshot_write(s, txn, applied_index,
+				(flags & STORE_SNAPSHOT_LZ4) != 0, &b);
+
+	if (rv == 0 && b.z != NULL) {
 		raft_free(b.p);
 		b.p = b.out;
 		b.len = b.out_len;
-		LZ4F_freeCompressionContext(b.z);
+		b.out = NULL;
+	}
+	LZ4F_freeCompressionContext(b.z);
+	if (rv != 0) {
+		raft_free(b.p);
+		raft_free(b.out);
+		return rv;
 	}
 	*buf = b.p;
 	*len = b.len;
 	return 0;
+}
 
-err:
+int store_snapshot_fd(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		      int fd, uint64_t *len)
+{
+	struct wbuf b = {.fnv = STORE__FNV_INIT, .fd = fd};
+	int rv = snapshot_write(s, txn, applied_index, true, &b);
+
 	raft_free(b.p);
 	raft_free(b.out);
 	LZ4F_freeCompressionContext(b.z);
+	if (rv == 0)
+		*len = b.out_off;
 	return rv;
 }
 
@@ -341,8 +430,33 @@ int store_snapshot(struct store *s, uint64_t applied_index, uint8_t **buf,
 	return rv;
 }
 
+void store_manifest_put(uint8_t out[STORE_MANIFEST_LEN], uint64_t index,
+			uint64_t len)
+{
+	memcpy(out, manifest_magic, sizeof manifest_magic);
+	le64_put(out + 8, index);
+	le64_put(out + 16, len);
+	le64_put(out + 24, store__fnv1a(out, 24));
+}
+
+int store_manifest_get(const uint8_t *buf, size_t len, uint64_t *index,
+		       uint64_t *file_len)
+{
+	if (buf == NULL || len != STORE_MANIFEST_LEN ||
+	    memcmp(buf, manifest_magic, sizeof manifest_magic) != 0 ||
+	    store__fnv1a(buf, 24) != le64(buf + 24))
+		return SETTLE_EPROTO;
+	*index = le64(buf + 8);
+	*file_len = le64(buf + 16);
+	return 0;
+}
+
 int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index)
 {
+	uint64_t ignored;
+
+	if (store_manifest_get(buf, len, index, &ignored) == 0)
+		return 0;
 	if (buf != NULL && len >= SNAPZ_HEADER &&
 	    memcmp(buf, snapz_magic, sizeof snapz_magic) == 0) {
 		*index = le64(buf + 8);
@@ -516,9 +630,15 @@ static int walk(struct store *s, const uint8_t *buf, size_t len, int ndb,
 
 static int restore_plain(struct store *s, const uint8_t *buf, size_t len)
 {
-	uint64_t index;
-	if (store_snapshot_index(buf, len, &index) != 0)
-		return store__fail(s, SETTLE_EPROTO, "snapshot: bad magic");
+	if (buf == NULL || len < SNAP_HEADER + 8 ||
+	    memcmp(buf, snap_magic, sizeof snap_magic) != 0)
+		return store__fail(s, SETTLE_EPROTO,
+				   len == STORE_MANIFEST_LEN &&
+					   memcmp(buf, manifest_magic, 8) == 0
+				       ? "snapshot: a checkpoint's manifest, "
+					 "not a snapshot"
+				       : "snapshot: bad magic");
+	uint64_t index = le64(buf + 16);
 	uint32_t version = le32(buf + 8);
 	uint32_t ndb = dbs_of_version(version);
 	if (ndb == 0)

@@ -453,8 +453,34 @@ int store_restore(struct store *s, const uint8_t *buf, size_t len);
 int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
 		       unsigned flags, uint8_t **buf, size_t *len);
 
-/* Applied index recorded in a snapshot buffer (either form), without full
- * validation. SETTLE_EPROTO if the header is not a snapshot's. */
+/*
+ * The same, compressed, streamed into fd: a new empty file written from
+ * offset 0, the container header last (pwrite). Writeback starts as it
+ * goes and at most a few megabytes wait dirty; the caller fdatasync()s.
+ * *len: the file's length. Errors go to store_work_errmsg() (SETTLE_EIO,
+ * SETTLE_ENOSPACE for a failed write).
+ */
+int store_snapshot_fd(struct store *s, MDB_txn *txn, uint64_t applied_index,
+		      int fd, uint64_t *len);
+
+/*
+ * A manifest stands for a compressed snapshot kept in a file of its own
+ * (the coordinator's checkpoint): raft stores and loads these 32 bytes
+ * instead of the snapshot.
+ *   "STLSNAPM" magic (8) | u64 applied index | u64 length of the file |
+ *   u64 FNV-1a 64 of the 24 bytes before.
+ * store_manifest_get(): SETTLE_EPROTO unless buf is exactly one.
+ * store_restore() refuses a manifest: the file is the snapshot.
+ */
+#define STORE_MANIFEST_LEN 32
+void store_manifest_put(uint8_t out[STORE_MANIFEST_LEN], uint64_t index,
+			uint64_t len);
+int store_manifest_get(const uint8_t *buf, size_t len, uint64_t *index,
+		       uint64_t *file_len);
+
+/* Applied index recorded in a snapshot buffer (any form, a manifest too),
+ * without full validation. SETTLE_EPROTO if the header is not a
+ * snapshot's. */
 int store_snapshot_index(const uint8_t *buf, size_t len, uint64_t *index);
 
 #endif /* SETTLE_STORE_H */

@@ -1,5 +1,7 @@
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <raft.h>
@@ -428,4 +430,157 @@ Test(snapshot, corrupted_compressed_buffers_are_rejected_without_change)
 	free(copy);
 	raft_free(z);
 	raft_free(before);
+}
+
+/* ---- Streamed to a file, and manifests ---------------------------------- */
+
+/* Bytes that LZ4 cannot shrink (xorshift). */
+static void noise(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed | 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+/* Into fresh file path: the file's bytes in *out (malloc'd), *len. */
+static int snap_file(struct store *s, const char *path, uint8_t **out,
+		     uint64_t *len)
+{
+	MDB_txn *txn;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	int rv;
+
+	cr_assert_geq(fd, 0, "%s", path);
+	cr_assert_eq(store_read_begin(s, &txn), 0);
+	rv = store_snapshot_fd(s, txn, 0, fd, len);
+	store_read_end(txn);
+	if (rv == 0) {
+		*out = malloc(*len);
+		cr_assert_eq(pread(fd, *out, *len, 0), (ssize_t)*len);
+		cr_assert_eq(lseek(fd, 0, SEEK_END), (off_t)*len);
+	}
+	close(fd);
+	return rv;
+}
+
+/* More than SNAPZ_DIRTY_MAX (8 MiB) of compressed bytes, so the writer
+ * drains many times and waits on writeback: the file holds exactly the
+ * bytes the in-memory compressed snapshot has, and restores. */
+Test(snapshot, streamed_to_a_file_is_the_compressed_snapshot_byte_for_byte)
+{
+	size_t chunk = 512 * 1024, zlen;
+	uint8_t *payload = malloc(chunk), *z, *f;
+	uint64_t flen;
+	char path[128];
+	MDB_txn *txn;
+
+	fill(A.s, 500, 33);
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	for (uint32_t i = 0; i < 20; i++) {
+		Settle__V1__BranchRecord br;
+
+		noise(payload, chunk, i + 1);
+		settle__v1__branch_record__init(&br);
+		br.gid = "tx-0001";
+		br.branch_id = 10 + i;
+		br.endpoint = "h:1";
+		br.state = SETTLE__V1__BRANCH_STATE__REGISTERED;
+		br.payload.data = payload;
+		br.payload.len = chunk;
+		cr_assert_eq(store_branch_put(A.s, txn, &br), 0);
+	}
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+	free(payload);
+
+	snap_lz4(A.s, 0, &z, &zlen);
+	snprintf(path, sizeof path, "%s/ckpt", A.dir);
+	cr_assert_eq(snap_file(A.s, path, &f, &flen), 0, "%s",
+		     store_work_errmsg(A.s));
+	cr_assert_gt(flen, 8u * 1024 * 1024, "only %llu bytes",
+		     (unsigned long long)flen);
+	cr_assert_eq(flen, zlen);
+	cr_assert_eq(memcmp(f, z, zlen), 0);
+	cr_assert_eq(store_restore(B.s, f, flen), 0, "%s", store_errmsg(B.s));
+	raft_free(z);
+	free(f);
+	snap(A.s, 0, &z, &zlen);
+	snap(B.s, 0, &f, &flen);
+	cr_assert_eq(flen, zlen);
+	cr_assert_eq(memcmp(f, z, zlen), 0);
+	raft_free(z);
+	raft_free(f);
+}
+
+Test(snapshot, a_write_that_fails_is_an_error)
+{
+	char path[128];
+	MDB_txn *txn;
+	uint64_t len;
+	int fd, rv;
+
+	fill(A.s, 3000, 5);
+	snprintf(path, sizeof path, "%s/ro", A.dir);
+	fd = open(path, O_RDONLY | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, &len);
+	store_read_end(txn);
+	close(fd);
+	cr_assert_eq(rv, SETTLE_EIO);
+	cr_assert(strstr(store_work_errmsg(A.s), "write") != NULL, "%s",
+		  store_work_errmsg(A.s));
+
+	fd = open("/dev/full", O_WRONLY);
+	if (fd < 0)
+		return; /* no /dev/full here */
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, &len);
+	store_read_end(txn);
+	close(fd);
+	cr_assert_eq(rv, SETTLE_ENOSPACE, "%d: %s", rv, store_work_errmsg(A.s));
+}
+
+Test(snapshot, manifests_name_their_snapshot_and_are_never_restored)
+{
+	uint8_t m[STORE_MANIFEST_LEN], bad[STORE_MANIFEST_LEN + 1];
+	uint8_t *before, *after;
+	size_t blen, alen;
+	uint64_t idx, len;
+
+	store_manifest_put(m, 4242, 123456789);
+	cr_assert_eq(store_manifest_get(m, sizeof m, &idx, &len), 0);
+	cr_assert_eq(idx, 4242);
+	cr_assert_eq(len, 123456789);
+	idx = 0;
+	cr_assert_eq(store_snapshot_index(m, sizeof m, &idx), 0);
+	cr_assert_eq(idx, 4242);
+	for (size_t i = 0; i < sizeof m; i++) {
+		memcpy(bad, m, sizeof m);
+		bad[i] ^= 0x20;
+		cr_assert_eq(store_manifest_get(bad, sizeof m, &idx, &len),
+			     SETTLE_EPROTO, "byte %zu flipped", i);
+	}
+	memcpy(bad, m, sizeof m);
+	bad[sizeof m] = 0;
+	cr_assert_eq(store_manifest_get(bad, sizeof m + 1, &idx, &len),
+		     SETTLE_EPROTO);
+	cr_assert_eq(store_manifest_get(m, sizeof m - 1, &idx, &len),
+		     SETTLE_EPROTO);
+	cr_assert_eq(store_manifest_get(NULL, 0, &idx, &len), SETTLE_EPROTO);
+
+	fill(A.s, 50, 9);
+	snap(A.s, 0, &before, &blen);
+	cr_assert_eq(store_restore(A.s, m, sizeof m), SETTLE_EPROTO);
+	cr_assert(strstr(store_errmsg(A.s), "manifest") != NULL, "%s",
+		  store_errmsg(A.s));
+	snap(A.s, 0, &after, &alen);
+	cr_assert_eq(alen, blen);
+	cr_assert_eq(memcmp(before, after, alen), 0);
+	raft_free(before);
+	raft_free(after);
 }
