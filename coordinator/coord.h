@@ -92,6 +92,14 @@ struct coord {
 		 * the loop, how long the loop held it, when the worker
 		 * started, had synced the store, and was done. */
 		uint64_t t_begin, t_loop, t_work, t_synced, t_done;
+		/* raft_uv's own snapshot_get and close, wrapped; reads of a
+		 * checkpoint for raft under way, and raft's close waiting
+		 * for them. */
+		int (*io_get)(struct raft_io *, struct raft_io_snapshot_get *,
+			      raft_io_snapshot_get_cb);
+		void (*io_close)(struct raft_io *, raft_io_close_cb);
+		unsigned gets;
+		raft_io_close_cb close_cb;
 	} snap;
 
 	struct rpc_server *server;
@@ -310,6 +318,18 @@ void coord_budget_tick(struct coord *c);
  * refuses new transactions. */
 void coord_budget_status(struct coord *c, uint64_t *used, uint64_t *budget,
 			 bool *refusing);
+
+/* ---- Node (node.c) and its snapshots (snapshot.c) ------------------------ */
+
+/* Commit the apply batch now (store_batch_commit); a failure stops the
+ * node (exit 70). */
+void coord_commit_applied(struct coord *c);
+/* Between raft_uv_init and raft_init: the FSM's snapshot hooks, the
+ * checkpoint directory (left-overs of a crash removed), and the raft_io
+ * wrappers. Fills c->errmsg on failure. */
+int coord_snapshot_init(struct coord *c);
+/* No snapshot being taken, no checkpoint being read for raft. */
+bool coord_snapshot_idle(const struct coord *c);
 
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */
 

@@ -17,6 +17,7 @@ coordinator_settled_SOURCES = \
 	coordinator/node.c \
 	coordinator/propose.c \
 	coordinator/query.c \
+	coordinator/snapshot.c \
 	coordinator/xa.h coordinator/xa_logic.c \
 	coordinator/xa_pool.c coordinator/xa_pool.h \
 	coordinator/xa_drive.c

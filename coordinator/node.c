@@ -1,17 +1,15 @@
 /*
  * node.c — lifecycle of a coordinator node: LMDB, the raft instance and its
- * FSM glue, the client RPC server, signals and the leadership watch.
+ * FSM glue (snapshots in snapshot.c), the client RPC server, signals and
+ * the leadership watch.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -48,7 +46,7 @@ static int make_dir(const char *path, char *errmsg, size_t len)
  * once each. A batch that cannot commit has lost applied entries: stop
  * like a failed apply; the raft log replays them at restart.
  */
-static void commit_applied(struct coord *c)
+void coord_commit_applied(struct coord *c)
 {
 	int rv = store_batch_commit(c->store);
 
@@ -74,7 +72,7 @@ static void commit_cb(uv_check_t *h)
 	if (now - c->committed_ms < COMMIT_EVERY_MS)
 		return;
 	c->committed_ms = now;
-	commit_applied(c);
+	coord_commit_applied(c);
 }
 
 static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
@@ -108,203 +106,6 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 		_exit(70);
 	}
 	coord_clock_applied(c, c->fsm.last_wall_ms);
-	return 0;
-}
-
-/* The most entries between two snapshots, whatever the store's size: raft
- * 0.15 loads every entry after the last snapshot into memory at start. */
-#define SNAPSHOT_THRESHOLD_MAX (1u << 20)
-
-/*
- * A snapshot copies the whole store, so taking one every N entries would
- * cost more and more as history grows. Pace them instead: the next one
- * comes once the log has grown by about as many bytes as this snapshot
- * holds (never sooner than --snapshot-threshold entries), so snapshot
- * writing stays within about the log's own write volume.
- */
-static void snapshot_pace(struct coord *c)
-{
-	uint64_t avg, want;
-
-	if (c->snap.len == 0 || c->snap.log_entries == 0)
-		return;
-	avg = c->snap.log_bytes / c->snap.log_entries;
-	want = avg > 0 ? c->snap.len / avg : 0;
-	if (want < c->cfg.snapshot_threshold)
-		want = c->cfg.snapshot_threshold;
-	if (want > SNAPSHOT_THRESHOLD_MAX)
-		want = SNAPSHOT_THRESHOLD_MAX;
-	raft_set_snapshot_threshold(&c->raft, (unsigned)want);
-	settle_tracef("fsm", "snapshot of %zu bytes; next after %llu entries",
-		      c->snap.len, (unsigned long long)want);
-	c->snap.log_bytes = 0;
-	c->snap.log_entries = 0;
-}
-
-/*
- * Snapshots are taken in three steps (raft_fsm version 3) so that the loop
- * never serializes the whole store: snapshot() fixes a consistent LMDB read
- * view at the applied index, snapshot_async() serializes it on raft's worker
- * thread while the loop keeps applying, snapshot_finalize() frees it all.
- */
-static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
-			     unsigned *n_bufs)
-{
-	struct coord *c = rf->data;
-	int rv;
-
-	if (c->snap.busy)
-		return RAFT_BUSY; /* raft tries again later */
-	c->snap.t_begin = uv_hrtime();
-	/* The view must hold every entry up to the applied index, and be a
-	 * read transaction of its own: it goes to raft's worker thread. */
-	commit_applied(c);
-	rv = store_read_begin(c->store, &c->snap.txn);
-	if (rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
-			   store_errmsg(c->store));
-		return RAFT_IOERR;
-	}
-	c->snap.busy = true;
-	c->snap.len = 0;
-	c->snap.index = raft_last_applied(&c->raft);
-	c->snap.t_work = c->snap.t_done = 0;
-	c->snap.t_loop = uv_hrtime() - c->snap.t_begin;
-	*bufs = NULL;
-	*n_bufs = 0;
-	return 0;
-}
-
-/*
- * Syncing and packing a large store takes seconds of CPU. At full load on
- * a small machine that time came out of the loop's and the raft writer's
- * share, and every transaction in flight waited for it. So the work runs
- * on a thread of its own at a lower priority (nice SNAPSHOT_NICE) and gets
- * what the node's own work leaves; raft's worker, which called us, waits.
- */
-#define SNAPSHOT_NICE 10
-
-struct snapshot_work {
-	struct coord *c;
-	uint8_t *data;
-	size_t len;
-	uint64_t synced; /* uv_hrtime() after store_sync() */
-	int rv;
-};
-
-static void *snapshot_work(void *arg)
-{
-	struct snapshot_work *w = arg;
-	struct coord *c = w->c;
-
-	/* On Linux a nice value is a thread's own. Lowering one's priority
-	 * needs no privilege; failing to is harmless. */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-			  SNAPSHOT_NICE);
-	/* LMDB runs without fsync; make it durable before raft may drop the
-	 * log entries that this snapshot replaces. */
-	w->rv = store_sync(c->store);
-	w->synced = uv_hrtime();
-	if (w->rv == 0)
-		w->rv =
-		    store_snapshot_txn(c->store, c->snap.txn, c->snap.index,
-				       STORE_SNAPSHOT_LZ4, &w->data, &w->len);
-	return NULL;
-}
-
-static int raft_snapshot_async_fsm(struct raft_fsm *rf,
-				   struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-	struct coord *c = rf->data;
-	struct snapshot_work w = {.c = c};
-	pthread_t t;
-
-	c->snap.t_work = uv_hrtime();
-	if (pthread_create(&t, NULL, snapshot_work, &w) == 0)
-		pthread_join(t, NULL);
-	else
-		snapshot_work(&w); /* no thread to spare: at our priority */
-	if (w.rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
-			   settle_strerror(w.rv), store_work_errmsg(c->store));
-		return RAFT_IOERR;
-	}
-	*bufs = raft_malloc(sizeof **bufs);
-	if (*bufs == NULL) {
-		raft_free(w.data);
-		return RAFT_NOMEM;
-	}
-	(*bufs)[0].base = w.data;
-	(*bufs)[0].len = w.len;
-	*n_bufs = 1;
-	c->snap.len = w.len;
-	c->snap.t_synced = w.synced;
-	c->snap.t_done = uv_hrtime();
-	return 0;
-}
-
-static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
-				      struct raft_buffer *bufs[],
-				      unsigned *n_bufs)
-{
-	struct coord *c = rf->data;
-
-	if (*bufs != NULL) {
-		for (unsigned i = 0; i < *n_bufs; i++)
-			raft_free((*bufs)[i].base);
-		raft_free(*bufs);
-	}
-	*bufs = NULL;
-	*n_bufs = 0;
-	if (c->snap.txn != NULL)
-		store_read_end(c->snap.txn);
-	c->snap.txn = NULL;
-	c->snap.busy = false;
-	if (c->snap.t_done != 0)
-		settle_log(SETTLE_LOG_INFO, "fsm",
-			   "snapshot at %llu: %zu bytes; the loop held it "
-			   "%.1f ms, a worker synced the store in %.0f ms and "
-			   "packed it in %.0f ms, on disk after %.0f ms",
-			   (unsigned long long)c->snap.index, c->snap.len,
-			   (double)c->snap.t_loop / 1e6,
-			   (double)(c->snap.t_synced - c->snap.t_work) / 1e6,
-			   (double)(c->snap.t_done - c->snap.t_synced) / 1e6,
-			   (double)(uv_hrtime() - c->snap.t_begin) / 1e6);
-	if (c->snap.len > 0) {
-		/* Checksums of applied entries guard replays of the log; the
-		 * log before the previous snapshot is gone for good. */
-		commit_applied(c);
-		if (c->snap.prev_index > 0 &&
-		    fsm_prune_applied_log(&c->fsm, c->snap.prev_index) != 0)
-			settle_log(SETTLE_LOG_WARN, "fsm",
-				   "pruning applied_log: %s", c->fsm.errmsg);
-		c->snap.prev_index = c->snap.index;
-	}
-	snapshot_pace(c);
-	return 0;
-}
-
-static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
-{
-	struct coord *c = rf->data;
-	uint64_t index = 0;
-	int rv;
-
-	store_snapshot_index(buf->base, buf->len, &index);
-	commit_applied(c);
-	rv = store_restore(c->store, buf->base, buf->len);
-	fsm_forget_level(&c->fsm);
-	if (rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "restore of snapshot at %llu failed: %s (%s)",
-			   (unsigned long long)index, settle_strerror(rv),
-			   store_errmsg(c->store));
-		return RAFT_CORRUPT;
-	}
-	settle_log(SETTLE_LOG_INFO, "fsm", "restored snapshot at %llu",
-		   (unsigned long long)index);
-	/* On success the buffer is ours to release. */
-	raft_free(buf->base);
 	return 0;
 }
 
@@ -452,7 +253,7 @@ static void raft_closed(struct raft *r)
 	raft_uv_tcp_close(&c->transport);
 	c->raft_started = false;
 	/* Nothing is applied any more. */
-	commit_applied(c);
+	coord_commit_applied(c);
 	uv_close((uv_handle_t *)&c->commit, NULL);
 }
 
@@ -478,7 +279,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static bool raft_drained(struct coord *c)
 {
 	return c->raft.last_stored >= raft_last_index(&c->raft) &&
-	       c->proposals == 0 && !c->snap.busy;
+	       c->proposals == 0 && coord_snapshot_idle(c);
 }
 
 static void drain_cb(uv_timer_t *t)
@@ -530,7 +331,7 @@ void coord_stop(struct coord *c, int exit_code)
 void coord_close(struct coord *c)
 {
 	if (c->store != NULL) {
-		commit_applied(c);
+		coord_commit_applied(c);
 		store_sync(c->store);
 		fsm_close(&c->fsm);
 		store_close(c->store);
@@ -608,13 +409,8 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->fsm.data = c;
 	c->fsm.batched = true;
 
-	c->raft_fsm.version = 3;
 	c->raft_fsm.data = c;
 	c->raft_fsm.apply = raft_apply_fsm;
-	c->raft_fsm.snapshot = raft_snapshot_fsm;
-	c->raft_fsm.restore = raft_restore_fsm;
-	c->raft_fsm.snapshot_finalize = raft_snapshot_finalize_fsm;
-	c->raft_fsm.snapshot_async = raft_snapshot_async_fsm;
 
 	snprintf(path, sizeof path, "%s/raft", c->cfg.data_dir);
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
@@ -634,7 +430,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		rv = settle_err_from_raft(rv);
 		goto err_after_transport;
 	}
-	/* Snapshots come compressed already (store_snapshot_txn). */
+	/* raft stores manifests of checkpoints, compressed already. */
 	rv = raft_uv_set_snapshot_compression(&c->io, false);
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft io: %s",
@@ -642,6 +438,11 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		rv = settle_err_from_raft(rv);
 		goto err_after_io;
 	}
+	/* The FSM's snapshot hooks, checkpoints, and the raft_io wrappers
+	 * that swap a checkpoint in for its manifest (snapshot.c). */
+	rv = coord_snapshot_init(c);
+	if (rv != 0)
+		goto err_after_io;
 	/* raft_uv 0.15 implements async_work (the snapshot work runs on
 	 * libuv's pool and raft_uv's close waits for it) but still says
 	 * version 1, and raft_init refuses asynchronous snapshots below 2.

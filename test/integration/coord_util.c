@@ -406,6 +406,20 @@ size_t cu_events(const Settle__V1__TxInfo *tx, const char *kind)
 	return n;
 }
 
+bool cu_log_has(const char *path, const char *text)
+{
+	char line[2048];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
 bool cu_log_has_sanitizer_report(const char *path, char *first, size_t len)
 {
 	static const char *const marks[] = {

@@ -111,6 +111,10 @@ Settle__V1__StatusResponse *cu_status(struct cu_conn *c);
 /* Number of events of the given kind in tx's history. */
 size_t cu_events(const Settle__V1__TxInfo *tx, const char *kind);
 
+/* True if the log file at path has a line holding text (false if the
+ * file cannot be opened). */
+bool cu_log_has(const char *path, const char *text);
+
 /* True if the log file at path holds a sanitizer report (ASan, LSan or
  * UBSan); the first such line goes to first (size len) when non-NULL. */
 bool cu_log_has_sanitizer_report(const char *path, char *first, size_t len);

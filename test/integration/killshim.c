@@ -9,6 +9,12 @@
  * test can tell where the kill landed. A signal, not a count from start,
  * so that a test picks the node's role (leader or follower) at the time.
  *
+ * SETTLE_KILL_CHECKPOINT=before|after kills it instead at its first
+ * rename() of a checkpoint file (coordinator/snapshot.c): the checkpoint
+ * written and synced under its temporary name, and killed just before the
+ * rename or just after it (before raft has the manifest). It says so on
+ * stderr first, naming the file.
+ *
  * Test-only: nothing in settled knows about it (settled leaves SIGUSR2
  * alone).
  */
@@ -18,6 +24,7 @@
 #include <dlfcn.h>
 #include <lmdb.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +32,12 @@
 
 typedef int (*put_fn)(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *, unsigned);
 typedef int (*commit_fn)(MDB_txn *);
+typedef int (*rename_fn)(const char *, const char *);
 
 /* settled writes LMDB from its loop thread only: no locking here. */
 static put_fn real_put;
 static commit_fn real_commit;
+static rename_fn real_rename;
 static volatile sig_atomic_t armed;
 static long after = 50;
 static long countdown; /* 0: not counting */
@@ -38,6 +47,36 @@ static void init(void)
 {
 	real_put = (put_fn)dlsym(RTLD_NEXT, "mdb_put");
 	real_commit = (commit_fn)dlsym(RTLD_NEXT, "mdb_txn_commit");
+	real_rename = (rename_fn)dlsym(RTLD_NEXT, "rename");
+}
+
+static void die_saying(const char *what, const char *path)
+{
+	char msg[600];
+	int n =
+	    snprintf(msg, sizeof msg, "killshim: SIGKILL %s %s\n", what, path);
+
+	if (n > 0 && write(2, msg, (size_t)n) < 0)
+		n = 0;
+	raise(SIGKILL);
+}
+
+/* Called from the snapshot worker thread; settled renames nothing else
+ * under checkpoints/, and one checkpoint is written at a time. */
+int rename(const char *from, const char *to)
+{
+	const char *when = getenv("SETTLE_KILL_CHECKPOINT");
+	bool ckpt = strstr(to, "/checkpoints/ckpt-") != NULL;
+	int rv;
+
+	if (real_rename == NULL)
+		init();
+	if (ckpt && when != NULL && strcmp(when, "before") == 0)
+		die_saying("before renaming", from);
+	rv = real_rename(from, to);
+	if (ckpt && rv == 0 && when != NULL && strcmp(when, "after") == 0)
+		die_saying("after renaming to", to);
+	return rv;
 }
 
 static void on_usr2(int sig)

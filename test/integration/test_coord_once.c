@@ -288,20 +288,6 @@ static void expect(struct cu_conn *c, int method, const ProtobufCMessage *m,
 	cu_reply_free(&r);
 }
 
-/* True if the log file at path holds the text. */
-static bool log_has(const char *path, const char *text)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = fopen(path, "r");
-
-	cr_assert_not_null(f, "open %s", path);
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, text) != NULL;
-	fclose(f);
-	return found;
-}
-
 /*
  * A frame with response set is not a request: the coordinator must not
  * serve it (a stray BEGIN "response" would begin a transaction). Like any
@@ -341,7 +327,7 @@ Test(coord_once, response_frame_is_refused)
 		     "a response frame was answered: code %d %s", r.code,
 		     r.msg);
 	cu_close(&bad);
-	cr_assert(log_has(n.proc->log, "a frame with response set"),
+	cr_assert(cu_log_has(n.proc->log, "a frame with response set"),
 		  "no warning in the node's log");
 
 	/* Nothing was begun; the other connection and the node serve on,

@@ -5,14 +5,19 @@
  * concurrent begins and commits loses nothing that was acknowledged.
  *
  * Snapshots are made frequent (--snapshot-threshold) so that restarts also
- * go through snapshot restore and log replay.
+ * go through snapshot restore and log replay. A SIGKILL while a snapshot's
+ * checkpoint is written leaves nothing behind, and a lost store is rebuilt
+ * from the checkpoint.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "coord_util.h"
 #include "harness.h"
@@ -316,5 +321,201 @@ Test(coord_restart, sigkill_loses_nothing_acknowledged)
 	cu_connect(&c, n.endpoint, 5000);
 	acked = check_acked(&c, l, 4);
 	cr_assert_geq(acked, 60);
+	cu_close(&c);
+}
+
+/* ---- Checkpoints ----------------------------------------------------------
+ *
+ * A snapshot's data is a checkpoint file, data/checkpoints/ckpt-INDEX,
+ * and raft keeps only a 32-byte manifest of it (coordinator/snapshot.c).
+ */
+
+/* What the data directory holds: raft's complete snapshots (their .meta
+ * files) with their indexes and the largest snapshot file, and the
+ * checkpoint files, with how many are temporary and how many have no
+ * raft snapshot at their index. */
+struct on_disk {
+	int snapshots;
+	unsigned long long index[16];
+	long long largest_snapshot;
+	int checkpoints, tmp, orphans;
+};
+
+static void look(const struct it_node *n, struct on_disk *d)
+{
+	char dir[700], path[1100];
+	struct dirent *e;
+	struct stat st;
+	DIR *dp;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(dir, sizeof(dir), "%s/raft", n->data);
+	cr_assert_not_null(dp = opendir(dir), "%s", dir);
+	while ((e = readdir(dp)) != NULL) {
+		unsigned long long t, i, ms;
+		int end = 0;
+
+		if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &t, &i, &ms,
+			   &end) != 3)
+			continue;
+		if (strcmp(e->d_name + end, ".meta") == 0) {
+			cr_assert_lt(d->snapshots, 16);
+			d->index[d->snapshots++] = i;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		cr_assert_eq(stat(path, &st), 0, "%s", path);
+		if (st.st_size > d->largest_snapshot)
+			d->largest_snapshot = st.st_size;
+	}
+	closedir(dp);
+	snprintf(dir, sizeof(dir), "%s/checkpoints", n->data);
+	cr_assert_not_null(dp = opendir(dir), "%s", dir);
+	while ((e = readdir(dp)) != NULL) {
+		unsigned long long i;
+		int end = 0;
+		bool known = false;
+
+		if (sscanf(e->d_name, "ckpt-%llu%n", &i, &end) != 1)
+			continue;
+		if (strcmp(e->d_name + end, ".tmp") == 0) {
+			d->tmp++;
+			continue;
+		}
+		d->checkpoints++;
+		for (int k = 0; k < d->snapshots; k++)
+			known = known || d->index[k] == i;
+		d->orphans += !known;
+	}
+	closedir(dp);
+}
+
+/* A node with killshim preloaded and SETTLE_KILL_CHECKPOINT=when. */
+static void restart_with_killshim(struct it_node *n, const char *when)
+{
+	char asan[600], kv[1400];
+	const char *build = getenv("SETTLE_BUILD");
+
+	it_asan_preload(asan, sizeof(asan));
+	snprintf(kv, sizeof(kv),
+		 "LD_PRELOAD=%s%s/test/integration/.libs/libkillshim.so", asan,
+		 build != NULL ? build : ".");
+	cr_assert_eq(access(kv + strlen("LD_PRELOAD=") + strlen(asan), R_OK), 0,
+		     "%s missing (make check builds it)", kv);
+	it_setenv(n->proc, kv);
+	snprintf(kv, sizeof(kv), "SETTLE_KILL_CHECKPOINT=%s", when);
+	it_setenv(n->proc, kv);
+	it_kill(n->proc);
+	it_restart(n->proc);
+	it_node_wait_leader(n, 20000);
+}
+
+/*
+ * SIGKILL while the first checkpoint is written, just before its rename
+ * (when = "before": a complete temporary file) or just after it ("after":
+ * a checkpoint raft never got the manifest of). The restart removes what
+ * the crash left, loses nothing acknowledged, and snapshots go on.
+ */
+static void sigkill_at_checkpoint(const char *when, const char *left)
+{
+	struct it_node n;
+	struct cu_conn c;
+	struct load l[4];
+	pthread_t th[4];
+	atomic_int commits = 0;
+	struct on_disk d;
+
+	it_node_start(&n, 1, node_args);
+	restart_with_killshim(&n, when);
+	load_start(l, th, 4, n.endpoint, "k", &commits);
+	for (int waited = 0; it_alive(n.proc); waited += 10) {
+		cr_assert_lt(waited, 30000, "no checkpoint written in 30 s");
+		tu_sleep_ms(10);
+	}
+	load_join(th, 4);
+	cr_assert(cu_log_has(n.proc->log, "killshim: SIGKILL"),
+		  "the node died, but not by killshim");
+	look(&n, &d);
+	if (strcmp(when, "before") == 0)
+		cr_assert_eq(d.tmp, 1,
+			     "no temporary checkpoint after the kill");
+	else
+		cr_assert_eq(d.orphans, 1,
+			     "no orphan checkpoint after the kill");
+
+	it_setenv(n.proc, "SETTLE_KILL_CHECKPOINT=");
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	cr_assert(cu_log_has(n.proc->log, left),
+		  "the restart did not say \"%s\"", left);
+	look(&n, &d);
+	cr_assert_eq(d.tmp + d.orphans, 0,
+		     "left at restart: %d temporary, %d orphan checkpoints",
+		     d.tmp, d.orphans);
+	cu_connect(&c, n.endpoint, 5000);
+	check_acked(&c, l, 4);
+	cu_close(&c);
+
+	/* More load: snapshots are taken and kept as before. */
+	commits = 0;
+	load_start(l, th, 4, n.endpoint, "m", &commits);
+	load_join(th, 4);
+	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
+	it_stop(n.proc);
+	cr_assert(cu_log_has(n.proc->log, "wrote the checkpoint"),
+		  "no snapshot after the restart");
+	look(&n, &d);
+	cr_assert_geq(d.snapshots, 1);
+	cr_assert_eq(d.checkpoints, d.snapshots,
+		     "%d checkpoints for %d raft snapshots", d.checkpoints,
+		     d.snapshots);
+	cr_assert_eq(d.tmp + d.orphans, 0);
+}
+
+Test(coord_restart, sigkill_before_a_checkpoint_is_renamed)
+{
+	sigkill_at_checkpoint("before", "a write the last run did not finish");
+}
+
+Test(coord_restart, sigkill_after_a_checkpoint_is_renamed)
+{
+	sigkill_at_checkpoint("after", "raft keeps no snapshot at its index");
+}
+
+/* raft holds manifests only; a store that is lost is rebuilt from the
+ * checkpoint a manifest names, then the log after it. */
+Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
+{
+	struct it_node n;
+	struct cu_conn c;
+	struct load l[4];
+	pthread_t th[4];
+	atomic_int commits = 0;
+	struct on_disk d;
+	char path[700];
+
+	it_node_start(&n, 1, node_args);
+	load_start(l, th, 4, n.endpoint, "r", &commits);
+	load_join(th, 4);
+	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
+	it_stop(n.proc);
+	look(&n, &d);
+	cr_assert_geq(d.snapshots, 1, "no snapshot taken");
+	cr_assert_eq(d.largest_snapshot, 32,
+		     "raft's snapshot files are not manifests: %lld bytes",
+		     d.largest_snapshot);
+	cr_assert_eq(d.checkpoints, d.snapshots);
+	cr_assert_eq(d.orphans + d.tmp, 0);
+
+	snprintf(path, sizeof(path), "%s/db/data.mdb", n.data);
+	cr_assert_eq(unlink(path), 0, "%s", path);
+	snprintf(path, sizeof(path), "%s/db/lock.mdb", n.data);
+	unlink(path);
+	it_restart(n.proc);
+	it_node_wait_leader(&n, 20000);
+	cr_assert(cu_log_has(n.proc->log, "from checkpoint"),
+		  "the store was not restored from a checkpoint");
+	cu_connect(&c, n.endpoint, 5000);
+	cr_assert_eq(check_acked(&c, l, 4), 4 * PER_THREAD);
 	cu_close(&c);
 }

@@ -1,0 +1,721 @@
+/*
+ * snapshot.c — the node's snapshots: raft's FSM snapshot hooks, and the
+ * checkpoint files that hold them.
+ *
+ * raft_uv 0.15 holds every log append while it writes a snapshot file (a
+ * barrier, also for snapshots that keep trailing entries), so a snapshot
+ * as big as the store paused commits for as long as its write took. Here
+ * the snapshot of the store goes to a checkpoint file of our own,
+ * <data>/checkpoints/ckpt-INDEX, written and synced on a thread of its own
+ * at a low priority while the node keeps committing; raft gets only a
+ * 32-byte manifest that names it (storage/store.h), so its barrier covers
+ * a tiny write. Two places need the snapshot itself instead:
+ *
+ * - the leader sending InstallSnapshot to a follower: io->snapshot_get is
+ *   wrapped, and the manifest raft_uv loaded is swapped for the checkpoint's
+ *   bytes (read on libuv's pool) before raft sees it; the follower gets and
+ *   stores the whole compressed snapshot, as before;
+ * - a start where LMDB is behind the manifest's index (it never is after a
+ *   crash: the store is synced before the checkpoint is written): restore
+ *   reads the checkpoint.
+ *
+ * A checkpoint is kept while raft keeps a snapshot at its index (raft_uv
+ * keeps its last two); the others, and any left half-written by a crash,
+ * are removed at start and after each snapshot.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+
+#define CKPT_PREFIX "ckpt-"
+#define CKPT_TMP    ".tmp"
+/* raft_uv's snapshot metadata files: snapshot-TERM-INDEX-MS.meta. */
+#define RAFT_META_SUFFIX ".meta"
+/* The most raft snapshots looked at when deciding what to keep. */
+#define KEEP_MAX 16
+
+static void ckpt_path(const struct coord *c, uint64_t index, bool tmp,
+		      char *out, size_t len)
+{
+	snprintf(out, len, "%s/checkpoints/" CKPT_PREFIX "%llu%s",
+		 c->cfg.data_dir, (unsigned long long)index,
+		 tmp ? CKPT_TMP : "");
+}
+
+/* fsync a directory, so that a rename or an unlink in it is durable. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rv;
+
+	if (fd < 0)
+		return -1;
+	rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+/* ---- Writing a checkpoint (snapshot worker thread) ---------------------- */
+
+/*
+ * Sync the store, then write the snapshot of read view txn to
+ * checkpoints/ckpt-INDEX: to a temporary name, fdatasync'd, renamed, the
+ * directory synced. Runs off the loop: no settle_log, errors in errmsg.
+ */
+static int ckpt_write(struct coord *c, MDB_txn *txn, uint64_t index,
+		      uint64_t *len, uint64_t *synced, char *errmsg,
+		      size_t errlen)
+{
+	char tmp[PATH_MAX], path[PATH_MAX], dir[PATH_MAX];
+	int fd, rv;
+
+	/* LMDB runs without fsync; make it durable before raft may drop the
+	 * log entries that this snapshot replaces. */
+	rv = store_sync(c->store);
+	*synced = uv_hrtime();
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s", store_work_errmsg(c->store));
+		return rv;
+	}
+	ckpt_path(c, index, true, tmp, sizeof tmp);
+	ckpt_path(c, index, false, path, sizeof path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(errmsg, errlen, "open %s: %s", tmp, strerror(errno));
+		return errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
+	}
+	rv = store_snapshot_fd(c->store, txn, index, fd, len);
+	if (rv != 0)
+		snprintf(errmsg, errlen, "%s", store_work_errmsg(c->store));
+	else if (fdatasync(fd) != 0) {
+		snprintf(errmsg, errlen, "fdatasync %s: %s", tmp,
+			 strerror(errno));
+		rv = errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
+	}
+	if (close(fd) != 0 && rv == 0) {
+		snprintf(errmsg, errlen, "close %s: %s", tmp, strerror(errno));
+		rv = SETTLE_EIO;
+	}
+	if (rv == 0 && rename(tmp, path) != 0) {
+		snprintf(errmsg, errlen, "rename %s: %s", tmp, strerror(errno));
+		rv = SETTLE_EIO;
+	}
+	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
+	if (rv == 0 && sync_dir(dir) != 0) {
+		snprintf(errmsg, errlen, "fsync %s: %s", dir, strerror(errno));
+		rv = SETTLE_EIO;
+	}
+	if (rv != 0)
+		unlink(tmp);
+	return rv;
+}
+
+/* ---- Reading one --------------------------------------------------------- */
+
+/*
+ * Read checkpoint fd (of the snapshot at index, len bytes by its manifest)
+ * into *data (raft_malloc'd) and check that it is that snapshot's
+ * container. Closes fd. Any thread.
+ */
+static int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
+		     char *errmsg, size_t errlen)
+{
+	struct stat st;
+	uint64_t at = 0, got_index;
+	uint8_t *p = NULL;
+	int rv = 0;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(errmsg, errlen, "fstat: %s", strerror(errno));
+		rv = SETTLE_EIO;
+	} else if ((uint64_t)st.st_size != len || len > SIZE_MAX) {
+		snprintf(errmsg, errlen, "%llu bytes, its manifest says %llu",
+			 (unsigned long long)st.st_size,
+			 (unsigned long long)len);
+		rv = SETTLE_EPROTO;
+	} else if ((p = raft_malloc(len > 0 ? (size_t)len : 1)) == NULL) {
+		snprintf(errmsg, errlen, "out of memory for %llu bytes",
+			 (unsigned long long)len);
+		rv = SETTLE_ENOMEM;
+	}
+	while (rv == 0 && at < len) {
+		ssize_t n = pread(fd, p + at, (size_t)(len - at), (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(errmsg, errlen, "read: %s",
+				 n < 0 ? strerror(errno) : "file got shorter");
+			rv = SETTLE_EIO;
+		} else
+			at += (uint64_t)n;
+	}
+	close(fd);
+	/* The container may say more: a store ahead of raft (replaying the
+	 * log after a start) is snapshotted at its own applied index. */
+	if (rv == 0 && (store_snapshot_index(p, (size_t)len, &got_index) != 0 ||
+			got_index < index)) {
+		snprintf(errmsg, errlen, "not the snapshot at %llu",
+			 (unsigned long long)index);
+		rv = SETTLE_EPROTO;
+	}
+	if (rv != 0) {
+		raft_free(p);
+		return rv;
+	}
+	*data = p;
+	return 0;
+}
+
+/* ---- Keeping what raft keeps -------------------------------------------- */
+
+/* Indexes of the snapshots raft has (complete: with their .meta file). */
+static int raft_snapshot_indexes(const struct coord *c, uint64_t *idx,
+				 unsigned *n)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%s/raft", c->cfg.data_dir);
+	d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	*n = 0;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long term, index, ms;
+		int end = 0;
+
+		if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term,
+			   &index, &ms, &end) != 3 ||
+		    strcmp(e->d_name + end, RAFT_META_SUFFIX) != 0)
+			continue;
+		if (*n == KEEP_MAX) {
+			closedir(d);
+			return -1; /* unexpected: keep everything */
+		}
+		idx[(*n)++] = index;
+	}
+	closedir(d);
+	return 0;
+}
+
+/*
+ * Remove the checkpoints raft has no snapshot for, and temporary files
+ * left by a write that a crash interrupted. at_start: say so at INFO (a
+ * crash left them); later it is routine.
+ */
+static void ckpt_prune(struct coord *c, bool at_start)
+{
+	uint64_t keep[KEEP_MAX];
+	unsigned n_keep;
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *e;
+	bool removed = false;
+	DIR *d;
+
+	if (raft_snapshot_indexes(c, keep, &n_keep) != 0)
+		return;
+	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long index;
+		int end = 0;
+		bool tmp, kept = false;
+
+		if (sscanf(e->d_name, CKPT_PREFIX "%llu%n", &index, &end) != 1)
+			continue;
+		tmp = strcmp(e->d_name + end, CKPT_TMP) == 0;
+		if (!tmp && e->d_name[end] != '\0')
+			continue; /* not ours */
+		for (unsigned i = 0; i < n_keep && !tmp; i++)
+			kept = kept || keep[i] == index;
+		if (kept)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (unlink(path) != 0) {
+			settle_log(SETTLE_LOG_WARN, "fsm", "remove %s: %s",
+				   path, strerror(errno));
+			continue;
+		}
+		removed = true;
+		if (at_start)
+			settle_log(SETTLE_LOG_INFO, "fsm", "removed %s: %s",
+				   e->d_name,
+				   tmp ? "a write the last run did not finish"
+				       : "raft keeps no snapshot at its index");
+		else
+			settle_tracef("fsm", "removed %s", e->d_name);
+	}
+	closedir(d);
+	if (removed)
+		(void)sync_dir(dir);
+}
+
+/* ---- Taking a snapshot (raft_fsm version 3) ------------------------------ */
+
+/* The most entries between two snapshots, whatever the store's size: raft
+ * 0.15 loads every entry after the last snapshot into memory at start. */
+#define SNAPSHOT_THRESHOLD_MAX (1u << 20)
+
+/*
+ * A snapshot copies the whole store, so taking one every N entries would
+ * cost more and more as history grows. Pace them instead: the next one
+ * comes once the log has grown by about as many bytes as this snapshot
+ * holds (never sooner than --snapshot-threshold entries), so snapshot
+ * writing stays within about the log's own write volume.
+ */
+static void snapshot_pace(struct coord *c)
+{
+	uint64_t avg, want;
+
+	if (c->snap.len == 0 || c->snap.log_entries == 0)
+		return;
+	avg = c->snap.log_bytes / c->snap.log_entries;
+	want = avg > 0 ? c->snap.len / avg : 0;
+	if (want < c->cfg.snapshot_threshold)
+		want = c->cfg.snapshot_threshold;
+	if (want > SNAPSHOT_THRESHOLD_MAX)
+		want = SNAPSHOT_THRESHOLD_MAX;
+	raft_set_snapshot_threshold(&c->raft, (unsigned)want);
+	settle_tracef("fsm", "snapshot of %zu bytes; next after %llu entries",
+		      c->snap.len, (unsigned long long)want);
+	c->snap.log_bytes = 0;
+	c->snap.log_entries = 0;
+}
+
+/*
+ * Snapshots are taken in three steps so that the loop never serializes the
+ * whole store: snapshot() fixes a consistent LMDB read view at the applied
+ * index, snapshot_async() writes the checkpoint from it on raft's worker
+ * thread while the loop keeps applying, snapshot_finalize() frees it all.
+ */
+static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
+			     unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+	int rv;
+
+	if (c->snap.busy)
+		return RAFT_BUSY; /* raft tries again later */
+	c->snap.t_begin = uv_hrtime();
+	/* The view must hold every entry up to the applied index, and be a
+	 * read transaction of its own: it goes to raft's worker thread. */
+	coord_commit_applied(c);
+	rv = store_read_begin(c->store, &c->snap.txn);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
+			   store_errmsg(c->store));
+		return RAFT_IOERR;
+	}
+	c->snap.busy = true;
+	c->snap.len = 0;
+	c->snap.index = raft_last_applied(&c->raft);
+	c->snap.t_work = c->snap.t_done = 0;
+	c->snap.t_loop = uv_hrtime() - c->snap.t_begin;
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
+/*
+ * Syncing the store and compressing and writing a large one takes seconds.
+ * At full load on a small machine that time came out of the loop's and
+ * the raft writer's share, and every transaction in flight waited for it.
+ * So the work runs on a thread of its own at a lower priority (nice
+ * SNAPSHOT_NICE) and gets what the node's own work leaves; raft's worker,
+ * which called us, waits.
+ */
+#define SNAPSHOT_NICE 10
+
+struct snapshot_work {
+	struct coord *c;
+	uint64_t len;
+	uint64_t synced; /* uv_hrtime() after store_sync() */
+	int rv;
+	char errmsg[300];
+};
+
+static void *snapshot_work(void *arg)
+{
+	struct snapshot_work *w = arg;
+
+	/* On Linux a nice value is a thread's own. Lowering one's priority
+	 * needs no privilege; failing to is harmless. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			  SNAPSHOT_NICE);
+	w->rv = ckpt_write(w->c, w->c->snap.txn, w->c->snap.index, &w->len,
+			   &w->synced, w->errmsg, sizeof w->errmsg);
+	return NULL;
+}
+
+static int raft_snapshot_async_fsm(struct raft_fsm *rf,
+				   struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+	struct snapshot_work w = {.c = c};
+	pthread_t t;
+
+	c->snap.t_work = uv_hrtime();
+	if (pthread_create(&t, NULL, snapshot_work, &w) == 0)
+		pthread_join(t, NULL);
+	else
+		snapshot_work(&w); /* no thread to spare: at our priority */
+	if (w.rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
+			   settle_strerror(w.rv), w.errmsg);
+		return RAFT_IOERR;
+	}
+	*bufs = raft_malloc(sizeof **bufs);
+	if (*bufs == NULL)
+		return RAFT_NOMEM;
+	(*bufs)[0].base = raft_malloc(STORE_MANIFEST_LEN);
+	if ((*bufs)[0].base == NULL) {
+		raft_free(*bufs);
+		*bufs = NULL;
+		return RAFT_NOMEM;
+	}
+	store_manifest_put((*bufs)[0].base, c->snap.index, w.len);
+	(*bufs)[0].len = STORE_MANIFEST_LEN;
+	*n_bufs = 1;
+	c->snap.len = (size_t)w.len;
+	c->snap.t_synced = w.synced;
+	c->snap.t_done = uv_hrtime();
+	return 0;
+}
+
+static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
+				      struct raft_buffer *bufs[],
+				      unsigned *n_bufs)
+{
+	struct coord *c = rf->data;
+
+	if (*bufs != NULL) {
+		for (unsigned i = 0; i < *n_bufs; i++)
+			raft_free((*bufs)[i].base);
+		raft_free(*bufs);
+	}
+	*bufs = NULL;
+	*n_bufs = 0;
+	if (c->snap.txn != NULL)
+		store_read_end(c->snap.txn);
+	c->snap.txn = NULL;
+	c->snap.busy = false;
+	if (c->snap.t_done != 0)
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "snapshot at %llu: %zu bytes; the loop held it "
+			   "%.1f ms, a worker synced the store in %.0f ms and "
+			   "wrote the checkpoint in %.0f ms, raft had its "
+			   "manifest after %.0f ms more",
+			   (unsigned long long)c->snap.index, c->snap.len,
+			   (double)c->snap.t_loop / 1e6,
+			   (double)(c->snap.t_synced - c->snap.t_work) / 1e6,
+			   (double)(c->snap.t_done - c->snap.t_synced) / 1e6,
+			   (double)(uv_hrtime() - c->snap.t_done) / 1e6);
+	if (c->snap.len > 0) {
+		/* Checksums of applied entries guard replays of the log; the
+		 * log before the previous snapshot is gone for good. */
+		coord_commit_applied(c);
+		if (c->snap.prev_index > 0 &&
+		    fsm_prune_applied_log(&c->fsm, c->snap.prev_index) != 0)
+			settle_log(SETTLE_LOG_WARN, "fsm",
+				   "pruning applied_log: %s", c->fsm.errmsg);
+		c->snap.prev_index = c->snap.index;
+	}
+	/* raft has its manifest now, or failed to store it. */
+	ckpt_prune(c, false);
+	snapshot_pace(c);
+	return 0;
+}
+
+/* ---- Restore ------------------------------------------------------------- */
+
+/*
+ * A manifest: raft 0.15 restores its last snapshot at every start, and a
+ * store synced before its checkpoint was written is at or past it (the
+ * log after it replays over the store; entries already in it are
+ * skipped). Only a store that is behind needs the checkpoint.
+ */
+static int restore_manifest(struct coord *c, uint64_t index, uint64_t len)
+{
+	char path[PATH_MAX], why[300];
+	uint64_t applied = 0;
+	uint8_t *data = NULL;
+	int fd, rv;
+
+	coord_commit_applied(c);
+	rv = store_applied_get(c->store, NULL, &applied);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm", "restore: %s",
+			   store_errmsg(c->store));
+		return RAFT_IOERR;
+	}
+	ckpt_path(c, index, false, path, sizeof path);
+	if (applied >= index) {
+		if (access(path, R_OK) != 0)
+			settle_log(SETTLE_LOG_WARN, "fsm",
+				   "snapshot at %llu: %s: %s; this node "
+				   "cannot send it to a follower until it "
+				   "takes its next snapshot",
+				   (unsigned long long)index, path,
+				   strerror(errno));
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "snapshot at %llu: the store is at %llu already",
+			   (unsigned long long)index,
+			   (unsigned long long)applied);
+		return 0;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, sizeof why, "%s", strerror(errno));
+		rv = SETTLE_EIO;
+	} else
+		rv = ckpt_read(fd, index, len, &data, why, sizeof why);
+	if (rv == 0) {
+		rv = store_restore(c->store, data, (size_t)len);
+		if (rv != 0)
+			snprintf(why, sizeof why, "%s", store_errmsg(c->store));
+		raft_free(data);
+	}
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "the store is at %llu, behind raft's snapshot at "
+			   "%llu, and its checkpoint %s cannot restore it: %s",
+			   (unsigned long long)applied,
+			   (unsigned long long)index, path, why);
+		return RAFT_CORRUPT;
+	}
+	fsm_forget_level(&c->fsm);
+	settle_log(SETTLE_LOG_INFO, "fsm",
+		   "restored snapshot at %llu from checkpoint %s",
+		   (unsigned long long)index, path);
+	return 0;
+}
+
+static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct coord *c = rf->data;
+	uint64_t index = 0, len;
+	int rv;
+
+	if (store_manifest_get(buf->base, buf->len, &index, &len) == 0) {
+		rv = restore_manifest(c, index, len);
+		if (rv == 0)
+			raft_free(buf->base);
+		return rv;
+	}
+	/* A whole snapshot: sent by a leader, or an older release's file. */
+	store_snapshot_index(buf->base, buf->len, &index);
+	coord_commit_applied(c);
+	rv = store_restore(c->store, buf->base, buf->len);
+	fsm_forget_level(&c->fsm);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "restore of snapshot at %llu failed: %s (%s)",
+			   (unsigned long long)index, settle_strerror(rv),
+			   store_errmsg(c->store));
+		return RAFT_CORRUPT;
+	}
+	settle_log(SETTLE_LOG_INFO, "fsm", "restored snapshot at %llu",
+		   (unsigned long long)index);
+	/* On success the buffer is ours to release. */
+	raft_free(buf->base);
+	return 0;
+}
+
+/* ---- raft_io: the checkpoint in place of its manifest -------------------- */
+
+/* A snapshot_get of raft's, passed on to raft_uv's. */
+struct snap_get {
+	struct raft_io_snapshot_get inner;  /* ours, to raft_uv */
+	struct raft_io_snapshot_get *outer; /* raft's */
+	raft_io_snapshot_get_cb cb;	    /* raft's */
+	struct coord *c;
+	struct raft_snapshot *snapshot;
+	uv_work_t work;
+	int fd;
+	uint64_t index, len;
+	uint8_t *data;
+	uint64_t t_begin;
+	int rv;
+	char errmsg[300];
+};
+
+static struct coord *coord_of_io(struct raft_io *io)
+{
+	return (struct coord *)((char *)io - offsetof(struct coord, io));
+}
+
+static void snapshot_release(struct raft_snapshot *s)
+{
+	raft_configuration_close(&s->configuration);
+	for (unsigned i = 0; i < s->n_bufs; i++)
+		raft_free(s->bufs[i].base);
+	raft_free(s->bufs);
+	raft_free(s);
+}
+
+static void get_done(struct snap_get *g, struct raft_snapshot *s, int status)
+{
+	struct coord *c = g->c;
+
+	g->cb(g->outer, s, status);
+	raft_free(g);
+	if (--c->snap.gets == 0 && c->snap.close_cb != NULL) {
+		raft_io_close_cb cb = c->snap.close_cb;
+
+		c->snap.close_cb = NULL;
+		c->snap.io_close(&c->io, cb);
+	}
+}
+
+static void get_read(uv_work_t *w)
+{
+	struct snap_get *g = w->data;
+
+	g->rv = ckpt_read(g->fd, g->index, g->len, &g->data, g->errmsg,
+			  sizeof g->errmsg);
+}
+
+static void get_read_done(uv_work_t *w, int status)
+{
+	struct snap_get *g = w->data;
+	struct raft_snapshot *s = g->snapshot;
+
+	(void)status; /* never cancelled: uv_cancel is not used */
+	if (g->rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "snapshot at %llu for a follower: checkpoint: %s",
+			   (unsigned long long)g->index, g->errmsg);
+		snapshot_release(s);
+		get_done(g, NULL, RAFT_IOERR);
+		return;
+	}
+	raft_free(s->bufs[0].base);
+	s->bufs[0].base = g->data;
+	s->bufs[0].len = (size_t)g->len;
+	settle_log(SETTLE_LOG_INFO, "fsm",
+		   "snapshot at %llu for a follower: %llu bytes read from "
+		   "its checkpoint in %.0f ms",
+		   (unsigned long long)g->index, (unsigned long long)g->len,
+		   (double)(uv_hrtime() - g->t_begin) / 1e6);
+	get_done(g, s, 0);
+}
+
+static void get_loaded(struct raft_io_snapshot_get *inner,
+		       struct raft_snapshot *s, int status)
+{
+	struct snap_get *g = (struct snap_get *)inner;
+	struct coord *c = g->c;
+	char path[PATH_MAX];
+
+	if (status != 0 || s->n_bufs != 1 ||
+	    store_manifest_get(s->bufs[0].base, s->bufs[0].len, &g->index,
+			       &g->len) != 0) {
+		get_done(g, s, status); /* a whole snapshot, or a failure */
+		return;
+	}
+	/* Opened here on the loop thread, where checkpoints are removed:
+	 * once open, the file stays readable whatever happens to it. */
+	ckpt_path(c, g->index, false, path, sizeof path);
+	g->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (g->fd < 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "snapshot at %llu for a follower: %s: %s",
+			   (unsigned long long)g->index, path, strerror(errno));
+		snapshot_release(s);
+		get_done(g, NULL, RAFT_IOERR);
+		return;
+	}
+	g->snapshot = s;
+	g->work.data = g;
+	if (uv_queue_work(c->loop, &g->work, get_read, get_read_done) != 0) {
+		close(g->fd);
+		snapshot_release(s);
+		get_done(g, NULL, RAFT_IOERR);
+	}
+}
+
+static int snapio_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+		      raft_io_snapshot_get_cb cb)
+{
+	struct coord *c = coord_of_io(io);
+	struct snap_get *g = raft_calloc(1, sizeof *g);
+	int rv;
+
+	if (g == NULL)
+		return RAFT_NOMEM;
+	g->outer = req;
+	g->cb = cb;
+	g->c = c;
+	g->fd = -1;
+	g->t_begin = uv_hrtime();
+	c->snap.gets++;
+	rv = c->snap.io_get(io, &g->inner, get_loaded);
+	if (rv != 0) {
+		c->snap.gets--;
+		raft_free(g);
+	}
+	return rv;
+}
+
+/* raft_uv waits for its own requests at close, not for our reads of a
+ * checkpoint: close it once they are done too. */
+static void snapio_close(struct raft_io *io, raft_io_close_cb cb)
+{
+	struct coord *c = coord_of_io(io);
+
+	if (c->snap.gets > 0) {
+		c->snap.close_cb = cb;
+		return;
+	}
+	c->snap.io_close(io, cb);
+}
+
+/* ---- Setup --------------------------------------------------------------- */
+
+int coord_snapshot_init(struct coord *c)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(c->errmsg, sizeof c->errmsg, "mkdir %s: %s", dir,
+			 strerror(errno));
+		return SETTLE_EIO;
+	}
+	ckpt_prune(c, true);
+	c->raft_fsm.version = 3;
+	c->raft_fsm.snapshot = raft_snapshot_fsm;
+	c->raft_fsm.restore = raft_restore_fsm;
+	c->raft_fsm.snapshot_finalize = raft_snapshot_finalize_fsm;
+	c->raft_fsm.snapshot_async = raft_snapshot_async_fsm;
+	c->snap.io_get = c->io.snapshot_get;
+	c->io.snapshot_get = snapio_get;
+	c->snap.io_close = c->io.close;
+	c->io.close = snapio_close;
+	return 0;
+}
+
+bool coord_snapshot_idle(const struct coord *c)
+{
+	return !c->snap.busy && c->snap.gets == 0;
+}
