@@ -100,6 +100,9 @@ struct coord {
 		void (*io_close)(struct raft_io *, raft_io_close_cb);
 		unsigned gets;
 		raft_io_close_cb close_cb;
+		/* Old checkpoints being removed, off the loop. */
+		uv_work_t prune;
+		bool pruning;
 	} snap;
 
 	struct rpc_server *server;
@@ -328,7 +331,8 @@ void coord_commit_applied(struct coord *c);
  * checkpoint directory (left-overs of a crash removed), and the raft_io
  * wrappers. Fills c->errmsg on failure. */
 int coord_snapshot_init(struct coord *c);
-/* No snapshot being taken, no checkpoint being read for raft. */
+/* No snapshot being taken, no checkpoint being read for raft or being
+ * removed. */
 bool coord_snapshot_idle(const struct coord *c);
 
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */

@@ -22,6 +22,8 @@
 #define COMMIT_EVERY_MS 20
 #define DRAIN_POLL_MS	5
 #define DRAIN_MAX_MS	3000
+/* Size of raft_uv's log segments (its default is 8 MiB). */
+#define RAFT_SEGMENT_SIZE (64u * 1024 * 1024)
 
 static int make_dir(const char *path, char *errmsg, size_t len)
 {
@@ -430,6 +432,12 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		rv = settle_err_from_raft(rv);
 		goto err_after_transport;
 	}
+	/* raft_uv writes the log through Linux AIO, one context per open
+	 * segment, and closes a full segment on the loop thread, where
+	 * io_destroy() waits for the context's last writes and an RCU grace
+	 * period: 30-60 ms under load here. Larger segments make that rarer
+	 * (every 40 s instead of every 5 s at 4,000 transactions/s). */
+	raft_uv_set_segment_size(&c->io, RAFT_SEGMENT_SIZE);
 	/* raft stores manifests of checkpoints, compressed already. */
 	rv = raft_uv_set_snapshot_compression(&c->io, false);
 	if (rv != 0) {

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
+#include <linux/ioprio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -270,6 +271,33 @@ static void ckpt_prune(struct coord *c, bool at_start)
 		(void)sync_dir(dir);
 }
 
+/* On a mount with online discard an unlink discards the whole file before
+ * it returns: ~50 ms for a checkpoint of 50 MB here, too long for the loop.
+ * Routine pruning runs on libuv's pool, one at a time. A snapshot_get that
+ * raft_uv began just before raft dropped that snapshot may then find its
+ * checkpoint gone: it fails, and raft sends the next snapshot instead. */
+static void prune_work(uv_work_t *w)
+{
+	ckpt_prune(w->data, false);
+}
+
+static void prune_done(uv_work_t *w, int status)
+{
+	struct coord *c = w->data;
+
+	(void)status;
+	c->snap.pruning = false;
+}
+
+static void ckpt_prune_soon(struct coord *c)
+{
+	if (c->snap.pruning)
+		return; /* the one under way sees this snapshot's state */
+	c->snap.prune.data = c;
+	if (uv_queue_work(c->loop, &c->snap.prune, prune_work, prune_done) == 0)
+		c->snap.pruning = true;
+}
+
 /* ---- Taking a snapshot (raft_fsm version 3) ------------------------------ */
 
 /* The most entries between two snapshots, whatever the store's size: raft
@@ -357,11 +385,15 @@ struct snapshot_work {
 static void *snapshot_work(void *arg)
 {
 	struct snapshot_work *w = arg;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
 
 	/* On Linux a nice value is a thread's own. Lowering one's priority
-	 * needs no privilege; failing to is harmless. */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-			  SNAPSHOT_NICE);
+	 * needs no privilege; failing to is harmless. The same for the disk:
+	 * the idle class (where the I/O scheduler knows classes, as
+	 * mq-deadline and BFQ do) lets the raft log's fsyncs go first. */
+	(void)setpriority(PRIO_PROCESS, (id_t)tid, SNAPSHOT_NICE);
+	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
+		      IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
 	w->rv = ckpt_write(w->c, w->c->snap.txn, w->c->snap.index, &w->len,
 			   &w->synced, w->errmsg, sizeof w->errmsg);
 	return NULL;
@@ -441,7 +473,7 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 		c->snap.prev_index = c->snap.index;
 	}
 	/* raft has its manifest now, or failed to store it. */
-	ckpt_prune(c, false);
+	ckpt_prune_soon(c);
 	snapshot_pace(c);
 	return 0;
 }
@@ -717,5 +749,5 @@ int coord_snapshot_init(struct coord *c)
 
 bool coord_snapshot_idle(const struct coord *c)
 {
-	return !c->snap.busy && c->snap.gets == 0;
+	return !c->snap.busy && c->snap.gets == 0 && !c->snap.pruning;
 }

@@ -424,6 +424,7 @@ static void sigkill_at_checkpoint(const char *when, const char *left)
 	pthread_t th[4];
 	atomic_int commits = 0;
 	struct on_disk d;
+	char report[1024];
 
 	it_node_start(&n, 1, node_args);
 	restart_with_killshim(&n, when);
@@ -462,6 +463,9 @@ static void sigkill_at_checkpoint(const char *when, const char *left)
 	load_join(th, 4);
 	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
 	it_stop(n.proc);
+	cr_assert_not(
+	    cu_log_has_sanitizer_report(n.proc->log, report, sizeof(report)),
+	    "sanitizer report: %s", report);
 	cr_assert(cu_log_has(n.proc->log, "wrote the checkpoint"),
 		  "no snapshot after the restart");
 	look(&n, &d);
@@ -492,7 +496,7 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	pthread_t th[4];
 	atomic_int commits = 0;
 	struct on_disk d;
-	char path[700];
+	char path[700], report[1024];
 
 	it_node_start(&n, 1, node_args);
 	load_start(l, th, 4, n.endpoint, "r", &commits);
@@ -518,4 +522,8 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	cu_connect(&c, n.endpoint, 5000);
 	cr_assert_eq(check_acked(&c, l, 4), 4 * PER_THREAD);
 	cu_close(&c);
+	it_stop(n.proc);
+	cr_assert_not(
+	    cu_log_has_sanitizer_report(n.proc->log, report, sizeof(report)),
+	    "sanitizer report: %s", report);
 }
