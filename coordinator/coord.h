@@ -90,8 +90,8 @@ struct coord {
 		uint64_t log_entries;
 		/* Timing of the one being taken (uv_hrtime, ns): begun on
 		 * the loop, how long the loop held it, when the worker
-		 * started, had synced the store, and was done. */
-		uint64_t t_begin, t_loop, t_work, t_synced, t_done;
+		 * started and was done. */
+		uint64_t t_begin, t_loop, t_work, t_done;
 		/* raft_uv's own snapshot_get and close, wrapped; reads of a
 		 * checkpoint for raft under way, and raft's close waiting
 		 * for them. */

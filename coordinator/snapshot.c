@@ -15,9 +15,11 @@
  *   wrapped, and the manifest raft_uv loaded is swapped for the checkpoint's
  *   bytes (read on libuv's pool) before raft sees it; the follower gets and
  *   stores the whole compressed snapshot, as before;
- * - a start where LMDB is behind the manifest's index (it never is after a
- *   crash: the store is synced before the checkpoint is written): restore
- *   reads the checkpoint.
+ * - a start where LMDB is behind the manifest's index: restore reads the
+ *   checkpoint. LMDB runs without fsync and is not synced for a snapshot
+ *   either: after a process crash the page cache still holds all of it,
+ *   after a power loss it may be behind, and the checkpoint (synced) and
+ *   the raft log after it bring it forward.
  *
  * A checkpoint is kept while raft keeps a snapshot at its index (raft_uv
  * keeps its last two); the others, and any left half-written by a crash,
@@ -76,25 +78,20 @@ static int sync_dir(const char *dir)
 /* ---- Writing a checkpoint (snapshot worker thread) ---------------------- */
 
 /*
- * Sync the store, then write the snapshot of read view txn to
- * checkpoints/ckpt-INDEX: to a temporary name, fdatasync'd, renamed, the
- * directory synced. Runs off the loop: no settle_log, errors in errmsg.
+ * Write the snapshot of read view txn to checkpoints/ckpt-INDEX: to a
+ * temporary name, fdatasync'd, renamed, the directory synced. This file,
+ * not LMDB, is what lets raft drop the log entries it replaces: the store
+ * is not synced here (a restart with a store behind it restores it). That
+ * flush of every page dirtied since the last one took 100-300 ms of the
+ * disk at each snapshot, in front of the raft log's fsyncs. Runs off the
+ * loop: errors in errmsg.
  */
 static int ckpt_write(struct coord *c, MDB_txn *txn, uint64_t index,
-		      uint64_t *len, uint64_t *synced, char *errmsg,
-		      size_t errlen)
+		      uint64_t *len, char *errmsg, size_t errlen)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], dir[PATH_MAX];
 	int fd, rv;
 
-	/* LMDB runs without fsync; make it durable before raft may drop the
-	 * log entries that this snapshot replaces. */
-	rv = store_sync(c->store);
-	*synced = uv_hrtime();
-	if (rv != 0) {
-		snprintf(errmsg, errlen, "%s", store_work_errmsg(c->store));
-		return rv;
-	}
 	ckpt_path(c, index, true, tmp, sizeof tmp);
 	ckpt_path(c, index, false, path, sizeof path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -365,7 +362,7 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 }
 
 /*
- * Syncing the store and compressing and writing a large one takes seconds.
+ * Compressing and writing a large store takes seconds.
  * At full load on a small machine that time came out of the loop's and
  * the raft writer's share, and every transaction in flight waited for it.
  * So the work runs on a thread of its own at a lower priority (nice
@@ -377,7 +374,6 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 struct snapshot_work {
 	struct coord *c;
 	uint64_t len;
-	uint64_t synced; /* uv_hrtime() after store_sync() */
 	int rv;
 	char errmsg[300];
 };
@@ -395,7 +391,7 @@ static void *snapshot_work(void *arg)
 	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
 		      IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
 	w->rv = ckpt_write(w->c, w->c->snap.txn, w->c->snap.index, &w->len,
-			   &w->synced, w->errmsg, sizeof w->errmsg);
+			   w->errmsg, sizeof w->errmsg);
 	return NULL;
 }
 
@@ -429,7 +425,6 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 	(*bufs)[0].len = STORE_MANIFEST_LEN;
 	*n_bufs = 1;
 	c->snap.len = (size_t)w.len;
-	c->snap.t_synced = w.synced;
 	c->snap.t_done = uv_hrtime();
 	return 0;
 }
@@ -454,13 +449,11 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 	if (c->snap.t_done != 0)
 		settle_log(SETTLE_LOG_INFO, "fsm",
 			   "snapshot at %llu: %zu bytes; the loop held it "
-			   "%.1f ms, a worker synced the store in %.0f ms and "
-			   "wrote the checkpoint in %.0f ms, raft had its "
-			   "manifest after %.0f ms more",
+			   "%.1f ms, a worker wrote the checkpoint in %.0f ms, "
+			   "raft had its manifest after %.0f ms more",
 			   (unsigned long long)c->snap.index, c->snap.len,
 			   (double)c->snap.t_loop / 1e6,
-			   (double)(c->snap.t_synced - c->snap.t_work) / 1e6,
-			   (double)(c->snap.t_done - c->snap.t_synced) / 1e6,
+			   (double)(c->snap.t_done - c->snap.t_work) / 1e6,
 			   (double)(uv_hrtime() - c->snap.t_done) / 1e6);
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
@@ -481,10 +474,11 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 /* ---- Restore ------------------------------------------------------------- */
 
 /*
- * A manifest: raft 0.15 restores its last snapshot at every start, and a
- * store synced before its checkpoint was written is at or past it (the
- * log after it replays over the store; entries already in it are
- * skipped). Only a store that is behind needs the checkpoint.
+ * A manifest: raft 0.15 restores its last snapshot at every start. After a
+ * clean stop or a process crash the store is at or past it (the log after
+ * it replays over the store; entries already in it are skipped). Only a
+ * store that is behind (a power loss, a store lost or replaced) needs the
+ * checkpoint.
  */
 static int restore_manifest(struct coord *c, uint64_t index, uint64_t len)
 {

@@ -4,8 +4,9 @@
  * One LMDB environment in one directory, opened with MDB_NOSYNC|MDB_NOTLS:
  * durability comes from the raft log (LMDB writes lost in a crash are
  * replayed from it because the applied index is stored in the same LMDB
- * transaction as the effect). Call store_sync() before a raft snapshot is
- * taken so that the log can be truncated safely.
+ * transaction as the effect). The coordinator's snapshots are checkpoint
+ * files of their own (store_snapshot_fd()), synced, that rebuild a store
+ * left behind them; store_sync() is for a clean stop.
  *
  * Named databases (all keys are byte strings, integers big-endian so that
  * LMDB's memcmp order is numeric order):
