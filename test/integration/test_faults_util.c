@@ -309,6 +309,42 @@ int fu_leader(struct fu_cluster *c, int timeout_ms)
 	return fu_leader_except(c, -1, timeout_ms);
 }
 
+/* Why a wait for catch-up gave up: every node's applied index against
+ * the target, and the log of each node short of it. */
+static void show_lag(struct fu_cluster *c, settle_client *sc, uint64_t target)
+{
+	int i;
+
+	fprintf(stderr, "catch-up: target applied index %llu\n",
+		(unsigned long long)target);
+	for (i = 0; i < c->n; i++) {
+		Settle__V1__StatusResponse *st;
+		bool behind = true;
+
+		if (c->nodes[i].paused || !it_alive(c->nodes[i].proc)) {
+			fprintf(stderr, "node %d: %s\n", c->nodes[i].id,
+				c->nodes[i].paused ? "paused" : "not running");
+			continue;
+		}
+		st = node_status(sc, &c->nodes[i]);
+		if (st == NULL) {
+			fprintf(stderr, "node %d: no status\n", c->nodes[i].id);
+		} else {
+			fprintf(stderr,
+				"node %d: %s term %llu last %llu applied "
+				"%llu\n",
+				c->nodes[i].id, st->role,
+				(unsigned long long)st->term,
+				(unsigned long long)st->last_index,
+				(unsigned long long)st->applied_index);
+			behind = st->applied_index < target;
+			settle__v1__status_response__free_unpacked(st, NULL);
+		}
+		if (behind)
+			it_show_log(c->nodes[i].proc);
+	}
+}
+
 bool fu_wait_caught_up(struct fu_cluster *c, int timeout_ms)
 {
 	uint64_t end = load_mono_ms() + (uint64_t)timeout_ms;
@@ -342,6 +378,8 @@ bool fu_wait_caught_up(struct fu_cluster *c, int timeout_ms)
 		if (!ok)
 			sleep_ms(100);
 	}
+	if (!ok)
+		show_lag(c, sc, target);
 	settle_client_close(sc);
 	return ok;
 }
