@@ -92,6 +92,7 @@ struct coord {
 		 * the loop, how long the loop held it, when the worker
 		 * started and was done. */
 		uint64_t t_begin, t_loop, t_work, t_done;
+		bool raised; /* its disk I/O raised to best-effort */
 		/* raft_uv's own snapshot_get and close, wrapped; reads of a
 		 * checkpoint for raft under way, and raft's close waiting
 		 * for them. */
@@ -334,6 +335,9 @@ int coord_snapshot_init(struct coord *c);
 /* No snapshot being taken, no checkpoint being read for raft or being
  * removed. */
 bool coord_snapshot_idle(const struct coord *c);
+/* How long a leader waits for a follower to take a snapshot of len bytes
+ * before sending it again (raft_set_install_snapshot_timeout). */
+unsigned coord_install_timeout_ms(uint64_t len);
 
 /* ---- Phase-2 driver (driver.c) ------------------------------------------- */
 

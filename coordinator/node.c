@@ -478,6 +478,8 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_ms);
 	/* A node cut off and back does not depose a healthy leader. */
 	raft_set_pre_vote(&c->raft, true);
+	raft_set_install_snapshot_timeout(&c->raft,
+					  coord_install_timeout_ms(0));
 	rv = bootstrap(c);
 	if (rv != 0)
 		goto err_after_raft;

@@ -41,6 +41,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -371,9 +372,21 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
  */
 #define SNAPSHOT_NICE 10
 
+/*
+ * Its disk I/O starts in the idle class, which lets the raft log's fsyncs
+ * go first. But a disk that other programs keep busy may give idle I/O
+ * nothing for a long time (mq-deadline serves it only past its 10 s
+ * aging), and a node in the middle of its own snapshot cannot install
+ * the leader's: raft 0.15 ignores the InstallSnapshot and the leader
+ * sends it again only after its install timeout. So a checkpoint still
+ * being written after SNAPSHOT_IDLE_MS goes on in the best-effort class.
+ */
+#define SNAPSHOT_IDLE_MS 1000
+
 struct snapshot_work {
 	struct coord *c;
 	uint64_t len;
+	pid_t tid; /* set by the thread (atomic) */
 	int rv;
 	char errmsg[300];
 };
@@ -384,15 +397,39 @@ static void *snapshot_work(void *arg)
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 
 	/* On Linux a nice value is a thread's own. Lowering one's priority
-	 * needs no privilege; failing to is harmless. The same for the disk:
-	 * the idle class (where the I/O scheduler knows classes, as
-	 * mq-deadline and BFQ do) lets the raft log's fsyncs go first. */
+	 * needs no privilege; failing to is harmless. The same for the disk
+	 * (where the I/O scheduler knows classes, as mq-deadline and BFQ
+	 * do). */
 	(void)setpriority(PRIO_PROCESS, (id_t)tid, SNAPSHOT_NICE);
 	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
 		      IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
+	__atomic_store_n(&w->tid, tid, __ATOMIC_RELEASE);
 	w->rv = ckpt_write(w->c, w->c->snap.txn, w->c->snap.index, &w->len,
 			   w->errmsg, sizeof w->errmsg);
 	return NULL;
+}
+
+/* Wait for the snapshot thread; past SNAPSHOT_IDLE_MS, raise its disk
+ * I/O to the best-effort class (the lowest level of it). */
+static void snapshot_join(struct coord *c, pthread_t t, struct snapshot_work *w)
+{
+	struct timespec until;
+	pid_t tid;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SNAPSHOT_IDLE_MS / 1000;
+	until.tv_nsec += (SNAPSHOT_IDLE_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(t, NULL, &until) == 0)
+		return;
+	tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
+	if (tid != 0 && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
+				IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7)) == 0)
+		c->snap.raised = true;
+	pthread_join(t, NULL);
 }
 
 static int raft_snapshot_async_fsm(struct raft_fsm *rf,
@@ -403,8 +440,9 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 	pthread_t t;
 
 	c->snap.t_work = uv_hrtime();
+	c->snap.raised = false;
 	if (pthread_create(&t, NULL, snapshot_work, &w) == 0)
-		pthread_join(t, NULL);
+		snapshot_join(c, t, &w);
 	else
 		snapshot_work(&w); /* no thread to spare: at our priority */
 	if (w.rv != 0) {
@@ -447,14 +485,18 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 	c->snap.txn = NULL;
 	c->snap.busy = false;
 	if (c->snap.t_done != 0)
-		settle_log(SETTLE_LOG_INFO, "fsm",
-			   "snapshot at %llu: %zu bytes; the loop held it "
-			   "%.1f ms, a worker wrote the checkpoint in %.0f ms, "
-			   "raft had its manifest after %.0f ms more",
-			   (unsigned long long)c->snap.index, c->snap.len,
-			   (double)c->snap.t_loop / 1e6,
-			   (double)(c->snap.t_done - c->snap.t_work) / 1e6,
-			   (double)(uv_hrtime() - c->snap.t_done) / 1e6);
+		settle_log(
+		    SETTLE_LOG_INFO, "fsm",
+		    "snapshot at %llu: %zu bytes; the loop held it "
+		    "%.1f ms, a worker wrote the checkpoint in %.0f ms%s, "
+		    "raft had its manifest after %.0f ms more",
+		    (unsigned long long)c->snap.index, c->snap.len,
+		    (double)c->snap.t_loop / 1e6,
+		    (double)(c->snap.t_done - c->snap.t_work) / 1e6,
+		    c->snap.raised ? " (its disk I/O raised from idle "
+				     "to best-effort after 1 s)"
+				   : "",
+		    (double)(uv_hrtime() - c->snap.t_done) / 1e6);
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
 		 * log before the previous snapshot is gone for good. */
@@ -569,6 +611,22 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 
 /* ---- raft_io: the checkpoint in place of its manifest -------------------- */
 
+/*
+ * How long a leader waits for a follower to take a snapshot before it
+ * sends it again (raft's default is 30 s). A follower in the middle of its
+ * own snapshot ignores an InstallSnapshot (raft 0.15), and a lagging
+ * follower under load often is; then it waits out this whole time. So it
+ * is short for a small snapshot, and grows with the snapshot's size to
+ * cover reading, sending, writing and restoring it: a resend that comes
+ * while the follower still installs the first is ignored, only wasted.
+ */
+unsigned coord_install_timeout_ms(uint64_t len)
+{
+	uint64_t ms = 5000 + len / (4u << 20) * 1000;
+
+	return ms > 120000 ? 120000 : (unsigned)ms;
+}
+
 /* A snapshot_get of raft's, passed on to raft_uv's. */
 struct snap_get {
 	struct raft_io_snapshot_get inner;  /* ours, to raft_uv */
@@ -638,6 +696,8 @@ static void get_read_done(uv_work_t *w, int status)
 	raft_free(s->bufs[0].base);
 	s->bufs[0].base = g->data;
 	s->bufs[0].len = (size_t)g->len;
+	raft_set_install_snapshot_timeout(&g->c->raft,
+					  coord_install_timeout_ms(g->len));
 	settle_log(SETTLE_LOG_INFO, "fsm",
 		   "snapshot at %llu for a follower: %llu bytes read from "
 		   "its checkpoint in %.0f ms",
@@ -656,7 +716,10 @@ static void get_loaded(struct raft_io_snapshot_get *inner,
 	if (status != 0 || s->n_bufs != 1 ||
 	    store_manifest_get(s->bufs[0].base, s->bufs[0].len, &g->index,
 			       &g->len) != 0) {
-		get_done(g, s, status); /* a whole snapshot, or a failure */
+		if (status == 0 && s->n_bufs == 1) /* a whole snapshot */
+			raft_set_install_snapshot_timeout(
+			    &c->raft, coord_install_timeout_ms(s->bufs[0].len));
+		get_done(g, s, status); /* or a failure */
 		return;
 	}
 	/* Opened here on the loop thread, where checkpoints are removed:

@@ -15,6 +15,11 @@
  * rename or just after it (before raft has the manifest). It says so on
  * stderr first, naming the file.
  *
+ * SETTLE_SLOW_CHECKPOINT_MS=N holds every rename() of a checkpoint N ms
+ * instead: a snapshot that takes that long, as under a disk another
+ * program saturates. It says "killshim: holding" on stderr when it starts
+ * to wait.
+ *
  * Test-only: nothing in settled knows about it (settled leaves SIGUSR2
  * alone).
  */
@@ -22,12 +27,14 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <errno.h>
 #include <lmdb.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int (*put_fn)(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *, unsigned);
@@ -73,6 +80,16 @@ int rename(const char *from, const char *to)
 		init();
 	if (ckpt && when != NULL && strcmp(when, "before") == 0)
 		die_saying("before renaming", from);
+	if (ckpt && getenv("SETTLE_SLOW_CHECKPOINT_MS") != NULL) {
+		long ms = atol(getenv("SETTLE_SLOW_CHECKPOINT_MS"));
+		static const char msg[] = "killshim: holding a checkpoint\n";
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+		if (write(2, msg, sizeof msg - 1) < 0)
+			ts.tv_sec = 0;
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	rv = real_rename(from, to);
 	if (ckpt && rv == 0 && when != NULL && strcmp(when, "after") == 0)
 		die_saying("after renaming to", to);
