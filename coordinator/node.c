@@ -418,7 +418,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)
 		goto err_after_fsm;
-	rv = raft_uv_tcp_init(&c->transport, loop);
+	rv = coord_raft_tcp_init(c, loop);
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s",
 			 raft_strerror(rv));

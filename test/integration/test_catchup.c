@@ -8,10 +8,15 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "coord_util.h"
@@ -375,4 +380,93 @@ Test(catchup, a_follower_writing_its_own_snapshot_gets_the_leaders_later)
 	st = status_of(lag);
 	cr_assert_str_eq(st->role, "follower");
 	settle__v1__status_response__free_unpacked(st, NULL);
+}
+
+/* Member i's TCP connections to or from a raft port, each checked for
+ * TCP_NODELAY (borrowed with pidfd_getfd: root, Linux 5.6). Returns how
+ * many it saw, -1 if it cannot look; *delayed counts those without. */
+static int raft_streams(int i, int *delayed)
+{
+	char dir[64], path[400], target[64];
+	int pidfd, seen = 0;
+	struct dirent *e;
+	DIR *d;
+
+	*delayed = 0;
+	pidfd = (int)syscall(SYS_pidfd_open, m[i].proc->pid, 0);
+	if (pidfd < 0)
+		return -1;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)m[i].proc->pid);
+	d = opendir(dir);
+	cr_assert_not_null(d, "%s", dir);
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_in me, peer;
+		socklen_t len = sizeof(me), plen = sizeof(peer);
+		int fd, on = 0, raft = 0;
+		socklen_t olen = sizeof(on);
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, "socket:", 7) != 0)
+			continue;
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
+		if (fd < 0) {
+			closedir(d);
+			close(pidfd);
+			return -1;
+		}
+		if (getsockname(fd, (struct sockaddr *)&me, &len) == 0 &&
+		    me.sin_family == AF_INET &&
+		    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+			for (int j = 0; j < N; j++)
+				raft += ntohs(me.sin_port) == m[j].port + 1 ||
+					ntohs(peer.sin_port) == m[j].port + 1;
+		}
+		if (raft > 0) {
+			seen++;
+			if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+				       &olen) != 0 ||
+			    !on)
+				(*delayed)++;
+		}
+		close(fd);
+	}
+	closedir(d);
+	close(pidfd);
+	return seen;
+}
+
+/*
+ * raft_uv leaves Nagle's algorithm on, and its connections carry messages
+ * one way: a small AppendEntries, or its result, waited up to 40 ms for
+ * the ACK of the one before (coordinator/raft_tcp.c). Every raft stream of
+ * every member must have TCP_NODELAY.
+ */
+Test(catchup, raft_streams_send_without_delay)
+{
+	bool down[N] = {false};
+	int leader, delayed, seen;
+
+	leader = cluster_start(down);
+	commit_many(leader, "nodelay", 10);
+	for (int i = 0; i < N; i++) {
+		seen = raft_streams(i, &delayed);
+		if (seen < 0)
+			cr_skip_test(
+			    "cannot borrow a node's sockets (pidfd_getfd: "
+			    "%s)",
+			    strerror(errno));
+		/* The leader has a connection out to each follower and one
+		 * in from each; a follower, those with the leader. */
+		cr_assert_geq(seen, i == leader ? 4 : 2,
+			      "member %d: %d raft streams", i + 1, seen);
+		cr_assert_eq(delayed, 0,
+			     "member %d: %d of its %d raft streams have "
+			     "Nagle on",
+			     i + 1, delayed, seen);
+	}
 }
