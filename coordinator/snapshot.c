@@ -727,9 +727,16 @@ static void get_loaded(struct raft_io_snapshot_get *inner,
 	ckpt_path(c, g->index, false, path, sizeof path);
 	g->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (g->fd < 0) {
+		/* No snapshot can be sent until the next is taken: let it
+		 * come after --snapshot-threshold entries, not after the
+		 * paced number (up to a million). */
 		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "snapshot at %llu for a follower: %s: %s",
-			   (unsigned long long)g->index, path, strerror(errno));
+			   "snapshot at %llu for a follower: %s: %s; the next "
+			   "snapshot comes within %u entries",
+			   (unsigned long long)g->index, path, strerror(errno),
+			   c->cfg.snapshot_threshold);
+		raft_set_snapshot_threshold(&c->raft,
+					    c->cfg.snapshot_threshold);
 		snapshot_release(s);
 		get_done(g, NULL, RAFT_IOERR);
 		return;
