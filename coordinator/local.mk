@@ -18,7 +18,8 @@ coordinator_settled_SOURCES = \
 	coordinator/raft_tcp.c \
 	coordinator/propose.c \
 	coordinator/query.c \
-	coordinator/snapshot.c \
+	coordinator/snapshot.c coordinator/snapshot_int.h \
+	coordinator/snapshot_send.c \
 	coordinator/xa.h coordinator/xa_logic.c \
 	coordinator/xa_pool.c coordinator/xa_pool.h \
 	coordinator/xa_drive.c

@@ -14,7 +14,7 @@
  * - the leader sending InstallSnapshot to a follower: io->snapshot_get is
  *   wrapped, and the manifest raft_uv loaded is swapped for the checkpoint's
  *   bytes (read on libuv's pool) before raft sees it; the follower gets and
- *   stores the whole compressed snapshot, as before;
+ *   stores the whole compressed snapshot, as before (snapshot_send.c);
  * - a start where LMDB is behind the manifest's index: restore reads the
  *   checkpoint. LMDB runs without fsync and is not synced for a snapshot
  *   either: after a process crash the page cache still holds all of it,
@@ -47,6 +47,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "snapshot_int.h"
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_TMP    ".tmp"
@@ -55,8 +56,8 @@
 /* The most raft snapshots looked at when deciding what to keep. */
 #define KEEP_MAX 16
 
-static void ckpt_path(const struct coord *c, uint64_t index, bool tmp,
-		      char *out, size_t len)
+void ckpt_path(const struct coord *c, uint64_t index, bool tmp, char *out,
+	       size_t len)
 {
 	snprintf(out, len, "%s/checkpoints/" CKPT_PREFIX "%llu%s",
 		 c->cfg.data_dir, (unsigned long long)index,
@@ -128,13 +129,9 @@ static int ckpt_write(struct coord *c, MDB_txn *txn, uint64_t index,
 
 /* ---- Reading one --------------------------------------------------------- */
 
-/*
- * Read checkpoint fd (of the snapshot at index, len bytes by its manifest)
- * into *data (raft_malloc'd) and check that it is that snapshot's
- * container. Closes fd. Any thread.
- */
-static int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
-		     char *errmsg, size_t errlen)
+/* Declared in snapshot_int.h. */
+int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
+	      char *errmsg, size_t errlen)
 {
 	struct stat st;
 	uint64_t at = 0, got_index;
@@ -609,183 +606,6 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 	return 0;
 }
 
-/* ---- raft_io: the checkpoint in place of its manifest -------------------- */
-
-/*
- * How long a leader waits for a follower to take a snapshot before it
- * sends it again (raft's default is 30 s). A follower in the middle of its
- * own snapshot ignores an InstallSnapshot (raft 0.15), and a lagging
- * follower under load often is; then it waits out this whole time. So it
- * is short for a small snapshot, and grows with the snapshot's size to
- * cover reading, sending, writing and restoring it: a resend that comes
- * while the follower still installs the first is ignored, only wasted.
- */
-unsigned coord_install_timeout_ms(uint64_t len)
-{
-	uint64_t ms = 5000 + len / (4u << 20) * 1000;
-
-	return ms > 120000 ? 120000 : (unsigned)ms;
-}
-
-/* A snapshot_get of raft's, passed on to raft_uv's. */
-struct snap_get {
-	struct raft_io_snapshot_get inner;  /* ours, to raft_uv */
-	struct raft_io_snapshot_get *outer; /* raft's */
-	raft_io_snapshot_get_cb cb;	    /* raft's */
-	struct coord *c;
-	struct raft_snapshot *snapshot;
-	uv_work_t work;
-	int fd;
-	uint64_t index, len;
-	uint8_t *data;
-	uint64_t t_begin;
-	int rv;
-	char errmsg[300];
-};
-
-static struct coord *coord_of_io(struct raft_io *io)
-{
-	return (struct coord *)((char *)io - offsetof(struct coord, io));
-}
-
-static void snapshot_release(struct raft_snapshot *s)
-{
-	raft_configuration_close(&s->configuration);
-	for (unsigned i = 0; i < s->n_bufs; i++)
-		raft_free(s->bufs[i].base);
-	raft_free(s->bufs);
-	raft_free(s);
-}
-
-static void get_done(struct snap_get *g, struct raft_snapshot *s, int status)
-{
-	struct coord *c = g->c;
-
-	g->cb(g->outer, s, status);
-	raft_free(g);
-	if (--c->snap.gets == 0 && c->snap.close_cb != NULL) {
-		raft_io_close_cb cb = c->snap.close_cb;
-
-		c->snap.close_cb = NULL;
-		c->snap.io_close(&c->io, cb);
-	}
-}
-
-static void get_read(uv_work_t *w)
-{
-	struct snap_get *g = w->data;
-
-	g->rv = ckpt_read(g->fd, g->index, g->len, &g->data, g->errmsg,
-			  sizeof g->errmsg);
-}
-
-static void get_read_done(uv_work_t *w, int status)
-{
-	struct snap_get *g = w->data;
-	struct raft_snapshot *s = g->snapshot;
-
-	(void)status; /* never cancelled: uv_cancel is not used */
-	if (g->rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "snapshot at %llu for a follower: checkpoint: %s",
-			   (unsigned long long)g->index, g->errmsg);
-		snapshot_release(s);
-		get_done(g, NULL, RAFT_IOERR);
-		return;
-	}
-	raft_free(s->bufs[0].base);
-	s->bufs[0].base = g->data;
-	s->bufs[0].len = (size_t)g->len;
-	raft_set_install_snapshot_timeout(&g->c->raft,
-					  coord_install_timeout_ms(g->len));
-	settle_log(SETTLE_LOG_INFO, "fsm",
-		   "snapshot at %llu for a follower: %llu bytes read from "
-		   "its checkpoint in %.0f ms",
-		   (unsigned long long)g->index, (unsigned long long)g->len,
-		   (double)(uv_hrtime() - g->t_begin) / 1e6);
-	get_done(g, s, 0);
-}
-
-static void get_loaded(struct raft_io_snapshot_get *inner,
-		       struct raft_snapshot *s, int status)
-{
-	struct snap_get *g = (struct snap_get *)inner;
-	struct coord *c = g->c;
-	char path[PATH_MAX];
-
-	if (status != 0 || s->n_bufs != 1 ||
-	    store_manifest_get(s->bufs[0].base, s->bufs[0].len, &g->index,
-			       &g->len) != 0) {
-		if (status == 0 && s->n_bufs == 1) /* a whole snapshot */
-			raft_set_install_snapshot_timeout(
-			    &c->raft, coord_install_timeout_ms(s->bufs[0].len));
-		get_done(g, s, status); /* or a failure */
-		return;
-	}
-	/* Opened here on the loop thread, where checkpoints are removed:
-	 * once open, the file stays readable whatever happens to it. */
-	ckpt_path(c, g->index, false, path, sizeof path);
-	g->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (g->fd < 0) {
-		/* No snapshot can be sent until the next is taken: let it
-		 * come after --snapshot-threshold entries, not after the
-		 * paced number (up to a million). */
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "snapshot at %llu for a follower: %s: %s; the next "
-			   "snapshot comes within %u entries",
-			   (unsigned long long)g->index, path, strerror(errno),
-			   c->cfg.snapshot_threshold);
-		raft_set_snapshot_threshold(&c->raft,
-					    c->cfg.snapshot_threshold);
-		snapshot_release(s);
-		get_done(g, NULL, RAFT_IOERR);
-		return;
-	}
-	g->snapshot = s;
-	g->work.data = g;
-	if (uv_queue_work(c->loop, &g->work, get_read, get_read_done) != 0) {
-		close(g->fd);
-		snapshot_release(s);
-		get_done(g, NULL, RAFT_IOERR);
-	}
-}
-
-static int snapio_get(struct raft_io *io, struct raft_io_snapshot_get *req,
-		      raft_io_snapshot_get_cb cb)
-{
-	struct coord *c = coord_of_io(io);
-	struct snap_get *g = raft_calloc(1, sizeof *g);
-	int rv;
-
-	if (g == NULL)
-		return RAFT_NOMEM;
-	g->outer = req;
-	g->cb = cb;
-	g->c = c;
-	g->fd = -1;
-	g->t_begin = uv_hrtime();
-	c->snap.gets++;
-	rv = c->snap.io_get(io, &g->inner, get_loaded);
-	if (rv != 0) {
-		c->snap.gets--;
-		raft_free(g);
-	}
-	return rv;
-}
-
-/* raft_uv waits for its own requests at close, not for our reads of a
- * checkpoint: close it once they are done too. */
-static void snapio_close(struct raft_io *io, raft_io_close_cb cb)
-{
-	struct coord *c = coord_of_io(io);
-
-	if (c->snap.gets > 0) {
-		c->snap.close_cb = cb;
-		return;
-	}
-	c->snap.io_close(io, cb);
-}
-
 /* ---- Setup --------------------------------------------------------------- */
 
 int coord_snapshot_init(struct coord *c)
@@ -804,10 +624,7 @@ int coord_snapshot_init(struct coord *c)
 	c->raft_fsm.restore = raft_restore_fsm;
 	c->raft_fsm.snapshot_finalize = raft_snapshot_finalize_fsm;
 	c->raft_fsm.snapshot_async = raft_snapshot_async_fsm;
-	c->snap.io_get = c->io.snapshot_get;
-	c->io.snapshot_get = snapio_get;
-	c->snap.io_close = c->io.close;
-	c->io.close = snapio_close;
+	snapshot_send_init(c);
 	return 0;
 }
 
