@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "raft_tcp.h"
 #include "rpc.h"
 #include "settle.pb-c.h"
 #include "storage/store.h"
@@ -69,16 +70,7 @@ struct coord {
 	uv_loop_t *loop;
 	struct coord_config cfg;
 
-	struct raft_uv_transport transport;
-	/* The TCP transport's listen and connect, wrapped (raft_tcp.c), and
-	 * raft_uv's accept callback. */
-	struct {
-		int (*listen)(struct raft_uv_transport *, raft_uv_accept_cb);
-		int (*connect)(struct raft_uv_transport *,
-			       struct raft_uv_connect *, raft_id, const char *,
-			       raft_uv_connect_cb);
-		raft_uv_accept_cb accept_cb;
-	} raft_tcp;
+	struct raft_tcp transport; /* raft_uv's TCP, without Nagle */
 	struct raft_io io;
 	struct raft_fsm raft_fsm;
 	struct raft raft;
@@ -332,11 +324,7 @@ void coord_budget_tick(struct coord *c);
 void coord_budget_status(struct coord *c, uint64_t *used, uint64_t *budget,
 			 bool *refusing);
 
-/* ---- Node (node.c), its snapshots (snapshot.c), raft's TCP (raft_tcp.c) -- */
-
-/* raft_uv_tcp_init(&c->transport), with TCP_NODELAY on every stream it
- * gives raft. A raft error code. */
-int coord_raft_tcp_init(struct coord *c, uv_loop_t *loop);
+/* ---- Node (node.c) and its snapshots (snapshot.c) ------------------------ */
 
 /* Commit the apply batch now (store_batch_commit); a failure stops the
  * node (exit 70). */

@@ -15,7 +15,7 @@ coordinator_settled_SOURCES = \
 	coordinator/features.c \
 	coordinator/main.c \
 	coordinator/node.c \
-	coordinator/raft_tcp.c \
+	coordinator/raft_tcp.c coordinator/raft_tcp.h \
 	coordinator/propose.c \
 	coordinator/query.c \
 	coordinator/snapshot.c coordinator/snapshot_int.h \

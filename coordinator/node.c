@@ -274,7 +274,7 @@ static void raft_closed(struct raft *r)
 	struct coord *c = r->data;
 
 	raft_uv_close(&c->io);
-	raft_uv_tcp_close(&c->transport);
+	raft_tcp_close(&c->transport);
 	c->raft_started = false;
 	/* Nothing is applied any more. */
 	coord_commit_applied(c);
@@ -440,14 +440,14 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)
 		goto err_after_fsm;
-	rv = coord_raft_tcp_init(c, loop);
+	rv = raft_tcp_init(&c->transport, loop);
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s",
 			 raft_strerror(rv));
 		rv = settle_err_from_raft(rv);
 		goto err_after_fsm;
 	}
-	rv = raft_uv_init(&c->io, loop, path, &c->transport);
+	rv = raft_uv_init(&c->io, loop, path, &c->transport.transport);
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft io: %s",
 			 c->io.errmsg);
@@ -515,7 +515,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		if (why[0] == '\0')
 			why = c->io.errmsg;
 		if (why[0] == '\0')
-			why = c->transport.errmsg;
+			why = c->transport.transport.errmsg;
 		if (why[0] == '\0')
 			why = raft_strerror(rv);
 		snprintf(c->errmsg, sizeof c->errmsg, "raft start on %s: %s",
@@ -568,7 +568,7 @@ err_after_raft:
 err_after_io:
 	raft_uv_close(&c->io);
 err_after_transport:
-	raft_uv_tcp_close(&c->transport);
+	raft_tcp_close(&c->transport);
 err_after_fsm:
 	fsm_close(&c->fsm);
 err_after_store:

@@ -12,12 +12,9 @@
  * transport raft_uv_tcp_init() makes is wrapped: every stream it hands
  * raft, connected or accepted, gets TCP_NODELAY first.
  */
-#include <raft.h>
-#include <raft/uv.h>
 #include <stddef.h>
-#include <uv.h>
 
-#include "coord.h"
+#include "raft_tcp.h"
 
 /* A connect of raft_uv's, passed on to the TCP transport. */
 struct tcp_connect {
@@ -26,9 +23,10 @@ struct tcp_connect {
 	raft_uv_connect_cb cb;	       /* raft_uv's */
 };
 
-static struct coord *coord_of_transport(struct raft_uv_transport *t)
+static struct raft_tcp *raft_tcp_of(struct raft_uv_transport *t)
 {
-	return (struct coord *)((char *)t - offsetof(struct coord, transport));
+	return (struct raft_tcp *)((char *)t -
+				   offsetof(struct raft_tcp, transport));
 }
 
 static void no_delay(struct uv_stream_s *stream)
@@ -40,18 +38,18 @@ static void no_delay(struct uv_stream_s *stream)
 static void tcp_accepted(struct raft_uv_transport *t, raft_id id,
 			 const char *address, struct uv_stream_s *stream)
 {
-	struct coord *c = coord_of_transport(t);
+	struct raft_tcp *rt = raft_tcp_of(t);
 
 	no_delay(stream);
-	c->raft_tcp.accept_cb(t, id, address, stream);
+	rt->accept_cb(t, id, address, stream);
 }
 
 static int tcp_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
-	struct coord *c = coord_of_transport(t);
+	struct raft_tcp *rt = raft_tcp_of(t);
 
-	c->raft_tcp.accept_cb = cb;
-	return c->raft_tcp.listen(t, tcp_accepted);
+	rt->accept_cb = cb;
+	return rt->listen(t, tcp_accepted);
 }
 
 /* Also called with a failure, and with RAFT_CANCELED at close. */
@@ -71,7 +69,7 @@ static void tcp_connected(struct raft_uv_connect *req,
 static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 		       raft_id id, const char *address, raft_uv_connect_cb cb)
 {
-	struct coord *c = coord_of_transport(t);
+	struct raft_tcp *rt = raft_tcp_of(t);
 	struct tcp_connect *tc = raft_malloc(sizeof *tc);
 	int rv;
 
@@ -79,21 +77,26 @@ static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 		return RAFT_NOMEM;
 	tc->outer = req;
 	tc->cb = cb;
-	rv = c->raft_tcp.connect(t, &tc->inner, id, address, tcp_connected);
+	rv = rt->connect(t, &tc->inner, id, address, tcp_connected);
 	if (rv != 0)
 		raft_free(tc);
 	return rv;
 }
 
-int coord_raft_tcp_init(struct coord *c, uv_loop_t *loop)
+int raft_tcp_init(struct raft_tcp *t, uv_loop_t *loop)
 {
-	int rv = raft_uv_tcp_init(&c->transport, loop);
+	int rv = raft_uv_tcp_init(&t->transport, loop);
 
 	if (rv != 0)
 		return rv;
-	c->raft_tcp.listen = c->transport.listen;
-	c->transport.listen = tcp_listen;
-	c->raft_tcp.connect = c->transport.connect;
-	c->transport.connect = tcp_connect;
+	t->listen = t->transport.listen;
+	t->transport.listen = tcp_listen;
+	t->connect = t->transport.connect;
+	t->transport.connect = tcp_connect;
 	return 0;
+}
+
+void raft_tcp_close(struct raft_tcp *t)
+{
+	raft_uv_tcp_close(&t->transport);
 }

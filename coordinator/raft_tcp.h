@@ -1,0 +1,35 @@
+/*
+ * raft_tcp.h — raft_uv's TCP transport with Nagle's algorithm off.
+ *
+ * raft_uv 0.15's transport leaves TCP_NODELAY unset, and each of its
+ * connections carries messages one way: the receiver delays its ACKs and
+ * Nagle holds the sender's next small message until the last one is
+ * acknowledged, up to 40 ms. raft_tcp_init() makes the usual transport
+ * and wraps it so that every stream it hands raft has TCP_NODELAY. Give
+ * raft_uv_init() &t->transport. Depends on raft and libuv only, not on
+ * the rest of the node.
+ */
+#ifndef SETTLE_RAFT_TCP_H
+#define SETTLE_RAFT_TCP_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+struct raft_tcp {
+	struct raft_uv_transport transport; /* what raft_uv gets */
+	/* The TCP transport's own listen and connect, and raft_uv's accept
+	 * callback. */
+	int (*listen)(struct raft_uv_transport *, raft_uv_accept_cb);
+	int (*connect)(struct raft_uv_transport *, struct raft_uv_connect *,
+		       raft_id, const char *, raft_uv_connect_cb);
+	raft_uv_accept_cb accept_cb;
+};
+
+/* raft_uv_tcp_init(), wrapped. A raft error code. */
+int raft_tcp_init(struct raft_tcp *t, uv_loop_t *loop);
+
+/* raft_uv_tcp_close(). */
+void raft_tcp_close(struct raft_tcp *t);
+
+#endif /* SETTLE_RAFT_TCP_H */
