@@ -255,12 +255,21 @@ Test(budget, fill_under_load_then_raise_the_budget)
 	filled = fill_until_refused(sc, "raise");
 	fprintf(stderr, "budget: %d fillers of %u bytes, then refused: %s\n",
 		filled, PAYLOAD, settle_client_errmsg(sc));
-	/* The load keeps coming against a full store for a while. */
+	/* The load keeps coming against a full store for a while, and
+	 * fills what the refused filler left free: the leader then refuses
+	 * new transactions (status says so). How soon depends on how many
+	 * pages its snapshots' read views pinned: up to 15 s. */
 	tu_sleep_ms(2000);
+	for (int waited = 0;; waited += 250) {
+		ld = fu_leader(&cluster, 10000);
+		cr_assert_geq(ld, 0, "no leader");
+		js = status_json(ld);
+		if (strstr(js, "\"refusing\":true") != NULL || waited >= 15000)
+			break;
+		free(js);
+		tu_sleep_ms(250);
+	}
 	assert_all_alive("while its store was full");
-	ld = fu_leader(&cluster, 10000);
-	cr_assert_geq(ld, 0, "no leader");
-	js = status_json(ld);
 	cr_assert_not_null(strstr(js, "\"refusing\":true"), "%s", js);
 	cr_assert_not_null(strstr(js, "\"budget_bytes\":8388608,"), "%s", js);
 	free(js);
