@@ -420,6 +420,17 @@ bool cu_log_has(const char *path, const char *text)
 	return found;
 }
 
+bool cu_wait_log(const char *path, const char *text, int timeout_ms)
+{
+	for (int waited = 0;; waited += 100) {
+		if (cu_log_has(path, text))
+			return true;
+		if (waited >= timeout_ms)
+			return false;
+		sleep_ms(100);
+	}
+}
+
 bool cu_log_has_sanitizer_report(const char *path, char *first, size_t len)
 {
 	static const char *const marks[] = {

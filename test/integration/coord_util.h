@@ -114,6 +114,9 @@ size_t cu_events(const Settle__V1__TxInfo *tx, const char *kind);
 /* True if the log file at path has a line holding text (false if the
  * file cannot be opened). */
 bool cu_log_has(const char *path, const char *text);
+/* Whether text shows in the log at path within timeout_ms (polled every
+ * 100 ms). */
+bool cu_wait_log(const char *path, const char *text, int timeout_ms);
 
 /* True if the log file at path holds a sanitizer report (ASan, LSan or
  * UBSan); the first such line goes to first (size len) when non-NULL. */

@@ -398,6 +398,20 @@ void it_asan_preload(char *out, size_t len)
 	fclose(f);
 }
 
+void it_preload_killshim(struct it_proc *p)
+{
+	char asan[600], shim[700], kv[1400];
+	const char *build = getenv("SETTLE_BUILD");
+
+	snprintf(shim, sizeof(shim), "%s/test/integration/.libs/libkillshim.so",
+		 build != NULL ? build : ".");
+	cr_assert_eq(access(shim, R_OK), 0, "%s missing (make check builds it)",
+		     shim);
+	it_asan_preload(asan, sizeof(asan));
+	snprintf(kv, sizeof(kv), "LD_PRELOAD=%s%s", asan, shim);
+	it_setenv(p, kv);
+}
+
 /* Every thread's stack of a process that is alive but not doing what was
  * awaited (eu-stack from elfutils, else gdb), and what its threads wait
  * on in the kernel: a timeout then explains itself. */

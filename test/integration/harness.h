@@ -76,6 +76,10 @@ void it_show_stacks(const struct it_proc *p);
 /* "<libasan path> " when built with ASan, else "": the start of an
  * LD_PRELOAD for settled (libasan must come first). */
 void it_asan_preload(char *out, size_t len);
+/* Set p's LD_PRELOAD to killshim (test/integration/killshim.c), after
+ * libasan when built with it; fails the test if make check did not build
+ * it. Takes effect at p's next start. */
+void it_preload_killshim(struct it_proc *p);
 
 /* Wait until host:port accepts TCP connections, or fail the test. */
 void it_wait_port(struct it_proc *p, int port, int timeout_ms);

@@ -279,12 +279,9 @@ Test(catchup, a_missing_checkpoint_fails_the_send_not_the_leader)
 
 	it_restart(m[lag].proc);
 	it_wait_port(m[lag].proc, m[lag].port, 20000);
-	for (int waited = 0; !cu_log_has(m[leader].proc->log, "No such file");
-	     waited++) {
-		if (waited == 200)
-			it_show_log(m[leader].proc);
-		cr_assert_lt(waited, 200, "no failed send logged in 20 s");
-		tu_sleep_ms(100);
+	if (!cu_wait_log(m[leader].proc->log, "No such file", 20000)) {
+		it_show_log(m[leader].proc);
+		cr_assert_fail("no failed send logged in 20 s");
 	}
 
 	cr_assert(cu_log_has(m[leader].proc->log,
@@ -358,8 +355,6 @@ static bool can_cut_connections(void)
 Test(catchup, a_follower_writing_its_own_snapshot_gets_the_leaders_later)
 {
 	bool down[N] = {false};
-	char asan[600], kv[1400], shim[700];
-	const char *build = getenv("SETTLE_BUILD");
 	Settle__V1__StatusResponse *st;
 	uint64_t target;
 	int leader, lag;
@@ -369,14 +364,8 @@ Test(catchup, a_follower_writing_its_own_snapshot_gets_the_leaders_later)
 			     "connections");
 	leader = cluster_start(down);
 	lag = (leader + 1) % N;
-	snprintf(shim, sizeof(shim), "%s/test/integration/.libs/libkillshim.so",
-		 build != NULL ? build : ".");
-	cr_assert_eq(access(shim, R_OK), 0, "%s missing (make check builds it)",
-		     shim);
-	it_asan_preload(asan, sizeof(asan));
-	snprintf(kv, sizeof(kv), "LD_PRELOAD=%s%s", asan, shim);
 	it_kill(m[lag].proc);
-	it_setenv(m[lag].proc, kv);
+	it_preload_killshim(m[lag].proc);
 	it_setenv(m[lag].proc, "SETTLE_SLOW_CHECKPOINT_MS=8000");
 	/* raft's trace says when it ignores an InstallSnapshot. */
 	it_setenv(m[lag].proc, "LIBRAFT_TRACE=1");
@@ -388,11 +377,8 @@ Test(catchup, a_follower_writing_its_own_snapshot_gets_the_leaders_later)
 
 	/* Past the follower's snapshot threshold: it starts one, held. */
 	commit_many(leader, "more", 40);
-	for (int waited = 0; !cu_log_has(m[lag].proc->log, "killshim: holding");
-	     waited++) {
-		cr_assert_lt(waited, 100, "the follower took no snapshot");
-		tu_sleep_ms(100);
-	}
+	cr_assert(cu_wait_log(m[lag].proc->log, "killshim: holding", 10000),
+		  "the follower took no snapshot");
 	/* Cut off from the leader while the leader compacts its log past
 	 * it (raft_uv drops what it cannot send); then it is sent the
 	 * leader's snapshot, its own still held. */

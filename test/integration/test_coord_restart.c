@@ -405,16 +405,9 @@ static void look(const struct it_node *n, struct on_disk *d)
 /* A node with killshim preloaded and SETTLE_KILL_CHECKPOINT=when. */
 static void restart_with_killshim(struct it_node *n, const char *when)
 {
-	char asan[600], kv[1400];
-	const char *build = getenv("SETTLE_BUILD");
+	char kv[64];
 
-	it_asan_preload(asan, sizeof(asan));
-	snprintf(kv, sizeof(kv),
-		 "LD_PRELOAD=%s%s/test/integration/.libs/libkillshim.so", asan,
-		 build != NULL ? build : ".");
-	cr_assert_eq(access(kv + strlen("LD_PRELOAD=") + strlen(asan), R_OK), 0,
-		     "%s missing (make check builds it)", kv);
-	it_setenv(n->proc, kv);
+	it_preload_killshim(n->proc);
 	snprintf(kv, sizeof(kv), "SETTLE_KILL_CHECKPOINT=%s", when);
 	it_setenv(n->proc, kv);
 	it_kill(n->proc);

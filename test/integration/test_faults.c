@@ -206,19 +206,8 @@ Test(faults, kill_follower)
  * kills it at a chosen LMDB write. */
 static void preload_killshim(void)
 {
-	char asan[600], kv[1400], shim[700];
-	const char *build = getenv("SETTLE_BUILD");
-
-	snprintf(shim, sizeof(shim), "%s/test/integration/.libs/libkillshim.so",
-		 build != NULL ? build : ".");
-	cr_assert_eq(access(shim, R_OK), 0, "%s missing (make check builds it)",
-		     shim);
-	it_asan_preload(asan, sizeof(asan));
 	for (int i = 0; i < cluster.n; i++) {
-		struct it_proc *p = cluster.nodes[i].proc;
-
-		snprintf(kv, sizeof(kv), "LD_PRELOAD=%s%s", asan, shim);
-		it_setenv(p, kv);
+		it_preload_killshim(cluster.nodes[i].proc);
 		fu_kill(&cluster, i);
 		fu_restart(&cluster, i);
 	}
