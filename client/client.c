@@ -21,18 +21,16 @@
 #include "conn.h"
 #include "log.h"
 
-#define CLIENT_MAX_ENDPOINTS 64
 /* Participants (or nodes) settle_client_call_at() keeps a connection to. */
 #define CLIENT_AT_CONNS 8
-/* Hint-following without a pause: enough for one stale hint, not a loop. */
-#define CLIENT_MAX_FOLLOWS 3
 
 struct settle_client {
 	char *eps_buf;
 	const char *eps[CLIENT_MAX_ENDPOINTS];
 	size_t n_eps;
-	size_t cur;	/* endpoint tried when there is no hint */
-	char hint[256]; /* leader named by the last NOT_LEADER, "" none */
+	size_t cur; /* endpoint tried when there is no hint */
+	char hint[CLIENT_ENDPOINT_MAX]; /* leader named by the last NOT_LEADER,
+					   "" none */
 	struct settle_client_opts opts;
 	struct client_conn conn;
 	/* settle_client_call_at()'s connections, kept for the next call to
@@ -56,60 +54,75 @@ int settle_cmd_id(uint8_t out[16])
 	return 0;
 }
 
-int settle_client_open(const char *endpoints,
-		       const struct settle_client_opts *opts,
-		       settle_client **out)
+int client__endpoints(const char *list, char **buf, const char **eps,
+		      size_t max, size_t *n)
 {
-	struct settle_client *c;
 	char *save = NULL;
 
-	if (endpoints == NULL || out == NULL)
-		return SETTLE_EINVAL;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	*n = 0;
+	*buf = strdup(list);
+	if (*buf == NULL)
 		return SETTLE_ENOMEM;
-	c->eps_buf = strdup(endpoints);
-	if (c->eps_buf == NULL)
-		goto err_after_alloc;
-	for (char *tok = strtok_r(c->eps_buf, ",", &save); tok != NULL;
+	for (char *tok = strtok_r(*buf, ",", &save); tok != NULL;
 	     tok = strtok_r(NULL, ",", &save)) {
 		char host[256], port[16];
 		while (*tok == ' ')
 			tok++;
 		if (*tok == '\0')
 			continue;
-		if (c->n_eps == CLIENT_MAX_ENDPOINTS ||
-		    strlen(tok) >= sizeof(c->hint) ||
+		if (*n == max || strlen(tok) >= CLIENT_ENDPOINT_MAX ||
 		    client_conn_parse_endpoint(tok, host, sizeof(host), port,
 					       sizeof(port)) != 0)
-			goto err_after_buf;
-		c->eps[c->n_eps++] = tok;
+			goto bad;
+		eps[(*n)++] = tok;
 	}
-	if (c->n_eps == 0)
-		goto err_after_buf;
+	if (*n > 0)
+		return 0;
+bad:
+	free(*buf);
+	*buf = NULL;
+	*n = 0;
+	return SETTLE_EINVAL;
+}
+
+void client__opts_defaults(struct settle_client_opts *o)
+{
+	if (o->call_timeout_ms == 0)
+		o->call_timeout_ms = 5000;
+	if (o->connect_timeout_ms == 0)
+		o->connect_timeout_ms = 1000;
+	if (o->retry_budget_ms == 0)
+		o->retry_budget_ms = 10000;
+	if (o->backoff_max_ms == 0)
+		o->backoff_max_ms = 500;
+}
+
+int settle_client_open(const char *endpoints,
+		       const struct settle_client_opts *opts,
+		       settle_client **out)
+{
+	struct settle_client *c;
+	int rv;
+
+	if (endpoints == NULL || out == NULL)
+		return SETTLE_EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return SETTLE_ENOMEM;
+	rv = client__endpoints(endpoints, &c->eps_buf, c->eps,
+			       CLIENT_MAX_ENDPOINTS, &c->n_eps);
+	if (rv != 0) {
+		free(c);
+		return rv;
+	}
 	if (opts != NULL)
 		c->opts = *opts;
-	if (c->opts.call_timeout_ms == 0)
-		c->opts.call_timeout_ms = 5000;
-	if (c->opts.connect_timeout_ms == 0)
-		c->opts.connect_timeout_ms = 1000;
-	if (c->opts.retry_budget_ms == 0)
-		c->opts.retry_budget_ms = 10000;
-	if (c->opts.backoff_max_ms == 0)
-		c->opts.backoff_max_ms = 500;
+	client__opts_defaults(&c->opts);
 	client_conn_init(&c->conn, c->opts.max_frame);
 	for (size_t i = 0; i < CLIENT_AT_CONNS; i++)
 		client_conn_init(&c->at[i], c->opts.max_frame);
 	*out = c;
 	return 0;
-
-err_after_buf:
-	free(c->eps_buf);
-	free(c);
-	return SETTLE_EINVAL;
-err_after_alloc:
-	free(c);
-	return SETTLE_ENOMEM;
 }
 
 void settle_client_close(settle_client *c)
@@ -145,7 +158,7 @@ const char *settle_client_endpoint(const settle_client *c)
 	return c->conn.endpoint;
 }
 
-static const char *method_name(int method)
+const char *client__method_name(int method)
 {
 	switch (method) {
 	case SETTLE__V1__METHOD__BEGIN:
@@ -208,7 +221,12 @@ static const char *wire_name(int code)
 	return v != NULL ? v->name : "UNKNOWN";
 }
 
-static bool is_transient(int err)
+const char *client__wire_name(int err)
+{
+	return wire_name(settle_err_to_wire(err));
+}
+
+bool client__transient(int err)
 {
 	switch (err) {
 	case SETTLE_ECONNECT:
@@ -241,7 +259,7 @@ static int attempt(struct client_conn *conn, const char *endpoint,
 		   ProtobufCMessage **resp, uint32_t extra_ms, char *errmsg,
 		   size_t errlen, char *leader, size_t leaderlen)
 {
-	const char *op = method_name(method);
+	const char *op = client__method_name(method);
 	Settle__V1__Frame *f;
 	char detail[300];
 	int rv;
@@ -321,11 +339,11 @@ int client__call(settle_client *c, int method, const ProtobufCMessage *req,
 			snprintf(c->hint, sizeof(c->hint), "%s", target_copy);
 			return 0;
 		}
-		if (!is_transient(rv))
+		if (!client__transient(rv))
 			return rv;
 		settle_tracef("client", "%s attempt %u on %s: %s",
-			      method_name(method), attempts, target_copy,
-			      settle_errname(rv));
+			      client__method_name(method), attempts,
+			      target_copy, settle_errname(rv));
 		if (rv == SETTLE_ENOTLEADER && leader[0] != '\0' &&
 		    strcmp(leader, target_copy) != 0 &&
 		    follows < CLIENT_MAX_FOLLOWS) {
@@ -436,22 +454,28 @@ int settle_client_call_at(settle_client *c, const char *endpoint, int method,
 
 /* ---- Typed initiator calls ---------------------------------------------- */
 
-int client__check_gid(settle_client *c, const char *op, const char *gid,
-		      bool may_be_empty)
+int client__gid_check(const char *op, const char *gid, bool may_be_empty,
+		      char *err, size_t errlen)
 {
 	if (gid == NULL || gid[0] == '\0') {
 		if (may_be_empty)
 			return 0;
-		snprintf(c->errmsg, sizeof(c->errmsg), "%s: gid is required",
-			 op);
+		snprintf(err, errlen, "%s: gid is required", op);
 		return SETTLE_EINVAL;
 	}
 	if (strlen(gid) > SETTLE_GID_MAX) {
-		snprintf(c->errmsg, sizeof(c->errmsg),
-			 "%s: gid longer than %d bytes", op, SETTLE_GID_MAX);
+		snprintf(err, errlen, "%s: gid longer than %d bytes", op,
+			 SETTLE_GID_MAX);
 		return SETTLE_EINVAL;
 	}
 	return 0;
+}
+
+int client__check_gid(settle_client *c, const char *op, const char *gid,
+		      bool may_be_empty)
+{
+	return client__gid_check(op, gid, may_be_empty, c->errmsg,
+				 sizeof(c->errmsg));
 }
 
 int client__new_cmd_id(settle_client *c, const char *op, uint8_t id[16])
@@ -470,13 +494,13 @@ int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 				     gid_out_len, NULL);
 }
 
-/* decls checked and copied into out (n of them, pointing at the caller's
- * strings and payloads). */
-static int begin_decls(settle_client *c, const struct settle_branch_decl *d,
-		       size_t n, Settle__V1__BranchDecl *out)
+/* n decls checked and set up in out, pointing at the caller's strings and
+ * payloads. */
+static int decls_check(const struct settle_branch_decl *d, size_t n,
+		       Settle__V1__BranchDecl *out, char *err, size_t errlen)
 {
 	if (n > SETTLE_MAX_BRANCHES || (n > 0 && d == NULL)) {
-		snprintf(c->errmsg, sizeof(c->errmsg),
+		snprintf(err, errlen,
 			 "begin: %zu branches (at most %d, decls not NULL)", n,
 			 SETTLE_MAX_BRANCHES);
 		return SETTLE_EINVAL;
@@ -484,7 +508,7 @@ static int begin_decls(settle_client *c, const struct settle_branch_decl *d,
 	for (size_t i = 0; i < n; i++) {
 		if (d[i].endpoint == NULL || d[i].endpoint[0] == '\0' ||
 		    (d[i].payload == NULL && d[i].len != 0)) {
-			snprintf(c->errmsg, sizeof(c->errmsg),
+			snprintf(err, errlen,
 				 "begin: branch %zu: endpoint is required and "
 				 "payload NULL only with len 0",
 				 i);
@@ -497,6 +521,52 @@ static int begin_decls(settle_client *c, const struct settle_branch_decl *d,
 		out[i].payload.data = (uint8_t *)d[i].payload;
 		out[i].payload.len = d[i].len;
 	}
+	return 0;
+}
+
+int client__begin_request(const char *gid, uint32_t timeout_ms,
+			  const struct settle_branch_decl *decls, size_t n,
+			  const uint8_t cmd_id[16],
+			  Settle__V1__BeginRequest *req,
+			  Settle__V1__BranchDecl **bd_out,
+			  Settle__V1__BranchDecl ***bp_out, char *err,
+			  size_t errlen)
+{
+	Settle__V1__BranchDecl *bd = NULL, **bp = NULL;
+	int rv;
+
+	*bd_out = NULL;
+	*bp_out = NULL;
+	rv = client__gid_check("begin", gid, true, err, errlen);
+	if (rv != 0)
+		return rv;
+	if (n > 0 && n <= SETTLE_MAX_BRANCHES) {
+		bd = calloc(n, sizeof(*bd));
+		bp = calloc(n, sizeof(*bp));
+		if (bd == NULL || bp == NULL) {
+			free(bd);
+			free(bp);
+			snprintf(err, errlen, "begin: out of memory");
+			return SETTLE_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			bp[i] = &bd[i];
+	}
+	rv = decls_check(decls, n, bd, err, errlen);
+	if (rv != 0) {
+		free(bd);
+		free(bp);
+		return rv;
+	}
+	settle__v1__begin_request__init(req);
+	req->cmd_id.data = (uint8_t *)cmd_id;
+	req->cmd_id.len = 16;
+	req->gid = (char *)(gid != NULL ? gid : "");
+	req->timeout_ms = timeout_ms;
+	req->n_branches = n;
+	req->branches = bp;
+	*bd_out = bd;
+	*bp_out = bp;
 	return 0;
 }
 
@@ -513,30 +583,13 @@ int settle_begin_branches(settle_client *c, const char *gid,
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
-	rv = client__check_gid(c, "begin", gid, true);
+	rv = client__new_cmd_id(c, "begin", id);
 	if (rv != 0)
 		return rv;
-	if (n > 0 && n <= SETTLE_MAX_BRANCHES) {
-		bd = calloc(n, sizeof(*bd));
-		bp = calloc(n, sizeof(*bp));
-		if (bd == NULL || bp == NULL) {
-			rv = SETTLE_ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < n; i++)
-			bp[i] = &bd[i];
-	}
-	rv = begin_decls(c, decls, n, bd);
-	if (rv == 0)
-		rv = client__new_cmd_id(c, "begin", id);
+	rv = client__begin_request(gid, timeout_ms, decls, n, id, &req, &bd,
+				   &bp, c->errmsg, sizeof(c->errmsg));
 	if (rv != 0)
 		goto out;
-	req.cmd_id.data = id;
-	req.cmd_id.len = sizeof(id);
-	req.gid = (char *)(gid != NULL ? gid : "");
-	req.timeout_ms = timeout_ms;
-	req.n_branches = n;
-	req.branches = bp;
 	rv = client__call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
 			  &settle__v1__begin_response__descriptor,
 			  (ProtobufCMessage **)&resp, 0);
@@ -633,6 +686,31 @@ int settle_register_branch(settle_client *c, const char *gid,
 	return 0;
 }
 
+const ProtobufCMessage *client__decide_request(
+    int method, const char *gid, const char *reason, bool one_phase,
+    uint32_t wait_ms, const uint8_t cmd_id[16], Settle__V1__CommitRequest *creq,
+    Settle__V1__RollbackRequest *rreq)
+{
+	if (method == SETTLE__V1__METHOD__COMMIT) {
+		settle__v1__commit_request__init(creq);
+		creq->cmd_id.data = (uint8_t *)cmd_id;
+		creq->cmd_id.len = 16;
+		creq->gid = (char *)gid;
+		creq->wait = wait_ms > 0;
+		creq->wait_ms = wait_ms;
+		creq->one_phase = one_phase;
+		return &creq->base;
+	}
+	settle__v1__rollback_request__init(rreq);
+	rreq->cmd_id.data = (uint8_t *)cmd_id;
+	rreq->cmd_id.len = 16;
+	rreq->gid = (char *)gid;
+	rreq->wait = wait_ms > 0;
+	rreq->wait_ms = wait_ms;
+	rreq->reason = (char *)(reason != NULL ? reason : "");
+	return &rreq->base;
+}
+
 int client__decide(settle_client *c, int method, const char *gid,
 		   const char *reason, bool one_phase, uint32_t wait_ms,
 		   int *state, bool *finished, int *heuristic)
@@ -646,28 +724,13 @@ int client__decide(settle_client *c, int method, const char *gid,
 
 	if (c == NULL)
 		return SETTLE_EINVAL;
-	rv = client__check_gid(c, method_name(method), gid, false);
+	rv = client__check_gid(c, client__method_name(method), gid, false);
 	if (rv == 0)
-		rv = client__new_cmd_id(c, method_name(method), id);
+		rv = client__new_cmd_id(c, client__method_name(method), id);
 	if (rv != 0)
 		return rv;
-	if (method == SETTLE__V1__METHOD__COMMIT) {
-		creq.cmd_id.data = id;
-		creq.cmd_id.len = sizeof(id);
-		creq.gid = (char *)gid;
-		creq.wait = wait_ms > 0;
-		creq.wait_ms = wait_ms;
-		creq.one_phase = one_phase;
-		req = &creq.base;
-	} else {
-		rreq.cmd_id.data = id;
-		rreq.cmd_id.len = sizeof(id);
-		rreq.gid = (char *)gid;
-		rreq.wait = wait_ms > 0;
-		rreq.wait_ms = wait_ms;
-		rreq.reason = (char *)(reason != NULL ? reason : "");
-		req = &rreq.base;
-	}
+	req = client__decide_request(method, gid, reason, one_phase, wait_ms,
+				     id, &creq, &rreq);
 	rv = client__call(c, method, req,
 			  &settle__v1__decision_response__descriptor,
 			  (ProtobufCMessage **)&resp, wait_ms);

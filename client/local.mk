@@ -1,7 +1,8 @@
 # client/: libsettle, the installed client library: initiator API with leader
 # discovery and retries, participant SDK, barrier.
 
-include_HEADERS += client/settle.h client/settle_participant.h
+include_HEADERS += client/settle.h client/settle_participant.h \
+	client/settle_async.h
 # settle.h includes the generated protocol header: install it next to it.
 nodist_include_HEADERS = proto/settle.pb-c.h
 
@@ -12,6 +13,7 @@ client_libsettle_la_SOURCES = \
 	client/client.c client/client_int.h \
 	client/saga.c \
 	client/xa.c \
+	client/settle_async.h client/async.c \
 	client/settle_participant.h \
 	client/barrier.c \
 	client/participant.c
@@ -23,10 +25,10 @@ if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_client
 test_unit_test_client_SOURCES = test/unit/client/test_client.c \
 	test/unit/client/test_errors.c test/unit/client/test_saga_client.c \
-	test/unit/client/test_xa_client.c \
+	test/unit/client/test_xa_client.c test/unit/client/test_async.c \
 	test/unit/client/fake_server.c test/unit/client/fake_server.h
 test_unit_test_client_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
-test_unit_test_client_LDADD = client/libsettle.la \
+test_unit_test_client_LDADD = client/libsettle.la $(UV_LIBS) \
 	$(PROTOBUF_C_LIBS) $(TEST_LIBS) -lpthread
 TESTS += test/unit/test_client
 

@@ -7,6 +7,7 @@
 
 #include "settle.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,70 +33,69 @@ bool settle_tx_state_final(int state)
 }
 
 /* The local checks of one step; the coordinator repeats them. */
-static int check_step(settle_client *c, const struct settle_saga_step *st,
-		      size_t i, bool dag)
+static int check_step(const struct settle_saga_step *st, size_t i, bool dag,
+		      char *err, size_t errlen)
 {
 	if (st->endpoint == NULL || st->endpoint[0] == '\0') {
-		client__errf(c, "submit saga: step %zu: endpoint is required",
-			     i);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: endpoint is required", i);
 		return SETTLE_EINVAL;
 	}
 	if (st->name != NULL && strnlen(st->name, SETTLE_SAGA_NAME_MAX + 1) >
 				    SETTLE_SAGA_NAME_MAX) {
-		client__errf(c,
-			     "submit saga: step %zu: name longer than %d "
-			     "bytes",
-			     i, SETTLE_SAGA_NAME_MAX);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: name longer than %d bytes", i,
+			 SETTLE_SAGA_NAME_MAX);
 		return SETTLE_EINVAL;
 	}
 	if ((st->action == NULL && st->action_len != 0) ||
 	    (st->compensate == NULL && st->compensate_len != 0)) {
-		client__errf(c,
-			     "submit saga: step %zu: payload is NULL with "
-			     "a length",
-			     i);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: payload is NULL with a "
+			 "length",
+			 i);
 		return SETTLE_EINVAL;
 	}
 	if (st->retry_base_ms != 0 && st->retry_max_ms != 0 &&
 	    st->retry_base_ms > st->retry_max_ms) {
-		client__errf(c,
-			     "submit saga: step %zu: retry_base_ms %u over "
-			     "retry_max_ms %u",
-			     i, st->retry_base_ms, st->retry_max_ms);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: retry_base_ms %u over "
+			 "retry_max_ms %u",
+			 i, st->retry_base_ms, st->retry_max_ms);
 		return SETTLE_EINVAL;
 	}
 	if (st->n_depends_on == 0)
 		return 0;
 	if (!dag) {
-		client__errf(c,
-			     "submit saga: step %zu: depends_on needs a dag "
-			     "saga (ordered steps depend on the previous one)",
-			     i);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: depends_on needs a dag saga "
+			 "(ordered steps depend on the previous one)",
+			 i);
 		return SETTLE_EINVAL;
 	}
 	if (st->depends_on == NULL) {
-		client__errf(c,
-			     "submit saga: step %zu: depends_on is NULL "
-			     "with a count",
-			     i);
+		snprintf(err, errlen,
+			 "submit saga: step %zu: depends_on is NULL with a "
+			 "count",
+			 i);
 		return SETTLE_EINVAL;
 	}
 	for (size_t k = 0; k < st->n_depends_on; k++) {
 		uint32_t d = st->depends_on[k];
 		/* Only earlier steps: the graph cannot have a cycle. */
 		if (d >= i) {
-			client__errf(c,
-				     "submit saga: step %zu: depends_on %u "
-				     "must name an earlier step",
-				     i, d);
+			snprintf(err, errlen,
+				 "submit saga: step %zu: depends_on %u must "
+				 "name an earlier step",
+				 i, d);
 			return SETTLE_EINVAL;
 		}
 		for (size_t j = 0; j < k; j++) {
 			if (st->depends_on[j] == d) {
-				client__errf(c,
-					     "submit saga: step %zu: "
-					     "depends_on %u twice",
-					     i, d);
+				snprintf(err, errlen,
+					 "submit saga: step %zu: depends_on "
+					 "%u twice",
+					 i, d);
 				return SETTLE_EINVAL;
 			}
 		}
@@ -103,68 +103,67 @@ static int check_step(settle_client *c, const struct settle_saga_step *st,
 	return 0;
 }
 
-static int check_saga(settle_client *c, const char *gid,
-		      const struct settle_saga_opts *o,
-		      const struct settle_saga_step *steps, size_t n)
+static int check_saga(const char *gid, const struct settle_saga_opts *o,
+		      const struct settle_saga_step *steps, size_t n, char *err,
+		      size_t errlen)
 {
-	int rv = client__check_gid(c, "submit saga", gid, true);
+	int rv = client__gid_check("submit saga", gid, true, err, errlen);
 
 	if (rv != 0)
 		return rv;
 	if (o->recovery != SETTLE_SAGA_BACKWARD &&
 	    o->recovery != SETTLE_SAGA_FORWARD) {
-		client__errf(c,
-			     "submit saga: recovery %d is neither "
-			     "SETTLE_SAGA_BACKWARD nor SETTLE_SAGA_FORWARD",
-			     o->recovery);
+		snprintf(err, errlen,
+			 "submit saga: recovery %d is neither "
+			 "SETTLE_SAGA_BACKWARD nor SETTLE_SAGA_FORWARD",
+			 o->recovery);
 		return SETTLE_EINVAL;
 	}
 	if (n == 0 || steps == NULL) {
-		client__errf(c, "submit saga: a saga needs at least one step");
+		snprintf(err, errlen,
+			 "submit saga: a saga needs at least one step");
 		return SETTLE_EINVAL;
 	}
 	if (n > SETTLE_SAGA_MAX_STEPS) {
-		client__errf(c, "submit saga: %zu steps: at most %d", n,
-			     SETTLE_SAGA_MAX_STEPS);
+		snprintf(err, errlen, "submit saga: %zu steps: at most %d", n,
+			 SETTLE_SAGA_MAX_STEPS);
 		return SETTLE_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		rv = check_step(c, &steps[i], i, o->dag);
+		rv = check_step(&steps[i], i, o->dag, err, errlen);
 		if (rv != 0)
 			return rv;
 	}
 	return 0;
 }
 
-int settle_submit_saga(settle_client *c, const char *gid,
-		       const struct settle_saga_opts *opts,
-		       const struct settle_saga_step *steps, size_t n,
-		       char *gid_out, size_t gid_out_len)
+int client__saga_request(const char *gid, const struct settle_saga_opts *opts,
+			 const struct settle_saga_step *steps, size_t n,
+			 const uint8_t cmd_id[16],
+			 Settle__V1__SubmitSagaRequest *req,
+			 Settle__V1__SagaStep **wire_out,
+			 Settle__V1__SagaStep ***ptrs_out, char *err,
+			 size_t errlen)
 {
 	static const struct settle_saga_opts defaults = {
 	    .recovery = SETTLE_SAGA_BACKWARD};
-	Settle__V1__SubmitSagaRequest req =
-	    SETTLE__V1__SUBMIT_SAGA_REQUEST__INIT;
-	Settle__V1__SubmitSagaResponse *resp = NULL;
-	Settle__V1__SagaStep *wire = NULL, **ptrs = NULL;
-	uint8_t id[16];
+	Settle__V1__SagaStep *wire, **ptrs;
 	int rv;
 
-	if (c == NULL)
-		return SETTLE_EINVAL;
+	*wire_out = NULL;
+	*ptrs_out = NULL;
 	if (opts == NULL)
 		opts = &defaults;
-	rv = check_saga(c, gid, opts, steps, n);
-	if (rv == 0)
-		rv = client__new_cmd_id(c, "submit saga", id);
+	rv = check_saga(gid, opts, steps, n, err, errlen);
 	if (rv != 0)
 		return rv;
 	wire = calloc(n, sizeof(*wire));
 	ptrs = calloc(n, sizeof(*ptrs));
 	if (wire == NULL || ptrs == NULL) {
-		client__errf(c, "submit saga: out of memory");
-		rv = SETTLE_ENOMEM;
-		goto out;
+		free(wire);
+		free(ptrs);
+		snprintf(err, errlen, "submit saga: out of memory");
+		return SETTLE_ENOMEM;
 	}
 	/* The request points into the caller's steps: nothing is copied
 	 * until protobuf-c packs it. */
@@ -187,14 +186,43 @@ int settle_submit_saga(settle_client *c, const char *gid,
 		w->call_timeout_ms = st->call_timeout_ms;
 		ptrs[i] = w;
 	}
-	req.cmd_id.data = id;
-	req.cmd_id.len = sizeof(id);
-	req.gid = (char *)(gid != NULL ? gid : "");
-	req.timeout_ms = opts->timeout_ms;
-	req.recovery = (Settle__V1__SagaRecovery)opts->recovery;
-	req.dag = opts->dag;
-	req.n_steps = n;
-	req.steps = ptrs;
+	settle__v1__submit_saga_request__init(req);
+	req->cmd_id.data = (uint8_t *)cmd_id;
+	req->cmd_id.len = 16;
+	req->gid = (char *)(gid != NULL ? gid : "");
+	req->timeout_ms = opts->timeout_ms;
+	req->recovery = (Settle__V1__SagaRecovery)opts->recovery;
+	req->dag = opts->dag;
+	req->n_steps = n;
+	req->steps = ptrs;
+	*wire_out = wire;
+	*ptrs_out = ptrs;
+	return 0;
+}
+
+int settle_submit_saga(settle_client *c, const char *gid,
+		       const struct settle_saga_opts *opts,
+		       const struct settle_saga_step *steps, size_t n,
+		       char *gid_out, size_t gid_out_len)
+{
+	Settle__V1__SubmitSagaRequest req;
+	Settle__V1__SubmitSagaResponse *resp = NULL;
+	Settle__V1__SagaStep *wire = NULL, **ptrs = NULL;
+	char err[512];
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__new_cmd_id(c, "submit saga", id);
+	if (rv != 0)
+		return rv;
+	rv = client__saga_request(gid, opts, steps, n, id, &req, &wire, &ptrs,
+				  err, sizeof(err));
+	if (rv != 0) {
+		client__errf(c, "%s", err);
+		return rv;
+	}
 	rv = client__call(c, SETTLE__V1__METHOD__SUBMIT_SAGA, &req.base,
 			  &settle__v1__submit_saga_response__descriptor,
 			  (ProtobufCMessage **)&resp, 0);
@@ -228,24 +256,31 @@ static const Settle__V1__BranchInfo *failed_branch(const Settle__V1__TxInfo *tx)
 	return NULL;
 }
 
-static void stuck_message(settle_client *c, const Settle__V1__TxInfo *tx)
+void client__stuck_text(const Settle__V1__TxInfo *tx, char *buf, size_t len)
 {
 	const Settle__V1__BranchInfo *b = failed_branch(tx);
 
 	if (b == NULL) {
-		client__errf(c,
-			     "wait: %s is stuck: %u branch(es) FAILED, waiting "
-			     "for an operator (settlectl tx show %s)",
-			     tx->gid, tx->failed, tx->gid);
+		snprintf(buf, len,
+			 "wait: %s is stuck: %u branch(es) FAILED, waiting for "
+			 "an operator (settlectl tx show %s)",
+			 tx->gid, tx->failed, tx->gid);
 		return;
 	}
-	client__errf(c,
-		     "wait: %s is stuck: branch %u%s%s%s FAILED: %s; waiting "
-		     "for an operator (settlectl tx show %s)",
-		     tx->gid, b->branch_id, b->name[0] ? " (" : "", b->name,
-		     b->name[0] ? ")" : "",
-		     b->last_error[0] ? b->last_error : "no error text",
-		     tx->gid);
+	snprintf(buf, len,
+		 "wait: %s is stuck: branch %u%s%s%s FAILED: %s; waiting for "
+		 "an operator (settlectl tx show %s)",
+		 tx->gid, b->branch_id, b->name[0] ? " (" : "", b->name,
+		 b->name[0] ? ")" : "",
+		 b->last_error[0] ? b->last_error : "no error text", tx->gid);
+}
+
+static void stuck_message(settle_client *c, const Settle__V1__TxInfo *tx)
+{
+	char buf[512];
+
+	client__stuck_text(tx, buf, sizeof(buf));
+	client__errf(c, "%s", buf);
 }
 
 int settle_wait(settle_client *c, const char *gid, uint32_t wait_ms, int *state,

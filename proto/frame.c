@@ -30,63 +30,68 @@ static uint32_t get_be32(const uint8_t *p)
 	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-int rpc_frame_encode(uint64_t id, int method, int response,
-		     const ProtobufCMessage *body, int err, const char *errmsg,
-		     const char *leader, uint32_t max_frame, uint8_t **out,
-		     size_t *out_len)
+int rpc_frame_encode_body(uint64_t id, int method, int response,
+			  const uint8_t *body, size_t body_len, int err,
+			  const char *errmsg, const char *leader,
+			  uint32_t max_frame, uint8_t **out, size_t *out_len)
 {
 	Settle__V1__Frame f = SETTLE__V1__FRAME__INIT;
 	Settle__V1__Error e = SETTLE__V1__ERROR__INIT;
 	uint32_t limit = frame_limit(max_frame);
-	uint8_t *body_buf = NULL;
 	uint8_t *buf;
-	size_t body_len = 0;
 	size_t len;
-	int rv;
 
+	if (body_len > limit)
+		return SETTLE_ETOOBIG;
 	f.id = id;
 	f.method = (Settle__V1__Method)method;
 	f.response = response != 0;
-	if (body != NULL) {
-		body_len = protobuf_c_message_get_packed_size(body);
-		/* Checked before packing: a hostile caller-provided size must
-		 * not make us allocate gigabytes only to refuse them. */
-		if (body_len > limit)
-			return SETTLE_ETOOBIG;
-		if (body_len > 0) {
-			body_buf = malloc(body_len);
-			if (body_buf == NULL)
-				return SETTLE_ENOMEM;
-			protobuf_c_message_pack(body, body_buf);
-			f.body.data = body_buf;
-			f.body.len = body_len;
-		}
-	}
+	f.body.data = (uint8_t *)body;
+	f.body.len = body_len;
 	if (err != 0) {
 		e.code = (Settle__V1__Code)settle_err_to_wire(err);
 		e.message = (char *)(errmsg != NULL ? errmsg : "");
 		e.leader = (char *)(leader != NULL ? leader : "");
 		f.error = &e;
 	}
-
 	len = settle__v1__frame__get_packed_size(&f);
-	if (len > limit) {
-		rv = SETTLE_ETOOBIG;
-		goto err_after_body;
-	}
+	if (len > limit)
+		return SETTLE_ETOOBIG;
 	buf = malloc(4 + len);
-	if (buf == NULL) {
-		rv = SETTLE_ENOMEM;
-		goto err_after_body;
-	}
+	if (buf == NULL)
+		return SETTLE_ENOMEM;
 	put_be32(buf, (uint32_t)len);
 	settle__v1__frame__pack(&f, buf + 4);
-	free(body_buf);
 	*out = buf;
 	*out_len = 4 + len;
 	return 0;
+}
 
-err_after_body:
+int rpc_frame_encode(uint64_t id, int method, int response,
+		     const ProtobufCMessage *body, int err, const char *errmsg,
+		     const char *leader, uint32_t max_frame, uint8_t **out,
+		     size_t *out_len)
+{
+	uint8_t *body_buf = NULL;
+	size_t body_len = 0;
+	int rv;
+
+	if (body != NULL) {
+		body_len = protobuf_c_message_get_packed_size(body);
+		/* Checked before packing: a hostile caller-provided size must
+		 * not make us allocate gigabytes only to refuse them. */
+		if (body_len > frame_limit(max_frame))
+			return SETTLE_ETOOBIG;
+		if (body_len > 0) {
+			body_buf = malloc(body_len);
+			if (body_buf == NULL)
+				return SETTLE_ENOMEM;
+			protobuf_c_message_pack(body, body_buf);
+		}
+	}
+	rv =
+	    rpc_frame_encode_body(id, method, response, body_buf, body_len, err,
+				  errmsg, leader, max_frame, out, out_len);
 	free(body_buf);
 	return rv;
 }

@@ -47,6 +47,12 @@ int rpc_frame_encode(uint64_t id, int method, int response,
 		     const char *leader, uint32_t max_frame, uint8_t **out,
 		     size_t *out_len);
 
+/* The same with the body already packed (body_len bytes; NULL with 0). */
+int rpc_frame_encode_body(uint64_t id, int method, int response,
+			  const uint8_t *body, size_t body_len, int err,
+			  const char *errmsg, const char *leader,
+			  uint32_t max_frame, uint8_t **out, size_t *out_len);
+
 /*
  * Incremental decoder: feed bytes as they arrive, take frames out.
  * Unconsumed bytes are buf[off..len). Consumed bytes are only moved out of
@@ -174,6 +180,12 @@ const char *rpc_client_endpoint(const struct rpc_client *c);
 int rpc_client_call(struct rpc_client *c, int method,
 		    const ProtobufCMessage *req, uint32_t timeout_ms,
 		    rpc_reply_cb cb, void *data);
+
+/* rpc_client_call() with the request body already packed (len bytes,
+ * copied; NULL with 0): a caller that may send it again packs it once. */
+int rpc_client_call_body(struct rpc_client *c, int method, const uint8_t *body,
+			 size_t len, uint32_t timeout_ms, rpc_reply_cb cb,
+			 void *data);
 
 /* Fail every pending call with SETTLE_ECANCELED (their callbacks run
  * before this returns; calls made from them are refused), close the

@@ -616,38 +616,28 @@ static int held_append(struct rpc_client *c, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-int rpc_client_call(struct rpc_client *c, int method,
-		    const ProtobufCMessage *req, uint32_t timeout_ms,
-		    rpc_reply_cb cb, void *data)
+/* Queue an encoded frame (buf, taken) as call c->next_id. */
+static int call_queue(struct rpc_client *c, uint8_t *buf, size_t len,
+		      uint32_t timeout_ms, rpc_reply_cb cb, void *data)
 {
 	struct cli_call *call;
-	uint8_t *buf;
-	size_t len, slot;
+	size_t slot;
 	int rv;
 
-	if (c->closing)
-		return SETTLE_ECANCELED;
-	if (cb == NULL)
-		return SETTLE_EINVAL;
-	if (c->ncalls >= c->nbuckets * 2 && (rv = calls_grow(c)) != 0)
-		return rv;
-	rv = rpc_frame_encode(c->next_id, method, 0, req, 0, NULL, NULL,
-			      c->opts.max_frame, &buf, &len);
-	if (rv != 0)
-		return rv;
 	call = calloc(1, sizeof(*call));
 	if (call == NULL) {
-		rv = SETTLE_ENOMEM;
-		goto err_after_encode;
+		free(buf);
+		return SETTLE_ENOMEM;
 	}
 	if (c->conn != NULL && c->conn->connected)
 		rv = rpc_stream_queue(&c->conn->s, buf, len);
 	else
 		rv = held_append(c, buf, len);
-	if (rv != 0)
-		goto err_after_call;
 	free(buf);
-
+	if (rv != 0) {
+		free(call);
+		return rv;
+	}
 	call->id = c->next_id++;
 	call->cb = cb;
 	call->data = data;
@@ -662,12 +652,51 @@ int rpc_client_call(struct rpc_client *c, int method,
 	}
 	rpc_tick_arm(&c->tick);
 	return 0;
+}
 
-err_after_call:
-	free(call);
-err_after_encode:
-	free(buf);
+int rpc_client_call(struct rpc_client *c, int method,
+		    const ProtobufCMessage *req, uint32_t timeout_ms,
+		    rpc_reply_cb cb, void *data)
+{
+	size_t len = req != NULL ? protobuf_c_message_get_packed_size(req) : 0;
+	uint8_t *body = NULL;
+	int rv;
+
+	/* Checked before packing: a huge request must not make us allocate
+	 * only to refuse it. */
+	if (len >
+	    (c->opts.max_frame ? c->opts.max_frame : RPC_DEFAULT_MAX_FRAME))
+		return SETTLE_ETOOBIG;
+	if (len > 0) {
+		body = malloc(len);
+		if (body == NULL)
+			return SETTLE_ENOMEM;
+		protobuf_c_message_pack(req, body);
+	}
+	rv = rpc_client_call_body(c, method, body, len, timeout_ms, cb, data);
+	free(body);
 	return rv;
+}
+
+int rpc_client_call_body(struct rpc_client *c, int method, const uint8_t *body,
+			 size_t len, uint32_t timeout_ms, rpc_reply_cb cb,
+			 void *data)
+{
+	uint8_t *buf;
+	size_t flen;
+	int rv;
+
+	if (c->closing)
+		return SETTLE_ECANCELED;
+	if (cb == NULL)
+		return SETTLE_EINVAL;
+	if (c->ncalls >= c->nbuckets * 2 && (rv = calls_grow(c)) != 0)
+		return rv;
+	rv = rpc_frame_encode_body(c->next_id, method, 0, body, len, 0, NULL,
+				   NULL, c->opts.max_frame, &buf, &flen);
+	if (rv != 0)
+		return rv;
+	return call_queue(c, buf, flen, timeout_ms, cb, data);
 }
 
 static void client_handle_closed(uv_handle_t *h)
