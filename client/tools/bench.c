@@ -5,6 +5,7 @@
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--declare-branches | --register-branches]
  *                [--listen HOST:PORT] [--rate R] [--interval S] [--json]
+ *                [--client async|sync]
  *   settle-bench [--cluster ENDPOINTS] --mode xa|xa-local [--xa-pg CONNINFO]
  *                [--xa-mariadb CONNINFO] [--xa-pg-rm NAME]
  *                [--xa-mariadb-rm NAME] [--xa-rows N] --concurrency C
@@ -14,8 +15,11 @@
  * 127.0.0.1:0, a free port); the coordinator must be able to reach it
  * there, so give a routable host when the cluster is on other machines.
  *
- * C initiator threads, each with its own libsettle handle, run TCC
- * transactions back to back for SECONDS: Begin with K branches on an
+ * C transactions are kept in flight for SECONDS, by default on one thread
+ * with libsettle's asynchronous client (bench_async.c: one connection to
+ * the leader, one to the participant); --client sync gives each its own
+ * thread and blocking handle instead (needed for --register-branches).
+ * A TCC transaction is: Begin with K branches on an
  * in-process participant declared (one raft command; --register-branches:
  * Begin, then one REGISTER_BRANCH each), TRY each branch on it, then
  * Commit (or, for a fraction R, Rollback) and wait for phase two to
@@ -23,22 +27,21 @@
  *
  * --rate R (tcc, saga): open loop. Transaction k is due R/s after the
  * start, k / R seconds in, whether or not the ones before it are done;
- * a free worker takes the next due one and its latency counts from when
+ * a free slot takes the next due one and its latency counts from when
  * it was due, so a stall of the cluster shows in every transaction that
  * waited for it (no coordinated omission). --concurrency then bounds the
  * transactions in flight: give enough for R times the latency. Without
- * --rate each worker starts its next transaction when one ends.
+ * --rate each slot starts its next transaction when one ends.
  *
  * --interval S: also print, per S seconds of the run, the transactions
  * that ended in it (per second) and the slowest of them, to see whether a
  * long run holds its rate and when it stalled.
  *
  * --mode saga: each transaction is one SubmitSaga of K ordered steps on
- * the participant, followed by settle_wait() until it is final; for a
+ * the participant, followed by a wait until it is final (a Query the
+ * leader holds until then: settle_wait(), settle_async_wait()); for a
  * fraction R the last step's action fails (a business failure), so the
- * saga compensates every step. The latency includes settle_wait()'s
- * polling (a look at once, then after 5 ms, the pause doubling), which
- * rounds it up: compare saga throughput, not saga latency, with TCC's.
+ * saga compensates every step.
  *
  * --mode xa / xa-local: a PostgreSQL and a MariaDB branch per transaction,
  * with Settle as the TM or the bench as its own (bench_xa.c). The
@@ -67,10 +70,10 @@
 #include "settle_participant.h"
 
 #define EXIT_USAGE 2
-/* Action payload of a saga step that must fail. */
-#define BENCH_FAIL	"bench-fail"
-#define MAX_BRANCHES	64
-#define MAX_CONCURRENCY 1024
+/* Threads of the blocking client; transactions in flight of the
+ * asynchronous one. */
+#define MAX_CONCURRENCY	      1024
+#define MAX_ASYNC_CONCURRENCY 65536
 
 static const char *const mode_names[] = {
     [BENCH_TCC] = "tcc",
@@ -319,21 +322,45 @@ static bool next_start(struct bench_worker *w, uint64_t *t0)
 	return true;
 }
 
-/* Begin with the K branches declared, resources "r0".."rK-1" as the
- * registering flow names them. */
+void bench_decls(const struct bench *b, const uint8_t *payload, size_t len,
+		 struct settle_branch_decl *d, char (*resource)[8])
+{
+	for (unsigned k = 0; k < b->branches; k++) {
+		snprintf(resource[k], sizeof(resource[k]), "r%u", k);
+		d[k] = (struct settle_branch_decl){b->participant, resource[k],
+						   payload, len};
+	}
+}
+
+void bench_saga_steps(const struct bench *b, bool fail,
+		      struct settle_saga_step *steps, char (*names)[8])
+{
+	static const char ok_payload[] = "bench-payload-01";
+	static const char fail_payload[] = BENCH_FAIL "-payload";
+
+	memset(steps, 0, b->branches * sizeof(*steps));
+	for (unsigned k = 0; k < b->branches; k++) {
+		const char *p =
+		    fail && k + 1 == b->branches ? fail_payload : ok_payload;
+		snprintf(names[k], sizeof(names[k]), "s%u", k);
+		steps[k].name = names[k];
+		steps[k].endpoint = b->participant;
+		steps[k].action = p;
+		steps[k].action_len = strlen(p);
+		steps[k].compensate = p;
+		steps[k].compensate_len = strlen(p);
+	}
+}
+
+/* Begin with the K branches declared (bench_decls()). */
 static int begin_declared(struct bench_worker *w, settle_client *c,
 			  const uint8_t *payload, size_t len, char *gid,
 			  uint32_t *ids)
 {
-	struct settle_branch_decl d[MAX_BRANCHES];
-	char resource[MAX_BRANCHES][8];
-	unsigned k;
+	struct settle_branch_decl d[BENCH_MAX_BRANCHES];
+	char resource[BENCH_MAX_BRANCHES][8];
 
-	for (k = 0; k < w->b->branches; k++) {
-		snprintf(resource[k], sizeof(resource[k]), "r%u", k);
-		d[k] = (struct settle_branch_decl){w->b->participant,
-						   resource[k], payload, len};
-	}
+	bench_decls(w->b, payload, len, d, resource);
 	return settle_begin_branches(c, NULL, 30000, d, w->b->branches, gid,
 				     SETTLE_GID_BUFSIZE, ids);
 }
@@ -343,7 +370,7 @@ static int one_tx(struct bench_worker *w, settle_client *c, uint64_t t0)
 {
 	struct bench *b = w->b;
 	char gid[SETTLE_GID_BUFSIZE];
-	uint32_t ids[MAX_BRANCHES];
+	uint32_t ids[BENCH_MAX_BRANCHES];
 	char resource[32];
 	uint8_t payload[16] = "bench-payload-01";
 	bool finished = false;
@@ -415,30 +442,16 @@ static int one_tx(struct bench_worker *w, settle_client *c, uint64_t t0)
 /* One saga of b->branches ordered steps. Returns 0 when it ended. */
 static int one_saga(struct bench_worker *w, settle_client *c, uint64_t t0)
 {
-	static const char ok_payload[] = "bench-payload-01";
-	static const char fail_payload[] = BENCH_FAIL "-payload";
 	struct bench *b = w->b;
-	struct settle_saga_step steps[MAX_BRANCHES];
+	struct settle_saga_step steps[BENCH_MAX_BRANCHES];
 	char gid[SETTLE_GID_BUFSIZE];
-	char names[MAX_BRANCHES][8];
+	char names[BENCH_MAX_BRANCHES][8];
 	bool finished = false;
 	int state = 0, rv;
-	unsigned k;
 	bool fail = b->rollback_ratio > 0 &&
 		    (double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
-	memset(steps, 0, sizeof(steps));
-	for (k = 0; k < b->branches; k++) {
-		const char *p =
-		    fail && k + 1 == b->branches ? fail_payload : ok_payload;
-		snprintf(names[k], sizeof(names[k]), "s%u", k);
-		steps[k].name = names[k];
-		steps[k].endpoint = b->participant;
-		steps[k].action = p;
-		steps[k].action_len = strlen(p);
-		steps[k].compensate = p;
-		steps[k].compensate_len = strlen(p);
-	}
+	bench_saga_steps(b, fail, steps, names);
 	rv = settle_submit_saga(c, NULL, NULL, steps, b->branches, gid,
 				sizeof(gid));
 	if (rv != 0) {
@@ -561,6 +574,7 @@ static const char help[] =
     "[--json]\n"
     "                    [--rate R] [--interval S]\n"
     "                    [--declare-branches | --register-branches]\n"
+    "                    [--client async|sync]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
     "tcc: the Begin declares the K branches (one raft command); with\n"
@@ -570,6 +584,9 @@ static const char help[] =
     "--rate R: open loop, R transactions/s due whatever the latency, each\n"
     "timed from when it was due; --concurrency bounds those in flight.\n"
     "--interval S: the rate and the slowest transaction per S seconds.\n"
+    "--client async (default for tcc and saga): C transactions in flight\n"
+    "on one thread and connection; sync: C threads, each with a blocking\n"
+    "handle (the only way for --register-branches).\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
@@ -617,6 +634,7 @@ int main(int argc, char **argv)
 	    {"xa-rows", required_argument, NULL, 'R'},
 	    {"rate", required_argument, NULL, 'e'},
 	    {"interval", required_argument, NULL, 'i'},
+	    {"client", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -628,6 +646,8 @@ int main(int argc, char **argv)
 	uint64_t connects = 0, connect_us = 0, phase_us[BENCH_PHASES] = {0};
 	unsigned k;
 	bool xa, xa_ok = false, xa_checked = true;
+	int client = -1; /* --client: 1 async, 0 sync, -1 not given */
+	unsigned nw;
 	uint32_t *all;
 	size_t nall = 0;
 	double secs, tps;
@@ -677,14 +697,15 @@ int main(int argc, char **argv)
 					     optarg);
 			break;
 		case 'b':
-			if (!parse_uint(optarg, MAX_BRANCHES, &b.branches))
+			if (!parse_uint(optarg, BENCH_MAX_BRANCHES,
+					&b.branches))
 				return usage("bad --branches '%s': 1..64",
 					     optarg);
 			break;
 		case 'n':
-			if (!parse_uint(optarg, MAX_CONCURRENCY,
+			if (!parse_uint(optarg, MAX_ASYNC_CONCURRENCY,
 					&b.concurrency))
-				return usage("bad --concurrency '%s': 1..1024",
+				return usage("bad --concurrency '%s': 1..65536",
 					     optarg);
 			break;
 		case 'd':
@@ -719,6 +740,15 @@ int main(int argc, char **argv)
 		case 'l':
 			listen = optarg;
 			break;
+		case 'C':
+			if (strcmp(optarg, "async") == 0)
+				client = 1;
+			else if (strcmp(optarg, "sync") == 0)
+				client = 0;
+			else
+				return usage("bad --client '%s': async or sync",
+					     optarg);
+			break;
 		case 'j':
 			b.json = true;
 			break;
@@ -743,6 +773,14 @@ int main(int argc, char **argv)
 	xa = b.mode == BENCH_XA || b.mode == BENCH_XA_LOCAL;
 	if (xa && b.rate > 0)
 		return usage("%s", "--rate is for --mode tcc and saga");
+	if (client == 1 && (xa || (b.mode == BENCH_TCC && !b.declare)))
+		return usage("%s", "--client async runs tcc with declared "
+				   "branches and saga");
+	b.async = client != 0 && !xa && (b.mode == BENCH_SAGA || b.declare);
+	if (!b.async && b.concurrency > MAX_CONCURRENCY)
+		return usage("--concurrency %u: at most %u threads (the "
+			     "blocking client)",
+			     b.concurrency, MAX_CONCURRENCY);
 	if (b.interval_s > 0) {
 		b.nslices = (b.duration_s + b.interval_s - 1) / b.interval_s;
 		b.slices = calloc(b.nslices, sizeof(*b.slices));
@@ -767,7 +805,9 @@ int main(int argc, char **argv)
 		participant_stop(&pt);
 		return 1;
 	}
-	ws = calloc(b.concurrency, sizeof(*ws));
+	/* The asynchronous client is one worker with every transaction. */
+	nw = b.async ? 1 : b.concurrency;
+	ws = calloc(nw, sizeof(*ws));
 	if (ws == NULL) {
 		if (xa)
 			bench_xa_done(&b);
@@ -778,23 +818,27 @@ int main(int argc, char **argv)
 	t0 = bench_mono_us();
 	b.start_us = t0;
 	b.end_ms = t0 / 1000 + (uint64_t)b.duration_s * 1000;
-	for (i = 0; i < b.concurrency; i++) {
+	for (i = 0; i < nw; i++) {
 		ws[i].b = &b;
 		ws[i].index = i;
 		ws[i].seed = (unsigned)t0 ^ (i * 2654435761u);
+	}
+	if (b.async)
+		bench_async_run(&ws[0]);
+	for (i = 0; !b.async && i < nw; i++) {
 		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
 		    0) {
 			fprintf(stderr,
 				"settle-bench: pthread_create failed\n");
-			b.concurrency = i;
+			nw = i;
 			break;
 		}
 	}
-	for (i = 0; i < b.concurrency; i++)
+	for (i = 0; !b.async && i < nw; i++)
 		pthread_join(ws[i].thread, NULL);
 	secs = (double)(bench_mono_us() - t0) / 1e6;
 
-	for (i = 0; i < b.concurrency; i++) {
+	for (i = 0; i < nw; i++) {
 		committed += ws[i].committed;
 		aborted += ws[i].aborted;
 		errors += ws[i].errors;
@@ -807,7 +851,7 @@ int main(int argc, char **argv)
 	}
 	all = malloc((nall ? nall : 1) * sizeof(*all));
 	nall = 0;
-	for (i = 0; i < b.concurrency; i++) {
+	for (i = 0; i < nw; i++) {
 		if (all && ws[i].nlat) {
 			memcpy(all + nall, ws[i].lat_us,
 			       ws[i].nlat * sizeof(*all));
@@ -832,7 +876,8 @@ int main(int argc, char **argv)
 		       "\"committed\":%" PRIu64 ",\"aborted\":%" PRIu64
 		       ",\"errors\":%" PRIu64 ",\"tps\":%.1f,\"p50_ms\":%.3f,"
 		       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-		       "\"participant_calls\":%" PRIu64 ",\"declared\":%s",
+		       "\"participant_calls\":%" PRIu64 ",\"declared\":%s"
+		       ",\"client\":\"%s\"",
 		       mode_names[b.mode], b.branches, b.concurrency, secs,
 		       b.rollback_ratio, committed, aborted, errors, tps,
 		       all ? pct_ms(all, nall, 0.50) : 0,
@@ -840,7 +885,8 @@ int main(int argc, char **argv)
 		       all ? pct_ms(all, nall, 0.999) : 0,
 		       all && nall ? all[nall - 1] / 1000.0 : 0,
 		       (uint64_t)atomic_load(&b.handler_calls),
-		       b.mode == BENCH_TCC && b.declare ? "true" : "false");
+		       b.mode == BENCH_TCC && b.declare ? "true" : "false",
+		       b.async ? "async" : "sync");
 		if (xa)
 			printf(",\"rows\":%u,\"mariadb_connects\":%" PRIu64
 			       ",\"mariadb_connect_ms\":%.3f,"
@@ -864,13 +910,13 @@ int main(int argc, char **argv)
 			print_slices(&b, secs);
 		printf("}\n");
 	} else {
-		printf("%s, %u %s%s, concurrency %u, %.1f s\n",
+		printf("%s, %u %s%s, concurrency %u (%s client), %.1f s\n",
 		       mode_names[b.mode], b.branches,
 		       b.mode == BENCH_SAGA ? "steps" : "branches",
 		       b.mode != BENCH_TCC ? ""
 		       : b.declare	   ? " (declared at begin)"
 					   : " (registered)",
-		       b.concurrency, secs);
+		       b.concurrency, b.async ? "async" : "blocking", secs);
 		if (b.rate > 0)
 			printf("open loop at %.1f tx/s, latency from each "
 			       "one's due time; %" PRIu64
@@ -911,7 +957,7 @@ int main(int argc, char **argv)
 	}
 	free(all);
 	free(b.slices);
-	for (i = 0; i < b.concurrency; i++)
+	for (i = 0; i < nw; i++)
 		free(ws[i].lat_us);
 	free(ws);
 	if (xa)

@@ -16,6 +16,10 @@
 #include "error.h"
 #include "settle.h"
 
+#define BENCH_MAX_BRANCHES 64
+/* Action payload of a saga step that must fail. */
+#define BENCH_FAIL "bench-fail"
+
 enum bench_mode {
 	BENCH_TCC,
 	BENCH_SAGA,
@@ -47,6 +51,10 @@ struct bench {
 	 * than one REGISTER_BRANCH each. */
 	bool declare;
 	bool json;
+	/* tcc, saga: one loop thread on libsettle's asynchronous client
+	 * (bench_async.c) rather than a thread per transaction in flight
+	 * on the blocking one. */
+	bool async;
 	char participant[64]; /* host:port of the in-process participant */
 	uint64_t start_us;    /* monotonic */
 	uint64_t end_ms;      /* monotonic */
@@ -108,6 +116,22 @@ void bench_record(struct bench_worker *w, uint64_t t0_us);
 /* Count an error in w; the first one's text (printf format) is kept. */
 void bench_fail(struct bench_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The K branches a TCC transaction declares at Begin: resources
+ * "r0".."rK-1" on the participant, each with payload; resource holds
+ * their names. */
+void bench_decls(const struct bench *b, const uint8_t *payload, size_t len,
+		 struct settle_branch_decl *d, char (*resource)[8]);
+
+/* The K ordered steps of a saga on the participant (names "s0".."sK-1"
+ * in names); fail: the last step's action fails, so the saga is
+ * compensated. */
+void bench_saga_steps(const struct bench *b, bool fail,
+		      struct settle_saga_step *steps, char (*names)[8]);
+
+/* Run the TCC or saga transactions of w->b on the asynchronous client
+ * until b->end_ms, counting them all in w (bench_async.c). */
+void bench_async_run(struct bench_worker *w);
 
 /*
  * XA modes (bench_xa.c). Every function prints its own errors to stderr,

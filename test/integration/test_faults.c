@@ -299,6 +299,80 @@ Test(faults, kill_mid_batch)
 		  "the killed nodes did not catch up");
 }
 
+/* A number field of settle-bench's --json line in out. */
+static long long bench_num(const char *out, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(out, k);
+	cr_assert_not_null(p, "no %s in: %s", key, out);
+	return strtoll(p + strlen(k), NULL, 10);
+}
+
+/*
+ * settle-bench on libsettle's asynchronous client, 128 transactions in
+ * flight on one connection, while the leader is SIGKILLed: every
+ * operation on the dead connection moves to the new leader and ends (no
+ * error), and none is applied twice: Begin and Commit retried with their
+ * cmd_id, the participant's business handler ran exactly 4 times per
+ * transaction (2 Tries, 2 Confirms or Cancels), as many as the bench
+ * counted.
+ */
+Test(faults, async_client_rides_out_a_leader_kill)
+{
+	char *argv[] = {(char *)it_bin("settle-bench"),
+			"--cluster",
+			cluster.endpoints,
+			"--concurrency",
+			"128",
+			"--duration",
+			"8",
+			"--rollback-ratio",
+			"0.2",
+			"--interval",
+			"1",
+			"--json",
+			NULL};
+	struct it_proc *bench;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+	uint64_t end;
+
+	fu_cluster_start(&cluster, 3, node_args);
+	int ld = leader_or_fail(-1);
+	bench = it_spawn("bench", argv);
+	tu_sleep_ms(3000);
+	cr_assert(it_alive(bench), "settle-bench ended early");
+	fprintf(stderr, "SIGKILL leader node %d under the bench\n",
+		cluster.nodes[ld].id);
+	fu_kill(&cluster, ld);
+	leader_or_fail(ld);
+	end = load_mono_ms() + 60000;
+	while (it_alive(bench) && load_mono_ms() < end)
+		tu_sleep_ms(50);
+	cr_assert_not(it_alive(bench), "settle-bench still running");
+	f = fopen(bench->log, "r");
+	cr_assert_not_null(f);
+	cr_assert_geq(getdelim(&out, &len, '\0', f), 0);
+	fclose(f);
+	fprintf(stderr, "%s", out);
+	cr_assert_eq(bench_num(out, "errors"), 0, "%s", out);
+	long long done =
+	    bench_num(out, "committed") + bench_num(out, "aborted");
+	cr_assert_gt(bench_num(out, "committed"), 0, "%s", out);
+	cr_assert_gt(bench_num(out, "aborted"), 0, "%s", out);
+	cr_assert_eq(bench_num(out, "participant_calls"), 4 * done, "%s", out);
+	cr_assert_not_null(strstr(out, "\"client\":\"async\""), "%s", out);
+	free(out);
+	fu_restart(&cluster, ld);
+	cr_assert(fu_wait_caught_up(&cluster, 60000),
+		  "the killed node did not catch up");
+	fu_assert_no_sanitizer_reports(&cluster);
+}
+
 Test(faults, power_loss)
 {
 	struct rig r;

@@ -1148,13 +1148,16 @@ Test(settlectl_saga, bench_runs_sagas)
 	free(err);
 }
 
-/* TCC with the branches registered one by one, declared at Begin, and by
- * default (declared): the same work at the participant either way. Each
- * transaction Tries both branches, then Confirms or Cancels both: 4 calls. */
-Test(settlectl_saga, bench_runs_tcc_both_ways)
+/* TCC with the branches registered one by one (the blocking client),
+ * declared at Begin (the asynchronous client), declared on the blocking
+ * client, and by default (declared, asynchronous): the same work at the
+ * participant every way. Each transaction Tries both branches, then
+ * Confirms or Cancels both: 4 calls. */
+Test(settlectl_saga, bench_runs_tcc_every_way)
 {
 	const char *flows[] = {"--register-branches", "--declare-branches",
-			       NULL};
+			       "--client=sync", NULL};
+	const char *clients[] = {"sync", "async", "sync", "async"};
 
 	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++) {
 		char *out, *err;
@@ -1166,6 +1169,9 @@ Test(settlectl_saga, bench_runs_tcc_both_ways)
 		cr_assert_not_null(strstr(out, i == 0 ? "\"declared\":false"
 						      : "\"declared\":true"),
 				   "%s", out);
+		char want[32];
+		snprintf(want, sizeof(want), "\"client\":\"%s\"", clients[i]);
+		cr_assert_not_null(strstr(out, want), "%s", out);
 		cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
 		cr_assert_gt(json_num(out, "aborted"), 0, "%s", out);
 		cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
