@@ -323,6 +323,65 @@ Test(rpc_client, timeouts_fire_in_deadline_order)
 	teardown(&fx);
 }
 
+/* Many calls with mixed timeouts (the deadline heap), a third of them
+ * answered before any expires (removed from inside the heap): the answered
+ * ones succeed, the others time out in the order of their deadlines. */
+Test(rpc_client, mixed_timeouts_expire_in_order)
+{
+	static struct outcome o[300];
+	struct fixture fx;
+	struct rpc_client *c;
+	uint32_t timeout[300];
+	uint64_t last = 0;
+	int done;
+
+	setup(&fx, NULL);
+	c = client(&fx, fx.endpoint);
+	for (int i = 0; i < 300; i++) {
+		timeout[i] = 40 + (uint32_t)((i * 7919) % 13) * 15;
+		cr_assert_eq(call(c, SETTLE__V1__METHOD__QUERY, "q", 1,
+				  timeout[i], &o[i]),
+			     0);
+	}
+	/* Every call has reached the server (it holds queries). */
+	for (uint64_t end = uv_now(&fx.loop) + 2000;
+	     fx.nheld < 300 && uv_now(&fx.loop) < end;)
+		uv_run(&fx.loop, UV_RUN_ONCE);
+	cr_assert_eq(fx.nheld, 300);
+	for (int i = 0; i < fx.nheld; i += 3)
+		rpc_call_reply(fx.held[i], NULL);
+	for (uint64_t end = uv_now(&fx.loop) + 3000; uv_now(&fx.loop) < end;) {
+		done = 0;
+		for (int i = 0; i < 300; i++)
+			done += o[i].done;
+		if (done == 300)
+			break;
+		uv_run(&fx.loop, UV_RUN_ONCE);
+	}
+	for (int i = 0; i < 300; i++) {
+		cr_assert_eq(o[i].times, 1, "call %d", i);
+		cr_assert_eq(o[i].err, i % 3 == 0 ? 0 : SETTLE_ETIMEOUT,
+			     "call %d", i);
+	}
+	/* Sent in one loop iteration: same start, so deadlines go with
+	 * timeouts. Walk the timed-out calls in the order they ended. */
+	for (uint64_t k = 1; k <= finished; k++)
+		for (int i = 0; i < 300; i++)
+			if (o[i].order == k && o[i].err == SETTLE_ETIMEOUT) {
+				cr_assert_geq(timeout[i], last,
+					      "call %d (%u ms) timed out after "
+					      "one of %u ms",
+					      i, timeout[i], (unsigned)last);
+				last = timeout[i];
+			}
+	for (int i = 0; i < fx.nheld; i++)
+		if (i % 3 != 0)
+			rpc_call_reply(fx.held[i], NULL);
+	fx.nheld = 0;
+	rpc_client_close(c);
+	teardown(&fx);
+}
+
 Test(rpc_client, connection_refused)
 {
 	struct fixture fx;
