@@ -71,8 +71,14 @@ static size_t chunk_key(uint8_t *key, const void *gid, size_t glen,
 	return glen + 5;
 }
 
-int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
-			  size_t glen, const uint8_t *ev, size_t len)
+/*
+ * Append the framed events run[0..len) to gid's history: into its last
+ * chunk while that stays within HISTORY_CHUNK, then into new ones, one
+ * put per chunk touched. An event starts a new chunk when it would take
+ * a non-empty one past the limit, exactly as when they come one by one.
+ */
+static int history_append_run(struct store *s, MDB_txn *txn, const void *gid,
+			      size_t glen, const uint8_t *run, size_t len)
 {
 	MDB_cursor *c;
 	uint8_t key[STORE__KEY_MAX];
@@ -94,17 +100,14 @@ int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
 		chunk = store__get_be32((const uint8_t *)k.mv_data + glen + 1);
 		had = v.mv_size;
 		old = v.mv_data;
-		if (had + VARINT_MAX + len > HISTORY_CHUNK) {
-			chunk++;
-			had = 0;
-		}
 	} else if (rc != 0 && rc != MDB_NOTFOUND) {
 		mdb_cursor_close(c);
 		return store__mdb_fail(s, rc, "find events");
 	}
 	/* The old value is copied out first: it may live on the very page
-	 * the put rewrites. */
-	uint8_t *buf = malloc(had + VARINT_MAX + len);
+	 * a put rewrites. */
+	size_t cap = (had > HISTORY_CHUNK ? had : HISTORY_CHUNK) + len;
+	uint8_t *buf = malloc(cap);
 	if (buf == NULL) {
 		mdb_cursor_close(c);
 		return store__fail(s, SETTLE_ENOMEM, "events: out of memory");
@@ -112,15 +115,90 @@ int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
 	if (had > 0)
 		memcpy(buf, old, had);
 	mdb_cursor_close(c);
-	size_t n = had + put_varint(buf + had, len);
-	memcpy(buf + n, ev, len);
-	MDB_val nk = {chunk_key(key, gid, glen, chunk), key},
-		nv = {n + len, buf};
-	rc = mdb_put(txn, s->dbi[STORE_DB_HISTORY], &nk, &nv, 0);
+	const uint8_t *p = run, *end = run + len, *ev;
+	size_t n = had, base = had, evlen; /* base: what the row holds */
+	rc = 0;
+	int more;
+	while (rc == 0 &&
+	       (more = store__history_next(&p, end, &ev, &evlen)) == 1) {
+		if (n > 0 && n + VARINT_MAX + evlen > HISTORY_CHUNK) {
+			MDB_val nk = {chunk_key(key, gid, glen, chunk), key},
+				nv = {n, buf};
+			if (n > base)
+				rc = mdb_put(txn, s->dbi[STORE_DB_HISTORY], &nk,
+					     &nv, 0);
+			chunk++;
+			n = base = 0;
+		}
+		n += put_varint(buf + n, evlen);
+		memcpy(buf + n, ev, evlen);
+		n += evlen;
+	}
+	if (rc == 0 && more < 0) {
+		free(buf);
+		return store__fail(s, SETTLE_EPROTO, "events: a bad run");
+	}
+	if (rc == 0 && n > base) {
+		MDB_val nk = {chunk_key(key, gid, glen, chunk), key},
+			nv = {n, buf};
+		rc = mdb_put(txn, s->dbi[STORE_DB_HISTORY], &nk, &nv, 0);
+	}
 	free(buf);
 	if (rc != 0)
 		return store__mdb_fail(s, rc, "put events");
 	return 0;
+}
+
+int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
+			  size_t glen, const uint8_t *ev, size_t len)
+{
+	uint8_t head[VARINT_MAX];
+	size_t h = put_varint(head, len);
+	uint8_t *run = malloc(h + len);
+	int rv;
+
+	if (run == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "events: out of memory");
+	memcpy(run, head, h);
+	memcpy(run + h, ev, len);
+	rv = history_append_run(s, txn, gid, glen, run, h + len);
+	free(run);
+	return rv;
+}
+
+int store_event_frame(const Settle__V1__Event *ev, uint8_t **buf, size_t *len,
+		      size_t *cap)
+{
+	size_t n = settle__v1__event__get_packed_size(ev);
+
+	if (*cap - *len < VARINT_MAX + n) {
+		size_t c = *cap < 512 ? 512 : *cap;
+		uint8_t *p;
+
+		while (c - *len < VARINT_MAX + n)
+			c *= 2;
+		p = realloc(*buf, c);
+		if (p == NULL)
+			return SETTLE_ENOMEM;
+		*buf = p;
+		*cap = c;
+	}
+	*len += put_varint(*buf + *len, n);
+	settle__v1__event__pack(ev, *buf + *len);
+	*len += n;
+	return 0;
+}
+
+int store_events_append(struct store *s, MDB_txn *txn, const char *gid,
+			const uint8_t *run, size_t len)
+{
+	int glen = store__gid_len(gid);
+
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "events: bad gid");
+	if (len == 0)
+		return 0;
+	return history_append_run(s, txn, gid, (size_t)glen, run, len);
 }
 
 int store__history_convert(struct store *s, MDB_txn *txn, MDB_cursor *c)

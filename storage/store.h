@@ -344,6 +344,27 @@ int store_branch_info(const Settle__V1__BranchRecord *b,
  */
 int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx);
 
+/* What of a stored tx record its index rows depend on. */
+struct store_tx_rows {
+	bool present; /* a record is stored */
+	int state;
+	uint64_t due_ms;
+	uint64_t finished_ms;
+};
+
+/* The rows of tx (present). */
+void store_tx_rows_of(const Settle__V1__TxRecord *tx, struct store_tx_rows *r);
+
+/*
+ * store_tx_put() for a caller that knows the rows of the record stored
+ * now (old, present false for none): nothing is read, and only the index
+ * rows that change are deleted and written (a Confirm's result that
+ * leaves state and deadline as they were touches none).
+ */
+int store_tx_put_over(struct store *s, MDB_txn *txn,
+		      const Settle__V1__TxRecord *tx,
+		      const struct store_tx_rows *old);
+
 /* Delete tx with its branches, events and index rows.
  * SETTLE_ENOTFOUND if it does not exist. */
 int store_tx_delete(struct store *s, MDB_txn *txn, const char *gid);
@@ -355,6 +376,20 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 /* Append one event of gid under ev->seq. */
 int store_event_put(struct store *s, MDB_txn *txn, const char *gid,
 		    const Settle__V1__Event *ev);
+
+/*
+ * Frame one event for store_events_append(): its varint length then the
+ * packed Event, appended to *buf (grown with realloc; *len and *cap
+ * kept). SETTLE_ENOMEM.
+ */
+int store_event_frame(const Settle__V1__Event *ev, uint8_t **buf, size_t *len,
+		      size_t *cap);
+
+/* Append a run of framed events of gid (in seq order) with one search of
+ * its history and one write per chunk touched: the rows come out as if
+ * each event had been put by itself. */
+int store_events_append(struct store *s, MDB_txn *txn, const char *gid,
+			const uint8_t *run, size_t len);
 
 /* Stored result of command id (STORE_CMD_ID_LEN bytes), SETTLE_ENOTFOUND
  * if never applied. *out owned by the caller. txn may be NULL. */

@@ -35,67 +35,85 @@ static int del(struct store *s, MDB_txn *txn, int db, const void *key,
 	return 0;
 }
 
-/* Add (add=true) or remove the index rows that tx implies. */
-static int index_rows(struct store *s, MDB_txn *txn,
-		      const Settle__V1__TxRecord *tx, bool add)
+void store_tx_rows_of(const Settle__V1__TxRecord *tx, struct store_tx_rows *r)
 {
-	size_t glen = strlen(tx->gid);
-	uint8_t key[STORE__KEY_MAX];
-	size_t klen;
-	int rv;
-
-	if (tx->due_ms != 0) {
-		klen = store__key_u64_gid(key, tx->due_ms, tx->gid, glen);
-		rv =
-		    add ? put(s, txn, STORE_DB_DUE, key, klen, "", 0, "put due")
-			: del(s, txn, STORE_DB_DUE, key, klen, false, "due");
-		if (rv != 0)
-			return rv;
-	}
-	key[0] = (uint8_t)tx->state;
-	memcpy(key + 1, tx->gid, glen);
-	klen = glen + 1;
-	rv = add ? put(s, txn, STORE_DB_BY_STATE, key, klen, "", 0,
-		       "put by_state")
-		 : del(s, txn, STORE_DB_BY_STATE, key, klen, false, "by_state");
-	if (rv != 0)
-		return rv;
-	if (tx->finished_ms != 0) {
-		klen = store__key_u64_gid(key, tx->finished_ms, tx->gid, glen);
-		rv = add ? put(s, txn, STORE_DB_FINISHED, key, klen, "", 0,
-			       "put finished")
-			 : del(s, txn, STORE_DB_FINISHED, key, klen, false,
-			       "finished");
-		if (rv != 0)
-			return rv;
-	}
-	return 0;
+	r->present = true;
+	r->state = (int)tx->state;
+	r->due_ms = tx->due_ms;
+	r->finished_ms = tx->finished_ms;
 }
 
-int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx)
+/*
+ * Move gid's index rows from those of old to those of new (either may be
+ * absent): a row both have stays as it is.
+ */
+static int index_move(struct store *s, MDB_txn *txn, const char *gid,
+		      size_t glen, const struct store_tx_rows *old,
+		      const struct store_tx_rows *new)
+{
+	uint8_t key[STORE__KEY_MAX];
+	size_t klen;
+	int rv = 0;
+
+	/* due and finished: keyed by time, no row for 0. */
+	if (old->present && old->due_ms != 0 &&
+	    !(new->present &&new->due_ms == old->due_ms)) {
+		klen = store__key_u64_gid(key, old->due_ms, gid, glen);
+		rv = del(s, txn, STORE_DB_DUE, key, klen, false, "due");
+	}
+	if (rv == 0 && new->present &&new->due_ms != 0 &&
+	    !(old->present && old->due_ms == new->due_ms)) {
+		klen = store__key_u64_gid(key, new->due_ms, gid, glen);
+		rv = put(s, txn, STORE_DB_DUE, key, klen, "", 0, "put due");
+	}
+	if (rv == 0 && old->present && old->finished_ms != 0 &&
+	    !(new->present &&new->finished_ms == old->finished_ms)) {
+		klen = store__key_u64_gid(key, old->finished_ms, gid, glen);
+		rv = del(s, txn, STORE_DB_FINISHED, key, klen, false,
+			 "finished");
+	}
+	if (rv == 0 && new->present &&new->finished_ms != 0 &&
+	    !(old->present && old->finished_ms == new->finished_ms)) {
+		klen = store__key_u64_gid(key, new->finished_ms, gid, glen);
+		rv = put(s, txn, STORE_DB_FINISHED, key, klen, "", 0,
+			 "put finished");
+	}
+	/* by_state: state then gid. */
+	memcpy(key + 1, gid, glen);
+	klen = glen + 1;
+	if (rv == 0 && old->present &&
+	    !(new->present &&new->state == old->state)) {
+		key[0] = (uint8_t)old->state;
+		rv = del(s, txn, STORE_DB_BY_STATE, key, klen, false,
+			 "by_state");
+	}
+	if (rv == 0 && new->present &&
+	    !(old->present && old->state == new->state)) {
+		key[0] = (uint8_t) new->state;
+		rv = put(s, txn, STORE_DB_BY_STATE, key, klen, "", 0,
+			 "put by_state");
+	}
+	return rv;
+}
+
+int store_tx_put_over(struct store *s, MDB_txn *txn,
+		      const Settle__V1__TxRecord *tx,
+		      const struct store_tx_rows *old)
 {
 	int glen = store__gid_len(tx->gid);
+	struct store_tx_rows new;
+
 	if (glen < 0)
 		return store__fail(s, SETTLE_EINVAL, "tx put: bad gid");
 	if (tx->state < 0 || tx->state > 255)
 		return store__fail(s, SETTLE_EINVAL, "tx put: bad state");
-	Settle__V1__TxRecord *old;
-	int rv = store_tx_get(s, txn, tx->gid, &old);
-	if (rv == 0) {
-		rv = index_rows(s, txn, old, false);
-		settle__v1__tx_record__free_unpacked(old, NULL);
-		if (rv != 0)
-			return rv;
-	} else if (rv != SETTLE_ENOTFOUND) {
-		return rv;
-	}
 	/* The key holds the gid: the stored record goes without it, and
 	 * the readers put it back (format 3). */
 	Settle__V1__TxRecord bare = *tx;
 	bare.gid = (char *)"";
 	uint8_t *buf;
 	size_t len;
-	rv = store__pack(s, &bare.base, &buf, &len);
+	int rv = store__pack(s, &bare.base, &buf, &len);
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen, buf, len,
@@ -103,7 +121,25 @@ int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx)
 	free(buf);
 	if (rv != 0)
 		return rv;
-	return index_rows(s, txn, tx, true);
+	store_tx_rows_of(tx, &new);
+	return index_move(s, txn, tx->gid, (size_t)glen, old, &new);
+}
+
+int store_tx_put(struct store *s, MDB_txn *txn, const Settle__V1__TxRecord *tx)
+{
+	struct store_tx_rows old = {0};
+	Settle__V1__TxRecord *rec;
+
+	if (store__gid_len(tx->gid) < 0)
+		return store__fail(s, SETTLE_EINVAL, "tx put: bad gid");
+	int rv = store_tx_get(s, txn, tx->gid, &rec);
+	if (rv == 0) {
+		store_tx_rows_of(rec, &old);
+		settle__v1__tx_record__free_unpacked(rec, NULL);
+	} else if (rv != SETTLE_ENOTFOUND) {
+		return rv;
+	}
+	return store_tx_put_over(s, txn, tx, &old);
 }
 
 /* Delete every row of db whose key starts with gid \0. */
@@ -142,8 +178,10 @@ int store_tx_delete(struct store *s, MDB_txn *txn, const char *gid)
 	if (rv != 0)
 		return rv;
 	size_t glen = strlen(gid);
-	rv = index_rows(s, txn, old, false);
+	struct store_tx_rows rows, none = {0};
+	store_tx_rows_of(old, &rows);
 	settle__v1__tx_record__free_unpacked(old, NULL);
+	rv = index_move(s, txn, gid, glen, &rows, &none);
 	if (rv == 0)
 		rv = del(s, txn, STORE_DB_TXS, gid, glen, false, "tx");
 	if (rv == 0)

@@ -104,6 +104,17 @@ void fsm__result_tx(struct apply *a, const Settle__V1__TxRecord *tx)
 	a->res.heuristic = tx->heuristic;
 }
 
+void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx)
+{
+	if (tx == NULL) {
+		a->stored = (struct store_tx_rows){0};
+	} else {
+		store_tx_rows_of(tx, &a->stored);
+		snprintf(a->stored_gid, sizeof a->stored_gid, "%s", tx->gid);
+	}
+	a->stored_known = true;
+}
+
 /* Load the tx into a->old and a working copy a->tx. 1: not found (the
  * command is rejected), 0: loaded, < 0: storage failure. */
 int fsm__load_tx(struct apply *a, const char *gid)
@@ -118,6 +129,7 @@ int fsm__load_tx(struct apply *a, const char *gid)
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "get tx");
 	a->tx = *a->old;
+	fsm__stored_rows(a, a->old);
 	return 0;
 }
 
@@ -148,9 +160,12 @@ int fsm__write_tx(struct apply *a, int from)
 		return fsm__fail(a, SETTLE_EINTERNAL, "invariant broken: %s",
 				 why);
 	tx->updated_ms = a->time;
-	int rv = store_tx_put(a->s, a->txn, tx);
+	int rv = a->stored_known && strcmp(a->stored_gid, tx->gid) == 0
+		     ? store_tx_put_over(a->s, a->txn, tx, &a->stored)
+		     : store_tx_put(a->s, a->txn, tx);
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "put tx");
+	fsm__stored_rows(a, tx);
 	a->changed = true;
 	fsm__result_tx(a, tx);
 	return 0;
@@ -196,9 +211,30 @@ int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
 	ev.kind = (char *)kind;
 	ev.branch_id = branch_id;
 	ev.detail = detail;
-	int rv = store_event_put(a->s, a->txn, a->tx.gid, &ev);
+	/* Held until the command is applied: one write for all its events
+	 * (a Begin with two branches has three). */
+	if (a->ev_len > 0 && strcmp(a->evgid, a->tx.gid) != 0) {
+		int rv = fsm__flush_events(a);
+		if (rv != 0)
+			return rv;
+	}
+	if (a->ev_len == 0)
+		snprintf(a->evgid, sizeof a->evgid, "%s", a->tx.gid);
+	if (store_event_frame(&ev, &a->ev, &a->ev_len, &a->ev_cap) != 0)
+		return fsm__fail(a, SETTLE_ENOMEM, "event: out of memory");
+	return 0;
+}
+
+int fsm__flush_events(struct apply *a)
+{
+	int rv;
+
+	if (a->ev_len == 0)
+		return 0;
+	rv = store_events_append(a->s, a->txn, a->evgid, a->ev, a->ev_len);
+	a->ev_len = 0;
 	if (rv != 0)
-		return fsm__store_fail(a, rv, "put event");
+		return fsm__store_fail(a, rv, "put events");
 	return 0;
 }
 
@@ -245,6 +281,8 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	}
 	if (rv != SETTLE_ENOTFOUND)
 		return fsm__store_fail(a, rv, "get tx");
+	fsm__stored_rows(a, NULL);
+	snprintf(a->stored_gid, sizeof a->stored_gid, "%s", c->gid);
 	Settle__V1__TxRecord *tx = &a->tx;
 	settle__v1__tx_record__init(tx);
 	tx->gid = c->gid;
@@ -578,6 +616,7 @@ static void sub_init(struct apply *sub, const struct apply *a)
 /* What an apply loaded and owns (its branches and old record). */
 static void apply_free(struct apply *a)
 {
+	free(a->ev);
 	store_branches_free(a->branches, a->n_branches);
 	if (a->old != NULL)
 		settle__v1__tx_record__free_unpacked(a->old, NULL);
@@ -595,6 +634,8 @@ static int apply_one(struct apply *a, const Settle__V1__Command *one,
 	sub.time = a->time;
 	sub.clock = a->clock;
 	int rv = dispatch(&sub);
+	if (rv == 0)
+		rv = fsm__flush_events(&sub);
 	if (rv == 0 && sub.res.code == 0)
 		(*applied)++;
 	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL)
@@ -867,6 +908,8 @@ static int apply_cmd(struct apply *a, const Settle__V1__Command *cmd,
 			return fsm__store_fail(a, rv, "get cmd");
 	}
 	rv = dispatch(a);
+	if (rv == 0)
+		rv = fsm__flush_events(a);
 	if (rv != 0)
 		return rv;
 	if (has_id) {

@@ -38,6 +38,18 @@ struct apply {
 	bool operator_moves;
 	/* Wire XID of an RM branch registered by this apply (res.xid). */
 	uint8_t xid[XA_XID_WIRE_MAX];
+	/* The index rows of a->tx's record as stored now, once known (a
+	 * load, a Begin finding none, a write): writes then skip reading
+	 * it again and leave rows that do not change. */
+	struct store_tx_rows stored;
+	bool stored_known;
+	char stored_gid[WAL_GID_MAX + 1]; /* whose rows they are */
+	/* Events added and not yet written, framed for
+	 * store_events_append(), all of transaction evgid: written in one
+	 * go when the command is applied (fsm__flush_events()). */
+	uint8_t *ev;
+	size_t ev_len, ev_cap;
+	char evgid[WAL_GID_MAX + 1];
 	/* Owned by the apply, freed after the hook ran. */
 	Settle__V1__TxRecord *old;
 	Settle__V1__BranchRecord **branches;
@@ -45,6 +57,13 @@ struct apply {
 	/* A CmdResults: the transactions its answers changed (fsm.c). */
 	struct fsm_changed *changed_txs;
 };
+
+/* Remember the index rows of tx as stored now (NULL: none is stored;
+ * set a->stored_gid then). */
+void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx);
+
+/* Write the events a->ev holds (a no-op when none). 0 or < 0. */
+int fsm__flush_events(struct apply *a);
 
 /* A storage failure or bug: f->errmsg set, returns err (aborts apply). */
 int fsm__fail(struct apply *a, int err, const char *fmt, ...)

@@ -130,6 +130,67 @@ Test(store, tx_put_keeps_one_index_row_per_tx)
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 }
 
+/* store_tx_put_over(): with the rows of the record stored, the index rows
+ * that change move and those that do not stay (a rewrite with the same
+ * state and due writes no index row: the row count and the keys hold). */
+Test(store, tx_put_over_moves_only_the_rows_that_change)
+{
+	struct store_tx_rows rows = {0};
+	Settle__V1__TxRecord tx;
+	MDB_txn *txn;
+	uint64_t min;
+
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "a";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = SETTLE__V1__TX_STATE__ACTIVE;
+	tx.due_ms = 5000;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_put_over(T.s, txn, &tx, &rows), 0, "%s",
+		     store_errmsg(T.s));
+	store_tx_rows_of(&tx, &rows);
+	/* Same state and due: a rewrite of the record only. */
+	tx.next_event_seq = 9;
+	cr_assert_eq(store_tx_put_over(T.s, txn, &tx, &rows), 0, "%s",
+		     store_errmsg(T.s));
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("due"), 1);
+	cr_expect_eq(db_entries("by_state"), 1);
+	cr_assert_eq(store_due_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, 5000);
+
+	/* A new due, same state: by_state stays, due moves. */
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	tx.due_ms = 7000;
+	cr_assert_eq(store_tx_put_over(T.s, txn, &tx, &rows), 0, "%s",
+		     store_errmsg(T.s));
+	store_tx_rows_of(&tx, &rows);
+	/* Final: due gone, finished and the new by_state row in. */
+	tx.state = SETTLE__V1__TX_STATE__COMMITTED;
+	tx.due_ms = 0;
+	tx.finished_ms = 8000;
+	cr_assert_eq(store_tx_put_over(T.s, txn, &tx, &rows), 0, "%s",
+		     store_errmsg(T.s));
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("due"), 0);
+	cr_expect_eq(db_entries("by_state"), 1);
+	cr_expect_eq(db_entries("finished"), 1);
+	cr_assert_eq(store_finished_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, 8000);
+	Settle__V1__TxRecord *got;
+	cr_assert_eq(store_tx_get(T.s, NULL, "a", &got), 0);
+	cr_expect_eq(got->state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_expect_eq(got->next_event_seq, 9);
+	settle__v1__tx_record__free_unpacked(got, NULL);
+	/* Wrong rows given (a caller's bug): the stale row is missing, and
+	 * the put fails rather than leave an index out of step. */
+	struct store_tx_rows stale = rows;
+	stale.state = SETTLE__V1__TX_STATE__ACTIVE;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_expect_neq(store_tx_put_over(T.s, txn, &tx, &stale), 0);
+	store_write_abort(txn);
+}
+
 Test(store, due_scan_in_time_order_up_to_now_and_limit)
 {
 	put_tx("x", SETTLE__V1__TX_STATE__ACTIVE, 300, 0);
@@ -479,6 +540,90 @@ Test(store, a_long_history_is_chunked)
 	cr_assert_eq(store_tx_delete(T.s, txn, "g"), 0);
 	cr_assert_eq(store_write_commit(T.s, txn), 0);
 	cr_expect_eq(db_entries("history"), 1, "only g0's chunk is left");
+}
+
+/* The rows of gid's history (chunk number, then value), in order. */
+static size_t history_rows(MDB_txn *txn, const char *gid, uint32_t *chunk,
+			   MDB_val *val, size_t max)
+{
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t n = 0, glen = strlen(gid);
+
+	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &dbi), 0);
+	cr_assert_eq(mdb_cursor_open(txn, dbi, &c), 0);
+	while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+		const uint8_t *key = k.mv_data;
+		if (k.mv_size != glen + 5 || memcmp(key, gid, glen) != 0 ||
+		    key[glen] != 0)
+			continue;
+		cr_assert_lt(n, max);
+		chunk[n] = (uint32_t)key[glen + 1] << 24 |
+			   (uint32_t)key[glen + 2] << 16 |
+			   (uint32_t)key[glen + 3] << 8 | key[glen + 4];
+		val[n++] = v;
+	}
+	mdb_cursor_close(c);
+	return n;
+}
+
+/* Events appended in runs (the FSM: all of one command's at once) make
+ * the very rows they make one by one, chunk boundaries included, with
+ * details from a few bytes to more than a chunk. */
+Test(store, events_appended_in_runs_land_as_one_by_one)
+{
+	static char detail[3000];
+	uint8_t *run = NULL;
+	size_t rlen = 0, rcap = 0;
+	unsigned seed = 7;
+	MDB_txn *txn;
+
+	memset(detail, 'x', sizeof detail - 1);
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	for (uint64_t i = 1; i <= 400; i++) {
+		Settle__V1__Event ev;
+		size_t dl = i % 97 == 0 ? 2000 : (size_t)(rand_r(&seed) % 300);
+
+		settle__v1__event__init(&ev);
+		ev.seq = i;
+		ev.time_ms = 5000 + i;
+		ev.kind = "confirm";
+		detail[dl] = '\0';
+		ev.detail = detail;
+		cr_assert_eq(store_event_put(T.s, txn, "one", &ev), 0);
+		cr_assert_eq(store_event_frame(&ev, &run, &rlen, &rcap), 0);
+		detail[dl] = 'x';
+		/* A run ends every 1 to 7 events. */
+		if (rand_r(&seed) % 7 == 0 || i == 400) {
+			cr_assert_eq(
+			    store_events_append(T.s, txn, "run", run, rlen), 0,
+			    "%s", store_errmsg(T.s));
+			rlen = 0;
+		}
+	}
+	free(run);
+	static uint32_t ca[400], cb[400];
+	static MDB_val va[400], vb[400];
+	size_t na = history_rows(txn, "one", ca, va, 400);
+	size_t nb = history_rows(txn, "run", cb, vb, 400);
+	cr_assert_gt(na, 10);
+	cr_assert_eq(na, nb);
+	for (size_t i = 0; i < na; i++) {
+		cr_assert_eq(ca[i], cb[i]);
+		cr_assert_eq(va[i].mv_size, vb[i].mv_size, "chunk %zu", i);
+		cr_assert_eq(
+		    memcmp(va[i].mv_data, vb[i].mv_data, va[i].mv_size), 0,
+		    "chunk %zu", i);
+	}
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	Settle__V1__Event **ev;
+	size_t n;
+	cr_assert_eq(store_events_list(T.s, NULL, "run", &ev, &n), 0);
+	cr_assert_eq(n, 400);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(ev[i]->seq, i + 1);
+	store_events_free(ev, n);
 }
 
 Test(store, tx_gc_deletes_oldest_finished_only)
