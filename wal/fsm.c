@@ -882,13 +882,17 @@ static int apply_cmd(struct apply *a, const Settle__V1__Command *cmd,
 	f->last_wall_ms = cmd->wall_ms != 0 ? cmd->wall_ms : cmd->time_ms;
 	if (cmd->time_ms > f->max_time_ms)
 		f->max_time_ms = cmd->time_ms;
-	rv = store_clock_get(a->s, a->txn, &a->clock);
-	if (rv == 0 && cmd->clock_ms > a->clock) {
-		a->clock = cmd->clock_ms;
-		rv = store_clock_put(a->s, a->txn, a->clock);
+	if (!f->clock_read) {
+		rv = store_clock_get(a->s, a->txn, &f->clock);
+		if (rv != 0)
+			return fsm__store_fail(a, rv, "cluster clock");
+		f->clock_read = true;
 	}
-	if (rv != 0)
-		return fsm__store_fail(a, rv, "cluster clock");
+	if (cmd->clock_ms > f->clock) {
+		f->clock = cmd->clock_ms;
+		f->clock_raised = true;
+	}
+	a->clock = f->clock;
 	bool has_id = cmd->cmd_id.len == WAL_CMD_ID_LEN;
 	if (has_id) {
 		rv = store_cmd_get(a->s, a->txn, cmd->cmd_id.data, stored);
@@ -1000,6 +1004,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	a.changed_txs = &changed;
 	a.s = f->store;
 	f->errmsg[0] = 0;
+	f->clock_read = f->clock_raised = false;
 	if (result != NULL)
 		*result = NULL;
 	settle__v1__cmd_result__init(&a.res);
@@ -1052,6 +1057,11 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 		goto err_after_cmd;
 
 applied:
+	rv = f->clock_raised ? store_clock_put(a.s, a.txn, f->clock) : 0;
+	if (rv != 0) {
+		fsm__store_fail(&a, rv, "cluster clock");
+		goto err_after_cmd;
+	}
 	rv = store_applied_log_put(a.s, a.txn, raft_index, sum);
 	if (rv == 0 && raft_index > f->applied_log_keep)
 		rv = store_applied_log_prune(a.s, a.txn,

@@ -60,6 +60,13 @@ struct fsm {
 	uint64_t last_wall_ms;
 	uint64_t max_time_ms;
 	char errmsg[256]; /* why the last apply failed */
+	/* The cluster clock during one fsm_apply(): read from the store by
+	 * its first command, raised by the stamps of the others, written
+	 * back once at the end of the entry (a batch of 200 commands read
+	 * and wrote it 200 times). */
+	uint64_t clock;
+	bool clock_read;
+	bool clock_raised;
 	/*
 	 * Batched mode (the coordinator): entries are applied into the
 	 * store's apply batch (store_batch_txn()), which its owner commits

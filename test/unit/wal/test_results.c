@@ -463,3 +463,46 @@ Test(batch, empty_is_refused_whole)
 {
 	cr_expect_eq(tfsm_code(&F, ent_batch(1, NULL, 0)), C_INVALID);
 }
+
+/* e re-encoded with a cluster clock stamp and, for a begin, a limit. */
+static struct ent stamped(struct ent e, uint64_t clock, uint32_t timeout)
+{
+	Settle__V1__Command *cmd;
+
+	cr_assert_eq(wal_entry_decode(e.buf, e.len, &cmd), 0);
+	cmd->clock_ms = clock;
+	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BEGIN)
+		cmd->begin->timeout_ms = timeout;
+	struct ent out = ent_cmd(cmd);
+	settle__v1__command__free_unpacked(cmd, NULL);
+	ent_free(e);
+	return out;
+}
+
+/* The cluster clock is read once per entry and written once: commands of
+ * a batch see it raised by the stamps before them, never lowered, and the
+ * highest stamp is what the store keeps. */
+Test(batch, the_cluster_clock_moves_with_the_stamps_inside_a_batch)
+{
+	struct ent es[3] = {
+	    stamped(ent_begin(1, 100, "c1", 100000), 7000, 1000),
+	    stamped(ent_begin(2, 100, "c2", 100000), 9000, 1000),
+	    stamped(ent_begin(3, 100, "c3", 100000), 8000, 1000),
+	};
+	Settle__V1__CmdResult *r = tfsm_res(&F, ent_batch(20, es, 3));
+	uint64_t clock;
+	const char *gids[3] = {"c1", "c2", "c3"};
+	const uint64_t expires[3] = {8000, 10000, 10000};
+
+	cr_assert_eq(r->code, SETTLE__V1__CODE__OK);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_assert_eq(store_clock_get(F.t.s, NULL, &clock), 0);
+	cr_expect_eq(clock, 9000);
+	for (int i = 0; i < 3; i++) {
+		Settle__V1__TxRecord *tx;
+		cr_assert_eq(store_tx_get(F.t.s, NULL, gids[i], &tx), 0);
+		cr_expect_eq(tx->expires_clock_ms, expires[i], "%s", gids[i]);
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+		ent_free(es[i]);
+	}
+}
