@@ -75,6 +75,13 @@
 #define MAX_CONCURRENCY	      1024
 #define MAX_ASYNC_CONCURRENCY 65536
 
+/* The phases an asynchronous TCC run times (bench_async.c). */
+static const char *const tcc_phase_names[BENCH_PHASES] = {
+    [BENCH_PH_BEGIN] = "begin",
+    [BENCH_PH_PREPARE] = "try",
+    [BENCH_PH_COMMIT] = "commit",
+};
+
 static const char *const mode_names[] = {
     [BENCH_TCC] = "tcc",
     [BENCH_SAGA] = "saga",
@@ -649,6 +656,7 @@ int main(int argc, char **argv)
 	unsigned k;
 	bool xa, xa_ok = false, xa_checked = true;
 	int client = -1; /* --client: 1 async, 0 sync, -1 not given */
+	bool tcc_phases;
 	unsigned nw;
 	uint32_t *all;
 	size_t nall = 0;
@@ -851,6 +859,8 @@ int main(int argc, char **argv)
 		for (k = 0; k < BENCH_PHASES; k++)
 			phase_us[k] += ws[i].phase_us[k];
 	}
+	/* The asynchronous TCC run times its phases (bench_async.c). */
+	tcc_phases = b.async && b.mode == BENCH_TCC && committed + aborted > 0;
 	all = malloc((nall ? nall : 1) * sizeof(*all));
 	nall = 0;
 	for (i = 0; i < nw; i++) {
@@ -905,6 +915,11 @@ int main(int argc, char **argv)
 			       committed
 				   ? phase_us[k] / 1000.0 / (double)committed
 				   : 0);
+		for (k = 0; tcc_phases && k < BENCH_PHASES; k++)
+			if (tcc_phase_names[k] != NULL)
+				printf(",\"%s_ms\":%.3f", tcc_phase_names[k],
+				       phase_us[k] / 1000.0 /
+					   (double)(committed + aborted));
 		if (b.rate > 0)
 			printf(",\"rate\":%.1f,\"late\":%" PRIu64, b.rate,
 			       late);
@@ -946,6 +961,16 @@ int main(int argc, char **argv)
 				       committed ? phase_us[k] / 1000.0 /
 						       (double)committed
 						 : 0);
+			printf("\n");
+		}
+		if (tcc_phases) {
+			printf("mean ms per transaction:");
+			for (k = 0; k < BENCH_PHASES; k++)
+				if (tcc_phase_names[k] != NULL)
+					printf(
+					    " %s %.3f", tcc_phase_names[k],
+					    phase_us[k] / 1000.0 /
+						(double)(committed + aborted));
 			printf("\n");
 		}
 		printf("throughput %.1f tx/s\n", tps);

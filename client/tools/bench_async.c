@@ -12,6 +12,9 @@
  * millisecond fills free slots: at once in a closed loop, on the --rate
  * schedule in an open one (a transaction due while every slot is busy
  * waits for one, and its latency still counts from when it was due).
+ * TCC transactions that end also add the time of their three phases to
+ * the worker (begin: from when it was due; try; commit: the decision and
+ * phase two), so a run shows which one grows with load.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@ struct atx {
 	uint32_t ids[BENCH_MAX_BRANCHES];
 	unsigned tries_left;
 	bool rollback;
+	uint64_t t_phase; /* monotonic us the current phase began */
 };
 
 struct arun {
@@ -80,6 +84,8 @@ static void on_decided(void *data, const struct settle_async_result *r)
 		tx_end(tx);
 		return;
 	}
+	if (tx->run->b->mode == BENCH_TCC)
+		w->phase_us[BENCH_PH_COMMIT] += bench_mono_us() - tx->t_phase;
 	bench_record(w, tx->t0);
 	if (r->state == SETTLE__V1__TX_STATE__COMMITTED ||
 	    r->state == SETTLE__V1__TX_STATE__SAGA_SUCCEEDED)
@@ -111,8 +117,13 @@ static void on_try(void *data, const struct settle_async_result *r)
 		/* A failed Try means rollback, as a real initiator does. */
 		tx->rollback = true;
 	}
-	if (--tx->tries_left == 0)
+	if (--tx->tries_left == 0) {
+		uint64_t now = bench_mono_us();
+
+		tx->run->w->phase_us[BENCH_PH_PREPARE] += now - tx->t_phase;
+		tx->t_phase = now;
 		decide(tx);
+	}
 }
 
 static void on_begun(void *data, const struct settle_async_result *r)
@@ -126,6 +137,8 @@ static void on_begun(void *data, const struct settle_async_result *r)
 		tx_error(tx, "begin", r->errmsg);
 		return;
 	}
+	tx->t_phase = bench_mono_us();
+	run->w->phase_us[BENCH_PH_BEGIN] += tx->t_phase - tx->t0;
 	snprintf(tx->gid, sizeof(tx->gid), "%s", r->gid);
 	memcpy(tx->ids, r->branch_ids, n * sizeof(tx->ids[0]));
 	tx->tries_left = n;

@@ -1172,6 +1172,13 @@ Test(settlectl_saga, bench_runs_tcc_every_way)
 		char want[32];
 		snprintf(want, sizeof(want), "\"client\":\"%s\"", clients[i]);
 		cr_assert_not_null(strstr(out, want), "%s", out);
+		/* The asynchronous run times its phases; the blocking one
+		 * does not claim to. */
+		bool timed = strcmp(clients[i], "async") == 0;
+		cr_assert_eq(strstr(out, "\"try_ms\":") != NULL, timed, "%s",
+			     out);
+		cr_assert_eq(strstr(out, "\"commit_ms\":") != NULL, timed, "%s",
+			     out);
 		cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
 		cr_assert_gt(json_num(out, "aborted"), 0, "%s", out);
 		cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
