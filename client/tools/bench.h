@@ -129,6 +129,11 @@ void bench_decls(const struct bench *b, const uint8_t *payload, size_t len,
 void bench_saga_steps(const struct bench *b, bool fail,
 		      struct settle_saga_step *steps, char (*names)[8]);
 
+/* A thread of the blocking client (bench_sync.c): TCC or saga
+ * transactions of w->b until b->end_ms, or w's XA mode (bench_xa.c);
+ * arg is w. */
+void *bench_sync_worker(void *arg);
+
 /* Run the TCC or saga transactions of w->b on the asynchronous client
  * until b->end_ms, counting them all in w (bench_async.c). */
 void bench_async_run(struct bench_worker *w);
