@@ -13,7 +13,8 @@ client_libsettle_la_SOURCES = \
 	client/client.c client/client_int.h \
 	client/saga.c \
 	client/xa.c \
-	client/settle_async.h client/async.c \
+	client/settle_async.h client/async.c client/async_int.h \
+	client/async_calls.c \
 	client/settle_participant.h \
 	client/barrier.c \
 	client/participant.c

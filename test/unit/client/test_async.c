@@ -602,3 +602,68 @@ Test(async, registers_declared_branches_one_by_one_on_an_older_cluster,
 	cr_expect_neq(memcmp(n.cmd_ids[1], n.cmd_ids[2], 16), 0);
 	finish(a, &n, NULL);
 }
+
+/* ---- Waking retries when the leader is back --------------------------------
+ */
+
+/* UNAVAILABLE while n->mode is 5 (an election), answers after. */
+static void electing(void *data, struct rpc_call *call)
+{
+	struct node *n = data;
+
+	node_see(n, call);
+	if (n->mode == 5) {
+		rpc_call_fail(call, SETTLE_EUNAVAIL, "no leader yet", NULL);
+		return;
+	}
+	answer_decision(call);
+}
+
+/* Operations deep in their backoff (pauses of 320 ms and more) retry as
+ * soon as another operation gets an answer from the target, not at the
+ * end of their pauses. */
+Test(async, an_answer_wakes_the_operations_waiting_to_retry, .init = setup)
+{
+	struct settle_client_opts o = fast;
+	static struct seen s[20];
+	struct seen fresh = {0};
+	struct node n = {0};
+	settle_async *a;
+	int done = 0;
+
+	o.retry_budget_ms = 20000;
+	o.backoff_max_ms = 5000;
+	node_start(&n, electing);
+	n.mode = 5;
+	cr_assert_eq(settle_async_open(&loop, n.endpoint, &o, &a), 0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(settle_async_commit(a, "g", 0, on_result, &s[i]),
+			     0);
+	/* Seven attempts each: 10 + 20 + ... + 640 ms of backoff at most. */
+	uint64_t until = uv_now(&loop) + 1500;
+	while (uv_now(&loop) < until)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert_geq(n.requests, 20 * 6, "%d requests", n.requests);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(s[i].calls, 0);
+	n.mode = 4; /* a leader again */
+	cr_assert_eq(settle_async_commit(a, "g", 0, on_result, &fresh), 0);
+	run_until(&fresh.calls, 1, 2000);
+	cr_assert_eq(fresh.err, 0, "%s", fresh.errmsg);
+	uint64_t t0 = uv_now(&loop);
+	for (uint64_t end = t0 + 3000; uv_now(&loop) < end;) {
+		done = 0;
+		for (int i = 0; i < 20; i++)
+			done += s[i].calls;
+		if (done == 20)
+			break;
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	cr_assert_eq(done, 20);
+	cr_expect_lt(uv_now(&loop) - t0, 150,
+		     "the sleeping ones took %llu ms after the answer",
+		     (unsigned long long)(uv_now(&loop) - t0));
+	for (int i = 0; i < 20; i++)
+		cr_expect_eq(s[i].err, 0, "%d: %s", i, s[i].errmsg);
+	finish(a, &n, NULL);
+}
