@@ -437,6 +437,15 @@ static void on_reply(void *data, const struct rpc_result *res)
 			retry(op, res);
 			return;
 		}
+		if (op->kind == AOP_CALL_AT && res->err == SETTLE_ECLOSED &&
+		    op->attempts == 1 && !a->closing) {
+			/* The participant closed the connection with the call
+			 * on it (a restart, a lost reply): once more on a new
+			 * one, as the blocking client does. Every participant
+			 * method is safe to repeat (the barrier). */
+			async__attempt_or_fail(op);
+			return;
+		}
 		if (res->err == SETTLE_ECANCELED)
 			async__op_fail(op, res->err, "%s: canceled",
 				       client__method_name(op->method));

@@ -125,9 +125,10 @@ int settle_async_call(settle_async *a, int method, const ProtobufCMessage *req,
 
 /*
  * settle_client_call_at(): one call to endpoint (a participant, for an
- * initiator's TRY), not retried. The handle keeps a connection to each
- * endpoint it calls (the least recently used goes past 64), on which
- * calls are pipelined too.
+ * initiator's TRY), sent once more only if the connection closed with it
+ * on it (the barrier makes every participant method safe to repeat). The
+ * handle keeps a connection to each endpoint it calls (the least recently
+ * used goes past 64), on which calls are pipelined too.
  */
 int settle_async_call_at(settle_async *a, const char *endpoint, int method,
 			 const ProtobufCMessage *req, settle_async_cb cb,

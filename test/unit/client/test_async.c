@@ -667,3 +667,66 @@ Test(async, an_answer_wakes_the_operations_waiting_to_retry, .init = setup)
 		cr_expect_eq(s[i].err, 0, "%d: %s", i, s[i].errmsg);
 	finish(a, &n, NULL);
 }
+
+/* ---- A participant that closes the connection -----------------------------
+ */
+
+#include "fake_server.h"
+
+/* Drops the connection without answering the first `data` requests. */
+static bool drop_first(struct fake_server *s, int n, const Settle__V1__Frame *f,
+		       int *err, const char **msg, const char **leader,
+		       ProtobufCMessage **body)
+{
+	(void)f;
+	(void)err;
+	(void)msg;
+	(void)leader;
+	(void)body;
+	return n >= *(int *)s->data;
+}
+
+static void try_once(struct fake_server *p, struct seen *s)
+{
+	settle_async *a;
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+
+	req.gid = "g";
+	req.branch_id = 1;
+	cr_assert_eq(settle_async_open(&loop, "127.0.0.1:9", &fast, &a), 0);
+	cr_assert_eq(settle_async_call_at(a, p->endpoint,
+					  SETTLE__V1__METHOD__TRY, &req.base,
+					  on_result, s),
+		     0);
+	run_until(&s->calls, 1, 5000);
+	cr_assert_eq(s->calls, 1);
+	finish(a, NULL, NULL);
+}
+
+Test(async, a_participant_call_lost_with_its_connection_goes_once_more,
+     .init = setup)
+{
+	struct fake_server p;
+	struct seen s = {0};
+	int drops = 1;
+
+	fake_server_start(&p, drop_first, &drops);
+	try_once(&p, &s);
+	cr_expect_eq(s.err, 0, "%s", s.errmsg);
+	cr_expect_eq(p.requests, 2);
+	cr_expect_eq(p.accepts, 2);
+	fake_server_stop(&p);
+}
+
+Test(async, a_participant_call_goes_at_most_twice, .init = setup)
+{
+	struct fake_server p;
+	struct seen s = {0};
+	int drops = 100;
+
+	fake_server_start(&p, drop_first, &drops);
+	try_once(&p, &s);
+	cr_expect_eq(s.err, SETTLE_ECLOSED, "%s", s.errmsg);
+	cr_expect_eq(p.requests, 2);
+	fake_server_stop(&p);
+}
