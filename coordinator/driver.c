@@ -13,6 +13,8 @@
  * epoch are dropped, since the new leader (maybe this node again) plans
  * from the applied state.
  *
+ * Calling participants and recording their answers is driver_call.c.
+ *
  * Answers are recorded in batches once the cluster runs at feature level 2
  * (wal/fsm.h): those that arrive in one turn of the loop wait in `queue`
  * and go into one CmdResults at the start of the next turn (kick_cb), so
@@ -35,8 +37,6 @@
 #define HOT_MAX	    4096
 #define GC_EVERY_MS 5000
 #define GC_LIMIT    1000
-/* Answers in one CmdResults (at most WAL_RESULTS_MAX). */
-#define RESULTS_PER_CMD 256
 
 /* ---- In-flight set ------------------------------------------------------- */
 
@@ -103,38 +103,6 @@ static void flights_clear(struct coord_driver *d)
 	d->n_flights = 0;
 }
 
-/* ---- Participants -------------------------------------------------------- */
-
-static struct rpc_client *participant_get(struct coord_driver *d,
-					  const char *endpoint)
-{
-	struct participant *p;
-
-	for (p = d->participants; p != NULL; p = p->next)
-		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
-			return p->client;
-	p = calloc(1, sizeof *p);
-	if (p == NULL)
-		return NULL;
-	if (rpc_client_init(d->c->loop, endpoint, NULL, &p->client) != 0) {
-		free(p);
-		return NULL;
-	}
-	p->next = d->participants;
-	d->participants = p;
-	return p->client;
-}
-
-static void participants_close(struct coord_driver *d)
-{
-	while (d->participants != NULL) {
-		struct participant *p = d->participants;
-		d->participants = p->next;
-		rpc_client_close(p->client);
-		free(p);
-	}
-}
-
 /* ---- Backoff ------------------------------------------------------------- */
 
 /* Capped exponential backoff with jitter: a delay drawn in [d/2, d], where
@@ -176,8 +144,6 @@ struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
 	return o;
 }
 
-static void kick(struct coord_driver *d);
-
 static void result_applied(struct coord *c, void *data, int err,
 			   const Settle__V1__CmdResult *res)
 {
@@ -204,249 +170,6 @@ void coord_drv_propose(struct coord_driver *d, struct op *o,
 	if (rv != 0) {
 		coord_drv_flight_del(d, o->gid, o->branch_id);
 		free(o);
-	}
-}
-
-/* ---- Recording answers --------------------------------------------------- */
-
-static void queue_drop(struct coord_driver *d)
-{
-	for (size_t i = 0; i < d->n_queue; i++)
-		free(d->queue[i]);
-	d->n_queue = 0;
-}
-
-/* A CmdResults: the ops whose answers it carries. */
-struct batch {
-	struct coord_driver *d;
-	uint64_t epoch;
-	size_t n;
-	struct op *ops[];
-};
-
-static void batch_applied(struct coord *c, void *data, int err,
-			  const Settle__V1__CmdResult *res)
-{
-	struct batch *b = data;
-	struct coord_driver *d = b->d;
-
-	(void)c;
-	(void)res;
-	if (b->epoch == d->epoch && err != 0)
-		settle_log(SETTLE_LOG_WARN, "driver",
-			   "recording %zu answers: %s; the scan of `due` "
-			   "calls those branches again",
-			   b->n, settle_strerror(err));
-	for (size_t i = 0; i < b->n; i++) {
-		if (b->epoch == d->epoch)
-			coord_drv_flight_del(d, b->ops[i]->gid,
-					     b->ops[i]->branch_id);
-		free(b->ops[i]);
-	}
-	free(b);
-}
-
-/* Propose the queued answers as one CmdResults. */
-static void queue_flush(struct coord_driver *d)
-{
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdResults r = SETTLE__V1__CMD_RESULTS__INIT;
-	Settle__V1__CmdBranchResult *br[RESULTS_PER_CMD];
-	Settle__V1__CmdStepResult *sr[RESULTS_PER_CMD];
-	size_t n = d->n_queue;
-	struct batch *b;
-
-	if (n == 0)
-		return;
-	b = malloc(sizeof *b + n * sizeof b->ops[0]);
-	if (b == NULL) {
-		/* Their branches stay in phase: the scan calls them again. */
-		for (size_t i = 0; i < n; i++)
-			coord_drv_flight_del(d, d->queue[i]->gid,
-					     d->queue[i]->branch_id);
-		queue_drop(d);
-		return;
-	}
-	b->d = d;
-	b->epoch = d->epoch;
-	b->n = n;
-	memcpy(b->ops, d->queue, n * sizeof b->ops[0]);
-	d->n_queue = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (b->ops[i]->saga)
-			sr[r.n_steps++] = &b->ops[i]->sr;
-		else
-			br[r.n_branches++] = &b->ops[i]->br;
-	}
-	r.branches = br;
-	r.steps = sr;
-	cmd.time_ms = coord_wall_now(d->c);
-	cmd.op_case = SETTLE__V1__COMMAND__OP_RESULTS;
-	cmd.results = &r;
-	int rv = coord_propose(d->c, &cmd, batch_applied, b);
-	if (rv != 0)
-		batch_applied(d->c, b, rv, NULL);
-}
-
-/* Record o's answer (o->br or o->sr): in the next CmdResults, or below
- * feature level 2 as a command of its own. o is freed once applied. */
-static void record_result(struct coord_driver *d, struct op *o)
-{
-	if (fsm_level(&d->c->fsm) < FSM_LEVEL_BATCH) {
-		Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-
-		cmd.time_ms = coord_wall_now(d->c);
-		if (o->saga) {
-			cmd.op_case = SETTLE__V1__COMMAND__OP_STEP_RESULT;
-			cmd.step_result = &o->sr;
-		} else {
-			cmd.op_case = SETTLE__V1__COMMAND__OP_BRANCH_RESULT;
-			cmd.branch_result = &o->br;
-		}
-		coord_drv_propose(d, o, &cmd);
-		return;
-	}
-	if (d->n_queue == d->cap_queue) {
-		size_t cap = d->cap_queue != 0 ? d->cap_queue * 2 : 64;
-		struct op **q = realloc(d->queue, cap * sizeof *q);
-
-		if (q == NULL) {
-			coord_drv_flight_del(d, o->gid, o->branch_id);
-			free(o);
-			return;
-		}
-		d->queue = q;
-		d->cap_queue = cap;
-	}
-	d->queue[d->n_queue++] = o;
-	if (d->n_queue >= RESULTS_PER_CMD)
-		queue_flush(d);
-	else
-		kick(d);
-}
-
-/* A saga step's participant answered (or the call failed). */
-static void step_answered(struct op *o, const struct rpc_result *res)
-{
-	struct coord_driver *d = o->d;
-	Settle__V1__CmdStepResult *sr = &o->sr;
-	uint64_t now = coord_wall_now(d->c);
-
-	settle__v1__cmd_step_result__init(sr);
-	sr->gid = o->gid;
-	sr->step = o->branch_id;
-	sr->phase = o->phase;
-	sr->attempt = o->attempt;
-	o->err[0] = '\0';
-	if (res->err == 0) {
-		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
-	} else if (res->err == SETTLE_EFAILURE ||
-		   (res->err == SETTLE_EREFUSED &&
-		    o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)) {
-		/* REFUSED from an Action: its Compensate already ran there,
-		 * so the action never took effect. */
-		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(o->err, sizeof o->err, "%s",
-			 res->msg[0] != '\0' ? res->msg : "business failure");
-	} else {
-		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		sr->next_retry_ms =
-		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
-					       o->retry_base_ms,
-					       o->retry_max_ms);
-		snprintf(o->err, sizeof o->err, "%s%s%s",
-			 settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
-	}
-	sr->error = o->err;
-	settle_tracef("driver", "%s/%u %s attempt %u: %s", o->gid, o->branch_id,
-		      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION
-			  ? "action"
-			  : "compensate",
-		      o->attempt, res->err == 0 ? "ok" : o->err);
-	record_result(d, o);
-}
-
-static void participant_answered(void *data, const struct rpc_result *res)
-{
-	struct op *o = data;
-	struct coord_driver *d = o->d;
-	Settle__V1__CmdBranchResult *br = &o->br;
-	uint64_t now = coord_wall_now(d->c);
-
-	if (o->epoch != d->epoch || !d->active) {
-		free(o);
-		return;
-	}
-	if (o->saga) {
-		step_answered(o, res);
-		return;
-	}
-	settle__v1__cmd_branch_result__init(br);
-	br->gid = o->gid;
-	br->branch_id = o->branch_id;
-	br->phase = o->phase;
-	br->attempt = o->attempt;
-	o->err[0] = '\0';
-	if (res->err == 0) {
-		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_OK;
-	} else if (res->err == SETTLE_EFAILURE) {
-		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(o->err, sizeof o->err, "%s",
-			 res->msg[0] != '\0' ? res->msg : "business failure");
-	} else {
-		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		br->next_retry_ms =
-		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0);
-		snprintf(o->err, sizeof o->err, "%s%s%s",
-			 settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
-	}
-	br->error = o->err;
-	settle_tracef("driver", "%s/%u attempt %u: %s", o->gid, o->branch_id,
-		      o->attempt, res->err == 0 ? "ok" : o->err);
-	record_result(d, o);
-}
-
-static void call_branch(struct coord_driver *d, const Settle__V1__TxRecord *tx,
-			const Settle__V1__BranchRecord *b, int phase,
-			uint64_t now)
-{
-	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
-	struct rpc_client *client;
-	struct op *o;
-	uint32_t timeout = d->c->cfg.call_timeout_ms;
-	int rv;
-
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
-		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
-	o->phase = phase;
-	o->attempt = b->attempts + 1;
-	client = participant_get(d, b->endpoint);
-	req.gid = b->gid;
-	req.branch_id = b->branch_id;
-	req.resource = b->resource;
-	req.payload = b->payload;
-	req.attempt = o->attempt;
-	req.deadline_ms = now + timeout;
-	/* A legacy TM's transaction: its participants see its XID. */
-	req.xid = tx->xid;
-	rv = client == NULL
-		 ? SETTLE_ENOMEM
-		 : rpc_client_call(client,
-				   phase == SETTLE__V1__BRANCH_STATE__CONFIRMING
-				       ? SETTLE__V1__METHOD__CONFIRM
-				       : SETTLE__V1__METHOD__CANCEL,
-				   &req.base, timeout, participant_answered, o);
-	if (rv != 0) {
-		/* Record it as a failed attempt so it is retried later. */
-		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
-		participant_answered(o, &r);
 	}
 }
 
@@ -489,75 +212,6 @@ static void roll_back_expired(struct coord_driver *d,
 	coord_drv_propose(d, o, &cmd);
 }
 
-/* Call a saga step's ACTION or COMPENSATE (phase is a SagaPhase). */
-static void call_step(struct coord_driver *d, const Settle__V1__BranchRecord *b,
-		      int phase, uint64_t now)
-{
-	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
-	struct rpc_client *client;
-	struct op *o;
-	uint32_t timeout = b->call_timeout_ms != 0 ? b->call_timeout_ms
-						   : d->c->cfg.call_timeout_ms;
-	bool action = phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
-	int rv;
-
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
-		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
-	o->saga = true;
-	o->phase = phase;
-	o->attempt = b->attempts + 1;
-	o->retry_base_ms = b->retry_base_ms;
-	o->retry_max_ms = b->retry_max_ms;
-	client = participant_get(d, b->endpoint);
-	req.gid = b->gid;
-	req.branch_id = b->branch_id;
-	req.resource = b->name;
-	req.payload = action ? b->payload : b->compensate_payload;
-	req.attempt = o->attempt;
-	req.deadline_ms = now + timeout;
-	rv = client == NULL
-		 ? SETTLE_ENOMEM
-		 : rpc_client_call(client,
-				   action ? SETTLE__V1__METHOD__ACTION
-					  : SETTLE__V1__METHOD__COMPENSATE,
-				   &req.base, timeout, participant_answered, o);
-	if (rv != 0) {
-		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
-		participant_answered(o, &r);
-	}
-}
-
-/* While a saga compensates, an action step still marked ACTING with no
- * call in flight was never (re)called: say so, so the FSM can settle it
- * and go on compensating. */
-static void settle_uncalled_action(struct coord_driver *d,
-				   const Settle__V1__BranchRecord *b)
-{
-	struct rpc_result r = {.err = SETTLE_ECANCELED,
-			       .msg = "not called: the saga is compensating",
-			       .leader = ""};
-	struct op *o;
-
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
-		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
-	o->saga = true;
-	o->phase = SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
-	o->attempt = b->attempts;
-	o->retry_base_ms = b->retry_base_ms;
-	o->retry_max_ms = b->retry_max_ms;
-	step_answered(o, &r);
-}
-
 /* What is due for a saga: actions while it runs, compensations (in the
  * order the FSM released them) once it compensates. */
 static void act_saga(struct coord_driver *d, MDB_txn *txn,
@@ -581,16 +235,16 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 			continue;
 		if (b->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING) {
 			if (running)
-				call_step(d, b,
-					  SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
-					  now);
+				coord_drv_call_step(
+				    d, b, SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
+				    now);
 			else
-				settle_uncalled_action(d, b);
+				coord_drv_step_not_called(d, b);
 		} else if (b->state ==
 			   SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING) {
-			call_step(d, b,
-				  SETTLE__V1__SAGA_PHASE__PHASE_COMPENSATE,
-				  now);
+			coord_drv_call_step(
+			    d, b, SETTLE__V1__SAGA_PHASE__PHASE_COMPENSATE,
+			    now);
 		}
 	}
 	store_branches_free(bs, n);
@@ -643,7 +297,7 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		if (b->next_retry_ms > now)
 			continue;
 		if ((int)b->state == phase)
-			call_branch(d, tx, b, phase, now);
+			coord_drv_call_branch(d, tx, b, phase, now);
 		else if (b->state ==
 			     SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING ||
 			 b->state ==
@@ -748,11 +402,11 @@ static void kick_cb(uv_timer_t *t)
 	d->kick_armed = false;
 	if (!d->active) {
 		d->n_hot = 0;
-		queue_drop(d);
+		coord_drv_queue_drop(d);
 		return;
 	}
 	/* The answers of the last turn, before acting on more. */
-	queue_flush(d);
+	coord_drv_queue_flush(d);
 	if (store_read_begin(c->store, &txn) != 0)
 		return;
 	for (size_t i = 0; i < d->n_hot && d->active; i++)
@@ -777,7 +431,7 @@ static void expire_due(struct coord_driver *d, uint64_t now)
 	store_read_end(txn);
 }
 
-static void kick(struct coord_driver *d)
+void coord_drv_kick(struct coord_driver *d)
 {
 	if (d->kick_armed)
 		return;
@@ -806,7 +460,7 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 	 * periodic scan picks the rest up. */
 	if (d->n_hot < HOT_MAX)
 		snprintf(d->hot[d->n_hot++], WAL_GID_MAX + 1, "%s", tx->gid);
-	kick(d);
+	coord_drv_kick(d);
 }
 
 void coord_driver_set_active(struct coord *c, bool active)
@@ -820,9 +474,9 @@ void coord_driver_set_active(struct coord *c, bool active)
 	d->active = false;
 	coord_drv_expiry_clear(d);
 	d->n_hot = 0;
-	queue_drop(d);
+	coord_drv_queue_drop(d);
 	flights_clear(d);
-	participants_close(d);
+	coord_drv_participants_close(d);
 	d->gc_in_flight = false;
 	coord_xa_set_active(d, false);
 	if (!active)
@@ -912,9 +566,9 @@ void coord_driver_close(struct coord *c)
 	c->driver = NULL;
 	d->active = false;
 	d->epoch++;
-	queue_drop(d);
+	coord_drv_queue_drop(d);
 	flights_clear(d);
-	participants_close(d);
+	coord_drv_participants_close(d);
 	coord_drv_expiry_clear(d);
 	/* Answers every RM call still queued or running now (they are
 	 * dropped: a new leader plans from the log); the pool itself goes

@@ -123,6 +123,37 @@ bool coord_drv_expiry_pending(struct coord_driver *d);
 void coord_drv_expiry_load(struct coord_driver *d);
 void coord_drv_expiry_clear(struct coord_driver *d);
 
+/* ---- driver_call.c: calls to participants and their answers ---- */
+
+/* Call branch b of tx (TCC: phase CONFIRMING or CANCELLING) at now, unless
+ * a call or proposal of it is in flight already. */
+void coord_drv_call_branch(struct coord_driver *d,
+			   const Settle__V1__TxRecord *tx,
+			   const Settle__V1__BranchRecord *b, int phase,
+			   uint64_t now);
+/* Call a saga step's ACTION or COMPENSATE (phase is a SagaPhase). */
+void coord_drv_call_step(struct coord_driver *d,
+			 const Settle__V1__BranchRecord *b, int phase,
+			 uint64_t now);
+/* A saga step whose action is not called because the saga compensates:
+ * its result is recorded as if the call had failed with "not called: the
+ * saga is compensating", without calling the participant. */
+void coord_drv_step_not_called(struct coord_driver *d,
+			       const Settle__V1__BranchRecord *b);
+/* Propose the answers queued this turn (one CmdResults per
+ * RESULTS_PER_CMD), or drop them (their branches leave the in-flight set
+ * and are called again later). */
+void coord_drv_queue_flush(struct coord_driver *d);
+void coord_drv_queue_drop(struct coord_driver *d);
+/* Close the kept participant connections. */
+void coord_drv_participants_close(struct coord_driver *d);
+
+/* ---- driver.c ---- */
+
+/* Run the driver at the start of the next loop turn (once however often
+ * it is asked). */
+void coord_drv_kick(struct coord_driver *d);
+
 /* Capped exponential backoff with jitter for attempt (1 = the first);
  * base/max 0: the node's --retry-base / --retry-max. */
 uint64_t coord_drv_backoff_ms(const struct coord_config *cfg, uint32_t attempt,

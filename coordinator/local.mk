@@ -10,7 +10,7 @@ coordinator_settled_SOURCES = \
 	coordinator/coord.h \
 	coordinator/dispatch.c coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c \
-	coordinator/driver.c coordinator/driver_int.h \
+	coordinator/driver.c coordinator/driver_call.c coordinator/driver_int.h \
 	coordinator/expiry.c \
 	coordinator/features.c \
 	coordinator/main.c \
