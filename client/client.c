@@ -44,7 +44,20 @@ struct settle_client {
 
 int settle_cmd_id(uint8_t out[16])
 {
-	size_t got = 0;
+	struct timespec ts;
+	uint64_t ms;
+	size_t got = 6;
+
+	/* The first 6 bytes: unix ms, big-endian; the other 10 random. The
+	 * coordinator keeps ids in a B-tree: ids that grow with time go in
+	 * at its end, on pages already in memory, where random ones each
+	 * dirtied a page of their own. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (int i = 5; i >= 0; i--) {
+		out[i] = (uint8_t)ms;
+		ms >>= 8;
+	}
 	while (got < 16) {
 		ssize_t n = getrandom(out + got, 16 - got, 0);
 		if (n < 0)

@@ -131,8 +131,11 @@ const char *settle_client_errmsg(const settle_client *c);
  * before the first call. Valid until the next call on the handle. */
 const char *settle_client_endpoint(const settle_client *c);
 
-/* Fill out with 16 random bytes (getrandom()): a fresh cmd_id for one
- * logical mutating request. SETTLE_EIO if the kernel gives no entropy. */
+/* Fill out with a fresh cmd_id for one logical mutating request: the
+ * time in unix ms (6 bytes, big-endian), then 10 random bytes
+ * (getrandom()), so ids of one cluster grow with time and the
+ * coordinator's table of them is written at its end. SETTLE_EIO if the
+ * kernel gives no entropy. */
 int settle_cmd_id(uint8_t out[16]);
 
 /* ---- Initiator API ------------------------------------------------------ */

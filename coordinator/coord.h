@@ -224,6 +224,10 @@ void coord_propose_drop(struct coord *c, int err);
 
 /* Fill buf with 16 random bytes (loop thread only). */
 void coord_random_id(uint8_t buf[16]);
+/* A command id the leader makes (a batch's, the driver's results): unix
+ * ms in the first 6 bytes, big-endian, then random bytes, like libsettle's
+ * settle_cmd_id(). */
+void coord_cmd_id(uint8_t buf[16]);
 
 /* ---- Clocks (clock.c) -----------------------------------------------------
  */

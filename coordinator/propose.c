@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "coord.h"
 #include "error.h"
@@ -54,6 +55,23 @@ void coord_random_id(uint8_t buf[16])
 	memcpy(buf, pool + used, 16);
 	memset(pool + used, 0, 16);
 	used += 16;
+}
+
+void coord_cmd_id(uint8_t buf[16])
+{
+	struct timespec ts;
+	uint64_t ms;
+
+	/* As libsettle's settle_cmd_id(): unix ms first, so the ids the
+	 * leader makes (batches, results) are written at the end of the
+	 * `cmds` B-tree rather than on a random page of it each. */
+	coord_random_id(buf);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (int i = 5; i >= 0; i--) {
+		buf[i] = (uint8_t)ms;
+		ms >>= 8;
+	}
 }
 
 /* Answer one proposer: its result read back by cmd_id, or why not. */
@@ -163,7 +181,7 @@ static void propose_chunk(struct coord *c, struct pending *items, size_t n)
 				cmds[i].data = items[i].bytes;
 				cmds[i].len = items[i].len;
 			}
-			coord_random_id(id);
+			coord_cmd_id(id);
 			cmd.cmd_id.data = id;
 			cmd.cmd_id.len = sizeof id;
 			cmd.time_ms = coord_wall_now(c);
@@ -245,7 +263,7 @@ int coord_propose(struct coord *c, Settle__V1__Command *cmd,
 		cmd->time_ms = coord_wall_now(c);
 	coord_clock_stamp(c, cmd);
 	if (cmd->cmd_id.len == 0) {
-		coord_random_id(p.cmd_id);
+		coord_cmd_id(p.cmd_id);
 		cmd->cmd_id.data = p.cmd_id;
 		cmd->cmd_id.len = STORE_CMD_ID_LEN;
 	} else if (cmd->cmd_id.len == STORE_CMD_ID_LEN) {

@@ -2,6 +2,7 @@
  * leader following, retries with the same cmd_id, error text, budgets. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -443,4 +444,30 @@ Test(client, call_at_keeps_its_connection)
 	cr_expect_eq(a.accepts, 2);
 	settle_client_close(c);
 	fake_server_stop(&a);
+}
+
+/* cmd ids grow with time (unix ms in their first 6 bytes), so the
+ * coordinator's table of them is written at its end; the other 10 bytes
+ * are random. */
+Test(client, cmd_ids_begin_with_the_time)
+{
+	uint8_t id[16], prev[16] = {0};
+	struct timespec ts;
+	int differ = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now =
+	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(settle_cmd_id(id), 0);
+		uint64_t ms = 0;
+		for (int k = 0; k < 6; k++)
+			ms = ms << 8 | id[k];
+		cr_assert(ms >= now && ms < now + 5000, "prefix %llu, now %llu",
+			  (unsigned long long)ms, (unsigned long long)now);
+		cr_assert_geq(memcmp(id, prev, 6), 0, "the time went back");
+		differ += memcmp(id + 6, prev + 6, 10) != 0;
+		memcpy(prev, id, sizeof id);
+	}
+	cr_expect_eq(differ, 1000, "the random part repeated");
 }
