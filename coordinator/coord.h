@@ -42,6 +42,7 @@ struct coord_clock {
 	uint64_t warned_mono; /* when the offset was last warned about */
 };
 struct coord_waiter;
+#define COORD_WAITER_BUCKETS 4096
 struct pending;
 
 /* Commands proposed during this turn of the loop (propose.c). */
@@ -113,6 +114,9 @@ struct coord {
 	struct coord_batch batch;
 	struct coord_waiter *waiters; /* Commit/Rollback waiting for phase 2 */
 	unsigned lost_waiters;	      /* of them, held since leadership moved */
+	/* The same waiters by a hash of their gid (dispatch.c), so that a
+	 * transaction's change finds its own among thousands. */
+	struct coord_waiter *waiter_index[COORD_WAITER_BUCKETS];
 
 	uv_signal_t sigterm;
 	uv_signal_t sigint;

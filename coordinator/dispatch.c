@@ -25,7 +25,9 @@
 #define WAIT_MAX_MS	60000
 
 struct coord_waiter {
-	struct coord_waiter *next;
+	struct coord_waiter *next, *prev;   /* c->waiters */
+	struct coord_waiter *hnext, *hprev; /* c->waiter_index[bucket] */
+	size_t bucket;
 	struct coord *c;
 	struct rpc_call *call;
 	uv_timer_t timer;
@@ -118,16 +120,32 @@ static void waiter_closed(uv_handle_t *h)
 	free(h->data);
 }
 
+/* The bucket of gid in c->waiter_index (FNV-1a). */
+static size_t waiter_bucket(const char *gid)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)gid; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % COORD_WAITER_BUCKETS;
+}
+
+/* Out of both lists (O(1): a change used to walk every waiter to find
+ * its own, and an unlink to find its predecessor), timer closed, freed. */
 static void waiter_unlink(struct coord *c, struct coord_waiter *w)
 {
-	struct coord_waiter **pp;
-
-	for (pp = &c->waiters; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	}
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		c->waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	if (w->hprev != NULL)
+		w->hprev->hnext = w->hnext;
+	else
+		c->waiter_index[w->bucket] = w->hnext;
+	if (w->hnext != NULL)
+		w->hnext->hprev = w->hprev;
 	if (w->lost)
 		c->lost_waiters--;
 	uv_timer_stop(&w->timer);
@@ -196,7 +214,14 @@ static struct coord_waiter *waiter_add(struct coord *c, struct rpc_call *call,
 	w->timer.data = w;
 	uv_timer_start(&w->timer, waiter_timeout, wait_ms, 0);
 	w->next = c->waiters;
+	if (w->next != NULL)
+		w->next->prev = w;
 	c->waiters = w;
+	w->bucket = waiter_bucket(w->gid);
+	w->hnext = c->waiter_index[w->bucket];
+	if (w->hnext != NULL)
+		w->hnext->hprev = w;
+	c->waiter_index[w->bucket] = w;
 	return w;
 }
 
@@ -216,7 +241,7 @@ int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
 
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 {
-	struct coord_waiter *w = c->waiters;
+	struct coord_waiter *w;
 	bool final = coord_tx_final(tx->state);
 	/* A query also wakes when the transaction waits for an operator:
 	 * waiting on would only hide that from its caller. */
@@ -224,8 +249,9 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 
 	if (!final && !stuck)
 		return;
+	w = c->waiter_index[waiter_bucket(tx->gid)];
 	while (w != NULL) {
-		struct coord_waiter *next = w->next;
+		struct coord_waiter *next = w->hnext;
 
 		if (w->lost || strcmp(w->gid, tx->gid) != 0 ||
 		    (!final && !w->query)) {
