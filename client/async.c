@@ -129,32 +129,30 @@ out:
 
 /* ---- Operations ---------------------------------------------------------- */
 
-struct aop *async__op_new(struct settle_async *a, enum aop_kind kind,
-			  int method, const ProtobufCMessage *req,
-			  settle_async_cb cb, void *data)
+int async__op_new(struct settle_async *a, enum aop_kind kind, int method,
+		  const ProtobufCMessage *req, settle_async_cb cb, void *data,
+		  struct aop **out)
 {
-	struct aop *op;
-	size_t len = req != NULL ? protobuf_c_message_get_packed_size(req) : 0;
+	struct aop *op = calloc(1, sizeof(*op));
+	int rv;
 
-	op = calloc(1, sizeof(*op));
 	if (op == NULL)
-		return NULL;
-	if (len > 0) {
-		op->body = malloc(len);
-		if (op->body == NULL) {
-			free(op);
-			return NULL;
-		}
-		protobuf_c_message_pack(req, op->body);
+		return SETTLE_ENOMEM;
+	rv = rpc_body_pack(req, a->opts.max_frame, &op->body, &op->len);
+	if (rv != 0) {
+		async__refuse(a, "%s: %s", client__method_name(method),
+			      settle_strerror(rv));
+		free(op);
+		return rv;
 	}
-	op->len = len;
 	op->a = a;
 	op->kind = kind;
 	op->method = method;
 	op->cb = cb;
 	op->data = data;
 	op->backoff = 10;
-	return op;
+	*out = op;
+	return 0;
 }
 
 /* Start op (taken in every case): 0, or the code it was refused with. */
@@ -419,9 +417,14 @@ static void wake_retries(struct settle_async *a)
 {
 	uint64_t now = uv_now(a->loop);
 
+	/* Woken ones are no longer counted: later answers of this turn do
+	 * not walk the list again. */
 	for (struct aop *op = a->sleeping; op != NULL; op = op->snext)
-		if (op->retrying && op->due > now)
+		if (op->retrying) {
+			op->retrying = false;
+			a->nretrying--;
 			op->due = now;
+		}
 	timer_arm(a);
 }
 

@@ -273,12 +273,12 @@ int settle_async_begin(settle_async *a, const char *gid, uint32_t timeout_ms,
 				   &bp, a->errmsg, sizeof(a->errmsg));
 	if (rv != 0)
 		return rv;
-	op = async__op_new(a, AOP_BEGIN, SETTLE__V1__METHOD__BEGIN, &req.base,
-			   cb, data);
+	rv = async__op_new(a, AOP_BEGIN, SETTLE__V1__METHOD__BEGIN, &req.base,
+			   cb, data, &op);
 	free(bd);
 	free(bp);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	if (rv != 0)
+		return rv;
 	op->ndecl = n;
 	snprintf(op->gid, sizeof(op->gid), "%s", gid != NULL ? gid : "");
 	return async__op_start(op);
@@ -305,9 +305,9 @@ static int decide(settle_async *a, int method, const char *gid,
 		return rv;
 	req = client__decide_request(method, gid, reason, false, wait_ms, id,
 				     &creq, &rreq);
-	op = async__op_new(a, AOP_DECIDE, method, req, cb, data);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	rv = async__op_new(a, AOP_DECIDE, method, req, cb, data, &op);
+	if (rv != 0)
+		return rv;
 	op->extra_ms = wait_ms;
 	snprintf(op->gid, sizeof(op->gid), "%s", gid);
 	return async__op_start(op);
@@ -347,12 +347,12 @@ int settle_async_submit_saga(settle_async *a, const char *gid,
 				  a->errmsg, sizeof(a->errmsg));
 	if (rv != 0)
 		return rv;
-	op = async__op_new(a, AOP_SAGA, SETTLE__V1__METHOD__SUBMIT_SAGA,
-			   &req.base, cb, data);
+	rv = async__op_new(a, AOP_SAGA, SETTLE__V1__METHOD__SUBMIT_SAGA,
+			   &req.base, cb, data, &op);
 	free(ptrs);
 	free(wire);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	if (rv != 0)
+		return rv;
 	snprintf(op->gid, sizeof(op->gid), "%s", gid != NULL ? gid : "");
 	return async__op_start(op);
 }
@@ -369,10 +369,10 @@ int settle_async_wait(settle_async *a, const char *gid, uint32_t wait_ms,
 	    client__gid_check("wait", gid, false, a->errmsg, sizeof(a->errmsg));
 	if (rv != 0)
 		return rv;
-	op = async__op_new(a, AOP_WAIT, SETTLE__V1__METHOD__QUERY, NULL, cb,
-			   data);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	rv = async__op_new(a, AOP_WAIT, SETTLE__V1__METHOD__QUERY, NULL, cb,
+			   data, &op);
+	if (rv != 0)
+		return rv;
 	snprintf(op->gid, sizeof(op->gid), "%s", gid);
 	op->wait_end = uv_now(a->loop) + wait_ms;
 	op->wait_poll = WAIT_POLL_FIRST_MS;
@@ -387,9 +387,9 @@ int settle_async_call(settle_async *a, int method, const ProtobufCMessage *req,
 
 	if ((rv = usable(a, cb)) != 0)
 		return rv;
-	op = async__op_new(a, AOP_CALL, method, req, cb, data);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	rv = async__op_new(a, AOP_CALL, method, req, cb, data, &op);
+	if (rv != 0)
+		return rv;
 	return async__op_start(op);
 }
 
@@ -418,9 +418,9 @@ int settle_async_call_at(settle_async *a, const char *endpoint, int method,
 			return SETTLE_EINVAL;
 		}
 	}
-	op = async__op_new(a, AOP_CALL_AT, method, req, cb, data);
-	if (op == NULL)
-		return SETTLE_ENOMEM;
+	rv = async__op_new(a, AOP_CALL_AT, method, req, cb, data, &op);
+	if (rv != 0)
+		return rv;
 	snprintf(op->target, sizeof(op->target), "%s", endpoint);
 	return async__op_start(op);
 }

@@ -96,10 +96,11 @@ struct settle_async {
 };
 
 /* A new operation of kind for method with its request packed (req may be
- * NULL: an empty body); NULL when out of memory. */
-struct aop *async__op_new(struct settle_async *a, enum aop_kind kind,
-			  int method, const ProtobufCMessage *req,
-			  settle_async_cb cb, void *data);
+ * NULL: an empty body) in *out: 0, SETTLE_ETOOBIG (text in a->errmsg),
+ * SETTLE_ENOMEM. */
+int async__op_new(struct settle_async *a, enum aop_kind kind, int method,
+		  const ProtobufCMessage *req, settle_async_cb cb, void *data,
+		  struct aop **out);
 
 /* Start op (taken in every case): its first attempt goes out, or the code
  * it was refused with (text in a->errmsg; no callback then). */

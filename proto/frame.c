@@ -67,28 +67,38 @@ int rpc_frame_encode_body(uint64_t id, int method, int response,
 	return 0;
 }
 
+int rpc_body_pack(const ProtobufCMessage *msg, uint32_t max_frame,
+		  uint8_t **out, size_t *len)
+{
+	size_t n = msg != NULL ? protobuf_c_message_get_packed_size(msg) : 0;
+
+	*out = NULL;
+	*len = 0;
+	/* Checked before packing: a hostile caller-provided size must not
+	 * make us allocate gigabytes only to refuse them. */
+	if (n > frame_limit(max_frame))
+		return SETTLE_ETOOBIG;
+	if (n == 0)
+		return 0;
+	*out = malloc(n);
+	if (*out == NULL)
+		return SETTLE_ENOMEM;
+	protobuf_c_message_pack(msg, *out);
+	*len = n;
+	return 0;
+}
+
 int rpc_frame_encode(uint64_t id, int method, int response,
 		     const ProtobufCMessage *body, int err, const char *errmsg,
 		     const char *leader, uint32_t max_frame, uint8_t **out,
 		     size_t *out_len)
 {
-	uint8_t *body_buf = NULL;
-	size_t body_len = 0;
-	int rv;
+	uint8_t *body_buf;
+	size_t body_len;
+	int rv = rpc_body_pack(body, max_frame, &body_buf, &body_len);
 
-	if (body != NULL) {
-		body_len = protobuf_c_message_get_packed_size(body);
-		/* Checked before packing: a hostile caller-provided size must
-		 * not make us allocate gigabytes only to refuse them. */
-		if (body_len > frame_limit(max_frame))
-			return SETTLE_ETOOBIG;
-		if (body_len > 0) {
-			body_buf = malloc(body_len);
-			if (body_buf == NULL)
-				return SETTLE_ENOMEM;
-			protobuf_c_message_pack(body, body_buf);
-		}
-	}
+	if (rv != 0)
+		return rv;
 	rv =
 	    rpc_frame_encode_body(id, method, response, body_buf, body_len, err,
 				  errmsg, leader, max_frame, out, out_len);

@@ -47,7 +47,14 @@ int rpc_frame_encode(uint64_t id, int method, int response,
 		     const char *leader, uint32_t max_frame, uint8_t **out,
 		     size_t *out_len);
 
-/* The same with the body already packed (body_len bytes; NULL with 0). */
+/* Pack msg (NULL: an empty body) into *out (malloc'd; NULL when empty)
+ * and *len. SETTLE_ETOOBIG past max_frame (0: the default), checked
+ * before anything is allocated; SETTLE_ENOMEM. */
+int rpc_body_pack(const ProtobufCMessage *msg, uint32_t max_frame,
+		  uint8_t **out, size_t *len);
+
+/* rpc_frame_encode() with the body already packed (body_len bytes; NULL
+ * with 0). */
 int rpc_frame_encode_body(uint64_t id, int method, int response,
 			  const uint8_t *body, size_t body_len, int err,
 			  const char *errmsg, const char *leader,

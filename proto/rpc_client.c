@@ -709,21 +709,12 @@ int rpc_client_call(struct rpc_client *c, int method,
 		    const ProtobufCMessage *req, uint32_t timeout_ms,
 		    rpc_reply_cb cb, void *data)
 {
-	size_t len = req != NULL ? protobuf_c_message_get_packed_size(req) : 0;
-	uint8_t *body = NULL;
-	int rv;
+	uint8_t *body;
+	size_t len;
+	int rv = rpc_body_pack(req, c->opts.max_frame, &body, &len);
 
-	/* Checked before packing: a huge request must not make us allocate
-	 * only to refuse it. */
-	if (len >
-	    (c->opts.max_frame ? c->opts.max_frame : RPC_DEFAULT_MAX_FRAME))
-		return SETTLE_ETOOBIG;
-	if (len > 0) {
-		body = malloc(len);
-		if (body == NULL)
-			return SETTLE_ENOMEM;
-		protobuf_c_message_pack(req, body);
-	}
+	if (rv != 0)
+		return rv;
 	rv = rpc_client_call_body(c, method, body, len, timeout_ms, cb, data);
 	free(body);
 	return rv;
