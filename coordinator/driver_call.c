@@ -251,27 +251,54 @@ static void participant_answered(void *data, const struct rpc_result *res)
 	record_result(d, o);
 }
 
+/*
+ * The op of a call of branch b, or NULL when one of it is in flight
+ * already (or no memory: b is retried by a later scan).
+ */
+static struct op *call_op(struct coord_driver *d,
+			  const Settle__V1__BranchRecord *b)
+{
+	struct op *o;
+
+	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
+		return NULL;
+	o = coord_drv_op_new(d, b->gid, b->branch_id);
+	if (o == NULL)
+		coord_drv_flight_del(d, b->gid, b->branch_id);
+	return o;
+}
+
+/* Send req to the participant at endpoint for o; a call that cannot go
+ * is recorded as a failed attempt, so it is retried later. */
+static void call_send(struct coord_driver *d, struct op *o,
+		      const char *endpoint, int method,
+		      const Settle__V1__BranchRequest *req, uint32_t timeout)
+{
+	struct rpc_client *client = participant_get(d, endpoint);
+	int rv = client == NULL
+		     ? SETTLE_ENOMEM
+		     : rpc_client_call(client, method, &req->base, timeout,
+				       participant_answered, o);
+
+	if (rv != 0) {
+		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
+		participant_answered(o, &r);
+	}
+}
+
 void coord_drv_call_branch(struct coord_driver *d,
 			   const Settle__V1__TxRecord *tx,
 			   const Settle__V1__BranchRecord *b, int phase,
 			   uint64_t now)
 {
 	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
-	struct rpc_client *client;
-	struct op *o;
 	uint32_t timeout = d->c->cfg.call_timeout_ms;
-	int rv;
+	struct op *o = call_op(d, b);
 
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
+	if (o == NULL)
 		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
 	o->phase = phase;
 	o->attempt = b->attempts + 1;
-	client = participant_get(d, b->endpoint);
 	req.gid = b->gid;
 	req.branch_id = b->branch_id;
 	req.resource = b->resource;
@@ -280,18 +307,11 @@ void coord_drv_call_branch(struct coord_driver *d,
 	req.deadline_ms = now + timeout;
 	/* A legacy TM's transaction: its participants see its XID. */
 	req.xid = tx->xid;
-	rv = client == NULL
-		 ? SETTLE_ENOMEM
-		 : rpc_client_call(client,
-				   phase == SETTLE__V1__BRANCH_STATE__CONFIRMING
-				       ? SETTLE__V1__METHOD__CONFIRM
-				       : SETTLE__V1__METHOD__CANCEL,
-				   &req.base, timeout, participant_answered, o);
-	if (rv != 0) {
-		/* Record it as a failed attempt so it is retried later. */
-		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
-		participant_answered(o, &r);
-	}
+	call_send(d, o, b->endpoint,
+		  phase == SETTLE__V1__BRANCH_STATE__CONFIRMING
+		      ? SETTLE__V1__METHOD__CONFIRM
+		      : SETTLE__V1__METHOD__CANCEL,
+		  &req, timeout);
 }
 
 /* Call a saga step's ACTION or COMPENSATE (phase is a SagaPhase). */
@@ -300,63 +320,43 @@ void coord_drv_call_step(struct coord_driver *d,
 			 uint64_t now)
 {
 	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
-	struct rpc_client *client;
-	struct op *o;
 	uint32_t timeout = b->call_timeout_ms != 0 ? b->call_timeout_ms
 						   : d->c->cfg.call_timeout_ms;
 	bool action = phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
-	int rv;
+	struct op *o = call_op(d, b);
 
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
+	if (o == NULL)
 		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
 	o->saga = true;
 	o->phase = phase;
 	o->attempt = b->attempts + 1;
 	o->retry_base_ms = b->retry_base_ms;
 	o->retry_max_ms = b->retry_max_ms;
-	client = participant_get(d, b->endpoint);
 	req.gid = b->gid;
 	req.branch_id = b->branch_id;
 	req.resource = b->name;
 	req.payload = action ? b->payload : b->compensate_payload;
 	req.attempt = o->attempt;
 	req.deadline_ms = now + timeout;
-	rv = client == NULL
-		 ? SETTLE_ENOMEM
-		 : rpc_client_call(client,
-				   action ? SETTLE__V1__METHOD__ACTION
-					  : SETTLE__V1__METHOD__COMPENSATE,
-				   &req.base, timeout, participant_answered, o);
-	if (rv != 0) {
-		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};
-		participant_answered(o, &r);
-	}
+	call_send(d, o, b->endpoint,
+		  action ? SETTLE__V1__METHOD__ACTION
+			 : SETTLE__V1__METHOD__COMPENSATE,
+		  &req, timeout);
 }
 
 /* While a saga compensates, an action step still marked ACTING with no
  * call in flight was never (re)called: say so, so the FSM can settle it
  * and go on compensating. */
-
 void coord_drv_step_not_called(struct coord_driver *d,
 			       const Settle__V1__BranchRecord *b)
 {
 	struct rpc_result r = {.err = SETTLE_ECANCELED,
 			       .msg = "not called: the saga is compensating",
 			       .leader = ""};
-	struct op *o;
+	struct op *o = call_op(d, b);
 
-	if (!coord_drv_flight_add(d, b->gid, b->branch_id))
+	if (o == NULL)
 		return;
-	o = coord_drv_op_new(d, b->gid, b->branch_id);
-	if (o == NULL) {
-		coord_drv_flight_del(d, b->gid, b->branch_id);
-		return;
-	}
 	o->saga = true;
 	o->phase = SETTLE__V1__SAGA_PHASE__PHASE_ACTION;
 	o->attempt = b->attempts;
