@@ -731,3 +731,14 @@ int it_transfer(const struct it_node *n, const struct it_bank *from,
 	free(err);
 	return rc;
 }
+
+long long it_json_num(const char *out, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(out, k);
+	cr_assert_not_null(p, "no %s in %s", key, out);
+	return strtoll(p + strlen(k), NULL, 10);
+}

@@ -91,6 +91,10 @@ void it_wait_port(struct it_proc *p, int port, int timeout_ms);
  */
 int it_run(char *const argv[], char **out, char **err, int timeout_ms);
 
+/* The number after "key": in out (a program's JSON line, e.g.
+ * settle-bench --json); fails the test when the key is missing. */
+long long it_json_num(const char *out, const char *key);
+
 /* ---- Settle processes --------------------------------------------------- */
 
 struct it_node {

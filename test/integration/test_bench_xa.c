@@ -81,18 +81,6 @@ static size_t prepared(enum xa_rm_kind kind)
 	return n;
 }
 
-/* A number field of settle-bench's --json line. */
-static long long json_num(const char *out, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(out, k);
-	cr_assert_not_null(p, "no %s in %s", key, out);
-	return strtoll(p + strlen(k), NULL, 10);
-}
-
 /* Neither database's conninfo (host and port) appears in text. */
 static void no_conninfo(const char *text)
 {
@@ -156,16 +144,16 @@ static long long run_bench(const char *cluster, const char *mode, unsigned conc,
 		     out, err);
 	no_conninfo(out);
 	no_conninfo(err);
-	committed = json_num(out, "committed");
-	cr_assert_eq(json_num(out, "aborted"), 0, "%s", out);
+	committed = it_json_num(out, "committed");
+	cr_assert_eq(it_json_num(out, "aborted"), 0, "%s", out);
 	if (want_status == 0) {
 		cr_assert_gt(committed, 0, "%s", out);
-		cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
+		cr_assert_eq(it_json_num(out, "errors"), 0, "%s\n%s", out, err);
 		cr_assert(strstr(out, "\"balances_ok\":true"), "%s\n%s", out,
 			  err);
 	}
 	cr_assert(strstr(out, "{\"mode\":\"") == out, "%s", out);
-	cr_assert_eq(json_num(out, "rows"), rows, "%s", out);
+	cr_assert_eq(it_json_num(out, "rows"), rows, "%s", out);
 	/* What the databases say, whatever the bench said. */
 	cr_assert_eq(accounts(XA_RM_POSTGRESQL, rows), pg0 - committed, "%s",
 		     out);

@@ -299,18 +299,6 @@ Test(faults, kill_mid_batch)
 		  "the killed nodes did not catch up");
 }
 
-/* A number field of settle-bench's --json line in out. */
-static long long bench_num(const char *out, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(out, k);
-	cr_assert_not_null(p, "no %s in: %s", key, out);
-	return strtoll(p + strlen(k), NULL, 10);
-}
-
 /*
  * settle-bench on libsettle's asynchronous client, 128 transactions in
  * flight on one connection, while the leader is SIGKILLed: every
@@ -359,12 +347,13 @@ Test(faults, async_client_rides_out_a_leader_kill)
 	cr_assert_geq(getdelim(&out, &len, '\0', f), 0);
 	fclose(f);
 	fprintf(stderr, "%s", out);
-	cr_assert_eq(bench_num(out, "errors"), 0, "%s", out);
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s", out);
 	long long done =
-	    bench_num(out, "committed") + bench_num(out, "aborted");
-	cr_assert_gt(bench_num(out, "committed"), 0, "%s", out);
-	cr_assert_gt(bench_num(out, "aborted"), 0, "%s", out);
-	cr_assert_eq(bench_num(out, "participant_calls"), 4 * done, "%s", out);
+	    it_json_num(out, "committed") + it_json_num(out, "aborted");
+	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+	cr_assert_gt(it_json_num(out, "aborted"), 0, "%s", out);
+	cr_assert_eq(it_json_num(out, "participant_calls"), 4 * done, "%s",
+		     out);
 	cr_assert_not_null(strstr(out, "\"client\":\"async\""), "%s", out);
 	free(out);
 	fu_restart(&cluster, ld);

@@ -1088,18 +1088,6 @@ Test(settlectl_saga, settle_transfer_saga_modes)
 	cr_assert_eq(balance(&sw.a, "alice"), 950);
 }
 
-/* A number field of settle-bench's --json line. */
-static long long json_num(const char *out, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(out, k);
-	cr_assert_not_null(p, "no %s in %s", key, out);
-	return strtoll(p + strlen(k), NULL, 10);
-}
-
 /* settle-bench --json on the node, 3 (saga) or 2 (tcc) branches, half
  * of them rolled back; flow: NULL or a tcc flow option. The output goes to
  * *out and *err (free both). */
@@ -1133,16 +1121,16 @@ Test(settlectl_saga, bench_runs_sagas)
 	run_bench("saga", NULL, &out, &err);
 	cr_assert_not_null(strstr(out, "{\"mode\":\"saga\",\"branches\":3,"),
 			   "%s", out);
-	cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
-	cr_assert_gt(json_num(out, "aborted"), 0, "%s", out);
-	cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
+	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+	cr_assert_gt(it_json_num(out, "aborted"), 0, "%s", out);
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s\n%s", out, err);
 	/* The business handler ran once per step's action, and once per
 	 * compensation of a step that had acted: a failed action wrote
 	 * nothing, so its compensation is a barrier no-op (5 per saga
 	 * compensated). Repeated calls would be barrier no-ops too. */
-	cr_assert_eq(json_num(out, "participant_calls"),
-		     3 * json_num(out, "committed") +
-			 5 * json_num(out, "aborted"),
+	cr_assert_eq(it_json_num(out, "participant_calls"),
+		     3 * it_json_num(out, "committed") +
+			 5 * it_json_num(out, "aborted"),
 		     "%s", out);
 	free(out);
 	free(err);
@@ -1179,13 +1167,13 @@ Test(settlectl_saga, bench_runs_tcc_every_way)
 			     out);
 		cr_assert_eq(strstr(out, "\"commit_ms\":") != NULL, timed, "%s",
 			     out);
-		cr_assert_gt(json_num(out, "committed"), 0, "%s", out);
-		cr_assert_gt(json_num(out, "aborted"), 0, "%s", out);
-		cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
-		cr_assert_eq(
-		    json_num(out, "participant_calls"),
-		    4 * (json_num(out, "committed") + json_num(out, "aborted")),
-		    "%s", out);
+		cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+		cr_assert_gt(it_json_num(out, "aborted"), 0, "%s", out);
+		cr_assert_eq(it_json_num(out, "errors"), 0, "%s\n%s", out, err);
+		cr_assert_eq(it_json_num(out, "participant_calls"),
+			     4 * (it_json_num(out, "committed") +
+				  it_json_num(out, "aborted")),
+			     "%s", out);
 		free(out);
 		free(err);
 	}
@@ -1221,10 +1209,11 @@ Test(settlectl_saga, bench_open_loop_starts_rate_times_duration)
 	int slices = 0;
 
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "stderr: %s", err);
-	cr_assert_eq(json_num(out, "errors"), 0, "%s\n%s", out, err);
-	cr_assert_eq(json_num(out, "committed") + json_num(out, "aborted"), 200,
-		     "%s", out);
-	cr_assert_eq(json_num(out, "rate"), 100, "%s", out);
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s\n%s", out, err);
+	cr_assert_eq(it_json_num(out, "committed") +
+			 it_json_num(out, "aborted"),
+		     200, "%s", out);
+	cr_assert_eq(it_json_num(out, "rate"), 100, "%s", out);
 	p = strstr(out, "\"intervals\":[");
 	cr_assert_not_null(p, "%s", out);
 	while ((p = strstr(p, "\"tps\":")) != NULL) {

@@ -68,6 +68,19 @@ struct ent ent_cmd(const Settle__V1__Command *cmd)
 	return e;
 }
 
+struct ent ent_clocked(struct ent e, uint64_t clock, uint32_t timeout)
+{
+	Settle__V1__Command *cmd;
+	cr_assert_eq(wal_entry_decode(e.buf, e.len, &cmd), 0);
+	cmd->clock_ms = clock;
+	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BEGIN)
+		cmd->begin->timeout_ms = timeout;
+	struct ent out = ent_cmd(cmd);
+	settle__v1__command__free_unpacked(cmd, NULL);
+	ent_free(e);
+	return out;
+}
+
 struct ent ent_digest(struct ent e, uint64_t digest)
 {
 	Settle__V1__Command *c;

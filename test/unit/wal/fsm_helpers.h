@@ -77,6 +77,9 @@ struct ent ent_xa_heuristic(int id, uint64_t time, const char *gid,
 			    int decision, const char *reason);
 struct ent ent_gc(int id, uint64_t time, uint64_t before, uint32_t limit);
 struct ent ent_cmd(const Settle__V1__Command *cmd);
+/* e re-encoded with Command.clock_ms = clock and, for a begin,
+ * timeout_ms = timeout (e is freed). */
+struct ent ent_clocked(struct ent e, uint64_t clock, uint32_t timeout);
 /* e re-encoded with Command.request_digest = digest (e is freed). */
 struct ent ent_digest(struct ent e, uint64_t digest);
 

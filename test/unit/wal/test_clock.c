@@ -30,20 +30,6 @@ static void teardown(void)
 
 TestSuite(fsm_clock, .init = setup, .fini = teardown);
 
-/* e re-encoded with clock_ms (and, for a begin, timeout_ms). */
-static struct ent clocked(struct ent e, uint64_t clock, uint32_t timeout)
-{
-	Settle__V1__Command *cmd;
-	cr_assert_eq(wal_entry_decode(e.buf, e.len, &cmd), 0);
-	cmd->clock_ms = clock;
-	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BEGIN)
-		cmd->begin->timeout_ms = timeout;
-	struct ent out = ent_cmd(cmd);
-	settle__v1__command__free_unpacked(cmd, NULL);
-	ent_free(e);
-	return out;
-}
-
 static Settle__V1__TxRecord *tx_of(const char *gid)
 {
 	Settle__V1__TxRecord *tx;
@@ -55,14 +41,14 @@ static Settle__V1__TxRecord *tx_of(const char *gid)
  * deadline (1100) is far behind every wall stamp used after. */
 static void begin(int id, const char *gid, bool branch)
 {
-	cr_assert_eq(
-	    tfsm_code(&F, clocked(ent_begin(id, 100, gid, 1100), 5000, 1000)),
-	    C_OK);
+	cr_assert_eq(tfsm_code(&F, ent_clocked(ent_begin(id, 100, gid, 1100),
+					       5000, 1000)),
+		     C_OK);
 	if (branch)
 		cr_assert_eq(
-		    tfsm_code(&F, clocked(ent_register(id + 100, 100, gid,
-						       "h:1", "acct", "p"),
-					  5001, 0)),
+		    tfsm_code(&F, ent_clocked(ent_register(id + 100, 100, gid,
+							   "h:1", "acct", "p"),
+					      5001, 0)),
 		    C_OK);
 	Settle__V1__TxRecord *tx = tx_of(gid);
 	cr_expect_eq(tx->timeout_ms, 1000);
@@ -74,13 +60,13 @@ Test(fsm_clock, a_wall_clock_ahead_does_not_expire_a_transaction)
 {
 	begin(1, "g", true);
 	/* Wall time decades past the deadline, cluster clock before it. */
-	cr_expect_eq(tfsm_code(&F, clocked(ent_decide(2, WALL_AHEAD, "g",
-						      ROLLBACK, "", 1),
-					   5999, 0)),
+	cr_expect_eq(tfsm_code(&F, ent_clocked(ent_decide(2, WALL_AHEAD, "g",
+							  ROLLBACK, "", 1),
+					       5999, 0)),
 		     C_WRONG);
-	Settle__V1__CmdResult *r =
-	    tfsm_res(&F, clocked(ent_decide(3, WALL_AHEAD, "g", COMMIT, "", 0),
-				 5999, 0));
+	Settle__V1__CmdResult *r = tfsm_res(
+	    &F, ent_clocked(ent_decide(3, WALL_AHEAD, "g", COMMIT, "", 0), 5999,
+			    0));
 	cr_expect_eq(r->code, C_OK, "%s", r->message);
 	cr_expect_eq(r->state, SETTLE__V1__TX_STATE__COMMITTING);
 	settle__v1__cmd_result__free_unpacked(r, NULL);
@@ -91,8 +77,8 @@ Test(fsm_clock, a_wall_clock_behind_does_not_stretch_a_deadline)
 	begin(1, "g", false);
 	/* Wall time before the begin, cluster clock at the limit. */
 	cr_expect_eq(
-	    tfsm_code(
-		&F, clocked(ent_decide(2, 50, "g", ROLLBACK, "", 1), 6000, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(2, 50, "g", ROLLBACK, "", 1),
+				      6000, 0)),
 	    C_OK);
 	Settle__V1__TxRecord *tx = tx_of("g");
 	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__ROLLED_BACK);
@@ -104,7 +90,7 @@ Test(fsm_clock, a_commit_stamped_at_the_deadline_rolls_back)
 {
 	begin(1, "g", true);
 	Settle__V1__CmdResult *r = tfsm_res(
-	    &F, clocked(ent_decide(2, 150, "g", COMMIT, "", 0), 6000, 0));
+	    &F, ent_clocked(ent_decide(2, 150, "g", COMMIT, "", 0), 6000, 0));
 	cr_expect_eq(r->code, C_WRONG);
 	cr_expect_neq(strstr(r->message, "deadline passed before this commit"),
 		      NULL, "%s", r->message);
@@ -117,12 +103,12 @@ Test(fsm_clock, a_commit_stamped_at_the_deadline_rolls_back)
 	/* The same COMMIT again (a client retry) gets the same answer; the
 	 * driver's timeout rollback after it is a repeated rollback. */
 	cr_expect_eq(
-	    tfsm_code(&F,
-		      clocked(ent_decide(2, 150, "g", COMMIT, "", 0), 6000, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(2, 150, "g", COMMIT, "", 0),
+				      6000, 0)),
 	    C_WRONG);
 	cr_expect_eq(
-	    tfsm_code(
-		&F, clocked(ent_decide(3, 160, "g", ROLLBACK, "", 1), 6010, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(3, 160, "g", ROLLBACK, "", 1),
+				      6010, 0)),
 	    C_OK);
 	tfsm_check_indexes(&F);
 }
@@ -131,11 +117,11 @@ Test(fsm_clock, the_timeout_first_in_the_log_wins_over_a_commit)
 {
 	begin(1, "g", true);
 	cr_expect_eq(
-	    tfsm_code(
-		&F, clocked(ent_decide(2, 150, "g", ROLLBACK, "", 1), 6000, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(2, 150, "g", ROLLBACK, "", 1),
+				      6000, 0)),
 	    C_OK);
 	Settle__V1__CmdResult *r = tfsm_res(
-	    &F, clocked(ent_decide(3, 150, "g", COMMIT, "", 0), 5990, 0));
+	    &F, ent_clocked(ent_decide(3, 150, "g", COMMIT, "", 0), 5990, 0));
 	cr_expect_eq(r->code, C_WRONG);
 	cr_expect_eq(r->state, SETTLE__V1__TX_STATE__ROLLING_BACK);
 	settle__v1__cmd_result__free_unpacked(r, NULL);
@@ -160,8 +146,8 @@ Test(fsm_clock, the_clock_never_goes_back)
 	cr_assert_eq(store_clock_get(F.t.s, NULL, &clock), 0);
 	cr_expect_eq(clock, 7000);
 	cr_expect_eq(
-	    tfsm_code(&F,
-		      clocked(ent_decide(2, 150, "g", COMMIT, "", 0), 10, 0)),
+	    tfsm_code(
+		&F, ent_clocked(ent_decide(2, 150, "g", COMMIT, "", 0), 10, 0)),
 	    C_WRONG);
 	Settle__V1__TxRecord *tx = tx_of("g");
 	cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__ROLLED_BACK);
@@ -176,11 +162,11 @@ Test(fsm_clock, a_record_without_a_limit_keeps_the_wall_rule)
 	 * wall stamps decide, as they did when it was applied. */
 	cr_assert_eq(tfsm_code(&F, ent_begin(1, 100, "g", 1100)), C_OK);
 	cr_expect_eq(
-	    tfsm_code(&F, clocked(ent_decide(2, 1099, "g", ROLLBACK, "", 1),
-				  99999, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(2, 1099, "g", ROLLBACK, "", 1),
+				      99999, 0)),
 	    C_WRONG);
 	cr_expect_eq(
-	    tfsm_code(
-		&F, clocked(ent_decide(3, 1200, "g", COMMIT, "", 0), 99999, 0)),
+	    tfsm_code(&F, ent_clocked(ent_decide(3, 1200, "g", COMMIT, "", 0),
+				      99999, 0)),
 	    C_OK);
 }

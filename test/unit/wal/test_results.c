@@ -464,30 +464,15 @@ Test(batch, empty_is_refused_whole)
 	cr_expect_eq(tfsm_code(&F, ent_batch(1, NULL, 0)), C_INVALID);
 }
 
-/* e re-encoded with a cluster clock stamp and, for a begin, a limit. */
-static struct ent stamped(struct ent e, uint64_t clock, uint32_t timeout)
-{
-	Settle__V1__Command *cmd;
-
-	cr_assert_eq(wal_entry_decode(e.buf, e.len, &cmd), 0);
-	cmd->clock_ms = clock;
-	if (cmd->op_case == SETTLE__V1__COMMAND__OP_BEGIN)
-		cmd->begin->timeout_ms = timeout;
-	struct ent out = ent_cmd(cmd);
-	settle__v1__command__free_unpacked(cmd, NULL);
-	ent_free(e);
-	return out;
-}
-
 /* The cluster clock is read once per entry and written once: commands of
  * a batch see it raised by the stamps before them, never lowered, and the
  * highest stamp is what the store keeps. */
 Test(batch, the_cluster_clock_moves_with_the_stamps_inside_a_batch)
 {
 	struct ent es[3] = {
-	    stamped(ent_begin(1, 100, "c1", 100000), 7000, 1000),
-	    stamped(ent_begin(2, 100, "c2", 100000), 9000, 1000),
-	    stamped(ent_begin(3, 100, "c3", 100000), 8000, 1000),
+	    ent_clocked(ent_begin(1, 100, "c1", 100000), 7000, 1000),
+	    ent_clocked(ent_begin(2, 100, "c2", 100000), 9000, 1000),
+	    ent_clocked(ent_begin(3, 100, "c3", 100000), 8000, 1000),
 	};
 	Settle__V1__CmdResult *r = tfsm_res(&F, ent_batch(20, es, 3));
 	uint64_t clock;
