@@ -1,7 +1,9 @@
 /*
  * client.c — the blocking initiator client: leader discovery, retries with
  * one cmd_id per logical call, and the typed initiator calls. Sagas, waiting
- * and the operator verbs are in saga.c.
+ * and the operator verbs are in saga.c; what it shares with the
+ * asynchronous client (ids, endpoint lists, requests and their checks) in
+ * request.c.
  */
 #include "error.h"
 
@@ -41,74 +43,6 @@ struct settle_client {
 	uint64_t at_clock;
 	char errmsg[512];
 };
-
-int settle_cmd_id(uint8_t out[16])
-{
-	struct timespec ts;
-	uint64_t ms;
-	size_t got = 6;
-
-	/* The first 6 bytes: unix ms, big-endian; the other 10 random. The
-	 * coordinator keeps ids in a B-tree: ids that grow with time go in
-	 * at its end, on pages already in memory, where random ones each
-	 * dirtied a page of their own. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	for (int i = 5; i >= 0; i--) {
-		out[i] = (uint8_t)ms;
-		ms >>= 8;
-	}
-	while (got < 16) {
-		ssize_t n = getrandom(out + got, 16 - got, 0);
-		if (n < 0)
-			return SETTLE_EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-int client__endpoints(const char *list, char **buf, const char **eps,
-		      size_t max, size_t *n)
-{
-	char *save = NULL;
-
-	*n = 0;
-	*buf = strdup(list);
-	if (*buf == NULL)
-		return SETTLE_ENOMEM;
-	for (char *tok = strtok_r(*buf, ",", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",", &save)) {
-		char host[256], port[16];
-		while (*tok == ' ')
-			tok++;
-		if (*tok == '\0')
-			continue;
-		if (*n == max || strlen(tok) >= CLIENT_ENDPOINT_MAX ||
-		    client_conn_parse_endpoint(tok, host, sizeof(host), port,
-					       sizeof(port)) != 0)
-			goto bad;
-		eps[(*n)++] = tok;
-	}
-	if (*n > 0)
-		return 0;
-bad:
-	free(*buf);
-	*buf = NULL;
-	*n = 0;
-	return SETTLE_EINVAL;
-}
-
-void client__opts_defaults(struct settle_client_opts *o)
-{
-	if (o->call_timeout_ms == 0)
-		o->call_timeout_ms = 5000;
-	if (o->connect_timeout_ms == 0)
-		o->connect_timeout_ms = 1000;
-	if (o->retry_budget_ms == 0)
-		o->retry_budget_ms = 10000;
-	if (o->backoff_max_ms == 0)
-		o->backoff_max_ms = 500;
-}
 
 int settle_client_open(const char *endpoints,
 		       const struct settle_client_opts *opts,
@@ -171,88 +105,6 @@ const char *settle_client_endpoint(const settle_client *c)
 	return c->conn.endpoint;
 }
 
-const char *client__method_name(int method)
-{
-	switch (method) {
-	case SETTLE__V1__METHOD__BEGIN:
-		return "begin";
-	case SETTLE__V1__METHOD__REGISTER_BRANCH:
-		return "register";
-	case SETTLE__V1__METHOD__COMMIT:
-		return "commit";
-	case SETTLE__V1__METHOD__ROLLBACK:
-		return "rollback";
-	case SETTLE__V1__METHOD__QUERY:
-		return "query";
-	case SETTLE__V1__METHOD__STATUS:
-		return "status";
-	case SETTLE__V1__METHOD__LIST:
-		return "list";
-	case SETTLE__V1__METHOD__CONFIRM:
-		return "confirm";
-	case SETTLE__V1__METHOD__CANCEL:
-		return "cancel";
-	case SETTLE__V1__METHOD__TRY:
-		return "try";
-	case SETTLE__V1__METHOD__ACTION:
-		return "action";
-	case SETTLE__V1__METHOD__COMPENSATE:
-		return "compensate";
-	case SETTLE__V1__METHOD__SUBMIT_SAGA:
-		return "submit saga";
-	case SETTLE__V1__METHOD__CLUSTER_ADD:
-		return "cluster add";
-	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
-		return "cluster remove";
-	case SETTLE__V1__METHOD__CLUSTER_TRANSFER:
-		return "cluster transfer";
-	case SETTLE__V1__METHOD__CLUSTER_MEMBERS:
-		return "cluster members";
-	case SETTLE__V1__METHOD__TX_RETRY:
-		return "tx retry";
-	case SETTLE__V1__METHOD__TX_RESOLVE:
-		return "tx resolve";
-	case SETTLE__V1__METHOD__XA_VOTE:
-		return "xa vote";
-	case SETTLE__V1__METHOD__XA_PREPARE:
-		return "xa prepare";
-	case SETTLE__V1__METHOD__XA_RECOVER:
-		return "xa recover";
-	case SETTLE__V1__METHOD__XA_FORGET:
-		return "xa forget";
-	case SETTLE__V1__METHOD__XA_HEURISTIC:
-		return "xa heuristic";
-	}
-	return "call";
-}
-
-/* "WRONG_STATE" for a wire code, from the generated enum descriptor. */
-static const char *wire_name(int code)
-{
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-	    &settle__v1__code__descriptor, code);
-	return v != NULL ? v->name : "UNKNOWN";
-}
-
-const char *client__wire_name(int err)
-{
-	return wire_name(settle_err_to_wire(err));
-}
-
-bool client__transient(int err)
-{
-	switch (err) {
-	case SETTLE_ECONNECT:
-	case SETTLE_ECLOSED:
-	case SETTLE_EIO:
-	case SETTLE_EUNAVAIL:
-	case SETTLE_ENOTLEADER:
-	case SETTLE_ETIMEOUT:
-		return true;
-	}
-	return false;
-}
-
 void client__sleep_ms(uint32_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000,
@@ -297,7 +149,8 @@ static int attempt(struct client_conn *conn, const char *endpoint,
 	if (f->error != NULL && f->error->code != 0) {
 		int code = (int)f->error->code;
 		rv = settle_err_from_wire(code);
-		snprintf(errmsg, errlen, "%s: %s: %s", op, wire_name(code),
+		snprintf(errmsg, errlen, "%s: %s: %s", op,
+			 client__code_name(code),
 			 f->error->message != NULL && f->error->message[0]
 			     ? f->error->message
 			     : settle_strerror(rv));
@@ -467,23 +320,6 @@ int settle_client_call_at(settle_client *c, const char *endpoint, int method,
 
 /* ---- Typed initiator calls ---------------------------------------------- */
 
-int client__gid_check(const char *op, const char *gid, bool may_be_empty,
-		      char *err, size_t errlen)
-{
-	if (gid == NULL || gid[0] == '\0') {
-		if (may_be_empty)
-			return 0;
-		snprintf(err, errlen, "%s: gid is required", op);
-		return SETTLE_EINVAL;
-	}
-	if (strlen(gid) > SETTLE_GID_MAX) {
-		snprintf(err, errlen, "%s: gid longer than %d bytes", op,
-			 SETTLE_GID_MAX);
-		return SETTLE_EINVAL;
-	}
-	return 0;
-}
-
 int client__check_gid(settle_client *c, const char *op, const char *gid,
 		      bool may_be_empty)
 {
@@ -505,82 +341,6 @@ int settle_begin(settle_client *c, const char *gid, uint32_t timeout_ms,
 {
 	return settle_begin_branches(c, gid, timeout_ms, NULL, 0, gid_out,
 				     gid_out_len, NULL);
-}
-
-/* n decls checked and set up in out, pointing at the caller's strings and
- * payloads. */
-static int decls_check(const struct settle_branch_decl *d, size_t n,
-		       Settle__V1__BranchDecl *out, char *err, size_t errlen)
-{
-	if (n > SETTLE_MAX_BRANCHES || (n > 0 && d == NULL)) {
-		snprintf(err, errlen,
-			 "begin: %zu branches (at most %d, decls not NULL)", n,
-			 SETTLE_MAX_BRANCHES);
-		return SETTLE_EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (d[i].endpoint == NULL || d[i].endpoint[0] == '\0' ||
-		    (d[i].payload == NULL && d[i].len != 0)) {
-			snprintf(err, errlen,
-				 "begin: branch %zu: endpoint is required and "
-				 "payload NULL only with len 0",
-				 i);
-			return SETTLE_EINVAL;
-		}
-		settle__v1__branch_decl__init(&out[i]);
-		out[i].endpoint = (char *)d[i].endpoint;
-		out[i].resource =
-		    (char *)(d[i].resource != NULL ? d[i].resource : "");
-		out[i].payload.data = (uint8_t *)d[i].payload;
-		out[i].payload.len = d[i].len;
-	}
-	return 0;
-}
-
-int client__begin_request(const char *gid, uint32_t timeout_ms,
-			  const struct settle_branch_decl *decls, size_t n,
-			  const uint8_t cmd_id[16],
-			  Settle__V1__BeginRequest *req,
-			  Settle__V1__BranchDecl **bd_out,
-			  Settle__V1__BranchDecl ***bp_out, char *err,
-			  size_t errlen)
-{
-	Settle__V1__BranchDecl *bd = NULL, **bp = NULL;
-	int rv;
-
-	*bd_out = NULL;
-	*bp_out = NULL;
-	rv = client__gid_check("begin", gid, true, err, errlen);
-	if (rv != 0)
-		return rv;
-	if (n > 0 && n <= SETTLE_MAX_BRANCHES) {
-		bd = calloc(n, sizeof(*bd));
-		bp = calloc(n, sizeof(*bp));
-		if (bd == NULL || bp == NULL) {
-			free(bd);
-			free(bp);
-			snprintf(err, errlen, "begin: out of memory");
-			return SETTLE_ENOMEM;
-		}
-		for (size_t i = 0; i < n; i++)
-			bp[i] = &bd[i];
-	}
-	rv = decls_check(decls, n, bd, err, errlen);
-	if (rv != 0) {
-		free(bd);
-		free(bp);
-		return rv;
-	}
-	settle__v1__begin_request__init(req);
-	req->cmd_id.data = (uint8_t *)cmd_id;
-	req->cmd_id.len = 16;
-	req->gid = (char *)(gid != NULL ? gid : "");
-	req->timeout_ms = timeout_ms;
-	req->n_branches = n;
-	req->branches = bp;
-	*bd_out = bd;
-	*bp_out = bp;
-	return 0;
 }
 
 int settle_begin_branches(settle_client *c, const char *gid,
@@ -697,31 +457,6 @@ int settle_register_branch(settle_client *c, const char *gid,
 		*branch_id = resp->branch_id;
 	settle__v1__register_branch_response__free_unpacked(resp, NULL);
 	return 0;
-}
-
-const ProtobufCMessage *client__decide_request(
-    int method, const char *gid, const char *reason, bool one_phase,
-    uint32_t wait_ms, const uint8_t cmd_id[16], Settle__V1__CommitRequest *creq,
-    Settle__V1__RollbackRequest *rreq)
-{
-	if (method == SETTLE__V1__METHOD__COMMIT) {
-		settle__v1__commit_request__init(creq);
-		creq->cmd_id.data = (uint8_t *)cmd_id;
-		creq->cmd_id.len = 16;
-		creq->gid = (char *)gid;
-		creq->wait = wait_ms > 0;
-		creq->wait_ms = wait_ms;
-		creq->one_phase = one_phase;
-		return &creq->base;
-	}
-	settle__v1__rollback_request__init(rreq);
-	rreq->cmd_id.data = (uint8_t *)cmd_id;
-	rreq->cmd_id.len = 16;
-	rreq->gid = (char *)gid;
-	rreq->wait = wait_ms > 0;
-	rreq->wait_ms = wait_ms;
-	rreq->reason = (char *)(reason != NULL ? reason : "");
-	return &rreq->base;
 }
 
 int client__decide(settle_client *c, int method, const char *gid,

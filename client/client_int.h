@@ -1,6 +1,7 @@
 /*
- * client_int.h — what client.c shares with the other initiator files of
- * libsettle (saga.c, xa.c). Not installed; not part of the API.
+ * client_int.h — what the initiator files of libsettle share: the blocking
+ * client (client.c, saga.c, xa.c), the asynchronous one (async*.c) and
+ * what both build on (request.c). Not installed; not part of the API.
  */
 #ifndef SETTLE_CLIENT_INT_H
 #define SETTLE_CLIENT_INT_H
@@ -28,6 +29,9 @@ void client__opts_defaults(struct settle_client_opts *o);
 
 /* Whether a call failing with err is worth another attempt. */
 bool client__transient(int err);
+
+/* The name of a settle.v1.Code ("WRONG_STATE"; "UNKNOWN" for others). */
+const char *client__code_name(int code);
 
 /* The wire name of a SETTLE_E* code ("WRONG_STATE"). */
 const char *client__wire_name(int err);

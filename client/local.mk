@@ -9,7 +9,7 @@ nodist_include_HEADERS = proto/settle.pb-c.h
 lib_LTLIBRARIES += client/libsettle.la
 client_libsettle_la_SOURCES = \
 	client/settle.h \
-	client/conn.c client/conn.h \
+	client/conn.c client/conn.h client/request.c \
 	client/client.c client/client_int.h \
 	client/saga.c \
 	client/xa.c \
