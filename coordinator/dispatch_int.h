@@ -13,6 +13,26 @@
 #include "coord.h"
 #include "xa/xid.h"
 
+/* Longest wait a call may ask the leader for (Commit/Rollback wait_ms,
+ * Query wait_ms). */
+#define DISPATCH_WAIT_MAX_MS 60000
+
+/* ---- waiters.c ---- */
+
+struct coord_waiter;
+
+/* Hold call until gid is final (a Commit/Rollback's wait) or wait_ms pass;
+ * NULL when out of memory (nothing held). */
+struct coord_waiter *dispatch__waiter_add(struct coord *c,
+					  struct rpc_call *call,
+					  const char *gid, uint32_t wait_ms);
+/* w's proposal lost leadership: it is answered NOT_LEADER with the new
+ * leader once one is known (coord_waiters_redirect()). */
+void dispatch__waiter_set_lost(struct coord *c, struct coord_waiter *w);
+/* Answer a Commit/Rollback with gid's state as stored now. */
+void dispatch__answer_decision(struct coord *c, struct rpc_call *call,
+			       const char *gid);
+
 /* ---- dispatch.c ---- */
 
 /*

@@ -8,7 +8,7 @@ coordinator_settled_SOURCES = \
 	coordinator/clock.c \
 	coordinator/config.c coordinator/config.h \
 	coordinator/coord.h \
-	coordinator/dispatch.c coordinator/dispatch_int.h \
+	coordinator/dispatch.c coordinator/waiters.c coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c \
 	coordinator/driver.c coordinator/driver_call.c coordinator/driver_int.h \
 	coordinator/expiry.c \

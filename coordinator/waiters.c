@@ -1,0 +1,259 @@
+/*
+ * waiters.c — calls the leader holds until their transaction moves: a
+ * Commit or Rollback with wait (until phase 2 ends), a Query with wait_ms
+ * (until the transaction is final or stuck), and calls whose proposal
+ * lost leadership (until a new leader can be named). Each has a timer for
+ * the wait it asked for. They sit on one doubly linked list and in an
+ * index by a hash of their gid, so a transaction's change finds its own
+ * among thousands.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "error.h"
+#include "coordinator/dispatch_int.h"
+#include "wal/entry.h"
+
+struct coord_waiter {
+	struct coord_waiter *next, *prev;   /* c->waiters */
+	struct coord_waiter *hnext, *hprev; /* c->waiter_index[bucket] */
+	size_t bucket;
+	struct coord *c;
+	struct rpc_call *call;
+	uv_timer_t timer;
+	char gid[WAL_GID_MAX + 1];
+	bool query;   /* a QUERY with wait_ms, else Commit/Rollback */
+	bool history; /* query: include the history */
+	/* This node stopped leading while the call was held: it is answered
+	 * NOT_LEADER with the new leader once one is known (a node that just
+	 * stepped down knows none until the new leader's first heartbeat),
+	 * or, none known by its timer, UNAVAILABLE. */
+	bool lost;
+};
+
+/* ---- Waiters: Commit/Rollback and Query with wait ---------------------- */
+
+void dispatch__answer_decision(struct coord *c, struct rpc_call *call,
+			       const char *gid)
+{
+	Settle__V1__DecisionResponse resp = SETTLE__V1__DECISION_RESPONSE__INIT;
+	Settle__V1__TxRecord *tx = NULL;
+	int rv;
+
+	rv = store_tx_get(c->store, NULL, gid, &tx);
+	if (rv != 0) {
+		/* Collected by GC between decision and answer: it ended. */
+		coord_fail(c, call, rv, "transaction no longer known");
+		return;
+	}
+	resp.state = tx->state;
+	resp.finished = coord_tx_final(tx->state);
+	/* A TM's decision after an operator's heuristic one hears it. */
+	resp.heuristic = tx->heuristic;
+	rpc_call_reply(call, &resp.base);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
+static void waiter_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* The bucket of gid in c->waiter_index (FNV-1a). */
+static size_t waiter_bucket(const char *gid)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)gid; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % COORD_WAITER_BUCKETS;
+}
+
+/* Out of both lists (O(1): a change used to walk every waiter to find
+ * its own, and an unlink to find its predecessor), timer closed, freed. */
+static void waiter_unlink(struct coord *c, struct coord_waiter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		c->waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	if (w->hprev != NULL)
+		w->hprev->hnext = w->hnext;
+	else
+		c->waiter_index[w->bucket] = w->hnext;
+	if (w->hnext != NULL)
+		w->hnext->hprev = w->hprev;
+	if (w->lost)
+		c->lost_waiters--;
+	uv_timer_stop(&w->timer);
+	w->timer.data = w;
+	uv_close((uv_handle_t *)&w->timer, waiter_closed);
+}
+
+/*
+ * Answer a held call of a node that lost leadership: NOT_LEADER naming the
+ * new leader, as for any call a follower gets. While no leader is known
+ * the call is kept (false), unless give_up: then UNAVAILABLE.
+ */
+static bool waiter_redirect(struct coord *c, struct coord_waiter *w,
+			    bool give_up)
+{
+	const char *leader = coord_leader_endpoint(c);
+
+	if (leader[0] == '\0' && !give_up)
+		return false;
+	coord_fail(c, w->call, SETTLE_ENOTLEADER,
+		   leader[0] != '\0'
+		       ? NULL
+		       : "leadership moved and no leader is known "
+			 "yet; retry");
+	waiter_unlink(c, w);
+	return true;
+}
+
+void dispatch__waiter_set_lost(struct coord *c, struct coord_waiter *w)
+{
+	if (!w->lost) {
+		w->lost = true;
+		c->lost_waiters++;
+	}
+}
+
+static void waiter_timeout(uv_timer_t *t)
+{
+	struct coord_waiter *w = t->data;
+	struct coord *c = w->c;
+
+	if (w->lost) {
+		waiter_redirect(c, w, true);
+		return;
+	}
+	/* Not an error: the decision is durable, phase 2 goes on (or, for
+	 * a query, the transaction is as it is now). */
+	if (w->query)
+		coord_query_answer(c, w->call, w->gid, w->history);
+	else
+		dispatch__answer_decision(c, w->call, w->gid);
+	waiter_unlink(c, w);
+}
+
+struct coord_waiter *dispatch__waiter_add(struct coord *c,
+					  struct rpc_call *call,
+					  const char *gid, uint32_t wait_ms)
+{
+	struct coord_waiter *w = calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return NULL;
+	w->c = c;
+	w->call = call;
+	snprintf(w->gid, sizeof w->gid, "%s", gid);
+	uv_timer_init(c->loop, &w->timer);
+	w->timer.data = w;
+	uv_timer_start(&w->timer, waiter_timeout, wait_ms, 0);
+	w->next = c->waiters;
+	if (w->next != NULL)
+		w->next->prev = w;
+	c->waiters = w;
+	w->bucket = waiter_bucket(w->gid);
+	w->hnext = c->waiter_index[w->bucket];
+	if (w->hnext != NULL)
+		w->hnext->hprev = w;
+	c->waiter_index[w->bucket] = w;
+	return w;
+}
+
+int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
+		     bool history, uint32_t wait_ms)
+{
+	struct coord_waiter *w;
+
+	w = dispatch__waiter_add(
+	    c, call, gid,
+	    wait_ms > DISPATCH_WAIT_MAX_MS ? DISPATCH_WAIT_MAX_MS : wait_ms);
+	if (w == NULL)
+		return SETTLE_ENOMEM;
+	w->query = true;
+	w->history = history;
+	return 0;
+}
+
+void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
+{
+	struct coord_waiter *w;
+	bool final = coord_tx_final(tx->state);
+	/* A query also wakes when the transaction waits for an operator:
+	 * waiting on would only hide that from its caller. */
+	bool stuck = tx->failed > 0;
+
+	if (!final && !stuck)
+		return;
+	w = c->waiter_index[waiter_bucket(tx->gid)];
+	while (w != NULL) {
+		struct coord_waiter *next = w->hnext;
+
+		if (w->lost || strcmp(w->gid, tx->gid) != 0 ||
+		    (!final && !w->query)) {
+			w = next;
+			continue;
+		}
+		if (w->query) {
+			coord_query_answer(c, w->call, w->gid, w->history);
+		} else {
+			Settle__V1__DecisionResponse resp =
+			    SETTLE__V1__DECISION_RESPONSE__INIT;
+
+			resp.state = tx->state;
+			resp.finished = true;
+			resp.heuristic = tx->heuristic;
+			rpc_call_reply(w->call, &resp.base);
+		}
+		waiter_unlink(c, w);
+		w = next;
+	}
+}
+
+void coord_waiters_flush(struct coord *c, int err)
+{
+	if (err == SETTLE_ENOTLEADER) {
+		/* Each keeps its timer: the wait it asked for bounds how
+		 * long it may wait for a leader to be named. */
+		for (struct coord_waiter *w = c->waiters; w != NULL;
+		     w = w->next)
+			dispatch__waiter_set_lost(c, w);
+		coord_waiters_redirect(c);
+		return;
+	}
+	while (c->waiters != NULL) {
+		struct coord_waiter *w = c->waiters;
+
+		if (w->lost) {
+			waiter_redirect(c, w, true);
+			continue;
+		}
+		if (w->query)
+			coord_query_answer(c, w->call, w->gid, w->history);
+		else
+			dispatch__answer_decision(c, w->call, w->gid);
+		waiter_unlink(c, w);
+	}
+}
+
+void coord_waiters_redirect(struct coord *c)
+{
+	struct coord_waiter *w = c->waiters;
+
+	if (c->lost_waiters == 0 || coord_leader_endpoint(c)[0] == '\0')
+		return;
+	while (w != NULL) {
+		struct coord_waiter *next = w->next;
+
+		if (w->lost)
+			waiter_redirect(c, w, false);
+		w = next;
+	}
+}
