@@ -15,6 +15,7 @@
 /* error.h before settle.h: see settle.h. */
 #include "error.h"
 #include "settle.h"
+#include "settle_participant.h"
 
 #define BENCH_MAX_BRANCHES 64
 /* Action payload of a saga step that must fail. */
@@ -105,6 +106,21 @@ struct bench_worker {
 	 * enum bench_phase), to tell what dominates. */
 	uint64_t phase_us[BENCH_PHASES];
 };
+
+/* The in-process participant of the tcc and saga modes
+ * (bench_participant.c). */
+struct bench_participant {
+	char dir[64];
+	MDB_env *env;
+	settle_participant *p;
+};
+
+/* Start it listening on listen ("host:port"); b->participant gets the
+ * endpoint the coordinator is to call. 0, or -1 (printed). Stop it even
+ * after a failed start. */
+int bench_participant_start(struct bench *b, struct bench_participant *pt,
+			    const char *listen);
+void bench_participant_stop(struct bench_participant *pt);
 
 /* Monotonic clock in microseconds. */
 uint64_t bench_mono_us(void);

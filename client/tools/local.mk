@@ -105,7 +105,8 @@ client_tools_settlectl_LDADD = client/tools/libctlfmt.la client/libsettle.la \
 bin_PROGRAMS += client/tools/settle-bench
 client_tools_settle_bench_SOURCES = client/tools/bench.c \
 	client/tools/bench.h client/tools/bench_xa.c \
-	client/tools/bench_async.c client/tools/bench_sync.c
+	client/tools/bench_async.c client/tools/bench_sync.c \
+	client/tools/bench_participant.c
 client_tools_settle_bench_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
 # The XA modes drive PostgreSQL and MariaDB themselves (xa/rm.h), as an
 # initiator does: a tool may link libpq and libmariadb, libsettle may not.
