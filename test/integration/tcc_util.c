@@ -170,14 +170,3 @@ int tu_ctl(const struct it_node *n, char **out, char **err,
 	argv[i] = NULL;
 	return it_run(argv, out, err, 30000);
 }
-
-uint64_t tu_json_u64(const char *json, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(json, k);
-	cr_assert_not_null(p, "no %s in %s", key, json);
-	return strtoull(p + strlen(k), NULL, 10);
-}

@@ -60,7 +60,4 @@ void tu_assert_balances(const struct it_bank *a, const struct it_bank *b,
 int tu_ctl(const struct it_node *n, char **out, char **err,
 	   const char *const *args);
 
-/* The first number after "key": in a JSON text; fails if absent. */
-uint64_t tu_json_u64(const char *json, const char *key);
-
 #endif /* SETTLE_IT_TCC_UTIL_H */

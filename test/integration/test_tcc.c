@@ -239,8 +239,8 @@ Test(tcc, settlectl_bad_input_changes_nothing)
 			    (const char *const[]){"--json", "status", NULL}),
 		     0);
 	free(err);
-	cr_assert_eq(tu_json_u64(before, "last_index"),
-		     tu_json_u64(after, "last_index"),
+	cr_assert_eq(it_json_num(before, "last_index"),
+		     it_json_num(after, "last_index"),
 		     "the raft log moved: %s -> %s", before, after);
 	free(before);
 	free(after);
