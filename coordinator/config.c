@@ -42,7 +42,7 @@ static const char usage[] =
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
     "stay out of the process list (the file must not be world-readable).\n"
-    "--feature-level: claim at most this feature level (1..3, default 3):\n"
+    "--feature-level: claim at most this feature level (1..4, default 4):\n"
     "to behave as a release before feature levels (docs/OPERATIONS.md).\n";
 
 const char *coord_config_usage(void)

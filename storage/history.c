@@ -2,8 +2,16 @@
  * history.c — a transaction's events in few rows (format 3).
  *
  *   history  gid \0 chunk(u32 BE) -> event*, each event a varint length
- *            then a packed Event; the chunks of a gid in order, 0 first,
- *            and the events in seq order within and across them
+ *            then the event (below); the chunks of a gid in order, 0
+ *            first, and the events in seq order within and across them
+ *
+ * An event is stored (format 4) as its kind's code in one byte (0: the
+ * kind follows as a varint length and its bytes), then seq, time_ms and
+ * branch_id as varints, then the detail to the end: about 13 bytes less
+ * than a packed Event (tags, and kind names spelt out in every event),
+ * a tenth of a finished transaction's stored bytes. Format 3 stored the
+ * packed Event; its rows are rewritten when such a store is opened or
+ * such a snapshot restored.
  *
  * Up to format 2 every event was a row of its own (gid \0 seq(u64 BE) ->
  * Event): seven rows of about 80 bytes for a TCC transaction with two
@@ -28,7 +36,7 @@
  * up to about half a 4 KiB page stays inside the B-tree page). */
 #define HISTORY_CHUNK 1536
 
-static size_t put_varint(uint8_t *p, size_t v)
+static size_t put_varint(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
 	while (v >= 0x80) {
@@ -37,6 +45,136 @@ static size_t put_varint(uint8_t *p, size_t v)
 	}
 	p[n++] = (uint8_t)v;
 	return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* A varint at *p (before end) into *v; false if cut short or too long. */
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p == end)
+			return false;
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The kinds the state machine writes, by code. A code, once given, is
+ * never reused or moved: stored events hold it. New kinds go at the end
+ * (or are stored spelt out, code 0). */
+static const char *const kinds[] = {
+    NULL,	 "begin",	"register",  "commit",	    "rollback",
+    "confirm",	 "cancel",	"committed", "rolled_back", "retry",
+    "resolve",	 "saga",	"action",    "compensate",  "compensating",
+    "succeeded", "compensated", "heuristic", "vote",	    "prepare",
+    "xa_commit", "xa_rollback",
+};
+#define N_KINDS (sizeof kinds / sizeof kinds[0])
+
+static uint8_t kind_code(const char *kind)
+{
+	for (size_t i = 1; i < N_KINDS; i++)
+		if (strcmp(kinds[i], kind) == 0)
+			return (uint8_t)i;
+	return 0;
+}
+
+static const char *str_or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* Bytes event_encode() writes for ev. */
+static size_t event_size(const Settle__V1__Event *ev, uint8_t code)
+{
+	size_t klen = strlen(str_or_empty(ev->kind));
+	return 1 + (code == 0 ? varint_len(klen) + klen : 0) +
+	       varint_len(ev->seq) + varint_len(ev->time_ms) +
+	       varint_len(ev->branch_id) + strlen(str_or_empty(ev->detail));
+}
+
+static size_t event_encode(const Settle__V1__Event *ev, uint8_t code,
+			   uint8_t *out)
+{
+	const char *kind = str_or_empty(ev->kind);
+	const char *detail = str_or_empty(ev->detail);
+	size_t n = 0, klen = strlen(kind), dlen = strlen(detail);
+	out[n++] = code;
+	if (code == 0) {
+		n += put_varint(out + n, klen);
+		memcpy(out + n, kind, klen);
+		n += klen;
+	}
+	n += put_varint(out + n, ev->seq);
+	n += put_varint(out + n, ev->time_ms);
+	n += put_varint(out + n, ev->branch_id);
+	memcpy(out + n, detail, dlen);
+	return n + dlen;
+}
+
+/* A malloc'd copy of n bytes at p as a string, or NULL. */
+static char *dup_str(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s != NULL) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+int store__event_decode(const uint8_t *p, size_t len, Settle__V1__Event **out)
+{
+	const uint8_t *end = p + len;
+	uint64_t klen = 0, seq, time_ms, branch;
+	const uint8_t *kind = NULL;
+	*out = NULL;
+	if (len == 0)
+		return SETTLE_EPROTO;
+	uint8_t code = *p++;
+	if (code >= N_KINDS)
+		return SETTLE_EPROTO;
+	if (code == 0) {
+		if (!get_varint(&p, end, &klen) || klen > (uint64_t)(end - p))
+			return SETTLE_EPROTO;
+		kind = p;
+		p += klen;
+	}
+	if (!get_varint(&p, end, &seq) || !get_varint(&p, end, &time_ms) ||
+	    !get_varint(&p, end, &branch) || branch > UINT32_MAX)
+		return SETTLE_EPROTO;
+	/* Freed by settle__v1__event__free_unpacked(): the message and its
+	 * strings, each malloc'd, as protobuf-c's own unpack leaves them. */
+	Settle__V1__Event *ev = malloc(sizeof *ev);
+	if (ev == NULL)
+		return SETTLE_ENOMEM;
+	settle__v1__event__init(ev);
+	ev->seq = seq;
+	ev->time_ms = time_ms;
+	ev->branch_id = (uint32_t)branch;
+	ev->kind = code == 0 ? dup_str(kind, (size_t)klen)
+			     : dup_str((const uint8_t *)kinds[code],
+				       strlen(kinds[code]));
+	ev->detail = dup_str(p, (size_t)(end - p));
+	if (ev->kind == NULL || ev->detail == NULL) {
+		settle__v1__event__free_unpacked(ev, NULL);
+		return SETTLE_ENOMEM;
+	}
+	*out = ev;
+	return 0;
 }
 
 int store__history_next(const uint8_t **p, const uint8_t *end,
@@ -152,16 +290,18 @@ static int history_append_run(struct store *s, MDB_txn *txn, const void *gid,
 int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
 			  size_t glen, const uint8_t *ev, size_t len)
 {
-	uint8_t head[VARINT_MAX];
-	size_t h = put_varint(head, len);
-	uint8_t *run = malloc(h + len);
+	Settle__V1__Event *e = settle__v1__event__unpack(NULL, len, ev);
+	uint8_t *run = NULL;
+	size_t n = 0, cap = 0;
 	int rv;
 
-	if (run == NULL)
-		return store__fail(s, SETTLE_ENOMEM, "events: out of memory");
-	memcpy(run, head, h);
-	memcpy(run + h, ev, len);
-	rv = history_append_run(s, txn, gid, glen, run, h + len);
+	if (e == NULL)
+		return store__fail(s, SETTLE_EPROTO, "Event does not decode");
+	rv = store_event_frame(e, &run, &n, &cap);
+	settle__v1__event__free_unpacked(e, NULL);
+	if (rv != 0)
+		return store__fail(s, rv, "events: out of memory");
+	rv = history_append_run(s, txn, gid, glen, run, n);
 	free(run);
 	return rv;
 }
@@ -169,7 +309,8 @@ int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
 int store_event_frame(const Settle__V1__Event *ev, uint8_t **buf, size_t *len,
 		      size_t *cap)
 {
-	size_t n = settle__v1__event__get_packed_size(ev);
+	uint8_t code = kind_code(str_or_empty(ev->kind));
+	size_t n = event_size(ev, code);
 
 	if (*cap - *len < VARINT_MAX + n) {
 		size_t c = *cap < 512 ? 512 : *cap;
@@ -184,8 +325,7 @@ int store_event_frame(const Settle__V1__Event *ev, uint8_t **buf, size_t *len,
 		*cap = c;
 	}
 	*len += put_varint(*buf + *len, n);
-	settle__v1__event__pack(ev, *buf + *len);
-	*len += n;
+	*len += event_encode(ev, code, *buf + *len);
 	return 0;
 }
 
@@ -230,13 +370,71 @@ int store_event_put(struct store *s, MDB_txn *txn, const char *gid,
 	int glen = store__gid_len(gid);
 	if (glen < 0)
 		return store__fail(s, SETTLE_EINVAL, "event put: bad gid");
-	uint8_t *buf;
-	size_t len;
-	int rv = store__pack(s, &ev->base, &buf, &len);
+	uint8_t *run = NULL;
+	size_t n = 0, cap = 0;
+	int rv = store_event_frame(ev, &run, &n, &cap);
 	if (rv != 0)
-		return rv;
-	rv = store__history_append(s, txn, gid, (size_t)glen, buf, len);
-	free(buf);
+		return store__fail(s, rv, "events: out of memory");
+	rv = history_append_run(s, txn, gid, (size_t)glen, run, n);
+	free(run);
+	return rv;
+}
+
+int store__history_chunk_v3(const uint8_t *old, size_t len, uint8_t **out,
+			    size_t *out_len)
+{
+	const uint8_t *p = old, *end = old + len, *ev;
+	size_t evlen, cap = 0;
+	int r, rv = 0;
+	*out = NULL;
+	*out_len = 0;
+	while ((r = store__history_next(&p, end, &ev, &evlen)) == 1) {
+		Settle__V1__Event *e =
+		    settle__v1__event__unpack(NULL, evlen, ev);
+		if (e == NULL)
+			break;
+		rv = store_event_frame(e, out, out_len, &cap);
+		settle__v1__event__free_unpacked(e, NULL);
+		if (rv != 0)
+			break;
+	}
+	if (rv == 0 && (r != 0 || p != end))
+		rv = SETTLE_EPROTO;
+	if (rv != 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+int store__history_upgrade(struct store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rv = 0;
+	int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_HISTORY], &c);
+	if (rc != 0)
+		return store__mdb_fail(s, rc, "cursor_open");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t *chunk;
+		size_t n;
+		rv = store__history_chunk_v3(v.mv_data, v.mv_size, &chunk, &n);
+		if (rv != 0) {
+			rv = store__fail(s, rv, "format 3 history row: %s",
+					 rv == SETTLE_ENOMEM ? "out of memory"
+							     : "bad events");
+			break;
+		}
+		MDB_val nv = {n, chunk};
+		rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
+		free(chunk);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rv == 0 && rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "history upgrade");
 	return rv;
 }
 
@@ -257,10 +455,13 @@ static int unpack_chunk(struct store *s, const MDB_val *v, const char *gid,
 			*arr = q;
 			*cap = ncap;
 		}
-		(*arr)[*cnt] = settle__v1__event__unpack(NULL, len, ev);
-		if ((*arr)[*cnt] == NULL)
-			return store__fail(s, SETTLE_EPROTO,
-					   "stored Event does not decode");
+		int rv = store__event_decode(ev, len, &(*arr)[*cnt]);
+		if (rv != 0)
+			return store__fail(
+			    s, rv,
+			    rv == SETTLE_ENOMEM
+				? "events: out of memory"
+				: "stored event does not decode");
 		(*cnt)++;
 	}
 	if (r != 0)

@@ -16,7 +16,9 @@ storage_libsettlestore_la_SOURCES = \
 	storage/snapshot.c \
 	storage/snapshot_check.c storage/snapshot_check.h \
 	storage/applied_log.c \
-	storage/members.c
+	storage/members.c \
+	storage/cmds.c \
+	storage/counts.c
 storage_libsettlestore_la_LIBADD = $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(RAFT_LIBS) \
 	$(LZ4_LIBS)
 

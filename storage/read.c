@@ -285,11 +285,6 @@ int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms)
 	return first_time(s, txn, STORE_DB_FINISHED, "finished", finished_ms);
 }
 
-int store_cmd_min(struct store *s, MDB_txn *txn, uint64_t *time_ms)
-{
-	return first_time(s, txn, STORE_DB_CMD_TIME, "cmd_time", time_ms);
-}
-
 void store_txs_free(Settle__V1__TxRecord **arr, size_t n)
 {
 	free_msgs((ProtobufCMessage **)arr, n);
@@ -336,8 +331,11 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 	int rv = store__read_txn(s, txn, &t, &own);
 	if (rv != 0)
 		return rv;
-	int db = state != 0 ? STORE_DB_BY_STATE : STORE_DB_TXS;
-	size_t skip = state != 0 ? 1 : 0;
+	/* A live state has its index; a final one has only a count (format
+	 * 4), so the records are read in gid order and filtered. */
+	bool final = state != 0 && store__final_slot(state) >= 0;
+	int db = state != 0 && !final ? STORE_DB_BY_STATE : STORE_DB_TXS;
+	size_t skip = db == STORE_DB_BY_STATE ? 1 : 0;
 	uint8_t prefix[1] = {(uint8_t)state};
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(t, s->dbi[db], &c);
@@ -375,7 +373,8 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 		}
 		if (rv != 0)
 			goto err_after_arr;
-		if (filter != NULL && !filter(data, tx)) {
+		if ((final && (int)tx->state != state) ||
+		    (filter != NULL && !filter(data, tx))) {
 			settle__v1__tx_record__free_unpacked(tx, NULL);
 			continue;
 		}
@@ -406,88 +405,6 @@ err_after_arr:
 err_after_cursor:
 	mdb_cursor_close(c);
 err_after_txn:
-	store_read_end(own);
-	return rv;
-}
-
-int store_counts_get(struct store *s, MDB_txn *txn, struct store_counts *cn)
-{
-	memset(cn, 0, sizeof *cn);
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
-	if (rv != 0)
-		return rv;
-	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_BY_STATE], &c);
-	if (rc != 0) {
-		rv = store__mdb_fail(s, rc, "cursor_open");
-		goto out;
-	}
-	MDB_val k, v;
-	char gid[STORE__GID_MAX + 1];
-	/* One pass over the (small) state index; the tx records are read
-	 * only for the phase-two states, to count the stuck ones. */
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size < 2 || k.mv_size > 1 + STORE__GID_MAX) {
-			rv = store__fail(s, SETTLE_EPROTO, "by_state: bad key");
-			break;
-		}
-		uint8_t st = ((uint8_t *)k.mv_data)[0];
-		if (st < sizeof cn->by_state / sizeof cn->by_state[0])
-			cn->by_state[st]++;
-		if (st == SETTLE__V1__TX_STATE__COMMITTING ||
-		    st == SETTLE__V1__TX_STATE__ROLLING_BACK ||
-		    st == SETTLE__V1__TX_STATE__SAGA_COMPENSATING) {
-			Settle__V1__TxRecord *tx;
-			memcpy(gid, (uint8_t *)k.mv_data + 1, k.mv_size - 1);
-			gid[k.mv_size - 1] = 0;
-			rv = store_tx_get(s, t, gid, &tx);
-			if (rv != 0)
-				break;
-			if (tx->failed > 0)
-				cn->stuck++;
-			settle__v1__tx_record__free_unpacked(tx, NULL);
-		}
-	}
-	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		rv = store__mdb_fail(s, rc, "cursor_get");
-	mdb_cursor_close(c);
-	cn->active = cn->by_state[SETTLE__V1__TX_STATE__ACTIVE] +
-		     cn->by_state[SETTLE__V1__TX_STATE__COMMITTING] +
-		     cn->by_state[SETTLE__V1__TX_STATE__ROLLING_BACK] +
-		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_RUNNING] +
-		     cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATING] +
-		     cn->by_state[SETTLE__V1__TX_STATE__XA_PREPARED];
-	cn->finished = cn->by_state[SETTLE__V1__TX_STATE__COMMITTED] +
-		       cn->by_state[SETTLE__V1__TX_STATE__ROLLED_BACK] +
-		       cn->by_state[SETTLE__V1__TX_STATE__SAGA_SUCCEEDED] +
-		       cn->by_state[SETTLE__V1__TX_STATE__SAGA_COMPENSATED];
-out:
-	store_read_end(own);
-	return rv;
-}
-
-int store_cmd_get(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
-		  Settle__V1__CmdResult **out)
-{
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
-	if (rv != 0)
-		return rv;
-	MDB_val k = {STORE_CMD_ID_LEN, (void *)cmd_id}, v;
-	int rc = mdb_get(t, s->dbi[STORE_DB_CMDS], &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		rv = SETTLE_ENOTFOUND;
-	} else if (rc != 0) {
-		rv = store__mdb_fail(s, rc, "get cmd");
-	} else if (v.mv_size < 8) {
-		rv = store__fail(s, SETTLE_EPROTO, "cmds: short value");
-	} else {
-		MDB_val r = {v.mv_size - 8, (uint8_t *)v.mv_data + 8};
-		rv = unpack(s, &settle__v1__cmd_result__descriptor, &r,
-			    (ProtobufCMessage **)out);
-	}
 	store_read_end(own);
 	return rv;
 }

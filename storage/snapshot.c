@@ -526,8 +526,10 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 /* DBs in a snapshot of a format version, 0 for an unknown version. */
 static uint32_t dbs_of_version(uint32_t version)
 {
-	if (version == STORE_FORMAT_VERSION || version == 2)
+	if (version == STORE_FORMAT_VERSION)
 		return STORE_DB_N;
+	if (version == 2 || version == 3)
+		return STORE__DB_N_V3;
 	if (version == 1)
 		return STORE__DB_N_V1;
 	return 0;
@@ -550,6 +552,21 @@ static int load_row(struct store *s, MDB_txn *txn, int db, uint32_t version,
 		/* gid \0 seq -> Event, checked: added to gid's history. */
 		return store__history_append(s, txn, k->mv_data, k->mv_size - 9,
 					     v->mv_data, v->mv_size);
+	}
+	if (db == STORE_DB_HISTORY && version == 3) {
+		/* Packed Events: stored the way of format 4. */
+		uint8_t *chunk;
+		size_t n;
+		int rv =
+		    store__history_chunk_v3(v->mv_data, v->mv_size, &chunk, &n);
+		if (rv != 0)
+			return store__fail(s, rv, "restore: format 3 history");
+		MDB_val nv = {n, chunk};
+		int rc = mdb_put(txn, s->dbi[db], k, &nv, MDB_APPEND);
+		free(chunk);
+		if (rc != 0)
+			return store__mdb_fail(s, rc, "restore put");
+		return 0;
 	}
 	int rc = mdb_put(txn, s->dbi[db], k, v, MDB_APPEND);
 	if (rc != 0)
@@ -654,6 +671,8 @@ static int restore_plain(struct store *s, const uint8_t *buf, size_t len)
 	struct snap_check check;
 	snap_check_init(&check, version, index);
 	int rv = walk(s, buf, len, (int)ndb, version, NULL, &check);
+	if (rv == 0 && snap_check_end(&check) != 0)
+		rv = store__fail(s, SETTLE_EPROTO, "snapshot: %s", check.why);
 	snap_check_close(&check);
 	if (rv != 0)
 		return rv;
@@ -677,6 +696,8 @@ static int restore_plain(struct store *s, const uint8_t *buf, size_t len)
 		}
 	}
 	rv = walk(s, buf, len, (int)ndb, version, txn, NULL);
+	if (rv == 0 && version < 4)
+		rv = store__final_upgrade(s, txn);
 	if (rv == 0)
 		rv = store_applied_put(s, txn, index);
 	/* An older snapshot carries its own version: this store is the current

@@ -32,6 +32,19 @@ void snap_check_init(struct snap_check *c, uint32_t version, uint64_t index)
 	c->index = index;
 }
 
+int snap_check_end(struct snap_check *c)
+{
+	for (int i = 0; c->version >= 4 && i < STORE__FINAL_N; i++)
+		if (c->final_said[i] != c->final_seen[i])
+			return bad(c,
+				   "meta counts %llu transactions in state %d, "
+				   "the records %llu",
+				   (unsigned long long)c->final_said[i],
+				   store__final_states[i],
+				   (unsigned long long)c->final_seen[i]);
+	return 0;
+}
+
 void snap_check_close(struct snap_check *c)
 {
 	free(c->txs);
@@ -212,6 +225,15 @@ static int check_meta(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		return v->mv_size == 8
 			   ? 0
 			   : bad(c, "feature level of %zu bytes", v->mv_size);
+	if (c->version >= 4 && k->mv_size == sizeof STORE__META_FINAL - 1 &&
+	    memcmp(key, STORE__META_FINAL, k->mv_size) == 0) {
+		if (v->mv_size != 8 * STORE__FINAL_N)
+			return bad(c, "final counts of %zu bytes", v->mv_size);
+		for (int i = 0; i < STORE__FINAL_N; i++)
+			c->final_said[i] =
+			    store__get_be64((uint8_t *)v->mv_data + 8 * i);
+		return 0;
+	}
 	return bad(c, "unknown meta row");
 }
 
@@ -255,7 +277,11 @@ static int check_tx(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 		    .state = (int)tx->state,
 		    .mode = (int)tx->mode,
 		};
-		c->rows[STORE_DB_BY_STATE]++;
+		int slot = store__final_slot((int)tx->state);
+		if (slot >= 0)
+			c->final_seen[slot]++;
+		/* Format 4 indexes live transactions only. */
+		c->rows[STORE_DB_BY_STATE] += c->version < 4 || slot < 0;
 		c->rows[STORE_DB_DUE] += tx->due_ms != 0;
 		c->rows[STORE_DB_FINISHED] += tx->finished_ms != 0;
 	}
@@ -336,7 +362,8 @@ static int check_event(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 	return rv;
 }
 
-/* Format 3: gid \0 chunk -> events (storage/history.c), each decoding,
+/* Formats 3 and 4: gid \0 chunk -> events (storage/history.c; packed
+ * Events in format 3), each decoding,
  * seqs strictly increasing across the gid's chunks. */
 static int check_history(struct snap_check *c, const MDB_val *k,
 			 const MDB_val *v)
@@ -356,8 +383,15 @@ static int check_history(struct snap_check *c, const MDB_val *k,
 	if (v->mv_size == 0)
 		return bad(c, "history chunk without events");
 	while ((r = store__history_next(&p, end, &ev, &len)) == 1) {
-		Settle__V1__Event *e = (Settle__V1__Event *)unpack(
-		    &settle__v1__event__descriptor, ev, len);
+		Settle__V1__Event *e = NULL;
+		if (c->version >= 4) {
+			int rv4 = store__event_decode(ev, len, &e);
+			if (rv4 == SETTLE_ENOMEM)
+				return rv4;
+		} else {
+			e = (Settle__V1__Event *)unpack(
+			    &settle__v1__event__descriptor, ev, len);
+		}
 		if (e == NULL)
 			return bad(c, "Event does not decode");
 		uint64_t seq = e->seq;
@@ -408,7 +442,35 @@ static int check_by_state(struct snap_check *c, const MDB_val *k,
 		return bad(c, "no tx record for its gid");
 	if (t->state != p[0])
 		return bad(c, "state differs from its tx record's");
+	if (c->version >= 4 && store__final_slot(t->state) >= 0)
+		return bad(c, "by_state row of a finished tx");
 	return 0;
+}
+
+/* What is wrong with a stored result (an unknown enum value, an xid that
+ * does not decode), or NULL. */
+static const char *result_wrong(const Settle__V1__CmdResult *r)
+{
+	if (!enum_ok(&settle__v1__code__descriptor, (int)r->code, true) ||
+	    !enum_ok(&settle__v1__tx_state__descriptor, (int)r->state, true) ||
+	    !enum_ok(&settle__v1__branch_state__descriptor,
+		     (int)r->branch_state, true))
+		return "result with an unknown code or state";
+	if (r->xid.len != 0 && !xid_ok(&r->xid))
+		return "result xid does not decode";
+	return NULL;
+}
+
+/* A stored CmdResult (n bytes at p) decodes and holds nothing unknown. */
+static int check_result(struct snap_check *c, const uint8_t *p, size_t n)
+{
+	Settle__V1__CmdResult *r = (Settle__V1__CmdResult *)unpack(
+	    &settle__v1__cmd_result__descriptor, p, n);
+	if (r == NULL)
+		return bad(c, "CmdResult does not decode");
+	const char *why = result_wrong(r);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	return why != NULL ? bad(c, "%s", why) : 0;
 }
 
 static int check_cmd(struct snap_check *c, const MDB_val *k, const MDB_val *v)
@@ -418,29 +480,30 @@ static int check_cmd(struct snap_check *c, const MDB_val *k, const MDB_val *v)
 	if (v->mv_size < 8)
 		return bad(c, "value shorter than its time");
 	const uint8_t *p = v->mv_data;
-	Settle__V1__CmdResult *r = (Settle__V1__CmdResult *)unpack(
-	    &settle__v1__cmd_result__descriptor, p + 8, v->mv_size - 8);
-	if (r == NULL)
-		return bad(c, "CmdResult does not decode");
-	int rv = 0;
-	if (!enum_ok(&settle__v1__code__descriptor, (int)r->code, true) ||
-	    !enum_ok(&settle__v1__tx_state__descriptor, (int)r->state, true) ||
-	    !enum_ok(&settle__v1__branch_state__descriptor,
-		     (int)r->branch_state, true))
-		rv = bad(c, "result with an unknown code or state");
-	else if (r->xid.len != 0 && !xid_ok(&r->xid))
-		rv = bad(c, "result xid does not decode");
-	else if (grow((void **)&c->cmds, &c->cap_cmds, c->n_cmds,
-		      sizeof *c->cmds) != 0)
-		rv = SETTLE_ENOMEM;
-	if (rv == 0) {
-		c->cmds[c->n_cmds++] = (struct snap_cmd){
-		    .id = k->mv_data,
-		    .time_ms = store__get_be64(p),
-		};
-		c->rows[STORE_DB_CMD_TIME]++;
-	}
-	settle__v1__cmd_result__free_unpacked(r, NULL);
+	int rv = check_result(c, p + 8, v->mv_size - 8);
+	if (rv != 0)
+		return rv;
+	if (grow((void **)&c->cmds, &c->cap_cmds, c->n_cmds, sizeof *c->cmds) !=
+	    0)
+		return SETTLE_ENOMEM;
+	c->cmds[c->n_cmds++] = (struct snap_cmd){
+	    .id = k->mv_data,
+	    .time_ms = store__get_be64(p),
+	};
+	c->rows[STORE_DB_CMD_TIME]++;
+	return 0;
+}
+
+/* Format 4's cmd_ids: a command id that begins with its time -> the
+ * CmdResult alone. */
+static int check_cmd_id(struct snap_check *c, const MDB_val *k,
+			const MDB_val *v)
+{
+	if (k->mv_size != STORE_CMD_ID_LEN)
+		return bad(c, "command id of %zu bytes", k->mv_size);
+	int rv = check_result(c, v->mv_data, v->mv_size);
+	if (rv == 0 && find_cmd(c, k->mv_data) != NULL)
+		rv = bad(c, "command id also in cmds");
 	return rv;
 }
 
@@ -517,6 +580,8 @@ int snap_check_row(struct snap_check *c, int db, const MDB_val *k,
 		return check_applied_log(c, k, v);
 	case STORE_DB_MEMBERS:
 		return check_member(c, k, v);
+	case STORE_DB_CMD_IDS:
+		return check_cmd_id(c, k, v);
 	}
 	return bad(c, "unknown db %d", db);
 }

@@ -43,6 +43,10 @@ struct snap_check {
 	const uint8_t *hist_gid;
 	size_t hist_glen;
 	uint64_t hist_seq;
+	/* Format 4: finished transactions per final state, as the meta row
+	 * says and as the records say. */
+	uint64_t final_said[STORE__FINAL_N];
+	uint64_t final_seen[STORE__FINAL_N];
 	char why[160]; /* what is wrong with the last refused row */
 };
 
@@ -57,6 +61,10 @@ void snap_check_init(struct snap_check *c, uint32_t version, uint64_t index);
  */
 int snap_check_row(struct snap_check *c, int db, const MDB_val *k,
 		   const MDB_val *v);
+
+/* After the last row: what the rows said of each other as a whole holds.
+ * Returns 0, or SETTLE_EPROTO with c->why set. */
+int snap_check_end(struct snap_check *c);
 
 /* Release c's memory. */
 void snap_check_close(struct snap_check *c);

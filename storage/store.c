@@ -17,7 +17,7 @@ const char *const store__db_names[STORE_DB_N] = {
     [STORE_DB_DUE] = "due",	      [STORE_DB_BY_STATE] = "by_state",
     [STORE_DB_FINISHED] = "finished", [STORE_DB_CMDS] = "cmds",
     [STORE_DB_CMD_TIME] = "cmd_time", [STORE_DB_APPLIED_LOG] = "applied_log",
-    [STORE_DB_MEMBERS] = "members",
+    [STORE_DB_MEMBERS] = "members",   [STORE_DB_CMD_IDS] = "cmd_ids",
 };
 
 static const char meta_applied[] = STORE__META_APPLIED;
@@ -185,11 +185,19 @@ static int open_dbs(struct store *s)
 	rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
 	uint32_t had =
 	    rc == 0 && v.mv_size == 4 ? store__get_be32(v.mv_data) : 0;
-	if (rc == MDB_NOTFOUND || had == 1 || had == 2) {
+	if (rc == MDB_NOTFOUND || (had >= 1 && had <= 3)) {
 		/* A new store, or an older format: 1 lacked applied_log (just
 		 * created empty: entries applied before have no checksum to
-		 * compare); 1 and 2 kept a row per event, converted here. */
-		int rv = rc == 0 ? upgrade_events(s, txn) : 0;
+		 * compare); 1 and 2 kept a row per event, converted here; 3
+		 * stored packed Events, rewritten here; up to 3 finished
+		 * transactions had by_state rows. */
+		int rv = 0;
+		if (rc == 0 && had < 3)
+			rv = upgrade_events(s, txn);
+		else if (rc == 0)
+			rv = store__history_upgrade(s, txn);
+		if (rv == 0 && rc == 0)
+			rv = store__final_upgrade(s, txn);
 		if (rv == 0)
 			rv = store__version_put(s, txn);
 		if (rv != 0) {

@@ -12,7 +12,9 @@
  * LMDB's memcmp order is numeric order):
  *   meta      "applied" -> u64 BE applied raft index; "version" -> u32 BE;
  *             "clock" -> u64 BE the cluster clock (wal/fsm.h), absent
- *             until a command carried one
+ *             until a command carried one; "level" -> the feature level;
+ *             "final" -> 4 × u64 BE, transactions COMMITTED, ROLLED_BACK,
+ *             SAGA_SUCCEEDED and SAGA_COMPENSATED (storage/counts.c)
  *   txs       gid -> TxRecord (packed protobuf)
  *   branches  gid \0 branch_id(u32 BE) -> BranchRecord
  *             (both stored without their gid since format 3: the key
@@ -22,11 +24,16 @@
  *             for most txs (storage/history.c; format 2 kept a row per
  *             event in events: gid \0 seq(u64 BE) -> Event)
  *   due       due_ms(u64 BE) gid -> empty: one row per tx with due_ms != 0
- *   by_state  state(u8) gid -> empty: one row per tx
+ *   by_state  state(u8) gid -> empty: one row per live tx (format 4:
+ *             a finished one is counted in meta's "final" row instead)
  *   finished  finished_ms(u64 BE) gid -> empty: one row per finished tx
  *   cmds      cmd_id(16) -> time_ms(u64 BE) + CmdResult (packed; its
  *             request_digest tells a retry from a reused id)
  *   cmd_time  time_ms(u64 BE) cmd_id(16) -> empty (garbage collection order)
+ *   cmd_ids   cmd_id(16) -> CmdResult, for an id that begins with its own
+ *             time near the command's (store_cmd_id_timed()): its key is
+ *             the collection's order, so it needs no cmd_time row (format
+ *             4, used from feature level 4)
  *   applied_log  raft index(u64 BE) -> u64 BE checksum of the entry's bytes
  *             applied there (wal/fsm.c): a replay with other bytes is a
  *             divergence, not a no-op. Bounded by store_applied_log_prune().
@@ -66,10 +73,12 @@
 
 /* On-disk format version, stored in meta and in snapshots. 2 added
  * applied_log; 3 keeps a transaction's events in one row (history)
- * instead of a row per event (events). An older store is upgraded in place
- * at open (applied_log starts empty, events rows are converted) and
- * snapshots of formats 1 and 2 are still restored. */
-#define STORE_FORMAT_VERSION 3u
+ * instead of a row per event (events); 4 counts finished transactions
+ * instead of indexing them by state, and adds cmd_ids. An older store is
+ * upgraded in place at open (applied_log starts empty, events rows are
+ * converted, by_state rows of final states become counts) and snapshots
+ * of formats 1 to 3 are still restored. */
+#define STORE_FORMAT_VERSION 4u
 /* Default map size: 8 GiB (twice settled's default budget). */
 #define STORE_DEFAULT_MAPSIZE ((size_t)8 << 30)
 /* Length of a command id. */
@@ -283,16 +292,17 @@ int store_due_min(struct store *s, MDB_txn *txn, uint64_t *due_ms);
  * are none: tells the leader, without a scan, whether GC has work. */
 int store_finished_min(struct store *s, MDB_txn *txn, uint64_t *finished_ms);
 
-/* Smallest time_ms of the command ids still kept (cmd_time), 0 if there
- * are none: command ids expire by their own time, not with a transaction
- * (the driver's results, a Begin refused as a duplicate...), so the GC
- * looks at both. */
+/* Smallest time_ms of the command ids still kept (cmd_time; of cmd_ids,
+ * an id's time plus STORE_CMD_SKEW_MS), 0 if there are none: command ids expire
+ * by their own time, not with a transaction (the driver's results, a Begin
+ * refused as a duplicate...), so the GC looks at both. */
 int store_cmd_min(struct store *s, MDB_txn *txn, uint64_t *time_ms);
 
 /*
  * List transactions in gid order, starting after after_gid (NULL or "":
  * from the start). state 0 (TX_STATE_UNSPECIFIED) lists every state,
- * otherwise only that state (through the by_state index). filter, when not
+ * otherwise only that state (a live one through the by_state index, a
+ * final one by reading every record: it has no index). filter, when not
  * NULL, returns true to keep a record. At most limit records (0: 1000) go
  * into the malloc'd array *out of *n (free with store_txs_free()); *more
  * (may be NULL) tells whether another kept record follows, so paging
@@ -396,12 +406,26 @@ int store_events_append(struct store *s, MDB_txn *txn, const char *gid,
 int store_cmd_get(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
 		  Settle__V1__CmdResult **out);
 
-/* Record the result of command id applied with leader time time_ms. */
+/* Record the result of command id applied with leader time time_ms, in
+ * cmds with a cmd_time row. */
 int store_cmd_put(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
 		  uint64_t time_ms, const Settle__V1__CmdResult *r);
 
+/* How far an id's own time may be from the command's for cmd_ids. */
+#define STORE_CMD_SKEW_MS (10 * 60 * 1000)
+
+/* Whether cmd_id begins with a time (unix ms, 6 bytes big-endian) within
+ * STORE_CMD_SKEW_MS of time_ms, so that store_cmd_put_timed() may keep it. */
+bool store_cmd_id_timed(const uint8_t *cmd_id, uint64_t time_ms);
+
+/* Record the result of command id, one that store_cmd_id_timed() accepts
+ * for the command's time, in cmd_ids: collected by its own time. */
+int store_cmd_put_timed(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
+			const Settle__V1__CmdResult *r);
+
 /* Delete up to limit command ids recorded with time_ms < before_ms, oldest
- * first; *deleted (may be NULL) gets how many. */
+ * first (of cmd_ids: whose own time is STORE_CMD_SKEW_MS before it);
+ * *deleted (may be NULL) gets how many. */
 int store_cmd_gc(struct store *s, MDB_txn *txn, uint64_t before_ms,
 		 size_t limit, size_t *deleted);
 

@@ -25,11 +25,15 @@ enum {
 	/* A format 1 snapshot holds the DBs before this one, in order. */
 	STORE_DB_APPLIED_LOG,
 	STORE_DB_MEMBERS, /* node id -> MemberRecord (storage/members.c) */
+	/* A snapshot of format 2 or 3 holds the DBs before this one. */
+	STORE_DB_CMD_IDS,
 	STORE_DB_N
 };
 
-/* DBs in a snapshot of format 1 (before applied_log). */
+/* DBs in a snapshot of format 1 (before applied_log), and of formats 2 and
+ * 3 (before cmd_ids). */
 #define STORE__DB_N_V1 STORE_DB_APPLIED_LOG
+#define STORE__DB_N_V3 STORE_DB_CMD_IDS
 
 extern const char *const store__db_names[STORE_DB_N];
 
@@ -38,6 +42,29 @@ extern const char *const store__db_names[STORE_DB_N];
 #define STORE__META_VERSION "version"
 #define STORE__META_CLOCK   "clock"
 #define STORE__META_LEVEL   "level"
+/* Format 4: how many transactions each final state holds (they have no
+ * by_state row), STORE__FINAL_N u64 BE in store__final_states order. */
+#define STORE__META_FINAL "final"
+#define STORE__FINAL_N	  4
+
+/* The final states, in the order of the final row's counters. */
+extern const int store__final_states[STORE__FINAL_N];
+
+/* The counter of state in the final row, or -1 for a live state. */
+static inline int store__final_slot(int state)
+{
+	for (int i = 0; i < STORE__FINAL_N; i++)
+		if (store__final_states[i] == state)
+			return i;
+	return -1;
+}
+
+/* Read the final row into n[] (zeros when absent). */
+int store__final_get(struct store *s, MDB_txn *txn, uint64_t n[STORE__FINAL_N]);
+/* Add delta to the counter of final state (one of store__final_states). */
+int store__final_add(struct store *s, MDB_txn *txn, int state, int64_t delta);
+/* Format 3 to 4: by_state rows of final states become the final row. */
+int store__final_upgrade(struct store *s, MDB_txn *txn);
 
 /* Longest key we build: due_ms(8) + gid(128) or gid(128) \0 seq(8). */
 #define STORE__KEY_MAX 160
@@ -71,8 +98,9 @@ int store__fail_buf(char *buf, size_t len, int err, const char *fmt, ...)
 /* Write meta's version row (STORE_FORMAT_VERSION) in write txn txn. */
 int store__version_put(struct store *s, MDB_txn *txn);
 
-/* The events table (storage/history.c): append the packed event ev (len
- * bytes) to the history row of gid (glen bytes). */
+/* The events table (storage/history.c): append the packed Event ev (len
+ * bytes of protobuf, as formats 1 and 2 stored them) to the history row of
+ * gid (glen bytes), stored the way of format 4. */
 int store__history_append(struct store *s, MDB_txn *txn, const void *gid,
 			  size_t glen, const uint8_t *ev, size_t len);
 /* Step through a history row [*p, end): 1 with the next packed event in
@@ -82,6 +110,16 @@ int store__history_next(const uint8_t **p, const uint8_t *end,
 /* Append every row of a format 1 or 2 events table (gid \0 seq -> Event,
  * read through cursor c, in key order) to the history rows in txn. */
 int store__history_convert(struct store *s, MDB_txn *txn, MDB_cursor *c);
+/* Decode one stored event (format 4, len bytes at p) into a malloc'd
+ * Event (settle__v1__event__free_unpacked() frees it). SETTLE_EPROTO if
+ * it does not decode, SETTLE_ENOMEM. */
+int store__event_decode(const uint8_t *p, size_t len, Settle__V1__Event **out);
+/* A format 3 history row (packed Events) as format 4 in a malloc'd *out.
+ * SETTLE_EPROTO if an event does not decode, SETTLE_ENOMEM. */
+int store__history_chunk_v3(const uint8_t *old, size_t len, uint8_t **out,
+			    size_t *out_len);
+/* Format 3 to 4: rewrite every history row of txn's store. */
+int store__history_upgrade(struct store *s, MDB_txn *txn);
 
 /* Use txn, or open an internal read txn into *own (then *txn_out = it). */
 int store__read_txn(struct store *s, MDB_txn *txn, MDB_txn **txn_out,

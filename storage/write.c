@@ -78,20 +78,28 @@ static int index_move(struct store *s, MDB_txn *txn, const char *gid,
 		rv = put(s, txn, STORE_DB_FINISHED, key, klen, "", 0,
 			 "put finished");
 	}
-	/* by_state: state then gid. */
+	/* by_state: state then gid, for a live state; a final state is a
+	 * count in meta (counts.c). */
+	bool same = old->present && new->present &&new->state == old->state;
 	memcpy(key + 1, gid, glen);
 	klen = glen + 1;
-	if (rv == 0 && old->present &&
-	    !(new->present &&new->state == old->state)) {
-		key[0] = (uint8_t)old->state;
-		rv = del(s, txn, STORE_DB_BY_STATE, key, klen, false,
-			 "by_state");
+	if (rv == 0 && old->present && !same) {
+		if (store__final_slot(old->state) >= 0) {
+			rv = store__final_add(s, txn, old->state, -1);
+		} else {
+			key[0] = (uint8_t)old->state;
+			rv = del(s, txn, STORE_DB_BY_STATE, key, klen, false,
+				 "by_state");
+		}
 	}
-	if (rv == 0 && new->present &&
-	    !(old->present && old->state == new->state)) {
-		key[0] = (uint8_t) new->state;
-		rv = put(s, txn, STORE_DB_BY_STATE, key, klen, "", 0,
-			 "put by_state");
+	if (rv == 0 && new->present && !same) {
+		if (store__final_slot(new->state) >= 0) {
+			rv = store__final_add(s, txn, new->state, 1);
+		} else {
+			key[0] = (uint8_t) new->state;
+			rv = put(s, txn, STORE_DB_BY_STATE, key, klen, "", 0,
+				 "put by_state");
+		}
 	}
 	return rv;
 }
@@ -210,66 +218,6 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 		return rv;
 	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");
 	free(buf);
-	return rv;
-}
-
-int store_cmd_put(struct store *s, MDB_txn *txn, const uint8_t *cmd_id,
-		  uint64_t time_ms, const Settle__V1__CmdResult *r)
-{
-	size_t n = protobuf_c_message_get_packed_size(&r->base);
-	uint8_t *buf = malloc(8 + n);
-	if (buf == NULL)
-		return store__fail(s, SETTLE_ENOMEM, "cmd put: out of memory");
-	store__be64(buf, time_ms);
-	protobuf_c_message_pack(&r->base, buf + 8);
-	/* A command id is recorded once; replacing it would leave a stale
-	 * cmd_time row behind, so refuse (the FSM checks first). */
-	MDB_val k = {STORE_CMD_ID_LEN, (void *)cmd_id}, v = {8 + n, buf};
-	int rc = mdb_put(txn, s->dbi[STORE_DB_CMDS], &k, &v, MDB_NOOVERWRITE);
-	free(buf);
-	if (rc != 0)
-		return store__mdb_fail(s, rc, "put cmd");
-	uint8_t key[8 + STORE_CMD_ID_LEN];
-	store__be64(key, time_ms);
-	memcpy(key + 8, cmd_id, STORE_CMD_ID_LEN);
-	return put(s, txn, STORE_DB_CMD_TIME, key, sizeof key, "", 0,
-		   "put cmd_time");
-}
-
-int store_cmd_gc(struct store *s, MDB_txn *txn, uint64_t before_ms,
-		 size_t limit, size_t *deleted)
-{
-	size_t cnt = 0;
-	MDB_cursor *c;
-	int rv = 0;
-	int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_CMD_TIME], &c);
-	if (rc != 0)
-		return store__mdb_fail(s, rc, "cursor_open");
-	MDB_val k, v;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	while (rc == 0 && cnt < limit) {
-		if (k.mv_size != 8 + STORE_CMD_ID_LEN) {
-			rv = store__fail(s, SETTLE_EPROTO, "cmd_time: bad key");
-			break;
-		}
-		if (store__get_be64(k.mv_data) >= before_ms)
-			break;
-		uint8_t id[STORE_CMD_ID_LEN];
-		memcpy(id, (uint8_t *)k.mv_data + 8, STORE_CMD_ID_LEN);
-		rv = del(s, txn, STORE_DB_CMDS, id, sizeof id, false, "cmds");
-		if (rv != 0)
-			break;
-		rc = mdb_cursor_del(c, 0);
-		if (rc != 0)
-			break;
-		cnt++;
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		rv = store__mdb_fail(s, rc, "cmd gc");
-	if (deleted != NULL)
-		*deleted = cnt;
 	return rv;
 }
 

@@ -918,8 +918,13 @@ static int apply_cmd(struct apply *a, const Settle__V1__Command *cmd,
 		return rv;
 	if (has_id) {
 		a->res.request_digest = cmd->request_digest;
-		rv = store_cmd_put(a->s, a->txn, cmd->cmd_id.data, a->time,
-				   &a->res);
+		if (fsm_level(f) >= FSM_LEVEL_CMD_IDS &&
+		    store_cmd_id_timed(cmd->cmd_id.data, a->time))
+			rv = store_cmd_put_timed(a->s, a->txn, cmd->cmd_id.data,
+						 &a->res);
+		else
+			rv = store_cmd_put(a->s, a->txn, cmd->cmd_id.data,
+					   a->time, &a->res);
 		if (rv != 0)
 			return fsm__store_fail(a, rv, "put cmd");
 	}

@@ -83,14 +83,18 @@ struct fsm {
  * Feature levels (docs/ARCHITECTURE.md, "Feature levels"): what commands
  * the cluster's nodes may be sent. Level 1: every command kind up to
  * CmdClock. Level 2: CmdResults, and CmdBegin with branches. Level 3:
- * CmdBatch (many proposers' commands in one entry). A binary
+ * CmdBatch (many proposers' commands in one entry). Level 4: no new
+ * command, but a command id that begins with its time is kept in cmd_ids
+ * and collected by that time (storage/cmds.c), which a node of an older
+ * release would not do alike. A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
 #define FSM_LEVEL_BASE		1
 #define FSM_LEVEL_BATCH		2
 #define FSM_LEVEL_PROPOSE_BATCH 3
-#define FSM_LEVEL		3
+#define FSM_LEVEL_CMD_IDS	4
+#define FSM_LEVEL		4
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

@@ -99,7 +99,13 @@ uint8_t *tstore_snap_old(const uint8_t *buf, size_t len, uint32_t version,
 	cr_assert_not_null(h, "a snapshot with an empty history db");
 	size_t before = (size_t)(h - buf);
 	size_t after = before + sizeof history - 1;
-	size_t end = len - 8;
+	/* Before format 4 there was no cmd_ids db (the last one). */
+	const uint8_t *ids = memmem(buf, len,
+				    "\x07\x00\x00\x00"
+				    "cmd_ids",
+				    11);
+	cr_assert_not_null(ids);
+	size_t end = (size_t)(ids - buf);
 	if (version == 1) {
 		const uint8_t *t = memmem(buf, len,
 					  "\x0b\x00\x00\x00"
@@ -127,12 +133,11 @@ uint8_t *tstore_snap_old(const uint8_t *buf, size_t len, uint32_t version,
 	n += end - after;
 	n += 8;
 	le32_at(out + 8, version);
-	if (version == 1)
-		le32_at(out + 12, 9);
-	/* meta's version row: key "version", u32 length 4, BE 3 -> old. */
+	le32_at(out + 12, version == 1 ? 9 : 11);
+	/* meta's version row: key "version", u32 length 4, BE 4 -> old. */
 	uint8_t *ver = memmem(out, before, "version\x04\x00\x00\x00", 11);
 	cr_assert_not_null(ver);
-	cr_assert_eq(ver[14], 3);
+	cr_assert_eq(ver[14], 4);
 	ver[14] = (uint8_t)version;
 	tstore_reseal(out, n);
 	*out_len = n;

@@ -21,10 +21,11 @@ void tstore_close(struct tstore *t);
 
 /* Recompute the checksum at the end of a snapshot of len bytes. */
 void tstore_reseal(uint8_t *buf, size_t len);
-/* A format 3 snapshot whose history db is empty, rewritten as format
- * version (1 or 2): an events db of nrows rows (rows_len bytes of u32 key
- * length, key, u32 value length, value) in its place, meta's version row,
- * and for format 1 without applied_log and members. malloc'd. */
+/* A format 4 snapshot whose history db is empty and that has no finished
+ * transaction, rewritten as format version (1 or 2): an events db of nrows
+ * rows (rows_len bytes of u32 key length, key, u32 value length, value) in
+ * its place, meta's version row, without cmd_ids, and for format 1 without
+ * applied_log and members either. malloc'd. */
 uint8_t *tstore_snap_old(const uint8_t *buf, size_t len, uint32_t version,
 			 const uint8_t *rows, size_t rows_len, uint64_t nrows,
 			 size_t *out_len);

@@ -265,3 +265,187 @@ Test(format, records_are_stored_without_their_gid)
 	cr_expect_str_eq(bs[0]->gid, gid);
 	store_branches_free(bs, n);
 }
+
+/* Format 3 as an older release left it: "done" COMMITTED and "live"
+ * ACTIVE, each with a by_state row, no counts, version 3. */
+static void make_format3(struct store *s)
+{
+	MDB_txn *txn;
+	MDB_dbi meta, by_state;
+	Settle__V1__TxRecord tx;
+	put_tx(s, "live");
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "done";
+	tx.mode = SETTLE__V1__TX_MODE__TCC;
+	tx.state = SETTLE__V1__TX_STATE__COMMITTED;
+	tx.finished_ms = 9;
+	cr_assert_eq(store_write_begin(s, &txn), 0);
+	cr_assert_eq(store_tx_put(s, txn, &tx), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "by_state", 0, &by_state), 0);
+	MDB_val fk = {5, "final"};
+	cr_assert_eq(mdb_del(txn, meta, &fk, NULL), 0);
+	uint8_t three[4] = {0, 0, 0, 3};
+	MDB_val k = {7, "version"}, v = {4, three};
+	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	MDB_val bk = {5, "\x03"
+			 "done"},
+		bv = {0, ""};
+	cr_assert_eq(mdb_put(txn, by_state, &bk, &bv, 0), 0);
+	/* done's history as format 3 kept it: a varint length then a
+	 * packed Event, for each of g_kinds. */
+	MDB_dbi history;
+	uint8_t row[512], ev[128];
+	size_t n = 0;
+	for (uint64_t i = 1; i <= 3; i++) {
+		size_t m = old_event(ev, i, g_kinds[i - 1]);
+		row[n++] = (uint8_t)m;
+		memcpy(row + n, ev, m);
+		n += m;
+	}
+	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &history), 0);
+	MDB_val hk = {9, "done\0\0\0\0\0"}, hv = {n, row};
+	cr_assert_eq(mdb_put(txn, history, &hk, &hv, 0), 0);
+	cr_assert_eq(store_write_commit(s, txn), 0);
+}
+
+/* What format 4 makes of make_format3()'s content. */
+static void expect_format4(struct store *s)
+{
+	struct store_counts cn;
+	cr_assert_eq(store_counts_get(s, NULL, &cn), 0, "%s", store_errmsg(s));
+	cr_expect_eq(cn.by_state[SETTLE__V1__TX_STATE__COMMITTED], 1);
+	cr_expect_eq(cn.by_state[SETTLE__V1__TX_STATE__ACTIVE], 1);
+	cr_expect_eq(cn.finished, 1);
+	cr_expect_eq(cn.active, 1);
+	MDB_txn *txn;
+	MDB_dbi by_state, meta;
+	MDB_stat st;
+	cr_assert_eq(store_read_begin(s, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "by_state", 0, &by_state), 0);
+	cr_assert_eq(mdb_stat(txn, by_state, &st), 0);
+	cr_expect_eq(st.ms_entries, 1, "only the live tx keeps its row");
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_val k = {7, "version"}, v;
+	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	cr_expect_eq(((uint8_t *)v.mv_data)[3], STORE_FORMAT_VERSION);
+	store_read_end(txn);
+	/* Listing a final state still finds it, without an index. */
+	Settle__V1__TxRecord **list;
+	size_t n;
+	cr_assert_eq(store_tx_list(s, NULL, SETTLE__V1__TX_STATE__COMMITTED,
+				   NULL, 10, NULL, NULL, &list, &n, NULL),
+		     0);
+	cr_assert_eq(n, 1);
+	cr_expect_str_eq(list[0]->gid, "done");
+	store_txs_free(list, n);
+	/* The packed Events were rewritten, and read back the same. */
+	expect_events(s, "done", 3, g_kinds);
+	cr_assert_eq(store_read_begin(s, &txn), 0);
+	MDB_dbi history;
+	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &history), 0);
+	MDB_val hk = {9, "done\0\0\0\0\0"};
+	cr_assert_eq(mdb_get(txn, history, &hk, &v), 0);
+	cr_expect_null(memmem(v.mv_data, v.mv_size, "commit", 6),
+		       "kinds stored by their code");
+	store_read_end(txn);
+}
+
+Test(format, format3_store_counts_finished_transactions_at_open)
+{
+	make_format3(A.s);
+	char dir[64], err[256];
+	snprintf(dir, sizeof dir, "%s", A.dir);
+	store_close(A.s);
+	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
+		     err);
+	expect_format4(A.s);
+}
+
+Test(format, format3_snapshot_is_restored_with_counts)
+{
+	make_format3(A.s);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 5, &a, &alen), 0);
+	/* Written as format 4 from a store that is format 3 inside: make the
+	 * header say 3 and drop the (empty, last) cmd_ids db. */
+	const uint8_t *ids = memmem(a, alen,
+				    "\x07\x00\x00\x00"
+				    "cmd_ids"
+				    "\x00\x00\x00\x00\x00\x00\x00\x00",
+				    19);
+	cr_assert_not_null(ids);
+	cr_assert_eq((size_t)(ids - a) + 19 + 8, alen);
+	size_t len = alen - 19;
+	memmove((uint8_t *)ids, ids + 19, 8);
+	a[8] = 3;
+	a[12] = 11;
+	tstore_reseal(a, len);
+	cr_assert_eq(store_restore(B.s, a, len), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	expect_format4(B.s);
+}
+
+/* Events round-trip through the stored form: known kinds by code, others
+ * spelt out, empty fields, large numbers; an event that does not decode
+ * is an error, not a crash. */
+Test(format, events_round_trip_and_bad_ones_are_refused)
+{
+	static const char *const kinds[] = {"begin", "a-kind-of-its-own",
+					    "xa_rollback", ""};
+	static const char *const details[] = {"deadline 1796608900118", "",
+					      "ok attempt 1", "x"};
+	static const uint64_t seqs[] = {1, 2, 300, (uint64_t)1 << 40};
+	static const uint64_t times[] = {0, 1796608900118ull, 1, UINT64_MAX};
+	static const uint32_t branches[] = {0, 1, UINT32_MAX, 7};
+	MDB_txn *txn;
+	put_tx(A.s, "e");
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	for (int i = 0; i < 4; i++) {
+		Settle__V1__Event ev;
+		settle__v1__event__init(&ev);
+		ev.seq = seqs[i];
+		ev.time_ms = times[i];
+		ev.kind = (char *)kinds[i];
+		ev.branch_id = branches[i];
+		ev.detail = (char *)details[i];
+		cr_assert_eq(store_event_put(A.s, txn, "e", &ev), 0, "%s",
+			     store_errmsg(A.s));
+	}
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+	Settle__V1__Event **got;
+	size_t n;
+	cr_assert_eq(store_events_list(A.s, NULL, "e", &got, &n), 0);
+	cr_assert_eq(n, 4);
+	for (int i = 0; i < 4; i++) {
+		cr_expect_eq(got[i]->seq, seqs[i]);
+		cr_expect_eq(got[i]->time_ms, times[i]);
+		cr_expect_str_eq(got[i]->kind, kinds[i]);
+		cr_expect_eq(got[i]->branch_id, branches[i]);
+		cr_expect_str_eq(got[i]->detail, details[i]);
+	}
+	store_events_free(got, n);
+
+	/* Rows that do not decode: an unknown code, a kind cut short, a
+	 * branch id over 32 bits, a varint that never ends. */
+	static const uint8_t bad[][10] = {
+	    {3, 200, 1, 1},
+	    {4, 0, 9, 'a', 'b'},
+	    {8, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x1f},
+	    {7, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff},
+	};
+	static const size_t bad_len[] = {4, 5, 9, 8};
+	for (int i = 0; i < 4; i++) {
+		MDB_dbi history;
+		put_tx(A.s, "bad");
+		cr_assert_eq(store_write_begin(A.s, &txn), 0);
+		cr_assert_eq(mdb_dbi_open(txn, "history", 0, &history), 0);
+		MDB_val k = {8, "bad\0\0\0\0\0"},
+			v = {bad_len[i], (void *)bad[i]};
+		cr_assert_eq(mdb_put(txn, history, &k, &v, 0), 0);
+		cr_assert_eq(store_write_commit(A.s, txn), 0);
+		cr_expect_eq(store_events_list(A.s, NULL, "bad", &got, &n),
+			     SETTLE_EPROTO, "row %d", i);
+	}
+}

@@ -304,29 +304,31 @@ Test(snapshot_check, branch_id_or_state_wrong)
 /* A history chunk of key (klen bytes) holding one event of seq. */
 static void put_chunk(const char *key, size_t klen, uint64_t seq)
 {
-	uint8_t buf[16];
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
 	Settle__V1__Event ev;
 	settle__v1__event__init(&ev);
 	ev.seq = seq;
-	size_t n = settle__v1__event__pack(&ev, buf + 1);
-	buf[0] = (uint8_t)n;
-	raw_put("history", key, klen, buf, n + 1);
+	cr_assert_eq(store_event_frame(&ev, &buf, &n, &cap), 0);
+	raw_put("history", key, klen, buf, n);
+	free(buf);
 }
 
-/* a's history: events of seq 2 then seq (a varint length before each). */
+/* a's history: events of seq 2 then seq (each framed as stored: a varint
+ * length before it), less the last cut bytes. */
 static void put_history(uint64_t seq, size_t cut)
 {
-	uint8_t buf[128];
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
 	Settle__V1__Event ev;
 	settle__v1__event__init(&ev);
 	ev.seq = 2;
 	ev.kind = "begin";
-	size_t n = settle__v1__event__pack(&ev, buf + 1);
-	buf[0] = (uint8_t)n;
+	cr_assert_eq(store_event_frame(&ev, &buf, &n, &cap), 0);
 	ev.seq = seq;
-	size_t m = settle__v1__event__pack(&ev, buf + 2 + n);
-	buf[1 + n] = (uint8_t)m;
-	raw_put("history", "a\0\0\0\0\0", 6, buf, 2 + n + m - cut);
+	cr_assert_eq(store_event_frame(&ev, &buf, &n, &cap), 0);
+	raw_put("history", "a\0\0\0\0\0", 6, buf, n - cut);
+	free(buf);
 }
 
 Test(snapshot_check, event_seqs_go_up)
@@ -579,4 +581,94 @@ Test(snapshot_check, a_record_without_its_gid_reads_back_with_its_key)
 		settle__v1__tx_record__free_unpacked(one, NULL);
 	}
 	store_txs_free(txs, ntx);
+}
+
+/* Put tx gid in state st through the store (index rows and counts as
+ * apply leaves them); a final state gets finished_ms 7. */
+static void put_state(const char *gid, int st)
+{
+	MDB_txn *txn;
+	Settle__V1__TxRecord tx = tx_a();
+	tx.gid = (char *)gid;
+	tx.state = st;
+	if (st == SETTLE__V1__TX_STATE__COMMITTED) {
+		tx.due_ms = 0;
+		tx.finished_ms = 7;
+	}
+	cr_assert_eq(store_write_begin(A.s, &txn), 0);
+	cr_assert_eq(store_tx_put(A.s, txn, &tx), 0, "%s", store_errmsg(A.s));
+	cr_assert_eq(store_write_commit(A.s, txn), 0);
+}
+
+/* Format 4: a finished transaction has no by_state row, even when the
+ * row count would match (b's row traded for one of a). */
+Test(snapshot_check, by_state_row_of_a_finished_tx)
+{
+	fill();
+	put_state("a", SETTLE__V1__TX_STATE__COMMITTED);
+	put_state("b", SETTLE__V1__TX_STATE__ACTIVE);
+	raw_del("by_state",
+		"\x01"
+		"b",
+		2);
+	raw_put("by_state",
+		"\x03"
+		"a",
+		2, "", 0);
+	expect_refused("by_state row of a finished tx");
+}
+
+/* The counts of finished transactions in meta must be the records'. */
+Test(snapshot_check, final_counts_differ_from_the_records)
+{
+	fill();
+	put_state("a", SETTLE__V1__TX_STATE__COMMITTED);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	uint8_t counts[32] = {0};
+	counts[7] = 2; /* COMMITTED: 2, the records hold 1 */
+	raw_put("meta", "final", 5, counts, sizeof counts);
+	expect_refused("meta counts 2 transactions in state 3");
+	raw_put("meta", "final", 5, counts, 31);
+	expect_refused("final counts of 31 bytes");
+}
+
+/* cmd_ids: 16-byte ids, results that decode, none also in cmds. */
+Test(snapshot_check, cmd_ids_rows_checked)
+{
+	fill();
+	uint8_t id[16] = {2}, buf[64];
+	Settle__V1__CmdResult r;
+	settle__v1__cmd_result__init(&r);
+	size_t n = settle__v1__cmd_result__pack(&r, buf);
+	raw_put("cmd_ids", id, 15, buf, n);
+	expect_refused("command id of 15 bytes");
+	raw_del("cmd_ids", id, 15);
+	raw_put("cmd_ids", id, 16, "\xff\xff", 2);
+	expect_refused("CmdResult does not decode");
+	raw_del("cmd_ids", id, 16);
+	r.code = 999;
+	n = settle__v1__cmd_result__pack(&r, buf);
+	raw_put("cmd_ids", id, 16, buf, n);
+	expect_refused("unknown code");
+	raw_del("cmd_ids", id, 16);
+	r.code = 0;
+	n = settle__v1__cmd_result__pack(&r, buf);
+	id[0] = 1; /* fill()'s id, in cmds */
+	raw_put("cmd_ids", id, 16, buf, n);
+	expect_refused("command id also in cmds");
+	raw_del("cmd_ids", id, 16);
+	id[0] = 2;
+	raw_put("cmd_ids", id, 16, buf, n);
+	uint8_t *a;
+	size_t alen;
+	cr_assert_eq(store_snapshot(A.s, 0, &a, &alen), 0);
+	cr_expect_eq(store_restore(B.s, a, alen), 0, "%s", store_errmsg(B.s));
+	raft_free(a);
+	Settle__V1__CmdResult *got;
+	cr_assert_eq(store_cmd_get(B.s, NULL, id, &got), 0);
+	settle__v1__cmd_result__free_unpacked(got, NULL);
 }

@@ -62,6 +62,15 @@ static size_t db_entries(const char *name)
 	return st.ms_entries;
 }
 
+/* Transactions in state st, as store_counts_get() says. */
+static uint64_t count_of(int st)
+{
+	struct store_counts cn;
+	cr_assert_eq(store_counts_get(T.s, NULL, &cn), 0, "%s",
+		     store_errmsg(T.s));
+	return cn.by_state[st];
+}
+
 Test(store, fresh_store_is_empty_at_index_0)
 {
 	uint64_t idx = 99, due = 99;
@@ -114,7 +123,9 @@ Test(store, tx_put_keeps_one_index_row_per_tx)
 	put_tx("a", SETTLE__V1__TX_STATE__COMMITTED, 0, 8000);
 	cr_expect_eq(db_entries("due"), 1);
 	cr_expect_eq(db_entries("finished"), 1);
-	cr_expect_eq(db_entries("by_state"), 2);
+	/* Finished: counted, not indexed. */
+	cr_expect_eq(db_entries("by_state"), 1);
+	cr_expect_eq(count_of(SETTLE__V1__TX_STATE__COMMITTED), 1);
 	uint64_t min;
 	cr_assert_eq(store_due_min(T.s, NULL, &min), 0);
 	cr_expect_eq(min, 3000);
@@ -165,7 +176,7 @@ Test(store, tx_put_over_moves_only_the_rows_that_change)
 	cr_assert_eq(store_tx_put_over(T.s, txn, &tx, &rows), 0, "%s",
 		     store_errmsg(T.s));
 	store_tx_rows_of(&tx, &rows);
-	/* Final: due gone, finished and the new by_state row in. */
+	/* Final: due and the by_state row gone, finished in, counted. */
 	tx.state = SETTLE__V1__TX_STATE__COMMITTED;
 	tx.due_ms = 0;
 	tx.finished_ms = 8000;
@@ -173,7 +184,8 @@ Test(store, tx_put_over_moves_only_the_rows_that_change)
 		     store_errmsg(T.s));
 	cr_assert_eq(store_write_commit(T.s, txn), 0);
 	cr_expect_eq(db_entries("due"), 0);
-	cr_expect_eq(db_entries("by_state"), 1);
+	cr_expect_eq(db_entries("by_state"), 0);
+	cr_expect_eq(count_of(SETTLE__V1__TX_STATE__COMMITTED), 1);
 	cr_expect_eq(db_entries("finished"), 1);
 	cr_assert_eq(store_finished_min(T.s, NULL, &min), 0);
 	cr_expect_eq(min, 8000);
@@ -648,7 +660,9 @@ Test(store, tx_gc_deletes_oldest_finished_only)
 	cr_expect_eq(db_entries("finished"), 20);
 	cr_expect_eq(db_entries("branches"), 20);
 	cr_expect_eq(db_entries("history"), 20);
-	cr_expect_eq(db_entries("by_state"), 21);
+	/* The live one has its row; the 20 left finished are a count. */
+	cr_expect_eq(db_entries("by_state"), 1);
+	cr_expect_eq(count_of(SETTLE__V1__TX_STATE__COMMITTED), 20);
 	Settle__V1__TxRecord *tx;
 	cr_expect_eq(store_tx_get(T.s, NULL, "f29", &tx), SETTLE_ENOTFOUND);
 	cr_assert_eq(store_tx_get(T.s, NULL, "f30", &tx), 0);
@@ -712,4 +726,98 @@ Test(store, cmd_min_is_the_oldest_time)
 	cr_assert_eq(store_write_commit(T.s, txn), 0);
 	cr_assert_eq(store_cmd_min(T.s, NULL, &t), 0);
 	cr_expect_eq(t, 300);
+}
+
+/* An id that begins with unix ms t (6 bytes BE), then n. */
+static void timed_id(uint8_t *id, uint64_t t, uint8_t n)
+{
+	memset(id, 0x5a, STORE_CMD_ID_LEN);
+	for (int i = 0; i < 6; i++)
+		id[i] = (uint8_t)(t >> (40 - 8 * i));
+	id[15] = n;
+}
+
+/* Only an id whose own time is within STORE_CMD_SKEW_MS of the command's
+ * may go to cmd_ids. */
+Test(store, cmd_id_timed_only_near_the_commands_time)
+{
+	uint8_t id[STORE_CMD_ID_LEN];
+	uint64_t now = 1796608900118ull, w = STORE_CMD_SKEW_MS;
+	timed_id(id, now, 1);
+	cr_expect(store_cmd_id_timed(id, now));
+	timed_id(id, now - w, 1);
+	cr_expect(store_cmd_id_timed(id, now));
+	timed_id(id, now + w, 1);
+	cr_expect(store_cmd_id_timed(id, now));
+	timed_id(id, now - w - 1, 1);
+	cr_expect_not(store_cmd_id_timed(id, now));
+	timed_id(id, now + w + 1, 1);
+	cr_expect_not(store_cmd_id_timed(id, now));
+	memset(id, 0xff, sizeof id); /* a random id, far in the future */
+	cr_expect_not(store_cmd_id_timed(id, now));
+	memset(id, 0, sizeof id);
+	cr_expect_not(store_cmd_id_timed(id, now));
+}
+
+/* Timed ids: one row each in cmd_ids and none in cmd_time, read back
+ * beside ids of cmds, refused twice, collected by their own time (plus
+ * the skew) together with cmds' within one limit, and counted by
+ * store_cmd_min(). */
+Test(store, timed_cmd_ids_are_kept_and_collected_by_their_time)
+{
+	MDB_txn *txn;
+	uint8_t id[STORE_CMD_ID_LEN];
+	uint64_t base = 1796608900000ull, w = STORE_CMD_SKEW_MS;
+	Settle__V1__CmdResult r;
+	settle__v1__cmd_result__init(&r);
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	for (uint8_t i = 1; i <= 5; i++) {
+		r.index = i;
+		timed_id(id, base + 1000 * i, i);
+		cr_assert_eq(store_cmd_put_timed(T.s, txn, id, &r), 0, "%s",
+			     store_errmsg(T.s));
+	}
+	r.index = 77;
+	cmd_id(id, 7);
+	cr_assert_eq(store_cmd_put(T.s, txn, id, base + w + 2500, &r), 0);
+	timed_id(id, base + 3000, 3);
+	cr_expect_eq(store_cmd_put_timed(T.s, txn, id, &r), SETTLE_EEXISTS);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("cmd_ids"), 5);
+	cr_expect_eq(db_entries("cmds"), 1);
+	cr_expect_eq(db_entries("cmd_time"), 1);
+
+	Settle__V1__CmdResult *got;
+	timed_id(id, base + 2000, 2);
+	cr_assert_eq(store_cmd_get(T.s, NULL, id, &got), 0);
+	cr_expect_eq(got->index, 2);
+	settle__v1__cmd_result__free_unpacked(got, NULL);
+	cmd_id(id, 7);
+	cr_assert_eq(store_cmd_get(T.s, NULL, id, &got), 0);
+	cr_expect_eq(got->index, 77);
+	settle__v1__cmd_result__free_unpacked(got, NULL);
+	uint64_t min;
+	cr_assert_eq(store_cmd_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, base + 1000 + w);
+
+	/* Before base + w + 2500 + 1: ids 1 and 2 (their time + w is
+	 * earlier), then the cmds row (its time is earlier); 3 stays. With
+	 * a limit of 2 the cmds row goes first, then id 1. */
+	size_t del;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_cmd_gc(T.s, txn, base + w + 2501, 2, &del), 0);
+	cr_expect_eq(del, 2);
+	cr_assert_eq(store_cmd_gc(T.s, txn, base + w + 2501, 100, &del), 0);
+	cr_expect_eq(del, 1);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+	cr_expect_eq(db_entries("cmd_ids"), 3);
+	cr_expect_eq(db_entries("cmds"), 0);
+	cr_expect_eq(db_entries("cmd_time"), 0);
+	timed_id(id, base + 2000, 2);
+	cr_expect_eq(store_cmd_get(T.s, NULL, id, &got), SETTLE_ENOTFOUND);
+	timed_id(id, base + 3000, 3);
+	cr_assert_eq(store_cmd_get(T.s, NULL, id, &got), 0);
+	settle__v1__cmd_result__free_unpacked(got, NULL);
+	cr_assert_eq(store_cmd_min(T.s, NULL, &min), 0);
+	cr_expect_eq(min, base + 3000 + w);
 }

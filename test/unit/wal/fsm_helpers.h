@@ -87,8 +87,11 @@ struct ent ent_digest(struct ent e, uint64_t digest);
 void tfsm_snapshot(struct tfsm *t, uint8_t **buf, size_t *len);
 
 /* Check every index row matches the tx table: one due row per tx with
- * due_ms != 0, one by_state row per tx, one finished row per finished tx,
- * and nothing else. Asserts. */
+ * due_ms != 0, one by_state row per live tx, one finished row per finished
+ * tx, and nothing else; the counts per state are the records'. Asserts. */
 void tfsm_check_indexes(struct tfsm *t);
+
+/* Rows in the store's table db. */
+size_t tfsm_rows(struct tfsm *t, const char *db);
 
 #endif

@@ -491,3 +491,85 @@ Test(batch, the_cluster_clock_moves_with_the_stamps_inside_a_batch)
 		ent_free(es[i]);
 	}
 }
+
+/* ---- Command ids that begin with their time (feature level 4) ---------- */
+
+/* A CmdFeatures entry under a given id. */
+static struct ent ent_features_id(const uint8_t *id, uint64_t time,
+				  uint32_t level)
+{
+	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdFeatures f = SETTLE__V1__CMD_FEATURES__INIT;
+	c.cmd_id.data = (uint8_t *)id;
+	c.cmd_id.len = 16;
+	c.time_ms = time;
+	f.level = level;
+	c.op_case = SETTLE__V1__COMMAND__OP_FEATURES;
+	c.features = &f;
+	return ent_cmd(&c);
+}
+
+/* An id as settle_cmd_id() makes them: unix ms t in 6 bytes, then n. */
+static void timed_id(uint8_t *id, uint64_t t, uint8_t n)
+{
+	memset(id, 0x44, 16);
+	for (int i = 0; i < 6; i++)
+		id[i] = (uint8_t)(t >> (40 - 8 * i));
+	id[15] = n;
+}
+
+/* Below level 4 every id goes to cmds with a cmd_time row, as older
+ * releases do; from level 4 (the command raising it included) an id that
+ * begins with a time near the command's goes to cmd_ids alone. A retry is
+ * answered alike from either table, and the collection forgets both. */
+Test(results, timed_cmd_ids_from_level_4)
+{
+	const uint64_t t = 1796608900000ull;
+	uint8_t a[16], b[16], c[16], far[16], plain[16];
+	timed_id(a, t, 1);
+	timed_id(b, t + 1, 2);
+	timed_id(c, t + 2, 3);
+	timed_id(far, t - STORE_CMD_SKEW_MS - 1, 4);
+	memset(plain, 0xee, sizeof plain);
+
+	Settle__V1__CmdResult *r = tfsm_res(&F, ent_features_id(a, t, 3));
+	cr_expect_eq(r->count, 3);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tfsm_rows(&F, "cmds"), 1, "level 3: cmds");
+	cr_expect_eq(tfsm_rows(&F, "cmd_time"), 1);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 0);
+
+	r = tfsm_res(&F, ent_features_id(b, t, 4));
+	cr_expect_eq(r->count, 4);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 1, "raised: cmd_ids");
+	cr_expect_eq(tfsm_code(&F, ent_features_id(c, t, 4)), C_OK);
+	cr_expect_eq(tfsm_code(&F, ent_features_id(far, t, 4)), C_OK);
+	cr_expect_eq(tfsm_code(&F, ent_features_id(plain, t, 4)), C_OK);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 2);
+	cr_expect_eq(tfsm_rows(&F, "cmds"), 3, "a, far and plain");
+	cr_expect_eq(tfsm_rows(&F, "cmd_time"), 3);
+
+	/* Retries: the stored answers, nothing new written. */
+	r = tfsm_res(&F, ent_features_id(a, t + 50, 3));
+	cr_expect_eq(r->count, 3, "a's answer, from cmds");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	r = tfsm_res(&F, ent_features_id(b, t + 50, 4));
+	cr_expect_eq(r->count, 4);
+	cr_expect_eq(r->index, 2, "b's answer, from cmd_ids");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 2);
+	cr_expect_eq(tfsm_rows(&F, "cmds"), 3);
+
+	/* Collected once the retention has passed their time plus the skew
+	 * allowed to a timed id. */
+	r = tfsm_res(&F, ent_gc(9, t + 100, t + 10, 100));
+	cr_expect_eq(r->deleted_cmds, 3, "a, far and plain");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 2, "b and c stay");
+	r = tfsm_res(&F, ent_gc(10, t + 200, t + STORE_CMD_SKEW_MS + 3, 100));
+	cr_expect_eq(r->deleted_cmds, 3, "b, c and the first gc's own id");
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tfsm_rows(&F, "cmd_ids"), 0);
+	cr_expect_eq(tfsm_rows(&F, "cmds"), 1, "the second gc's own id");
+}
