@@ -21,19 +21,32 @@
 
 int settle_cmd_id(uint8_t out[16])
 {
+	static uint64_t last;
 	struct timespec ts;
-	uint64_t ms;
-	size_t got = 6;
+	uint64_t v, seen;
+	size_t got = 8;
 
-	/* The first 6 bytes: unix ms, big-endian; the other 10 random. The
-	 * coordinator keeps ids in a B-tree: ids that grow with time go in
-	 * at its end, on pages already in memory, where random ones each
-	 * dirtied a page of their own. */
+	/* Unix ms in 6 bytes and a count within it in 2, big-endian, then 8
+	 * random bytes. The coordinator keeps ids in a B-tree: ids in order
+	 * go in at its end, where LMDB fills a page before it starts the
+	 * next; random ones each dirtied a page of their own, and ids only
+	 * nearly in order split most pages in the middle. The count makes
+	 * the ids of this process strictly increasing, threads included. */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	for (int i = 5; i >= 0; i--) {
-		out[i] = (uint8_t)ms;
-		ms >>= 8;
+	v = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 16;
+	seen = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	for (;;) {
+		uint64_t next = v > seen ? v : seen + 1;
+		if (__atomic_compare_exchange_n(&last, &seen, next, false,
+						__ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			v = next;
+			break;
+		}
+	}
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)v;
+		v >>= 8;
 	}
 	while (got < 16) {
 		ssize_t n = getrandom(out + got, 16 - got, 0);

@@ -132,9 +132,10 @@ const char *settle_client_errmsg(const settle_client *c);
 const char *settle_client_endpoint(const settle_client *c);
 
 /* Fill out with a fresh cmd_id for one logical mutating request: the
- * time in unix ms (6 bytes, big-endian), then 10 random bytes
- * (getrandom()), so ids of one cluster grow with time and the
- * coordinator's table of them is written at its end. SETTLE_EIO if the
+ * time in unix ms (6 bytes, big-endian), a count within that ms (2 bytes,
+ * so the ids of one process are strictly increasing), then 8 random bytes
+ * (getrandom()): ids of one cluster grow with time and the coordinator's
+ * table of them is written at its end. Thread-safe. SETTLE_EIO if the
  * kernel gives no entropy. */
 int settle_cmd_id(uint8_t out[16]);
 

@@ -228,9 +228,14 @@ void coord_propose_drop(struct coord *c, int err);
 
 /* Fill buf with 16 random bytes (loop thread only). */
 void coord_random_id(uint8_t buf[16]);
+/* now_ms << 16 plus a count, strictly increasing over the process's
+ * calls (past now_ms << 16 only when called more than 2^16 times a ms,
+ * or when the clock went back): what the leader's gids and command ids
+ * begin with, so that they come in order (loop thread only). */
+uint64_t coord_stamp(uint64_t now_ms);
 /* A command id the leader makes (a batch's, the driver's results): unix
- * ms in the first 6 bytes, big-endian, then random bytes, like libsettle's
- * settle_cmd_id(). */
+ * ms in the first 6 bytes and a count in the next 2 (coord_stamp()),
+ * big-endian, then random bytes, like libsettle's settle_cmd_id(). */
 void coord_cmd_id(uint8_t buf[16]);
 
 /* ---- Clocks (clock.c) -----------------------------------------------------

@@ -242,15 +242,20 @@ bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
 	return true;
 }
 
-/* A gid the coordinator chooses: unix ms and 64 random bits, hex. */
+/* A gid the coordinator chooses, in hex: unix ms, then a count within it
+ * (16 bits) and 48 random bits. The gids of one leader come in order, so the
+ * tables keyed by gid grow at their end, where LMDB fills a page before it
+ * starts the next; out of order, most pages are split in the middle and
+ * stay half full. */
 static void new_gid(char *out, size_t len, uint64_t now)
 {
 	uint8_t r[16];
-	uint64_t x;
+	uint64_t x, v = coord_stamp(now);
 
 	coord_random_id(r);
 	memcpy(&x, r, sizeof x);
-	snprintf(out, len, "%011" PRIx64 "-%016" PRIx64, now, x);
+	snprintf(out, len, "%011" PRIx64 "-%04" PRIx64 "%012" PRIx64, v >> 16,
+		 v & 0xffff, x & (uint64_t)0xffffffffffff);
 }
 
 /*

@@ -57,20 +57,33 @@ void coord_random_id(uint8_t buf[16])
 	used += 16;
 }
 
+uint64_t coord_stamp(uint64_t now_ms)
+{
+	static uint64_t last;
+	uint64_t v = now_ms << 16;
+
+	if (v <= last)
+		v = last + 1;
+	last = v;
+	return v;
+}
+
 void coord_cmd_id(uint8_t buf[16])
 {
 	struct timespec ts;
-	uint64_t ms;
+	uint64_t v;
 
-	/* As libsettle's settle_cmd_id(): unix ms first, so the ids the
-	 * leader makes (batches, results) are written at the end of the
-	 * `cmds` B-tree rather than on a random page of it each. */
+	/* As libsettle's settle_cmd_id(): unix ms first, then a count, so
+	 * the ids the leader makes (batches, results) come in order and are
+	 * written at the end of the cmd_ids B-tree, whose pages LMDB then
+	 * fills before it starts the next, rather than on a random page. */
 	coord_random_id(buf);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	for (int i = 5; i >= 0; i--) {
-		buf[i] = (uint8_t)ms;
-		ms >>= 8;
+	v = coord_stamp((uint64_t)ts.tv_sec * 1000 +
+			(uint64_t)ts.tv_nsec / 1000000);
+	for (int i = 7; i >= 0; i--) {
+		buf[i] = (uint8_t)v;
+		v >>= 8;
 	}
 }
 

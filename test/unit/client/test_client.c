@@ -1,5 +1,7 @@
 /* The blocking initiator client against scripted fake coordinator nodes:
  * leader following, retries with the same cmd_id, error text, budgets. */
+#include <pthread.h>
+
 #include <criterion/criterion.h>
 #include <string.h>
 #include <time.h>
@@ -465,9 +467,52 @@ Test(client, cmd_ids_begin_with_the_time)
 			ms = ms << 8 | id[k];
 		cr_assert(ms >= now && ms < now + 5000, "prefix %llu, now %llu",
 			  (unsigned long long)ms, (unsigned long long)now);
-		cr_assert_geq(memcmp(id, prev, 6), 0, "the time went back");
-		differ += memcmp(id + 6, prev + 6, 10) != 0;
+		/* Time and count: strictly increasing. */
+		cr_assert_gt(memcmp(id, prev, 8), 0, "id %d not after the last",
+			     i);
+		differ += memcmp(id + 8, prev + 8, 8) != 0;
 		memcpy(prev, id, sizeof id);
 	}
 	cr_expect_eq(differ, 1000, "the random part repeated");
+}
+
+#define ID_THREADS 4
+#define ID_EACH	   5000
+
+static void *make_ids(void *arg)
+{
+	uint8_t(*ids)[16] = arg;
+	for (int i = 0; i < ID_EACH; i++)
+		if (settle_cmd_id(ids[i]) != 0)
+			return (void *)1;
+	return NULL;
+}
+
+static int cmp_prefix(const void *a, const void *b)
+{
+	return memcmp(a, b, 8);
+}
+
+/* Threads drawing ids at once never get the same time and count, and
+ * each gets its own in increasing order. */
+Test(client, cmd_ids_of_threads_never_share_time_and_count)
+{
+	static uint8_t ids[ID_THREADS * ID_EACH][16];
+	pthread_t t[ID_THREADS];
+	for (int i = 0; i < ID_THREADS; i++)
+		cr_assert_eq(
+		    pthread_create(&t[i], NULL, make_ids, ids[i * ID_EACH]), 0);
+	for (int i = 0; i < ID_THREADS; i++) {
+		void *rv;
+		cr_assert_eq(pthread_join(t[i], &rv), 0);
+		cr_assert_null(rv);
+		for (int j = 1; j < ID_EACH; j++)
+			cr_assert_gt(memcmp(ids[i * ID_EACH + j],
+					    ids[i * ID_EACH + j - 1], 8),
+				     0);
+	}
+	qsort(ids, ID_THREADS * ID_EACH, 16, cmp_prefix);
+	for (int j = 1; j < ID_THREADS * ID_EACH; j++)
+		cr_assert_neq(memcmp(ids[j], ids[j - 1], 8), 0,
+			      "two ids with the same time and count");
 }
