@@ -45,7 +45,7 @@ struct fu_cluster {
 /* settled's default election timeout (--election-timeout; heartbeat
  * 100 ms, pre-vote on): the faults that must outlast an election wait a
  * few of these. */
-#define FU_ELECTION_TIMEOUT_MS 700
+#define FU_ELECTION_TIMEOUT_MS 400
 
 /*
  * Start n (1..FU_MAX_NODES) voters on 127.0.0.1 with extra settled
