@@ -22,7 +22,8 @@ static const char usage[] =
     "               [--retention DURATION] [--stuck-after DURATION]\n"
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
-    "               [--snapshot-trailing N] [--store-budget MIB] [--join]\n"
+    "               [--snapshot-trailing N] [--snapshot-log MIB]\n"
+    "               [--store-budget MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
     "               [--feature-level N]\n"
     "               [--xa-rm NAME=pg:CONNINFO|NAME=mariadb:CONNINFO]...\n"
@@ -38,6 +39,8 @@ static const char usage[] =
     "--store-budget: disk the store may take (default 4096 MiB, at least\n"
     "8); near it new transactions are refused (docs/OPERATIONS.md).\n"
     "--map-size MIB is its old name.\n"
+    "--snapshot-log: the most raft log between two snapshots (default 64\n"
+    "MiB); raft holds it in memory until a snapshot lets it go.\n"
     "--xa-rm: an XA resource manager the leader commits, rolls back and\n"
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
@@ -368,6 +371,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->snapshot_threshold = 16384;
 	cfg->feature_level = FSM_LEVEL;
 	cfg->snapshot_trailing = 4096;
+	cfg->snapshot_log_bytes = (size_t)64 << 20;
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;
 	cfg->retry_max_ms = 30 * 1000;
@@ -512,6 +516,16 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			cfg->store_budget = (size_t)n << 20;
+		} else if (strcmp(a, "--snapshot-log") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n < 1 || n > 65536) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: '%s' is not a size in MiB "
+					 "(1..65536)",
+					 a, v);
+				return SETTLE_EINVAL;
+			}
+			cfg->snapshot_log_bytes = (size_t)n << 20;
 		} else if (strcmp(a, "--snapshot-threshold") == 0 ||
 			   strcmp(a, "--snapshot-trailing") == 0) {
 			NEED_VALUE();

@@ -41,10 +41,13 @@ struct coord_config {
 	uint64_t retention_ms;	     /* finished transactions kept this long */
 	unsigned snapshot_threshold; /* raft entries between snapshots */
 	unsigned snapshot_trailing;  /* raft entries kept after a snapshot */
-	uint32_t call_timeout_ms;    /* one Confirm/Cancel call */
-	uint32_t retry_base_ms;	     /* first retry delay */
-	uint32_t retry_max_ms;	     /* retry delay cap */
-	uint64_t stuck_after_ms;     /* unfinished longer than this is stuck */
+	/* --snapshot-log: the most bytes of log between two snapshots (raft
+	 * 0.15 holds them in memory; coordinator/snapshot_pace.h). */
+	size_t snapshot_log_bytes;
+	uint32_t call_timeout_ms; /* one Confirm/Cancel call */
+	uint32_t retry_base_ms;	  /* first retry delay */
+	uint32_t retry_max_ms;	  /* retry delay cap */
+	uint64_t stuck_after_ms;  /* unfinished longer than this is stuck */
 	/* --store-budget: the most the LMDB store may take on disk (its
 	 * map); new transactions are refused before it is reached. */
 	size_t store_budget;

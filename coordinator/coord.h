@@ -90,6 +90,7 @@ struct coord {
 		uint64_t prev_index; /* index of the snapshot before */
 		uint64_t log_bytes;  /* applied since the last snapshot */
 		uint64_t log_entries;
+		bool log_full; /* log_bytes reached --snapshot-log */
 		/* Timing of the one being taken (uv_hrtime, ns): begun on
 		 * the loop, how long the loop held it, when the worker
 		 * started and was done. */

@@ -19,6 +19,7 @@ coordinator_settled_SOURCES = \
 	coordinator/propose.c \
 	coordinator/query.c \
 	coordinator/snapshot.c coordinator/snapshot_int.h \
+	coordinator/snapshot_pace.c coordinator/snapshot_pace.h \
 	coordinator/snapshot_send.c \
 	coordinator/xa.h coordinator/xa_logic.c \
 	coordinator/xa_pool.c coordinator/xa_pool.h \
@@ -33,7 +34,7 @@ if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator
 test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_xa_logic.c \
-	coordinator/config.c coordinator/xa_logic.c
+	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)

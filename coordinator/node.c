@@ -56,6 +56,16 @@ static unsigned first_snapshot_threshold(const struct coord *c)
 	return t > UINT_MAX ? UINT_MAX : (unsigned)t;
 }
 
+/* The bytes of log after which this node takes a snapshot at the latest:
+ * --snapshot-log, staggered like the first threshold, so that the nodes
+ * of a busy cluster do not all reach it at the same entry. */
+static uint64_t snapshot_log_cap(const struct coord *c)
+{
+	uint64_t t = c->cfg.snapshot_log_bytes;
+
+	return t + t * ((c->cfg.id - 1) % 4) / 4;
+}
+
 /* ---- FSM glue ------------------------------------------------------------ */
 
 /*
@@ -112,6 +122,12 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 	*result = NULL; /* results are read back from LMDB by cmd_id */
 	c->snap.log_bytes += buf->len;
 	c->snap.log_entries++;
+	if (!c->snap.log_full && c->snap.log_bytes >= snapshot_log_cap(c)) {
+		/* raft holds all of it in memory: a snapshot after this
+		 * entry (snapshot_pace() sets the pace again after it). */
+		raft_set_snapshot_threshold(&c->raft, 1);
+		c->snap.log_full = true;
+	}
 	c->fsm.last_wall_ms = 0;
 	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
 	if (rv != 0) {

@@ -48,6 +48,7 @@
 #include "error.h"
 #include "log.h"
 #include "snapshot_int.h"
+#include "snapshot_pace.h"
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_TMP    ".tmp"
@@ -295,34 +296,27 @@ static void ckpt_prune_soon(struct coord *c)
 
 /* ---- Taking a snapshot (raft_fsm version 3) ------------------------------ */
 
-/* The most entries between two snapshots, whatever the store's size: raft
- * 0.15 loads every entry after the last snapshot into memory at start. */
-#define SNAPSHOT_THRESHOLD_MAX (1u << 20)
-
 /*
  * A snapshot copies the whole store, so taking one every N entries would
- * cost more and more as history grows. Pace them instead: the next one
- * comes once the log has grown by about as many bytes as this snapshot
- * holds (never sooner than --snapshot-threshold entries), so snapshot
- * writing stays within about the log's own write volume.
+ * cost more and more as history grows; holding the log for longer costs
+ * memory. coord_snapshot_pace() weighs the two.
  */
 static void snapshot_pace(struct coord *c)
 {
-	uint64_t avg, want;
+	struct coord_snapshot_pace p;
 
 	if (c->snap.len == 0 || c->snap.log_entries == 0)
 		return;
-	avg = c->snap.log_bytes / c->snap.log_entries;
-	want = avg > 0 ? c->snap.len / avg : 0;
-	if (want < c->cfg.snapshot_threshold)
-		want = c->cfg.snapshot_threshold;
-	if (want > SNAPSHOT_THRESHOLD_MAX)
-		want = SNAPSHOT_THRESHOLD_MAX;
-	raft_set_snapshot_threshold(&c->raft, (unsigned)want);
-	settle_tracef("fsm", "snapshot of %zu bytes; next after %llu entries",
-		      c->snap.len, (unsigned long long)want);
+	p = coord_snapshot_pace(&c->cfg, c->snap.len, c->snap.log_bytes,
+				c->snap.log_entries);
+	raft_set_snapshot_threshold(&c->raft, p.threshold);
+	raft_set_snapshot_trailing(&c->raft, p.trailing);
+	settle_tracef("fsm",
+		      "snapshot of %zu bytes; next after %u entries, %u kept",
+		      c->snap.len, p.threshold, p.trailing);
 	c->snap.log_bytes = 0;
 	c->snap.log_entries = 0;
+	c->snap.log_full = false;
 }
 
 /*

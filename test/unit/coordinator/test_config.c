@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "coordinator/config.h"
+#include "coordinator/snapshot_pace.h"
 #include "error.h"
 
 static int parse(struct coord_config *cfg, char *errmsg, size_t len, int argc,
@@ -131,4 +132,67 @@ Test(config, store_budget)
 			   "--listen", "h:1", "--raft", "h:2", "--store-budget",
 			   "1g"),
 		     SETTLE_EINVAL);
+}
+
+/* --snapshot-log in MiB, 64 by default; nonsense refused. */
+Test(config, snapshot_log)
+{
+	struct coord_config cfg;
+	char err[512];
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.snapshot_log_bytes, (size_t)64 << 20);
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--snapshot-log",
+			   "512"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.snapshot_log_bytes, (size_t)512 << 20);
+	const char *bad[] = {"0", "65537", "x", "-1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data",
+				   "d", "--listen", "h:1", "--raft", "h:2",
+				   "--snapshot-log", bad[i]),
+			     SETTLE_EINVAL, "%s", bad[i]);
+		cr_expect_neq(strstr(err, "--snapshot-log"), NULL, "%s", err);
+	}
+}
+
+/* The pace: as many log bytes as the snapshot holds, at least
+ * --snapshot-threshold entries, at most --snapshot-log bytes (which wins
+ * over the threshold), and a trailing of at most a quarter of that. */
+Test(config, snapshot_pace_weighs_store_against_memory)
+{
+	struct coord_config cfg;
+	char err[512];
+	struct coord_snapshot_pace p;
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	p = coord_snapshot_pace(&cfg, 1000, 0, 0);
+	cr_expect_eq(p.threshold, cfg.snapshot_threshold, "nothing known");
+	cr_expect_eq(p.trailing, cfg.snapshot_trailing);
+	/* Small entries (300 B), a 60 MB snapshot: 200,000 entries. */
+	p = coord_snapshot_pace(&cfg, 60000000, 300 * 1000, 1000);
+	cr_expect_eq(p.threshold, 200000);
+	cr_expect_eq(p.trailing, 4096);
+	/* A small store: the threshold is the floor. */
+	p = coord_snapshot_pace(&cfg, 1000000, 300 * 1000, 1000);
+	cr_expect_eq(p.threshold, cfg.snapshot_threshold);
+	/* Entries of 32 KiB: 64 MiB of them is 2,048, under the floor and
+	 * whatever the store's size; 16 MiB kept is 512. */
+	p = coord_snapshot_pace(&cfg, (uint64_t)4 << 30, (uint64_t)32768 * 100,
+				100);
+	cr_expect_eq(p.threshold, 2048);
+	cr_expect_eq(p.trailing, 512);
+	/* Huge entries: at least one entry, and 64 kept. */
+	p = coord_snapshot_pace(&cfg, (uint64_t)4 << 30, (uint64_t)1 << 40, 1);
+	cr_expect_eq(p.threshold, 1);
+	cr_expect_eq(p.trailing, COORD_SNAPSHOT_TRAILING_MIN);
+	/* Tiny entries and a huge store: 64 Mi entries of a byte, but no
+	 * more than raft's own bound. */
+	p = coord_snapshot_pace(&cfg, (uint64_t)1 << 40, 1000, 1000);
+	cr_expect_eq(p.threshold, COORD_SNAPSHOT_THRESHOLD_MAX);
 }
