@@ -504,28 +504,25 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			else
 				cfg->stuck_after_ms = n;
 		} else if (strcmp(a, "--store-budget") == 0 ||
-			   strcmp(a, "--map-size") == 0) {
+			   strcmp(a, "--map-size") == 0 ||
+			   strcmp(a, "--snapshot-log") == 0) {
 			/* --map-size was the LMDB map, which the budget now
 			 * is: the old name keeps working. */
+			bool log = a[2] == 's' && a[3] == 'n';
+			uint64_t lo = log ? 1 : 8, hi = log ? 65536 : 1u << 30;
 			NEED_VALUE();
-			if (parse_u64(v, &n) != 0 || n < 8 || n > 1u << 30) {
+			if (parse_u64(v, &n) != 0 || n < lo || n > hi) {
 				snprintf(errmsg, errmsg_len,
 					 "%s: '%s' is not a size in MiB "
-					 "(8..1073741824)",
-					 a, v);
+					 "(%llu..%llu)",
+					 a, v, (unsigned long long)lo,
+					 (unsigned long long)hi);
 				return SETTLE_EINVAL;
 			}
-			cfg->store_budget = (size_t)n << 20;
-		} else if (strcmp(a, "--snapshot-log") == 0) {
-			NEED_VALUE();
-			if (parse_u64(v, &n) != 0 || n < 1 || n > 65536) {
-				snprintf(errmsg, errmsg_len,
-					 "%s: '%s' is not a size in MiB "
-					 "(1..65536)",
-					 a, v);
-				return SETTLE_EINVAL;
-			}
-			cfg->snapshot_log_bytes = (size_t)n << 20;
+			if (log)
+				cfg->snapshot_log_bytes = (size_t)n << 20;
+			else
+				cfg->store_budget = (size_t)n << 20;
 		} else if (strcmp(a, "--snapshot-threshold") == 0 ||
 			   strcmp(a, "--snapshot-trailing") == 0) {
 			NEED_VALUE();
