@@ -5,7 +5,7 @@
  *                --concurrency C --duration SECONDS [--rollback-ratio R]
  *                [--declare-branches | --register-branches]
  *                [--listen HOST:PORT] [--rate R] [--interval S] [--json]
- *                [--client async|sync]
+ *                [--client async|sync] [--random-gids]
  *   settle-bench [--cluster ENDPOINTS] --mode xa|xa-local [--xa-pg CONNINFO]
  *                [--xa-mariadb CONNINFO] [--xa-pg-rm NAME]
  *                [--xa-mariadb-rm NAME] [--xa-rows N] --concurrency C
@@ -32,6 +32,10 @@
  * waited for it (no coordinated omission). --concurrency then bounds the
  * transactions in flight: give enough for R times the latency. Without
  * --rate each slot starts its next transaction when one ends.
+ *
+ * --random-gids: the bench chooses every gid (32 random hex digits, as a
+ * client with UUIDs would) instead of leaving it to the leader, whose
+ * gids come in order and fill the store's pages better.
  *
  * --interval S: also print, per S seconds of the run, the transactions
  * that ended in it (per second) and the slowest of them, to see whether a
@@ -63,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +150,27 @@ void bench_record(struct bench_worker *w, uint64_t t0_us)
 		w->caplat = cap;
 	}
 	w->lat_us[w->nlat++] = lat;
+}
+
+const char *bench_gid(const struct bench *b, char buf[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[16];
+	size_t got = 0;
+
+	if (!b->random_gids)
+		return NULL;
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(r); i++) {
+		buf[2 * i] = hex[r[i] >> 4];
+		buf[2 * i + 1] = hex[r[i] & 15];
+	}
+	buf[32] = 0;
+	return buf;
 }
 
 void bench_decls(const struct bench *b, const uint8_t *payload, size_t len,
@@ -249,7 +275,7 @@ static const char help[] =
     "[--json]\n"
     "                    [--rate R] [--interval S]\n"
     "                    [--declare-branches | --register-branches]\n"
-    "                    [--client async|sync]\n"
+    "                    [--client async|sync] [--random-gids]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
     "tcc: the Begin declares the K branches (one raft command); with\n"
@@ -262,6 +288,8 @@ static const char help[] =
     "--client async (default for tcc and saga): C transactions in flight\n"
     "on one thread and connection; sync: C threads, each with a blocking\n"
     "handle (the only way for --register-branches).\n"
+    "--random-gids: the bench chooses each gid (32 random hex digits)\n"
+    "instead of the leader.\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
@@ -310,6 +338,7 @@ int main(int argc, char **argv)
 	    {"rate", required_argument, NULL, 'e'},
 	    {"interval", required_argument, NULL, 'i'},
 	    {"client", required_argument, NULL, 'C'},
+	    {"random-gids", no_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -431,6 +460,9 @@ int main(int argc, char **argv)
 		case 'D':
 		case 'G':
 			b.declare = ch == 'D';
+			break;
+		case 'g':
+			b.random_gids = true;
 			break;
 		case 'h':
 			fputs(help, stdout);

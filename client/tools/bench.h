@@ -56,6 +56,10 @@ struct bench {
 	 * (bench_async.c) rather than a thread per transaction in flight
 	 * on the blocking one. */
 	bool async;
+	/* --random-gids (tcc, saga): the bench chooses each gid, 32 random
+	 * hex digits, as a client with UUIDs would; else the leader does
+	 * (its gids come in order). */
+	bool random_gids;
 	char participant[64]; /* host:port of the in-process participant */
 	uint64_t start_us;    /* monotonic */
 	uint64_t end_ms;      /* monotonic */
@@ -138,6 +142,10 @@ void bench_fail(struct bench_worker *w, const char *fmt, ...)
  * their names. */
 void bench_decls(const struct bench *b, const uint8_t *payload, size_t len,
 		 struct settle_branch_decl *d, char (*resource)[8]);
+
+/* The gid to begin with: NULL (the leader chooses) or, with
+ * --random-gids, 32 random hex digits in buf. */
+const char *bench_gid(const struct bench *b, char buf[33]);
 
 /* The K ordered steps of a saga on the participant (names "s0".."sK-1"
  * in names); fail: the last step's action fails, so the saga is

@@ -194,6 +194,7 @@ static bool tx_start(struct arun *run, uint64_t t0)
 	struct atx *tx = run->free;
 	struct bench_worker *w = run->w;
 	unsigned n = b->branches;
+	char gidbuf[33];
 	int rv;
 
 	run->free = tx->next_free;
@@ -207,15 +208,15 @@ static bool tx_start(struct arun *run, uint64_t t0)
 
 		bench_saga_steps(b, tx->rollback, steps, names);
 		tx->rollback = false; /* the saga decides, not the bench */
-		rv = settle_async_submit_saga(run->c, NULL, NULL, steps, n,
-					      on_submitted, tx);
+		rv = settle_async_submit_saga(run->c, bench_gid(b, gidbuf),
+					      NULL, steps, n, on_submitted, tx);
 	} else {
 		struct settle_branch_decl d[BENCH_MAX_BRANCHES];
 		char resource[BENCH_MAX_BRANCHES][8];
 
 		bench_decls(b, payload, sizeof(payload), d, resource);
-		rv =
-		    settle_async_begin(run->c, NULL, 30000, d, n, on_begun, tx);
+		rv = settle_async_begin(run->c, bench_gid(b, gidbuf), 30000, d,
+					n, on_begun, tx);
 	}
 	if (rv != 0) {
 		/* Not started: counted, and the slot is free for the next

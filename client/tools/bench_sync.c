@@ -61,8 +61,11 @@ static int begin_declared(struct bench_worker *w, settle_client *c,
 	char resource[BENCH_MAX_BRANCHES][8];
 
 	bench_decls(w->b, payload, len, d, resource);
-	return settle_begin_branches(c, NULL, 30000, d, w->b->branches, gid,
-				     SETTLE_GID_BUFSIZE, ids);
+	char own[33];
+
+	return settle_begin_branches(c, bench_gid(w->b, own), 30000, d,
+				     w->b->branches, gid, SETTLE_GID_BUFSIZE,
+				     ids);
 }
 
 /* One transaction. Returns 0 when it reached a final state. */
@@ -73,6 +76,7 @@ static int one_tx(struct bench_worker *w, settle_client *c, uint64_t t0)
 	uint32_t ids[BENCH_MAX_BRANCHES];
 	char resource[32];
 	uint8_t payload[16] = "bench-payload-01";
+	char own[33];
 	bool finished = false;
 	int state = 0, rv;
 	unsigned k;
@@ -81,7 +85,7 @@ static int one_tx(struct bench_worker *w, settle_client *c, uint64_t t0)
 
 	rv = b->declare
 		 ? begin_declared(w, c, payload, sizeof(payload), gid, ids)
-		 : settle_begin(c, NULL, 30000, gid, sizeof(gid));
+		 : settle_begin(c, bench_gid(b, own), 30000, gid, sizeof(gid));
 	if (rv != 0) {
 		note_error(w, "begin", c);
 		return rv;
@@ -146,14 +150,15 @@ static int one_saga(struct bench_worker *w, settle_client *c, uint64_t t0)
 	struct settle_saga_step steps[BENCH_MAX_BRANCHES];
 	char gid[SETTLE_GID_BUFSIZE];
 	char names[BENCH_MAX_BRANCHES][8];
+	char own[33];
 	bool finished = false;
 	int state = 0, rv;
 	bool fail = b->rollback_ratio > 0 &&
 		    (double)rand_r(&w->seed) / RAND_MAX < b->rollback_ratio;
 
 	bench_saga_steps(b, fail, steps, names);
-	rv = settle_submit_saga(c, NULL, NULL, steps, b->branches, gid,
-				sizeof(gid));
+	rv = settle_submit_saga(c, bench_gid(b, own), NULL, steps, b->branches,
+				gid, sizeof(gid));
 	if (rv != 0) {
 		note_error(w, "submit saga", c);
 		return rv;

@@ -1179,6 +1179,34 @@ Test(settlectl_saga, bench_runs_tcc_every_way)
 	}
 }
 
+/* --random-gids: the bench names its transactions itself, 32 random hex
+ * digits each, where the leader's gids are time, count and random parts
+ * joined by a dash. */
+Test(settlectl_saga, bench_chooses_random_gids)
+{
+	char *out, *err;
+
+	run_bench("tcc", "--random-gids", &out, &err);
+	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	cr_assert_eq(CTL(&out, &err, "--cluster", sw.node.endpoint, "tx",
+			 "list", "--state", "committed"),
+		     0, "stderr: %s", err);
+	size_t own = 0;
+	for (const char *p = out; *p != 0; p++) {
+		size_t n = strspn(p, "0123456789abcdef");
+		if (n == 32 && (p == out || p[-1] == '\n' || p[-1] == ' ') &&
+		    (p[32] == ' ' || p[32] == '\n'))
+			own++;
+		p += n > 0 ? n - 1 : 0;
+	}
+	cr_assert_geq(own, 5, "%zu gids of 32 hex digits in:\n%s", own, out);
+	free(out);
+	free(err);
+}
+
 /* --rate: open loop. Transaction k is due k/R s after the start, so a
  * run of D seconds starts exactly R * D of them however fast they end;
  * --interval splits the count into D slices. A bad rate is refused. */
