@@ -426,8 +426,18 @@ int store__history_upgrade(struct store *s, MDB_txn *txn)
 							     : "bad events");
 			break;
 		}
-		MDB_val nv = {n, chunk};
-		rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
+		/* The key is copied out first: k points into the page, and a
+		 * put of another size moves the node it points at. */
+		uint8_t key[STORE__KEY_MAX];
+		if (k.mv_size > sizeof key) {
+			free(chunk);
+			rv = store__fail(s, SETTLE_EPROTO,
+					 "history key of %zu bytes", k.mv_size);
+			break;
+		}
+		memcpy(key, k.mv_data, k.mv_size);
+		MDB_val nk = {k.mv_size, key}, nv = {n, chunk};
+		rc = mdb_cursor_put(c, &nk, &nv, MDB_CURRENT);
 		free(chunk);
 		if (rc != 0)
 			break;
