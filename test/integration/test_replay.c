@@ -94,6 +94,8 @@ Test(replay, log_of_the_release_before_feature_levels)
 	n.port = it_free_port_pair();
 	snprintf(n.endpoint, sizeof(n.endpoint), "127.0.0.1:%d", n.port);
 	snprintf(raft, sizeof(raft), "127.0.0.1:%d", n.port + 1);
+	/* The log's transactions finished when it was recorded: a retention
+	 * of 24 h (the default) lets the GC take them from a day after. */
 	char *argv[] = {(char *)it_bin("settled"),
 			"--id",
 			ids,
@@ -103,6 +105,8 @@ Test(replay, log_of_the_release_before_feature_levels)
 			n.endpoint,
 			"--raft",
 			raft,
+			"--retention",
+			"36500d",
 			NULL};
 	n.proc = it_spawn("node1", argv);
 	it_node_wait_leader(&n, 60000);
