@@ -82,6 +82,31 @@ static void expect_events(struct store *s, const char *gid, size_t n,
 
 static const char *const g_kinds[] = {"begin", "register", "commit"};
 
+/* Close t's store and open it again, as a restart does. */
+static void reopen(struct tstore *t)
+{
+	char dir[64], err[256];
+	snprintf(dir, sizeof dir, "%s", t->dir);
+	store_close(t->s);
+	cr_assert_eq(store_open(dir, NULL, &t->s, err, sizeof err), 0, "%s",
+		     err);
+}
+
+/* A history row as format 3 kept it: a varint length then a packed Event,
+ * for each of g_kinds, in row (512 bytes); its length. */
+static size_t v3_history_row(uint8_t *row)
+{
+	uint8_t ev[128];
+	size_t n = 0;
+	for (uint64_t i = 1; i <= 3; i++) {
+		size_t m = old_event(ev, i, g_kinds[i - 1]);
+		row[n++] = (uint8_t)m;
+		memcpy(row + n, ev, m);
+		n += m;
+	}
+	return n;
+}
+
 Test(format, format2_store_is_upgraded_at_open)
 {
 	MDB_txn *txn;
@@ -105,11 +130,7 @@ Test(format, format2_store_is_upgraded_at_open)
 	cr_assert_eq(mdb_put(txn, events, &hk, &hv, 0), 0);
 	cr_assert_eq(store_write_commit(A.s, txn), 0);
 
-	char dir[64], err[256];
-	snprintf(dir, sizeof dir, "%s", A.dir);
-	store_close(A.s);
-	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
-		     err);
+	reopen(&A);
 	expect_events(A.s, "g", 3, g_kinds);
 	expect_events(A.s, "h", 1, g_kinds);
 	cr_assert_eq(store_read_begin(A.s, &txn), 0);
@@ -295,14 +316,8 @@ static void make_format3(struct store *s)
 	/* done's history as format 3 kept it: a varint length then a
 	 * packed Event, for each of g_kinds. */
 	MDB_dbi history;
-	uint8_t row[512], ev[128];
-	size_t n = 0;
-	for (uint64_t i = 1; i <= 3; i++) {
-		size_t m = old_event(ev, i, g_kinds[i - 1]);
-		row[n++] = (uint8_t)m;
-		memcpy(row + n, ev, m);
-		n += m;
-	}
+	uint8_t row[512];
+	size_t n = v3_history_row(row);
 	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &history), 0);
 	MDB_val hk = {9, "done\0\0\0\0\0"}, hv = {n, row};
 	cr_assert_eq(mdb_put(txn, history, &hk, &hv, 0), 0);
@@ -354,11 +369,7 @@ static void expect_format4(struct store *s)
 Test(format, format3_store_counts_finished_transactions_at_open)
 {
 	make_format3(A.s);
-	char dir[64], err[256];
-	snprintf(dir, sizeof dir, "%s", A.dir);
-	store_close(A.s);
-	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
-		     err);
+	reopen(&A);
 	expect_format4(A.s);
 }
 
@@ -460,7 +471,7 @@ Test(format, a_large_format3_history_is_rewritten_whole)
 	enum { N = 3000 };
 	MDB_txn *txn;
 	MDB_dbi meta, history;
-	uint8_t row[512], ev[128];
+	uint8_t row[512];
 	char gid[16];
 	for (int t = 0; t < N; t++) {
 		snprintf(gid, sizeof gid, "g%05d", t);
@@ -469,14 +480,8 @@ Test(format, a_large_format3_history_is_rewritten_whole)
 	cr_assert_eq(store_write_begin(A.s, &txn), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
 	cr_assert_eq(mdb_dbi_open(txn, "history", 0, &history), 0);
+	size_t n = v3_history_row(row);
 	for (int t = 0; t < N; t++) {
-		size_t n = 0;
-		for (uint64_t i = 1; i <= 3; i++) {
-			size_t m = old_event(ev, i, g_kinds[i - 1]);
-			row[n++] = (uint8_t)m;
-			memcpy(row + n, ev, m);
-			n += m;
-		}
 		uint8_t key[16];
 		snprintf(gid, sizeof gid, "g%05d", t);
 		memcpy(key, gid, 6);
@@ -489,11 +494,7 @@ Test(format, a_large_format3_history_is_rewritten_whole)
 	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
 	cr_assert_eq(store_write_commit(A.s, txn), 0);
 
-	char dir[64], err[256];
-	snprintf(dir, sizeof dir, "%s", A.dir);
-	store_close(A.s);
-	cr_assert_eq(store_open(dir, NULL, &A.s, err, sizeof err), 0, "%s",
-		     err);
+	reopen(&A);
 	for (int t = 0; t < N; t++) {
 		snprintf(gid, sizeof gid, "g%05d", t);
 		expect_events(A.s, gid, 3, g_kinds);
