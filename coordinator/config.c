@@ -23,6 +23,7 @@ static const char usage[] =
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
     "               [--retry-max DURATION] [--snapshot-threshold N]\n"
     "               [--snapshot-trailing N] [--snapshot-log MIB]\n"
+    "               [--snapshot-journal MIB]\n"
     "               [--store-budget MIB] [--join]\n"
     "               [--election-timeout DURATION] [--heartbeat DURATION]\n"
     "               [--feature-level N]\n"
@@ -41,11 +42,13 @@ static const char usage[] =
     "--map-size MIB is its old name.\n"
     "--snapshot-log: the most raft log between two snapshots (default 64\n"
     "MiB); raft holds it in memory until a snapshot lets it go.\n"
+    "--snapshot-journal: the most journal of entries a delta snapshot adds\n"
+    "to the last full one (default 1024 MiB; 0: every snapshot is full).\n"
     "--xa-rm: an XA resource manager the leader commits, rolls back and\n"
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
     "stay out of the process list (the file must not be world-readable).\n"
-    "--feature-level: claim at most this feature level (1..4, default 4):\n"
+    "--feature-level: claim at most this feature level (1..5, default 5):\n"
     "to behave as a release before feature levels (docs/OPERATIONS.md).\n";
 
 const char *coord_config_usage(void)
@@ -372,6 +375,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->feature_level = FSM_LEVEL;
 	cfg->snapshot_trailing = 4096;
 	cfg->snapshot_log_bytes = (size_t)64 << 20;
+	cfg->snapshot_journal_bytes = (uint64_t)1024 << 20;
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;
 	cfg->retry_max_ms = 30 * 1000;
@@ -505,11 +509,14 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				cfg->stuck_after_ms = n;
 		} else if (strcmp(a, "--store-budget") == 0 ||
 			   strcmp(a, "--map-size") == 0 ||
-			   strcmp(a, "--snapshot-log") == 0) {
+			   strcmp(a, "--snapshot-log") == 0 ||
+			   strcmp(a, "--snapshot-journal") == 0) {
 			/* --map-size was the LMDB map, which the budget now
 			 * is: the old name keeps working. */
-			bool log = a[2] == 's' && a[3] == 'n';
-			uint64_t lo = log ? 1 : 8, hi = log ? 65536 : 1u << 30;
+			bool log = strcmp(a, "--snapshot-log") == 0;
+			bool journal = strcmp(a, "--snapshot-journal") == 0;
+			uint64_t lo = log ? 1 : journal ? 0 : 8;
+			uint64_t hi = log || journal ? 65536 : 1u << 30;
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n < lo || n > hi) {
 				snprintf(errmsg, errmsg_len,
@@ -521,6 +528,8 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			}
 			if (log)
 				cfg->snapshot_log_bytes = (size_t)n << 20;
+			else if (journal)
+				cfg->snapshot_journal_bytes = n << 20;
 			else
 				cfg->store_budget = (size_t)n << 20;
 		} else if (strcmp(a, "--snapshot-threshold") == 0 ||

@@ -44,6 +44,10 @@ struct coord_config {
 	/* --snapshot-log: the most bytes of log between two snapshots (raft
 	 * 0.15 holds them in memory; coordinator/snapshot_pace.h). */
 	size_t snapshot_log_bytes;
+	/* --snapshot-journal: the most bytes of journal a delta snapshot
+	 * adds to its base before the next snapshot is a full one (0: all
+	 * are; coordinator/snapshot_pace.h). */
+	uint64_t snapshot_journal_bytes;
 	uint32_t call_timeout_ms; /* one Confirm/Cancel call */
 	uint32_t retry_base_ms;	  /* first retry delay */
 	uint32_t retry_max_ms;	  /* retry delay cap */

@@ -104,9 +104,26 @@ struct coord {
 		void (*io_close)(struct raft_io *, raft_io_close_cb);
 		unsigned gets;
 		raft_io_close_cb close_cb;
-		/* Old checkpoints being removed, off the loop. */
+		/* Old checkpoints being removed, off the loop; the base whose
+		 * journal is being written, kept whatever raft keeps. */
 		uv_work_t prune;
 		bool pruning;
+		uint64_t prune_keep;
+		/* The journal of entries applied after the base checkpoint
+		 * (wal/journal.h; snapshot_journal.c): its file (-1: none,
+		 * and the next snapshot is full), base index and length,
+		 * and the base's length. */
+		struct {
+			int fd;
+			uint64_t base;
+			uint64_t len;
+			uint64_t base_len;
+		} journal;
+		/* The snapshot being taken is full (a new base), else a
+		 * delta: the journal's length at its index. */
+		bool full;
+		uint64_t delta_len;
+		int delta_fd; /* the journal's, for the worker to sync */
 	} snap;
 
 	struct rpc_server *server;
@@ -350,6 +367,12 @@ int coord_snapshot_init(struct coord *c);
 /* No snapshot being taken, no checkpoint being read for raft or being
  * removed. */
 bool coord_snapshot_idle(const struct coord *c);
+/* Entry buf/len, applied at index, to the journal of delta snapshots
+ * (snapshot_journal.c; nothing when none is written). */
+void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
+			  size_t len);
+/* Close the journal: the next snapshot is a full one. */
+void coord_journal_stop(struct coord *c);
 /* How long a leader waits for a follower to take a snapshot of len bytes
  * before sending it again (raft_set_install_snapshot_timeout). */
 unsigned coord_install_timeout_ms(uint64_t len);

@@ -128,6 +128,8 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 		raft_set_snapshot_threshold(&c->raft, 1);
 		c->snap.log_full = true;
 	}
+	/* First, so that an entry in the store is in the journal too. */
+	coord_journal_append(c, index, buf->base, buf->len);
 	c->fsm.last_wall_ms = 0;
 	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
 	if (rv != 0) {
@@ -373,6 +375,7 @@ void coord_close(struct coord *c)
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
+		coord_journal_stop(c);
 		fsm_close(&c->fsm);
 		store_close(c->store);
 		c->store = NULL;

@@ -49,6 +49,8 @@
 #include "log.h"
 #include "snapshot_int.h"
 #include "snapshot_pace.h"
+#include "wal/fsm.h"
+#include "wal/journal.h"
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_TMP    ".tmp"
@@ -131,26 +133,21 @@ static int ckpt_write(struct coord *c, MDB_txn *txn, uint64_t index,
 /* ---- Reading one --------------------------------------------------------- */
 
 /* Declared in snapshot_int.h. */
-int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
-	      char *errmsg, size_t errlen)
+int ckpt_read_into(int fd, uint64_t index, uint64_t len, uint8_t *p,
+		   char *errmsg, size_t errlen)
 {
 	struct stat st;
 	uint64_t at = 0, got_index;
-	uint8_t *p = NULL;
 	int rv = 0;
 
 	if (fstat(fd, &st) != 0) {
 		snprintf(errmsg, errlen, "fstat: %s", strerror(errno));
 		rv = SETTLE_EIO;
-	} else if ((uint64_t)st.st_size != len || len > SIZE_MAX) {
+	} else if ((uint64_t)st.st_size != len) {
 		snprintf(errmsg, errlen, "%llu bytes, its manifest says %llu",
 			 (unsigned long long)st.st_size,
 			 (unsigned long long)len);
 		rv = SETTLE_EPROTO;
-	} else if ((p = raft_malloc(len > 0 ? (size_t)len : 1)) == NULL) {
-		snprintf(errmsg, errlen, "out of memory for %llu bytes",
-			 (unsigned long long)len);
-		rv = SETTLE_ENOMEM;
 	}
 	while (rv == 0 && at < len) {
 		ssize_t n = pread(fd, p + at, (size_t)(len - at), (off_t)at);
@@ -172,6 +169,24 @@ int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
 			 (unsigned long long)index);
 		rv = SETTLE_EPROTO;
 	}
+	return rv;
+}
+
+/* Declared in snapshot_int.h. */
+int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
+	      char *errmsg, size_t errlen)
+{
+	uint8_t *p = NULL;
+	int rv;
+
+	if (len > SIZE_MAX ||
+	    (p = raft_malloc(len > 0 ? (size_t)len : 1)) == NULL) {
+		snprintf(errmsg, errlen, "out of memory for %llu bytes",
+			 (unsigned long long)len);
+		close(fd);
+		return SETTLE_ENOMEM;
+	}
+	rv = ckpt_read_into(fd, index, len, p, errmsg, errlen);
 	if (rv != 0) {
 		raft_free(p);
 		return rv;
@@ -182,11 +197,15 @@ int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
 
 /* ---- Keeping what raft keeps -------------------------------------------- */
 
-/* Indexes of the snapshots raft has (complete: with their .meta file). */
-static int raft_snapshot_indexes(const struct coord *c, uint64_t *idx,
-				 unsigned *n)
+/*
+ * The base checkpoints raft's snapshots (complete: with their .meta file)
+ * stand on: a full manifest's own index, a delta manifest's base. A
+ * snapshot held whole in raft's file (sent by a leader) needs none.
+ */
+static int raft_snapshot_bases(const struct coord *c, uint64_t *base,
+			       unsigned *n)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX + 256];
 	struct dirent *e;
 	DIR *d;
 
@@ -197,7 +216,11 @@ static int raft_snapshot_indexes(const struct coord *c, uint64_t *idx,
 	*n = 0;
 	while ((e = readdir(d)) != NULL) {
 		unsigned long long term, index, ms;
-		int end = 0;
+		uint8_t head[JOURNAL_MANIFEST_LEN];
+		struct journal_manifest m;
+		uint64_t i, len;
+		ssize_t got;
+		int end = 0, fd;
 
 		if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term,
 			   &index, &ms, &end) != 3 ||
@@ -207,28 +230,43 @@ static int raft_snapshot_indexes(const struct coord *c, uint64_t *idx,
 			closedir(d);
 			return -1; /* unexpected: keep everything */
 		}
-		idx[(*n)++] = index;
+		snprintf(path, sizeof path, "%s/%.*s", dir, end, e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		got = fd < 0 ? -1 : pread(fd, head, sizeof head, 0);
+		if (fd >= 0)
+			close(fd);
+		if (got < 0) {
+			closedir(d);
+			return -1; /* cannot tell: keep everything */
+		}
+		if (store_manifest_get(head, (size_t)got, &i, &len) == 0)
+			base[(*n)++] = i;
+		else if (journal_manifest_get(head, (size_t)got, &m) == 0)
+			base[(*n)++] = m.base;
 	}
 	closedir(d);
 	return 0;
 }
 
 /*
- * Remove the checkpoints raft has no snapshot for, and temporary files
- * left by a write that a crash interrupted. at_start: say so at INFO (a
- * crash left them); later it is routine.
+ * Remove the checkpoints and journals that no snapshot of raft's stands
+ * on (but the journal being written, keep_too), and temporary files left
+ * by a write that a crash interrupted. at_start: say so at INFO (a crash
+ * left them); later it is routine.
  */
-static void ckpt_prune(struct coord *c, bool at_start)
+static void ckpt_prune(struct coord *c, bool at_start, uint64_t keep_too)
 {
-	uint64_t keep[KEEP_MAX];
+	uint64_t keep[KEEP_MAX + 1];
 	unsigned n_keep;
 	char dir[PATH_MAX], path[PATH_MAX + 256];
 	struct dirent *e;
 	bool removed = false;
 	DIR *d;
 
-	if (raft_snapshot_indexes(c, keep, &n_keep) != 0)
+	if (raft_snapshot_bases(c, keep, &n_keep) != 0)
 		return;
+	if (keep_too != 0)
+		keep[n_keep++] = keep_too;
 	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
 	d = opendir(dir);
 	if (d == NULL)
@@ -236,11 +274,13 @@ static void ckpt_prune(struct coord *c, bool at_start)
 	while ((e = readdir(d)) != NULL) {
 		unsigned long long index;
 		int end = 0;
-		bool tmp, kept = false;
+		bool tmp = false, kept = false;
 
-		if (sscanf(e->d_name, CKPT_PREFIX "%llu%n", &index, &end) != 1)
+		if (sscanf(e->d_name, CKPT_PREFIX "%llu%n", &index, &end) == 1)
+			tmp = strcmp(e->d_name + end, CKPT_TMP) == 0;
+		else if (sscanf(e->d_name, JOURNAL_PREFIX "%llu%n", &index,
+				&end) != 1)
 			continue;
-		tmp = strcmp(e->d_name + end, CKPT_TMP) == 0;
 		if (!tmp && e->d_name[end] != '\0')
 			continue; /* not ours */
 		for (unsigned i = 0; i < n_keep && !tmp; i++)
@@ -258,7 +298,7 @@ static void ckpt_prune(struct coord *c, bool at_start)
 			settle_log(SETTLE_LOG_INFO, "fsm", "removed %s: %s",
 				   e->d_name,
 				   tmp ? "a write the last run did not finish"
-				       : "raft keeps no snapshot at its index");
+				       : "no snapshot of raft's stands on it");
 		else
 			settle_tracef("fsm", "removed %s", e->d_name);
 	}
@@ -274,7 +314,9 @@ static void ckpt_prune(struct coord *c, bool at_start)
  * checkpoint gone: it fails, and raft sends the next snapshot instead. */
 static void prune_work(uv_work_t *w)
 {
-	ckpt_prune(w->data, false);
+	struct coord *c = w->data;
+
+	ckpt_prune(c, false, c->snap.prune_keep);
 }
 
 static void prune_done(uv_work_t *w, int status)
@@ -289,6 +331,9 @@ static void ckpt_prune_soon(struct coord *c)
 {
 	if (c->snap.pruning)
 		return; /* the one under way sees this snapshot's state */
+	/* Read by the worker; not changed until it is done (a snapshot
+	 * waits for the prune). */
+	c->snap.prune_keep = c->snap.journal.fd >= 0 ? c->snap.journal.base : 0;
 	c->snap.prune.data = c;
 	if (uv_queue_work(c->loop, &c->snap.prune, prune_work, prune_done) == 0)
 		c->snap.pruning = true;
@@ -296,10 +341,20 @@ static void ckpt_prune_soon(struct coord *c)
 
 /* ---- Taking a snapshot (raft_fsm version 3) ------------------------------ */
 
+/* Whether snapshots may be deltas: the cluster restores them everywhere
+ * (feature level 5), and --snapshot-journal allows them. */
+static bool deltas_allowed(struct coord *c)
+{
+	return c->cfg.snapshot_journal_bytes > 0 &&
+	       fsm_level(&c->fsm) >= FSM_LEVEL_JOURNAL;
+}
+
 /*
- * A snapshot copies the whole store, so taking one every N entries would
- * cost more and more as history grows; holding the log for longer costs
- * memory. coord_snapshot_pace() weighs the two.
+ * A full snapshot copies the whole store, so taking one every N entries
+ * would cost more and more as history grows; holding the log for longer
+ * costs memory. coord_snapshot_pace() weighs the two. A delta costs about
+ * nothing more than the journal already did: the next one may come as
+ * soon as --snapshot-threshold and --snapshot-log say.
  */
 static void snapshot_pace(struct coord *c)
 {
@@ -307,8 +362,10 @@ static void snapshot_pace(struct coord *c)
 
 	if (c->snap.len == 0 || c->snap.log_entries == 0)
 		return;
-	p = coord_snapshot_pace(&c->cfg, c->snap.len, c->snap.log_bytes,
-				c->snap.log_entries);
+	p = coord_snapshot_pace(
+	    &c->cfg,
+	    c->snap.journal.fd >= 0 && deltas_allowed(c) ? 0 : c->snap.len,
+	    c->snap.log_bytes, c->snap.log_entries);
 	raft_set_snapshot_threshold(&c->raft, p.threshold);
 	raft_set_snapshot_trailing(&c->raft, p.trailing);
 	settle_tracef("fsm",
@@ -321,9 +378,13 @@ static void snapshot_pace(struct coord *c)
 
 /*
  * Snapshots are taken in three steps so that the loop never serializes the
- * whole store: snapshot() fixes a consistent LMDB read view at the applied
- * index, snapshot_async() writes the checkpoint from it on raft's worker
- * thread while the loop keeps applying, snapshot_finalize() frees it all.
+ * whole store: snapshot() fixes what the snapshot holds at the applied
+ * index, snapshot_async() makes it durable on raft's worker thread while
+ * the loop keeps applying, snapshot_finalize() frees it all.
+ *
+ * A full snapshot fixes a consistent LMDB read view and writes it to a
+ * checkpoint, the new base; entries applied after it go to a new journal.
+ * A delta notes how long the journal is and syncs it (wal/journal.h).
  */
 static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 			     unsigned *n_bufs)
@@ -331,21 +392,44 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	struct coord *c = rf->data;
 	int rv;
 
-	if (c->snap.busy)
+	if (c->snap.busy || c->snap.pruning)
 		return RAFT_BUSY; /* raft tries again later */
 	c->snap.t_begin = uv_hrtime();
-	/* The view must hold every entry up to the applied index, and be a
-	 * read transaction of its own: it goes to raft's worker thread. */
+	/* Every entry up to the applied index in the store and in the
+	 * journal's file. */
 	coord_commit_applied(c);
-	rv = store_read_begin(c->store, &c->snap.txn);
-	if (rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
-			   store_errmsg(c->store));
+	c->snap.index = raft_last_applied(&c->raft);
+	c->snap.full = c->snap.journal.fd < 0 || !deltas_allowed(c) ||
+		       c->snap.index <= c->snap.journal.base ||
+		       coord_snapshot_full(&c->cfg, c->snap.journal.base_len,
+					   c->snap.journal.len);
+	c->snap.delta_len = c->snap.journal.len;
+	c->snap.delta_fd = -1;
+	if (c->snap.full) {
+		/* The view must be a read transaction of its own: it goes
+		 * to raft's worker thread. */
+		rv = store_read_begin(c->store, &c->snap.txn);
+		if (rv != 0) {
+			settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: %s",
+				   store_errmsg(c->store));
+			return RAFT_IOERR;
+		}
+		/* What comes after it is journaled for the next deltas
+		 * (dropped if this base is not written); a cluster below
+		 * level 5 keeps taking full ones. */
+		if (deltas_allowed(c))
+			(void)coord_journal_start(c, c->snap.index, 0, 0);
+		else
+			coord_journal_stop(c);
+	} else if ((c->snap.delta_fd = dup(c->snap.journal.fd)) < 0) {
+		/* The worker syncs its own descriptor: a failing append
+		 * may close the journal's meanwhile. */
+		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: dup: %s",
+			   strerror(errno));
 		return RAFT_IOERR;
 	}
 	c->snap.busy = true;
 	c->snap.len = 0;
-	c->snap.index = raft_last_applied(&c->raft);
 	c->snap.t_work = c->snap.t_done = 0;
 	c->snap.t_loop = uv_hrtime() - c->snap.t_begin;
 	*bufs = NULL;
@@ -423,19 +507,47 @@ static void snapshot_join(struct coord *c, pthread_t t, struct snapshot_work *w)
 	pthread_join(t, NULL);
 }
 
+/* A full snapshot: the checkpoint, on a thread of its own. */
+static void snapshot_full(struct coord *c, struct snapshot_work *w)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, snapshot_work, w) == 0)
+		snapshot_join(c, t, w);
+	else
+		snapshot_work(w); /* no thread to spare: at our priority */
+}
+
+/* A delta: the journal synced up to its length at the snapshot's index
+ * (and beyond: the loop goes on appending). */
+static void snapshot_delta(struct coord *c, struct snapshot_work *w)
+{
+	char path[PATH_MAX];
+
+	w->rv = 0;
+	if (fdatasync(c->snap.delta_fd) != 0) {
+		journal_path(c, c->snap.journal.base, path, sizeof path);
+		snprintf(w->errmsg, sizeof w->errmsg, "fdatasync %s: %s", path,
+			 strerror(errno));
+		w->rv = SETTLE_EIO;
+	}
+	close(c->snap.delta_fd);
+	c->snap.delta_fd = -1;
+}
+
 static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 				   struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct coord *c = rf->data;
 	struct snapshot_work w = {.c = c};
-	pthread_t t;
+	size_t len = c->snap.full ? STORE_MANIFEST_LEN : JOURNAL_MANIFEST_LEN;
 
 	c->snap.t_work = uv_hrtime();
 	c->snap.raised = false;
-	if (pthread_create(&t, NULL, snapshot_work, &w) == 0)
-		snapshot_join(c, t, &w);
+	if (c->snap.full)
+		snapshot_full(c, &w);
 	else
-		snapshot_work(&w); /* no thread to spare: at our priority */
+		snapshot_delta(c, &w);
 	if (w.rv != 0) {
 		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
 			   settle_strerror(w.rv), w.errmsg);
@@ -444,18 +556,55 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 	*bufs = raft_malloc(sizeof **bufs);
 	if (*bufs == NULL)
 		return RAFT_NOMEM;
-	(*bufs)[0].base = raft_malloc(STORE_MANIFEST_LEN);
+	(*bufs)[0].base = raft_malloc(len);
 	if ((*bufs)[0].base == NULL) {
 		raft_free(*bufs);
 		*bufs = NULL;
 		return RAFT_NOMEM;
 	}
-	store_manifest_put((*bufs)[0].base, c->snap.index, w.len);
-	(*bufs)[0].len = STORE_MANIFEST_LEN;
+	if (c->snap.full) {
+		store_manifest_put((*bufs)[0].base, c->snap.index, w.len);
+	} else {
+		/* Read here while the loop waits for raft's worker: the
+		 * journal's base does not change before finalize. */
+		struct journal_manifest m = {
+		    c->snap.index, c->snap.journal.base,
+		    c->snap.journal.base_len, c->snap.delta_len};
+
+		journal_manifest_put((*bufs)[0].base, &m);
+		w.len = c->snap.delta_len;
+	}
+	(*bufs)[0].len = len;
 	*n_bufs = 1;
 	c->snap.len = (size_t)w.len;
 	c->snap.t_done = uv_hrtime();
 	return 0;
+}
+
+static void snapshot_log_taken(struct coord *c)
+{
+	if (c->snap.full)
+		settle_log(
+		    SETTLE_LOG_INFO, "fsm",
+		    "snapshot at %llu: %zu bytes; the loop held it "
+		    "%.1f ms, a worker wrote the checkpoint in %.0f ms%s, "
+		    "raft had its manifest after %.0f ms more",
+		    (unsigned long long)c->snap.index, c->snap.len,
+		    (double)c->snap.t_loop / 1e6,
+		    (double)(c->snap.t_done - c->snap.t_work) / 1e6,
+		    c->snap.raised ? " (its disk I/O raised from idle "
+				     "to best-effort after 1 s)"
+				   : "",
+		    (double)(uv_hrtime() - c->snap.t_done) / 1e6);
+	else
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "snapshot at %llu: a delta, the journal of %zu "
+			   "bytes after checkpoint %llu; the loop held it "
+			   "%.1f ms, a worker synced it in %.0f ms",
+			   (unsigned long long)c->snap.index, c->snap.len,
+			   (unsigned long long)c->snap.journal.base,
+			   (double)c->snap.t_loop / 1e6,
+			   (double)(c->snap.t_done - c->snap.t_work) / 1e6);
 }
 
 static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
@@ -474,20 +623,18 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 	if (c->snap.txn != NULL)
 		store_read_end(c->snap.txn);
 	c->snap.txn = NULL;
+	if (c->snap.delta_fd >= 0)
+		close(c->snap.delta_fd); /* the work never ran */
+	c->snap.delta_fd = -1;
 	c->snap.busy = false;
 	if (c->snap.t_done != 0)
-		settle_log(
-		    SETTLE_LOG_INFO, "fsm",
-		    "snapshot at %llu: %zu bytes; the loop held it "
-		    "%.1f ms, a worker wrote the checkpoint in %.0f ms%s, "
-		    "raft had its manifest after %.0f ms more",
-		    (unsigned long long)c->snap.index, c->snap.len,
-		    (double)c->snap.t_loop / 1e6,
-		    (double)(c->snap.t_done - c->snap.t_work) / 1e6,
-		    c->snap.raised ? " (its disk I/O raised from idle "
-				     "to best-effort after 1 s)"
-				   : "",
-		    (double)(uv_hrtime() - c->snap.t_done) / 1e6);
+		snapshot_log_taken(c);
+	if (c->snap.full && c->snap.journal.base == c->snap.index) {
+		if (c->snap.len > 0)
+			c->snap.journal.base_len = c->snap.len;
+		else
+			coord_journal_stop(c); /* its base was not written */
+	}
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
 		 * log before the previous snapshot is gone for good. */
@@ -507,18 +654,123 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 /* ---- Restore ------------------------------------------------------------- */
 
 /*
- * A manifest: raft 0.15 restores its last snapshot at every start. After a
- * clean stop or a process crash the store is at or past it (the log after
- * it replays over the store; entries already in it are skipped). Only a
- * store that is behind (a power loss, a store lost or replaced) needs the
- * checkpoint.
+ * Apply the journal p/len after base index base, up to the snapshot's
+ * index, over a store just restored to the base: the entries the node
+ * that took the snapshot applied, in order. The store ends at index (the
+ * entries after the last record carried no command). Errors in why.
  */
-static int restore_manifest(struct coord *c, uint64_t index, uint64_t len)
+static int journal_replay(struct coord *c, const uint8_t *p, size_t len,
+			  uint64_t base, uint64_t index, char *why,
+			  size_t whylen)
+{
+	struct journal_reader r;
+	const uint8_t *e;
+	uint64_t i, n = 0;
+	size_t elen;
+	MDB_txn *txn;
+	int rv;
+
+	rv = journal_read_begin(&r, p, len, base, why, whylen);
+	while (rv == 0 && (rv = journal_read_next(&r, index, &i, &e, &elen, why,
+						  whylen)) == 0) {
+		c->fsm.last_wall_ms = 0;
+		rv = fsm_apply(&c->fsm, i, e, elen, NULL);
+		if (rv != 0) {
+			snprintf(why, whylen, "apply of entry %llu: %s",
+				 (unsigned long long)i, c->fsm.errmsg);
+			return rv;
+		}
+		coord_clock_applied(c, c->fsm.last_wall_ms);
+		/* A write transaction of bounded size. */
+		if (++n % 1024 == 0)
+			coord_commit_applied(c);
+	}
+	if (rv != 1)
+		return rv;
+	rv = store_batch_txn(c->store, &txn);
+	if (rv == 0)
+		rv = store_applied_put(c->store, txn, index);
+	if (rv != 0) {
+		snprintf(why, whylen, "%s", store_errmsg(c->store));
+		store_batch_abort(c->store);
+		return rv;
+	}
+	coord_commit_applied(c);
+	return 0;
+}
+
+/* Restore base checkpoint ckpt-BASE (len bytes) into the store. */
+static int restore_base(struct coord *c, uint64_t base, uint64_t len, char *why,
+			size_t whylen)
+{
+	char path[PATH_MAX];
+	uint8_t *data = NULL;
+	int fd, rv;
+
+	ckpt_path(c, base, false, path, sizeof path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return SETTLE_EIO;
+	}
+	rv = ckpt_read(fd, base, len, &data, why, whylen);
+	if (rv == 0) {
+		rv = store_restore(c->store, data, (size_t)len);
+		if (rv != 0)
+			snprintf(why, whylen, "%s", store_errmsg(c->store));
+		raft_free(data);
+	}
+	fsm_forget_level(&c->fsm);
+	return rv;
+}
+
+/* The base and, for a delta, the journal after it (read whole). */
+static int restore_files(struct coord *c, uint64_t index, uint64_t base,
+			 uint64_t base_len, uint64_t journal_len, char *why,
+			 size_t whylen)
+{
+	char path[PATH_MAX];
+	uint8_t *j = NULL;
+	int fd, rv = restore_base(c, base, base_len, why, whylen);
+
+	if (rv != 0 || journal_len == 0)
+		return rv;
+	if (journal_len > SIZE_MAX ||
+	    (j = malloc((size_t)journal_len)) == NULL) {
+		snprintf(why, whylen,
+			 "out of memory for a journal of %llu "
+			 "bytes",
+			 (unsigned long long)journal_len);
+		return SETTLE_ENOMEM;
+	}
+	journal_path(c, base, path, sizeof path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		rv = SETTLE_EIO;
+	} else
+		rv = coord_journal_read(fd, journal_len, j, why, whylen);
+	if (rv == 0)
+		rv = journal_replay(c, j, (size_t)journal_len, base, index, why,
+				    whylen);
+	free(j);
+	return rv;
+}
+
+/*
+ * A manifest, full (journal_len 0: base is index) or delta: raft 0.15
+ * restores its last snapshot at every start. After a clean stop or a
+ * process crash the store is at or past it (the log after it replays over
+ * the store; entries already in it are skipped). Only a store that is
+ * behind (a power loss, a store lost or replaced) needs the files. Then
+ * the journal goes on after what the snapshot covers.
+ */
+static int restore_manifest(struct coord *c, uint64_t index, uint64_t base,
+			    uint64_t base_len, uint64_t journal_len)
 {
 	char path[PATH_MAX], why[300];
 	uint64_t applied = 0;
-	uint8_t *data = NULL;
-	int fd, rv;
+	int rv;
 
 	coord_commit_applied(c);
 	rv = store_applied_get(c->store, NULL, &applied);
@@ -527,7 +779,7 @@ static int restore_manifest(struct coord *c, uint64_t index, uint64_t len)
 			   store_errmsg(c->store));
 		return RAFT_IOERR;
 	}
-	ckpt_path(c, index, false, path, sizeof path);
+	ckpt_path(c, base, false, path, sizeof path);
 	if (applied >= index) {
 		if (access(path, R_OK) != 0)
 			settle_log(SETTLE_LOG_WARN, "fsm",
@@ -540,48 +792,84 @@ static int restore_manifest(struct coord *c, uint64_t index, uint64_t len)
 			   "snapshot at %llu: the store is at %llu already",
 			   (unsigned long long)index,
 			   (unsigned long long)applied);
-		return 0;
+	} else {
+		rv = restore_files(c, index, base, base_len, journal_len, why,
+				   sizeof why);
+		if (rv != 0) {
+			settle_log(SETTLE_LOG_ERROR, "fsm",
+				   "the store is at %llu, behind raft's "
+				   "snapshot at %llu, and its checkpoint %s%s "
+				   "cannot restore it: %s",
+				   (unsigned long long)applied,
+				   (unsigned long long)index, path,
+				   journal_len > 0 ? " with its journal" : "",
+				   why);
+			return RAFT_CORRUPT;
+		}
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "restored snapshot at %llu from checkpoint %s%s",
+			   (unsigned long long)index, path,
+			   journal_len > 0 ? " and its journal" : "");
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, sizeof why, "%s", strerror(errno));
-		rv = SETTLE_EIO;
-	} else
-		rv = ckpt_read(fd, index, len, &data, why, sizeof why);
-	if (rv == 0) {
-		rv = store_restore(c->store, data, (size_t)len);
-		if (rv != 0)
-			snprintf(why, sizeof why, "%s", store_errmsg(c->store));
-		raft_free(data);
-	}
-	if (rv != 0) {
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "the store is at %llu, behind raft's snapshot at "
-			   "%llu, and its checkpoint %s cannot restore it: %s",
-			   (unsigned long long)applied,
-			   (unsigned long long)index, path, why);
-		return RAFT_CORRUPT;
-	}
-	fsm_forget_level(&c->fsm);
-	settle_log(SETTLE_LOG_INFO, "fsm",
-		   "restored snapshot at %llu from checkpoint %s",
-		   (unsigned long long)index, path);
+	if (deltas_allowed(c))
+		(void)coord_journal_start(c, base, base_len,
+					  journal_len > 0 ? journal_len
+							  : JOURNAL_HEADER_LEN);
 	return 0;
 }
 
-static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
+/* A delta snapshot sent whole by a leader (or kept so by raft since). */
+static int restore_sent_delta(struct coord *c, const uint8_t *buf, size_t len)
 {
-	struct coord *c = rf->data;
-	uint64_t index = 0, len;
+	const uint8_t *base, *journal;
+	size_t base_len, journal_len;
+	uint64_t index, base_index = 0, applied = 0;
+	char why[300] = "";
 	int rv;
 
-	if (store_manifest_get(buf->base, buf->len, &index, &len) == 0) {
-		rv = restore_manifest(c, index, len);
-		if (rv == 0)
-			raft_free(buf->base);
-		return rv;
+	if (journal_snapshot_get(buf, len, &index, &base, &base_len, &journal,
+				 &journal_len) != 0)
+		return 1; /* not one */
+	coord_commit_applied(c);
+	rv = store_applied_get(c->store, NULL, &applied);
+	if (rv == 0 && applied >= index) {
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "snapshot at %llu: the store is at %llu already",
+			   (unsigned long long)index,
+			   (unsigned long long)applied);
+		return 0;
 	}
-	/* A whole snapshot: sent by a leader, or an older release's file. */
+	if (rv == 0 && store_snapshot_index(base, base_len, &base_index) != 0)
+		rv = SETTLE_EPROTO;
+	if (rv == 0 && (rv = store_restore(c->store, base, base_len)) != 0)
+		snprintf(why, sizeof why, "%s", store_errmsg(c->store));
+	fsm_forget_level(&c->fsm);
+	if (rv == 0)
+		rv = journal_replay(c, journal, journal_len, base_index, index,
+				    why, sizeof why);
+	if (rv != 0) {
+		settle_log(SETTLE_LOG_ERROR, "fsm",
+			   "restore of snapshot at %llu (a base at %llu and "
+			   "its journal) failed: %s (%s)",
+			   (unsigned long long)index,
+			   (unsigned long long)base_index, settle_strerror(rv),
+			   why);
+		return RAFT_CORRUPT;
+	}
+	settle_log(SETTLE_LOG_INFO, "fsm",
+		   "restored snapshot at %llu: a base at %llu and %zu bytes "
+		   "of journal",
+		   (unsigned long long)index, (unsigned long long)base_index,
+		   journal_len);
+	return 0;
+}
+
+/* A full snapshot held whole: sent by a leader, or an older release's. */
+static int restore_whole(struct coord *c, const struct raft_buffer *buf)
+{
+	uint64_t index = 0;
+	int rv;
+
 	store_snapshot_index(buf->base, buf->len, &index);
 	coord_commit_applied(c);
 	rv = store_restore(c->store, buf->base, buf->len);
@@ -595,9 +883,33 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 	}
 	settle_log(SETTLE_LOG_INFO, "fsm", "restored snapshot at %llu",
 		   (unsigned long long)index);
-	/* On success the buffer is ours to release. */
-	raft_free(buf->base);
 	return 0;
+}
+
+static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct coord *c = rf->data;
+	struct journal_manifest m;
+	uint64_t index = 0, len;
+	int rv;
+
+	if (store_manifest_get(buf->base, buf->len, &index, &len) == 0)
+		rv = restore_manifest(c, index, index, len, 0);
+	else if (journal_manifest_get(buf->base, buf->len, &m) == 0)
+		rv = restore_manifest(c, m.index, m.base, m.base_len,
+				      m.journal_len);
+	else {
+		/* Sent by a leader (or an older release's file): this
+		 * node has no base of its own for it, and what its journal
+		 * holds is not what the store now holds. */
+		coord_journal_stop(c);
+		rv = restore_sent_delta(c, buf->base, buf->len);
+		if (rv == 1)
+			rv = restore_whole(c, buf);
+	}
+	if (rv == 0)
+		raft_free(buf->base); /* on success it is ours to release */
+	return rv;
 }
 
 /* ---- Setup --------------------------------------------------------------- */
@@ -612,7 +924,9 @@ int coord_snapshot_init(struct coord *c)
 			 strerror(errno));
 		return SETTLE_EIO;
 	}
-	ckpt_prune(c, true);
+	c->snap.journal.fd = -1;
+	c->snap.delta_fd = -1;
+	ckpt_prune(c, true, 0);
 	c->raft_fsm.version = 3;
 	c->raft_fsm.snapshot = raft_snapshot_fsm;
 	c->raft_fsm.restore = raft_restore_fsm;

@@ -24,6 +24,31 @@ void ckpt_path(const struct coord *c, uint64_t index, bool tmp, char *out,
  */
 int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
 	      char *errmsg, size_t errlen);
+/* The same into p, which holds len bytes. */
+int ckpt_read_into(int fd, uint64_t index, uint64_t len, uint8_t *p,
+		   char *errmsg, size_t errlen);
+
+/* ---- The journal of entries after a base (snapshot_journal.c) ---------- */
+
+#define JOURNAL_PREFIX "journal-"
+
+/* DATA/checkpoints/journal-BASE. */
+void journal_path(const struct coord *c, uint64_t base, char *out, size_t len);
+
+/*
+ * Write the journal after base checkpoint ckpt-BASE (base_len bytes) from
+ * now on. keep 0: a new base, a new file. Otherwise the file exists and
+ * its first keep bytes are what the last snapshot covers: the rest is cut
+ * (the raft log replays it). On failure (logged) no journal is written
+ * and SETTLE_EIO returned: the next snapshot is a full one.
+ */
+int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
+			uint64_t keep);
+
+/* The first len bytes of journal file fd into out; errors in errmsg.
+ * Closes fd. Any thread. */
+int coord_journal_read(int fd, uint64_t len, uint8_t *out, char *errmsg,
+		       size_t errlen);
 
 /* Wrap c->io's snapshot_get (the checkpoint's bytes in place of the
  * manifest) and close (which waits for such reads). */

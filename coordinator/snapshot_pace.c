@@ -37,3 +37,15 @@ struct coord_snapshot_pace coord_snapshot_pace(const struct coord_config *cfg,
 	p.threshold = (unsigned)want;
 	return p;
 }
+
+bool coord_snapshot_full(const struct coord_config *cfg, uint64_t base_len,
+			 uint64_t journal_len)
+{
+	uint64_t limit = base_len;
+
+	if (limit < COORD_SNAPSHOT_JOURNAL_MIN)
+		limit = COORD_SNAPSHOT_JOURNAL_MIN;
+	if (limit > cfg->snapshot_journal_bytes)
+		limit = cfg->snapshot_journal_bytes;
+	return journal_len >= limit;
+}

@@ -5,6 +5,7 @@
 #ifndef SETTLE_COORD_SNAPSHOT_PACE_H
 #define SETTLE_COORD_SNAPSHOT_PACE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "coordinator/config.h"
@@ -37,5 +38,22 @@ struct coord_snapshot_pace coord_snapshot_pace(const struct coord_config *cfg,
 					       uint64_t snap_len,
 					       uint64_t log_bytes,
 					       uint64_t log_entries);
+
+/* The least journal a delta snapshot may add to its base before the next
+ * is full, whatever the base's size: a small store is cheap to copy, but
+ * not at every snapshot. */
+#define COORD_SNAPSHOT_JOURNAL_MIN ((uint64_t)8 << 20)
+
+/*
+ * Whether the next snapshot is a full one (a new base) rather than a
+ * delta (wal/journal.h), with journal_len bytes of journal written after
+ * a base of base_len bytes. Deltas cost little each, but the journal is
+ * replayed entry by entry after the base when a snapshot is restored: a
+ * new base comes once the journal is as large as the base (writing bases
+ * then costs at most what the journal does), at least
+ * COORD_SNAPSHOT_JOURNAL_MIN, and never later than --snapshot-journal.
+ */
+bool coord_snapshot_full(const struct coord_config *cfg, uint64_t base_len,
+			 uint64_t journal_len);
 
 #endif /* SETTLE_COORD_SNAPSHOT_PACE_H */

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "error.h"
 #include "log.h"
 #include "snapshot_int.h"
+#include "wal/journal.h"
 
 /*
  * How long a leader waits for a follower to take a snapshot before it
@@ -47,6 +49,10 @@ struct snap_get {
 	uv_work_t work;
 	int fd;
 	uint64_t index, len;
+	/* A delta: its base's index and the journal's file and length. */
+	uint64_t base;
+	int journal_fd;
+	uint64_t journal_len;
 	uint8_t *data;
 	uint64_t t_begin;
 	int rv;
@@ -81,12 +87,52 @@ static void get_done(struct snap_get *g, struct raft_snapshot *s, int status)
 	}
 }
 
+/* A delta goes as one buffer: its header, the base, the journal
+ * (wal/journal.h). */
+static void get_read_delta(struct snap_get *g)
+{
+	uint64_t total = JOURNAL_SNAPSHOT_HEADER_LEN + g->len + g->journal_len;
+	uint8_t *p = total <= SIZE_MAX ? raft_malloc((size_t)total) : NULL;
+	int fd = g->journal_fd;
+
+	g->journal_fd = -1;
+	if (p == NULL) {
+		snprintf(g->errmsg, sizeof g->errmsg,
+			 "out of memory for %llu bytes",
+			 (unsigned long long)total);
+		close(g->fd);
+		close(fd);
+		g->rv = SETTLE_ENOMEM;
+		return;
+	}
+	journal_snapshot_header_put(p, g->index, g->len, g->journal_len);
+	g->rv = ckpt_read_into(g->fd, g->base, g->len,
+			       p + JOURNAL_SNAPSHOT_HEADER_LEN, g->errmsg,
+			       sizeof g->errmsg);
+	if (g->rv == 0)
+		g->rv =
+		    coord_journal_read(fd, g->journal_len,
+				       p + JOURNAL_SNAPSHOT_HEADER_LEN + g->len,
+				       g->errmsg, sizeof g->errmsg);
+	else
+		close(fd);
+	if (g->rv != 0) {
+		raft_free(p);
+		return;
+	}
+	g->data = p;
+	g->len = total;
+}
+
 static void get_read(uv_work_t *w)
 {
 	struct snap_get *g = w->data;
 
-	g->rv = ckpt_read(g->fd, g->index, g->len, &g->data, g->errmsg,
-			  sizeof g->errmsg);
+	if (g->journal_fd >= 0)
+		get_read_delta(g);
+	else
+		g->rv = ckpt_read(g->fd, g->index, g->len, &g->data, g->errmsg,
+				  sizeof g->errmsg);
 }
 
 static void get_read_done(uv_work_t *w, int status)
@@ -110,10 +156,32 @@ static void get_read_done(uv_work_t *w, int status)
 					  coord_install_timeout_ms(g->len));
 	settle_log(SETTLE_LOG_INFO, "fsm",
 		   "snapshot at %llu for a follower: %llu bytes read from "
-		   "its checkpoint in %.0f ms",
+		   "its checkpoint%s in %.0f ms",
 		   (unsigned long long)g->index, (unsigned long long)g->len,
+		   g->base != 0 ? " and journal" : "",
 		   (double)(uv_hrtime() - g->t_begin) / 1e6);
 	get_done(g, s, 0);
+}
+
+/*
+ * The files of the snapshot raft loaded are gone (a disk error, an
+ * operator's mistake). No snapshot can be sent until the next is taken:
+ * let it come after --snapshot-threshold entries, not after the paced
+ * number (up to a million), and be a full one (a delta would stand on
+ * the same base).
+ */
+static void missing(struct coord *c, struct snap_get *g,
+		    struct raft_snapshot *s, const char *path, int err)
+{
+	settle_log(SETTLE_LOG_ERROR, "fsm",
+		   "snapshot at %llu for a follower: %s: %s; the next "
+		   "snapshot, a full one, comes within %u entries",
+		   (unsigned long long)g->index, path, strerror(err),
+		   c->cfg.snapshot_threshold);
+	raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
+	coord_journal_stop(c);
+	snapshot_release(s);
+	get_done(g, NULL, RAFT_IOERR);
 }
 
 static void get_loaded(struct raft_io_snapshot_get *inner,
@@ -121,11 +189,24 @@ static void get_loaded(struct raft_io_snapshot_get *inner,
 {
 	struct snap_get *g = (struct snap_get *)inner;
 	struct coord *c = g->c;
+	struct journal_manifest m;
 	char path[PATH_MAX];
 
-	if (status != 0 || s->n_bufs != 1 ||
-	    store_manifest_get(s->bufs[0].base, s->bufs[0].len, &g->index,
-			       &g->len) != 0) {
+	if (status == 0 && s->n_bufs == 1 &&
+	    journal_manifest_get(s->bufs[0].base, s->bufs[0].len, &m) == 0) {
+		g->index = m.index;
+		g->base = m.base;
+		g->len = m.base_len;
+		g->journal_len = m.journal_len;
+		journal_path(c, m.base, path, sizeof path);
+		g->journal_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (g->journal_fd < 0) {
+			missing(c, g, s, path, errno);
+			return;
+		}
+	} else if (status != 0 || s->n_bufs != 1 ||
+		   store_manifest_get(s->bufs[0].base, s->bufs[0].len,
+				      &g->index, &g->len) != 0) {
 		if (status == 0 && s->n_bufs == 1) /* a whole snapshot */
 			raft_set_install_snapshot_timeout(
 			    &c->raft, coord_install_timeout_ms(s->bufs[0].len));
@@ -134,27 +215,23 @@ static void get_loaded(struct raft_io_snapshot_get *inner,
 	}
 	/* Opened here on the loop thread, where checkpoints are removed:
 	 * once open, the file stays readable whatever happens to it. */
-	ckpt_path(c, g->index, false, path, sizeof path);
+	ckpt_path(c, g->journal_fd >= 0 ? g->base : g->index, false, path,
+		  sizeof path);
 	g->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (g->fd < 0) {
-		/* No snapshot can be sent until the next is taken: let it
-		 * come after --snapshot-threshold entries, not after the
-		 * paced number (up to a million). */
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "snapshot at %llu for a follower: %s: %s; the next "
-			   "snapshot comes within %u entries",
-			   (unsigned long long)g->index, path, strerror(errno),
-			   c->cfg.snapshot_threshold);
-		raft_set_snapshot_threshold(&c->raft,
-					    c->cfg.snapshot_threshold);
-		snapshot_release(s);
-		get_done(g, NULL, RAFT_IOERR);
+		int err = errno;
+
+		if (g->journal_fd >= 0)
+			close(g->journal_fd);
+		missing(c, g, s, path, err);
 		return;
 	}
 	g->snapshot = s;
 	g->work.data = g;
 	if (uv_queue_work(c->loop, &g->work, get_read, get_read_done) != 0) {
 		close(g->fd);
+		if (g->journal_fd >= 0)
+			close(g->journal_fd);
 		snapshot_release(s);
 		get_done(g, NULL, RAFT_IOERR);
 	}
@@ -173,6 +250,7 @@ static int snapio_get(struct raft_io *io, struct raft_io_snapshot_get *req,
 	g->cb = cb;
 	g->c = c;
 	g->fd = -1;
+	g->journal_fd = -1;
 	g->t_begin = uv_hrtime();
 	c->snap.gets++;
 	rv = c->snap.io_get(io, &g->inner, get_loaded);

@@ -86,7 +86,9 @@ struct fsm {
  * CmdBatch (many proposers' commands in one entry). Level 4: no new
  * command, but a command id that begins with its time is kept in cmd_ids
  * and collected by that time (storage/cmds.c), which a node of an older
- * release would not do alike. A binary
+ * release would not do alike. Level 5: no new command either, but a
+ * leader may send a delta snapshot (a base and a journal of entries,
+ * wal/journal.h), which an older release cannot restore. A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -94,7 +96,8 @@ struct fsm {
 #define FSM_LEVEL_BATCH		2
 #define FSM_LEVEL_PROPOSE_BATCH 3
 #define FSM_LEVEL_CMD_IDS	4
-#define FSM_LEVEL		4
+#define FSM_LEVEL_JOURNAL	5
+#define FSM_LEVEL		5
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

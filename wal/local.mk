@@ -8,6 +8,7 @@ wal_libsettlewal_la_SOURCES = \
 	wal/entry.c wal/entry.h \
 	wal/sm.c wal/sm.h \
 	wal/fsm.c wal/fsm.h \
+	wal/journal.c wal/journal.h \
 	wal/members.c wal/members.h \
 	wal/saga.c wal/saga.h wal/fsm_int.h \
 	wal/operator.c wal/operator.h \
@@ -24,6 +25,7 @@ test_unit_test_wal_SOURCES = \
 	test/unit/wal/test_results.c \
 	test/unit/wal/test_clock.c \
 	test/unit/wal/test_diverge.c \
+	test/unit/wal/test_journal.c \
 	test/unit/wal/test_saga.c \
 	test/unit/wal/test_operator.c \
 	test/unit/wal/test_xa.c \

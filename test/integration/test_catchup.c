@@ -181,6 +181,11 @@ Test(catchup, lagging_follower_is_sent_a_snapshot)
 	Settle__V1__TxInfo *tx;
 
 	leader = cluster_start(down);
+	/* Snapshots are deltas from feature level 5 on, which needs every
+	 * member up to be raised. */
+	cr_assert(
+	    cu_wait_log(m[leader].proc->log, "runs at feature level 5", 20000),
+	    "the cluster did not reach feature level 5");
 
 	/* Take one follower down, and move the cluster far past it. */
 	lag = (leader + 1) % N;
@@ -206,9 +211,15 @@ Test(catchup, lagging_follower_is_sent_a_snapshot)
 	/* One machine, one clock: the backlog's old stamps are not a skew. */
 	cr_assert_not(cu_log_has(m[lag].proc->log, "clock is about"),
 		      "a false clock warning on the follower");
-	/* raft holds a manifest; the leader sent the checkpoint it names. */
-	cr_assert(cu_log_has(m[leader].proc->log, "read from its checkpoint"),
-		  "the leader did not read the snapshot from its checkpoint");
+	/* raft holds a manifest; the leader sent the checkpoint it names
+	 * and the journal after it (a delta), which the follower restored
+	 * and replayed. */
+	cr_assert(cu_log_has(m[leader].proc->log,
+			     "read from its checkpoint and journal"),
+		  "the leader did not read the snapshot from its checkpoint "
+		  "and journal");
+	cr_assert(cu_log_has(m[lag].proc->log, "bytes of journal"),
+		  "the follower did not restore a delta snapshot");
 
 	/* Make the caught-up node the only copy that matters: stop the
 	 * old leader; the other two elect a leader and every transaction is
@@ -239,7 +250,8 @@ Test(catchup, lagging_follower_is_sent_a_snapshot)
  * The leader's checkpoints are gone (a disk error, an operator's mistake)
  * when a follower needs a snapshot: the send fails with a message naming
  * the file, nothing else breaks, and once the leader has taken its next
- * snapshot the follower gets that one. That one comes within
+ * snapshot the follower gets that one. That one is full (a delta would
+ * stand on a checkpoint that is gone) and comes within
  * --snapshot-threshold entries, not the paced number: with snapshots
  * staggered by node id the leader's paced next one could lie past every
  * commit of the test. Run under ASan, this is also the
@@ -285,7 +297,8 @@ Test(catchup, a_missing_checkpoint_fails_the_send_not_the_leader)
 	}
 
 	cr_assert(cu_log_has(m[leader].proc->log,
-			     "the next snapshot comes within 32 entries"),
+			     "the next snapshot, a full one, comes within "
+			     "32 entries"),
 		  "the failed send did not bring the next snapshot closer");
 	/* The leader goes on committing, snapshots again, and the follower
 	 * gets the new snapshot. */

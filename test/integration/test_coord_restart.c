@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -343,15 +344,53 @@ static void stop_clean(struct it_node *n)
 }
 
 /* What the data directory holds: raft's complete snapshots (their .meta
- * files) with their indexes and the largest snapshot file, and the
- * checkpoint files, with how many are temporary and how many have no
- * raft snapshot at their index. */
+ * files) with their indexes, the base checkpoint each stands on (its own
+ * index for a full one; a delta's manifest names its base) and the
+ * largest snapshot file; the checkpoint and journal files, with how many
+ * are temporary, how many no snapshot stands on, and how many snapshots
+ * miss their checkpoint or journal. */
 struct on_disk {
-	int snapshots;
-	unsigned long long index[16];
+	int snapshots, deltas;
+	unsigned long long index[16], base[16];
 	long long largest_snapshot;
-	int checkpoints, tmp, orphans;
+	int checkpoints, journals, tmp, orphans, missing;
+	int orphan_checkpoints; /* of orphans */
 };
+
+static unsigned long long le64_at(const unsigned char *p)
+{
+	unsigned long long v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The base the snapshot in raft's file path stands on (0: none). */
+static unsigned long long snapshot_base(const char *path,
+					unsigned long long index, bool *delta)
+{
+	unsigned char head[64];
+	ssize_t got;
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0, "%s", path);
+	got = read(fd, head, sizeof(head));
+	close(fd);
+	*delta = got == 48 && memcmp(head, "STLSNAPD", 8) == 0;
+	if (*delta)
+		return le64_at(head + 16);
+	return got == 32 && memcmp(head, "STLSNAPM", 8) == 0 ? index : 0;
+}
+
+static bool file_exists(const char *dir, const char *prefix,
+			unsigned long long i)
+{
+	char path[800];
+
+	snprintf(path, sizeof(path), "%s/%s%llu", dir, prefix, i);
+	return access(path, R_OK) == 0;
+}
 
 static void look(const struct it_node *n, struct on_disk *d)
 {
@@ -366,38 +405,52 @@ static void look(const struct it_node *n, struct on_disk *d)
 	while ((e = readdir(dp)) != NULL) {
 		unsigned long long t, i, ms;
 		int end = 0;
+		bool delta;
 
 		if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &t, &i, &ms,
-			   &end) != 3)
+			   &end) != 3 ||
+		    strcmp(e->d_name + end, ".meta") == 0)
 			continue;
-		if (strcmp(e->d_name + end, ".meta") == 0) {
-			cr_assert_lt(d->snapshots, 16);
-			d->index[d->snapshots++] = i;
-			continue;
-		}
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		snprintf(path + strlen(path), sizeof(path) - strlen(path),
+			 ".meta");
+		if (access(path, R_OK) != 0)
+			continue; /* not complete */
+		cr_assert_lt(d->snapshots, 16);
+		path[strlen(path) - 5] = '\0';
+		d->index[d->snapshots] = i;
+		d->base[d->snapshots++] = snapshot_base(path, i, &delta);
+		d->deltas += delta;
 		cr_assert_eq(stat(path, &st), 0, "%s", path);
 		if (st.st_size > d->largest_snapshot)
 			d->largest_snapshot = st.st_size;
 	}
 	closedir(dp);
 	snprintf(dir, sizeof(dir), "%s/checkpoints", n->data);
+	for (int k = 0; k < d->snapshots; k++)
+		d->missing += d->base[k] != 0 &&
+			      (!file_exists(dir, "ckpt-", d->base[k]) ||
+			       !file_exists(dir, "journal-", d->base[k]));
 	cr_assert_not_null(dp = opendir(dir), "%s", dir);
 	while ((e = readdir(dp)) != NULL) {
 		unsigned long long i;
 		int end = 0;
 		bool known = false;
 
-		if (sscanf(e->d_name, "ckpt-%llu%n", &i, &end) != 1)
+		if (sscanf(e->d_name, "ckpt-%llu%n", &i, &end) == 1) {
+			if (strcmp(e->d_name + end, ".tmp") == 0) {
+				d->tmp++;
+				continue;
+			}
+			d->checkpoints++;
+		} else if (sscanf(e->d_name, "journal-%llu%n", &i, &end) == 1)
+			d->journals++;
+		else
 			continue;
-		if (strcmp(e->d_name + end, ".tmp") == 0) {
-			d->tmp++;
-			continue;
-		}
-		d->checkpoints++;
 		for (int k = 0; k < d->snapshots; k++)
-			known = known || d->index[k] == i;
+			known = known || d->base[k] == i;
 		d->orphans += !known;
+		d->orphan_checkpoints += !known && e->d_name[0] == 'c';
 	}
 	closedir(dp);
 }
@@ -445,7 +498,7 @@ static void sigkill_at_checkpoint(const char *when, const char *left)
 		cr_assert_eq(d.tmp, 1,
 			     "no temporary checkpoint after the kill");
 	else
-		cr_assert_eq(d.orphans, 1,
+		cr_assert_eq(d.orphan_checkpoints, 1,
 			     "no orphan checkpoint after the kill");
 
 	it_setenv(n.proc, "SETTLE_KILL_CHECKPOINT=");
@@ -471,10 +524,9 @@ static void sigkill_at_checkpoint(const char *when, const char *left)
 		  "no snapshot after the restart");
 	look(&n, &d);
 	cr_assert_geq(d.snapshots, 1);
-	cr_assert_eq(d.checkpoints, d.snapshots,
-		     "%d checkpoints for %d raft snapshots", d.checkpoints,
-		     d.snapshots);
-	cr_assert_eq(d.tmp + d.orphans, 0);
+	cr_assert_eq(d.missing, 0, "%d snapshots miss their files", d.missing);
+	cr_assert_eq(d.tmp + d.orphans, 0, "%d temporary, %d orphan files",
+		     d.tmp, d.orphans);
 }
 
 Test(coord_restart, sigkill_before_a_checkpoint_is_renamed)
@@ -484,7 +536,7 @@ Test(coord_restart, sigkill_before_a_checkpoint_is_renamed)
 
 Test(coord_restart, sigkill_after_a_checkpoint_is_renamed)
 {
-	sigkill_at_checkpoint("after", "raft keeps no snapshot at its index");
+	sigkill_at_checkpoint("after", "no snapshot of raft's stands on it");
 }
 
 /* Restart the node, whose store is behind raft's last snapshot or gone:
@@ -497,8 +549,23 @@ static void restart_from_checkpoint(struct it_node *n)
 		  "the store was not restored from a checkpoint");
 }
 
-/* raft holds manifests only; a store that is lost is rebuilt from the
- * checkpoint a manifest names, then the log after it. */
+/* Wait until the node's log has text (up to ms). */
+static bool wait_log(const struct it_node *n, const char *text, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 50) {
+		if (cu_log_has(n->proc->log, text))
+			return true;
+		usleep(50 * 1000);
+	}
+	return cu_log_has(n->proc->log, text);
+}
+
+/*
+ * raft holds manifests only; a store that is lost is rebuilt from the
+ * checkpoint a manifest names, then the log after it. From feature level
+ * 5 most snapshots are deltas: the checkpoint of the last full one, then
+ * the journal of entries after it (wal/journal.h), replayed.
+ */
 Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 {
 	struct it_node n;
@@ -510,23 +577,29 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	char path[700];
 
 	it_node_start(&n, 1, node_args);
+	cr_assert(wait_log(&n, "runs at feature level 5", 10000),
+		  "the node did not reach feature level 5");
 	load_start(l, th, 4, n.endpoint, "r", &commits);
 	load_join(th, 4);
 	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
 	it_stop(n.proc);
 	look(&n, &d);
 	cr_assert_geq(d.snapshots, 1, "no snapshot taken");
-	cr_assert_eq(d.largest_snapshot, 32,
-		     "raft's snapshot files are not manifests: %lld bytes",
-		     d.largest_snapshot);
-	cr_assert_eq(d.checkpoints, d.snapshots);
+	cr_assert_leq(d.largest_snapshot, 48,
+		      "raft's snapshot files are not manifests: %lld bytes",
+		      d.largest_snapshot);
+	cr_assert_eq(d.missing, 0);
 	cr_assert_eq(d.orphans + d.tmp, 0);
+	cr_assert_geq(d.deltas, 1, "no delta snapshot among %d", d.snapshots);
 
 	snprintf(path, sizeof(path), "%s/db/data.mdb", n.data);
 	cr_assert_eq(unlink(path), 0, "%s", path);
 	snprintf(path, sizeof(path), "%s/db/lock.mdb", n.data);
 	unlink(path);
 	restart_from_checkpoint(&n);
+	cr_assert(cu_log_has(n.proc->log, "and its journal"),
+		  "the last snapshot, a delta, was restored without its "
+		  "journal");
 	cu_connect(&c, n.endpoint, 5000);
 	cr_assert_eq(check_acked(&c, l, 4), 4 * PER_THREAD);
 	cu_close(&c);

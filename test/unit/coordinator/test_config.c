@@ -196,3 +196,48 @@ Test(config, snapshot_pace_weighs_store_against_memory)
 	p = coord_snapshot_pace(&cfg, (uint64_t)1 << 40, 1000, 1000);
 	cr_expect_eq(p.threshold, COORD_SNAPSHOT_THRESHOLD_MAX);
 }
+
+/* Full or delta: a new base once the journal is as large as the base,
+ * at least COORD_SNAPSHOT_JOURNAL_MIN, at most --snapshot-journal (0: all
+ * full); nonsense refused. */
+Test(config, snapshot_journal_decides_full_or_delta)
+{
+	struct coord_config cfg;
+	char err[512];
+	const uint64_t mib = 1 << 20;
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.snapshot_journal_bytes, 1024 * mib);
+	/* A small base: deltas up to the floor. */
+	cr_expect_not(coord_snapshot_full(&cfg, mib, 16));
+	cr_expect_not(coord_snapshot_full(&cfg, mib, 8 * mib - 1));
+	cr_expect(coord_snapshot_full(&cfg, mib, 8 * mib));
+	/* A base of 300 MiB: deltas until the journal is as large. */
+	cr_expect_not(coord_snapshot_full(&cfg, 300 * mib, 299 * mib));
+	cr_expect(coord_snapshot_full(&cfg, 300 * mib, 300 * mib));
+	/* A huge base: never more journal than --snapshot-journal. */
+	cr_expect(coord_snapshot_full(&cfg, 8192 * mib, 1024 * mib));
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2",
+			   "--snapshot-journal", "0"),
+		     0, "%s", err);
+	cr_expect(coord_snapshot_full(&cfg, 300 * mib, 16), "0: all full");
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2",
+			   "--snapshot-journal", "2"),
+		     0, "%s", err);
+	cr_expect(coord_snapshot_full(&cfg, 300 * mib, 2 * mib));
+	cr_expect_not(coord_snapshot_full(&cfg, 300 * mib, 2 * mib - 1));
+	cr_expect_neq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			    "--listen", "h:1", "--raft", "h:2",
+			    "--snapshot-journal", "-1"),
+		      0);
+	cr_expect_neq(strstr(err, "--snapshot-journal"), NULL, "%s", err);
+	cr_expect_neq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			    "--listen", "h:1", "--raft", "h:2",
+			    "--snapshot-journal", "65537"),
+		      0);
+}

@@ -1,0 +1,173 @@
+/*
+ * snapshot_journal.c — the journal file behind delta snapshots
+ * (wal/journal.h has the format and why): DATA/checkpoints/journal-BASE,
+ * the entries applied after the checkpoint ckpt-BASE.
+ *
+ * Written on the loop thread as entries are applied: one writev each, into
+ * the page cache. A delta snapshot fdatasync()s it on the snapshot worker.
+ * A journal that cannot be written is dropped, and the next snapshot is a
+ * full one: nothing durable depends on a journal before a snapshot's
+ * manifest names it, and until then the raft log holds every entry.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "error.h"
+#include "log.h"
+#include "snapshot_int.h"
+#include "wal/journal.h"
+
+void journal_path(const struct coord *c, uint64_t base, char *out, size_t len)
+{
+	snprintf(out, len, "%s/checkpoints/" JOURNAL_PREFIX "%llu",
+		 c->cfg.data_dir, (unsigned long long)base);
+}
+
+void coord_journal_stop(struct coord *c)
+{
+	if (c->snap.journal.fd >= 0)
+		close(c->snap.journal.fd);
+	c->snap.journal.fd = -1;
+}
+
+static void journal_fail(struct coord *c, const char *what, int err)
+{
+	char path[PATH_MAX];
+
+	journal_path(c, c->snap.journal.base, path, sizeof path);
+	settle_log(SETTLE_LOG_WARN, "fsm",
+		   "%s %s: %s; the next snapshot copies the whole store", what,
+		   path, strerror(err));
+	coord_journal_stop(c);
+}
+
+/* Write all of iov (a short write goes on where it stopped). */
+static int write_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
+			uint64_t keep)
+{
+	char path[PATH_MAX];
+	uint8_t head[JOURNAL_HEADER_LEN], had[JOURNAL_HEADER_LEN];
+	struct stat st;
+	int fd, err = 0;
+
+	coord_journal_stop(c);
+	c->snap.journal.base = base;
+	journal_path(c, base, path, sizeof path);
+	journal_header_put(head, base);
+	if (keep == 0) {
+		/* A new base: a new journal, after the header. */
+		struct iovec iov = {head, sizeof head};
+
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || (err = write_all(fd, &iov, 1)) != 0) {
+			journal_fail(c, "create", fd < 0 ? errno : err);
+			if (fd >= 0)
+				close(fd);
+			return SETTLE_EIO;
+		}
+		keep = JOURNAL_HEADER_LEN;
+	} else {
+		/* Go on after what the last snapshot covers: what came after
+		 * it is in the raft log, which replays it through here. */
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			journal_fail(c, "open", errno);
+			return SETTLE_EIO;
+		}
+		if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < keep ||
+		    pread(fd, had, sizeof had, 0) != (ssize_t)sizeof had ||
+		    memcmp(had, head, sizeof head) != 0) {
+			close(fd);
+			journal_fail(c, "open", EILSEQ);
+			return SETTLE_EIO;
+		}
+		if (ftruncate(fd, (off_t)keep) != 0 ||
+		    lseek(fd, (off_t)keep, SEEK_SET) < 0) {
+			err = errno;
+			close(fd);
+			journal_fail(c, "truncate", err);
+			return SETTLE_EIO;
+		}
+	}
+	c->snap.journal.fd = fd;
+	c->snap.journal.len = keep;
+	c->snap.journal.base_len = base_len;
+	return 0;
+}
+
+void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
+			  size_t len)
+{
+	static const uint8_t zeros[8];
+	uint8_t head[JOURNAL_RECORD_HEADER_LEN];
+	size_t pad = journal_record_pad(len);
+	struct iovec iov[3] = {
+	    {head, sizeof head}, {(void *)buf, len}, {(void *)zeros, pad}};
+	int err;
+
+	if (c->snap.journal.fd < 0 || index <= c->snap.journal.base)
+		return;
+	journal_record_header_put(head, index, buf, len);
+	err = write_all(c->snap.journal.fd, iov, pad > 0 ? 3 : 2);
+	if (err != 0) {
+		journal_fail(c, "append to", err);
+		return;
+	}
+	c->snap.journal.len += sizeof head + len + pad;
+}
+
+int coord_journal_read(int fd, uint64_t len, uint8_t *out, char *errmsg,
+		       size_t errlen)
+{
+	uint64_t at = 0;
+
+	while (at < len) {
+		ssize_t n = pread(fd, out + at, (size_t)(len - at), (off_t)at);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(errmsg, errlen, "journal: %s",
+				 n < 0 ? strerror(errno)
+				       : "shorter than its manifest says");
+			close(fd);
+			return SETTLE_EIO;
+		}
+		at += (uint64_t)n;
+	}
+	close(fd);
+	return 0;
+}
