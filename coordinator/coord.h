@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -67,6 +68,24 @@ struct coord_features {
 	unsigned n_clients;
 };
 
+/*
+ * The writing of one checkpoint, the whole store at index from read view
+ * txn, on a thread of its own at a low priority (snapshot_base.c). In:
+ * c, txn, index, cancel (may be NULL). Out: len (the file's), raised (its
+ * disk I/O went from idle to best-effort), rv and errmsg.
+ */
+struct ckpt_job {
+	struct coord *c;
+	MDB_txn *txn;
+	uint64_t index;
+	const int *cancel;
+	uint64_t len;
+	pid_t tid; /* set by the thread (atomic) */
+	bool raised;
+	int rv;
+	char errmsg[300];
+};
+
 struct coord {
 	uv_loop_t *loop;
 	struct coord_config cfg;
@@ -108,7 +127,7 @@ struct coord {
 		 * journal is being written, kept whatever raft keeps. */
 		uv_work_t prune;
 		bool pruning;
-		uint64_t prune_keep;
+		uint64_t prune_keep[2];
 		/* The journal of entries applied after the base checkpoint
 		 * (wal/journal.h; snapshot_journal.c): its file (-1: none,
 		 * and the next snapshot is full), base index and length,
@@ -119,11 +138,28 @@ struct coord {
 			uint64_t len;
 			uint64_t base_len;
 		} journal;
-		/* The snapshot being taken is full (a new base), else a
-		 * delta: the journal's length at its index. */
-		bool full;
-		uint64_t delta_len;
-		int delta_fd; /* the journal's, for the worker to sync */
+		/* The snapshot being taken: its kind (snapshot.c) and, for
+		 * a delta, its base and the base's length, the journal's
+		 * length at its index and a descriptor of the journal for
+		 * the worker to sync. */
+		int kind;
+		uint64_t delta_base, delta_base_len, delta_len;
+		int delta_fd;
+		/* A new checkpoint being written in the background for the
+		 * next deltas to stand on (snapshot_base.c), at index, and
+		 * the journal after it, written alongside the current. */
+		struct {
+			bool busy;
+			bool dropped; /* given up: not to be switched to */
+			int cancel;   /* set: the writer stops (atomic) */
+			MDB_txn *txn;
+			uint64_t index;
+			int journal_fd;
+			uint64_t journal_len;
+			uint64_t t_begin;
+			struct ckpt_job job;
+			uv_work_t work;
+		} base;
 	} snap;
 
 	struct rpc_server *server;
@@ -367,6 +403,8 @@ int coord_snapshot_init(struct coord *c);
 /* No snapshot being taken, no checkpoint being read for raft or being
  * removed. */
 bool coord_snapshot_idle(const struct coord *c);
+/* The node stops: give up a checkpoint being written in the background. */
+void coord_snapshot_stop(struct coord *c);
 /* Entry buf/len, applied at index, to the journal of delta snapshots
  * (snapshot_journal.c; nothing when none is written). */
 void coord_journal_append(struct coord *c, uint64_t index, const void *buf,

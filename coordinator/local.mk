@@ -19,6 +19,7 @@ coordinator_settled_SOURCES = \
 	coordinator/propose.c \
 	coordinator/query.c \
 	coordinator/snapshot.c coordinator/snapshot_int.h \
+	coordinator/snapshot_base.c \
 	coordinator/snapshot_journal.c \
 	coordinator/snapshot_pace.c coordinator/snapshot_pace.h \
 	coordinator/snapshot_send.c \

@@ -351,6 +351,7 @@ void coord_stop(struct coord *c, int exit_code)
 	/* Stop calling participants now; the driver itself is freed only
 	 * once raft has answered its last proposals (drain_cb). */
 	coord_driver_set_active(c, false);
+	coord_snapshot_stop(c);
 	if (c->server != NULL) {
 		rpc_server_close(c->server, NULL, NULL);
 		c->server = NULL;

@@ -29,19 +29,14 @@
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
-#include <linux/ioprio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -65,69 +60,6 @@ void ckpt_path(const struct coord *c, uint64_t index, bool tmp, char *out,
 	snprintf(out, len, "%s/checkpoints/" CKPT_PREFIX "%llu%s",
 		 c->cfg.data_dir, (unsigned long long)index,
 		 tmp ? CKPT_TMP : "");
-}
-
-/* fsync a directory, so that a rename or an unlink in it is durable. */
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv;
-
-	if (fd < 0)
-		return -1;
-	rv = fsync(fd);
-	close(fd);
-	return rv;
-}
-
-/* ---- Writing a checkpoint (snapshot worker thread) ---------------------- */
-
-/*
- * Write the snapshot of read view txn to checkpoints/ckpt-INDEX: to a
- * temporary name, fdatasync'd, renamed, the directory synced. This file,
- * not LMDB, is what lets raft drop the log entries it replaces: the store
- * is not synced here (a restart with a store behind it restores it). That
- * flush of every page dirtied since the last one took 100-300 ms of the
- * disk at each snapshot, in front of the raft log's fsyncs. Runs off the
- * loop: errors in errmsg.
- */
-static int ckpt_write(struct coord *c, MDB_txn *txn, uint64_t index,
-		      uint64_t *len, char *errmsg, size_t errlen)
-{
-	char tmp[PATH_MAX], path[PATH_MAX], dir[PATH_MAX];
-	int fd, rv;
-
-	ckpt_path(c, index, true, tmp, sizeof tmp);
-	ckpt_path(c, index, false, path, sizeof path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(errmsg, errlen, "open %s: %s", tmp, strerror(errno));
-		return errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
-	}
-	rv = store_snapshot_fd(c->store, txn, index, fd, len);
-	if (rv != 0)
-		snprintf(errmsg, errlen, "%s", store_work_errmsg(c->store));
-	else if (fdatasync(fd) != 0) {
-		snprintf(errmsg, errlen, "fdatasync %s: %s", tmp,
-			 strerror(errno));
-		rv = errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
-	}
-	if (close(fd) != 0 && rv == 0) {
-		snprintf(errmsg, errlen, "close %s: %s", tmp, strerror(errno));
-		rv = SETTLE_EIO;
-	}
-	if (rv == 0 && rename(tmp, path) != 0) {
-		snprintf(errmsg, errlen, "rename %s: %s", tmp, strerror(errno));
-		rv = SETTLE_EIO;
-	}
-	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
-	if (rv == 0 && sync_dir(dir) != 0) {
-		snprintf(errmsg, errlen, "fsync %s: %s", dir, strerror(errno));
-		rv = SETTLE_EIO;
-	}
-	if (rv != 0)
-		unlink(tmp);
-	return rv;
 }
 
 /* ---- Reading one --------------------------------------------------------- */
@@ -254,9 +186,10 @@ static int raft_snapshot_bases(const struct coord *c, uint64_t *base,
  * by a write that a crash interrupted. at_start: say so at INFO (a crash
  * left them); later it is routine.
  */
-static void ckpt_prune(struct coord *c, bool at_start, uint64_t keep_too)
+static void ckpt_prune(struct coord *c, bool at_start,
+		       const uint64_t keep_too[2])
 {
-	uint64_t keep[KEEP_MAX + 1];
+	uint64_t keep[KEEP_MAX + 2];
 	unsigned n_keep;
 	char dir[PATH_MAX], path[PATH_MAX + 256];
 	struct dirent *e;
@@ -265,8 +198,9 @@ static void ckpt_prune(struct coord *c, bool at_start, uint64_t keep_too)
 
 	if (raft_snapshot_bases(c, keep, &n_keep) != 0)
 		return;
-	if (keep_too != 0)
-		keep[n_keep++] = keep_too;
+	for (int i = 0; i < 2; i++)
+		if (keep_too[i] != 0)
+			keep[n_keep++] = keep_too[i];
 	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
 	d = opendir(dir);
 	if (d == NULL)
@@ -283,8 +217,11 @@ static void ckpt_prune(struct coord *c, bool at_start, uint64_t keep_too)
 			continue;
 		if (!tmp && e->d_name[end] != '\0')
 			continue; /* not ours */
-		for (unsigned i = 0; i < n_keep && !tmp; i++)
+		for (unsigned i = 0; i < n_keep; i++)
 			kept = kept || keep[i] == index;
+		/* A temporary file is kept only while it is being written. */
+		if (tmp)
+			kept = keep_too[1] != 0 && keep_too[1] == index;
 		if (kept)
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -304,7 +241,7 @@ static void ckpt_prune(struct coord *c, bool at_start, uint64_t keep_too)
 	}
 	closedir(d);
 	if (removed)
-		(void)sync_dir(dir);
+		(void)ckpt_sync_dir(dir);
 }
 
 /* On a mount with online discard an unlink discards the whole file before
@@ -327,13 +264,15 @@ static void prune_done(uv_work_t *w, int status)
 	c->snap.pruning = false;
 }
 
-static void ckpt_prune_soon(struct coord *c)
+void coord_snapshot_prune(struct coord *c)
 {
 	if (c->snap.pruning)
 		return; /* the one under way sees this snapshot's state */
 	/* Read by the worker; not changed until it is done (a snapshot
 	 * waits for the prune). */
-	c->snap.prune_keep = c->snap.journal.fd >= 0 ? c->snap.journal.base : 0;
+	c->snap.prune_keep[0] =
+	    c->snap.journal.fd >= 0 ? c->snap.journal.base : 0;
+	c->snap.prune_keep[1] = c->snap.base.busy ? c->snap.base.index : 0;
 	c->snap.prune.data = c;
 	if (uv_queue_work(c->loop, &c->snap.prune, prune_work, prune_done) == 0)
 		c->snap.pruning = true;
@@ -341,7 +280,14 @@ static void ckpt_prune_soon(struct coord *c)
 
 /* ---- Taking a snapshot (raft_fsm version 3) ------------------------------ */
 
-/* Whether snapshots may be deltas: the cluster restores them everywhere
+/* What the snapshot being taken is (c->snap.kind). */
+enum {
+	SNAP_FULL,  /* the whole store, written in raft's snapshot cycle */
+	SNAP_DELTA, /* the journal after the last checkpoint, synced */
+	SNAP_BASE,  /* the checkpoint just written at this very index */
+};
+
+/* Whether snapshots are deltas: the cluster restores them everywhere
  * (feature level 5), and --snapshot-journal allows them. */
 static bool deltas_allowed(struct coord *c)
 {
@@ -362,10 +308,9 @@ static void snapshot_pace(struct coord *c)
 
 	if (c->snap.len == 0 || c->snap.log_entries == 0)
 		return;
-	p = coord_snapshot_pace(
-	    &c->cfg,
-	    c->snap.journal.fd >= 0 && deltas_allowed(c) ? 0 : c->snap.len,
-	    c->snap.log_bytes, c->snap.log_entries);
+	p = coord_snapshot_pace(&c->cfg,
+				c->snap.kind == SNAP_FULL ? c->snap.len : 0,
+				c->snap.log_bytes, c->snap.log_entries);
 	raft_set_snapshot_threshold(&c->raft, p.threshold);
 	raft_set_snapshot_trailing(&c->raft, p.trailing);
 	settle_tracef("fsm",
@@ -382,9 +327,13 @@ static void snapshot_pace(struct coord *c)
  * index, snapshot_async() makes it durable on raft's worker thread while
  * the loop keeps applying, snapshot_finalize() frees it all.
  *
- * A full snapshot fixes a consistent LMDB read view and writes it to a
- * checkpoint, the new base; entries applied after it go to a new journal.
- * A delta notes how long the journal is and syncs it (wal/journal.h).
+ * From feature level 5 a snapshot is a delta: it notes how long the
+ * journal after the last checkpoint is and syncs it (wal/journal.h). A
+ * new checkpoint is written in the background (snapshot_base.c) when the
+ * journal has grown as large as the last, or when there is none to stand
+ * on; raft is told to come back later (RAFT_BUSY) only in that last case.
+ * Below level 5 a snapshot is full: a consistent LMDB read view written
+ * to a checkpoint within the cycle.
  */
 static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 			     unsigned *n_bufs)
@@ -399,13 +348,21 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	 * journal's file. */
 	coord_commit_applied(c);
 	c->snap.index = raft_last_applied(&c->raft);
-	c->snap.full = c->snap.journal.fd < 0 || !deltas_allowed(c) ||
-		       c->snap.index <= c->snap.journal.base ||
-		       coord_snapshot_full(&c->cfg, c->snap.journal.base_len,
-					   c->snap.journal.len);
+	/* Read on raft's worker, while the loop may switch the journal to
+	 * a new checkpoint (snapshot_base.c) or append to it. */
+	c->snap.delta_base = c->snap.journal.base;
+	c->snap.delta_base_len = c->snap.journal.base_len;
 	c->snap.delta_len = c->snap.journal.len;
 	c->snap.delta_fd = -1;
-	if (c->snap.full) {
+	if (deltas_allowed(c) && c->snap.journal.fd < 0) {
+		coord_base_start(c);
+		if (c->snap.base.busy)
+			return RAFT_BUSY; /* nothing to stand on yet */
+		/* None can be written in the background: a full one. */
+	}
+	if (!deltas_allowed(c) || c->snap.journal.fd < 0) {
+		coord_journal_stop(c);
+		c->snap.kind = SNAP_FULL;
 		/* The view must be a read transaction of its own: it goes
 		 * to raft's worker thread. */
 		rv = store_read_begin(c->store, &c->snap.txn);
@@ -414,22 +371,25 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 				   store_errmsg(c->store));
 			return RAFT_IOERR;
 		}
-		/* What comes after it is journaled for the next deltas
-		 * (dropped if this base is not written); a cluster below
-		 * level 5 keeps taking full ones. */
-		if (deltas_allowed(c))
-			(void)coord_journal_start(c, c->snap.index, 0, 0);
-		else
-			coord_journal_stop(c);
-	} else if ((c->snap.delta_fd = dup(c->snap.journal.fd)) < 0) {
-		/* The worker syncs its own descriptor: a failing append
-		 * may close the journal's meanwhile. */
-		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: dup: %s",
-			   strerror(errno));
-		return RAFT_IOERR;
+	} else {
+		if (coord_snapshot_full(&c->cfg, c->snap.journal.base_len,
+					c->snap.journal.len))
+			coord_base_start(c); /* this one still a delta */
+		if (c->snap.index == c->snap.journal.base)
+			c->snap.kind = SNAP_BASE;
+		else if ((c->snap.delta_fd = dup(c->snap.journal.fd)) >= 0)
+			/* The worker syncs its own descriptor: a failing
+			 * append may close the journal's meanwhile. */
+			c->snap.kind = SNAP_DELTA;
+		else {
+			settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot: dup: %s",
+				   strerror(errno));
+			return RAFT_IOERR;
+		}
 	}
 	c->snap.busy = true;
 	c->snap.len = 0;
+	c->snap.raised = false;
 	c->snap.t_work = c->snap.t_done = 0;
 	c->snap.t_loop = uv_hrtime() - c->snap.t_begin;
 	*bufs = NULL;
@@ -437,120 +397,42 @@ static int raft_snapshot_fsm(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	return 0;
 }
 
-/*
- * Compressing and writing a large store takes seconds.
- * At full load on a small machine that time came out of the loop's and
- * the raft writer's share, and every transaction in flight waited for it.
- * So the work runs on a thread of its own at a lower priority (nice
- * SNAPSHOT_NICE) and gets what the node's own work leaves; raft's worker,
- * which called us, waits.
- */
-#define SNAPSHOT_NICE 10
-
-/*
- * Its disk I/O starts in the idle class, which lets the raft log's fsyncs
- * go first. But a disk that other programs keep busy may give idle I/O
- * nothing for a long time (mq-deadline serves it only past its 10 s
- * aging), and a node in the middle of its own snapshot cannot install
- * the leader's: raft 0.15 ignores the InstallSnapshot and the leader
- * sends it again only after its install timeout. So a checkpoint still
- * being written after SNAPSHOT_IDLE_MS goes on in the best-effort class.
- */
-#define SNAPSHOT_IDLE_MS 1000
-
-struct snapshot_work {
-	struct coord *c;
-	uint64_t len;
-	pid_t tid; /* set by the thread (atomic) */
-	int rv;
-	char errmsg[300];
-};
-
-static void *snapshot_work(void *arg)
-{
-	struct snapshot_work *w = arg;
-	pid_t tid = (pid_t)syscall(SYS_gettid);
-
-	/* On Linux a nice value is a thread's own. Lowering one's priority
-	 * needs no privilege; failing to is harmless. The same for the disk
-	 * (where the I/O scheduler knows classes, as mq-deadline and BFQ
-	 * do). */
-	(void)setpriority(PRIO_PROCESS, (id_t)tid, SNAPSHOT_NICE);
-	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
-		      IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
-	__atomic_store_n(&w->tid, tid, __ATOMIC_RELEASE);
-	w->rv = ckpt_write(w->c, w->c->snap.txn, w->c->snap.index, &w->len,
-			   w->errmsg, sizeof w->errmsg);
-	return NULL;
-}
-
-/* Wait for the snapshot thread; past SNAPSHOT_IDLE_MS, raise its disk
- * I/O to the best-effort class (the lowest level of it). */
-static void snapshot_join(struct coord *c, pthread_t t, struct snapshot_work *w)
-{
-	struct timespec until;
-	pid_t tid;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SNAPSHOT_IDLE_MS / 1000;
-	until.tv_nsec += (SNAPSHOT_IDLE_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (pthread_timedjoin_np(t, NULL, &until) == 0)
-		return;
-	tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
-	if (tid != 0 && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
-				IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7)) == 0)
-		c->snap.raised = true;
-	pthread_join(t, NULL);
-}
-
-/* A full snapshot: the checkpoint, on a thread of its own. */
-static void snapshot_full(struct coord *c, struct snapshot_work *w)
-{
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, snapshot_work, w) == 0)
-		snapshot_join(c, t, w);
-	else
-		snapshot_work(w); /* no thread to spare: at our priority */
-}
-
 /* A delta: the journal synced up to its length at the snapshot's index
  * (and beyond: the loop goes on appending). */
-static void snapshot_delta(struct coord *c, struct snapshot_work *w)
+static int snapshot_delta(struct coord *c, char *errmsg, size_t errlen)
 {
 	char path[PATH_MAX];
+	int rv = 0;
 
-	w->rv = 0;
 	if (fdatasync(c->snap.delta_fd) != 0) {
-		journal_path(c, c->snap.journal.base, path, sizeof path);
-		snprintf(w->errmsg, sizeof w->errmsg, "fdatasync %s: %s", path,
+		journal_path(c, c->snap.delta_base, path, sizeof path);
+		snprintf(errmsg, errlen, "fdatasync %s: %s", path,
 			 strerror(errno));
-		w->rv = SETTLE_EIO;
+		rv = SETTLE_EIO;
 	}
 	close(c->snap.delta_fd);
 	c->snap.delta_fd = -1;
+	return rv;
 }
 
 static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 				   struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct coord *c = rf->data;
-	struct snapshot_work w = {.c = c};
-	size_t len = c->snap.full ? STORE_MANIFEST_LEN : JOURNAL_MANIFEST_LEN;
+	struct ckpt_job j = {
+	    .c = c, .txn = c->snap.txn, .index = c->snap.index};
+	bool delta = c->snap.kind == SNAP_DELTA;
+	size_t len = delta ? JOURNAL_MANIFEST_LEN : STORE_MANIFEST_LEN;
 
 	c->snap.t_work = uv_hrtime();
-	c->snap.raised = false;
-	if (c->snap.full)
-		snapshot_full(c, &w);
-	else
-		snapshot_delta(c, &w);
-	if (w.rv != 0) {
+	if (c->snap.kind == SNAP_FULL) {
+		ckpt_job_run(&j);
+		c->snap.raised = j.raised;
+	} else if (delta)
+		j.rv = snapshot_delta(c, j.errmsg, sizeof j.errmsg);
+	if (j.rv != 0) {
 		settle_log(SETTLE_LOG_ERROR, "fsm", "snapshot failed: %s (%s)",
-			   settle_strerror(w.rv), w.errmsg);
+			   settle_strerror(j.rv), j.errmsg);
 		return RAFT_IOERR;
 	}
 	*bufs = raft_malloc(sizeof **bufs);
@@ -562,49 +444,53 @@ static int raft_snapshot_async_fsm(struct raft_fsm *rf,
 		*bufs = NULL;
 		return RAFT_NOMEM;
 	}
-	if (c->snap.full) {
-		store_manifest_put((*bufs)[0].base, c->snap.index, w.len);
-	} else {
-		/* Read here while the loop waits for raft's worker: the
-		 * journal's base does not change before finalize. */
-		struct journal_manifest m = {
-		    c->snap.index, c->snap.journal.base,
-		    c->snap.journal.base_len, c->snap.delta_len};
+	if (delta) {
+		struct journal_manifest m = {c->snap.index, c->snap.delta_base,
+					     c->snap.delta_base_len,
+					     c->snap.delta_len};
 
 		journal_manifest_put((*bufs)[0].base, &m);
-		w.len = c->snap.delta_len;
-	}
+		j.len = c->snap.delta_len;
+	} else if (c->snap.kind == SNAP_BASE)
+		j.len = c->snap.delta_base_len;
+	if (!delta)
+		store_manifest_put((*bufs)[0].base, c->snap.index, j.len);
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
-	c->snap.len = (size_t)w.len;
+	c->snap.len = (size_t)j.len;
 	c->snap.t_done = uv_hrtime();
 	return 0;
 }
 
 static void snapshot_log_taken(struct coord *c)
 {
-	if (c->snap.full)
+	double work = (double)(c->snap.t_done - c->snap.t_work) / 1e6;
+
+	if (c->snap.kind == SNAP_FULL)
 		settle_log(
 		    SETTLE_LOG_INFO, "fsm",
 		    "snapshot at %llu: %zu bytes; the loop held it "
 		    "%.1f ms, a worker wrote the checkpoint in %.0f ms%s, "
 		    "raft had its manifest after %.0f ms more",
 		    (unsigned long long)c->snap.index, c->snap.len,
-		    (double)c->snap.t_loop / 1e6,
-		    (double)(c->snap.t_done - c->snap.t_work) / 1e6,
+		    (double)c->snap.t_loop / 1e6, work,
 		    c->snap.raised ? " (its disk I/O raised from idle "
 				     "to best-effort after 1 s)"
 				   : "",
 		    (double)(uv_hrtime() - c->snap.t_done) / 1e6);
-	else
+	else if (c->snap.kind == SNAP_DELTA)
 		settle_log(SETTLE_LOG_INFO, "fsm",
 			   "snapshot at %llu: a delta, the journal of %zu "
 			   "bytes after checkpoint %llu; the loop held it "
 			   "%.1f ms, a worker synced it in %.0f ms",
 			   (unsigned long long)c->snap.index, c->snap.len,
-			   (unsigned long long)c->snap.journal.base,
-			   (double)c->snap.t_loop / 1e6,
-			   (double)(c->snap.t_done - c->snap.t_work) / 1e6);
+			   (unsigned long long)c->snap.delta_base,
+			   (double)c->snap.t_loop / 1e6, work);
+	else
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "snapshot at %llu: checkpoint %llu itself",
+			   (unsigned long long)c->snap.index,
+			   (unsigned long long)c->snap.delta_base);
 }
 
 static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
@@ -629,12 +515,6 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 	c->snap.busy = false;
 	if (c->snap.t_done != 0)
 		snapshot_log_taken(c);
-	if (c->snap.full && c->snap.journal.base == c->snap.index) {
-		if (c->snap.len > 0)
-			c->snap.journal.base_len = c->snap.len;
-		else
-			coord_journal_stop(c); /* its base was not written */
-	}
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
 		 * log before the previous snapshot is gone for good. */
@@ -646,7 +526,7 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 		c->snap.prev_index = c->snap.index;
 	}
 	/* raft has its manifest now, or failed to store it. */
-	ckpt_prune_soon(c);
+	coord_snapshot_prune(c);
 	snapshot_pace(c);
 	return 0;
 }
@@ -901,8 +781,10 @@ static int raft_restore_fsm(struct raft_fsm *rf, struct raft_buffer *buf)
 	else {
 		/* Sent by a leader (or an older release's file): this
 		 * node has no base of its own for it, and what its journal
-		 * holds is not what the store now holds. */
+		 * holds is not what the store now holds; nor what a
+		 * checkpoint being written would hold. */
 		coord_journal_stop(c);
+		coord_base_drop(c);
 		rv = restore_sent_delta(c, buf->base, buf->len);
 		if (rv == 1)
 			rv = restore_whole(c, buf);
@@ -926,7 +808,8 @@ int coord_snapshot_init(struct coord *c)
 	}
 	c->snap.journal.fd = -1;
 	c->snap.delta_fd = -1;
-	ckpt_prune(c, true, 0);
+	c->snap.base.journal_fd = -1;
+	ckpt_prune(c, true, (uint64_t[2]){0, 0});
 	c->raft_fsm.version = 3;
 	c->raft_fsm.snapshot = raft_snapshot_fsm;
 	c->raft_fsm.restore = raft_restore_fsm;
@@ -938,5 +821,13 @@ int coord_snapshot_init(struct coord *c)
 
 bool coord_snapshot_idle(const struct coord *c)
 {
-	return !c->snap.busy && c->snap.gets == 0 && !c->snap.pruning;
+	return !c->snap.busy && c->snap.gets == 0 && !c->snap.pruning &&
+	       !c->snap.base.busy;
+}
+
+void coord_snapshot_stop(struct coord *c)
+{
+	/* Stops within a megabyte of writing (the store is about to
+	 * close); the files are removed at the next start. */
+	coord_base_drop(c);
 }

@@ -28,6 +28,31 @@ int ckpt_read(int fd, uint64_t index, uint64_t len, uint8_t **data,
 int ckpt_read_into(int fd, uint64_t index, uint64_t len, uint8_t *p,
 		   char *errmsg, size_t errlen);
 
+/* Remove, on libuv's pool, the checkpoints and journals no snapshot of
+ * raft's stands on (but those being written). */
+void coord_snapshot_prune(struct coord *c);
+
+/* fsync directory dir, so that a rename or an unlink in it is durable. */
+int ckpt_sync_dir(const char *dir);
+
+/* ---- Writing checkpoints (snapshot_base.c) --------------------------------
+ */
+
+/* Run job (struct ckpt_job, coord.h) to its end: checkpoints/ckpt-INDEX
+ * written and synced, or job->rv and job->errmsg set. Blocks; any thread
+ * but the loop's. */
+void ckpt_job_run(struct ckpt_job *job);
+
+/*
+ * Begin writing a new checkpoint in the background at the applied index,
+ * with the journal after it, unless one is being written. The next delta
+ * snapshot after it is durable stands on it. Loop thread.
+ */
+void coord_base_start(struct coord *c);
+/* Give up the checkpoint being written, if any: the store it reads is
+ * being replaced, or its journal failed. */
+void coord_base_drop(struct coord *c);
+
 /* ---- The journal of entries after a base (snapshot_journal.c) ---------- */
 
 #define JOURNAL_PREFIX "journal-"
@@ -44,6 +69,13 @@ void journal_path(const struct coord *c, uint64_t base, char *out, size_t len);
  */
 int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 			uint64_t keep);
+
+/* Create the journal after the checkpoint being written at base
+ * (c->snap.base.journal_fd). SETTLE_EIO (logged) if it cannot be. */
+int coord_journal_next(struct coord *c, uint64_t base);
+/* That checkpoint is durable: its journal becomes the one written, and the
+ * next deltas stand on it. */
+void coord_journal_switch(struct coord *c);
 
 /* The first len bytes of journal file fd into out; errors in errmsg.
  * Closes fd. Any thread. */

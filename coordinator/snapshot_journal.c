@@ -4,10 +4,13 @@
  * the entries applied after the checkpoint ckpt-BASE.
  *
  * Written on the loop thread as entries are applied: one writev each, into
- * the page cache. A delta snapshot fdatasync()s it on the snapshot worker.
- * A journal that cannot be written is dropped, and the next snapshot is a
- * full one: nothing durable depends on a journal before a snapshot's
- * manifest names it, and until then the raft log holds every entry.
+ * the page cache. A delta snapshot fdatasync()s it on raft's worker.
+ * While a new checkpoint is written in the background (snapshot_base.c),
+ * the journal after it is written alongside, and replaces the current one
+ * once the checkpoint is durable. A journal that cannot be written is
+ * dropped, and snapshots wait for a new checkpoint: nothing durable
+ * depends on a journal before a snapshot's manifest names it, and until
+ * then the raft log holds every entry.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -47,8 +50,8 @@ static void journal_fail(struct coord *c, const char *what, int err)
 
 	journal_path(c, c->snap.journal.base, path, sizeof path);
 	settle_log(SETTLE_LOG_WARN, "fsm",
-		   "%s %s: %s; the next snapshot copies the whole store", what,
-		   path, strerror(err));
+		   "%s %s: %s; snapshots wait for a new checkpoint", what, path,
+		   strerror(err));
 	coord_journal_stop(c);
 }
 
@@ -75,52 +78,68 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+/* Create journal-BASE afresh, its header written: the fd, or -1 (logged). */
+static int journal_create(struct coord *c, uint64_t base)
+{
+	char path[PATH_MAX];
+	uint8_t head[JOURNAL_HEADER_LEN];
+	struct iovec iov = {head, sizeof head};
+	int fd, err;
+
+	journal_path(c, base, path, sizeof path);
+	journal_header_put(head, base);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (err = write_all(fd, &iov, 1)) != 0) {
+		err = fd < 0 ? errno : err;
+		if (fd >= 0)
+			close(fd);
+		settle_log(SETTLE_LOG_WARN, "fsm", "create %s: %s", path,
+			   strerror(err));
+		return -1;
+	}
+	return fd;
+}
+
 int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 			uint64_t keep)
 {
 	char path[PATH_MAX];
 	uint8_t head[JOURNAL_HEADER_LEN], had[JOURNAL_HEADER_LEN];
 	struct stat st;
-	int fd, err = 0;
+	int fd, err;
 
 	coord_journal_stop(c);
 	c->snap.journal.base = base;
 	journal_path(c, base, path, sizeof path);
 	journal_header_put(head, base);
-	if (keep == 0) {
-		/* A new base: a new journal, after the header. */
-		struct iovec iov = {head, sizeof head};
-
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || (err = write_all(fd, &iov, 1)) != 0) {
-			journal_fail(c, "create", fd < 0 ? errno : err);
-			if (fd >= 0)
-				close(fd);
-			return SETTLE_EIO;
-		}
-		keep = JOURNAL_HEADER_LEN;
-	} else {
-		/* Go on after what the last snapshot covers: what came after
-		 * it is in the raft log, which replays it through here. */
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0) {
-			journal_fail(c, "open", errno);
-			return SETTLE_EIO;
-		}
-		if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < keep ||
-		    pread(fd, had, sizeof had, 0) != (ssize_t)sizeof had ||
-		    memcmp(had, head, sizeof head) != 0) {
-			close(fd);
-			journal_fail(c, "open", EILSEQ);
-			return SETTLE_EIO;
-		}
-		if (ftruncate(fd, (off_t)keep) != 0 ||
-		    lseek(fd, (off_t)keep, SEEK_SET) < 0) {
-			err = errno;
-			close(fd);
-			journal_fail(c, "truncate", err);
-			return SETTLE_EIO;
-		}
+	/* Go on after what the last snapshot covers: what came after it is
+	 * in the raft log, which replays it through here. */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* A snapshot of an older release, or taken below level 5. */
+		settle_log(SETTLE_LOG_INFO, "fsm",
+			   "no journal after checkpoint %llu: snapshots wait "
+			   "for a new checkpoint",
+			   (unsigned long long)base);
+		return SETTLE_EIO;
+	}
+	if (fd < 0) {
+		journal_fail(c, "open", errno);
+		return SETTLE_EIO;
+	}
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < keep ||
+	    pread(fd, had, sizeof had, 0) != (ssize_t)sizeof had ||
+	    memcmp(had, head, sizeof head) != 0) {
+		close(fd);
+		journal_fail(c, "open", EILSEQ);
+		return SETTLE_EIO;
+	}
+	if (ftruncate(fd, (off_t)keep) != 0 ||
+	    lseek(fd, (off_t)keep, SEEK_SET) < 0) {
+		err = errno;
+		close(fd);
+		journal_fail(c, "truncate", err);
+		return SETTLE_EIO;
 	}
 	c->snap.journal.fd = fd;
 	c->snap.journal.len = keep;
@@ -128,25 +147,67 @@ int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 	return 0;
 }
 
-void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
-			  size_t len)
+int coord_journal_next(struct coord *c, uint64_t base)
+{
+	int fd = journal_create(c, base);
+
+	if (fd < 0)
+		return SETTLE_EIO;
+	c->snap.base.journal_fd = fd;
+	c->snap.base.journal_len = JOURNAL_HEADER_LEN;
+	return 0;
+}
+
+void coord_journal_switch(struct coord *c)
+{
+	coord_journal_stop(c);
+	c->snap.journal.fd = c->snap.base.journal_fd;
+	c->snap.journal.base = c->snap.base.index;
+	c->snap.journal.len = c->snap.base.journal_len;
+	c->snap.journal.base_len = c->snap.base.job.len;
+	c->snap.base.journal_fd = -1;
+}
+
+/* One record onto fd: 0 or an errno. */
+static int append(int fd, uint64_t index, const void *buf, size_t len)
 {
 	static const uint8_t zeros[8];
 	uint8_t head[JOURNAL_RECORD_HEADER_LEN];
 	size_t pad = journal_record_pad(len);
 	struct iovec iov[3] = {
 	    {head, sizeof head}, {(void *)buf, len}, {(void *)zeros, pad}};
+
+	journal_record_header_put(head, index, buf, len);
+	return write_all(fd, iov, pad > 0 ? 3 : 2);
+}
+
+void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
+			  size_t len)
+{
+	uint64_t rec =
+	    JOURNAL_RECORD_HEADER_LEN + len + journal_record_pad(len);
 	int err;
 
-	if (c->snap.journal.fd < 0 || index <= c->snap.journal.base)
-		return;
-	journal_record_header_put(head, index, buf, len);
-	err = write_all(c->snap.journal.fd, iov, pad > 0 ? 3 : 2);
-	if (err != 0) {
-		journal_fail(c, "append to", err);
-		return;
+	if (c->snap.journal.fd >= 0 && index > c->snap.journal.base) {
+		err = append(c->snap.journal.fd, index, buf, len);
+		if (err != 0)
+			journal_fail(c, "append to", err);
+		else
+			c->snap.journal.len += rec;
 	}
-	c->snap.journal.len += sizeof head + len + pad;
+	/* The journal after the checkpoint being written gets it too. */
+	if (c->snap.base.journal_fd >= 0 && index > c->snap.base.index) {
+		err = append(c->snap.base.journal_fd, index, buf, len);
+		if (err != 0) {
+			settle_log(SETTLE_LOG_WARN, "fsm",
+				   "append to the journal after checkpoint "
+				   "%llu: %s; that checkpoint is given up",
+				   (unsigned long long)c->snap.base.index,
+				   strerror(err));
+			coord_base_drop(c);
+		} else
+			c->snap.base.journal_len += rec;
+	}
 }
 
 int coord_journal_read(int fd, uint64_t len, uint8_t *out, char *errmsg,

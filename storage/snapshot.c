@@ -68,6 +68,7 @@ struct wbuf {
 	int fd;		       /* the file written to, or -1 */
 	uint64_t out_off;      /* bytes of out already in the file */
 	int ioerr;	       /* errno of the first failed write, 0 if none */
+	const int *cancel;     /* set by another thread: stop (ECANCELED) */
 };
 
 /* Room for n more bytes after len in *p of capacity *cap. */
@@ -99,6 +100,8 @@ static void wb_drain(struct wbuf *b)
 {
 	size_t at = 0;
 
+	if (b->cancel != NULL && __atomic_load_n(b->cancel, __ATOMIC_RELAXED))
+		b->ioerr = ECANCELED;
 	while (at < b->out_len && b->ioerr == 0) {
 		ssize_t n = write(b->fd, b->out + at, b->out_len - at);
 		if (n < 0 && errno != EINTR)
@@ -235,7 +238,7 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 		return wfail_mdb(s, rc, "cursor_open");
 	MDB_val k, v;
 	size_t n = 0;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !b->ioerr;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		wb_u32(b, (uint32_t)k.mv_size);
 		wb_put(b, k.mv_data, k.mv_size);
@@ -244,6 +247,9 @@ static int dump_db(struct store *s, MDB_txn *txn, int db, struct wbuf *b)
 		n++;
 	}
 	mdb_cursor_close(c);
+	if (b->ioerr)
+		return wfail(s, SETTLE_EIO, "snapshot: write: %s",
+			     strerror(b->ioerr));
 	if (rc != MDB_NOTFOUND)
 		return wfail_mdb(s, rc, "cursor_get");
 	if (n != st.ms_entries)
@@ -402,9 +408,9 @@ int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
 }
 
 int store_snapshot_fd(struct store *s, MDB_txn *txn, uint64_t applied_index,
-		      int fd, uint64_t *len)
+		      int fd, const int *cancel, uint64_t *len)
 {
-	struct wbuf b = {.fnv = STORE__FNV_INIT, .fd = fd};
+	struct wbuf b = {.fnv = STORE__FNV_INIT, .fd = fd, .cancel = cancel};
 	int rv = snapshot_write(s, txn, applied_index, true, &b);
 
 	raft_free(b.p);

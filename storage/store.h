@@ -518,10 +518,12 @@ int store_snapshot_txn(struct store *s, MDB_txn *txn, uint64_t applied_index,
  * offset 0, the container header last (pwrite). Writeback starts as it
  * goes and at most a few megabytes wait dirty; the caller fdatasync()s.
  * *len: the file's length. Errors go to store_work_errmsg() (SETTLE_EIO,
- * SETTLE_ENOSPACE for a failed write).
+ * SETTLE_ENOSPACE for a failed write). cancel may be NULL; once another
+ * thread sets *cancel (atomically) the write stops within about a
+ * megabyte with SETTLE_EIO ("Operation canceled").
  */
 int store_snapshot_fd(struct store *s, MDB_txn *txn, uint64_t applied_index,
-		      int fd, uint64_t *len);
+		      int fd, const int *cancel, uint64_t *len);
 
 /*
  * A manifest stands for a compressed snapshot kept in a file of its own

@@ -31,6 +31,11 @@ test_fuzz_fuzz_wal_SOURCES = test/fuzz/fuzz_wal.c $(FUZZ_DRIVER) \
 test_fuzz_fuzz_wal_LDADD = $(FUZZ_STORE_LIBS)
 TESTS += test/fuzz/fuzz_wal
 
+check_PROGRAMS += test/fuzz/fuzz_journal
+test_fuzz_fuzz_journal_SOURCES = test/fuzz/fuzz_journal.c $(FUZZ_DRIVER)
+test_fuzz_fuzz_journal_LDADD = $(FUZZ_STORE_LIBS)
+TESTS += test/fuzz/fuzz_journal
+
 check_PROGRAMS += test/fuzz/fuzz_snapshot
 test_fuzz_fuzz_snapshot_SOURCES = test/fuzz/fuzz_snapshot.c $(FUZZ_DRIVER) \
 	$(FUZZ_HISTORY)

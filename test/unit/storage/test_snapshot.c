@@ -457,7 +457,7 @@ static int snap_file(struct store *s, const char *path, uint8_t **out,
 
 	cr_assert_geq(fd, 0, "%s", path);
 	cr_assert_eq(store_read_begin(s, &txn), 0);
-	rv = store_snapshot_fd(s, txn, 0, fd, len);
+	rv = store_snapshot_fd(s, txn, 0, fd, NULL, len);
 	store_read_end(txn);
 	if (rv == 0) {
 		*out = malloc(*len);
@@ -528,7 +528,7 @@ Test(snapshot, a_write_that_fails_is_an_error)
 	fd = open(path, O_RDONLY | O_CREAT, 0600);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(store_read_begin(A.s, &txn), 0);
-	rv = store_snapshot_fd(A.s, txn, 0, fd, &len);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, NULL, &len);
 	store_read_end(txn);
 	close(fd);
 	cr_assert_eq(rv, SETTLE_EIO);
@@ -539,10 +539,40 @@ Test(snapshot, a_write_that_fails_is_an_error)
 	if (fd < 0)
 		return; /* no /dev/full here */
 	cr_assert_eq(store_read_begin(A.s, &txn), 0);
-	rv = store_snapshot_fd(A.s, txn, 0, fd, &len);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, NULL, &len);
 	store_read_end(txn);
 	close(fd);
 	cr_assert_eq(rv, SETTLE_ENOSPACE, "%d: %s", rv, store_work_errmsg(A.s));
+}
+
+/* A write another thread cancels stops with an error (the coordinator
+ * cancels a checkpoint being written when the node stops). */
+Test(snapshot, cancelled_write_fails)
+{
+	char path[128];
+	MDB_txn *txn;
+	uint64_t len;
+	int fd, rv, cancel = 1;
+
+	fill(A.s, 3000, 5);
+	snprintf(path, sizeof path, "%s/cancelled", A.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, &cancel, &len);
+	store_read_end(txn);
+	close(fd);
+	cr_assert_eq(rv, SETTLE_EIO);
+	cr_assert(strstr(store_work_errmsg(A.s), "canceled") != NULL, "%s",
+		  store_work_errmsg(A.s));
+	cancel = 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(store_read_begin(A.s, &txn), 0);
+	rv = store_snapshot_fd(A.s, txn, 0, fd, &cancel, &len);
+	store_read_end(txn);
+	close(fd);
+	cr_assert_eq(rv, 0, "%s", store_work_errmsg(A.s));
+	cr_assert_gt(len, 0);
 }
 
 Test(snapshot, manifests_name_their_snapshot_and_are_never_restored)
