@@ -40,7 +40,7 @@ static const char usage[] =
     "--store-budget: disk the store may take (default 4096 MiB, at least\n"
     "8); near it new transactions are refused (docs/OPERATIONS.md).\n"
     "--map-size MIB is its old name.\n"
-    "--snapshot-log: the most raft log between two snapshots (default 64\n"
+    "--snapshot-log: the most raft log between two snapshots (default 16\n"
     "MiB); raft holds it in memory until a snapshot lets it go.\n"
     "--snapshot-journal: the most journal of entries a delta snapshot adds\n"
     "to the last full one (default 1024 MiB; 0: every snapshot is full).\n"
@@ -374,7 +374,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->snapshot_threshold = 16384;
 	cfg->feature_level = FSM_LEVEL;
 	cfg->snapshot_trailing = 4096;
-	cfg->snapshot_log_bytes = (size_t)64 << 20;
+	cfg->snapshot_log_bytes = (size_t)16 << 20;
 	cfg->snapshot_journal_bytes = (uint64_t)1024 << 20;
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;

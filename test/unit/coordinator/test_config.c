@@ -134,7 +134,7 @@ Test(config, store_budget)
 		     SETTLE_EINVAL);
 }
 
-/* --snapshot-log in MiB, 64 by default; nonsense refused. */
+/* --snapshot-log in MiB, 16 by default; nonsense refused. */
 Test(config, snapshot_log)
 {
 	struct coord_config cfg;
@@ -143,7 +143,7 @@ Test(config, snapshot_log)
 	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
 			   "--listen", "h:1", "--raft", "h:2"),
 		     0, "%s", err);
-	cr_expect_eq(cfg.snapshot_log_bytes, (size_t)64 << 20);
+	cr_expect_eq(cfg.snapshot_log_bytes, (size_t)16 << 20);
 	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
 			   "--listen", "h:1", "--raft", "h:2", "--snapshot-log",
 			   "512"),
@@ -161,7 +161,8 @@ Test(config, snapshot_log)
 
 /* The pace: as many log bytes as the snapshot holds, at least
  * --snapshot-threshold entries, at most --snapshot-log bytes (which wins
- * over the threshold), and a trailing of at most a quarter of that. */
+ * over the threshold), and a trailing of at most a quarter of that. With
+ * --snapshot-log 64. */
 Test(config, snapshot_pace_weighs_store_against_memory)
 {
 	struct coord_config cfg;
@@ -169,7 +170,8 @@ Test(config, snapshot_pace_weighs_store_against_memory)
 	struct coord_snapshot_pace p;
 
 	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
-			   "--listen", "h:1", "--raft", "h:2"),
+			   "--listen", "h:1", "--raft", "h:2", "--snapshot-log",
+			   "64"),
 		     0, "%s", err);
 	p = coord_snapshot_pace(&cfg, 1000, 0, 0);
 	cr_expect_eq(p.threshold, cfg.snapshot_threshold, "nothing known");
