@@ -137,6 +137,7 @@ struct coord {
 			uint64_t base;
 			uint64_t len;
 			uint64_t base_len;
+			uint64_t kicked; /* bytes handed to writeback */
 		} journal;
 		/* The snapshot being taken: its kind (snapshot.c) and, for
 		 * a delta, its base and the base's length, the journal's
@@ -161,6 +162,14 @@ struct coord {
 			uv_work_t work;
 		} base;
 	} snap;
+
+	/* Writeback of the store's dirty pages started on libuv's pool
+	 * every second (node.c). */
+	struct {
+		uv_work_t work;
+		bool busy;
+		uint64_t at;
+	} writeback;
 
 	struct rpc_server *server;
 	struct coord_driver *driver;

@@ -278,8 +278,50 @@ static void watch_cb(uv_prepare_t *p)
 	}
 }
 
+/*
+ * LMDB runs without fsync, and what the node writes to it sat dirty in the
+ * page cache until the kernel's flusher took it 30 s later, in bursts:
+ * with 5,000 transactions a second offered to 3 nodes, a 350 ms stall of
+ * every commit at the 30th second, the p99 of a 45 s run at 110-210 ms.
+ * Writeback started every WRITEBACK_EVERY_MS on libuv's pool takes the
+ * same writes as they come: no burst, a p99 of 35 ms in the same run. The
+ * raft log is written directly, and the journal and checkpoints start
+ * their own writeback as they grow.
+ */
+#define WRITEBACK_EVERY_MS 1000
+
+static void writeback_work(uv_work_t *w)
+{
+	struct coord *c = w->data;
+
+	store_writeback_start(c->store);
+}
+
+static void writeback_done(uv_work_t *w, int status)
+{
+	struct coord *c = w->data;
+
+	(void)status;
+	c->writeback.busy = false;
+}
+
+static void writeback_tick(struct coord *c)
+{
+	uint64_t now = uv_now(c->loop);
+
+	if (c->writeback.busy || c->closing ||
+	    now - c->writeback.at < WRITEBACK_EVERY_MS)
+		return;
+	c->writeback.at = now;
+	c->writeback.work.data = c;
+	if (uv_queue_work(c->loop, &c->writeback.work, writeback_work,
+			  writeback_done) == 0)
+		c->writeback.busy = true;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
+	writeback_tick(t->data);
 	coord_budget_tick(t->data);
 	coord_driver_tick(t->data);
 	coord_features_tick(t->data);

@@ -143,6 +143,7 @@ int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 	}
 	c->snap.journal.fd = fd;
 	c->snap.journal.len = keep;
+	c->snap.journal.kicked = keep;
 	c->snap.journal.base_len = base_len;
 	return 0;
 }
@@ -164,6 +165,7 @@ void coord_journal_switch(struct coord *c)
 	c->snap.journal.fd = c->snap.base.journal_fd;
 	c->snap.journal.base = c->snap.base.index;
 	c->snap.journal.len = c->snap.base.journal_len;
+	c->snap.journal.kicked = 0;
 	c->snap.journal.base_len = c->snap.base.job.len;
 	c->snap.base.journal_fd = -1;
 }
@@ -181,6 +183,63 @@ static int append(int fd, uint64_t index, const void *buf, size_t len)
 	return write_all(fd, iov, pad > 0 ? 3 : 2);
 }
 
+/*
+ * A delta's fdatasync of all the journal written since the last one, up
+ * to --snapshot-log bytes, went to the disk in one burst in front of the
+ * raft log's own fsyncs: 60-90 ms stalls of every commit at each delta,
+ * with 5,000 transactions a second offered to 3 nodes. So writeback of
+ * each JOURNAL_KICK bytes appended is started at once, on libuv's pool
+ * (sync_file_range can wait for the disk's queue): the journal reaches
+ * the disk as steadily as it is written, and a delta syncs only the tail.
+ */
+#define JOURNAL_KICK ((uint64_t)1 << 20)
+
+struct kick {
+	uv_work_t work;
+	int fd;
+	uint64_t from, len;
+};
+
+static void kick_work(uv_work_t *w)
+{
+	struct kick *k = w->data;
+
+	(void)sync_file_range(k->fd, (off64_t)k->from, (off64_t)k->len,
+			      SYNC_FILE_RANGE_WRITE);
+}
+
+static void kick_done(uv_work_t *w, int status)
+{
+	struct kick *k = w->data;
+
+	(void)status;
+	close(k->fd);
+	free(k);
+}
+
+static void journal_kick(struct coord *c)
+{
+	struct kick *k;
+
+	if (c->snap.journal.len - c->snap.journal.kicked < JOURNAL_KICK)
+		return;
+	k = malloc(sizeof *k);
+	if (k == NULL)
+		return;
+	k->fd = dup(c->snap.journal.fd); /* the journal's may be closed */
+	k->from = c->snap.journal.kicked;
+	k->len = c->snap.journal.len - c->snap.journal.kicked;
+	k->work.data = k;
+	if (k->fd < 0 ||
+	    uv_queue_work(c->loop, &k->work, kick_work, kick_done) != 0) {
+		if (k->fd >= 0)
+			close(k->fd);
+		free(k);
+		return;
+	}
+	c->snap.journal.kicked = c->snap.journal.len;
+}
+
 void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
 			  size_t len)
 {
@@ -192,8 +251,10 @@ void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
 		err = append(c->snap.journal.fd, index, buf, len);
 		if (err != 0)
 			journal_fail(c, "append to", err);
-		else
+		else {
 			c->snap.journal.len += rec;
+			journal_kick(c);
+		}
 	}
 	/* The journal after the checkpoint being written gets it too. */
 	if (c->snap.base.journal_fd >= 0 && index > c->snap.base.index) {

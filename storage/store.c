@@ -1,7 +1,11 @@
 /*
  * store.c — the LMDB environment: open/close, transactions, meta, helpers.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sync_file_range */
+#endif
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +327,14 @@ int store_sync(struct store *s)
 	int rv = mdb_fail_to(s, s->work_errmsg, sizeof s->work_errmsg, rc,
 			     "env_sync");
 	return rc == EIO && rv != SETTLE_ENOSPACE ? SETTLE_EIO : rv;
+}
+
+void store_writeback_start(struct store *s)
+{
+	mdb_filehandle_t fd;
+
+	if (mdb_env_get_fd(s->env, &fd) == 0)
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 MDB_env *store_env(struct store *s)

@@ -140,6 +140,15 @@ int store_sync(struct store *s);
 const char *store_work_errmsg(const struct store *s);
 
 /* The LMDB environment, for statistics only. */
+/*
+ * Start writeback of the pages of the store dirty in the page cache,
+ * without waiting for it (sync_file_range): the store runs without fsync,
+ * and the kernel would otherwise write what a busy node dirtied in bursts
+ * every 30 s. Any thread (it may wait for the disk's queue: not the
+ * loop's).
+ */
+void store_writeback_start(struct store *s);
+
 MDB_env *store_env(struct store *s);
 
 /* Space of the store (store_usage()). */
