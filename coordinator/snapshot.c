@@ -21,9 +21,15 @@
  *   after a power loss it may be behind, and the checkpoint (synced) and
  *   the raft log after it bring it forward.
  *
- * A checkpoint is kept while raft keeps a snapshot at its index (raft_uv
- * keeps its last two); the others, and any left half-written by a crash,
- * are removed at start and after each snapshot.
+ * From feature level 5 most snapshots are deltas instead: a checkpoint
+ * written earlier (in the background, snapshot_base.c) plus the journal of
+ * entries applied since (snapshot_journal.c, wal/journal.h); raft's
+ * manifest of a delta names both.
+ *
+ * A checkpoint and its journal are kept while raft keeps a snapshot that
+ * stands on them (raft_uv keeps its last two), or while they are being
+ * written; the others, and any left half-written by a crash, are removed
+ * at start and after each snapshot.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
