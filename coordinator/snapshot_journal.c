@@ -114,7 +114,7 @@ int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 	journal_header_put(head, base);
 	/* Go on after what the last snapshot covers: what came after it is
 	 * in the raft log, which replays it through here. */
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		/* A snapshot of an older release, or taken below level 5. */
 		settle_log(SETTLE_LOG_INFO, "fsm",
@@ -127,11 +127,19 @@ int coord_journal_start(struct coord *c, uint64_t base, uint64_t base_len,
 		journal_fail(c, "open", errno);
 		return SETTLE_EIO;
 	}
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < keep ||
-	    pread(fd, had, sizeof had, 0) != (ssize_t)sizeof had ||
-	    memcmp(had, head, sizeof head) != 0) {
+	errno = 0; /* a short read sets none */
+	if (fstat(fd, &st) != 0 ||
+	    pread(fd, had, sizeof had, 0) != (ssize_t)sizeof had) {
+		err = errno != 0 ? errno : EILSEQ;
 		close(fd);
-		journal_fail(c, "open", EILSEQ);
+		journal_fail(c, "read", err);
+		return SETTLE_EIO;
+	}
+	if ((uint64_t)st.st_size < keep ||
+	    memcmp(had, head, sizeof head) != 0) {
+		/* Shorter than the snapshot says, or another checkpoint's. */
+		close(fd);
+		journal_fail(c, "check", EILSEQ);
 		return SETTLE_EIO;
 	}
 	if (ftruncate(fd, (off_t)keep) != 0 ||

@@ -455,6 +455,17 @@ static void look(const struct it_node *n, struct on_disk *d)
 	closedir(dp);
 }
 
+/* Which of d's snapshots is the newest. */
+static int newest(const struct on_disk *d)
+{
+	int k = 0;
+
+	for (int i = 1; i < d->snapshots; i++)
+		if (d->index[i] > d->index[k])
+			k = i;
+	return k;
+}
+
 /* A node with killshim preloaded and SETTLE_KILL_CHECKPOINT=when. */
 static void restart_with_killshim(struct it_node *n, const char *when)
 {
@@ -575,8 +586,9 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	struct load l[4];
 	pthread_t th[4];
 	atomic_int commits = 0;
-	struct on_disk d;
+	struct on_disk d, after;
 	char path[700];
+	int last;
 
 	it_node_start(&n, 1, node_args);
 	cr_assert(wait_log(&n, "runs at feature level 5", 10000),
@@ -605,7 +617,22 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	cu_connect(&c, n.endpoint, 5000);
 	cr_assert_eq(check_acked(&c, l, 4), 4 * PER_THREAD);
 	cu_close(&c);
+
+	/* The journal goes on after the restore: the next snapshots are
+	 * deltas on the same checkpoint, not a new one. */
+	last = newest(&d);
+	load_start(l, th, 4, n.endpoint, "s", &commits);
+	load_join(th, 4);
 	stop_clean(&n);
+	cr_assert(!cu_log_has(n.proc->log, "wait for a new checkpoint"),
+		  "the journal did not go on after the restore");
+	look(&n, &after);
+	cr_assert_gt(after.index[newest(&after)], d.index[last],
+		     "no snapshot taken after the restore");
+	cr_assert_eq(after.base[newest(&after)], d.base[last],
+		     "the snapshot after the restore is not a delta on "
+		     "checkpoint %llu",
+		     d.base[last]);
 }
 
 /* Lines of the log at path that hold text. */
