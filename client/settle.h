@@ -443,12 +443,16 @@ int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
 /*
  * Report what the RM answered for branch_id: vote is a Settle__V1__XaVote
  * (VOTE_OK, VOTE_READ_ONLY, VOTE_ROLLBACK after prepare; ONE_PHASE_* after
- * a one-phase commit). error (may be NULL, at most 1024 bytes, copied) is
- * the RM's text, never SQL data. *state and *branch_state (may be NULL)
- * receive the states after. The same vote again answers OK.
+ * a one-phase commit; PHASE2_COMMITTED / PHASE2_NOT_DONE for a branch
+ * left to the initiator by settle_xa_commit_by_initiator(), where
+ * branch_id 0 means all of them). error (may be NULL, at most 1024 bytes,
+ * copied) is the RM's text, never SQL data. *state and *branch_state (may
+ * be NULL) receive the states after. The same vote again answers OK.
  * Errors: SETTLE_ENOTFOUND, SETTLE_ESTATE (e.g. the transaction already
  * rolled back: its deadline passed; another vote), SETTLE_EINVAL (branch
- * 0, a vote out of range, error too long: nothing sent), transport errors.
+ * 0 with another vote, a vote out of range, error too long: nothing
+ * sent), SETTLE_ENOMETHOD (PHASE2_* on a cluster below feature level 6),
+ * transport errors.
  */
 int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 		   int vote, const char *error, int *state, int *branch_state);
@@ -473,6 +477,26 @@ int settle_xa_prepare(settle_client *c, const char *gid, int *state,
  */
 int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 		     uint32_t wait_ms, int *state, bool *finished);
+
+/*
+ * Phase 2 by the initiator (cluster feature level 6): commit XA transaction
+ * gid, XA_PREPARED or ACTIVE with every RM branch voted (as one_phase),
+ * leaving its prepared RM branches to the caller for phase2_ms (1..
+ * SETTLE_XA_PHASE2_MAX_MS). Answered once the decision is durable:
+ * *state (may be NULL) COMMITTING. The caller then commits each branch at
+ * its RM on the session that prepared it (no second session, so no wait
+ * for the first to end: docs/XA.md) and reports with settle_xa_vote(gid,
+ * 0, PHASE2_COMMITTED) for all of them, or per branch; PHASE2_NOT_DONE
+ * (or silence for phase2_ms) hands a branch back to the leader, which
+ * commits it from its own session. A decision made already answers its
+ * state; check it is COMMITTING before committing anything.
+ * Errors as settle_commit(), SETTLE_ESTATE (a branch has not voted), and
+ * SETTLE_ENOMETHOD (a member runs an older release: commit with
+ * settle_xa_commit() instead).
+ */
+#define SETTLE_XA_PHASE2_MAX_MS 60000
+int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
+				  uint32_t phase2_ms, int *state);
 
 /*
  * A TM's decision on XA transaction gid that also tells the remembered

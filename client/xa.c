@@ -200,13 +200,14 @@ int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 	rv = client__check_gid(c, "xa vote", gid, false);
 	if (rv != 0)
 		return rv;
-	if (branch_id == 0) {
-		client__errf(c, "xa vote: a branch id (>= 1) is required");
+	if (vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
+	    vote > SETTLE__V1__XA_VOTE__PHASE2_NOT_DONE) {
+		client__errf(c, "xa vote: unknown vote %d", vote);
 		return SETTLE_EINVAL;
 	}
-	if (vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
-	    vote > SETTLE__V1__XA_VOTE__ONE_PHASE_UNKNOWN) {
-		client__errf(c, "xa vote: unknown vote %d", vote);
+	if (branch_id == 0 && vote < SETTLE__V1__XA_VOTE__PHASE2_COMMITTED) {
+		client__errf(c, "xa vote: a branch id (>= 1) is required (0 "
+				"only for PHASE2_* votes)");
 		return SETTLE_EINVAL;
 	}
 	if (error != NULL && strnlen(error, XA_ERR_MAX + 1) > XA_ERR_MAX) {
@@ -272,6 +273,43 @@ int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 {
 	return client__decide(c, SETTLE__V1__METHOD__COMMIT, gid, NULL,
 			      one_phase, wait_ms, state, finished, NULL);
+}
+
+int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
+				  uint32_t phase2_ms, int *state)
+{
+	Settle__V1__CommitRequest req = SETTLE__V1__COMMIT_REQUEST__INIT;
+	Settle__V1__DecisionResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = client__check_gid(c, "xa commit", gid, false);
+	if (rv != 0)
+		return rv;
+	if (phase2_ms == 0 || phase2_ms > SETTLE_XA_PHASE2_MAX_MS) {
+		client__errf(c, "xa commit: phase2_ms must be 1..%d",
+			     SETTLE_XA_PHASE2_MAX_MS);
+		return SETTLE_EINVAL;
+	}
+	rv = client__new_cmd_id(c, "xa commit", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)gid;
+	req.initiator_phase2_ms = phase2_ms;
+	req.one_phase = true; /* from ACTIVE too, every branch voted */
+	rv = client__call(c, SETTLE__V1__METHOD__COMMIT, &req.base,
+			  &settle__v1__decision_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv != 0)
+		return rv;
+	if (state != NULL)
+		*state = (int)resp->state;
+	settle__v1__decision_response__free_unpacked(resp, NULL);
+	return 0;
 }
 
 int settle_xa_decide(settle_client *c, const char *gid, bool commit,

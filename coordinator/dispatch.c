@@ -232,6 +232,22 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
 	}
 }
 
+bool dispatch__level_ok(struct coord *c, struct rpc_call *call, uint32_t level,
+			const char *what)
+{
+	char text[200];
+	uint32_t now = fsm_level(&c->fsm);
+
+	if (now >= level)
+		return true;
+	snprintf(text, sizeof text,
+		 "%s needs cluster feature level %u; the cluster runs at %u "
+		 "(a member runs an older release)",
+		 what, level, now);
+	coord_fail(c, call, SETTLE_ENOMETHOD, text);
+	return false;
+}
+
 bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
 			 const ProtobufCBinaryData *id)
 {
@@ -470,6 +486,16 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		op.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
 		op.reason = "client commit";
 		op.one_phase = r->one_phase;
+		op.initiator_phase2_ms = r->initiator_phase2_ms;
+		if (op.initiator_phase2_ms > 0) {
+			/* Answered at once: phase 2 is the initiator's. */
+			wait = false;
+			if (!dispatch__level_ok(c, call, FSM_LEVEL_XA_PHASE2,
+						"phase 2 by the initiator")) {
+				protobuf_c_message_free_unpacked(msg, NULL);
+				return;
+			}
+		}
 	} else {
 		Settle__V1__RollbackRequest *r =
 		    settle__v1__rollback_request__unpack(NULL, n, b);

@@ -223,6 +223,12 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		vote.branch_id = r->branch_id;
 		vote.vote = r->vote;
 		vote.error = r->error;
+		if (r->vote >= SETTLE__V1__XA_VOTE__PHASE2_COMMITTED &&
+		    !dispatch__level_ok(c, call, FSM_LEVEL_XA_PHASE2,
+					"a PHASE2_* vote")) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return;
+		}
 		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_VOTE;
 		cmd.xa_vote = &vote;
 	} else if (method == SETTLE__V1__METHOD__XA_PREPARE) {

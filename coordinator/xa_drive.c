@@ -209,6 +209,8 @@ void coord_xa_drive_branch(struct coord_driver *d,
 	o->xa_inherited = b->phase2_index != 0
 			      ? b->phase2_index <= d->active_since_index
 			      : b->updated_ms < d->active_since_ms;
+	/* Left to the initiator first, which may have committed it. */
+	o->xa_inherited = o->xa_inherited || b->initiator_phase2;
 	snprintf(o->rm, sizeof o->rm, "%s", b->rm);
 	if (xa_xid_decode(b->xid.data, b->xid.len, &xid) != 0) {
 		/* The FSM built it: a bug, for an operator to see. */

@@ -88,7 +88,9 @@ struct fsm {
  * and collected by that time (storage/cmds.c), which a node of an older
  * release would not do alike. Level 5: no new command either, but a
  * leader may send a delta snapshot (a base and a journal of entries,
- * wal/journal.h), which an older release cannot restore. A binary
+ * wal/journal.h), which an older release cannot restore. Level 6: phase
+ * 2 by the initiator (CmdDecide.initiator_phase2_ms, CmdXaVote
+ * PHASE2_*, branch_id 0 with those). A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -97,7 +99,8 @@ struct fsm {
 #define FSM_LEVEL_PROPOSE_BATCH 3
 #define FSM_LEVEL_CMD_IDS	4
 #define FSM_LEVEL_JOURNAL	5
-#define FSM_LEVEL		5
+#define FSM_LEVEL_XA_PHASE2	6
+#define FSM_LEVEL		6
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

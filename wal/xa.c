@@ -176,10 +176,11 @@ int wal_xa_vote_validate(const Settle__V1__CmdXaVote *c, char *errmsg,
 	int rv = check_gid(c->gid, errmsg, errmsg_len);
 	if (rv != 0)
 		return rv;
-	if (c->branch_id == 0)
-		return BAD(SETTLE_EINVAL, "branch_id missing");
-	if (c->vote < VOTE(VOTE_OK) || c->vote > VOTE(ONE_PHASE_UNKNOWN))
+	if (c->vote < VOTE(VOTE_OK) || c->vote > VOTE(PHASE2_NOT_DONE))
 		return BAD(SETTLE_EINVAL, "unknown vote %d", (int)c->vote);
+	if (c->branch_id == 0 && c->vote < VOTE(PHASE2_COMMITTED))
+		return BAD(SETTLE_EINVAL,
+			   "branch_id missing (0 is for PHASE2_* votes)");
 	return check_text(c->error, "error", errmsg, errmsg_len);
 }
 
@@ -410,16 +411,32 @@ static int no_branch(struct apply *a, uint32_t id)
 
 /* -> COMMITTING: PREPARED RM branches and REGISTERED TCC branches start
  * their phase 2; flush() finishes at once when there is none. */
-static int start_commit(struct xa *x, const char *what)
+/* -> COMMITTING. initiator_ms > 0: the prepared RM branches are the
+ * initiator's to commit for that long (phase 2 by the initiator). */
+static int start_commit(struct xa *x, const char *what, uint32_t initiator_ms)
 {
+	uint32_t left = 0;
 	for (size_t i = 0; i < x->n; i++) {
 		int st = (int)x->br[i].state;
-		if (st == ST(XA_BRANCH_PREPARED))
+		if (st == ST(XA_BRANCH_PREPARED)) {
 			start_call(x, i, ST(XA_BRANCH_COMMITTING));
-		else if (st == ST(REGISTERED))
+			if (initiator_ms > 0) {
+				x->br[i].initiator_phase2 = true;
+				x->br[i].next_retry_ms =
+				    x->a->time + initiator_ms;
+				left++;
+			}
+		} else if (st == ST(REGISTERED)) {
 			start_call(x, i, ST(CONFIRMING));
+		}
 	}
 	x->a->tx.state = TX(COMMITTING);
+	if (left > 0)
+		return fsm__add_event(x->a, "commit", 0,
+				      "%s%sphase 2 of %u branch(es) by the "
+				      "initiator, %u ms",
+				      what, what[0] ? "; " : "", left,
+				      initiator_ms);
 	return fsm__add_event(x->a, "commit", 0, "%s", what);
 }
 
@@ -469,7 +486,7 @@ static int decide_commit(struct apply *a, struct xa *x,
 {
 	Settle__V1__TxRecord *tx = &a->tx;
 	if (tx->state == TX(XA_PREPARED))
-		return start_commit(x, "");
+		return start_commit(x, "", c->initiator_phase2_ms);
 	/* ACTIVE: one phase only. */
 	if (!c->one_phase)
 		return fsm__reject(a, CODE(WRONG_STATE),
@@ -479,7 +496,8 @@ static int decide_commit(struct apply *a, struct xa *x,
 	struct tally t;
 	count(x, &t);
 	if (t.unvoted == 0)
-		return start_commit(x, "one phase, every branch voted");
+		return start_commit(x, "one phase, every branch voted",
+				    c->initiator_phase2_ms);
 	if (t.unvoted == 1 && t.prepared == 0 && t.tcc == 0) {
 		/* The initiator commits its lone branch itself, on the
 		 * connection that did the work, and reports; the leader
@@ -634,9 +652,43 @@ static int vote_target(int vote)
 	case VOTE(VOTE_ROLLBACK):
 	case VOTE(ONE_PHASE_ROLLED_BACK):
 		return ST(XA_BRANCH_ROLLED_BACK);
-	default: /* ONE_PHASE_COMMITTED, ONE_PHASE_UNKNOWN */
+	case VOTE(PHASE2_NOT_DONE):
+		return ST(XA_BRANCH_COMMITTING);
+	default: /* ONE_PHASE_COMMITTED, ONE_PHASE_UNKNOWN, PHASE2_COMMITTED */
 		return ST(XA_BRANCH_COMMITTED);
 	}
+}
+
+/*
+ * PHASE2_COMMITTED / PHASE2_NOT_DONE on branch i, which the commit left to
+ * the initiator. 1: a repeat, or the leader committed it first (answered
+ * as it stands); 0: applied; else a rejection or failure.
+ */
+static int phase2_vote(struct apply *a, struct xa *x, size_t i,
+		       const Settle__V1__CmdXaVote *c)
+{
+	Settle__V1__BranchRecord *b = &x->br[i];
+	const char *err = c->error != NULL ? c->error : "";
+	if (b->initiator_phase2 && b->state == ST(XA_BRANCH_COMMITTED))
+		return 1;
+	if (!b->initiator_phase2 || b->state != ST(XA_BRANCH_COMMITTING))
+		return fsm__reject(
+		    a, CODE(WRONG_STATE), "branch %u of %s is %s%s: no %s now",
+		    b->branch_id, a->tx.gid, wal_branch_state_name(b->state),
+		    b->initiator_phase2 ? "" : ", not left to the initiator",
+		    wal_xa_vote_name(c->vote));
+	if (c->vote == VOTE(PHASE2_NOT_DONE)) {
+		/* The leader commits it now. */
+		b->next_retry_ms = a->time;
+		x->dirty[i] = true;
+	} else {
+		set(x, i, ST(XA_BRANCH_COMMITTED));
+		b->next_retry_ms = 0;
+	}
+	b->last_error = (char *)err;
+	return fsm__add_event(a, "vote", b->branch_id, "%s%s%s",
+			      wal_xa_vote_name(c->vote), err[0] ? ": " : "",
+			      err);
 }
 
 static int vote(struct apply *a, struct xa *x, size_t i,
@@ -685,6 +737,42 @@ static int vote(struct apply *a, struct xa *x, size_t i,
 	}
 }
 
+/* PHASE2_* votes: on branch c->branch_id, or (0) on every branch left to
+ * the initiator. */
+static int phase2_votes(struct apply *a, struct xa *x,
+			const Settle__V1__CmdXaVote *c)
+{
+	int from = (int)a->tx.state, rv = 0;
+	bool applied = false, any = false;
+	for (size_t i = 0; i < x->n && rv == 0 && a->res.code == 0; i++) {
+		if (c->branch_id != 0 ? x->br[i].branch_id != c->branch_id
+				      : !x->br[i].initiator_phase2)
+			continue;
+		any = true;
+		rv = phase2_vote(a, x, i, c);
+		if (rv == 1)
+			rv = 0;
+		else if (rv == 0 && a->res.code == 0)
+			applied = true;
+		if (c->branch_id != 0)
+			a->res.branch_state = x->br[i].state;
+	}
+	if (rv != 0 || a->res.code != 0)
+		return rv;
+	if (!any)
+		return c->branch_id != 0
+			   ? no_branch(a, c->branch_id)
+			   : fsm__reject(a, CODE(WRONG_STATE),
+					 "transaction %s has no branch left "
+					 "to the initiator",
+					 a->tx.gid);
+	if (!applied)
+		return 0;
+	rv = flush(x, from);
+	fsm__result_tx(a, &a->tx);
+	return rv;
+}
+
 int wal_xa_vote_apply(struct apply *a, const Settle__V1__CmdXaVote *c)
 {
 	int rv = load_xa(a, c->gid);
@@ -695,9 +783,13 @@ int wal_xa_vote_apply(struct apply *a, const Settle__V1__CmdXaVote *c)
 	rv = xa_load(a, &x);
 	if (rv != 0)
 		goto out;
-	size_t i = xa_find(&x, c->branch_id);
 	a->res.branch_id = c->branch_id;
 	fsm__result_tx(a, &a->tx);
+	if (c->vote >= VOTE(PHASE2_COMMITTED)) {
+		rv = phase2_votes(a, &x, c);
+		goto out;
+	}
+	size_t i = xa_find(&x, c->branch_id);
 	if (i == x.n) {
 		rv = no_branch(a, c->branch_id);
 		goto out;
@@ -979,7 +1071,7 @@ int wal_xa_heuristic_apply(struct apply *a, const Settle__V1__CmdXaHeuristic *c)
 	if (rv != 0)
 		goto out;
 	if (commit) {
-		rv = start_commit(&x, "heuristic, by operator");
+		rv = start_commit(&x, "heuristic, by operator", 0);
 	} else {
 		snprintf(a->reason, sizeof a->reason,
 			 "heuristic rollback by operator: %s", c->reason);

@@ -31,9 +31,13 @@
  *   rollback: ERROR"). ONE_PHASE_COMMITTED / _ROLLED_BACK / _UNKNOWN need
  *   the branch XA_BRANCH_ONE_PHASE: -> COMMITTED / ROLLED_BACK / COMMITTED
  *   with HEUR_HAZARD, and the tx ends COMMITTED (ROLLED_BACK when the RM
- *   rolled the one-phase commit back). A vote whose state the branch is
- *   in already answers OK (a repeat). Otherwise WRONG_STATE. Result: tx
- *   state and branch_state.
+ *   rolled the one-phase commit back). PHASE2_COMMITTED / PHASE2_NOT_DONE
+ *   need the branch left to the initiator (initiator_phase2) and
+ *   XA_BRANCH_COMMITTING: -> XA_BRANCH_COMMITTED, or due now (the leader
+ *   commits it); branch_id 0 applies the vote to every such branch (none
+ *   at all: WRONG_STATE), one the leader committed already counting as a
+ *   repeat. A vote whose state the branch is in already answers OK (a
+ *   repeat). Otherwise WRONG_STATE. Result: tx state and branch_state.
  * xa_prepare: tx ACTIVE, every RM branch PREPARED or READ_ONLY (else
  *   WRONG_STATE "branch N has not voted"). Nothing for phase 2 (no
  *   PREPARED RM branch, no TCC branch): COMMITTED at once, result
@@ -47,7 +51,11 @@
  *   the same; exactly one RM branch unvoted, no other PREPARED RM branch,
  *   no TCC branch: that branch -> XA_BRANCH_ONE_PHASE, next_retry_ms =
  *   time + WAL_XA_ONE_PHASE_GRACE_MS, tx COMMITTING; else WRONG_STATE
- *   naming an unvoted branch.
+ *   naming an unvoted branch. With initiator_phase2_ms (phase 2 by the
+ *   initiator): the RM branches going XA_BRANCH_COMMITTING are marked
+ *   initiator_phase2 and due at time + initiator_phase2_ms instead of now
+ *   (ignored by the one-phase case, whose branch is the initiator's
+ *   already).
  * decide ROLLBACK: from ACTIVE or XA_PREPARED -> ROLLING_BACK: RM branches
  *   ACTIVE or PREPARED -> XA_BRANCH_ROLLING_BACK, REGISTERED TCC branches
  *   -> CANCELLING; nothing to do: ROLLED_BACK. A timeout needs time_ms >=
@@ -108,6 +116,9 @@ struct apply;
  * initiator's outcome before it records the branch COMMITTED with
  * HEUR_HAZARD (CmdXaResult phase XA_BRANCH_ONE_PHASE). */
 #define WAL_XA_ONE_PHASE_GRACE_MS 60000
+/* The most a commit may leave its branches to the initiator
+ * (CmdDecide.initiator_phase2_ms). */
+#define WAL_XA_PHASE2_MAX_MS 60000
 /* The gid of an XA transaction is its RM branches' gtrid. */
 #define WAL_XA_GID_MAX XA_XID_PART_MAX
 /* A resource manager's name: [A-Za-z0-9_.-]{1,64}. */
@@ -152,7 +163,8 @@ const char *wal_xa_heuristic_name(int heuristic);
 /*
  * Validation of the XA commands (called by wal_command_validate()):
  * register with rm: rm valid, endpoint, resource and payload empty;
- * xa_vote: gid, branch_id != 0, vote 1..6, error <= WAL_TEXT_MAX;
+ * xa_vote: gid, vote 1..8, branch_id != 0 (0 allowed for PHASE2_*), error
+ * <= WAL_TEXT_MAX;
  * xa_prepare, xa_forget: gid; xa_result: gid, branch_id != 0, phase
  * XA_BRANCH_COMMITTING / _ROLLING_BACK / _ONE_PHASE, outcome OK / RETRY /
  * FAILURE (not FAILURE for ONE_PHASE), heuristic in the enum, error <=

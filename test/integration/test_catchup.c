@@ -21,6 +21,13 @@
 
 #include "coord_util.h"
 #include "tcc_util.h"
+#include "wal/fsm.h"
+
+/* What the leader logs once the cluster runs this release's top level
+ * (feature level 5, delta snapshots, or above). */
+#define LEVEL_STR(x)  #x
+#define LEVEL_XSTR(x) LEVEL_STR(x)
+#define TOP_LEVEL_LOG "runs at feature level " LEVEL_XSTR(FSM_LEVEL)
 
 #define N   3
 #define TXS 150
@@ -189,9 +196,8 @@ Test(catchup, lagging_follower_is_sent_a_snapshot)
 	leader = cluster_start(down);
 	/* Snapshots are deltas from feature level 5 on, which needs every
 	 * member up to be raised. */
-	cr_assert(
-	    cu_wait_log(m[leader].proc->log, "runs at feature level 5", 20000),
-	    "the cluster did not reach feature level 5");
+	cr_assert(cu_wait_log(m[leader].proc->log, TOP_LEVEL_LOG, 20000),
+		  "the cluster did not reach feature level %d", FSM_LEVEL);
 
 	/* Take one follower down, and move the cluster far past it. */
 	lag = (leader + 1) % N;

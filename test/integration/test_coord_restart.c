@@ -23,6 +23,13 @@
 #include "coord_util.h"
 #include "harness.h"
 #include "tcc_util.h"
+#include "wal/fsm.h"
+
+/* What the leader logs once the cluster runs this release's top level
+ * (feature level 5, delta snapshots, or above). */
+#define LEVEL_STR(x)  #x
+#define LEVEL_XSTR(x) LEVEL_STR(x)
+#define TOP_LEVEL_LOG "runs at feature level " LEVEL_XSTR(FSM_LEVEL)
 
 TestSuite(coord_restart, .init = cu_setup, .fini = it_teardown, .timeout = 90);
 
@@ -591,8 +598,8 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	int last;
 
 	it_node_start(&n, 1, node_args);
-	cr_assert(wait_log(&n, "runs at feature level 5", 10000),
-		  "the node did not reach feature level 5");
+	cr_assert(wait_log(&n, TOP_LEVEL_LOG, 10000),
+		  "the node did not reach feature level %d", FSM_LEVEL);
 	load_start(l, th, 4, n.endpoint, "r", &commits);
 	load_join(th, 4);
 	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
@@ -680,8 +687,8 @@ Test(coord_restart, checkpoints_written_in_the_background_take_over)
 	int rounds = 0;
 
 	it_node_start(&n, 1, args);
-	cr_assert(wait_log(&n, "runs at feature level 5", 10000),
-		  "the node did not reach feature level 5");
+	cr_assert(wait_log(&n, TOP_LEVEL_LOG, 10000),
+		  "the node did not reach feature level %d", FSM_LEVEL);
 	do {
 		cr_assert_lt(rounds, ROUNDS,
 			     "fewer than 2 checkpoints written "

@@ -644,14 +644,59 @@ Test(xa_client, vote_sends_every_field_and_maps_the_answer)
 		     SETTLE_EINVAL);
 	cr_expect_eq(settle_xa_vote(cl, "g-1", 1, 0, NULL, NULL, NULL),
 		     SETTLE_EINVAL);
-	cr_expect_eq(settle_xa_vote(cl, "g-1", 1, 7, NULL, NULL, NULL),
+	cr_expect_eq(settle_xa_vote(cl, "g-1", 1, 9, NULL, NULL, NULL),
 		     SETTLE_EINVAL);
-	cr_expect_str_eq(settle_client_errmsg(cl), "xa vote: unknown vote 7");
+	cr_expect_str_eq(settle_client_errmsg(cl), "xa vote: unknown vote 9");
 	cr_expect_eq(settle_xa_vote(cl, "g-1", 1,
 				    SETTLE__V1__XA_VOTE__VOTE_ROLLBACK, err,
 				    NULL, NULL),
 		     SETTLE_EINVAL);
 	cr_expect_eq(settle_xa_vote(cl, NULL, 1, SETTLE__V1__XA_VOTE__VOTE_OK,
+				    NULL, NULL, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(srv.requests, sent);
+}
+
+Test(xa_client, commit_by_initiator_and_its_reports)
+{
+	int state = 0;
+
+	atomic_store(&drops, 1);
+	cr_assert_eq(settle_xa_commit_by_initiator(cl, "g-1", 5000, &state), 0,
+		     "%s", settle_client_errmsg(cl));
+	expect_one_cmd_id(0, 2, -1);
+	cr_expect_eq(srv.methods[0], SETTLE__V1__METHOD__COMMIT);
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	Settle__V1__CommitRequest *q =
+	    last_as(&settle__v1__commit_request__descriptor);
+	cr_expect_str_eq(q->gid, "g-1");
+	cr_expect_eq(q->initiator_phase2_ms, 5000);
+	cr_expect(q->one_phase);
+	cr_expect_not(q->wait, "answered at once: nothing to wait for");
+	settle__v1__commit_request__free_unpacked(q, NULL);
+
+	/* All branches reported at once: branch 0. */
+	cr_assert_eq(settle_xa_vote(cl, "g-1", 0,
+				    SETTLE__V1__XA_VOTE__PHASE2_COMMITTED, NULL,
+				    NULL, NULL),
+		     0, "%s", settle_client_errmsg(cl));
+	Settle__V1__XaVoteRequest *v =
+	    last_as(&settle__v1__xa_vote_request__descriptor);
+	cr_expect_eq(v->branch_id, 0);
+	cr_expect_eq(v->vote, SETTLE__V1__XA_VOTE__PHASE2_COMMITTED);
+	settle__v1__xa_vote_request__free_unpacked(v, NULL);
+
+	/* Refused locally. */
+	int sent = srv.requests;
+	cr_expect_eq(settle_xa_commit_by_initiator(cl, "g-1", 0, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_commit_by_initiator(
+			 cl, "g-1", SETTLE_XA_PHASE2_MAX_MS + 1, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_commit_by_initiator(cl, NULL, 100, NULL),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_vote(cl, "g-1", 0,
+				    SETTLE__V1__XA_VOTE__ONE_PHASE_COMMITTED,
 				    NULL, NULL, NULL),
 		     SETTLE_EINVAL);
 	cr_expect_eq(srv.requests, sent);

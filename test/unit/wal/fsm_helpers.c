@@ -333,6 +333,12 @@ struct ent ent_xa_prepare(int id, uint64_t time, const char *gid)
 
 struct ent ent_xa_commit1(int id, uint64_t time, const char *gid)
 {
+	return ent_xa_commit_by_initiator(id, time, gid, 0);
+}
+
+struct ent ent_xa_commit_by_initiator(int id, uint64_t time, const char *gid,
+				      uint32_t phase2_ms)
+{
 	Settle__V1__Command c;
 	uint8_t idb[16];
 	base(&c, idb, id, time);
@@ -341,6 +347,7 @@ struct ent ent_xa_commit1(int id, uint64_t time, const char *gid)
 	d.gid = (char *)gid;
 	d.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
 	d.one_phase = 1;
+	d.initiator_phase2_ms = phase2_ms;
 	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 	c.decide = &d;
 	return ent_cmd(&c);

@@ -68,6 +68,9 @@ struct ent ent_xa_vote(int id, uint64_t time, const char *gid, uint32_t branch,
 struct ent ent_xa_prepare(int id, uint64_t time, const char *gid);
 /* CmdDecide COMMIT with one_phase. */
 struct ent ent_xa_commit1(int id, uint64_t time, const char *gid);
+/* ent_xa_commit1 leaving phase 2 to the initiator for phase2_ms. */
+struct ent ent_xa_commit_by_initiator(int id, uint64_t time, const char *gid,
+				      uint32_t phase2_ms);
 struct ent ent_xa_result(int id, uint64_t time, const char *gid,
 			 uint32_t branch, int phase, int outcome, int heuristic,
 			 const char *error, uint64_t next_retry);

@@ -438,6 +438,15 @@ Test(xa, validation_names_the_field)
 	cr_expect(strstr(msg, "branch_id") != NULL, "%s", msg);
 	v.branch_id = 1;
 	cr_expect_eq(validate(&c, msg, sizeof msg), 0, "%s", msg);
+	/* Branch 0 (all) only for the initiator's phase-2 votes. */
+	v.branch_id = 0;
+	v.vote = VOTE(PHASE2_COMMITTED);
+	cr_expect_eq(validate(&c, msg, sizeof msg), 0, "%s", msg);
+	v.vote = VOTE(PHASE2_NOT_DONE) + 1;
+	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_EINVAL);
+	cr_expect(strstr(msg, "vote") != NULL, "%s", msg);
+	v.vote = VOTE(VOTE_OK);
+	v.branch_id = 1;
 	v.error = text;
 	cr_expect_eq(validate(&c, msg, sizeof msg), SETTLE_ETOOBIG);
 	cr_expect(strstr(msg, "error") != NULL, "%s", msg);
@@ -661,9 +670,9 @@ Test(xa, votes_move_the_branch_and_repeat_idempotently)
 	cr_expect_eq(vote(G, t, VOTE(VOTE_OK)), CODE(WRONG_STATE));
 	cr_expect_eq(vote("nope", 1, VOTE(VOTE_OK)), CODE(NOT_FOUND));
 	cr_expect_eq(events(G, "vote", "VOTE_OK"), 1);
-	/* Validation: vote 0 and 7. */
+	/* Validation: vote 0 and 9. */
 	cr_expect_eq(vote(G, b1, 0), CODE(INVALID_ARGUMENT));
-	cr_expect_eq(vote(G, b1, 7), CODE(INVALID_ARGUMENT));
+	cr_expect_eq(vote(G, b1, 9), CODE(INVALID_ARGUMENT));
 	cr_expect_eq(tx_state(G), TX(ACTIVE));
 }
 
@@ -966,6 +975,110 @@ Test(xa, one_phase_lone_unvoted_branch)
 	tfsm_check_indexes(&F);
 }
 
+/*
+ * Phase 2 by the initiator: the decision leaves the prepared RM branches
+ * to the initiator (due only when its time is up), which reports them
+ * committed all at once (branch 0) or hands one back (due now); the
+ * leader's own commit of such a branch is a normal result, and a late
+ * report after it a repeat.
+ */
+Test(xa, phase_two_by_the_initiator)
+{
+	begin(G);
+	uint32_t b1 = reg(G, "pg"), b2 = reg(G, "my"), b3 = reg(G, "ro");
+	cr_assert_eq(vote(G, b1, VOTE(VOTE_OK)), CODE(OK));
+	cr_assert_eq(vote(G, b2, VOTE(VOTE_OK)), CODE(OK));
+	cr_assert_eq(vote(G, b3, VOTE(VOTE_READ_ONLY)), CODE(OK));
+	/* Before the decision there is nothing left to the initiator. */
+	cr_expect_eq(
+	    code(ent_xa_vote(next_id++, now, G, 0, VOTE(PHASE2_COMMITTED), "")),
+	    CODE(WRONG_STATE));
+	cr_assert_eq(code(ent_xa_commit_by_initiator(next_id++, now, G, 700)),
+		     CODE(OK));
+	Settle__V1__TxRecord *tx = tx_of(&F, G);
+	cr_expect_eq(tx->state, TX(COMMITTING));
+	cr_expect_eq(tx->pending, 2);
+	cr_expect_eq(tx->due_ms, now + 700,
+		     "due when the initiator's time is up");
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	for (uint32_t id = b1; id <= b3; id++) {
+		Settle__V1__BranchRecord *br = branch_of(G, id);
+		cr_expect_eq(br->initiator_phase2, id != b3, "branch %u", id);
+		if (id != b3)
+			cr_expect_eq(br->next_retry_ms, now + 700);
+		settle__v1__branch_record__free_unpacked(br, NULL);
+	}
+	cr_expect_eq(events(G, "commit", "by the initiator, 700 ms"), 1);
+	/* Not one of them: refused; a prepare vote now: refused. */
+	cr_expect_eq(code(ent_xa_vote(next_id++, now, G, b3,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(WRONG_STATE));
+	cr_expect_eq(vote(G, b1, VOTE(VOTE_OK)), CODE(WRONG_STATE));
+	/* Every branch at once: the tx is over. */
+	Settle__V1__CmdResult *r = res(
+	    ent_xa_vote(next_id++, now + 1, G, 0, VOTE(PHASE2_COMMITTED), ""));
+	cr_expect_eq(r->code, CODE(OK), "%s", r->message);
+	cr_expect_eq(r->state, TX(COMMITTED));
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(branch_state(G, b1), ST(XA_BRANCH_COMMITTED));
+	cr_expect_eq(branch_state(G, b2), ST(XA_BRANCH_COMMITTED));
+	cr_expect_eq(tx_heuristic(G), H0);
+	cr_expect_eq(events(G, "vote", "PHASE2_COMMITTED"), 2);
+	/* A repeat answers OK and writes nothing. */
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 2, G, 0,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(OK));
+	cr_expect_eq(events(G, "vote", "PHASE2_COMMITTED"), 2);
+
+	/* One committed by the initiator, one handed back to the leader,
+	 * which commits it; the initiator's late report then changes
+	 * nothing. */
+	begin("g2");
+	uint32_t c1 = reg("g2", "pg"), c2 = reg("g2", "my");
+	cr_assert_eq(vote("g2", c1, VOTE(VOTE_OK)), CODE(OK));
+	cr_assert_eq(vote("g2", c2, VOTE(VOTE_OK)), CODE(OK));
+	cr_assert_eq(prepare("g2"), CODE(OK));
+	cr_assert_eq(
+	    code(ent_xa_commit_by_initiator(next_id++, now, "g2", 5000)),
+	    CODE(OK));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 3, "g2", c1,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(OK));
+	cr_expect_eq(tx_state("g2"), TX(COMMITTING));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 4, "g2", c2,
+				      VOTE(PHASE2_NOT_DONE), "lost")),
+		     CODE(OK));
+	tx = tx_of(&F, "g2");
+	cr_expect_eq(tx->due_ms, now + 4, "handed back: due now");
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	cr_expect_eq(branch_state("g2", c2), XCOMMIT);
+	cr_expect_eq(xres("g2", c2, XCOMMIT, R_OK, H0, 0), CODE(OK));
+	cr_expect_eq(tx_state("g2"), TX(COMMITTED));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 5, "g2", 0,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(OK));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 5, "g2", c2,
+				      VOTE(PHASE2_NOT_DONE), "")),
+		     CODE(OK));
+	cr_expect_eq(branch_state("g2", c2), ST(XA_BRANCH_COMMITTED));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now + 5, "g2", 9,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(NOT_FOUND));
+
+	/* A plain commit leaves nothing to the initiator. */
+	begin("g3");
+	uint32_t d1 = reg("g3", "pg");
+	cr_assert_eq(vote("g3", d1, VOTE(VOTE_OK)), CODE(OK));
+	cr_assert_eq(code(ent_xa_commit1(next_id++, now, "g3")), CODE(OK));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now, "g3", 0,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(WRONG_STATE));
+	cr_expect_eq(code(ent_xa_vote(next_id++, now, "g3", d1,
+				      VOTE(PHASE2_COMMITTED), "")),
+		     CODE(WRONG_STATE));
+	tfsm_check_indexes(&F);
+}
+
 Test(xa, one_phase_refused_with_two_unvoted)
 {
 	begin(G);
@@ -1002,6 +1115,14 @@ Test(xa, one_phase_refused_with_two_unvoted)
 	d.one_phase = 1;
 	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 	c.decide = &d;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
+	/* So is phase 2 by the initiator, and too long a one. */
+	d.one_phase = 0;
+	d.initiator_phase2_ms = 100;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
+	d.decision = COMMIT;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), 0);
+	d.initiator_phase2_ms = WAL_XA_PHASE2_MAX_MS + 1;
 	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
 }
 
@@ -1581,16 +1702,19 @@ Test(xa, random_sequences_never_break_a_table_or_an_invariant, .timeout = 120)
 			break;
 		case 4:
 		case 5:
-			e = ent_xa_vote(next_id++, now, g, b, 1 + rnd(6), "v");
+			/* PHASE2_* votes (7, 8) on one branch or all (0). */
+			e = ent_xa_vote(next_id++, now, g, b, 1 + rnd(8), "v");
 			break;
 		case 6:
 			e = ent_xa_prepare(next_id++, now, g);
 			break;
 		case 7:
-			e = rnd(2) ? ent_xa_commit1(next_id++, now, g)
-				   : ent_decide(next_id++, now, g,
-						rnd(2) ? COMMIT : ROLLBACK, "",
-						(int)rnd(2));
+			e = rnd(3) == 0 ? ent_xa_commit_by_initiator(
+					      next_id++, now, g, 1 + rnd(100))
+			    : rnd(2) ? ent_xa_commit1(next_id++, now, g)
+				     : ent_decide(next_id++, now, g,
+						  rnd(2) ? COMMIT : ROLLBACK,
+						  "", (int)rnd(2));
 			break;
 		case 8:
 		case 9:
