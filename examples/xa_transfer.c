@@ -12,6 +12,14 @@
  *   in the cluster, and its leader commits every prepared branch itself,
  *   over its own connections, whatever happens to us afterwards.
  *
+ * --phase2-ms N: phase 2 by the initiator (cluster feature level 6). We keep
+ * each database session after its prepare, Commit with
+ * settle_xa_commit_by_initiator() makes the decision durable, and we
+ * commit each branch on the session that prepared it, then report them
+ * all with settle_xa_vote(0, PHASE2_COMMITTED). No session has to end
+ * before the vote, so MariaDB's wait (below) is skipped; if we die after
+ * the decision, the leader commits the branches once N ms have passed.
+ *
  * --single KIND: one branch, both accounts in that database: Commit with
  * one_phase answers COMMITTING with the branch XA_BRANCH_ONE_PHASE; we
  * commit it in one phase at the database and report the outcome with
@@ -87,6 +95,7 @@ struct opts {
 	bool stop_kill;
 	uint32_t timeout_ms, wait_ms;
 	uint32_t lock_timeout_ms; /* row-lock waits in the branches */
+	uint32_t phase2_ms;	  /* > 0: phase 2 by the initiator */
 };
 
 static void usage(FILE *f)
@@ -100,7 +109,7 @@ static void usage(FILE *f)
 	    "--rollback]\n"
 	    "           [--pg-rm NAME] [--mariadb-rm NAME] [--timeout-ms N] "
 	    "[--wait-ms N]\n"
-	    "           [--lock-timeout-ms N]\n"
+	    "           [--lock-timeout-ms N] [--phase2-ms N]\n"
 	    "           [--stop-after register|work|prepare|vote|commit "
 	    "[--stop-how exit|kill]]\n"
 	    "       " PROG " --setup NAME=BALANCE[,...]\n"
@@ -120,6 +129,10 @@ static void usage(FILE *f)
 	    "transfers in\n"
 	    "               opposite directions can deadlock across the two "
 	    "databases\n"
+	    "  --phase2-ms N: commit the branches ourselves once the "
+	    "decision is durable;\n"
+	    "               the leader does it if we have not reported "
+	    "within N ms\n"
 	    "  --pg-rm, --mariadb-rm: the names settled knows the databases "
 	    "by (--xa-rm),\n"
 	    "               default pg and maria\n"
@@ -606,6 +619,87 @@ static int run_single(const struct opts *o, settle_client *c, const char *gid,
 	return state == SETTLE__V1__TX_STATE__COMMITTED ? 0 : 1;
 }
 
+/* End every session (a prepared MariaDB branch is then the leader's). */
+static void close_all(struct branch *br, size_t nb)
+{
+	for (size_t i = 0; i < nb; i++) {
+		xa_rm_close(br[i].rm);
+		br[i].rm = NULL;
+	}
+}
+
+/*
+ * Phase 2 by the initiator, once every branch voted: the decision, then
+ * each prepared branch committed on its own session, then one report for
+ * all (or, where a commit failed, that branch handed back to the leader).
+ * Returns the exit code.
+ */
+static int commit_by_initiator(const struct opts *o, settle_client *c,
+			       const char *gid, struct branch *br, size_t nb)
+{
+	int state = 0, rv;
+	bool finished = false, all = true;
+	size_t i;
+
+	rv = settle_xa_commit_by_initiator(c, gid, o->phase2_ms, &state);
+	if (rv != 0) {
+		fprintf(stderr, PROG ": commit: %s\n", settle_client_errmsg(c));
+		close_all(br, nb);
+		return 1;
+	}
+	maybe_stop(o, STEP_COMMIT);
+	if (state == SETTLE__V1__TX_STATE__COMMITTED) {
+		/* Nothing was left for phase 2 (every branch read-only). */
+		print_outcome(state, true);
+		return 0;
+	}
+	if (state != SETTLE__V1__TX_STATE__COMMITTING) {
+		/* Decided otherwise before us (the deadline): the leader
+		 * finishes it once our sessions let go. */
+		close_all(br, nb);
+		print_outcome(state, false);
+		return 1;
+	}
+	for (i = 0; i < nb; i++) {
+		if (br[i].rm == NULL)
+			continue; /* read-only: nothing to commit */
+		rv = xa_rm_commit(br[i].rm, &br[i].xid, false);
+		if (rv == 0)
+			continue;
+		all = false;
+		rm_fail(&br[i], "commit", rv);
+		xa_rm_close(br[i].rm);
+		br[i].rm = NULL;
+		if (settle_xa_vote(
+			c, gid, br[i].id, SETTLE__V1__XA_VOTE__PHASE2_NOT_DONE,
+			"the initiator's commit failed", NULL, NULL) != 0)
+			fprintf(stderr, PROG ": hand back: %s\n",
+				settle_client_errmsg(c));
+	}
+	for (i = 0; i < nb && !all; i++)
+		if (br[i].rm != NULL &&
+		    settle_xa_vote(c, gid, br[i].id,
+				   SETTLE__V1__XA_VOTE__PHASE2_COMMITTED, NULL,
+				   NULL, NULL) != 0)
+			fprintf(stderr, PROG ": report: %s\n",
+				settle_client_errmsg(c));
+	if (all &&
+	    settle_xa_vote(c, gid, 0, SETTLE__V1__XA_VOTE__PHASE2_COMMITTED,
+			   NULL, &state, NULL) != 0)
+		fprintf(stderr, PROG ": report: %s\n", settle_client_errmsg(c));
+	/* Where it ends (the leader commits what we handed back). */
+	rv = settle_wait(c, gid, o->wait_ms, &state, &finished);
+	if (rv != 0 && rv != SETTLE_ETIMEOUT) {
+		fprintf(stderr, PROG ": %s\n", settle_client_errmsg(c));
+		return 1;
+	}
+	print_outcome(state, finished);
+	return state == SETTLE__V1__TX_STATE__COMMITTING ||
+		       state == SETTLE__V1__TX_STATE__COMMITTED
+		   ? 0
+		   : 1;
+}
+
 static int run_transfer(const struct opts *o)
 {
 	struct branch br[2];
@@ -745,6 +839,9 @@ static int run_transfer(const struct opts *o)
 			snprintf(br[i].why, sizeof(br[i].why),
 				 "the database rolled the branch back: %s",
 				 xa_rm_errmsg(br[i].rm));
+		/* Phase 2 by the initiator: this session commits it. */
+		if (o->phase2_ms > 0 && br[i].vote == XA_RM_VOTE_OK)
+			continue;
 		/* Done with this connection: MariaDB keeps a prepared branch
 		 * attached to the session that prepared it, and nobody else
 		 * (the leader) can commit it until that session ends. The
@@ -772,6 +869,9 @@ static int run_transfer(const struct opts *o)
 			break;
 	}
 	if (i < nb) {
+		/* Let go of the prepared branches: the leader rolls them
+		 * back. */
+		close_all(br, nb);
 		rv = settle_wait(c, gid, o->wait_ms, &state, &finished);
 		print_outcome(state, finished);
 		if (rv != 0 && rv != SETTLE_ETIMEOUT) {
@@ -784,6 +884,7 @@ static int run_transfer(const struct opts *o)
 	maybe_stop(o, STEP_VOTE);
 
 	if (o->rollback) {
+		close_all(br, nb);
 		rv = settle_rollback(c, gid, "rolled back by the initiator",
 				     o->wait_ms, &state, &finished);
 		if (rv != 0) {
@@ -793,6 +894,10 @@ static int run_transfer(const struct opts *o)
 		}
 		print_outcome(state, finished);
 		ret = 0;
+		goto out;
+	}
+	if (o->phase2_ms > 0) {
+		ret = commit_by_initiator(o, c, gid, br, nb);
 		goto out;
 	}
 	rv = settle_xa_commit(c, gid, true,
@@ -843,6 +948,7 @@ int main(int argc, char **argv)
 	    {"timeout-ms", required_argument, NULL, 't'},
 	    {"wait-ms", required_argument, NULL, 'w'},
 	    {"lock-timeout-ms", required_argument, NULL, 'L'},
+	    {"phase2-ms", required_argument, NULL, '2'},
 	    {"stop-after", required_argument, NULL, 'x'},
 	    {"stop-how", required_argument, NULL, 'X'},
 	    {"setup", required_argument, NULL, 'S'},
@@ -915,6 +1021,17 @@ int main(int argc, char **argv)
 			if (parse_u32("--timeout-ms", optarg, &o.timeout_ms) !=
 			    0)
 				return 2;
+			break;
+		case '2':
+			if (parse_u32("--phase2-ms", optarg, &o.phase2_ms) !=
+				0 ||
+			    o.phase2_ms == 0 ||
+			    o.phase2_ms > SETTLE_XA_PHASE2_MAX_MS) {
+				fprintf(stderr,
+					PROG ": --phase2-ms must be 1..%d\n",
+					SETTLE_XA_PHASE2_MAX_MS);
+				return 2;
+			}
 			break;
 		case 'w':
 			if (parse_u32("--wait-ms", optarg, &o.wait_ms) != 0)

@@ -294,13 +294,17 @@ static const char help[] =
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
     "[--xa-rows N]\n"
+    "                    [--xa-leader-commits]\n"
     "                    [--concurrency C] [--duration SECONDS] [--json]\n"
     "xa: each transaction moves 1 from a PostgreSQL row to a MariaDB row in\n"
     "two XA branches with Settle as the TM (the cluster's settled has\n"
     "--xa-rm NAME=... for both; defaults pg and maria); xa-local: the same\n"
     "branches, the bench as its own TM (no cluster). Conninfo defaults:\n"
     "$SETTLE_TEST_PG, $SETTLE_TEST_MARIADB. --xa-rows N: the workers share\n"
-    "N account rows (default one each: no lock waits).\n";
+    "N account rows (default one each: no lock waits). xa commits each\n"
+    "branch on the worker's own session once the decision is durable\n"
+    "(phase 2 by the initiator); --xa-leader-commits leaves phase 2 to the\n"
+    "leader, so the worker's MariaDB session must end before its vote.\n";
 
 static bool parse_uint(const char *s, unsigned max, unsigned *out)
 {
@@ -335,6 +339,7 @@ int main(int argc, char **argv)
 	    {"xa-pg-rm", required_argument, NULL, 'p'},
 	    {"xa-mariadb-rm", required_argument, NULL, 'y'},
 	    {"xa-rows", required_argument, NULL, 'R'},
+	    {"xa-leader-commits", no_argument, NULL, 'L'},
 	    {"rate", required_argument, NULL, 'e'},
 	    {"interval", required_argument, NULL, 'i'},
 	    {"client", required_argument, NULL, 'C'},
@@ -395,6 +400,9 @@ int main(int argc, char **argv)
 			break;
 		case 'y':
 			b.xa_mariadb_rm = optarg;
+			break;
+		case 'L':
+			b.xa_leader_commits = true;
 			break;
 		case 'R':
 			if (!parse_uint(optarg, MAX_CONCURRENCY, &b.xa_rows))

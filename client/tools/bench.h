@@ -79,6 +79,9 @@ struct bench {
 	const char *xa_pg, *xa_mariadb;	      /* conninfo */
 	const char *xa_pg_rm, *xa_mariadb_rm; /* names on settled (--xa-rm) */
 	unsigned xa_rows; /* account rows shared by the workers */
+	/* --mode xa: the leader commits the branches from its own sessions
+	 * (the initiator's MariaDB session ends first), not the initiator. */
+	bool xa_leader_commits;
 	struct bench_xa *xa;
 };
 

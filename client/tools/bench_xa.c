@@ -40,6 +40,8 @@
 #define LOCAL_FORMAT_ID	 0x424e4348
 #define SETTLE_FORMAT_ID 0x53544c45 /* settled's default --xa-format-id */
 #define WAIT_MS		 30000
+/* How long the leader leaves phase 2 to us. */
+#define PHASE2_MS 5000
 
 const char *const bench_phase_names[BENCH_PHASES] = {
     [BENCH_PH_BEGIN] = "begin",
@@ -240,6 +242,7 @@ struct branch {
 	enum xa_rm_kind kind;
 	struct xa_rm **rm; /* the worker's connection, NULL when closed */
 	struct xa_xid xid;
+	uint32_t id; /* --mode xa: its branch id */
 	bool started, prepared;
 	enum xa_rm_vote vote;
 };
@@ -454,6 +457,59 @@ static int vote_of(enum xa_rm_vote v)
 					: SETTLE__V1__XA_VOTE__VOTE_ROLLBACK;
 }
 
+/*
+ * Phase 2 by the initiator: the decision made durable, each branch is
+ * committed on the session that prepared it, then reported (all at once).
+ * A branch whose commit fails is handed back to the leader.
+ */
+static void commit_by_initiator(struct bench_worker *w, settle_client *c,
+				const char *gid, struct branch *br, uint64_t t0,
+				uint64_t t[BENCH_PHASES])
+{
+	int state = 0, rv;
+	bool all = true;
+	size_t i;
+
+	rv = settle_xa_commit_by_initiator(c, gid, PHASE2_MS, &state);
+	if (rv != 0 || state != SETTLE__V1__TX_STATE__COMMITTING) {
+		bench_fail(w, "commit: %s",
+			   rv != 0 ? settle_client_errmsg(c)
+				   : settle_tx_state_name(state));
+		/* Our session must let go of the MariaDB branch for the
+		 * leader to finish it, whichever way it was decided. */
+		drop((struct xa_rm **)&w->my);
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		rv = xa_rm_commit(*br[i].rm, &br[i].xid, false);
+		if (rv == 0)
+			continue;
+		all = false;
+		rm_failed(w, &br[i], "commit", rv);
+		drop(br[i].rm);
+		if (settle_xa_vote(
+			c, gid, br[i].id, SETTLE__V1__XA_VOTE__PHASE2_NOT_DONE,
+			"the initiator's commit failed", NULL, NULL) != 0)
+			bench_fail(w, "hand back %s: %s", kind_name(br[i].kind),
+				   settle_client_errmsg(c));
+	}
+	if (!all) {
+		/* Decided: the leader commits what we could not. */
+		count(w, t0, t, true);
+		return;
+	}
+	rv = settle_xa_vote(c, gid, 0, SETTLE__V1__XA_VOTE__PHASE2_COMMITTED,
+			    NULL, &state, NULL);
+	if (rv != 0 || state != SETTLE__V1__TX_STATE__COMMITTED) {
+		bench_fail(w, "report: %s",
+			   rv != 0 ? settle_client_errmsg(c)
+				   : settle_tx_state_name(state));
+		return;
+	}
+	t[BENCH_PH_COMMIT] = bench_mono_us();
+	count(w, t0, t, true);
+}
+
 static void one_settled(struct bench_worker *w, settle_client *c)
 {
 	struct bench *b = w->b;
@@ -486,6 +542,7 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 				   settle_client_errmsg(c));
 			goto rollback;
 		}
+		br[i].id = ids[i];
 		if (xa_xid_decode(wire, len, &br[i].xid) != 0) {
 			bench_fail(w, "register %s: undecodable XID", names[i]);
 			goto rollback;
@@ -497,7 +554,8 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 			goto rollback;
 		/* The leader commits the MariaDB branch from its own
 		 * session: ours must end first. */
-		if (br[i].kind == XA_RM_MARIADB && detach_wait(w, &br[i]) != 0)
+		if (b->xa_leader_commits && br[i].kind == XA_RM_MARIADB &&
+		    detach_wait(w, &br[i]) != 0)
 			goto rollback;
 	}
 	t[BENCH_PH_PREPARE] = bench_mono_us();
@@ -512,6 +570,9 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 		if (rv != 0) {
 			bench_fail(w, "vote %s: %s", names[i],
 				   settle_client_errmsg(c));
+			/* The leader rolls back at the deadline, once our
+			 * session has let go of the MariaDB branch. */
+			drop((struct xa_rm **)&w->my);
 			return;
 		}
 		if (v == SETTLE__V1__XA_VOTE__VOTE_ROLLBACK) {
@@ -520,6 +581,10 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 		}
 	}
 	t[BENCH_PH_VOTE] = bench_mono_us();
+	if (!voted_rollback && !b->xa_leader_commits) {
+		commit_by_initiator(w, c, gid, br, t0, t);
+		return;
+	}
 	if (voted_rollback)
 		rv = settle_wait(c, gid, WAIT_MS, &state, &finished);
 	else

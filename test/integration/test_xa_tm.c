@@ -89,6 +89,52 @@ Test(xa_tm, transfer_both_ways)
 }
 
 /*
+ * Phase 2 by the initiator (--phase2-ms): each branch committed on the
+ * session that prepared it and reported. The leader would wait 30 s
+ * before committing anything itself, so a transaction COMMITTED as soon
+ * as the initiator exits was committed by the initiator. Then a
+ * read-only transfer of that kind: nothing is left for phase 2.
+ */
+Test(xa_tm, phase_two_by_the_initiator)
+{
+	struct it_node n;
+	struct xu_accounts a = xu_open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "30", "--phase2-ms", "30000"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 70, 130);
+
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "30", "--read-only", "--phase2-ms",
+			      "30000"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTED), "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	xu_expect_balances(&a, 70, 130);
+	xu_assert_clean(n.proc);
+}
+
+/*
  * Transfers that must not happen: not enough money (the debit branch
  * votes rollback: exit 3), --abort (the credit branch votes rollback after
  * the debit branch prepared: the leader rolls the prepared one back) and

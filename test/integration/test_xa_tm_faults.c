@@ -132,6 +132,49 @@ Test(xa_faults, coordinator_killed_after_decision)
 }
 
 /*
+ * Phase 2 by the initiator, which is SIGKILLed the moment the decision is
+ * answered, before it committed anything: its sessions end, the branches
+ * stay prepared, and once its 2 s are up the leader commits both from its
+ * own sessions, with no heuristic (the initiator might have committed
+ * them: a NOTA would be its work, not work done outside Settle).
+ */
+Test(xa_faults, initiator_killed_after_deciding_phase_two)
+{
+	struct it_node n;
+	struct xu_accounts a = xu_open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, NULL);
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "40", "--phase2-ms", "2000",
+			      "--stop-after", "commit", "--stop-how", "kill"),
+			 gid, NULL);
+	cr_assert_eq(st, 128 + SIGKILL, "exit %d", st);
+	cr_assert(gid[0] != '\0', "no gid printed");
+	/* Decided, and left to the initiator for now. */
+	tx = xu_query(c, gid);
+	cr_assert_eq((int)tx->state, TX(COMMITTING), "%s", xu_describe(tx));
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTING));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTING));
+	settle_tx_info_free(tx);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 15000);
+	tx = xu_query(c, gid);
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	cr_assert_eq((int)tx->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE,
+		     "%s", xu_describe(tx));
+	settle_tx_info_free(tx);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 60, 140);
+	xu_assert_clean(n.proc);
+}
+
+/*
  * settled SIGKILLed the moment Commit is answered, both databases up: the
  * race that test above avoids. Phase 2 may have run at either database or
  * not; whatever the old leader did, after the restart both are committed,
