@@ -50,8 +50,8 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
  * with INVALID_ARGUMENT. */
 /* True when the cluster runs at feature level >= level; else call is
  * answered ENOMETHOD naming what (a member runs an older release). */
-bool dispatch__level_ok(struct coord *c, struct rpc_call *call,
-			uint32_t level, const char *what);
+bool dispatch__level_ok(struct coord *c, struct rpc_call *call, uint32_t level,
+			const char *what);
 bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
 			 const ProtobufCBinaryData *id);
 

@@ -316,10 +316,9 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return BAD(SETTLE_EINVAL,
 				   "initiator_phase2_ms is for a commit");
 		if (d->initiator_phase2_ms > WAL_XA_PHASE2_MAX_MS)
-			return BAD(SETTLE_EINVAL,
-				   "initiator_phase2_ms %u over %u",
-				   d->initiator_phase2_ms,
-				   WAL_XA_PHASE2_MAX_MS);
+			return BAD(
+			    SETTLE_EINVAL, "initiator_phase2_ms %u over %u",
+			    d->initiator_phase2_ms, WAL_XA_PHASE2_MAX_MS);
 		return check_text(d->reason, "reason", errmsg, errmsg_len);
 	}
 	case SETTLE__V1__COMMAND__OP_BRANCH_RESULT: {
