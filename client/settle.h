@@ -424,6 +424,27 @@ int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
 		    size_t xid_len, bool join, uint32_t timeout_ms,
 		    char *gid_out, size_t gid_out_len, bool *joined);
 
+/* An RM branch declared by settle_xa_begin_rms(). */
+struct settle_xa_rm_branch {
+	const char *rm;	    /* in: the RM's name (settled --xa-rm) */
+	uint32_t branch_id; /* out */
+	uint8_t xid[SETTLE_XID_WIRE_MAX]; /* out: its XID, wire encoding */
+	size_t xid_len;			  /* out */
+};
+
+/*
+ * Begin an XA transaction of Settle's own (gid as settle_xa_begin() takes
+ * it without an xid) with n RM branches (1..SETTLE_XA_VOTES_MAX) in one
+ * command: each br[i].rm gets its branch id (1..n) and XID, as
+ * settle_xa_register_rm() would answer. On a cluster below feature level
+ * 6 it begins, then registers each branch (n + 1 round trips, same
+ * outcome). Errors as settle_xa_begin() and settle_xa_register_rm(),
+ * SETTLE_EPROTO (an answer without every id and XID).
+ */
+int settle_xa_begin_rms(settle_client *c, const char *gid, uint32_t timeout_ms,
+			struct settle_xa_rm_branch *br, size_t n, char *gid_out,
+			size_t gid_out_len);
+
 /*
  * Register a branch of XA transaction gid on the resource manager named rm
  * (1-64 bytes of [A-Za-z0-9_.-], configured on the coordinators: settled
@@ -495,8 +516,28 @@ int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
  * settle_xa_commit() instead).
  */
 #define SETTLE_XA_PHASE2_MAX_MS 60000
+/* The most RM branches one call of the two below takes. */
+#define SETTLE_XA_VOTES_MAX 64
+
+/* A branch's vote carried by settle_xa_commit_by_initiator(). */
+struct settle_xa_branch_vote {
+	uint32_t branch_id;
+	int vote;	   /* VOTE_OK, VOTE_READ_ONLY or VOTE_ROLLBACK */
+	const char *error; /* the RM's text (ROLLBACK), may be NULL, copied */
+};
+
+/*
+ * As above, with the votes of branches not voted yet (n_votes, at most
+ * SETTLE_XA_VOTES_MAX; votes may be NULL when 0): recorded with the
+ * decision in one command, as settle_xa_vote() would record each. A
+ * rollback vote rolls the transaction back instead: 0 with *state
+ * ROLLING_BACK. One vote refused (WRONG_STATE, NOT_FOUND) refuses all and
+ * decides nothing.
+ */
 int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
-				  uint32_t phase2_ms, int *state);
+				  const struct settle_xa_branch_vote *votes,
+				  size_t n_votes, uint32_t phase2_ms,
+				  int *state);
 
 /*
  * A TM's decision on XA transaction gid that also tells the remembered

@@ -117,6 +117,100 @@ int settle_xa_begin(settle_client *c, const char *gid, const uint8_t *xid,
 	return rv;
 }
 
+static int check_rm(settle_client *c, const char *rm);
+
+/* An older cluster: begin, then register each branch. */
+static int begin_then_register(settle_client *c, const char *gid,
+			       uint32_t timeout_ms,
+			       struct settle_xa_rm_branch *br, size_t n,
+			       char *gid_out, size_t gid_out_len)
+{
+	char own[SETTLE_GID_BUFSIZE];
+	int rv;
+
+	rv = settle_xa_begin(c, gid, NULL, 0, false, timeout_ms, own,
+			     sizeof(own), NULL);
+	for (size_t i = 0; rv == 0 && i < n; i++)
+		rv = settle_xa_register_rm(c, own, br[i].rm, &br[i].branch_id,
+					   br[i].xid, sizeof(br[i].xid),
+					   &br[i].xid_len);
+	if (rv == 0)
+		rv = copy_gid(c, "xa begin", own, gid_out, gid_out_len);
+	return rv;
+}
+
+int settle_xa_begin_rms(settle_client *c, const char *gid, uint32_t timeout_ms,
+			struct settle_xa_rm_branch *br, size_t n, char *gid_out,
+			size_t gid_out_len)
+{
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+	Settle__V1__BeginResponse *resp = NULL;
+	Settle__V1__BranchDecl ds[SETTLE_XA_VOTES_MAX];
+	Settle__V1__BranchDecl *dp[SETTLE_XA_VOTES_MAX];
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = check_begin(c, gid, NULL, 0, false);
+	if (rv != 0)
+		return rv;
+	if (n == 0 || n > SETTLE_XA_VOTES_MAX || br == NULL) {
+		client__errf(c, "xa begin: 1..%d RM branches",
+			     SETTLE_XA_VOTES_MAX);
+		return SETTLE_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rv = check_rm(c, br[i].rm);
+		if (rv != 0)
+			return rv;
+		settle__v1__branch_decl__init(&ds[i]);
+		ds[i].rm = (char *)br[i].rm;
+		dp[i] = &ds[i];
+	}
+	rv = client__new_cmd_id(c, "xa begin", id);
+	if (rv != 0)
+		return rv;
+	req.cmd_id.data = id;
+	req.cmd_id.len = sizeof(id);
+	req.gid = (char *)(gid != NULL ? gid : "");
+	req.timeout_ms = timeout_ms;
+	req.mode = SETTLE__V1__TX_MODE__XA;
+	req.n_branches = n;
+	req.branches = dp;
+	rv = client__call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+			  &settle__v1__begin_response__descriptor,
+			  (ProtobufCMessage **)&resp, 0);
+	if (rv == SETTLE_ENOMETHOD)
+		/* Nothing was begun: a member runs an older release. */
+		return begin_then_register(c, gid, timeout_ms, br, n, gid_out,
+					   gid_out_len);
+	if (rv != 0)
+		return rv;
+	if (resp->n_branch_ids != n || resp->n_xids != n) {
+		client__errf(c,
+			     "xa begin: %zu RM branches declared, %zu ids and "
+			     "%zu XIDs answered",
+			     n, resp->n_branch_ids, resp->n_xids);
+		settle__v1__begin_response__free_unpacked(resp, NULL);
+		return SETTLE_EPROTO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (resp->xids[i].len > sizeof(br[i].xid)) {
+			client__errf(c, "xa begin: XID %zu of %zu bytes", i,
+				     resp->xids[i].len);
+			settle__v1__begin_response__free_unpacked(resp, NULL);
+			return SETTLE_EPROTO;
+		}
+		br[i].branch_id = resp->branch_ids[i];
+		memcpy(br[i].xid, resp->xids[i].data, resp->xids[i].len);
+		br[i].xid_len = resp->xids[i].len;
+	}
+	rv = copy_gid(c, "xa begin", resp->gid, gid_out, gid_out_len);
+	settle__v1__begin_response__free_unpacked(resp, NULL);
+	return rv;
+}
+
 /* An RM name as the coordinators configure them: [A-Za-z0-9_.-]{1,64}. */
 static int check_rm(settle_client *c, const char *rm)
 {
@@ -275,11 +369,52 @@ int settle_xa_commit(settle_client *c, const char *gid, bool one_phase,
 			      one_phase, wait_ms, state, finished, NULL);
 }
 
+/* The votes a commit carries, checked as settle_xa_vote() checks one, into
+ * out / ptrs (n each). */
+static int pack_votes(settle_client *c,
+		      const struct settle_xa_branch_vote *votes, size_t n,
+		      Settle__V1__XaBranchVote *out,
+		      Settle__V1__XaBranchVote **ptrs)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct settle_xa_branch_vote *v = &votes[i];
+
+		if (v->branch_id == 0 ||
+		    v->vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
+		    v->vote > SETTLE__V1__XA_VOTE__VOTE_ROLLBACK) {
+			client__errf(c,
+				     "xa commit: vote %zu: a branch id and "
+				     "VOTE_OK, VOTE_READ_ONLY or VOTE_ROLLBACK "
+				     "are required",
+				     i);
+			return SETTLE_EINVAL;
+		}
+		if (v->error != NULL &&
+		    strnlen(v->error, XA_ERR_MAX + 1) > XA_ERR_MAX) {
+			client__errf(c,
+				     "xa commit: vote %zu: error text longer "
+				     "than %d bytes",
+				     i, XA_ERR_MAX);
+			return SETTLE_EINVAL;
+		}
+		settle__v1__xa_branch_vote__init(&out[i]);
+		out[i].branch_id = v->branch_id;
+		out[i].vote = (Settle__V1__XaVote)v->vote;
+		out[i].error = (char *)(v->error != NULL ? v->error : "");
+		ptrs[i] = &out[i];
+	}
+	return 0;
+}
+
 int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
-				  uint32_t phase2_ms, int *state)
+				  const struct settle_xa_branch_vote *votes,
+				  size_t n_votes, uint32_t phase2_ms,
+				  int *state)
 {
 	Settle__V1__CommitRequest req = SETTLE__V1__COMMIT_REQUEST__INIT;
 	Settle__V1__DecisionResponse *resp = NULL;
+	Settle__V1__XaBranchVote vs[SETTLE_XA_VOTES_MAX];
+	Settle__V1__XaBranchVote *vp[SETTLE_XA_VOTES_MAX];
 	uint8_t id[16];
 	int rv;
 
@@ -293,7 +428,14 @@ int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
 			     SETTLE_XA_PHASE2_MAX_MS);
 		return SETTLE_EINVAL;
 	}
-	rv = client__new_cmd_id(c, "xa commit", id);
+	if (n_votes > SETTLE_XA_VOTES_MAX || (n_votes > 0 && votes == NULL)) {
+		client__errf(c, "xa commit: at most %d votes",
+			     SETTLE_XA_VOTES_MAX);
+		return SETTLE_EINVAL;
+	}
+	rv = pack_votes(c, votes, n_votes, vs, vp);
+	if (rv == 0)
+		rv = client__new_cmd_id(c, "xa commit", id);
 	if (rv != 0)
 		return rv;
 	req.cmd_id.data = id;
@@ -301,6 +443,8 @@ int settle_xa_commit_by_initiator(settle_client *c, const char *gid,
 	req.gid = (char *)gid;
 	req.initiator_phase2_ms = phase2_ms;
 	req.one_phase = true; /* from ACTIVE too, every branch voted */
+	req.n_votes = n_votes;
+	req.votes = vp;
 	rv = client__call(c, SETTLE__V1__METHOD__COMMIT, &req.base,
 			  &settle__v1__decision_response__descriptor,
 			  (ProtobufCMessage **)&resp, 0);

@@ -77,6 +77,38 @@ bool coord_tx_final(int state)
 
 /* ---- Proposals ----------------------------------------------------------- */
 
+/* BEGIN's answer: declared branches got ids 1..count (wal/fsm.c); RM
+ * ones (mode XA) their XIDs, as stored. */
+static void begun(struct coord *c, struct rpc_call *call,
+		  const Settle__V1__CmdResult *res)
+{
+	Settle__V1__BeginResponse r = SETTLE__V1__BEGIN_RESPONSE__INIT;
+	uint32_t ids[WAL_MAX_BRANCHES];
+	ProtobufCBinaryData xids[WAL_MAX_BRANCHES];
+	Settle__V1__BranchRecord **bs = NULL;
+	size_t n = 0;
+
+	r.gid = res->gid;
+	r.deadline_ms = res->deadline_ms;
+	r.n_branch_ids =
+	    res->count <= WAL_MAX_BRANCHES ? res->count : WAL_MAX_BRANCHES;
+	for (size_t i = 0; i < r.n_branch_ids; i++)
+		ids[i] = (uint32_t)i + 1;
+	r.branch_ids = ids;
+	if (r.n_branch_ids > 0 &&
+	    store_branches_list(c->store, NULL, res->gid, &bs, &n) == 0) {
+		for (size_t i = 0; i < n && r.n_xids < r.n_branch_ids; i++) {
+			if (bs[i]->branch_id != r.n_xids + 1 ||
+			    bs[i]->rm == NULL || bs[i]->rm[0] == '\0')
+				break;
+			xids[r.n_xids++] = bs[i]->xid;
+		}
+		r.xids = xids;
+	}
+	rpc_call_reply(call, &r.base);
+	store_branches_free(bs, n);
+}
+
 static void proposed(struct coord *c, void *data, int err,
 		     const Settle__V1__CmdResult *res)
 {
@@ -107,22 +139,9 @@ static void proposed(struct coord *c, void *data, int err,
 		goto out;
 	}
 	switch (p->method) {
-	case SETTLE__V1__METHOD__BEGIN: {
-		Settle__V1__BeginResponse r = SETTLE__V1__BEGIN_RESPONSE__INIT;
-		/* Declared branches got ids 1..count (wal/fsm.c). */
-		uint32_t ids[WAL_MAX_BRANCHES];
-
-		r.gid = res->gid;
-		r.deadline_ms = res->deadline_ms;
-		r.n_branch_ids = res->count <= WAL_MAX_BRANCHES
-				     ? res->count
-				     : WAL_MAX_BRANCHES;
-		for (size_t i = 0; i < r.n_branch_ids; i++)
-			ids[i] = (uint32_t)i + 1;
-		r.branch_ids = ids;
-		rpc_call_reply(call, &r.base);
+	case SETTLE__V1__METHOD__BEGIN:
+		begun(c, call, res);
 		break;
-	}
 	case SETTLE__V1__METHOD__SUBMIT_SAGA: {
 		Settle__V1__SubmitSagaResponse r =
 		    SETTLE__V1__SUBMIT_SAGA_RESPONSE__INIT;
@@ -332,12 +351,34 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	/* Before the XA checks: a join would answer without looking. */
 	if (req->n_branches > 0 &&
 	    req->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
-	    req->mode != SETTLE__V1__TX_MODE__TCC) {
+	    req->mode != SETTLE__V1__TX_MODE__TCC &&
+	    req->mode != SETTLE__V1__TX_MODE__XA) {
 		coord_fail(c, call, SETTLE_EINVAL,
-			   "branches are declared by TCC transactions only "
-			   "(XA registers its branches; a saga submits "
-			   "steps)");
+			   "branches are declared by TCC and XA transactions "
+			   "only (a saga submits steps)");
 		goto out;
+	}
+	if (req->n_branches > 0 && req->mode == SETTLE__V1__TX_MODE__XA) {
+		if (!dispatch__level_ok(c, call, FSM_LEVEL_XA_PHASE2,
+					"RM branches declared at begin"))
+			goto out;
+		/* As REGISTER_BRANCH: an RM this leader knows (the rest of
+		 * the branch is checked with the command). */
+		for (size_t i = 0; i < req->n_branches; i++) {
+			const char *rm = req->branches[i]->rm;
+
+			if (rm[0] != '\0' &&
+			    coord_config_xa_rm(&c->cfg, rm) == NULL) {
+				char msg[128];
+
+				snprintf(msg, sizeof msg,
+					 "resource manager %.64s is not "
+					 "configured",
+					 rm);
+				coord_fail(c, call, SETTLE_ENOTFOUND, msg);
+				goto out;
+			}
+		}
 	}
 	if (!dispatch__xa_begin(c, call, req, xgid, &req_gid))
 		goto out;
@@ -352,6 +393,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	/* Validated with the command (wal_command_validate). */
 	op.n_branches = req->n_branches;
 	op.branches = req->branches;
+	if (op.mode == SETTLE__V1__TX_MODE__XA && op.n_branches > 0)
+		op.xa_format_id = c->cfg.xa_format_id;
 	cmd.cmd_id = req->cmd_id;
 	cmd.request_digest =
 	    wal_request_digest(SETTLE__V1__METHOD__BEGIN, &req->base);
@@ -487,6 +530,14 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		op.reason = "client commit";
 		op.one_phase = r->one_phase;
 		op.initiator_phase2_ms = r->initiator_phase2_ms;
+		op.n_votes = r->n_votes;
+		op.votes = r->votes;
+		if (op.n_votes > 0 &&
+		    !dispatch__level_ok(c, call, FSM_LEVEL_XA_PHASE2,
+					"votes with a commit")) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return;
+		}
 		if (op.initiator_phase2_ms > 0) {
 			/* Answered at once: phase 2 is the initiator's. */
 			wait = false;

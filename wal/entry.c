@@ -198,8 +198,9 @@ static int check_branch(const char *endpoint, const char *resource,
 	return 0;
 }
 
-/* The branches a TCC Begin declares: as many as a transaction may have,
- * each as REGISTER_BRANCH checks it, and all in one entry. */
+/* The branches a Begin declares: as many as a transaction may have, each
+ * as REGISTER_BRANCH checks it (TCC branches in a TCC Begin, RM branches
+ * in an XA one), and all in one entry. */
 static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
 				size_t errmsg_len)
 {
@@ -209,10 +210,12 @@ static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
 
 	if (b->n_branches == 0)
 		return 0;
-	if (b->mode == SETTLE__V1__TX_MODE__XA)
+	if (b->mode == SETTLE__V1__TX_MODE__XA && b->xid.len != 0)
 		return BAD(SETTLE_EINVAL,
-			   "branches are declared by TCC transactions only; "
-			   "an XA transaction registers its branches");
+			   "branches: a legacy TM's transaction (xid) "
+			   "registers its branches");
+	if (b->xa_format_id > INT32_MAX)
+		return BAD(SETTLE_EINVAL, "xa_format_id over 2^31-1");
 	if (b->n_branches > WAL_MAX_BRANCHES)
 		return BAD(SETTLE_ETOOBIG,
 			   "branches: %zu declared, over the limit of %d",
@@ -220,10 +223,31 @@ static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
 	for (size_t i = 0; i < b->n_branches; i++) {
 		const Settle__V1__BranchDecl *d = b->branches[i];
 		snprintf(field, sizeof field, "branches[%zu].", i);
-		rv = check_branch(d->endpoint, d->resource, d->payload.len,
-				  field, errmsg, errmsg_len);
-		if (rv != 0)
-			return rv;
+		if (b->mode != SETTLE__V1__TX_MODE__XA) {
+			if (d->rm != NULL && d->rm[0] != 0)
+				return BAD(SETTLE_EINVAL,
+					   "%srm is for XA transactions only",
+					   field);
+			rv = check_branch(d->endpoint, d->resource,
+					  d->payload.len, field, errmsg,
+					  errmsg_len);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
+		if (wal_xa_rm_validate(d->rm) != 0)
+			return BAD(SETTLE_EINVAL,
+				   "%srm must be 1..%d characters of A-Z a-z "
+				   "0-9 _ . - (an XA transaction declares RM "
+				   "branches only)",
+				   field, WAL_XA_RM_MAX);
+		if ((d->endpoint != NULL && d->endpoint[0] != 0) ||
+		    (d->resource != NULL && d->resource[0] != 0) ||
+		    d->payload.len != 0)
+			return BAD(SETTLE_EINVAL,
+				   "%san RM branch (rm) has no endpoint, "
+				   "resource or payload",
+				   field);
 	}
 	/* Each payload may be within its limit and the sum over one entry's:
 	 * refused here rather than by the encoder, with a reason. */
@@ -319,6 +343,27 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return BAD(
 			    SETTLE_EINVAL, "initiator_phase2_ms %u over %u",
 			    d->initiator_phase2_ms, WAL_XA_PHASE2_MAX_MS);
+		if (d->n_votes != 0 &&
+		    d->decision != SETTLE__V1__DECISION__DECIDE_COMMIT)
+			return BAD(SETTLE_EINVAL, "votes are for a commit");
+		if (d->n_votes > WAL_MAX_BRANCHES)
+			return BAD(SETTLE_ETOOBIG, "%zu votes, over %d",
+				   d->n_votes, WAL_MAX_BRANCHES);
+		for (size_t i = 0; i < d->n_votes; i++) {
+			const Settle__V1__XaBranchVote *v = d->votes[i];
+			if (v->branch_id == 0)
+				return BAD(SETTLE_EINVAL,
+					   "votes[%zu].branch_id missing", i);
+			if (v->vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
+			    v->vote > SETTLE__V1__XA_VOTE__VOTE_ROLLBACK)
+				return BAD(SETTLE_EINVAL,
+					   "votes[%zu].vote must be VOTE_OK, "
+					   "VOTE_READ_ONLY or VOTE_ROLLBACK",
+					   i);
+			if ((rv = check_text(v->error, "votes[].error", errmsg,
+					     errmsg_len)) != 0)
+				return rv;
+		}
 		return check_text(d->reason, "reason", errmsg, errmsg_len);
 	}
 	case SETTLE__V1__COMMAND__OP_BRANCH_RESULT: {

@@ -310,12 +310,16 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	rv = fsm__add_event(a, "begin", 0, "deadline %llu%s%s",
 			    (unsigned long long)c->deadline_ms,
 			    xa ? " mode XA" : "", xid);
-	/* Declared branches (TCC, validated): ids 1..K, each with the event
-	 * a REGISTER_BRANCH would have added, all in this apply. */
+	/* Declared branches (validated: TCC ones, or RM ones in mode XA):
+	 * ids 1..K, each with the event a REGISTER_BRANCH would have added,
+	 * all in this apply. */
 	for (size_t i = 0; rv == 0 && i < c->n_branches; i++) {
 		const Settle__V1__BranchDecl *d = c->branches[i];
-		rv = add_tcc_branch(a, d->endpoint, d->resource, d->payload,
-				    NULL);
+		rv = xa ? wal_xa_add_rm_branch(a, d->rm, c->xa_format_id)
+			: add_tcc_branch(a, d->endpoint, d->resource,
+					 d->payload, NULL);
+		if (rv == 0 && a->res.code != 0)
+			return 0; /* refused (a gid no XID can carry) */
 	}
 	if (rv != 0)
 		return rv;

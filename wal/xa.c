@@ -516,6 +516,9 @@ static int decide_commit(struct apply *a, struct xa *x,
 			   tx->gid, x->br[t.first_unvoted].branch_id);
 }
 
+static int commit_votes(struct apply *a, struct xa *x,
+			const Settle__V1__CmdDecide *c);
+
 int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 {
 	Settle__V1__TxRecord *tx = &a->tx;
@@ -564,8 +567,13 @@ int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c)
 	}
 	struct xa x;
 	int rv = xa_load(a, &x);
-	if (rv == 0) {
-		if (commit) {
+	if (rv == 0 && commit && c->n_votes > 0)
+		rv = commit_votes(a, &x, c);
+	if (rv == 0 && a->res.code == 0) {
+		if (commit && tx->state == TX(ROLLING_BACK)) {
+			/* A vote with it was a rollback: answered OK with
+			 * that state, nothing more to decide. */
+		} else if (commit) {
 			rv = decide_commit(a, &x, c);
 		} else {
 			const char *why =
@@ -607,17 +615,25 @@ int wal_xa_register_apply(struct apply *a, const Settle__V1__CmdRegister *c)
 		return fsm__reject(a, CODE(TOO_LARGE),
 				   "transaction %s has %d branches already",
 				   tx->gid, WAL_MAX_BRANCHES);
+	rv = wal_xa_add_rm_branch(a, c->rm, c->xa_format_id);
+	if (rv == 0 && a->res.code == 0)
+		rv = fsm__write_tx(a, tx->state);
+	return rv;
+}
+
+int wal_xa_add_rm_branch(struct apply *a, const char *rm, uint32_t format_id)
+{
+	Settle__V1__TxRecord *tx = &a->tx;
 	Settle__V1__BranchRecord b;
 	settle__v1__branch_record__init(&b);
 	b.gid = tx->gid;
 	b.branch_id = tx->next_branch_id++;
-	b.rm = c->rm;
+	b.rm = (char *)rm;
 	b.state = ST(XA_BRANCH_ACTIVE);
 	struct xa_xid xid;
 	size_t len;
 	char text[XA_XID_TEXT_MAX];
-	if (wal_xa_branch_xid(c->xa_format_id, tx->gid, b.branch_id, &xid) !=
-		0 ||
+	if (wal_xa_branch_xid(format_id, tx->gid, b.branch_id, &xid) != 0 ||
 	    xa_xid_encode(&xid, a->xid, sizeof a->xid, &len) != 0 ||
 	    xa_xid_format(&xid, text, sizeof text) != 0)
 		/* Only a gid over 64 bytes (a tx from before validation
@@ -628,17 +644,14 @@ int wal_xa_register_apply(struct apply *a, const Settle__V1__CmdRegister *c)
 				   tx->gid);
 	b.xid.data = a->xid;
 	b.xid.len = len;
-	rv = fsm__write_branch(a, ST(BRANCH_STATE_UNSPECIFIED), &b);
+	int rv = fsm__write_branch(a, ST(BRANCH_STATE_UNSPECIFIED), &b);
 	if (rv != 0)
 		return rv;
 	tx->branches++;
-	rv = fsm__add_event(a, "register", b.branch_id, "rm %s xid %s", c->rm,
-			    text);
-	if (rv == 0)
-		rv = fsm__write_tx(a, tx->state);
 	a->res.branch_id = b.branch_id;
 	a->res.xid = b.xid;
-	return rv;
+	return fsm__add_event(a, "register", b.branch_id, "rm %s xid %s", rm,
+			      text);
 }
 
 /* The state a vote leads the branch to. */
@@ -735,6 +748,49 @@ static int vote(struct apply *a, struct xa *x, size_t i,
 	default:
 		return 0;
 	}
+}
+
+/*
+ * The votes a commit carries (CmdDecide.votes), each as XA_VOTE would
+ * record it, on the ACTIVE tx a->tx: all checked before any is applied,
+ * so that a refusal changes nothing. A rollback vote rolls the tx back
+ * and ends the list. 0 or a failure; a refusal in a->res.code.
+ */
+static int commit_votes(struct apply *a, struct xa *x,
+			const Settle__V1__CmdDecide *c)
+{
+	Settle__V1__CmdXaVote v = SETTLE__V1__CMD_XA_VOTE__INIT;
+	for (size_t k = 0; k < c->n_votes; k++) {
+		const Settle__V1__XaBranchVote *bv = c->votes[k];
+		size_t i = xa_find(x, bv->branch_id);
+		if (i == x->n)
+			return no_branch(a, bv->branch_id);
+		const Settle__V1__BranchRecord *b = &x->br[i];
+		if (!wal_xa_is_rm(b) ||
+		    ((int)b->state != vote_target(bv->vote) &&
+		     (b->state != ST(XA_BRANCH_ACTIVE) ||
+		      a->tx.state != TX(ACTIVE))))
+			return fsm__reject(
+			    a, CODE(WRONG_STATE),
+			    "branch %u of %s is %s (transaction %s): no %s "
+			    "now",
+			    b->branch_id, a->tx.gid,
+			    wal_branch_state_name(b->state),
+			    wal_tx_state_name(a->tx.state),
+			    wal_xa_vote_name(bv->vote));
+	}
+	v.gid = a->tx.gid;
+	for (size_t k = 0; k < c->n_votes; k++) {
+		v.branch_id = c->votes[k]->branch_id;
+		v.vote = c->votes[k]->vote;
+		v.error = c->votes[k]->error;
+		int rv = vote(a, x, xa_find(x, v.branch_id), &v);
+		if (rv < 0 || a->res.code != 0)
+			return rv;
+		if (a->tx.state != TX(ACTIVE))
+			break; /* a rollback vote */
+	}
+	return 0;
 }
 
 /* PHASE2_* votes: on branch c->branch_id, or (0) on every branch left to

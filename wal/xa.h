@@ -44,6 +44,12 @@
  *   read_only. Else XA_PREPARED. Repeated: XA_PREPARED answers OK, a
  *   read-only COMMITTED answers OK read_only. ROLLING_BACK / ROLLED_BACK
  *   answer OK with that state (the TM's XA_RB*). Otherwise WRONG_STATE.
+ * begin with branches (level 6): each an RM branch as register adds it,
+ *   ids 1..K, XIDs with CmdBegin.xa_format_id.
+ * decide COMMIT with votes (level 6): first each vote as xa_vote records
+ *   it (all checked first: one refused refuses the whole command); a
+ *   rollback vote rolls the tx back and the commit answers OK with
+ *   ROLLING_BACK. Then as below.
  * decide COMMIT: from XA_PREPARED -> COMMITTING: PREPARED RM branches ->
  *   XA_BRANCH_COMMITTING, REGISTERED TCC branches -> CONFIRMING (due now);
  *   READ_ONLY untouched; nothing to do: COMMITTED. From ACTIVE only with
@@ -194,6 +200,11 @@ int wal_xa_heuristic_validate(const Settle__V1__CmdXaHeuristic *c, char *errmsg,
  * decide, branch_result: on a loaded tx of mode XA (a->tx).
  */
 int wal_xa_register_apply(struct apply *a, const Settle__V1__CmdRegister *c);
+/* A new XA_BRANCH_ACTIVE RM branch of the ACTIVE XA tx a->tx on rm with
+ * the next id and its XID (formatID format_id; a->res.branch_id and
+ * a->res.xid), and its `register` event; a->tx is counted but not
+ * written. Limits are the caller's. 0, a refusal, or < 0. */
+int wal_xa_add_rm_branch(struct apply *a, const char *rm, uint32_t format_id);
 int wal_xa_vote_apply(struct apply *a, const Settle__V1__CmdXaVote *c);
 int wal_xa_prepare_apply(struct apply *a, const Settle__V1__CmdXaPrepare *c);
 int wal_xa_decide_apply(struct apply *a, const Settle__V1__CmdDecide *c);

@@ -33,7 +33,15 @@ static struct cu_conn conn;
 
 /* One settled with one (unreachable) RM and formatID FORMAT_ID, plus more
  * arguments (NULL-terminated, may be NULL). */
+static void start_id(int id, const char *const *more);
+
 static void start_with(const char *const *more)
+{
+	start_id(1, more);
+}
+
+/* The same as node id (a fresh data directory per id). */
+static void start_id(int id, const char *const *more)
 {
 	const char *extra[16] = {
 	    "--xa-rm", "pgdead=pg:host=127.0.0.1 port=1 connect_timeout=1",
@@ -43,7 +51,7 @@ static void start_with(const char *const *more)
 	while (more != NULL && *more != NULL && i < 15)
 		extra[i++] = *more++;
 	extra[i] = NULL;
-	it_node_start(&node, 1, extra);
+	it_node_start(&node, id, extra);
 	cu_connect(&conn, node.endpoint, 5000);
 }
 
@@ -1112,6 +1120,105 @@ Test(xa_verbs, only_the_leader_serves_xa)
 }
 
 /* ---- libsettle and settlectl on a real node ------------------------------ */
+
+/*
+ * The initiator's fast path with libsettle on a real node: the branches
+ * declared at Begin (one call; the XIDs those register would answer), the
+ * votes carried by the commit, phase 2 left to the initiator (the dead
+ * RM is never called: the leader would wait 60 s) and reported at once.
+ * Then a node held at feature level 5: Begin with RM branches falls back
+ * to registering them, and the rest is refused UNIMPLEMENTED without a
+ * change.
+ */
+Test(xa_verbs, initiator_fast_path_and_an_older_cluster)
+{
+	static const char *const level5[] = {"--feature-level", "5", NULL};
+	struct settle_xa_rm_branch br[2] = {{.rm = "pgdead"}, {.rm = "pgdead"}};
+	struct settle_xa_branch_vote votes[2] = {
+	    {.branch_id = 1, .vote = SETTLE__V1__XA_VOTE__VOTE_OK},
+	    {.branch_id = 2, .vote = SETTLE__V1__XA_VOTE__VOTE_OK},
+	};
+	char gid[SETTLE_GID_BUFSIZE];
+	Settle__V1__TxInfo *info = NULL;
+	settle_client *c;
+	struct xa_xid x, want;
+	int state = 0;
+
+	start();
+	c = tu_client(&node);
+	cr_assert(
+	    cu_wait_log(node.proc->log, "runs at feature level 6", 20000));
+	cr_assert_eq(
+	    settle_xa_begin_rms(c, NULL, 60000, br, 2, gid, sizeof(gid)), 0,
+	    "%s", settle_client_errmsg(c));
+	for (uint32_t i = 0; i < 2; i++) {
+		char bq[4];
+
+		snprintf(bq, sizeof(bq), "%u", i + 1);
+		cr_expect_eq(br[i].branch_id, i + 1);
+		cr_assert_eq(xa_xid_decode(br[i].xid, br[i].xid_len, &x), 0);
+		cr_assert_eq(xa_xid_init(&want, FORMAT_ID, gid, strlen(gid), bq,
+					 strlen(bq)),
+			     0);
+		cr_expect(xa_xid_equal(&x, &want), "branch %u's XID", i + 1);
+	}
+	/* An RM the leader does not know: nothing begun. */
+	br[1].rm = "nope";
+	cr_expect_eq(
+	    settle_xa_begin_rms(c, "xa-unknown-rm", 60000, br, 2, NULL, 0),
+	    SETTLE_ENOTFOUND);
+	cr_expect_eq(settle_query(c, "xa-unknown-rm", false, &info),
+		     SETTLE_ENOTFOUND);
+	br[1].rm = "pgdead";
+	cr_assert_eq(
+	    settle_xa_commit_by_initiator(c, gid, votes, 2, 60000, &state), 0,
+	    "%s", settle_client_errmsg(c));
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
+	/* The same again (a retry): where it stands. */
+	cr_assert_eq(
+	    settle_xa_commit_by_initiator(c, gid, votes, 2, 60000, &state), 0,
+	    "%s", settle_client_errmsg(c));
+	cr_assert_eq(settle_xa_vote(c, gid, 0,
+				    SETTLE__V1__XA_VOTE__PHASE2_COMMITTED, NULL,
+				    &state, NULL),
+		     0, "%s", settle_client_errmsg(c));
+	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_assert_eq(settle_query(c, gid, true, &info), 0);
+	cr_expect_eq(info->heuristic, SETTLE__V1__HEURISTIC__HEURISTIC_NONE);
+	cr_expect_eq(info->branches[0]->attempts, 0, "the leader never called");
+	settle_tx_info_free(info);
+	settle_client_close(c);
+	stop_clean();
+
+	start_id(2, level5);
+	c = tu_client(&node);
+	br[0].branch_id = br[1].branch_id = 0;
+	cr_assert_eq(
+	    settle_xa_begin_rms(c, NULL, 60000, br, 2, gid, sizeof(gid)), 0,
+	    "%s", settle_client_errmsg(c));
+	cr_expect_eq(br[0].branch_id, 1);
+	cr_expect_eq(br[1].branch_id, 2);
+	cr_assert_eq(xa_xid_decode(br[1].xid, br[1].xid_len, &x), 0);
+	cr_assert_eq(xa_xid_init(&want, FORMAT_ID, gid, strlen(gid), "2", 1),
+		     0);
+	cr_expect(xa_xid_equal(&x, &want));
+	cr_expect_eq(
+	    settle_xa_commit_by_initiator(c, gid, votes, 2, 60000, &state),
+	    SETTLE_ENOMETHOD);
+	cr_expect(strstr(settle_client_errmsg(c), "feature level 6") != NULL,
+		  "%s", settle_client_errmsg(c));
+	cr_expect_eq(settle_xa_vote(c, gid, 0,
+				    SETTLE__V1__XA_VOTE__PHASE2_COMMITTED, NULL,
+				    NULL, NULL),
+		     SETTLE_ENOMETHOD);
+	cr_assert_eq(settle_query(c, gid, false, &info), 0);
+	cr_expect_eq(info->state, SETTLE__V1__TX_STATE__ACTIVE);
+	cr_expect_eq(info->branches[0]->state,
+		     SETTLE__V1__BRANCH_STATE__XA_BRANCH_ACTIVE);
+	settle_tx_info_free(info);
+	settle_client_close(c);
+	stop_clean();
+}
 
 Test(xa_verbs, libsettle_and_settlectl_end_to_end)
 {

@@ -89,6 +89,13 @@ static ProtobufCMessage *answer_begin(const Settle__V1__BeginRequest *q,
 		*msg = "join: no transaction of that xid";
 		return NULL;
 	}
+	if (q->n_branches > 0 && strcmp(q->gid, "old") == 0) {
+		/* A cluster below feature level 6. */
+		*err = SETTLE_ENOMETHOD;
+		*msg = "RM branches declared at begin needs cluster feature "
+		       "level 6";
+		return NULL;
+	}
 	r = malloc(sizeof(*r));
 	settle__v1__begin_response__init(r);
 	r->gid = strdup(q->xid.len > 0 ? "xa-0123456789abcdef0123456789abcdef"
@@ -96,6 +103,20 @@ static ProtobufCMessage *answer_begin(const Settle__V1__BeginRequest *q,
 				       : (q->gid[0] ? q->gid : "chosen"));
 	r->deadline_ms = 42;
 	r->joined = q->join;
+	if (q->n_branches > 0) {
+		r->n_branch_ids = r->n_xids = q->n_branches;
+		r->branch_ids = calloc(q->n_branches, sizeof(uint32_t));
+		r->xids = calloc(q->n_branches, sizeof(*r->xids));
+		for (size_t i = 0; i < q->n_branches; i++) {
+			char bq[16];
+
+			snprintf(bq, sizeof(bq), "%zu", i + 1);
+			r->branch_ids[i] = (uint32_t)i + 1;
+			r->xids[i].data = malloc(XA_XID_WIRE_MAX);
+			r->xids[i].len =
+			    branch_xid(r->gid, bq, r->xids[i].data);
+		}
+	}
 	return &r->base;
 }
 
@@ -657,13 +678,73 @@ Test(xa_client, vote_sends_every_field_and_maps_the_answer)
 	cr_expect_eq(srv.requests, sent);
 }
 
+/* RM branches declared at Begin: ids and XIDs from one call; an older
+ * cluster (UNIMPLEMENTED, nothing begun) gets a Begin and a REGISTER per
+ * branch instead. */
+Test(xa_client, begin_with_rm_branches)
+{
+	struct settle_xa_rm_branch br[2] = {{.rm = "pg"}, {.rm = "maria"}};
+	char gid[SETTLE_GID_BUFSIZE];
+	uint8_t want[XA_XID_WIRE_MAX];
+
+	cr_assert_eq(
+	    settle_xa_begin_rms(cl, "g-7", 3000, br, 2, gid, sizeof(gid)), 0,
+	    "%s", settle_client_errmsg(cl));
+	cr_assert_eq(srv.requests, 1);
+	cr_expect_str_eq(gid, "g-7");
+	Settle__V1__BeginRequest *q =
+	    last_as(&settle__v1__begin_request__descriptor);
+	cr_expect_eq(q->mode, SETTLE__V1__TX_MODE__XA);
+	cr_expect_eq(q->timeout_ms, 3000);
+	cr_assert_eq(q->n_branches, 2);
+	cr_expect_str_eq(q->branches[0]->rm, "pg");
+	cr_expect_str_eq(q->branches[1]->rm, "maria");
+	cr_expect_str_eq(q->branches[1]->endpoint, "");
+	settle__v1__begin_request__free_unpacked(q, NULL);
+	for (int i = 0; i < 2; i++) {
+		char bq[4];
+
+		snprintf(bq, sizeof(bq), "%d", i + 1);
+		cr_expect_eq(br[i].branch_id, (uint32_t)i + 1);
+		cr_assert_eq(br[i].xid_len, branch_xid("g-7", bq, want));
+		cr_expect_eq(memcmp(br[i].xid, want, br[i].xid_len), 0);
+	}
+
+	int before = srv.requests;
+	cr_assert_eq(settle_xa_begin_rms(cl, "old", 0, br, 2, NULL, 0), 0, "%s",
+		     settle_client_errmsg(cl));
+	cr_assert_eq(srv.requests, before + 4, "begin twice, register twice");
+	cr_expect_eq(srv.methods[before + 1], SETTLE__V1__METHOD__BEGIN);
+	cr_expect_eq(srv.methods[before + 2],
+		     SETTLE__V1__METHOD__REGISTER_BRANCH);
+	cr_expect_eq(br[1].branch_id, 3, "the fake's REGISTER answer");
+	cr_assert_eq(br[1].xid_len, branch_xid("old", "3", want));
+
+	/* Refused locally. */
+	before = srv.requests;
+	br[1].rm = "no spaces";
+	cr_expect_eq(settle_xa_begin_rms(cl, "g-8", 0, br, 2, NULL, 0),
+		     SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_begin_rms(cl, "g-8", 0, br, 0, NULL, 0),
+		     SETTLE_EINVAL);
+	cr_expect_eq(srv.requests, before);
+}
+
 Test(xa_client, commit_by_initiator_and_its_reports)
 {
 	int state = 0;
 
 	atomic_store(&drops, 1);
-	cr_assert_eq(settle_xa_commit_by_initiator(cl, "g-1", 5000, &state), 0,
-		     "%s", settle_client_errmsg(cl));
+	struct settle_xa_branch_vote votes[2] = {
+	    {.branch_id = 1, .vote = SETTLE__V1__XA_VOTE__VOTE_OK},
+	    {.branch_id = 2,
+	     .vote = SETTLE__V1__XA_VOTE__VOTE_ROLLBACK,
+	     .error = "deadlock"},
+	};
+
+	cr_assert_eq(
+	    settle_xa_commit_by_initiator(cl, "g-1", votes, 2, 5000, &state), 0,
+	    "%s", settle_client_errmsg(cl));
 	expect_one_cmd_id(0, 2, -1);
 	cr_expect_eq(srv.methods[0], SETTLE__V1__METHOD__COMMIT);
 	cr_expect_eq(state, SETTLE__V1__TX_STATE__COMMITTING);
@@ -673,6 +754,13 @@ Test(xa_client, commit_by_initiator_and_its_reports)
 	cr_expect_eq(q->initiator_phase2_ms, 5000);
 	cr_expect(q->one_phase);
 	cr_expect_not(q->wait, "answered at once: nothing to wait for");
+	cr_assert_eq(q->n_votes, 2);
+	cr_expect_eq(q->votes[0]->branch_id, 1);
+	cr_expect_eq(q->votes[0]->vote, SETTLE__V1__XA_VOTE__VOTE_OK);
+	cr_expect_str_eq(q->votes[0]->error, "");
+	cr_expect_eq(q->votes[1]->branch_id, 2);
+	cr_expect_eq(q->votes[1]->vote, SETTLE__V1__XA_VOTE__VOTE_ROLLBACK);
+	cr_expect_str_eq(q->votes[1]->error, "deadlock");
 	settle__v1__commit_request__free_unpacked(q, NULL);
 
 	/* All branches reported at once: branch 0. */
@@ -688,13 +776,21 @@ Test(xa_client, commit_by_initiator_and_its_reports)
 
 	/* Refused locally. */
 	int sent = srv.requests;
-	cr_expect_eq(settle_xa_commit_by_initiator(cl, "g-1", 0, NULL),
+	cr_expect_eq(settle_xa_commit_by_initiator(cl, "g-1", NULL, 0, 0, NULL),
 		     SETTLE_EINVAL);
 	cr_expect_eq(settle_xa_commit_by_initiator(
-			 cl, "g-1", SETTLE_XA_PHASE2_MAX_MS + 1, NULL),
+			 cl, "g-1", NULL, 0, SETTLE_XA_PHASE2_MAX_MS + 1, NULL),
 		     SETTLE_EINVAL);
-	cr_expect_eq(settle_xa_commit_by_initiator(cl, NULL, 100, NULL),
+	votes[1].vote = SETTLE__V1__XA_VOTE__PHASE2_COMMITTED;
+	cr_expect_eq(
+	    settle_xa_commit_by_initiator(cl, "g-1", votes, 2, 100, NULL),
+	    SETTLE_EINVAL);
+	cr_expect_eq(settle_xa_commit_by_initiator(
+			 cl, "g-1", votes, SETTLE_XA_VOTES_MAX + 1, 100, NULL),
 		     SETTLE_EINVAL);
+	cr_expect_eq(
+	    settle_xa_commit_by_initiator(cl, NULL, NULL, 0, 100, NULL),
+	    SETTLE_EINVAL);
 	cr_expect_eq(settle_xa_vote(cl, "g-1", 0,
 				    SETTLE__V1__XA_VOTE__ONE_PHASE_COMMITTED,
 				    NULL, NULL, NULL),

@@ -285,6 +285,62 @@ struct ent ent_xa_begin(int id, uint64_t time, const char *gid,
 	return ent_cmd(&c);
 }
 
+struct ent ent_xa_begin_rms(int id, uint64_t time, const char *gid,
+			    uint64_t deadline, const char *const *rms, size_t n,
+			    uint32_t format_id)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdBegin b;
+	settle__v1__cmd_begin__init(&b);
+	Settle__V1__BranchDecl d[8], *dp[8];
+	cr_assert_leq(n, 8);
+	for (size_t i = 0; i < n; i++) {
+		settle__v1__branch_decl__init(&d[i]);
+		d[i].rm = (char *)rms[i];
+		dp[i] = &d[i];
+	}
+	b.gid = (char *)gid;
+	b.deadline_ms = deadline;
+	b.mode = SETTLE__V1__TX_MODE__XA;
+	b.n_branches = n;
+	b.branches = dp;
+	b.xa_format_id = format_id;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &b;
+	return ent_cmd(&c);
+}
+
+struct ent ent_xa_commit_votes(int id, uint64_t time, const char *gid,
+			       const uint32_t *branches, const int *votes,
+			       size_t n, uint32_t phase2_ms)
+{
+	Settle__V1__Command c;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	Settle__V1__CmdDecide d;
+	settle__v1__cmd_decide__init(&d);
+	Settle__V1__XaBranchVote v[8], *vp[8];
+	cr_assert_leq(n, 8);
+	for (size_t i = 0; i < n; i++) {
+		settle__v1__xa_branch_vote__init(&v[i]);
+		v[i].branch_id = branches[i];
+		v[i].vote = (Settle__V1__XaVote)votes[i];
+		v[i].error = "e";
+		vp[i] = &v[i];
+	}
+	d.gid = (char *)gid;
+	d.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
+	d.one_phase = 1;
+	d.initiator_phase2_ms = phase2_ms;
+	d.n_votes = n;
+	d.votes = vp;
+	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
+	c.decide = &d;
+	return ent_cmd(&c);
+}
+
 struct ent ent_xa_register(int id, uint64_t time, const char *gid,
 			   const char *rm, uint32_t format_id)
 {

@@ -68,6 +68,15 @@ struct ent ent_xa_vote(int id, uint64_t time, const char *gid, uint32_t branch,
 struct ent ent_xa_prepare(int id, uint64_t time, const char *gid);
 /* CmdDecide COMMIT with one_phase. */
 struct ent ent_xa_commit1(int id, uint64_t time, const char *gid);
+/* An XA begin declaring RM branches rms[0..n) (n <= 8). */
+struct ent ent_xa_begin_rms(int id, uint64_t time, const char *gid,
+			    uint64_t deadline, const char *const *rms, size_t n,
+			    uint32_t format_id);
+/* A one-phase commit carrying votes[i] of branches[i] (n <= 8, error "e"),
+ * leaving phase 2 to the initiator for phase2_ms (0: the leader's). */
+struct ent ent_xa_commit_votes(int id, uint64_t time, const char *gid,
+			       const uint32_t *branches, const int *votes,
+			       size_t n, uint32_t phase2_ms);
 /* ent_xa_commit1 leaving phase 2 to the initiator for phase2_ms. */
 struct ent ent_xa_commit_by_initiator(int id, uint64_t time, const char *gid,
 				      uint32_t phase2_ms);

@@ -252,7 +252,8 @@ static bool rm_allowed(int f, int t)
 		       t == ST(XA_BRANCH_READ_ONLY) ||
 		       t == ST(XA_BRANCH_ROLLED_BACK) ||
 		       t == ST(XA_BRANCH_ROLLING_BACK) ||
-		       t == ST(XA_BRANCH_ONE_PHASE);
+		       t == ST(XA_BRANCH_ONE_PHASE) ||
+		       t == XCOMMIT; /* voted with the commit */
 	case ST(XA_BRANCH_PREPARED):
 		return t == XCOMMIT || t == XROLL;
 	case ST(XA_BRANCH_COMMITTING):
@@ -1079,6 +1080,117 @@ Test(xa, phase_two_by_the_initiator)
 	tfsm_check_indexes(&F);
 }
 
+/*
+ * The fast path: RM branches declared at Begin (one command, XIDs as
+ * register builds them), and the votes carried by the commit (one
+ * command), then the initiator's report.
+ */
+Test(xa, begin_with_rm_branches_and_commit_with_votes)
+{
+	static const char *const rms[] = {"pg", "my"};
+	uint32_t ids[2] = {1, 2};
+	int ok[2] = {VOTE(VOTE_OK), VOTE(VOTE_OK)};
+	Settle__V1__CmdResult *r = res(
+	    ent_xa_begin_rms(next_id++, now, G, now + DEADLINE, rms, 2, FID));
+	cr_assert_eq(r->code, CODE(OK), "%s", r->message);
+	cr_expect_eq(r->count, 2);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(branch_state(G, 1), ST(XA_BRANCH_ACTIVE));
+	Settle__V1__BranchRecord *b = branch_of(G, 2);
+	cr_expect_str_eq(b->rm, "my");
+	struct xa_xid x, want;
+	cr_assert_eq(xa_xid_decode(b->xid.data, b->xid.len, &x), 0);
+	cr_assert_eq(wal_xa_branch_xid(FID, G, 2, &want), 0);
+	cr_expect(xa_xid_equal(&x, &want), "branch 2's XID");
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	cr_expect_eq(events(G, "register", "rm pg xid"), 1);
+	/* A later register takes the next id. */
+	cr_expect_eq(reg(G, "ro"), 3);
+	cr_assert_eq(vote(G, 3, VOTE(VOTE_READ_ONLY)), CODE(OK));
+
+	/* A vote the state refuses refuses the whole commit: nothing
+	 * changes. */
+	uint32_t bad_ids[2] = {1, 3};
+	int bad[2] = {VOTE(VOTE_OK), VOTE(VOTE_OK)};
+	cr_expect_eq(
+	    code(ent_xa_commit_votes(next_id++, now, G, bad_ids, bad, 2, 0)),
+	    CODE(WRONG_STATE));
+	uint32_t unknown[1] = {9};
+	cr_expect_eq(
+	    code(ent_xa_commit_votes(next_id++, now, G, unknown, ok, 1, 0)),
+	    CODE(NOT_FOUND));
+	cr_expect_eq(branch_state(G, 1), ST(XA_BRANCH_ACTIVE));
+	cr_expect_eq(tx_state(G), TX(ACTIVE));
+	cr_expect_eq(events(G, "vote", NULL), 1);
+
+	/* Both votes and the decision in one command. */
+	cr_assert_eq(
+	    code(ent_xa_commit_votes(next_id++, now, G, ids, ok, 2, 900)),
+	    CODE(OK));
+	cr_expect_eq(tx_state(G), TX(COMMITTING));
+	cr_expect_eq(branch_state(G, 1), XCOMMIT);
+	cr_expect_eq(branch_state(G, 2), XCOMMIT);
+	cr_expect_eq(events(G, "vote", "VOTE_OK"), 2);
+	Settle__V1__TxRecord *tx = tx_of(&F, G);
+	cr_expect_eq(tx->due_ms, now + 900);
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	/* Its retry: where it stands. */
+	cr_expect_eq(
+	    code(ent_xa_commit_votes(next_id++, now, G, ids, ok, 2, 900)),
+	    CODE(OK));
+	cr_expect_eq(
+	    code(ent_xa_vote(next_id++, now, G, 0, VOTE(PHASE2_COMMITTED), "")),
+	    CODE(OK));
+	cr_expect_eq(tx_state(G), TX(COMMITTED));
+
+	/* A rollback vote with the commit rolls back instead. */
+	begin("g2");
+	cr_assert_eq(code(ent_xa_begin_rms(next_id++, now, "g3", now + DEADLINE,
+					   rms, 2, FID)),
+		     CODE(OK));
+	int mixed[2] = {VOTE(VOTE_OK), VOTE(VOTE_ROLLBACK)};
+	r = res(ent_xa_commit_votes(next_id++, now, "g3", ids, mixed, 2, 900));
+	cr_expect_eq(r->code, CODE(OK), "%s", r->message);
+	settle__v1__cmd_result__free_unpacked(r, NULL);
+	cr_expect_eq(tx_state("g3"), TX(ROLLING_BACK));
+	cr_expect_eq(branch_state("g3", 1), XROLL);
+	cr_expect_eq(branch_state("g3", 2), ST(XA_BRANCH_ROLLED_BACK));
+	b = branch_of("g3", 1);
+	cr_expect_not(b->initiator_phase2, "rolled back by the leader");
+	settle__v1__branch_record__free_unpacked(b, NULL);
+	/* A TCC begin cannot declare RM branches, nor a legacy TM's. */
+	Settle__V1__Command c;
+	settle__v1__command__init(&c);
+	uint8_t id[16] = {4};
+	c.cmd_id.data = id;
+	c.cmd_id.len = 16;
+	c.time_ms = now;
+	Settle__V1__CmdBegin bg;
+	settle__v1__cmd_begin__init(&bg);
+	Settle__V1__BranchDecl d, *dp = &d;
+	settle__v1__branch_decl__init(&d);
+	d.rm = "pg";
+	bg.gid = "g4";
+	bg.deadline_ms = now + 1;
+	bg.n_branches = 1;
+	bg.branches = &dp;
+	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
+	c.begin = &bg;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
+	bg.mode = SETTLE__V1__TX_MODE__XA;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), 0);
+	d.endpoint = "127.0.0.1:9";
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
+	d.endpoint = "";
+	uint8_t wire[XA_XID_WIRE_MAX];
+	size_t wl = 0;
+	cr_assert_eq(xa_xid_encode(&want, wire, sizeof wire, &wl), 0);
+	bg.xid.data = wire;
+	bg.xid.len = wl;
+	cr_expect_eq(wal_command_validate(&c, NULL, 0), SETTLE_EINVAL);
+	tfsm_check_indexes(&F);
+}
+
 Test(xa, one_phase_refused_with_two_unvoted)
 {
 	begin(G);
@@ -1688,8 +1800,15 @@ Test(xa, random_sequences_never_break_a_table_or_an_invariant, .timeout = 120)
 		struct ent e;
 		switch (rnd(13)) {
 		case 0:
-			e = ent_xa_begin(next_id++, now, g, now + DEADLINE,
-					 NULL, 0);
+			if (rnd(2)) {
+				static const char *const two[] = {"pg", "my"};
+				e = ent_xa_begin_rms(next_id++, now, g,
+						     now + DEADLINE, two,
+						     1 + rnd(2), FID);
+			} else {
+				e = ent_xa_begin(next_id++, now, g,
+						 now + DEADLINE, NULL, 0);
+			}
 			break;
 		case 1:
 		case 2:
@@ -1709,6 +1828,14 @@ Test(xa, random_sequences_never_break_a_table_or_an_invariant, .timeout = 120)
 			e = ent_xa_prepare(next_id++, now, g);
 			break;
 		case 7:
+			if (rnd(3) == 0) {
+				uint32_t vb[2] = {1, 1 + rnd(3)};
+				int vv[2] = {1 + (int)rnd(3), 1 + (int)rnd(3)};
+				e = ent_xa_commit_votes(next_id++, now, g, vb,
+							vv, 1 + rnd(2),
+							rnd(2) * 50);
+				break;
+			}
 			e = rnd(3) == 0 ? ent_xa_commit_by_initiator(
 					      next_id++, now, g, 1 + rnd(100))
 			    : rnd(2) ? ent_xa_commit1(next_id++, now, g)
