@@ -641,7 +641,8 @@ static int commit_by_initiator(const struct opts *o, settle_client *c,
 	bool finished = false, all = true;
 	size_t i;
 
-	rv = settle_xa_commit_by_initiator(c, gid, o->phase2_ms, &state);
+	rv = settle_xa_commit_by_initiator(c, gid, NULL, 0, o->phase2_ms,
+					   &state);
 	if (rv != 0) {
 		fprintf(stderr, PROG ": commit: %s\n", settle_client_errmsg(c));
 		close_all(br, nb);

@@ -3,14 +3,21 @@
  * account row in PostgreSQL to one in MariaDB, in one XA branch per
  * database, on the worker's own connections.
  *
- * --mode xa: Settle is the TM. settle_xa_begin, settle_xa_register_rm per
- * database (the answer is the branch's XID), XA start / UPDATE / end /
- * prepare at each database, settle_xa_vote per branch, then
- * settle_xa_commit(one_phase) waiting until the leader has committed both
- * branches (phase 2 done). MariaDB lets another session commit a prepared
- * branch only once the session that prepared it has ended, so the worker
- * closes its MariaDB connection after each prepare and opens a new one for
- * the next transaction, as any initiator of Settle must (docs/XA.md); that
+ * --mode xa: Settle is the TM, phase 2 by the initiator (docs/XA.md):
+ * settle_xa_begin_rms with both databases (the answer holds the branches'
+ * XIDs), XA start / UPDATE / end / prepare at each database,
+ * settle_xa_commit_by_initiator with both votes (phase "vote": the
+ * decision is durable), XA COMMIT of each branch on the session that
+ * prepared it and one PHASE2_COMMITTED report (phase "commit"): three
+ * calls to the cluster, and the worker keeps its connections.
+ *
+ * --mode xa --xa-leader-commits: the leader commits. settle_xa_begin,
+ * settle_xa_register_rm per database, the work and prepares,
+ * settle_xa_vote per branch, then settle_xa_commit(one_phase) waiting
+ * until the leader has committed both branches (phase 2 done). MariaDB
+ * lets another session commit a prepared branch only once the session
+ * that prepared it has ended, so the worker closes its MariaDB connection
+ * after each prepare and opens a new one for the next transaction; that
  * time is part of the latency and reported apart.
  *
  * --mode xa-local: the same branches with the bench as its own TM and no
@@ -458,28 +465,92 @@ static int vote_of(enum xa_rm_vote v)
 }
 
 /*
- * Phase 2 by the initiator: the decision made durable, each branch is
- * committed on the session that prepared it, then reported (all at once).
- * A branch whose commit fails is handed back to the leader.
+ * Our failure before the decision: the leader rolls back what was
+ * prepared; what was not dies with its connection. A MariaDB session
+ * holding a prepared branch must end too, or the leader could not roll it
+ * back.
  */
-static void commit_by_initiator(struct bench_worker *w, settle_client *c,
-				const char *gid, struct branch *br, uint64_t t0,
-				uint64_t t[BENCH_PHASES])
+static void give_up(struct bench_worker *w, settle_client *c, const char *gid,
+		    struct branch *br)
 {
+	for (size_t i = 0; i < 2; i++)
+		if (*br[i].rm != NULL && (br[i].kind == XA_RM_MARIADB ||
+					  (br[i].started && !br[i].prepared)))
+			drop(br[i].rm);
+	if (settle_rollback(c, gid, "settle-bench: initiator failed", 0, NULL,
+			    NULL) != 0)
+		bench_fail(w, "rollback: %s", settle_client_errmsg(c));
+}
+
+/* Our vote for br, as Settle takes it. */
+static struct settle_xa_branch_vote vote_for(const struct branch *br)
+{
+	struct settle_xa_branch_vote v = {.branch_id = br->id,
+					  .vote = vote_of(br->vote)};
+
+	if (v.vote == SETTLE__V1__XA_VOTE__VOTE_ROLLBACK)
+		v.error = "rolled back by the database";
+	return v;
+}
+
+/*
+ * Phase 2 by the initiator, in three calls to the cluster: Begin with both
+ * RM branches; after the work and the prepares, Commit with both votes
+ * (the decision is durable when it answers); then, each branch committed
+ * on the session that prepared it, one report for both. A branch whose
+ * commit fails is handed back to the leader.
+ */
+static void one_by_initiator(struct bench_worker *w, settle_client *c)
+{
+	struct bench *b = w->b;
+	struct branch br[2] = {
+	    {.kind = XA_RM_POSTGRESQL, .rm = (struct xa_rm **)&w->pg},
+	    {.kind = XA_RM_MARIADB, .rm = (struct xa_rm **)&w->my},
+	};
+	struct settle_xa_rm_branch rms[2] = {{.rm = b->xa_pg_rm},
+					     {.rm = b->xa_mariadb_rm}};
+	struct settle_xa_branch_vote votes[2];
+	char gid[SETTLE_GID_BUFSIZE];
 	int state = 0, rv;
 	bool all = true;
 	size_t i;
+	uint64_t t0 = bench_mono_us(), t[BENCH_PHASES] = {0};
 
-	rv = settle_xa_commit_by_initiator(c, gid, PHASE2_MS, &state);
-	if (rv != 0 || state != SETTLE__V1__TX_STATE__COMMITTING) {
-		bench_fail(w, "commit: %s",
-			   rv != 0 ? settle_client_errmsg(c)
-				   : settle_tx_state_name(state));
-		/* Our session must let go of the MariaDB branch for the
-		 * leader to finish it, whichever way it was decided. */
-		drop((struct xa_rm **)&w->my);
+	rv = settle_xa_begin_rms(c, NULL, WAIT_MS, rms, 2, gid, sizeof(gid));
+	if (rv != 0) {
+		bench_fail(w, "begin: %s", settle_client_errmsg(c));
 		return;
 	}
+	for (i = 0; i < 2; i++) {
+		br[i].id = rms[i].branch_id;
+		if (xa_xid_decode(rms[i].xid, rms[i].xid_len, &br[i].xid) !=
+		    0) {
+			bench_fail(w, "begin: undecodable XID");
+			goto rollback;
+		}
+	}
+	t[BENCH_PH_BEGIN] = bench_mono_us();
+	for (i = 0; i < 2; i++) {
+		if (work_and_prepare(w, &br[i], i == 0 ? -1 : 1) != 0)
+			goto rollback;
+		votes[i] = vote_for(&br[i]);
+	}
+	t[BENCH_PH_PREPARE] = bench_mono_us();
+	rv = settle_xa_commit_by_initiator(c, gid, votes, 2, PHASE2_MS, &state);
+	if (rv != 0 || state != SETTLE__V1__TX_STATE__COMMITTING) {
+		/* Rolled back (a rollback vote, the deadline) or failed: our
+		 * session must let go of the MariaDB branch for the leader
+		 * to finish it, whichever way it was decided. */
+		if (rv != 0 || state != SETTLE__V1__TX_STATE__ROLLING_BACK)
+			bench_fail(w, "commit: %s",
+				   rv != 0 ? settle_client_errmsg(c)
+					   : settle_tx_state_name(state));
+		drop((struct xa_rm **)&w->my);
+		if (rv == 0 && state == SETTLE__V1__TX_STATE__ROLLING_BACK)
+			count(w, t0, t, false);
+		return;
+	}
+	t[BENCH_PH_VOTE] = bench_mono_us();
 	for (i = 0; i < 2; i++) {
 		rv = xa_rm_commit(*br[i].rm, &br[i].xid, false);
 		if (rv == 0)
@@ -508,6 +579,10 @@ static void commit_by_initiator(struct bench_worker *w, settle_client *c,
 	}
 	t[BENCH_PH_COMMIT] = bench_mono_us();
 	count(w, t0, t, true);
+	return;
+
+rollback:
+	give_up(w, c, gid, br);
 }
 
 static void one_settled(struct bench_worker *w, settle_client *c)
@@ -554,8 +629,7 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 			goto rollback;
 		/* The leader commits the MariaDB branch from its own
 		 * session: ours must end first. */
-		if (b->xa_leader_commits && br[i].kind == XA_RM_MARIADB &&
-		    detach_wait(w, &br[i]) != 0)
+		if (br[i].kind == XA_RM_MARIADB && detach_wait(w, &br[i]) != 0)
 			goto rollback;
 	}
 	t[BENCH_PH_PREPARE] = bench_mono_us();
@@ -581,10 +655,6 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 		}
 	}
 	t[BENCH_PH_VOTE] = bench_mono_us();
-	if (!voted_rollback && !b->xa_leader_commits) {
-		commit_by_initiator(w, c, gid, br, t0, t);
-		return;
-	}
 	if (voted_rollback)
 		rv = settle_wait(c, gid, WAIT_MS, &state, &finished);
 	else
@@ -600,17 +670,7 @@ static void one_settled(struct bench_worker *w, settle_client *c)
 	return;
 
 rollback:
-	/* Our failure before the votes: the leader rolls back what was
-	 * prepared; what was not dies with its connection. A MariaDB
-	 * session holding a prepared branch must end too, or the leader
-	 * could not roll it back. */
-	for (i = 0; i < 2; i++)
-		if (*br[i].rm != NULL && (br[i].kind == XA_RM_MARIADB ||
-					  (br[i].started && !br[i].prepared)))
-			drop(br[i].rm);
-	if (settle_rollback(c, gid, "settle-bench: initiator failed", 0, NULL,
-			    NULL) != 0)
-		bench_fail(w, "rollback: %s", settle_client_errmsg(c));
+	give_up(w, c, gid, br);
 }
 
 void bench_xa_worker(struct bench_worker *w, settle_client *c)
@@ -618,8 +678,10 @@ void bench_xa_worker(struct bench_worker *w, settle_client *c)
 	while (bench_mono_us() / 1000 < w->b->end_ms) {
 		uint64_t errors = w->errors;
 
-		if (w->b->mode == BENCH_XA)
+		if (w->b->mode == BENCH_XA && w->b->xa_leader_commits)
 			one_settled(w, c);
+		else if (w->b->mode == BENCH_XA)
+			one_by_initiator(w, c);
 		else
 			one_local(w);
 		/* A database that refuses connections must not be hammered
