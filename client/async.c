@@ -317,6 +317,7 @@ static int attempt(struct aop *op, char *why, size_t whylen)
 		uint8_t buf[SETTLE_GID_BUFSIZE + 32];
 
 		q.gid = op->gid;
+		q.brief = true; /* the state is what a wait needs */
 		q.wait_ms =
 		    left > WAIT_SLICE_MS ? WAIT_SLICE_MS : (uint32_t)left;
 		op->asked = now;

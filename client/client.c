@@ -529,6 +529,8 @@ int client__query(settle_client *c, const char *gid, bool history,
 	req.gid = (char *)gid;
 	req.history = history;
 	req.wait_ms = wait_ms;
+	/* A wait needs the state (and the branches only when one failed). */
+	req.brief = wait_ms > 0 && !history;
 	rv = client__call(c, SETTLE__V1__METHOD__QUERY, &req.base,
 			  &settle__v1__query_response__descriptor,
 			  (ProtobufCMessage **)&resp, wait_ms);

@@ -355,15 +355,16 @@ void coord_do_status(struct coord *c, struct rpc_call *call);
  * are XA_PREPARED or final with a heuristic not forgotten, in gid order. */
 void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
 			 const uint8_t *b, size_t n);
-/* Answer a QUERY of gid now, from this node's store. */
+/* Answer a QUERY of gid now, from this node's store (brief:
+ * QueryRequest.brief). */
 void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
-			bool history);
+			bool history, bool brief);
 
 /* A QUERY with wait_ms (1..60000): answered by coord_query_answer() once
  * gid is final or has a FAILED branch, after wait_ms, or when the waiters
  * are flushed. Returns 0, or SETTLE_ENOMEM (call not answered). */
 int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
-		     bool history, uint32_t wait_ms);
+		     bool history, bool brief, uint32_t wait_ms);
 /* Tell waiters that tx changed (wakes Commit/Rollback/Query that wait). */
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx);
 /*

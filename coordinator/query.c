@@ -34,7 +34,7 @@ static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
 }
 
 void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
-			bool history)
+			bool history, bool brief)
 {
 	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
 	Settle__V1__TxRecord *tx = NULL;
@@ -49,7 +49,8 @@ void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
 	}
 	rv = store_tx_get(c->store, txn, gid, &tx);
 	if (rv == 0)
-		rv = store_tx_info(c->store, txn, tx, true, history, &info);
+		rv = store_tx_info(c->store, txn, tx, !brief || tx->failed > 0,
+				   history && !brief, &info);
 	store_read_end(txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv,
@@ -97,10 +98,10 @@ void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		goto out;
 	}
 	if (req->wait_ms > 0 && query_should_wait(c, req->gid) &&
-	    coord_query_wait(c, call, req->gid, req->history, req->wait_ms) ==
-		0)
+	    coord_query_wait(c, call, req->gid, req->history, req->brief,
+			     req->wait_ms) == 0)
 		goto out;
-	coord_query_answer(c, call, req->gid, req->history);
+	coord_query_answer(c, call, req->gid, req->history, req->brief);
 out:
 	settle__v1__query_request__free_unpacked(req, NULL);
 }

@@ -26,6 +26,7 @@ struct coord_waiter {
 	char gid[WAL_GID_MAX + 1];
 	bool query;   /* a QUERY with wait_ms, else Commit/Rollback */
 	bool history; /* query: include the history */
+	bool brief;   /* query: QueryRequest.brief */
 	/* This node stopped leading while the call was held: it is answered
 	 * NOT_LEADER with the new leader once one is known (a node that just
 	 * stepped down knows none until the new leader's first heartbeat),
@@ -135,7 +136,7 @@ static void waiter_timeout(uv_timer_t *t)
 	/* Not an error: the decision is durable, phase 2 goes on (or, for
 	 * a query, the transaction is as it is now). */
 	if (w->query)
-		coord_query_answer(c, w->call, w->gid, w->history);
+		coord_query_answer(c, w->call, w->gid, w->history, w->brief);
 	else
 		dispatch__answer_decision(c, w->call, w->gid);
 	waiter_unlink(c, w);
@@ -168,7 +169,7 @@ struct coord_waiter *dispatch__waiter_add(struct coord *c,
 }
 
 int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
-		     bool history, uint32_t wait_ms)
+		     bool history, bool brief, uint32_t wait_ms)
 {
 	struct coord_waiter *w;
 
@@ -179,6 +180,7 @@ int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
 		return SETTLE_ENOMEM;
 	w->query = true;
 	w->history = history;
+	w->brief = brief;
 	return 0;
 }
 
@@ -202,7 +204,8 @@ void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 			continue;
 		}
 		if (w->query) {
-			coord_query_answer(c, w->call, w->gid, w->history);
+			coord_query_answer(c, w->call, w->gid, w->history,
+					   w->brief);
 		} else {
 			Settle__V1__DecisionResponse resp =
 			    SETTLE__V1__DECISION_RESPONSE__INIT;
@@ -236,7 +239,8 @@ void coord_waiters_flush(struct coord *c, int err)
 			continue;
 		}
 		if (w->query)
-			coord_query_answer(c, w->call, w->gid, w->history);
+			coord_query_answer(c, w->call, w->gid, w->history,
+					   w->brief);
 		else
 			dispatch__answer_decision(c, w->call, w->gid);
 		waiter_unlink(c, w);

@@ -153,8 +153,9 @@ Test(coord_wait, retention_forgets_only_finished)
 }
 
 /* QUERY with wait_ms, raw: the answer and how long it took. */
-static Settle__V1__TxInfo *query_wait(struct cu_conn *c, const char *gid,
-				      uint32_t wait_ms, uint64_t *took)
+static Settle__V1__TxInfo *query_wait_as(struct cu_conn *c, const char *gid,
+					 uint32_t wait_ms, bool brief,
+					 uint64_t *took)
 {
 	Settle__V1__QueryRequest req = SETTLE__V1__QUERY_REQUEST__INIT;
 	Settle__V1__QueryResponse *resp;
@@ -164,6 +165,7 @@ static Settle__V1__TxInfo *query_wait(struct cu_conn *c, const char *gid,
 
 	req.gid = (char *)gid;
 	req.wait_ms = wait_ms;
+	req.brief = brief;
 	cr_assert_eq(cu_call(c, SETTLE__V1__METHOD__QUERY, &req.base, &r), 0,
 		     "query %s failed", gid);
 	*took = now_ms() - t0;
@@ -175,6 +177,12 @@ static Settle__V1__TxInfo *query_wait(struct cu_conn *c, const char *gid,
 	resp->tx = NULL;
 	settle__v1__query_response__free_unpacked(resp, NULL);
 	return tx;
+}
+
+static Settle__V1__TxInfo *query_wait(struct cu_conn *c, const char *gid,
+				      uint32_t wait_ms, uint64_t *took)
+{
+	return query_wait_as(c, gid, wait_ms, false, took);
 }
 
 Test(coord_wait, query_waits_for_the_outcome)
@@ -211,11 +219,18 @@ Test(coord_wait, query_waits_for_the_outcome)
 	cr_assert_geq(took, 500, "answered after %llu ms, before phase two",
 		      (unsigned long long)took);
 	cr_assert_lt(took, 15000);
+	cr_assert_eq(tx->n_branches, 2);
 	settle_tx_info_free(tx);
-	/* Final already: answered at once. */
+	/* Final already: answered at once; brief, without its branches. */
 	tx = query_wait(&raw, gid, 20000, &took);
 	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
 	cr_assert_lt(took, 1000);
+	settle_tx_info_free(tx);
+	tx = query_wait_as(&raw, gid, 20000, true, &took);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTED);
+	cr_assert_str_eq(tx->gid, gid);
+	cr_assert_eq(tx->n_branches, 0, "a brief answer has no branches");
+	cr_assert_eq(tx->n_history, 0);
 	settle_tx_info_free(tx);
 
 	/* A Confirm that fails for good: the query wakes as soon as the
@@ -227,6 +242,11 @@ Test(coord_wait, query_waits_for_the_outcome)
 	cr_assert_eq(tx->failed, 1, "failed %u after %llu ms", tx->failed,
 		     (unsigned long long)took);
 	cr_assert_lt(took, 15000);
+	settle_tx_info_free(tx);
+	/* Brief, a stuck one still names its branches: which one failed. */
+	tx = query_wait_as(&raw, stuck, 30000, true, &took);
+	cr_assert_eq(tx->failed, 1);
+	cr_assert_eq(tx->n_branches, 2, "a stuck one keeps its branches");
 	settle_tx_info_free(tx);
 	/* And settle_wait reports it rather than waiting. */
 	cr_assert_eq(settle_wait(c, stuck, 30000, &state, &finished),
