@@ -30,6 +30,9 @@ static const char usage[] =
     "               [--xa-rm NAME=pg:CONNINFO|NAME=mariadb:CONNINFO]...\n"
     "               [--xa-rm-file PATH] [--xa-format-id N]\n"
     "               [--xa-recover-interval DURATION] [--xa-max-attempts N]\n"
+    "               [--max-connections N] [--max-connections-per-address N]\n"
+    "               [--max-partial-frames MIB] [--frame-timeout DURATION]\n"
+    "               [--idle-timeout DURATION]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -48,8 +51,14 @@ static const char usage[] =
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
     "stay out of the process list (the file must not be world-readable).\n"
-    "--feature-level: claim at most this feature level (1..5, default 5):\n"
-    "to behave as a release before feature levels (docs/OPERATIONS.md).\n";
+    "--feature-level: claim at most this feature level (1..6, default 6):\n"
+    "to behave as a release before feature levels (docs/OPERATIONS.md).\n"
+    "Client port limits (0: none): --max-connections (default 4096) and\n"
+    "--max-connections-per-address (1024) open at once; more are closed\n"
+    "when accepted. --max-partial-frames: MiB held for frames not yet\n"
+    "whole, all connections together (default 64). --frame-timeout: a\n"
+    "frame begun must arrive whole within it (default 30s). --idle-timeout:\n"
+    "close a connection idle that long with nothing in flight (default 0).\n";
 
 const char *coord_config_usage(void)
 {
@@ -368,6 +377,11 @@ static void defaults(struct coord_config *cfg)
 	cfg->xa_format_id = COORD_XA_FORMAT_ID_DEFAULT;
 	cfg->xa_recover_interval_ms = 60 * 1000;
 	cfg->xa_max_attempts = 20;
+	cfg->max_conns = 4096;
+	cfg->max_conns_per_addr = 1024;
+	cfg->max_partial_bytes = 64u << 20;
+	cfg->frame_timeout_ms = 30 * 1000;
+	cfg->idle_timeout_ms = 0;
 	cfg->default_timeout_ms = 60 * 1000;
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;
@@ -599,6 +613,38 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			cfg->xa_max_attempts = (uint32_t)n;
+		} else if (strcmp(a, "--max-connections") == 0 ||
+			   strcmp(a, "--max-connections-per-address") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n > 1000000) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: '%s' is not in 0..1000000", a, v);
+				return SETTLE_EINVAL;
+			}
+			*(strcmp(a, "--max-connections") == 0
+			      ? &cfg->max_conns
+			      : &cfg->max_conns_per_addr) = (uint32_t)n;
+		} else if (strcmp(a, "--max-partial-frames") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n > 4095) {
+				snprintf(
+				    errmsg, errmsg_len,
+				    "--max-partial-frames: '%s' MiB is not "
+				    "in 0..4095",
+				    v);
+				return SETTLE_EINVAL;
+			}
+			cfg->max_partial_bytes = (uint32_t)(n << 20);
+		} else if (strcmp(a, "--frame-timeout") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->frame_timeout_ms, errmsg,
+					   errmsg_len) != 0)
+				return SETTLE_EINVAL;
+		} else if (strcmp(a, "--idle-timeout") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->idle_timeout_ms, errmsg,
+					   errmsg_len) != 0)
+				return SETTLE_EINVAL;
 		} else {
 			/* "--xa-rm=NAME=pg:password=..." must not be echoed:
 			 * quote only what comes before a '='. */

@@ -73,6 +73,16 @@ struct coord_config {
 	 * connection) is retried this many times, then the branch goes
 	 * FAILED so that an operator sees it (--xa-max-attempts). */
 	uint32_t xa_max_attempts;
+	/* The client port's limits against hostile or broken clients
+	 * (proto/rpc.h, rpc_opts; 0: none): connections at once, per source
+	 * address, bytes held for frames not yet whole (all connections),
+	 * how long a frame may take to arrive, and how long a connection
+	 * with nothing in flight may stay idle. */
+	uint32_t max_conns;
+	uint32_t max_conns_per_addr;
+	uint32_t max_partial_bytes;
+	uint32_t frame_timeout_ms;
+	uint32_t idle_timeout_ms;
 };
 
 /* Default formatID: "STLE" in ASCII. */

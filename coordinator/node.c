@@ -471,6 +471,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	/* Twice the budget: room for a restore and pinned pages beside the
 	 * data, which budget.c keeps under the budget (storage/store.h). */
 	struct store_opts sopts = {.mapsize = 2 * c->cfg.store_budget};
+	struct rpc_opts limits = {0};
 	int rv;
 
 	c->loop = loop;
@@ -593,7 +594,12 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 			 settle_strerror(rv));
 		goto err_after_raft;
 	}
-	rv = rpc_server_start(loop, c->cfg.listen, NULL, coord_dispatch, c,
+	limits.max_conns = c->cfg.max_conns;
+	limits.max_conns_per_addr = c->cfg.max_conns_per_addr;
+	limits.max_partial = c->cfg.max_partial_bytes;
+	limits.frame_timeout_ms = c->cfg.frame_timeout_ms;
+	limits.idle_close_ms = c->cfg.idle_timeout_ms;
+	rv = rpc_server_start(loop, c->cfg.listen, &limits, coord_dispatch, c,
 			      &c->server, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)
 		goto err_after_driver;

@@ -119,6 +119,25 @@ void rpc_decoder_close(struct rpc_decoder *d)
 	d->len = d->cap = d->off = 0;
 }
 
+size_t rpc_decoder_held(const struct rpc_decoder *d)
+{
+	return d->cap;
+}
+
+size_t rpc_decoder_partial(const struct rpc_decoder *d)
+{
+	return d->len - d->off;
+}
+
+void rpc_decoder_trim(struct rpc_decoder *d)
+{
+	if (d->len != d->off || d->cap <= DECODER_MIN_CAP)
+		return;
+	free(d->buf);
+	d->buf = NULL;
+	d->len = d->cap = d->off = 0;
+}
+
 /* Make room for n more bytes after len. Consumed bytes are dropped first;
  * the buffer doubles, so feeding a large frame in small pieces costs a
  * linear number of copies. */

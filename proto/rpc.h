@@ -33,6 +33,17 @@ struct rpc_opts {
 	uint32_t max_queued;	/* server: reply bytes queued to one connection
 				   before it is dropped as not reading;
 				   0: 64 MiB */
+	/* Server limits against hostile or broken clients (0: none). */
+	uint32_t max_conns;	     /* connections open at once; more are
+					closed as soon as accepted */
+	uint32_t max_conns_per_addr; /* the same, per source address */
+	uint32_t max_partial;	     /* bytes held for frames not yet whole,
+					all connections together; the
+					connection that would pass it is
+					closed */
+	uint32_t frame_timeout_ms;   /* a frame begun must be whole within
+					this, or its connection is closed
+					(a slow sender) */
 };
 
 /* ---- Frame codec (pure functions; unit-tested without sockets) ---------- */
@@ -79,6 +90,11 @@ struct rpc_decoder {
 void rpc_decoder_init(struct rpc_decoder *d, uint32_t max_frame);
 /* Free the buffer; the decoder may be initialized again. */
 void rpc_decoder_close(struct rpc_decoder *d);
+/* Bytes the decoder holds allocated, and bytes of a frame not yet whole. */
+size_t rpc_decoder_held(const struct rpc_decoder *d);
+size_t rpc_decoder_partial(const struct rpc_decoder *d);
+/* With nothing buffered, give a large buffer back (kept: the minimum). */
+void rpc_decoder_trim(struct rpc_decoder *d);
 /* Copy bytes in (no reference kept). SETTLE_ENOMEM on allocation failure;
  * the sticky error of an earlier rpc_decoder_next() if there was one. */
 int rpc_decoder_feed(struct rpc_decoder *d, const uint8_t *data, size_t len);

@@ -7,6 +7,13 @@
  * after the peer went away. The server itself is freed when its listener,
  * tick, idle timer and every connection stream have closed; connections
  * outliving that (unanswered calls) no longer point at it.
+ *
+ * Limits (rpc_opts): connections at once, in all and per source address
+ * (more are closed as soon as accepted); the bytes held for frames not yet
+ * whole, all connections together (the connection that would pass it is
+ * closed); a frame begun must be whole within frame_timeout_ms (a sender of
+ * a byte a second is cut off). Closes for a limit are logged at most once
+ * a second, with how many there were.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +24,10 @@
 #include "stream.h"
 
 #define DEFAULT_MAX_INFLIGHT 1024u
-#define DEFAULT_MAX_QUEUED   (64u * 1024u * 1024u)
+/* What a connection may hold for a frame not yet whole without it
+ * counting against max_partial: requests are mostly far smaller. */
+#define PARTIAL_FREE	   (16u * 1024u)
+#define DEFAULT_MAX_QUEUED (64u * 1024u * 1024u)
 
 struct srv_conn {
 	struct rpc_stream s;
@@ -26,11 +36,15 @@ struct srv_conn {
 	struct srv_conn *dirty_next;
 	struct rpc_decoder dec;
 	uint64_t last_active; /* settle_mono_ms() */
+	uint64_t frame_since; /* when the frame not yet whole began; 0 */
+	size_t held;	      /* rpc_decoder_held(), as counted in srv->held */
+	char addr[64];	      /* the peer's address without its port */
 	uint32_t inflight;
 	int refs;
 	bool closing;
 	bool dirty;
-	bool paused; /* reading stopped: too many calls in flight */
+	bool paused;  /* reading stopped: too many calls in flight */
+	bool counted; /* in srv->n_conns */
 	char peer[64];
 };
 
@@ -48,8 +62,12 @@ struct rpc_server {
 	rpc_handler_cb handler;
 	void *data;
 	struct srv_conn *conns;
-	struct srv_conn *dirty; /* conns to flush or resume, each holding a
-				   reference */
+	struct srv_conn *dirty;	 /* conns to flush or resume, each holding a
+				    reference */
+	uint32_t n_conns;	 /* open, not closing */
+	size_t held;		 /* bytes the connections' decoders hold */
+	uint64_t limit_log_ms;	 /* last limit close logged */
+	uint32_t limit_unlogged; /* limit closes since */
 	int port;
 	int open; /* handles not yet closed */
 	bool closing;
@@ -59,6 +77,50 @@ struct rpc_server {
 
 static void conn_close(struct srv_conn *c, const char *why);
 static void conn_drain(struct srv_conn *c);
+
+/* A close for a limit: logged at most once a second, with the count. */
+static void limit_close(struct srv_conn *c, const char *why)
+{
+	struct rpc_server *s = c->srv;
+	uint64_t now = settle_mono_ms();
+
+	if (now - s->limit_log_ms >= 1000) {
+		if (s->limit_unlogged > 0)
+			settle_log(SETTLE_LOG_WARN, "rpc",
+				   "closing connection from %s: %s (and %u "
+				   "more for a limit in the last %llu ms)",
+				   c->peer, why, s->limit_unlogged,
+				   (unsigned long long)(now - s->limit_log_ms));
+		else
+			settle_log(SETTLE_LOG_WARN, "rpc",
+				   "closing connection from %s: %s", c->peer,
+				   why);
+		s->limit_log_ms = now;
+		s->limit_unlogged = 0;
+	} else {
+		s->limit_unlogged++;
+	}
+	conn_close(c, NULL);
+}
+
+/* After the decoder changed: count what it holds past what any
+ * connection may hold (PARTIAL_FREE), give back a large empty buffer,
+ * note when a frame began. */
+static void conn_account(struct srv_conn *c)
+{
+	struct rpc_server *s = c->srv;
+	size_t held;
+
+	rpc_decoder_trim(&c->dec);
+	held = rpc_decoder_held(&c->dec);
+	held = held > PARTIAL_FREE ? held - PARTIAL_FREE : 0;
+	s->held = s->held - c->held + held;
+	c->held = held;
+	if (rpc_decoder_partial(&c->dec) == 0)
+		c->frame_since = 0;
+	else if (c->frame_since == 0)
+		c->frame_since = settle_mono_ms();
+}
 
 static void conn_unref(struct srv_conn *c)
 {
@@ -106,6 +168,7 @@ static void server_tick_cb(struct rpc_tick *t)
 			/* Frames already buffered first; reading resumes only
 			 * if they leave room. */
 			conn_drain(c);
+			conn_account(c);
 			if (!c->closing && !c->paused) {
 				rv = rpc_stream_read_start(&c->s);
 				if (rv != 0)
@@ -165,10 +228,40 @@ static void conn_drain(struct srv_conn *c)
 	}
 }
 
+/*
+ * Frames not yet whole hold more than max_partial: close the connections
+ * holding the most until under it. A client sending small requests holds
+ * nothing counted, so it is not the one closed.
+ */
+static void shed_partial(struct rpc_server *s)
+{
+	char why[160];
+
+	while (s->held > s->opts.max_partial) {
+		struct srv_conn *big = NULL;
+
+		for (struct srv_conn *o = s->conns; o != NULL; o = o->next)
+			if (!o->closing && (big == NULL || o->held > big->held))
+				big = o;
+		if (big == NULL || big->held == 0)
+			return;
+		snprintf(why, sizeof why,
+			 "frames not yet whole hold %zu KiB, over the %u KiB "
+			 "limit; this one %zu KiB",
+			 s->held / 1024, s->opts.max_partial / 1024,
+			 big->held / 1024);
+		/* Counted out now: its stream closes later. */
+		s->held -= big->held;
+		big->held = 0;
+		limit_close(big, why);
+	}
+}
+
 static void conn_on_read(struct rpc_stream *st, const uint8_t *data, size_t len,
 			 int err)
 {
 	struct srv_conn *c = st->data;
+	struct rpc_server *s = c->srv;
 	int rv;
 
 	if (err != 0) {
@@ -184,6 +277,11 @@ static void conn_on_read(struct rpc_stream *st, const uint8_t *data, size_t len,
 	}
 	if (!c->paused)
 		conn_drain(c);
+	if (c->closing)
+		return;
+	conn_account(c);
+	if (s->opts.max_partial != 0 && s->held > s->opts.max_partial)
+		shed_partial(s);
 }
 
 static void conn_on_write_error(struct rpc_stream *st, int err)
@@ -196,6 +294,8 @@ static void conn_on_close(struct rpc_stream *st)
 	struct srv_conn *c = st->data;
 	struct rpc_server *s = c->srv;
 
+	s->held -= c->held;
+	c->held = 0;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -222,7 +322,48 @@ static void conn_close(struct srv_conn *c, const char *why)
 		settle_log(SETTLE_LOG_WARN, "rpc",
 			   "closing connection from %s: %s", c->peer, why);
 	c->closing = true;
+	if (c->counted) {
+		c->counted = false;
+		c->srv->n_conns--;
+	}
 	rpc_stream_close(&c->s);
+}
+
+/* "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1". */
+static void peer_addr(const char *peer, char *out, size_t cap)
+{
+	const char *end;
+
+	if (peer[0] == '[' && (end = strchr(peer, ']')) != NULL)
+		snprintf(out, cap, "%.*s", (int)(end - peer - 1), peer + 1);
+	else if ((end = strrchr(peer, ':')) != NULL)
+		snprintf(out, cap, "%.*s", (int)(end - peer), peer);
+	else
+		snprintf(out, cap, "%s", peer);
+}
+
+/* c just accepted (and counted): closed when over a connection limit. */
+static bool over_conn_limit(struct rpc_server *s, struct srv_conn *c)
+{
+	char why[128];
+	uint32_t same = 0;
+
+	if (s->opts.max_conns != 0 && s->n_conns > s->opts.max_conns) {
+		snprintf(why, sizeof why, "over %u connections",
+			 s->opts.max_conns);
+		limit_close(c, why);
+		return true;
+	}
+	if (s->opts.max_conns_per_addr == 0)
+		return false;
+	for (struct srv_conn *o = s->conns; o != NULL; o = o->next)
+		same += !o->closing && strcmp(o->addr, c->addr) == 0;
+	if (same <= s->opts.max_conns_per_addr)
+		return false;
+	snprintf(why, sizeof why, "over %u connections from %s",
+		 s->opts.max_conns_per_addr, c->addr);
+	limit_close(c, why);
+	return true;
 }
 
 static void server_on_connection(uv_stream_t *listener, int status)
@@ -262,6 +403,11 @@ static void server_on_connection(uv_stream_t *listener, int status)
 	}
 	rpc_stream_tcp_ready(&c->s);
 	rpc_stream_peer(&c->s, c->peer, sizeof(c->peer));
+	peer_addr(c->peer, c->addr, sizeof(c->addr));
+	s->n_conns++;
+	c->counted = true;
+	if (over_conn_limit(s, c))
+		return;
 	rv = rpc_stream_read_start(&c->s);
 	if (rv != 0)
 		conn_close(c, settle_strerror(rv));
@@ -281,7 +427,22 @@ static void server_idle_cb(uv_timer_t *t)
 	struct srv_conn *c;
 
 	for (c = s->conns; c != NULL; c = c->next) {
-		if (c->closing || c->inflight > 0 ||
+		if (c->closing)
+			continue;
+		/* A paused connection is not read: its frame waits on us. */
+		if (s->opts.frame_timeout_ms != 0 && c->frame_since != 0 &&
+		    !c->paused &&
+		    now - c->frame_since >= s->opts.frame_timeout_ms) {
+			char why[128];
+
+			snprintf(why, sizeof why,
+				 "a frame not whole after %u ms (a slow "
+				 "sender)",
+				 s->opts.frame_timeout_ms);
+			limit_close(c, why);
+			continue;
+		}
+		if (s->opts.idle_close_ms == 0 || c->inflight > 0 ||
 		    rpc_stream_pending(&c->s) > 0)
 			continue;
 		if (now - c->last_active >= s->opts.idle_close_ms)
@@ -415,8 +576,14 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 	s->port = ntohs(bound.ss_family == AF_INET6
 			    ? ((struct sockaddr_in6 *)&bound)->sin6_port
 			    : ((struct sockaddr_in *)&bound)->sin_port);
-	if (s->opts.idle_close_ms > 0) {
-		uint64_t every = s->opts.idle_close_ms / 2 + 1;
+	if (s->opts.idle_close_ms > 0 || s->opts.frame_timeout_ms > 0) {
+		uint64_t every = UINT64_MAX;
+
+		if (s->opts.idle_close_ms > 0)
+			every = s->opts.idle_close_ms / 2 + 1;
+		if (s->opts.frame_timeout_ms > 0 &&
+		    s->opts.frame_timeout_ms / 4 + 1 < every)
+			every = s->opts.frame_timeout_ms / 4 + 1;
 		uv_timer_start(&s->idle, server_idle_cb, every, every);
 		/* The sweep alone must not keep a loop running. */
 		uv_unref((uv_handle_t *)&s->idle);

@@ -57,6 +57,13 @@ test_integration_test_coord_wait_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_coord_wait_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_coord_wait
 
+check_PROGRAMS += test/integration/test_limits
+test_integration_test_limits_SOURCES = \
+	test/integration/test_limits.c $(COORD_IT)
+test_integration_test_limits_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_limits_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_limits
+
 check_PROGRAMS += test/integration/test_coord_restart
 test_integration_test_coord_restart_SOURCES = \
 	test/integration/test_coord_restart.c $(COORD_IT)

@@ -454,3 +454,14 @@ bool cu_log_has_sanitizer_report(const char *path, char *first, size_t len)
 	fclose(f);
 	return found;
 }
+
+void cu_stop_clean(struct it_node *n)
+{
+	char report[1024];
+
+	it_stop(n->proc);
+	if (cu_log_has_sanitizer_report(n->proc->log, report, sizeof(report))) {
+		it_show_log(n->proc);
+		cr_assert_fail("sanitizer report: %s", report);
+	}
+}

@@ -122,4 +122,8 @@ bool cu_wait_log(const char *path, const char *text, int timeout_ms);
  * UBSan); the first such line goes to first (size len) when non-NULL. */
 bool cu_log_has_sanitizer_report(const char *path, char *first, size_t len);
 
+/* Stop n's node with SIGTERM: it must exit 0 with no sanitizer report in
+ * its log (shown whole when there is one). */
+void cu_stop_clean(struct it_node *n);
+
 #endif /* SETTLE_IT_COORD_UTIL_H */

@@ -17,18 +17,6 @@ TestSuite(coord_once, .init = cu_setup, .fini = it_teardown, .timeout = 60);
 
 #define DEAD_EP "127.0.0.1:9" /* discard port: nothing listens there */
 
-/* SIGTERM: exit status 0 and no sanitizer report in the node's log. */
-static void stop_clean(struct it_node *n)
-{
-	char report[1024];
-
-	it_stop(n->proc);
-	if (cu_log_has_sanitizer_report(n->proc->log, report, sizeof(report))) {
-		it_show_log(n->proc);
-		cr_assert_fail("sanitizer report: %s", report);
-	}
-}
-
 static size_t count_txs(struct cu_conn *c)
 {
 	Settle__V1__ListRequest req = SETTLE__V1__LIST_REQUEST__INIT;
@@ -176,7 +164,7 @@ Test(coord_once, register_and_decide_twice)
 
 	/* Calls to the dead participant are in flight: the stop must still
 	 * be clean. */
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }
 
 /*
@@ -260,7 +248,7 @@ Test(coord_once, reused_cmd_id_is_refused)
 	    cu_decide(&c, true, icb, "reuse-b", false, 0, &state, NULL), 0);
 	cr_assert_eq(state, SETTLE__V1__TX_STATE__COMMITTED);
 	cu_close(&c);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }
 
 /* Expect the raw request to be answered with code. */
@@ -341,7 +329,7 @@ Test(coord_once, response_frame_is_refused)
 	cr_assert_eq(count_txs(&c), 1);
 	free(body);
 	cu_close(&c);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }
 
 Test(coord_once, bad_requests_get_their_code)
@@ -463,7 +451,7 @@ Test(coord_once, bad_requests_get_their_code)
 	cu_cmd_id(id);
 	cr_assert_eq(cu_begin(&c, id, "bad-b", 30000, NULL, NULL), 0);
 	cu_close(&c);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }
 
 /* ---- A node that does not lead ------------------------------------------ */

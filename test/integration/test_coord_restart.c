@@ -338,18 +338,6 @@ Test(coord_restart, sigkill_loses_nothing_acknowledged)
  * and raft keeps only a 32-byte manifest of it (coordinator/snapshot.c).
  */
 
-/* Stop the node (exit 0 within 10 s) and check its log holds no
- * sanitizer report. */
-static void stop_clean(struct it_node *n)
-{
-	char report[1024];
-
-	it_stop(n->proc);
-	cr_assert_not(
-	    cu_log_has_sanitizer_report(n->proc->log, report, sizeof(report)),
-	    "sanitizer report: %s", report);
-}
-
 /* What the data directory holds: raft's complete snapshots (their .meta
  * files) with their indexes, the base checkpoint each stands on (its own
  * index for a full one; a delta's manifest names its base) and the
@@ -536,7 +524,7 @@ static void sigkill_at_checkpoint(const char *when, const char *left)
 	load_start(l, th, 4, n.endpoint, "m", &commits);
 	load_join(th, 4);
 	cr_assert_eq(atomic_load(&commits), 4 * PER_THREAD);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 	cr_assert(cu_log_has(n.proc->log, "checkpoint at") ||
 		      cu_log_has(n.proc->log, "wrote the checkpoint"),
 		  "no checkpoint after the restart");
@@ -630,7 +618,7 @@ Test(coord_restart, lost_store_is_rebuilt_from_its_checkpoint)
 	last = newest(&d);
 	load_start(l, th, 4, n.endpoint, "s", &commits);
 	load_join(th, 4);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 	cr_assert(!cu_log_has(n.proc->log, "wait for a new checkpoint"),
 		  "the journal did not go on after the restore");
 	look(&n, &after);
@@ -703,7 +691,7 @@ Test(coord_restart, checkpoints_written_in_the_background_take_over)
 	cr_assert_eq(atomic_load(&commits), rounds * 4 * PER_THREAD);
 	/* Deltas stood on the newer checkpoints. */
 	cr_assert(cu_wait_log(n.proc->log, "a delta", 5000));
-	stop_clean(&n);
+	cu_stop_clean(&n);
 	look(&n, &d);
 	cr_assert_eq(d.missing, 0);
 	cr_assert_eq(d.orphans + d.tmp, 0, "%d orphan, %d temporary files",
@@ -719,7 +707,7 @@ Test(coord_restart, checkpoints_written_in_the_background_take_over)
 		cr_assert_eq(check_acked(&c, l[r], 4), 4 * PER_THREAD,
 			     "round %d", r);
 	cu_close(&c);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }
 
 /* Highest index among raft's snapshots on disk. */
@@ -793,5 +781,5 @@ Test(coord_restart, stale_store_is_brought_forward_from_its_checkpoint)
 	for (int r = 0; r < rounds; r++)
 		cr_assert_eq(check_acked(&c, l2[r], 4), 4 * PER_THREAD);
 	cu_close(&c);
-	stop_clean(&n);
+	cu_stop_clean(&n);
 }

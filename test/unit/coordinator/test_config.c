@@ -159,6 +159,49 @@ Test(config, snapshot_log)
 	}
 }
 
+/* The client port's limits: safe defaults, each settable (0: none), bad
+ * values refused with the option's name. */
+Test(config, client_port_limits)
+{
+	struct coord_config cfg;
+	char err[512];
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.max_conns, 4096);
+	cr_expect_eq(cfg.max_conns_per_addr, 1024);
+	cr_expect_eq(cfg.max_partial_bytes, 64u << 20);
+	cr_expect_eq(cfg.frame_timeout_ms, 30000);
+	cr_expect_eq(cfg.idle_timeout_ms, 0);
+	cr_assert_eq(
+	    PARSE(&cfg, err, "settled", "--id", "1", "--data", "d", "--listen",
+		  "h:1", "--raft", "h:2", "--max-connections", "10",
+		  "--max-connections-per-address", "0", "--max-partial-frames",
+		  "8", "--frame-timeout", "1500ms", "--idle-timeout", "5m"),
+	    0, "%s", err);
+	cr_expect_eq(cfg.max_conns, 10);
+	cr_expect_eq(cfg.max_conns_per_addr, 0);
+	cr_expect_eq(cfg.max_partial_bytes, 8u << 20);
+	cr_expect_eq(cfg.frame_timeout_ms, 1500);
+	cr_expect_eq(cfg.idle_timeout_ms, 300000);
+	static const char *const bad[][2] = {
+	    {"--max-connections", "-1"},
+	    {"--max-connections", "1000001"},
+	    {"--max-connections-per-address", "x"},
+	    {"--max-partial-frames", "4096"},
+	    {"--frame-timeout", "soon"},
+	    {"--idle-timeout", ""},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data",
+				   "d", "--listen", "h:1", "--raft", "h:2",
+				   bad[i][0], bad[i][1]),
+			     SETTLE_EINVAL, "%s %s", bad[i][0], bad[i][1]);
+		cr_expect_neq(strstr(err, bad[i][0]), NULL, "%s", err);
+	}
+}
+
 /* The pace: as many log bytes as the snapshot holds, at least
  * --snapshot-threshold entries, at most --snapshot-log bytes (which wins
  * over the threshold), and a trailing of at most a quarter of that. With

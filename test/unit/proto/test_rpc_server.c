@@ -433,6 +433,117 @@ Test(rpc_server, idle_connection_closed)
 	stop(&fx);
 }
 
+/* More connections than allowed from one address: the last ones are
+ * closed as soon as accepted, the first still served. */
+Test(rpc_server, connections_over_the_limit_are_closed)
+{
+	struct rpc_opts opts = {.max_conns_per_addr = 3};
+	struct fixture fx;
+	struct raw r[5];
+	int ended = 0;
+
+	start(&fx, &opts);
+	for (int i = 0; i < 5; i++) {
+		raw_connect(&fx.loop, &r[i], rpc_server_port(fx.srv));
+		cr_assert(run_until(&fx.loop, &r[i].connected, 2000));
+		raw_read_start(&r[i]);
+		run_for(&fx.loop, 20);
+	}
+	run_for(&fx.loop, 100);
+	for (int i = 0; i < 5; i++)
+		ended += r[i].ended;
+	cr_assert_eq(ended, 2, "%d of 5 closed", ended);
+	cr_assert(r[3].ended && r[4].ended, "the newest are refused");
+	raw_send_frame(&r[0], 1, SETTLE__V1__METHOD__BEGIN, NULL);
+	cr_assert(wait_frames(&fx.loop, &r[0], 1, 2000));
+	/* One gone: room for a new one. */
+	raw_close(&r[1]);
+	run_for(&fx.loop, 50);
+	struct raw again;
+	raw_connect(&fx.loop, &again, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &again.connected, 2000));
+	raw_read_start(&again);
+	raw_send_frame(&again, 2, SETTLE__V1__METHOD__BEGIN, NULL);
+	cr_assert(wait_frames(&fx.loop, &again, 1, 2000));
+	for (int i = 0; i < 5; i++)
+		if (i != 1)
+			raw_close(&r[i]);
+	raw_close(&again);
+	stop(&fx);
+}
+
+/* Frames begun and never finished hold memory: past the limit (all
+ * connections together) the connection that would pass it is closed, and
+ * a whole frame on another connection is still served. */
+Test(rpc_server, partial_frames_are_bounded)
+{
+	struct rpc_opts opts = {.max_partial = 1024 * 1024};
+	struct fixture fx;
+	struct raw r[6], ok;
+	static uint8_t part[300 * 1024];
+	const uint8_t hdr[] = {0, 0x20, 0, 0}; /* a 2 MiB frame */
+	int ended = 0;
+
+	start(&fx, &opts);
+	for (int i = 0; i < 6; i++) {
+		raw_connect(&fx.loop, &r[i], rpc_server_port(fx.srv));
+		cr_assert(run_until(&fx.loop, &r[i].connected, 2000));
+		raw_read_start(&r[i]);
+		raw_send(&r[i], hdr, sizeof(hdr));
+		raw_send(&r[i], part, sizeof(part));
+		run_for(&fx.loop, 50);
+	}
+	run_for(&fx.loop, 200);
+	for (int i = 0; i < 6; i++)
+		ended += r[i].ended;
+	/* 300 KiB each (512 KiB of buffer once doubled): 1 MiB holds two
+	 * or three, never all six. */
+	cr_assert_geq(ended, 3, "only %d of 6 closed", ended);
+	cr_assert_eq(fx.calls, 0);
+	raw_connect(&fx.loop, &ok, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &ok.connected, 2000));
+	raw_read_start(&ok);
+	raw_send_frame(&ok, 7, SETTLE__V1__METHOD__BEGIN, NULL);
+	cr_assert(wait_frames(&fx.loop, &ok, 1, 2000));
+	for (int i = 0; i < 6; i++)
+		raw_close(&r[i]);
+	raw_close(&ok);
+	stop(&fx);
+}
+
+/* A sender that starts a frame and trickles it (or stops) is cut off
+ * once the frame is older than frame_timeout_ms; a quiet connection with
+ * no frame begun is not. */
+Test(rpc_server, slow_frame_is_cut_off)
+{
+	struct rpc_opts opts = {.frame_timeout_ms = 200};
+	struct fixture fx;
+	struct raw slow, quiet;
+	const uint8_t hdr[] = {0, 0, 0, 100};
+
+	start(&fx, &opts);
+	raw_connect(&fx.loop, &slow, rpc_server_port(fx.srv));
+	raw_connect(&fx.loop, &quiet, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &slow.connected, 2000));
+	cr_assert(run_until(&fx.loop, &quiet.connected, 2000));
+	raw_read_start(&slow);
+	raw_read_start(&quiet);
+	raw_send(&slow, hdr, sizeof(hdr));
+	for (int i = 0; i < 20 && !slow.ended; i++) {
+		uint8_t b = 0;
+
+		raw_send(&slow, &b, 1); /* a byte every 50 ms */
+		run_for(&fx.loop, 50);
+	}
+	cr_assert(slow.ended, "the slow sender was not cut off");
+	cr_assert_not(quiet.ended, "a connection with no frame was cut off");
+	raw_send_frame(&quiet, 3, SETTLE__V1__METHOD__BEGIN, NULL);
+	cr_assert(wait_frames(&fx.loop, &quiet, 1, 2000));
+	raw_close(&slow);
+	raw_close(&quiet);
+	stop(&fx);
+}
+
 Test(rpc_server, close_with_calls_held)
 {
 	struct fixture fx;
