@@ -16,6 +16,7 @@ coordinator_settled_SOURCES = \
 	coordinator/main.c \
 	coordinator/node.c \
 	coordinator/raft_tcp.c coordinator/raft_tcp.h \
+	coordinator/raft_check.c coordinator/raft_check.h \
 	coordinator/propose.c \
 	coordinator/query.c \
 	coordinator/snapshot.c coordinator/snapshot_int.h \
@@ -36,7 +37,9 @@ if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator
 test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_xa_logic.c \
-	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c
+	test/unit/coordinator/test_raft_check.c \
+	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
+	coordinator/raft_check.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)

@@ -415,6 +415,8 @@ void coord_stop(struct coord *c, int exit_code)
 
 void coord_close(struct coord *c)
 {
+	/* The loop is done with raft's streams. */
+	raft_tcp_forget();
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);

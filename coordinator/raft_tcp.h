@@ -6,8 +6,9 @@
  * Nagle holds the sender's next small message until the last one is
  * acknowledged, up to 40 ms. raft_tcp_init() makes the usual transport
  * and wraps it so that every stream it hands raft has TCP_NODELAY. Give
- * raft_uv_init() &t->transport. Depends on raft and libuv only, not on
- * the rest of the node.
+ * raft_uv_init() &t->transport. Every message received is checked
+ * (raft_check.h) before raft sees it. Depends on raft, libuv and the log,
+ * not on the rest of the node.
  */
 #ifndef SETTLE_RAFT_TCP_H
 #define SETTLE_RAFT_TCP_H
@@ -31,5 +32,9 @@ int raft_tcp_init(struct raft_tcp *t, uv_loop_t *loop);
 
 /* raft_uv_tcp_close(). */
 void raft_tcp_close(struct raft_tcp *t);
+
+/* Free what the guards of streams raft closed without a read error still
+ * hold; call once raft is closed (its loop done with the streams). */
+void raft_tcp_forget(void);
 
 #endif /* SETTLE_RAFT_TCP_H */

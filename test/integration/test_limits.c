@@ -216,3 +216,59 @@ Test(limits, slow_senders_and_too_many_connections)
 	settle_client_close(c);
 	cu_stop_clean(&n);
 }
+
+/* A raft peer's handshake (raft_uv 0.15: protocol 1, the sender's id, its
+ * address padded to 8 bytes), then len bytes of message. */
+static bool raft_send(int fd, uint64_t id, const uint8_t *msg, size_t len)
+{
+	uint8_t hs[24 + 16] = {0};
+
+	hs[0] = 1;
+	for (int i = 0; i < 8; i++)
+		hs[8 + i] = (uint8_t)(id >> (8 * i));
+	hs[16] = 16;
+	memcpy(hs + 24, "127.0.0.1:9", 11);
+	return send_all(fd, hs, sizeof(hs)) && send_all(fd, msg, len);
+}
+
+/*
+ * The 64-byte AppendEntries that crashed any node of raft 0.15 (its
+ * header announces an entry it has no room for, of an unknown type), sent
+ * to a node's raft port: the node drops it, closes that connection, says
+ * so, and goes on serving. So does a message of an unknown type.
+ */
+Test(limits, malformed_raft_message_is_dropped)
+{
+	uint8_t msg[64] = {0};
+	struct it_node n;
+	settle_client *c;
+	int fd;
+
+	msg[0] = 1;  /* AppendEntries */
+	msg[8] = 48; /* header length */
+	msg[16] = 9; /* term */
+	msg[48] = 1; /* one entry, type 0 */
+	it_node_start(&n, 1, NULL);
+	c = tu_client(&n);
+	cr_assert_eq(honest(c, 5), 5);
+	for (int round = 0; round < 3; round++) {
+		struct it_node raft = n;
+
+		raft.port = n.port + 1;
+		fd = dial(&raft);
+		cr_assert(raft_send(fd, 99, msg, sizeof(msg)));
+		cr_assert(closed_within(fd, 3000),
+			  "the connection stayed open");
+		close(fd);
+		msg[0] = round == 0 ? 77 : 1; /* then an unknown type */
+	}
+	usleep(200 * 1000);
+	cr_assert(it_alive(n.proc), "the node died");
+	cr_assert(cu_log_has(n.proc->log, "dropped a malformed message"),
+		  "the node did not say what it dropped");
+	cr_assert(cu_log_has(n.proc->log, "announces 1 entries"));
+	cr_assert(cu_log_has(n.proc->log, "unknown message type 77"));
+	cr_assert_eq(honest(c, 5), 5);
+	settle_client_close(c);
+	cu_stop_clean(&n);
+}
