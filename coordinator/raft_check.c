@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "bytes.h"
+
 /* Message types of raft 0.15 (raft.h, RAFT_IO_*). */
 enum {
 	MSG_APPEND = 1,
@@ -20,21 +22,6 @@ enum {
 #define ENTRY_TYPE_MAX 3
 /* Fixed-size headers are small; more is not a message of ours. */
 #define SMALL_MAX 64
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
 
 static int bad(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -52,8 +39,8 @@ static int bad(char *why, size_t whylen, const char *fmt, ...)
 int raft_check_preamble(const uint8_t pre[RAFT_CHECK_PREAMBLE], uint64_t *type,
 			uint64_t *hlen, char *why, size_t whylen)
 {
-	*type = le64(pre);
-	*hlen = le64(pre + 8);
+	*type = settle_le64(pre);
+	*hlen = settle_le64(pre + 8);
 	if (*type < MSG_APPEND || *type > MSG_TIMEOUT_NOW)
 		return bad(why, whylen, "unknown message type %llu",
 			   (unsigned long long)*type);
@@ -77,7 +64,7 @@ static int check_append(const uint8_t *h, size_t hlen, uint64_t *payload,
 	if (hlen < 40)
 		return bad(why, whylen,
 			   "AppendEntries header of %zu bytes, under 40", hlen);
-	n = le64(h + 32);
+	n = settle_le64(h + 32);
 	if (n > (hlen - 40) / 16 || hlen - 40 - 16 * n > 8)
 		return bad(why, whylen,
 			   "AppendEntries announces %llu entries in a header "
@@ -90,7 +77,7 @@ static int check_append(const uint8_t *h, size_t hlen, uint64_t *payload,
 			return bad(why, whylen,
 				   "AppendEntries entry %llu has type %u",
 				   (unsigned long long)i, e[8]);
-		sum += le32(e + 12);
+		sum += settle_le32(e + 12);
 	}
 	if (sum > RAFT_CHECK_PAYLOAD_MAX)
 		return bad(why, whylen, "AppendEntries of %llu bytes",
@@ -110,13 +97,13 @@ static int check_snapshot(const uint8_t *h, size_t hlen, uint64_t *payload,
 		return bad(why, whylen,
 			   "InstallSnapshot header of %zu bytes, under 48",
 			   hlen);
-	conf = le64(h + 32);
+	conf = settle_le64(h + 32);
 	if (conf > hlen - 48)
 		return bad(why, whylen,
 			   "InstallSnapshot configuration of %llu bytes in a "
 			   "header of %zu",
 			   (unsigned long long)conf, hlen);
-	data = le64(h + 40 + conf);
+	data = settle_le64(h + 40 + conf);
 	if (data > RAFT_CHECK_PAYLOAD_MAX)
 		return bad(why, whylen, "InstallSnapshot of %llu bytes",
 			   (unsigned long long)data);

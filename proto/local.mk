@@ -12,6 +12,7 @@ EXTRA_DIST += proto/settle.proto
 noinst_LTLIBRARIES += proto/libsettlecore.la
 nodist_proto_libsettlecore_la_SOURCES = proto/settle.pb-c.c proto/settle.pb-c.h
 proto_libsettlecore_la_SOURCES = \
+	proto/bytes.h \
 	proto/error.c proto/error.h \
 	proto/log.c proto/log.h \
 	proto/rpc.h proto/frame.c \

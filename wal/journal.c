@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "wal/fsm.h"
 #include "wal/journal.h"
@@ -14,37 +15,10 @@ static const char journal_magic[8] = {'S', 'T', 'L', 'J', 'R', 'N', 'L', '1'};
 static const char manifest_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', 'D'};
 static const char snapshot_magic[8] = {'S', 'T', 'L', 'S', 'N', 'A', 'P', 'J'};
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 void journal_header_put(uint8_t out[JOURNAL_HEADER_LEN], uint64_t base)
 {
 	memcpy(out, journal_magic, sizeof journal_magic);
-	put64(out + 8, base);
+	settle_put_le64(out + 8, base);
 }
 
 size_t journal_record_pad(size_t len)
@@ -63,10 +37,10 @@ static uint64_t record_sum(const uint8_t head[16], const void *buf, size_t len)
 void journal_record_header_put(uint8_t out[JOURNAL_RECORD_HEADER_LEN],
 			       uint64_t index, const void *buf, size_t len)
 {
-	put64(out, index);
-	put32(out + 8, (uint32_t)len);
-	put32(out + 12, 0);
-	put64(out + 16, record_sum(out, buf, len));
+	settle_put_le64(out, index);
+	settle_put_le32(out + 8, (uint32_t)len);
+	settle_put_le32(out + 12, 0);
+	settle_put_le64(out + 16, record_sum(out, buf, len));
 }
 
 int journal_read_begin(struct journal_reader *r, const uint8_t *p, size_t len,
@@ -78,9 +52,9 @@ int journal_read_begin(struct journal_reader *r, const uint8_t *p, size_t len,
 		snprintf(errmsg, errlen, "not a journal");
 		return SETTLE_EPROTO;
 	}
-	if (get64(p + 8) != base) {
+	if (settle_le64(p + 8) != base) {
 		snprintf(errmsg, errlen, "journal after %llu, not after %llu",
-			 (unsigned long long)get64(p + 8),
+			 (unsigned long long)settle_le64(p + 8),
 			 (unsigned long long)base);
 		return SETTLE_EPROTO;
 	}
@@ -106,9 +80,9 @@ int journal_read_next(struct journal_reader *r, uint64_t upto, uint64_t *index,
 		snprintf(errmsg, errlen, "record at byte %zu cut short", r->at);
 		return SETTLE_EPROTO;
 	}
-	i = get64(h);
-	n = get32(h + 8);
-	if (get32(h + 12) != 0 || i <= r->last || i > upto) {
+	i = settle_le64(h);
+	n = settle_le32(h + 8);
+	if (settle_le32(h + 12) != 0 || i <= r->last || i > upto) {
 		snprintf(errmsg, errlen,
 			 "record at byte %zu: index %llu after %llu (the "
 			 "snapshot ends at %llu)",
@@ -122,7 +96,8 @@ int journal_read_next(struct journal_reader *r, uint64_t upto, uint64_t *index,
 			 (unsigned long long)i);
 		return SETTLE_EPROTO;
 	}
-	if (record_sum(h, h + JOURNAL_RECORD_HEADER_LEN, n) != get64(h + 16)) {
+	if (record_sum(h, h + JOURNAL_RECORD_HEADER_LEN, n) !=
+	    settle_le64(h + 16)) {
 		snprintf(errmsg, errlen, "record of entry %llu: bad checksum",
 			 (unsigned long long)i);
 		return SETTLE_EPROTO;
@@ -146,11 +121,11 @@ void journal_manifest_put(uint8_t out[JOURNAL_MANIFEST_LEN],
 			  const struct journal_manifest *m)
 {
 	memcpy(out, manifest_magic, sizeof manifest_magic);
-	put64(out + 8, m->index);
-	put64(out + 16, m->base);
-	put64(out + 24, m->base_len);
-	put64(out + 32, m->journal_len);
-	put64(out + 40, fsm_entry_checksum(out, 40));
+	settle_put_le64(out + 8, m->index);
+	settle_put_le64(out + 16, m->base);
+	settle_put_le64(out + 24, m->base_len);
+	settle_put_le64(out + 32, m->journal_len);
+	settle_put_le64(out + 40, fsm_entry_checksum(out, 40));
 }
 
 int journal_manifest_get(const uint8_t *buf, size_t len,
@@ -158,12 +133,12 @@ int journal_manifest_get(const uint8_t *buf, size_t len,
 {
 	if (buf == NULL || len != JOURNAL_MANIFEST_LEN ||
 	    memcmp(buf, manifest_magic, sizeof manifest_magic) != 0 ||
-	    fsm_entry_checksum(buf, 40) != get64(buf + 40))
+	    fsm_entry_checksum(buf, 40) != settle_le64(buf + 40))
 		return SETTLE_EPROTO;
-	m->index = get64(buf + 8);
-	m->base = get64(buf + 16);
-	m->base_len = get64(buf + 24);
-	m->journal_len = get64(buf + 32);
+	m->index = settle_le64(buf + 8);
+	m->base = settle_le64(buf + 16);
+	m->base_len = settle_le64(buf + 24);
+	m->journal_len = settle_le64(buf + 32);
 	if (m->base >= m->index || m->journal_len < JOURNAL_HEADER_LEN)
 		return SETTLE_EPROTO;
 	return 0;
@@ -174,10 +149,10 @@ void journal_snapshot_header_put(uint8_t out[JOURNAL_SNAPSHOT_HEADER_LEN],
 				 uint64_t journal_len)
 {
 	memcpy(out, snapshot_magic, sizeof snapshot_magic);
-	put64(out + 8, index);
-	put64(out + 16, base_len);
-	put64(out + 24, journal_len);
-	put64(out + 32, fsm_entry_checksum(out, 32));
+	settle_put_le64(out + 8, index);
+	settle_put_le64(out + 16, base_len);
+	settle_put_le64(out + 24, journal_len);
+	settle_put_le64(out + 32, fsm_entry_checksum(out, 32));
 }
 
 int journal_snapshot_get(const uint8_t *buf, size_t len, uint64_t *index,
@@ -188,14 +163,14 @@ int journal_snapshot_get(const uint8_t *buf, size_t len, uint64_t *index,
 
 	if (buf == NULL || len < JOURNAL_SNAPSHOT_HEADER_LEN ||
 	    memcmp(buf, snapshot_magic, sizeof snapshot_magic) != 0 ||
-	    fsm_entry_checksum(buf, 32) != get64(buf + 32))
+	    fsm_entry_checksum(buf, 32) != settle_le64(buf + 32))
 		return SETTLE_EPROTO;
-	bl = get64(buf + 16);
-	jl = get64(buf + 24);
+	bl = settle_le64(buf + 16);
+	jl = settle_le64(buf + 24);
 	len -= JOURNAL_SNAPSHOT_HEADER_LEN;
 	if (bl > len || jl != len - bl)
 		return SETTLE_EPROTO;
-	*index = get64(buf + 8);
+	*index = settle_le64(buf + 8);
 	*base = buf + JOURNAL_SNAPSHOT_HEADER_LEN;
 	*base_len = (size_t)bl;
 	*journal = *base + bl;

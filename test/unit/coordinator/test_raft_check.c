@@ -6,19 +6,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "coordinator/raft_check.h"
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* An AppendEntries header as raft 0.15 encodes it: n entries of sizes
  * sz[i], 8 trailing bytes; its length in *len. */
@@ -26,15 +15,15 @@ static void append_header(uint8_t *h, size_t *len, unsigned n,
 			  const uint32_t *sz, uint8_t type)
 {
 	memset(h, 0, 48 + 16 * n);
-	put64(h, 7);	  /* term */
-	put64(h + 8, 41); /* previous index */
-	put64(h + 16, 6); /* previous term */
-	put64(h + 24, 40);
-	put64(h + 32, n);
+	settle_put_le64(h, 7);	    /* term */
+	settle_put_le64(h + 8, 41); /* previous index */
+	settle_put_le64(h + 16, 6); /* previous term */
+	settle_put_le64(h + 24, 40);
+	settle_put_le64(h + 32, n);
 	for (unsigned i = 0; i < n; i++) {
-		put64(h + 40 + 16 * i, 7);
+		settle_put_le64(h + 40 + 16 * i, 7);
 		h[40 + 16 * i + 8] = type;
-		put32(h + 40 + 16 * i + 12, sz[i]);
+		settle_put_le32(h + 40 + 16 * i + 12, sz[i]);
 	}
 	*len = 48 + 16 * n;
 }
@@ -48,8 +37,8 @@ Test(raft_check, what_a_node_sends_passes)
 	char why[160];
 
 	append_header(h, &len, 3, sz, 1);
-	put64(pre, 1);
-	put64(pre + 8, len);
+	settle_put_le64(pre, 1);
+	settle_put_le64(pre + 8, len);
 	cr_assert_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why), 0,
 		     "%s", why);
 	cr_expect_eq(type, 1);
@@ -71,8 +60,8 @@ Test(raft_check, what_a_node_sends_passes)
 	cr_expect_eq(raft_check_header(4, h, 16, &payload, why, sizeof why), 0);
 	cr_expect_eq(raft_check_header(6, h, 24, &payload, why, sizeof why), 0);
 	/* InstallSnapshot: a 20-byte configuration, 1 MiB of snapshot. */
-	put64(h + 32, 20);
-	put64(h + 40 + 20, 1 << 20);
+	settle_put_le64(h + 32, 20);
+	settle_put_le64(h + 40 + 20, 1 << 20);
 	cr_expect_eq(raft_check_header(5, h, 68, &payload, why, sizeof why), 0,
 		     "%s", why);
 	cr_expect_eq(payload, 1 << 20);
@@ -89,8 +78,8 @@ Test(raft_check, malformed_messages_are_refused)
 	/* The 64-byte crash: a 48-byte header announcing one entry (it
 	 * needs 56), of type 0. */
 	append_header(h, &len, 1, sz, 0);
-	put64(pre, 1);
-	put64(pre + 8, 48);
+	settle_put_le64(pre, 1);
+	settle_put_le64(pre + 8, 48);
 	cr_assert_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why),
 		     0);
 	cr_expect_eq(raft_check_header(1, h, 48, &payload, why, sizeof why),
@@ -102,24 +91,24 @@ Test(raft_check, malformed_messages_are_refused)
 	cr_expect(strstr(why, "type 0") != NULL, "%s", why);
 	/* An entry count that overflows 16 * n. */
 	append_header(h, &len, 1, sz, 1);
-	put64(h + 32, UINT64_MAX / 8);
+	settle_put_le64(h + 32, UINT64_MAX / 8);
 	cr_expect_eq(raft_check_header(1, h, len, &payload, why, sizeof why),
 		     -1);
 	/* Too short to hold the count. */
 	cr_expect_eq(raft_check_header(1, h, 39, &payload, why, sizeof why),
 		     -1);
 	/* Preambles: unknown types, zero and huge headers. */
-	put64(pre, 0);
+	settle_put_le64(pre, 0);
 	cr_expect_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why),
 		     -1);
-	put64(pre, 7);
+	settle_put_le64(pre, 7);
 	cr_expect_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why),
 		     -1);
-	put64(pre, 1);
-	put64(pre + 8, 0);
+	settle_put_le64(pre, 1);
+	settle_put_le64(pre + 8, 0);
 	cr_expect_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why),
 		     -1);
-	put64(pre + 8, (uint64_t)1 << 60);
+	settle_put_le64(pre + 8, (uint64_t)1 << 60);
 	cr_expect_eq(raft_check_preamble(pre, &type, &hlen, why, sizeof why),
 		     -1);
 	/* Fixed-size messages of the wrong size. */
@@ -132,11 +121,11 @@ Test(raft_check, malformed_messages_are_refused)
 		     -1);
 	/* A snapshot whose configuration runs past its header, or too big. */
 	memset(h, 0, sizeof h);
-	put64(h + 32, 1000);
+	settle_put_le64(h + 32, 1000);
 	cr_expect_eq(raft_check_header(5, h, 68, &payload, why, sizeof why),
 		     -1);
-	put64(h + 32, 20);
-	put64(h + 60, (uint64_t)1 << 50);
+	settle_put_le64(h + 32, 20);
+	settle_put_le64(h + 60, (uint64_t)1 << 50);
 	cr_expect_eq(raft_check_header(5, h, 68, &payload, why, sizeof why),
 		     -1);
 }
