@@ -52,6 +52,9 @@ static void fill_branch(Settle__V1__BranchInfo *bi,
 	bi->rm = b->rm;
 	bi->xid = xid_text(&b->xid, text);
 	bi->heuristic = b->heuristic;
+	bi->initiator_phase2 =
+	    b->initiator_phase2 &&
+	    b->state == SETTLE__V1__BRANCH_STATE__XA_BRANCH_COMMITTING;
 }
 
 static int roundtrip(struct store *s, const ProtobufCMessage *m,

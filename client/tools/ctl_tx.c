@@ -77,6 +77,8 @@ static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
 			ctl_json_str(f, b->xid);
 			fputs(",\"heuristic\":", f);
 			ctl_json_str(f, ctl_heuristic_name(b->heuristic));
+			fprintf(f, ",\"initiator_phase2\":%s",
+				b->initiator_phase2 ? "true" : "false");
 		}
 		fputc('}', f);
 	}
@@ -290,6 +292,10 @@ static void print_xa_branches(FILE *f, const Settle__V1__TxInfo *tx,
 		snprintf(id, sizeof(id), "%" PRIu32, br->branch_id);
 		snprintf(att, sizeof(att), "%" PRIu32, br->attempts);
 		ctl__one_line(rm ? br->rm : br->endpoint, who, sizeof(who));
+		/* Its next retry is when the leader takes it over. */
+		if (br->initiator_phase2)
+			snprintf(who + strlen(who), sizeof(who) - strlen(who),
+				 " (initiator commits)");
 		ctl__one_line(rm ? br->xid : br->resource, what, sizeof(what));
 		ctl__table_row(
 		    &t,

@@ -1138,7 +1138,7 @@ Test(xa_verbs, initiator_fast_path_and_an_older_cluster)
 	    {.branch_id = 1, .vote = SETTLE__V1__XA_VOTE__VOTE_OK},
 	    {.branch_id = 2, .vote = SETTLE__V1__XA_VOTE__VOTE_OK},
 	};
-	char gid[SETTLE_GID_BUFSIZE];
+	char gid[SETTLE_GID_BUFSIZE], *out, *err;
 	Settle__V1__TxInfo *info = NULL;
 	settle_client *c;
 	struct xa_xid x, want;
@@ -1178,6 +1178,21 @@ Test(xa_verbs, initiator_fast_path_and_an_older_cluster)
 	cr_assert_eq(
 	    settle_xa_commit_by_initiator(c, gid, votes, 2, 60000, &state), 0,
 	    "%s", settle_client_errmsg(c));
+	/* An operator sees who commits them. */
+	cr_assert_eq(tu_ctl(&node, &out, &err,
+			    (const char *const[]){"tx", "show", gid, NULL}),
+		     0, "%s", err);
+	cr_expect_not_null(strstr(out, "pgdead (initiator commits)"), "%s",
+			   out);
+	free(out);
+	free(err);
+	cr_assert_eq(
+	    tu_ctl(&node, &out, &err,
+		   (const char *const[]){"tx", "show", gid, "--json", NULL}),
+	    0, "%s", err);
+	cr_expect_not_null(strstr(out, "\"initiator_phase2\":true"), "%s", out);
+	free(out);
+	free(err);
 	cr_assert_eq(settle_xa_vote(c, gid, 0,
 				    SETTLE__V1__XA_VOTE__PHASE2_COMMITTED, NULL,
 				    &state, NULL),

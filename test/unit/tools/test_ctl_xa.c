@@ -180,11 +180,13 @@ Test(ctl_xa, show_json)
 	    strstr(out, "\"xid\":\"1:746d2d31:62\",\"heuristic\":\"rollback\""),
 	    "%s", out);
 	cr_expect_not_null(
-	    strstr(out, "\"rm\":\"pg-main\",\"xid\":\"1398033477:78612d30:31\","
-			"\"heuristic\":\"rollback\"}"),
+	    strstr(out,
+		   "\"rm\":\"pg-main\",\"xid\":\"1398033477:78612d30:31\","
+		   "\"heuristic\":\"rollback\",\"initiator_phase2\":false}"),
 	    "%s", out);
 	cr_expect_not_null(strstr(out, "\"rm\":\"\",\"xid\":\"\","
-				       "\"heuristic\":\"none\"}"),
+				       "\"heuristic\":\"none\","
+				       "\"initiator_phase2\":false}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"last_error\":\"rolled back by the "
 				       "RM\\nbefore commit\""),
