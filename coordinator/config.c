@@ -32,7 +32,7 @@ static const char usage[] =
     "               [--xa-recover-interval DURATION] [--xa-max-attempts N]\n"
     "               [--max-connections N] [--max-connections-per-address N]\n"
     "               [--max-partial-frames MIB] [--frame-timeout DURATION]\n"
-    "               [--idle-timeout DURATION]\n"
+    "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -58,7 +58,9 @@ static const char usage[] =
     "when accepted. --max-partial-frames: MiB held for frames not yet\n"
     "whole, all connections together (default 64). --frame-timeout: a\n"
     "frame begun must arrive whole within it (default 30s). --idle-timeout:\n"
-    "close a connection idle that long with nothing in flight (default 0).\n";
+    "close a connection idle that long with nothing in flight (default 0).\n"
+    "--max-open-per-client: transactions a client address may have begun\n"
+    "and not yet decided (default 50000); more Begins are refused.\n";
 
 const char *coord_config_usage(void)
 {
@@ -382,6 +384,7 @@ static void defaults(struct coord_config *cfg)
 	cfg->max_partial_bytes = 64u << 20;
 	cfg->frame_timeout_ms = 30 * 1000;
 	cfg->idle_timeout_ms = 0;
+	cfg->max_open_per_client = 50000;
 	cfg->default_timeout_ms = 60 * 1000;
 	cfg->max_timeout_ms = 24 * 3600 * 1000;
 	cfg->retention_ms = 24ull * 3600 * 1000;
@@ -624,6 +627,17 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			*(strcmp(a, "--max-connections") == 0
 			      ? &cfg->max_conns
 			      : &cfg->max_conns_per_addr) = (uint32_t)n;
+		} else if (strcmp(a, "--max-open-per-client") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n > 100000000) {
+				snprintf(
+				    errmsg, errmsg_len,
+				    "--max-open-per-client: '%s' is not in "
+				    "0..100000000",
+				    v);
+				return SETTLE_EINVAL;
+			}
+			cfg->max_open_per_client = (uint32_t)n;
 		} else if (strcmp(a, "--max-partial-frames") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n > 4095) {

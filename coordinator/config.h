@@ -83,6 +83,9 @@ struct coord_config {
 	uint32_t max_partial_bytes;
 	uint32_t frame_timeout_ms;
 	uint32_t idle_timeout_ms;
+	/* Open (ACTIVE or XA_PREPARED) transactions a client address may
+	 * have begun through this leader (coordinator/quota.h; 0: none). */
+	uint32_t max_open_per_client;
 };
 
 /* Default formatID: "STLE" in ASCII. */

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "quota.h"
 #include "raft_tcp.h"
 #include "rpc.h"
 #include "settle.pb-c.h"
@@ -91,6 +92,7 @@ struct coord {
 	struct coord_config cfg;
 
 	struct raft_tcp transport; /* raft_uv's TCP, without Nagle */
+	struct coord_quota quota;  /* open transactions per client */
 	struct raft_io io;
 	struct raft_fsm raft_fsm;
 	struct raft raft;

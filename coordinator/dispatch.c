@@ -77,6 +77,44 @@ bool coord_tx_final(int state)
 
 /* ---- Proposals ----------------------------------------------------------- */
 
+/* Whether gid is still open (ACTIVE or XA_PREPARED) in the store. */
+static bool tx_open(void *data, const char *gid)
+{
+	struct coord *c = data;
+	Settle__V1__TxRecord *tx = NULL;
+	bool open;
+	int rv = store_tx_get(c->store, NULL, gid, &tx);
+
+	if (rv != 0)
+		return rv != SETTLE_ENOTFOUND; /* a read error: still counted */
+	open = tx->state == SETTLE__V1__TX_STATE__ACTIVE ||
+	       tx->state == SETTLE__V1__TX_STATE__XA_PREPARED;
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	return open;
+}
+
+/* The client's open transactions under --max-open-per-client. */
+static bool quota_admits(struct coord *c, struct rpc_call *call)
+{
+	const char *addr = rpc_call_peer_addr(call);
+	char msg[200];
+	uint32_t open;
+
+	if (coord_quota_allows(&c->quota, addr, &open))
+		return true;
+	/* At the limit: forget what ended unseen, then look again. */
+	coord_quota_sweep(&c->quota, addr, tx_open, c);
+	if (coord_quota_allows(&c->quota, addr, &open))
+		return true;
+	snprintf(msg, sizeof msg,
+		 "client %s has %u transactions begun and not decided, the "
+		 "most settled --max-open-per-client allows: finish some "
+		 "first",
+		 rpc_call_peer_addr(call), open);
+	coord_fail(c, call, SETTLE_EEXHAUSTED, msg);
+	return false;
+}
+
 /* BEGIN's answer: declared branches got ids 1..count (wal/fsm.c); RM
  * ones (mode XA) their XIDs, as stored. */
 static void begun(struct coord *c, struct rpc_call *call,
@@ -90,6 +128,7 @@ static void begun(struct coord *c, struct rpc_call *call,
 
 	r.gid = res->gid;
 	r.deadline_ms = res->deadline_ms;
+	coord_quota_begun(&c->quota, res->gid, rpc_call_peer_addr(call));
 	r.n_branch_ids =
 	    res->count <= WAL_MAX_BRANCHES ? res->count : WAL_MAX_BRANCHES;
 	for (size_t i = 0; i < r.n_branch_ids; i++)
@@ -381,6 +420,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		}
 	}
 	if (!dispatch__xa_begin(c, call, req, xgid, &req_gid))
+		goto out;
+	if (!quota_admits(c, call))
 		goto out;
 	if (!new_tx_identity(c, call, req_gid, req->timeout_ms, now, gid,
 			     sizeof gid, &op.deadline_ms, &op.timeout_ms))

@@ -19,6 +19,7 @@ coordinator_settled_SOURCES = \
 	coordinator/raft_check.c coordinator/raft_check.h \
 	coordinator/propose.c \
 	coordinator/query.c \
+	coordinator/quota.c coordinator/quota.h \
 	coordinator/snapshot.c coordinator/snapshot_int.h \
 	coordinator/snapshot_base.c \
 	coordinator/snapshot_journal.c \
@@ -38,8 +39,9 @@ check_PROGRAMS += test/unit/test_coordinator
 test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_xa_logic.c \
 	test/unit/coordinator/test_raft_check.c \
+	test/unit/coordinator/test_quota.c \
 	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
-	coordinator/raft_check.c
+	coordinator/raft_check.c coordinator/quota.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)

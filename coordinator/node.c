@@ -155,6 +155,7 @@ static void on_tx_change(void *data, const Settle__V1__TxRecord *tx)
 {
 	struct coord *c = data;
 
+	coord_quota_tx(&c->quota, tx);
 	coord_waiters_notify(c, tx);
 	coord_driver_notify(c, tx);
 }
@@ -417,6 +418,7 @@ void coord_close(struct coord *c)
 {
 	/* The loop is done with raft's streams. */
 	raft_tcp_forget();
+	coord_quota_free(&c->quota);
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
@@ -478,6 +480,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 
 	c->loop = loop;
 	c->started_ms = settle_mono_ms();
+	coord_quota_init(&c->quota, c->cfg.max_open_per_client);
 
 	rv = make_dir(c->cfg.data_dir, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)

@@ -142,6 +142,8 @@ uint64_t rpc_call_id(const struct rpc_call *call);
 const uint8_t *rpc_call_body(const struct rpc_call *call, size_t *len);
 /* Peer address as text, for logs. */
 const char *rpc_call_peer(const struct rpc_call *call);
+/* The same without its port: the client's source address. */
+const char *rpc_call_peer_addr(const struct rpc_call *call);
 
 /*
  * Answer with body (NULL: empty; packed now, no reference kept). Frees the

@@ -644,6 +644,11 @@ const char *rpc_call_peer(const struct rpc_call *call)
 	return call->conn->peer;
 }
 
+const char *rpc_call_peer_addr(const struct rpc_call *call)
+{
+	return call->conn->addr;
+}
+
 static void call_free(struct rpc_call *call)
 {
 	struct srv_conn *c = call->conn;

@@ -9,12 +9,14 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "coord_util.h"
@@ -36,6 +38,26 @@ static int dial(const struct it_node *n)
 	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
 		     "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* dial(), from the loopback address from (a second client's address). */
+static int dial_from(const struct it_node *n, const char *from)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)n->port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	struct timeval tv = {10, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(inet_pton(AF_INET, from, &src.sin_addr), 1);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0,
+		     "bind %s: %s", from, strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
+		     "connect: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }
 
@@ -269,6 +291,49 @@ Test(limits, malformed_raft_message_is_dropped)
 	cr_assert(cu_log_has(n.proc->log, "announces 1 entries"));
 	cr_assert(cu_log_has(n.proc->log, "unknown message type 77"));
 	cr_assert_eq(honest(c, 5), 5);
+	settle_client_close(c);
+	cu_stop_clean(&n);
+}
+
+/*
+ * One client (127.0.0.2) begins transactions it never finishes: with
+ * --max-open-per-client 100 its 101st Begin is refused RESOURCE_EXHAUSTED
+ * naming it, while another client (127.0.0.1) is served; once its
+ * transactions time out (2 s) it may begin again.
+ */
+Test(limits, one_client_cannot_hold_every_transaction)
+{
+	static const char *const args[] = {"--max-open-per-client", "100",
+					   NULL};
+	struct it_node n;
+	struct cu_conn hog = {.next_id = 1};
+	settle_client *c;
+	uint8_t id[16];
+	int refused = 0;
+
+	it_node_start(&n, 1, args);
+	c = tu_client(&n);
+	hog.fd = dial_from(&n, "127.0.0.2");
+	snprintf(hog.endpoint, sizeof(hog.endpoint), "%s", n.endpoint);
+	for (int i = 0; i < 130; i++) {
+		int code;
+
+		cu_cmd_id(id);
+		code = cu_begin(&hog, id, NULL, 2000, NULL, NULL);
+		if (i < 100)
+			cr_assert_eq(code, 0, "begin %d: code %d", i, code);
+		else
+			refused += code == SETTLE__V1__CODE__RESOURCE_EXHAUSTED;
+	}
+	cr_assert_eq(refused, 30, "%d of the 30 over the limit refused",
+		     refused);
+	cr_assert_eq(honest(c, 20), 20, "the other client was refused");
+	/* Its transactions end by their deadline: room again. */
+	sleep(3);
+	cu_cmd_id(id);
+	cr_assert_eq(cu_begin(&hog, id, NULL, 2000, NULL, NULL), 0,
+		     "still refused after its transactions ended");
+	cu_close(&hog);
 	settle_client_close(c);
 	cu_stop_clean(&n);
 }

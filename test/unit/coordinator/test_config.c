@@ -174,6 +174,12 @@ Test(config, client_port_limits)
 	cr_expect_eq(cfg.max_partial_bytes, 64u << 20);
 	cr_expect_eq(cfg.frame_timeout_ms, 30000);
 	cr_expect_eq(cfg.idle_timeout_ms, 0);
+	cr_expect_eq(cfg.max_open_per_client, 50000);
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2",
+			   "--max-open-per-client", "0"),
+		     0, "%s", err);
+	cr_expect_eq(cfg.max_open_per_client, 0);
 	cr_assert_eq(
 	    PARSE(&cfg, err, "settled", "--id", "1", "--data", "d", "--listen",
 		  "h:1", "--raft", "h:2", "--max-connections", "10",
@@ -192,6 +198,7 @@ Test(config, client_port_limits)
 	    {"--max-partial-frames", "4096"},
 	    {"--frame-timeout", "soon"},
 	    {"--idle-timeout", ""},
+	    {"--max-open-per-client", "100000001"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data",
