@@ -20,6 +20,7 @@
 #include "wal/entry.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
+#include "wal/xa.h"
 #include "xa/xid.h"
 
 #define WAIT_DEFAULT_MS 10000
@@ -115,16 +116,19 @@ static bool quota_admits(struct coord *c, struct rpc_call *call)
 	return false;
 }
 
-/* BEGIN's answer: declared branches got ids 1..count (wal/fsm.c); RM
- * ones (mode XA) their XIDs, as stored. */
+/*
+ * BEGIN's answer: declared branches got ids 1..count (wal/fsm.c). RM ones
+ * (mode XA) have the XIDs register builds; the result carries the last
+ * one, whose formatID gives the others (no read of the branches).
+ */
 static void begun(struct coord *c, struct rpc_call *call,
 		  const Settle__V1__CmdResult *res)
 {
 	Settle__V1__BeginResponse r = SETTLE__V1__BEGIN_RESPONSE__INIT;
 	uint32_t ids[WAL_MAX_BRANCHES];
 	ProtobufCBinaryData xids[WAL_MAX_BRANCHES];
-	Settle__V1__BranchRecord **bs = NULL;
-	size_t n = 0;
+	uint8_t *wire = NULL;
+	struct xa_xid x;
 
 	r.gid = res->gid;
 	r.deadline_ms = res->deadline_ms;
@@ -134,18 +138,24 @@ static void begun(struct coord *c, struct rpc_call *call,
 	for (size_t i = 0; i < r.n_branch_ids; i++)
 		ids[i] = (uint32_t)i + 1;
 	r.branch_ids = ids;
-	if (r.n_branch_ids > 0 &&
-	    store_branches_list(c->store, NULL, res->gid, &bs, &n) == 0) {
-		for (size_t i = 0; i < n && r.n_xids < r.n_branch_ids; i++) {
-			if (bs[i]->branch_id != r.n_xids + 1 ||
-			    bs[i]->rm == NULL || bs[i]->rm[0] == '\0')
+	if (r.n_branch_ids > 0 && res->xid.len > 0 &&
+	    xa_xid_decode(res->xid.data, res->xid.len, &x) == 0 &&
+	    (wire = malloc(r.n_branch_ids * XA_XID_WIRE_MAX)) != NULL) {
+		for (size_t i = 0; i < r.n_branch_ids; i++) {
+			uint8_t *w = wire + i * XA_XID_WIRE_MAX;
+			size_t len;
+
+			if (wal_xa_branch_xid((uint32_t)x.format_id, res->gid,
+					      (uint32_t)i + 1, &x) != 0 ||
+			    xa_xid_encode(&x, w, XA_XID_WIRE_MAX, &len) != 0)
 				break;
-			xids[r.n_xids++] = bs[i]->xid;
+			xids[r.n_xids].data = w;
+			xids[r.n_xids++].len = len;
 		}
 		r.xids = xids;
 	}
 	rpc_call_reply(call, &r.base);
-	store_branches_free(bs, n);
+	free(wire);
 }
 
 static void proposed(struct coord *c, void *data, int err,
