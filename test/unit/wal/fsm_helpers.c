@@ -267,27 +267,11 @@ struct ent ent_resolve(int id, uint64_t time, const char *gid, uint32_t branch,
 	return ent_cmd(&c);
 }
 
-struct ent ent_xa_begin(int id, uint64_t time, const char *gid,
-			uint64_t deadline, const uint8_t *xid, size_t xid_len)
-{
-	Settle__V1__Command c;
-	uint8_t idb[16];
-	base(&c, idb, id, time);
-	Settle__V1__CmdBegin b;
-	settle__v1__cmd_begin__init(&b);
-	b.gid = (char *)gid;
-	b.deadline_ms = deadline;
-	b.mode = SETTLE__V1__TX_MODE__XA;
-	b.xid.data = (uint8_t *)xid;
-	b.xid.len = xid_len;
-	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
-	c.begin = &b;
-	return ent_cmd(&c);
-}
-
-struct ent ent_xa_begin_rms(int id, uint64_t time, const char *gid,
-			    uint64_t deadline, const char *const *rms, size_t n,
-			    uint32_t format_id)
+/* An XA begin with a legacy TM's xid or with RM branches rms[0..n). */
+static struct ent xa_begin(int id, uint64_t time, const char *gid,
+			   uint64_t deadline, const uint8_t *xid,
+			   size_t xid_len, const char *const *rms, size_t n,
+			   uint32_t format_id)
 {
 	Settle__V1__Command c;
 	uint8_t idb[16];
@@ -304,12 +288,27 @@ struct ent ent_xa_begin_rms(int id, uint64_t time, const char *gid,
 	b.gid = (char *)gid;
 	b.deadline_ms = deadline;
 	b.mode = SETTLE__V1__TX_MODE__XA;
+	b.xid.data = (uint8_t *)xid;
+	b.xid.len = xid_len;
 	b.n_branches = n;
 	b.branches = dp;
 	b.xa_format_id = format_id;
 	c.op_case = SETTLE__V1__COMMAND__OP_BEGIN;
 	c.begin = &b;
 	return ent_cmd(&c);
+}
+
+struct ent ent_xa_begin(int id, uint64_t time, const char *gid,
+			uint64_t deadline, const uint8_t *xid, size_t xid_len)
+{
+	return xa_begin(id, time, gid, deadline, xid, xid_len, NULL, 0, 0);
+}
+
+struct ent ent_xa_begin_rms(int id, uint64_t time, const char *gid,
+			    uint64_t deadline, const char *const *rms, size_t n,
+			    uint32_t format_id)
+{
+	return xa_begin(id, time, gid, deadline, NULL, 0, rms, n, format_id);
 }
 
 struct ent ent_xa_commit_votes(int id, uint64_t time, const char *gid,
@@ -395,18 +394,7 @@ struct ent ent_xa_commit1(int id, uint64_t time, const char *gid)
 struct ent ent_xa_commit_by_initiator(int id, uint64_t time, const char *gid,
 				      uint32_t phase2_ms)
 {
-	Settle__V1__Command c;
-	uint8_t idb[16];
-	base(&c, idb, id, time);
-	Settle__V1__CmdDecide d;
-	settle__v1__cmd_decide__init(&d);
-	d.gid = (char *)gid;
-	d.decision = SETTLE__V1__DECISION__DECIDE_COMMIT;
-	d.one_phase = 1;
-	d.initiator_phase2_ms = phase2_ms;
-	c.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
-	c.decide = &d;
-	return ent_cmd(&c);
+	return ent_xa_commit_votes(id, time, gid, NULL, NULL, 0, phase2_ms);
 }
 
 struct ent ent_xa_result(int id, uint64_t time, const char *gid,
