@@ -223,7 +223,10 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		vote.branch_id = r->branch_id;
 		vote.vote = r->vote;
 		vote.error = r->error;
-		if (r->vote >= SETTLE__V1__XA_VOTE__PHASE2_COMMITTED &&
+		/* Only the level-6 votes themselves: a vote out of range is
+		 * INVALID_ARGUMENT whatever the level (wal validation). */
+		if ((r->vote == SETTLE__V1__XA_VOTE__PHASE2_COMMITTED ||
+		     r->vote == SETTLE__V1__XA_VOTE__PHASE2_NOT_DONE) &&
 		    !dispatch__level_ok(c, call, FSM_LEVEL_XA_PHASE2,
 					"a PHASE2_* vote")) {
 			protobuf_c_message_free_unpacked(msg, NULL);
