@@ -643,6 +643,25 @@ static int commit_by_initiator(const struct opts *o, settle_client *c,
 
 	rv = settle_xa_commit_by_initiator(c, gid, NULL, 0, o->phase2_ms,
 					   &state);
+	if (rv == SETTLE_ENOMETHOD) {
+		/* A cluster below feature level 6 (an older member, or one
+		 * just started): the leader commits, once our sessions have
+		 * let go of the branches. */
+		close_all(br, nb);
+		rv = settle_xa_commit(c, gid, true, o->wait_ms, &state,
+				      &finished);
+		if (rv != 0) {
+			fprintf(stderr, PROG ": commit: %s\n",
+				settle_client_errmsg(c));
+			return 1;
+		}
+		maybe_stop(o, STEP_COMMIT);
+		print_outcome(state, finished);
+		return state == SETTLE__V1__TX_STATE__COMMITTING ||
+			       state == SETTLE__V1__TX_STATE__COMMITTED
+			   ? 0
+			   : 1;
+	}
 	if (rv != 0) {
 		fprintf(stderr, PROG ": commit: %s\n", settle_client_errmsg(c));
 		close_all(br, nb);

@@ -494,6 +494,43 @@ static struct settle_xa_branch_vote vote_for(const struct branch *br)
 }
 
 /*
+ * The votes sent one by one and the leader committing (a cluster below
+ * feature level 6): the MariaDB session must end before the votes.
+ */
+static void leader_commits(struct bench_worker *w, settle_client *c,
+			   const char *gid, struct branch *br,
+			   const struct settle_xa_branch_vote *votes,
+			   uint64_t t0, uint64_t t[BENCH_PHASES])
+{
+	int state = 0;
+	bool finished = false;
+
+	if (detach_wait(w, &br[1]) != 0)
+		return;
+	for (size_t i = 0; i < 2 && state != SETTLE__V1__TX_STATE__ROLLING_BACK;
+	     i++)
+		if (settle_xa_vote(c, gid, votes[i].branch_id, votes[i].vote,
+				   votes[i].error, &state, NULL) != 0) {
+			bench_fail(w, "vote: %s", settle_client_errmsg(c));
+			return;
+		}
+	if (state != SETTLE__V1__TX_STATE__ACTIVE) {
+		/* A rollback vote decided it. */
+		count(w, t0, t, false);
+		return;
+	}
+	if (settle_xa_commit(c, gid, true, WAIT_MS, &state, &finished) != 0 ||
+	    !finished) {
+		bench_fail(w, "commit: %s",
+			   finished ? settle_client_errmsg(c)
+				    : "phase 2 not finished after 30 s");
+		return;
+	}
+	t[BENCH_PH_COMMIT] = bench_mono_us();
+	count(w, t0, t, state == SETTLE__V1__TX_STATE__COMMITTED);
+}
+
+/*
  * Phase 2 by the initiator, in three calls to the cluster: Begin with both
  * RM branches; after the work and the prepares, Commit with both votes
  * (the decision is durable when it answers); then, each branch committed
@@ -537,6 +574,12 @@ static void one_by_initiator(struct bench_worker *w, settle_client *c)
 	}
 	t[BENCH_PH_PREPARE] = bench_mono_us();
 	rv = settle_xa_commit_by_initiator(c, gid, votes, 2, PHASE2_MS, &state);
+	if (rv == SETTLE_ENOMETHOD) {
+		/* Below feature level 6 (an older member, or a cluster just
+		 * started): the leader commits, as with --xa-leader-commits. */
+		leader_commits(w, c, gid, br, votes, t0, t);
+		return;
+	}
 	if (rv != 0 || state != SETTLE__V1__TX_STATE__COMMITTING) {
 		/* Rolled back (a rollback vote, the deadline) or failed: our
 		 * session must let go of the MariaDB branch for the leader

@@ -166,7 +166,8 @@ static long long run_bench(const char *cluster, const char *mode, unsigned conc,
 }
 
 /* The settled arguments: both test servers as RMs pg and maria. */
-static void node_start(struct it_node *n)
+/* A node with both RMs, claiming feature level level (NULL: its own). */
+static void node_start_at(struct it_node *n, const char *level)
 {
 	static char pg[1200], my[1200];
 
@@ -174,7 +175,27 @@ static void node_start(struct it_node *n)
 	snprintf(my, sizeof(my), "maria=mariadb:%s",
 		 xt_conninfo(XA_RM_MARIADB));
 	it_node_start(
-	    n, 1, (const char *const[]){"--xa-rm", pg, "--xa-rm", my, NULL});
+	    n, 1,
+	    (const char *const[]){"--xa-rm", pg, "--xa-rm", my,
+				  level != NULL ? "--feature-level" : NULL,
+				  level, NULL});
+}
+
+static void node_start(struct it_node *n)
+{
+	node_start_at(n, NULL);
+}
+
+/* A cluster below feature level 6 (an older release, or one just
+ * started): the bench falls back to votes one by one and the leader
+ * committing; every transaction still commits at both databases. */
+Test(bench_xa, an_older_cluster_commits_through_the_leader)
+{
+	struct it_node n;
+
+	node_start_at(&n, "5");
+	run_bench(n.endpoint, "xa", 2, 2, NULL, 0);
+	it_stop(n.proc);
 }
 
 Test(bench_xa, local_commits_both_databases)

@@ -134,6 +134,34 @@ Test(xa_tm, phase_two_by_the_initiator)
 	xu_assert_clean(n.proc);
 }
 
+/* The same asked of a cluster below feature level 6: the initiator lets
+ * go of its sessions and the leader commits, as before. */
+Test(xa_tm, phase_two_on_an_older_cluster)
+{
+	struct it_node n;
+	struct xu_accounts a = xu_open_accounts(100, 100);
+	char gid[SETTLE_GID_BUFSIZE];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int st;
+
+	xu_node_start(&n, 1, ARGS("--feature-level", "5"));
+	c = xu_client(n.endpoint);
+	st = xu_transfer(n.endpoint,
+			 ARGS("--from-account", a.pg, "--to-account", a.my,
+			      "--amount", "30", "--phase2-ms", "30000"),
+			 gid, NULL);
+	cr_assert_eq(st, 0, "exit %d", st);
+	xu_wait_state(c, n.proc, gid, TX(COMMITTED), 15000);
+	tx = xu_query(c, gid);
+	xu_expect_branch(tx, XU_RM_PG, BR(COMMITTED));
+	xu_expect_branch(tx, XU_RM_MY, BR(COMMITTED));
+	settle_tx_info_free(tx);
+	xu_expect_nothing_in_doubt(gid);
+	xu_expect_balances(&a, 70, 130);
+	xu_assert_clean(n.proc);
+}
+
 /*
  * Transfers that must not happen: not enough money (the debit branch
  * votes rollback: exit 3), --abort (the credit branch votes rollback after
