@@ -1,44 +1,18 @@
 /*
  * admin.c — online membership: checks each request, then hands a change
- * to admin_op.c as an admin_op; answers CLUSTER_MEMBERS itself; keeps the
- * directory of client endpoints (--peers, then the members table).
+ * to admin_op.c as an admin_op; answers CLUSTER_MEMBERS itself.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "admin_int.h"
 #include "error.h"
 #include "log.h"
+#include "role.h"
 #include "wal/entry.h"
-
-struct admin_op *admin__current;
-
-/* ---- Directory of client endpoints ----------------------------------------
- */
-
-const char *admin__client_of(struct coord *c, uint64_t id, char *buf,
-			     size_t len)
-{
-	const char *ep = coord_config_client_of(&c->cfg, id);
-	Settle__V1__MemberRecord *m = NULL;
-
-	if (ep != NULL)
-		return ep;
-	if (c->store == NULL || store_member_get(c->store, NULL, id, &m) != 0)
-		return NULL;
-	snprintf(buf, len, "%s", m->client_endpoint);
-	settle__v1__member_record__free_unpacked(m, NULL);
-	return buf[0] != '\0' ? buf : NULL;
-}
-
-const char *coord_admin_client_of(struct coord *c, uint64_t id)
-{
-	static char buf[WAL_ENDPOINT_MAX + 1];
-
-	return admin__client_of(c, id, buf, sizeof buf);
-}
 
 /* ---- Helpers ---------------------------------------------------------------
  */
@@ -92,7 +66,7 @@ uint64_t admin__leader_id(struct coord *c)
 void admin__member_of(struct coord *c, const struct raft_server *s,
 		      Settle__V1__Member *m, char *buf, size_t len)
 {
-	const char *ep = admin__client_of(c, s->id, buf, len);
+	const char *ep = coord_client_of(c, s->id, buf, len);
 
 	settle__v1__member__init(m);
 	m->id = s->id;
@@ -139,7 +113,7 @@ static struct admin_op *op_new(struct coord *c, struct rpc_call *call,
 	op->call = call;
 	op->method = method;
 	op->id = id;
-	admin__current = op;
+	c->admin_op = op;
 	return op;
 }
 
@@ -215,7 +189,7 @@ static void do_add(struct coord *c, struct rpc_call *call, const uint8_t *b,
 
 		if (o->id == req->id)
 			continue;
-		ep = admin__client_of(c, o->id, buf, sizeof buf);
+		ep = coord_client_of(c, o->id, buf, sizeof buf);
 		if (strcmp(o->address, req->raft_address) == 0 ||
 		    (ep != NULL && strcmp(ep, req->client_endpoint) == 0)) {
 			snprintf(msg, sizeof msg,
@@ -377,22 +351,22 @@ void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 	}
 	/* One change at a time: ours, or one raft still has uncommitted
 	 * (e.g. left by the previous leader). */
-	if (admin__current != NULL ||
+	if (c->admin_op != NULL ||
 	    c->raft.configuration_uncommitted_index != 0) {
 		char msg[128];
 
-		if (admin__current != NULL)
+		if (c->admin_op != NULL)
 			snprintf(msg, sizeof msg,
 				 "a membership change is in progress (%s node "
 				 "%llu); retry when it ends",
-				 admin__current->method ==
+				 c->admin_op->method ==
 					 SETTLE__V1__METHOD__CLUSTER_ADD
 				     ? "adding"
-				 : admin__current->method ==
+				 : c->admin_op->method ==
 					 SETTLE__V1__METHOD__CLUSTER_REMOVE
 				     ? "removing"
 				     : "leadership transfer to",
-				 (unsigned long long)admin__current->id);
+				 (unsigned long long)c->admin_op->id);
 		else
 			snprintf(msg, sizeof msg,
 				 "a membership change is in progress; retry");

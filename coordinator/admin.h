@@ -39,11 +39,4 @@ struct rpc_call;
 void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,
 			  const uint8_t *body, size_t len);
 
-/*
- * Client endpoint of node id: from --peers first, else from the members
- * table (nodes added later). NULL if no one knows it. The string lives in
- * one static buffer, valid until the next call: loop thread only.
- */
-const char *coord_admin_client_of(struct coord *c, uint64_t id);
-
 #endif /* SETTLE_COORD_ADMIN_H */

@@ -56,14 +56,9 @@ struct admin_op {
 };
 
 /* The change in flight. One coordinator per process, so one slot. */
-extern struct admin_op *admin__current;
 
 /* ---- admin.c ---- */
 const struct raft_server *admin__server_of(struct coord *c, uint64_t id);
-/* Client endpoint of node id, from --peers or else copied into buf (len
- * bytes) from the members table; NULL if unknown. */
-const char *admin__client_of(struct coord *c, uint64_t id, char *buf,
-			     size_t len);
 /* "voter", "standby", "spare" for a raft role. */
 const char *admin__role_name(int role);
 /* Current leader's id, 0 if unknown. */

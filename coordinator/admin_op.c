@@ -16,6 +16,8 @@
 #include "admin_int.h"
 #include "error.h"
 #include "log.h"
+#include "propose.h"
+#include "role.h"
 #include "wal/members.h"
 
 /* raft 0.15 gives up a promotion when a catch-up round makes no progress
@@ -28,8 +30,8 @@
 
 void admin__op_free(struct admin_op *op)
 {
-	if (admin__current == op)
-		admin__current = NULL;
+	if (op->c->admin_op == op)
+		op->c->admin_op = NULL;
 	free(op);
 }
 
@@ -517,7 +519,7 @@ void admin__reply_leader(struct admin_op *op, uint64_t lid)
 	Settle__V1__ClusterTransferResponse resp =
 	    SETTLE__V1__CLUSTER_TRANSFER_RESPONSE__INIT;
 	char buf[WAL_ENDPOINT_MAX + 1];
-	const char *ep = admin__client_of(op->c, lid, buf, sizeof buf);
+	const char *ep = coord_client_of(op->c, lid, buf, sizeof buf);
 
 	resp.leader_id = lid;
 	resp.leader = (char *)(ep != NULL ? ep : "");

@@ -25,9 +25,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "budget.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "role.h"
+#include "waiters.h"
 
 #define BUDGET_HIGH_PCT 90
 #define BUDGET_CRIT_PCT 95

@@ -7,10 +7,11 @@
  * cluster clock (wal/fsm.h). Only a ready leader advances it, with its own
  * monotonic clock, from the highest value applied when it became ready; the
  * FSM keeps the highest value applied in the store. While the leader has
- * nothing to propose while some transaction can expire, it appends an
- * empty clock command every CLOCK_IDLE_MS, so that a new leader starts from at
- * most that much behind the old one: a deadline stretches by at most that and
- * one election, never by an offset between clocks.
+ * nothing to propose while some transaction can expire, its driver appends
+ * an empty clock command every CLOCK_IDLE_MS (coord_clock_idle() says when;
+ * expiry.c proposes it), so that a new leader starts from at most that much
+ * behind the old one: a deadline stretches by at most that and one
+ * election, never by an offset between clocks.
  *
  * The leader's wall time (coord_wall_now: the stamps of commands, retry
  * times, the driver's "now") is likewise its wall clock when it became
@@ -31,9 +32,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "role.h"
 
 #define CLOCK_IDLE_MS	    1000
 #define CLOCK_WINDOW_MS	    5000
@@ -97,16 +100,6 @@ void coord_clock_stamp(struct coord *c, Settle__V1__Command *cmd)
 	c->clock.last_propose_mono = settle_mono_ms();
 }
 
-static void clock_proposed(struct coord *c, void *data, int err,
-			   const Settle__V1__CmdResult *res)
-{
-	(void)data;
-	(void)res;
-	c->clock.idle_in_flight = false;
-	if (err != 0)
-		settle_tracef("clock", "clock entry: %s", settle_strerror(err));
-}
-
 bool coord_clock_idle(const struct coord *c)
 {
 	const struct coord_clock *k = &c->clock;
@@ -115,18 +108,9 @@ bool coord_clock_idle(const struct coord *c)
 	       settle_mono_ms() - k->last_propose_mono >= CLOCK_IDLE_MS;
 }
 
-void coord_clock_tick(struct coord *c)
+void coord_clock_entry(struct coord *c, bool in_flight)
 {
-	struct coord_clock *k = &c->clock;
-	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdClock op = SETTLE__V1__CMD_CLOCK__INIT;
-
-	if (!coord_clock_idle(c))
-		return;
-	cmd.op_case = SETTLE__V1__COMMAND__OP_CLOCK;
-	cmd.clock = &op;
-	if (coord_propose(c, &cmd, clock_proposed, NULL) == 0)
-		k->idle_in_flight = true;
+	c->clock.idle_in_flight = in_flight;
 }
 
 /* Roll the windows forward to now (monotonic ms). */

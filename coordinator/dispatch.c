@@ -13,10 +13,16 @@
 #include <string.h>
 
 #include "admin.h"
+#include "budget.h"
+#include "clock.h"
 #include "coord.h"
+#include "dispatch.h"
 #include "dispatch_int.h"
 #include "error.h"
 #include "log.h"
+#include "propose.h"
+#include "role.h"
+#include "waiters.h"
 #include "wal/entry.h"
 #include "wal/saga.h"
 #include "wal/sm.h"
@@ -33,23 +39,6 @@ struct pending {
 	uint32_t wait_ms;
 	char gid[WAL_GID_MAX + 1];
 };
-
-void coord_fail(struct coord *c, struct rpc_call *call, int err,
-		const char *msg)
-{
-	const char *leader = NULL;
-
-	if (err == SETTLE_ENOTLEADER) {
-		leader = coord_leader_endpoint(c);
-		if (msg == NULL)
-			msg = leader[0] != '\0' ? "not the leader; see leader"
-						: "no leader yet; retry";
-		if (leader[0] == '\0')
-			err = SETTLE_EUNAVAIL;
-	}
-	rpc_call_fail(call, err, msg != NULL ? msg : settle_strerror(err),
-		      leader);
-}
 
 static bool leader_or_fail(struct coord *c, struct rpc_call *call)
 {
@@ -69,11 +58,6 @@ static bool leader_or_fail(struct coord *c, struct rpc_call *call)
 		return false;
 	}
 	return true;
-}
-
-bool coord_tx_final(int state)
-{
-	return wal_tx_state_final(state);
 }
 
 /* ---- Proposals ----------------------------------------------------------- */
@@ -169,12 +153,12 @@ static void proposed(struct coord *c, void *data, int err,
 		/* Leadership moved before the entry committed (it may still
 		 * commit): hold the call until the new leader is known, so
 		 * that the client is told where to retry. */
-		struct coord_waiter *w = dispatch__waiter_add(
+		struct coord_waiter *w = coord_waiter_add(
 		    c, call, p->gid,
 		    p->wait ? p->wait_ms : 2 * c->cfg.election_timeout_ms);
 
 		if (w != NULL) {
-			dispatch__waiter_set_lost(c, w);
+			coord_waiter_set_lost(c, w);
 			goto out;
 		}
 	}
@@ -246,14 +230,14 @@ static void proposed(struct coord *c, void *data, int err,
 		Settle__V1__TxRecord *tx = NULL;
 
 		if (p->wait && store_tx_get(c->store, NULL, p->gid, &tx) == 0 &&
-		    !coord_tx_final(tx->state) && coord_is_ready(c) &&
-		    dispatch__waiter_add(c, call, p->gid, p->wait_ms) != NULL) {
+		    !wal_tx_state_final(tx->state) && coord_is_ready(c) &&
+		    coord_waiter_add(c, call, p->gid, p->wait_ms) != NULL) {
 			settle__v1__tx_record__free_unpacked(tx, NULL);
 			break;
 		}
 		if (tx != NULL)
 			settle__v1__tx_record__free_unpacked(tx, NULL);
-		dispatch__answer_decision(c, call, p->gid);
+		coord_answer_decision(c, call, p->gid);
 		break;
 	}
 	}
@@ -288,10 +272,10 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
 	p->call = call;
 	p->method = method;
 	p->wait = wait;
-	p->wait_ms = wait_ms == 0 ? WAIT_DEFAULT_MS
-				  : (wait_ms > DISPATCH_WAIT_MAX_MS
-					 ? DISPATCH_WAIT_MAX_MS
-					 : wait_ms);
+	p->wait_ms =
+	    wait_ms == 0
+		? WAIT_DEFAULT_MS
+		: (wait_ms > COORD_WAIT_MAX_MS ? COORD_WAIT_MAX_MS : wait_ms);
 	snprintf(p->gid, sizeof p->gid, "%s", gid != NULL ? gid : "");
 	rv = coord_propose(c, cmd, proposed, p);
 	if (rv != 0) {

@@ -1,7 +1,8 @@
 /*
  * dispatch_int.h — internals shared by dispatch.c (client requests, the
  * proposals they become, the waiters) and dispatch_xa.c (the XA parts of
- * those requests). Not a contract: see coord.h.
+ * those requests), and query.c (the reads). Not a contract: see
+ * dispatch.h.
  */
 #ifndef SETTLE_COORD_DISPATCH_INT_H
 #define SETTLE_COORD_DISPATCH_INT_H
@@ -13,25 +14,17 @@
 #include "coord.h"
 #include "xa/xid.h"
 
-/* Longest wait a call may ask the leader for (Commit/Rollback wait_ms,
- * Query wait_ms). */
-#define DISPATCH_WAIT_MAX_MS 60000
+/* ---- query.c: reads, b the request's protobuf body ---- */
 
-/* ---- waiters.c ---- */
-
-struct coord_waiter;
-
-/* Hold call until gid is final (a Commit/Rollback's wait) or wait_ms pass;
- * NULL when out of memory (nothing held). */
-struct coord_waiter *dispatch__waiter_add(struct coord *c,
-					  struct rpc_call *call,
-					  const char *gid, uint32_t wait_ms);
-/* w's proposal lost leadership: it is answered NOT_LEADER with the new
- * leader once one is known (coord_waiters_redirect()). */
-void dispatch__waiter_set_lost(struct coord *c, struct coord_waiter *w);
-/* Answer a Commit/Rollback with gid's state as stored now. */
-void dispatch__answer_decision(struct coord *c, struct rpc_call *call,
-			       const char *gid);
+void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		    size_t n);
+void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		   size_t n);
+void coord_do_status(struct coord *c, struct rpc_call *call);
+/* XA_RECOVER: the XA transactions of a legacy TM (begun with an xid) that
+ * are XA_PREPARED or final with a heuristic not forgotten, in gid order. */
+void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
+			 const uint8_t *b, size_t n);
 
 /* ---- dispatch.c ---- */
 

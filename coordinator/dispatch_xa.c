@@ -12,6 +12,7 @@
 #include "dispatch_int.h"
 #include "error.h"
 #include "log.h"
+#include "waiters.h"
 #include "wal/entry.h"
 #include "wal/sm.h"
 #include "wal/xa.h"

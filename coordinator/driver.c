@@ -25,13 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "coord.h"
+#include "driver.h"
+#include "coordinator/driver_int.h"
 #include "error.h"
 #include "log.h"
-#include "coordinator/driver_int.h"
+#include "propose.h"
+#include "wal/entry.h"
 #include "coordinator/xa.h"
 #include "coordinator/xa_pool.h"
-#include "wal/entry.h"
 
 #define SCAN_LIMIT  1024
 #define HOT_MAX	    4096
@@ -511,8 +514,7 @@ void coord_driver_tick(struct coord *c)
 	maybe_gc(d, now);
 	/* The cluster clock in the log matters only to transactions that
 	 * can expire: an idle cluster appends nothing. */
-	if (coord_clock_idle(c) && coord_drv_expiry_pending(d))
-		coord_clock_tick(c);
+	coord_drv_clock_entry(d);
 	coord_xa_tick(d, now);
 }
 

@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "coord.h"
+#include "coordinator/driver_int.h"
 #include "error.h"
 #include "log.h"
-#include "coordinator/driver_int.h"
+#include "propose.h"
 #include "wal/entry.h"
 
 /* Answers in one CmdResults (at most WAL_RESULTS_MAX). */

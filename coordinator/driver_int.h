@@ -122,6 +122,10 @@ bool coord_drv_expiry_pending(struct coord_driver *d);
 /* Fill the heap from the store (every transaction that can expire). */
 void coord_drv_expiry_load(struct coord_driver *d);
 void coord_drv_expiry_clear(struct coord_driver *d);
+/* An idle ready leader with deadlines pending appends an empty clock
+ * command (clock.c: CLOCK_IDLE_MS), so that the cluster clock in the log
+ * stays recent for the next leader. */
+void coord_drv_clock_entry(struct coord_driver *d);
 
 /* ---- driver_call.c: calls to participants and their answers ---- */
 

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "coord.h"
+#include "coordinator/driver_int.h"
 #include "error.h"
 #include "log.h"
-#include "coordinator/driver_int.h"
+#include "propose.h"
 
 static void swap(struct expiry *a, struct expiry *b)
 {
@@ -163,4 +165,28 @@ void coord_drv_expiry_load(struct coord_driver *d)
 			   "could not schedule every deadline: the missing "
 			   "ones wait for the scan of `due` (wall clock)");
 	settle_tracef("driver", "%zu deadlines scheduled", d->n_exp);
+}
+
+static void clock_entry_applied(struct coord *c, void *data, int err,
+				const Settle__V1__CmdResult *res)
+{
+	(void)data;
+	(void)res;
+	coord_clock_entry(c, false);
+	if (err != 0)
+		settle_tracef("clock", "clock entry: %s", settle_strerror(err));
+}
+
+void coord_drv_clock_entry(struct coord_driver *d)
+{
+	struct coord *c = d->c;
+	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
+	Settle__V1__CmdClock op = SETTLE__V1__CMD_CLOCK__INIT;
+
+	if (!coord_clock_idle(c) || !coord_drv_expiry_pending(d))
+		return;
+	cmd.op_case = SETTLE__V1__COMMAND__OP_CLOCK;
+	cmd.clock = &op;
+	if (coord_propose(c, &cmd, clock_entry_applied, NULL) == 0)
+		coord_clock_entry(c, true);
 }

@@ -18,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin_int.h"
 #include "coord.h"
 #include "error.h"
+#include "features.h"
 #include "log.h"
+#include "propose.h"
+#include "role.h"
+#include "wal/entry.h"
 #include "wal/fsm.h"
 
 #define ROUND_EVERY_MS 2000
@@ -67,7 +70,7 @@ static void round_end(struct coord *c)
 	if (f->agreed != f->asked || !coord_is_ready(c) || c->closing ||
 	    c->raft.configuration_index != f->conf_index ||
 	    c->raft.configuration_uncommitted_index != 0 ||
-	    admin__current != NULL || f->proposing)
+	    c->admin_op != NULL || f->proposing)
 		return;
 	op.level = f->want;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_FEATURES;
@@ -142,7 +145,7 @@ static void round_start(struct coord *c)
 		if (s->id == c->cfg.id)
 			continue;
 		f->asked++;
-		const char *ep = admin__client_of(c, s->id, buf, sizeof buf);
+		const char *ep = coord_client_of(c, s->id, buf, sizeof buf);
 		a = malloc(sizeof *a);
 		if (ep == NULL || a == NULL ||
 		    f->n_clients == COORD_MAX_PEERS ||

@@ -2,32 +2,34 @@
 
 bin_PROGRAMS += coordinator/settled
 coordinator_settled_SOURCES = \
+	coordinator/coord.h \
+	coordinator/dispatch.c coordinator/dispatch.h coordinator/dispatch_int.h \
+	coordinator/dispatch_xa.c coordinator/query.c \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
-	coordinator/budget.c \
-	coordinator/clock.c \
-	coordinator/config.c coordinator/config.h \
-	coordinator/coord.h \
-	coordinator/dispatch.c coordinator/waiters.c coordinator/dispatch_int.h \
-	coordinator/dispatch_xa.c \
-	coordinator/driver.c coordinator/driver_call.c coordinator/driver_int.h \
-	coordinator/expiry.c \
-	coordinator/features.c \
-	coordinator/main.c \
-	coordinator/node.c \
-	coordinator/raft_tcp.c coordinator/raft_tcp.h \
-	coordinator/raft_check.c coordinator/raft_check.h \
-	coordinator/propose.c \
-	coordinator/query.c \
+	coordinator/budget.c coordinator/budget.h \
 	coordinator/quota.c coordinator/quota.h \
-	coordinator/snapshot.c coordinator/snapshot_int.h \
+	coordinator/propose.c coordinator/propose.h \
+	coordinator/apply.c coordinator/apply.h \
+	coordinator/snapshot.c coordinator/snapshot.h coordinator/snapshot_int.h \
 	coordinator/snapshot_base.c \
 	coordinator/snapshot_journal.c \
 	coordinator/snapshot_pace.c coordinator/snapshot_pace.h \
 	coordinator/snapshot_send.c \
+	coordinator/waiters.c coordinator/waiters.h \
+	coordinator/driver.c coordinator/driver.h coordinator/driver_call.c \
+	coordinator/driver_int.h coordinator/expiry.c \
 	coordinator/xa.h coordinator/xa_logic.c \
 	coordinator/xa_pool.c coordinator/xa_pool.h \
-	coordinator/xa_drive.c
+	coordinator/xa_drive.c \
+	coordinator/role.c coordinator/role.h \
+	coordinator/clock.c coordinator/clock.h \
+	coordinator/features.c coordinator/features.h \
+	coordinator/node.c coordinator/node.h \
+	coordinator/raft_tcp.c coordinator/raft_tcp.h \
+	coordinator/raft_check.c coordinator/raft_check.h \
+	coordinator/config.c coordinator/config.h \
+	coordinator/main.c
 # xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
 coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS)
 coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \

@@ -8,9 +8,10 @@
 #include <unistd.h>
 
 #include "coord.h"
-#include "coordinator/xa_pool.h"
 #include "error.h"
 #include "log.h"
+#include "node.h"
+#include "coordinator/xa_pool.h"
 
 /*
  * The store maps its file writable (storage/store.c): when the disk under

@@ -13,16 +13,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "admin.h"
+#include "apply.h"
+#include "budget.h"
+#include "clock.h"
 #include "coord.h"
+#include "dispatch.h"
+#include "driver.h"
 #include "error.h"
+#include "features.h"
 #include "log.h"
+#include "node.h"
+#include "propose.h"
+#include "role.h"
+#include "snapshot.h"
+#include "waiters.h"
 
-#define TICK_MS 50
-/* Least time between two commits of the apply batch (see commit_cb). */
-#define COMMIT_EVERY_MS 20
-#define DRAIN_POLL_MS	5
-#define DRAIN_MAX_MS	3000
+#define TICK_MS	      50
+#define DRAIN_POLL_MS 5
+#define DRAIN_MAX_MS  3000
 /* Size of raft_uv's log segments (its default is 8 MiB). */
 #define RAFT_SEGMENT_SIZE (64u * 1024 * 1024)
 
@@ -35,159 +43,17 @@ static int make_dir(const char *path, char *errmsg, size_t len)
 	return 0;
 }
 
-/*
- * Every node applies the same entries, so with one threshold all of them
- * snapshot at the same index, at the same moment: three snapshot threads
- * on the same cores, and raft_uv holding each node's appends for its
- * snapshot's barrier (40-70 ms under load) at once, which stalls commits
- * (the slowest transaction of a second with a snapshot in it: 120-140 ms,
- * against 15-40 ms in the others, at 3,000 tx/s on 3 nodes). Node i takes
- * its first snapshot a quarter of the threshold per id later ((i - 1)
- * mod 4); the snapshots after it come a paced number of entries after the
- * last (snapshot.c), so the nodes stay apart, and at any time at most one
- * of three, or two of five, is in its snapshot: a quorum of the others
- * commits.
- */
-static unsigned first_snapshot_threshold(const struct coord *c)
-{
-	uint64_t t = c->cfg.snapshot_threshold;
-
-	t += t * ((c->cfg.id - 1) % 4) / 4;
-	return t > UINT_MAX ? UINT_MAX : (unsigned)t;
-}
-
-/* The bytes of log after which this node takes a snapshot at the latest:
- * --snapshot-log, staggered like the first threshold, so that the nodes
- * of a busy cluster do not all reach it at the same entry. */
-static uint64_t snapshot_log_cap(const struct coord *c)
-{
-	uint64_t t = c->cfg.snapshot_log_bytes;
-
-	return t + t * ((c->cfg.id - 1) % 4) / 4;
-}
-
-/* ---- FSM glue ------------------------------------------------------------ */
-
-/*
- * Entries are applied into one LMDB write transaction, the store's apply
- * batch, committed here at the end of a loop iteration once COMMIT_EVERY_MS
- * passed since the last commit (an idle loop still turns for the 50 ms
- * tick), and wherever the store must be whole: before a snapshot reads it,
- * before a restore or a prune writes it, at close. The loop thread reads
- * through the open batch; nothing else reads the store before a commit.
- * Committing less often writes each hot page (meta, the tails of the
- * applied log and command tables) once for many iterations instead of
- * once each. A batch that cannot commit has lost applied entries: stop
- * like a failed apply; the raft log replays them at restart.
- */
-void coord_commit_applied(struct coord *c)
-{
-	int rv = store_batch_commit(c->store);
-
-	if (rv == 0)
-		return;
-	settle_log(SETTLE_LOG_ERROR, "fsm",
-		   "commit of applied entries failed: %s (%s); stopping%s",
-		   settle_strerror(rv), store_errmsg(c->store),
-		   rv == SETTLE_EFULL ? ": restart with a larger --store-budget"
-		   : rv == SETTLE_ENOSPACE
-		       ? ": free space on the disk, then restart"
-		       : "");
-	_exit(70);
-}
-
+/* End of the I/O callbacks of a turn: what they proposed, in one entry;
+ * then the apply batch's commit when it is due. */
 static void commit_cb(uv_check_t *h)
 {
 	struct coord *c = h->data;
-	uint64_t now = uv_now(c->loop);
 
-	/* What the I/O callbacks of this turn proposed, in one entry. */
 	coord_propose_flush(c);
-	if (now - c->committed_ms < COMMIT_EVERY_MS)
-		return;
-	c->committed_ms = now;
-	coord_commit_applied(c);
-}
-
-static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
-			  void **result)
-{
-	struct coord *c = rf->data;
-	/* canonical/raft 0.15 sets last_applied right after each entry, and
-	 * barriers and configuration entries advance it too, so the entry in
-	 * hand is the next one. */
-	uint64_t index = raft_last_applied(&c->raft) + 1;
-	int rv;
-
-	*result = NULL; /* results are read back from LMDB by cmd_id */
-	c->snap.log_bytes += buf->len;
-	c->snap.log_entries++;
-	if (!c->snap.log_full && c->snap.log_bytes >= snapshot_log_cap(c)) {
-		/* raft holds all of it in memory: a snapshot after this
-		 * entry (snapshot_pace() sets the pace again after it). */
-		raft_set_snapshot_threshold(&c->raft, 1);
-		c->snap.log_full = true;
-	}
-	/* First, so that an entry in the store is in the journal too. */
-	coord_journal_append(c, index, buf->base, buf->len);
-	c->fsm.last_wall_ms = 0;
-	rv = fsm_apply(&c->fsm, index, buf->base, buf->len, NULL);
-	if (rv != 0) {
-		/* Only storage failures get here. Applying past a lost
-		 * effect would fork this node's state from the others':
-		 * stop hard, the log replays everything on restart. */
-		settle_log(SETTLE_LOG_ERROR, "fsm",
-			   "apply of entry %llu failed: %s (%s); stopping%s",
-			   (unsigned long long)index, settle_strerror(rv),
-			   c->fsm.errmsg,
-			   rv == SETTLE_EFULL
-			       ? ": restart with a larger --store-budget"
-			   : rv == SETTLE_ENOSPACE
-			       ? ": free space on the disk, then restart"
-			       : "");
-		_exit(70);
-	}
-	coord_clock_applied(c, c->fsm.last_wall_ms);
-	return 0;
-}
-
-static void on_tx_change(void *data, const Settle__V1__TxRecord *tx)
-{
-	struct coord *c = data;
-
-	coord_quota_tx(&c->quota, tx);
-	coord_waiters_notify(c, tx);
-	coord_driver_notify(c, tx);
+	coord_apply_turn(c, uv_now(c->loop));
 }
 
 /* ---- Leadership watch ---------------------------------------------------- */
-
-bool coord_is_leader(struct coord *c)
-{
-	return c->raft_started && !c->closing &&
-	       raft_state(&c->raft) == RAFT_LEADER;
-}
-
-const char *coord_leader_endpoint(struct coord *c)
-{
-	raft_id id = 0;
-	const char *addr = NULL;
-	const char *ep;
-
-	if (!c->raft_started)
-		return "";
-	raft_leader(&c->raft, &id, &addr);
-	if (id == 0)
-		return "";
-	/* --peers, else the members table: nodes added later. */
-	ep = coord_admin_client_of(c, id);
-	return ep != NULL ? ep : "";
-}
-
-bool coord_is_ready(struct coord *c)
-{
-	return coord_is_leader(c) && c->ready_term == c->raft.current_term;
-}
 
 /*
  * canonical/raft 0.15 lets a new leader commit entries of earlier terms by
@@ -497,12 +363,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		snprintf(c->errmsg, sizeof c->errmsg, "fsm: %s", c->fsm.errmsg);
 		goto err_after_store;
 	}
-	c->fsm.on_tx_change = on_tx_change;
-	c->fsm.data = c;
-	c->fsm.batched = true;
-
-	c->raft_fsm.data = c;
-	c->raft_fsm.apply = raft_apply_fsm;
+	coord_apply_init(c);
 
 	snprintf(path, sizeof path, "%s/raft", c->cfg.data_dir);
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
@@ -562,7 +423,8 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->commit.data = c;
 	uv_check_start(&c->commit, commit_cb);
 	uv_unref((uv_handle_t *)&c->commit);
-	raft_set_snapshot_threshold(&c->raft, first_snapshot_threshold(c));
+	raft_set_snapshot_threshold(&c->raft,
+				    coord_snapshot_first_threshold(c));
 	raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
 	raft_set_election_timeout(&c->raft, c->cfg.election_timeout_ms);
 	raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_ms);

@@ -12,9 +12,12 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "propose.h"
+#include "role.h"
 #include "wal/entry.h"
 
 /* One command: waiting in the loop turn's batch, or in flight. */

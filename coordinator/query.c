@@ -6,67 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
+#include "clock.h"
 #include "coord.h"
+#include "driver.h"
 #include "error.h"
 #include "log.h"
+#include "role.h"
+#include "waiters.h"
 #include "wal/entry.h"
+#include "wal/sm.h"
 #include "xa.h"
 
 #define LIST_DEFAULT 1000
 #define LIST_MAX     10000
-
-static bool tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
-		     uint64_t now)
-{
-	if (coord_tx_final(tx->state))
-		return false;
-	if (tx->failed > 0)
-		return true; /* a branch failed: waits for an operator */
-	/* Prepared and waiting for its TM's decision (due 0 by design when
-	 * it has an xid): in doubt for long is worth an operator's look. */
-	if (tx->state == SETTLE__V1__TX_STATE__XA_PREPARED)
-		return now > tx->updated_ms + c->cfg.stuck_after_ms;
-	if (tx->due_ms == 0)
-		return true; /* nothing will move it: waits for an operator */
-	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
-		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
-	return now > tx->created_ms + c->cfg.stuck_after_ms;
-}
-
-void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
-			bool history, bool brief)
-{
-	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
-	Settle__V1__TxRecord *tx = NULL;
-	Settle__V1__TxInfo *info = NULL;
-	MDB_txn *txn;
-	int rv;
-
-	rv = store_read_begin(c->store, &txn);
-	if (rv != 0) {
-		coord_fail(c, call, rv, store_errmsg(c->store));
-		return;
-	}
-	rv = store_tx_get(c->store, txn, gid, &tx);
-	if (rv == 0)
-		rv = store_tx_info(c->store, txn, tx, !brief || tx->failed > 0,
-				   history && !brief, &info);
-	store_read_end(txn);
-	if (rv != 0) {
-		coord_fail(c, call, rv,
-			   rv == SETTLE_ENOTFOUND ? "unknown gid"
-						  : store_errmsg(c->store));
-		goto out;
-	}
-	info->stuck = info->stuck || tx_stuck(c, tx, settle_now_ms());
-	resp.tx = info;
-	rpc_call_reply(call, &resp.base);
-out:
-	if (info != NULL)
-		settle__v1__tx_info__free_unpacked(info, NULL);
-	if (tx != NULL)
-		settle__v1__tx_record__free_unpacked(tx, NULL);
-}
 
 /* Whether a QUERY with wait_ms should wait: gid exists, is not final and
  * has no FAILED branch. Anything else (unknown gid, a read error) is
@@ -78,7 +31,7 @@ static bool query_should_wait(struct coord *c, const char *gid)
 
 	if (store_tx_get(c->store, NULL, gid, &tx) != 0)
 		return false;
-	wait = !coord_tx_final(tx->state) && tx->failed == 0;
+	wait = !wal_tx_state_final(tx->state) && tx->failed == 0;
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 	return wait;
 }
@@ -119,7 +72,7 @@ static bool list_keep(void *data, const Settle__V1__TxRecord *tx)
 	if (f->req->older_than_ms != 0 &&
 	    tx->created_ms + f->req->older_than_ms > f->now)
 		return false;
-	if (f->req->stuck_only && !tx_stuck(f->c, tx, f->now))
+	if (f->req->stuck_only && !coord_tx_stuck(f->c, tx, f->now))
 		return false;
 	return true;
 }
@@ -172,7 +125,8 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 				   &infos[done]);
 		if (rv == 0)
 			infos[done]->stuck =
-			    infos[done]->stuck || tx_stuck(c, txs[done], f.now);
+			    infos[done]->stuck ||
+			    coord_tx_stuck(c, txs[done], f.now);
 	}
 	store_read_end(txn);
 	if (rv != 0) {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "coord.h"
 #include "error.h"
 #include "log.h"

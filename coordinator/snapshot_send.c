@@ -20,6 +20,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "snapshot.h"
 #include "snapshot_int.h"
 #include "wal/journal.h"
 

@@ -1,11 +1,13 @@
 /*
- * waiters.c — calls the leader holds until their transaction moves: a
- * Commit or Rollback with wait (until phase 2 ends), a Query with wait_ms
- * (until the transaction is final or stuck), and calls whose proposal
- * lost leadership (until a new leader can be named). Each has a timer for
- * the wait it asked for. They sit on one doubly linked list and in an
- * index by a hash of their gid, so a transaction's change finds its own
- * among thousands.
+ * waiters.c — the answer stage (waiters.h): calls answered from the store,
+ * at once (errors, a QUERY, a decision) or once their transaction moves.
+ *
+ * The leader holds a Commit or Rollback with wait (until phase 2 ends), a
+ * Query with wait_ms (until the transaction is final or stuck), and calls
+ * whose proposal lost leadership (until a new leader can be named). Each
+ * has a timer for the wait it asked for. They sit on one doubly linked list
+ * and in an index by a hash of their gid, so a transaction's change finds
+ * its own among thousands.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,11 @@
 
 #include "coord.h"
 #include "error.h"
-#include "coordinator/dispatch_int.h"
+#include "log.h"
+#include "role.h"
+#include "waiters.h"
 #include "wal/entry.h"
+#include "wal/sm.h"
 
 struct coord_waiter {
 	struct coord_waiter *next, *prev;   /* c->waiters */
@@ -34,10 +39,82 @@ struct coord_waiter {
 	bool lost;
 };
 
+/* ---- Answers now --------------------------------------------------------- */
+
+void coord_fail(struct coord *c, struct rpc_call *call, int err,
+		const char *msg)
+{
+	const char *leader = NULL;
+
+	if (err == SETTLE_ENOTLEADER) {
+		leader = coord_leader_endpoint(c);
+		if (msg == NULL)
+			msg = leader[0] != '\0' ? "not the leader; see leader"
+						: "no leader yet; retry";
+		if (leader[0] == '\0')
+			err = SETTLE_EUNAVAIL;
+	}
+	rpc_call_fail(call, err, msg != NULL ? msg : settle_strerror(err),
+		      leader);
+}
+
+bool coord_tx_stuck(const struct coord *c, const Settle__V1__TxRecord *tx,
+		    uint64_t now)
+{
+	if (wal_tx_state_final(tx->state))
+		return false;
+	if (tx->failed > 0)
+		return true; /* a branch failed: waits for an operator */
+	/* Prepared and waiting for its TM's decision (due 0 by design when
+	 * it has an xid): in doubt for long is worth an operator's look. */
+	if (tx->state == SETTLE__V1__TX_STATE__XA_PREPARED)
+		return now > tx->updated_ms + c->cfg.stuck_after_ms;
+	if (tx->due_ms == 0)
+		return true; /* nothing will move it: waits for an operator */
+	if (tx->state == SETTLE__V1__TX_STATE__ACTIVE)
+		return now > tx->deadline_ms + c->cfg.stuck_after_ms;
+	return now > tx->created_ms + c->cfg.stuck_after_ms;
+}
+
+void coord_query_answer(struct coord *c, struct rpc_call *call, const char *gid,
+			bool history, bool brief)
+{
+	Settle__V1__QueryResponse resp = SETTLE__V1__QUERY_RESPONSE__INIT;
+	Settle__V1__TxRecord *tx = NULL;
+	Settle__V1__TxInfo *info = NULL;
+	MDB_txn *txn;
+	int rv;
+
+	rv = store_read_begin(c->store, &txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv, store_errmsg(c->store));
+		return;
+	}
+	rv = store_tx_get(c->store, txn, gid, &tx);
+	if (rv == 0)
+		rv = store_tx_info(c->store, txn, tx, !brief || tx->failed > 0,
+				   history && !brief, &info);
+	store_read_end(txn);
+	if (rv != 0) {
+		coord_fail(c, call, rv,
+			   rv == SETTLE_ENOTFOUND ? "unknown gid"
+						  : store_errmsg(c->store));
+		goto out;
+	}
+	info->stuck = info->stuck || coord_tx_stuck(c, tx, settle_now_ms());
+	resp.tx = info;
+	rpc_call_reply(call, &resp.base);
+out:
+	if (info != NULL)
+		settle__v1__tx_info__free_unpacked(info, NULL);
+	if (tx != NULL)
+		settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
 /* ---- Waiters: Commit/Rollback and Query with wait ---------------------- */
 
-void dispatch__answer_decision(struct coord *c, struct rpc_call *call,
-			       const char *gid)
+void coord_answer_decision(struct coord *c, struct rpc_call *call,
+			   const char *gid)
 {
 	Settle__V1__DecisionResponse resp = SETTLE__V1__DECISION_RESPONSE__INIT;
 	Settle__V1__TxRecord *tx = NULL;
@@ -50,7 +127,7 @@ void dispatch__answer_decision(struct coord *c, struct rpc_call *call,
 		return;
 	}
 	resp.state = tx->state;
-	resp.finished = coord_tx_final(tx->state);
+	resp.finished = wal_tx_state_final(tx->state);
 	/* A TM's decision after an operator's heuristic one hears it. */
 	resp.heuristic = tx->heuristic;
 	rpc_call_reply(call, &resp.base);
@@ -116,7 +193,7 @@ static bool waiter_redirect(struct coord *c, struct coord_waiter *w,
 	return true;
 }
 
-void dispatch__waiter_set_lost(struct coord *c, struct coord_waiter *w)
+void coord_waiter_set_lost(struct coord *c, struct coord_waiter *w)
 {
 	if (!w->lost) {
 		w->lost = true;
@@ -138,13 +215,12 @@ static void waiter_timeout(uv_timer_t *t)
 	if (w->query)
 		coord_query_answer(c, w->call, w->gid, w->history, w->brief);
 	else
-		dispatch__answer_decision(c, w->call, w->gid);
+		coord_answer_decision(c, w->call, w->gid);
 	waiter_unlink(c, w);
 }
 
-struct coord_waiter *dispatch__waiter_add(struct coord *c,
-					  struct rpc_call *call,
-					  const char *gid, uint32_t wait_ms)
+struct coord_waiter *coord_waiter_add(struct coord *c, struct rpc_call *call,
+				      const char *gid, uint32_t wait_ms)
 {
 	struct coord_waiter *w = calloc(1, sizeof *w);
 
@@ -173,9 +249,9 @@ int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
 {
 	struct coord_waiter *w;
 
-	w = dispatch__waiter_add(
-	    c, call, gid,
-	    wait_ms > DISPATCH_WAIT_MAX_MS ? DISPATCH_WAIT_MAX_MS : wait_ms);
+	w = coord_waiter_add(c, call, gid,
+			     wait_ms > COORD_WAIT_MAX_MS ? COORD_WAIT_MAX_MS
+							 : wait_ms);
 	if (w == NULL)
 		return SETTLE_ENOMEM;
 	w->query = true;
@@ -187,7 +263,7 @@ int coord_query_wait(struct coord *c, struct rpc_call *call, const char *gid,
 void coord_waiters_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 {
 	struct coord_waiter *w;
-	bool final = coord_tx_final(tx->state);
+	bool final = wal_tx_state_final(tx->state);
 	/* A query also wakes when the transaction waits for an operator:
 	 * waiting on would only hide that from its caller. */
 	bool stuck = tx->failed > 0;
@@ -227,7 +303,7 @@ void coord_waiters_flush(struct coord *c, int err)
 		 * long it may wait for a leader to be named. */
 		for (struct coord_waiter *w = c->waiters; w != NULL;
 		     w = w->next)
-			dispatch__waiter_set_lost(c, w);
+			coord_waiter_set_lost(c, w);
 		coord_waiters_redirect(c);
 		return;
 	}
@@ -242,7 +318,7 @@ void coord_waiters_flush(struct coord *c, int err)
 			coord_query_answer(c, w->call, w->gid, w->history,
 					   w->brief);
 		else
-			dispatch__answer_decision(c, w->call, w->gid);
+			coord_answer_decision(c, w->call, w->gid);
 		waiter_unlink(c, w);
 	}
 }

@@ -24,13 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "driver.h"
 #include "coordinator/driver_int.h"
-#include "coordinator/xa.h"
-#include "coordinator/xa_pool.h"
 #include "error.h"
 #include "log.h"
 #include "wal/xa.h"
+#include "coordinator/xa.h"
 #include "xa/rm.h"
+#include "coordinator/xa_pool.h"
 
 _Static_assert(COORD_XA_ONE_PHASE_GRACE_MS == WAL_XA_ONE_PHASE_GRACE_MS,
 	       "the driver waits as long as the FSM's due time says");

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coordinator/xa.h"
 #include "error.h"
 #include "log.h"
+#include "coordinator/xa.h"
 #include "xa/rm.h"
 
 _Static_assert(XA_RM_POSTGRESQL == 1 && XA_RM_MARIADB == 2,
