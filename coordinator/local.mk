@@ -3,6 +3,7 @@
 bin_PROGRAMS += coordinator/settled
 coordinator_settled_SOURCES = \
 	coordinator/coord.h \
+	coordinator/aio_defer.c coordinator/aio_defer.h \
 	coordinator/dispatch.c coordinator/dispatch.h coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c coordinator/query.c \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
@@ -48,6 +49,16 @@ test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_coordinator
+endif
+
+if TESTS_ENABLED
+# Its own binary: aio_defer.c defines syscall() for the whole process.
+check_PROGRAMS += test/unit/test_aio_defer
+test_unit_test_aio_defer_SOURCES = test/unit/coordinator/test_aio_defer.c \
+	coordinator/aio_defer.c coordinator/aio_defer.h
+test_unit_test_aio_defer_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_aio_defer_LDADD = $(TEST_LIBS)
+TESTS += test/unit/test_aio_defer
 endif
 
 if TESTS_ENABLED

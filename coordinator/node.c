@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aio_defer.h"
 #include "apply.h"
 #include "budget.h"
 #include "clock.h"
@@ -347,6 +348,11 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->loop = loop;
 	c->started_ms = settle_mono_ms();
 	coord_quota_init(&c->quota, c->cfg.max_open_per_client);
+	if (!coord_aio_defer_start())
+		settle_log(SETTLE_LOG_WARN, "raft",
+			   "raft_uv's io_destroy() runs on the loop thread "
+			   "(SETTLE_AIO_DESTROY_INLINE=1, or no thread for "
+			   "it): each closed log segment stalls the node");
 
 	rv = make_dir(c->cfg.data_dir, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)

@@ -134,6 +134,19 @@ static void load_join(pthread_t *th, int threads)
 		pthread_join(th[t], NULL);
 }
 
+/* One round of load from 4 threads, gids prefixed TAG<round>, to its
+ * end (l keeps what each thread was answered). */
+static void load_round(struct load l[4], const char *endpoint, const char *tag,
+		       int round, atomic_int *commits)
+{
+	char prefix[16];
+	pthread_t th[4];
+
+	snprintf(prefix, sizeof(prefix), "%s%d", tag, round);
+	load_start(l, th, 4, endpoint, prefix, commits);
+	load_join(th, 4);
+}
+
 static void wait_commits(atomic_int *commits, int want, int timeout_ms)
 {
 	for (int waited = 0; atomic_load(commits) < want; waited++) {
@@ -664,11 +677,9 @@ Test(coord_restart, checkpoints_written_in_the_background_take_over)
 					   "1",
 					   NULL};
 	enum { ROUNDS = 64 };
-	static char prefixes[ROUNDS][8];
 	struct it_node n;
 	struct cu_conn c;
 	static struct load l[ROUNDS][4];
-	pthread_t th[4];
 	atomic_int commits = 0;
 	struct on_disk d;
 	char path[700];
@@ -681,11 +692,7 @@ Test(coord_restart, checkpoints_written_in_the_background_take_over)
 		cr_assert_lt(rounds, ROUNDS,
 			     "fewer than 2 checkpoints written "
 			     "in the background");
-		snprintf(prefixes[rounds], sizeof(prefixes[rounds]), "bg%d",
-			 rounds);
-		load_start(l[rounds], th, 4, n.endpoint, prefixes[rounds],
-			   &commits);
-		load_join(th, 4);
+		load_round(l[rounds], n.endpoint, "bg", rounds, &commits);
 		rounds++;
 	} while (log_count(n.proc->log, "written in the background") < 2);
 	cr_assert_eq(atomic_load(&commits), rounds * 4 * PER_THREAD);
@@ -781,5 +788,90 @@ Test(coord_restart, stale_store_is_brought_forward_from_its_checkpoint)
 	for (int r = 0; r < rounds; r++)
 		cr_assert_eq(check_acked(&c, l2[r], 4), 4 * PER_THREAD);
 	cu_close(&c);
+	cu_stop_clean(&n);
+}
+
+/* The thread of pid named name ("" if none): its voluntary context
+ * switches, or -1. */
+static long thread_switches(pid_t pid, const char *name)
+{
+	char path[128], comm[64], line[128];
+	struct dirent *e;
+	long switches = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	cr_assert_not_null(d, "%s", path);
+	while (switches < 0 && (e = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid,
+			 e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		comm[0] = '\0';
+		if (fgets(comm, sizeof(comm), f) != NULL)
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		if (strcmp(comm, name) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status",
+			 (int)pid, e->d_name);
+		f = fopen(path, "r");
+		cr_assert_not_null(f, "%s", path);
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "voluntary_ctxt_switches: %ld",
+				   &switches) == 1)
+				break;
+		fclose(f);
+	}
+	closedir(d);
+	return switches;
+}
+
+/*
+ * raft_uv destroys a closed log segment's AIO context on the loop thread
+ * (30-55 ms of waiting for an RCU grace period); settled hands that call
+ * to its thread "settled-aio" (coordinator/aio_defer.c). Each snapshot
+ * closes the open segment: after a few, the thread has run for them.
+ */
+Test(coord_restart, closed_segments_are_destroyed_off_the_loop)
+{
+	struct it_node n;
+	atomic_int commits = 0;
+	static struct load l[20][4];
+	long start, after;
+	int rounds = 0;
+
+	it_node_start(&n, 1, node_args);
+	start = thread_switches(n.proc->pid, "settled-aio");
+	cr_assert_geq(start, 0, "settled has no settled-aio thread");
+	cr_assert(!cu_wait_log(n.proc->log, "runs on the loop thread", 0));
+	do {
+		cr_assert_lt(rounds, 20, "no segment closed in 20 rounds");
+		load_round(l[rounds], n.endpoint, "aio", rounds, &commits);
+		rounds++;
+		after = thread_switches(n.proc->pid, "settled-aio");
+	} while (after < start + 2);
+	cr_assert_eq(atomic_load(&commits), rounds * 4 * PER_THREAD);
+	cu_stop_clean(&n);
+}
+
+/* SETTLE_AIO_DESTROY_INLINE=1 keeps the call where raft makes it, and the
+ * node says so. */
+Test(coord_restart, aio_destroy_inline_when_asked)
+{
+	struct it_node n;
+	static const char *const args[] = {"--snapshot-threshold", "64", NULL};
+
+	setenv("SETTLE_AIO_DESTROY_INLINE", "1", 1);
+	it_node_start(&n, 1, args);
+	unsetenv("SETTLE_AIO_DESTROY_INLINE");
+	cr_assert(cu_wait_log(n.proc->log, "runs on the loop thread", 5000));
+	cr_assert_lt(thread_switches(n.proc->pid, "settled-aio"), 0);
 	cu_stop_clean(&n);
 }
