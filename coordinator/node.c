@@ -1,7 +1,9 @@
 /*
- * node.c — lifecycle of a coordinator node: LMDB, the raft instance and its
- * FSM glue (snapshots in snapshot.c), the client RPC server, signals and
- * the leadership watch.
+ * node.c — lifecycle of a coordinator node (node.h): opens LMDB, the raft
+ * instance and the client RPC server and wires the stages of coord.h to
+ * them (raft's FSM in apply.c, its snapshots in snapshot.c, requests in
+ * dispatch.c); owns the loop's handles (the check that ends each turn, the
+ * leadership watch, the tick), signals, and the stop.
  */
 #include <errno.h>
 #include <limits.h>
