@@ -73,6 +73,9 @@ enum {
 	SETTLE_EFULL = -108,	 /* storage full */
 	SETTLE_EDIVERGED = -109, /* a node's state diverged from the cluster */
 	SETTLE_ENOSPACE = -110,	 /* no space left on device */
+	/* A TLS handshake or record failed: a certificate refused by either
+	 * side, or a peer that does not speak TLS (the message says which). */
+	SETTLE_ETLS = -111,
 };
 /* Static text for a code ("unknown error" for others). */
 const char *settle_strerror(int err);

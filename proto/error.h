@@ -39,7 +39,8 @@
 	X(CANCELED, -107, 5, "canceled")                                       \
 	X(FULL, -108, 5, "storage full")                                       \
 	X(DIVERGED, -109, 7, "state diverged from the cluster")                \
-	X(NOSPACE, -110, 7, "no space left on device")
+	X(NOSPACE, -110, 7, "no space left on device")                         \
+	X(TLS, -111, 5, "TLS handshake or record failed")
 
 enum {
 #define SETTLE__ERR_ENUM(name, value, wire, text) SETTLE_E##name = (value),

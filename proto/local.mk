@@ -17,6 +17,7 @@ proto_libsettlecore_la_SOURCES = \
 	proto/log.c proto/log.h \
 	proto/rpc.h proto/frame.c \
 	proto/stream.c proto/stream.h \
+	proto/tls.c proto/tls.h \
 	proto/rpc_server.c proto/rpc_client.c
 # The XID codec lives in xa/ but every layer needs it (the FSM builds RM
 # branches' XIDs, the client library derives gids from XIDs).
@@ -44,4 +45,10 @@ test_unit_test_rpc_client_SOURCES = test/unit/proto/test_rpc_client.c \
 test_unit_test_rpc_client_CFLAGS = $(TEST_CFLAGS)
 test_unit_test_rpc_client_LDADD = proto/libsettlecore.la $(TEST_LIBS)
 TESTS += test/unit/test_rpc_client
+check_PROGRAMS += test/unit/test_rpc_tls
+test_unit_test_rpc_tls_SOURCES = test/unit/proto/test_rpc_tls.c \
+	test/unit/proto/rawpeer.h
+test_unit_test_rpc_tls_CFLAGS = $(TEST_CFLAGS)
+test_unit_test_rpc_tls_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+TESTS += test/unit/test_rpc_tls
 endif

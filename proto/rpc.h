@@ -44,6 +44,10 @@ struct rpc_opts {
 	uint32_t frame_timeout_ms;   /* a frame begun must be whole within
 					this, or its connection is closed
 					(a slow sender) */
+	/* Server and client: mutual TLS with this context (proto/tls.h;
+	 * made for the right side), NULL: plain TCP. Not owned: it must
+	 * outlive the server or client. */
+	struct rpc_tls *tls;
 };
 
 /* ---- Frame codec (pure functions; unit-tested without sockets) ---------- */
@@ -144,6 +148,9 @@ const uint8_t *rpc_call_body(const struct rpc_call *call, size_t *len);
 const char *rpc_call_peer(const struct rpc_call *call);
 /* The same without its port: the client's source address. */
 const char *rpc_call_peer_addr(const struct rpc_call *call);
+/* Over TLS, the common name of the certificate the client presented;
+ * "" on a plain connection or once the connection has closed. */
+const char *rpc_call_peer_name(const struct rpc_call *call);
 
 /*
  * Answer with body (NULL: empty; packed now, no reference kept). Frees the
@@ -185,7 +192,7 @@ typedef void (*rpc_reply_cb)(void *data, const struct rpc_result *res);
  * connects on first call and reconnects on the next call after a failure;
  * calls made while connecting are queued. The endpoint string is copied.
  * Returns SETTLE_EINVAL for a malformed endpoint or port 0, SETTLE_ENOMEM.
- * opts: only max_frame applies (requests and responses).
+ * opts: only max_frame (requests and responses) and tls apply.
  */
 int rpc_client_init(uv_loop_t *loop, const char *endpoint,
 		    const struct rpc_opts *opts, struct rpc_client **out);

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "stream.h"
+#include "tls.h"
 
 #define INITIAL_BUCKETS 64u
 
@@ -358,11 +359,17 @@ static void conn_on_read(struct rpc_stream *st, const uint8_t *data, size_t len,
 {
 	struct cli_conn *conn = st->data;
 	Settle__V1__Frame *f;
-	char msg[160];
+	char msg[400];
 	int rv;
 
 	if (conn->c == NULL)
 		return;
+	if (err == SETTLE_ETLS) {
+		snprintf(msg, sizeof(msg), "TLS with %s: %s", conn->c->endpoint,
+			 rpc_stream_tls_error(st));
+		conn_fail(conn, SETTLE_ETLS, msg);
+		return;
+	}
 	if (err != 0) {
 		snprintf(msg, sizeof(msg), "connection to %s lost: %s",
 			 conn->c->endpoint, settle_strerror(err));
@@ -528,7 +535,10 @@ static struct cli_conn *conn_new(struct rpc_client *c)
 		rv = SETTLE_ENOMEM;
 		goto err;
 	}
-	rv = rpc_stream_tcp_init(c->loop, &conn->s, &conn_cbs, conn);
+	rv = c->opts.tls != NULL
+		 ? rpc_stream_tls_init(c->loop, &conn->s, &conn_cbs, conn,
+				       c->opts.tls, c->host)
+		 : rpc_stream_tcp_init(c->loop, &conn->s, &conn_cbs, conn);
 	if (rv != 0)
 		goto err_after_alloc;
 	rpc_decoder_init(&conn->dec, c->opts.max_frame);

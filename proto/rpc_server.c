@@ -22,6 +22,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "stream.h"
+#include "tls.h"
 
 #define DEFAULT_MAX_INFLIGHT 1024u
 /* What a connection may hold for a frame not yet whole without it
@@ -264,6 +265,15 @@ static void conn_on_read(struct rpc_stream *st, const uint8_t *data, size_t len,
 	struct rpc_server *s = c->srv;
 	int rv;
 
+	if (err == SETTLE_ETLS) {
+		/* Someone without the right certificate: logged with the
+		 * peer and OpenSSL's reason, at most once a second. */
+		char why[320];
+
+		snprintf(why, sizeof(why), "TLS: %s", rpc_stream_tls_error(st));
+		limit_close(c, why);
+		return;
+	}
 	if (err != 0) {
 		conn_close(c,
 			   err == SETTLE_ECLOSED ? NULL : settle_strerror(err));
@@ -382,7 +392,10 @@ static void server_on_connection(uv_stream_t *listener, int status)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto err;
-	rv = rpc_stream_tcp_init(s->loop, &c->s, &conn_cbs, c);
+	rv = s->opts.tls != NULL
+		 ? rpc_stream_tls_init(s->loop, &c->s, &conn_cbs, c,
+				       s->opts.tls, NULL)
+		 : rpc_stream_tcp_init(s->loop, &c->s, &conn_cbs, c);
 	if (rv != 0)
 		goto err_after_alloc;
 	/* From here the stream handle exists and only its close callback
@@ -647,6 +660,11 @@ const char *rpc_call_peer(const struct rpc_call *call)
 const char *rpc_call_peer_addr(const struct rpc_call *call)
 {
 	return call->conn->addr;
+}
+
+const char *rpc_call_peer_name(const struct rpc_call *call)
+{
+	return rpc_stream_peer_name(&call->conn->s);
 }
 
 static void call_free(struct rpc_call *call)

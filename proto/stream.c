@@ -21,7 +21,7 @@
  * serves every connection instead of 64 KiB each. */
 static _Thread_local uint8_t tcp_rbuf[RPC_STREAM_READ_SIZE];
 
-static void tcp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+void rpc_stream__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	(void)h;
 	(void)hint;
@@ -29,27 +29,32 @@ static void tcp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = sizeof(tcp_rbuf);
 }
 
+bool rpc_stream__read_end(struct rpc_stream *s, ssize_t n)
+{
+	if (n == 0 || s->closing)
+		return true;
+	if (n > 0)
+		return false;
+	s->reading = false;
+	uv_read_stop((uv_stream_t *)&s->tcp);
+	s->cbs->on_read(s, NULL, 0,
+			n == UV_EOF ? SETTLE_ECLOSED
+				    : settle_err_from_uv((int)n));
+	return true;
+}
+
 static void tcp_read_cb(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
 	struct rpc_stream *s = h->data;
 
-	if (n == 0 || s->closing)
-		return;
-	if (n < 0) {
-		s->reading = false;
-		uv_read_stop(h);
-		s->cbs->on_read(s, NULL, 0,
-				n == UV_EOF ? SETTLE_ECLOSED
-					    : settle_err_from_uv((int)n));
-		return;
-	}
-	s->cbs->on_read(s, (const uint8_t *)buf->base, (size_t)n, 0);
+	if (!rpc_stream__read_end(s, n))
+		s->cbs->on_read(s, (const uint8_t *)buf->base, (size_t)n, 0);
 }
 
 static int tcp_read_start(struct rpc_stream *s)
 {
-	return settle_err_from_uv(
-	    uv_read_start((uv_stream_t *)&s->tcp, tcp_alloc_cb, tcp_read_cb));
+	return settle_err_from_uv(uv_read_start(
+	    (uv_stream_t *)&s->tcp, rpc_stream__alloc_cb, tcp_read_cb));
 }
 
 static int tcp_read_stop(struct rpc_stream *s)

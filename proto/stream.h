@@ -1,10 +1,10 @@
 /*
  * stream.h — the transport seam under the RPC layer (internal to proto/).
  *
- * An rpc_stream is a byte stream with a write queue. Today the only
- * transport is plain TCP; TLS will provide another rpc_stream_ops that
- * encrypts in write and decrypts before calling on_read, so the server and
- * client never see which one they use.
+ * An rpc_stream is a byte stream with a write queue over a TCP handle:
+ * plain (stream.c), or TLS (tls.h), whose rpc_stream_ops encrypt in write
+ * and decrypt before calling on_read, so the server and client never see
+ * which one they use.
  *
  * Also here: rpc_tick, a hook that runs once at the end of the current loop
  * iteration (used to coalesce writes), and host:port parsing.
@@ -22,6 +22,7 @@
 #define RPC_STREAM_READ_SIZE (64u * 1024u)
 
 struct rpc_stream;
+struct rpc_tls_conn;
 
 /* What the owner of a stream hears. Each may close the stream. */
 struct rpc_stream_cbs {
@@ -65,6 +66,7 @@ struct rpc_stream {
 	bool writing;
 	bool reading;
 	bool closing;
+	struct rpc_tls_conn *tls; /* TLS state (tls.c); NULL: plain TCP */
 };
 
 /*
@@ -99,6 +101,12 @@ void rpc_stream_peer(const struct rpc_stream *s, char *buf, size_t len);
 /* For transports: report the end of a write / the handle closing. */
 void rpc_stream__write_done(struct rpc_stream *s, int status);
 void rpc_stream__closed(struct rpc_stream *s);
+/* For transports: libuv's alloc_cb handing out the loop thread's read
+ * buffer (read_cb must be done with it before returning), and the start
+ * of every read_cb: true when the read holds no bytes to take (n 0, the
+ * stream closing, or the end or an error, reported to on_read). */
+void rpc_stream__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+bool rpc_stream__read_end(struct rpc_stream *s, ssize_t n);
 
 /* ---- End-of-iteration hook ---------------------------------------------
  * Armed from anywhere, cb runs once: in the check phase of this iteration
