@@ -30,6 +30,7 @@
 #include "rpc.h"
 
 #include "async_int.h"
+#include "tls.h"
 
 static int attempt(struct aop *op, char *why, size_t whylen);
 static void op_free(struct aop *op);
@@ -114,7 +115,7 @@ static int pool_get(struct settle_async *a, const char *ep,
 	if (pe == NULL)
 		return SETTLE_ENOMEM;
 	snprintf(pe->ep, sizeof(pe->ep), "%s", ep);
-	struct rpc_opts ro = {.max_frame = a->opts.max_frame};
+	struct rpc_opts ro = {.max_frame = a->opts.max_frame, .tls = a->tls};
 	rv = rpc_client_init(a->loop, ep, &ro, &pe->rc);
 	if (rv != 0) {
 		free(pe);
@@ -496,7 +497,20 @@ static void on_timer_closed(uv_handle_t *h)
 	struct settle_async *a = h->data;
 
 	free(a->eps_buf);
+	rpc_tls_free(a->tls);
 	free(a);
+}
+
+int settle_async_set_tls(settle_async *a, const struct settle_tls *tls)
+{
+	if (a == NULL || tls == NULL || a->closing || a->npool > 0) {
+		if (a != NULL)
+			snprintf(a->errmsg, sizeof(a->errmsg),
+				 "set_tls: only before the first operation");
+		return SETTLE_EINVAL;
+	}
+	return client__tls_set(&a->tls, tls, false, a->errmsg,
+			       sizeof(a->errmsg));
 }
 
 void settle_async_close(settle_async *a)

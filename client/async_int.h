@@ -92,6 +92,7 @@ struct settle_async {
 	uv_timer_t timer;
 	bool timer_open;
 	bool closing;
+	struct rpc_tls *tls; /* settle_async_set_tls(); NULL: plaintext */
 	char errmsg[512];
 };
 

@@ -38,6 +38,11 @@ const char *client__wire_name(int err);
 
 /* The method's name for messages ("begin"). */
 const char *client__method_name(int method);
+/* A TLS context from the application's files into *slot (the one there
+ * freed); server: a participant's. 0, or SETTLE_EINVAL with errmsg. */
+struct rpc_tls;
+int client__tls_set(struct rpc_tls **slot, const struct settle_tls *tls,
+		    bool server, char *errmsg, size_t errmsg_len);
 
 /* Why tx (not final, tx->failed > 0) waits for an operator, into buf. */
 void client__stuck_text(const Settle__V1__TxInfo *tx, char *buf, size_t len);

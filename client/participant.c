@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "log.h"
+#include "client_int.h"
 #include "rpc.h"
+#include "tls.h"
 #include "xa/xid.h"
 
 #define GC_BATCH_DEFAULT       1000
@@ -21,6 +23,7 @@
 struct settle_participant {
 	struct settle_participant_config cfg;
 	char *listen;
+	struct rpc_tls *tls; /* settle_participant_set_tls(); NULL: plain */
 	settle_barrier *barrier;
 	struct rpc_server *server;
 	uv_loop_t *loop;
@@ -481,11 +484,13 @@ static void gc_stop(settle_participant *p)
 
 int settle_participant_start(settle_participant *p, uv_loop_t *loop)
 {
+	struct rpc_opts opts = {0};
 	int rv;
 
 	if (p == NULL || loop == NULL || p->server != NULL || p->closing)
 		return SETTLE_EINVAL;
-	rv = rpc_server_start(loop, p->listen, NULL, on_call, p, &p->server,
+	opts.tls = p->tls;
+	rv = rpc_server_start(loop, p->listen, &opts, on_call, p, &p->server,
 			      p->errmsg, sizeof(p->errmsg));
 	if (rv != 0) {
 		p->server = NULL;
@@ -506,8 +511,18 @@ int settle_participant_start(settle_participant *p, uv_loop_t *loop)
 static void participant_free(settle_participant *p)
 {
 	settle_barrier_close(p->barrier);
+	rpc_tls_free(p->tls);
 	free(p->listen);
 	free(p);
+}
+
+int settle_participant_set_tls(settle_participant *p,
+			       const struct settle_tls *tls)
+{
+	if (p == NULL || tls == NULL || p->server != NULL)
+		return SETTLE_EINVAL;
+	return client__tls_set(&p->tls, tls, true, p->errmsg,
+			       sizeof(p->errmsg));
 }
 
 static void on_server_closed(void *data)

@@ -18,6 +18,7 @@
 
 #include "client_int.h"
 #include "conn.h"
+#include "tls.h"
 
 int settle_cmd_id(uint8_t out[16])
 {
@@ -465,5 +466,25 @@ int client__saga_request(const char *gid, const struct settle_saga_opts *opts,
 	req->steps = ptrs;
 	*wire_out = wire;
 	*ptrs_out = ptrs;
+	return 0;
+}
+
+int client__tls_set(struct rpc_tls **slot, const struct settle_tls *tls,
+		    bool server, char *errmsg, size_t errmsg_len)
+{
+	struct rpc_tls_opts o = {
+	    .cert = tls->cert,
+	    .key = tls->key,
+	    .ca = tls->ca,
+	    .crl = tls->crl,
+	    .server = server,
+	};
+	struct rpc_tls *t;
+	int rv = rpc_tls_new(&o, &t, errmsg, errmsg_len);
+
+	if (rv != 0)
+		return rv;
+	rpc_tls_free(*slot);
+	*slot = t;
 	return 0;
 }

@@ -107,6 +107,19 @@ struct settle_client_opts {
 };
 
 /*
+ * Mutual TLS 1.3 (docs/SECURITY.md): PEM files of this side's certificate
+ * and key, the CA every peer's certificate must chain to, and optionally
+ * a CRL (NULL: none). Given to settle_async_set_tls() and
+ * settle_participant_set_tls(); the files are read then.
+ */
+struct settle_tls {
+	const char *cert;
+	const char *key;
+	const char *ca;
+	const char *crl;
+};
+
+/*
  * Open a handle on a coordinator cluster. endpoints is a comma-separated
  * list "host:port,host:port" (IPv6 as [addr]:port), copied. opts may be
  * NULL for the defaults; it is copied. No connection is made yet: the

@@ -83,6 +83,16 @@ int settle_async_open(uv_loop_t *loop, const char *endpoints,
  */
 void settle_async_close(settle_async *a);
 
+/*
+ * Talk to the cluster over mutual TLS (struct settle_tls, settle.h) from
+ * now on; before the first operation. 0, or SETTLE_EINVAL (a file that
+ * cannot be read, a key that does not match; settle_async_errmsg() names
+ * it). A node that refuses the certificate, or whose own the CA did not
+ * sign or that does not name its address, fails operations with
+ * SETTLE_ETLS.
+ */
+int settle_async_set_tls(settle_async *a, const struct settle_tls *tls);
+
 /* Why the last call on the handle was refused ("" if it was not). */
 const char *settle_async_errmsg(const settle_async *a);
 

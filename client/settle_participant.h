@@ -253,6 +253,15 @@ uv_loop_t *settle_participant_loop(const settle_participant *p);
 /* Port listened on (useful with port 0), or -1 before start. */
 int settle_participant_port(const settle_participant *p);
 
+/*
+ * Serve over mutual TLS (struct settle_tls, settle.h): only callers whose
+ * certificate chains to tls->ca are served, which for a participant means
+ * the cluster's nodes. Before start. 0, or SETTLE_EINVAL (a file that
+ * cannot be read, a key that does not match; the error text names it).
+ */
+int settle_participant_set_tls(settle_participant *p,
+			       const struct settle_tls *tls);
+
 /* Last error text, "" if none. */
 const char *settle_participant_errmsg(const settle_participant *p);
 

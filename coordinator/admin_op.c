@@ -301,7 +301,8 @@ static void probe_answered(void *data, const struct rpc_result *res)
  * will wake the op. */
 static bool probe_level(struct admin_op *op)
 {
-	if (rpc_client_init(op->c->loop, op->client, NULL, &op->probe) != 0) {
+	if (rpc_client_init(op->c->loop, op->client, &op->c->client_opts,
+			    &op->probe) != 0) {
 		op->probe = NULL;
 		return false;
 	}

@@ -33,6 +33,8 @@ static const char usage[] =
     "               [--max-connections N] [--max-connections-per-address N]\n"
     "               [--max-partial-frames MIB] [--frame-timeout DURATION]\n"
     "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
+    "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+    "               [--tls-crl FILE]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -60,7 +62,12 @@ static const char usage[] =
     "frame begun must arrive whole within it (default 30s). --idle-timeout:\n"
     "close a connection idle that long with nothing in flight (default 0).\n"
     "--max-open-per-client: transactions a client address may have begun\n"
-    "and not yet decided (default 50000); more Begins are refused.\n";
+    "and not yet decided (default 50000); more Begins are refused.\n"
+    "--tls-cert, --tls-key, --tls-ca: PEM files for mutual TLS 1.3 on the\n"
+    "client port and on this node's calls to other nodes and participants\n"
+    "(every peer's certificate must chain to the CA); --tls-crl: revoked\n"
+    "certificates. Without them clients connect in plaintext\n"
+    "(docs/SECURITY.md).\n";
 
 const char *coord_config_usage(void)
 {
@@ -627,6 +634,25 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			*(strcmp(a, "--max-connections") == 0
 			      ? &cfg->max_conns
 			      : &cfg->max_conns_per_addr) = (uint32_t)n;
+		} else if (strncmp(a, "--tls-", 6) == 0 &&
+			   (strcmp(a + 6, "cert") == 0 ||
+			    strcmp(a + 6, "key") == 0 ||
+			    strcmp(a + 6, "ca") == 0 ||
+			    strcmp(a + 6, "crl") == 0)) {
+			const char *what = a + 6;
+			char *dst = strcmp(what, "cert") == 0  ? cfg->tls_cert
+				    : strcmp(what, "key") == 0 ? cfg->tls_key
+				    : strcmp(what, "ca") == 0  ? cfg->tls_ca
+							       : cfg->tls_crl;
+
+			NEED_VALUE();
+			if (v[0] == '\0' || strlen(v) >= COORD_PATH_MAX) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: a file path of 1..%d bytes", a,
+					 COORD_PATH_MAX - 1);
+				return SETTLE_EINVAL;
+			}
+			strcpy(dst, v);
 		} else if (strcmp(a, "--max-open-per-client") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n > 100000000) {
@@ -692,6 +718,15 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		    errmsg, errmsg_len,
 		    "--election-timeout must be at least twice --heartbeat "
 		    "(and both > 0)");
+		return SETTLE_EINVAL;
+	}
+	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0') ||
+	    (cfg->tls_cert[0] != '\0') != (cfg->tls_ca[0] != '\0') ||
+	    (cfg->tls_crl[0] != '\0' && cfg->tls_cert[0] == '\0')) {
+		snprintf(
+		    errmsg, errmsg_len,
+		    "TLS needs --tls-cert, --tls-key and --tls-ca together "
+		    "(--tls-crl only with them)");
 		return SETTLE_EINVAL;
 	}
 	if (!have_peers) {

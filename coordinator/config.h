@@ -28,6 +28,8 @@ struct coord_xa_rm_cfg {
 	char conninfo[1024];
 };
 
+#define COORD_PATH_MAX 512
+
 struct coord_config {
 	uint64_t id;
 	char data_dir[512];
@@ -86,6 +88,14 @@ struct coord_config {
 	/* Open (ACTIVE or XA_PREPARED) transactions a client address may
 	 * have begun through this leader (coordinator/quota.h; 0: none). */
 	uint32_t max_open_per_client;
+	/* Mutual TLS (proto/tls.h) on the client port and on this node's
+	 * calls to other nodes and to participants: its certificate, key,
+	 * the CA that signs every peer, and a CRL; "" when not given (all
+	 * three or none; without them the client port is plaintext). */
+	char tls_cert[COORD_PATH_MAX];
+	char tls_key[COORD_PATH_MAX];
+	char tls_ca[COORD_PATH_MAX];
+	char tls_crl[COORD_PATH_MAX];
 };
 
 /* Default formatID: "STLE" in ASCII. */

@@ -193,6 +193,12 @@ struct coord {
 	} writeback;
 
 	struct rpc_server *server;
+	/* Mutual TLS (proto/tls.h; --tls-*): the client port's context, and
+	 * the one for this node's calls to other nodes and participants,
+	 * which pass client_opts to rpc_client_init. NULL: plaintext. */
+	struct rpc_tls *tls_server;
+	struct rpc_tls *tls_client;
+	struct rpc_opts client_opts;
 	struct coord_driver *driver;
 	struct coord_features features;
 	struct admin_op *admin_op; /* the membership change under way */

@@ -33,7 +33,8 @@ static struct rpc_client *participant_get(struct coord_driver *d,
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
-	if (rpc_client_init(d->c->loop, endpoint, NULL, &p->client) != 0) {
+	if (rpc_client_init(d->c->loop, endpoint, &d->c->client_opts,
+			    &p->client) != 0) {
 		free(p);
 		return NULL;
 	}

@@ -149,7 +149,7 @@ static void round_start(struct coord *c)
 		a = malloc(sizeof *a);
 		if (ep == NULL || a == NULL ||
 		    f->n_clients == COORD_MAX_PEERS ||
-		    rpc_client_init(c->loop, ep, NULL, &rc) != 0) {
+		    rpc_client_init(c->loop, ep, &c->client_opts, &rc) != 0) {
 			/* Counted, never agreed: this round cannot end in a
 			 * raise. */
 			free(a);

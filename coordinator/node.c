@@ -29,6 +29,7 @@
 #include "propose.h"
 #include "role.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "waiters.h"
 
 #define TICK_MS	      50
@@ -288,6 +289,9 @@ void coord_close(struct coord *c)
 	/* The loop is done with raft's streams. */
 	raft_tcp_forget();
 	coord_quota_free(&c->quota);
+	rpc_tls_free(c->tls_server);
+	rpc_tls_free(c->tls_client);
+	c->tls_server = c->tls_client = NULL;
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
@@ -299,6 +303,40 @@ void coord_close(struct coord *c)
 }
 
 /* ---- Start --------------------------------------------------------------- */
+
+/* TLS contexts from --tls-*: one for the client port, one for this node's
+ * own calls (other nodes' client ports, participants), with the same
+ * certificate. None without the flags, and a warning. */
+static int tls_start(struct coord *c)
+{
+	struct rpc_tls_opts o = {
+	    .cert = c->cfg.tls_cert,
+	    .key = c->cfg.tls_key,
+	    .ca = c->cfg.tls_ca,
+	    .crl = c->cfg.tls_crl[0] != '\0' ? c->cfg.tls_crl : NULL,
+	};
+	char why[400];
+	int rv;
+
+	if (c->cfg.tls_cert[0] == '\0') {
+		settle_log(SETTLE_LOG_WARN, "node",
+			   "no --tls-cert: clients connect to %s in "
+			   "plaintext, without certificates "
+			   "(docs/SECURITY.md)",
+			   c->cfg.listen);
+		return 0;
+	}
+	o.server = true;
+	rv = rpc_tls_new(&o, &c->tls_server, why, sizeof why);
+	if (rv == 0) {
+		o.server = false;
+		rv = rpc_tls_new(&o, &c->tls_client, why, sizeof why);
+	}
+	c->client_opts.tls = c->tls_client;
+	if (rv != 0)
+		snprintf(c->errmsg, sizeof c->errmsg, "TLS: %s", why);
+	return rv;
+}
 
 static int bootstrap(struct coord *c)
 {
@@ -350,6 +388,9 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	c->loop = loop;
 	c->started_ms = settle_mono_ms();
 	coord_quota_init(&c->quota, c->cfg.max_open_per_client);
+	rv = tls_start(c);
+	if (rv != 0)
+		return rv;
 	if (!coord_aio_defer_start())
 		settle_log(SETTLE_LOG_WARN, "raft",
 			   "raft_uv's io_destroy() runs on the loop thread "
@@ -474,6 +515,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	limits.max_partial = c->cfg.max_partial_bytes;
 	limits.frame_timeout_ms = c->cfg.frame_timeout_ms;
 	limits.idle_close_ms = c->cfg.idle_timeout_ms;
+	limits.tls = c->tls_server;
 	rv = rpc_server_start(loop, c->cfg.listen, &limits, coord_dispatch, c,
 			      &c->server, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)

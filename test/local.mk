@@ -64,6 +64,15 @@ test_integration_test_limits_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
 test_integration_test_limits_LDADD = $(COORD_IT_LIBS)
 TESTS += test/integration/test_limits
 
+# Mutual TLS on a real settled: settle-bench commits through it, a
+# stranger's certificate and a plain client do not.
+check_PROGRAMS += test/integration/test_tls
+test_integration_test_tls_SOURCES = \
+	test/integration/test_tls.c $(COORD_IT)
+test_integration_test_tls_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_tls_LDADD = $(COORD_IT_LIBS)
+TESTS += test/integration/test_tls
+
 check_PROGRAMS += test/integration/test_coord_restart
 test_integration_test_coord_restart_SOURCES = \
 	test/integration/test_coord_restart.c $(COORD_IT)

@@ -276,6 +276,7 @@ static const char help[] =
     "                    [--rate R] [--interval S]\n"
     "                    [--declare-branches | --register-branches]\n"
     "                    [--client async|sync] [--random-gids]\n"
+    "                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
     "tcc: the Begin declares the K branches (one raft command); with\n"
@@ -290,6 +291,8 @@ static const char help[] =
     "handle (the only way for --register-branches).\n"
     "--random-gids: the bench chooses each gid (32 random hex digits)\n"
     "instead of the leader.\n"
+    "--tls-*: mutual TLS with these PEM files for the client and the\n"
+    "participant (settled needs its own --tls-*; async client only).\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
@@ -344,6 +347,9 @@ int main(int argc, char **argv)
 	    {"interval", required_argument, NULL, 'i'},
 	    {"client", required_argument, NULL, 'C'},
 	    {"random-gids", no_argument, NULL, 'g'},
+	    {"tls-cert", required_argument, NULL, 'T'},
+	    {"tls-key", required_argument, NULL, 'K'},
+	    {"tls-ca", required_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -472,6 +478,15 @@ int main(int argc, char **argv)
 		case 'g':
 			b.random_gids = true;
 			break;
+		case 'T':
+			b.tls.cert = optarg;
+			break;
+		case 'K':
+			b.tls.key = optarg;
+			break;
+		case 'A':
+			b.tls.ca = optarg;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return 0;
@@ -493,6 +508,13 @@ int main(int argc, char **argv)
 		return usage("%s", "--client async runs tcc with declared "
 				   "branches and saga");
 	b.async = client != 0 && !xa && (b.mode == BENCH_SAGA || b.declare);
+	if ((b.tls.cert != NULL) != (b.tls.key != NULL) ||
+	    (b.tls.cert != NULL) != (b.tls.ca != NULL))
+		return usage("%s", "TLS needs --tls-cert, --tls-key and "
+				   "--tls-ca together");
+	if (b.tls.cert != NULL && !b.async)
+		return usage("%s", "--tls-* is for the asynchronous client "
+				   "(tcc with declared branches, saga)");
 	if (!b.async && b.concurrency > MAX_CONCURRENCY)
 		return usage("--concurrency %u: at most %u threads (the "
 			     "blocking client)",

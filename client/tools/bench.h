@@ -82,6 +82,10 @@ struct bench {
 	/* --mode xa: the leader commits the branches from its own sessions
 	 * (the initiator's MariaDB session ends first), not the initiator. */
 	bool xa_leader_commits;
+	/* --tls-cert/--tls-key/--tls-ca: mutual TLS for the client and the
+	 * in-process participant (the asynchronous client only); cert NULL:
+	 * plaintext. */
+	struct settle_tls tls;
 	struct bench_xa *xa;
 };
 

@@ -295,7 +295,12 @@ void bench_async_run(struct bench_worker *w)
 		return;
 	}
 	rv = settle_async_open(&run.loop, b->cluster, NULL, &run.c);
-	if (rv != 0) {
+	if (rv == 0 && b->tls.cert != NULL &&
+	    settle_async_set_tls(run.c, &b->tls) != 0) {
+		bench_fail(w, "TLS: %s", settle_async_errmsg(run.c));
+		settle_async_close(run.c);
+		uv_run(&run.loop, UV_RUN_DEFAULT);
+	} else if (rv != 0) {
 		bench_fail(w, "open: %s", settle_strerror(rv));
 	} else {
 		uv_timer_init(&run.loop, &run.tick);

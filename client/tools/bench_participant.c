@@ -109,6 +109,12 @@ int bench_participant_start(struct bench *b, struct bench_participant *pt,
 			settle_strerror(rc));
 		return -1;
 	}
+	if (b->tls.cert != NULL &&
+	    settle_participant_set_tls(pt->p, &b->tls) != 0) {
+		fprintf(stderr, "settle-bench: participant TLS: %s\n",
+			settle_participant_errmsg(pt->p));
+		return -1;
+	}
 	rc = settle_participant_start_thread(pt->p);
 	if (rc != 0) {
 		fprintf(stderr, "settle-bench: participant listen %s: %s\n",

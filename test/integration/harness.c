@@ -606,7 +606,7 @@ void it_node_wait_leader(struct it_node *n, int timeout_ms)
 		sleep_ms(50);
 	}
 }
-void it_node_start(struct it_node *n, int id, const char *const *extra)
+void it_node_spawn(struct it_node *n, int id, const char *const *extra)
 {
 	char *argv[IT_MAX_ARGS + 1];
 	char ids[16], raft[32], name[32];
@@ -634,6 +634,11 @@ void it_node_start(struct it_node *n, int id, const char *const *extra)
 		argv[i++] = (char *)*extra++;
 	argv[i] = NULL;
 	n->proc = it_spawn(name, argv);
+}
+
+void it_node_start(struct it_node *n, int id, const char *const *extra)
+{
+	it_node_spawn(n, id, extra);
 	it_node_wait_leader(n, 20000);
 }
 

@@ -110,6 +110,9 @@ struct it_node {
  * reports role "leader" (20 s).
  */
 void it_node_start(struct it_node *n, int id, const char *const *extra);
+/* The same without waiting (a node that settlectl cannot reach, e.g.
+ * one that wants TLS). */
+void it_node_spawn(struct it_node *n, int id, const char *const *extra);
 /* Wait until the node answers STATUS as leader again (after a restart). */
 void it_node_wait_leader(struct it_node *n, int timeout_ms);
 

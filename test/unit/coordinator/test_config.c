@@ -293,3 +293,37 @@ Test(config, snapshot_journal_decides_full_or_delta)
 			    "--snapshot-journal", "65537"),
 		      0);
 }
+
+Test(config, tls_files_go_together)
+{
+	struct coord_config cfg;
+	char err[512];
+
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2"),
+		     0, "%s", err);
+	cr_expect_str_eq(cfg.tls_cert, "");
+	cr_assert_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--tls-cert",
+			   "n.pem", "--tls-key", "n.key", "--tls-ca", "ca.pem",
+			   "--tls-crl", "crl.pem"),
+		     0, "%s", err);
+	cr_expect_str_eq(cfg.tls_cert, "n.pem");
+	cr_expect_str_eq(cfg.tls_key, "n.key");
+	cr_expect_str_eq(cfg.tls_ca, "ca.pem");
+	cr_expect_str_eq(cfg.tls_crl, "crl.pem");
+	/* One without the others, a CRL alone, an empty path. */
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--tls-cert",
+			   "n.pem"),
+		     SETTLE_EINVAL);
+	cr_expect_neq(strstr(err, "--tls-key"), NULL, "%s", err);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--tls-crl",
+			   "crl.pem"),
+		     SETTLE_EINVAL);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--tls-ca", ""),
+		     SETTLE_EINVAL);
+	cr_expect_neq(strstr(err, "--tls-ca"), NULL, "%s", err);
+}

@@ -1,0 +1,137 @@
+/*
+ * test_tls.c — a real settled with --tls-*: settle-bench (the asynchronous
+ * client and an in-process participant) commits through it over mutual
+ * TLS, both ways (client -> node, node -> participant); a client with
+ * another CA's certificate, or none, commits nothing and the node logs
+ * who it refused. Certificates from scripts/make-certs.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord_util.h"
+#include "harness.h"
+
+TestSuite(tls, .init = cu_setup, .fini = it_teardown, .timeout = 120);
+
+static char certs[600], other[600];
+
+static void make_certs(void)
+{
+	char *argv[8];
+	char *out = NULL, *err = NULL;
+	char script[600];
+
+	snprintf(script, sizeof(script), "%s/scripts/make-certs", it_srcdir());
+	snprintf(certs, sizeof(certs), "%s/certs", it_dir());
+	snprintf(other, sizeof(other), "%s/other", it_dir());
+	argv[0] = script;
+	argv[1] = certs;
+	argv[2] = "node1";
+	argv[3] = "bench";
+	argv[4] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+	/* Another CA and a client it signed: a stranger. */
+	argv[1] = other;
+	argv[2] = "bench";
+	argv[3] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+}
+
+static void start_node(struct it_node *n)
+{
+	static char cert[700], key[700], ca[700];
+	const char *args[] = {"--tls-cert", cert, "--tls-key", key,
+			      "--tls-ca",   ca,	  NULL};
+
+	snprintf(cert, sizeof(cert), "%s/node1.pem", certs);
+	snprintf(key, sizeof(key), "%s/node1.key", certs);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	it_node_spawn(n, 1, args);
+	cr_assert(cu_wait_log(n->proc->log, "is ready", 20000),
+		  "the node did not become a ready leader");
+	cr_assert(!cu_wait_log(n->proc->log, "plaintext", 0));
+}
+
+/* settle-bench for 2 s, its certificate from dir (NULL: no TLS); its
+ * --json line in *out (freed by the caller). */
+static int bench(const struct it_node *n, const char *dir, char **out)
+{
+	char cert[700], key[700], ca[700];
+	char *argv[20];
+	char *err = NULL;
+	int a = 0, st;
+
+	argv[a++] = (char *)it_bin("settle-bench");
+	argv[a++] = "--cluster";
+	argv[a++] = (char *)n->endpoint;
+	argv[a++] = "--concurrency";
+	argv[a++] = "8";
+	argv[a++] = "--duration";
+	argv[a++] = "2";
+	argv[a++] = "--json";
+	if (dir != NULL) {
+		snprintf(cert, sizeof(cert), "%s/bench.pem", dir);
+		snprintf(key, sizeof(key), "%s/bench.key", dir);
+		snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+		argv[a++] = "--tls-cert";
+		argv[a++] = cert;
+		argv[a++] = "--tls-key";
+		argv[a++] = key;
+		argv[a++] = "--tls-ca";
+		argv[a++] = ca;
+	}
+	argv[a] = NULL;
+	st = it_run(argv, out, &err, 60000);
+	if (st != 0)
+		fprintf(stderr, "settle-bench: %s\n", err);
+	free(err);
+	return st;
+}
+
+Test(tls, transactions_commit_over_mutual_tls)
+{
+	struct it_node n;
+	char *out = NULL;
+
+	make_certs();
+	start_node(&n);
+	cr_assert_eq(bench(&n, certs, &out), 0, "%s", out);
+	/* Committed means every Confirm reached the participant over TLS
+	 * and was answered: the node's client certificate passed its check. */
+	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s", out);
+	free(out);
+	cu_stop_clean(&n);
+}
+
+Test(tls, a_stranger_and_a_plain_client_commit_nothing)
+{
+	struct it_node n;
+	char *out = NULL;
+
+	make_certs();
+	start_node(&n);
+	bench(&n, other, &out);
+	cr_assert_eq(it_json_num(out, "committed"), 0, "%s", out);
+	free(out);
+	cr_assert(cu_wait_log(n.proc->log, "TLS: handshake", 5000),
+		  "the node did not log the refused certificate");
+	cr_assert(
+	    cu_wait_log(n.proc->log, "closing connection from 127.0.0.1", 0));
+	out = NULL;
+	bench(&n, NULL, &out);
+	cr_assert_eq(it_json_num(out, "committed"), 0, "%s", out);
+	free(out);
+	/* And the node still serves the right certificate. */
+	out = NULL;
+	cr_assert_eq(bench(&n, certs, &out), 0, "%s", out);
+	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
+	free(out);
+	cu_stop_clean(&n);
+}
