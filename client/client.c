@@ -21,6 +21,7 @@
 
 #include "client_int.h"
 #include "conn.h"
+#include "tls.h"
 #include "log.h"
 
 /* Participants (or nodes) settle_client_call_at() keeps a connection to. */
@@ -41,6 +42,7 @@ struct settle_client {
 	struct client_conn at[CLIENT_AT_CONNS];
 	uint64_t at_used[CLIENT_AT_CONNS];
 	uint64_t at_clock;
+	struct rpc_tls *tls; /* settle_client_set_tls(); NULL: plaintext */
 	char errmsg[512];
 };
 
@@ -83,7 +85,27 @@ void settle_client_close(settle_client *c)
 		rpc_decoder_close(&c->at[i].dec);
 	}
 	free(c->eps_buf);
+	rpc_tls_free(c->tls);
 	free(c);
+}
+
+int settle_client_set_tls(settle_client *c, const struct settle_tls *tls)
+{
+	int rv;
+
+	if (c == NULL || tls == NULL)
+		return SETTLE_EINVAL;
+	rv = client__tls_set(&c->tls, tls, false, c->errmsg, sizeof(c->errmsg));
+	if (rv != 0)
+		return rv;
+	/* Connections open now were made without it. */
+	client_conn_close(&c->conn);
+	c->conn.tls = c->tls;
+	for (size_t i = 0; i < CLIENT_AT_CONNS; i++) {
+		client_conn_close(&c->at[i]);
+		c->at[i].tls = c->tls;
+	}
+	return 0;
 }
 
 void client__errf(settle_client *c, const char *fmt, ...)

@@ -11,9 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <limits.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "error.h"
 #include "log.h"
+#include "tls.h"
 
 int client_conn_parse_endpoint(const char *ep, char *host, size_t hostlen,
 			       char *port, size_t portlen)
@@ -57,7 +62,11 @@ int client_conn_parse_endpoint(const char *ep, char *host, size_t hostlen,
 
 void client_conn_init(struct client_conn *c, uint32_t max_frame)
 {
+	struct rpc_tls *tls =
+	    c->tls; /* settle_client_set_tls() may come first */
+
 	memset(c, 0, sizeof(*c));
+	c->tls = tls;
 	c->fd = -1;
 	c->max_frame = max_frame != 0 ? max_frame : RPC_DEFAULT_MAX_FRAME;
 	c->next_id = 1;
@@ -66,6 +75,8 @@ void client_conn_init(struct client_conn *c, uint32_t max_frame)
 
 void client_conn_close(struct client_conn *c)
 {
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -142,6 +153,60 @@ err_after_socket:
 	return -1;
 }
 
+/* After SSL_* returned r <= 0: wait for what OpenSSL wants of the socket
+ * until deadline (0 to call again), or the error it is. */
+static int tls_wait(struct client_conn *c, int r, uint64_t deadline)
+{
+	int rv;
+
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		rv = wait_fd(c->fd, POLLIN, deadline);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		rv = wait_fd(c->fd, POLLOUT, deadline);
+		break;
+	case SSL_ERROR_ZERO_RETURN:
+		return SETTLE_ECLOSED;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		return errno == EINTR ? 0 : SETTLE_ECLOSED;
+	default:
+		return SETTLE_ETLS;
+	}
+	if (rv == 0)
+		return SETTLE_ETIMEOUT;
+	return rv < 0 ? rv : 0;
+}
+
+static int tls_handshake(struct client_conn *c, const char *host,
+			 uint64_t deadline, char *errmsg, size_t errlen)
+{
+	int r, rv;
+
+	c->ssl = rpc_tls_client_ssl(c->tls, host);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		snprintf(errmsg, errlen, "%s: TLS: out of memory", host);
+		return SETTLE_ENOMEM;
+	}
+	while ((r = SSL_connect(c->ssl)) != 1) {
+		rv = tls_wait(c, r, deadline);
+		if (rv == SETTLE_ETLS || rv == SETTLE_ECLOSED) {
+			char why[300];
+
+			rpc_tls_why(c->ssl, "handshake", why, sizeof(why));
+			snprintf(errmsg, errlen, "%s: TLS %s", host, why);
+			return SETTLE_ETLS;
+		}
+		if (rv != 0) {
+			snprintf(errmsg, errlen, "%s: TLS handshake: %s", host,
+				 settle_strerror(rv));
+			return rv == SETTLE_ETIMEOUT ? SETTLE_ECONNECT : rv;
+		}
+	}
+	return 0;
+}
+
 int client_conn_open(struct client_conn *c, const char *endpoint,
 		     uint64_t deadline, char *errmsg, size_t errlen)
 {
@@ -177,6 +242,13 @@ int client_conn_open(struct client_conn *c, const char *endpoint,
 			 strerror(err_no != 0 ? err_no : ECONNREFUSED));
 		return SETTLE_ECONNECT;
 	}
+	if (c->tls != NULL) {
+		rv = tls_handshake(c, host, deadline, errmsg, errlen);
+		if (rv != 0) {
+			client_conn_close(c);
+			return rv;
+		}
+	}
 	strcpy(c->endpoint, endpoint);
 	return 0;
 }
@@ -185,6 +257,20 @@ static int send_all(struct client_conn *c, const uint8_t *buf, size_t len,
 		    uint64_t deadline)
 {
 	size_t off = 0;
+
+	while (c->ssl != NULL && off < len) {
+		size_t chunk = len - off > INT_MAX ? INT_MAX : len - off;
+		int r = SSL_write(c->ssl, buf + off, (int)chunk);
+		int rv;
+
+		if (r > 0) {
+			off += (size_t)r;
+			continue;
+		}
+		rv = tls_wait(c, r, deadline);
+		if (rv != 0)
+			return rv;
+	}
 	while (off < len) {
 		ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
 		if (n > 0) {
@@ -216,6 +302,15 @@ static int recv_frame(struct client_conn *c, uint64_t deadline,
 		int rv = rpc_decoder_next(&c->dec, out);
 		if (rv <= 0)
 			return rv; /* a frame, or a stream error */
+		if (c->ssl != NULL) {
+			int r = SSL_read(c->ssl, buf, sizeof(buf));
+
+			rv = r > 0 ? rpc_decoder_feed(&c->dec, buf, (size_t)r)
+				   : tls_wait(c, r, deadline);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
 		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 		if (n > 0) {
 			rv = rpc_decoder_feed(&c->dec, buf, (size_t)n);

@@ -11,8 +11,15 @@
 
 #include "rpc.h"
 
+struct rpc_tls;
+struct ssl_st;
+
 struct client_conn {
 	int fd; /* -1 when closed */
+	/* Mutual TLS over fd when tls is set (settle_client_set_tls()); ssl
+	 * is the open connection's. */
+	struct rpc_tls *tls;
+	struct ssl_st *ssl;
 	char endpoint[256];
 	struct rpc_decoder dec;
 	uint32_t max_frame;
@@ -28,7 +35,8 @@ void client_conn_init(struct client_conn *c, uint32_t max_frame);
 /*
  * Connect to endpoint (copied) before deadline (settle_mono_ms() clock).
  * Closes any previous connection first. SETTLE_EINVAL (bad endpoint),
- * SETTLE_ECONNECT (refused, unresolvable, timed out); errmsg gets detail.
+ * SETTLE_ECONNECT (refused, unresolvable, timed out), SETTLE_ETLS (the
+ * handshake failed, with c->tls); errmsg gets detail.
  */
 int client_conn_open(struct client_conn *c, const char *endpoint,
 		     uint64_t deadline, char *errmsg, size_t errlen);
@@ -41,7 +49,8 @@ void client_conn_close(struct client_conn *c);
  * Returns 0 and *resp (the response Frame, caller frees with
  * settle__v1__frame__free_unpacked(*resp, NULL)), whose error field may
  * carry the server's failure; or a local error: SETTLE_ETIMEOUT,
- * SETTLE_ECLOSED, SETTLE_EIO, SETTLE_EPROTO, SETTLE_ETOOBIG, SETTLE_ENOMEM.
+ * SETTLE_ECLOSED, SETTLE_EIO, SETTLE_EPROTO, SETTLE_ETOOBIG, SETTLE_ENOMEM,
+ * SETTLE_ETLS.
  * After a local error the connection is closed.
  */
 int client_conn_call(struct client_conn *c, int method,

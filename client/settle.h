@@ -137,6 +137,15 @@ int settle_client_open(const char *endpoints,
 void settle_client_close(settle_client *c);
 
 /*
+ * Talk to the cluster, and to the endpoints of settle_client_call_at(),
+ * over mutual TLS (struct settle_tls) from the next connection on. 0, or
+ * SETTLE_EINVAL (a file that cannot be read, a key that does not match;
+ * settle_client_errmsg() names it). A refused handshake fails calls with
+ * SETTLE_ETLS.
+ */
+int settle_client_set_tls(settle_client *c, const struct settle_tls *tls);
+
+/*
  * Text of the last error on this handle ("" after a success), e.g.
  * "commit: WRONG_STATE: transaction is ROLLED_BACK". Valid until the next
  * call on the handle. Never NULL; c may be NULL (gives "").

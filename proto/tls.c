@@ -149,18 +149,24 @@ void rpc_tls_free(struct rpc_tls *t)
 
 static void tls_pump(struct rpc_stream *s);
 
-static void conn_fail(struct rpc_stream *s, const char *what)
+void rpc_tls_why(SSL *ssl, const char *what, char *buf, size_t len)
 {
-	struct rpc_tls_conn *c = s->tls;
 	char why[200];
-	long v = SSL_get_verify_result(c->ssl);
+	long v = SSL_get_verify_result(ssl);
 
 	ssl_errors(why, sizeof(why));
 	if (v != X509_V_OK)
-		snprintf(c->error, sizeof(c->error), "%s: %s (%s)", what,
+		snprintf(buf, len, "%s: %s (%s)", what,
 			 X509_verify_cert_error_string(v), why);
 	else
-		snprintf(c->error, sizeof(c->error), "%s: %s", what, why);
+		snprintf(buf, len, "%s: %s", what, why);
+}
+
+static void conn_fail(struct rpc_stream *s, const char *what)
+{
+	struct rpc_tls_conn *c = s->tls;
+
+	rpc_tls_why(c->ssl, what, c->error, sizeof(c->error));
 	c->failed = true;
 }
 
@@ -405,6 +411,26 @@ static int expect_host(SSL *ssl, const char *host)
 			   : -1;
 	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	return SSL_set1_host(ssl, host) == 1 ? 0 : -1;
+}
+
+SSL *rpc_tls_client_ssl(struct rpc_tls *t, const char *host)
+{
+	SSL *ssl;
+
+	if (t == NULL || t->server || host == NULL)
+		return NULL;
+	ssl = SSL_new(t->ctx);
+	if (ssl == NULL)
+		return NULL;
+	SSL_set_connect_state(ssl);
+	/* A write that waited for the socket is retried from wherever the
+	 * caller's buffer is. */
+	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (expect_host(ssl, host) != 0) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
 }
 
 int rpc_stream_tls_init(uv_loop_t *loop, struct rpc_stream *s,

@@ -55,6 +55,17 @@ int rpc_stream_tls_init(uv_loop_t *loop, struct rpc_stream *s,
 			const struct rpc_stream_cbs *cbs, void *data,
 			struct rpc_tls *t, const char *host);
 
+/*
+ * For a blocking client over its own socket (libsettle's conn.c): a new
+ * OpenSSL connection object (an SSL *) of client context t, expecting
+ * host in the server's certificate; NULL when out of memory or t is a
+ * server's. The caller sets its descriptor and frees it (SSL_free).
+ */
+struct ssl_st *rpc_tls_client_ssl(struct rpc_tls *t, const char *host);
+/* Why an OpenSSL call on ssl failed: what, the certificate check's
+ * verdict if it failed, and OpenSSL's error queue (emptied), into buf. */
+void rpc_tls_why(struct ssl_st *ssl, const char *what, char *buf, size_t len);
+
 /* Why the handshake of s failed ("" if it did not). */
 const char *rpc_stream_tls_error(const struct rpc_stream *s);
 /* The peer certificate's subject common name once the handshake is done;

@@ -102,6 +102,10 @@ static const char usage_text[] =
     "                           (default: $SETTLE_CLUSTER)\n"
     "  --json                   machine-readable output\n"
     "  --timeout D              give up after D (default 5s)\n"
+    "  --tls-cert F --tls-key F --tls-ca F\n"
+    "                           mutual TLS with these PEM files (default:\n"
+    "                           $SETTLE_TLS_CERT, $SETTLE_TLS_KEY,\n"
+    "                           $SETTLE_TLS_CA)\n"
     "  --help                   this text\n"
     "\n"
     "Durations: 1500ms, 30s, 5m, 2h, 1d.\n"
@@ -145,7 +149,8 @@ struct opts {
 	/* tx retry / resolve */
 	uint32_t branch;
 	const char *reason;
-	const char *op_flag; /* --branch or --reason, refused elsewhere */
+	const char *op_flag;   /* --branch or --reason, refused elsewhere */
+	struct settle_tls tls; /* --tls-*, $SETTLE_TLS_*; cert NULL: plain */
 };
 
 static int open_client(const struct opts *o, settle_client **out)
@@ -162,6 +167,16 @@ static int open_client(const struct opts *o, settle_client **out)
 		fprintf(stderr, "settlectl: bad --cluster '%s': %s\n",
 			o->cluster, settle_strerror(rv));
 		return rv;
+	}
+	if (o->tls.cert != NULL) {
+		rv = settle_client_set_tls(*out, &o->tls);
+		if (rv != 0) {
+			fprintf(stderr, "settlectl: TLS: %s\n",
+				settle_client_errmsg(*out));
+			settle_client_close(*out);
+			*out = NULL;
+			return rv;
+		}
 	}
 	return 0;
 }
@@ -664,6 +679,9 @@ enum {
 	OPT_ROLE,
 	OPT_BRANCH,
 	OPT_REASON,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 	OPT_HELP,
 };
 
@@ -681,6 +699,9 @@ int main(int argc, char **argv)
 	    {"role", required_argument, NULL, OPT_ROLE},
 	    {"branch", required_argument, NULL, OPT_BRANCH},
 	    {"reason", required_argument, NULL, OPT_REASON},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -692,6 +713,9 @@ int main(int argc, char **argv)
 
 	o.timeout_ms = 5000;
 	o.cluster = getenv("SETTLE_CLUSTER");
+	o.tls.cert = getenv("SETTLE_TLS_CERT");
+	o.tls.key = getenv("SETTLE_TLS_KEY");
+	o.tls.ca = getenv("SETTLE_TLS_CA");
 	opterr = 0;
 	/* Options may come before or after the command words: getopt_long
 	 * permutes them, so "settlectl tx list --stuck" works. */
@@ -702,6 +726,15 @@ int main(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			o.json = true;
+			break;
+		case OPT_TLS_CERT:
+			o.tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o.tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			o.tls.ca = optarg;
 			break;
 		case OPT_TIMEOUT:
 			if (ctl_duration_parse(optarg, &o.timeout_ms) != 0 ||
@@ -845,6 +878,11 @@ int main(int argc, char **argv)
 	    !(strcmp(cmd, "cluster") == 0 && strcmp(sub, "add") == 0))
 		return usage_error("%s",
 				   "--role only applies to 'cluster add'");
+	if ((o.tls.cert != NULL) != (o.tls.key != NULL) ||
+	    (o.tls.cert != NULL) != (o.tls.ca != NULL))
+		return usage_error("%s", "TLS needs --tls-cert, --tls-key and "
+					 "--tls-ca together (or "
+					 "$SETTLE_TLS_CERT, _KEY, _CA)");
 	if (o.cluster == NULL || o.cluster[0] == '\0')
 		return usage_error("%s", "no cluster: give --cluster "
 					 "host:port[,host:port...] or set "

@@ -249,3 +249,49 @@ Test(cluster_script, add_and_remove_nodes)
 	cr_assert_not_null(strstr(err, "removed"), "%s", err);
 	free(err);
 }
+
+/* --tls: certificates made, every node behind TLS, the script's own
+ * status (settlectl with DIR/tls.env) sees the leader, a node added later
+ * gets a certificate of its own, and a plain settlectl is refused. */
+Test(cluster_script, tls_cluster)
+{
+	char port[16], path[700], ep[64], *out, *err;
+	int p = it_free_port_pair();
+	char *plain[8];
+
+	snprintf(port, sizeof(port), "%d", p);
+	cr_assert_eq(CLUSTER(&out, &err, "start", "--dir", cdir, "--nodes", "2",
+			     "--port", port, "--bin", it_build_dir(), "--tls"),
+		     0, "%s%s", out, err);
+	cr_assert_not_null(strstr(out, "tls.env"), "%s", out);
+	free(out);
+	free(err);
+	snprintf(path, sizeof(path), "%s/node2.args", cdir);
+	cr_assert_not_null(strstr(read_file(path), "certs/node2.pem"));
+	cr_assert_eq(CLUSTER(&out, &err, "status", "--dir", cdir), 0, "%s",
+		     err);
+	cr_assert_not_null(strstr(out, "leader"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(CLUSTER(&out, &err, "add", "--dir", cdir), 0, "%s%s", out,
+		     err);
+	free(out);
+	free(err);
+	snprintf(path, sizeof(path), "%s/node3.args", cdir);
+	cr_assert_not_null(strstr(read_file(path), "certs/node3.pem"));
+	cr_assert_null(strstr(read_file(path), "certs/node1.pem"));
+	/* Without the certificate: refused. */
+	snprintf(ep, sizeof(ep), "127.0.0.1:%d", p);
+	plain[0] = (char *)it_bin("settlectl");
+	plain[1] = "--cluster";
+	plain[2] = ep;
+	plain[3] = "--timeout";
+	plain[4] = "1s";
+	plain[5] = "status";
+	plain[6] = NULL;
+	cr_assert_neq(it_run(plain, &out, &err, 10000), 0, "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(CLUSTER(&out, NULL, "stop", "--dir", cdir), 0);
+	free(out);
+}

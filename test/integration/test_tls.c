@@ -135,3 +135,51 @@ Test(tls, a_stranger_and_a_plain_client_commit_nothing)
 	free(out);
 	cu_stop_clean(&n);
 }
+
+/* settlectl (the blocking client) over TLS: its certificate from the
+ * environment, as scripts set it. The harness's wait for a leader is a
+ * settlectl status, so starting the node is the first check. */
+Test(tls, settlectl_over_tls)
+{
+	static char cert[700], key[700], ca[700];
+	const char *args[] = {"--tls-cert", cert, "--tls-key", key,
+			      "--tls-ca",   ca,	  NULL};
+	char *argv[9];
+	char *out = NULL, *err = NULL;
+	struct it_node n;
+
+	make_certs();
+	snprintf(cert, sizeof(cert), "%s/node1.pem", certs);
+	snprintf(key, sizeof(key), "%s/node1.key", certs);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	setenv("SETTLE_TLS_CERT", cert, 1);
+	setenv("SETTLE_TLS_KEY", key, 1);
+	setenv("SETTLE_TLS_CA", ca, 1);
+	it_node_start(&n, 1, args);
+	unsetenv("SETTLE_TLS_CERT");
+	unsetenv("SETTLE_TLS_KEY");
+	unsetenv("SETTLE_TLS_CA");
+	argv[0] = (char *)it_bin("settlectl");
+	argv[1] = "--cluster";
+	argv[2] = n.endpoint;
+	argv[3] = "--timeout";
+	argv[4] = "1s";
+	argv[5] = "status";
+	argv[6] = NULL;
+	cr_assert_neq(it_run(argv, &out, &err, 10000), 0,
+		      "a plain settlectl was answered: %s", out);
+	free(out);
+	free(err);
+	/* The bench's certificate is another of the CA's: an operator's. */
+	snprintf(cert, sizeof(cert), "%s/bench.pem", certs);
+	snprintf(key, sizeof(key), "%s/bench.key", certs);
+	argv[6] = "--tls-cert";
+	argv[7] = cert;
+	argv[8] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 10000), 2,
+		     "--tls-cert alone was not refused as bad usage");
+	cr_assert_not_null(strstr(err, "--tls-key"), "%s", err);
+	free(out);
+	free(err);
+	cu_stop_clean(&n);
+}
