@@ -78,11 +78,25 @@ static bool tx_open(void *data, const char *gid)
 	return open;
 }
 
+/* Who a client is for --max-open-per-client: the name in its certificate
+ * under TLS (clients behind one address are apart, one client on many
+ * addresses is one), else its source address. */
+static const char *client_key(struct rpc_call *call, char *buf, size_t len)
+{
+	const char *cn = rpc_call_peer_name(call);
+
+	if (cn[0] == '\0')
+		return rpc_call_peer_addr(call);
+	snprintf(buf, len, "certificate %s", cn);
+	return buf;
+}
+
 /* The client's open transactions under --max-open-per-client. */
 static bool quota_admits(struct coord *c, struct rpc_call *call)
 {
-	const char *addr = rpc_call_peer_addr(call);
-	char msg[200];
+	char key[COORD_QUOTA_KEY_MAX];
+	const char *addr = client_key(call, key, sizeof key);
+	char msg[300];
 	uint32_t open;
 
 	if (coord_quota_allows(&c->quota, addr, &open))
@@ -95,7 +109,7 @@ static bool quota_admits(struct coord *c, struct rpc_call *call)
 		 "client %s has %u transactions begun and not decided, the "
 		 "most settled --max-open-per-client allows: finish some "
 		 "first",
-		 rpc_call_peer_addr(call), open);
+		 addr, open);
 	coord_fail(c, call, SETTLE_EEXHAUSTED, msg);
 	return false;
 }
@@ -116,7 +130,10 @@ static void begun(struct coord *c, struct rpc_call *call,
 
 	r.gid = res->gid;
 	r.deadline_ms = res->deadline_ms;
-	coord_quota_begun(&c->quota, res->gid, rpc_call_peer_addr(call));
+	char key[COORD_QUOTA_KEY_MAX];
+
+	coord_quota_begun(&c->quota, res->gid,
+			  client_key(call, key, sizeof key));
 	r.n_branch_ids =
 	    res->count <= WAL_MAX_BRANCHES ? res->count : WAL_MAX_BRANCHES;
 	for (size_t i = 0; i < r.n_branch_ids; i++)

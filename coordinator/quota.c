@@ -12,7 +12,7 @@
 struct quota_client {
 	struct quota_client *next;
 	uint32_t open;
-	char addr[64];
+	char addr[COORD_QUOTA_KEY_MAX];
 };
 
 struct quota_tx {

@@ -2,12 +2,12 @@
  * quota.h — open transactions per client, so that one client beginning
  * transactions it never finishes cannot take the node from the others.
  *
- * A client is its source address until TLS gives clients identities
- * (issue 13). The leader counts the TCC and XA transactions each client
- * began through it that are still open (ACTIVE or XA_PREPARED), and
- * refuses its next Begin at --max-open-per-client. Every node follows
- * the applied changes (coord_quota_tx), so counts fall as transactions end
- * wherever they were begun; a new leader starts from zero (it admits more,
+ * A client is the name in its TLS certificate, or without TLS its source
+ * address (dispatch.c says which). The leader counts the TCC and XA
+ * transactions each client began through it that are still open (ACTIVE or
+ * XA_PREPARED), and refuses its next Begin at --max-open-per-client. Every node
+ * follows the applied changes (coord_quota_tx), so counts fall as transactions
+ * end wherever they were begun; a new leader starts from zero (it admits more,
  * never fewer). Sagas are not counted: they run to their end by
  * themselves.
  */
@@ -20,6 +20,8 @@
 #include "settle.pb-c.h"
 
 #define COORD_QUOTA_BUCKETS 4096
+/* Longest client key kept (longer ones are cut). */
+#define COORD_QUOTA_KEY_MAX 96
 
 struct coord_quota {
 	uint32_t max; /* 0: no limit */

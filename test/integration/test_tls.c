@@ -12,6 +12,7 @@
 
 #include "coord_util.h"
 #include "harness.h"
+#include "settle.h"
 
 TestSuite(tls, .init = cu_setup, .fini = it_teardown, .timeout = 120);
 
@@ -30,7 +31,8 @@ static void make_certs(void)
 	argv[1] = certs;
 	argv[2] = "node1";
 	argv[3] = "bench";
-	argv[4] = NULL;
+	argv[4] = "teller";
+	argv[5] = NULL;
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
 	free(out);
 	free(err);
@@ -181,5 +183,67 @@ Test(tls, settlectl_over_tls)
 	cr_assert_not_null(strstr(err, "--tls-key"), "%s", err);
 	free(out);
 	free(err);
+	cu_stop_clean(&n);
+}
+
+/* A blocking client with certificate NAME of the test's CA. */
+static settle_client *client_as(const struct it_node *n, const char *name)
+{
+	char cert[700], key[700], ca[700];
+	struct settle_tls tls = {.cert = cert, .key = key, .ca = ca};
+	settle_client *c;
+
+	snprintf(cert, sizeof(cert), "%s/%s.pem", certs, name);
+	snprintf(key, sizeof(key), "%s/%s.key", certs, name);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	cr_assert_eq(settle_client_open(n->endpoint, NULL, &c), 0);
+	cr_assert_eq(settle_client_set_tls(c, &tls), 0, "%s",
+		     settle_client_errmsg(c));
+	return c;
+}
+
+/*
+ * Under TLS --max-open-per-client counts per certificate: two clients on
+ * the same address are apart, and the one at its limit is named by its
+ * certificate.
+ */
+Test(tls, open_transactions_are_counted_per_certificate)
+{
+	static char cert[700], key[700], ca[700];
+	const char *args[] = {"--tls-cert",
+			      cert,
+			      "--tls-key",
+			      key,
+			      "--tls-ca",
+			      ca,
+			      "--max-open-per-client",
+			      "5",
+			      NULL};
+	struct it_node n;
+	settle_client *hog, *teller;
+	int rv;
+
+	make_certs();
+	snprintf(cert, sizeof(cert), "%s/node1.pem", certs);
+	snprintf(key, sizeof(key), "%s/node1.key", certs);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	it_node_spawn(&n, 1, args);
+	cr_assert(cu_wait_log(n.proc->log, "is ready", 20000));
+	hog = client_as(&n, "bench");
+	teller = client_as(&n, "teller");
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(settle_begin(hog, NULL, 60000, NULL, 0), 0, "%s",
+			     settle_client_errmsg(hog));
+	rv = settle_begin(hog, NULL, 60000, NULL, 0);
+	cr_assert_eq(rv, SETTLE_EEXHAUSTED, "%d %s", rv,
+		     settle_client_errmsg(hog));
+	cr_assert_not_null(
+	    strstr(settle_client_errmsg(hog), "certificate bench"), "%s",
+	    settle_client_errmsg(hog));
+	/* Another certificate from the same address: its own count. */
+	cr_assert_eq(settle_begin(teller, NULL, 60000, NULL, 0), 0, "%s",
+		     settle_client_errmsg(teller));
+	settle_client_close(hog);
+	settle_client_close(teller);
 	cu_stop_clean(&n);
 }
