@@ -199,6 +199,11 @@ struct coord {
 	struct rpc_tls *tls_server;
 	struct rpc_tls *tls_client;
 	struct rpc_opts client_opts;
+	/* Contexts replaced by a reload (SIGHUP), kept until the node closes:
+	 * connections and clients made before still use them. */
+	struct rpc_tls **tls_retired;
+	size_t n_tls_retired;
+	uv_signal_t sighup;
 	struct coord_driver *driver;
 	struct coord_features features;
 	struct admin_op *admin_op; /* the membership change under way */

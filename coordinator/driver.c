@@ -559,6 +559,12 @@ static void driver_closed(uv_handle_t *h)
 	free(d);
 }
 
+void coord_driver_tls_changed(struct coord *c)
+{
+	if (c->driver != NULL)
+		coord_drv_participants_close(c->driver);
+}
+
 void coord_driver_close(struct coord *c)
 {
 	struct coord_driver *d = c->driver;

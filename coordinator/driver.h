@@ -24,6 +24,10 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx);
  * clock's entries. */
 void coord_driver_tick(struct coord *c);
 void coord_driver_close(struct coord *c);
+/* The node's TLS certificate was reloaded: drop the connections to
+ * participants, so that the next calls present the new one (calls in
+ * flight are answered CANCELED and retried). */
+void coord_driver_tls_changed(struct coord *c);
 
 /* XA as transaction manager (xa_drive.c, docs/XA.md): the phase-2 calls,
  * recovery scans and heuristics of this node since it started; zeros on a

@@ -273,6 +273,7 @@ void coord_stop(struct coord *c, int exit_code)
 	uv_close((uv_handle_t *)&c->watch, NULL);
 	uv_close((uv_handle_t *)&c->sigterm, NULL);
 	uv_close((uv_handle_t *)&c->sigint, NULL);
+	uv_close((uv_handle_t *)&c->sighup, NULL);
 	if (!c->raft_started) {
 		coord_driver_close(c);
 		coord_features_close(c);
@@ -292,6 +293,11 @@ void coord_close(struct coord *c)
 	rpc_tls_free(c->tls_server);
 	rpc_tls_free(c->tls_client);
 	c->tls_server = c->tls_client = NULL;
+	for (size_t i = 0; i < c->n_tls_retired; i++)
+		rpc_tls_free(c->tls_retired[i]);
+	free(c->tls_retired);
+	c->tls_retired = NULL;
+	c->n_tls_retired = 0;
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
@@ -304,17 +310,35 @@ void coord_close(struct coord *c)
 
 /* ---- Start --------------------------------------------------------------- */
 
-/* TLS contexts from --tls-*: one for the client port, one for this node's
- * own calls (other nodes' client ports, participants), with the same
- * certificate. None without the flags, and a warning. */
-static int tls_start(struct coord *c)
+/* Both TLS contexts from the --tls-* files as they are now: one for the
+ * client port, one for this node's own calls (other nodes' client ports,
+ * participants), with the same certificate. */
+static int tls_load(struct coord *c, struct rpc_tls **server,
+		    struct rpc_tls **client, char *why, size_t whylen)
 {
 	struct rpc_tls_opts o = {
 	    .cert = c->cfg.tls_cert,
 	    .key = c->cfg.tls_key,
 	    .ca = c->cfg.tls_ca,
 	    .crl = c->cfg.tls_crl[0] != '\0' ? c->cfg.tls_crl : NULL,
+	    .server = true,
 	};
+	int rv = rpc_tls_new(&o, server, why, whylen);
+
+	if (rv != 0)
+		return rv;
+	o.server = false;
+	rv = rpc_tls_new(&o, client, why, whylen);
+	if (rv != 0) {
+		rpc_tls_free(*server);
+		*server = NULL;
+	}
+	return rv;
+}
+
+/* TLS contexts from --tls-*, or none without the flags, and a warning. */
+static int tls_start(struct coord *c)
+{
 	char why[400];
 	int rv;
 
@@ -326,16 +350,60 @@ static int tls_start(struct coord *c)
 			   c->cfg.listen);
 		return 0;
 	}
-	o.server = true;
-	rv = rpc_tls_new(&o, &c->tls_server, why, sizeof why);
-	if (rv == 0) {
-		o.server = false;
-		rv = rpc_tls_new(&o, &c->tls_client, why, sizeof why);
-	}
+	rv = tls_load(c, &c->tls_server, &c->tls_client, why, sizeof why);
 	c->client_opts.tls = c->tls_client;
 	if (rv != 0)
 		snprintf(c->errmsg, sizeof c->errmsg, "TLS: %s", why);
 	return rv;
+}
+
+/*
+ * SIGHUP: read the --tls-* files again (a certificate rotated, a new CA or
+ * CRL). New connections, accepted or made, use them; those open keep
+ * theirs; the driver reconnects to participants. Files that do not load
+ * change nothing: the node goes on with the certificates it has and says
+ * why.
+ */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	struct coord *c = s->data;
+	struct rpc_tls *server, *client, **retired;
+	char why[400];
+
+	(void)signum;
+	if (c->cfg.tls_cert[0] == '\0' || c->closing) {
+		settle_log(SETTLE_LOG_INFO, "node",
+			   "SIGHUP: no --tls-* files to reload");
+		return;
+	}
+	if (tls_load(c, &server, &client, why, sizeof why) != 0) {
+		settle_log(SETTLE_LOG_ERROR, "node",
+			   "SIGHUP: TLS files not reloaded, the node keeps "
+			   "its certificates: %s",
+			   why);
+		return;
+	}
+	retired =
+	    realloc(c->tls_retired, (c->n_tls_retired + 2) * sizeof *retired);
+	if (retired == NULL) {
+		rpc_tls_free(server);
+		rpc_tls_free(client);
+		settle_log(SETTLE_LOG_ERROR, "node",
+			   "SIGHUP: TLS files not reloaded: out of memory");
+		return;
+	}
+	c->tls_retired = retired;
+	c->tls_retired[c->n_tls_retired++] = c->tls_server;
+	c->tls_retired[c->n_tls_retired++] = c->tls_client;
+	c->tls_server = server;
+	c->tls_client = client;
+	c->client_opts.tls = client;
+	if (c->server != NULL)
+		rpc_server_set_tls(c->server, server);
+	coord_driver_tls_changed(c);
+	settle_log(SETTLE_LOG_INFO, "node",
+		   "SIGHUP: TLS certificate %s, key and CA %s reloaded",
+		   c->cfg.tls_cert, c->cfg.tls_ca);
 }
 
 static int bootstrap(struct coord *c)
@@ -533,6 +601,9 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	uv_signal_init(loop, &c->sigint);
 	c->sigint.data = c;
 	uv_signal_start(&c->sigint, on_signal, SIGINT);
+	uv_signal_init(loop, &c->sighup);
+	c->sighup.data = c;
+	uv_signal_start(&c->sighup, on_sighup, SIGHUP);
 	settle_log(SETTLE_LOG_INFO, "node",
 		   "node %llu: clients on %s, raft on %s, data in %s",
 		   (unsigned long long)c->cfg.id, c->cfg.listen, c->cfg.raft,

@@ -133,6 +133,10 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 		     void *data, struct rpc_server **out, char *errmsg,
 		     size_t errmsg_len);
 int rpc_server_port(const struct rpc_server *s);
+/* From now on accept connections with TLS context t (rpc_opts.tls; a
+ * reload of the certificates). Connections open keep theirs; t must
+ * outlive the server, as the one it replaces must outlive them. */
+void rpc_server_set_tls(struct rpc_server *s, struct rpc_tls *t);
 /* Stop listening, close every connection (replies not yet written are
  * dropped); cb (may be NULL) fires from the loop once all handles are
  * closed, then the server is freed. Calls still unanswered stay valid until

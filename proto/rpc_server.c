@@ -662,6 +662,11 @@ const char *rpc_call_peer_addr(const struct rpc_call *call)
 	return call->conn->addr;
 }
 
+void rpc_server_set_tls(struct rpc_server *s, struct rpc_tls *t)
+{
+	s->opts.tls = t;
+}
+
 const char *rpc_call_peer_name(const struct rpc_call *call)
 {
 	return rpc_stream_peer_name(&call->conn->s);

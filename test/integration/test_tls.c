@@ -8,7 +8,9 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "coord_util.h"
 #include "harness.h"
@@ -36,27 +38,23 @@ static void make_certs(void)
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
 	free(out);
 	free(err);
-	/* Another CA and a client it signed: a stranger. */
+	/* Another CA and a client and node it signed: a stranger, and the
+	 * certificates a rotation moves to. */
 	argv[1] = other;
 	argv[2] = "bench";
-	argv[3] = NULL;
+	argv[3] = "node1";
+	argv[4] = NULL;
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
 	free(out);
 	free(err);
 }
 
+static void start_tls_node(struct it_node *n, const char *dir, const char *name,
+			   const char *extra_flag, const char *extra_value);
+
 static void start_node(struct it_node *n)
 {
-	static char cert[700], key[700], ca[700];
-	const char *args[] = {"--tls-cert", cert, "--tls-key", key,
-			      "--tls-ca",   ca,	  NULL};
-
-	snprintf(cert, sizeof(cert), "%s/node1.pem", certs);
-	snprintf(key, sizeof(key), "%s/node1.key", certs);
-	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
-	it_node_spawn(n, 1, args);
-	cr_assert(cu_wait_log(n->proc->log, "is ready", 20000),
-		  "the node did not become a ready leader");
+	start_tls_node(n, certs, "node1", NULL, NULL);
 	cr_assert(!cu_wait_log(n->proc->log, "plaintext", 0));
 }
 
@@ -186,20 +184,46 @@ Test(tls, settlectl_over_tls)
 	cu_stop_clean(&n);
 }
 
-/* A blocking client with certificate NAME of the test's CA. */
-static settle_client *client_as(const struct it_node *n, const char *name)
+/* A blocking client with certificate NAME of the CA in dir. */
+static settle_client *client_in(const struct it_node *n, const char *dir,
+				const char *name)
 {
 	char cert[700], key[700], ca[700];
 	struct settle_tls tls = {.cert = cert, .key = key, .ca = ca};
 	settle_client *c;
 
-	snprintf(cert, sizeof(cert), "%s/%s.pem", certs, name);
-	snprintf(key, sizeof(key), "%s/%s.key", certs, name);
-	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
 	cr_assert_eq(settle_client_open(n->endpoint, NULL, &c), 0);
 	cr_assert_eq(settle_client_set_tls(c, &tls), 0, "%s",
 		     settle_client_errmsg(c));
 	return c;
+}
+
+/* A Begin through c is answered OK. */
+static void begins(settle_client *c)
+{
+	int rv = settle_begin(c, NULL, 60000, NULL, 0);
+
+	cr_assert_eq(rv, 0, "%d %s", rv, settle_client_errmsg(c));
+}
+
+/* The node of the test, started with its TLS files in dir (node NAME). */
+static void start_tls_node(struct it_node *n, const char *dir, const char *name,
+			   const char *extra_flag, const char *extra_value)
+{
+	static char cert[700], key[700], ca[700];
+	const char *args[] = {"--tls-cert", cert,	 "--tls-key",
+			      key,	    "--tls-ca",	 ca,
+			      extra_flag,   extra_value, NULL};
+
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	it_node_spawn(n, 1, args);
+	cr_assert(cu_wait_log(n->proc->log, "is ready", 20000),
+		  "the node did not become a ready leader");
 }
 
 /*
@@ -209,31 +233,16 @@ static settle_client *client_as(const struct it_node *n, const char *name)
  */
 Test(tls, open_transactions_are_counted_per_certificate)
 {
-	static char cert[700], key[700], ca[700];
-	const char *args[] = {"--tls-cert",
-			      cert,
-			      "--tls-key",
-			      key,
-			      "--tls-ca",
-			      ca,
-			      "--max-open-per-client",
-			      "5",
-			      NULL};
 	struct it_node n;
 	settle_client *hog, *teller;
 	int rv;
 
 	make_certs();
-	snprintf(cert, sizeof(cert), "%s/node1.pem", certs);
-	snprintf(key, sizeof(key), "%s/node1.key", certs);
-	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
-	it_node_spawn(&n, 1, args);
-	cr_assert(cu_wait_log(n.proc->log, "is ready", 20000));
-	hog = client_as(&n, "bench");
-	teller = client_as(&n, "teller");
+	start_tls_node(&n, certs, "node1", "--max-open-per-client", "5");
+	hog = client_in(&n, certs, "bench");
+	teller = client_in(&n, certs, "teller");
 	for (int i = 0; i < 5; i++)
-		cr_assert_eq(settle_begin(hog, NULL, 60000, NULL, 0), 0, "%s",
-			     settle_client_errmsg(hog));
+		begins(hog);
 	rv = settle_begin(hog, NULL, 60000, NULL, 0);
 	cr_assert_eq(rv, SETTLE_EEXHAUSTED, "%d %s", rv,
 		     settle_client_errmsg(hog));
@@ -241,9 +250,92 @@ Test(tls, open_transactions_are_counted_per_certificate)
 	    strstr(settle_client_errmsg(hog), "certificate bench"), "%s",
 	    settle_client_errmsg(hog));
 	/* Another certificate from the same address: its own count. */
-	cr_assert_eq(settle_begin(teller, NULL, 60000, NULL, 0), 0, "%s",
-		     settle_client_errmsg(teller));
+	begins(teller);
 	settle_client_close(hog);
 	settle_client_close(teller);
+	cu_stop_clean(&n);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out;
+	size_t k;
+
+	cr_assert_not_null(in, "%s", from);
+	out = fopen(to, "wb");
+	cr_assert_not_null(out, "%s", to);
+	while ((k = fread(buf, 1, sizeof(buf), in)) > 0)
+		cr_assert_eq(fwrite(buf, 1, k, out), k);
+	fclose(in);
+	cr_assert_eq(fclose(out), 0);
+}
+
+/* The node's files at live/ take the certificates of dir. */
+static void install(const char *live, const char *dir)
+{
+	char from[700], to[700];
+	static const char *const names[][2] = {
+	    {"node1.pem", "node.pem"},
+	    {"node1.key", "node.key"},
+	    {"ca.pem", "ca.pem"},
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s/%s", dir, names[i][0]);
+		snprintf(to, sizeof(to), "%s/%s", live, names[i][1]);
+		copy_file(from, to);
+	}
+}
+
+/*
+ * A rotation: the node's files replaced by those of another CA, then
+ * SIGHUP. New connections go by the new files (a client of the old CA is
+ * refused, one of the new is served); a connection open before keeps
+ * working; files that do not load change nothing.
+ */
+Test(tls, certificates_reload_on_sighup)
+{
+	static char live[600], cert[700];
+	struct it_node n;
+	settle_client *before, *old_ca, *new_ca;
+	FILE *f;
+	int rv;
+
+	make_certs();
+	snprintf(live, sizeof(live), "%s/live", it_dir());
+	cr_assert_eq(mkdir(live, 0700), 0);
+	install(live, certs);
+	snprintf(cert, sizeof(cert), "%s/node.pem", live);
+	start_tls_node(&n, live, "node", NULL, NULL);
+	before = client_in(&n, certs, "teller");
+	begins(before);
+
+	install(live, other);
+	cr_assert_eq(kill(n.proc->pid, SIGHUP), 0);
+	cr_assert(cu_wait_log(n.proc->log, "reloaded", 5000),
+		  "no reload in the log");
+	old_ca = client_in(&n, certs, "teller");
+	rv = settle_begin(old_ca, NULL, 60000, NULL, 0);
+	cr_assert_eq(rv, SETTLE_ETLS, "%d %s", rv,
+		     settle_client_errmsg(old_ca));
+	new_ca = client_in(&n, other, "bench");
+	begins(new_ca);
+	/* The connection made before the reload still serves. */
+	begins(before);
+
+	/* A broken certificate file: nothing changes, and the log says so. */
+	f = fopen(cert, "w");
+	cr_assert_not_null(f);
+	fputs("not a certificate\n", f);
+	fclose(f);
+	cr_assert_eq(kill(n.proc->pid, SIGHUP), 0);
+	cr_assert(cu_wait_log(n.proc->log, "not reloaded", 5000));
+	settle_client_close(new_ca);
+	new_ca = client_in(&n, other, "bench");
+	begins(new_ca);
+	settle_client_close(before);
+	settle_client_close(old_ca);
+	settle_client_close(new_ca);
 	cu_stop_clean(&n);
 }
