@@ -26,6 +26,7 @@
 
 #include "bank_ledger.h"
 #include "log.h"
+#include "tls_env.h"
 
 /* A Confirm or Cancel held back by --confirm-delay-ms. */
 struct delayed {
@@ -344,6 +345,24 @@ static int cmd_serve(int argc, char **argv)
 	if (rv != 0) {
 		fprintf(stderr, "settle-bank: %s\n", settle_strerror(rv));
 		rv = 1;
+		goto out_after_bank;
+	}
+	struct settle_tls tls;
+	bool partial;
+
+	if (example_tls_env(&tls, &partial) &&
+	    settle_participant_set_tls(s.part, &tls) != 0) {
+		fprintf(stderr, "settle-bank: TLS: %s\n",
+			settle_participant_errmsg(s.part));
+		settle_participant_close(s.part);
+		rv = 1;
+		goto out_after_bank;
+	}
+	if (partial) {
+		fprintf(stderr, "settle-bank: TLS needs SETTLE_TLS_CERT, "
+				"SETTLE_TLS_KEY and SETTLE_TLS_CA together\n");
+		settle_participant_close(s.part);
+		rv = 2;
 		goto out_after_bank;
 	}
 	rv = settle_participant_start(s.part, loop);

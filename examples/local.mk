@@ -3,13 +3,13 @@
 bin_PROGRAMS += examples/settle-bank examples/settle-transfer \
 	examples/settle-xa-transfer
 
-examples_settle_bank_SOURCES = examples/bank.c \
+examples_settle_bank_SOURCES = examples/bank.c examples/tls_env.h \
 	examples/bank_ledger.c examples/bank_ledger.h
 examples_settle_bank_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
 examples_settle_bank_LDADD = client/libsettle.la $(LMDB_LIBS) $(UV_LIBS) \
 	$(PROTOBUF_C_LIBS)
 
-examples_settle_transfer_SOURCES = examples/transfer.c \
+examples_settle_transfer_SOURCES = examples/transfer.c examples/tls_env.h \
 	examples/bank_ledger.c examples/bank_ledger.h
 examples_settle_transfer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
 examples_settle_transfer_LDADD = client/libsettle.la $(LMDB_LIBS) \
@@ -17,7 +17,8 @@ examples_settle_transfer_LDADD = client/libsettle.la $(LMDB_LIBS) \
 
 # Money between PostgreSQL and MariaDB in one XA transaction with Settle as
 # the TM: libsettle for the cluster, the RM adapters for its own branches.
-examples_settle_xa_transfer_SOURCES = examples/xa_transfer.c
+examples_settle_xa_transfer_SOURCES = examples/xa_transfer.c \
+	examples/tls_env.h
 examples_settle_xa_transfer_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client
 examples_settle_xa_transfer_LDADD = client/libsettle.la xa/libsettlexa.la \
 	$(PROTOBUF_C_LIBS)

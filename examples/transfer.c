@@ -31,6 +31,7 @@
 
 #include "bank_ledger.h"
 #include "log.h"
+#include "tls_env.h"
 
 #define RESOURCE "accounts"
 /* The coordinator's own default wait; it caps any wait at 60 s. */
@@ -216,6 +217,8 @@ int main(int argc, char **argv)
 	char gid[SETTLE_GID_BUFSIZE];
 	char reason[300] = "";
 	settle_client *c;
+	struct settle_tls tls;
+	bool partial;
 	int state = 0;
 	bool finished = false;
 	int c_opt, rv;
@@ -292,6 +295,19 @@ int main(int argc, char **argv)
 	if (rv != 0) {
 		fprintf(stderr, "settle-transfer: --cluster: %s\n",
 			settle_strerror(rv));
+		return 2;
+	}
+	if (example_tls_env(&tls, &partial) &&
+	    settle_client_set_tls(c, &tls) != 0) {
+		fprintf(stderr, "settle-transfer: TLS: %s\n",
+			settle_client_errmsg(c));
+		settle_client_close(c);
+		return 2;
+	}
+	if (partial) {
+		fprintf(stderr, "settle-transfer: TLS needs SETTLE_TLS_CERT, "
+				"SETTLE_TLS_KEY and SETTLE_TLS_CA together\n");
+		settle_client_close(c);
 		return 2;
 	}
 	if (saga) {
