@@ -62,6 +62,7 @@ enum {
 	 * new transactions are refused, those begun finish. Not retried. */
 	SETTLE_EEXHAUSTED = -14,
 	SETTLE_EREUSED = -15,	 /* cmd_id already used by another request */
+	SETTLE_EDENIED = -16,	 /* the certificate's roles do not allow it */
 	SETTLE_ENOMEM = -100,	 /* out of memory */
 	SETTLE_EIO = -101,	 /* I/O error */
 	SETTLE_EPROTO = -102,	 /* protocol error: undecodable data */

@@ -34,7 +34,7 @@ static const char usage[] =
     "               [--max-partial-frames MIB] [--frame-timeout DURATION]\n"
     "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
     "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-    "               [--tls-crl FILE]\n"
+    "               [--tls-crl FILE] [--roles FILE]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -67,7 +67,9 @@ static const char usage[] =
     "client port and on this node's calls to other nodes and participants\n"
     "(every peer's certificate must chain to the CA); --tls-crl: revoked\n"
     "certificates. Without them clients connect in plaintext\n"
-    "(docs/SECURITY.md).\n";
+    "(docs/SECURITY.md). --roles: one `ROLE cn:NAME` a line (peer,\n"
+    "initiator, participant, observer, admin): what each certificate may\n"
+    "call; without it every certificate may call everything.\n";
 
 const char *coord_config_usage(void)
 {
@@ -653,6 +655,15 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			strcpy(dst, v);
+		} else if (strcmp(a, "--roles") == 0) {
+			NEED_VALUE();
+			if (v[0] == '\0' || strlen(v) >= COORD_PATH_MAX) {
+				snprintf(errmsg, errmsg_len,
+					 "--roles: a file path of 1..%d bytes",
+					 COORD_PATH_MAX - 1);
+				return SETTLE_EINVAL;
+			}
+			strcpy(cfg->roles_file, v);
 		} else if (strcmp(a, "--max-open-per-client") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n > 100000000) {
@@ -727,6 +738,12 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		    errmsg, errmsg_len,
 		    "TLS needs --tls-cert, --tls-key and --tls-ca together "
 		    "(--tls-crl only with them)");
+		return SETTLE_EINVAL;
+	}
+	if (cfg->roles_file[0] != '\0' && cfg->tls_cert[0] == '\0') {
+		snprintf(errmsg, errmsg_len,
+			 "--roles needs TLS (--tls-cert, --tls-key, --tls-ca): "
+			 "roles come from certificates");
 		return SETTLE_EINVAL;
 	}
 	if (!have_peers) {

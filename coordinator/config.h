@@ -96,6 +96,9 @@ struct coord_config {
 	char tls_key[COORD_PATH_MAX];
 	char tls_ca[COORD_PATH_MAX];
 	char tls_crl[COORD_PATH_MAX];
+	/* --roles: which certificate may call what (coordinator/roles.h);
+	 * "" when not given: every certificate the CA signed may do all. */
+	char roles_file[COORD_PATH_MAX];
 };
 
 /* Default formatID: "STLE" in ASCII. */

@@ -36,6 +36,7 @@
 #include "config.h"
 #include "quota.h"
 #include "raft_tcp.h"
+#include "roles.h"
 #include "rpc.h"
 #include "settle.pb-c.h"
 #include "storage/store.h"
@@ -203,6 +204,10 @@ struct coord {
 	 * connections and clients made before still use them. */
 	struct rpc_tls **tls_retired;
 	size_t n_tls_retired;
+	/* --roles, loaded at start and on SIGHUP (roles.h); enforced by
+	 * dispatch when roles_on. */
+	struct coord_roles roles;
+	bool roles_on;
 	uv_signal_t sighup;
 	struct coord_driver *driver;
 	struct coord_features features;

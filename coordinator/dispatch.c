@@ -683,6 +683,30 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/* --roles: whether the caller's certificate may call method; answered
+ * PERMISSION_DENIED (naming both) when not. */
+static bool role_admits(struct coord *c, struct rpc_call *call, int method)
+{
+	const char *name = rpc_call_peer_name(call);
+	unsigned has, needs;
+	char h[80], n[80], msg[400];
+
+	if (!c->roles_on)
+		return true;
+	has = coord_roles_of(&c->roles, name);
+	needs = coord_roles_for_method(method);
+	if ((has & needs) != 0)
+		return true;
+	snprintf(msg, sizeof msg,
+		 "certificate '%s' has %s; this call needs %s (settled "
+		 "--roles)",
+		 name, coord_roles_names(has, h, sizeof h),
+		 needs != 0 ? coord_roles_names(needs, n, sizeof n)
+			    : "a role no certificate has");
+	coord_fail(c, call, SETTLE_EDENIED, msg);
+	return false;
+}
+
 void coord_dispatch(void *data, struct rpc_call *call)
 {
 	struct coord *c = data;
@@ -693,6 +717,9 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	body = rpc_call_body(call, &len);
 	settle_tracef("rpc", "%s: method %d, %zu bytes", rpc_call_peer(call),
 		      method, len);
+	if (coord_roles_for_method(method) != 0 &&
+	    !role_admits(c, call, method))
+		return;
 	switch (method) {
 	case SETTLE__V1__METHOD__STATUS:
 		coord_do_status(c, call);

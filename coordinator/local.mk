@@ -10,6 +10,7 @@ coordinator_settled_SOURCES = \
 	coordinator/admin_op.c \
 	coordinator/budget.c coordinator/budget.h \
 	coordinator/quota.c coordinator/quota.h \
+	coordinator/roles.c coordinator/roles.h \
 	coordinator/propose.c coordinator/propose.h \
 	coordinator/apply.c coordinator/apply.h \
 	coordinator/snapshot.c coordinator/snapshot.h coordinator/snapshot_int.h \
@@ -43,8 +44,9 @@ test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_xa_logic.c \
 	test/unit/coordinator/test_raft_check.c \
 	test/unit/coordinator/test_quota.c \
+	test/unit/coordinator/test_roles.c \
 	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
-	coordinator/raft_check.c coordinator/quota.c
+	coordinator/raft_check.c coordinator/quota.c coordinator/roles.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)

@@ -298,6 +298,7 @@ void coord_close(struct coord *c)
 	free(c->tls_retired);
 	c->tls_retired = NULL;
 	c->n_tls_retired = 0;
+	coord_roles_free(&c->roles);
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
@@ -352,9 +353,43 @@ static int tls_start(struct coord *c)
 	}
 	rv = tls_load(c, &c->tls_server, &c->tls_client, why, sizeof why);
 	c->client_opts.tls = c->tls_client;
-	if (rv != 0)
+	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "TLS: %s", why);
+		return rv;
+	}
+	if (c->cfg.roles_file[0] == '\0') {
+		settle_log(SETTLE_LOG_WARN, "node",
+			   "no --roles: every certificate the CA signed may "
+			   "call everything (docs/SECURITY.md)");
+		return 0;
+	}
+	rv = coord_roles_load(&c->roles, c->cfg.roles_file, c->errmsg,
+			      sizeof c->errmsg);
+	c->roles_on = rv == 0;
 	return rv;
+}
+
+/* SIGHUP, --roles: the file again; one that does not load changes
+ * nothing. */
+static void roles_reload(struct coord *c)
+{
+	struct coord_roles r;
+	char why[400];
+
+	if (c->cfg.roles_file[0] == '\0')
+		return;
+	if (coord_roles_load(&r, c->cfg.roles_file, why, sizeof why) != 0) {
+		settle_log(SETTLE_LOG_ERROR, "node",
+			   "SIGHUP: roles not reloaded, the node keeps them: "
+			   "%s",
+			   why);
+		return;
+	}
+	coord_roles_free(&c->roles);
+	c->roles = r;
+	settle_log(SETTLE_LOG_INFO, "node",
+		   "SIGHUP: roles reloaded from %s (%zu certificates)",
+		   c->cfg.roles_file, r.n);
 }
 
 /*
@@ -371,6 +406,8 @@ static void on_sighup(uv_signal_t *s, int signum)
 	char why[400];
 
 	(void)signum;
+	if (!c->closing)
+		roles_reload(c);
 	if (c->cfg.tls_cert[0] == '\0' || c->closing) {
 		settle_log(SETTLE_LOG_INFO, "node",
 			   "SIGHUP: no --tls-* files to reload");

@@ -29,6 +29,7 @@
 	X(REFUSED, -13, 13, "refused")                                         \
 	X(EXHAUSTED, -14, 14, "resource exhausted")                            \
 	X(REUSED, -15, 15, "cmd_id already used by another request")           \
+	X(DENIED, -16, 16, "permission denied")                                \
 	X(NOMEM, -100, 7, "out of memory")                                     \
 	X(IO, -101, 7, "I/O error")                                            \
 	X(PROTO, -102, 1, "protocol error")                                    \

@@ -34,7 +34,9 @@ static void make_certs(void)
 	argv[2] = "node1";
 	argv[3] = "bench";
 	argv[4] = "teller";
-	argv[5] = NULL;
+	argv[5] = "admin";
+	argv[6] = "nobody";
+	argv[7] = NULL;
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
 	free(out);
 	free(err);
@@ -58,11 +60,35 @@ static void start_node(struct it_node *n)
 	cr_assert(!cu_wait_log(n->proc->log, "plaintext", 0));
 }
 
+/* The PEM files of certificate name in dir (its CA's too). */
+struct files {
+	char cert[700], key[700], ca[700];
+};
+
+static void files_of(struct files *f, const char *dir, const char *name)
+{
+	snprintf(f->cert, sizeof(f->cert), "%s/%s.pem", dir, name);
+	snprintf(f->key, sizeof(f->key), "%s/%s.key", dir, name);
+	snprintf(f->ca, sizeof(f->ca), "%s/ca.pem", dir);
+}
+
+/* Append --tls-cert/--tls-key/--tls-ca of f to argv at a; the new a. */
+static int tls_argv(char **argv, int a, struct files *f)
+{
+	argv[a++] = "--tls-cert";
+	argv[a++] = f->cert;
+	argv[a++] = "--tls-key";
+	argv[a++] = f->key;
+	argv[a++] = "--tls-ca";
+	argv[a++] = f->ca;
+	return a;
+}
+
 /* settle-bench for 2 s, its certificate from dir (NULL: no TLS); its
  * --json line in *out (freed by the caller). */
 static int bench(const struct it_node *n, const char *dir, char **out)
 {
-	char cert[700], key[700], ca[700];
+	struct files f;
 	char *argv[20];
 	char *err = NULL;
 	int a = 0, st;
@@ -76,15 +102,8 @@ static int bench(const struct it_node *n, const char *dir, char **out)
 	argv[a++] = "2";
 	argv[a++] = "--json";
 	if (dir != NULL) {
-		snprintf(cert, sizeof(cert), "%s/bench.pem", dir);
-		snprintf(key, sizeof(key), "%s/bench.key", dir);
-		snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-		argv[a++] = "--tls-cert";
-		argv[a++] = cert;
-		argv[a++] = "--tls-key";
-		argv[a++] = key;
-		argv[a++] = "--tls-ca";
-		argv[a++] = ca;
+		files_of(&f, dir, "bench");
+		a = tls_argv(argv, a, &f);
 	}
 	argv[a] = NULL;
 	st = it_run(argv, out, &err, 60000);
@@ -188,13 +207,11 @@ Test(tls, settlectl_over_tls)
 static settle_client *client_in(const struct it_node *n, const char *dir,
 				const char *name)
 {
-	char cert[700], key[700], ca[700];
-	struct settle_tls tls = {.cert = cert, .key = key, .ca = ca};
+	struct files f;
+	struct settle_tls tls = {.cert = f.cert, .key = f.key, .ca = f.ca};
 	settle_client *c;
 
-	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
-	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
-	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	files_of(&f, dir, name);
 	cr_assert_eq(settle_client_open(n->endpoint, NULL, &c), 0);
 	cr_assert_eq(settle_client_set_tls(c, &tls), 0, "%s",
 		     settle_client_errmsg(c));
@@ -337,5 +354,106 @@ Test(tls, certificates_reload_on_sighup)
 	settle_client_close(before);
 	settle_client_close(old_ca);
 	settle_client_close(new_ca);
+	cu_stop_clean(&n);
+}
+
+/* settlectl with certificate NAME of the test's CA: its exit status, its
+ * stdout in *out (if out) and stderr in *err (freed by the caller). */
+static int ctl_as(const struct it_node *n, const char *name, char **out,
+		  char **err, const char *const *words)
+{
+	struct files f;
+	char *argv[24], *o = NULL;
+	int a = 0, st;
+
+	files_of(&f, certs, name);
+	argv[a++] = (char *)it_bin("settlectl");
+	argv[a++] = "--cluster";
+	argv[a++] = (char *)n->endpoint;
+	a = tls_argv(argv, a, &f);
+	while (*words != NULL && a < 23)
+		argv[a++] = (char *)*words++;
+	argv[a] = NULL;
+	st = it_run(argv, &o, err, 10000);
+	if (out != NULL)
+		*out = o;
+	else
+		free(o);
+	return st;
+}
+
+/*
+ * --roles: an initiator begins but cannot resolve; an observer reads but
+ * cannot begin; a certificate not listed can do nothing; an admin can
+ * run the operator's verbs. Refusals are PERMISSION_DENIED naming the
+ * roles, and change nothing.
+ */
+Test(tls, roles_from_certificates)
+{
+	static char roles[700];
+	struct it_node n;
+	settle_client *teller, *bench;
+	char gid[SETTLE_GID_BUFSIZE], *err = NULL, *out = NULL;
+	FILE *f;
+	int rv;
+
+	make_certs();
+	snprintf(roles, sizeof(roles), "%s/roles", it_dir());
+	f = fopen(roles, "w");
+	cr_assert_not_null(f);
+	fputs("peer cn:node1\ninitiator cn:teller\nobserver cn:bench\n"
+	      "admin cn:admin\n",
+	      f);
+	fclose(f);
+	start_tls_node(&n, certs, "node1", "--roles", roles);
+
+	teller = client_in(&n, certs, "teller");
+	cr_assert_eq(settle_begin(teller, NULL, 60000, gid, sizeof(gid)), 0,
+		     "%s", settle_client_errmsg(teller));
+	bench = client_in(&n, certs, "bench");
+	rv = settle_begin(bench, NULL, 60000, NULL, 0);
+	cr_assert_eq(rv, SETTLE_EDENIED, "%d %s", rv,
+		     settle_client_errmsg(bench));
+	cr_assert_not_null(strstr(settle_client_errmsg(bench), "observer"),
+			   "%s", settle_client_errmsg(bench));
+
+	/* The observer reads. */
+	cr_assert_eq(ctl_as(&n, "bench", NULL, &err,
+			    (const char *const[]){"tx", "show", gid, NULL}),
+		     0, "%s", err);
+	free(err);
+	/* The initiator cannot resolve its own transaction. */
+	cr_assert_eq(
+	    ctl_as(&n, "teller", NULL, &err,
+		   (const char *const[]){"tx", "resolve", gid, "--branch", "1",
+					 "--reason", "test", NULL}),
+	    1);
+	cr_assert_not_null(strstr(err, "PERMISSION_DENIED"), "%s", err);
+	cr_assert_not_null(strstr(err, "needs admin"), "%s", err);
+	free(err);
+	/* Nobody can do anything, not even look. */
+	cr_assert_eq(ctl_as(&n, "nobody", NULL, &err,
+			    (const char *const[]){"tx", "show", gid, NULL}),
+		     1);
+	cr_assert_not_null(strstr(err, "no role"), "%s", err);
+	free(err);
+	/* The admin reaches the verb (the transaction has no branch 1: the
+	 * refusal is the coordinator's, not the role check's). */
+	ctl_as(&n, "admin", NULL, &err,
+	       (const char *const[]){"tx", "resolve", gid, "--branch", "1",
+				     "--reason", "test", NULL});
+	cr_assert_null(strstr(err, "PERMISSION_DENIED"), "%s", err);
+	free(err);
+	/* Nothing the refused calls asked for happened. */
+	cr_assert_eq(
+	    ctl_as(&n, "admin", &out, &err,
+		   (const char *const[]){"--json", "tx", "show", gid, NULL}),
+	    0, "%s", err);
+	cr_assert_not_null(strstr(out, "\"state\":\"active\""), "%s", out);
+	cr_assert_null(strstr(out, "resolve"), "%s", out);
+	free(out);
+	free(err);
+	settle_client_close(teller);
+	settle_client_close(bench);
 	cu_stop_clean(&n);
 }

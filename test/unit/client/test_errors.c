@@ -19,7 +19,7 @@ static const struct {
     PUB(FAILURE),  PUB(RETRY),	  PUB(REFUSED),	 PUB(NOMEM),	 PUB(IO),
     PUB(PROTO),	   PUB(CLOSED),	  PUB(STORE),	 PUB(RAFT),	 PUB(CONNECT),
     PUB(CANCELED), PUB(FULL),	  PUB(DIVERGED), PUB(EXHAUSTED), PUB(NOSPACE),
-    PUB(REUSED),   PUB(TLS),
+    PUB(REUSED),   PUB(TLS),	  PUB(DENIED),
 };
 
 Test(errors, public_copy_matches_the_internal_table)

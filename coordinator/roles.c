@@ -1,0 +1,171 @@
+/*
+ * roles.c — certificate names to roles, and methods to the roles that may
+ * call them (roles.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "roles.h"
+#include "settle.pb-c.h"
+
+struct coord_role_grant {
+	char name[COORD_ROLES_NAME_MAX + 1];
+	unsigned roles;
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} role_names[] = {
+    {"peer", COORD_ROLE_PEER},
+    {"initiator", COORD_ROLE_INITIATOR},
+    {"participant", COORD_ROLE_PARTICIPANT},
+    {"observer", COORD_ROLE_OBSERVER},
+    {"admin", COORD_ROLE_ADMIN},
+};
+
+#define NROLES (sizeof role_names / sizeof role_names[0])
+
+static unsigned role_bit(const char *s)
+{
+	for (size_t i = 0; i < NROLES; i++)
+		if (strcmp(role_names[i].name, s) == 0)
+			return role_names[i].bit;
+	return 0;
+}
+
+void coord_roles_free(struct coord_roles *r)
+{
+	free(r->grants);
+	r->grants = NULL;
+	r->n = 0;
+}
+
+static int grant(struct coord_roles *r, const char *name, unsigned bit)
+{
+	struct coord_role_grant *g;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->grants[i].name, name) == 0) {
+			r->grants[i].roles |= bit;
+			return 0;
+		}
+	g = realloc(r->grants, (r->n + 1) * sizeof *g);
+	if (g == NULL)
+		return SETTLE_ENOMEM;
+	r->grants = g;
+	snprintf(g[r->n].name, sizeof g[r->n].name, "%s", name);
+	g[r->n].roles = bit;
+	r->n++;
+	return 0;
+}
+
+int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
+		     size_t errmsg_len)
+{
+	char line[512], role[32], match[512];
+	unsigned lineno = 0;
+	FILE *f = fopen(path, "r");
+	int rv = 0;
+
+	r->grants = NULL;
+	r->n = 0;
+	if (f == NULL) {
+		snprintf(errmsg, errmsg_len, "--roles %s: %s", path,
+			 strerror(errno));
+		return SETTLE_EIO;
+	}
+	while (rv == 0 && fgets(line, sizeof line, f) != NULL) {
+		char *hash = strchr(line, '#'), extra[2];
+		unsigned bit;
+		int k;
+
+		lineno++;
+		if (hash != NULL)
+			*hash = '\0';
+		k = sscanf(line, "%31s %511s %1s", role, match, extra);
+		if (k <= 0)
+			continue; /* blank or a comment */
+		bit = k == 2 ? role_bit(role) : 0;
+		if (k != 2 || bit == 0 || strncmp(match, "cn:", 3) != 0 ||
+		    match[3] == '\0' ||
+		    strlen(match + 3) > COORD_ROLES_NAME_MAX) {
+			snprintf(errmsg, errmsg_len,
+				 "--roles %s line %u: want ROLE cn:NAME, ROLE "
+				 "one of peer, initiator, participant, "
+				 "observer, admin (NAME up to %d bytes)",
+				 path, lineno, COORD_ROLES_NAME_MAX);
+			rv = SETTLE_EINVAL;
+			break;
+		}
+		rv = grant(r, match + 3, bit);
+		if (rv != 0)
+			snprintf(errmsg, errmsg_len,
+				 "--roles %s: out of memory", path);
+	}
+	fclose(f);
+	if (rv != 0)
+		coord_roles_free(r);
+	return rv;
+}
+
+unsigned coord_roles_of(const struct coord_roles *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->grants[i].name, name) == 0)
+			return r->grants[i].roles;
+	return 0;
+}
+
+#define M(x) SETTLE__V1__METHOD__##x
+
+unsigned coord_roles_for_method(int method)
+{
+	const unsigned reads =
+	    COORD_ROLE_OBSERVER | COORD_ROLE_INITIATOR | COORD_ROLE_ADMIN;
+
+	switch (method) {
+	case M(STATUS):
+		return reads | COORD_ROLE_PEER;
+	case M(QUERY):
+	case M(LIST):
+	case M(CLUSTER_MEMBERS):
+		return reads;
+	case M(BEGIN):
+	case M(SUBMIT_SAGA):
+	case M(REGISTER_BRANCH):
+	case M(COMMIT):
+	case M(ROLLBACK):
+	case M(XA_VOTE):
+	case M(XA_PREPARE):
+	case M(XA_RECOVER):
+	case M(XA_FORGET):
+		return COORD_ROLE_INITIATOR | COORD_ROLE_ADMIN;
+	case M(TX_RETRY):
+	case M(TX_RESOLVE):
+	case M(XA_HEURISTIC):
+	case M(CLUSTER_ADD):
+	case M(CLUSTER_REMOVE):
+	case M(CLUSTER_TRANSFER):
+		return COORD_ROLE_ADMIN;
+	}
+	return 0;
+}
+
+const char *coord_roles_names(unsigned mask, char *buf, size_t len)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NROLES && at < len; i++)
+		if (mask & role_names[i].bit)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s",
+					       at > 0 ? ", " : "",
+					       role_names[i].name);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "no role");
+	return buf;
+}

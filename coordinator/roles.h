@@ -1,0 +1,58 @@
+/*
+ * roles.h — who may call what on the client port, from the certificate a
+ * client presented under TLS (settled --roles FILE; docs/SECURITY.md).
+ *
+ * The file has one grant a line, `ROLE cn:NAME`: the certificate whose
+ * subject common name is NAME holds ROLE (a name may hold several); `#`
+ * starts a comment. Roles:
+ *   peer         another node: STATUS (feature rounds, a joiner's probe)
+ *   initiator    transactions: BEGIN, SUBMIT_SAGA, REGISTER_BRANCH,
+ *                COMMIT, ROLLBACK, XA_VOTE, XA_PREPARE, XA_RECOVER,
+ *                XA_FORGET, and the reads
+ *   observer     the reads: STATUS, QUERY, LIST, CLUSTER_MEMBERS
+ *   participant  nothing on a coordinator (it is called, it does not call)
+ *   admin        everything (settlectl's verbs: TX_RETRY, TX_RESOLVE,
+ *                XA_HEURISTIC, CLUSTER_ADD/REMOVE/TRANSFER)
+ * A certificate not listed holds no role. Pure functions: no I/O but the
+ * file's reading.
+ */
+#ifndef SETTLE_COORD_ROLES_H
+#define SETTLE_COORD_ROLES_H
+
+#include <stddef.h>
+
+enum {
+	COORD_ROLE_PEER = 1u << 0,
+	COORD_ROLE_INITIATOR = 1u << 1,
+	COORD_ROLE_PARTICIPANT = 1u << 2,
+	COORD_ROLE_OBSERVER = 1u << 3,
+	COORD_ROLE_ADMIN = 1u << 4,
+};
+
+/* The longest certificate name kept (X.509 caps a CN at 64). */
+#define COORD_ROLES_NAME_MAX 64
+
+struct coord_roles {
+	struct coord_role_grant *grants;
+	size_t n;
+};
+
+/*
+ * Read path into r (empty first). 0, or SETTLE_EIO (unreadable) /
+ * SETTLE_EINVAL (a line that is not `ROLE cn:NAME`) with the file and
+ * line in errmsg; r is left empty then.
+ */
+int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
+		     size_t errmsg_len);
+void coord_roles_free(struct coord_roles *r);
+
+/* The roles (COORD_ROLE_* bits) of the certificate named name; 0 if none. */
+unsigned coord_roles_of(const struct coord_roles *r, const char *name);
+
+/* The roles that may call method (a settle.v1.Method); 0: none. */
+unsigned coord_roles_for_method(int method);
+
+/* "initiator, admin" for a mask, in buf of len bytes; "no role" for 0. */
+const char *coord_roles_names(unsigned mask, char *buf, size_t len);
+
+#endif /* SETTLE_COORD_ROLES_H */

@@ -1,0 +1,114 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coordinator/roles.h"
+#include "error.h"
+#include "settle.pb-c.h"
+
+static char path[64];
+
+static void write_roles(const char *text)
+{
+	int fd;
+
+	snprintf(path, sizeof path, "/tmp/settle-roles-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+Test(roles, grants_are_read_and_added_up)
+{
+	struct coord_roles r;
+	char err[300], buf[80];
+
+	write_roles("# operators\n"
+		    "admin cn:alice\n"
+		    "observer   cn:bob   # read-only\n"
+		    "\n"
+		    "initiator cn:payments\n"
+		    "observer cn:payments\n"
+		    "peer cn:node1\n");
+	cr_assert_eq(coord_roles_load(&r, path, err, sizeof err), 0, "%s", err);
+	unlink(path);
+	cr_expect_eq(coord_roles_of(&r, "alice"), COORD_ROLE_ADMIN);
+	cr_expect_eq(coord_roles_of(&r, "bob"), COORD_ROLE_OBSERVER);
+	cr_expect_eq(coord_roles_of(&r, "payments"),
+		     COORD_ROLE_INITIATOR | COORD_ROLE_OBSERVER);
+	cr_expect_eq(coord_roles_of(&r, "mallory"), 0);
+	cr_expect_eq(coord_roles_of(&r, ""), 0);
+	cr_expect_str_eq(
+	    coord_roles_names(coord_roles_of(&r, "payments"), buf, sizeof buf),
+	    "initiator, observer");
+	cr_expect_str_eq(coord_roles_names(0, buf, sizeof buf), "no role");
+	coord_roles_free(&r);
+}
+
+Test(roles, bad_lines_are_refused_with_their_number)
+{
+	static const char *const bad[] = {
+	    "admin alice\n",	      /* no cn: */
+	    "root cn:alice\n",	      /* no such role */
+	    "admin cn:alice extra\n", /* more than two words */
+	    "admin\n",		      /* no name */
+	    "admin cn:\n",	      /* empty name */
+	    "admin cn:"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "\n", /* 65 bytes */
+	};
+	struct coord_roles r;
+	char err[300], text[200];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "observer cn:ok\n%s", bad[i]);
+		write_roles(text);
+		cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+			     SETTLE_EINVAL, "%s", bad[i]);
+		cr_expect_neq(strstr(err, "line 2"), NULL, "%s", err);
+		cr_expect_eq(r.n, 0);
+		unlink(path);
+	}
+	cr_expect_eq(
+	    coord_roles_load(&r, "/nonexistent/roles", err, sizeof err),
+	    SETTLE_EIO);
+	cr_expect_neq(strstr(err, "/nonexistent/roles"), NULL, "%s", err);
+}
+
+Test(roles, what_each_role_may_call)
+{
+#define M(x) SETTLE__V1__METHOD__##x
+	const unsigned admin = COORD_ROLE_ADMIN, ini = COORD_ROLE_INITIATOR,
+		       obs = COORD_ROLE_OBSERVER, peer = COORD_ROLE_PEER,
+		       part = COORD_ROLE_PARTICIPANT;
+
+	/* Every method an admin may call. */
+	static const int all[] = {
+	    M(STATUS),		 M(QUERY),	 M(LIST),
+	    M(CLUSTER_MEMBERS),	 M(BEGIN),	 M(SUBMIT_SAGA),
+	    M(REGISTER_BRANCH),	 M(COMMIT),	 M(ROLLBACK),
+	    M(XA_VOTE),		 M(XA_PREPARE),	 M(XA_RECOVER),
+	    M(XA_FORGET),	 M(TX_RETRY),	 M(TX_RESOLVE),
+	    M(XA_HEURISTIC),	 M(CLUSTER_ADD), M(CLUSTER_REMOVE),
+	    M(CLUSTER_TRANSFER),
+	};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		cr_expect(coord_roles_for_method(all[i]) & admin, "%d", all[i]);
+		cr_expect_not(coord_roles_for_method(all[i]) & part, "%d",
+			      all[i]);
+	}
+	cr_expect(coord_roles_for_method(M(STATUS)) & peer);
+	cr_expect_not(coord_roles_for_method(M(BEGIN)) & peer);
+	cr_expect(coord_roles_for_method(M(QUERY)) & obs);
+	cr_expect_not(coord_roles_for_method(M(BEGIN)) & obs);
+	cr_expect_not(coord_roles_for_method(M(COMMIT)) & obs);
+	cr_expect(coord_roles_for_method(M(COMMIT)) & ini);
+	cr_expect_not(coord_roles_for_method(M(TX_RESOLVE)) & ini);
+	cr_expect_not(coord_roles_for_method(M(CLUSTER_REMOVE)) & ini);
+	cr_expect_not(coord_roles_for_method(M(XA_HEURISTIC)) & ini);
+	cr_expect_eq(coord_roles_for_method(9999), 0);
+#undef M
+}
