@@ -38,6 +38,7 @@ struct srv_conn {
 	struct rpc_decoder dec;
 	uint64_t last_active; /* settle_mono_ms() */
 	uint64_t frame_since; /* when the frame not yet whole began; 0 */
+	uint64_t accepted;    /* settle_mono_ms() at accept */
 	size_t held;	      /* rpc_decoder_held(), as counted in srv->held */
 	char addr[64];	      /* the peer's address without its port */
 	uint32_t inflight;
@@ -403,6 +404,7 @@ static void server_on_connection(uv_stream_t *listener, int status)
 	c->srv = s;
 	c->refs = 1;
 	c->last_active = settle_mono_ms();
+	c->accepted = c->last_active;
 	rpc_decoder_init(&c->dec, s->opts.max_frame);
 	c->next = s->conns;
 	if (s->conns != NULL)
@@ -451,6 +453,19 @@ static void server_idle_cb(uv_timer_t *t)
 			snprintf(why, sizeof why,
 				 "a frame not whole after %u ms (a slow "
 				 "sender)",
+				 s->opts.frame_timeout_ms);
+			limit_close(c, why);
+			continue;
+		}
+		/* A TLS handshake is held to the same bound as a frame: a
+		 * connection that never finishes it is a slow sender too. */
+		if (s->opts.frame_timeout_ms != 0 &&
+		    !rpc_stream_tls_done(&c->s) &&
+		    now - c->accepted >= s->opts.frame_timeout_ms) {
+			char why[128];
+
+			snprintf(why, sizeof why,
+				 "TLS handshake not done after %u ms",
 				 s->opts.frame_timeout_ms);
 			limit_close(c, why);
 			continue;

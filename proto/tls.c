@@ -478,6 +478,11 @@ err_ssl:
 	return SETTLE_EINVAL;
 }
 
+bool rpc_stream_tls_done(const struct rpc_stream *s)
+{
+	return s->tls == NULL || s->tls->done;
+}
+
 const char *rpc_stream_tls_error(const struct rpc_stream *s)
 {
 	return s->tls != NULL ? s->tls->error : "";

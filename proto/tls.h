@@ -66,6 +66,9 @@ struct ssl_st *rpc_tls_client_ssl(struct rpc_tls *t, const char *host);
  * verdict if it failed, and OpenSSL's error queue (emptied), into buf. */
 void rpc_tls_why(struct ssl_st *ssl, const char *what, char *buf, size_t len);
 
+/* Whether s is ready for the owner's bytes: a plain stream always, a TLS
+ * one once its handshake is done. */
+bool rpc_stream_tls_done(const struct rpc_stream *s);
 /* Why the handshake of s failed ("" if it did not). */
 const char *rpc_stream_tls_error(const struct rpc_stream *s);
 /* The peer certificate's subject common name once the handshake is done;

@@ -107,9 +107,10 @@ static void handler(void *data, struct rpc_call *call)
 	settle__v1__begin_request__free_unpacked(req, NULL);
 }
 
-static void setup(struct fixture *fx, const char *server_cert)
+static void setup_opts(struct fixture *fx, const char *server_cert,
+		       uint32_t frame_timeout_ms)
 {
-	struct rpc_opts opts = {0};
+	struct rpc_opts opts = {.frame_timeout_ms = frame_timeout_ms};
 	char err[256];
 
 	memset(fx, 0, sizeof(*fx));
@@ -124,6 +125,11 @@ static void setup(struct fixture *fx, const char *server_cert)
 		     0, "%s", err);
 	snprintf(fx->endpoint, sizeof(fx->endpoint), "127.0.0.1:%d",
 		 rpc_server_port(fx->srv));
+}
+
+static void setup(struct fixture *fx, const char *server_cert)
+{
+	setup_opts(fx, server_cert, 0);
 }
 
 static void server_closed(void *data)
@@ -300,4 +306,48 @@ Test(rpc_tls, bad_files_are_named)
 	cr_assert(strstr(err, "/nonexistent/ca.pem") != NULL, "%s", err);
 	cr_assert_null(t);
 	remove_certs();
+}
+
+/* A connection that never finishes its handshake is closed after the
+ * frame timeout, as a slow sender is; one that finished it may then stay
+ * idle. */
+Test(rpc_tls, a_handshake_never_finished_is_cut_off)
+{
+	struct fixture fx;
+	struct raw r;
+	struct outcome o[2];
+	struct rpc_opts opts = {.max_frame = 8u << 20};
+	struct rpc_tls *t;
+	struct rpc_client *c;
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+
+	setup_opts(&fx, "server", 200);
+	raw_connect(&fx.loop, &r, rpc_server_port(fx.srv));
+	cr_assert(run_until(&fx.loop, &r.connected, 2000));
+	raw_read_start(&r);
+	cr_assert(run_until(&fx.loop, &r.ended, 3000),
+		  "a connection with no handshake stayed open");
+	raw_close(&r);
+
+	t = tls_of("client", false, "ca");
+	opts.tls = t;
+	req.gid = "g";
+	cr_assert_eq(rpc_client_init(&fx.loop, fx.endpoint, &opts, &c), 0);
+	memset(o, 0, sizeof(o));
+	cr_assert_eq(rpc_client_call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+				     5000, on_reply, &o[0]),
+		     0);
+	cr_assert(run_until(&fx.loop, &o[0].done, 3000));
+	cr_assert_eq(o[0].err, 0, "%s", o[0].msg);
+	run_for(&fx.loop, 600); /* idle past the timeout, handshake done */
+	cr_assert_eq(rpc_client_call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+				     5000, on_reply, &o[1]),
+		     0);
+	cr_assert(run_until(&fx.loop, &o[1].done, 3000));
+	cr_assert_eq(o[1].err, 0, "%s", o[1].msg);
+	cr_assert_eq(fx.calls, 2);
+	rpc_client_close(c);
+	run_for(&fx.loop, 50);
+	rpc_tls_free(t);
+	teardown(&fx);
 }
