@@ -457,3 +457,41 @@ Test(tls, roles_from_certificates)
 	settle_client_close(bench);
 	cu_stop_clean(&n);
 }
+
+/*
+ * --tls-crl: a certificate the CA revoked is refused like a stranger's;
+ * the others of the CA are served.
+ */
+Test(tls, a_revoked_certificate_is_refused)
+{
+	char script[600], crl[700];
+	char *argv[6];
+	char *out = NULL, *err = NULL;
+	struct it_node n;
+	settle_client *teller, *bench;
+	int rv;
+
+	make_certs();
+	snprintf(script, sizeof(script), "%s/scripts/make-certs", it_srcdir());
+	argv[0] = script;
+	argv[1] = "--revoke";
+	argv[2] = certs;
+	argv[3] = "teller";
+	argv[4] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+	snprintf(crl, sizeof(crl), "%s/crl.pem", certs);
+	start_tls_node(&n, certs, "node1", "--tls-crl", crl);
+	teller = client_in(&n, certs, "teller");
+	rv = settle_begin(teller, NULL, 60000, NULL, 0);
+	cr_assert_eq(rv, SETTLE_ETLS, "%d %s", rv,
+		     settle_client_errmsg(teller));
+	cr_assert(cu_wait_log(n.proc->log, "revoked", 5000),
+		  "the node did not log the revocation");
+	bench = client_in(&n, certs, "bench");
+	begins(bench);
+	settle_client_close(teller);
+	settle_client_close(bench);
+	cu_stop_clean(&n);
+}
