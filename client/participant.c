@@ -24,6 +24,9 @@ struct settle_participant {
 	struct settle_participant_config cfg;
 	char *listen;
 	struct rpc_tls *tls; /* settle_participant_set_tls(); NULL: plain */
+	/* settle_participant_set_coordinators(): who may call phase 2. */
+	char (*coords)[65];
+	size_t n_coords;
 	settle_barrier *barrier;
 	struct rpc_server *server;
 	uv_loop_t *loop;
@@ -54,6 +57,7 @@ struct settle_call {
 };
 
 static void participant_free(settle_participant *p);
+static bool caller_may(settle_participant *p, struct rpc_call *rpc, int op);
 
 /* Free p in start() mode once nothing refers to it any more. */
 static void maybe_free(settle_participant *p)
@@ -345,6 +349,8 @@ static void on_call(void *data, struct rpc_call *rpc)
 		rpc_call_fail(rpc, SETTLE_ENOMETHOD, "unknown method", NULL);
 		return;
 	}
+	if (!caller_may(p, rpc, op))
+		return;
 	body = rpc_call_body(rpc, &len);
 	req = settle__v1__branch_request__unpack(NULL, len, body);
 	if (req == NULL) {
@@ -512,8 +518,52 @@ static void participant_free(settle_participant *p)
 {
 	settle_barrier_close(p->barrier);
 	rpc_tls_free(p->tls);
+	free(p->coords);
 	free(p->listen);
 	free(p);
+}
+
+int settle_participant_set_coordinators(settle_participant *p,
+					const char *const *names, size_t n)
+{
+	char(*c)[65];
+
+	if (p == NULL || p->tls == NULL || p->server != NULL ||
+	    (n > 0 && names == NULL))
+		return SETTLE_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (names[i] == NULL || names[i][0] == '\0' ||
+		    strlen(names[i]) > 64)
+			return SETTLE_EINVAL;
+	c = n > 0 ? calloc(n, sizeof *c) : NULL;
+	if (n > 0 && c == NULL)
+		return SETTLE_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		snprintf(c[i], sizeof c[i], "%s", names[i]);
+	free(p->coords);
+	p->coords = c;
+	p->n_coords = n;
+	return 0;
+}
+
+/* Phase 2 (all but Try) only from the coordinators' certificates, once
+ * they are named. */
+static bool caller_may(settle_participant *p, struct rpc_call *rpc, int op)
+{
+	const char *name;
+	char msg[200];
+
+	if (p->n_coords == 0 || op == SETTLE_OP_TRY)
+		return true;
+	name = rpc_call_peer_name(rpc);
+	for (size_t i = 0; i < p->n_coords; i++)
+		if (strcmp(p->coords[i], name) == 0)
+			return true;
+	snprintf(msg, sizeof msg,
+		 "%s from certificate '%s': only the coordinators may call it",
+		 op_name(op), name);
+	rpc_call_fail(rpc, SETTLE_EDENIED, msg, NULL);
+	return false;
 }
 
 int settle_participant_set_tls(settle_participant *p,

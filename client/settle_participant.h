@@ -262,6 +262,18 @@ int settle_participant_port(const settle_participant *p);
 int settle_participant_set_tls(settle_participant *p,
 			       const struct settle_tls *tls);
 
+/*
+ * Under TLS, the certificate names (CN) of the cluster's nodes: Confirm,
+ * Cancel, Action and Compensate are then served only to them (answered
+ * PERMISSION_DENIED to any other certificate, the handler not called),
+ * so that an initiator's certificate cannot confirm a branch itself; Try
+ * stays open to every certificate the CA signed. n names (copied), before
+ * start. 0, SETTLE_EINVAL (no TLS set, a name empty or over 64 bytes),
+ * SETTLE_ENOMEM.
+ */
+int settle_participant_set_coordinators(settle_participant *p,
+					const char *const *names, size_t n);
+
 /* Last error text, "" if none. */
 const char *settle_participant_errmsg(const settle_participant *p);
 

@@ -358,6 +358,19 @@ static int cmd_serve(int argc, char **argv)
 		rv = 1;
 		goto out_after_bank;
 	}
+	const char *coords[16];
+	char coord_buf[1024];
+	size_t n_coords =
+	    example_tls_coordinators(coords, 16, coord_buf, sizeof coord_buf);
+
+	if (n_coords > 0 && settle_participant_set_coordinators(
+				s.part, coords, n_coords) != 0) {
+		fprintf(stderr, "settle-bank: SETTLE_TLS_COORDINATORS needs "
+				"TLS and names of 1..64 bytes\n");
+		settle_participant_close(s.part);
+		rv = 2;
+		goto out_after_bank;
+	}
 	if (partial) {
 		fprintf(stderr, "settle-bank: TLS needs SETTLE_TLS_CERT, "
 				"SETTLE_TLS_KEY and SETTLE_TLS_CA together\n");

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "settle.h"
 
@@ -23,6 +24,27 @@ static inline bool example_tls_env(struct settle_tls *t, bool *partial)
 	*partial = (t->cert != NULL || t->key != NULL || t->ca != NULL) &&
 		   (t->cert == NULL || t->key == NULL || t->ca == NULL);
 	return t->cert != NULL && t->key != NULL && t->ca != NULL;
+}
+
+/*
+ * $SETTLE_TLS_COORDINATORS, "node1,node2,node3": the certificate names
+ * of the cluster's nodes, split into names (at most max, pointing into
+ * buf of len bytes). The count, 0 when unset.
+ */
+static inline size_t example_tls_coordinators(const char **names, size_t max,
+					      char *buf, size_t len)
+{
+	const char *v = getenv("SETTLE_TLS_COORDINATORS");
+	size_t n = 0;
+	char *save = NULL, *tok;
+
+	if (v == NULL || v[0] == '\0' || strlen(v) >= len)
+		return 0;
+	strcpy(buf, v);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL && n < max;
+	     tok = strtok_r(NULL, ",", &save))
+		names[n++] = tok;
+	return n;
 }
 
 #endif /* SETTLE_EXAMPLES_TLS_ENV_H */

@@ -22,7 +22,7 @@ static char certs[600], other[600];
 
 static void make_certs(void)
 {
-	char *argv[8];
+	char *argv[10];
 	char *out = NULL, *err = NULL;
 	char script[600];
 
@@ -36,7 +36,8 @@ static void make_certs(void)
 	argv[4] = "teller";
 	argv[5] = "admin";
 	argv[6] = "nobody";
-	argv[7] = NULL;
+	argv[7] = "bank";
+	argv[8] = NULL;
 	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
 	free(out);
 	free(err);
@@ -493,5 +494,65 @@ Test(tls, a_revoked_certificate_is_refused)
 	begins(bench);
 	settle_client_close(teller);
 	settle_client_close(bench);
+	cu_stop_clean(&n);
+}
+
+/* Point the environment (which children inherit) at certificate name. */
+static void env_as(const char *name)
+{
+	struct files f;
+
+	files_of(&f, certs, name);
+	setenv("SETTLE_TLS_CERT", f.cert, 1);
+	setenv("SETTLE_TLS_KEY", f.key, 1);
+	setenv("SETTLE_TLS_CA", f.ca, 1);
+}
+
+/*
+ * A bank that knows the cluster's certificate (SETTLE_TLS_COORDINATORS)
+ * takes Try from an initiator and Confirm from the node, but not a
+ * Confirm an initiator sends itself.
+ */
+Test(tls, a_participant_takes_phase_2_only_from_the_coordinators)
+{
+	struct it_node n;
+	struct it_bank b;
+	settle_client *teller;
+	Settle__V1__BranchRequest req = SETTLE__V1__BRANCH_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	char gid[SETTLE_GID_BUFSIZE];
+	int rv;
+
+	make_certs();
+	start_tls_node(&n, certs, "node1", NULL, NULL);
+	env_as("bank");
+	setenv("SETTLE_TLS_COORDINATORS", "node1", 1);
+	it_bank_start(&b, "bank", "alice=1000,bob=500", NULL);
+	unsetenv("SETTLE_TLS_COORDINATORS");
+	env_as("teller");
+	rv =
+	    it_transfer(&n, &b, "alice", &b, "bob", 10, NULL, gid, sizeof(gid));
+	cr_assert_eq(rv, 0, "the transfer over TLS failed (%d)", rv);
+	cr_assert_eq(it_bank_account(&b, "alice").balance, 990);
+	cr_assert_eq(it_bank_account(&b, "bob").balance, 510);
+
+	/* The initiator confirms a branch itself: refused, nothing moves. */
+	teller = client_in(&n, certs, "teller");
+	req.gid = gid;
+	req.branch_id = 1;
+	req.payload.data = (uint8_t *)"account=alice;amount=-100";
+	req.payload.len = strlen("account=alice;amount=-100");
+	rv = settle_client_call_at(
+	    teller, b.endpoint, SETTLE__V1__METHOD__CONFIRM, &req.base,
+	    &settle__v1__branch_response__descriptor, &resp);
+	cr_assert_eq(rv, SETTLE_EDENIED, "%d %s", rv,
+		     settle_client_errmsg(teller));
+	cr_assert_not_null(strstr(settle_client_errmsg(teller), "coordinators"),
+			   "%s", settle_client_errmsg(teller));
+	cr_assert_eq(it_bank_account(&b, "alice").balance, 990);
+	settle_client_close(teller);
+	unsetenv("SETTLE_TLS_CERT");
+	unsetenv("SETTLE_TLS_KEY");
+	unsetenv("SETTLE_TLS_CA");
 	cu_stop_clean(&n);
 }
