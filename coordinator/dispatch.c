@@ -632,9 +632,23 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
  * One command each, answered once applied, so a retried request with the
  * same cmd_id acts at most once.
  */
+char *dispatch__signed_reason(struct rpc_call *call, char *reason, char *buf,
+			      size_t len)
+{
+	const char *name = rpc_call_peer_name(call);
+
+	if (name[0] == '\0')
+		return reason;
+	snprintf(buf, len, "by certificate %s%s%s", name,
+		 reason != NULL && reason[0] != '\0' ? ": " : "",
+		 reason != NULL ? reason : "");
+	return buf;
+}
+
 static void do_operator(struct coord *c, struct rpc_call *call, int method,
 			const uint8_t *b, size_t n)
 {
+	char signed_reason[DISPATCH_REASON_MAX];
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdRetry retry = SETTLE__V1__CMD_RETRY__INIT;
 	Settle__V1__CmdResolve resolve = SETTLE__V1__CMD_RESOLVE__INIT;
@@ -655,7 +669,8 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 		gid = r->gid;
 		retry.gid = r->gid;
 		retry.branch_id = r->branch_id;
-		retry.reason = r->reason;
+		retry.reason = dispatch__signed_reason(
+		    call, r->reason, signed_reason, sizeof signed_reason);
 		cmd.op_case = SETTLE__V1__COMMAND__OP_RETRY;
 		cmd.retry = &retry;
 	} else {
@@ -671,7 +686,8 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
 		gid = r->gid;
 		resolve.gid = r->gid;
 		resolve.branch_id = r->branch_id;
-		resolve.reason = r->reason;
+		resolve.reason = dispatch__signed_reason(
+		    call, r->reason, signed_reason, sizeof signed_reason);
 		cmd.op_case = SETTLE__V1__COMMAND__OP_RESOLVE;
 		cmd.resolve = &resolve;
 	}

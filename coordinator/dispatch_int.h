@@ -43,6 +43,16 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
  * with INVALID_ARGUMENT. */
 /* True when the cluster runs at feature level >= level; else call is
  * answered ENOMETHOD naming what (a member runs an older release). */
+/*
+ * An operator's reason as the history keeps it: under TLS with the
+ * certificate that asked, "by certificate NAME: REASON" (in buf of len
+ * bytes); the reason alone on a plain connection. The leader decides the
+ * text before proposing, so every node stores the same bytes.
+ */
+#define DISPATCH_REASON_MAX (WAL_TEXT_MAX + 128)
+char *dispatch__signed_reason(struct rpc_call *call, char *reason, char *buf,
+			      size_t len);
+
 bool dispatch__level_ok(struct coord *c, struct rpc_call *call, uint32_t level,
 			const char *what);
 bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,

@@ -188,6 +188,7 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 	Settle__V1__CmdXaPrepare prepare = SETTLE__V1__CMD_XA_PREPARE__INIT;
 	Settle__V1__CmdXaForget forget = SETTLE__V1__CMD_XA_FORGET__INIT;
 	Settle__V1__CmdXaHeuristic heur = SETTLE__V1__CMD_XA_HEURISTIC__INIT;
+	char signed_reason[DISPATCH_REASON_MAX];
 	const ProtobufCMessageDescriptor *d;
 	ProtobufCMessage *msg;
 	ProtobufCBinaryData id;
@@ -252,7 +253,8 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		gid = r->gid;
 		heur.gid = r->gid;
 		heur.decision = r->decision;
-		heur.reason = r->reason;
+		heur.reason = dispatch__signed_reason(
+		    call, r->reason, signed_reason, sizeof signed_reason);
 		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_HEURISTIC;
 		cmd.xa_heuristic = &heur;
 	} else {

@@ -618,3 +618,61 @@ Test(tls, silent_connections_do_not_stop_the_node)
 	cr_assert(cu_wait_log(n.proc->log, "TLS handshake not done", 0));
 	cu_stop_clean(&n);
 }
+
+/*
+ * An operator's action under TLS names the certificate that made it in
+ * the transaction's history: a transfer whose Confirm fails for good is
+ * resolved by the admin, and the resolve event says "by certificate
+ * admin".
+ */
+Test(tls, admin_actions_name_the_certificate)
+{
+	struct it_node n;
+	struct it_bank a, b;
+	char gid[SETTLE_GID_BUFSIZE], *out = NULL, *err = NULL;
+	int st = 1;
+
+	make_certs();
+	start_tls_node(&n, certs, "node1", NULL, NULL);
+	env_as("bank");
+	it_bank_start(&a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&b, "bank-b", "bob=500",
+		      (const char *const[]){"--fail-confirm", NULL});
+	env_as("teller");
+	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "bob", 100, NULL, gid,
+				 sizeof(gid)),
+		     0);
+	unsetenv("SETTLE_TLS_CERT");
+	unsetenv("SETTLE_TLS_KEY");
+	unsetenv("SETTLE_TLS_CA");
+	/* Bob's Confirm fails for good: the branch waits for an operator. */
+	for (int i = 0; i < 100 && st != 0; i++) {
+		free(out);
+		free(err);
+		out = err = NULL;
+		ctl_as(
+		    &n, "admin", &out, &err,
+		    (const char *const[]){"--json", "tx", "show", gid, NULL});
+		st = strstr(out, "\"state\":\"failed\"") != NULL ? 0 : 1;
+		if (st != 0)
+			usleep(100 * 1000);
+	}
+	cr_assert_eq(st, 0, "no branch failed: %s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(ctl_as(&n, "admin", NULL, &err,
+			    (const char *const[]){
+				"tx", "resolve", gid, "--branch", "2",
+				"--reason", "bob credited by hand", NULL}),
+		     0, "%s", err);
+	free(err);
+	cr_assert_eq(ctl_as(&n, "admin", &out, &err,
+			    (const char *const[]){"tx", "show", gid, NULL}),
+		     0, "%s", err);
+	cr_assert_not_null(
+	    strstr(out, "by certificate admin: bob credited by hand"), "%s",
+	    out);
+	free(out);
+	free(err);
+	cu_stop_clean(&n);
+}
