@@ -20,16 +20,18 @@ Test(error, every_code_has_text_name_and_wire_code)
 
 Test(error, wire_codes_round_trip)
 {
-	for (int code = 1; code <= 15; code++)
+	for (int code = 1; code <= 16; code++)
 		cr_expect_eq(settle_err_to_wire(settle_err_from_wire(code)),
 			     code);
 	cr_expect_eq(settle_err_from_wire(15), SETTLE_EREUSED);
 	cr_expect_eq(settle_err_to_wire(SETTLE_EREUSED), 15);
+	cr_expect_eq(settle_err_from_wire(16), SETTLE_EDENIED);
+	cr_expect_eq(settle_err_to_wire(SETTLE_EDENIED), 16);
 	cr_expect_eq(settle_err_from_wire(0), 0);
 	cr_expect_eq(settle_err_from_wire(99), SETTLE_EINTERNAL);
 	cr_expect_eq(settle_err_from_wire(14), SETTLE_EEXHAUSTED);
 	/* Not a wire code: the value of a local error. */
-	cr_expect_eq(settle_err_from_wire(16), SETTLE_EINTERNAL);
+	cr_expect_eq(settle_err_from_wire(17), SETTLE_EINTERNAL);
 	cr_expect_eq(settle_err_from_wire(100), SETTLE_EINTERNAL);
 }
 
