@@ -27,6 +27,9 @@ struct rpc_tls {
 	bool server;
 };
 
+/* A record buffer that grew past this is released once written. */
+#define TLS_KEEP_CAP (1u << 20)
+
 /* Where the owner's write in flight is. */
 enum { APP_NONE, APP_WAITING, APP_IN_OUT, APP_IN_BUSY };
 
@@ -178,6 +181,13 @@ static void write_cb(uv_write_t *req, int status)
 
 	c->writing = false;
 	c->busy_len = 0;
+	/* As for plain writes (stream.c): one burst does not pin its buffer
+	 * for the life of the connection. */
+	if (c->busy_cap > TLS_KEEP_CAP) {
+		free(c->busy);
+		c->busy = NULL;
+		c->busy_cap = 0;
+	}
 	if (app)
 		c->app = APP_NONE;
 	if (s->closing)
