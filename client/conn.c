@@ -12,6 +12,10 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -77,6 +81,7 @@ void client_conn_close(struct client_conn *c)
 {
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	ERR_clear_error();
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -153,6 +158,44 @@ err_after_socket:
 	return -1;
 }
 
+/*
+ * OpenSSL writes to the socket with write(), without MSG_NOSIGNAL: a peer
+ * gone raises SIGPIPE, which would end an application that does not
+ * ignore it (the plain path sends with MSG_NOSIGNAL). So SIGPIPE is
+ * blocked around each SSL call, and one raised meanwhile is taken.
+ */
+struct pipe_guard {
+	sigset_t old;
+	bool pending_before;
+};
+
+static void pipe_block(struct pipe_guard *g)
+{
+	sigset_t set, pend;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pend);
+	g->pending_before = sigismember(&pend, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+	/* A call starts with a clean error queue: an entry left by another
+	 * connection must not read as this call's error. */
+	ERR_clear_error();
+}
+
+static void pipe_unblock(struct pipe_guard *g)
+{
+	struct timespec zero = {0, 0};
+	sigset_t set, pend;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!g->pending_before && sigpending(&pend) == 0 &&
+	    sigismember(&pend, SIGPIPE) == 1)
+		(void)sigtimedwait(&set, NULL, &zero);
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* After SSL_* returned r <= 0: wait for what OpenSSL wants of the socket
  * until deadline (0 to call again), or the error it is. */
 static int tls_wait(struct client_conn *c, int r, uint64_t deadline)
@@ -186,10 +229,20 @@ static int tls_handshake(struct client_conn *c, const char *host,
 
 	c->ssl = rpc_tls_client_ssl(c->tls, host);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-		snprintf(errmsg, errlen, "%s: TLS: out of memory", host);
+		snprintf(errmsg, errlen,
+			 "%s: TLS: no connection object (out of memory, or "
+			 "not a client's certificate)",
+			 host);
 		return SETTLE_ENOMEM;
 	}
-	while ((r = SSL_connect(c->ssl)) != 1) {
+	for (;;) {
+		struct pipe_guard g;
+
+		pipe_block(&g);
+		r = SSL_connect(c->ssl);
+		pipe_unblock(&g);
+		if (r == 1)
+			break;
 		rv = tls_wait(c, r, deadline);
 		if (rv == SETTLE_ETLS || rv == SETTLE_ECLOSED) {
 			char why[300];
@@ -260,9 +313,12 @@ static int send_all(struct client_conn *c, const uint8_t *buf, size_t len,
 
 	while (c->ssl != NULL && off < len) {
 		size_t chunk = len - off > INT_MAX ? INT_MAX : len - off;
-		int r = SSL_write(c->ssl, buf + off, (int)chunk);
-		int rv;
+		struct pipe_guard g;
+		int r, rv;
 
+		pipe_block(&g);
+		r = SSL_write(c->ssl, buf + off, (int)chunk);
+		pipe_unblock(&g);
 		if (r > 0) {
 			off += (size_t)r;
 			continue;
@@ -303,8 +359,12 @@ static int recv_frame(struct client_conn *c, uint64_t deadline,
 		if (rv <= 0)
 			return rv; /* a frame, or a stream error */
 		if (c->ssl != NULL) {
-			int r = SSL_read(c->ssl, buf, sizeof(buf));
+			struct pipe_guard g;
+			int r;
 
+			pipe_block(&g);
+			r = SSL_read(c->ssl, buf, sizeof(buf));
+			pipe_unblock(&g);
 			rv = r > 0 ? rpc_decoder_feed(&c->dec, buf, (size_t)r)
 				   : tls_wait(c, r, deadline);
 			if (rv != 0)

@@ -84,6 +84,15 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		int k;
 
 		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			/* Cut by fgets: its tail would read as a line of its
+			 * own, a comment's as a grant. */
+			snprintf(errmsg, errmsg_len,
+				 "--roles %s line %u: longer than %zu bytes",
+				 path, lineno, sizeof line - 2);
+			rv = SETTLE_EINVAL;
+			break;
+		}
 		if (hash != NULL)
 			*hash = '\0';
 		k = sscanf(line, "%31s %511s %1s", role, match, extra);

@@ -377,6 +377,25 @@ static bool over_conn_limit(struct rpc_server *s, struct srv_conn *c)
 	return true;
 }
 
+static void scratch_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* A connection that cannot be served (no memory for it): accept it and
+ * close it at once, or libuv stops polling the listener while one waits. */
+static void refuse_pending(uv_stream_t *listener)
+{
+	uv_tcp_t *t = malloc(sizeof *t);
+
+	if (t == NULL || uv_tcp_init(listener->loop, t) != 0) {
+		free(t);
+		return;
+	}
+	(void)uv_accept(listener, (uv_stream_t *)t);
+	uv_close((uv_handle_t *)t, scratch_closed);
+}
+
 static void server_on_connection(uv_stream_t *listener, int status)
 {
 	struct rpc_server *s = listener->data;
@@ -432,6 +451,7 @@ static void server_on_connection(uv_stream_t *listener, int status)
 err_after_alloc:
 	free(c);
 err:
+	refuse_pending(listener);
 	settle_log(SETTLE_LOG_WARN, "rpc", "accept: out of memory");
 }
 

@@ -64,12 +64,18 @@ static void ssl_errors(char *buf, size_t len)
 	size_t at = 0;
 
 	buf[0] = '\0';
-	while ((e = ERR_get_error()) != 0 && at + 2 < len) {
+	/* The whole queue goes, whatever fits: an entry left behind would
+	 * be taken for the next call's error on another connection. */
+	while ((e = ERR_get_error()) != 0) {
 		char one[200];
 
+		if (at + 2 >= len)
+			continue;
 		ERR_error_string_n(e, one, sizeof(one));
 		at += (size_t)snprintf(buf + at, len - at, "%s%s",
 				       at > 0 ? "; " : "", one);
+		if (at >= len)
+			at = len - 1;
 	}
 	if (buf[0] == '\0')
 		snprintf(buf, len, "no detail from OpenSSL");
@@ -118,7 +124,12 @@ int rpc_tls_new(const struct rpc_tls_opts *o, struct rpc_tls **out,
 	    SSL_CTX_new(o->server ? TLS_server_method() : TLS_client_method());
 	if (t->ctx == NULL)
 		return ctx_fail(t, errmsg, errmsg_len, "TLS", "context");
-	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
+	if (SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION) != 1)
+		return ctx_fail(t, errmsg, errmsg_len, "TLS", "1.3");
+	/* A peer that closes without close_notify (Settle's nodes never send
+	 * one; a crashed one cannot) has closed the connection, as on plain
+	 * TCP: the framing already tells a cut frame. */
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* No session tickets: each connection lives long, and a resumed
 	 * session would skip the client certificate's check. */
 	SSL_CTX_set_num_tickets(t->ctx, 0);
@@ -253,6 +264,39 @@ static void tls_pump(struct rpc_stream *s)
 	}
 }
 
+/*
+ * The certificate's subject common name into out (len bytes), "" unless
+ * it has exactly one, of 1..64 printable UTF-8 bytes: this name decides
+ * roles, quotas and who a participant serves, so "admin\0x", a second CN
+ * or one cut short must not pass for "admin".
+ */
+static void peer_cn(X509 *peer, char *out, size_t len)
+{
+	X509_NAME *name = peer != NULL ? X509_get_subject_name(peer) : NULL;
+	unsigned char *utf8 = NULL;
+	int i, n;
+
+	out[0] = '\0';
+	if (name == NULL)
+		return;
+	i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+	if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+		return;
+	n = ASN1_STRING_to_UTF8(
+	    &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	if (n > 0 && n <= 64 && (size_t)n < len) {
+		bool ok = true;
+
+		for (int k = 0; k < n && ok; k++)
+			ok = utf8[k] >= 0x20 && utf8[k] != 0x7f;
+		if (ok) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+		}
+	}
+	OPENSSL_free(utf8);
+}
+
 /* The owner's bytes through SSL_write (a memory BIO takes all of them). */
 static int encrypt(struct rpc_stream *s, const uint8_t *buf, size_t len)
 {
@@ -260,7 +304,10 @@ static int encrypt(struct rpc_stream *s, const uint8_t *buf, size_t len)
 
 	while (len > 0) {
 		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
-		int n = SSL_write(c->ssl, buf, chunk);
+		int n;
+
+		ERR_clear_error();
+		n = SSL_write(c->ssl, buf, chunk);
 
 		if (n <= 0) {
 			conn_fail(s, "write");
@@ -281,16 +328,16 @@ static int encrypt(struct rpc_stream *s, const uint8_t *buf, size_t len)
 static int handshake(struct rpc_stream *s)
 {
 	struct rpc_tls_conn *c = s->tls;
-	int r = SSL_do_handshake(c->ssl);
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
 
 	if (r == 1) {
 		X509 *peer = SSL_get0_peer_certificate(c->ssl);
 
 		c->done = true;
-		if (peer != NULL)
-			X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
-						  NID_commonName, c->peer_name,
-						  sizeof(c->peer_name));
+		peer_cn(peer, c->peer_name, sizeof(c->peer_name));
 		tls_pump(s);
 		if (c->app == APP_WAITING)
 			return encrypt(s, s->busy, s->busy_len) == 0 ? 0 : -1;
@@ -328,6 +375,7 @@ static void tls_read_cb(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 		if (!c->done)
 			return;
 	}
+	ERR_clear_error();
 	while (!s->closing && (r = SSL_read(c->ssl, plain, sizeof(plain))) > 0)
 		s->cbs->on_read(s, plain, (size_t)r, 0);
 	if (s->closing)

@@ -676,3 +676,24 @@ Test(tls, admin_actions_name_the_certificate)
 	free(err);
 	cu_stop_clean(&n);
 }
+
+/*
+ * A node that dies (SIGKILL: no close_notify) is a lost connection to the
+ * blocking client, as on plain TCP, not a TLS failure: the client's next
+ * call retries and reaches the node once it is back.
+ */
+Test(tls, a_node_killed_is_a_lost_connection_not_a_tls_error)
+{
+	struct it_node n;
+	settle_client *teller;
+
+	make_certs();
+	start_tls_node(&n, certs, "node1", NULL, NULL);
+	teller = client_in(&n, certs, "teller");
+	begins(teller);
+	it_kill(n.proc);
+	it_restart(n.proc);
+	begins(teller);
+	settle_client_close(teller);
+	cu_stop_clean(&n);
+}

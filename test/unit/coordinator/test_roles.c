@@ -72,6 +72,21 @@ Test(roles, bad_lines_are_refused_with_their_number)
 		cr_expect_eq(r.n, 0);
 		unlink(path);
 	}
+	/* A comment longer than a line buffer: not split into a grant. */
+	{
+		char big[900];
+
+		memset(big, 'x', sizeof big);
+		memcpy(big, "# ", 2);
+		memcpy(big + 600, " admin cn:mallory", 17);
+		big[sizeof big - 2] = '\n';
+		big[sizeof big - 1] = '\0';
+		write_roles(big);
+		cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+			     SETTLE_EINVAL);
+		cr_expect_neq(strstr(err, "longer than"), NULL, "%s", err);
+		unlink(path);
+	}
 	cr_expect_eq(
 	    coord_roles_load(&r, "/nonexistent/roles", err, sizeof err),
 	    SETTLE_EIO);
