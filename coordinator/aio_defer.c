@@ -11,8 +11,14 @@
  * so settled defines syscall() itself: io_destroy is handed to a thread of
  * its own and answered 0 at once; every other call goes to libc's.
  *
- * Safe because raft_uv destroys a context only once its writer is closed:
- * no request is in flight on it, and nothing uses it afterwards. The kernel
+ * While the node runs, raft_uv closes a segment only once its writes are
+ * done (a snapshot's barrier waits for them): no request is in flight on
+ * the context, and nothing uses it afterwards. Closing raft is another
+ * matter: the writer then cancels requests the kernel may still hold, and
+ * only a synchronous io_destroy waits for those before raft frees their
+ * buffers. So the node stops deferring when it starts to stop
+ * (coord_aio_defer_stop(); a fresh-debian12 run crashed in raft's close
+ * without it). The kernel
  * frees what a later io_destroy has not yet freed when the process exits.
  * If the thread cannot be started, or SETTLE_AIO_DESTROY_INLINE=1 is set
  * in the environment, io_destroy runs where it is called, as before.
@@ -192,6 +198,14 @@ bool coord_aio_defer_start(void)
 	on = can_defer();
 	pthread_mutex_unlock(&ad.mu);
 	return on;
+}
+
+void coord_aio_defer_stop(void)
+{
+	pthread_mutex_lock(&ad.mu);
+	ad.env_read = true;
+	ad.inline_ = true;
+	pthread_mutex_unlock(&ad.mu);
 }
 
 unsigned long coord_aio_deferred(void)

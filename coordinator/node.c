@@ -259,6 +259,9 @@ void coord_stop(struct coord *c, int exit_code)
 		return;
 	c->closing = true;
 	c->exit_code = exit_code;
+	/* raft's close may cancel log writes in flight: destroy their AIO
+	 * contexts synchronously from here on (aio_defer.c). */
+	coord_aio_defer_stop();
 	coord_propose_drop(c, SETTLE_EUNAVAIL);
 	coord_waiters_flush(c, SETTLE_EUNAVAIL);
 	/* Stop calling participants now; the driver itself is freed only
@@ -656,6 +659,7 @@ err_after_raft:
 	 * calls coord_close(). */
 	c->closing = true;
 	c->raft_started = true;
+	coord_aio_defer_stop();
 	raft_close(&c->raft, raft_closed);
 	return rv;
 err_after_io:
