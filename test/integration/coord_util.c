@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,4 +465,28 @@ void cu_stop_clean(struct it_node *n)
 		it_show_log(n->proc);
 		cr_assert_fail("sanitizer report: %s", report);
 	}
+}
+
+int cu_dial(const struct it_node *n)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)n->port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
+		     "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Whether the node has closed fd (EOF or reset) within ms. */
+bool cu_closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char b;
+
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	return recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
 }

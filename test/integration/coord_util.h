@@ -114,6 +114,11 @@ size_t cu_events(const Settle__V1__TxInfo *tx, const char *kind);
 /* True if the log file at path has a line holding text (false if the
  * file cannot be opened). */
 bool cu_log_has(const char *path, const char *text);
+
+/* A TCP connection to n's client port (fails the test if it cannot). */
+int cu_dial(const struct it_node *n);
+/* Whether the peer closed fd within ms (0: already). */
+bool cu_closed_within(int fd, int ms);
 /* Whether text shows in the log at path within timeout_ms (polled every
  * 100 ms). */
 bool cu_wait_log(const char *path, const char *text, int timeout_ms);

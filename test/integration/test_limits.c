@@ -28,20 +28,7 @@ TestSuite(limits, .init = cu_setup, .fini = it_teardown, .timeout = 120);
 #define MIB (1024 * 1024)
 
 /* A blocking TCP connection to the node's client port. */
-static int dial(const struct it_node *n)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)n->port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
-		     "connect: %s", strerror(errno));
-	return fd;
-}
-
-/* dial(), from the loopback address from (a second client's address). */
+/* cu_dial(), from the loopback address from (a second client's address). */
 static int dial_from(const struct it_node *n, const char *from)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -77,17 +64,6 @@ static bool send_all(int fd, const void *buf, size_t len)
 		len -= (size_t)k;
 	}
 	return true;
-}
-
-/* Whether the node has closed fd (EOF or reset) within ms. */
-static bool closed_within(int fd, int ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char b;
-
-	if (poll(&p, 1, ms) <= 0)
-		return false;
-	return recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
 }
 
 /* The node's anonymous resident memory, in MiB. */
@@ -153,7 +129,7 @@ Test(limits, partial_frames_do_not_exhaust_memory)
 	cr_assert_eq(honest(c, 20), 20);
 	before = rss_anon_mib(&n);
 	for (int i = 0; i < 96; i++) {
-		fds[i] = dial(&n);
+		fds[i] = cu_dial(&n);
 		bool open = send_all(fds[i], hdr, sizeof(hdr));
 
 		for (int k = 0; open && k < 7; k++)
@@ -170,7 +146,7 @@ Test(limits, partial_frames_do_not_exhaust_memory)
 	}
 	usleep(200 * 1000);
 	for (int i = 0; i < 96; i++) {
-		cut += closed_within(fds[i], 0);
+		cut += cu_closed_within(fds[i], 0);
 		close(fds[i]);
 	}
 	fprintf(stderr,
@@ -208,14 +184,14 @@ Test(limits, slow_senders_and_too_many_connections)
 	c = tu_client(&n);
 	cr_assert_eq(honest(c, 5), 5);
 	for (int i = 0; i < 100; i++) {
-		slow[i] = dial(&n);
+		slow[i] = cu_dial(&n);
 		cr_assert(send_all(slow[i], hdr, sizeof(hdr)));
 	}
 	for (int i = 0; i < 100; i++)
-		idle[i] = dial(&n);
+		idle[i] = cu_dial(&n);
 	usleep(300 * 1000);
 	for (int i = 0; i < 100; i++)
-		refused += closed_within(idle[i], 0);
+		refused += cu_closed_within(idle[i], 0);
 	/* 1 honest + 100 slow + 49 idle fit in 150. */
 	cr_assert_eq(refused, 51, "%d of the idle ones refused", refused);
 	cr_assert(cu_log_has(n.proc->log, "connections from 127.0.0.1"));
@@ -228,7 +204,7 @@ Test(limits, slow_senders_and_too_many_connections)
 		usleep(200 * 1000);
 	}
 	for (int i = 0; i < 100; i++) {
-		cut += closed_within(slow[i], 1000);
+		cut += cu_closed_within(slow[i], 1000);
 		close(slow[i]);
 		close(idle[i]);
 	}
@@ -277,9 +253,9 @@ Test(limits, malformed_raft_message_is_dropped)
 		struct it_node raft = n;
 
 		raft.port = n.port + 1;
-		fd = dial(&raft);
+		fd = cu_dial(&raft);
 		cr_assert(raft_send(fd, 99, msg, sizeof(msg)));
-		cr_assert(closed_within(fd, 3000),
+		cr_assert(cu_closed_within(fd, 3000),
 			  "the connection stayed open");
 		close(fd);
 		msg[0] = round == 0 ? 77 : 1; /* then an unknown type */

@@ -563,31 +563,6 @@ Test(tls, a_participant_takes_phase_2_only_from_the_coordinators)
 	cu_stop_clean(&n);
 }
 
-/* A TCP connection to n's client port that says nothing. */
-static int dial_silent(const struct it_node *n)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)n->port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
-		     "connect: %s", strerror(errno));
-	return fd;
-}
-
-/* Whether the peer closed fd within ms. */
-static bool closed_within(int fd, int ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char b;
-
-	if (poll(&p, 1, ms) <= 0)
-		return false;
-	return recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
-}
-
 /*
  * 800 connections that never start their TLS handshake: a client with a
  * certificate keeps committing meanwhile, and every one of them is cut
@@ -604,13 +579,13 @@ Test(tls, silent_connections_do_not_stop_the_node)
 	make_certs();
 	start_tls_node(&n, certs, "node1", "--frame-timeout", "2s");
 	for (int i = 0; i < SILENT; i++)
-		fds[i] = dial_silent(&n);
+		fds[i] = cu_dial(&n);
 	cr_assert_eq(bench(&n, certs, &out), 0, "%s", out);
 	cr_assert_gt(it_json_num(out, "committed"), 0, "%s", out);
 	cr_assert_eq(it_json_num(out, "errors"), 0, "%s", out);
 	free(out);
 	for (int i = 0; i < SILENT; i++) {
-		cut += closed_within(fds[i], 4000);
+		cut += cu_closed_within(fds[i], 4000);
 		close(fds[i]);
 	}
 	cr_assert_eq(cut, SILENT, "only %d of %d silent connections cut off",
