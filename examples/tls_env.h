@@ -8,6 +8,7 @@
 #define SETTLE_EXAMPLES_TLS_ENV_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,31 @@ static inline bool example_tls_env(struct settle_tls *t, bool *partial)
 	*partial = (t->cert != NULL || t->key != NULL || t->ca != NULL) &&
 		   (t->cert == NULL || t->key == NULL || t->ca == NULL);
 	return t->cert != NULL && t->key != NULL && t->ca != NULL;
+}
+
+/*
+ * An initiator's handle over TLS when the environment names the files:
+ * 0 (TLS set, or none asked), or 2 (the usage exit) after saying why on
+ * stderr, prog first.
+ */
+static inline int example_client_tls(settle_client *c, const char *prog)
+{
+	struct settle_tls tls;
+	bool partial;
+
+	if (example_tls_env(&tls, &partial) &&
+	    settle_client_set_tls(c, &tls) != 0) {
+		fprintf(stderr, "%s: TLS: %s\n", prog, settle_client_errmsg(c));
+		return 2;
+	}
+	if (partial) {
+		fprintf(stderr,
+			"%s: TLS needs SETTLE_TLS_CERT, SETTLE_TLS_KEY and "
+			"SETTLE_TLS_CA together\n",
+			prog);
+		return 2;
+	}
+	return 0;
 }
 
 /*

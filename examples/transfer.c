@@ -217,8 +217,6 @@ int main(int argc, char **argv)
 	char gid[SETTLE_GID_BUFSIZE];
 	char reason[300] = "";
 	settle_client *c;
-	struct settle_tls tls;
-	bool partial;
 	int state = 0;
 	bool finished = false;
 	int c_opt, rv;
@@ -297,16 +295,7 @@ int main(int argc, char **argv)
 			settle_strerror(rv));
 		return 2;
 	}
-	if (example_tls_env(&tls, &partial) &&
-	    settle_client_set_tls(c, &tls) != 0) {
-		fprintf(stderr, "settle-transfer: TLS: %s\n",
-			settle_client_errmsg(c));
-		settle_client_close(c);
-		return 2;
-	}
-	if (partial) {
-		fprintf(stderr, "settle-transfer: TLS needs SETTLE_TLS_CERT, "
-				"SETTLE_TLS_KEY and SETTLE_TLS_CA together\n");
+	if (example_client_tls(c, "settle-transfer") != 0) {
 		settle_client_close(c);
 		return 2;
 	}

@@ -726,8 +726,6 @@ static int run_transfer(const struct opts *o)
 	struct branch br[2];
 	size_t nb = o->single ? 1 : 2, i;
 	settle_client *c = NULL;
-	struct settle_tls tls;
-	bool partial;
 	char gid[SETTLE_GID_BUFSIZE];
 	int state = 0, rv, ret = 1;
 	bool finished = false, business_failure = false;
@@ -758,16 +756,7 @@ static int run_transfer(const struct opts *o)
 		fprintf(stderr, PROG ": --cluster: %s\n", settle_strerror(rv));
 		return 2;
 	}
-	if (example_tls_env(&tls, &partial) &&
-	    settle_client_set_tls(c, &tls) != 0) {
-		fprintf(stderr, PROG ": TLS: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 2;
-	}
-	if (partial) {
-		fprintf(stderr,
-			PROG ": TLS needs SETTLE_TLS_CERT, "
-			     "SETTLE_TLS_KEY and SETTLE_TLS_CA together\n");
+	if (example_client_tls(c, PROG) != 0) {
 		settle_client_close(c);
 		return 2;
 	}
