@@ -29,6 +29,7 @@ coordinator_settled_SOURCES = \
 	coordinator/features.c coordinator/features.h \
 	coordinator/node.c coordinator/node.h \
 	coordinator/raft_tcp.c coordinator/raft_tcp.h \
+	coordinator/raft_tls.c coordinator/raft_tls.h \
 	coordinator/raft_check.c coordinator/raft_check.h \
 	coordinator/config.c coordinator/config.h \
 	coordinator/main.c

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "node.h"
 #include "propose.h"
+#include "raft_tls.h"
 #include "role.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -440,10 +441,21 @@ static void on_sighup(uv_signal_t *s, int signum)
 	c->client_opts.tls = client;
 	if (c->server != NULL)
 		rpc_server_set_tls(c->server, server);
+	raft_tcp_set_tls(&c->transport, server, client);
 	coord_driver_tls_changed(c);
 	settle_log(SETTLE_LOG_INFO, "node",
 		   "SIGHUP: TLS certificate %s, key and CA %s reloaded",
 		   c->cfg.tls_cert, c->cfg.tls_ca);
+}
+
+/* The raft port under TLS: a certificate holding the peer role, or any the
+ * CA signed without --roles. */
+static bool raft_peer_ok(void *data, const char *name)
+{
+	struct coord *c = data;
+
+	return !c->roles_on ||
+	       (coord_roles_of(&c->roles, name) & COORD_ROLE_PEER) != 0;
 }
 
 static int bootstrap(struct coord *c)
@@ -526,7 +538,19 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);
 	if (rv != 0)
 		goto err_after_fsm;
-	rv = raft_tcp_init(&c->transport, loop);
+	if (c->tls_server != NULL) {
+		struct raft_tls_opts to = {
+		    .server = c->tls_server,
+		    .client = c->tls_client,
+		    .peer_ok = raft_peer_ok,
+		    .peer_data = c,
+		    .setup_timeout_ms = c->cfg.frame_timeout_ms,
+		};
+
+		rv = raft_tcp_init(&c->transport, loop, &to);
+	} else {
+		rv = raft_tcp_init(&c->transport, loop, NULL);
+	}
 	if (rv != 0) {
 		snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s",
 			 raft_strerror(rv));

@@ -1,6 +1,7 @@
 /*
  * raft_tcp.c — raft's TCP transport, with Nagle's algorithm off and every
- * message received checked before raft decodes it.
+ * message received checked before raft decodes it; over TLS (raft_tls.c)
+ * when the node has certificates.
  *
  * raft_uv's TCP transport leaves TCP_NODELAY unset. Its connections carry
  * messages one way (each node sends on the connections it opened and
@@ -32,6 +33,7 @@
 #include "log.h"
 #include "raft_check.h"
 #include "raft_tcp.h"
+#include "raft_tls.h"
 
 /* What a guard knows of one accepted stream. */
 struct raft_guard {
@@ -254,12 +256,15 @@ static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 	return rv;
 }
 
-int raft_tcp_init(struct raft_tcp *t, uv_loop_t *loop)
+int raft_tcp_init(struct raft_tcp *t, uv_loop_t *loop,
+		  const struct raft_tls_opts *tls)
 {
-	int rv = raft_uv_tcp_init(&t->transport, loop);
+	int rv = tls != NULL ? raft_tls_init(&t->transport, loop, tls)
+			     : raft_uv_tcp_init(&t->transport, loop);
 
 	if (rv != 0)
 		return rv;
+	t->tls = tls != NULL;
 
 	t->listen = t->transport.listen;
 	t->transport.listen = tcp_listen;
@@ -272,7 +277,17 @@ void raft_tcp_close(struct raft_tcp *t)
 {
 	/* raft_uv closes the streams it reads; their guards go with them
 	 * (a read error, or below). */
-	raft_uv_tcp_close(&t->transport);
+	if (t->tls)
+		raft_tls_free(&t->transport);
+	else
+		raft_uv_tcp_close(&t->transport);
+}
+
+void raft_tcp_set_tls(struct raft_tcp *t, struct rpc_tls *server,
+		      struct rpc_tls *client)
+{
+	if (t->tls)
+		raft_tls_set_contexts(&t->transport, server, client);
 }
 
 void raft_tcp_forget(void)

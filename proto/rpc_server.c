@@ -515,46 +515,6 @@ static void server_close_handles(struct rpc_server *s)
 	rpc_tick_close(&s->tick, server_tick_closed);
 }
 
-static int resolve_listen(uv_loop_t *loop, const char *address,
-			  struct sockaddr_storage *sa, char *errmsg,
-			  size_t errmsg_len)
-{
-	struct addrinfo hints, *res;
-	uv_getaddrinfo_t req;
-	char host[256];
-	int port;
-	int rv;
-
-	if (rpc_addr_split(address, host, sizeof(host), &port) != 0) {
-		snprintf(errmsg, errmsg_len,
-			 "listen address '%s': want host:port or [v6]:port",
-			 address != NULL ? address : "(null)");
-		return SETTLE_EINVAL;
-	}
-	if (rpc_addr_numeric(host, port, sa) == 0)
-		return 0;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	/* Synchronous: starting a server may block briefly, and callers
-	 * want to know at once whether it listens. */
-	rv = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
-	if (rv != 0) {
-		snprintf(errmsg, errmsg_len, "resolve '%s': %s", host,
-			 uv_strerror(rv));
-		return SETTLE_EINVAL;
-	}
-	res = req.addrinfo;
-	memset(sa, 0, sizeof(*sa));
-	memcpy(sa, res->ai_addr, res->ai_addrlen);
-	if (sa->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-	uv_freeaddrinfo(res);
-	return 0;
-}
-
 int rpc_server_start(uv_loop_t *loop, const char *address,
 		     const struct rpc_opts *opts, rpc_handler_cb handler,
 		     void *data, struct rpc_server **out, char *errmsg,
@@ -576,7 +536,7 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 		snprintf(errmsg, errmsg_len, "no handler");
 		return SETTLE_EINVAL;
 	}
-	rv = resolve_listen(loop, address, &sa, errmsg, errmsg_len);
+	rv = rpc_addr_resolve(loop, address, &sa, errmsg, errmsg_len);
 	if (rv != 0)
 		return rv;
 	s = calloc(1, sizeof(*s));

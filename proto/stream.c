@@ -256,8 +256,12 @@ void rpc_stream__write_done(struct rpc_stream *s, int status)
 	}
 	/* Whatever was queued meanwhile waited a whole write already. */
 	status = rpc_stream_flush(s);
-	if (status != 0)
+	if (status != 0) {
 		s->cbs->on_write_error(s, status);
+		return;
+	}
+	if (s->cbs->on_written != NULL && !s->closing)
+		s->cbs->on_written(s);
 }
 
 void rpc_stream_close(struct rpc_stream *s)
@@ -393,4 +397,42 @@ int rpc_addr_numeric(const char *host, int port, struct sockaddr_storage *sa)
 	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0)
 		return 0;
 	return SETTLE_EINVAL;
+}
+
+int rpc_addr_resolve(uv_loop_t *loop, const char *address,
+		     struct sockaddr_storage *sa, char *errmsg,
+		     size_t errmsg_len)
+{
+	struct addrinfo hints, *res;
+	uv_getaddrinfo_t req;
+	char host[256];
+	int port;
+	int rv;
+
+	if (rpc_addr_split(address, host, sizeof(host), &port) != 0) {
+		snprintf(errmsg, errmsg_len,
+			 "listen address '%s': want host:port or [v6]:port",
+			 address != NULL ? address : "(null)");
+		return SETTLE_EINVAL;
+	}
+	if (rpc_addr_numeric(host, port, sa) == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rv = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
+	if (rv != 0) {
+		snprintf(errmsg, errmsg_len, "resolve '%s': %s", host,
+			 uv_strerror(rv));
+		return SETTLE_EINVAL;
+	}
+	res = req.addrinfo;
+	memset(sa, 0, sizeof(*sa));
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	if (sa->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	uv_freeaddrinfo(res);
+	return 0;
 }

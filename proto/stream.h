@@ -35,6 +35,10 @@ struct rpc_stream_cbs {
 	void (*on_write_error)(struct rpc_stream *s, int err);
 	/* The stream is closed and its memory may be freed. */
 	void (*on_close)(struct rpc_stream *s);
+	/* May be NULL. A write of the owner's bytes completed, so
+	 * rpc_stream_pending() fell: an owner that stopped queueing at a
+	 * limit may go on. */
+	void (*on_written)(struct rpc_stream *s);
 };
 
 /* One transport. All return 0 or a SETTLE_E* code. */
@@ -142,5 +146,14 @@ int rpc_addr_split(const char *address, char *host, size_t host_len, int *port);
 
 /* Fill sa for a numeric IPv4/IPv6 host. SETTLE_EINVAL if not numeric. */
 int rpc_addr_numeric(const char *host, int port, struct sockaddr_storage *sa);
+
+/*
+ * Fill sa for "host:port", a name resolved synchronously (uv_getaddrinfo
+ * without a callback: for an address to listen on, where the caller wants
+ * to know at once). SETTLE_EINVAL with why in errmsg.
+ */
+int rpc_addr_resolve(uv_loop_t *loop, const char *address,
+		     struct sockaddr_storage *sa, char *errmsg,
+		     size_t errmsg_len);
 
 #endif /* SETTLE_RPC_STREAM_H */

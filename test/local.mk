@@ -112,6 +112,16 @@ test_integration_libkillshim_la_CFLAGS = -std=c11 -Wall -Wextra -g -O1
 test_integration_libkillshim_la_LDFLAGS = -module -shared -avoid-version \
 	-rpath $(abs_builddir)/test/integration
 test_integration_libkillshim_la_LIBADD = $(LMDB_LIBS) -ldl
+# Raft over mutual TLS between real nodes (issue 13).
+check_PROGRAMS += test/integration/test_raft_tls
+test_integration_test_raft_tls_SOURCES = \
+	test/integration/test_raft_tls.c $(FAULTS_IT)
+test_integration_test_raft_tls_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client \
+	$(SSL_CFLAGS)
+test_integration_test_raft_tls_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS) \
+	$(SSL_LIBS)
+TESTS += test/integration/test_raft_tls
+
 check_PROGRAMS += test/integration/test_faults
 test_integration_test_faults_SOURCES = test/integration/test_faults.c \
 	test/integration/test_faults_bench.c $(FAULTS_IT)

@@ -253,6 +253,16 @@ static settle_client *status_client(const struct fu_cluster *c)
 	co.connect_timeout_ms = 300;
 	co.retry_budget_ms = 1;
 	cr_assert_eq(settle_client_open(c->endpoints, &co, &sc), 0);
+	/* A cluster under TLS: the certificate settlectl would use. */
+	if (getenv("SETTLE_TLS_CERT") != NULL) {
+		struct settle_tls tls = {
+		    .cert = getenv("SETTLE_TLS_CERT"),
+		    .key = getenv("SETTLE_TLS_KEY"),
+		    .ca = getenv("SETTLE_TLS_CA"),
+		};
+
+		cr_assert_eq(settle_client_set_tls(sc, &tls), 0);
+	}
 	return sc;
 }
 

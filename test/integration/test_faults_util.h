@@ -83,7 +83,8 @@ void fu_cluster_teardown(struct fu_cluster *c);
 /*
  * Index (0-based) of the node that leads: a running, not paused node that
  * says role "leader" and has the highest term among those that answer.
- * Waits up to timeout_ms; -1 if none (no assertion).
+ * Waits up to timeout_ms; -1 if none (no assertion). Over TLS when
+ * SETTLE_TLS_CERT, _KEY and _CA are set (as for settlectl).
  */
 int fu_leader(struct fu_cluster *c, int timeout_ms);
 
