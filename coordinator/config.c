@@ -34,7 +34,7 @@ static const char usage[] =
     "               [--max-partial-frames MIB] [--frame-timeout DURATION]\n"
     "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
     "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-    "               [--tls-crl FILE] [--roles FILE]\n"
+    "               [--tls-crl FILE] [--roles FILE] | --insecure\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -64,10 +64,12 @@ static const char usage[] =
     "--max-open-per-client: transactions a client address may have begun\n"
     "and not yet decided (default 50000); more Begins are refused.\n"
     "--tls-cert, --tls-key, --tls-ca: PEM files for mutual TLS 1.3 on the\n"
-    "client port and on this node's calls to other nodes and participants\n"
-    "(every peer's certificate must chain to the CA); --tls-crl: revoked\n"
-    "certificates. Without them clients connect in plaintext\n"
-    "(docs/SECURITY.md). --roles: one `ROLE cn:NAME` a line (peer,\n"
+    "client port, on this node's calls to other nodes and participants,\n"
+    "and the raft port (every peer's certificate must chain to the CA);\n"
+    "--tls-crl: revoked certificates. A node without them starts only\n"
+    "with --insecure (or SETTLE_INSECURE=1 in its environment): then\n"
+    "every port is plaintext and open (docs/SECURITY.md).\n"
+    "--roles: one `ROLE cn:NAME` a line (peer,\n"
     "initiator, participant, observer, admin): what each certificate may\n"
     "call; without it every certificate may call everything.\n";
 
@@ -480,6 +482,8 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 			strcpy(a[2] == 'l' ? cfg->listen : cfg->raft, v);
 		} else if (strcmp(a, "--join") == 0) {
 			cfg->join = true;
+		} else if (strcmp(a, "--insecure") == 0) {
+			cfg->insecure = true;
 		} else if (strcmp(a, "--peers") == 0) {
 			NEED_VALUE();
 			rv = parse_peers(cfg, v, errmsg, errmsg_len);
@@ -738,6 +742,12 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		    errmsg, errmsg_len,
 		    "TLS needs --tls-cert, --tls-key and --tls-ca together "
 		    "(--tls-crl only with them)");
+		return SETTLE_EINVAL;
+	}
+	if (cfg->insecure && cfg->tls_cert[0] != '\0') {
+		snprintf(errmsg, errmsg_len,
+			 "--insecure (plaintext) and --tls-cert together: "
+			 "choose one");
 		return SETTLE_EINVAL;
 	}
 	if (cfg->roles_file[0] != '\0' && cfg->tls_cert[0] == '\0') {

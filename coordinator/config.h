@@ -36,6 +36,9 @@ struct coord_config {
 	char listen[COORD_ADDR_MAX]; /* client RPC endpoint */
 	char raft[COORD_ADDR_MAX];   /* raft address */
 	bool join; /* --join: never bootstrap, wait to be added */
+	/* --insecure: plaintext, no certificates (else --tls-* is required;
+	 * main.c also takes SETTLE_INSECURE=1). */
+	bool insecure;
 	struct coord_peer peers[COORD_MAX_PEERS];
 	unsigned n_peers;	     /* includes this node */
 	uint32_t default_timeout_ms; /* Begin without a timeout */

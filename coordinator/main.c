@@ -61,6 +61,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "settled: %s\n", errmsg);
 		return 2;
 	}
+	/* Secure by default: plaintext only when asked for. */
+	if (c.cfg.tls_cert[0] == '\0' && !c.cfg.insecure) {
+		const char *env = getenv("SETTLE_INSECURE");
+
+		if (env == NULL || strcmp(env, "1") != 0) {
+			fprintf(stderr,
+				"settled: no certificates: give --tls-cert, "
+				"--tls-key and --tls-ca (scripts/make-certs "
+				"makes throwaway ones; docs/SECURITY.md), or "
+				"--insecure to run with every port in "
+				"plaintext\n");
+			return 2;
+		}
+		c.cfg.insecure = true;
+	}
 	/* RM calls block on libuv's worker pool (coordinator/xa_pool.h) and
 	 * raft_uv needs workers too: give the pool room for both, unless the
 	 * operator sized it. libuv reads this at the first work queued. */

@@ -349,10 +349,11 @@ static int tls_start(struct coord *c)
 
 	if (c->cfg.tls_cert[0] == '\0') {
 		settle_log(SETTLE_LOG_WARN, "node",
-			   "no --tls-cert: clients connect to %s in "
-			   "plaintext, without certificates "
+			   "--insecure: clients connect to %s and peers to "
+			   "%s in plaintext, without certificates: anyone "
+			   "who reaches them may do anything "
 			   "(docs/SECURITY.md)",
-			   c->cfg.listen);
+			   c->cfg.listen, c->cfg.raft);
 		return 0;
 	}
 	rv = tls_load(c, &c->tls_server, &c->tls_client, why, sizeof why);

@@ -59,10 +59,13 @@ static void usage(FILE *f)
 		   "[--retry-first N] [--fail-confirm]\n"
 		   "                         [--fail-cancel] [--fail-action] "
 		   "[--fail-compensate]\n"
-		   "                         [--barrier-retention DURATION]\n"
+		   "                         [--barrier-retention DURATION] "
+		   "[--insecure]\n"
 		   "       settle-bank balances --data DIR [--json]\n"
 		   "  DURATION: a number with a unit ms, s, m, h or d "
-		   "(default 7d)\n");
+		   "(default 7d)\n"
+		   "  TLS from $SETTLE_TLS_CERT, _KEY, _CA; --insecure (or "
+		   "SETTLE_INSECURE=1): plaintext\n");
 }
 
 static const char *op_name(int op)
@@ -250,6 +253,7 @@ static int cmd_serve(int argc, char **argv)
 	    {"fail-action", no_argument, NULL, 'A'},
 	    {"fail-compensate", no_argument, NULL, 'P'},
 	    {"barrier-retention", required_argument, NULL, 'B'},
+	    {"insecure", no_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -257,11 +261,15 @@ static int cmd_serve(int argc, char **argv)
 	uint64_t retention = 0;
 	const char *dir = NULL, *listen = NULL, *accounts = NULL;
 	uint32_t retry_first = 0;
+	bool insecure = false;
 	char err[256];
 	int c, rv;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
+		case 'I':
+			insecure = true;
+			break;
 		case 'd':
 			dir = optarg;
 			break;
@@ -348,10 +356,17 @@ static int cmd_serve(int argc, char **argv)
 		goto out_after_bank;
 	}
 	struct settle_tls tls;
-	bool partial;
+	bool partial = false, have_tls = false;
 
-	if (example_tls_env(&tls, &partial) &&
-	    settle_participant_set_tls(s.part, &tls) != 0) {
+	if (!insecure)
+		have_tls = example_tls_env(&tls, &partial);
+	if (!have_tls && !partial &&
+	    !example_plaintext_ok("settle-bank", insecure)) {
+		settle_participant_close(s.part);
+		rv = 2;
+		goto out_after_bank;
+	}
+	if (have_tls && settle_participant_set_tls(s.part, &tls) != 0) {
 		fprintf(stderr, "settle-bank: TLS: %s\n",
 			settle_participant_errmsg(s.part));
 		settle_participant_close(s.part);

@@ -28,17 +28,41 @@ static inline bool example_tls_env(struct settle_tls *t, bool *partial)
 }
 
 /*
- * An initiator's handle over TLS when the environment names the files:
- * 0 (TLS set, or none asked), or 2 (the usage exit) after saying why on
- * stderr, prog first.
+ * Whether a program with no TLS files may go on in plaintext: asked for
+ * with its --insecure (flag) or SETTLE_INSECURE=1. Secure by default:
+ * false after saying why on stderr, prog first.
  */
-static inline int example_client_tls(settle_client *c, const char *prog)
+static inline bool example_plaintext_ok(const char *prog, bool flag)
+{
+	const char *env = getenv("SETTLE_INSECURE");
+
+	if (flag || (env != NULL && strcmp(env, "1") == 0))
+		return true;
+	fprintf(stderr,
+		"%s: no certificate: set SETTLE_TLS_CERT, SETTLE_TLS_KEY and "
+		"SETTLE_TLS_CA, or give --insecure (or SETTLE_INSECURE=1) "
+		"for a cluster in plaintext\n",
+		prog);
+	return false;
+}
+
+/*
+ * An initiator's handle over TLS with the environment's files, or in
+ * plaintext when insecure (the program's --insecure) or SETTLE_INSECURE=1
+ * and no files: 0, or 2 (the usage exit) after saying why on stderr, prog
+ * first.
+ */
+static inline int example_client_tls(settle_client *c, const char *prog,
+				     bool insecure)
 {
 	struct settle_tls tls;
 	bool partial;
 
-	if (example_tls_env(&tls, &partial) &&
-	    settle_client_set_tls(c, &tls) != 0) {
+	if (insecure)
+		return 0;
+	if (!example_tls_env(&tls, &partial) && !partial)
+		return example_plaintext_ok(prog, false) ? 0 : 2;
+	if (!partial && settle_client_set_tls(c, &tls) != 0) {
 		fprintf(stderr, "%s: TLS: %s\n", prog, settle_client_errmsg(c));
 		return 2;
 	}

@@ -53,6 +53,9 @@ static void usage(FILE *f)
 		   "       settle-transfer --saga [--credit-first | --dag] "
 		   "--cluster ... --from ... --to ... --amount N\n"
 		   "                       [--wait-ms N] [--timeout-ms N]\n"
+		   "  --insecure: plaintext, no certificate (else "
+		   "$SETTLE_TLS_CERT, _KEY, _CA\n"
+		   "              are required, or SETTLE_INSECURE=1)\n"
 		   "  --wait-ms: how long Commit/Rollback wait for phase two, "
 		   "or how long to wait\n"
 		   "             for a saga's outcome (default 10000; 0: not "
@@ -206,6 +209,7 @@ int main(int argc, char **argv)
 	    {"saga", no_argument, NULL, 'S'},
 	    {"credit-first", no_argument, NULL, 'C'},
 	    {"dag", no_argument, NULL, 'D'},
+	    {"insecure", no_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -213,7 +217,7 @@ int main(int argc, char **argv)
 	const char *cluster = NULL;
 	uint32_t amount = 0, wait_ms = WAIT_DEFAULT_MS, timeout_ms = 0;
 	bool abort_it = false, have_from = false, have_to = false;
-	bool saga = false, credit_first = false, dag = false;
+	bool saga = false, credit_first = false, dag = false, insecure = false;
 	char gid[SETTLE_GID_BUFSIZE];
 	char reason[300] = "";
 	settle_client *c;
@@ -226,6 +230,9 @@ int main(int argc, char **argv)
 		switch (c_opt) {
 		case 'c':
 			cluster = optarg;
+			break;
+		case 'I':
+			insecure = true;
 			break;
 		case 'f':
 			if (parse_side("--from", optarg, &from) != 0)
@@ -295,7 +302,7 @@ int main(int argc, char **argv)
 			settle_strerror(rv));
 		return 2;
 	}
-	if (example_client_tls(c, "settle-transfer") != 0) {
+	if (example_client_tls(c, "settle-transfer", insecure) != 0) {
 		settle_client_close(c);
 		return 2;
 	}

@@ -97,6 +97,7 @@ struct opts {
 	uint32_t timeout_ms, wait_ms;
 	uint32_t lock_timeout_ms; /* row-lock waits in the branches */
 	uint32_t phase2_ms;	  /* > 0: phase 2 by the initiator */
+	bool insecure;		  /* --insecure: plaintext */
 };
 
 static void usage(FILE *f)
@@ -110,7 +111,7 @@ static void usage(FILE *f)
 	    "--rollback]\n"
 	    "           [--pg-rm NAME] [--mariadb-rm NAME] [--timeout-ms N] "
 	    "[--wait-ms N]\n"
-	    "           [--lock-timeout-ms N] [--phase2-ms N]\n"
+	    "           [--lock-timeout-ms N] [--phase2-ms N] [--insecure]\n"
 	    "           [--stop-after register|work|prepare|vote|commit "
 	    "[--stop-how exit|kill]]\n"
 	    "       " PROG " --setup NAME=BALANCE[,...]\n"
@@ -756,7 +757,7 @@ static int run_transfer(const struct opts *o)
 		fprintf(stderr, PROG ": --cluster: %s\n", settle_strerror(rv));
 		return 2;
 	}
-	if (example_client_tls(c, PROG) != 0) {
+	if (example_client_tls(c, PROG, o->insecure) != 0) {
 		settle_client_close(c);
 		return 2;
 	}
@@ -978,6 +979,7 @@ int main(int argc, char **argv)
 	    {"stop-how", required_argument, NULL, 'X'},
 	    {"setup", required_argument, NULL, 'S'},
 	    {"balances", required_argument, NULL, 'B'},
+	    {"insecure", no_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1002,6 +1004,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c':
 			o.cluster = optarg;
+			break;
+		case 'I':
+			o.insecure = true;
 			break;
 		case 'a':
 			if (parse_u32("--amount", optarg, &o.amount) != 0)

@@ -277,6 +277,7 @@ static const char help[] =
     "                    [--declare-branches | --register-branches]\n"
     "                    [--client async|sync] [--random-gids]\n"
     "                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+    "                    [--insecure]\n"
     "Defaults: tcc, 2 branches, concurrency 8, 10 s, no rollbacks,\n"
     "participant on 127.0.0.1 with a free port.\n"
     "tcc: the Begin declares the K branches (one raft command); with\n"
@@ -293,6 +294,8 @@ static const char help[] =
     "instead of the leader.\n"
     "--tls-*: mutual TLS with these PEM files for the client and the\n"
     "participant (settled needs its own --tls-*; async client only).\n"
+    "--insecure: plaintext, for a cluster run with settled --insecure\n"
+    "(also $SETTLE_INSECURE=1); without it or --tls-* the bench refuses.\n"
     "       settle-bench [--cluster ENDPOINTS] --mode xa|xa-local\n"
     "                    [--xa-pg CONNINFO] [--xa-mariadb CONNINFO]\n"
     "                    [--xa-pg-rm NAME] [--xa-mariadb-rm NAME] "
@@ -350,6 +353,7 @@ int main(int argc, char **argv)
 	    {"tls-cert", required_argument, NULL, 'T'},
 	    {"tls-key", required_argument, NULL, 'K'},
 	    {"tls-ca", required_argument, NULL, 'A'},
+	    {"insecure", no_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -361,7 +365,8 @@ int main(int argc, char **argv)
 	uint64_t connects = 0, connect_us = 0, phase_us[BENCH_PHASES] = {0};
 	unsigned k;
 	bool xa, xa_ok = false, xa_checked = true;
-	int client = -1; /* --client: 1 async, 0 sync, -1 not given */
+	int client = -1;       /* --client: 1 async, 0 sync, -1 not given */
+	bool insecure = false; /* --insecure */
 	bool tcc_phases;
 	unsigned nw;
 	uint32_t *all;
@@ -487,6 +492,9 @@ int main(int argc, char **argv)
 		case 'A':
 			b.tls.ca = optarg;
 			break;
+		case 'I':
+			insecure = true;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return 0;
@@ -512,6 +520,22 @@ int main(int argc, char **argv)
 	    (b.tls.cert != NULL) != (b.tls.ca != NULL))
 		return usage("%s", "TLS needs --tls-cert, --tls-key and "
 				   "--tls-ca together");
+	if (insecure && b.tls.cert != NULL)
+		return usage("%s", "--insecure (plaintext) and --tls-*: choose "
+				   "one");
+	if (b.tls.cert == NULL && b.mode != BENCH_XA_LOCAL && !insecure) {
+		const char *env = getenv("SETTLE_INSECURE");
+
+		if (env == NULL || strcmp(env, "1") != 0)
+			return usage("%s",
+				     "no certificate: give --tls-cert, "
+				     "--tls-key and --tls-ca, or --insecure "
+				     "(or SETTLE_INSECURE=1) for a cluster in "
+				     "plaintext");
+	}
+	if (insecure)
+		fprintf(stderr, "settle-bench: --insecure: plaintext, no "
+				"certificate (docs/SECURITY.md)\n");
 	if (b.tls.cert != NULL && !b.async)
 		return usage("%s", "--tls-* is for the asynchronous client "
 				   "(tcc with declared branches, saga)");

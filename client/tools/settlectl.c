@@ -106,6 +106,10 @@ static const char usage_text[] =
     "                           mutual TLS with these PEM files (default:\n"
     "                           $SETTLE_TLS_CERT, $SETTLE_TLS_KEY,\n"
     "                           $SETTLE_TLS_CA)\n"
+    "  --insecure               plaintext, no certificate, for a cluster\n"
+    "                           run with settled --insecure (default:\n"
+    "                           $SETTLE_INSECURE=1); without either a\n"
+    "                           certificate is required\n"
     "  --help                   this text\n"
     "\n"
     "Durations: 1500ms, 30s, 5m, 2h, 1d.\n"
@@ -151,6 +155,8 @@ struct opts {
 	const char *reason;
 	const char *op_flag;   /* --branch or --reason, refused elsewhere */
 	struct settle_tls tls; /* --tls-*, $SETTLE_TLS_*; cert NULL: plain */
+	bool tls_flags;	       /* some --tls-* given on the command line */
+	bool insecure;	       /* --insecure */
 };
 
 static int open_client(const struct opts *o, settle_client **out)
@@ -682,6 +688,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
+	OPT_INSECURE,
 	OPT_HELP,
 };
 
@@ -702,6 +709,7 @@ int main(int argc, char **argv)
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+	    {"insecure", no_argument, NULL, OPT_INSECURE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -729,12 +737,18 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TLS_CERT:
 			o.tls.cert = optarg;
+			o.tls_flags = true;
 			break;
 		case OPT_TLS_KEY:
 			o.tls.key = optarg;
+			o.tls_flags = true;
 			break;
 		case OPT_TLS_CA:
 			o.tls.ca = optarg;
+			o.tls_flags = true;
+			break;
+		case OPT_INSECURE:
+			o.insecure = true;
 			break;
 		case OPT_TIMEOUT:
 			if (ctl_duration_parse(optarg, &o.timeout_ms) != 0 ||
@@ -878,6 +892,25 @@ int main(int argc, char **argv)
 	    !(strcmp(cmd, "cluster") == 0 && strcmp(sub, "add") == 0))
 		return usage_error("%s",
 				   "--role only applies to 'cluster add'");
+	if (o.insecure && o.tls_flags)
+		return usage_error("%s", "--insecure (plaintext) and --tls-*: "
+					 "choose one");
+	if (o.insecure) {
+		/* Plaintext asked for: the environment's files are not used. */
+		o.tls.cert = o.tls.key = o.tls.ca = NULL;
+		fprintf(stderr, "settlectl: --insecure: plaintext, no "
+				"certificate (docs/SECURITY.md)\n");
+	} else if (o.tls.cert == NULL && o.tls.key == NULL &&
+		   o.tls.ca == NULL) {
+		const char *env = getenv("SETTLE_INSECURE");
+
+		if (env == NULL || strcmp(env, "1") != 0)
+			return usage_error(
+			    "%s", "no certificate: give --tls-cert, --tls-key "
+				  "and --tls-ca (or $SETTLE_TLS_CERT, _KEY, "
+				  "_CA), or --insecure (or SETTLE_INSECURE=1) "
+				  "for a cluster in plaintext");
+	}
 	if ((o.tls.cert != NULL) != (o.tls.key != NULL) ||
 	    (o.tls.cert != NULL) != (o.tls.ca != NULL))
 		return usage_error("%s", "TLS needs --tls-cert, --tls-key and "

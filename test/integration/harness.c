@@ -72,6 +72,10 @@ void it_setup(void)
 	/* A test killed half-way must not leave a child writing into a
 	 * pipe nobody reads. */
 	signal(SIGPIPE, SIG_IGN);
+	/* settled and the tools refuse plaintext unless asked (secure by
+	 * default): the tests that start them without certificates ask, for
+	 * every child, as scripts/cluster --insecure does. */
+	setenv("SETTLE_INSECURE", "1", 0);
 	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
 	snprintf(dir, sizeof(dir), "%s", tmpl);
 }

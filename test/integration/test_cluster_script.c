@@ -90,6 +90,10 @@ Test(cluster_script, start_kill_restart_stop)
 	free(err);
 	snprintf(path, sizeof(path), "%s/endpoints", cdir);
 	cr_assert_str_eq(read_file(path), ep);
+	/* Secure by default: TLS without being asked. */
+	snprintf(path, sizeof(path), "%s/node1.args", cdir);
+	cr_assert_not_null(strstr(read_file(path), "--tls-cert"));
+	cr_assert_null(strstr(read_file(path), "--insecure"));
 
 	cr_assert_eq(CLUSTER(&out, &err, "status", "--dir", cdir), 0, "%s",
 		     err);
@@ -211,8 +215,10 @@ Test(cluster_script, add_and_remove_nodes)
 	int p = free_ports(3);
 
 	snprintf(port, sizeof(port), "%d", p);
+	/* Plaintext, asked for: every node, the added one too. */
 	cr_assert_eq(CLUSTER(&out, &err, "start", "--dir", cdir, "--nodes", "2",
-			     "--port", port, "--bin", it_build_dir()),
+			     "--port", port, "--bin", it_build_dir(),
+			     "--insecure"),
 		     0, "%s%s", out, err);
 	free(out);
 	free(err);
@@ -222,6 +228,9 @@ Test(cluster_script, add_and_remove_nodes)
 	cr_assert_not_null(strstr(out, "node 3 added"), "%s", out);
 	free(out);
 	free(err);
+	snprintf(path, sizeof(path), "%s/node3.args", cdir);
+	cr_assert_not_null(strstr(read_file(path), "--insecure"));
+	cr_assert_null(strstr(read_file(path), "--tls-cert"));
 	snprintf(path, sizeof(path), "%s/endpoints", cdir);
 	{
 		const char *eps = read_file(path);

@@ -672,3 +672,87 @@ Test(tls, a_node_killed_is_a_lost_connection_not_a_tls_error)
 	settle_client_close(teller);
 	cu_stop_clean(&n);
 }
+
+/* Run argv with SETTLE_INSECURE unset (the harness sets it for every
+ * child); its exit status, stderr in *err (freed by the caller). */
+static int run_secure(char **argv, char **err)
+{
+	char *out = NULL;
+	int st;
+
+	unsetenv("SETTLE_INSECURE");
+	st = it_run(argv, &out, err, 20000);
+	setenv("SETTLE_INSECURE", "1", 1);
+	free(out);
+	return st;
+}
+
+/*
+ * Secure by default: without certificates settled, settlectl and
+ * settle-bench refuse to run (usage exit 2, naming --insecure) unless
+ * plaintext is asked for with --insecure (or SETTLE_INSECURE=1); a node
+ * run so warns that every port is open; --insecure beside --tls-* is a
+ * contradiction, refused.
+ */
+Test(tls, plaintext_only_when_asked)
+{
+	static const char *const insecure[] = {"--insecure", NULL};
+	char data[700], listen[32], raft[32], *err = NULL;
+	char *argv[20];
+	struct files f;
+	struct it_node n;
+	int p = it_free_port_pair();
+
+	make_certs();
+	snprintf(data, sizeof(data), "%s/plain", it_dir());
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", p);
+	snprintf(raft, sizeof(raft), "127.0.0.1:%d", p + 1);
+	argv[0] = (char *)it_bin("settled");
+	argv[1] = "--id";
+	argv[2] = "1";
+	argv[3] = "--data";
+	argv[4] = data;
+	argv[5] = "--listen";
+	argv[6] = listen;
+	argv[7] = "--raft";
+	argv[8] = raft;
+	argv[9] = NULL;
+	cr_assert_eq(run_secure(argv, &err), 2, "settled ran without TLS");
+	cr_assert_not_null(strstr(err, "--insecure"), "%s", err);
+	free(err);
+	files_of(&f, certs, "node1");
+	argv[9] = "--insecure";
+	argv[tls_argv(argv, 10, &f)] = NULL;
+	cr_assert_eq(run_secure(argv, &err), 2, "--insecure with --tls-*");
+	cr_assert_not_null(strstr(err, "choose one"), "%s", err);
+	free(err);
+
+	argv[0] = (char *)it_bin("settlectl");
+	argv[1] = "--cluster";
+	argv[2] = listen;
+	argv[3] = "status";
+	argv[4] = NULL;
+	cr_assert_eq(run_secure(argv, &err), 2, "settlectl ran without TLS");
+	cr_assert_not_null(strstr(err, "--insecure"), "%s", err);
+	free(err);
+	argv[0] = (char *)it_bin("settle-bench");
+	argv[3] = "--duration";
+	argv[4] = "1";
+	argv[5] = NULL;
+	cr_assert_eq(run_secure(argv, &err), 2, "settle-bench ran without TLS");
+	cr_assert_not_null(strstr(err, "--insecure"), "%s", err);
+	free(err);
+
+	/* Asked for: the node runs in plaintext and says so; the tools with
+	 * --insecure reach it. */
+	it_node_start(&n, 1, insecure);
+	cr_assert(cu_wait_log(n.proc->log, "--insecure: clients connect", 0));
+	argv[0] = (char *)it_bin("settlectl");
+	argv[2] = n.endpoint;
+	argv[3] = "--insecure";
+	argv[4] = "status";
+	argv[5] = NULL;
+	cr_assert_eq(run_secure(argv, &err), 0, "%s", err);
+	free(err);
+	cu_stop_clean(&n);
+}

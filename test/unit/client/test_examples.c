@@ -104,6 +104,8 @@ static void setup(void)
 {
 	strcpy(dir, "/tmp/settle-ex-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
+	/* The examples refuse plaintext unless asked (secure by default). */
+	setenv("SETTLE_INSECURE", "1", 1);
 	cr_assert_eq(settle_client_open("127.0.0.1:1", NULL, &cli), 0);
 }
 
