@@ -102,7 +102,7 @@ static bool quota_admits(struct coord *c, struct rpc_call *call)
 	if (coord_quota_allows(&c->quota, addr, &open))
 		return true;
 	/* At the limit: forget what ended unseen, then look again. */
-	coord_quota_sweep(&c->quota, addr, tx_open, c);
+	coord_quota_sweep(&c->quota, addr, settle_mono_ms(), tx_open, c);
 	if (coord_quota_allows(&c->quota, addr, &open))
 		return true;
 	snprintf(msg, sizeof msg,

@@ -12,6 +12,7 @@
 struct quota_client {
 	struct quota_client *next;
 	uint32_t open;
+	uint64_t swept_ms; /* the last sweep, 0: none */
 	char addr[COORD_QUOTA_KEY_MAX];
 };
 
@@ -122,10 +123,18 @@ static void tx_drop(struct coord_quota *q, struct quota_tx **tp)
 	free(t);
 }
 
-void coord_quota_sweep(struct coord_quota *q, const char *addr,
+void coord_quota_sweep(struct coord_quota *q, const char *addr, uint64_t now_ms,
 		       bool (*open)(void *data, const char *gid), void *data)
 {
 	struct quota_client *c = *client_find(q, addr);
+
+	/* A sweep reads every transaction the client holds: a client
+	 * hammering Begins at its limit gets one a period, not one a Begin
+	 * (which made each refusal cost the leader thousands of reads). */
+	if (c == NULL || (c->swept_ms != 0 &&
+			  now_ms - c->swept_ms < COORD_QUOTA_SWEEP_EVERY_MS))
+		return;
+	c->swept_ms = now_ms;
 
 	for (size_t i = 0; c != NULL && i < COORD_QUOTA_BUCKETS; i++) {
 		struct quota_tx **tp = &q->txs[i];

@@ -37,10 +37,15 @@ void coord_quota_free(struct coord_quota *q);
 bool coord_quota_allows(const struct coord_quota *q, const char *addr,
 			uint32_t *open);
 
+/* A client's sweeps are at least this far apart. */
+#define COORD_QUOTA_SWEEP_EVERY_MS 1000u
+
 /* Release addr's transactions that open(data, gid) says have ended: a
  * Begin answered again after its transaction ended (a retry) is counted
- * but never released by a change. Called when addr reaches the limit. */
-void coord_quota_sweep(struct coord_quota *q, const char *addr,
+ * but never released by a change. Called when addr reaches the limit; does
+ * nothing within COORD_QUOTA_SWEEP_EVERY_MS of addr's last sweep (now_ms:
+ * a monotonic clock). */
+void coord_quota_sweep(struct coord_quota *q, const char *addr, uint64_t now_ms,
 		       bool (*open)(void *data, const char *gid), void *data);
 
 /* gid was begun by addr (a repeat is ignored). */

@@ -118,7 +118,7 @@ test_integration_test_raft_tls_SOURCES = \
 	test/integration/test_raft_tls.c $(FAULTS_IT)
 test_integration_test_raft_tls_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client \
 	$(SSL_CFLAGS)
-test_integration_test_raft_tls_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS) \
+test_integration_test_raft_tls_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS) -lpthread \
 	$(SSL_LIBS)
 TESTS += test/integration/test_raft_tls
 

@@ -64,7 +64,16 @@ Test(quota, a_client_at_its_limit_is_swept)
 	coord_quota_begun(&q, "a-gone2", "10.0.0.1");
 	coord_quota_begun(&q, "b", "10.0.0.2");
 	cr_assert_not(coord_quota_allows(&q, "10.0.0.1", &open));
-	coord_quota_sweep(&q, "10.0.0.1", never_open, NULL);
+	coord_quota_sweep(&q, "10.0.0.1", 5000, never_open, NULL);
+	cr_expect(coord_quota_allows(&q, "10.0.0.1", &open));
+	cr_expect_eq(open, 1);
+	/* At the limit again at once: no sweep within a second of the last,
+	 * then one. */
+	coord_quota_begun(&q, "a-gone3", "10.0.0.1");
+	coord_quota_begun(&q, "a-gone4", "10.0.0.1");
+	coord_quota_sweep(&q, "10.0.0.1", 5999, never_open, NULL);
+	cr_expect_not(coord_quota_allows(&q, "10.0.0.1", &open));
+	coord_quota_sweep(&q, "10.0.0.1", 6000, never_open, NULL);
 	cr_expect(coord_quota_allows(&q, "10.0.0.1", &open));
 	cr_expect_eq(open, 1);
 	cr_expect(coord_quota_allows(&q, "10.0.0.2", &open));
