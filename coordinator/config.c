@@ -69,9 +69,10 @@ static const char usage[] =
     "--tls-crl: revoked certificates. A node without them starts only\n"
     "with --insecure (or SETTLE_INSECURE=1 in its environment): then\n"
     "every port is plaintext and open (docs/SECURITY.md).\n"
-    "--roles: one `ROLE cn:NAME` a line (peer,\n"
-    "initiator, participant, observer, admin): what each certificate may\n"
-    "call; without it every certificate may call everything.\n";
+    "--roles: one `ROLE cn:NAME`, `ROLE fp:SHA256` or `ROLE san:NAME` a\n"
+    "line (peer, initiator, participant, observer, admin): what each\n"
+    "certificate may call; without it every certificate may call\n"
+    "everything.\n";
 
 const char *coord_config_usage(void)
 {

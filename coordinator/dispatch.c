@@ -703,13 +703,17 @@ static void do_operator(struct coord *c, struct rpc_call *call, int method,
  * PERMISSION_DENIED (naming both) when not. */
 static bool role_admits(struct coord *c, struct rpc_call *call, int method)
 {
-	const char *name = rpc_call_peer_name(call);
+	struct rpc_peer_id id;
+	const char *name;
 	unsigned has, needs;
 	char h[80], n[80], msg[400];
 
 	if (!c->roles_on)
 		return true;
-	has = coord_roles_of(&c->roles, name);
+	rpc_call_peer_id(call, &id);
+	/* A certificate without a usable CN is named by its fingerprint. */
+	name = id.name[0] != '\0' ? id.name : id.fingerprint;
+	has = coord_roles_of(&c->roles, &id);
 	needs = coord_roles_for_method(method);
 	if ((has & needs) != 0)
 		return true;

@@ -25,6 +25,7 @@
 #include "error.h"
 #include "log.h"
 #include "raft_tls.h"
+#include "rpc.h"
 #include "stream.h"
 #include "tls.h"
 
@@ -366,10 +367,13 @@ static int link_pair(struct link *l, uv_stream_t **theirs)
 
 static bool peer_allowed(struct link *l)
 {
-	const char *name = rpc_stream_peer_name(&l->net);
+	struct rpc_peer_id id;
+	const char *name;
 	struct rt *rt = l->rt;
 
-	if (rt->o.peer_ok != NULL && !rt->o.peer_ok(rt->o.peer_data, name)) {
+	rpc_stream_peer_id(&l->net, &id);
+	name = id.name[0] != '\0' ? id.name : id.fingerprint;
+	if (rt->o.peer_ok != NULL && !rt->o.peer_ok(rt->o.peer_data, &id)) {
 		link_refuse(l, R_PEER,
 			    "certificate \"%s\" does not hold the peer role "
 			    "(--roles)",

@@ -39,9 +39,11 @@ struct rpc_tls;
 /* The longest raft address a hello may carry (NUL and padding included). */
 #define RAFT_TLS_ADDRESS_MAX 256
 
-/* Whether the certificate named name (its subject CN; "" when it has none
- * usable) may speak raft with this node. */
-typedef bool (*raft_tls_peer_ok_cb)(void *data, const char *name);
+struct rpc_peer_id;
+
+/* Whether the certificate id (rpc.h: its CN, fingerprint and SANs) may
+ * speak raft with this node. */
+typedef bool (*raft_tls_peer_ok_cb)(void *data, const struct rpc_peer_id *id);
 
 struct raft_tls_opts {
 	struct rpc_tls *server; /* accepts raft connections */

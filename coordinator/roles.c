@@ -3,16 +3,23 @@
  * call them (roles.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "roles.h"
+#include "rpc.h"
 #include "settle.pb-c.h"
 
+/* What a grant matches: the certificate's CN, its SHA-256 fingerprint, or
+ * one of its subjectAltNames. */
+enum { BY_CN, BY_FP, BY_SAN };
+
 struct coord_role_grant {
-	char name[COORD_ROLES_NAME_MAX + 1];
+	int by;
+	char value[COORD_ROLES_VALUE_MAX + 1];
 	unsigned roles;
 };
 
@@ -44,12 +51,13 @@ void coord_roles_free(struct coord_roles *r)
 	r->n = 0;
 }
 
-static int grant(struct coord_roles *r, const char *name, unsigned bit)
+static int grant(struct coord_roles *r, int by, const char *value, unsigned bit)
 {
 	struct coord_role_grant *g;
 
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->grants[i].name, name) == 0) {
+		if (r->grants[i].by == by &&
+		    strcmp(r->grants[i].value, value) == 0) {
 			r->grants[i].roles |= bit;
 			return 0;
 		}
@@ -57,16 +65,64 @@ static int grant(struct coord_roles *r, const char *name, unsigned bit)
 	if (g == NULL)
 		return SETTLE_ENOMEM;
 	r->grants = g;
-	snprintf(g[r->n].name, sizeof g[r->n].name, "%s", name);
+	g[r->n].by = by;
+	snprintf(g[r->n].value, sizeof g[r->n].value, "%s", value);
 	g[r->n].roles = bit;
 	r->n++;
+	return 0;
+}
+
+/* "fp:AB:CD:..." or "fp:abcd...": 32 bytes of hex, colons allowed, into
+ * out[65] in lowercase without them; -1 if it is not that. */
+static int fingerprint(const char *s, char out[65])
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == ':')
+			continue;
+		if (n == 64 || strchr("0123456789abcdefABCDEF", *s) == NULL)
+			return -1;
+		out[n++] = (char)(*s >= 'A' && *s <= 'F' ? *s - 'A' + 'a' : *s);
+	}
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
+}
+
+/* The matcher of a grant line ("cn:NAME", "fp:HEX", "san:VALUE") into *by
+ * and value; -1 if malformed. */
+static int matcher(const char *m, int *by,
+		   char value[COORD_ROLES_VALUE_MAX + 1])
+{
+	size_t len;
+
+	if (strncmp(m, "fp:", 3) == 0) {
+		*by = BY_FP;
+		return fingerprint(m + 3, value);
+	}
+	if (strncmp(m, "cn:", 3) == 0) {
+		*by = BY_CN;
+		m += 3;
+		len = strlen(m);
+		if (len == 0 || len > COORD_ROLES_NAME_MAX)
+			return -1;
+	} else if (strncmp(m, "san:", 4) == 0) {
+		*by = BY_SAN;
+		m += 4;
+		len = strlen(m);
+		if (len == 0 || len > COORD_ROLES_VALUE_MAX)
+			return -1;
+	} else {
+		return -1;
+	}
+	memcpy(value, m, len + 1);
 	return 0;
 }
 
 int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		     size_t errmsg_len)
 {
-	char line[512], role[32], match[512];
+	char line[512], role[32], match[512], value[COORD_ROLES_VALUE_MAX + 1];
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
 	int rv = 0;
@@ -81,7 +137,7 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 	while (rv == 0 && fgets(line, sizeof line, f) != NULL) {
 		char *hash = strchr(line, '#'), extra[2];
 		unsigned bit;
-		int k;
+		int k, by = BY_CN;
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -99,18 +155,19 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		if (k <= 0)
 			continue; /* blank or a comment */
 		bit = k == 2 ? role_bit(role) : 0;
-		if (k != 2 || bit == 0 || strncmp(match, "cn:", 3) != 0 ||
-		    match[3] == '\0' ||
-		    strlen(match + 3) > COORD_ROLES_NAME_MAX) {
-			snprintf(errmsg, errmsg_len,
-				 "--roles %s line %u: want ROLE cn:NAME, ROLE "
-				 "one of peer, initiator, participant, "
-				 "observer, admin (NAME up to %d bytes)",
-				 path, lineno, COORD_ROLES_NAME_MAX);
+		if (k != 2 || bit == 0 || matcher(match, &by, value) != 0) {
+			snprintf(
+			    errmsg, errmsg_len,
+			    "--roles %s line %u: want ROLE cn:NAME, ROLE "
+			    "fp:SHA256-HEX or ROLE san:NAME, ROLE one of "
+			    "peer, initiator, participant, observer, admin "
+			    "(NAME up to %d bytes, a SAN up to %d)",
+			    path, lineno, COORD_ROLES_NAME_MAX,
+			    COORD_ROLES_VALUE_MAX);
 			rv = SETTLE_EINVAL;
 			break;
 		}
-		rv = grant(r, match + 3, bit);
+		rv = grant(r, by, value, bit);
 		if (rv != 0)
 			snprintf(errmsg, errmsg_len,
 				 "--roles %s: out of memory", path);
@@ -121,12 +178,32 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 	return rv;
 }
 
-unsigned coord_roles_of(const struct coord_roles *r, const char *name)
+static bool grant_matches(const struct coord_role_grant *g,
+			  const struct rpc_peer_id *id)
 {
+	switch (g->by) {
+	case BY_CN:
+		return id->name != NULL && strcmp(g->value, id->name) == 0;
+	case BY_FP:
+		return id->fingerprint != NULL &&
+		       strcmp(g->value, id->fingerprint) == 0;
+	default:
+		for (size_t i = 0; i < id->n_san; i++)
+			if (strcmp(g->value, id->san[i]) == 0)
+				return true;
+		return false;
+	}
+}
+
+unsigned coord_roles_of(const struct coord_roles *r,
+			const struct rpc_peer_id *id)
+{
+	unsigned roles = 0;
+
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->grants[i].name, name) == 0)
-			return r->grants[i].roles;
-	return 0;
+		if (grant_matches(&r->grants[i], id))
+			roles |= r->grants[i].roles;
+	return roles;
 }
 
 #define M(x) SETTLE__V1__METHOD__##x

@@ -2,9 +2,11 @@
  * roles.h — who may call what on the client port, from the certificate a
  * client presented under TLS (settled --roles FILE; docs/SECURITY.md).
  *
- * The file has one grant a line, `ROLE cn:NAME`: the certificate whose
- * subject common name is NAME holds ROLE (a name may hold several); `#`
- * starts a comment. Roles:
+ * The file has one grant a line: `ROLE cn:NAME` (the certificate whose
+ * subject common name is NAME), `ROLE fp:HEX` (the one whose SHA-256
+ * fingerprint is HEX, colons allowed) or `ROLE san:NAME` (one with NAME
+ * among its DNS, URI or e-mail subjectAltNames) holds ROLE; a certificate
+ * holds the roles of every grant it matches; `#` starts a comment. Roles:
  *   peer         another node: STATUS (feature rounds, a joiner's probe)
  *   initiator    transactions: BEGIN, SUBMIT_SAGA, REGISTER_BRANCH,
  *                COMMIT, ROLLBACK, XA_VOTE, XA_PREPARE, XA_RECOVER,
@@ -29,8 +31,12 @@ enum {
 	COORD_ROLE_ADMIN = 1u << 4,
 };
 
-/* The longest certificate name kept (X.509 caps a CN at 64). */
-#define COORD_ROLES_NAME_MAX 64
+/* The longest certificate name kept (X.509 caps a CN at 64), and the
+ * longest subjectAltName a grant may name. */
+#define COORD_ROLES_NAME_MAX  64
+#define COORD_ROLES_VALUE_MAX 255
+
+struct rpc_peer_id;
 
 struct coord_roles {
 	struct coord_role_grant *grants;
@@ -46,8 +52,10 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		     size_t errmsg_len);
 void coord_roles_free(struct coord_roles *r);
 
-/* The roles (COORD_ROLE_* bits) of the certificate named name; 0 if none. */
-unsigned coord_roles_of(const struct coord_roles *r, const char *name);
+/* The roles (COORD_ROLE_* bits) of the certificate id (rpc.h); 0 if
+ * none. */
+unsigned coord_roles_of(const struct coord_roles *r,
+			const struct rpc_peer_id *id);
 
 /* The roles that may call method (a settle.v1.Method); 0: none. */
 unsigned coord_roles_for_method(int method);

@@ -116,6 +116,22 @@ struct rpc_server;
 struct rpc_call;
 
 /*
+ * Who a TLS peer is, from the certificate it presented: its subject CN
+ * ("" unless exactly one, printable), its SHA-256 fingerprint (64
+ * lowercase hex digits, of the DER), and the DNS names, URIs and e-mail
+ * addresses of its subjectAltName (printable ones, up to RPC_PEER_SANS).
+ * All empty on a plain connection. The strings live as long as the
+ * connection; copy them to keep them.
+ */
+#define RPC_PEER_SANS 8
+struct rpc_peer_id {
+	const char *name;
+	const char *fingerprint;
+	const char *san[RPC_PEER_SANS];
+	size_t n_san;
+};
+
+/*
  * Called once per request frame. The handler owns the call until it answers
  * with exactly one rpc_call_reply() or rpc_call_fail(), at once or later
  * (e.g. after a raft commit). If the connection dies first, the answer is
@@ -155,6 +171,8 @@ const char *rpc_call_peer_addr(const struct rpc_call *call);
 /* Over TLS, the common name of the certificate the client presented;
  * "" on a plain connection or once the connection has closed. */
 const char *rpc_call_peer_name(const struct rpc_call *call);
+/* The whole identity of the client's certificate (rpc_peer_id). */
+void rpc_call_peer_id(const struct rpc_call *call, struct rpc_peer_id *out);
 
 /*
  * Answer with body (NULL: empty; packed now, no reference kept). Frees the

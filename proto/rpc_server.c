@@ -667,6 +667,11 @@ const char *rpc_call_peer_name(const struct rpc_call *call)
 	return rpc_stream_peer_name(&call->conn->s);
 }
 
+void rpc_call_peer_id(const struct rpc_call *call, struct rpc_peer_id *out)
+{
+	rpc_stream_peer_id(&call->conn->s, out);
+}
+
 static void call_free(struct rpc_call *call)
 {
 	struct srv_conn *c = call->conn;

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "error.h"
+#include "rpc.h"
 
 struct rpc_tls {
 	SSL_CTX *ctx;
@@ -49,6 +50,11 @@ struct rpc_tls_conn {
 	uv_write_t wreq;
 	char error[256];
 	char peer_name[128];
+	char peer_fp[65];
+	/* The subjectAltNames kept (rpc_peer_id), NUL-terminated one after
+	 * the other. */
+	char peer_sans[512];
+	size_t n_sans;
 };
 
 /* One buffer of decrypted bytes per loop thread (records arrive in the
@@ -297,6 +303,64 @@ static void peer_cn(X509 *peer, char *out, size_t len)
 	OPENSSL_free(utf8);
 }
 
+/* The certificate's SHA-256 fingerprint as lowercase hex into out[65]
+ * ("" if it cannot be computed). */
+static void peer_fingerprint(X509 *peer, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (peer == NULL || X509_digest(peer, EVP_sha256(), md, &n) != 1 ||
+	    n != 32)
+		return;
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The DNS, URI and e-mail subjectAltNames of peer into c->peer_sans:
+ * printable ones that fit, at most RPC_PEER_SANS. */
+static void peer_sans(X509 *peer, struct rpc_tls_conn *c)
+{
+	GENERAL_NAMES *names =
+	    peer != NULL
+		? X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL)
+		: NULL;
+	size_t at = 0;
+
+	c->n_sans = 0;
+	for (int i = 0;
+	     i < sk_GENERAL_NAME_num(names) && c->n_sans < RPC_PEER_SANS; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		const ASN1_IA5STRING *v;
+		const unsigned char *p;
+		int len;
+		bool ok = true;
+
+		if (g->type == GEN_DNS)
+			v = g->d.dNSName;
+		else if (g->type == GEN_URI)
+			v = g->d.uniformResourceIdentifier;
+		else if (g->type == GEN_EMAIL)
+			v = g->d.rfc822Name;
+		else
+			continue;
+		p = ASN1_STRING_get0_data(v);
+		len = ASN1_STRING_length(v);
+		if (len <= 0 || (size_t)len + 1 > sizeof c->peer_sans - at)
+			continue;
+		for (int k = 0; k < len && ok; k++)
+			ok = p[k] > 0x20 && p[k] < 0x7f;
+		if (!ok)
+			continue;
+		memcpy(c->peer_sans + at, p, (size_t)len);
+		c->peer_sans[at + (size_t)len] = '\0';
+		at += (size_t)len + 1;
+		c->n_sans++;
+	}
+	GENERAL_NAMES_free(names);
+}
+
 /* The owner's bytes through SSL_write (a memory BIO takes all of them). */
 static int encrypt(struct rpc_stream *s, const uint8_t *buf, size_t len)
 {
@@ -338,6 +402,8 @@ static int handshake(struct rpc_stream *s)
 
 		c->done = true;
 		peer_cn(peer, c->peer_name, sizeof(c->peer_name));
+		peer_fingerprint(peer, c->peer_fp);
+		peer_sans(peer, c);
 		tls_pump(s);
 		if (c->app == APP_WAITING)
 			return encrypt(s, s->busy, s->busy_len) == 0 ? 0 : -1;
@@ -549,4 +615,22 @@ const char *rpc_stream_tls_error(const struct rpc_stream *s)
 const char *rpc_stream_peer_name(const struct rpc_stream *s)
 {
 	return s->tls != NULL && s->tls->done ? s->tls->peer_name : "";
+}
+
+void rpc_stream_peer_id(const struct rpc_stream *s, struct rpc_peer_id *out)
+{
+	const struct rpc_tls_conn *c = s->tls;
+	const char *p;
+
+	memset(out, 0, sizeof(*out));
+	out->name = out->fingerprint = "";
+	if (c == NULL || !c->done)
+		return;
+	out->name = c->peer_name;
+	out->fingerprint = c->peer_fp;
+	p = c->peer_sans;
+	for (size_t i = 0; i < c->n_sans; i++) {
+		out->san[out->n_san++] = p;
+		p += strlen(p) + 1;
+	}
 }

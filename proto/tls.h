@@ -74,5 +74,9 @@ const char *rpc_stream_tls_error(const struct rpc_stream *s);
 /* The peer certificate's subject common name once the handshake is done;
  * "" before, or on a plain stream. */
 const char *rpc_stream_peer_name(const struct rpc_stream *s);
+struct rpc_peer_id;
+/* The peer certificate's identity (rpc.h) once the handshake is done;
+ * empty before, or on a plain stream. */
+void rpc_stream_peer_id(const struct rpc_stream *s, struct rpc_peer_id *out);
 
 #endif /* SETTLE_RPC_TLS_H */

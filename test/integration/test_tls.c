@@ -756,3 +756,78 @@ Test(tls, plaintext_only_when_asked)
 	free(err);
 	cu_stop_clean(&n);
 }
+
+/* The SHA-256 fingerprint of certificate name, as openssl(1) prints it
+ * ("AB:CD:..."), into out. */
+static void fingerprint_of(const char *name, char *out, size_t len)
+{
+	char path[700], *argv[9], *o = NULL, *err = NULL, *eq;
+
+	snprintf(path, sizeof(path), "%s/%s.pem", certs, name);
+	argv[0] = "/usr/bin/openssl"; /* it_run does not search PATH */
+	argv[1] = "x509";
+	argv[2] = "-noout";
+	argv[3] = "-fingerprint";
+	argv[4] = "-sha256";
+	argv[5] = "-in";
+	argv[6] = path;
+	argv[7] = NULL;
+	cr_assert_eq(it_run(argv, &o, &err, 10000), 0, "%s", err);
+	eq = strchr(o, '=');
+	cr_assert_not_null(eq, "%s", o);
+	snprintf(out, len, "%.*s", (int)strcspn(eq + 1, "\n"), eq + 1);
+	free(o);
+	free(err);
+}
+
+/*
+ * Grants by fingerprint and by subjectAltName: "nobody" reads because
+ * its fingerprint is an observer's, and may not resolve; "teller", not
+ * listed, has no role until a grant to the SAN every certificate of
+ * scripts/make-certs carries (DNS:localhost) is added and the node
+ * reloads the file on SIGHUP.
+ */
+Test(tls, roles_by_fingerprint_and_subject_alt_name)
+{
+	static char roles[700];
+	char fp[200], gid[SETTLE_GID_BUFSIZE], *err = NULL;
+	struct it_node n;
+	settle_client *teller;
+	FILE *f;
+	int rv;
+
+	make_certs();
+	fingerprint_of("nobody", fp, sizeof(fp));
+	snprintf(roles, sizeof(roles), "%s/roles", it_dir());
+	f = fopen(roles, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "peer cn:node1\nadmin cn:admin\nobserver fp:%s\n", fp);
+	fclose(f);
+	start_tls_node(&n, certs, "node1", "--roles", roles);
+
+	cr_assert_eq(ctl_as(&n, "nobody", NULL, &err,
+			    (const char *const[]){"tx", "list", NULL}),
+		     0, "%s", err);
+	free(err);
+	cr_assert_eq(ctl_as(&n, "nobody", NULL, &err,
+			    (const char *const[]){"tx", "retry", "g1", NULL}),
+		     1);
+	cr_assert_not_null(strstr(err, "has observer"), "%s", err);
+	free(err);
+	teller = client_in(&n, certs, "teller");
+	rv = settle_begin(teller, NULL, 60000, gid, sizeof(gid));
+	cr_assert_eq(rv, SETTLE_EDENIED, "%d", rv);
+	cr_assert_not_null(strstr(settle_client_errmsg(teller), "no role"),
+			   "%s", settle_client_errmsg(teller));
+
+	f = fopen(roles, "a");
+	cr_assert_not_null(f);
+	fputs("initiator san:localhost\n", f);
+	fclose(f);
+	kill(n.proc->pid, SIGHUP);
+	cr_assert(cu_wait_log(n.proc->log, "roles reloaded", 5000));
+	cr_assert_eq(settle_begin(teller, NULL, 60000, gid, sizeof(gid)), 0,
+		     "%s", settle_client_errmsg(teller));
+	settle_client_close(teller);
+	cu_stop_clean(&n);
+}

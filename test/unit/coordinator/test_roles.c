@@ -6,9 +6,18 @@
 
 #include "coordinator/roles.h"
 #include "error.h"
+#include "rpc.h"
 #include "settle.pb-c.h"
 
 static char path[64];
+
+/* The roles of a certificate known by its CN only. */
+static unsigned of_name(const struct coord_roles *r, const char *name)
+{
+	struct rpc_peer_id id = {.name = name, .fingerprint = ""};
+
+	return coord_roles_of(r, &id);
+}
 
 static void write_roles(const char *text)
 {
@@ -35,14 +44,14 @@ Test(roles, grants_are_read_and_added_up)
 		    "peer cn:node1\n");
 	cr_assert_eq(coord_roles_load(&r, path, err, sizeof err), 0, "%s", err);
 	unlink(path);
-	cr_expect_eq(coord_roles_of(&r, "alice"), COORD_ROLE_ADMIN);
-	cr_expect_eq(coord_roles_of(&r, "bob"), COORD_ROLE_OBSERVER);
-	cr_expect_eq(coord_roles_of(&r, "payments"),
+	cr_expect_eq(of_name(&r, "alice"), COORD_ROLE_ADMIN);
+	cr_expect_eq(of_name(&r, "bob"), COORD_ROLE_OBSERVER);
+	cr_expect_eq(of_name(&r, "payments"),
 		     COORD_ROLE_INITIATOR | COORD_ROLE_OBSERVER);
-	cr_expect_eq(coord_roles_of(&r, "mallory"), 0);
-	cr_expect_eq(coord_roles_of(&r, ""), 0);
+	cr_expect_eq(of_name(&r, "mallory"), 0);
+	cr_expect_eq(of_name(&r, ""), 0);
 	cr_expect_str_eq(
-	    coord_roles_names(coord_roles_of(&r, "payments"), buf, sizeof buf),
+	    coord_roles_names(of_name(&r, "payments"), buf, sizeof buf),
 	    "initiator, observer");
 	cr_expect_str_eq(coord_roles_names(0, buf, sizeof buf), "no role");
 	coord_roles_free(&r);
@@ -126,4 +135,49 @@ Test(roles, what_each_role_may_call)
 	cr_expect_not(coord_roles_for_method(M(XA_HEURISTIC)) & ini);
 	cr_expect_eq(coord_roles_for_method(9999), 0);
 #undef M
+}
+
+/* fp: and san: grants: matched against the fingerprint (any case, colons
+ * or not) and any of the SANs, the roles of every match added up. */
+Test(roles, fingerprints_and_subject_alt_names)
+{
+	static const char fp[] = "0123456789abcdef0123456789abcdef"
+				 "0123456789abcdef0123456789abcdef";
+	struct rpc_peer_id id = {.name = "", .fingerprint = fp};
+	struct coord_roles r;
+	char err[300];
+
+	write_roles("admin fp:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:ab:cd:ef:"
+		    "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef\n"
+		    "observer san:spiffe://bank/ledger\n"
+		    "initiator san:payments.bank.example\n");
+	cr_assert_eq(coord_roles_load(&r, path, err, sizeof err), 0, "%s", err);
+	unlink(path);
+	cr_expect_eq(coord_roles_of(&r, &id), COORD_ROLE_ADMIN);
+	id.fingerprint = "";
+	id.san[0] = "other.example";
+	id.san[1] = "payments.bank.example";
+	id.san[2] = "spiffe://bank/ledger";
+	id.n_san = 3;
+	cr_expect_eq(coord_roles_of(&r, &id),
+		     COORD_ROLE_INITIATOR | COORD_ROLE_OBSERVER);
+	id.n_san = 1;
+	cr_expect_eq(coord_roles_of(&r, &id), 0);
+	/* A CN equal to a SAN's value is not that SAN. */
+	cr_expect_eq(of_name(&r, "payments.bank.example"), 0);
+	coord_roles_free(&r);
+
+	write_roles("admin fp:0123\n");
+	cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+		     SETTLE_EINVAL);
+	unlink(path);
+	write_roles("admin fp:zz23456789abcdef0123456789abcdef"
+		    "0123456789abcdef0123456789abcdef\n");
+	cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+		     SETTLE_EINVAL);
+	unlink(path);
+	write_roles("admin san:\n");
+	cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+		     SETTLE_EINVAL);
+	unlink(path);
 }

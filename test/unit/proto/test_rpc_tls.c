@@ -30,14 +30,16 @@ static void make_certs(void)
 	    "ca() { key $1; openssl req -x509 -key $1.key -out $1.pem "
 	    "-days 2 -subj /CN=$1 2>/dev/null; }\n"
 	    "cert() { key $1; openssl req -new -key $1.key -out $1.csr "
-	    "-subj /CN=$2 2>/dev/null; printf '%s\\n' \"$4\" > $1.ext;\n"
+	    "-subj /CN=$2 2>/dev/null; printf '%b\\n' \"$4\" > $1.ext;\n"
 	    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key "
 	    "-CAcreateserial -out $1.pem -days $5 -extfile $1.ext "
 	    "2>/dev/null; }\n"
 	    "ca ca; ca other\n"
 	    "cert server node1 ca subjectAltName=IP:127.0.0.1 2\n"
 	    "cert wrongip node9 ca subjectAltName=IP:127.0.0.9 2\n"
-	    "cert client alice ca extendedKeyUsage=clientAuth 2\n"
+	    "cert client alice ca 'extendedKeyUsage=clientAuth\\n"
+	    "subjectAltName=DNS:alice.example,URI:spiffe://bank/alice,"
+	    "IP:10.1.1.1' 2\n"
 	    "cert stranger mallory other extendedKeyUsage=clientAuth 2\n"
 	    "cert expired old ca extendedKeyUsage=clientAuth -1\n";
 	char cmd[sizeof(script) + 128];
@@ -86,6 +88,9 @@ struct fixture {
 	struct rpc_tls *srv_tls;
 	char endpoint[64];
 	char caller[128]; /* the last BEGIN's certificate name */
+	char caller_fp[65];
+	char caller_san[2][64];
+	size_t caller_n_san;
 	int calls;
 	bool closed;
 };
@@ -102,6 +107,14 @@ static void handler(void *data, struct rpc_call *call)
 	cr_assert_not_null(req);
 	snprintf(fx->caller, sizeof(fx->caller), "%s",
 		 rpc_call_peer_name(call));
+	struct rpc_peer_id id;
+
+	rpc_call_peer_id(call, &id);
+	snprintf(fx->caller_fp, sizeof(fx->caller_fp), "%s", id.fingerprint);
+	fx->caller_n_san = id.n_san;
+	for (size_t i = 0; i < id.n_san && i < 2; i++)
+		snprintf(fx->caller_san[i], sizeof(fx->caller_san[i]), "%s",
+			 id.san[i]);
 	fx->calls++;
 	rpc_call_reply(call, &req->base);
 	settle__v1__begin_request__free_unpacked(req, NULL);
@@ -223,6 +236,12 @@ Test(rpc_tls, calls_go_through_and_the_server_knows_the_caller)
 		cr_assert_eq(o[i].err, 0, "call %d: %s", i, o[i].msg);
 	cr_assert_eq(fx.calls, 200);
 	cr_assert_str_eq(fx.caller, "alice");
+	/* Its fingerprint, and the SANs roles may name (not its IP). */
+	cr_assert_eq(strlen(fx.caller_fp), 64, "%s", fx.caller_fp);
+	cr_assert_eq(strspn(fx.caller_fp, "0123456789abcdef"), 64);
+	cr_assert_eq(fx.caller_n_san, 2);
+	cr_assert_str_eq(fx.caller_san[0], "alice.example");
+	cr_assert_str_eq(fx.caller_san[1], "spiffe://bank/alice");
 	teardown(&fx);
 }
 
