@@ -798,9 +798,23 @@ void raft_tls_set_contexts(struct raft_uv_transport *t, struct rpc_tls *server,
 			   struct rpc_tls *client)
 {
 	struct rt *rt = t->impl;
+	char why[160];
 
 	rt->o.server = server;
 	rt->o.client = client;
+	/* A peer whose certificate the new files refuse (revoked, say) is
+	 * cut off now, not at its next reconnection. */
+	for (struct link *l = rt->links; l != NULL; l = l->next) {
+		if (l->state != L_OPEN ||
+		    rpc_stream_tls_still_valid(
+			&l->net, l->outbound ? client : server, why, sizeof why))
+			continue;
+		settle_log(SETTLE_LOG_WARN, "raft",
+			   "raft connection %s %s closed: its certificate "
+			   "fails the reloaded TLS files: %s",
+			   l->outbound ? "to" : "from", l->peer, why);
+		link_close(l);
+	}
 }
 
 void raft_tls_free(struct raft_uv_transport *t)

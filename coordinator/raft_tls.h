@@ -61,8 +61,10 @@ struct raft_tls_opts {
 int raft_tls_init(struct raft_uv_transport *t, uv_loop_t *loop,
 		  const struct raft_tls_opts *opts);
 
-/* New connections use these contexts (SIGHUP); open ones keep theirs. The
- * old contexts must outlive the connections made with them. */
+/* New connections use these contexts (SIGHUP); open ones keep theirs,
+ * but one whose peer certificate the new contexts refuse (a CRL revokes
+ * it) is closed at once. The old contexts must outlive the connections
+ * made with them. */
 void raft_tls_set_contexts(struct raft_uv_transport *t, struct rpc_tls *server,
 			   struct rpc_tls *client);
 

@@ -150,8 +150,11 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 		     size_t errmsg_len);
 int rpc_server_port(const struct rpc_server *s);
 /* From now on accept connections with TLS context t (rpc_opts.tls; a
- * reload of the certificates). Connections open keep theirs; t must
- * outlive the server, as the one it replaces must outlive them. */
+ * reload of the certificates). Connections open keep their session, but
+ * one whose client certificate t's checks now refuse (a CRL that revokes
+ * it, a CA no longer trusted, a certificate expired since) is closed at
+ * once and logged. t must outlive the server, as the one it replaces must
+ * outlive the connections made with it. */
 void rpc_server_set_tls(struct rpc_server *s, struct rpc_tls *t);
 /* Stop listening, close every connection (replies not yet written are
  * dropped); cb (may be NULL) fires from the loop once all handles are

@@ -659,7 +659,18 @@ const char *rpc_call_peer_addr(const struct rpc_call *call)
 
 void rpc_server_set_tls(struct rpc_server *s, struct rpc_tls *t)
 {
+	char why[160], msg[200];
+
 	s->opts.tls = t;
+	for (struct srv_conn *c = s->conns; c != NULL; c = c->next) {
+		if (c->closing || rpc_stream_tls_still_valid(&c->s, t, why,
+							     sizeof why))
+			continue;
+		snprintf(msg, sizeof msg,
+			 "its certificate fails the reloaded TLS files: %s",
+			 why);
+		conn_close(c, msg);
+	}
 }
 
 const char *rpc_call_peer_name(const struct rpc_call *call)

@@ -634,3 +634,37 @@ void rpc_stream_peer_id(const struct rpc_stream *s, struct rpc_peer_id *out)
 		p += strlen(p) + 1;
 	}
 }
+
+bool rpc_stream_tls_still_valid(const struct rpc_stream *s, struct rpc_tls *t,
+				char *why, size_t len)
+{
+	const struct rpc_tls_conn *c = s->tls;
+	X509_STORE_CTX *vc;
+	X509 *peer;
+	bool ok;
+
+	if (c == NULL || !c->done || t == NULL)
+		return true;
+	peer = SSL_get0_peer_certificate(c->ssl);
+	vc = X509_STORE_CTX_new();
+	if (peer == NULL || vc == NULL ||
+	    X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(t->ctx), peer,
+				SSL_get_peer_cert_chain(c->ssl)) != 1) {
+		/* Cannot tell: the connection was verified once; keep it. */
+		X509_STORE_CTX_free(vc);
+		ERR_clear_error();
+		return true;
+	}
+	/* The checks of the handshake: a server verifies a client's
+	 * certificate for client use, a client a server's for server use. */
+	X509_STORE_CTX_set_purpose(vc, c->server ? X509_PURPOSE_SSL_CLIENT
+						 : X509_PURPOSE_SSL_SERVER);
+	ok = X509_verify_cert(vc) == 1;
+	if (!ok)
+		snprintf(why, len, "%s",
+			 X509_verify_cert_error_string(
+			     X509_STORE_CTX_get_error(vc)));
+	X509_STORE_CTX_free(vc);
+	ERR_clear_error();
+	return ok;
+}

@@ -66,6 +66,16 @@ struct ssl_st *rpc_tls_client_ssl(struct rpc_tls *t, const char *host);
  * verdict if it failed, and OpenSSL's error queue (emptied), into buf. */
 void rpc_tls_why(struct ssl_st *ssl, const char *what, char *buf, size_t len);
 
+/*
+ * Whether the certificate the peer of s presented at its handshake still
+ * passes t's checks: t's CA and CRL, and the validity dates as of now (t
+ * being the context new connections get after a reload). True for a
+ * plain stream or one still in its handshake; false with why (size len)
+ * otherwise, e.g. "certificate revoked".
+ */
+bool rpc_stream_tls_still_valid(const struct rpc_stream *s, struct rpc_tls *t,
+				char *why, size_t len);
+
 /* Whether s is ready for the owner's bytes: a plain stream always, a TLS
  * one once its handshake is done. */
 bool rpc_stream_tls_done(const struct rpc_stream *s);

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -730,5 +731,49 @@ Test(raft_tls, hostile_clients_do_not_stop_the_cluster, .timeout = 240)
 			cr_assert(it_alive(c.nodes[i].proc), "node %d died",
 				  i + 1);
 	}
+	fu_assert_no_sanitizer_reports(&c);
+}
+
+/*
+ * Node 3's certificate is revoked while the cluster runs: once nodes 1
+ * and 2 reload their files (SIGHUP) they close their raft connections
+ * with node 3 at once, and commit on without it.
+ */
+Test(raft_tls, a_revoked_node_is_cut_off_at_the_reload)
+{
+	char crl[700], script[600], *argv[5], *out = NULL, *err = NULL;
+	const char *extra[3] = {"--tls-crl", crl, NULL};
+	struct fu_cluster c;
+	uint64_t before;
+
+	setup_tls();
+	snprintf(script, sizeof script, "%s/scripts/make-certs", it_srcdir());
+	argv[0] = script;
+	argv[1] = "--revoke";
+	argv[2] = certs;
+	argv[3] = "stale"; /* a CRL to start with */
+	argv[4] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+	snprintf(crl, sizeof crl, "%s/crl.pem", certs);
+	start(&c, "node3", extra);
+	cr_assert_gt(bench(&c), 0);
+	argv[3] = "node3";
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+	kill(c.nodes[0].proc->pid, SIGHUP);
+	kill(c.nodes[1].proc->pid, SIGHUP);
+	for (int i = 0; i < 2; i++)
+		cr_assert(cu_wait_log(c.nodes[i].proc->log,
+				      "closed: its certificate fails the "
+				      "reloaded TLS files: certificate revoked",
+				      5000),
+			  "node %d kept its raft connections with node 3",
+			  i + 1);
+	before = applied_of(&c, 2);
+	cr_assert_gt(bench(&c), 0);
+	cr_assert_leq(applied_of(&c, 2), before + 2, "node 3 went on applying");
 	fu_assert_no_sanitizer_reports(&c);
 }

@@ -469,25 +469,32 @@ Test(tls, roles_from_certificates)
  * --tls-crl: a certificate the CA revoked is refused like a stranger's;
  * the others of the CA are served.
  */
+/* scripts/make-certs --revoke certs name: name revoked, certs/crl.pem
+ * written. */
+static void revoke_cert(const char *name)
+{
+	char script[600], *argv[5], *out = NULL, *err = NULL;
+
+	snprintf(script, sizeof(script), "%s/scripts/make-certs", it_srcdir());
+	argv[0] = script;
+	argv[1] = "--revoke";
+	argv[2] = certs;
+	argv[3] = (char *)name;
+	argv[4] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
+	free(out);
+	free(err);
+}
+
 Test(tls, a_revoked_certificate_is_refused)
 {
-	char script[600], crl[700];
-	char *argv[6];
-	char *out = NULL, *err = NULL;
+	char crl[700];
 	struct it_node n;
 	settle_client *teller, *bench;
 	int rv;
 
 	make_certs();
-	snprintf(script, sizeof(script), "%s/scripts/make-certs", it_srcdir());
-	argv[0] = script;
-	argv[1] = "--revoke";
-	argv[2] = certs;
-	argv[3] = "teller";
-	argv[4] = NULL;
-	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "%s", err);
-	free(out);
-	free(err);
+	revoke_cert("teller");
 	snprintf(crl, sizeof(crl), "%s/crl.pem", certs);
 	start_tls_node(&n, certs, "node1", "--tls-crl", crl);
 	teller = client_in(&n, certs, "teller");
@@ -829,5 +836,41 @@ Test(tls, roles_by_fingerprint_and_subject_alt_name)
 	cr_assert_eq(settle_begin(teller, NULL, 60000, gid, sizeof(gid)), 0,
 		     "%s", settle_client_errmsg(teller));
 	settle_client_close(teller);
+	cu_stop_clean(&n);
+}
+
+/*
+ * A revocation reaches connections already open: "teller" has a
+ * connection and has begun over it; its certificate is revoked, the node
+ * reloads its files on SIGHUP and closes that connection at once (logged),
+ * so teller's next call fails, while "bench" goes on.
+ */
+Test(tls, a_revocation_closes_open_connections)
+{
+	char crl[700];
+	struct it_node n;
+	settle_client *teller, *bench;
+	int rv;
+
+	make_certs();
+	revoke_cert("nobody"); /* a CRL to start with, teller not in it */
+	snprintf(crl, sizeof(crl), "%s/crl.pem", certs);
+	start_tls_node(&n, certs, "node1", "--tls-crl", crl);
+	teller = client_in(&n, certs, "teller");
+	bench = client_in(&n, certs, "bench");
+	begins(teller);
+	begins(bench);
+	revoke_cert("teller");
+	kill(n.proc->pid, SIGHUP);
+	cr_assert(cu_wait_log(n.proc->log,
+			      "fails the reloaded TLS files: certificate "
+			      "revoked",
+			      5000),
+		  "the node kept the revoked certificate's connection");
+	rv = settle_begin(teller, NULL, 60000, NULL, 0);
+	cr_assert_neq(rv, 0, "a revoked certificate began a transaction");
+	begins(bench);
+	settle_client_close(teller);
+	settle_client_close(bench);
 	cu_stop_clean(&n);
 }
