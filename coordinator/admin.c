@@ -114,6 +114,20 @@ static struct admin_op *op_new(struct coord *c, struct rpc_call *call,
 	op->method = method;
 	op->id = id;
 	c->admin_op = op;
+	/* Who asked, for the audit: the certificate under TLS. */
+	{
+		const char *cn = rpc_call_peer_name(call);
+
+		settle_log(
+		    SETTLE_LOG_INFO, "admin", "%s of node %llu asked by %s %s",
+		    method == SETTLE__V1__METHOD__CLUSTER_ADD ? "addition"
+		    : method == SETTLE__V1__METHOD__CLUSTER_REMOVE
+			? "removal"
+			: "leadership transfer",
+		    (unsigned long long)id,
+		    cn[0] != '\0' ? "certificate" : "client",
+		    cn[0] != '\0' ? cn : rpc_call_peer(call));
+	}
 	return op;
 }
 

@@ -76,6 +76,20 @@ static char *read_file(const char *path)
 	return buf;
 }
 
+/* Whether a line of the file at path holds text. */
+static bool log_has(const char *path, const char *text)
+{
+	char line[2048];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
 Test(cluster_script, start_kill_restart_stop)
 {
 	char port[16], ep[64], path[700], *out, *err;
@@ -289,6 +303,18 @@ Test(cluster_script, tls_cluster)
 	snprintf(path, sizeof(path), "%s/node3.args", cdir);
 	cr_assert_not_null(strstr(read_file(path), "certs/node3.pem"));
 	cr_assert_null(strstr(read_file(path), "certs/node1.pem"));
+	/* The leader says whose certificate asked for the change. */
+	{
+		char l1[700], l2[700];
+
+		snprintf(l1, sizeof(l1), "%s/node1.log", cdir);
+		snprintf(l2, sizeof(l2), "%s/node2.log", cdir);
+		cr_assert(log_has(l1, "addition of node 3 asked by "
+				      "certificate admin") ||
+			      log_has(l2, "addition of node 3 asked by "
+					  "certificate admin"),
+			  "no node logged who asked for node 3");
+	}
 	/* Without the certificate: refused. */
 	snprintf(ep, sizeof(ep), "127.0.0.1:%d", p);
 	plain[0] = (char *)it_bin("settlectl");
