@@ -315,8 +315,9 @@ static void install(const char *live, const char *dir)
 /*
  * A rotation: the node's files replaced by those of another CA, then
  * SIGHUP. New connections go by the new files (a client of the old CA is
- * refused, one of the new is served); a connection open before keeps
- * working; files that do not load change nothing.
+ * refused, one of the new is served); a connection open before, whose
+ * certificate the new CA did not sign, is closed; files that do not load
+ * change nothing.
  */
 Test(tls, certificates_reload_on_sighup)
 {
@@ -345,8 +346,15 @@ Test(tls, certificates_reload_on_sighup)
 		     settle_client_errmsg(old_ca));
 	new_ca = client_in(&n, other, "bench");
 	begins(new_ca);
-	/* The connection made before the reload still serves. */
-	begins(before);
+	/* The connection made before the reload is closed: its certificate
+	 * is the old CA's, which the node no longer trusts (a rotation that
+	 * keeps old clients lists both CAs in the file). */
+	cr_assert(
+	    cu_wait_log(n.proc->log, "fails the reloaded TLS files", 5000),
+	    "the old CA's connection was kept");
+	rv = settle_begin(before, NULL, 60000, NULL, 0);
+	cr_assert_eq(rv, SETTLE_ETLS, "%d %s", rv,
+		     settle_client_errmsg(before));
 
 	/* A broken certificate file: nothing changes, and the log says so. */
 	f = fopen(cert, "w");
