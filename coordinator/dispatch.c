@@ -388,6 +388,7 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdBegin op = SETTLE__V1__CMD_BEGIN__INIT;
 	char gid[WAL_GID_MAX + 1], xgid[XA_XID_GID_LEN + 1];
+	char owner[WAL_OWNER_MAX + 1];
 	const char *req_gid;
 	uint64_t now = coord_wall_now(c);
 
@@ -438,6 +439,8 @@ static void do_begin(struct coord *c, struct rpc_call *call, const uint8_t *b,
 			     sizeof gid, &op.deadline_ms, &op.timeout_ms))
 		goto out;
 	op.gid = gid;
+	op.owner =
+	    (char *)dispatch__owner_for_begin(c, call, owner, sizeof owner);
 	op.mode = req->mode == SETTLE__V1__TX_MODE__XA
 		      ? SETTLE__V1__TX_MODE__XA
 		      : SETTLE__V1__TX_MODE__TCC;
@@ -481,7 +484,7 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 	Settle__V1__SubmitSagaRequest *req;
 	Settle__V1__Command cmd = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdSagaBegin op = SETTLE__V1__CMD_SAGA_BEGIN__INIT;
-	char gid[WAL_GID_MAX + 1];
+	char gid[WAL_GID_MAX + 1], owner[WAL_OWNER_MAX + 1];
 	char msg[256];
 	uint64_t now = coord_wall_now(c);
 	int rv;
@@ -503,6 +506,8 @@ static void do_submit_saga(struct coord *c, struct rpc_call *call,
 			     sizeof gid, &op.deadline_ms, &op.timeout_ms))
 		goto out;
 	op.gid = gid;
+	op.owner =
+	    (char *)dispatch__owner_for_begin(c, call, owner, sizeof owner);
 	op.recovery = req->recovery;
 	op.dag = req->dag;
 	op.n_steps = req->n_steps;
@@ -533,6 +538,7 @@ static void do_register(struct coord *c, struct rpc_call *call,
 		return;
 	}
 	if (!dispatch__cmd_id_ok(c, call, &req->cmd_id) ||
+	    !dispatch__owner_ok(c, call, req->gid, true) ||
 	    !dispatch__xa_register_ok(c, call, req))
 		goto out;
 	op.gid = req->gid;
@@ -616,7 +622,8 @@ static void do_decide(struct coord *c, struct rpc_call *call, int method,
 		op.reason =
 		    r->reason[0] != '\0' ? r->reason : "client rollback";
 	}
-	if (dispatch__cmd_id_ok(c, call, &id)) {
+	if (dispatch__cmd_id_ok(c, call, &id) &&
+	    dispatch__owner_ok(c, call, gid, true)) {
 		op.gid = (char *)gid;
 		cmd.cmd_id = id;
 		cmd.request_digest = wal_request_digest(method, msg);

@@ -58,6 +58,29 @@ bool dispatch__level_ok(struct coord *c, struct rpc_call *call, uint32_t level,
 bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
 			 const ProtobufCBinaryData *id);
 
+/* ---- dispatch_owner.c ---- */
+
+/* The caller's identity as a transaction's owner: "cn:NAME", "fp:HEX"
+ * (no usable CN), or "" on a plain connection; into buf of len bytes. */
+void dispatch__owner_of(struct rpc_call *call, char *buf, size_t len);
+/* What a Begin or saga records as its owner: the caller (in buf) once the
+ * cluster runs at feature level 7, else "". */
+const char *dispatch__owner_for_begin(struct coord *c, struct rpc_call *call,
+				      char *buf, size_t len);
+/* The owner a caller's lists are limited to (in buf): an initiator under
+ * --roles that is neither admin nor observer; NULL for every other. */
+const char *dispatch__owner_filter(struct coord *c, struct rpc_call *call,
+				   char *buf, size_t len);
+/* Whether a transaction of owner passes filter (NULL: all pass; a
+ * transaction without an owner passes every filter). */
+bool dispatch__owns(const char *filter, const char *owner);
+/* Whether the caller may act on gid (write) or read it: always without
+ * --roles, for an admin, for an observer reading, for a transaction with
+ * no owner or one it does not find; else only its owner. False after
+ * answering PERMISSION_DENIED. */
+bool dispatch__owner_ok(struct coord *c, struct rpc_call *call, const char *gid,
+			bool write);
+
 /* ---- dispatch_xa.c ---- */
 
 /*

@@ -34,6 +34,9 @@ static void begin_join(struct coord *c, struct rpc_call *call, const char *gid,
 	char msg[160];
 	int rv;
 
+	/* TMJOIN by another certificate than the one that began it. */
+	if (!dispatch__owner_ok(c, call, gid, true))
+		return;
 	rv = store_tx_get(c->store, NULL, gid, &tx);
 	if (rv != 0) {
 		coord_fail(c, call, rv,
@@ -267,7 +270,8 @@ void dispatch__do_xa(struct coord *c, struct rpc_call *call, int method,
 		cmd.op_case = SETTLE__V1__COMMAND__OP_XA_FORGET;
 		cmd.xa_forget = &forget;
 	}
-	if (dispatch__cmd_id_ok(c, call, &id)) {
+	if (dispatch__cmd_id_ok(c, call, &id) &&
+	    dispatch__owner_ok(c, call, gid, true)) {
 		cmd.cmd_id = id;
 		cmd.request_digest = wal_request_digest(method, msg);
 		dispatch__propose(c, call, method, &cmd, gid, false, 0);

@@ -5,7 +5,8 @@ coordinator_settled_SOURCES = \
 	coordinator/coord.h \
 	coordinator/aio_defer.c coordinator/aio_defer.h \
 	coordinator/dispatch.c coordinator/dispatch.h coordinator/dispatch_int.h \
-	coordinator/dispatch_xa.c coordinator/query.c \
+	coordinator/dispatch_xa.c coordinator/dispatch_owner.c \
+	coordinator/query.c \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
 	coordinator/budget.c coordinator/budget.h \

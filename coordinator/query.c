@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "coord.h"
+#include "dispatch_int.h"
 #include "driver.h"
 #include "error.h"
 #include "log.h"
@@ -50,6 +51,8 @@ void coord_do_query(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		coord_fail(c, call, SETTLE_EINVAL, "invalid gid");
 		goto out;
 	}
+	if (!dispatch__owner_ok(c, call, req->gid, false))
+		goto out;
 	if (req->wait_ms > 0 && query_should_wait(c, req->gid) &&
 	    coord_query_wait(c, call, req->gid, req->history, req->brief,
 			     req->wait_ms) == 0)
@@ -63,12 +66,15 @@ struct list_filter {
 	const struct coord *c;
 	const Settle__V1__ListRequest *req;
 	uint64_t now;
+	const char *owner; /* dispatch__owner_filter(); NULL: all */
 };
 
 static bool list_keep(void *data, const Settle__V1__TxRecord *tx)
 {
 	struct list_filter *f = data;
 
+	if (!dispatch__owns(f->owner, tx->owner))
+		return false;
 	if (f->req->older_than_ms != 0 &&
 	    tx->created_ms + f->req->older_than_ms > f->now)
 		return false;
@@ -85,6 +91,7 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	Settle__V1__TxRecord **txs = NULL;
 	Settle__V1__TxInfo **infos = NULL;
 	struct list_filter f;
+	char owner[WAL_OWNER_MAX + 1];
 	size_t count = 0, done = 0;
 	bool more = false;
 	MDB_txn *txn;
@@ -108,6 +115,7 @@ void coord_do_list(struct coord *c, struct rpc_call *call, const uint8_t *b,
 	f.c = c;
 	f.req = req;
 	f.now = settle_now_ms();
+	f.owner = dispatch__owner_filter(c, call, owner, sizeof owner);
 	rv = store_read_begin(c->store, &txn);
 	if (rv != 0) {
 		coord_fail(c, call, rv, store_errmsg(c->store));
@@ -152,7 +160,8 @@ out:
  * the transactions begun with its xid. */
 static bool xa_recover_keep(void *data, const Settle__V1__TxRecord *tx)
 {
-	(void)data;
+	if (!dispatch__owns(data, tx->owner))
+		return false;
 	if (tx->mode != SETTLE__V1__TX_MODE__XA || tx->xid.len == 0)
 		return false;
 	return tx->state == SETTLE__V1__TX_STATE__XA_PREPARED ||
@@ -168,6 +177,7 @@ void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
 	Settle__V1__TxRecord **txs = NULL;
 	Settle__V1__XaRecovered *rows = NULL, **ptrs = NULL;
 	size_t count = 0, limit;
+	char owner[WAL_OWNER_MAX + 1];
 	bool more = false;
 	int rv;
 
@@ -186,8 +196,10 @@ void coord_do_xa_recover(struct coord *c, struct rpc_call *call,
 		    : (req->limit > LIST_MAX ? LIST_MAX : req->limit);
 	/* Every state, in gid order: the prepared ones and the final ones
 	 * with a heuristic interleave, and paging is by gid. */
-	rv = store_tx_list(c->store, NULL, 0, req->after_gid, limit,
-			   xa_recover_keep, NULL, &txs, &count, &more);
+	rv = store_tx_list(
+	    c->store, NULL, 0, req->after_gid, limit, xa_recover_keep,
+	    (void *)dispatch__owner_filter(c, call, owner, sizeof owner), &txs,
+	    &count, &more);
 	if (rv != 0) {
 		coord_fail(c, call, rv, store_errmsg(c->store));
 		goto out;
@@ -307,6 +319,7 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 		f.c = c;
 		f.req = &lr;
 		f.now = now;
+		f.owner = NULL;
 		/* Every unfinished state: this count replaces the store's. */
 		static const int unfinished[] = {
 		    SETTLE__V1__TX_STATE__ACTIVE,

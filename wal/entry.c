@@ -280,6 +280,9 @@ int wal_command_validate(const Settle__V1__Command *cmd, char *errmsg,
 			return rv;
 		if (b->deadline_ms == 0)
 			return BAD(SETTLE_EINVAL, "deadline_ms missing");
+		if (strlen(b->owner) > WAL_OWNER_MAX)
+			return BAD(SETTLE_EINVAL, "owner longer than %d bytes",
+				   WAL_OWNER_MAX);
 		if (b->mode != SETTLE__V1__TX_MODE__TX_MODE_UNSPECIFIED &&
 		    b->mode != SETTLE__V1__TX_MODE__TCC &&
 		    b->mode != SETTLE__V1__TX_MODE__XA)

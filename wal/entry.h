@@ -25,6 +25,7 @@
 #define WAL_RESOURCE_MAX 256 /* bytes */
 #define WAL_PAYLOAD_MAX	 (1u << 20)
 #define WAL_TEXT_MAX	 1024  /* reason, error text */
+#define WAL_OWNER_MAX	 96    /* CmdBegin.owner: "fp:" + 64 hex */
 #define WAL_MAX_BRANCHES 1000  /* per transaction */
 #define WAL_GC_LIMIT_MAX 10000 /* CmdGc.limit */
 #define WAL_RESULTS_MAX	 1024  /* answers in one CmdResults */

@@ -294,6 +294,7 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	tx->deadline_ms = c->deadline_ms;
 	tx->due_ms = c->deadline_ms;
 	fsm__set_expiry(a, tx, c->timeout_ms);
+	tx->owner = c->owner; /* "" unless level 7 under TLS */
 	tx->next_branch_id = 1;
 	tx->next_event_seq = 1;
 	char xid[XA_XID_TEXT_MAX + 8] = "";

@@ -90,7 +90,8 @@ struct fsm {
  * leader may send a delta snapshot (a base and a journal of entries,
  * wal/journal.h), which an older release cannot restore. Level 6: phase
  * 2 by the initiator (CmdDecide.initiator_phase2_ms, CmdXaVote
- * PHASE2_*, branch_id 0 with those). A binary
+ * PHASE2_*, branch_id 0 with those). Level 7: CmdBegin.owner and
+ * CmdSagaBegin.owner, kept in the TxRecord (who may act on it). A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -100,7 +101,8 @@ struct fsm {
 #define FSM_LEVEL_CMD_IDS	4
 #define FSM_LEVEL_JOURNAL	5
 #define FSM_LEVEL_XA_PHASE2	6
-#define FSM_LEVEL		6
+#define FSM_LEVEL_OWNER		7
+#define FSM_LEVEL		7
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

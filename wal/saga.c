@@ -117,6 +117,9 @@ int wal_saga_begin_validate(const Settle__V1__CmdSagaBegin *c, char *errmsg,
 			   WAL_GID_MAX);
 	if (c->deadline_ms == 0)
 		return BAD(SETTLE_EINVAL, "deadline_ms missing");
+	if (strlen(c->owner) > WAL_OWNER_MAX)
+		return BAD(SETTLE_EINVAL, "owner longer than %d bytes",
+			   WAL_OWNER_MAX);
 	if (c->recovery != SETTLE__V1__SAGA_RECOVERY__BACKWARD &&
 	    c->recovery != SETTLE__V1__SAGA_RECOVERY__FORWARD)
 		return BAD(SETTLE_EINVAL, "unknown recovery %d", c->recovery);
@@ -367,6 +370,7 @@ int wal_saga_begin_apply(struct apply *a, const Settle__V1__CmdSagaBegin *c)
 	tx->created_ms = a->time;
 	tx->deadline_ms = c->deadline_ms;
 	fsm__set_expiry(a, tx, c->timeout_ms);
+	tx->owner = c->owner;
 	tx->recovery = c->recovery;
 	tx->next_event_seq = 1;
 	tx->next_completion = 1;

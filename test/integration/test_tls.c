@@ -882,3 +882,101 @@ Test(tls, a_revocation_closes_open_connections)
 	settle_client_close(bench);
 	cu_stop_clean(&n);
 }
+
+/* Until the node's cluster runs at feature level 7 (owners recorded). */
+static void wait_level_7(const struct it_node *n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		char *out = NULL, *err = NULL;
+		bool at = ctl_as(n, "admin", &out, &err,
+				 (const char *const[]){"--json", "status",
+						       NULL}) == 0 &&
+			  strstr(out, "\"cluster_feature_level\":7") != NULL;
+
+		free(out);
+		free(err);
+		if (at)
+			return;
+		usleep(100 * 1000);
+	}
+	cr_assert_fail("the cluster never ran at feature level 7");
+}
+
+/*
+ * An initiator acts on its own transactions only: "teller" begins; the
+ * other initiator "bench" can neither query, register a branch on, roll
+ * back nor commit it (PERMISSION_DENIED, the transaction unchanged), nor
+ * see it in its list, which holds its own; the observer reads it and the
+ * admin may act on it; teller commits it.
+ */
+Test(tls, an_initiator_acts_on_its_own_transactions_only)
+{
+	static char roles[700];
+	char gid[SETTLE_GID_BUFSIZE], mine[SETTLE_GID_BUFSIZE];
+	char *out = NULL, *err = NULL;
+	Settle__V1__TxInfo *info = NULL;
+	settle_client *teller, *bench;
+	struct it_node n;
+	bool fin = false;
+	int state = 0;
+	FILE *f;
+
+	make_certs();
+	snprintf(roles, sizeof(roles), "%s/roles", it_dir());
+	f = fopen(roles, "w");
+	cr_assert_not_null(f);
+	fputs("peer cn:node1\ninitiator cn:teller\ninitiator cn:bench\n"
+	      "observer cn:nobody\nadmin cn:admin\n",
+	      f);
+	fclose(f);
+	start_tls_node(&n, certs, "node1", "--roles", roles);
+	wait_level_7(&n);
+	teller = client_in(&n, certs, "teller");
+	bench = client_in(&n, certs, "bench");
+	cr_assert_eq(settle_begin(teller, NULL, 60000, gid, sizeof(gid)), 0,
+		     "%s", settle_client_errmsg(teller));
+	cr_assert_eq(settle_begin(bench, NULL, 60000, mine, sizeof(mine)), 0,
+		     "%s", settle_client_errmsg(bench));
+
+	cr_assert_eq(settle_query(bench, gid, false, &info), SETTLE_EDENIED);
+	cr_assert_not_null(
+	    strstr(settle_client_errmsg(bench), "begun by another certificate"),
+	    "%s", settle_client_errmsg(bench));
+	cr_assert_eq(settle_register_branch(bench, gid, "127.0.0.1:9", "r", "x",
+					    1, NULL),
+		     SETTLE_EDENIED);
+	cr_assert_eq(settle_rollback(bench, gid, "not mine", 0, &state, &fin),
+		     SETTLE_EDENIED);
+	cr_assert_eq(settle_commit(bench, gid, 0, &state, &fin),
+		     SETTLE_EDENIED);
+	/* Its own list holds its transaction, not teller's. */
+	cr_assert_eq(ctl_as(&n, "bench", &out, &err,
+			    (const char *const[]){"tx", "list", NULL}),
+		     0, "%s", err);
+	cr_assert_not_null(strstr(out, mine), "%s", out);
+	cr_assert_null(strstr(out, gid), "%s", out);
+	free(out);
+	free(err);
+	/* The observer reads it, untouched: ACTIVE, no branch. */
+	cr_assert_eq(
+	    ctl_as(&n, "nobody", &out, &err,
+		   (const char *const[]){"--json", "tx", "show", gid, NULL}),
+	    0, "%s", err);
+	cr_assert_not_null(strstr(out, "\"state\":\"active\""), "%s", out);
+	cr_assert_null(strstr(out, "not mine"), "%s", out);
+	free(out);
+	free(err);
+	/* Its owner commits it; the admin could have. */
+	cr_assert_eq(settle_query(teller, gid, false, &info), 0, "%s",
+		     settle_client_errmsg(teller));
+	settle_tx_info_free(info);
+	cr_assert_eq(settle_commit(teller, gid, 5000, &state, &fin), 0, "%s",
+		     settle_client_errmsg(teller));
+	cr_assert_eq(ctl_as(&n, "admin", NULL, &err,
+			    (const char *const[]){"tx", "show", mine, NULL}),
+		     0, "%s", err);
+	free(err);
+	settle_client_close(teller);
+	settle_client_close(bench);
+	cu_stop_clean(&n);
+}

@@ -103,6 +103,35 @@ Test(fsm, begin_creates_active_tx_due_at_deadline)
 	tfsm_check_indexes(&F);
 }
 
+/* Level 7: the owner a begin carries is kept with the transaction; an
+ * owner longer than WAL_OWNER_MAX is refused by validation. */
+Test(fsm, begin_keeps_its_owner)
+{
+	Settle__V1__Command *cmd;
+	struct ent e = ent_begin(1, 100, "g1", 900);
+	char why[200], longer[WAL_OWNER_MAX + 2];
+
+	cr_assert_eq(wal_entry_decode(e.buf, e.len, &cmd), 0);
+	ent_free(e);
+	cmd->begin->owner = "cn:teller";
+	cr_assert_eq(tfsm_code(&F, ent_cmd(cmd)), C_OK);
+	Settle__V1__TxRecord *tx = tx_of(&F, "g1");
+	cr_expect_str_eq(tx->owner, "cn:teller");
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+	memset(longer, 'a', sizeof longer - 1);
+	longer[sizeof longer - 1] = '\0';
+	cmd->begin->owner = longer;
+	cr_expect_eq(wal_command_validate(cmd, why, sizeof why),
+		     SETTLE_EINVAL);
+	cmd->begin->owner = NULL; /* not the decoder's to free */
+	settle__v1__command__free_unpacked(cmd, NULL);
+	/* A begin without one (plaintext, below level 7): none kept. */
+	cr_assert_eq(tfsm_code(&F, ent_begin(2, 100, "g2", 900)), C_OK);
+	tx = tx_of(&F, "g2");
+	cr_expect_str_eq(tx->owner, "");
+	settle__v1__tx_record__free_unpacked(tx, NULL);
+}
+
 Test(fsm, begin_twice_is_already_exists_without_change)
 {
 	cr_assert_eq(tfsm_code(&F, ent_begin(1, 100, "g1", 900)), C_OK);
