@@ -263,12 +263,16 @@ int settle_participant_set_tls(settle_participant *p,
 			       const struct settle_tls *tls);
 
 /*
- * Under TLS, the certificate names (CN) of the cluster's nodes: Confirm,
+ * Under TLS, the certificates of the cluster's nodes, each "NAME" or
+ * "cn:NAME" (its subject CN), "fp:HEX" (its SHA-256 fingerprint, colons
+ * allowed) or "san:NAME" (one of its DNS, URI or e-mail subjectAltNames),
+ * as settled --roles names them: Confirm,
  * Cancel, Action and Compensate are then served only to them (answered
  * PERMISSION_DENIED to any other certificate, the handler not called),
  * so that an initiator's certificate cannot confirm a branch itself; Try
  * stays open to every certificate the CA signed. n names (copied), before
- * start. 0, SETTLE_EINVAL (no TLS set, a name empty or over 64 bytes),
+ * start. 0, SETTLE_EINVAL (no TLS set, a CN empty or over 64 bytes, a
+ * SAN over 255, a fingerprint not of 64 hex digits),
  * SETTLE_ENOMEM.
  */
 int settle_participant_set_coordinators(settle_participant *p,

@@ -380,8 +380,10 @@ static int cmd_serve(int argc, char **argv)
 
 	if (n_coords > 0 && settle_participant_set_coordinators(
 				s.part, coords, n_coords) != 0) {
-		fprintf(stderr, "settle-bank: SETTLE_TLS_COORDINATORS needs "
-				"TLS and names of 1..64 bytes\n");
+		fprintf(stderr,
+			"settle-bank: SETTLE_TLS_COORDINATORS needs TLS and "
+			"names of the nodes' certificates: NAME or cn:NAME "
+			"(1..64 bytes), fp:SHA256HEX or san:NAME\n");
 		settle_participant_close(s.part);
 		rv = 2;
 		goto out_after_bank;

@@ -534,6 +534,8 @@ static void env_as(const char *name)
  * takes Try from an initiator and Confirm from the node, but not a
  * Confirm an initiator sends itself.
  */
+static void fingerprint_of(const char *name, char *out, size_t len);
+
 Test(tls, a_participant_takes_phase_2_only_from_the_coordinators)
 {
 	struct it_node n;
@@ -544,10 +546,16 @@ Test(tls, a_participant_takes_phase_2_only_from_the_coordinators)
 	char gid[SETTLE_GID_BUFSIZE];
 	int rv;
 
+	char fp[200], coords[210];
+
 	make_certs();
 	start_tls_node(&n, certs, "node1", NULL, NULL);
 	env_as("bank");
-	setenv("SETTLE_TLS_COORDINATORS", "node1", 1);
+	/* The node named by its certificate's fingerprint (a CN does as
+	 * well: scripts/quickstart's banks name node1,node2,node3). */
+	fingerprint_of("node1", fp, sizeof(fp));
+	snprintf(coords, sizeof(coords), "fp:%s", fp);
+	setenv("SETTLE_TLS_COORDINATORS", coords, 1);
 	it_bank_start(&b, "bank", "alice=1000,bob=500", NULL);
 	unsetenv("SETTLE_TLS_COORDINATORS");
 	env_as("teller");
