@@ -451,12 +451,12 @@ static void on_sighup(uv_signal_t *s, int signum)
 
 /* The raft port under TLS: a certificate holding the peer role, or any the
  * CA signed without --roles. */
-static bool raft_peer_ok(void *data, const struct rpc_peer_id *id)
+static bool raft_peer_ok(void *data, const struct rpc_peer_id *id,
+			 raft_id raft_id)
 {
 	struct coord *c = data;
 
-	return !c->roles_on ||
-	       (coord_roles_of(&c->roles, id) & COORD_ROLE_PEER) != 0;
+	return !c->roles_on || coord_roles_peer_ok(&c->roles, id, raft_id);
 }
 
 static int bootstrap(struct coord *c)

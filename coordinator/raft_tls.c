@@ -65,6 +65,7 @@ struct link {
 	uv_connect_t creq;
 	uv_getaddrinfo_t gai;
 	bool resolving;
+	raft_id raft_id; /* the peer's: dialled, or claimed by its hello */
 	/* Outbound: raft's request, until its callback has run. */
 	struct raft_uv_connect *req;
 	raft_uv_connect_cb cb;
@@ -373,11 +374,12 @@ static bool peer_allowed(struct link *l)
 
 	rpc_stream_peer_id(&l->net, &id);
 	name = id.name[0] != '\0' ? id.name : id.fingerprint;
-	if (rt->o.peer_ok != NULL && !rt->o.peer_ok(rt->o.peer_data, &id)) {
+	if (rt->o.peer_ok != NULL &&
+	    !rt->o.peer_ok(rt->o.peer_data, &id, l->raft_id)) {
 		link_refuse(l, R_PEER,
 			    "certificate \"%s\" does not hold the peer role "
-			    "(--roles)",
-			    name);
+			    "for raft id %llu (--roles)",
+			    name, (unsigned long long)l->raft_id);
 		return false;
 	}
 	return true;
@@ -414,6 +416,7 @@ static int hello_done(struct link *l)
 		return -1;
 	}
 	memcpy(address, l->in + HELLO_HEAD, alen);
+	l->raft_id = id;
 	if (!peer_allowed(l))
 		return -1;
 	if (rpc_stream_queue(&l->net, (const uint8_t *)ACK_MAGIC, MAGIC_LEN) !=
@@ -638,7 +641,6 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 	struct link *l;
 	int p;
 
-	(void)id;
 	if (rt->closing)
 		return RAFT_CANCELED;
 	if (rpc_addr_split(address, host, sizeof host, &p) != 0) {
@@ -651,6 +653,7 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 		return RAFT_NOMEM;
 	l->req = req;
 	l->cb = cb;
+	l->raft_id = id;
 	snprintf(l->peer, sizeof l->peer, "%s", address);
 	if (rpc_addr_numeric(host, p, &sa) == 0) {
 		link_connect(l, (const struct sockaddr *)&sa);
@@ -806,8 +809,9 @@ void raft_tls_set_contexts(struct raft_uv_transport *t, struct rpc_tls *server,
 	 * cut off now, not at its next reconnection. */
 	for (struct link *l = rt->links; l != NULL; l = l->next) {
 		if (l->state != L_OPEN ||
-		    rpc_stream_tls_still_valid(
-			&l->net, l->outbound ? client : server, why, sizeof why))
+		    rpc_stream_tls_still_valid(&l->net,
+					       l->outbound ? client : server,
+					       why, sizeof why))
 			continue;
 		settle_log(SETTLE_LOG_WARN, "raft",
 			   "raft connection %s %s closed: its certificate "

@@ -42,8 +42,10 @@ struct rpc_tls;
 struct rpc_peer_id;
 
 /* Whether the certificate id (rpc.h: its CN, fingerprint and SANs) may
- * speak raft with this node. */
-typedef bool (*raft_tls_peer_ok_cb)(void *data, const struct rpc_peer_id *id);
+ * speak raft with this node as raft_id (the id its hello claims, or the
+ * one this node dialled). */
+typedef bool (*raft_tls_peer_ok_cb)(void *data, const struct rpc_peer_id *id,
+				    raft_id raft_id);
 
 struct raft_tls_opts {
 	struct rpc_tls *server; /* accepts raft connections */

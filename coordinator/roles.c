@@ -21,6 +21,7 @@ struct coord_role_grant {
 	int by;
 	char value[COORD_ROLES_VALUE_MAX + 1];
 	unsigned roles;
+	uint64_t raft_id; /* a peer grant's `id:N`; 0: any raft id */
 };
 
 static const struct {
@@ -51,14 +52,20 @@ void coord_roles_free(struct coord_roles *r)
 	r->n = 0;
 }
 
-static int grant(struct coord_roles *r, int by, const char *value, unsigned bit)
+static int grant(struct coord_roles *r, int by, const char *value, unsigned bit,
+		 uint64_t raft_id)
 {
 	struct coord_role_grant *g;
 
 	for (size_t i = 0; i < r->n; i++)
 		if (r->grants[i].by == by &&
 		    strcmp(r->grants[i].value, value) == 0) {
+			if (raft_id != 0 && r->grants[i].raft_id != 0 &&
+			    r->grants[i].raft_id != raft_id)
+				return SETTLE_EINVAL;
 			r->grants[i].roles |= bit;
+			if (raft_id != 0)
+				r->grants[i].raft_id = raft_id;
 			return 0;
 		}
 	g = realloc(r->grants, (r->n + 1) * sizeof *g);
@@ -68,6 +75,7 @@ static int grant(struct coord_roles *r, int by, const char *value, unsigned bit)
 	g[r->n].by = by;
 	snprintf(g[r->n].value, sizeof g[r->n].value, "%s", value);
 	g[r->n].roles = bit;
+	g[r->n].raft_id = raft_id;
 	r->n++;
 	return 0;
 }
@@ -123,6 +131,7 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		     size_t errmsg_len)
 {
 	char line[512], role[32], match[512], value[COORD_ROLES_VALUE_MAX + 1];
+	char idtok[32];
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
 	int rv = 0;
@@ -137,7 +146,8 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 	while (rv == 0 && fgets(line, sizeof line, f) != NULL) {
 		char *hash = strchr(line, '#'), extra[2];
 		unsigned bit;
-		int k, by = BY_CN;
+		unsigned long long raft_id = 0;
+		int k, by = BY_CN, used = 0;
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -151,26 +161,38 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		}
 		if (hash != NULL)
 			*hash = '\0';
-		k = sscanf(line, "%31s %511s %1s", role, match, extra);
+		k = sscanf(line, "%31s %511s %31s %1s", role, match, idtok,
+			   extra);
 		if (k <= 0)
 			continue; /* blank or a comment */
-		bit = k == 2 ? role_bit(role) : 0;
-		if (k != 2 || bit == 0 || matcher(match, &by, value) != 0) {
+		bit = k == 2 || k == 3 ? role_bit(role) : 0;
+		/* A peer may be bound to its raft id: `peer MATCH id:N`. */
+		if (k == 3 &&
+		    (bit != COORD_ROLE_PEER ||
+		     sscanf(idtok, "id:%llu%n", &raft_id, &used) != 1 ||
+		     idtok[used] != '\0' || raft_id == 0))
+			bit = 0;
+		if (bit == 0 || matcher(match, &by, value) != 0) {
 			snprintf(
 			    errmsg, errmsg_len,
 			    "--roles %s line %u: want ROLE cn:NAME, ROLE "
 			    "fp:SHA256-HEX or ROLE san:NAME, ROLE one of "
 			    "peer, initiator, participant, observer, admin "
-			    "(NAME up to %d bytes, a SAN up to %d)",
+			    "(NAME up to %d bytes, a SAN up to %d), a peer "
+			    "optionally followed by id:RAFT-ID",
 			    path, lineno, COORD_ROLES_NAME_MAX,
 			    COORD_ROLES_VALUE_MAX);
 			rv = SETTLE_EINVAL;
 			break;
 		}
-		rv = grant(r, by, value, bit);
+		rv = grant(r, by, value, bit, (uint64_t)raft_id);
 		if (rv != 0)
 			snprintf(errmsg, errmsg_len,
-				 "--roles %s: out of memory", path);
+				 rv == SETTLE_EINVAL
+				     ? "--roles %s line %u: a certificate "
+				       "bound to two raft ids"
+				     : "--roles %s line %u: out of memory",
+				 path, lineno);
 	}
 	fclose(f);
 	if (rv != 0)
@@ -254,4 +276,17 @@ const char *coord_roles_names(unsigned mask, char *buf, size_t len)
 	if (buf[0] == '\0')
 		snprintf(buf, len, "no role");
 	return buf;
+}
+
+bool coord_roles_peer_ok(const struct coord_roles *r,
+			 const struct rpc_peer_id *id, uint64_t raft_id)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct coord_role_grant *g = &r->grants[i];
+
+		if ((g->roles & COORD_ROLE_PEER) != 0 && grant_matches(g, id) &&
+		    (g->raft_id == 0 || g->raft_id == raft_id))
+			return true;
+	}
+	return false;
 }

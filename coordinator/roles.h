@@ -6,7 +6,9 @@
  * subject common name is NAME), `ROLE fp:HEX` (the one whose SHA-256
  * fingerprint is HEX, colons allowed) or `ROLE san:NAME` (one with NAME
  * among its DNS, URI or e-mail subjectAltNames) holds ROLE; a certificate
- * holds the roles of every grant it matches; `#` starts a comment. Roles:
+ * holds the roles of every grant it matches; `#` starts a comment. A peer
+ * grant may end in `id:N`: that certificate may then speak raft only as
+ * raft id N. Roles:
  *   peer         another node: STATUS (feature rounds, a joiner's probe)
  *   initiator    transactions: BEGIN, SUBMIT_SAGA, REGISTER_BRANCH,
  *                COMMIT, ROLLBACK, XA_VOTE, XA_PREPARE, XA_RECOVER,
@@ -21,7 +23,9 @@
 #ifndef SETTLE_COORD_ROLES_H
 #define SETTLE_COORD_ROLES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum {
 	COORD_ROLE_PEER = 1u << 0,
@@ -56,6 +60,12 @@ void coord_roles_free(struct coord_roles *r);
  * none. */
 unsigned coord_roles_of(const struct coord_roles *r,
 			const struct rpc_peer_id *id);
+
+/* Whether certificate id may speak raft as raft_id: a peer grant it
+ * matches that binds no raft id (`peer cn:NAME`) or binds that one
+ * (`peer cn:NAME id:N`). */
+bool coord_roles_peer_ok(const struct coord_roles *r,
+			 const struct rpc_peer_id *id, uint64_t raft_id);
 
 /* The roles that may call method (a settle.v1.Method); 0: none. */
 unsigned coord_roles_for_method(int method);

@@ -77,8 +77,9 @@ static void setup_tls(void)
 	snprintf(roles, sizeof roles, "%s/roles", it_dir());
 	f = fopen(roles, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "peer cn:node1\npeer cn:node2\npeer cn:node3\n"
-		   "admin cn:admin\ninitiator cn:bench\ninitiator cn:hog\n");
+	fprintf(f,
+		"peer cn:node1 id:1\npeer cn:node2 id:2\npeer cn:node3 id:3\n"
+		"admin cn:admin\ninitiator cn:bench\ninitiator cn:hog\n");
 	fclose(f);
 	snprintf(cert, sizeof cert, "%s/admin.pem", certs);
 	snprintf(key, sizeof key, "%s/admin.key", certs);
@@ -238,8 +239,8 @@ static SSL *tls_on(SSL_CTX *ctx, int fd)
 }
 
 static bool raft_send_as(const struct fu_node *nd, const char *dir,
-			 const char *name, const uint8_t *msg, size_t len,
-			 bool *closed)
+			 const char *name, uint8_t claim, const uint8_t *msg,
+			 size_t len, bool *closed)
 {
 	SSL_CTX *ctx = client_ctx(dir, name);
 	uint8_t hello[24 + 16] = "SETTLER1";
@@ -250,8 +251,8 @@ static bool raft_send_as(const struct fu_node *nd, const char *dir,
 
 	cr_assert_not_null(ctx);
 	fd = dial_raft(nd);
-	hello[8] = 99;	/* raft id */
-	hello[16] = 16; /* address length */
+	hello[8] = claim; /* raft id */
+	hello[16] = 16;	  /* address length */
 	memcpy(hello + 24, "127.0.0.1:9", 11);
 	/* TLS 1.3: a client learns that the server refused its certificate
 	 * at its first read, not at SSL_connect. */
@@ -274,9 +275,9 @@ static bool raft_send_as(const struct fu_node *nd, const char *dir,
 }
 
 static bool raft_hello(const struct fu_node *nd, const char *dir,
-		       const char *name)
+		       const char *name, uint8_t claim)
 {
-	return raft_send_as(nd, dir, name, NULL, 0, NULL);
+	return raft_send_as(nd, dir, name, claim, NULL, 0, NULL);
 }
 
 static void send_all(int fd, const void *p, size_t n)
@@ -305,7 +306,7 @@ Test(raft_tls, raft_runs_over_mutual_tls_and_plaintext_is_refused)
 	cr_assert_geq(leader, 0);
 	/* A peer's certificate is accepted: the control for the refusals
 	 * below. */
-	cr_assert(raft_hello(&c.nodes[leader], certs, "node2"),
+	cr_assert(raft_hello(&c.nodes[leader], certs, "node2", 2),
 		  "a peer's certificate was refused");
 	for (int i = 0; i < 3; i++)
 		cr_assert(!cu_log_has(c.nodes[i].proc->log, "refused:"),
@@ -331,7 +332,7 @@ Test(raft_tls, raft_runs_over_mutual_tls_and_plaintext_is_refused)
 	 * raft's stream, where the check drops it before raft decodes it. */
 	bool closed = false;
 
-	cr_assert(raft_send_as(&c.nodes[leader], certs, "node2", msg,
+	cr_assert(raft_send_as(&c.nodes[leader], certs, "node2", 2, msg,
 			       sizeof msg, &closed));
 	cr_assert(closed, "the connection stayed open");
 	cr_assert(refused(&c.nodes[leader], "dropped a malformed message"));
@@ -348,23 +349,29 @@ Test(raft_tls, raft_ports_refuse_strangers_and_non_peers)
 	setup_tls();
 	start(&c, "node3", NULL);
 	nd = &c.nodes[0];
-	cr_assert(!raft_hello(nd, certs, NULL), "no certificate: accepted");
+	cr_assert(!raft_hello(nd, certs, NULL, 99), "no certificate: accepted");
 	cr_assert(refused(nd, "did not return a certificate"));
 	usleep(1100 * 1000);
-	cr_assert(!raft_hello(nd, other, "node1"),
+	cr_assert(!raft_hello(nd, other, "node1", 1),
 		  "another CA's certificate: accepted");
 	cr_assert(refused(nd, "certificate verify failed"));
 	/* One refusal is logged a second: the next is in the log after it. */
 	usleep(1100 * 1000);
-	cr_assert(!raft_hello(nd, certs, "stale"),
+	cr_assert(!raft_hello(nd, certs, "stale", 99),
 		  "an expired certificate: accepted");
 	cr_assert(refused(nd, "certificate has expired"));
 	usleep(1100 * 1000);
-	cr_assert(!raft_hello(nd, certs, "bench"),
+	cr_assert(!raft_hello(nd, certs, "bench", 99),
 		  "an initiator's certificate: accepted on the raft port");
 	cr_assert(refused(nd, "certificate \"bench\" does not hold the peer "
 			      "role"));
-	cr_assert(raft_hello(nd, certs, "node3"));
+	cr_assert(raft_hello(nd, certs, "node3", 3));
+	/* A peer's certificate claiming another member's raft id. */
+	usleep(1100 * 1000);
+	cr_assert(!raft_hello(nd, certs, "node3", 2),
+		  "node 3's certificate spoke raft as node 2");
+	cr_assert(refused(nd, "certificate \"node3\" does not hold the peer "
+			      "role for raft id 2"));
 	cr_assert_gt(bench(&c), 0);
 	fu_assert_no_sanitizer_reports(&c);
 }

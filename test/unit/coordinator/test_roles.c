@@ -181,3 +181,41 @@ Test(roles, fingerprints_and_subject_alt_names)
 		     SETTLE_EINVAL);
 	unlink(path);
 }
+
+/* `peer MATCH id:N` binds a peer's certificate to its raft id; a peer
+ * grant without one takes any id; other roles take no id. */
+Test(roles, a_peer_bound_to_its_raft_id)
+{
+	struct rpc_peer_id n1 = {.name = "node1", .fingerprint = ""};
+	struct rpc_peer_id n9 = {.name = "node9", .fingerprint = ""};
+	struct rpc_peer_id teller = {.name = "teller", .fingerprint = ""};
+	struct coord_roles r;
+	char err[300];
+
+	write_roles("peer cn:node1 id:1\n"
+		    "peer cn:node9\n"
+		    "initiator cn:teller\n");
+	cr_assert_eq(coord_roles_load(&r, path, err, sizeof err), 0, "%s", err);
+	unlink(path);
+	cr_expect(coord_roles_peer_ok(&r, &n1, 1));
+	cr_expect_not(coord_roles_peer_ok(&r, &n1, 2));
+	cr_expect(coord_roles_peer_ok(&r, &n9, 2));
+	cr_expect(coord_roles_peer_ok(&r, &n9, 7));
+	cr_expect_not(coord_roles_peer_ok(&r, &teller, 1));
+	cr_expect_eq(coord_roles_of(&r, &n1), COORD_ROLE_PEER);
+	coord_roles_free(&r);
+
+	static const char *const bad[] = {
+	    "admin cn:alice id:1\n",
+	    "peer cn:node1 id:0\n",
+	    "peer cn:node1 id:x\n",
+	    "peer cn:node1 id:1x\n",
+	    "peer cn:node1 id:1\npeer cn:node1 id:2\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_roles(bad[i]);
+		cr_expect_eq(coord_roles_load(&r, path, err, sizeof err),
+			     SETTLE_EINVAL, "%s", bad[i]);
+		unlink(path);
+	}
+}
