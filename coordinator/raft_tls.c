@@ -41,6 +41,8 @@
 /* At most one inbound refusal logged a second, with a count of the
  * others. */
 #define WARN_EVERY_MS 1000u
+/* How often open links are looked at for a certificate that expired. */
+#define SWEEP_EVERY_MS 10000u
 
 enum link_state { L_RESOLVE, L_CONNECT, L_SETUP, L_OPEN, L_CLOSING };
 
@@ -92,6 +94,8 @@ struct rt {
 	char address[RAFT_TLS_ADDRESS_MAX];
 	uv_tcp_t listener;
 	bool listener_open;
+	uv_timer_t sweep; /* certificates that expired while connected */
+	bool sweep_open;
 	raft_uv_accept_cb accept_cb;
 	struct link *links;
 	unsigned n_setup;
@@ -144,7 +148,7 @@ static void rt_maybe_closed(struct rt *rt)
 	raft_uv_transport_close_cb cb = rt->close_cb;
 
 	if (!rt->closing || cb == NULL || rt->links != NULL ||
-	    rt->listener_open)
+	    rt->listener_open || rt->sweep_open)
 		return;
 	rt->close_cb = NULL;
 	cb(rt->transport);
@@ -678,6 +682,24 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 
 /* ---- Inbound ------------------------------------------------------------- */
 
+/* Links whose peer's certificate expired since their handshake: closed,
+ * as the peer could not connect again with it. */
+static void sweep_expired(uv_timer_t *t)
+{
+	struct rt *rt = t->data;
+	time_t now = time(NULL);
+
+	for (struct link *l = rt->links; l != NULL; l = l->next) {
+		if (l->state != L_OPEN || !rpc_stream_tls_expired(&l->net, now))
+			continue;
+		settle_log(SETTLE_LOG_WARN, "raft",
+			   "raft connection %s %s closed: its certificate has "
+			   "expired",
+			   l->outbound ? "to" : "from", l->peer);
+		link_close(l);
+	}
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct rt *rt = server->data;
@@ -735,6 +757,12 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 		return RAFT_IOERR;
 	}
 	rt->accept_cb = cb;
+	(void)uv_timer_init(rt->loop, &rt->sweep);
+	rt->sweep.data = rt;
+	rt->sweep_open = true;
+	(void)uv_timer_start(&rt->sweep, sweep_expired, SWEEP_EVERY_MS,
+			     SWEEP_EVERY_MS);
+	uv_unref((uv_handle_t *)&rt->sweep);
 	return 0;
 }
 
@@ -763,6 +791,14 @@ static void listener_closed(uv_handle_t *h)
 	rt_maybe_closed(rt);
 }
 
+static void sweep_closed(uv_handle_t *h)
+{
+	struct rt *rt = h->data;
+
+	rt->sweep_open = false;
+	rt_maybe_closed(rt);
+}
+
 static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
 	struct rt *rt = t->impl;
@@ -771,6 +807,8 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 	rt->close_cb = cb;
 	if (rt->listener_open && !uv_is_closing((uv_handle_t *)&rt->listener))
 		uv_close((uv_handle_t *)&rt->listener, listener_closed);
+	if (rt->sweep_open && !uv_is_closing((uv_handle_t *)&rt->sweep))
+		uv_close((uv_handle_t *)&rt->sweep, sweep_closed);
 	for (struct link *l = rt->links; l != NULL; l = l->next)
 		link_close(l);
 	rt_maybe_closed(rt);

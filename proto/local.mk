@@ -48,7 +48,7 @@ TESTS += test/unit/test_rpc_client
 check_PROGRAMS += test/unit/test_rpc_tls
 test_unit_test_rpc_tls_SOURCES = test/unit/proto/test_rpc_tls.c \
 	test/unit/proto/rawpeer.h
-test_unit_test_rpc_tls_CFLAGS = $(TEST_CFLAGS)
-test_unit_test_rpc_tls_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+test_unit_test_rpc_tls_CFLAGS = $(TEST_CFLAGS) $(SSL_CFLAGS)
+test_unit_test_rpc_tls_LDADD = proto/libsettlecore.la $(TEST_LIBS) $(SSL_LIBS)
 TESTS += test/unit/test_rpc_tls
 endif

@@ -30,6 +30,10 @@
 #define PARTIAL_FREE	   (16u * 1024u)
 #define DEFAULT_MAX_QUEUED (64u * 1024u * 1024u)
 
+/* Under TLS the connections' certificates are looked at this often for
+ * one that expired while connected. */
+#define RPC_EXPIRY_SWEEP_MS 10000u
+
 struct srv_conn {
 	struct rpc_stream s;
 	struct rpc_server *srv; /* NULL once the stream closed */
@@ -459,11 +463,18 @@ static void server_idle_cb(uv_timer_t *t)
 {
 	struct rpc_server *s = t->data;
 	uint64_t now = settle_mono_ms();
+	time_t wall = time(NULL);
 	struct srv_conn *c;
 
 	for (c = s->conns; c != NULL; c = c->next) {
 		if (c->closing)
 			continue;
+		/* A certificate good at the handshake and past its end
+		 * since: as if the client had come back with it. */
+		if (rpc_stream_tls_expired(&c->s, wall)) {
+			conn_close(c, "its certificate has expired");
+			continue;
+		}
 		/* A paused connection is not read: its frame waits on us. */
 		if (s->opts.frame_timeout_ms != 0 && c->frame_since != 0 &&
 		    !c->paused &&
@@ -584,7 +595,8 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 	s->port = ntohs(bound.ss_family == AF_INET6
 			    ? ((struct sockaddr_in6 *)&bound)->sin6_port
 			    : ((struct sockaddr_in *)&bound)->sin_port);
-	if (s->opts.idle_close_ms > 0 || s->opts.frame_timeout_ms > 0) {
+	if (s->opts.idle_close_ms > 0 || s->opts.frame_timeout_ms > 0 ||
+	    s->opts.tls != NULL) {
 		uint64_t every = UINT64_MAX;
 
 		if (s->opts.idle_close_ms > 0)
@@ -592,6 +604,10 @@ int rpc_server_start(uv_loop_t *loop, const char *address,
 		if (s->opts.frame_timeout_ms > 0 &&
 		    s->opts.frame_timeout_ms / 4 + 1 < every)
 			every = s->opts.frame_timeout_ms / 4 + 1;
+		/* Under TLS, certificates that expire while connected are
+		 * found within this. */
+		if (s->opts.tls != NULL && RPC_EXPIRY_SWEEP_MS < every)
+			every = RPC_EXPIRY_SWEEP_MS;
 		uv_timer_start(&s->idle, server_idle_cb, every, every);
 		/* The sweep alone must not keep a loop running. */
 		uv_unref((uv_handle_t *)&s->idle);
@@ -663,8 +679,8 @@ void rpc_server_set_tls(struct rpc_server *s, struct rpc_tls *t)
 
 	s->opts.tls = t;
 	for (struct srv_conn *c = s->conns; c != NULL; c = c->next) {
-		if (c->closing || rpc_stream_tls_still_valid(&c->s, t, why,
-							     sizeof why))
+		if (c->closing ||
+		    rpc_stream_tls_still_valid(&c->s, t, why, sizeof why))
 			continue;
 		snprintf(msg, sizeof msg,
 			 "its certificate fails the reloaded TLS files: %s",

@@ -55,6 +55,7 @@ struct rpc_tls_conn {
 	 * the other. */
 	char peer_sans[512];
 	size_t n_sans;
+	time_t peer_not_after; /* the certificate's end of validity; 0: none */
 };
 
 /* One buffer of decrypted bytes per loop thread (records arrive in the
@@ -318,6 +319,17 @@ static void peer_fingerprint(X509 *peer, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* When peer's validity ends (unix time), 0 if it cannot be read. */
+static time_t peer_end(X509 *peer)
+{
+	const ASN1_TIME *t = peer != NULL ? X509_get0_notAfter(peer) : NULL;
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
 /* The DNS, URI and e-mail subjectAltNames of peer into c->peer_sans:
  * printable ones that fit, at most RPC_PEER_SANS. */
 static void peer_sans(X509 *peer, struct rpc_tls_conn *c)
@@ -404,6 +416,7 @@ static int handshake(struct rpc_stream *s)
 		peer_cn(peer, c->peer_name, sizeof(c->peer_name));
 		peer_fingerprint(peer, c->peer_fp);
 		peer_sans(peer, c);
+		c->peer_not_after = peer_end(peer);
 		tls_pump(s);
 		if (c->app == APP_WAITING)
 			return encrypt(s, s->busy, s->busy_len) == 0 ? 0 : -1;
@@ -667,4 +680,12 @@ bool rpc_stream_tls_still_valid(const struct rpc_stream *s, struct rpc_tls *t,
 	X509_STORE_CTX_free(vc);
 	ERR_clear_error();
 	return ok;
+}
+
+bool rpc_stream_tls_expired(const struct rpc_stream *s, time_t now)
+{
+	const struct rpc_tls_conn *c = s->tls;
+
+	return c != NULL && c->done && c->peer_not_after != 0 &&
+	       now >= c->peer_not_after;
 }

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -75,6 +76,10 @@ void rpc_tls_why(struct ssl_st *ssl, const char *what, char *buf, size_t len);
  */
 bool rpc_stream_tls_still_valid(const struct rpc_stream *s, struct rpc_tls *t,
 				char *why, size_t len);
+
+/* Whether the certificate the peer of s presented has expired by now
+ * (unix time): false on a plain stream or before the handshake's end. */
+bool rpc_stream_tls_expired(const struct rpc_stream *s, time_t now);
 
 /* Whether s is ready for the owner's bytes: a plain stream always, a TLS
  * one once its handshake is done. */

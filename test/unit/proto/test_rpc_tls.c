@@ -11,6 +11,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "error.h"
 #include "rawpeer.h"
 #include "rpc.h"
@@ -368,5 +372,96 @@ Test(rpc_tls, a_handshake_never_finished_is_cut_off)
 	rpc_client_close(c);
 	run_for(&fx.loop, 50);
 	rpc_tls_free(t);
+	teardown(&fx);
+}
+
+/* A client certificate "name" of the test CA valid for secs seconds from
+ * now (openssl(1) here counts in days). */
+static void short_cert(const char *name, long secs)
+{
+	char path[128];
+	X509 *ca, *x = X509_new();
+	EVP_PKEY *ca_key, *key = EVP_EC_gen("P-256");
+	X509_NAME *subject;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	ca = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/ca.key", dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	cr_assert(ca != NULL && ca_key != NULL && x != NULL && key != NULL);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), secs);
+	subject = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+				   (const unsigned char *)name, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_set_pubkey(x, key);
+	cr_assert_gt(X509_sign(x, ca_key, EVP_sha256()), 0);
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	PEM_write_X509(f, x);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+}
+
+/* One BEGIN over c: its outcome, waited for up to 5 s. */
+static struct outcome one_call(struct fixture *fx, struct rpc_client *c)
+{
+	Settle__V1__BeginRequest req = SETTLE__V1__BEGIN_REQUEST__INIT;
+	struct outcome o = {0};
+
+	req.gid = "g";
+	cr_assert_eq(rpc_client_call(c, SETTLE__V1__METHOD__BEGIN, &req.base,
+				     5000, on_reply, &o),
+		     0);
+	cr_assert(run_until(&fx->loop, &o.done, 6000), "no answer");
+	return o;
+}
+
+/*
+ * A client certificate valid for 3 s more: its calls are served, and once
+ * it has expired the server's sweep closes the connection (no reload
+ * needed), so the next call fails: reconnecting, the handshake refuses
+ * the expired certificate.
+ */
+Test(rpc_tls, a_certificate_that_expires_while_connected_is_cut_off)
+{
+	struct rpc_opts opts = {0};
+	struct fixture fx;
+	struct rpc_client *c;
+	struct outcome o;
+
+	/* A frame timeout of 2 s sweeps the connections every 0.5 s. */
+	setup_opts(&fx, "server", 2000);
+	short_cert("brief", 3);
+	opts.tls = tls_of("brief", false, "ca");
+	cr_assert_eq(rpc_client_init(&fx.loop, fx.endpoint, &opts, &c), 0);
+	o = one_call(&fx, c);
+	cr_assert_eq(o.err, 0, "%s", o.msg);
+	cr_assert_str_eq(fx.caller, "brief");
+	run_for(&fx.loop, 4500);
+	o = one_call(&fx, c);
+	cr_assert_neq(o.err, 0, "an expired certificate was still served");
+	rpc_client_close(c);
+	run_for(&fx.loop, 50);
+	rpc_tls_free(opts.tls);
 	teardown(&fx);
 }
