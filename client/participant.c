@@ -7,7 +7,6 @@
 
 #include "settle_participant.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,19 +20,12 @@
 #define GC_BATCH_DEFAULT       1000
 #define GC_INTERVAL_DEFAULT_MS 60000
 
-/* A coordinator's certificate, as set_coordinators names it: kind 'c'
- * (CN), 'f' (fingerprint, lowercase hex) or 's' (a subjectAltName). */
-struct coord_name {
-	char kind;
-	char value[256];
-};
-
 struct settle_participant {
 	struct settle_participant_config cfg;
 	char *listen;
 	struct rpc_tls *tls; /* settle_participant_set_tls(); NULL: plain */
 	/* settle_participant_set_coordinators(): who may call phase 2. */
-	struct coord_name *coords; /* settle_participant_set_coordinators */
+	struct rpc_peer_match *coords; /* set_coordinators */
 	size_t n_coords;
 	settle_barrier *barrier;
 	struct rpc_server *server;
@@ -531,43 +523,25 @@ static void participant_free(settle_participant *p)
 	free(p);
 }
 
-/* "NAME" or "cn:NAME" (a CN of 1..64 bytes), "fp:HEX" (a SHA-256
- * fingerprint, colons allowed) or "san:NAME" (1..255 bytes) into *out; -1
- * if it is none of them. */
-static int coord_name_parse(const char *s, struct coord_name *out)
+/* "NAME" (a CN, as before the other forms), or one of rpc.h's peer
+ * matchers: cn:NAME, fp:HEX, san:NAME. */
+static int coord_name_parse(const char *s, struct rpc_peer_match *out)
 {
-	size_t n = 0, len;
+	char cn[RPC_PEER_CN_MAX + 8];
 
-	if (strncmp(s, "fp:", 3) == 0) {
-		out->kind = 'f';
-		for (s += 3; *s != '\0'; s++) {
-			if (*s == ':')
-				continue;
-			if (n == 64 || !isxdigit((unsigned char)*s))
-				return -1;
-			out->value[n++] = (char)tolower((unsigned char)*s);
-		}
-		out->value[n] = '\0';
-		return n == 64 ? 0 : -1;
-	}
-	out->kind = 'c';
-	if (strncmp(s, "san:", 4) == 0) {
-		out->kind = 's';
-		s += 4;
-	} else if (strncmp(s, "cn:", 3) == 0) {
-		s += 3;
-	}
-	len = strlen(s);
-	if (len == 0 || len > (out->kind == 's' ? 255u : 64u))
+	if (strncmp(s, "cn:", 3) == 0 || strncmp(s, "fp:", 3) == 0 ||
+	    strncmp(s, "san:", 4) == 0)
+		return rpc_peer_match_parse(s, out);
+	if (strlen(s) > RPC_PEER_CN_MAX)
 		return -1;
-	memcpy(out->value, s, len + 1);
-	return 0;
+	snprintf(cn, sizeof cn, "cn:%s", s);
+	return rpc_peer_match_parse(cn, out);
 }
 
 int settle_participant_set_coordinators(settle_participant *p,
 					const char *const *names, size_t n)
 {
-	struct coord_name *c;
+	struct rpc_peer_match *c;
 
 	if (p == NULL || p->tls == NULL || p->server != NULL ||
 	    (n > 0 && names == NULL))
@@ -587,19 +561,6 @@ int settle_participant_set_coordinators(settle_participant *p,
 	return 0;
 }
 
-static bool coord_name_matches(const struct coord_name *c,
-			       const struct rpc_peer_id *id)
-{
-	if (c->kind == 'c')
-		return strcmp(c->value, id->name) == 0;
-	if (c->kind == 'f')
-		return strcmp(c->value, id->fingerprint) == 0;
-	for (size_t i = 0; i < id->n_san; i++)
-		if (strcmp(c->value, id->san[i]) == 0)
-			return true;
-	return false;
-}
-
 /* Phase 2 (all but Try) only from the coordinators' certificates, once
  * they are named. */
 static bool caller_may(settle_participant *p, struct rpc_call *rpc, int op)
@@ -612,7 +573,7 @@ static bool caller_may(settle_participant *p, struct rpc_call *rpc, int op)
 		return true;
 	rpc_call_peer_id(rpc, &id);
 	for (size_t i = 0; i < p->n_coords; i++)
-		if (coord_name_matches(&p->coords[i], &id))
+		if (rpc_peer_match_is(&p->coords[i], &id))
 			return true;
 	name = id.name[0] != '\0' ? id.name : id.fingerprint;
 	snprintf(msg, sizeof msg,

@@ -13,13 +13,10 @@
 #include "rpc.h"
 #include "settle.pb-c.h"
 
-/* What a grant matches: the certificate's CN, its SHA-256 fingerprint, or
- * one of its subjectAltNames. */
-enum { BY_CN, BY_FP, BY_SAN };
-
+/* What a grant matches (the certificate's CN, its SHA-256 fingerprint,
+ * or one of its subjectAltNames), and what it grants. */
 struct coord_role_grant {
-	int by;
-	char value[COORD_ROLES_VALUE_MAX + 1];
+	struct rpc_peer_match m;
 	unsigned roles;
 	uint64_t raft_id; /* a peer grant's `id:N`; 0: any raft id */
 };
@@ -52,14 +49,14 @@ void coord_roles_free(struct coord_roles *r)
 	r->n = 0;
 }
 
-static int grant(struct coord_roles *r, int by, const char *value, unsigned bit,
-		 uint64_t raft_id)
+static int grant(struct coord_roles *r, const struct rpc_peer_match *m,
+		 unsigned bit, uint64_t raft_id)
 {
 	struct coord_role_grant *g;
 
 	for (size_t i = 0; i < r->n; i++)
-		if (r->grants[i].by == by &&
-		    strcmp(r->grants[i].value, value) == 0) {
+		if (r->grants[i].m.kind == m->kind &&
+		    strcmp(r->grants[i].m.value, m->value) == 0) {
 			if (raft_id != 0 && r->grants[i].raft_id != 0 &&
 			    r->grants[i].raft_id != raft_id)
 				return SETTLE_EINVAL;
@@ -72,65 +69,17 @@ static int grant(struct coord_roles *r, int by, const char *value, unsigned bit,
 	if (g == NULL)
 		return SETTLE_ENOMEM;
 	r->grants = g;
-	g[r->n].by = by;
-	snprintf(g[r->n].value, sizeof g[r->n].value, "%s", value);
+	g[r->n].m = *m;
 	g[r->n].roles = bit;
 	g[r->n].raft_id = raft_id;
 	r->n++;
 	return 0;
 }
 
-/* "fp:AB:CD:..." or "fp:abcd...": 32 bytes of hex, colons allowed, into
- * out[65] in lowercase without them; -1 if it is not that. */
-static int fingerprint(const char *s, char out[65])
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++) {
-		if (*s == ':')
-			continue;
-		if (n == 64 || strchr("0123456789abcdefABCDEF", *s) == NULL)
-			return -1;
-		out[n++] = (char)(*s >= 'A' && *s <= 'F' ? *s - 'A' + 'a' : *s);
-	}
-	out[n] = '\0';
-	return n == 64 ? 0 : -1;
-}
-
-/* The matcher of a grant line ("cn:NAME", "fp:HEX", "san:VALUE") into *by
- * and value; -1 if malformed. */
-static int matcher(const char *m, int *by,
-		   char value[COORD_ROLES_VALUE_MAX + 1])
-{
-	size_t len;
-
-	if (strncmp(m, "fp:", 3) == 0) {
-		*by = BY_FP;
-		return fingerprint(m + 3, value);
-	}
-	if (strncmp(m, "cn:", 3) == 0) {
-		*by = BY_CN;
-		m += 3;
-		len = strlen(m);
-		if (len == 0 || len > COORD_ROLES_NAME_MAX)
-			return -1;
-	} else if (strncmp(m, "san:", 4) == 0) {
-		*by = BY_SAN;
-		m += 4;
-		len = strlen(m);
-		if (len == 0 || len > COORD_ROLES_VALUE_MAX)
-			return -1;
-	} else {
-		return -1;
-	}
-	memcpy(value, m, len + 1);
-	return 0;
-}
-
 int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		     size_t errmsg_len)
 {
-	char line[512], role[32], match[512], value[COORD_ROLES_VALUE_MAX + 1];
+	char line[512], role[32], match[512];
 	char idtok[32];
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
@@ -147,7 +96,8 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		char *hash = strchr(line, '#'), extra[2];
 		unsigned bit;
 		unsigned long long raft_id = 0;
-		int k, by = BY_CN, used = 0;
+		struct rpc_peer_match m;
+		int k, used = 0;
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -172,7 +122,7 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 		     sscanf(idtok, "id:%llu%n", &raft_id, &used) != 1 ||
 		     idtok[used] != '\0' || raft_id == 0))
 			bit = 0;
-		if (bit == 0 || matcher(match, &by, value) != 0) {
+		if (bit == 0 || rpc_peer_match_parse(match, &m) != 0) {
 			snprintf(
 			    errmsg, errmsg_len,
 			    "--roles %s line %u: want ROLE cn:NAME, ROLE "
@@ -185,7 +135,7 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 			rv = SETTLE_EINVAL;
 			break;
 		}
-		rv = grant(r, by, value, bit, (uint64_t)raft_id);
+		rv = grant(r, &m, bit, (uint64_t)raft_id);
 		if (rv != 0)
 			snprintf(errmsg, errmsg_len,
 				 rv == SETTLE_EINVAL
@@ -200,30 +150,13 @@ int coord_roles_load(struct coord_roles *r, const char *path, char *errmsg,
 	return rv;
 }
 
-static bool grant_matches(const struct coord_role_grant *g,
-			  const struct rpc_peer_id *id)
-{
-	switch (g->by) {
-	case BY_CN:
-		return id->name != NULL && strcmp(g->value, id->name) == 0;
-	case BY_FP:
-		return id->fingerprint != NULL &&
-		       strcmp(g->value, id->fingerprint) == 0;
-	default:
-		for (size_t i = 0; i < id->n_san; i++)
-			if (strcmp(g->value, id->san[i]) == 0)
-				return true;
-		return false;
-	}
-}
-
 unsigned coord_roles_of(const struct coord_roles *r,
 			const struct rpc_peer_id *id)
 {
 	unsigned roles = 0;
 
 	for (size_t i = 0; i < r->n; i++)
-		if (grant_matches(&r->grants[i], id))
+		if (rpc_peer_match_is(&r->grants[i].m, id))
 			roles |= r->grants[i].roles;
 	return roles;
 }
@@ -284,7 +217,8 @@ bool coord_roles_peer_ok(const struct coord_roles *r,
 	for (size_t i = 0; i < r->n; i++) {
 		const struct coord_role_grant *g = &r->grants[i];
 
-		if ((g->roles & COORD_ROLE_PEER) != 0 && grant_matches(g, id) &&
+		if ((g->roles & COORD_ROLE_PEER) != 0 &&
+		    rpc_peer_match_is(&g->m, id) &&
 		    (g->raft_id == 0 || g->raft_id == raft_id))
 			return true;
 	}

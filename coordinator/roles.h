@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc.h"
+
 enum {
 	COORD_ROLE_PEER = 1u << 0,
 	COORD_ROLE_INITIATOR = 1u << 1,
@@ -36,11 +38,9 @@ enum {
 };
 
 /* The longest certificate name kept (X.509 caps a CN at 64), and the
- * longest subjectAltName a grant may name. */
-#define COORD_ROLES_NAME_MAX  64
-#define COORD_ROLES_VALUE_MAX 255
-
-struct rpc_peer_id;
+ * longest subjectAltName a grant may name (rpc.h's peer matchers). */
+#define COORD_ROLES_NAME_MAX  RPC_PEER_CN_MAX
+#define COORD_ROLES_VALUE_MAX RPC_PEER_SAN_MAX
 
 struct coord_roles {
 	struct coord_role_grant *grants;

@@ -17,7 +17,7 @@ proto_libsettlecore_la_SOURCES = \
 	proto/log.c proto/log.h \
 	proto/rpc.h proto/frame.c \
 	proto/stream.c proto/stream.h \
-	proto/tls.c proto/tls.h \
+	proto/tls.c proto/tls.h proto/peer_match.c \
 	proto/rpc_server.c proto/rpc_client.c
 # The XID codec lives in xa/ but every layer needs it (the FSM builds RM
 # branches' XIDs, the client library derives gids from XIDs).

@@ -14,6 +14,7 @@
 #ifndef SETTLE_RPC_H
 #define SETTLE_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,6 +131,24 @@ struct rpc_peer_id {
 	const char *san[RPC_PEER_SANS];
 	size_t n_san;
 };
+
+/*
+ * One way of naming a peer's certificate (peer_match.c): "cn:NAME" (its
+ * CN, 1..64 bytes), "fp:HEX" (its SHA-256 fingerprint, colons allowed,
+ * any case) or "san:NAME" (one of its SANs, 1..255 bytes).
+ */
+#define RPC_PEER_CN_MAX	 64
+#define RPC_PEER_SAN_MAX 255
+enum { RPC_PEER_BY_CN, RPC_PEER_BY_FP, RPC_PEER_BY_SAN };
+struct rpc_peer_match {
+	int kind; /* RPC_PEER_BY_* */
+	char value[RPC_PEER_SAN_MAX + 1];
+};
+/* Parse s into *out: 0, or -1 if it is none of the three forms. */
+int rpc_peer_match_parse(const char *s, struct rpc_peer_match *out);
+/* Whether id (a connection's identity) is the certificate m names. */
+bool rpc_peer_match_is(const struct rpc_peer_match *m,
+		       const struct rpc_peer_id *id);
 
 /*
  * Called once per request frame. The handler owns the call until it answers
