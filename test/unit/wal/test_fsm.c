@@ -121,8 +121,7 @@ Test(fsm, begin_keeps_its_owner)
 	memset(longer, 'a', sizeof longer - 1);
 	longer[sizeof longer - 1] = '\0';
 	cmd->begin->owner = longer;
-	cr_expect_eq(wal_command_validate(cmd, why, sizeof why),
-		     SETTLE_EINVAL);
+	cr_expect_eq(wal_command_validate(cmd, why, sizeof why), SETTLE_EINVAL);
 	cmd->begin->owner = NULL; /* not the decoder's to free */
 	settle__v1__command__free_unpacked(cmd, NULL);
 	/* A begin without one (plaintext, below level 7): none kept. */
