@@ -341,6 +341,20 @@ static int tls_load(struct coord *c, struct rpc_tls **server,
 	return rv;
 }
 
+/* A peer grant without `id:N` lets its certificate speak raft as any
+ * member, including to take a living member's place: said once a load. */
+static void warn_unbound_peers(const struct coord_roles *r)
+{
+	size_t n = coord_roles_unbound_peers(r);
+
+	if (n > 0)
+		settle_log(SETTLE_LOG_WARN, "node",
+			   "%zu peer grant(s) in --roles bind no raft id: "
+			   "such a certificate may speak raft as any node; "
+			   "end each with id:N (docs/SECURITY.md)",
+			   n);
+}
+
 /* TLS contexts from --tls-*, or none without the flags, and a warning. */
 static int tls_start(struct coord *c)
 {
@@ -371,6 +385,8 @@ static int tls_start(struct coord *c)
 	rv = coord_roles_load(&c->roles, c->cfg.roles_file, c->errmsg,
 			      sizeof c->errmsg);
 	c->roles_on = rv == 0;
+	if (rv == 0)
+		warn_unbound_peers(&c->roles);
 	return rv;
 }
 
@@ -395,6 +411,7 @@ static void roles_reload(struct coord *c)
 	settle_log(SETTLE_LOG_INFO, "node",
 		   "SIGHUP: roles reloaded from %s (%zu certificates)",
 		   c->cfg.roles_file, r.n);
+	warn_unbound_peers(&c->roles);
 }
 
 /*

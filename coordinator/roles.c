@@ -211,6 +211,16 @@ const char *coord_roles_names(unsigned mask, char *buf, size_t len)
 	return buf;
 }
 
+size_t coord_roles_unbound_peers(const struct coord_roles *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += (r->grants[i].roles & COORD_ROLE_PEER) != 0 &&
+		     r->grants[i].raft_id == 0;
+	return n;
+}
+
 bool coord_roles_peer_ok(const struct coord_roles *r,
 			 const struct rpc_peer_id *id, uint64_t raft_id)
 {

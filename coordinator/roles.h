@@ -67,6 +67,10 @@ unsigned coord_roles_of(const struct coord_roles *r,
 bool coord_roles_peer_ok(const struct coord_roles *r,
 			 const struct rpc_peer_id *id, uint64_t raft_id);
 
+/* How many peer grants bind no raft id: each lets its certificate speak
+ * raft as any member (the node warns at loading). */
+size_t coord_roles_unbound_peers(const struct coord_roles *r);
+
 /* The roles that may call method (a settle.v1.Method); 0: none. */
 unsigned coord_roles_for_method(int method);
 

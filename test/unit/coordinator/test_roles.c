@@ -203,6 +203,8 @@ Test(roles, a_peer_bound_to_its_raft_id)
 	cr_expect(coord_roles_peer_ok(&r, &n9, 7));
 	cr_expect_not(coord_roles_peer_ok(&r, &teller, 1));
 	cr_expect_eq(coord_roles_of(&r, &n1), COORD_ROLE_PEER);
+	/* node9's grant is the one the node warns about. */
+	cr_expect_eq(coord_roles_unbound_peers(&r), 1);
 	coord_roles_free(&r);
 
 	static const char *const bad[] = {
