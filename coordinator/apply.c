@@ -97,10 +97,12 @@ static int raft_apply_fsm(struct raft_fsm *rf, const struct raft_buffer *buf,
 	return 0;
 }
 
-static void on_tx_change(void *data, const Settle__V1__TxRecord *tx)
+static void on_tx_change(void *data, const Settle__V1__TxRecord *tx,
+			 const struct fsm_was *was)
 {
 	struct coord *c = data;
 
+	(void)was;
 	coord_quota_tx(&c->quota, tx);
 	coord_waiters_notify(c, tx);
 	coord_driver_notify(c, tx);

@@ -591,6 +591,7 @@ static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
 struct fsm_changed {
 	uint8_t **buf;
 	size_t *len;
+	struct fsm_was *was;
 	size_t n;
 };
 
@@ -600,12 +601,13 @@ static void changed_free(struct fsm_changed *ch)
 		free(ch->buf[i]);
 	free(ch->buf);
 	free(ch->len);
+	free(ch->was);
 }
 
 static int dispatch(struct apply *a);
 static int apply_batch(struct apply *a, const Settle__V1__Command *cmd);
 static int changed_add(struct apply *a, struct fsm_changed *ch,
-		       const Settle__V1__TxRecord *tx);
+		       const struct apply *sub);
 
 /* A sub-apply of a (one command of a CmdResults or a CmdBatch): the same
  * FSM, store and write transaction, nothing else yet. */
@@ -644,7 +646,7 @@ static int apply_one(struct apply *a, const Settle__V1__Command *one,
 	if (rv == 0 && sub.res.code == 0)
 		(*applied)++;
 	if (rv == 0 && sub.changed && a->f->on_tx_change != NULL)
-		rv = changed_add(a, ch, &sub.tx);
+		rv = changed_add(a, ch, &sub);
 	apply_free(&sub);
 	return rv;
 }
@@ -936,10 +938,24 @@ static int apply_cmd(struct apply *a, const Settle__V1__Command *cmd,
 	return 0;
 }
 
-/* Keep tx, packed, for the hook once the entry is applied. */
-static int changed_add(struct apply *a, struct fsm_changed *ch,
-		       const Settle__V1__TxRecord *tx)
+/* What a's transaction was before a's command. */
+static struct fsm_was was_of(const struct apply *a)
 {
+	struct fsm_was w = {0, 0};
+
+	if (a->old != NULL) {
+		w.state = (int)a->old->state;
+		w.failed = a->old->failed;
+	}
+	return w;
+}
+
+/* Keep sub's transaction, packed, and what it was, for the hook once the
+ * entry is applied. */
+static int changed_add(struct apply *a, struct fsm_changed *ch,
+		       const struct apply *sub)
+{
+	const Settle__V1__TxRecord *tx = &sub->tx;
 	size_t n = settle__v1__tx_record__get_packed_size(tx);
 	uint8_t *buf = malloc(n > 0 ? n : 1);
 	size_t cap = ch->n + 1;
@@ -949,12 +965,16 @@ static int changed_add(struct apply *a, struct fsm_changed *ch,
 	size_t *lens = realloc(ch->len, cap * sizeof *lens);
 	if (lens != NULL)
 		ch->len = lens;
-	if (buf == NULL || bufs == NULL || lens == NULL) {
+	struct fsm_was *was = realloc(ch->was, cap * sizeof *was);
+	if (was != NULL)
+		ch->was = was;
+	if (buf == NULL || bufs == NULL || lens == NULL || was == NULL) {
 		free(buf);
 		return fsm__fail(a, SETTLE_ENOMEM, "apply: out of memory");
 	}
 	settle__v1__tx_record__pack(tx, buf);
 	ch->buf[ch->n] = buf;
+	ch->was[ch->n] = was_of(sub);
 	ch->len[ch->n++] = n;
 	return 0;
 }
@@ -990,7 +1010,7 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 				applied++;
 			if (rv == 0 && sub.changed && out == &sub.res &&
 			    a->f->on_tx_change != NULL)
-				rv = changed_add(a, a->changed_txs, &sub.tx);
+				rv = changed_add(a, a->changed_txs, &sub);
 		}
 		if (stored != NULL)
 			settle__v1__cmd_result__free_unpacked(stored, NULL);
@@ -1008,7 +1028,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result)
 {
 	struct apply a;
-	struct fsm_changed changed = {NULL, NULL, 0};
+	struct fsm_changed changed = {NULL, NULL, NULL, 0};
 	memset(&a, 0, sizeof a);
 	a.f = f;
 	a.changed_txs = &changed;
@@ -1097,8 +1117,11 @@ applied:
 		      out->gid != NULL ? out->gid : "",
 		      settle_errname(settle_err_from_wire((int)out->code)),
 		      out->message != NULL ? out->message : "");
-	if (a.changed && out == &a.res && f->on_tx_change != NULL)
-		f->on_tx_change(f->data, &a.tx);
+	if (a.changed && out == &a.res && f->on_tx_change != NULL) {
+		struct fsm_was was = was_of(&a);
+
+		f->on_tx_change(f->data, &a.tx, &was);
+	}
 	for (size_t i = 0; i < changed.n && out == &a.res; i++) {
 		Settle__V1__TxRecord *tx = settle__v1__tx_record__unpack(
 		    NULL, changed.len[i], changed.buf[i]);
@@ -1110,7 +1133,7 @@ applied:
 				   (unsigned long long)raft_index);
 			continue;
 		}
-		f->on_tx_change(f->data, tx);
+		f->on_tx_change(f->data, tx, &changed.was[i]);
 		settle__v1__tx_record__free_unpacked(tx, NULL);
 	}
 	rv = give_result(f, out, result);

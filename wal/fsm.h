@@ -35,16 +35,24 @@
 #include "settle.pb-c.h"
 #include "storage/store.h"
 
+/* A transaction before the command that changed it (fsm.on_tx_change). */
+struct fsm_was {
+	int state;	 /* a settle.v1.TxState; 0: it did not exist */
+	uint32_t failed; /* its FAILED branches */
+};
+
 struct fsm {
 	struct store *store; /* not owned */
 	/*
 	 * Called after a successful apply (committed, or in batched mode
 	 * written to the open batch), once per apply that changed a
 	 * transaction (not for no-ops, rejected commands, or gc), with the
-	 * transaction as stored. tx is valid only during the call. May be
+	 * transaction as stored and what it was before that command (state
+	 * 0: the command made it). tx is valid only during the call. May be
 	 * NULL. Must not call fsm_apply().
 	 */
-	void (*on_tx_change)(void *data, const Settle__V1__TxRecord *tx);
+	void (*on_tx_change)(void *data, const Settle__V1__TxRecord *tx,
+			     const struct fsm_was *was);
 	void *data;
 	/*
 	 * Entries whose checksum apply keeps in applied_log at least (the

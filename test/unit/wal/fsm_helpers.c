@@ -7,10 +7,12 @@
 
 #include "fsm_helpers.h"
 
-static void on_change(void *data, const Settle__V1__TxRecord *tx)
+static void on_change(void *data, const Settle__V1__TxRecord *tx,
+		      const struct fsm_was *was)
 {
 	struct tfsm *t = data;
 	t->changes++;
+	t->last_was = was->state;
 	snprintf(t->last_gid, sizeof t->last_gid, "%s", tx->gid);
 	t->last_state = tx->state;
 }

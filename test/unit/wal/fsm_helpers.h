@@ -19,6 +19,7 @@ struct tfsm {
 	int changes;	/* on_tx_change calls */
 	char last_gid[160];
 	int last_state;
+	int last_was; /* the state before (fsm_was.state) */
 };
 
 void tfsm_open(struct tfsm *t);

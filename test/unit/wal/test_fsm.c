@@ -561,6 +561,7 @@ Test(fsm, decision_without_branches_finishes_at_once)
 {
 	int id = 1;
 	tx_with_branches("c", 0, &id);
+	cr_expect_eq(F.last_was, 0, "a Begin makes the transaction");
 	tx_with_branches("r", 0, &id);
 	cr_assert_eq(tfsm_code(&F, ent_decide(id++, 500, "c", COMMIT, "", 0)),
 		     C_OK);
@@ -577,6 +578,7 @@ Test(fsm, decision_without_branches_finishes_at_once)
 	cr_expect_str_eq(tx->reason, "no stock");
 	settle__v1__tx_record__free_unpacked(tx, NULL);
 	cr_expect_eq(F.last_state, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	cr_expect_eq(F.last_was, SETTLE__V1__TX_STATE__ACTIVE);
 	/* Repeating on a finished tx is still OK; the opposite is not. */
 	cr_expect_eq(tfsm_code(&F, ent_decide(id++, 600, "c", COMMIT, "", 0)),
 		     C_OK);

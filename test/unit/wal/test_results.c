@@ -153,6 +153,8 @@ Test(results, finishes_many_transactions_in_one_entry)
 	cr_expect_eq(F.changes - changes, 6, "the hook once per answer");
 	cr_expect_str_eq(F.last_gid, "c");
 	cr_expect_eq(F.last_state, SETTLE__V1__TX_STATE__ROLLED_BACK);
+	/* The hook says what each answer moved it from. */
+	cr_expect_eq(F.last_was, SETTLE__V1__TX_STATE__ROLLING_BACK);
 	tfsm_check_indexes(&F);
 }
 
