@@ -11,6 +11,7 @@
 #include "driver.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "quota.h"
 #include "snapshot.h"
 #include "waiters.h"
@@ -102,7 +103,7 @@ static void on_tx_change(void *data, const Settle__V1__TxRecord *tx,
 {
 	struct coord *c = data;
 
-	(void)was;
+	coord_metrics_tx(&c->metrics, tx, was);
 	coord_quota_tx(&c->quota, tx);
 	coord_waiters_notify(c, tx);
 	coord_driver_notify(c, tx);

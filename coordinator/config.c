@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "stream.h"
 #include "wal/fsm.h"
 
 /* enum xa_rm_kind of xa/rm.h; config.c stays free of the database headers
@@ -35,6 +36,7 @@ static const char usage[] =
     "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
     "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
     "               [--tls-crl FILE] [--roles FILE] | --insecure\n"
+    "               [--metrics HOST:PORT]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -72,7 +74,10 @@ static const char usage[] =
     "--roles: one `ROLE cn:NAME`, `ROLE fp:SHA256` or `ROLE san:NAME` a\n"
     "line (peer, initiator, participant, observer, admin): what each\n"
     "certificate may call; without it every certificate may call\n"
-    "everything.\n";
+    "everything.\n"
+    "--metrics HOST:PORT: plain HTTP for Prometheus (GET /metrics) and\n"
+    "probes (/healthz: alive, /readyz: a member with a leader, caught up);\n"
+    "it serves counts, never payloads (docs/OPERATIONS.md).\n";
 
 const char *coord_config_usage(void)
 {
@@ -669,6 +674,23 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			strcpy(cfg->roles_file, v);
+		} else if (strcmp(a, "--metrics") == 0) {
+			char host[COORD_ADDR_MAX];
+			struct sockaddr_storage sa;
+			int port;
+
+			NEED_VALUE();
+			if (strlen(v) >= COORD_ADDR_MAX ||
+			    rpc_addr_split(v, host, sizeof host, &port) != 0 ||
+			    port == 0 ||
+			    rpc_addr_numeric(host, port, &sa) != 0) {
+				snprintf(errmsg, errmsg_len,
+					 "--metrics: '%.*s' is not a numeric "
+					 "HOST:PORT (e.g. 127.0.0.1:9100)",
+					 64, v);
+				return SETTLE_EINVAL;
+			}
+			strcpy(cfg->metrics, v);
 		} else if (strcmp(a, "--max-open-per-client") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n > 100000000) {

@@ -102,6 +102,9 @@ struct coord_config {
 	/* --roles: which certificate may call what (coordinator/roles.h);
 	 * "" when not given: every certificate the CA signed may do all. */
 	char roles_file[COORD_PATH_MAX];
+	/* --metrics: where the HTTP port of /metrics, /healthz and /readyz
+	 * listens (metrics_http.h); "" when not given: no such port. */
+	char metrics[COORD_ADDR_MAX];
 };
 
 /* Default formatID: "STLE" in ASCII. */

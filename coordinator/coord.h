@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "quota.h"
 #include "raft_tcp.h"
 #include "roles.h"
@@ -111,8 +112,10 @@ struct coord {
 	uv_loop_t *loop;
 	struct coord_config cfg;
 
-	struct raft_tcp transport; /* raft_uv's TCP, without Nagle */
-	struct coord_quota quota;  /* open transactions per client */
+	struct raft_tcp transport;    /* raft_uv's TCP, without Nagle */
+	struct coord_quota quota;     /* open transactions per client */
+	struct coord_metrics metrics; /* --metrics: what operators read */
+	struct coord_http *http;      /* its HTTP port, NULL without */
 	struct raft_io io;
 	struct raft_fsm raft_fsm;
 	struct raft raft;

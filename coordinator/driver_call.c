@@ -14,6 +14,7 @@
 #include "coordinator/driver_int.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "propose.h"
 #include "wal/entry.h"
 
@@ -22,14 +23,14 @@
 
 /* ---- Participants -------------------------------------------------------- */
 
-static struct rpc_client *participant_get(struct coord_driver *d,
-					  const char *endpoint)
+static struct participant *participant_get(struct coord_driver *d,
+					   const char *endpoint)
 {
 	struct participant *p;
 
 	for (p = d->participants; p != NULL; p = p->next)
 		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
-			return p->client;
+			return p;
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
@@ -38,9 +39,20 @@ static struct rpc_client *participant_get(struct coord_driver *d,
 		free(p);
 		return NULL;
 	}
+	p->metrics_slot = coord_metrics_endpoint(&d->c->metrics, endpoint);
 	p->next = d->participants;
 	d->participants = p;
-	return p->client;
+	return p;
+}
+
+/* Count o's call: outcome 0 ok, 1 refused, 2 no answer (metrics.h). */
+static void call_counted(struct op *o, int outcome)
+{
+	uint64_t now = uv_hrtime();
+
+	coord_metrics_call(&o->d->c->metrics, o->metrics_slot, o->metrics_kind,
+			   outcome,
+			   now > o->sent_ns ? (now - o->sent_ns) / 1000 : 0);
 }
 
 void coord_drv_participants_close(struct coord_driver *d)
@@ -224,6 +236,14 @@ static void participant_answered(void *data, const struct rpc_result *res)
 		free(o);
 		return;
 	}
+	/* A refused Action is a failure too (step_answered()). */
+	call_counted(o,
+		     res->err == 0 ? 0
+		     : res->err == SETTLE_EFAILURE ||
+			     (o->saga && res->err == SETTLE_EREFUSED &&
+			      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)
+			 ? 1
+			 : 2);
 	if (o->saga) {
 		step_answered(o, res);
 		return;
@@ -277,11 +297,18 @@ static void call_send(struct coord_driver *d, struct op *o,
 		      const char *endpoint, int method,
 		      const Settle__V1__BranchRequest *req, uint32_t timeout)
 {
-	struct rpc_client *client = participant_get(d, endpoint);
-	int rv = client == NULL
-		     ? SETTLE_ENOMEM
-		     : rpc_client_call(client, method, &req->base, timeout,
-				       participant_answered, o);
+	struct participant *p = participant_get(d, endpoint);
+	int rv;
+
+	o->metrics_slot = p != NULL ? p->metrics_slot : COORD_METRICS_ENDPOINTS;
+	o->metrics_kind = method == SETTLE__V1__METHOD__CONFIRM	 ? 0
+			  : method == SETTLE__V1__METHOD__CANCEL ? 1
+			  : method == SETTLE__V1__METHOD__ACTION ? 2
+								 : 3;
+	o->sent_ns = uv_hrtime();
+	rv = p == NULL ? SETTLE_ENOMEM
+		       : rpc_client_call(p->client, method, &req->base, timeout,
+					 participant_answered, o);
 
 	if (rv != 0) {
 		struct rpc_result r = {.err = rv, .msg = "", .leader = ""};

@@ -31,6 +31,7 @@ struct expiry {
 struct participant {
 	struct participant *next;
 	struct rpc_client *client;
+	size_t metrics_slot; /* its endpoint in metrics.h */
 };
 
 struct coord_driver {
@@ -84,6 +85,11 @@ struct op {
 	bool xa_recovery;  /* XA: a recovery scan's commit or rollback */
 	bool xa_inherited; /* XA: decided before this leader was ready */
 	char rm[COORD_XA_RM_NAME_MAX + 1];
+	/* A participant call: its endpoint's metrics slot, its kind
+	 * (metrics.h) and when it was sent (uv_hrtime). */
+	size_t metrics_slot;
+	int metrics_kind;
+	uint64_t sent_ns;
 	/* The answer to record (TCC: br; saga: sr), error text in err. */
 	Settle__V1__CmdBranchResult br;
 	Settle__V1__CmdStepResult sr;

@@ -12,6 +12,8 @@ coordinator_settled_SOURCES = \
 	coordinator/budget.c coordinator/budget.h \
 	coordinator/quota.c coordinator/quota.h \
 	coordinator/roles.c coordinator/roles.h \
+	coordinator/metrics.c coordinator/metrics.h \
+	coordinator/metrics_http.c coordinator/metrics_http.h \
 	coordinator/propose.c coordinator/propose.h \
 	coordinator/apply.c coordinator/apply.h \
 	coordinator/snapshot.c coordinator/snapshot.h coordinator/snapshot_int.h \
@@ -35,10 +37,12 @@ coordinator_settled_SOURCES = \
 	coordinator/config.c coordinator/config.h \
 	coordinator/main.c
 # xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
-coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS)
+coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS) \
+	$(MHD_CFLAGS)
 coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \
 	storage/libsettlestore.la proto/libsettlecore.la $(RAFT_LIBS) \
-	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS)
+	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS) \
+	$(MHD_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator
@@ -47,11 +51,14 @@ test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_raft_check.c \
 	test/unit/coordinator/test_quota.c \
 	test/unit/coordinator/test_roles.c \
+	test/unit/coordinator/test_metrics.c \
 	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
-	coordinator/raft_check.c coordinator/quota.c coordinator/roles.c
+	coordinator/raft_check.c coordinator/quota.c coordinator/roles.c \
+	coordinator/metrics.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
-test_unit_test_coordinator_LDADD = proto/libsettlecore.la $(TEST_LIBS)
+test_unit_test_coordinator_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
+	proto/libsettlecore.la $(TEST_LIBS) $(LMDB_LIBS) $(LZ4_LIBS)
 TESTS += test/unit/test_coordinator
 endif
 

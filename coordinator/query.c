@@ -284,37 +284,26 @@ static uint64_t heuristic_txs(struct coord *c)
 	return count;
 }
 
-void coord_do_status(struct coord *c, struct rpc_call *call)
+uint64_t coord_stuck_count(struct coord *c, uint64_t now, uint64_t *active,
+			   uint64_t *finished)
 {
-	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
-	struct coord_xa_stats xa;
 	struct store_counts counts;
-	uint64_t now = settle_now_ms();
-	bool refusing;
+	uint64_t stuck = 0;
 
-	resp.node_id = c->cfg.id;
-	resp.address = c->cfg.raft;
-	resp.client_endpoint = c->cfg.listen;
-	resp.role = (char *)role_name(c->raft_started && !c->closing
-					  ? raft_state(&c->raft)
-					  : RAFT_UNAVAILABLE);
-	resp.term = c->raft.current_term;
-	resp.last_index = raft_last_index(&c->raft);
-	resp.applied_index = raft_last_applied(&c->raft);
-	resp.leader = (char *)coord_leader_endpoint(c);
+	*active = *finished = 0;
 	if (store_counts_get(c->store, NULL, &counts) == 0) {
-		resp.active = counts.active;
-		resp.finished = counts.finished;
-		resp.stuck = counts.stuck;
+		*active = counts.active;
+		*finished = counts.finished;
+		stuck = counts.stuck;
 	}
 	/* Transactions past the age threshold count as stuck too. */
-	if (resp.active > resp.stuck) {
+	if (*active > stuck) {
 		struct list_filter f;
 		Settle__V1__ListRequest lr = SETTLE__V1__LIST_REQUEST__INIT;
 		Settle__V1__TxRecord **txs = NULL;
 		size_t n = 0;
-		uint64_t stuck = 0;
 
+		stuck = 0;
 		lr.stuck_only = true;
 		f.c = c;
 		f.req = &lr;
@@ -338,8 +327,28 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 				store_txs_free(txs, n);
 			}
 		}
-		resp.stuck = stuck;
 	}
+	return stuck;
+}
+
+void coord_do_status(struct coord *c, struct rpc_call *call)
+{
+	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
+	struct coord_xa_stats xa;
+	uint64_t now = settle_now_ms();
+	bool refusing;
+
+	resp.node_id = c->cfg.id;
+	resp.address = c->cfg.raft;
+	resp.client_endpoint = c->cfg.listen;
+	resp.role = (char *)role_name(c->raft_started && !c->closing
+					  ? raft_state(&c->raft)
+					  : RAFT_UNAVAILABLE);
+	resp.term = c->raft.current_term;
+	resp.last_index = raft_last_index(&c->raft);
+	resp.applied_index = raft_last_applied(&c->raft);
+	resp.leader = (char *)coord_leader_endpoint(c);
+	resp.stuck = coord_stuck_count(c, now, &resp.active, &resp.finished);
 	resp.uptime_ms = settle_mono_ms() - c->started_ms;
 	coord_xa_stats_get(c, &xa);
 	resp.xa_calls = xa.calls;

@@ -554,8 +554,12 @@ static int raft_snapshot_finalize_fsm(struct raft_fsm *rf,
 		close(c->snap.delta_fd); /* the work never ran */
 	c->snap.delta_fd = -1;
 	c->snap.busy = false;
-	if (c->snap.t_done != 0)
+	if (c->snap.t_done != 0) {
 		snapshot_log_taken(c);
+		coord_metrics_snapshot(&c->metrics, c->snap.index, c->snap.len,
+				       (c->snap.t_done - c->snap.t_begin) /
+					   1000);
+	}
 	if (c->snap.len > 0) {
 		/* Checksums of applied entries guard replays of the log; the
 		 * log before the previous snapshot is gone for good. */

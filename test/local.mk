@@ -122,6 +122,16 @@ test_integration_test_raft_tls_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS) 
 	$(SSL_LIBS)
 TESTS += test/integration/test_raft_tls
 
+# settled --metrics: /metrics read with Prometheus' parser, /readyz
+# following the quorum (issue 14).
+check_PROGRAMS += test/integration/test_metrics
+test_integration_test_metrics_SOURCES = \
+	test/integration/test_metrics.c $(FAULTS_IT)
+test_integration_test_metrics_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/client
+test_integration_test_metrics_LDADD = $(COORD_IT_LIBS) $(UV_LIBS) $(LMDB_LIBS)
+TESTS += test/integration/test_metrics
+EXTRA_DIST += test/integration/prom_scrape.py
+
 check_PROGRAMS += test/integration/test_faults
 test_integration_test_faults_SOURCES = test/integration/test_faults.c \
 	test/integration/test_faults_bench.c $(FAULTS_IT)

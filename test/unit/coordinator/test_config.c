@@ -80,6 +80,20 @@ Test(config, bad_input_is_refused_with_a_message)
 			   "--listen", "h:1", "--raft", "h:2", "--peers",
 			   "1=h:2=h:1,1=h:3=h:4"),
 		     SETTLE_EINVAL);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--metrics",
+			   "localhost:9100"),
+		     SETTLE_EINVAL);
+	cr_expect(strstr(err, "--metrics") != NULL, "%s", err);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--metrics",
+			   "127.0.0.1:0"),
+		     SETTLE_EINVAL);
+	cr_expect_eq(PARSE(&cfg, err, "settled", "--id", "1", "--data", "d",
+			   "--listen", "h:1", "--raft", "h:2", "--metrics",
+			   "[::1]:9100"),
+		     0, "%s", err);
+	cr_expect_str_eq(cfg.metrics, "[::1]:9100");
 	cr_expect_eq(PARSE(&cfg, err, "settled", "--bogus"), SETTLE_EINVAL);
 	cr_expect(strstr(err, "unknown argument") != NULL, "%s", err);
 	cr_expect_eq(PARSE(&cfg, err, "settled", "--id"), SETTLE_EINVAL);

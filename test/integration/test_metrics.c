@@ -1,0 +1,327 @@
+/*
+ * settled --metrics (issue 14): a 3-node cluster, each node with its HTTP
+ * port. Its /metrics is read with Prometheus' own text parser
+ * (test/integration/prom_scrape.py, python3-prometheus-client) and its
+ * counts matched against what settle-bench committed; /readyz follows
+ * the quorum while /healthz stays up.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "coord_util.h"
+#include "harness.h"
+#include "test_faults_util.h"
+
+TestSuite(metrics, .init = cu_setup, .fini = it_teardown, .timeout = 240);
+
+static int mport[3];
+static char maddr[3][32];
+
+/* A cluster of 3, node i with --metrics 127.0.0.1:mport[i]. */
+static void start(struct fu_cluster *c)
+{
+	static const char *own_args[3][3];
+	static const char *const *own[3];
+
+	for (int i = 0; i < 3; i++) {
+		mport[i] = it_free_port_pair();
+		snprintf(maddr[i], sizeof maddr[i], "127.0.0.1:%d", mport[i]);
+		own_args[i][0] = "--metrics";
+		own_args[i][1] = maddr[i];
+		own_args[i][2] = NULL;
+		own[i] = own_args[i];
+	}
+	fu_cluster_start_with(c, 3, NULL, own);
+}
+
+/* Node i's samples as prom_scrape.py prints them; NULL when the port
+ * did not answer or the text did not parse (why on stderr). */
+static char *scrape(int i)
+{
+	char script[600], url[64], *argv[4], *out = NULL, *err = NULL;
+	int rv;
+
+	snprintf(script, sizeof script, "%s/test/integration/prom_scrape.py",
+		 it_srcdir());
+	snprintf(url, sizeof url, "http://%s/metrics", maddr[i]);
+	argv[0] = "/usr/bin/python3";
+	argv[1] = script;
+	argv[2] = url;
+	argv[3] = NULL;
+	rv = it_run(argv, &out, &err, 30000);
+	if (rv != 0) {
+		fprintf(stderr, "prom_scrape %s: %d: %s\n", url, rv,
+			err != NULL ? err : "");
+		free(out);
+		out = NULL;
+	}
+	free(err);
+	return out;
+}
+
+/* The value of the sample line that starts with key ("name{labels}"),
+ * -1 when absent. */
+static double sample(const char *text, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		if (strncmp(p, key, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p = strchr(p, '\n');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return -1;
+}
+
+/* method path on node i's HTTP port: the status code, the body in
+ * body. */
+static int http_req(int i, const char *method, const char *path, char *body,
+		    size_t len)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)mport[i]),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval tv = {5, 0};
+	char req[128], buf[4096];
+	size_t got = 0;
+	ssize_t r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+
+	body[0] = '\0';
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		return -1;
+	}
+	snprintf(req, sizeof req,
+		 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 method, path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return -1;
+	}
+	while (got + 1 < sizeof buf &&
+	       (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = '\0';
+	close(fd);
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+		return -1;
+	const char *b = strstr(buf, "\r\n\r\n");
+	snprintf(body, len, "%s", b != NULL ? b + 4 : "");
+	return status;
+}
+
+static int http_get(int i, const char *path, char *body, size_t len)
+{
+	return http_req(i, "GET", path, body, len);
+}
+
+/* settle-bench against the cluster: TCC, a fifth rolled back. */
+static void bench(const struct fu_cluster *c, long long *committed,
+		  long long *rolled_back)
+{
+	char *argv[16], *out = NULL, *err = NULL;
+	int a = 0;
+
+	argv[a++] = (char *)it_bin("settle-bench");
+	argv[a++] = "--cluster";
+	argv[a++] = (char *)c->endpoints;
+	argv[a++] = "--concurrency";
+	argv[a++] = "8";
+	argv[a++] = "--duration";
+	argv[a++] = "2";
+	argv[a++] = "--rollback-ratio";
+	argv[a++] = "0.2";
+	argv[a++] = "--json";
+	argv[a] = NULL;
+	cr_assert_eq(it_run(argv, &out, &err, 60000), 0, "settle-bench: %s",
+		     err);
+	*committed = it_json_num(out, "committed");
+	*rolled_back = it_json_num(out, "aborted");
+	cr_assert_eq(it_json_num(out, "errors"), 0, "%s", out);
+	free(out);
+	free(err);
+}
+
+/*
+ * What settle-bench committed and rolled back is what every node's
+ * /metrics counts once it has applied the log; the leader's participant
+ * calls and latency histograms cover every branch; raft's gauges agree.
+ */
+Test(metrics, counts_match_what_the_bench_committed)
+{
+	struct fu_cluster c;
+	long long committed, rolled_back;
+	char *text, key[128];
+	int leader;
+
+	start(&c);
+	leader = fu_leader(&c, 10000);
+	cr_assert_geq(leader, 0);
+	bench(&c, &committed, &rolled_back);
+	cr_assert_gt(committed, 0);
+	cr_assert_gt(rolled_back, 0);
+
+	text = scrape(leader);
+	cr_assert_not_null(text);
+	cr_expect_eq(
+	    sample(text, "settle_transactions_committed_total{mode=\"tcc\"}"),
+	    (double)committed);
+	cr_expect_eq(
+	    sample(text, "settle_transactions_rolled_back_total{mode=\"tcc\"}"),
+	    (double)rolled_back);
+	cr_expect_eq(
+	    sample(text, "settle_transactions_begun_total{mode=\"tcc\"}"),
+	    (double)(committed + rolled_back));
+	cr_expect_eq(sample(text, "settle_transactions_begun_total{mode="
+				  "\"saga\"}"),
+		     0);
+	cr_expect_eq(sample(text, "settle_transaction_decision_seconds_count{"
+				  "mode=\"tcc\"}"),
+		     (double)(committed + rolled_back));
+	cr_expect_eq(sample(text, "settle_transaction_decision_seconds_bucket{"
+				  "le=\"+Inf\",mode=\"tcc\"}"),
+		     (double)(committed + rolled_back));
+	cr_expect_gt(sample(text, "settle_transaction_decision_seconds_sum{"
+				  "mode=\"tcc\"}"),
+		     0);
+	cr_expect_eq(sample(text, "settle_transaction_completion_seconds_"
+				  "count{mode=\"tcc\"}"),
+		     (double)(committed + rolled_back));
+	/* Two branches each: every one confirmed or cancelled by the
+	 * leader, at least once. */
+	double confirms = 0, cancels = 0;
+
+	for (const char *p = strstr(text, "settle_participant_calls_total{");
+	     p != NULL; p = strstr(p + 1, "settle_participant_calls_total{")) {
+		const char *end = strchr(p, '\n');
+		char line[512];
+
+		snprintf(line, sizeof line, "%.*s",
+			 (int)(end != NULL ? end - p : (long)strlen(p)), p);
+		if (strstr(line, "outcome=\"ok\"") == NULL)
+			continue;
+		if (strstr(line, "kind=\"confirm\"") != NULL)
+			confirms += strtod(strrchr(line, ' ') + 1, NULL);
+		if (strstr(line, "kind=\"cancel\"") != NULL)
+			cancels += strtod(strrchr(line, ' ') + 1, NULL);
+	}
+	cr_expect_geq(confirms, 2.0 * (double)committed);
+	cr_expect_geq(cancels, 2.0 * (double)rolled_back);
+	cr_expect_eq(sample(text, "settle_raft_state{state=\"leader\"}"), 1);
+	cr_expect_eq(sample(text, "settle_node_id"), leader + 1);
+	cr_expect_eq(sample(text, "settle_raft_leader_id"), leader + 1);
+	cr_expect_eq(sample(text, "settle_ready"), 1);
+	cr_expect_gt(sample(text, "settle_store_used_bytes"), 0);
+	cr_expect_eq(sample(text, "settle_transactions_stuck"), 0);
+	free(text);
+
+	/* Each follower counts the same once it applied as much. */
+	for (int i = 0; i < 3; i++) {
+		double seen = -1;
+
+		if (i == leader)
+			continue;
+		snprintf(key, sizeof key,
+			 "settle_transactions_committed_total{mode=\"tcc\"}");
+		for (int tries = 0; tries < 100 && seen != (double)committed;
+		     tries++) {
+			text = scrape(i);
+			cr_assert_not_null(text);
+			seen = sample(text, key);
+			if (seen == (double)committed) {
+				cr_expect_eq(sample(text,
+						    "settle_raft_state{"
+						    "state=\"follower\"}"),
+					     1);
+				cr_expect_eq(
+				    sample(text, "settle_raft_leader_id"),
+				    leader + 1);
+				cr_expect_eq(sample(text, "settle_participant_"
+							  "retries_total"),
+					     0, "a follower calls nobody");
+			}
+			free(text);
+			if (seen != (double)committed)
+				usleep(100 * 1000);
+		}
+		cr_expect_eq(seen, (double)committed, "node %d counted %.0f",
+			     i + 1, seen);
+	}
+	fu_assert_no_sanitizer_reports(&c);
+}
+
+/*
+ * /readyz is 200 on every member of a healthy cluster; with two of three
+ * nodes killed the survivor has no quorum and says 503 with the reason,
+ * while /healthz stays 200 (its loop turns); with one node back it is
+ * ready again. Other paths and methods get their clear errors.
+ */
+Test(metrics, readiness_follows_the_quorum)
+{
+	struct fu_cluster c;
+	char body[512];
+	int leader, survivor = -1, status = 0;
+
+	start(&c);
+	leader = fu_leader(&c, 10000);
+	cr_assert_geq(leader, 0);
+	for (int i = 0; i < 3; i++) {
+		for (int tries = 0; tries < 100; tries++) {
+			status = http_get(i, "/readyz", body, sizeof body);
+			if (status == 200)
+				break;
+			usleep(100 * 1000);
+		}
+		cr_expect_eq(status, 200, "node %d: %d %s", i + 1, status,
+			     body);
+		cr_expect_eq(http_get(i, "/healthz", body, sizeof body), 200);
+		cr_expect_str_eq(body, "ok\n");
+	}
+	cr_expect_eq(http_get(0, "/nothing", body, sizeof body), 404);
+	cr_expect(strstr(body, "/metrics") != NULL, "%s", body);
+	cr_expect_eq(http_req(0, "DELETE", "/metrics", body, sizeof body), 405);
+
+	/* Kill the leader and one follower. */
+	for (int i = 0; i < 3; i++)
+		if (i != leader && survivor < 0)
+			survivor = i;
+	for (int i = 0; i < 3; i++)
+		if (i != survivor)
+			fu_kill(&c, i);
+	for (int tries = 0; tries < 150; tries++) {
+		status = http_get(survivor, "/readyz", body, sizeof body);
+		if (status == 503)
+			break;
+		usleep(100 * 1000);
+	}
+	cr_assert_eq(status, 503, "node %d still %d %s", survivor + 1, status,
+		     body);
+	cr_expect(strstr(body, "no leader") != NULL, "%s", body);
+	cr_expect_eq(http_get(survivor, "/healthz", body, sizeof body), 200);
+	char *text = scrape(survivor);
+
+	cr_assert_not_null(text);
+	cr_expect_eq(sample(text, "settle_ready"), 0);
+	cr_expect_eq(sample(text, "settle_raft_state{state=\"leader\"}"), 0);
+	free(text);
+
+	/* One back: a quorum again. */
+	fu_restart(&c, leader);
+	for (int tries = 0; tries < 300; tries++) {
+		status = http_get(survivor, "/readyz", body, sizeof body);
+		if (status == 200)
+			break;
+		usleep(100 * 1000);
+	}
+	cr_expect_eq(status, 200, "node %d: %d %s", survivor + 1, status, body);
+	fu_assert_no_sanitizer_reports(&c);
+}
