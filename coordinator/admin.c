@@ -118,15 +118,16 @@ static struct admin_op *op_new(struct coord *c, struct rpc_call *call,
 	{
 		const char *cn = rpc_call_peer_name(call);
 
+		snprintf(op->asked_by, sizeof op->asked_by, "%s %s",
+			 cn[0] != '\0' ? "certificate" : "client",
+			 cn[0] != '\0' ? cn : rpc_call_peer(call));
 		settle_log(
-		    SETTLE_LOG_INFO, "admin", "%s of node %llu asked by %s %s",
+		    SETTLE_LOG_INFO, "admin", "%s of node %llu asked by %s",
 		    method == SETTLE__V1__METHOD__CLUSTER_ADD ? "addition"
 		    : method == SETTLE__V1__METHOD__CLUSTER_REMOVE
 			? "removal"
 			: "leadership transfer",
-		    (unsigned long long)id,
-		    cn[0] != '\0' ? "certificate" : "client",
-		    cn[0] != '\0' ? cn : rpc_call_peer(call));
+		    (unsigned long long)id, op->asked_by);
 	}
 	return op;
 }
@@ -260,6 +261,17 @@ static void do_remove(struct coord *c, struct rpc_call *call, const uint8_t *b,
 		op = op_new(c, call, SETTLE__V1__METHOD__CLUSTER_REMOVE,
 			    req->id);
 		if (op != NULL) {
+			const char *ep = coord_client_of(c, req->id, op->client,
+							 sizeof op->client);
+
+			/* Where it served, for the record of its removal. */
+			snprintf(op->raft, sizeof op->raft, "%s",
+				 admin__server_of(c, req->id)->address);
+			if (ep == NULL)
+				op->client[0] = '\0';
+			else if (ep != op->client)
+				snprintf(op->client, sizeof op->client, "%s",
+					 ep);
 			op->step = REMOVE_RAFT;
 			admin__advance(op);
 		}
@@ -308,14 +320,33 @@ static void do_transfer(struct coord *c, struct rpc_call *call,
 	settle__v1__cluster_transfer_request__free_unpacked(req, NULL);
 }
 
+/* The row of id among n rows, NULL if none. */
+static const Settle__V1__MemberRecord *
+row_of(Settle__V1__MemberRecord *const *rows, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rows[i]->id == id)
+			return rows[i];
+	return NULL;
+}
+
 static void do_members(struct coord *c, struct rpc_call *call)
 {
 	const struct raft_configuration *conf = &c->raft.configuration;
 	Settle__V1__ClusterMembersResponse resp =
 	    SETTLE__V1__CLUSTER_MEMBERS_RESPONSE__INIT;
-	Settle__V1__Member *ms = NULL, **ptrs = NULL;
+	Settle__V1__Member *ms = NULL, **ptrs = NULL, *gone = NULL,
+			   **gone_ptrs = NULL;
+	Settle__V1__MemberRecord **rows = NULL, **removed = NULL;
+	size_t n_rows = 0, n_removed = 0;
 	char(*bufs)[WAL_ENDPOINT_MAX + 1] = NULL;
 
+	/* Who added each member and who removed the former ones: the
+	 * store's rows (feature level 8); without them, just the members. */
+	if (store_members_list(c->store, NULL, &rows, &n_rows) != 0 ||
+	    store_members_removed(c->store, NULL, &removed, &n_removed) != 0)
+		settle_log(SETTLE_LOG_WARN, "admin", "members: %s",
+			   store_errmsg(c->store));
 	if (conf->n > 0) {
 		ms = calloc(conf->n, sizeof *ms);
 		ptrs = calloc(conf->n, sizeof *ptrs);
@@ -325,19 +356,53 @@ static void do_members(struct coord *c, struct rpc_call *call)
 			goto out;
 		}
 	}
+	if (n_removed > 0) {
+		gone = calloc(n_removed, sizeof *gone);
+		gone_ptrs = calloc(n_removed, sizeof *gone_ptrs);
+		if (gone == NULL || gone_ptrs == NULL) {
+			admin__answer_fail(c, call, SETTLE_ENOMEM, NULL);
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < conf->n; i++) {
+		const Settle__V1__MemberRecord *r =
+		    row_of(rows, n_rows, conf->servers[i].id);
+
 		admin__member_of(c, &conf->servers[i], &ms[i], bufs[i],
 				 sizeof bufs[i]);
+		if (r != NULL) {
+			ms[i].added_by = r->added_by;
+			ms[i].added_ms = r->added_ms;
+		}
 		ptrs[i] = &ms[i];
+	}
+	for (size_t i = 0; i < n_removed; i++) {
+		const Settle__V1__MemberRecord *r = removed[i];
+
+		settle__v1__member__init(&gone[i]);
+		gone[i].id = r->id;
+		gone[i].raft_address = r->raft_address;
+		gone[i].client_endpoint = r->client_endpoint;
+		gone[i].added_by = r->added_by;
+		gone[i].added_ms = r->added_ms;
+		gone[i].removed_by = r->removed_by;
+		gone[i].removed_ms = r->removed_ms;
+		gone_ptrs[i] = &gone[i];
 	}
 	resp.n_members = conf->n;
 	resp.members = ptrs;
+	resp.n_removed = n_removed;
+	resp.removed = gone_ptrs;
 	resp.leader_id = admin__leader_id(c);
 	rpc_call_reply(call, &resp.base);
 out:
 	free(bufs);
 	free(ptrs);
 	free(ms);
+	free(gone_ptrs);
+	free(gone);
+	store_members_free(rows, n_rows);
+	store_members_free(removed, n_removed);
 }
 
 void coord_admin_dispatch(struct coord *c, struct rpc_call *call, int method,

@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "coord.h"
 #include "wal/entry.h"
+#include "wal/members.h"
 
 enum step {
 	ADD_LEVEL,	 /* ask the joiner its feature level */
@@ -37,6 +38,9 @@ struct admin_op {
 	uint64_t id;
 	char raft[WAL_ENDPOINT_MAX + 1];
 	char client[WAL_ENDPOINT_MAX + 1];
+	/* Who asked: "certificate NAME", or "client ADDR" in plaintext;
+	 * recorded with the node's row from feature level 8. */
+	char asked_by[WAL_ASKED_BY_MAX + 1];
 	int role;	    /* add: the raft role wanted at the end */
 	int assigning;	    /* add: the role being assigned, for messages */
 	unsigned tries;	    /* add: promotion attempts */

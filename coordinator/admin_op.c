@@ -170,6 +170,10 @@ static int propose_member(struct admin_op *op, uint64_t id, const char *raft,
 	m.raft_address = (char *)(raft != NULL ? raft : "");
 	m.client_endpoint = (char *)(client != NULL ? client : "");
 	m.remove = remove;
+	/* The operator's own change says who asked, once every member
+	 * keeps it alike (feature level 8). */
+	if (id == op->id && fsm_level(&op->c->fsm) >= FSM_LEVEL_MEMBER_AUDIT)
+		m.asked_by = op->asked_by;
 	if (wal_member_validate(&m, NULL, 0) != 0)
 		return SETTLE_EINVAL;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_MEMBER;
@@ -219,7 +223,9 @@ static int add_directory(struct admin_op *op)
 		if (rv != 0 && rv != SETTLE_EINVAL)
 			return rv;
 	}
-	if (!recorded(c, op->id, op->raft, op->client))
+	/* At level 8 always: the row records who added the node. */
+	if (fsm_level(&c->fsm) >= FSM_LEVEL_MEMBER_AUDIT ||
+	    !recorded(c, op->id, op->raft, op->client))
 		return propose_member(op, op->id, op->raft, op->client, false);
 	return 0;
 }
@@ -491,7 +497,7 @@ static void advance_remove(struct admin_op *op)
 		op->step = REMOVE_DONE;
 		/* The row only names endpoints; a stale one is harmless,
 		 * so a failure here does not fail the removal. */
-		if (propose_member(op, op->id, NULL, NULL, true) == 0)
+		if (propose_member(op, op->id, op->raft, op->client, true) == 0)
 			return;
 		/* fall through */
 	case REMOVE_DONE: {

@@ -55,8 +55,9 @@ static int unpack_member(struct store *s, const MDB_val *v,
 	return 0;
 }
 
-int store_member_get(struct store *s, MDB_txn *txn, uint64_t id,
-		     Settle__V1__MemberRecord **out)
+/* The row of id, removed ones too. */
+static int member_get(struct store *s, MDB_txn *txn, uint64_t id,
+		      Settle__V1__MemberRecord **out)
 {
 	uint8_t key[8];
 	MDB_txn *t, *own;
@@ -78,6 +79,25 @@ int store_member_get(struct store *s, MDB_txn *txn, uint64_t id,
 	return rv;
 }
 
+int store_member_get(struct store *s, MDB_txn *txn, uint64_t id,
+		     Settle__V1__MemberRecord **out)
+{
+	int rv = member_get(s, txn, id, out);
+
+	if (rv == 0 && (*out)->removed_ms != 0) {
+		settle__v1__member_record__free_unpacked(*out, NULL);
+		*out = NULL;
+		rv = SETTLE_ENOTFOUND;
+	}
+	return rv;
+}
+
+int store_member_get_any(struct store *s, MDB_txn *txn, uint64_t id,
+			 Settle__V1__MemberRecord **out)
+{
+	return member_get(s, txn, id, out);
+}
+
 void store_members_free(Settle__V1__MemberRecord **arr, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -85,8 +105,9 @@ void store_members_free(Settle__V1__MemberRecord **arr, size_t n)
 	free(arr);
 }
 
-int store_members_list(struct store *s, MDB_txn *txn,
-		       Settle__V1__MemberRecord ***out, size_t *n)
+/* The rows of members (removed false) or of former members (true). */
+static int members_list(struct store *s, MDB_txn *txn, bool removed,
+			Settle__V1__MemberRecord ***out, size_t *n)
 {
 	Settle__V1__MemberRecord **arr = NULL;
 	size_t cnt = 0, cap = 0;
@@ -121,6 +142,11 @@ int store_members_list(struct store *s, MDB_txn *txn,
 		rv = unpack_member(s, &v, &arr[cnt]);
 		if (rv != 0)
 			break;
+		if ((arr[cnt]->removed_ms != 0) != removed) {
+			settle__v1__member_record__free_unpacked(arr[cnt],
+								 NULL);
+			continue;
+		}
 		cnt++;
 	}
 	if (rv == 0 && rc != MDB_NOTFOUND)
@@ -135,4 +161,16 @@ out:
 	*out = arr;
 	*n = cnt;
 	return 0;
+}
+
+int store_members_list(struct store *s, MDB_txn *txn,
+		       Settle__V1__MemberRecord ***out, size_t *n)
+{
+	return members_list(s, txn, false, out, n);
+}
+
+int store_members_removed(struct store *s, MDB_txn *txn,
+			  Settle__V1__MemberRecord ***out, size_t *n)
+{
+	return members_list(s, txn, true, out, n);
 }

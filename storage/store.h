@@ -457,15 +457,22 @@ int store_member_put(struct store *s, MDB_txn *txn,
 /* Delete the row of id; SETTLE_ENOTFOUND if there is none. */
 int store_member_delete(struct store *s, MDB_txn *txn, uint64_t id);
 
-/* The row of id, SETTLE_ENOTFOUND if none. *out owned by the caller
+/* The row of member id, SETTLE_ENOTFOUND if none (or if it records a
+ * removal: removed_ms != 0). *out owned by the caller
  * (settle__v1__member_record__free_unpacked). txn may be NULL. */
 int store_member_get(struct store *s, MDB_txn *txn, uint64_t id,
 		     Settle__V1__MemberRecord **out);
+/* The same, a removal's record too. */
+int store_member_get_any(struct store *s, MDB_txn *txn, uint64_t id,
+			 Settle__V1__MemberRecord **out);
 
-/* Every row in id order, in a malloc'd array *out of *n (NULL and 0 when
- * empty); free with store_members_free(). txn may be NULL. */
+/* Every member's row in id order, in a malloc'd array *out of *n (NULL
+ * and 0 when empty); free with store_members_free(). txn may be NULL. */
 int store_members_list(struct store *s, MDB_txn *txn,
 		       Settle__V1__MemberRecord ***out, size_t *n);
+/* The rows that record a removal (feature level 8), the same way. */
+int store_members_removed(struct store *s, MDB_txn *txn,
+			  Settle__V1__MemberRecord ***out, size_t *n);
 void store_members_free(Settle__V1__MemberRecord **arr, size_t n);
 
 /* ---- Snapshots ----------------------------------------------------------

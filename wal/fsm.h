@@ -99,7 +99,9 @@ struct fsm {
  * wal/journal.h), which an older release cannot restore. Level 6: phase
  * 2 by the initiator (CmdDecide.initiator_phase2_ms, CmdXaVote
  * PHASE2_*, branch_id 0 with those). Level 7: CmdBegin.owner and
- * CmdSagaBegin.owner, kept in the TxRecord (who may act on it). A binary
+ * CmdSagaBegin.owner, kept in the TxRecord (who may act on it). Level 8:
+ * CmdMember.asked_by, kept in the members table, and a removal that says
+ * who asked leaves the row as its record (wal/members.h). A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -110,7 +112,8 @@ struct fsm {
 #define FSM_LEVEL_JOURNAL	5
 #define FSM_LEVEL_XA_PHASE2	6
 #define FSM_LEVEL_OWNER		7
-#define FSM_LEVEL		7
+#define FSM_LEVEL_MEMBER_AUDIT	8
+#define FSM_LEVEL		8
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

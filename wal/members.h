@@ -16,10 +16,15 @@
 #include "settle.pb-c.h"
 #include "storage/store.h"
 
+/* The longest CmdMember.asked_by: "certificate " and a name, or "client "
+ * and an address. */
+#define WAL_ASKED_BY_MAX 300
+
 /*
  * Check a CmdMember: id != 0; unless remove, raft_address and
- * client_endpoint are host:port (wal_endpoint_validate). Returns 0 or
- * SETTLE_EINVAL with a message naming the field in errmsg (may be NULL).
+ * client_endpoint are host:port (wal_endpoint_validate); asked_by at most
+ * WAL_ASKED_BY_MAX bytes. Returns 0 or SETTLE_EINVAL with a message
+ * naming the field in errmsg (may be NULL).
  */
 int wal_member_validate(const Settle__V1__CmdMember *m, char *errmsg,
 			size_t errmsg_len);
@@ -28,9 +33,13 @@ int wal_member_validate(const Settle__V1__CmdMember *m, char *errmsg,
  * Apply a validated CmdMember inside the FSM's write transaction txn:
  * insert or replace the row of m->id (updated_ms = time_ms), or delete it
  * when m->remove (a missing row is not an error: the command is
- * idempotent). res->code stays OK. Returns 0, or a storage failure
- * (SETTLE_EFULL, SETTLE_ESTORE, SETTLE_ENOMEM) with the reason in errmsg;
- * the caller then aborts the whole apply.
+ * idempotent). With asked_by (feature level 8) an addition records who
+ * asked and when (added_by, added_ms; a row rewritten without asked_by
+ * keeps them), and a removal keeps the row as the record of the removal
+ * (removed_by, removed_ms: store_member_get() no longer finds it, and
+ * store_members_removed() lists it). res->code stays OK. Returns 0, or a
+ * storage failure (SETTLE_EFULL, SETTLE_ESTORE, SETTLE_ENOMEM) with the reason
+ * in errmsg; the caller then aborts the whole apply.
  */
 int wal_member_apply(struct store *s, MDB_txn *txn, uint64_t time_ms,
 		     const Settle__V1__CmdMember *m, Settle__V1__CmdResult *res,

@@ -661,14 +661,25 @@ static void json_member(FILE *f, const Settle__V1__Member *m)
 	ctl_json_str(f, m->raft_address);
 	fputs(",\"client_endpoint\":", f);
 	ctl_json_str(f, m->client_endpoint);
-	fprintf(f, ",\"leader\":%s}", m->leader ? "true" : "false");
+	fprintf(f, ",\"leader\":%s", m->leader ? "true" : "false");
+	if (m->added_by != NULL && m->added_by[0] != '\0') {
+		fputs(",\"added_by\":", f);
+		ctl_json_str(f, m->added_by);
+		fprintf(f, ",\"added_ms\":%" PRIu64, m->added_ms);
+	}
+	if (m->removed_ms != 0) {
+		fputs(",\"removed_by\":", f);
+		ctl_json_str(f, m->removed_by);
+		fprintf(f, ",\"removed_ms\":%" PRIu64, m->removed_ms);
+	}
+	fputc('}', f);
 }
 
 void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
 		       bool json)
 {
 	struct table t;
-	char id[24], raft[128], client[128];
+	char id[24], raft[128], client[128], by[160], when[64];
 	size_t i;
 
 	if (json) {
@@ -679,12 +690,19 @@ void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
 				fputc(',', f);
 			json_member(f, resp->members[i]);
 		}
+		fputs("],\"removed\":[", f);
+		for (i = 0; i < resp->n_removed; i++) {
+			if (i)
+				fputc(',', f);
+			json_member(f, resp->removed[i]);
+		}
 		fputs("]}\n", f);
 		return;
 	}
-	ctl__table_init(&t, 5);
+	ctl__table_init(&t, 6);
 	ctl__table_row(&t, (const char *const[]){"NODE", "ROLE", "RAFT ADDRESS",
-						 "CLIENT ENDPOINT", "LEADER"});
+						 "CLIENT ENDPOINT", "LEADER",
+						 "ADDED BY"});
 	for (i = 0; i < resp->n_members; i++) {
 		const Settle__V1__Member *m = resp->members[i];
 
@@ -694,12 +712,24 @@ void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
 				  ? m->client_endpoint
 				  : "(unknown)",
 			      client, sizeof(client));
-		ctl__table_row(
-		    &t, (const char *const[]){id, ctl_role_name(m->role), raft,
-					      client, m->leader ? "*" : ""});
+		ctl__one_line(m->added_by != NULL ? m->added_by : "", by,
+			      sizeof(by));
+		ctl__table_row(&t, (const char *const[]){
+				       id, ctl_role_name(m->role), raft, client,
+				       m->leader ? "*" : "", by});
 	}
 	ctl__table_print(f, &t, "");
 	ctl__table_free(&t);
+	/* Who removed whom, as the members' table recorded it. */
+	for (i = 0; i < resp->n_removed; i++) {
+		const Settle__V1__Member *m = resp->removed[i];
+
+		fprintf(f, "removed: node %" PRIu64 " (raft %s) at %s by %s\n",
+			m->id,
+			ctl__one_line(m->raft_address, raft, sizeof(raft)),
+			ctl_time_str(m->removed_ms, when, sizeof(when)),
+			ctl__one_line(m->removed_by, by, sizeof(by)));
+	}
 }
 
 void ctl_print_member(FILE *f, const Settle__V1__Member *m, bool json)

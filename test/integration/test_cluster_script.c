@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "wal/fsm.h"
 
 static char cdir[600];
 static char script[600];
@@ -296,8 +297,52 @@ Test(cluster_script, tls_cluster)
 	cr_assert_not_null(strstr(out, "leader"), "%s", out);
 	free(out);
 	free(err);
+	/* The members' table records who adds a node from feature level 8:
+	 * wait for the cluster to run at it. */
+	char cert[700], key[700], ca[700], *ctl[14];
+
+	snprintf(ep, sizeof(ep), "127.0.0.1:%d", p);
+	snprintf(cert, sizeof(cert), "%s/certs/admin.pem", cdir);
+	snprintf(key, sizeof(key), "%s/certs/admin.key", cdir);
+	snprintf(ca, sizeof(ca), "%s/certs/ca.pem", cdir);
+	ctl[0] = (char *)it_bin("settlectl");
+	ctl[1] = "--cluster";
+	ctl[2] = ep;
+	ctl[3] = "--tls-cert";
+	ctl[4] = cert;
+	ctl[5] = "--tls-key";
+	ctl[6] = key;
+	ctl[7] = "--tls-ca";
+	ctl[8] = ca;
+	ctl[9] = "--json";
+	ctl[10] = "status";
+	ctl[11] = NULL;
+	{
+		char want[64];
+		bool top = false;
+
+		snprintf(want, sizeof(want), "\"cluster_feature_level\":%d",
+			 FSM_LEVEL);
+		for (int tries = 0; tries < 100 && !top; tries++) {
+			if (it_run(ctl, &out, &err, 10000) == 0)
+				top = strstr(out, want) != NULL;
+			free(out);
+			free(err);
+			if (!top)
+				usleep(100 * 1000);
+		}
+		cr_assert(top, "the cluster never ran at level %d", FSM_LEVEL);
+	}
 	cr_assert_eq(CLUSTER(&out, &err, "add", "--dir", cdir), 0, "%s%s", out,
 		     err);
+	free(out);
+	free(err);
+	/* settlectl cluster members names the certificate that added it. */
+	ctl[9] = "cluster";
+	ctl[10] = "members";
+	cr_assert_eq(it_run(ctl, &out, &err, 10000), 0, "%s", err);
+	cr_assert_not_null(strstr(out, "ADDED BY"), "%s", out);
+	cr_assert_not_null(strstr(out, "certificate admin"), "%s", out);
 	free(out);
 	free(err);
 	snprintf(path, sizeof(path), "%s/node3.args", cdir);

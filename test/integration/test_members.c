@@ -19,6 +19,7 @@
 
 #include "coord_util.h"
 #include "tcc_util.h"
+#include "wal/fsm.h"
 
 static uint64_t mono_ms(void)
 {
@@ -300,6 +301,22 @@ static void wait_applied(int id, uint64_t index)
 		       (unsigned long long)got, (unsigned long long)index);
 }
 
+/* Until node at runs at the binary's feature level (membership changes
+ * record who asked from level 8). */
+static void wait_top_level(int at)
+{
+	for (int tries = 0; tries < 300; tries++) {
+		Settle__V1__StatusResponse *st = status_of(at);
+		bool top = st->cluster_feature_level == FSM_LEVEL;
+
+		settle__v1__status_response__free_unpacked(st, NULL);
+		if (top)
+			return;
+		tu_sleep_ms(100);
+	}
+	cr_assert_fail("node %d never ran at feature level %d", at, FSM_LEVEL);
+}
+
 TestSuite(members, .init = cu_setup, .fini = it_teardown, .timeout = 150);
 
 Test(members, add_catches_up_and_votes_under_load)
@@ -313,6 +330,7 @@ Test(members, add_catches_up_and_votes_under_load)
 
 	cluster3();
 	leader = find_leader(3);
+	wait_top_level(leader);
 	load_start(&l);
 	tu_sleep_ms(500);
 
@@ -351,6 +369,14 @@ Test(members, add_catches_up_and_votes_under_load)
 	cr_assert_eq(member_of(m, 4)->role,
 		     SETTLE__V1__MEMBER_ROLE__ROLE_VOTER);
 	cr_assert_eq(m->leader_id, (uint64_t)leader);
+	/* The members' table recorded who added it (plaintext: the
+	 * client's address; under TLS its certificate). */
+	cr_expect_eq(
+	    strncmp(member_of(m, 4)->added_by, "client 127.0.0.1:", 17), 0,
+	    "added by '%s'", member_of(m, 4)->added_by);
+	cr_expect_gt(member_of(m, 4)->added_ms, 0);
+	cr_expect_str_eq(member_of(m, leader)->added_by, "",
+			 "a member from the start");
 	settle__v1__cluster_members_response__free_unpacked(m, NULL);
 
 	/* Asking again is harmless: it is a voter already. */
@@ -375,6 +401,7 @@ Test(members, remove_follower_then_transfer_and_clients_follow)
 	cr_assert_neq(target, leader);
 
 	/* Remove a follower: two voters remain and still commit. */
+	wait_top_level(leader);
 	cr_assert_eq(remove_node(leader, gone, &r), 0, "remove: %s", r.msg);
 	cu_reply_free(&r);
 	it_stop(nodes[gone].proc);
@@ -382,6 +409,14 @@ Test(members, remove_follower_then_transfer_and_clients_follow)
 	m = members(leader);
 	cr_assert_eq(m->n_members, 2);
 	cr_assert_null(member_of(m, gone));
+	/* The removal stays on record: which node, and who asked. */
+	cr_assert_eq(m->n_removed, 1);
+	cr_expect_eq(m->removed[0]->id, (uint64_t)gone);
+	cr_expect_str_eq(m->removed[0]->raft_address, nodes[gone].raft);
+	cr_expect_eq(
+	    strncmp(m->removed[0]->removed_by, "client 127.0.0.1:", 17), 0,
+	    "removed by '%s'", m->removed[0]->removed_by);
+	cr_expect_gt(m->removed[0]->removed_ms, 0);
 	settle__v1__cluster_members_response__free_unpacked(m, NULL);
 
 	/* Hand leadership to the other one. */

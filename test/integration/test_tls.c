@@ -20,6 +20,7 @@
 
 #include "coord_util.h"
 #include "harness.h"
+#include "wal/fsm.h"
 #include "settle.h"
 
 TestSuite(tls, .init = cu_setup, .fini = it_teardown, .timeout = 120);
@@ -891,15 +892,19 @@ Test(tls, a_revocation_closes_open_connections)
 	cu_stop_clean(&n);
 }
 
-/* Until the node's cluster runs at feature level 7 (owners recorded). */
+/* Until the node's cluster runs at the binary's feature level (owners
+ * recorded from level 7). */
 static void wait_level_7(const struct it_node *n)
 {
+	char want[64];
+
+	snprintf(want, sizeof want, "\"cluster_feature_level\":%d", FSM_LEVEL);
 	for (int tries = 0; tries < 100; tries++) {
 		char *out = NULL, *err = NULL;
 		bool at = ctl_as(n, "admin", &out, &err,
 				 (const char *const[]){"--json", "status",
 						       NULL}) == 0 &&
-			  strstr(out, "\"cluster_feature_level\":7") != NULL;
+			  strstr(out, want) != NULL;
 
 		free(out);
 		free(err);
@@ -907,7 +912,7 @@ static void wait_level_7(const struct it_node *n)
 			return;
 		usleep(100 * 1000);
 	}
-	cr_assert_fail("the cluster never ran at feature level 7");
+	cr_assert_fail("the cluster never ran at feature level %d", FSM_LEVEL);
 }
 
 /*

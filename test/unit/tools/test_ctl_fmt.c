@@ -626,6 +626,8 @@ Test(ctl_cluster, members_table_and_json)
 	b.raft_address = "10.0.0.4:7401";
 	b.client_endpoint = "";
 	b.role = SETTLE__V1__MEMBER_ROLE__ROLE_STANDBY;
+	b.added_by = "certificate admin";
+	b.added_ms = 1000;
 	r.n_members = 2;
 	r.members = ms;
 	r.leader_id = 1;
@@ -639,6 +641,8 @@ Test(ctl_cluster, members_table_and_json)
 	cr_assert_not_null(strstr(out, "4     standby  10.0.0.4:7401   "
 				       "(unknown)"),
 			   "%s", out);
+	cr_assert_not_null(strstr(out, "ADDED BY"), "%s", out);
+	cr_assert_not_null(strstr(out, "certificate admin\n"), "%s", out);
 	free(out);
 
 	CAPTURE(out, ctl_print_members(f, &r, true));
@@ -648,8 +652,39 @@ Test(ctl_cluster, members_table_and_json)
 		 "7401\",\"client_endpoint\":\"127.0.0.1:7400\",\"leader\":"
 		 "true},"
 		 "{\"id\":4,\"role\":\"standby\",\"raft_address\":\"10.0.0.4:"
-		 "7401\",\"client_endpoint\":\"\",\"leader\":false}]}\n");
+		 "7401\",\"client_endpoint\":\"\",\"leader\":false,"
+		 "\"added_by\":\"certificate admin\",\"added_ms\":1000}],"
+		 "\"removed\":[]}\n");
 	free(out);
+
+	/* A removal the members' table recorded: a line under the table. */
+	Settle__V1__Member gone = SETTLE__V1__MEMBER__INIT;
+	Settle__V1__Member *gones[] = {&gone};
+
+	gone.id = 3;
+	gone.raft_address = "127.0.0.1:7405";
+	gone.client_endpoint = "127.0.0.1:7404";
+	gone.removed_by = "certificate ops";
+	gone.removed_ms = 2000;
+	r.n_removed = 1;
+	r.removed = gones;
+	CAPTURE(out, ctl_print_members(f, &r, false));
+	cr_assert_not_null(strstr(out, "removed: node 3 (raft 127.0.0.1:7405) "
+				       "at "),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, " by certificate ops\n"), "%s", out);
+	free(out);
+	CAPTURE(out, ctl_print_members(f, &r, true));
+	cr_assert_not_null(
+	    strstr(out,
+		   "\"removed\":[{\"id\":3,\"role\":\"unknown\","
+		   "\"raft_address\":\"127.0.0.1:7405\",\"client_endpoint\""
+		   ":\"127.0.0.1:7404\",\"leader\":false,\"removed_by\":"
+		   "\"certificate ops\",\"removed_ms\":2000}]}"),
+	    "%s", out);
+	free(out);
+	r.n_removed = 0;
+	r.removed = NULL;
 
 	CAPTURE(out, ctl_print_member(f, &a, false));
 	cr_assert_str_eq(out, "node 1: voter, raft 127.0.0.1:7401, clients "

@@ -21,8 +21,9 @@ static void teardown(void)
 
 TestSuite(member_apply, .init = setup, .fini = teardown);
 
-static struct ent ent_member(int id, uint64_t time, uint64_t node,
-			     const char *raft, const char *client, bool remove)
+static struct ent ent_member_by(int id, uint64_t time, uint64_t node,
+				const char *raft, const char *client,
+				bool remove, const char *asked_by)
 {
 	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
 	Settle__V1__CmdMember m = SETTLE__V1__CMD_MEMBER__INIT;
@@ -37,9 +38,16 @@ static struct ent ent_member(int id, uint64_t time, uint64_t node,
 	m.raft_address = (char *)raft;
 	m.client_endpoint = (char *)client;
 	m.remove = remove;
+	m.asked_by = (char *)asked_by;
 	c.op_case = SETTLE__V1__COMMAND__OP_MEMBER;
 	c.member = &m;
 	return ent_cmd(&c);
+}
+
+static struct ent ent_member(int id, uint64_t time, uint64_t node,
+			     const char *raft, const char *client, bool remove)
+{
+	return ent_member_by(id, time, node, raft, client, remove, "");
 }
 
 Test(member_apply, validate)
@@ -134,4 +142,54 @@ Test(member_apply, repeated_cmd_id_applies_once)
 	cr_assert_eq(tfsm_code(&T, ent_member(7, 100, 4, "a:1", "a:2", false)),
 		     SETTLE__V1__CODE__OK);
 	cr_assert_eq(store_member_get(T.t.s, NULL, 4, &m), SETTLE_ENOTFOUND);
+}
+
+/* Feature level 8: the operator's addition records who asked; the
+ * directory's own rewrite keeps it; the operator's removal leaves the row
+ * as the record of the removal, which is no member any more. */
+Test(member_apply, who_added_and_who_removed_a_node)
+{
+	Settle__V1__MemberRecord *m = NULL, **all = NULL;
+	struct store *s = T.t.s;
+	size_t n = 0;
+
+	cr_assert_eq(
+	    tfsm_code(&T, ent_member_by(1, 100, 4, "h4:7401", "h4:7400", false,
+					"certificate admin")),
+	    SETTLE__V1__CODE__OK);
+	cr_assert_eq(
+	    tfsm_code(&T, ent_member(2, 150, 4, "h5:7401", "h5:7400", false)),
+	    SETTLE__V1__CODE__OK);
+	cr_assert_eq(store_member_get(s, NULL, 4, &m), 0);
+	cr_expect_str_eq(m->added_by, "certificate admin");
+	cr_expect_eq(m->added_ms, 100);
+	cr_expect_str_eq(m->client_endpoint, "h5:7400");
+	cr_expect_eq(m->removed_ms, 0);
+	settle__v1__member_record__free_unpacked(m, NULL);
+
+	cr_assert_eq(tfsm_code(&T, ent_member_by(3, 300, 4, "", "", true,
+						 "certificate ops")),
+		     SETTLE__V1__CODE__OK);
+	cr_expect_eq(store_member_get(s, NULL, 4, &m), SETTLE_ENOTFOUND,
+		     "a removed node is no member");
+	cr_assert_eq(store_members_list(s, NULL, &all, &n), 0);
+	cr_expect_eq(n, 0);
+	store_members_free(all, n);
+	cr_assert_eq(store_members_removed(s, NULL, &all, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_expect_eq(all[0]->id, 4);
+	cr_expect_str_eq(all[0]->raft_address, "h5:7401");
+	cr_expect_str_eq(all[0]->added_by, "certificate admin");
+	cr_expect_str_eq(all[0]->removed_by, "certificate ops");
+	cr_expect_eq(all[0]->removed_ms, 300);
+	store_members_free(all, n);
+	/* Too long a name is refused, nothing changes. */
+	char longname[WAL_ASKED_BY_MAX + 2];
+
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	cr_assert_eq(tfsm_code(&T, ent_member_by(4, 400, 5, "h:1", "h:2", false,
+						 longname)),
+		     SETTLE__V1__CODE__INVALID_ARGUMENT);
+	cr_expect_eq(store_member_get(s, NULL, 5, &m), SETTLE_ENOTFOUND);
 }
