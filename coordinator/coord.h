@@ -120,6 +120,9 @@ struct coord {
 	struct raft_fsm raft_fsm;
 	struct raft raft;
 	bool raft_started;
+	/* raft closed: raft_uv and the transport are freed by coord_close(),
+	 * once the loop has run every callback they still had. */
+	bool raft_io_closed;
 
 	struct store *store;
 	struct fsm fsm;
@@ -148,6 +151,8 @@ struct coord {
 		void (*io_close)(struct raft_io *, raft_io_close_cb);
 		unsigned gets;
 		raft_io_close_cb close_cb;
+		/* raft's close callback, passed on once (snapshot_send.c). */
+		raft_io_close_cb raft_close_cb;
 		/* Old checkpoints being removed, off the loop; the base whose
 		 * journal is being written, kept whatever raft keeps. */
 		uv_work_t prune;

@@ -282,8 +282,10 @@ static void raft_closed(struct raft *r)
 {
 	struct coord *c = r->data;
 
-	raft_uv_close(&c->io);
-	raft_tcp_close(&c->transport);
+	/* raft_uv may still run callbacks of its own (a log segment's writer
+	 * closing late): it is freed once the loop is done, in
+	 * coord_close(). */
+	c->raft_io_closed = true;
 	c->raft_started = false;
 	/* Nothing is applied any more. */
 	coord_commit_applied(c);
@@ -370,6 +372,11 @@ void coord_close(struct coord *c)
 {
 	coord_http_stop(c->http);
 	c->http = NULL;
+	if (c->raft_io_closed) {
+		raft_uv_close(&c->io);
+		raft_tcp_close(&c->transport);
+		c->raft_io_closed = false;
+	}
 	/* The loop is done with raft's streams. */
 	raft_tcp_forget();
 	coord_quota_free(&c->quota);

@@ -74,6 +74,34 @@ static void snapshot_release(struct raft_snapshot *s)
 	raft_free(s);
 }
 
+/*
+ * raft_uv 0.15 may fire its close callback twice: a log segment's writer
+ * that finishes closing after the callback fired calls it again
+ * (upstream raft#341; a second raft_closed() on freed memory, seen as a
+ * SEGV at stop under ASan). raft's callback goes through this one, which
+ * passes it on once.
+ */
+static void io_closed_once(struct raft_io *io)
+{
+	struct coord *c = coord_of_io(io);
+	raft_io_close_cb cb = c->snap.raft_close_cb;
+
+	if (cb == NULL) {
+		settle_log(SETTLE_LOG_INFO, "raft",
+			   "raft_uv closed twice (upstream raft#341): the "
+			   "second time ignored");
+		return;
+	}
+	c->snap.raft_close_cb = NULL;
+	cb(io);
+}
+
+static void io_close_now(struct coord *c, raft_io_close_cb cb)
+{
+	c->snap.raft_close_cb = cb;
+	c->snap.io_close(&c->io, io_closed_once);
+}
+
 static void get_done(struct snap_get *g, struct raft_snapshot *s, int status)
 {
 	struct coord *c = g->c;
@@ -84,7 +112,7 @@ static void get_done(struct snap_get *g, struct raft_snapshot *s, int status)
 		raft_io_close_cb cb = c->snap.close_cb;
 
 		c->snap.close_cb = NULL;
-		c->snap.io_close(&c->io, cb);
+		io_close_now(c, cb);
 	}
 }
 
@@ -272,7 +300,7 @@ static void snapio_close(struct raft_io *io, raft_io_close_cb cb)
 		c->snap.close_cb = cb;
 		return;
 	}
-	c->snap.io_close(io, cb);
+	io_close_now(c, cb);
 }
 
 void snapshot_send_init(struct coord *c)
