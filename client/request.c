@@ -142,6 +142,8 @@ const char *client__method_name(int method)
 		return "tx retry";
 	case SETTLE__V1__METHOD__TX_RESOLVE:
 		return "tx resolve";
+	case SETTLE__V1__METHOD__PARTICIPANTS:
+		return "participants";
 	case SETTLE__V1__METHOD__XA_VOTE:
 		return "xa vote";
 	case SETTLE__V1__METHOD__XA_PREPARE:

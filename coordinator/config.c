@@ -22,7 +22,9 @@ static const char usage[] =
     "               [--default-timeout DURATION] [--max-timeout DURATION]\n"
     "               [--retention DURATION] [--stuck-after DURATION]\n"
     "               [--call-timeout DURATION] [--retry-base DURATION]\n"
-    "               [--retry-max DURATION] [--snapshot-threshold N]\n"
+    "               [--retry-max DURATION] [--retry-attempts N]\n"
+    "               [--breaker-failures N] [--breaker-pause DURATION]\n"
+    "               [--snapshot-threshold N]\n"
     "               [--snapshot-trailing N] [--snapshot-log MIB]\n"
     "               [--snapshot-journal MIB]\n"
     "               [--store-budget MIB] [--join]\n"
@@ -75,6 +77,12 @@ static const char usage[] =
     "line (peer, initiator, participant, observer, admin): what each\n"
     "certificate may call; without it every certificate may call\n"
     "everything.\n"
+    "--retry-attempts: calls of a branch's Confirm, Cancel or Compensate\n"
+    "before it is FAILED and its transaction waits for an operator (default\n"
+    "1000; 0: retried forever). --breaker-failures: calls in a row a\n"
+    "participant endpoint leaves unanswered before its circuit breaker\n"
+    "opens (default 5; 0: no breaker); --breaker-pause: the first pause\n"
+    "before a probe (default 1s, doubling up to --retry-max).\n"
     "--metrics HOST:PORT: plain HTTP for Prometheus (GET /metrics) and\n"
     "probes (/healthz: alive, /readyz: a member with a leader, caught up);\n"
     "it serves counts, never payloads (docs/OPERATIONS.md).\n";
@@ -413,6 +421,9 @@ static void defaults(struct coord_config *cfg)
 	cfg->call_timeout_ms = 5000;
 	cfg->retry_base_ms = 200;
 	cfg->retry_max_ms = 30 * 1000;
+	cfg->retry_attempts = 1000;
+	cfg->breaker_failures = 5;
+	cfg->breaker_pause_ms = 1000;
 	cfg->stuck_after_ms = 5 * 60 * 1000;
 	cfg->store_budget = (size_t)4 << 30;
 	/* A dead leader is replaced within 0.8 s here (timeouts are drawn
@@ -625,6 +636,22 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 					 "100ms");
 				return SETTLE_EINVAL;
 			}
+		} else if (strcmp(a, "--retry-attempts") == 0 ||
+			   strcmp(a, "--breaker-failures") == 0) {
+			NEED_VALUE();
+			if (parse_u64(v, &n) != 0 || n > 1000000) {
+				snprintf(errmsg, errmsg_len,
+					 "%s: '%s' is not in 0..1000000", a, v);
+				return SETTLE_EINVAL;
+			}
+			*(strcmp(a, "--retry-attempts") == 0
+			      ? &cfg->retry_attempts
+			      : &cfg->breaker_failures) = (uint32_t)n;
+		} else if (strcmp(a, "--breaker-pause") == 0) {
+			NEED_VALUE();
+			if (set_duration32(a, v, &cfg->breaker_pause_ms, errmsg,
+					   errmsg_len) != 0)
+				return SETTLE_EINVAL;
 		} else if (strcmp(a, "--xa-max-attempts") == 0) {
 			NEED_VALUE();
 			if (parse_u64(v, &n) != 0 || n == 0 || n > 1000000) {

@@ -56,7 +56,15 @@ struct coord_config {
 	uint32_t call_timeout_ms; /* one Confirm/Cancel call */
 	uint32_t retry_base_ms;	  /* first retry delay */
 	uint32_t retry_max_ms;	  /* retry delay cap */
-	uint64_t stuck_after_ms;  /* unfinished longer than this is stuck */
+	/* --retry-attempts: calls of one branch's Confirm, Cancel or
+	 * Compensate before it is FAILED and waits for an operator (0: no
+	 * end). */
+	uint32_t retry_attempts;
+	/* --breaker-failures, --breaker-pause: a participant endpoint's
+	 * circuit breaker (breaker.h; 0 failures: none). */
+	uint32_t breaker_failures;
+	uint32_t breaker_pause_ms;
+	uint64_t stuck_after_ms; /* unfinished longer than this is stuck */
 	/* --store-budget: the most the LMDB store may take on disk (its
 	 * map); new transactions are refused before it is reached. */
 	size_t store_budget;

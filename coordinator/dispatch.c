@@ -772,6 +772,7 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__XA_RECOVER:
 	case SETTLE__V1__METHOD__XA_FORGET:
 	case SETTLE__V1__METHOD__XA_HEURISTIC:
+	case SETTLE__V1__METHOD__PARTICIPANTS:
 		if (!leader_or_fail(c, call))
 			return;
 		break;
@@ -780,7 +781,8 @@ void coord_dispatch(void *data, struct rpc_call *call)
 			   "a coordinator serves BEGIN, SUBMIT_SAGA, "
 			   "REGISTER_BRANCH, COMMIT, ROLLBACK, QUERY, STATUS, "
 			   "LIST, TX_RETRY, TX_RESOLVE, XA_VOTE, XA_PREPARE, "
-			   "XA_RECOVER, XA_FORGET, XA_HEURISTIC and CLUSTER_*");
+			   "XA_RECOVER, XA_FORGET, XA_HEURISTIC, PARTICIPANTS "
+			   "and CLUSTER_*");
 		return;
 	}
 	switch (method) {
@@ -815,6 +817,9 @@ void coord_dispatch(void *data, struct rpc_call *call)
 		break;
 	case SETTLE__V1__METHOD__XA_RECOVER:
 		coord_do_xa_recover(c, call, body, len);
+		break;
+	case SETTLE__V1__METHOD__PARTICIPANTS:
+		coord_do_participants(c, call);
 		break;
 	}
 }

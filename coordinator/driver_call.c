@@ -45,6 +45,72 @@ static struct participant *participant_get(struct coord_driver *d,
 	return p;
 }
 
+static struct participant *participant_find(struct coord_driver *d,
+					    const char *endpoint)
+{
+	for (struct participant *p = d->participants; p != NULL; p = p->next)
+		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
+			return p;
+	return NULL;
+}
+
+static struct coord_breaker_cfg breaker_cfg(const struct coord_config *cfg)
+{
+	struct coord_breaker_cfg b = {
+	    .failures = cfg->breaker_failures,
+	    .pause_ms = cfg->breaker_pause_ms,
+	    .max_pause_ms = cfg->retry_max_ms,
+	};
+
+	return b;
+}
+
+/* Tell o's endpoint's breaker how its call ended. */
+static void breaker_result(struct op *o, bool answered)
+{
+	struct coord *c = o->d->c;
+	struct participant *p = participant_find(o->d, o->endpoint);
+	struct coord_breaker_cfg cfg = breaker_cfg(&c->cfg);
+	int moved;
+
+	if (p == NULL)
+		return; /* closed meanwhile (a TLS reload): a new breaker */
+	moved =
+	    coord_breaker_result(&p->breaker, &cfg, answered, settle_mono_ms());
+	coord_metrics_breaker(&c->metrics, p->metrics_slot, p->breaker.state,
+			      moved == COORD_BREAKER_OPENED);
+	if (moved == COORD_BREAKER_OPENED)
+		settle_log(
+		    SETTLE_LOG_WARN, "driver",
+		    "participant %s: %u calls in a row unanswered, "
+		    "circuit open for %llu ms (its branches wait)",
+		    o->endpoint, p->breaker.fails,
+		    (unsigned long long)coord_breaker_pause(&p->breaker, &cfg));
+	else if (moved == COORD_BREAKER_CLOSED_AGAIN)
+		settle_log(SETTLE_LOG_INFO, "driver",
+			   "participant %s answers again: circuit closed",
+			   o->endpoint);
+}
+
+/* Whether the participant answered (anything it said, RETRY too), as
+ * opposed to no answer: a timeout, a connection refused or lost, a TLS
+ * handshake that failed. */
+static bool answered(int err)
+{
+	return err != SETTLE_ETIMEOUT && err != SETTLE_ECONNECT &&
+	       err != SETTLE_ECLOSED && err != SETTLE_ETLS;
+}
+
+/* Past the retry budget (--retry-attempts): a Confirm, Cancel or
+ * Compensate that got no answer that often gives up; its branch is FAILED
+ * and waits for an operator (tx retry). */
+static bool budget_spent(const struct coord *c, const struct op *o)
+{
+	return c->cfg.retry_attempts != 0 && o->deferred_until == 0 &&
+	       o->attempt >= c->cfg.retry_attempts &&
+	       !(o->saga && o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION);
+}
+
 /* Count o's call: outcome 0 ok, 1 refused, 2 no answer (metrics.h). */
 static void call_counted(struct op *o, int outcome)
 {
@@ -206,12 +272,20 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
 		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
+	} else if (budget_spent(d->c, o)) {
+		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(o->err, sizeof o->err,
+			 "retry budget spent: %u attempts, the last %s%s%s",
+			 o->attempt, settle_errname(res->err),
+			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	} else {
 		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
 		sr->next_retry_ms =
-		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
-					       o->retry_base_ms,
-					       o->retry_max_ms);
+		    o->deferred_until != 0
+			? o->deferred_until
+			: now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
+						     o->retry_base_ms,
+						     o->retry_max_ms);
 		snprintf(o->err, sizeof o->err, "%s%s%s",
 			 settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
@@ -237,13 +311,18 @@ static void participant_answered(void *data, const struct rpc_result *res)
 		return;
 	}
 	/* A refused Action is a failure too (step_answered()). */
-	call_counted(o,
-		     res->err == 0 ? 0
-		     : res->err == SETTLE_EFAILURE ||
-			     (o->saga && res->err == SETTLE_EREFUSED &&
-			      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)
-			 ? 1
-			 : 2);
+	if (o->deferred_until == 0) {
+		int outcome =
+		    res->err == 0 ? 0
+		    : res->err == SETTLE_EFAILURE ||
+			    (o->saga && res->err == SETTLE_EREFUSED &&
+			     o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION)
+			? 1
+			: 2;
+
+		call_counted(o, outcome);
+		breaker_result(o, answered(res->err));
+	}
 	if (o->saga) {
 		step_answered(o, res);
 		return;
@@ -260,10 +339,19 @@ static void participant_answered(void *data, const struct rpc_result *res)
 		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
 		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
+	} else if (budget_spent(d->c, o)) {
+		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		snprintf(o->err, sizeof o->err,
+			 "retry budget spent: %u attempts, the last %s%s%s",
+			 o->attempt, settle_errname(res->err),
+			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	} else {
 		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
 		br->next_retry_ms =
-		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0);
+		    o->deferred_until != 0
+			? o->deferred_until
+			: now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0,
+						     0);
 		snprintf(o->err, sizeof o->err, "%s%s%s",
 			 settle_errname(res->err),
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
@@ -298,8 +386,32 @@ static void call_send(struct coord_driver *d, struct op *o,
 		      const Settle__V1__BranchRequest *req, uint32_t timeout)
 {
 	struct participant *p = participant_get(d, endpoint);
+	struct coord_breaker_cfg cfg = breaker_cfg(&d->c->cfg);
+	uint64_t mono = settle_mono_ms();
 	int rv;
 
+	snprintf(o->endpoint, sizeof o->endpoint, "%s", endpoint);
+	if (p != NULL && !coord_breaker_allow(&p->breaker, &cfg, mono)) {
+		/* Open: no call. The branch waits for the end of the pause
+		 * and a little more (not all come back at once), without
+		 * spending an attempt. */
+		uint64_t left = p->breaker.until_ms > mono
+				    ? p->breaker.until_ms - mono
+				    : cfg.pause_ms;
+		struct rpc_result r = {.err = SETTLE_EUNAVAIL,
+				       .msg = "not called: circuit open, calls "
+					      "in a row unanswered",
+				       .leader = ""};
+
+		o->deferred_until = coord_wall_now(d->c) + left +
+				    coord_drv_backoff_ms(
+					&d->c->cfg, 1, (uint32_t)(left / 4 + 1),
+					(uint32_t)(left / 4 + 1));
+		o->attempt = o->attempt > 0 ? o->attempt - 1 : 0;
+		coord_metrics_deferred(&d->c->metrics, p->metrics_slot);
+		participant_answered(o, &r);
+		return;
+	}
 	o->metrics_slot = p != NULL ? p->metrics_slot : COORD_METRICS_ENDPOINTS;
 	o->metrics_kind = method == SETTLE__V1__METHOD__CONFIRM	 ? 0
 			  : method == SETTLE__V1__METHOD__CANCEL ? 1

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "breaker.h"
 #include "coord.h"
 #include "coordinator/xa.h"
 #include "wal/entry.h"
@@ -31,7 +32,8 @@ struct expiry {
 struct participant {
 	struct participant *next;
 	struct rpc_client *client;
-	size_t metrics_slot; /* its endpoint in metrics.h */
+	size_t metrics_slot;	      /* its endpoint in metrics.h */
+	struct coord_breaker breaker; /* breaker.h */
 };
 
 struct coord_driver {
@@ -90,6 +92,11 @@ struct op {
 	size_t metrics_slot;
 	int metrics_kind;
 	uint64_t sent_ns;
+	/* The endpoint called (its breaker is found again by it: the
+	 * participant may be closed meanwhile, on a TLS reload). Not 0:
+	 * no call went, the breaker is open until then (wall ms). */
+	char endpoint[WAL_ENDPOINT_MAX + 1];
+	uint64_t deferred_until;
 	/* The answer to record (TCC: br; saga: sr), error text in err. */
 	Settle__V1__CmdBranchResult br;
 	Settle__V1__CmdStepResult sr;

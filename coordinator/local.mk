@@ -6,13 +6,14 @@ coordinator_settled_SOURCES = \
 	coordinator/aio_defer.c coordinator/aio_defer.h \
 	coordinator/dispatch.c coordinator/dispatch.h coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c coordinator/dispatch_owner.c \
-	coordinator/query.c \
+	coordinator/query.c coordinator/query_participants.c \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
 	coordinator/budget.c coordinator/budget.h \
 	coordinator/quota.c coordinator/quota.h \
 	coordinator/roles.c coordinator/roles.h \
 	coordinator/metrics.c coordinator/metrics.h \
+	coordinator/breaker.c coordinator/breaker.h \
 	coordinator/metrics_http.c coordinator/metrics_http.h \
 	coordinator/propose.c coordinator/propose.h \
 	coordinator/apply.c coordinator/apply.h \
@@ -52,9 +53,10 @@ test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_quota.c \
 	test/unit/coordinator/test_roles.c \
 	test/unit/coordinator/test_metrics.c \
+	test/unit/coordinator/test_breaker.c \
 	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
 	coordinator/raft_check.c coordinator/quota.c coordinator/roles.c \
-	coordinator/metrics.c
+	coordinator/metrics.c coordinator/breaker.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = wal/libsettlewal.la storage/libsettlestore.la \

@@ -3,6 +3,7 @@
  * reads (any thread); see metrics.h.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,22 @@ void coord_metrics_snapshot(struct coord_metrics *m, uint64_t index,
 	atomic_store_explicit(&m->snapshot_last_us, us, RELAXED);
 }
 
+void coord_metrics_breaker(struct coord_metrics *m, size_t slot, int state,
+			   bool opened)
+{
+	if (slot > COORD_METRICS_ENDPOINTS)
+		return;
+	atomic_store_explicit(&m->eps[slot].breaker, (uint64_t)state, RELAXED);
+	if (opened)
+		add(&m->eps[slot].opens, 1);
+}
+
+void coord_metrics_deferred(struct coord_metrics *m, size_t slot)
+{
+	if (slot <= COORD_METRICS_ENDPOINTS)
+		add(&m->eps[slot].deferred, 1);
+}
+
 /* ---- Readiness and health
  * ----------------------------------------------------
  */
@@ -402,6 +419,24 @@ static void transactions(struct text *t, const struct coord_metrics *m)
 	    (unsigned long long)get(&m->decided_lost));
 }
 
+/* One sample of the counter at offset `at` of each of the n endpoints. */
+static void per_ep(struct text *t, const struct coord_metrics *m, size_t n,
+		   const char *name, const char *type, const char *help,
+		   size_t at)
+{
+	char ep[2 * COORD_METRICS_EP_MAX + 2];
+
+	head(t, name, type, help);
+	for (size_t i = 0; i < n; i++) {
+		const coord_counter *v =
+		    (const coord_counter *)((const char *)&m->eps[i] + at);
+
+		label(m->eps[i].name, ep, sizeof ep);
+		put(t, "%s{endpoint=\"%s\"} %llu\n", name, ep,
+		    (unsigned long long)get(v));
+	}
+}
+
 static void calls(struct text *t, const struct coord_metrics *m)
 {
 	size_t n = atomic_load_explicit((_Atomic size_t *)&m->n_eps,
@@ -446,6 +481,17 @@ static void calls(struct text *t, const struct coord_metrics *m)
 			     &e->latency[k]);
 		}
 	}
+	per_ep(t, m, n, "settle_participant_breaker_state", "gauge",
+	       "The endpoint's circuit breaker: 0 closed, 1 open (not "
+	       "called), 2 half-open (one probe).",
+	       offsetof(struct coord_metrics_ep, breaker));
+	per_ep(t, m, n, "settle_participant_breaker_opens_total", "counter",
+	       "Times the endpoint's circuit breaker opened.",
+	       offsetof(struct coord_metrics_ep, opens));
+	per_ep(t, m, n, "settle_participant_calls_deferred_total", "counter",
+	       "Branches put off without a call while the endpoint's breaker "
+	       "was open.",
+	       offsetof(struct coord_metrics_ep, deferred));
 	head(t, "settle_participant_retries_total", "counter",
 	     "Participant calls that got no answer and are to be retried.");
 	put(t, "settle_participant_retries_total %llu\n",

@@ -51,6 +51,9 @@ struct coord_metrics_ep {
 	char name[COORD_METRICS_EP_MAX + 1]; /* written before n_eps grows */
 	coord_counter calls[COORD_METRICS_CALL_KINDS][COORD_METRICS_OUTCOMES];
 	struct coord_hist latency[COORD_METRICS_CALL_KINDS];
+	coord_counter breaker;	/* breaker.h: closed, open, half-open */
+	coord_counter opens;	/* times its breaker opened */
+	coord_counter deferred; /* branches put off while it was open */
 };
 
 /* Why a node is not ready (coord_metrics.not_ready). */
@@ -127,6 +130,12 @@ void coord_metrics_call(struct coord_metrics *m, size_t slot, int kind,
 /* A snapshot at index was taken: bytes written in us microseconds. */
 void coord_metrics_snapshot(struct coord_metrics *m, uint64_t index,
 			    uint64_t bytes, uint64_t us);
+
+/* The breaker of slot is in state now (breaker.h), having just opened. */
+void coord_metrics_breaker(struct coord_metrics *m, size_t slot, int state,
+			   bool opened);
+/* A branch at slot put off without a call: its breaker is open. */
+void coord_metrics_deferred(struct coord_metrics *m, size_t slot);
 
 void coord_metrics_observe(struct coord_hist *h, uint64_t us);
 

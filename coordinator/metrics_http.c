@@ -139,12 +139,13 @@ int coord_http_start(const char *address, const struct coord_metrics *m,
 	errno = 0;
 	h->d = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, on_request, h,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_ADDRESS,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_PER_CONN,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_error, NULL, MHD_OPTION_END);
+	    /* First: the options after it log through it. */
+	    MHD_OPTION_EXTERNAL_LOGGER, on_error, NULL, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)HTTP_MAX_PER_ADDRESS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)HTTP_MEMORY_PER_CONN, MHD_OPTION_END);
 	if (h->d == NULL) {
 		snprintf(errmsg, errmsg_len,
 			 "--metrics: cannot listen on %s%s%s", address,

@@ -175,6 +175,8 @@ unsigned coord_roles_for_method(int method)
 	case M(LIST):
 	case M(CLUSTER_MEMBERS):
 		return reads;
+	case M(PARTICIPANTS):
+		return COORD_ROLE_OBSERVER | COORD_ROLE_ADMIN;
 	case M(BEGIN):
 	case M(SUBMIT_SAGA):
 	case M(REGISTER_BRANCH):

@@ -13,7 +13,8 @@
  *   initiator    transactions: BEGIN, SUBMIT_SAGA, REGISTER_BRANCH,
  *                COMMIT, ROLLBACK, XA_VOTE, XA_PREPARE, XA_RECOVER,
  *                XA_FORGET, and the reads
- *   observer     the reads: STATUS, QUERY, LIST, CLUSTER_MEMBERS
+ *   observer     the reads: STATUS, QUERY, LIST, CLUSTER_MEMBERS,
+ *                PARTICIPANTS
  *   participant  nothing on a coordinator (it is called, it does not call)
  *   admin        everything (settlectl's verbs: TX_RETRY, TX_RESOLVE,
  *                XA_HEURISTIC, CLUSTER_ADD/REMOVE/TRANSFER)

@@ -574,6 +574,85 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 	}
 }
 
+/* ---- participants ----------------------------------------------------------
+ */
+
+static const char *breaker_name(uint32_t state)
+{
+	return state == 1 ? "open" : state == 2 ? "half-open" : "closed";
+}
+
+void ctl_print_participants(FILE *f,
+			    const Settle__V1__ParticipantsResponse *resp,
+			    bool json)
+{
+	struct table t;
+	char ep[160], ok[24], failure[24], error[24], deferred[24], waiting[24],
+	    failed[24], mean[32];
+
+	if (json) {
+		fputs("{\"participants\":[", f);
+		for (size_t i = 0; i < resp->n_participants; i++) {
+			const Settle__V1__ParticipantInfo *p =
+			    resp->participants[i];
+
+			fputs(i ? ",{\"endpoint\":" : "{\"endpoint\":", f);
+			ctl_json_str(f, p->endpoint);
+			fprintf(f,
+				",\"breaker\":\"%s\",\"breaker_opens\":%" PRIu64
+				",\"calls_ok\":%" PRIu64
+				",\"calls_failure\":%" PRIu64
+				",\"calls_error\":%" PRIu64
+				",\"deferred\":%" PRIu64 ",\"waiting\":%" PRIu64
+				",\"failed\":%" PRIu64
+				",\"mean_call_ms\":%.3f}",
+				breaker_name(p->breaker), p->breaker_opens,
+				p->calls_ok, p->calls_failure, p->calls_error,
+				p->deferred, p->waiting, p->failed,
+				p->mean_call_ms);
+		}
+		fprintf(f, "],\"partial\":%s}\n",
+			resp->partial ? "true" : "false");
+		return;
+	}
+	if (resp->n_participants == 0) {
+		fputs("no participant called by this leader and no branch "
+		      "waiting\n",
+		      f);
+		return;
+	}
+	ctl__table_init(&t, 9);
+	ctl__table_row(&t, (const char *const[]){
+			       "ENDPOINT", "BREAKER", "OK", "FAILED", "ERRORS",
+			       "DEFERRED", "WAITING", "STUCK", "MEAN MS"});
+	for (size_t i = 0; i < resp->n_participants; i++) {
+		const Settle__V1__ParticipantInfo *p = resp->participants[i];
+
+		ctl__one_line(p->endpoint, ep, sizeof(ep));
+		snprintf(ok, sizeof(ok), "%" PRIu64, p->calls_ok);
+		snprintf(failure, sizeof(failure), "%" PRIu64,
+			 p->calls_failure);
+		snprintf(error, sizeof(error), "%" PRIu64, p->calls_error);
+		snprintf(deferred, sizeof(deferred), "%" PRIu64, p->deferred);
+		snprintf(waiting, sizeof(waiting), "%" PRIu64, p->waiting);
+		snprintf(failed, sizeof(failed), "%" PRIu64, p->failed);
+		snprintf(mean, sizeof(mean), "%.1f", p->mean_call_ms);
+		ctl__table_row(
+		    &t, (const char *const[]){ep, breaker_name(p->breaker), ok,
+					      failure, error, deferred, waiting,
+					      failed, mean});
+	}
+	ctl__table_print(f, &t, "");
+	ctl__table_free(&t);
+	fputs("(calls since the leader started; STUCK: branches FAILED, "
+	      "waiting for an operator)\n",
+	      f);
+	if (resp->partial)
+		fputs("(waiting and stuck counted over the first 10,000 "
+		      "unfinished transactions)\n",
+		      f);
+}
+
 /* ---- cluster membership ------------------------------------------------- */
 
 static const char *const roles[] = {

@@ -164,6 +164,11 @@ int ctl_node_id_parse(const char *text, uint64_t *out);
 int ctl_address_check(const char *text);
 
 /* Aligned table or JSON {"leader_id":N,"members":[...]} of the members. */
+/* PARTICIPANTS: a table (ENDPOINT, BREAKER, OK, FAILED, ERRORS,
+ * DEFERRED, WAITING, STUCK BRANCHES, MEAN MS) or JSON. */
+void ctl_print_participants(FILE *f,
+			    const Settle__V1__ParticipantsResponse *resp,
+			    bool json);
 void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
 		       bool json);
 

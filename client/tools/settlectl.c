@@ -50,6 +50,9 @@ static const char usage_text[] =
     "  status                   each node: role, term, log indexes, leader,\n"
     "                           transaction counts, heuristics not\n"
     "                           forgotten, XA calls and recovery scans\n"
+    "  participants             the participant endpoints the leader calls:\n"
+    "                           calls, errors, circuit breaker, branches\n"
+    "                           waiting and FAILED there\n"
     "  tx list [filters]        transactions, oldest first\n"
     "      --state S            active, committing, committed, rolling_back,\n"
     "                           rolled_back, saga_running,\n"
@@ -542,6 +545,25 @@ static int cmd_cluster_members(const struct opts *o)
 	return 0;
 }
 
+static int cmd_participants(const struct opts *o)
+{
+	Settle__V1__ParticipantsRequest req =
+	    SETTLE__V1__PARTICIPANTS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	rv = admin_call(o, o->timeout_ms, SETTLE__V1__METHOD__PARTICIPANTS,
+			&req.base,
+			&settle__v1__participants_response__descriptor, &resp,
+			"participants");
+	if (rv != 0)
+		return rv;
+	ctl_print_participants(stdout, (Settle__V1__ParticipantsResponse *)resp,
+			       o->json);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
 static int cmd_cluster_add(const struct opts *o, uint64_t id, char *raft,
 			   char *client)
 {
@@ -839,20 +861,24 @@ int main(int argc, char **argv)
 	pos = argv + optind;
 	npos = argc - optind;
 	if (npos == 0)
-		return usage_error("%s", "no command given: status, tx ..., "
-					 "xa ... or cluster ...");
+		return usage_error("%s", "no command given: status, "
+					 "participants, tx ..., xa ... or "
+					 "cluster ...");
 	cmd = pos[0];
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
-	    strcmp(cmd, "xa") != 0 && strcmp(cmd, "cluster") != 0)
-		return usage_error("unknown command '%s': status, tx ..., xa "
-				   "... or cluster ...",
+	    strcmp(cmd, "xa") != 0 && strcmp(cmd, "cluster") != 0 &&
+	    strcmp(cmd, "participants") != 0)
+		return usage_error("unknown command '%s': status, "
+				   "participants, tx ..., xa ... or cluster "
+				   "...",
 				   cmd);
-	if (strcmp(cmd, "status") == 0 && npos > 1)
-		return usage_error("status takes no argument, got '%s'",
+	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "participants") == 0) &&
+	    npos > 1)
+		return usage_error("%s takes no argument, got '%s'", cmd,
 				   pos[1]);
 	sub = npos > 1 ? pos[1] : NULL;
 	if (strcmp(cmd, "tx") == 0) {
@@ -923,6 +949,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(&o);
+	if (strcmp(cmd, "participants") == 0)
+		return cmd_participants(&o);
 	if (strcmp(cmd, "xa") == 0) {
 		if (strcmp(sub, "recover") == 0)
 			return cmd_xa_recover(&o);

@@ -16,6 +16,7 @@
 
 #include "coord_util.h"
 #include "harness.h"
+#include "tcc_util.h"
 #include "test_faults_util.h"
 
 TestSuite(metrics, .init = cu_setup, .fini = it_teardown, .timeout = 240);
@@ -40,16 +41,17 @@ static void start(struct fu_cluster *c)
 	fu_cluster_start_with(c, 3, NULL, own);
 }
 
-/* Node i's samples as prom_scrape.py prints them; NULL when the port
- * did not answer or the text did not parse (why on stderr). */
-static char *scrape(int i)
+/* The samples at addr's /metrics as prom_scrape.py prints them; NULL
+ * when the port did not answer or the text did not parse (why on
+ * stderr). */
+static char *scrape_at(const char *addr)
 {
 	char script[600], url[64], *argv[4], *out = NULL, *err = NULL;
 	int rv;
 
 	snprintf(script, sizeof script, "%s/test/integration/prom_scrape.py",
 		 it_srcdir());
-	snprintf(url, sizeof url, "http://%s/metrics", maddr[i]);
+	snprintf(url, sizeof url, "http://%s/metrics", addr);
 	argv[0] = "/usr/bin/python3";
 	argv[1] = script;
 	argv[2] = url;
@@ -63,6 +65,12 @@ static char *scrape(int i)
 	}
 	free(err);
 	return out;
+}
+
+/* Node i's samples. */
+static char *scrape(int i)
+{
+	return scrape_at(maddr[i]);
 }
 
 /* The value of the sample line that starts with key ("name{labels}"),
@@ -324,4 +332,213 @@ Test(metrics, readiness_follows_the_quorum)
 	}
 	cr_expect_eq(status, 200, "node %d: %d %s", survivor + 1, status, body);
 	fu_assert_no_sanitizer_reports(&c);
+}
+
+/* ---- Participants that fail ------------------------------------------------
+ * One node with --metrics, demo banks as participants (real processes). */
+
+TestSuite(participants, .init = it_setup, .fini = it_teardown, .timeout = 240);
+
+/* settle-transfer of 10 from alice at a to the account at b; its exit
+ * status, the gid in gid. */
+static int transfer(const struct it_node *n, const struct it_bank *a,
+		    const struct it_bank *b, const char *to, char *gid)
+{
+	return it_transfer(n, a, "alice", b, to, 10,
+			   (const char *const[]){"--timeout-ms", "20000", NULL},
+			   gid, SETTLE_GID_BUFSIZE);
+}
+
+/* The same, not waiting for phase two. */
+static int transfer_nowait(const struct it_node *n, const struct it_bank *a,
+			   const struct it_bank *b, const char *to, char *gid)
+{
+	return it_transfer(n, a, "alice", b, to, 10,
+			   (const char *const[]){"--timeout-ms", "20000",
+						 "--wait-ms", "0", NULL},
+			   gid, SETTLE_GID_BUFSIZE);
+}
+
+static bool is_rolled_back(const Settle__V1__TxInfo *tx)
+{
+	return tx->state == SETTLE__V1__TX_STATE__ROLLED_BACK;
+}
+
+/* The value of a sample of endpoint ep, -1 when absent. */
+static double ep_sample(const char *text, const char *name, const char *ep)
+{
+	char key[200];
+
+	snprintf(key, sizeof key, "%s{endpoint=\"%s\"}", name, ep);
+	return sample(text, key);
+}
+
+/*
+ * Bob's bank is killed: the rollbacks of transfers to it cannot cancel
+ * there, and after 3 calls in a row unanswered its breaker opens (the
+ * metrics say so, its branches are put off without calls) while
+ * transfers between alice and carol commit as before. Bob's bank back,
+ * a probe closes the breaker and the rollbacks end.
+ */
+Test(participants, a_breaker_opens_on_a_dead_participant_and_closes)
+{
+	struct it_node n;
+	struct it_bank a, b, c;
+	char gid[SETTLE_GID_BUFSIZE], stuck[3][SETTLE_GID_BUFSIZE], addr[32];
+	char *text;
+	int port = it_free_port_pair();
+	double state = -1;
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+	it_node_start(
+	    &n, 1,
+	    (const char *const[]){"--metrics", addr, "--breaker-failures", "3",
+				  "--breaker-pause", "300ms", "--retry-base",
+				  "50ms", "--retry-max", "1s", "--call-timeout",
+				  "500ms", NULL});
+	it_bank_start(&a, "bank-a", "alice=100000", NULL);
+	it_bank_start(&b, "bank-b", "bob=0", NULL);
+	it_bank_start(&c, "bank-c", "carol=0", NULL);
+	cr_assert_eq(transfer(&n, &a, &c, "carol", gid), 0);
+	tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 10000);
+
+	it_kill(b.proc);
+	/* Their Try at bob fails: each rolls back, its Cancel at bob goes
+	 * unanswered. */
+	for (int i = 0; i < 3; i++)
+		cr_assert_neq(transfer_nowait(&n, &a, &b, "bob", stuck[i]), 0);
+	for (int tries = 0; tries < 100 && state != 1 && state != 2; tries++) {
+		text = scrape_at(addr);
+		cr_assert_not_null(text);
+		state = ep_sample(text, "settle_participant_breaker_state",
+				  b.endpoint);
+		free(text);
+		if (state != 1 && state != 2)
+			tu_sleep_ms(100);
+	}
+	cr_assert(state == 1 || state == 2, "bob's breaker never opened (%g)",
+		  state);
+	/* Carol's transfers commit meanwhile, each within 2 s. */
+	for (int i = 0; i < 5; i++) {
+		Settle__V1__TxInfo *tx;
+
+		cr_assert_eq(transfer(&n, &a, &c, "carol", gid), 0);
+		tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED,
+				   2000);
+		settle_tx_info_free(tx);
+	}
+	tu_sleep_ms(1500);
+	text = scrape_at(addr);
+	cr_assert_not_null(text);
+	cr_expect_geq(ep_sample(text, "settle_participant_breaker_opens_total",
+				b.endpoint),
+		      1);
+	cr_expect_geq(ep_sample(text, "settle_participant_calls_deferred_total",
+				b.endpoint),
+		      1, "no branch was put off");
+	cr_expect_eq(
+	    ep_sample(text, "settle_participant_breaker_state", c.endpoint), 0,
+	    "carol's breaker stays closed");
+	free(text);
+	/* settlectl participants says the same, and what waits at bob's. */
+	{
+		char *out, *err, want[128];
+		const char *at;
+
+		cr_assert_eq(
+		    tu_ctl(&n, &out, &err,
+			   (const char *const[]){"participants", NULL}),
+		    0, "%s", err);
+		cr_assert_not_null(strstr(out, "BREAKER"), "%s", out);
+		free(out);
+		free(err);
+		cr_assert_eq(tu_ctl(&n, &out, &err,
+				    (const char *const[]){
+					"--json", "participants", NULL}),
+			     0, "%s", err);
+		snprintf(want, sizeof want,
+			 "{\"endpoint\":\"%s\",\"breaker\":", b.endpoint);
+		at = strstr(out, want);
+		cr_assert_not_null(at, "%s", out);
+		cr_expect(strncmp(at + strlen(want), "\"open\"", 6) == 0 ||
+			      strncmp(at + strlen(want), "\"half-open\"", 11) ==
+				  0,
+			  "%s", out);
+		cr_expect_not_null(strstr(at, "\"waiting\":3,"), "%s", out);
+		snprintf(want, sizeof want,
+			 "{\"endpoint\":\"%s\",\"breaker\":\"closed\"",
+			 c.endpoint);
+		cr_expect_not_null(strstr(out, want), "%s", out);
+		free(out);
+		free(err);
+	}
+	for (int i = 0; i < 3; i++) {
+		Settle__V1__TxInfo *tx =
+		    tu_wait(&n, stuck[i], tu_is_rolling_back, 5000);
+		settle_tx_info_free(tx);
+	}
+
+	it_restart(b.proc);
+	it_wait_port(b.proc, b.port, 10000);
+	for (int i = 0; i < 3; i++) {
+		Settle__V1__TxInfo *tx =
+		    tu_wait(&n, stuck[i], is_rolled_back, 30000);
+		settle_tx_info_free(tx);
+	}
+	text = scrape_at(addr);
+	cr_assert_not_null(text);
+	cr_expect_eq(
+	    ep_sample(text, "settle_participant_breaker_state", b.endpoint), 0,
+	    "closed again");
+	free(text);
+	/* Six transfers to carol committed; bob's three undone. */
+	cr_expect_eq(it_bank_account(&a, "alice").balance, 100000 - 60);
+	cr_expect_eq(it_bank_account(&a, "alice").frozen, 0);
+	cr_expect_eq(it_bank_account(&c, "carol").balance, 60);
+	cr_expect_eq(it_bank_account(&b, "bob").incoming, 0);
+}
+
+/*
+ * --retry-attempts 3: a Confirm that bob's bank answers RETRY three times
+ * gives up; its branch is FAILED and the transaction stuck with the
+ * reason; `settlectl tx retry` then commits it (the bank answers OK from
+ * its fourth call).
+ */
+Test(participants, a_spent_retry_budget_leaves_a_stuck_transaction)
+{
+	struct it_node n;
+	struct it_bank a, b;
+	char gid[SETTLE_GID_BUFSIZE], *out, *err;
+	Settle__V1__TxInfo *tx;
+
+	it_node_start(&n, 1,
+		      (const char *const[]){"--retry-attempts", "3",
+					    "--retry-base", "50ms",
+					    "--retry-max", "100ms", NULL});
+	it_bank_start(&a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&b, "bank-b", "bob=0",
+		      (const char *const[]){"--retry-first", "3", NULL});
+	cr_assert_eq(transfer(&n, &a, &b, "bob", gid), 0);
+	tx = tu_wait(&n, gid, tu_is_stuck, 20000);
+	cr_assert_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTING);
+	settle_tx_info_free(tx);
+	cr_assert_eq(
+	    tu_ctl(&n, &out, &err,
+		   (const char *const[]){"--json", "tx", "show", gid, NULL}),
+	    0, "%s", err);
+	cr_assert_not_null(strstr(out, "retry budget spent: 3 attempts"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "injected retry"), "%s", out);
+	cr_assert_not_null(strstr(out, "\"state\":\"failed\""), "%s", out);
+	free(out);
+	free(err);
+
+	cr_assert_eq(tu_ctl(&n, &out, &err,
+			    (const char *const[]){"tx", "retry", gid, NULL}),
+		     0, "%s%s", out, err);
+	free(out);
+	free(err);
+	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 30000);
+	settle_tx_info_free(tx);
+	tu_assert_balances(&a, &b, 990, 10);
 }

@@ -844,3 +844,42 @@ Test(ctl_list, saga_states_in_summary)
 			   "%s", out);
 	free(out);
 }
+
+Test(ctl_cluster, participants_table_and_json)
+{
+	Settle__V1__ParticipantInfo a = SETTLE__V1__PARTICIPANT_INFO__INIT;
+	Settle__V1__ParticipantInfo *ps[] = {&a};
+	Settle__V1__ParticipantsResponse r =
+	    SETTLE__V1__PARTICIPANTS_RESPONSE__INIT;
+	char *out = NULL;
+
+	a.endpoint = "10.0.0.7:7101";
+	a.breaker = 1;
+	a.breaker_opens = 2;
+	a.calls_ok = 40;
+	a.calls_error = 5;
+	a.deferred = 3;
+	a.waiting = 7;
+	a.failed = 1;
+	a.mean_call_ms = 1.25;
+	r.n_participants = 1;
+	r.participants = ps;
+	CAPTURE(out, ctl_print_participants(f, &r, false));
+	cr_assert_not_null(strstr(out, "ENDPOINT       BREAKER"), "%s", out);
+	cr_assert_not_null(strstr(out, "10.0.0.7:7101  open     40  0       "
+				       "5       3         7        1      1.2"),
+			   "%s", out);
+	free(out);
+	CAPTURE(out, ctl_print_participants(f, &r, true));
+	cr_assert_str_eq(out, "{\"participants\":[{\"endpoint\":\"10.0.0.7:"
+			      "7101\",\"breaker\":\"open\",\"breaker_opens\":2,"
+			      "\"calls_ok\":40,\"calls_failure\":0,"
+			      "\"calls_error\":5,\"deferred\":3,\"waiting\":7,"
+			      "\"failed\":1,\"mean_call_ms\":1.250}],"
+			      "\"partial\":false}\n");
+	free(out);
+	r.n_participants = 0;
+	CAPTURE(out, ctl_print_participants(f, &r, false));
+	cr_assert_not_null(strstr(out, "no participant"), "%s", out);
+	free(out);
+}
