@@ -37,10 +37,9 @@
 #include "log.h"
 #include "settle.h"
 
+#include "ctl_cmd.h"
 #include "ctl_fmt.h"
 #include "ctl_xa.h"
-
-#define EXIT_USAGE 2
 
 static const char usage_text[] =
     "usage: settlectl --cluster ENDPOINTS [--json] [--timeout DURATION] "
@@ -70,6 +69,11 @@ static const char usage_text[] =
     "                           is being retried due now\n"
     "      --branch N           only branch N\n"
     "      --reason TEXT        recorded in the history\n"
+    "  tx retry --stuck [--participant EP] [--state S] [--older-than D]\n"
+    "                           every transaction the filters select (at\n"
+    "                           EP: its branches there only): shows them,\n"
+    "                           asks, then retries each\n"
+    "      --yes                do not ask (needed without a terminal)\n"
     "  tx resolve GID --branch N --reason TEXT\n"
     "                           the FAILED branch N's phase was done by\n"
     "                           hand: mark it done and let the transaction\n"
@@ -113,6 +117,10 @@ static const char usage_text[] =
     "                           run with settled --insecure (default:\n"
     "                           $SETTLE_INSECURE=1); without either a\n"
     "                           certificate is required\n"
+    "  --dry-run                with tx retry, tx resolve, xa commit,\n"
+    "                           rollback and forget, cluster add, remove\n"
+    "                           and transfer: say what would change, and\n"
+    "                           change nothing\n"
     "  --help                   this text\n"
     "\n"
     "Durations: 1500ms, 30s, 5m, 2h, 1d.\n"
@@ -132,37 +140,10 @@ static int usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs("\n(settlectl --help for usage)\n", stderr);
-	return EXIT_USAGE;
+	return CTL_EXIT_USAGE;
 }
 
-struct opts {
-	const char *cluster;
-	bool json;
-	uint64_t timeout_ms;
-	/* tx list */
-	bool have_state;
-	Settle__V1__TxState state;
-	bool stuck;
-	uint64_t older_than_ms;
-	uint32_t limit;
-	const char *after;
-	/* which list-only options were given, to refuse them elsewhere:
-	 * filters (tx list) and paging (tx list, xa recover) */
-	const char *list_flag;
-	const char *page_flag;
-	bool have_timeout;
-	bool have_role;
-	Settle__V1__MemberRole role;
-	/* tx retry / resolve */
-	uint32_t branch;
-	const char *reason;
-	const char *op_flag;   /* --branch or --reason, refused elsewhere */
-	struct settle_tls tls; /* --tls-*, $SETTLE_TLS_*; cert NULL: plain */
-	bool tls_flags;	       /* some --tls-* given on the command line */
-	bool insecure;	       /* --insecure */
-};
-
-static int open_client(const struct opts *o, settle_client **out)
+int ctl_open_client(const struct ctl_opts *o, settle_client **out)
 {
 	struct settle_client_opts co = {0};
 	int rv;
@@ -190,7 +171,7 @@ static int open_client(const struct opts *o, settle_client **out)
 	return 0;
 }
 
-static int cmd_status(const struct opts *o)
+static int cmd_status(const struct ctl_opts *o)
 {
 	struct ctl_node_status nodes[64];
 	char *list, *save = NULL, *ep;
@@ -203,9 +184,9 @@ static int cmd_status(const struct opts *o)
 		fprintf(stderr, "settlectl: out of memory\n");
 		return 1;
 	}
-	if (open_client(o, &c) != 0) {
+	if (ctl_open_client(o, &c) != 0) {
 		free(list);
-		return EXIT_USAGE;
+		return CTL_EXIT_USAGE;
 	}
 	/* Ask every listed node itself: the point is to see each one's view,
 	 * not only the leader's. */
@@ -247,7 +228,7 @@ static int cmd_status(const struct opts *o)
 	return 0;
 }
 
-static int cmd_tx_list(const struct opts *o)
+static int cmd_tx_list(const struct ctl_opts *o)
 {
 	Settle__V1__ListRequest req = SETTLE__V1__LIST_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
@@ -260,8 +241,8 @@ static int cmd_tx_list(const struct opts *o)
 	req.older_than_ms = o->older_than_ms;
 	req.limit = o->limit;
 	req.after_gid = (char *)(o->after ? o->after : "");
-	if (open_client(o, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_client(o, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_client_call(c, SETTLE__V1__METHOD__LIST, &req.base,
 				&settle__v1__list_response__descriptor, &resp);
 	if (rv != 0) {
@@ -277,14 +258,14 @@ static int cmd_tx_list(const struct opts *o)
 	return 0;
 }
 
-static int cmd_tx_show(const struct opts *o, const char *gid)
+static int cmd_tx_show(const struct ctl_opts *o, const char *gid)
 {
 	Settle__V1__TxInfo *tx = NULL;
 	settle_client *c;
 	int rv;
 
-	if (open_client(o, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_client(o, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_query(c, gid, true, &tx);
 	if (rv == SETTLE_ENOTFOUND) {
 		fprintf(stderr, "settlectl: no transaction with gid '%s'\n",
@@ -306,20 +287,14 @@ static int cmd_tx_show(const struct opts *o, const char *gid)
 
 /* ---- operator verbs ----------------------------------------------------- */
 
-/* They go through the log like a membership change: more than a read. */
-#define OP_TIMEOUT_MS 15000
-
-static int open_admin(const struct opts *o, uint64_t default_ms,
-		      settle_client **out);
-
-static int cmd_tx_retry(const struct opts *o, const char *gid)
+static int cmd_tx_retry(const struct ctl_opts *o, const char *gid)
 {
 	settle_client *c;
 	uint32_t retried = 0;
 	int state = 0, rv;
 
-	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_tx_retry(c, gid, o->branch, o->reason, &retried, &state);
 	if (rv != 0) {
 		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
@@ -331,13 +306,13 @@ static int cmd_tx_retry(const struct opts *o, const char *gid)
 	return 0;
 }
 
-static int cmd_tx_resolve(const struct opts *o, const char *gid)
+static int cmd_tx_resolve(const struct ctl_opts *o, const char *gid)
 {
 	settle_client *c;
 	int bstate = 0, state = 0, rv;
 
-	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_tx_resolve(c, gid, o->branch, o->reason, &bstate, &state);
 	if (rv != 0) {
 		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
@@ -351,7 +326,7 @@ static int cmd_tx_resolve(const struct opts *o, const char *gid)
 
 /* ---- XA ------------------------------------------------------------------ */
 
-static int cmd_xa_recover(const struct opts *o)
+static int cmd_xa_recover(const struct ctl_opts *o)
 {
 	Settle__V1__XaRecoverRequest req = SETTLE__V1__XA_RECOVER_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
@@ -360,8 +335,8 @@ static int cmd_xa_recover(const struct opts *o)
 
 	req.limit = o->limit;
 	req.after_gid = (char *)(o->after ? o->after : "");
-	if (open_client(o, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_client(o, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_client_call(c, SETTLE__V1__METHOD__XA_RECOVER, &req.base,
 				&settle__v1__xa_recover_response__descriptor,
 				&resp);
@@ -377,13 +352,13 @@ static int cmd_xa_recover(const struct opts *o)
 	return 0;
 }
 
-static int cmd_xa_forget(const struct opts *o, const char *gid)
+static int cmd_xa_forget(const struct ctl_opts *o, const char *gid)
 {
 	settle_client *c;
 	int rv;
 
-	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_xa_forget(c, gid);
 	if (rv != 0) {
 		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
@@ -395,14 +370,15 @@ static int cmd_xa_forget(const struct opts *o, const char *gid)
 	return 0;
 }
 
-static int cmd_xa_heuristic(const struct opts *o, const char *gid, bool commit)
+static int cmd_xa_heuristic(const struct ctl_opts *o, const char *gid,
+			    bool commit)
 {
 	settle_client *c;
 	int state = 0, heuristic = 0;
 	int rv;
 
-	if (open_admin(o, OP_TIMEOUT_MS, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_xa_heuristic(c, gid, commit, o->reason, &state, &heuristic);
 	if (rv != 0) {
 		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
@@ -415,7 +391,7 @@ static int cmd_xa_heuristic(const struct opts *o, const char *gid, bool commit)
 }
 
 /* Check the words after "xa"; 0 when fine, else the usage exit. */
-static int parse_xa(char **pos, int npos, const struct opts *o)
+static int parse_xa(char **pos, int npos, const struct ctl_opts *o)
 {
 	const char *sub = npos > 1 ? pos[1] : NULL;
 
@@ -455,7 +431,7 @@ static int parse_xa(char **pos, int npos, const struct opts *o)
 }
 
 /* Check the words after "tx"; 0 when fine, else the usage exit. */
-static int parse_tx(char **pos, int npos, const struct opts *o)
+static int parse_tx(char **pos, int npos, const struct ctl_opts *o)
 {
 	const char *sub = npos > 1 ? pos[1] : NULL;
 
@@ -475,6 +451,20 @@ static int parse_tx(char **pos, int npos, const struct opts *o)
 		return usage_error("unknown tx subcommand '%s': list, show "
 				   "GID, retry GID or resolve GID",
 				   sub);
+	/* tx retry over a filter: no GID, a filter instead. */
+	if (strcmp(sub, "retry") == 0 && npos == 2) {
+		if (!o->stuck && !o->have_state && o->older_than_ms == 0 &&
+		    o->participant == NULL)
+			return usage_error("%s", "tx retry needs a GID, or "
+						 "filters (--stuck, --state, "
+						 "--older-than, --participant) "
+						 "to retry many");
+		if (o->branch != 0)
+			return usage_error("%s", "--branch needs a GID; with "
+						 "filters, --participant EP "
+						 "picks the branches");
+		return 0;
+	}
 	if (npos != 3)
 		return usage_error("tx %s needs exactly one GID", sub);
 	if (pos[2][0] == '\0' || strlen(pos[2]) > SETTLE_GID_MAX)
@@ -495,17 +485,17 @@ static int parse_tx(char **pos, int npos, const struct opts *o)
 
 /* A membership change waits for raft: give it more time than a read
  * unless the operator chose. */
-static int open_admin(const struct opts *o, uint64_t default_ms,
-		      settle_client **out)
+int ctl_open_admin(const struct ctl_opts *o, uint64_t default_ms,
+		   settle_client **out)
 {
-	struct opts a = *o;
+	struct ctl_opts a = *o;
 
 	if (!o->have_timeout)
 		a.timeout_ms = default_ms;
-	return open_client(&a, out);
+	return ctl_open_client(&a, out);
 }
 
-static int admin_call(const struct opts *o, uint64_t default_ms, int method,
+static int admin_call(const struct ctl_opts *o, uint64_t default_ms, int method,
 		      const ProtobufCMessage *req,
 		      const ProtobufCMessageDescriptor *desc,
 		      ProtobufCMessage **resp, const char *what)
@@ -513,8 +503,8 @@ static int admin_call(const struct opts *o, uint64_t default_ms, int method,
 	settle_client *c;
 	int rv;
 
-	if (open_admin(o, default_ms, &c) != 0)
-		return EXIT_USAGE;
+	if (ctl_open_admin(o, default_ms, &c) != 0)
+		return CTL_EXIT_USAGE;
 	rv = settle_client_call(c, method, req, desc, resp);
 	if (rv != 0) {
 		fprintf(stderr, "settlectl: %s: %s\n", what,
@@ -526,7 +516,7 @@ static int admin_call(const struct opts *o, uint64_t default_ms, int method,
 	return 0;
 }
 
-static int cmd_cluster_members(const struct opts *o)
+static int cmd_cluster_members(const struct ctl_opts *o)
 {
 	Settle__V1__ClusterMembersRequest req =
 	    SETTLE__V1__CLUSTER_MEMBERS_REQUEST__INIT;
@@ -545,7 +535,7 @@ static int cmd_cluster_members(const struct opts *o)
 	return 0;
 }
 
-static int cmd_participants(const struct opts *o)
+static int cmd_participants(const struct ctl_opts *o)
 {
 	Settle__V1__ParticipantsRequest req =
 	    SETTLE__V1__PARTICIPANTS_REQUEST__INIT;
@@ -564,7 +554,7 @@ static int cmd_participants(const struct opts *o)
 	return 0;
 }
 
-static int cmd_cluster_add(const struct opts *o, uint64_t id, char *raft,
+static int cmd_cluster_add(const struct ctl_opts *o, uint64_t id, char *raft,
 			   char *client)
 {
 	Settle__V1__ClusterAddRequest req =
@@ -593,7 +583,7 @@ static int cmd_cluster_add(const struct opts *o, uint64_t id, char *raft,
 	return 0;
 }
 
-static int cmd_cluster_remove(const struct opts *o, uint64_t id)
+static int cmd_cluster_remove(const struct ctl_opts *o, uint64_t id)
 {
 	Settle__V1__ClusterRemoveRequest req =
 	    SETTLE__V1__CLUSTER_REMOVE_REQUEST__INIT;
@@ -614,7 +604,7 @@ static int cmd_cluster_remove(const struct opts *o, uint64_t id)
 	return 0;
 }
 
-static int cmd_cluster_transfer(const struct opts *o, uint64_t id)
+static int cmd_cluster_transfer(const struct ctl_opts *o, uint64_t id)
 {
 	Settle__V1__ClusterTransferRequest req =
 	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
@@ -711,6 +701,9 @@ enum {
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
 	OPT_INSECURE,
+	OPT_DRY_RUN,
+	OPT_PARTICIPANT,
+	OPT_YES,
 	OPT_HELP,
 };
 
@@ -732,13 +725,17 @@ int main(int argc, char **argv)
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
 	    {"insecure", no_argument, NULL, OPT_INSECURE},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"participant", required_argument, NULL, OPT_PARTICIPANT},
+	    {"yes", no_argument, NULL, OPT_YES},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
-	struct opts o = {0};
+	struct ctl_opts o = {0};
 	const char *cmd, *sub;
 	uint64_t node_id = 0;
 	int ch, npos, rv;
+	bool bulk;
 	char **pos;
 
 	o.timeout_ms = 5000;
@@ -771,6 +768,20 @@ int main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			o.insecure = true;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		case OPT_PARTICIPANT:
+			if (ctl_address_check(optarg) != 0)
+				return usage_error(
+				    "bad --participant '%s': give the "
+				    "endpoint as host:port",
+				    optarg);
+			o.participant = optarg;
+			break;
+		case OPT_YES:
+			o.yes = true;
 			break;
 		case OPT_TIMEOUT:
 			if (ctl_duration_parse(optarg, &o.timeout_ms) != 0 ||
@@ -896,11 +907,36 @@ int main(int argc, char **argv)
 		if (rv != 0)
 			return rv;
 	}
+	bulk = strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "retry") == 0 &&
+	       npos == 2;
 	if (o.list_flag &&
-	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0))
-		return usage_error("%s only applies to 'tx list'", o.list_flag);
+	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0) &&
+	    !bulk)
+		return usage_error("%s only applies to 'tx list' and 'tx "
+				   "retry' over filters",
+				   o.list_flag);
+	if ((o.participant != NULL || o.yes) && !bulk)
+		return usage_error("%s only applies to 'tx retry' over "
+				   "filters",
+				   o.participant != NULL ? "--participant"
+							 : "--yes");
+	if (o.dry_run &&
+	    !(strcmp(cmd, "tx") == 0 && sub &&
+	      (strcmp(sub, "retry") == 0 || strcmp(sub, "resolve") == 0)) &&
+	    !(strcmp(cmd, "xa") == 0 && sub && strcmp(sub, "recover") != 0) &&
+	    !(strcmp(cmd, "cluster") == 0 && sub &&
+	      strcmp(sub, "members") != 0))
+		return usage_error("%s", "--dry-run only applies to the verbs "
+					 "that change something: tx retry, tx "
+					 "resolve, xa commit, rollback and "
+					 "forget, cluster add, remove and "
+					 "transfer");
 	/* xa recover pages like tx list, but filters nothing. */
-	if (o.page_flag &&
+	if (o.page_flag && strcmp(o.page_flag, "--after") == 0 && bulk)
+		return usage_error("%s",
+				   "--after only applies to 'tx list' and "
+				   "'xa recover'");
+	if (o.page_flag && !bulk &&
 	    !(strcmp(cmd, "tx") == 0 && sub && strcmp(sub, "list") == 0) &&
 	    !(strcmp(cmd, "xa") == 0 && sub && strcmp(sub, "recover") == 0))
 		return usage_error("%s only applies to 'tx list' and 'xa "
@@ -951,6 +987,16 @@ int main(int argc, char **argv)
 		return cmd_status(&o);
 	if (strcmp(cmd, "participants") == 0)
 		return cmd_participants(&o);
+	if (o.dry_run && strcmp(cmd, "xa") == 0)
+		return ctl_cmd_dry_xa(&o, sub, pos[2]);
+	if (o.dry_run && strcmp(cmd, "cluster") == 0)
+		return ctl_cmd_dry_cluster(&o, sub, node_id,
+					   npos > 3 ? pos[3] : NULL,
+					   npos > 4 ? pos[4] : NULL);
+	if (o.dry_run && !bulk)
+		return ctl_cmd_dry_tx(&o, pos[2], strcmp(sub, "resolve") == 0);
+	if (bulk)
+		return ctl_cmd_tx_retry_bulk(&o);
 	if (strcmp(cmd, "xa") == 0) {
 		if (strcmp(sub, "recover") == 0)
 			return cmd_xa_recover(&o);

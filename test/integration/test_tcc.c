@@ -218,6 +218,12 @@ Test(tcc, settlectl_bad_input_changes_nothing)
 	    {"tx", "list", "--older-than", "5"},
 	    {"tx", "show"},
 	    {"status", "--stuck"},
+	    {"tx", "retry"},
+	    {"tx", "retry", "--stuck", "--branch", "2"},
+	    {"tx", "list", "--yes"},
+	    {"status", "--dry-run"},
+	    {"tx", "retry", "--stuck", "--participant", "no-port"},
+	    {"tx", "retry", "--stuck", "--after", "x"},
 	};
 	struct it_node n;
 	char *out, *err, *before, *after;
@@ -312,4 +318,111 @@ Test(tcc, hostile_clients_do_not_hurt_others)
 	close(h);
 	tu_sleep_ms(100);
 	cr_assert(it_alive(n.proc), "settled died after the hostile closes");
+}
+
+/*
+ * Operators act on many stuck transactions at once, and look first:
+ * three transfers whose Confirm at bob's bank ran out of retries
+ * (--retry-attempts 2, the bank answering RETRY to its first six phase-two
+ * calls) are stuck. `tx retry --stuck --participant BOB --dry-run` lists
+ * the three and changes nothing; without --yes and without a terminal it
+ * refuses; with --yes it retries each and they commit. --dry-run of tx
+ * resolve and of cluster verbs says what would happen and changes
+ * nothing.
+ */
+Test(tcc, bulk_retry_looks_first_and_asks)
+{
+	struct it_node n;
+	struct it_bank a, b;
+	char gids[3][SETTLE_GID_BUFSIZE], *out, *err;
+	Settle__V1__TxInfo *tx;
+
+	it_node_start(&n, 1,
+		      (const char *const[]){"--retry-attempts", "2",
+					    "--retry-base", "50ms",
+					    "--retry-max", "100ms", NULL});
+	it_bank_start(&a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&b, "bank-b", "bob=0",
+		      (const char *const[]){"--retry-first", "6", NULL});
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(
+		    it_transfer(&n, &a, "alice", &b, "bob", 10,
+				(const char *const[]){"--wait-ms", "0", NULL},
+				gids[i], sizeof(gids[i])),
+		    0);
+	}
+	for (int i = 0; i < 3; i++) {
+		tx = tu_wait(&n, gids[i], tu_is_stuck, 20000);
+		settle_tx_info_free(tx);
+	}
+
+	/* Look first: the three, nothing changed. */
+	cr_assert_eq(tu_ctl(&n, &out, &err,
+			    (const char *const[]){"tx", "retry", "--stuck",
+						  "--participant", b.endpoint,
+						  "--dry-run", NULL}),
+		     0, "%s", err);
+	for (int i = 0; i < 3; i++)
+		cr_expect_not_null(strstr(out, gids[i]), "%s", out);
+	cr_expect_not_null(strstr(out, "would make 3 retries"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(tu_ctl(&n, &out, &err,
+			    (const char *const[]){"--dry-run", "tx", "resolve",
+						  gids[0], "--branch", "2",
+						  "--reason", "by hand", NULL}),
+		     0, "%s", err);
+	cr_expect_not_null(strstr(out, "would mark branch 2"), "%s", out);
+	free(out);
+	free(err);
+	cr_assert_eq(tu_ctl(&n, &out, &err,
+			    (const char *const[]){"--dry-run", "cluster",
+						  "remove", "1", NULL}),
+		     1, "%s", err);
+	cr_expect_not_null(strstr(out, "would be refused: node 1 leads"), "%s",
+			   out);
+	free(out);
+	free(err);
+	cr_assert_eq(
+	    tu_ctl(&n, &out, &err,
+		   (const char *const[]){"--dry-run", "cluster", "add", "2",
+					 "127.0.0.1:9", "127.0.0.1:8", NULL}),
+	    0, "%s", err);
+	cr_expect_not_null(strstr(out, "would add node 2"), "%s", out);
+	free(out);
+	free(err);
+	for (int i = 0; i < 3; i++) {
+		tx = tu_wait(&n, gids[i], tu_is_stuck, 1000);
+		cr_expect_eq(tx->state, SETTLE__V1__TX_STATE__COMMITTING,
+			     "a dry run changed %s", gids[i]);
+		settle_tx_info_free(tx);
+	}
+
+	/* No terminal to ask, no --yes: refused, nothing done. */
+	cr_assert_eq(
+	    tu_ctl(&n, &out, &err,
+		   (const char *const[]){"tx", "retry", "--stuck",
+					 "--participant", b.endpoint, NULL}),
+	    2, "%s%s", out, err);
+	cr_expect_not_null(strstr(err, "--yes"), "%s", err);
+	free(out);
+	free(err);
+	tx = tu_wait(&n, gids[0], tu_is_stuck, 1000);
+	settle_tx_info_free(tx);
+
+	cr_assert_eq(
+	    tu_ctl(&n, &out, &err,
+		   (const char *const[]){"tx", "retry", "--stuck",
+					 "--participant", b.endpoint, "--yes",
+					 "--reason", "bank-b is back", NULL}),
+	    0, "%s%s", out, err);
+	cr_expect_not_null(strstr(out, "3 retries made, 0 refused"), "%s", out);
+	free(out);
+	free(err);
+	for (int i = 0; i < 3; i++) {
+		tx = tu_wait_final(&n, gids[i], SETTLE__V1__TX_STATE__COMMITTED,
+				   20000);
+		settle_tx_info_free(tx);
+	}
+	tu_assert_balances(&a, &b, 970, 30);
 }

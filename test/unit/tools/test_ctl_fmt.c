@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "ctl_bulk.h"
 #include "ctl_fmt.h"
 
 /* Run a printer into a string (caller frees). */
@@ -882,4 +883,72 @@ Test(ctl_cluster, participants_table_and_json)
 	CAPTURE(out, ctl_print_participants(f, &r, false));
 	cr_assert_not_null(strstr(out, "no participant"), "%s", out);
 	free(out);
+}
+
+/* Bulk tx retry picks: whole transactions, or the branches at one
+ * endpoint; only what a retry would call again. */
+Test(ctl_bulk, retry_picks)
+{
+	Settle__V1__BranchInfo fl = SETTLE__V1__BRANCH_INFO__INIT,
+			       r = SETTLE__V1__BRANCH_INFO__INIT,
+			       ok = SETTLE__V1__BRANCH_INFO__INIT,
+			       first = SETTLE__V1__BRANCH_INFO__INIT;
+	Settle__V1__BranchInfo *b1[] = {&ok, &fl}, *b2[] = {&first, &r};
+	Settle__V1__TxInfo t1 = SETTLE__V1__TX_INFO__INIT,
+			   t2 = SETTLE__V1__TX_INFO__INIT;
+	Settle__V1__TxInfo *txs[] = {&t1, &t2};
+	Settle__V1__ListResponse l = SETTLE__V1__LIST_RESPONSE__INIT;
+	struct ctl_retry_pick *picks = NULL;
+	size_t n = 0, cap = 0;
+	char *out = NULL;
+
+	fl.branch_id = 2;
+	fl.endpoint = "b:1";
+	fl.state = SETTLE__V1__BRANCH_STATE__FAILED;
+	fl.last_error = "FAILURE: no";
+	r.branch_id = 2;
+	r.endpoint = "b:1";
+	r.state = SETTLE__V1__BRANCH_STATE__CONFIRMING;
+	r.attempts = 3;
+	r.last_error = "ECONNECT: refused";
+	ok.branch_id = 1;
+	ok.endpoint = "a:1";
+	ok.state = SETTLE__V1__BRANCH_STATE__CONFIRMED;
+	first.branch_id = 1;
+	first.endpoint = "a:1";
+	first.state = SETTLE__V1__BRANCH_STATE__CONFIRMING;
+	first.attempts = 0; /* not tried yet: nothing to retry */
+	t1.gid = "g1";
+	t1.state = SETTLE__V1__TX_STATE__COMMITTING;
+	t1.n_branches = 2;
+	t1.branches = b1;
+	t2.gid = "g2";
+	t2.state = SETTLE__V1__TX_STATE__COMMITTING;
+	t2.n_branches = 2;
+	t2.branches = b2;
+	l.n_txs = 2;
+	l.txs = txs;
+
+	cr_assert(ctl_branch_retryable(&fl));
+	cr_assert(ctl_branch_retryable(&r));
+	cr_assert_not(ctl_branch_retryable(&ok));
+	cr_assert_not(ctl_branch_retryable(&first));
+	cr_assert_eq(ctl_retry_select(&l, NULL, &picks, &n, &cap), 0);
+	cr_assert_eq(n, 2, "whole transactions");
+	cr_expect_eq(picks[0].branch_id, 0);
+	cr_expect_str_eq(picks[1].gid, "g2");
+	n = 0;
+	cr_assert_eq(ctl_retry_select(&l, "a:1", &picks, &n, &cap), 0);
+	cr_expect_eq(n, 0, "nothing to retry at a:1");
+	cr_assert_eq(ctl_retry_select(&l, "b:1", &picks, &n, &cap), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_eq(picks[0].branch_id, 2);
+	cr_expect_str_eq(picks[0].endpoint, "b:1");
+	CAPTURE(out, ctl_print_retry_plan(f, picks, n, true, false));
+	cr_expect_not_null(strstr(out, "GID  STATE       BRANCH  ENDPOINT"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "ECONNECT: refused"), "%s", out);
+	cr_expect_not_null(strstr(out, "would make 2 retries\n"), "%s", out);
+	free(out);
+	free(picks);
 }
