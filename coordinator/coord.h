@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "notify.h"
 #include "quota.h"
 #include "raft_tcp.h"
 #include "roles.h"
@@ -116,6 +117,7 @@ struct coord {
 	struct coord_quota quota;     /* open transactions per client */
 	struct coord_metrics metrics; /* --metrics: what operators read */
 	struct coord_http *http;      /* its HTTP port, NULL without */
+	struct coord_notify notify;   /* systemd (notify.h) */
 	struct raft_io io;
 	struct raft_fsm raft_fsm;
 	struct raft raft;

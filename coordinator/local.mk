@@ -14,6 +14,7 @@ coordinator_settled_SOURCES = \
 	coordinator/roles.c coordinator/roles.h \
 	coordinator/metrics.c coordinator/metrics.h \
 	coordinator/breaker.c coordinator/breaker.h \
+	coordinator/notify.c coordinator/notify.h \
 	coordinator/metrics_http.c coordinator/metrics_http.h \
 	coordinator/propose.c coordinator/propose.h \
 	coordinator/apply.c coordinator/apply.h \
@@ -39,11 +40,11 @@ coordinator_settled_SOURCES = \
 	coordinator/main.c
 # xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
 coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS) \
-	$(MHD_CFLAGS)
+	$(MHD_CFLAGS) $(SYSTEMD_CFLAGS)
 coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \
 	storage/libsettlestore.la proto/libsettlecore.la $(RAFT_LIBS) \
 	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS) \
-	$(MHD_LIBS)
+	$(MHD_LIBS) $(SYSTEMD_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator

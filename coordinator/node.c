@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "node.h"
+#include "notify.h"
 #include "propose.h"
 #include "raft_tls.h"
 #include "role.h"
@@ -233,9 +234,12 @@ static void metrics_tick(struct coord *c)
 	uint64_t now = settle_mono_ms(), used = 0, budget = 0;
 	bool refusing = false;
 
+	int why = readiness(c);
+
 	atomic_store_explicit(&m->beat_ms, now, memory_order_relaxed);
-	atomic_store_explicit(&m->not_ready, readiness(c),
-			      memory_order_relaxed);
+	atomic_store_explicit(&m->not_ready, why, memory_order_relaxed);
+	coord_notify_tick(&c->notify, why, coord_metrics_not_ready_text(why),
+			  c->cfg.join, now);
 	if (!c->raft_started)
 		return;
 	raft_leader(&c->raft, &leader, &address);
@@ -339,6 +343,7 @@ void coord_stop(struct coord *c, int exit_code)
 		return;
 	c->closing = true;
 	c->exit_code = exit_code;
+	coord_notify_stopping(&c->notify);
 	/* raft's close may cancel log writes in flight: destroy their AIO
 	 * contexts synchronously from here on (aio_defer.c). */
 	coord_aio_defer_stop();
@@ -620,6 +625,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		return rv;
 	}
 	c->metrics.id = c->cfg.id;
+	coord_notify_init(&c->notify);
 	metrics_tick(c); /* alive, starting */
 	if (c->cfg.metrics[0] != '\0') {
 		rv = coord_http_start(c->cfg.metrics, &c->metrics, &c->http,

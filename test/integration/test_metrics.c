@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "coord_util.h"
@@ -541,4 +544,74 @@ Test(participants, a_spent_retry_budget_leaves_a_stuck_transaction)
 	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 30000);
 	settle_tx_info_free(tx);
 	tu_assert_balances(&a, &b, 990, 10);
+}
+
+/* ---- systemd ---------------------------------------------------------------
+ * settled under a service manager of Type=notify: what it sends to
+ * $NOTIFY_SOCKET (the sd_notify protocol: one datagram of NAME=VALUE
+ * lines each). */
+
+TestSuite(systemd, .init = it_setup, .fini = it_teardown, .timeout = 120);
+
+/* The next datagram on fd within ms, in buf; false when none came. */
+static bool notify_recv(int fd, char *buf, size_t len, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	n = recv(fd, buf, len - 1, 0);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/* Wait up to ms for a datagram holding line; false if none did. */
+static bool notify_wait(int fd, const char *line, int ms)
+{
+	uint64_t end = load_mono_ms() + (uint64_t)ms;
+	char buf[512];
+
+	while (load_mono_ms() < end)
+		if (notify_recv(fd, buf, sizeof buf,
+				(int)(end - load_mono_ms())) &&
+		    strstr(buf, line) != NULL)
+			return true;
+	return false;
+}
+
+/*
+ * A one-node cluster tells its manager READY=1 once it is ready (with its
+ * readiness as STATUS), pings the watchdog while it runs (WATCHDOG_USEC
+ * set as systemd sets it for WatchdogSec), and says STOPPING=1 at SIGTERM.
+ */
+Test(systemd, ready_watchdog_and_stopping)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct it_node n;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char path[sizeof a.sun_path];
+
+	cr_assert_geq(fd, 0);
+	snprintf(path, sizeof path, "/tmp/settle-notify-%d.sock",
+		 (int)getpid());
+	unlink(path);
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "%s",
+		     strerror(errno));
+	setenv("NOTIFY_SOCKET", path, 1);
+	setenv("WATCHDOG_USEC", "400000", 1);
+	it_node_start(&n, 1, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	cr_expect(notify_wait(fd, "READY=1", 10000), "no READY=1");
+	/* A quarter of the watchdog's 400 ms: several in a second. */
+	cr_expect(notify_wait(fd, "WATCHDOG=1", 1000), "no watchdog ping");
+	cr_expect(notify_wait(fd, "WATCHDOG=1", 1000), "one ping only");
+	it_stop(n.proc);
+	cr_expect(notify_wait(fd, "STOPPING=1", 5000), "no STOPPING=1");
+	close(fd);
+	unlink(path);
 }
