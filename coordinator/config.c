@@ -38,7 +38,7 @@ static const char usage[] =
     "               [--idle-timeout DURATION] [--max-open-per-client N]\n"
     "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
     "               [--tls-crl FILE] [--roles FILE] | --insecure\n"
-    "               [--metrics HOST:PORT]\n"
+    "               [--metrics HOST:PORT] [--log-format text|json]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -83,6 +83,9 @@ static const char usage[] =
     "participant endpoint leaves unanswered before its circuit breaker\n"
     "opens (default 5; 0: no breaker); --breaker-pause: the first pause\n"
     "before a probe (default 1s, doubling up to --retry-max).\n"
+    "--log-format json: one JSON object a log line (time, level, node,\n"
+    "component, gid, branch, msg). SIGUSR1 logs more (debug and traces),\n"
+    "SIGUSR2 less; SETTLE_LOG_LEVEL=error|warn|info|debug sets the start.\n"
     "--metrics HOST:PORT: plain HTTP for Prometheus (GET /metrics) and\n"
     "probes (/healthz: alive, /readyz: a member with a leader, caught up);\n"
     "it serves counts, never payloads (docs/OPERATIONS.md).\n";
@@ -701,6 +704,16 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			strcpy(cfg->roles_file, v);
+		} else if (strcmp(a, "--log-format") == 0) {
+			NEED_VALUE();
+			if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+				snprintf(errmsg, errmsg_len,
+					 "--log-format: '%.*s' is not text or "
+					 "json",
+					 32, v);
+				return SETTLE_EINVAL;
+			}
+			cfg->log_json = strcmp(v, "json") == 0;
 		} else if (strcmp(a, "--metrics") == 0) {
 			char host[COORD_ADDR_MAX];
 			struct sockaddr_storage sa;

@@ -113,6 +113,8 @@ struct coord_config {
 	/* --metrics: where the HTTP port of /metrics, /healthz and /readyz
 	 * listens (metrics_http.h); "" when not given: no such port. */
 	char metrics[COORD_ADDR_MAX];
+	/* --log-format json: log lines as JSON objects (log_json.h). */
+	bool log_json;
 };
 
 /* Default formatID: "STLE" in ASCII. */

@@ -219,6 +219,7 @@ struct coord {
 	struct coord_roles roles;
 	bool roles_on;
 	uv_signal_t sighup;
+	uv_signal_t sigusr[2]; /* log level: SIGUSR1 more, SIGUSR2 less */
 	struct coord_driver *driver;
 	struct coord_features features;
 	struct admin_op *admin_op; /* the membership change under way */

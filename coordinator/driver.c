@@ -210,8 +210,8 @@ static void roll_back_expired(struct coord_driver *d,
 	op.timeout = true;
 	cmd.op_case = SETTLE__V1__COMMAND__OP_DECIDE;
 	cmd.decide = &op;
-	settle_log(SETTLE_LOG_INFO, "driver",
-		   "%s: deadline passed, rolling back", tx->gid);
+	settle_log_tx(SETTLE_LOG_INFO, "driver", tx->gid, 0,
+		      "deadline passed, rolling back");
 	coord_drv_propose(d, o, &cmd);
 }
 
@@ -452,10 +452,9 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 	 * deadline. Later changes need nothing, see expiry.c. */
 	if (tx->next_event_seq == 2 && coord_drv_can_expire(tx) &&
 	    coord_drv_expiry_add(d, tx->gid, tx->expires_clock_ms) != 0)
-		settle_log(SETTLE_LOG_WARN, "driver",
-			   "%s: no memory to schedule its deadline; the scan "
-			   "of `due` will find it",
-			   tx->gid);
+		settle_log_tx(SETTLE_LOG_WARN, "driver", tx->gid, 0,
+			      "no memory to schedule its deadline; the scan "
+			      "of `due` will find it");
 	if (tx->due_ms == 0 || tx->due_ms > coord_wall_now(c))
 		return;
 	/* Called from inside the FSM apply: only note the gid and act from

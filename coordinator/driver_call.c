@@ -291,11 +291,11 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
 	sr->error = o->err;
-	settle_tracef("driver", "%s/%u %s attempt %u: %s", o->gid, o->branch_id,
-		      o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION
-			  ? "action"
-			  : "compensate",
-		      o->attempt, res->err == 0 ? "ok" : o->err);
+	settle_tracef_tx("driver", o->gid, o->branch_id, "%s attempt %u: %s",
+			 o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION
+			     ? "action"
+			     : "compensate",
+			 o->attempt, res->err == 0 ? "ok" : o->err);
 	record_result(d, o);
 }
 
@@ -357,8 +357,8 @@ static void participant_answered(void *data, const struct rpc_result *res)
 			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	}
 	br->error = o->err;
-	settle_tracef("driver", "%s/%u attempt %u: %s", o->gid, o->branch_id,
-		      o->attempt, res->err == 0 ? "ok" : o->err);
+	settle_tracef_tx("driver", o->gid, o->branch_id, "attempt %u: %s",
+			 o->attempt, res->err == 0 ? "ok" : o->err);
 	record_result(d, o);
 }
 

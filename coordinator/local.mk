@@ -15,6 +15,7 @@ coordinator_settled_SOURCES = \
 	coordinator/metrics.c coordinator/metrics.h \
 	coordinator/breaker.c coordinator/breaker.h \
 	coordinator/notify.c coordinator/notify.h \
+	coordinator/log_json.c coordinator/log_json.h \
 	coordinator/metrics_http.c coordinator/metrics_http.h \
 	coordinator/propose.c coordinator/propose.h \
 	coordinator/apply.c coordinator/apply.h \
@@ -40,11 +41,11 @@ coordinator_settled_SOURCES = \
 	coordinator/main.c
 # xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
 coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS) \
-	$(MHD_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(MHD_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS)
 coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \
 	storage/libsettlestore.la proto/libsettlecore.la $(RAFT_LIBS) \
 	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS) \
-	$(MHD_LIBS) $(SYSTEMD_LIBS)
+	$(MHD_LIBS) $(SYSTEMD_LIBS) $(JANSSON_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator

@@ -10,6 +10,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "log_json.h"
 #include "node.h"
 #include "coordinator/xa_pool.h"
 
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "settled: %s\n", errmsg);
 		return 2;
 	}
+	if (c.cfg.log_json)
+		coord_log_json_start(c.cfg.id);
 	/* Secure by default: plaintext only when asked for. */
 	if (c.cfg.tls_cert[0] == '\0' && !c.cfg.insecure) {
 		const char *env = getenv("SETTLE_INSECURE");

@@ -362,6 +362,8 @@ void coord_stop(struct coord *c, int exit_code)
 	uv_close((uv_handle_t *)&c->sigterm, NULL);
 	uv_close((uv_handle_t *)&c->sigint, NULL);
 	uv_close((uv_handle_t *)&c->sighup, NULL);
+	uv_close((uv_handle_t *)&c->sigusr[0], NULL);
+	uv_close((uv_handle_t *)&c->sigusr[1], NULL);
 	if (!c->raft_started) {
 		coord_driver_close(c);
 		coord_features_close(c);
@@ -513,6 +515,18 @@ static void roles_reload(struct coord *c)
  * change nothing: the node goes on with the certificates it has and says
  * why.
  */
+/* SIGUSR1: log more (up to debug, with traces); SIGUSR2: less (down to
+ * errors only). Said at WARN, so that it shows at any level but error. */
+static void on_sigusr(uv_signal_t *s, int signum)
+{
+	int level = settle_log_level() + (signum == SIGUSR1 ? 1 : -1);
+
+	settle_log_set_level(level);
+	settle_log(SETTLE_LOG_WARN, "node", "%s: log level now %s",
+		   signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2",
+		   settle_log_level_name(settle_log_level()));
+}
+
 static void on_sighup(uv_signal_t *s, int signum)
 {
 	struct coord *c = s->data;
@@ -797,6 +811,12 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	uv_signal_init(loop, &c->sighup);
 	c->sighup.data = c;
 	uv_signal_start(&c->sighup, on_sighup, SIGHUP);
+	for (int i = 0; i < 2; i++) {
+		uv_signal_init(loop, &c->sigusr[i]);
+		c->sigusr[i].data = c;
+		uv_signal_start(&c->sigusr[i], on_sigusr,
+				i == 0 ? SIGUSR1 : SIGUSR2);
+	}
 	settle_log(SETTLE_LOG_INFO, "node",
 		   "node %llu: clients on %s, raft on %s, data in %s",
 		   (unsigned long long)c->cfg.id, c->cfg.listen, c->cfg.raft,

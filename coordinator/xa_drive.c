@@ -81,15 +81,14 @@ static void propose_result(struct op *o, Settle__V1__CmdXaResult *r)
 	r->branch_id = o->branch_id;
 	if (r->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE) {
 		d->xa_stats.heuristics++;
-		settle_log(SETTLE_LOG_WARN, "xa",
-			   "%s/%u at %s: heuristic outcome %s: %s", o->gid,
-			   o->branch_id, o->rm, heuristic_name(r->heuristic),
-			   r->error);
+		settle_log_tx(SETTLE_LOG_WARN, "xa", o->gid, o->branch_id,
+			      "at %s: heuristic outcome %s: %s", o->rm,
+			      heuristic_name(r->heuristic), r->error);
 	} else if (r->outcome == SETTLE__V1__OUTCOME__OUTCOME_FAILURE) {
-		settle_log(SETTLE_LOG_WARN, "xa",
-			   "%s/%u at %s: giving up after %u attempts, the "
-			   "branch waits for an operator: %s",
-			   o->gid, o->branch_id, o->rm, r->attempt, r->error);
+		settle_log_tx(SETTLE_LOG_WARN, "xa", o->gid, o->branch_id,
+			      "at %s: giving up after %u attempts, the "
+			      "branch waits for an operator: %s",
+			      o->rm, r->attempt, r->error);
 	}
 	settle_tracef("xa", "%s/%u at %s %s attempt %u: outcome %d %s", o->gid,
 		      o->branch_id, o->rm,

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,4 +615,96 @@ Test(systemd, ready_watchdog_and_stopping)
 	cr_expect(notify_wait(fd, "STOPPING=1", 5000), "no STOPPING=1");
 	close(fd);
 	unlink(path);
+}
+
+/* ---- Logs -----------------------------------------------------------------
+ * settled --log-format json, its level changed at run time, and no branch
+ * payload in any line even with every trace on. */
+
+TestSuite(logs, .init = it_setup, .fini = it_teardown, .timeout = 120);
+
+/* Every line of node's log that is JSON checked with Python's parser:
+ * the number of lines that are, or -1 when one does not parse or lacks a
+ * field; lines holding needle counted in *hits. */
+static int json_lines(const struct it_node *n, const char *needle, int *hits)
+{
+	char log[600], script[1400], *argv[4], *out = NULL, *err = NULL;
+	int rv, lines = -1;
+
+	snprintf(log, sizeof log, "%s.log", n->data);
+	snprintf(script, sizeof script,
+		 "import json,sys\n"
+		 "n=h=0\n"
+		 "for line in open(sys.argv[1], encoding='utf-8'):\n"
+		 "    if not line.startswith('{'):\n"
+		 "        continue\n"
+		 "    o=json.loads(line)\n"
+		 "    for k in ('time','level','program','node','component',"
+		 "'msg'):\n"
+		 "        assert k in o, (k, line)\n"
+		 "    n+=1\n"
+		 "    h+=sys.argv[2] in line\n"
+		 "print(n, h)\n");
+	argv[0] = "/usr/bin/python3";
+	argv[1] = "-c";
+	argv[2] = script;
+	argv[3] = NULL;
+	{
+		char *full[6] = {argv[0], argv[1],	  argv[2],
+				 log,	  (char *)needle, NULL};
+
+		rv = it_run(full, &out, &err, 30000);
+	}
+	if (rv == 0 && sscanf(out, "%d %d", &lines, hits) != 2)
+		lines = -1;
+	if (rv != 0)
+		fprintf(stderr, "json check: %s\n", err);
+	free(out);
+	free(err);
+	return lines;
+}
+
+/*
+ * Lines are JSON objects; SIGUSR1 turns debug and traces on (said in the
+ * log), and with them on a transfer to an account whose name appears only
+ * in the branches' payloads leaves that name in no line.
+ */
+Test(logs, json_lines_levels_and_no_payload)
+{
+	struct it_node n;
+	struct it_bank a, b;
+	char gid[SETTLE_GID_BUFSIZE];
+	int hits = 0, lines;
+	Settle__V1__TxInfo *tx;
+
+	it_node_start(&n, 1,
+		      (const char *const[]){"--log-format", "json", NULL});
+	it_bank_start(&a, "bank-a", "alice=1000", NULL);
+	it_bank_start(&b, "bank-b", "zq7payloadacct=0", NULL);
+	kill(n.proc->pid, SIGUSR1);
+	tu_sleep_ms(300);
+	cr_assert_eq(it_transfer(&n, &a, "alice", &b, "zq7payloadacct", 10,
+				 NULL, gid, sizeof(gid)),
+		     0);
+	tx = tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 10000);
+	settle_tx_info_free(tx);
+	kill(n.proc->pid, SIGUSR2);
+	tu_sleep_ms(300);
+	lines = json_lines(&n, "zq7payloadacct", &hits);
+	cr_assert_gt(lines, 5, "too few JSON lines: %d", lines);
+	cr_expect_eq(hits, 0, "a payload reached the log %d times", hits);
+	cr_expect_gt(json_lines(&n, "log level now DEBUG", &hits), 0);
+	cr_expect_eq(hits, 1, "SIGUSR1 not said");
+	cr_expect_gt(json_lines(&n, "\"level\":\"debug\"", &hits), 0);
+	cr_expect_gt(hits, 0, "no debug line while at debug");
+	{
+		char field[SETTLE_GID_BUFSIZE + 16];
+
+		snprintf(field, sizeof field, "\"gid\":\"%s\"", gid);
+		cr_expect_gt(json_lines(&n, field, &hits), 0);
+		cr_expect_gt(hits, 0,
+			     "no line with the transaction's gid as a field");
+	}
+	cr_expect_gt(json_lines(&n, "log level now INFO", &hits), 0);
+	cr_expect_eq(hits, 1, "SIGUSR2 not said");
 }
