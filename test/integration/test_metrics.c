@@ -341,7 +341,7 @@ Test(metrics, readiness_follows_the_quorum)
 /* ---- Participants that fail ------------------------------------------------
  * One node with --metrics, demo banks as participants (real processes). */
 
-TestSuite(participants, .init = it_setup, .fini = it_teardown, .timeout = 240);
+TestSuite(participants, .init = it_setup, .fini = it_teardown);
 
 /* settle-transfer of 10 from alice at a to the account at b; its exit
  * status, the gid in gid. */
@@ -404,7 +404,8 @@ Test(participants, a_breaker_opens_on_a_dead_participant_and_closes)
 	it_bank_start(&b, "bank-b", "bob=0", NULL);
 	it_bank_start(&c, "bank-c", "carol=0", NULL);
 	cr_assert_eq(transfer(&n, &a, &c, "carol", gid), 0);
-	tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 10000);
+	settle_tx_info_free(
+	    tu_wait_final(&n, gid, SETTLE__V1__TX_STATE__COMMITTED, 10000));
 
 	it_kill(b.proc);
 	/* Their Try at bob fails: each rolls back, its Cancel at bob goes
@@ -552,7 +553,7 @@ Test(participants, a_spent_retry_budget_leaves_a_stuck_transaction)
  * $NOTIFY_SOCKET (the sd_notify protocol: one datagram of NAME=VALUE
  * lines each). */
 
-TestSuite(systemd, .init = it_setup, .fini = it_teardown, .timeout = 120);
+TestSuite(systemd, .init = it_setup, .fini = it_teardown);
 
 /* The next datagram on fd within ms, in buf; false when none came. */
 static bool notify_recv(int fd, char *buf, size_t len, int ms)
@@ -621,7 +622,7 @@ Test(systemd, ready_watchdog_and_stopping)
  * settled --log-format json, its level changed at run time, and no branch
  * payload in any line even with every trace on. */
 
-TestSuite(logs, .init = it_setup, .fini = it_teardown, .timeout = 120);
+TestSuite(logs, .init = it_setup, .fini = it_teardown);
 
 /* Every line of node's log that is JSON checked with Python's parser:
  * the number of lines that are, or -1 when one does not parse or lacks a
