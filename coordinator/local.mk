@@ -38,14 +38,15 @@ coordinator_settled_SOURCES = \
 	coordinator/raft_tls.c coordinator/raft_tls.h \
 	coordinator/raft_check.c coordinator/raft_check.h \
 	coordinator/config.c coordinator/config.h \
+	coordinator/config_file.c coordinator/config_file.h \
 	coordinator/main.c
 # xa/rm.h: the RM adapters (libpq, libmariadb) the leader drives.
 coordinator_settled_CFLAGS = $(AM_CFLAGS) $(PQ_CFLAGS) $(MARIADB_CFLAGS) \
-	$(MHD_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS)
+	$(MHD_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS)
 coordinator_settled_LDADD = xa/libsettlexa.la wal/libsettlewal.la \
 	storage/libsettlestore.la proto/libsettlecore.la $(RAFT_LIBS) \
 	$(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_C_LIBS) $(PQ_LIBS) $(MARIADB_LIBS) \
-	$(MHD_LIBS) $(SYSTEMD_LIBS) $(JANSSON_LIBS)
+	$(MHD_LIBS) $(SYSTEMD_LIBS) $(JANSSON_LIBS) $(INIH_LIBS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_coordinator
@@ -56,13 +57,15 @@ test_unit_test_coordinator_SOURCES = test/unit/coordinator/test_config.c \
 	test/unit/coordinator/test_roles.c \
 	test/unit/coordinator/test_metrics.c \
 	test/unit/coordinator/test_breaker.c \
+	test/unit/coordinator/test_config_file.c \
 	coordinator/config.c coordinator/xa_logic.c coordinator/snapshot_pace.c \
 	coordinator/raft_check.c coordinator/quota.c coordinator/roles.c \
-	coordinator/metrics.c coordinator/breaker.c
+	coordinator/metrics.c coordinator/breaker.c coordinator/config_file.c
 test_unit_test_coordinator_CFLAGS = $(TEST_CFLAGS) $(PQ_CFLAGS) \
 	$(MARIADB_CFLAGS)
 test_unit_test_coordinator_LDADD = wal/libsettlewal.la storage/libsettlestore.la \
-	proto/libsettlecore.la $(TEST_LIBS) $(LMDB_LIBS) $(LZ4_LIBS)
+	proto/libsettlecore.la $(TEST_LIBS) $(LMDB_LIBS) $(LZ4_LIBS) \
+	$(INIH_LIBS)
 TESTS += test/unit/test_coordinator
 endif
 

@@ -10,6 +10,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "config_file.h"
 #include "log_json.h"
 #include "node.h"
 #include "coordinator/xa_pool.h"
@@ -44,6 +45,9 @@ int main(int argc, char **argv)
 	/* Static: a loop left busy by RM calls abandoned at shutdown
 	 * (coordinator/xa_pool.h) cannot be closed, and stays reachable. */
 	static uv_loop_t loop;
+	/* Static: the configuration points into them for the whole run. */
+	static char **all_argv;
+	static int all_argc;
 	int rv;
 
 	settle_log_init("settled");
@@ -53,7 +57,15 @@ int main(int argc, char **argv)
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
-	rv = coord_config_parse(&c.cfg, argc, argv, errmsg, sizeof errmsg);
+	/* --config FILE: its settings first, the command line's after. */
+	rv = coord_config_expand(argc, argv, &all_argc, &all_argv, errmsg,
+				 sizeof errmsg);
+	if (rv != 0) {
+		fprintf(stderr, "settled: %s\n", errmsg);
+		return 2;
+	}
+	rv = coord_config_parse(&c.cfg, all_argc, all_argv, errmsg,
+				sizeof errmsg);
 	if (rv == 1) {
 		fputs(errmsg, stdout);
 		return 0;
