@@ -236,6 +236,25 @@ void coord_metrics_deferred(struct coord_metrics *m, size_t slot)
 		add(&m->eps[slot].deferred, 1);
 }
 
+void coord_metrics_summarize(const struct coord_metrics *m,
+			     struct coord_metrics_summary *out)
+{
+	memset(out, 0, sizeof *out);
+	for (int i = 1; i < COORD_METRICS_MODES; i++) {
+		out->begun += get(&m->begun[i]);
+		out->committed += get(&m->committed[i]);
+		out->rolled_back += get(&m->rolled_back[i]);
+		out->failed += get(&m->failed[i]);
+		for (size_t b = 0; b <= COORD_METRICS_BUCKETS; b++)
+			out->decision[b] += get(&m->to_decision[i].le[b]);
+	}
+}
+
+uint64_t coord_metrics_bucket_us(size_t i)
+{
+	return i < COORD_METRICS_BUCKETS ? bucket_us[i] : 0;
+}
+
 /* ---- Readiness and health
  * ----------------------------------------------------
  */

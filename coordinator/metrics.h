@@ -139,6 +139,16 @@ void coord_metrics_deferred(struct coord_metrics *m, size_t slot);
 
 void coord_metrics_observe(struct coord_hist *h, uint64_t us);
 
+/* Every mode together, for STATUS (settlectl top). */
+struct coord_metrics_summary {
+	uint64_t begun, committed, rolled_back, failed;
+	uint64_t decision[COORD_METRICS_BUCKETS + 1]; /* per bucket */
+};
+void coord_metrics_summarize(const struct coord_metrics *m,
+			     struct coord_metrics_summary *out);
+/* The upper bound of bucket i in microseconds (0 for +Inf). */
+uint64_t coord_metrics_bucket_us(size_t i);
+
 /* The Prometheus text exposition (format 0.0.4) of m, malloc'd into *out
  * (its length in *len): 0 or SETTLE_ENOMEM. Any thread. */
 int coord_metrics_render(const struct coord_metrics *m, char **out,

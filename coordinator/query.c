@@ -13,6 +13,7 @@
 #include "driver.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "role.h"
 #include "waiters.h"
 #include "wal/entry.h"
@@ -335,6 +336,8 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 {
 	Settle__V1__StatusResponse resp = SETTLE__V1__STATUS_RESPONSE__INIT;
 	struct coord_xa_stats xa;
+	struct coord_metrics_summary sum;
+	uint64_t le[COORD_METRICS_BUCKETS + 1];
 	uint64_t now = settle_now_ms();
 	bool refusing;
 
@@ -363,5 +366,17 @@ void coord_do_status(struct coord *c, struct rpc_call *call)
 	resp.clock_offset_known = coord_clock_offset(c, &resp.clock_offset_ms);
 	resp.feature_level = c->cfg.feature_level;
 	resp.cluster_feature_level = fsm_level(&c->fsm);
+	coord_metrics_summarize(&c->metrics, &sum);
+	resp.txs_begun = sum.begun;
+	resp.txs_committed = sum.committed;
+	resp.txs_rolled_back = sum.rolled_back;
+	resp.txs_failed = sum.failed;
+	resp.ready = coord_metrics_ready(&c->metrics) == COORD_READY;
+	for (size_t i = 0; i <= COORD_METRICS_BUCKETS; i++)
+		le[i] = coord_metrics_bucket_us(i);
+	resp.n_decision_bucket_counts = COORD_METRICS_BUCKETS + 1;
+	resp.decision_bucket_counts = sum.decision;
+	resp.n_decision_bucket_le_us = COORD_METRICS_BUCKETS + 1;
+	resp.decision_bucket_le_us = le;
 	rpc_call_reply(call, &resp.base);
 }

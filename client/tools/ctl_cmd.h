@@ -49,6 +49,10 @@ struct ctl_opts {
 	bool dry_run;
 	const char *participant;
 	bool yes;
+	/* top: --interval, --iterations (0: until interrupted) */
+	uint64_t interval_ms;
+	uint32_t iterations;
+	const char *top_flag; /* --interval or --iterations given */
 };
 
 /* A client on o's cluster with o's timeout and TLS (settlectl.c); 0 or an
@@ -71,5 +75,10 @@ int ctl_cmd_dry_cluster(const struct ctl_opts *o, const char *verb, uint64_t id,
 			const char *raft, const char *client);
 /* --dry-run of xa commit / rollback / forget GID. */
 int ctl_cmd_dry_xa(const struct ctl_opts *o, const char *verb, const char *gid);
+
+/* ---- ctl_watch.c ---- */
+
+/* settlectl top: the live view (ctl_top.h). */
+int ctl_cmd_top(const struct ctl_opts *o);
 
 #endif /* SETTLE_CTL_CMD_H */

@@ -6,7 +6,8 @@
 noinst_LTLIBRARIES += client/tools/libctlfmt.la
 client_tools_libctlfmt_la_SOURCES = client/tools/ctl_fmt.c client/tools/ctl_fmt.h \
 	client/tools/ctl_tx.c client/tools/ctl_xa.c client/tools/ctl_xa.h \
-	client/tools/ctl_bulk.c client/tools/ctl_bulk.h client/tools/ctl_int.h
+	client/tools/ctl_bulk.c client/tools/ctl_bulk.h client/tools/ctl_int.h \
+	client/tools/ctl_top.c client/tools/ctl_top.h
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt
@@ -96,7 +97,8 @@ endif
 
 bin_PROGRAMS += client/tools/settlectl
 client_tools_settlectl_SOURCES = client/tools/settlectl.c \
-	client/tools/ctl_admin.c client/tools/ctl_cmd.h
+	client/tools/ctl_admin.c client/tools/ctl_cmd.h \
+	client/tools/ctl_watch.c
 client_tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
 # libsettle already carries libsettlecore: linking that too would give the
 # program two copies of its globals.

@@ -49,6 +49,10 @@ static const char usage_text[] =
     "  status                   each node: role, term, log indexes, leader,\n"
     "                           transaction counts, heuristics not\n"
     "                           forgotten, XA calls and recovery scans\n"
+    "  top                      a live view: each node, the leader's rates\n"
+    "                           and decision latency, stuck, participants\n"
+    "      --interval D         redraw every D (default 1s)\n"
+    "      --iterations N       stop after N rounds (default: never)\n"
     "  participants             the participant endpoints the leader calls:\n"
     "                           calls, errors, circuit breaker, branches\n"
     "                           waiting and FAILED there\n"
@@ -704,6 +708,8 @@ enum {
 	OPT_DRY_RUN,
 	OPT_PARTICIPANT,
 	OPT_YES,
+	OPT_INTERVAL,
+	OPT_ITERATIONS,
 	OPT_HELP,
 };
 
@@ -728,6 +734,8 @@ int main(int argc, char **argv)
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	    {"participant", required_argument, NULL, OPT_PARTICIPANT},
 	    {"yes", no_argument, NULL, OPT_YES},
+	    {"interval", required_argument, NULL, OPT_INTERVAL},
+	    {"iterations", required_argument, NULL, OPT_ITERATIONS},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -783,6 +791,30 @@ int main(int argc, char **argv)
 		case OPT_YES:
 			o.yes = true;
 			break;
+		case OPT_INTERVAL:
+			if (ctl_duration_parse(optarg, &o.interval_ms) != 0 ||
+			    o.interval_ms < 100 || o.interval_ms > 3600000)
+				return usage_error(
+				    "bad --interval '%s': give a "
+				    "duration from 100ms to 1h",
+				    optarg);
+			o.top_flag = "--interval";
+			break;
+		case OPT_ITERATIONS: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end ||
+			    errno || v == 0 || v > 1000000)
+				return usage_error("bad --iterations '%s': a "
+						   "number from 1",
+						   optarg);
+			o.iterations = (uint32_t)v;
+			o.top_flag = "--iterations";
+			break;
+		}
 		case OPT_TIMEOUT:
 			if (ctl_duration_parse(optarg, &o.timeout_ms) != 0 ||
 			    o.timeout_ms == 0 || o.timeout_ms > 3600000)
@@ -882,12 +914,19 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
 	    strcmp(cmd, "xa") != 0 && strcmp(cmd, "cluster") != 0 &&
-	    strcmp(cmd, "participants") != 0)
-		return usage_error("unknown command '%s': status, "
+	    strcmp(cmd, "participants") != 0 && strcmp(cmd, "top") != 0)
+		return usage_error("unknown command '%s': status, top, "
 				   "participants, tx ..., xa ... or cluster "
 				   "...",
 				   cmd);
-	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "participants") == 0) &&
+	if (strcmp(cmd, "top") == 0 && o.json)
+		return usage_error("%s", "top draws a view: for figures to "
+					 "read, status --json or settled "
+					 "--metrics");
+	if (o.top_flag != NULL && strcmp(cmd, "top") != 0)
+		return usage_error("%s only applies to 'top'", o.top_flag);
+	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "participants") == 0 ||
+	     strcmp(cmd, "top") == 0) &&
 	    npos > 1)
 		return usage_error("%s takes no argument, got '%s'", cmd,
 				   pos[1]);
@@ -987,6 +1026,8 @@ int main(int argc, char **argv)
 		return cmd_status(&o);
 	if (strcmp(cmd, "participants") == 0)
 		return cmd_participants(&o);
+	if (strcmp(cmd, "top") == 0)
+		return ctl_cmd_top(&o);
 	if (o.dry_run && strcmp(cmd, "xa") == 0)
 		return ctl_cmd_dry_xa(&o, sub, pos[2]);
 	if (o.dry_run && strcmp(cmd, "cluster") == 0)

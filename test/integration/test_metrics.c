@@ -236,6 +236,31 @@ Test(metrics, counts_match_what_the_bench_committed)
 	cr_expect_eq(sample(text, "settle_transactions_stuck"), 0);
 	free(text);
 
+	/* settlectl top shows the same from STATUS. */
+	{
+		char *argv[12], *out = NULL, *err = NULL, want[64];
+		int a = 0;
+
+		argv[a++] = (char *)it_bin("settlectl");
+		argv[a++] = "--cluster";
+		argv[a++] = (char *)c.endpoints;
+		argv[a++] = "--insecure";
+		argv[a++] = "top";
+		argv[a++] = "--iterations";
+		argv[a++] = "2";
+		argv[a++] = "--interval";
+		argv[a++] = "200ms";
+		argv[a] = NULL;
+		cr_assert_eq(it_run(argv, &out, &err, 30000), 0, "%s", err);
+		snprintf(want, sizeof want, "leader node %d: ", leader + 1);
+		cr_expect_not_null(strstr(out, want), "%s", out);
+		snprintf(want, sizeof want, "%lld committed", committed);
+		cr_expect_not_null(strstr(out, want), "%s", out);
+		cr_expect_not_null(strstr(out, "committed 0/s"), "%s", out);
+		free(out);
+		free(err);
+	}
+
 	/* Each follower counts the same once it applied as much. */
 	for (int i = 0; i < 3; i++) {
 		double seen = -1;

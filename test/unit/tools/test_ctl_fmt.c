@@ -8,6 +8,7 @@
 #include "error.h"
 #include "ctl_bulk.h"
 #include "ctl_fmt.h"
+#include "ctl_top.h"
 
 /* Run a printer into a string (caller frees). */
 #define CAPTURE(buf, call)                                                     \
@@ -951,4 +952,49 @@ Test(ctl_bulk, retry_picks)
 	cr_expect_not_null(strstr(out, "would make 2 retries\n"), "%s", out);
 	free(out);
 	free(picks);
+}
+
+/* settlectl top: latency quantiles from two rounds of bucket counts, and
+ * the view of a leader's rates. */
+Test(ctl_top, quantiles_and_rates)
+{
+	uint64_t le[] = {1000, 5000, 10000, 0};
+	uint64_t before[] = {10, 0, 0, 0}, now[] = {10, 50, 50, 0};
+	Settle__V1__StatusResponse s0 = SETTLE__V1__STATUS_RESPONSE__INIT,
+				   s1 = SETTLE__V1__STATUS_RESPONSE__INIT;
+	struct ctl_node_status n0 = {.endpoint = "h:1", .st = &s0},
+			       n1 = {.endpoint = "h:1", .st = &s1},
+			       gone = {.endpoint = "h:3", .err = 1};
+	struct ctl_node_status r0[] = {n0, gone}, r1[] = {n1, gone};
+	struct ctl_top_round a = {.nodes = r0, .n = 2, .mono_ms = 1000},
+			     b = {.nodes = r1, .n = 2, .mono_ms = 3000};
+	char *out = NULL;
+
+	/* 100 samples this round: 50 in (1, 5] ms, 50 in (5, 10] ms. */
+	cr_expect_float_eq(ctl_top_quantile_ms(before, now, le, 4, 0.5), 5.0,
+			   1e-9);
+	cr_expect_float_eq(ctl_top_quantile_ms(before, now, le, 4, 0.99), 9.9,
+			   1e-9);
+	cr_expect_float_eq(ctl_top_quantile_ms(now, now, le, 4, 0.5), -1, 1e-9);
+	s0.role = s1.role = "leader";
+	s0.node_id = s1.node_id = 2;
+	s0.txs_committed = 100;
+	s1.txs_committed = 300;
+	s1.txs_begun = 50;
+	s1.stuck = 4;
+	s0.n_decision_bucket_counts = s1.n_decision_bucket_counts = 4;
+	s1.n_decision_bucket_le_us = 4;
+	s0.decision_bucket_counts = before;
+	s1.decision_bucket_counts = now;
+	s1.decision_bucket_le_us = le;
+	CAPTURE(out, ctl_top_render(f, &a, &b));
+	cr_expect_not_null(strstr(out, "committed 100/s"), "%s", out);
+	cr_expect_not_null(strstr(out, "p50 5.0 ms, p99 9.9 ms"), "%s", out);
+	cr_expect_not_null(strstr(out, "h:3       unreachable"), "%s", out);
+	cr_expect_not_null(strstr(out, "stuck 4  (settlectl tx list --stuck)"),
+			   "%s", out);
+	free(out);
+	CAPTURE(out, ctl_top_render(f, NULL, &b));
+	cr_expect_not_null(strstr(out, "rates from the next round"), "%s", out);
+	free(out);
 }
