@@ -56,8 +56,8 @@ TESTS += test/fuzz/fuzz_branch
 check_PROGRAMS += test/fuzz/fuzz_args
 test_fuzz_fuzz_args_SOURCES = test/fuzz/fuzz_args.c $(FUZZ_DRIVER) \
 	coordinator/config.c
-test_fuzz_fuzz_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/client/tools
-test_fuzz_fuzz_args_LDADD = client/tools/libctlfmt.la proto/libsettlecore.la \
+test_fuzz_fuzz_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/tools/ctl
+test_fuzz_fuzz_args_LDADD = tools/libctlfmt.la proto/libsettlecore.la \
 	$(PROTOBUF_C_LIBS)
 TESTS += test/fuzz/fuzz_args
 endif

@@ -143,7 +143,7 @@ static const char *build_dir(void)
 
 const char *it_bin(const char *name)
 {
-	static const char *const subdirs[] = {"coordinator", "client/tools",
+	static const char *const subdirs[] = {"coordinator", "tools",
 					      "examples", "."};
 	char path[PATH_MAX];
 	size_t i;

@@ -1,6 +1,6 @@
 /*
  * ctl_xa.h — settlectl's heuristic decision of an in-doubt XA transaction
- * (`settlectl xa commit|rollback GID --reason TEXT`, client/tools/ctl_xa.c):
+ * (`settlectl xa commit|rollback GID --reason TEXT`, tools/ctl/ctl_xa.c):
  * the check of its words and the printer of what its transaction manager
  * will be told. The call itself is settle_xa_heuristic() (client/settle.h).
  */

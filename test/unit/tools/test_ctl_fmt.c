@@ -1,5 +1,5 @@
 /*
- * Unit tests for settlectl's parsing and printing (client/tools/ctl_fmt.c).
+ * Unit tests for settlectl's parsing and printing (tools/ctl/ctl_fmt.c).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>

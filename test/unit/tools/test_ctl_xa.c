@@ -1,5 +1,5 @@
 /*
- * Unit tests for settlectl's view of XA transactions (client/tools/ctl_tx.c
+ * Unit tests for settlectl's view of XA transactions (tools/ctl/ctl_tx.c
  * and ctl_xa.c): tx show / tx list / --json with mode XA, xids, RM
  * branches and heuristics, and the xa recover / xa forget printers.
  */
