@@ -1,6 +1,8 @@
 /*
  * killshim.c — preloaded (LD_PRELOAD) into a settled by the crash tests to
- * SIGKILL it at a chosen LMDB write. SIGUSR2 arms it: the process then
+ * SIGKILL it at a chosen LMDB write. KILLSHIM_ARM (a real-time signal
+ * settled does not use: SIGUSR1 and SIGUSR2 change its log level) arms
+ * it: the process then
  * dies just before its SETTLE_KILL_AFTER_PUTS-th mdb_put() from there
  * (default 50). Applies write through an apply batch that commits once per
  * loop iteration, so under load that write is almost always in the middle
@@ -20,8 +22,7 @@
  * program saturates. It says "killshim: holding" on stderr when it starts
  * to wait.
  *
- * Test-only: nothing in settled knows about it (settled leaves SIGUSR2
- * alone).
+ * Test-only: nothing in settled knows about it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,6 +37,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The signal that arms the shim (test_faults.c sends the same). */
+#define KILLSHIM_ARM (SIGRTMIN + 4)
 
 typedef int (*put_fn)(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *, unsigned);
 typedef int (*commit_fn)(MDB_txn *);
@@ -96,7 +100,7 @@ int rename(const char *from, const char *to)
 	return rv;
 }
 
-static void on_usr2(int sig)
+static void on_arm(int sig)
 {
 	(void)sig;
 	armed = 1;
@@ -110,10 +114,10 @@ __attribute__((constructor)) static void killshim_start(void)
 	if (e != NULL && atol(e) > 0)
 		after = atol(e);
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr2;
+	sa.sa_handler = on_arm;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
-	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(KILLSHIM_ARM, &sa, NULL);
 }
 
 int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data,

@@ -202,7 +202,7 @@ Test(faults, kill_follower)
 		  "the restarted follower did not catch up");
 }
 
-/* Every node restarted with killshim.c preloaded (disarmed): SIGUSR2 then
+/* Every node restarted with killshim.c preloaded (disarmed): its signal then
  * kills it at a chosen LMDB write. */
 static void preload_killshim(void)
 {
@@ -231,7 +231,7 @@ static bool killed_by_shim(int i, char *line, size_t len)
 /*
  * SIGKILL in the middle of a batched apply: entries are applied into one
  * LMDB write transaction per loop iteration (docs/ARCHITECTURE.md, "Apply
- * batch"), and killshim.c kills a node at its Nth LMDB write after SIGUSR2
+ * batch"), and killshim.c kills a node at its Nth LMDB write after its signal
  * (N random, 5..200): a follower, then the leader, under load. Each comes
  * back, replays what its store lacked from the raft log and catches up;
  * nothing acknowledged is lost, no branch goes both ways.
@@ -268,13 +268,15 @@ Test(faults, kill_mid_batch)
 		if (round == 1) /* leadership back to it, to kill a leader */
 			fu_transfer_to(&cluster, v);
 		tu_sleep_ms(500);
-		cr_assert_eq(kill(p->pid, SIGUSR2), 0);
+		/* killshim.c's KILLSHIM_ARM: settled keeps SIGUSR1 and
+		 * SIGUSR2 for its log level. */
+		cr_assert_eq(kill(p->pid, SIGRTMIN + 4), 0);
 		end = load_mono_ms() + 20000;
 		while (it_alive(p) && load_mono_ms() < end)
 			tu_sleep_ms(20);
 		cr_assert_not(it_alive(p),
 			      "node %d still alive 20 s after "
-			      "SIGUSR2",
+			      "the shim's signal",
 			      cluster.nodes[v].id);
 		cr_assert(killed_by_shim(v, line, sizeof(line)),
 			  "node %d died, but not by killshim",
