@@ -39,7 +39,7 @@ static const char usage[] =
     "               [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
     "               [--tls-crl FILE] [--roles FILE] | --insecure\n"
     "               [--metrics HOST:PORT] [--log-format text|json]\n"
-    "               [--config FILE]\n"
+    "               [--config FILE] [--restore BACKUP --join]\n"
     "\n"
     "Without --peers the node bootstraps a one-voter cluster of itself.\n"
     "--join: join a running cluster instead; start with an empty raft\n"
@@ -87,6 +87,9 @@ static const char usage[] =
     "--config FILE: any of these flags as `name = value` lines (INI, no\n"
     "--; join and insecure take true or false); the command line's come\n"
     "after and win. The file must not be writable by others.\n"
+    "--restore BACKUP: a file of settlectl backup loaded into this new\n"
+    "node's empty store before it joins (with --join): it catches up from\n"
+    "the backup's index instead of from nothing.\n"
     "--log-format json: one JSON object a log line (time, level, node,\n"
     "component, gid, branch, msg). SIGUSR1 logs more (debug and traces),\n"
     "SIGUSR2 less; SETTLE_LOG_LEVEL=error|warn|info|debug sets the start.\n"
@@ -708,6 +711,16 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 				return SETTLE_EINVAL;
 			}
 			strcpy(cfg->roles_file, v);
+		} else if (strcmp(a, "--restore") == 0) {
+			NEED_VALUE();
+			if (v[0] == '\0' || strlen(v) >= COORD_PATH_MAX) {
+				snprintf(
+				    errmsg, errmsg_len,
+				    "--restore: a file path of 1..%d bytes",
+				    COORD_PATH_MAX - 1);
+				return SETTLE_EINVAL;
+			}
+			strcpy(cfg->restore_file, v);
 		} else if (strcmp(a, "--log-format") == 0) {
 			NEED_VALUE();
 			if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
@@ -815,6 +828,13 @@ int coord_config_parse(struct coord_config *cfg, int argc, char **argv,
 		snprintf(errmsg, errmsg_len,
 			 "--insecure (plaintext) and --tls-cert together: "
 			 "choose one");
+		return SETTLE_EINVAL;
+	}
+	if (cfg->restore_file[0] != '\0' && !cfg->join) {
+		snprintf(errmsg, errmsg_len,
+			 "--restore needs --join: a backup seeds a new node "
+			 "that joins the cluster it came from (its log "
+			 "brings the rest); it cannot start a cluster");
 		return SETTLE_EINVAL;
 	}
 	if (cfg->roles_file[0] != '\0' && cfg->tls_cert[0] == '\0') {

@@ -113,6 +113,9 @@ struct coord_config {
 	/* --metrics: where the HTTP port of /metrics, /healthz and /readyz
 	 * listens (metrics_http.h); "" when not given: no such port. */
 	char metrics[COORD_ADDR_MAX];
+	/* --restore FILE: a backup (settlectl backup) loaded into the empty
+	 * store of a node that joins (needs --join). "": none. */
+	char restore_file[COORD_PATH_MAX];
 	/* --log-format json: log lines as JSON objects (log_json.h). */
 	bool log_json;
 };

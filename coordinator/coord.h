@@ -99,6 +99,8 @@ struct coord_features {
  */
 struct ckpt_job {
 	struct coord *c;
+	/* Where: NULL for DATA/checkpoints, else this directory. */
+	const char *dir;
 	MDB_txn *txn;
 	uint64_t index;
 	const int *cancel;
@@ -194,6 +196,21 @@ struct coord {
 			uv_work_t work;
 		} base;
 	} snap;
+
+	/* An operator's backup (backup.c): a checkpoint written to
+	 * DATA/backups on a worker while the node serves, then read in
+	 * chunks; deleted once unread for a while. */
+	struct {
+		bool busy;  /* being written */
+		bool ready; /* written: path holds it */
+		uint64_t index, term, len, time_ms;
+		uint64_t read_ms; /* monotonic ms of the last read */
+		char dir[600], path[700];
+		MDB_txn *txn;
+		struct ckpt_job job;
+		uv_work_t work;
+		struct rpc_call *call; /* waiting for it to be written */
+	} backup;
 
 	/* Writeback of the store's dirty pages started on libuv's pool
 	 * every second (node.c). */

@@ -752,6 +752,10 @@ void coord_dispatch(void *data, struct rpc_call *call)
 	case SETTLE__V1__METHOD__STATUS:
 		coord_do_status(c, call);
 		return;
+	case SETTLE__V1__METHOD__BACKUP:
+		/* Any node: the operator picks which one's store. */
+		coord_do_backup(c, call, body, len);
+		return;
 	case SETTLE__V1__METHOD__CLUSTER_ADD:
 	case SETTLE__V1__METHOD__CLUSTER_REMOVE:
 	case SETTLE__V1__METHOD__CLUSTER_TRANSFER:
@@ -781,8 +785,8 @@ void coord_dispatch(void *data, struct rpc_call *call)
 			   "a coordinator serves BEGIN, SUBMIT_SAGA, "
 			   "REGISTER_BRANCH, COMMIT, ROLLBACK, QUERY, STATUS, "
 			   "LIST, TX_RETRY, TX_RESOLVE, XA_VOTE, XA_PREPARE, "
-			   "XA_RECOVER, XA_FORGET, XA_HEURISTIC, PARTICIPANTS "
-			   "and CLUSTER_*");
+			   "XA_RECOVER, XA_FORGET, XA_HEURISTIC, PARTICIPANTS, "
+			   "BACKUP and CLUSTER_*");
 		return;
 	}
 	switch (method) {

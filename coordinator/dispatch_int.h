@@ -24,6 +24,9 @@ void coord_do_status(struct coord *c, struct rpc_call *call);
 /* PARTICIPANTS: the leader's participant endpoints, their calls and
  * breakers, and the branches waiting at each (query_participants.c). */
 void coord_do_participants(struct coord *c, struct rpc_call *call);
+/* BACKUP: an online copy of this node's store, in chunks (backup.c). */
+void coord_do_backup(struct coord *c, struct rpc_call *call, const uint8_t *b,
+		     size_t n);
 /* XA_RECOVER: the XA transactions of a legacy TM (begun with an xid) that
  * are XA_PREPARED or final with a heuristic not forgotten, in gid order. */
 void coord_do_xa_recover(struct coord *c, struct rpc_call *call,

@@ -7,6 +7,7 @@ coordinator_settled_SOURCES = \
 	coordinator/dispatch.c coordinator/dispatch.h coordinator/dispatch_int.h \
 	coordinator/dispatch_xa.c coordinator/dispatch_owner.c \
 	coordinator/query.c coordinator/query_participants.c \
+	coordinator/backup.c \
 	coordinator/admin.c coordinator/admin.h coordinator/admin_int.h \
 	coordinator/admin_op.c \
 	coordinator/budget.c coordinator/budget.h \

@@ -274,6 +274,7 @@ static void metrics_tick(struct coord *c)
 static void tick_cb(uv_timer_t *t)
 {
 	metrics_tick(t->data);
+	coord_backup_tick(t->data, settle_mono_ms());
 	writeback_tick(t->data);
 	coord_budget_tick(t->data);
 	coord_driver_tick(t->data);
@@ -318,7 +319,8 @@ static void on_signal(uv_signal_t *s, int signum)
 static bool raft_drained(struct coord *c)
 {
 	return c->raft.last_stored >= raft_last_index(&c->raft) &&
-	       c->proposals == 0 && coord_snapshot_idle(c);
+	       c->proposals == 0 && coord_snapshot_idle(c) &&
+	       coord_backup_idle(c);
 }
 
 static void drain_cb(uv_timer_t *t)
@@ -396,6 +398,7 @@ void coord_close(struct coord *c)
 	c->tls_retired = NULL;
 	c->n_tls_retired = 0;
 	coord_roles_free(&c->roles);
+	coord_backup_close(c);
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
@@ -676,6 +679,12 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 		goto err_after_store;
 	}
 	coord_apply_init(c);
+	if (c->cfg.restore_file[0] != '\0') {
+		rv = coord_backup_restore(c, c->cfg.restore_file, c->errmsg,
+					  sizeof c->errmsg);
+		if (rv != 0)
+			goto err_after_fsm;
+	}
 
 	snprintf(path, sizeof path, "%s/raft", c->cfg.data_dir);
 	rv = make_dir(path, c->errmsg, sizeof c->errmsg);

@@ -193,6 +193,7 @@ unsigned coord_roles_for_method(int method)
 	case M(CLUSTER_ADD):
 	case M(CLUSTER_REMOVE):
 	case M(CLUSTER_TRANSFER):
+	case M(BACKUP): /* every payload is in it */
 		return COORD_ROLE_ADMIN;
 	}
 	return 0;

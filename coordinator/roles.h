@@ -17,7 +17,7 @@
  *                PARTICIPANTS
  *   participant  nothing on a coordinator (it is called, it does not call)
  *   admin        everything (settlectl's verbs: TX_RETRY, TX_RESOLVE,
- *                XA_HEURISTIC, CLUSTER_ADD/REMOVE/TRANSFER)
+ *                XA_HEURISTIC, CLUSTER_ADD/REMOVE/TRANSFER, BACKUP)
  * A certificate not listed holds no role. Pure functions: no I/O but the
  * file's reading.
  */

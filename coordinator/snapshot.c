@@ -56,8 +56,6 @@
 #include "wal/fsm.h"
 #include "wal/journal.h"
 
-#define CKPT_PREFIX "ckpt-"
-#define CKPT_TMP    ".tmp"
 /* raft_uv's snapshot metadata files: snapshot-TERM-INDEX-MS.meta. */
 #define RAFT_META_SUFFIX ".meta"
 /* The most raft snapshots looked at when deciding what to keep. */

@@ -62,8 +62,15 @@ static int ckpt_write(struct ckpt_job *j)
 	char *errmsg = j->errmsg;
 	int fd, rv;
 
-	ckpt_path(c, j->index, true, tmp, sizeof tmp);
-	ckpt_path(c, j->index, false, path, sizeof path);
+	if (j->dir != NULL) {
+		snprintf(tmp, sizeof tmp, "%s/" CKPT_PREFIX "%llu%s", j->dir,
+			 (unsigned long long)j->index, CKPT_TMP);
+		snprintf(path, sizeof path, "%s/" CKPT_PREFIX "%llu", j->dir,
+			 (unsigned long long)j->index);
+	} else {
+		ckpt_path(c, j->index, true, tmp, sizeof tmp);
+		ckpt_path(c, j->index, false, path, sizeof path);
+	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(errmsg, errlen, "open %s: %s", tmp, strerror(errno));
@@ -86,7 +93,10 @@ static int ckpt_write(struct ckpt_job *j)
 		snprintf(errmsg, errlen, "rename %s: %s", tmp, strerror(errno));
 		rv = SETTLE_EIO;
 	}
-	snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
+	if (j->dir != NULL)
+		snprintf(dir, sizeof dir, "%s", j->dir);
+	else
+		snprintf(dir, sizeof dir, "%s/checkpoints", c->cfg.data_dir);
 	if (rv == 0 && ckpt_sync_dir(dir) != 0) {
 		snprintf(errmsg, errlen, "fsync %s: %s", dir, strerror(errno));
 		rv = SETTLE_EIO;

@@ -12,6 +12,11 @@
 
 #include "coord.h"
 
+/* Checkpoint file names: CKPT_PREFIX INDEX, and CKPT_TMP after it while
+ * being written. */
+#define CKPT_PREFIX "ckpt-"
+#define CKPT_TMP    ".tmp"
+
 /* The checkpoint of the snapshot at index: DATA/checkpoints/ckpt-INDEX,
  * with tmp its temporary name (".tmp"). */
 void ckpt_path(const struct coord *c, uint64_t index, bool tmp, char *out,

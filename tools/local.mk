@@ -100,12 +100,12 @@ endif
 bin_PROGRAMS += tools/settlectl
 tools_settlectl_SOURCES = tools/ctl/settlectl.c \
 	tools/ctl/ctl_admin.c tools/ctl/ctl_cmd.h \
-	tools/ctl/ctl_watch.c
-tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client
+	tools/ctl/ctl_watch.c tools/ctl/ctl_backup.c
+tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client $(JANSSON_CFLAGS)
 # libsettle already carries libsettlecore: linking that too would give the
 # program two copies of its globals.
 tools_settlectl_LDADD = tools/libctlfmt.la client/libsettle.la \
-	$(PROTOBUF_C_LIBS)
+	$(PROTOBUF_C_LIBS) $(JANSSON_LIBS)
 
 bin_PROGRAMS += tools/settle-bench
 tools_settle_bench_SOURCES = tools/bench/bench.c \

@@ -53,6 +53,8 @@ struct ctl_opts {
 	uint64_t interval_ms;
 	uint32_t iterations;
 	const char *top_flag; /* --interval or --iterations given */
+	/* backup: --node EP (default: the first of --cluster) */
+	const char *node;
 };
 
 /* A client on o's cluster with o's timeout and TLS (settlectl.c); 0 or an
@@ -80,5 +82,10 @@ int ctl_cmd_dry_xa(const struct ctl_opts *o, const char *verb, const char *gid);
 
 /* settlectl top: the live view (ctl_top.h). */
 int ctl_cmd_top(const struct ctl_opts *o);
+
+/* ---- ctl_backup.c ---- */
+
+/* settlectl backup DIR: an online backup of one node's store into DIR. */
+int ctl_cmd_backup(const struct ctl_opts *o, const char *dir);
 
 #endif /* SETTLE_CTL_CMD_H */

@@ -53,6 +53,12 @@ static const char usage_text[] =
     "                           and decision latency, stuck, participants\n"
     "      --interval D         redraw every D (default 1s)\n"
     "      --iterations N       stop after N rounds (default: never)\n"
+    "  backup DIR               an online backup of one node's store into\n"
+    "                           DIR (settle-backup-NODE-INDEX.ckpt and a\n"
+    "                           .json manifest); seeds a new node with\n"
+    "                           settled --join --restore FILE\n"
+    "      --node EP            the node to copy (default: the first of\n"
+    "                           --cluster)\n"
     "  participants             the participant endpoints the leader calls:\n"
     "                           calls, errors, circuit breaker, branches\n"
     "                           waiting and FAILED there\n"
@@ -710,6 +716,7 @@ enum {
 	OPT_YES,
 	OPT_INTERVAL,
 	OPT_ITERATIONS,
+	OPT_NODE,
 	OPT_HELP,
 };
 
@@ -736,6 +743,7 @@ int main(int argc, char **argv)
 	    {"yes", no_argument, NULL, OPT_YES},
 	    {"interval", required_argument, NULL, OPT_INTERVAL},
 	    {"iterations", required_argument, NULL, OPT_ITERATIONS},
+	    {"node", required_argument, NULL, OPT_NODE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -790,6 +798,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_YES:
 			o.yes = true;
+			break;
+		case OPT_NODE:
+			if (ctl_address_check(optarg) != 0)
+				return usage_error("bad --node '%s': give the "
+						   "node's client endpoint as "
+						   "host:port",
+						   optarg);
+			o.node = optarg;
 			break;
 		case OPT_INTERVAL:
 			if (ctl_duration_parse(optarg, &o.interval_ms) != 0 ||
@@ -914,11 +930,16 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "tx") != 0 &&
 	    strcmp(cmd, "xa") != 0 && strcmp(cmd, "cluster") != 0 &&
-	    strcmp(cmd, "participants") != 0 && strcmp(cmd, "top") != 0)
+	    strcmp(cmd, "participants") != 0 && strcmp(cmd, "top") != 0 &&
+	    strcmp(cmd, "backup") != 0)
 		return usage_error("unknown command '%s': status, top, "
-				   "participants, tx ..., xa ... or cluster "
-				   "...",
+				   "participants, backup DIR, tx ..., xa ... "
+				   "or cluster ...",
 				   cmd);
+	if (strcmp(cmd, "backup") == 0 && npos != 2)
+		return usage_error("%s", "backup needs exactly one DIR");
+	if (o.node != NULL && strcmp(cmd, "backup") != 0)
+		return usage_error("%s", "--node only applies to 'backup'");
 	if (strcmp(cmd, "top") == 0 && o.json)
 		return usage_error("%s", "top draws a view: for figures to "
 					 "read, status --json or settled "
@@ -1028,6 +1049,8 @@ int main(int argc, char **argv)
 		return cmd_participants(&o);
 	if (strcmp(cmd, "top") == 0)
 		return ctl_cmd_top(&o);
+	if (strcmp(cmd, "backup") == 0)
+		return ctl_cmd_backup(&o, pos[1]);
 	if (o.dry_run && strcmp(cmd, "xa") == 0)
 		return ctl_cmd_dry_xa(&o, sub, pos[2]);
 	if (o.dry_run && strcmp(cmd, "cluster") == 0)
