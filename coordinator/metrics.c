@@ -363,20 +363,26 @@ static const char *label(const char *v, char *buf, size_t len)
 static void hist(struct text *t, const char *name, const char *labels,
 		 const struct coord_hist *h)
 {
+	const char *sep = labels[0] != '\0' ? "," : "";
 	uint64_t cum = 0;
 
 	for (size_t i = 0; i < COORD_METRICS_BUCKETS; i++) {
 		cum += get(&h->le[i]);
-		put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
-		    labels[0] != '\0' ? "," : "", (double)bucket_us[i] / 1e6,
-		    (unsigned long long)cum);
+		put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+		    (double)bucket_us[i] / 1e6, (unsigned long long)cum);
 	}
 	cum += get(&h->le[COORD_METRICS_BUCKETS]);
-	put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
-	    labels[0] != '\0' ? "," : "", (unsigned long long)cum);
-	put(t, "%s_sum{%s} %.6f\n", name, labels,
-	    (double)get(&h->sum_us) / 1e6);
-	put(t, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
+	put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+	    (unsigned long long)cum);
+	if (labels[0] != '\0') {
+		put(t, "%s_sum{%s} %.6f\n", name, labels,
+		    (double)get(&h->sum_us) / 1e6);
+		put(t, "%s_count{%s} %llu\n", name, labels,
+		    (unsigned long long)cum);
+	} else {
+		put(t, "%s_sum %.6f\n", name, (double)get(&h->sum_us) / 1e6);
+		put(t, "%s_count %llu\n", name, (unsigned long long)cum);
+	}
 }
 
 static void per_mode(struct text *t, const char *name, const char *help,
@@ -534,6 +540,13 @@ static void raft(struct text *t, const struct coord_metrics *m)
 	gauge(t, "settle_raft_leader_id",
 	      "The raft id of the leader this node knows (0: none).",
 	      get(&m->leader_id));
+	head(t, "settle_raft_commit_seconds", "histogram",
+	     "On the leader, from appending an entry to applying it: the "
+	     "log's fsync and a majority's.");
+	hist(t, "settle_raft_commit_seconds", "", &m->raft_commit);
+	head(t, "settle_checkpoint_fsync_seconds", "histogram",
+	     "fdatasync of a checkpoint file (snapshots, backups).");
+	hist(t, "settle_checkpoint_fsync_seconds", "", &m->ckpt_sync);
 	gauge(t, "settle_raft_last_index", "The last index of the raft log.",
 	      get(&m->last_index));
 	gauge(t, "settle_raft_commit_index",

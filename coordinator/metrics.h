@@ -87,6 +87,12 @@ struct coord_metrics {
 	_Atomic size_t n_eps; /* eps[COORD_METRICS_ENDPOINTS]: "other" */
 	coord_counter retries;
 
+	/* Raft on the leader: from appending an entry to its apply (the
+	 * log's fsync and a majority's), and the node's own fdatasync of a
+	 * checkpoint file (snapshots, backups; worker threads). */
+	struct coord_hist raft_commit;
+	struct coord_hist ckpt_sync;
+
 	/* Gauges, set on the tick. */
 	coord_counter id;
 	coord_counter term, raft_state, leader_id;

@@ -16,6 +16,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "propose.h"
 #include "role.h"
 #include "wal/entry.h"
@@ -34,6 +35,7 @@ struct pending {
 struct proposal {
 	struct raft_apply req;
 	struct coord *c;
+	uint64_t t_ns; /* appended at (uv_hrtime), for the metrics */
 	size_t n;
 	struct pending items[];
 };
@@ -138,6 +140,9 @@ static void applied(struct raft_apply *req, int status, void *result)
 	int err = status != 0 ? settle_err_from_raft(status) : 0;
 
 	(void)result;
+	if (status == 0)
+		coord_metrics_observe(&p->c->metrics.raft_commit,
+				      (uv_hrtime() - p->t_ns) / 1000);
 	for (size_t i = 0; i < p->n; i++)
 		answer(p->c, &p->items[i], err);
 	free(p);
@@ -160,6 +165,7 @@ static void append(struct coord *c, uint8_t *buf, size_t len,
 	}
 	p->c = c;
 	p->n = n;
+	p->t_ns = uv_hrtime();
 	memcpy(p->items, items, n * sizeof items[0]);
 	p->req.data = p;
 	rb.base = buf;

@@ -32,6 +32,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "snapshot_int.h"
 
 int ckpt_sync_dir(const char *dir)
@@ -80,10 +81,18 @@ static int ckpt_write(struct ckpt_job *j)
 			       &j->len);
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s", store_work_errmsg(c->store));
-	else if (fdatasync(fd) != 0) {
-		snprintf(errmsg, errlen, "fdatasync %s: %s", tmp,
-			 strerror(errno));
-		rv = errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
+	else {
+		uint64_t t0 = uv_hrtime();
+
+		if (fdatasync(fd) != 0) {
+			snprintf(errmsg, errlen, "fdatasync %s: %s", tmp,
+				 strerror(errno));
+			rv = errno == ENOSPC ? SETTLE_ENOSPACE : SETTLE_EIO;
+		} else {
+			/* An atomic add: safe from this worker thread. */
+			coord_metrics_observe(&c->metrics.ckpt_sync,
+					      (uv_hrtime() - t0) / 1000);
+		}
 	}
 	if (close(fd) != 0 && rv == 0) {
 		snprintf(errmsg, errlen, "close %s: %s", tmp, strerror(errno));
