@@ -4,12 +4,14 @@
 # tests that drive these programs.
 
 # settlectl's parsing and printing, shared with its unit test. It needs
-# libsettlecore (error names), which each program links once.
+# libsettlecore (error names), which each program links once, and jansson
+# (its JSON), which each program that links it links too.
 noinst_LTLIBRARIES += tools/libctlfmt.la
 tools_libctlfmt_la_SOURCES = tools/ctl/ctl_fmt.c tools/ctl/ctl_fmt.h \
 	tools/ctl/ctl_tx.c tools/ctl/ctl_xa.c tools/ctl/ctl_xa.h \
 	tools/ctl/ctl_bulk.c tools/ctl/ctl_bulk.h tools/ctl/ctl_int.h \
 	tools/ctl/ctl_top.c tools/ctl/ctl_top.h
+tools_libctlfmt_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_ctl_fmt
@@ -17,7 +19,7 @@ test_unit_test_ctl_fmt_SOURCES = test/unit/tools/test_ctl_fmt.c \
 	test/unit/tools/test_ctl_xa.c
 test_unit_test_ctl_fmt_CFLAGS = $(TEST_CFLAGS) -I$(srcdir)/tools/ctl
 test_unit_test_ctl_fmt_LDADD = tools/libctlfmt.la proto/libsettlecore.la \
-	$(PROTOBUF_C_LIBS) $(TEST_LIBS)
+	$(PROTOBUF_C_LIBS) $(JANSSON_LIBS) $(TEST_LIBS)
 TESTS += test/unit/test_ctl_fmt
 
 # Integration tests: real processes, found through $(SETTLE_BUILD) or this

@@ -58,6 +58,6 @@ test_fuzz_fuzz_args_SOURCES = test/fuzz/fuzz_args.c $(FUZZ_DRIVER) \
 	coordinator/config.c
 test_fuzz_fuzz_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/tools/ctl
 test_fuzz_fuzz_args_LDADD = tools/libctlfmt.la proto/libsettlecore.la \
-	$(PROTOBUF_C_LIBS)
+	$(PROTOBUF_C_LIBS) $(JANSSON_LIBS)
 TESTS += test/fuzz/fuzz_args
 endif

@@ -13,6 +13,7 @@
 #include "ctl_bulk.h"
 #include "ctl_cmd.h"
 #include "ctl_fmt.h"
+#include "ctl_int.h"
 
 /* Pages of LIST while selecting, and the most retries one command makes. */
 #define BULK_PAGE 1000
@@ -64,13 +65,15 @@ int ctl_cmd_dry_tx(const struct ctl_opts *o, const char *gid, bool resolve)
 		bool can = b->state == SETTLE__V1__BRANCH_STATE__FAILED;
 
 		if (o->json) {
-			fputs("{\"dry_run\":true,\"gid\":", stdout);
-			ctl_json_str(stdout, gid);
-			printf(",\"branch_id\":%u,\"branch_state\":",
-			       o->branch);
-			ctl_json_str(stdout, ctl_branch_state_name(b->state));
-			printf(",\"would_resolve\":%s}\n",
-			       can ? "true" : "false");
+			json_t *doc = json_object();
+
+			ctl__set_bool(doc, "dry_run", true);
+			ctl__set_str(doc, "gid", gid);
+			ctl__set_uint(doc, "branch_id", o->branch);
+			ctl__set_str(doc, "branch_state",
+				     ctl_branch_state_name(b->state));
+			ctl__set_bool(doc, "would_resolve", can);
+			ctl__json_print(stdout, doc);
 		} else if (can) {
 			printf("would mark branch %u of %s (%s, at %s) done by "
 			       "hand, the transaction (%s) going on from "
@@ -127,12 +130,14 @@ int ctl_cmd_dry_xa(const struct ctl_opts *o, const char *verb, const char *gid)
 	can = forget ? tx->heuristic != SETTLE__V1__HEURISTIC__HEURISTIC_NONE
 		     : tx->state == SETTLE__V1__TX_STATE__XA_PREPARED;
 	if (o->json) {
-		fputs("{\"dry_run\":true,\"gid\":", stdout);
-		ctl_json_str(stdout, gid);
-		fputs(",\"state\":", stdout);
-		ctl_json_str(stdout, ctl_tx_state_name(tx->state));
-		printf(",\"verb\":\"%s\",\"would_act\":%s}\n", verb,
-		       can ? "true" : "false");
+		json_t *doc = json_object();
+
+		ctl__set_bool(doc, "dry_run", true);
+		ctl__set_str(doc, "gid", gid);
+		ctl__set_str(doc, "state", ctl_tx_state_name(tx->state));
+		ctl__set_str(doc, "verb", verb);
+		ctl__set_bool(doc, "would_act", can);
+		ctl__json_print(stdout, doc);
 	} else if (forget) {
 		printf(can ? "would forget the heuristic outcome (%s) of %s\n"
 			   : "would be refused: %s%s has no heuristic "
@@ -351,11 +356,16 @@ int ctl_cmd_tx_retry_bulk(const struct ctl_opts *o)
 		fprintf(stderr, "settlectl: %s: %s\n", picks[i].gid,
 			settle_client_errmsg(c));
 	}
-	if (o->json)
-		printf("{\"retries\":%zu,\"done\":%zu,\"refused\":%zu}\n", n,
-		       done, refused);
-	else
+	if (o->json) {
+		json_t *doc = json_object();
+
+		ctl__set_uint(doc, "retries", n);
+		ctl__set_uint(doc, "done", done);
+		ctl__set_uint(doc, "refused", refused);
+		ctl__json_print(stdout, doc);
+	} else {
 		printf("%zu retries made, %zu refused\n", done, refused);
+	}
 	rv = refused == 0 ? 0 : 1;
 out:
 	free(picks);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl_cmd.h"
+#include "ctl_int.h"
 
 /* Writing the store's checkpoint may take minutes on a large store. */
 #define BACKUP_TIMEOUT_MS (10 * 60 * 1000)
@@ -159,17 +160,15 @@ int ctl_cmd_backup(const struct ctl_opts *o, const char *dir)
 		goto out;
 	}
 	if (o->json) {
-		json_t *j = json_pack(
-		    "{s:s, s:s, s:I, s:I, s:I}", "file", path, "manifest",
-		    manifest, "node_id", (json_int_t)node, "index",
-		    (json_int_t)index, "bytes", (json_int_t)total);
+		json_t *doc = json_object();
 
-		if (j != NULL) {
-			json_dumpf(j, stdout,
-				   JSON_COMPACT | JSON_PRESERVE_ORDER);
-			fputc('\n', stdout);
-			json_decref(j);
-		}
+		/* DIR need not be UTF-8: ctl__set_str prints it anyway. */
+		ctl__set_str(doc, "file", path);
+		ctl__set_str(doc, "manifest", manifest);
+		ctl__set_uint(doc, "node_id", node);
+		ctl__set_uint(doc, "index", index);
+		ctl__set_uint(doc, "bytes", total);
+		ctl__json_print(stdout, doc);
 	} else {
 		printf("backup of node %" PRIu64 " at index %" PRIu64
 		       ": %" PRIu64 " bytes in %s\n"

@@ -98,21 +98,22 @@ void ctl_print_retry_plan(FILE *f, const struct ctl_retry_pick *picks, size_t n,
 	char branch[16], ep[160];
 
 	if (json) {
-		fprintf(f, "{\"dry_run\":%s,\"retries\":[",
-			dry_run ? "true" : "false");
+		json_t *doc = json_object(), *retries = json_array();
+
+		ctl__set_bool(doc, "dry_run", dry_run);
+		json_object_set_new(doc, "retries", retries);
 		for (size_t i = 0; i < n; i++) {
-			fputs(i ? ",{\"gid\":" : "{\"gid\":", f);
-			ctl_json_str(f, picks[i].gid);
-			fprintf(f, ",\"branch_id\":%u,\"state\":",
-				picks[i].branch_id);
-			ctl_json_str(f, ctl_tx_state_name(picks[i].tx_state));
-			fputs(",\"endpoint\":", f);
-			ctl_json_str(f, picks[i].endpoint);
-			fputs(",\"last_error\":", f);
-			ctl_json_str(f, picks[i].last_error);
-			fputc('}', f);
+			json_t *o = json_object();
+
+			json_array_append_new(retries, o);
+			ctl__set_str(o, "gid", picks[i].gid);
+			ctl__set_uint(o, "branch_id", picks[i].branch_id);
+			ctl__set_str(o, "state",
+				     ctl_tx_state_name(picks[i].tx_state));
+			ctl__set_str(o, "endpoint", picks[i].endpoint);
+			ctl__set_str(o, "last_error", picks[i].last_error);
 		}
-		fputs("]}\n", f);
+		ctl__json_print(f, doc);
 		return;
 	}
 	if (n > 0) {

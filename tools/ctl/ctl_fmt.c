@@ -192,88 +192,6 @@ int ctl_reason_check(const char *text, bool required)
 	return strlen(text) <= CTL_REASON_MAX ? 0 : SETTLE_EINVAL;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		/* A NUL here also fails the test: no read past the end. */
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Reject overlong forms, surrogates and values past U+10FFFF. */
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-	    (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-void ctl_json_str(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t n;
-
-	fputc('"', f);
-	while (*p) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			p++;
-			continue;
-		case '\\':
-			fputs("\\\\", f);
-			p++;
-			continue;
-		case '\n':
-			fputs("\\n", f);
-			p++;
-			continue;
-		case '\r':
-			fputs("\\r", f);
-			p++;
-			continue;
-		case '\t':
-			fputs("\\t", f);
-			p++;
-			continue;
-		default:
-			break;
-		}
-		if (*p < 0x20 || *p == 0x7f) {
-			fprintf(f, "\\u%04x", *p);
-			p++;
-			continue;
-		}
-		n = utf8_len(p);
-		if (n == 0) {
-			fputs("\\ufffd", f);
-			p++;
-			continue;
-		}
-		fwrite(p, 1, n, f);
-		p += n;
-	}
-	fputc('"', f);
-}
-
 char *ctl_time_str(uint64_t ms, char *buf, size_t len)
 {
 	time_t secs = (time_t)(ms / 1000);
@@ -391,7 +309,113 @@ const char *ctl__one_line(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* ---- JSON --------------------------------------------------------------- */
+
+json_t *ctl__json_text(const char *s)
+{
+	json_t *j;
+	char *copy;
+
+	j = json_string(s != NULL ? s : "");
+	if (j != NULL || s == NULL)
+		return j;
+	/* Not UTF-8: keep the line, and valid JSON, rather than drop it. */
+	copy = strdup(s);
+	if (copy == NULL)
+		return NULL;
+	for (char *p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+void ctl__set_str(json_t *o, const char *key, const char *s)
+{
+	json_object_set_new(o, key, ctl__json_text(s));
+}
+
+void ctl__set_uint(json_t *o, const char *key, uint64_t v)
+{
+	json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+void ctl__set_bool(json_t *o, const char *key, bool b)
+{
+	json_object_set_new(o, key, json_boolean(b));
+}
+
+void ctl__json_print(FILE *f, json_t *doc)
+{
+	if (doc == NULL)
+		return;
+	if (json_dumpf(doc, f,
+		       JSON_COMPACT | JSON_PRESERVE_ORDER |
+			   JSON_REAL_PRECISION(15)) == 0)
+		fputc('\n', f);
+	json_decref(doc);
+}
+
 /* ---- status ------------------------------------------------------------- */
+
+/* {"nodes":[...]}: an unreachable node carries its error instead. */
+static json_t *json_status(const struct ctl_node_status *nodes, size_t n)
+{
+	json_t *doc = json_object(), *arr = json_array();
+
+	json_object_set_new(doc, "nodes", arr);
+	for (size_t i = 0; i < n; i++) {
+		const Settle__V1__StatusResponse *st = nodes[i].st;
+		json_t *o = json_object(), *xa, *store;
+
+		json_array_append_new(arr, o);
+		ctl__set_str(o, "endpoint", nodes[i].endpoint);
+		if (nodes[i].err != 0 || st == NULL) {
+			ctl__set_bool(o, "ok", false);
+			ctl__set_str(o, "error", nodes[i].errmsg);
+			ctl__set_str(o, "code", settle_errname(nodes[i].err));
+			continue;
+		}
+		ctl__set_bool(o, "ok", true);
+		ctl__set_uint(o, "node_id", st->node_id);
+		ctl__set_str(o, "role", st->role);
+		ctl__set_str(o, "raft_address", st->address);
+		ctl__set_str(o, "client_endpoint", st->client_endpoint);
+		ctl__set_str(o, "leader", st->leader);
+		ctl__set_uint(o, "term", st->term);
+		ctl__set_uint(o, "last_index", st->last_index);
+		ctl__set_uint(o, "applied_index", st->applied_index);
+		ctl__set_uint(o, "active", st->active);
+		ctl__set_uint(o, "stuck", st->stuck);
+		ctl__set_uint(o, "finished", st->finished);
+		ctl__set_uint(o, "uptime_ms", st->uptime_ms);
+		ctl__set_uint(o, "heuristic_txs", st->heuristic_txs);
+		xa = json_object();
+		json_object_set_new(o, "xa", xa);
+		ctl__set_uint(xa, "calls", st->xa_calls);
+		ctl__set_uint(xa, "scans", st->xa_scans);
+		ctl__set_uint(xa, "recovered_commit", st->xa_recovered_commit);
+		ctl__set_uint(xa, "recovered_rollback",
+			      st->xa_recovered_rollback);
+		ctl__set_uint(xa, "heuristic_results",
+			      st->xa_heuristic_results);
+		store = json_object();
+		json_object_set_new(o, "store", store);
+		ctl__set_uint(store, "used_bytes", st->store_used_bytes);
+		ctl__set_uint(store, "budget_bytes", st->store_budget_bytes);
+		ctl__set_bool(store, "refusing", st->store_refusing);
+		ctl__set_uint(o, "feature_level", st->feature_level);
+		ctl__set_uint(o, "cluster_feature_level",
+			      st->cluster_feature_level);
+		/* Unknown (no leader heard yet) is null, not 0. */
+		json_object_set_new(o, "clock_offset_ms",
+				    st->clock_offset_known
+					? json_integer(st->clock_offset_ms)
+					: json_null());
+	}
+	return doc;
+}
 
 void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 		      bool json)
@@ -402,65 +426,7 @@ void ctl_print_status(FILE *f, const struct ctl_node_status *nodes, size_t n,
 	size_t i;
 
 	if (json) {
-		fputs("{\"nodes\":[", f);
-		for (i = 0; i < n; i++) {
-			const Settle__V1__StatusResponse *st = nodes[i].st;
-			fputs(i ? ",{" : "{", f);
-			fputs("\"endpoint\":", f);
-			ctl_json_str(f, nodes[i].endpoint);
-			if (nodes[i].err != 0 || st == NULL) {
-				fputs(",\"ok\":false,\"error\":", f);
-				ctl_json_str(f, nodes[i].errmsg);
-				fputs(",\"code\":", f);
-				ctl_json_str(f, settle_errname(nodes[i].err));
-				fputc('}', f);
-				continue;
-			}
-			fprintf(f, ",\"ok\":true,\"node_id\":%" PRIu64,
-				st->node_id);
-			fputs(",\"role\":", f);
-			ctl_json_str(f, st->role);
-			fputs(",\"raft_address\":", f);
-			ctl_json_str(f, st->address);
-			fputs(",\"client_endpoint\":", f);
-			ctl_json_str(f, st->client_endpoint);
-			fputs(",\"leader\":", f);
-			ctl_json_str(f, st->leader);
-			fprintf(
-			    f,
-			    ",\"term\":%" PRIu64 ",\"last_index\":%" PRIu64
-			    ",\"applied_index\":%" PRIu64 ",\"active\":%" PRIu64
-			    ",\"stuck\":%" PRIu64 ",\"finished\":%" PRIu64
-			    ",\"uptime_ms\":%" PRIu64,
-			    st->term, st->last_index, st->applied_index,
-			    st->active, st->stuck, st->finished, st->uptime_ms);
-			fprintf(
-			    f,
-			    ",\"heuristic_txs\":%" PRIu64
-			    ",\"xa\":{\"calls\":%" PRIu64 ",\"scans\":%" PRIu64
-			    ",\"recovered_commit\":%" PRIu64
-			    ",\"recovered_rollback\":%" PRIu64
-			    ",\"heuristic_results\":%" PRIu64 "}",
-			    st->heuristic_txs, st->xa_calls, st->xa_scans,
-			    st->xa_recovered_commit, st->xa_recovered_rollback,
-			    st->xa_heuristic_results);
-			fprintf(f,
-				",\"store\":{\"used_bytes\":%" PRIu64
-				",\"budget_bytes\":%" PRIu64
-				",\"refusing\":%s}",
-				st->store_used_bytes, st->store_budget_bytes,
-				st->store_refusing ? "true" : "false");
-			fprintf(f,
-				",\"feature_level\":%u"
-				",\"cluster_feature_level\":%u",
-				st->feature_level, st->cluster_feature_level);
-			if (st->clock_offset_known)
-				fprintf(f, ",\"clock_offset_ms\":%" PRId64 "}",
-					st->clock_offset_ms);
-			else
-				fputs(",\"clock_offset_ms\":null}", f);
-		}
-		fputs("]}\n", f);
+		ctl__json_print(f, json_status(nodes, n));
 		return;
 	}
 
@@ -582,6 +548,34 @@ static const char *breaker_name(uint32_t state)
 	return state == 1 ? "open" : state == 2 ? "half-open" : "closed";
 }
 
+static json_t *json_participants(const Settle__V1__ParticipantsResponse *resp)
+{
+	json_t *doc = json_object(), *arr = json_array();
+
+	json_object_set_new(doc, "participants", arr);
+	for (size_t i = 0; i < resp->n_participants; i++) {
+		const Settle__V1__ParticipantInfo *p = resp->participants[i];
+		json_t *o = json_object(), *mean;
+
+		json_array_append_new(arr, o);
+		ctl__set_str(o, "endpoint", p->endpoint);
+		ctl__set_str(o, "breaker", breaker_name(p->breaker));
+		ctl__set_uint(o, "breaker_opens", p->breaker_opens);
+		ctl__set_uint(o, "calls_ok", p->calls_ok);
+		ctl__set_uint(o, "calls_failure", p->calls_failure);
+		ctl__set_uint(o, "calls_error", p->calls_error);
+		ctl__set_uint(o, "deferred", p->deferred);
+		ctl__set_uint(o, "waiting", p->waiting);
+		ctl__set_uint(o, "failed", p->failed);
+		/* json_real() refuses NaN and infinities: null, not no key. */
+		mean = json_real(p->mean_call_ms);
+		json_object_set_new(o, "mean_call_ms",
+				    mean != NULL ? mean : json_null());
+	}
+	ctl__set_bool(doc, "partial", resp->partial);
+	return doc;
+}
+
 void ctl_print_participants(FILE *f,
 			    const Settle__V1__ParticipantsResponse *resp,
 			    bool json)
@@ -591,28 +585,7 @@ void ctl_print_participants(FILE *f,
 	    failed[24], mean[32];
 
 	if (json) {
-		fputs("{\"participants\":[", f);
-		for (size_t i = 0; i < resp->n_participants; i++) {
-			const Settle__V1__ParticipantInfo *p =
-			    resp->participants[i];
-
-			fputs(i ? ",{\"endpoint\":" : "{\"endpoint\":", f);
-			ctl_json_str(f, p->endpoint);
-			fprintf(f,
-				",\"breaker\":\"%s\",\"breaker_opens\":%" PRIu64
-				",\"calls_ok\":%" PRIu64
-				",\"calls_failure\":%" PRIu64
-				",\"calls_error\":%" PRIu64
-				",\"deferred\":%" PRIu64 ",\"waiting\":%" PRIu64
-				",\"failed\":%" PRIu64
-				",\"mean_call_ms\":%.3f}",
-				breaker_name(p->breaker), p->breaker_opens,
-				p->calls_ok, p->calls_failure, p->calls_error,
-				p->deferred, p->waiting, p->failed,
-				p->mean_call_ms);
-		}
-		fprintf(f, "],\"partial\":%s}\n",
-			resp->partial ? "true" : "false");
+		ctl__json_print(f, json_participants(resp));
 		return;
 	}
 	if (resp->n_participants == 0) {
@@ -732,26 +705,24 @@ int ctl_address_check(const char *text)
 	return v >= 1 && v <= 65535 ? 0 : SETTLE_EINVAL;
 }
 
-static void json_member(FILE *f, const Settle__V1__Member *m)
+static json_t *json_member(const Settle__V1__Member *m)
 {
-	fprintf(f, "{\"id\":%" PRIu64 ",\"role\":", m->id);
-	ctl_json_str(f, ctl_role_name(m->role));
-	fputs(",\"raft_address\":", f);
-	ctl_json_str(f, m->raft_address);
-	fputs(",\"client_endpoint\":", f);
-	ctl_json_str(f, m->client_endpoint);
-	fprintf(f, ",\"leader\":%s", m->leader ? "true" : "false");
+	json_t *o = json_object();
+
+	ctl__set_uint(o, "id", m->id);
+	ctl__set_str(o, "role", ctl_role_name(m->role));
+	ctl__set_str(o, "raft_address", m->raft_address);
+	ctl__set_str(o, "client_endpoint", m->client_endpoint);
+	ctl__set_bool(o, "leader", m->leader);
 	if (m->added_by != NULL && m->added_by[0] != '\0') {
-		fputs(",\"added_by\":", f);
-		ctl_json_str(f, m->added_by);
-		fprintf(f, ",\"added_ms\":%" PRIu64, m->added_ms);
+		ctl__set_str(o, "added_by", m->added_by);
+		ctl__set_uint(o, "added_ms", m->added_ms);
 	}
 	if (m->removed_ms != 0) {
-		fputs(",\"removed_by\":", f);
-		ctl_json_str(f, m->removed_by);
-		fprintf(f, ",\"removed_ms\":%" PRIu64, m->removed_ms);
+		ctl__set_str(o, "removed_by", m->removed_by);
+		ctl__set_uint(o, "removed_ms", m->removed_ms);
 	}
-	fputc('}', f);
+	return o;
 }
 
 void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
@@ -762,20 +733,19 @@ void ctl_print_members(FILE *f, const Settle__V1__ClusterMembersResponse *resp,
 	size_t i;
 
 	if (json) {
-		fprintf(f, "{\"leader_id\":%" PRIu64 ",\"members\":[",
-			resp->leader_id);
-		for (i = 0; i < resp->n_members; i++) {
-			if (i)
-				fputc(',', f);
-			json_member(f, resp->members[i]);
-		}
-		fputs("],\"removed\":[", f);
-		for (i = 0; i < resp->n_removed; i++) {
-			if (i)
-				fputc(',', f);
-			json_member(f, resp->removed[i]);
-		}
-		fputs("]}\n", f);
+		json_t *doc = json_object(), *members = json_array(),
+		       *removed = json_array();
+
+		ctl__set_uint(doc, "leader_id", resp->leader_id);
+		json_object_set_new(doc, "members", members);
+		for (i = 0; i < resp->n_members; i++)
+			json_array_append_new(members,
+					      json_member(resp->members[i]));
+		json_object_set_new(doc, "removed", removed);
+		for (i = 0; i < resp->n_removed; i++)
+			json_array_append_new(removed,
+					      json_member(resp->removed[i]));
+		ctl__json_print(f, doc);
 		return;
 	}
 	ctl__table_init(&t, 6);
@@ -816,9 +786,10 @@ void ctl_print_member(FILE *f, const Settle__V1__Member *m, bool json)
 	char raft[128], client[128];
 
 	if (json) {
-		fputs("{\"member\":", f);
-		json_member(f, m);
-		fputs("}\n", f);
+		json_t *doc = json_object();
+
+		json_object_set_new(doc, "member", json_member(m));
+		ctl__json_print(f, doc);
 		return;
 	}
 	fprintf(f, "node %" PRIu64 ": %s, raft %s, clients %s%s\n", m->id,

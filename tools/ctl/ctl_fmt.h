@@ -5,7 +5,9 @@
  * the "now" passed in, so the exact text an operator sees is unit-tested.
  * Every printer writes to a caller-owned FILE and keeps no reference to the
  * messages it prints. Payloads never appear here: the messages that reach
- * settlectl do not carry them.
+ * settlectl do not carry them. JSON is made with jansson, one document a
+ * line, valid whatever a peer sent: a peer's text that is not UTF-8 shows
+ * its bytes >= 0x80 as '?'.
  */
 #ifndef SETTLE_CTL_FMT_H
 #define SETTLE_CTL_FMT_H
@@ -50,13 +52,6 @@ int ctl_branch_id_parse(const char *text, uint32_t *out);
 /* Check an operator reason: at most CTL_REASON_MAX bytes, and not empty
  * (NULL or "") when required. Returns 0 or SETTLE_EINVAL. */
 int ctl_reason_check(const char *text, bool required);
-
-/*
- * Write s as a JSON string literal with its quotes. Control characters are
- * escaped, and bytes that are not valid UTF-8 become U+FFFD, so the output
- * is always valid JSON whatever a peer sent. s NULL prints "".
- */
-void ctl_json_str(FILE *f, const char *s);
 
 /*
  * Format unix ms as "2024-05-01 12:00:00.123Z" (UTC) into buf; "-" for 0.

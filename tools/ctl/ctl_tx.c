@@ -11,95 +11,82 @@
 
 /* ---- tx list ------------------------------------------------------------ */
 
-static void json_tx(FILE *f, const Settle__V1__TxInfo *tx, bool with_detail)
+static json_t *json_branch(const Settle__V1__BranchInfo *b, bool saga, bool xa)
+{
+	json_t *o = json_object(), *deps;
+
+	ctl__set_uint(o, "branch_id", b->branch_id);
+	ctl__set_str(o, "endpoint", b->endpoint);
+	ctl__set_str(o, "resource", b->resource);
+	ctl__set_str(o, "state", ctl_branch_state_name(b->state));
+	ctl__set_uint(o, "attempts", b->attempts);
+	ctl__set_uint(o, "next_retry_ms", b->next_retry_ms);
+	ctl__set_uint(o, "updated_ms", b->updated_ms);
+	ctl__set_str(o, "last_error", b->last_error);
+	if (saga) {
+		ctl__set_str(o, "name", b->name);
+		deps = json_array();
+		json_object_set_new(o, "depends_on", deps);
+		for (size_t k = 0; k < b->n_depends_on; k++)
+			json_array_append_new(deps,
+					      json_integer(b->depends_on[k]));
+		ctl__set_uint(o, "completion", b->completion);
+		ctl__set_uint(o, "completed_ms", b->completed_ms);
+		ctl__set_uint(o, "max_attempts", b->max_attempts);
+	}
+	if (xa) {
+		ctl__set_str(o, "rm", b->rm);
+		ctl__set_str(o, "xid", b->xid);
+		ctl__set_str(o, "heuristic", ctl_heuristic_name(b->heuristic));
+		ctl__set_bool(o, "initiator_phase2", b->initiator_phase2);
+	}
+	return o;
+}
+
+static json_t *json_tx(const Settle__V1__TxInfo *tx, bool with_detail)
 {
 	bool saga = tx->mode == SETTLE__V1__TX_MODE__SAGA;
 	bool xa = tx->mode == SETTLE__V1__TX_MODE__XA;
+	json_t *o = json_object(), *branches, *history;
 	size_t i;
 
-	fputs("{\"gid\":", f);
-	ctl_json_str(f, tx->gid);
-	fputs(",\"mode\":", f);
-	ctl_json_str(f, ctl_mode_name(tx->mode));
-	fputs(",\"state\":", f);
-	ctl_json_str(f, ctl_tx_state_name(tx->state));
-	fprintf(f,
-		",\"stuck\":%s,\"failed\":%" PRIu32 ",\"created_ms\":%" PRIu64
-		",\"deadline_ms\":%" PRIu64 ",\"updated_ms\":%" PRIu64
-		",\"finished_ms\":%" PRIu64,
-		tx->stuck ? "true" : "false", tx->failed, tx->created_ms,
-		tx->deadline_ms, tx->updated_ms, tx->finished_ms);
-	if (saga) {
-		fputs(",\"recovery\":", f);
-		ctl_json_str(f, ctl_recovery_name(tx->recovery));
-	}
+	ctl__set_str(o, "gid", tx->gid);
+	ctl__set_str(o, "mode", ctl_mode_name(tx->mode));
+	ctl__set_str(o, "state", ctl_tx_state_name(tx->state));
+	ctl__set_bool(o, "stuck", tx->stuck);
+	ctl__set_uint(o, "failed", tx->failed);
+	ctl__set_uint(o, "created_ms", tx->created_ms);
+	ctl__set_uint(o, "deadline_ms", tx->deadline_ms);
+	ctl__set_uint(o, "updated_ms", tx->updated_ms);
+	ctl__set_uint(o, "finished_ms", tx->finished_ms);
+	if (saga)
+		ctl__set_str(o, "recovery", ctl_recovery_name(tx->recovery));
 	if (xa) {
-		fputs(",\"xid\":", f);
-		ctl_json_str(f, tx->xid);
-		fputs(",\"heuristic\":", f);
-		ctl_json_str(f, ctl_heuristic_name(tx->heuristic));
+		ctl__set_str(o, "xid", tx->xid);
+		ctl__set_str(o, "heuristic", ctl_heuristic_name(tx->heuristic));
 	}
-	fputs(",\"reason\":", f);
-	ctl_json_str(f, tx->reason);
-	fputs(",\"branches\":[", f);
-	for (i = 0; i < tx->n_branches; i++) {
-		const Settle__V1__BranchInfo *b = tx->branches[i];
-		fprintf(f, "%s{\"branch_id\":%" PRIu32 ",\"endpoint\":",
-			i ? "," : "", b->branch_id);
-		ctl_json_str(f, b->endpoint);
-		fputs(",\"resource\":", f);
-		ctl_json_str(f, b->resource);
-		fputs(",\"state\":", f);
-		ctl_json_str(f, ctl_branch_state_name(b->state));
-		fprintf(f,
-			",\"attempts\":%" PRIu32 ",\"next_retry_ms\":%" PRIu64
-			",\"updated_ms\":%" PRIu64 ",\"last_error\":",
-			b->attempts, b->next_retry_ms, b->updated_ms);
-		ctl_json_str(f, b->last_error);
-		if (saga) {
-			fputs(",\"name\":", f);
-			ctl_json_str(f, b->name);
-			fputs(",\"depends_on\":[", f);
-			for (size_t k = 0; k < b->n_depends_on; k++)
-				fprintf(f, "%s%" PRIu32, k ? "," : "",
-					b->depends_on[k]);
-			fprintf(f,
-				"],\"completion\":%" PRIu32
-				",\"completed_ms\":%" PRIu64
-				",\"max_attempts\":%" PRIu32,
-				b->completion, b->completed_ms,
-				b->max_attempts);
-		}
-		if (xa) {
-			fputs(",\"rm\":", f);
-			ctl_json_str(f, b->rm);
-			fputs(",\"xid\":", f);
-			ctl_json_str(f, b->xid);
-			fputs(",\"heuristic\":", f);
-			ctl_json_str(f, ctl_heuristic_name(b->heuristic));
-			fprintf(f, ",\"initiator_phase2\":%s",
-				b->initiator_phase2 ? "true" : "false");
-		}
-		fputc('}', f);
-	}
-	fputc(']', f);
+	ctl__set_str(o, "reason", tx->reason);
+	branches = json_array();
+	json_object_set_new(o, "branches", branches);
+	for (i = 0; i < tx->n_branches; i++)
+		json_array_append_new(branches,
+				      json_branch(tx->branches[i], saga, xa));
 	if (with_detail) {
-		fputs(",\"history\":[", f);
+		history = json_array();
+		json_object_set_new(o, "history", history);
 		for (i = 0; i < tx->n_history; i++) {
 			const Settle__V1__Event *e = tx->history[i];
-			fprintf(f,
-				"%s{\"seq\":%" PRIu64 ",\"time_ms\":%" PRIu64
-				",\"kind\":",
-				i ? "," : "", e->seq, e->time_ms);
-			ctl_json_str(f, e->kind);
-			fprintf(f, ",\"branch_id\":%" PRIu32 ",\"detail\":",
-				e->branch_id);
-			ctl_json_str(f, e->detail);
-			fputc('}', f);
+			json_t *ev = json_object();
+
+			json_array_append_new(history, ev);
+			ctl__set_uint(ev, "seq", e->seq);
+			ctl__set_uint(ev, "time_ms", e->time_ms);
+			ctl__set_str(ev, "kind", e->kind);
+			ctl__set_uint(ev, "branch_id", e->branch_id);
+			ctl__set_str(ev, "detail", e->detail);
 		}
-		fputc(']', f);
 	}
-	fputc('}', f);
+	return o;
 }
 
 /* Count branches by state, e.g. "2 confirmed, 1 failed". */
@@ -142,13 +129,14 @@ void ctl_print_list(FILE *f, const Settle__V1__ListResponse *resp,
 	size_t i;
 
 	if (json) {
-		fputs("{\"txs\":[", f);
-		for (i = 0; i < resp->n_txs; i++) {
-			if (i)
-				fputc(',', f);
-			json_tx(f, resp->txs[i], false);
-		}
-		fprintf(f, "],\"more\":%s}\n", resp->more ? "true" : "false");
+		json_t *doc = json_object(), *txs = json_array();
+
+		json_object_set_new(doc, "txs", txs);
+		for (i = 0; i < resp->n_txs; i++)
+			json_array_append_new(txs,
+					      json_tx(resp->txs[i], false));
+		ctl__set_bool(doc, "more", resp->more);
+		ctl__json_print(f, doc);
 		return;
 	}
 	if (resp->n_txs == 0) {
@@ -391,9 +379,10 @@ void ctl_print_tx(FILE *f, const Settle__V1__TxInfo *tx, uint64_t now_ms,
 	size_t i;
 
 	if (json) {
-		fputs("{\"tx\":", f);
-		json_tx(f, tx, true);
-		fputs("}\n", f);
+		json_t *doc = json_object();
+
+		json_object_set_new(doc, "tx", json_tx(tx, true));
+		ctl__json_print(f, doc);
 		return;
 	}
 	fprintf(f, "gid:       %s\n", ctl__one_line(tx->gid, d, sizeof(d)));
@@ -488,14 +477,13 @@ void ctl_print_retry(FILE *f, const char *gid, uint32_t branch_id,
 	char g[256];
 
 	if (json) {
-		fputs("{\"gid\":", f);
-		ctl_json_str(f, gid);
-		fprintf(f,
-			",\"branch_id\":%" PRIu32 ",\"retried\":%" PRIu32
-			",\"state\":",
-			branch_id, retried);
-		ctl_json_str(f, ctl_tx_state_name(state));
-		fputs("}\n", f);
+		json_t *doc = json_object();
+
+		ctl__set_str(doc, "gid", gid);
+		ctl__set_uint(doc, "branch_id", branch_id);
+		ctl__set_uint(doc, "retried", retried);
+		ctl__set_str(doc, "state", ctl_tx_state_name(state));
+		ctl__json_print(f, doc);
 		return;
 	}
 	fprintf(f, "%s: %" PRIu32 " branch%s made due now; state %s\n",
@@ -509,14 +497,14 @@ void ctl_print_resolve(FILE *f, const char *gid, uint32_t branch_id,
 	char g[256];
 
 	if (json) {
-		fputs("{\"gid\":", f);
-		ctl_json_str(f, gid);
-		fprintf(f, ",\"branch_id\":%" PRIu32 ",\"branch_state\":",
-			branch_id);
-		ctl_json_str(f, ctl_branch_state_name(branch_state));
-		fputs(",\"state\":", f);
-		ctl_json_str(f, ctl_tx_state_name(state));
-		fputs("}\n", f);
+		json_t *doc = json_object();
+
+		ctl__set_str(doc, "gid", gid);
+		ctl__set_uint(doc, "branch_id", branch_id);
+		ctl__set_str(doc, "branch_state",
+			     ctl_branch_state_name(branch_state));
+		ctl__set_str(doc, "state", ctl_tx_state_name(state));
+		ctl__json_print(f, doc);
 		return;
 	}
 	fprintf(f, "%s: branch %" PRIu32 " resolved as %s; state %s\n",

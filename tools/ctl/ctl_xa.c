@@ -37,22 +37,24 @@ void ctl_print_xa_recover(FILE *f, const Settle__V1__XaRecoverResponse *resp,
 	size_t i;
 
 	if (json) {
-		fputs("{\"txs\":[", f);
+		json_t *doc = json_object(), *txs = json_array();
+
+		json_object_set_new(doc, "txs", txs);
 		for (i = 0; i < resp->n_txs; i++) {
 			const Settle__V1__XaRecovered *r = resp->txs[i];
+			json_t *o = json_object();
 
-			fputs(i ? ",{\"gid\":" : "{\"gid\":", f);
-			ctl_json_str(f, r->gid);
-			fputs(",\"state\":", f);
-			ctl_json_str(f, ctl_tx_state_name(r->state));
-			fputs(",\"heuristic\":", f);
-			ctl_json_str(f, ctl_heuristic_name(r->heuristic));
-			fputs(",\"xid\":", f);
-			ctl_json_str(f, ctl_xid_text(r->xid.data, r->xid.len,
-						     xid, sizeof(xid)));
-			fputc('}', f);
+			json_array_append_new(txs, o);
+			ctl__set_str(o, "gid", r->gid);
+			ctl__set_str(o, "state", ctl_tx_state_name(r->state));
+			ctl__set_str(o, "heuristic",
+				     ctl_heuristic_name(r->heuristic));
+			ctl__set_str(o, "xid",
+				     ctl_xid_text(r->xid.data, r->xid.len, xid,
+						  sizeof(xid)));
 		}
-		fprintf(f, "],\"more\":%s}\n", resp->more ? "true" : "false");
+		ctl__set_bool(doc, "more", resp->more);
+		ctl__json_print(f, doc);
 		return;
 	}
 	if (resp->n_txs == 0) {
@@ -89,9 +91,11 @@ void ctl_print_xa_forget(FILE *f, const char *gid, bool json)
 	char g[256];
 
 	if (json) {
-		fputs("{\"gid\":", f);
-		ctl_json_str(f, gid);
-		fputs(",\"forgotten\":true}\n", f);
+		json_t *doc = json_object();
+
+		ctl__set_str(doc, "gid", gid);
+		ctl__set_bool(doc, "forgotten", true);
+		ctl__json_print(f, doc);
 		return;
 	}
 	fprintf(f,
@@ -172,15 +176,13 @@ void ctl_print_xa_heuristic(FILE *f, const char *gid, int state, int heuristic,
 	char g[256];
 
 	if (json) {
-		fputs("{\"gid\":", f);
-		ctl_json_str(f, gid);
-		fputs(",\"state\":", f);
-		ctl_json_str(f, ctl_tx_state_name(state));
-		fputs(",\"heuristic\":", f);
-		ctl_json_str(f, ctl_heuristic_name(heuristic));
-		fputs(",\"tm_told\":", f);
-		ctl_json_str(f, code);
-		fputs("}\n", f);
+		json_t *doc = json_object();
+
+		ctl__set_str(doc, "gid", gid);
+		ctl__set_str(doc, "state", ctl_tx_state_name(state));
+		ctl__set_str(doc, "heuristic", ctl_heuristic_name(heuristic));
+		ctl__set_str(doc, "tm_told", code);
+		ctl__json_print(f, doc);
 		return;
 	}
 	ctl__one_line(gid, g, sizeof(g));

@@ -39,6 +39,7 @@
 
 #include "ctl_cmd.h"
 #include "ctl_fmt.h"
+#include "ctl_int.h"
 #include "ctl_xa.h"
 
 static const char usage_text[] =
@@ -607,10 +608,14 @@ static int cmd_cluster_remove(const struct ctl_opts *o, uint64_t id)
 	if (rv != 0)
 		return rv;
 	protobuf_c_message_free_unpacked(resp, NULL);
-	if (o->json)
-		printf("{\"removed\":%" PRIu64 "}\n", id);
-	else
+	if (o->json) {
+		json_t *doc = json_object();
+
+		ctl__set_uint(doc, "removed", id);
+		ctl__json_print(stdout, doc);
+	} else {
 		printf("node %" PRIu64 " removed; stop its process now\n", id);
+	}
 	return 0;
 }
 
@@ -631,9 +636,11 @@ static int cmd_cluster_transfer(const struct ctl_opts *o, uint64_t id)
 		return rv;
 	r = (Settle__V1__ClusterTransferResponse *)resp;
 	if (o->json) {
-		printf("{\"leader_id\":%" PRIu64 ",\"leader\":", r->leader_id);
-		ctl_json_str(stdout, r->leader);
-		fputs("}\n", stdout);
+		json_t *doc = json_object();
+
+		ctl__set_uint(doc, "leader_id", r->leader_id);
+		ctl__set_str(doc, "leader", r->leader);
+		ctl__json_print(stdout, doc);
 	} else {
 		printf("node %" PRIu64 " leads now%s%s%s\n", r->leader_id,
 		       r->leader[0] ? " (clients: " : "", r->leader,

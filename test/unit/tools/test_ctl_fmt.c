@@ -2,6 +2,7 @@
  * Unit tests for settlectl's parsing and printing (tools/ctl/ctl_fmt.c).
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,17 +173,24 @@ Test(ctl_json, escapes)
 {
 	char *out = NULL;
 
-	CAPTURE(out, ctl_json_str(f, "a\"b\\c\n\t\x01z"));
-	cr_assert_str_eq(out, "\"a\\\"b\\\\c\\n\\t\\u0001z\"");
+	CAPTURE(out, ctl_print_xa_forget(f, "a\"b\\c\n\t\x01z", true));
+	cr_assert_str_eq(out, "{\"gid\":\"a\\\"b\\\\c\\n\\t\\u0001z\","
+			      "\"forgotten\":true}\n");
 	free(out);
-	/* Valid UTF-8 passes; a stray continuation byte and a truncated
-	 * sequence become U+FFFD; an overlong '/' too. */
-	CAPTURE(out, ctl_json_str(f, "\xc3\xa9-\x80-\xe2\x82-\xc0\xaf"));
+	/* Valid UTF-8 passes as it is. */
+	CAPTURE(out, ctl_print_xa_forget(f, "caf\xc3\xa9", true));
+	cr_assert_str_eq(out, "{\"gid\":\"caf\xc3\xa9\",\"forgotten\":true}\n");
+	free(out);
+	/* A stray continuation byte, a truncated sequence, an overlong '/':
+	 * not UTF-8, so every byte >= 0x80 of the text shows as '?' and the
+	 * line is still printed ("\?": "??-" would be a trigraph). */
+	CAPTURE(out, ctl_print_xa_forget(f, "\xc3\xa9-\x80-\xe2\x82-\xc0\xaf",
+					 true));
 	cr_assert_str_eq(out,
-			 "\"\xc3\xa9-\\ufffd-\\ufffd\\ufffd-\\ufffd\\ufffd\"");
+			 "{\"gid\":\"?\?-?-?\?-?\?\",\"forgotten\":true}\n");
 	free(out);
-	CAPTURE(out, ctl_json_str(f, NULL));
-	cr_assert_str_eq(out, "\"\"");
+	CAPTURE(out, ctl_print_xa_forget(f, NULL, true));
+	cr_assert_str_eq(out, "{\"gid\":\"\",\"forgotten\":true}\n");
 	free(out);
 }
 
@@ -877,8 +885,13 @@ Test(ctl_cluster, participants_table_and_json)
 			      "7101\",\"breaker\":\"open\",\"breaker_opens\":2,"
 			      "\"calls_ok\":40,\"calls_failure\":0,"
 			      "\"calls_error\":5,\"deferred\":3,\"waiting\":7,"
-			      "\"failed\":1,\"mean_call_ms\":1.250}],"
+			      "\"failed\":1,\"mean_call_ms\":1.25}],"
 			      "\"partial\":false}\n");
+	free(out);
+	/* A mean that is not a number is null, still valid JSON. */
+	a.mean_call_ms = NAN;
+	CAPTURE(out, ctl_print_participants(f, &r, true));
+	cr_assert_not_null(strstr(out, "\"mean_call_ms\":null}"), "%s", out);
 	free(out);
 	r.n_participants = 0;
 	CAPTURE(out, ctl_print_participants(f, &r, false));
