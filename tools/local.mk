@@ -102,7 +102,8 @@ endif
 bin_PROGRAMS += tools/settlectl
 tools_settlectl_SOURCES = tools/ctl/settlectl.c \
 	tools/ctl/ctl_admin.c tools/ctl/ctl_cmd.h \
-	tools/ctl/ctl_watch.c tools/ctl/ctl_backup.c
+	tools/ctl/ctl_watch.c tools/ctl/ctl_backup.c tools/ctl/ctl_read.c \
+	tools/ctl/ctl_tx_ops.c tools/ctl/ctl_xa_cmd.c tools/ctl/ctl_cluster.c
 tools_settlectl_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/client $(JANSSON_CFLAGS)
 # libsettle already carries libsettlecore: linking that too would give the
 # program two copies of its globals.

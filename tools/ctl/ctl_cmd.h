@@ -64,7 +64,39 @@ int ctl_open_client(const struct ctl_opts *o, settle_client **out);
 int ctl_open_admin(const struct ctl_opts *o, uint64_t default_ms,
 		   settle_client **out);
 
-/* ---- ctl_admin.c: exit status 0, 1 (refused, no answer) or 2 ---- */
+/* Commands answer an exit status: 0, 1 (refused, no answer) or 2. */
+
+/* ---- ctl_read.c ---- */
+int ctl_cmd_status(const struct ctl_opts *o);
+int ctl_cmd_participants(const struct ctl_opts *o);
+int ctl_cmd_tx_list(const struct ctl_opts *o);
+int ctl_cmd_tx_show(const struct ctl_opts *o, const char *gid);
+
+/* ---- ctl_tx_ops.c ---- */
+int ctl_cmd_tx_retry(const struct ctl_opts *o, const char *gid);
+int ctl_cmd_tx_resolve(const struct ctl_opts *o, const char *gid);
+
+/* ---- ctl_xa_cmd.c ---- */
+int ctl_cmd_xa_recover(const struct ctl_opts *o);
+int ctl_cmd_xa_forget(const struct ctl_opts *o, const char *gid);
+int ctl_cmd_xa_heuristic(const struct ctl_opts *o, const char *gid,
+			 bool commit);
+
+/* ---- ctl_cluster.c ---- */
+/* Call method on the leader with a timeout of default_ms unless --timeout
+ * was given; *resp on success, the error said on stderr (what names the
+ * verb). */
+int ctl_admin_call(const struct ctl_opts *o, uint64_t default_ms, int method,
+		   const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *desc,
+		   ProtobufCMessage **resp, const char *what);
+int ctl_cmd_cluster_members(const struct ctl_opts *o);
+int ctl_cmd_cluster_add(const struct ctl_opts *o, uint64_t id, char *raft,
+			char *client);
+int ctl_cmd_cluster_remove(const struct ctl_opts *o, uint64_t id);
+int ctl_cmd_cluster_transfer(const struct ctl_opts *o, uint64_t id);
+
+/* ---- ctl_admin.c ---- */
 
 /* tx retry over a filter (--stuck, --state, --older-than, --limit,
  * --participant): the plan, a confirmation (--yes, or a terminal's

@@ -19,6 +19,13 @@
  *             [--role voter|standby|spare]
  *   settlectl --cluster ENDPOINTS [--json] cluster remove ID
  *   settlectl --cluster ENDPOINTS [--json] cluster transfer [ID]
+ *   settlectl --cluster ENDPOINTS top | participants | backup DIR
+ *   (--dry-run on the verbs that change something; tx retry over filters)
+ *
+ * This file reads the command line and hands each command to its file:
+ * ctl_read.c (status, participants, tx list/show), ctl_tx_ops.c (tx
+ * retry/resolve), ctl_xa_cmd.c (xa), ctl_cluster.c (cluster), ctl_admin.c
+ * (--dry-run, bulk retry), ctl_watch.c (top), ctl_backup.c (backup).
  *
  * Exit status: 0 done, 1 the cluster could not answer (the error is on
  * stderr), 2 the command line is wrong (nothing was sent).
@@ -182,226 +189,6 @@ int ctl_open_client(const struct ctl_opts *o, settle_client **out)
 	return 0;
 }
 
-static int cmd_status(const struct ctl_opts *o)
-{
-	struct ctl_node_status nodes[64];
-	char *list, *save = NULL, *ep;
-	settle_client *c;
-	size_t n = 0, i, ok = 0;
-	int rv;
-
-	list = strdup(o->cluster);
-	if (list == NULL) {
-		fprintf(stderr, "settlectl: out of memory\n");
-		return 1;
-	}
-	if (ctl_open_client(o, &c) != 0) {
-		free(list);
-		return CTL_EXIT_USAGE;
-	}
-	/* Ask every listed node itself: the point is to see each one's view,
-	 * not only the leader's. */
-	for (ep = strtok_r(list, ",", &save); ep && n < 64;
-	     ep = strtok_r(NULL, ",", &save)) {
-		ProtobufCMessage *resp = NULL;
-		Settle__V1__StatusRequest req =
-		    SETTLE__V1__STATUS_REQUEST__INIT;
-
-		nodes[n].endpoint = ep;
-		nodes[n].st = NULL;
-		nodes[n].errmsg = NULL;
-		rv = settle_client_call_at(
-		    c, ep, SETTLE__V1__METHOD__STATUS, &req.base,
-		    &settle__v1__status_response__descriptor, &resp);
-		nodes[n].err = rv;
-		if (rv == 0) {
-			nodes[n].st = (Settle__V1__StatusResponse *)resp;
-			ok++;
-		} else {
-			nodes[n].errmsg = strdup(settle_client_errmsg(c));
-		}
-		n++;
-	}
-	ctl_print_status(stdout, nodes, n, o->json);
-	for (i = 0; i < n; i++) {
-		if (nodes[i].st)
-			protobuf_c_message_free_unpacked(
-			    (ProtobufCMessage *)nodes[i].st, NULL);
-		free((char *)nodes[i].errmsg);
-	}
-	settle_client_close(c);
-	free(list);
-	if (ok == 0) {
-		fprintf(stderr, "settlectl: no node of %s answered\n",
-			o->cluster);
-		return 1;
-	}
-	return 0;
-}
-
-static int cmd_tx_list(const struct ctl_opts *o)
-{
-	Settle__V1__ListRequest req = SETTLE__V1__LIST_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	settle_client *c;
-	int rv;
-
-	if (o->have_state)
-		req.state = o->state;
-	req.stuck_only = o->stuck;
-	req.older_than_ms = o->older_than_ms;
-	req.limit = o->limit;
-	req.after_gid = (char *)(o->after ? o->after : "");
-	if (ctl_open_client(o, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_client_call(c, SETTLE__V1__METHOD__LIST, &req.base,
-				&settle__v1__list_response__descriptor, &resp);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: tx list: %s\n",
-			settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_list(stdout, (Settle__V1__ListResponse *)resp,
-		       settle_now_ms(), o->json);
-	protobuf_c_message_free_unpacked(resp, NULL);
-	settle_client_close(c);
-	return 0;
-}
-
-static int cmd_tx_show(const struct ctl_opts *o, const char *gid)
-{
-	Settle__V1__TxInfo *tx = NULL;
-	settle_client *c;
-	int rv;
-
-	if (ctl_open_client(o, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_query(c, gid, true, &tx);
-	if (rv == SETTLE_ENOTFOUND) {
-		fprintf(stderr, "settlectl: no transaction with gid '%s'\n",
-			gid);
-		settle_client_close(c);
-		return 1;
-	}
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: tx show: %s\n",
-			settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_tx(stdout, tx, settle_now_ms(), o->json);
-	settle_tx_info_free(tx);
-	settle_client_close(c);
-	return 0;
-}
-
-/* ---- operator verbs ----------------------------------------------------- */
-
-static int cmd_tx_retry(const struct ctl_opts *o, const char *gid)
-{
-	settle_client *c;
-	uint32_t retried = 0;
-	int state = 0, rv;
-
-	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_tx_retry(c, gid, o->branch, o->reason, &retried, &state);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_retry(stdout, gid, o->branch, retried, state, o->json);
-	settle_client_close(c);
-	return 0;
-}
-
-static int cmd_tx_resolve(const struct ctl_opts *o, const char *gid)
-{
-	settle_client *c;
-	int bstate = 0, state = 0, rv;
-
-	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_tx_resolve(c, gid, o->branch, o->reason, &bstate, &state);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_resolve(stdout, gid, o->branch, bstate, state, o->json);
-	settle_client_close(c);
-	return 0;
-}
-
-/* ---- XA ------------------------------------------------------------------ */
-
-static int cmd_xa_recover(const struct ctl_opts *o)
-{
-	Settle__V1__XaRecoverRequest req = SETTLE__V1__XA_RECOVER_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	settle_client *c;
-	int rv;
-
-	req.limit = o->limit;
-	req.after_gid = (char *)(o->after ? o->after : "");
-	if (ctl_open_client(o, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_client_call(c, SETTLE__V1__METHOD__XA_RECOVER, &req.base,
-				&settle__v1__xa_recover_response__descriptor,
-				&resp);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_xa_recover(stdout, (Settle__V1__XaRecoverResponse *)resp,
-			     o->json);
-	protobuf_c_message_free_unpacked(resp, NULL);
-	settle_client_close(c);
-	return 0;
-}
-
-static int cmd_xa_forget(const struct ctl_opts *o, const char *gid)
-{
-	settle_client *c;
-	int rv;
-
-	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_xa_forget(c, gid);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_xa_forget(stdout, gid, o->json);
-	settle_client_close(c);
-	return 0;
-}
-
-static int cmd_xa_heuristic(const struct ctl_opts *o, const char *gid,
-			    bool commit)
-{
-	settle_client *c;
-	int state = 0, heuristic = 0;
-	int rv;
-
-	if (ctl_open_admin(o, CTL_OP_TIMEOUT_MS, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_xa_heuristic(c, gid, commit, o->reason, &state, &heuristic);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s\n", settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	ctl_print_xa_heuristic(stdout, gid, state, heuristic, o->json);
-	settle_client_close(c);
-	return 0;
-}
-
-/* Check the words after "xa"; 0 when fine, else the usage exit. */
 static int parse_xa(char **pos, int npos, const struct ctl_opts *o)
 {
 	const char *sub = npos > 1 ? pos[1] : NULL;
@@ -504,150 +291,6 @@ int ctl_open_admin(const struct ctl_opts *o, uint64_t default_ms,
 	if (!o->have_timeout)
 		a.timeout_ms = default_ms;
 	return ctl_open_client(&a, out);
-}
-
-static int admin_call(const struct ctl_opts *o, uint64_t default_ms, int method,
-		      const ProtobufCMessage *req,
-		      const ProtobufCMessageDescriptor *desc,
-		      ProtobufCMessage **resp, const char *what)
-{
-	settle_client *c;
-	int rv;
-
-	if (ctl_open_admin(o, default_ms, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_client_call(c, method, req, desc, resp);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: %s: %s\n", what,
-			settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	settle_client_close(c);
-	return 0;
-}
-
-static int cmd_cluster_members(const struct ctl_opts *o)
-{
-	Settle__V1__ClusterMembersRequest req =
-	    SETTLE__V1__CLUSTER_MEMBERS_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	int rv;
-
-	rv = admin_call(o, o->timeout_ms, SETTLE__V1__METHOD__CLUSTER_MEMBERS,
-			&req.base,
-			&settle__v1__cluster_members_response__descriptor,
-			&resp, "cluster members");
-	if (rv != 0)
-		return rv;
-	ctl_print_members(stdout, (Settle__V1__ClusterMembersResponse *)resp,
-			  o->json);
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0;
-}
-
-static int cmd_participants(const struct ctl_opts *o)
-{
-	Settle__V1__ParticipantsRequest req =
-	    SETTLE__V1__PARTICIPANTS_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	int rv;
-
-	rv = admin_call(o, o->timeout_ms, SETTLE__V1__METHOD__PARTICIPANTS,
-			&req.base,
-			&settle__v1__participants_response__descriptor, &resp,
-			"participants");
-	if (rv != 0)
-		return rv;
-	ctl_print_participants(stdout, (Settle__V1__ParticipantsResponse *)resp,
-			       o->json);
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0;
-}
-
-static int cmd_cluster_add(const struct ctl_opts *o, uint64_t id, char *raft,
-			   char *client)
-{
-	Settle__V1__ClusterAddRequest req =
-	    SETTLE__V1__CLUSTER_ADD_REQUEST__INIT;
-	Settle__V1__ClusterAddResponse *r;
-	ProtobufCMessage *resp = NULL;
-	int rv;
-
-	req.id = id;
-	req.raft_address = raft;
-	req.client_endpoint = client;
-	if (o->have_role)
-		req.role = o->role;
-	rv = admin_call(o, 60000, SETTLE__V1__METHOD__CLUSTER_ADD, &req.base,
-			&settle__v1__cluster_add_response__descriptor, &resp,
-			"cluster add");
-	if (rv != 0)
-		return rv;
-	r = (Settle__V1__ClusterAddResponse *)resp;
-	if (r->member != NULL) {
-		if (!o->json)
-			fputs("added ", stdout);
-		ctl_print_member(stdout, r->member, o->json);
-	}
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0;
-}
-
-static int cmd_cluster_remove(const struct ctl_opts *o, uint64_t id)
-{
-	Settle__V1__ClusterRemoveRequest req =
-	    SETTLE__V1__CLUSTER_REMOVE_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
-	int rv;
-
-	req.id = id;
-	rv = admin_call(o, 15000, SETTLE__V1__METHOD__CLUSTER_REMOVE, &req.base,
-			&settle__v1__cluster_remove_response__descriptor, &resp,
-			"cluster remove");
-	if (rv != 0)
-		return rv;
-	protobuf_c_message_free_unpacked(resp, NULL);
-	if (o->json) {
-		json_t *doc = json_object();
-
-		ctl__set_uint(doc, "removed", id);
-		ctl__json_print(stdout, doc);
-	} else {
-		printf("node %" PRIu64 " removed; stop its process now\n", id);
-	}
-	return 0;
-}
-
-static int cmd_cluster_transfer(const struct ctl_opts *o, uint64_t id)
-{
-	Settle__V1__ClusterTransferRequest req =
-	    SETTLE__V1__CLUSTER_TRANSFER_REQUEST__INIT;
-	Settle__V1__ClusterTransferResponse *r;
-	ProtobufCMessage *resp = NULL;
-	int rv;
-
-	req.id = id;
-	rv = admin_call(o, 15000, SETTLE__V1__METHOD__CLUSTER_TRANSFER,
-			&req.base,
-			&settle__v1__cluster_transfer_response__descriptor,
-			&resp, "cluster transfer");
-	if (rv != 0)
-		return rv;
-	r = (Settle__V1__ClusterTransferResponse *)resp;
-	if (o->json) {
-		json_t *doc = json_object();
-
-		ctl__set_uint(doc, "leader_id", r->leader_id);
-		ctl__set_str(doc, "leader", r->leader);
-		ctl__json_print(stdout, doc);
-	} else {
-		printf("node %" PRIu64 " leads now%s%s%s\n", r->leader_id,
-		       r->leader[0] ? " (clients: " : "", r->leader,
-		       r->leader[0] ? ")" : "");
-	}
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0;
 }
 
 /* Check the words after "cluster"; 0 when fine, else the usage exit. */
@@ -1051,9 +694,9 @@ int main(int argc, char **argv)
 					 "SETTLE_CLUSTER");
 
 	if (strcmp(cmd, "status") == 0)
-		return cmd_status(&o);
+		return ctl_cmd_status(&o);
 	if (strcmp(cmd, "participants") == 0)
-		return cmd_participants(&o);
+		return ctl_cmd_participants(&o);
 	if (strcmp(cmd, "top") == 0)
 		return ctl_cmd_top(&o);
 	if (strcmp(cmd, "backup") == 0)
@@ -1070,26 +713,26 @@ int main(int argc, char **argv)
 		return ctl_cmd_tx_retry_bulk(&o);
 	if (strcmp(cmd, "xa") == 0) {
 		if (strcmp(sub, "recover") == 0)
-			return cmd_xa_recover(&o);
+			return ctl_cmd_xa_recover(&o);
 		if (strcmp(sub, "commit") == 0 || strcmp(sub, "rollback") == 0)
-			return cmd_xa_heuristic(&o, pos[2],
-						strcmp(sub, "commit") == 0);
-		return cmd_xa_forget(&o, pos[2]);
+			return ctl_cmd_xa_heuristic(&o, pos[2],
+						    strcmp(sub, "commit") == 0);
+		return ctl_cmd_xa_forget(&o, pos[2]);
 	}
 	if (strcmp(cmd, "cluster") == 0) {
 		if (strcmp(sub, "members") == 0)
-			return cmd_cluster_members(&o);
+			return ctl_cmd_cluster_members(&o);
 		if (strcmp(sub, "add") == 0)
-			return cmd_cluster_add(&o, node_id, pos[3], pos[4]);
+			return ctl_cmd_cluster_add(&o, node_id, pos[3], pos[4]);
 		if (strcmp(sub, "remove") == 0)
-			return cmd_cluster_remove(&o, node_id);
-		return cmd_cluster_transfer(&o, node_id);
+			return ctl_cmd_cluster_remove(&o, node_id);
+		return ctl_cmd_cluster_transfer(&o, node_id);
 	}
 	if (strcmp(sub, "list") == 0)
-		return cmd_tx_list(&o);
+		return ctl_cmd_tx_list(&o);
 	if (strcmp(sub, "retry") == 0)
-		return cmd_tx_retry(&o, pos[2]);
+		return ctl_cmd_tx_retry(&o, pos[2]);
 	if (strcmp(sub, "resolve") == 0)
-		return cmd_tx_resolve(&o, pos[2]);
-	return cmd_tx_show(&o, pos[2]);
+		return ctl_cmd_tx_resolve(&o, pos[2]);
+	return ctl_cmd_tx_show(&o, pos[2]);
 }
