@@ -14,6 +14,7 @@
 #include <string.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -168,17 +169,60 @@ static void bench(const struct fu_cluster *c, long long *committed,
  * /metrics counts once it has applied the log; the leader's participant
  * calls and latency histograms cover every branch; raft's gauges agree.
  */
+/* Scrapes of one node while a load runs: how many, how many parsed, and
+ * whether its committed count only grew. */
+struct under_load {
+	int node;
+	volatile bool stop;
+	int scrapes, parsed;
+	bool monotonic;
+};
+
+static void *scraper(void *arg)
+{
+	struct under_load *u = arg;
+	double last = 0;
+
+	while (!u->stop) {
+		char *text = scrape(u->node);
+
+		u->scrapes++;
+		if (text != NULL) {
+			double v = sample(text, "settle_transactions_committed_"
+						"total{mode=\"tcc\"}");
+
+			u->parsed++;
+			u->monotonic = u->monotonic && v >= last;
+			last = v;
+			free(text);
+		}
+		usleep(200 * 1000);
+	}
+	return NULL;
+}
+
 Test(metrics, counts_match_what_the_bench_committed)
 {
 	struct fu_cluster c;
 	long long committed, rolled_back;
 	char *text, key[128];
 	int leader;
+	struct under_load u = {.monotonic = true};
+	pthread_t th;
 
 	start(&c);
 	leader = fu_leader(&c, 10000);
 	cr_assert_geq(leader, 0);
+	/* Scraped while it commits too: every scrape parses, counts grow. */
+	u.node = leader;
+	cr_assert_eq(pthread_create(&th, NULL, scraper, &u), 0);
 	bench(&c, &committed, &rolled_back);
+	u.stop = true;
+	pthread_join(th, NULL);
+	cr_expect_geq(u.scrapes, 3, "%d scrapes under load", u.scrapes);
+	cr_expect_eq(u.parsed, u.scrapes, "%d of %d scrapes parsed", u.parsed,
+		     u.scrapes);
+	cr_expect(u.monotonic, "the committed counter went down");
 	cr_assert_gt(committed, 0);
 	cr_assert_gt(rolled_back, 0);
 
@@ -233,6 +277,7 @@ Test(metrics, counts_match_what_the_bench_committed)
 	cr_expect_eq(sample(text, "settle_raft_leader_id"), leader + 1);
 	cr_expect_eq(sample(text, "settle_ready"), 1);
 	cr_expect_gt(sample(text, "settle_store_used_bytes"), 0);
+	cr_expect_gt(sample(text, "settle_raft_commit_seconds_count"), 0);
 	cr_expect_eq(sample(text, "settle_transactions_stuck"), 0);
 	free(text);
 
