@@ -587,6 +587,15 @@ int coord_metrics_render(const struct coord_metrics *m, char **out, size_t *len)
 	      get(&m->store_used));
 	gauge(&t, "settle_store_budget_bytes", "The store's --store-budget.",
 	      get(&m->store_budget));
+	gauge(&t, "settle_store_map_bytes",
+	      "The store's LMDB map: the most its file may grow to.",
+	      get(&m->store_map));
+	gauge(&t, "settle_store_file_bytes",
+	      "The store's data file: pages ever written, free ones too.",
+	      get(&m->store_file));
+	gauge(&t, "settle_store_disk_free_bytes",
+	      "Free space of the file system holding the store.",
+	      get(&m->disk_free));
 	gauge(&t, "settle_store_refusing",
 	      "1 while the leader refuses new transactions: the store is "
 	      "near its budget.",

@@ -100,6 +100,7 @@ struct coord_metrics {
 	coord_counter snapshot_index, snapshots, snapshot_bytes;
 	coord_counter snapshot_last_us;
 	coord_counter store_used, store_budget, store_refusing;
+	coord_counter store_map, store_file, disk_free; /* store_usage */
 	coord_counter open_txs, stuck_txs;
 	coord_counter beat_ms; /* monotonic ms of the loop's last tick */
 	_Atomic int not_ready; /* enum coord_not_ready */

@@ -259,6 +259,16 @@ static void metrics_tick(struct coord *c)
 	atomic_store_explicit(&m->store_budget, budget, memory_order_relaxed);
 	atomic_store_explicit(&m->store_refusing, refusing,
 			      memory_order_relaxed);
+	/* budget.c's last measure of the store (once a second at most). */
+	atomic_store_explicit(&m->store_map, c->budget.u.map_bytes,
+			      memory_order_relaxed);
+	atomic_store_explicit(&m->store_file, c->budget.u.file_bytes,
+			      memory_order_relaxed);
+	atomic_store_explicit(&m->disk_free,
+			      c->budget.u.disk_free_bytes == UINT64_MAX
+				  ? 0
+				  : c->budget.u.disk_free_bytes,
+			      memory_order_relaxed);
 	if (m->counted_at == 0 ||
 	    now - m->counted_at >= METRICS_COUNT_EVERY_MS) {
 		uint64_t open = 0, finished = 0, stuck;

@@ -278,6 +278,8 @@ Test(metrics, counts_match_what_the_bench_committed)
 	cr_expect_eq(sample(text, "settle_ready"), 1);
 	cr_expect_gt(sample(text, "settle_store_used_bytes"), 0);
 	cr_expect_gt(sample(text, "settle_raft_commit_seconds_count"), 0);
+	cr_expect_gt(sample(text, "settle_store_map_bytes"), 0);
+	cr_expect_gt(sample(text, "settle_store_disk_free_bytes"), 0);
 	cr_expect_eq(sample(text, "settle_transactions_stuck"), 0);
 	free(text);
 
