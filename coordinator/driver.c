@@ -76,7 +76,7 @@ bool coord_drv_flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
 		return false;
 	f->next = NULL;
 	f->branch_id = bid;
-	snprintf(f->gid, sizeof f->gid, "%s", gid);
+	coord_drv_gid_copy(f->gid, gid);
 	*pp = f;
 	d->n_flights++;
 	return true;
@@ -143,7 +143,7 @@ struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
 	o->d = d;
 	o->epoch = d->epoch;
 	o->branch_id = bid;
-	snprintf(o->gid, sizeof o->gid, "%s", gid);
+	coord_drv_gid_copy(o->gid, gid);
 	return o;
 }
 

@@ -76,7 +76,7 @@ static void breaker_result(struct op *o, bool answered)
 	if (p == NULL)
 		return; /* closed meanwhile (a TLS reload): a new breaker */
 	moved =
-	    coord_breaker_result(&p->breaker, &cfg, answered, settle_mono_ms());
+	    coord_breaker_result(&p->breaker, &cfg, answered, uv_now(c->loop));
 	coord_metrics_breaker(&c->metrics, p->metrics_slot, p->breaker.state,
 			      moved == COORD_BREAKER_OPENED);
 	if (moved == COORD_BREAKER_OPENED)
@@ -387,10 +387,14 @@ static void call_send(struct coord_driver *d, struct op *o,
 {
 	struct participant *p = participant_get(d, endpoint);
 	struct coord_breaker_cfg cfg = breaker_cfg(&d->c->cfg);
-	uint64_t mono = settle_mono_ms();
+	/* The loop's cached time: breaker pauses are in ms and seconds. */
+	uint64_t mono = uv_now(d->c->loop);
+	size_t elen = strnlen(endpoint, sizeof o->endpoint - 1);
 	int rv;
 
-	snprintf(o->endpoint, sizeof o->endpoint, "%s", endpoint);
+	/* Not snprintf: this runs for every call. */
+	memcpy(o->endpoint, endpoint, elen);
+	o->endpoint[elen] = '\0';
 	if (p != NULL && !coord_breaker_allow(&p->breaker, &cfg, mono)) {
 		/* Open: no call. The branch waits for the end of the pause
 		 * and a little more (not all come back at once), without

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "breaker.h"
 #include "coord.h"
@@ -16,6 +17,17 @@
 #define FLIGHT_BUCKETS 4096
 
 struct coord_xa_pool;
+
+/* Copy gid (at most WAL_GID_MAX bytes) into dst: per call and answer, so
+ * no snprintf. */
+static inline void coord_drv_gid_copy(char dst[WAL_GID_MAX + 1],
+				      const char *gid)
+{
+	size_t n = strnlen(gid, WAL_GID_MAX);
+
+	memcpy(dst, gid, n);
+	dst[n] = '\0';
+}
 
 struct flight {
 	struct flight *next;
