@@ -589,19 +589,19 @@ static int do_gc(struct apply *a, const Settle__V1__CmdGc *c)
 /* The transactions the answers of a CmdResults changed, packed, for the
  * hook once the whole entry is applied. */
 struct fsm_changed {
-	uint8_t **buf;
-	size_t *len;
-	struct fsm_was *was;
-	size_t n;
+	struct fsm_changed_tx {
+		uint8_t *buf; /* the record, packed */
+		size_t len;
+		struct fsm_was was;
+	} * v;
+	size_t n, cap;
 };
 
 static void changed_free(struct fsm_changed *ch)
 {
 	for (size_t i = 0; i < ch->n; i++)
-		free(ch->buf[i]);
-	free(ch->buf);
-	free(ch->len);
-	free(ch->was);
+		free(ch->v[i].buf);
+	free(ch->v);
 }
 
 static int dispatch(struct apply *a);
@@ -957,25 +957,25 @@ static int changed_add(struct apply *a, struct fsm_changed *ch,
 {
 	const Settle__V1__TxRecord *tx = &sub->tx;
 	size_t n = settle__v1__tx_record__get_packed_size(tx);
-	uint8_t *buf = malloc(n > 0 ? n : 1);
-	size_t cap = ch->n + 1;
-	uint8_t **bufs = realloc(ch->buf, cap * sizeof *bufs);
-	if (bufs != NULL)
-		ch->buf = bufs;
-	size_t *lens = realloc(ch->len, cap * sizeof *lens);
-	if (lens != NULL)
-		ch->len = lens;
-	struct fsm_was *was = realloc(ch->was, cap * sizeof *was);
-	if (was != NULL)
-		ch->was = was;
-	if (buf == NULL || bufs == NULL || lens == NULL || was == NULL) {
-		free(buf);
-		return fsm__fail(a, SETTLE_ENOMEM, "apply: out of memory");
+	uint8_t *buf;
+
+	if (ch->n == ch->cap) {
+		size_t cap = ch->cap != 0 ? 2 * ch->cap : 16;
+		struct fsm_changed_tx *v = realloc(ch->v, cap * sizeof *v);
+
+		if (v == NULL)
+			return fsm__fail(a, SETTLE_ENOMEM,
+					 "apply: out of memory");
+		ch->v = v;
+		ch->cap = cap;
 	}
+	buf = malloc(n > 0 ? n : 1);
+	if (buf == NULL)
+		return fsm__fail(a, SETTLE_ENOMEM, "apply: out of memory");
 	settle__v1__tx_record__pack(tx, buf);
-	ch->buf[ch->n] = buf;
-	ch->was[ch->n] = was_of(sub);
-	ch->len[ch->n++] = n;
+	ch->v[ch->n].buf = buf;
+	ch->v[ch->n].len = n;
+	ch->v[ch->n++].was = was_of(sub);
 	return 0;
 }
 
@@ -1028,7 +1028,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	      Settle__V1__CmdResult **result)
 {
 	struct apply a;
-	struct fsm_changed changed = {NULL, NULL, NULL, 0};
+	struct fsm_changed changed = {NULL, 0, 0};
 	memset(&a, 0, sizeof a);
 	a.f = f;
 	a.changed_txs = &changed;
@@ -1124,7 +1124,7 @@ applied:
 	}
 	for (size_t i = 0; i < changed.n && out == &a.res; i++) {
 		Settle__V1__TxRecord *tx = settle__v1__tx_record__unpack(
-		    NULL, changed.len[i], changed.buf[i]);
+		    NULL, changed.v[i].len, changed.v[i].buf);
 		if (tx == NULL) {
 			/* Committed already: the leader's periodic scan of
 			 * `due` finds what the hook would have said. */
@@ -1133,7 +1133,7 @@ applied:
 				   (unsigned long long)raft_index);
 			continue;
 		}
-		f->on_tx_change(f->data, tx, &changed.was[i]);
+		f->on_tx_change(f->data, tx, &changed.v[i].was);
 		settle__v1__tx_record__free_unpacked(tx, NULL);
 	}
 	rv = give_result(f, out, result);
