@@ -23,14 +23,22 @@
 
 /* ---- Participants -------------------------------------------------------- */
 
+static struct participant *participant_find(struct coord_driver *d,
+					    const char *endpoint)
+{
+	for (struct participant *p = d->participants; p != NULL; p = p->next)
+		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
+			return p;
+	return NULL;
+}
+
 static struct participant *participant_get(struct coord_driver *d,
 					   const char *endpoint)
 {
-	struct participant *p;
+	struct participant *p = participant_find(d, endpoint);
 
-	for (p = d->participants; p != NULL; p = p->next)
-		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
-			return p;
+	if (p != NULL)
+		return p;
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
@@ -43,15 +51,6 @@ static struct participant *participant_get(struct coord_driver *d,
 	p->next = d->participants;
 	d->participants = p;
 	return p;
-}
-
-static struct participant *participant_find(struct coord_driver *d,
-					    const char *endpoint)
-{
-	for (struct participant *p = d->participants; p != NULL; p = p->next)
-		if (strcmp(rpc_client_endpoint(p->client), endpoint) == 0)
-			return p;
-	return NULL;
 }
 
 static struct coord_breaker_cfg breaker_cfg(const struct coord_config *cfg)
@@ -109,6 +108,30 @@ static bool budget_spent(const struct coord *c, const struct op *o)
 	return c->cfg.retry_attempts != 0 && o->deferred_until == 0 &&
 	       o->attempt >= c->cfg.retry_attempts &&
 	       !(o->saga && o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION);
+}
+
+/*
+ * A call that did not succeed and was not refused: RETRY at backoff_at
+ * (at the end of the breaker's pause for one put off), or FAILURE once
+ * its retry budget is spent; the reason in o->err.
+ */
+static Settle__V1__Outcome not_done(struct op *o, const struct rpc_result *res,
+				    uint64_t backoff_at,
+				    uint64_t *next_retry_ms)
+{
+	const char *sep = res->msg[0] != '\0' ? ": " : "";
+
+	if (budget_spent(o->d->c, o)) {
+		snprintf(o->err, sizeof o->err,
+			 "retry budget spent: %u attempts, the last %s%s%s",
+			 o->attempt, settle_errname(res->err), sep, res->msg);
+		return SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+	}
+	*next_retry_ms =
+	    o->deferred_until != 0 ? o->deferred_until : backoff_at;
+	snprintf(o->err, sizeof o->err, "%s%s%s", settle_errname(res->err), sep,
+		 res->msg);
+	return SETTLE__V1__OUTCOME__OUTCOME_RETRY;
 }
 
 /* Count o's call: outcome 0 ok, 1 refused, 2 no answer (metrics.h). */
@@ -272,23 +295,13 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
 		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
-	} else if (budget_spent(d->c, o)) {
-		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(o->err, sizeof o->err,
-			 "retry budget spent: %u attempts, the last %s%s%s",
-			 o->attempt, settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	} else {
-		sr->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		sr->next_retry_ms =
-		    o->deferred_until != 0
-			? o->deferred_until
-			: now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
-						     o->retry_base_ms,
-						     o->retry_max_ms);
-		snprintf(o->err, sizeof o->err, "%s%s%s",
-			 settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
+		sr->outcome =
+		    not_done(o, res,
+			     now + coord_drv_backoff_ms(&d->c->cfg, o->attempt,
+							o->retry_base_ms,
+							o->retry_max_ms),
+			     &sr->next_retry_ms);
 	}
 	sr->error = o->err;
 	settle_tracef_tx("driver", o->gid, o->branch_id, "%s attempt %u: %s",
@@ -339,22 +352,11 @@ static void participant_answered(void *data, const struct rpc_result *res)
 		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
 		snprintf(o->err, sizeof o->err, "%s",
 			 res->msg[0] != '\0' ? res->msg : "business failure");
-	} else if (budget_spent(d->c, o)) {
-		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
-		snprintf(o->err, sizeof o->err,
-			 "retry budget spent: %u attempts, the last %s%s%s",
-			 o->attempt, settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
 	} else {
-		br->outcome = SETTLE__V1__OUTCOME__OUTCOME_RETRY;
-		br->next_retry_ms =
-		    o->deferred_until != 0
-			? o->deferred_until
-			: now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0,
-						     0);
-		snprintf(o->err, sizeof o->err, "%s%s%s",
-			 settle_errname(res->err),
-			 res->msg[0] != '\0' ? ": " : "", res->msg);
+		br->outcome = not_done(
+		    o, res,
+		    now + coord_drv_backoff_ms(&d->c->cfg, o->attempt, 0, 0),
+		    &br->next_retry_ms);
 	}
 	br->error = o->err;
 	settle_tracef_tx("driver", o->gid, o->branch_id, "attempt %u: %s",
