@@ -34,7 +34,7 @@ coordinator_settled_SOURCES = \
 	coordinator/role.c coordinator/role.h \
 	coordinator/clock.c coordinator/clock.h \
 	coordinator/features.c coordinator/features.h \
-	coordinator/node.c coordinator/node.h \
+	coordinator/node.c coordinator/node.h coordinator/node_metrics.c \
 	coordinator/raft_tcp.c coordinator/raft_tcp.h \
 	coordinator/raft_tls.c coordinator/raft_tls.h \
 	coordinator/raft_check.c coordinator/raft_check.h \

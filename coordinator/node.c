@@ -194,96 +194,9 @@ static void writeback_tick(struct coord *c)
 		c->writeback.busy = true;
 }
 
-/* Least time between two counts of open and stuck transactions (each a
- * read of the store; the stuck ones a scan of the unfinished). */
-#define METRICS_COUNT_EVERY_MS 5000
-
-/* Whether this node is ready (/readyz), or why not. */
-static int readiness(struct coord *c)
-{
-	raft_id leader = 0;
-	const char *address = NULL;
-	bool member = false;
-
-	if (c->closing)
-		return COORD_NOT_READY_STOPPING;
-	if (!c->raft_started)
-		return COORD_NOT_READY_STARTING;
-	for (unsigned i = 0; i < c->raft.configuration.n; i++)
-		member =
-		    member || c->raft.configuration.servers[i].id == c->cfg.id;
-	if (!member)
-		return COORD_NOT_READY_NOT_MEMBER;
-	raft_leader(&c->raft, &leader, &address);
-	if (leader == 0)
-		return COORD_NOT_READY_NO_LEADER;
-	if (coord_is_leader(c) && !coord_is_ready(c))
-		return COORD_NOT_READY_BARRIER;
-	if (c->raft.commit_index >
-	    raft_last_applied(&c->raft) + COORD_READY_LAG)
-		return COORD_NOT_READY_BEHIND;
-	return COORD_READY;
-}
-
-/* The gauges of metrics.h, from raft and the store, on the tick. */
-static void metrics_tick(struct coord *c)
-{
-	struct coord_metrics *m = &c->metrics;
-	raft_id leader = 0;
-	const char *address = NULL;
-	uint64_t now = settle_mono_ms(), used = 0, budget = 0;
-	bool refusing = false;
-
-	int why = readiness(c);
-
-	atomic_store_explicit(&m->beat_ms, now, memory_order_relaxed);
-	atomic_store_explicit(&m->not_ready, why, memory_order_relaxed);
-	coord_notify_tick(&c->notify, why, coord_metrics_not_ready_text(why),
-			  c->cfg.join, now);
-	if (!c->raft_started)
-		return;
-	raft_leader(&c->raft, &leader, &address);
-	atomic_store_explicit(&m->term, c->raft.current_term,
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->raft_state, raft_state(&c->raft),
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->leader_id, leader, memory_order_relaxed);
-	atomic_store_explicit(&m->last_index, raft_last_index(&c->raft),
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->commit_index, c->raft.commit_index,
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->applied_index, raft_last_applied(&c->raft),
-			      memory_order_relaxed);
-	coord_budget_status(c, &used, &budget, &refusing);
-	atomic_store_explicit(&m->store_used, used, memory_order_relaxed);
-	atomic_store_explicit(&m->store_budget, budget, memory_order_relaxed);
-	atomic_store_explicit(&m->store_refusing, refusing,
-			      memory_order_relaxed);
-	/* budget.c's last measure of the store (once a second at most). */
-	atomic_store_explicit(&m->store_map, c->budget.u.map_bytes,
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->store_file, c->budget.u.file_bytes,
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->disk_free,
-			      c->budget.u.disk_free_bytes == UINT64_MAX
-				  ? 0
-				  : c->budget.u.disk_free_bytes,
-			      memory_order_relaxed);
-	if (m->counted_at == 0 ||
-	    now - m->counted_at >= METRICS_COUNT_EVERY_MS) {
-		uint64_t open = 0, finished = 0, stuck;
-
-		m->counted_at = now;
-		stuck = coord_stuck_count(c, settle_now_ms(), &open, &finished);
-		atomic_store_explicit(&m->open_txs, open, memory_order_relaxed);
-		atomic_store_explicit(&m->stuck_txs, stuck,
-				      memory_order_relaxed);
-	}
-}
-
 static void tick_cb(uv_timer_t *t)
 {
-	metrics_tick(t->data);
+	coord_node_metrics_tick(t->data);
 	coord_backup_tick(t->data, settle_mono_ms());
 	writeback_tick(t->data);
 	coord_budget_tick(t->data);
@@ -653,7 +566,7 @@ int coord_start(struct coord *c, uv_loop_t *loop)
 	}
 	c->metrics.id = c->cfg.id;
 	coord_notify_init(&c->notify);
-	metrics_tick(c); /* alive, starting */
+	coord_node_metrics_tick(c); /* alive, starting */
 	if (c->cfg.metrics[0] != '\0') {
 		rv = coord_http_start(c->cfg.metrics, &c->metrics, &c->http,
 				      c->errmsg, sizeof c->errmsg);

@@ -25,4 +25,9 @@ void coord_stop(struct coord *c, int exit_code);
 /* Release what remains after the loop ended. */
 void coord_close(struct coord *c);
 
+/* On node.c's tick (node_metrics.c): the loop's heartbeat, readiness and
+ * the gauges of metrics.h from raft and the store; readiness told to
+ * systemd (notify.h). */
+void coord_node_metrics_tick(struct coord *c);
+
 #endif /* SETTLE_COORD_NODE_H */
