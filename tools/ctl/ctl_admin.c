@@ -163,22 +163,17 @@ int ctl_cmd_dry_cluster(const struct ctl_opts *o, const char *verb, uint64_t id,
 	Settle__V1__ClusterMembersResponse *m;
 	const Settle__V1__Member *node = NULL;
 	ProtobufCMessage *resp = NULL;
-	settle_client *c;
+	Settle__V1__MemberRole want =
+	    o->have_role ? o->role : SETTLE__V1__MEMBER_ROLE__ROLE_VOTER;
 	unsigned voters = 0;
 	int rv, ok = 1;
 
-	if (ctl_open_client(o, &c) != 0)
-		return CTL_EXIT_USAGE;
-	rv = settle_client_call(
-	    c, SETTLE__V1__METHOD__CLUSTER_MEMBERS, &req.base,
-	    &settle__v1__cluster_members_response__descriptor, &resp);
-	if (rv != 0) {
-		fprintf(stderr, "settlectl: cluster members: %s\n",
-			settle_client_errmsg(c));
-		settle_client_close(c);
-		return 1;
-	}
-	settle_client_close(c);
+	rv = ctl_admin_call(o, o->timeout_ms,
+			    SETTLE__V1__METHOD__CLUSTER_MEMBERS, &req.base,
+			    &settle__v1__cluster_members_response__descriptor,
+			    &resp, "cluster members");
+	if (rv != 0)
+		return rv;
 	m = (Settle__V1__ClusterMembersResponse *)resp;
 	for (size_t i = 0; i < m->n_members; i++) {
 		voters +=
@@ -191,23 +186,14 @@ int ctl_cmd_dry_cluster(const struct ctl_opts *o, const char *verb, uint64_t id,
 			printf("node %" PRIu64 " is a %s already: would only "
 			       "make it a %s\n",
 			       id, ctl_role_name(node->role),
-			       ctl_role_name(
-				   o->have_role
-				       ? o->role
-				       : SETTLE__V1__MEMBER_ROLE__ROLE_VOTER));
+			       ctl_role_name(want));
 		else
 			printf("would add node %" PRIu64 " (raft %s, clients "
 			       "%s) as a spare, let it catch up and make it a "
 			       "%s: %u voters then\n",
-			       id, raft, client,
-			       ctl_role_name(
-				   o->have_role
-				       ? o->role
-				       : SETTLE__V1__MEMBER_ROLE__ROLE_VOTER),
-			       voters +
-				   (!o->have_role ||
-				    o->role ==
-					SETTLE__V1__MEMBER_ROLE__ROLE_VOTER));
+			       id, raft, client, ctl_role_name(want),
+			       voters + (want ==
+					 SETTLE__V1__MEMBER_ROLE__ROLE_VOTER));
 		ok = 0;
 	} else if (strcmp(verb, "remove") == 0) {
 		if (node == NULL)
