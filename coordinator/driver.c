@@ -253,6 +253,61 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 	store_branches_free(bs, n);
 }
 
+/* Whether step b (PENDING) may be called now that step `answered`
+ * answered OK: it depends on it, and on nothing that is not DONE yet. */
+static bool callable_early(const Settle__V1__BranchRecord *const *bs, size_t n,
+			   const Settle__V1__BranchRecord *b, uint32_t answered)
+{
+	bool waits = false;
+
+	if (b->state != SETTLE__V1__BRANCH_STATE__STEP_PENDING)
+		return false;
+	for (size_t k = 0; k < b->n_depends_on; k++) {
+		uint32_t dep = b->depends_on[k];
+
+		if (dep == answered)
+			waits = true;
+		else if (dep < 1 || dep > n ||
+			 bs[dep - 1]->state !=
+			     SETTLE__V1__BRANCH_STATE__STEP_DONE)
+			return false;
+	}
+	return waits;
+}
+
+void coord_drv_call_early(struct coord_driver *d, const char *gid,
+			  uint32_t step, uint64_t now)
+{
+	struct coord *c = d->c;
+	Settle__V1__BranchRecord **bs = NULL;
+	size_t n = 0;
+	MDB_txn *txn;
+
+	if (!d->active || fsm_level(&c->fsm) < FSM_LEVEL_SAGA_EARLY)
+		return;
+	if (store_read_begin(c->store, &txn) != 0)
+		return;
+	if (store_branches_list(c->store, txn, gid, &bs, &n) == 0) {
+		/* Only while the step that answered is ACTING: the FSM
+		 * awaits the steps this may call if compensation starts
+		 * (wal/saga.h, "Early calls"). */
+		if (step >= 1 && step <= n &&
+		    bs[step - 1]->state ==
+			SETTLE__V1__BRANCH_STATE__STEP_ACTING)
+			for (size_t i = step; i < n && d->active; i++)
+				if (callable_early(
+					(const Settle__V1__BranchRecord *const
+					     *)bs,
+					n, bs[i], step))
+					coord_drv_call_step(
+					    d, bs[i],
+					    SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
+					    now);
+		store_branches_free(bs, n);
+	}
+	store_read_end(txn);
+}
+
 /* Do what is due for gid now. */
 static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 		uint64_t now)

@@ -309,6 +309,17 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 			     ? "action"
 			     : "compensate",
 			 o->attempt, res->err == 0 ? "ok" : o->err);
+	if (sr->outcome == SETTLE__V1__OUTCOME__OUTCOME_OK &&
+	    o->phase == SETTLE__V1__SAGA_PHASE__PHASE_ACTION) {
+		char gid[WAL_GID_MAX + 1];
+		uint32_t step = o->branch_id;
+
+		/* o may be gone once recorded; its result goes first. */
+		coord_drv_gid_copy(gid, o->gid);
+		record_result(d, o);
+		coord_drv_call_early(d, gid, step, now);
+		return;
+	}
 	record_result(d, o);
 }
 

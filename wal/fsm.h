@@ -101,7 +101,10 @@ struct fsm {
  * PHASE2_*, branch_id 0 with those). Level 7: CmdBegin.owner and
  * CmdSagaBegin.owner, kept in the TxRecord (who may act on it). Level 8:
  * CmdMember.asked_by, kept in the members table, and a removal that says
- * who asked leaves the row as its record (wal/members.h). A binary
+ * who asked leaves the row as its record (wal/members.h). Level 9: no
+ * new command, but the leader may call a saga step's action before the
+ * result of the step it depends on is applied (wal/saga.h), so a saga
+ * that starts compensating awaits and compensates such a step too. A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -113,7 +116,8 @@ struct fsm {
 #define FSM_LEVEL_XA_PHASE2	6
 #define FSM_LEVEL_OWNER		7
 #define FSM_LEVEL_MEMBER_AUDIT	8
-#define FSM_LEVEL		8
+#define FSM_LEVEL_SAGA_EARLY	9
+#define FSM_LEVEL		9
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

@@ -9,6 +9,7 @@
  * is bounded by the step limit.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,12 +162,16 @@ struct saga {
 	 * here until it is written). */
 	char err[WAL_TEXT_MAX + 64];
 	char bad[WAL_GID_MAX + 128]; /* the first illegal move, if any */
+	/* A step whose action was given up after max_attempts in this
+	 * apply: it may have acted for all we know (SIZE_MAX: none). */
+	size_t gave_up;
 };
 
 static int saga_load(struct apply *a, struct saga *sg)
 {
 	memset(sg, 0, sizeof *sg);
 	sg->a = a;
+	sg->gave_up = SIZE_MAX;
 	int rv = store_branches_list(a->s, a->txn, a->tx.gid, &a->branches,
 				     &a->n_branches);
 	if (rv != 0)
@@ -266,6 +271,34 @@ static int finish(struct saga *sg, int final)
 	    "finished");
 }
 
+/* An action that ended and is not compensated yet. */
+static bool to_compensate(const Settle__V1__BranchRecord *b)
+{
+	return b->state == ST(STEP_DONE) || b->state == ST(STEP_ACTION_FAILED);
+}
+
+static bool depends_on(const Settle__V1__BranchRecord *b, uint32_t id)
+{
+	for (size_t k = 0; k < b->n_depends_on; k++)
+		if (b->depends_on[k] == id)
+			return true;
+	return false;
+}
+
+/* Level 9: whether a step that depends on step i is still to be
+ * compensated; i waits for it. A step called early (saga.h) may have
+ * ended before the step it depends on. */
+static bool dependent_first(const struct saga *sg, size_t i)
+{
+	if (fsm_level(sg->a->f) < FSM_LEVEL_SAGA_EARLY)
+		return false;
+	for (size_t k = 0; k < sg->n; k++)
+		if (to_compensate(&sg->st[k]) &&
+		    depends_on(&sg->st[k], sg->st[i].branch_id))
+			return true;
+	return false;
+}
+
 /* COMPENSATING: start the next compensation when nothing is in flight,
  * or finish. */
 static int advance_compensation(struct saga *sg)
@@ -278,7 +311,7 @@ static int advance_compensation(struct saga *sg)
 		if (st == ST(STEP_ACTING) || st == ST(STEP_COMPENSATING) ||
 		    st == ST(FAILED))
 			return 0;
-		if ((st == ST(STEP_DONE) || st == ST(STEP_ACTION_FAILED)) &&
+		if (to_compensate(&sg->st[i]) && !dependent_first(sg, i) &&
 		    (best == sg->n ||
 		     sg->st[i].completion > sg->st[best].completion))
 			best = i;
@@ -292,6 +325,43 @@ static int advance_compensation(struct saga *sg)
 	 * compensation call answers otherwise. */
 	b->next_retry_ms = sg->a->time;
 	return 0;
+}
+
+/* Level 9: a PENDING step whose dependencies are all DONE or ACTING (or
+ * given up just now: it may have answered OK to an earlier leader) may
+ * have been called early (saga.h): awaited like an ACTING one, so that it
+ * ends and is compensated (a null compensation if it never acted). Which
+ * steps qualify is read before any moves. */
+static int await_early(struct saga *sg)
+{
+	if (fsm_level(sg->a->f) < FSM_LEVEL_SAGA_EARLY)
+		return 0;
+	bool *early = calloc(sg->n, sizeof *early);
+	if (early == NULL)
+		return fsm__fail(sg->a, SETTLE_ENOMEM, "saga: out of memory");
+	for (size_t i = 0; i < sg->n; i++) {
+		const Settle__V1__BranchRecord *b = &sg->st[i];
+		early[i] = b->state == ST(STEP_PENDING);
+		for (size_t k = 0; k < b->n_depends_on && early[i]; k++) {
+			uint32_t d = b->depends_on[k];
+			early[i] = d >= 1 && d <= sg->n &&
+				   (sg->st[d - 1].state == ST(STEP_DONE) ||
+				    sg->st[d - 1].state == ST(STEP_ACTING) ||
+				    d - 1 == sg->gave_up);
+		}
+	}
+	int rv = 0;
+	for (size_t i = 0; i < sg->n && rv == 0; i++) {
+		if (!early[i])
+			continue;
+		move(sg, i, ST(STEP_ACTING));
+		sg->st[i].attempts = 0;
+		sg->st[i].next_retry_ms = sg->a->time;
+		rv = fsm__add_event(sg->a, "action", sg->st[i].branch_id,
+				    "awaited: may have been called early");
+	}
+	free(early);
+	return rv;
 }
 
 /* RUNNING -> COMPENSATING. reason is copied. */
@@ -309,6 +379,8 @@ static int start_compensation(struct saga *sg, const char *reason)
 			sg->dirty[i] = true;
 		}
 	int rv = fsm__add_event(a, "compensating", 0, "%s", a->reason);
+	if (rv == 0)
+		rv = await_early(sg);
 	if (rv == 0)
 		rv = advance_compensation(sg);
 	return rv;
@@ -488,6 +560,7 @@ static int action_running(struct saga *sg, size_t i,
 			 "gave up after %u attempts: %s", b->attempts, err);
 		err = sg->err;
 		out = SETTLE__V1__OUTCOME__OUTCOME_FAILURE;
+		sg->gave_up = i;
 	}
 	if (out == SETTLE__V1__OUTCOME__OUTCOME_RETRY || forward) {
 		b->next_retry_ms =

@@ -41,6 +41,19 @@
  * tx.failed++, tx.reason says why, and the saga stays COMPENSATING,
  * stuck (due 0) for an operator. Nothing left to compensate:
  * SAGA_COMPENSATED, and steps never started become STEP_SKIPPED.
+ *
+ * Early calls (feature level 9): the leader may call the action of a
+ * PENDING step as soon as the step it waits for answered OK, before that
+ * result is applied, if its other dependencies are DONE; its result is
+ * proposed after the one it waited for (a result that still finds it
+ * PENDING is ignored). So a step may have acted while PENDING in the
+ * store: when compensation starts, every PENDING step whose dependencies
+ * are all DONE or ACTING (or the step given up after max_attempts that
+ * starts it: it may have answered OK to an earlier leader) is awaited as
+ * if ACTING (event "awaited: may have been called early"), and a step is
+ * compensated only after the steps that depend on it, highest ordinal
+ * first among those free to go.
+ *
  * CmdDecide on a saga: COMMIT is refused (a saga commits by itself);
  * ROLLBACK starts compensation of a RUNNING saga (FORWARD sagas refuse a
  * timeout rollback: they have no deadline to enforce); repeated on a

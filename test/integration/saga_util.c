@@ -821,6 +821,16 @@ int su_proxy_answer(struct su_proxy *p, int method, const char *gid,
 	return code;
 }
 
+int su_proxy_held(struct su_proxy *p)
+{
+	int n;
+
+	pthread_mutex_lock(&p->mu);
+	n = (int)p->n_held;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
 void su_proxy_release(struct su_proxy *p)
 {
 	pthread_mutex_lock(&p->mu);

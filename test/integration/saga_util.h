@@ -148,6 +148,8 @@ void su_proxy_hold(struct su_proxy *p, int method, const char *gid,
 void su_proxy_drop_reply(struct su_proxy *p, int method, const char *gid,
 			 uint32_t step, int count);
 
+/* Requests held now (su_proxy_hold), not yet forwarded. */
+int su_proxy_held(struct su_proxy *p);
 /* Forward every held request now (the poll loop wakes within 50 ms). */
 void su_proxy_release(struct su_proxy *p);
 

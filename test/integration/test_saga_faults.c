@@ -28,6 +28,7 @@
 #include "saga_util.h"
 #include "tcc_util.h"
 #include "test_faults_util.h"
+#include "wal/fsm.h"
 
 #define WAIT_MS 30000
 /* How long a client keeps retrying across a leader's death: an election
@@ -741,6 +742,108 @@ Test(saga_faults, leader_failover_mid_saga)
 	/* Every node stops cleanly (a former leader included): nothing the
 	 * driver held when it lost leadership leaks. */
 	fu_wait_caught_up(&cluster, 10000);
+	for (int i = 0; i < cluster.n; i++)
+		it_stop(cluster.nodes[i].proc);
+	fu_assert_no_sanitizer_reports(&cluster);
+}
+
+/*
+ * An early call whose reason never reached the log (feature level 9,
+ * wal/saga.h "Early calls"). The leader calls step 2 as soon as step 1
+ * answers OK, before step 1's result is committed: here it can never be
+ * (both followers were SIGKILLed first), and the leader is SIGKILLed once
+ * bob's bank applied step 2. The next leader finds step 1 ACTING and step
+ * 2 PENDING; its calls of step 1 are held in the network until it gives
+ * up, and the saga compensates. Step 2 acted, so it must be compensated
+ * too, before step 1: no money created.
+ */
+Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
+{
+	/* A long election timeout: the leader alone keeps leading (raft
+	 * steps down after it without a quorum) while step 1 answers. */
+	static const char *const args[] = {
+	    "--retry-base",	  "50ms", "--retry-max", "200ms",
+	    "--election-timeout", "3s",	  NULL};
+	struct it_bank a, b;
+	struct su_proxy *pa, *pb;
+	struct su_step s[3];
+	settle_client *c;
+	Settle__V1__TxInfo *tx;
+	int ld;
+
+	fu_cluster_start(&cluster, 3, args);
+	cr_assert(fu_wait_level(&cluster, FSM_LEVEL_SAGA_EARLY, 30000),
+		  "the cluster never ran at feature level %d",
+		  FSM_LEVEL_SAGA_EARLY);
+	fu_bank_start(&a, NULL, "bank-a", "alice=1000", NULL);
+	fu_bank_start(&b, NULL, "bank-b", "bob=500", NULL);
+	pa = su_proxy_start(a.endpoint);
+	pb = su_proxy_start(b.endpoint);
+	c = su_client(cluster.endpoints, FO_RETRY_BUDGET_MS);
+	memset(s, 0, sizeof(s));
+	s[0] = (struct su_step){.endpoint = su_proxy_endpoint(pa),
+				.name = "debit-alice",
+				.payload = "account=alice;amount=-100",
+				.max_attempts = 3,
+				.call_timeout_ms = 1000};
+	s[1] = (struct su_step){.endpoint = su_proxy_endpoint(pb),
+				.name = "credit-bob",
+				.payload = "account=bob;amount=100"};
+	s[2] = (struct su_step){.endpoint = su_proxy_endpoint(pb),
+				.name = "fee-bob",
+				.payload = "account=bob;amount=-10"};
+	su_proxy_hold(pa, M(ACTION), "early", 1, 1, 60000);
+	su_submit(c, "early", SETTLE_SAGA_BACKWARD, false, s, 3);
+	ld = fo_leader(-1);
+	for (int i = 0; i < 500 && su_proxy_held(pa) == 0; i++)
+		tu_sleep_ms(10);
+	cr_assert_eq(su_proxy_held(pa), 1, "step 1 never reached the proxy");
+
+	/* The leader alone: nothing it proposes from now on commits. */
+	for (int i = 0; i < cluster.n; i++)
+		if (i != ld)
+			fu_kill(&cluster, i);
+	su_proxy_release(pa);
+	wait_forwarded(pb, M(ACTION), "early", 2, 1);
+	for (int i = 0; i < 500; i++) {
+		if (su_bank_count(&b, "action", "early", 2, "ok") == 1)
+			break;
+		tu_sleep_ms(10);
+	}
+	cr_assert_eq(su_bank_count(&a, "action", "early", 1, "ok"), 1);
+	cr_assert_eq(su_bank_count(&b, "action", "early", 2, "ok"), 1,
+		     "step 2 was not called early");
+	cr_assert_eq(su_proxy_forwarded(pb, M(ACTION), "early", 3), 0);
+	fu_kill(&cluster, ld);
+
+	/* The next leader's calls of step 1 never arrive in time. */
+	su_proxy_hold(pa, M(ACTION), "early", 1, 100, 60000);
+	for (int i = 0; i < cluster.n; i++)
+		if (i != ld)
+			fu_restart(&cluster, i);
+	fo_leader(ld);
+	fu_restart(&cluster, ld);
+
+	tx = su_wait_final(c, "early", TX(SAGA_COMPENSATED), 60000, NULL);
+	CHECK(tx,
+	      su_event_seq(tx, "action", 2,
+			   "awaited: may have been called "
+			   "early") != 0,
+	      "step 2 was not awaited");
+	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
+	su_expect_step(tx, 3, ST(STEP_SKIPPED));
+	/* Step 2's compensation ran before step 1's. */
+	CHECK(tx,
+	      su_event_seq(tx, "compensate", 2, "ok") <
+		  su_event_seq(tx, "compensate", 1, "ok"),
+	      "compensated out of order");
+	settle_tx_info_free(tx);
+	cr_assert_eq(su_bank_count(&b, "compensate", "early", 2, "ok"), 1);
+	cr_assert_eq(su_bank_count(&a, "compensate", "early", 1, "ok"), 1);
+	settle_client_close(c);
+	cr_assert_eq(su_balance(&a, "alice"), 1000);
+	cr_assert_eq(su_balance(&b, "bob"), 500);
 	for (int i = 0; i < cluster.n; i++)
 		it_stop(cluster.nodes[i].proc);
 	fu_assert_no_sanitizer_reports(&cluster);

@@ -203,6 +203,20 @@ struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
 	return ent_cmd(&c);
 }
 
+struct ent ent_features(int id, uint64_t time, uint32_t level)
+{
+	Settle__V1__Command c;
+	Settle__V1__CmdFeatures f = SETTLE__V1__CMD_FEATURES__INIT;
+	uint8_t idb[16];
+	base(&c, idb, id, time);
+	memset(idb, 0x33, sizeof idb);
+	memcpy(idb, &id, sizeof id);
+	f.level = level;
+	c.op_case = SETTLE__V1__COMMAND__OP_FEATURES;
+	c.features = &f;
+	return ent_cmd(&c);
+}
+
 struct ent ent_step_result(int id, uint64_t time, const char *gid,
 			   uint32_t step, int phase, int outcome,
 			   const char *error, uint64_t next_retry)

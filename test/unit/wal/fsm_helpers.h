@@ -49,6 +49,8 @@ struct ent ent_decide(int id, uint64_t time, const char *gid, int decision,
 struct ent ent_result(int id, uint64_t time, const char *gid, uint32_t branch,
 		      int phase, int outcome, const char *error,
 		      uint32_t attempt, uint64_t next_retry);
+/* CmdFeatures{level} (its command ids have a pattern of their own). */
+struct ent ent_features(int id, uint64_t time, uint32_t level);
 /* A saga step's CmdStepResult (step 1-based; attempt left 0). */
 struct ent ent_step_result(int id, uint64_t time, const char *gid,
 			   uint32_t step, int phase, int outcome,

@@ -80,23 +80,6 @@ static Settle__V1__CmdBranchResult answer(const char *gid, uint32_t branch,
 	return r;
 }
 
-static struct ent ent_features(int id, uint64_t time, uint32_t level)
-{
-	Settle__V1__Command c = SETTLE__V1__COMMAND__INIT;
-	Settle__V1__CmdFeatures f = SETTLE__V1__CMD_FEATURES__INIT;
-	uint8_t idb[16];
-
-	memset(idb, 0x33, sizeof idb);
-	memcpy(idb, &id, sizeof id);
-	c.cmd_id.data = idb;
-	c.cmd_id.len = sizeof idb;
-	c.time_ms = time;
-	f.level = level;
-	c.op_case = SETTLE__V1__COMMAND__OP_FEATURES;
-	c.features = &f;
-	return ent_cmd(&c);
-}
-
 static int tx_state(struct tfsm *t, const char *gid)
 {
 	Settle__V1__TxRecord *tx;

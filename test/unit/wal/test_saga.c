@@ -628,6 +628,145 @@ Test(saga, deadline_starts_compensation)
 }
 
 /* ------------------------------------------------------------------ */
+/* Early calls (feature level 9, wal/saga.h) */
+
+static void set_level(uint32_t level)
+{
+	cr_assert_eq(tfsm_code(&F, ent_features(next_id++, now++, level)),
+		     C_OK);
+	cr_assert_eq(fsm_level(&F.f), level);
+}
+
+static void roll_back(const char *gid)
+{
+	now = DEADLINE;
+	cr_assert_eq(
+	    tfsm_code(&F,
+		      ent_decide(next_id++, now++, gid,
+				 SETTLE__V1__DECISION__DECIDE_ROLLBACK, "", 1)),
+	    C_OK);
+}
+
+/* Step 2 was called as soon as step 1 answered, and acted; step 1's
+ * result never made it into the log (its leader died). The deadline
+ * rolls the saga back: step 2 must be awaited and compensated, before
+ * step 1 although it ended first. */
+Test(saga, early_step_is_awaited_and_compensated_before_its_dependency)
+{
+	set_level(FSM_LEVEL_SAGA_EARLY);
+	cr_assert_eq(begin("e", BACKWARD, false, 3, NULL), C_OK);
+	/* A result for a step still PENDING is ignored. */
+	res("e", 2, ACT, R_OK, "");
+	EXPECT_STATES("e", "ACTING PENDING PENDING");
+	roll_back("e");
+	EXPECT_STATES("e", "ACTING ACTING PENDING");
+	char h[4096];
+	history("e", h, sizeof h);
+	cr_expect(strstr(h, "action/2/awaited: may have been called early;") !=
+		      NULL,
+		  "%s", h);
+	cr_expect(strstr(h, "action/3/awaited") == NULL, "%s", h);
+	res("e", 2, ACT, R_OK, ""); /* the early call's own answer */
+	cr_expect_eq(compensating("e"), 0, "step 1 is still awaited");
+	res("e", 1, ACT, R_OK, "");
+	Settle__V1__BranchRecord *b1 = step_of("e", 1), *b2 = step_of("e", 2);
+	cr_expect_lt(b2->completion, b1->completion);
+	settle__v1__branch_record__free_unpacked(b1, NULL);
+	settle__v1__branch_record__free_unpacked(b2, NULL);
+	cr_expect_eq(compensating("e"), 2, "the dependent step first");
+	res("e", 2, COMP, R_OK, "");
+	cr_expect_eq(compensating("e"), 1);
+	res("e", 1, COMP, R_OK, "");
+	EXPECT_STATES("e", "COMPENSATED COMPENSATED SKIPPED");
+	cr_expect_eq(tx_state("e"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	tfsm_check_indexes(&F);
+}
+
+/* An early step that was never called is reported "not called" and gets
+ * a null compensation; a step behind a failed one is not awaited. */
+Test(saga, early_step_never_called_and_failure_paths)
+{
+	set_level(FSM_LEVEL_SAGA_EARLY);
+	cr_assert_eq(begin("n", BACKWARD, false, 3, NULL), C_OK);
+	res("n", 1, ACT, R_OK, "");
+	res("n", 2, ACT, R_FAIL, "no");
+	/* Step 3 waited for a failed step: never callable, skipped. */
+	EXPECT_STATES("n", "DONE COMPENSATING PENDING");
+	res("n", 2, COMP, R_OK, "");
+	res("n", 1, COMP, R_OK, "");
+	EXPECT_STATES("n", "COMPENSATED COMPENSATED SKIPPED");
+
+	cr_assert_eq(begin("m", BACKWARD, false, 3, NULL), C_OK);
+	roll_back("m");
+	EXPECT_STATES("m", "ACTING ACTING PENDING");
+	res("m", 2, ACT, R_RETRY, "not called");
+	res("m", 1, ACT, R_RETRY, "not called");
+	cr_expect_eq(compensating("m"), 2);
+	res("m", 2, COMP, R_OK, "");
+	res("m", 1, COMP, R_OK, "");
+	EXPECT_STATES("m", "COMPENSATED COMPENSATED SKIPPED");
+	tfsm_check_indexes(&F);
+}
+
+/* Step 1 answered OK to a leader that died before recording it (which
+ * then called step 2); the next leader's calls time out until step 1 is
+ * given up: step 2 may have acted and is awaited too. */
+Test(saga, early_step_behind_a_given_up_step_is_awaited)
+{
+	set_level(FSM_LEVEL_SAGA_EARLY);
+	max_att = 2;
+	cr_assert_eq(begin("g", BACKWARD, false, 3, NULL), C_OK);
+	res("g", 1, ACT, R_RETRY, "timeout");
+	EXPECT_STATES("g", "ACTING PENDING PENDING");
+	res("g", 1, ACT, R_RETRY, "timeout");
+	EXPECT_STATES("g", "ACTION_FAILED ACTING PENDING");
+	cr_expect_eq(tx_state("g"), SETTLE__V1__TX_STATE__SAGA_COMPENSATING);
+	res("g", 2, ACT, R_OK, "");
+	cr_expect_eq(compensating("g"), 2);
+	res("g", 2, COMP, R_OK, "");
+	res("g", 1, COMP, R_OK, "");
+	EXPECT_STATES("g", "COMPENSATED COMPENSATED SKIPPED");
+	tfsm_check_indexes(&F);
+}
+
+/* DAG: a join whose dependencies are DONE and ACTING is awaited; a step
+ * behind the join is not. */
+Test(saga, early_dag_join_is_awaited)
+{
+	static const char *const deps[] = {"", "", "0,1", "2"};
+	set_level(FSM_LEVEL_SAGA_EARLY);
+	cr_assert_eq(begin("d", BACKWARD, true, 4, deps), C_OK);
+	res("d", 1, ACT, R_OK, "");
+	roll_back("d");
+	EXPECT_STATES("d", "DONE ACTING ACTING PENDING");
+	res("d", 3, ACT, R_OK, "");
+	res("d", 2, ACT, R_OK, "");
+	cr_expect_eq(compensating("d"), 3);
+	res("d", 3, COMP, R_OK, "");
+	/* 1 and 2 are both free now: highest ordinal first (2 ended last). */
+	cr_expect_eq(compensating("d"), 2);
+	res("d", 2, COMP, R_OK, "");
+	res("d", 1, COMP, R_OK, "");
+	EXPECT_STATES("d", "COMPENSATED COMPENSATED COMPENSATED SKIPPED");
+	tfsm_check_indexes(&F);
+}
+
+/* Below level 9 a saga compensates as it always did: a log written then
+ * replays to the same state. */
+Test(saga, below_level_9_pending_steps_are_skipped)
+{
+	set_level(FSM_LEVEL_SAGA_EARLY - 1);
+	cr_assert_eq(begin("o", BACKWARD, false, 3, NULL), C_OK);
+	roll_back("o");
+	EXPECT_STATES("o", "ACTING PENDING PENDING");
+	res("o", 1, ACT, R_RETRY, "not called");
+	cr_expect_eq(compensating("o"), 1);
+	res("o", 1, COMP, R_OK, "");
+	EXPECT_STATES("o", "COMPENSATED SKIPPED SKIPPED");
+	tfsm_check_indexes(&F);
+}
+
+/* ------------------------------------------------------------------ */
 /* Duplicates, determinism */
 
 Test(saga, duplicate_and_late_results_are_ignored)
