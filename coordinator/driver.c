@@ -279,6 +279,7 @@ void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now)
 {
 	struct coord *c = d->c;
+	Settle__V1__TxRecord *tx = NULL;
 	Settle__V1__BranchRecord **bs = NULL;
 	size_t n = 0;
 	MDB_txn *txn;
@@ -287,24 +288,29 @@ void coord_drv_call_early(struct coord_driver *d, const char *gid,
 		return;
 	if (store_read_begin(c->store, &txn) != 0)
 		return;
-	if (store_branches_list(c->store, txn, gid, &bs, &n) == 0) {
-		/* Only while the step that answered is ACTING: the FSM
-		 * awaits the steps this may call if compensation starts
-		 * (wal/saga.h, "Early calls"). */
-		if (step >= 1 && step <= n &&
-		    bs[step - 1]->state ==
-			SETTLE__V1__BRANCH_STATE__STEP_ACTING)
-			for (size_t i = step; i < n && d->active; i++)
-				if (callable_early(
-					(const Settle__V1__BranchRecord *const
-					     *)bs,
-					n, bs[i], step))
-					coord_drv_call_step(
-					    d, bs[i],
-					    SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
-					    now);
-		store_branches_free(bs, n);
-	}
+	/* Only while the saga runs and the step that answered is ACTING:
+	 * then if compensation starts, the FSM awaits the steps called
+	 * here (wal/saga.h, "Early calls"). Once it compensates, a step
+	 * it awaits may answer OK while the steps behind it stay PENDING
+	 * for good: those must not be called. */
+	if (store_tx_get(c->store, txn, gid, &tx) != 0)
+		goto out;
+	if (tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
+	    store_branches_list(c->store, txn, gid, &bs, &n) != 0)
+		goto out;
+	if (step >= 1 && step <= n &&
+	    bs[step - 1]->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING)
+		for (size_t i = step; i < n && d->active; i++)
+			if (callable_early(
+				(const Settle__V1__BranchRecord *const *)bs, n,
+				bs[i], step))
+				coord_drv_call_step(
+				    d, bs[i],
+				    SETTLE__V1__SAGA_PHASE__PHASE_ACTION, now);
+	store_branches_free(bs, n);
+out:
+	if (tx != NULL)
+		settle__v1__tx_record__free_unpacked(tx, NULL);
 	store_read_end(txn);
 }
 

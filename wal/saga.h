@@ -42,9 +42,10 @@
  * stuck (due 0) for an operator. Nothing left to compensate:
  * SAGA_COMPENSATED, and steps never started become STEP_SKIPPED.
  *
- * Early calls (feature level 9): the leader may call the action of a
- * PENDING step as soon as the step it waits for answered OK, before that
- * result is applied, if its other dependencies are DONE; its result is
+ * Early calls (feature level 9): while the saga runs, the leader may
+ * call the action of a PENDING step as soon as the ACTING step it waits
+ * for answered OK, before that result is applied, if its other
+ * dependencies are DONE (never while the saga compensates); its result is
  * proposed after the one it waited for (a result that still finds it
  * PENDING is ignored). So a step may have acted while PENDING in the
  * store: when compensation starts, every PENDING step whose dependencies
