@@ -215,6 +215,26 @@ static void roll_back_expired(struct coord_driver *d,
 	coord_drv_propose(d, o, &cmd);
 }
 
+/* Most branch ids whose calls all_in_flight() looks up. */
+#define IN_FLIGHT_SCAN_MAX 64
+
+/* Whether a call (or its result) is in flight for at least `pending` of
+ * branches 1..ids of gid: then nothing of it is due, and act() need not
+ * read its branches. Every turn of the scan of `due` finds each
+ * transaction whose calls are out. A step called early counts too,
+ * which may put a due step off until the result before it is applied. */
+static bool all_in_flight(struct coord_driver *d, const char *gid, uint32_t ids,
+			  uint32_t pending)
+{
+	uint32_t n = 0;
+
+	if (pending == 0 || ids > IN_FLIGHT_SCAN_MAX)
+		return false;
+	for (uint32_t id = 1; id <= ids && n < pending; id++)
+		n += *flight_find(d, gid, id) != NULL;
+	return n >= pending;
+}
+
 /* What is due for a saga: actions while it runs, compensations (in the
  * order the FSM released them) once it compensates. */
 static void act_saga(struct coord_driver *d, MDB_txn *txn,
@@ -229,6 +249,8 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 		roll_back_expired(d, tx);
 		return;
 	}
+	if (running && all_in_flight(d, tx->gid, tx->branches, tx->pending))
+		return;
 	if (store_branches_list(d->c->store, txn, tx->gid, &bs, &n) != 0)
 		return;
 	for (size_t i = 0; i < n && d->active; i++) {
@@ -351,6 +373,9 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 	default:
 		goto out;
 	}
+	if (tx->mode == SETTLE__V1__TX_MODE__TCC &&
+	    all_in_flight(d, gid, tx->next_branch_id - 1, tx->pending))
+		goto out;
 	if (store_branches_list(c->store, txn, gid, &bs, &n) != 0)
 		goto out;
 	/* Branches are called in parallel: each has its own call. An XA
