@@ -275,35 +275,12 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 	store_branches_free(bs, n);
 }
 
-/* Whether step b (PENDING) may be called now that step `answered`
- * answered OK: it depends on it, and on nothing that is not DONE yet. */
-static bool callable_early(const Settle__V1__BranchRecord *const *bs, size_t n,
-			   const Settle__V1__BranchRecord *b, uint32_t answered)
-{
-	bool waits = false;
-
-	if (b->state != SETTLE__V1__BRANCH_STATE__STEP_PENDING)
-		return false;
-	for (size_t k = 0; k < b->n_depends_on; k++) {
-		uint32_t dep = b->depends_on[k];
-
-		if (dep == answered)
-			waits = true;
-		else if (dep < 1 || dep > n ||
-			 bs[dep - 1]->state !=
-			     SETTLE__V1__BRANCH_STATE__STEP_DONE)
-			return false;
-	}
-	return waits;
-}
-
 void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now)
 {
 	struct coord *c = d->c;
 	Settle__V1__TxRecord *tx = NULL;
-	Settle__V1__BranchRecord **bs = NULL;
-	size_t n = 0;
+	Settle__V1__BranchRecord *b = NULL, *next = NULL;
 	MDB_txn *txn;
 
 	if (!d->active || fsm_level(&c->fsm) < FSM_LEVEL_SAGA_EARLY)
@@ -311,26 +288,31 @@ void coord_drv_call_early(struct coord_driver *d, const char *gid,
 	if (store_read_begin(c->store, &txn) != 0)
 		return;
 	/* Only while the saga runs and the step that answered is ACTING:
-	 * then if compensation starts, the FSM awaits the steps called
-	 * here (wal/saga.h, "Early calls"). Once it compensates, a step
-	 * it awaits may answer OK while the steps behind it stay PENDING
-	 * for good: those must not be called. */
-	if (store_tx_get(c->store, txn, gid, &tx) != 0)
+	 * then if compensation starts, the FSM awaits the step called here
+	 * (wal/saga.h, "Early calls"). Once it compensates, a step it
+	 * awaits may answer OK while the steps behind it stay PENDING for
+	 * good: those must not be called. Only the next step, and only if
+	 * it waits for this one alone (an ordered saga's next step; in a
+	 * DAG, others start when released): two reads, not the whole
+	 * saga. */
+	if (store_tx_get(c->store, txn, gid, &tx) != 0 ||
+	    tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
+	    step >= tx->branches)
 		goto out;
-	if (tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
-	    store_branches_list(c->store, txn, gid, &bs, &n) != 0)
+	if (store_branch_get(c->store, txn, gid, step, &b) != 0 ||
+	    b->state != SETTLE__V1__BRANCH_STATE__STEP_ACTING)
 		goto out;
-	if (step >= 1 && step <= n &&
-	    bs[step - 1]->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING)
-		for (size_t i = step; i < n && d->active; i++)
-			if (callable_early(
-				(const Settle__V1__BranchRecord *const *)bs, n,
-				bs[i], step))
-				coord_drv_call_step(
-				    d, bs[i],
+	if (store_branch_get(c->store, txn, gid, step + 1, &next) != 0)
+		goto out;
+	if (next->state == SETTLE__V1__BRANCH_STATE__STEP_PENDING &&
+	    next->n_depends_on == 1 && next->depends_on[0] == step)
+		coord_drv_call_step(d, next,
 				    SETTLE__V1__SAGA_PHASE__PHASE_ACTION, now);
-	store_branches_free(bs, n);
 out:
+	if (next != NULL)
+		settle__v1__branch_record__free_unpacked(next, NULL);
+	if (b != NULL)
+		settle__v1__branch_record__free_unpacked(b, NULL);
 	if (tx != NULL)
 		settle__v1__tx_record__free_unpacked(tx, NULL);
 	store_read_end(txn);

@@ -180,8 +180,9 @@ void coord_drv_participants_close(struct coord_driver *d);
 /* ---- driver.c ---- */
 
 /* Step `step` of saga gid answered its action OK and its result is
- * queued: call the actions of the steps that waited only for it, before
- * that result is applied (feature level 9; wal/saga.h, "Early calls"). */
+ * queued: call the next step's action if it waits for this one alone,
+ * before that result is applied (feature level 9; wal/saga.h, "Early
+ * calls"). */
 void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now);
 
