@@ -950,15 +950,28 @@ static struct fsm_was was_of(const struct apply *a)
 	return w;
 }
 
-/* Keep sub's transaction, packed, and what it was, for the hook once the
- * entry is applied. */
+/* Tell the hook about sub's transaction: at once in batched mode, else
+ * keep it, packed, and what it was, for the hook once the entry is
+ * applied (and committed). */
 static int changed_add(struct apply *a, struct fsm_changed *ch,
 		       const struct apply *sub)
 {
 	const Settle__V1__TxRecord *tx = &sub->tx;
-	size_t n = settle__v1__tx_record__get_packed_size(tx);
+	size_t n;
 	uint8_t *buf;
 
+	if (a->f->batched) {
+		/* The command is in the open batch already, as every entry
+		 * before it whose hooks ran; a failure later in this entry
+		 * drops the batch and stops the node (fsm_apply()). So the
+		 * hook hears now, from the record in hand: no copy to pack
+		 * and unpack after the entry. */
+		struct fsm_was was = was_of(sub);
+
+		a->f->on_tx_change(a->f->data, tx, &was);
+		return 0;
+	}
+	n = settle__v1__tx_record__get_packed_size(tx);
 	if (ch->n == ch->cap) {
 		size_t cap = ch->cap != 0 ? 2 * ch->cap : 16;
 		struct fsm_changed_tx *v = realloc(ch->v, cap * sizeof *v);
@@ -982,7 +995,7 @@ static int changed_add(struct apply *a, struct fsm_changed *ch,
 /*
  * A batch: each command decoded and applied as the entry of its own would
  * be (apply_cmd()), in a sub-apply sharing the entry's write transaction;
- * the transactions they change go to the hook after the entry. One that
+ * the transactions they change go to the hook (changed_add()). One that
  * does not decode, or a batch inside, is refused (nothing stored: it has
  * no cmd_id one could trust) and the others go on. res.count: the
  * commands applied or answered from their cmd_id.

@@ -48,8 +48,11 @@ struct fsm {
 	 * written to the open batch), once per apply that changed a
 	 * transaction (not for no-ops, rejected commands, or gc), with the
 	 * transaction as stored and what it was before that command (state
-	 * 0: the command made it). tx is valid only during the call. May be
-	 * NULL. Must not call fsm_apply().
+	 * 0: the command made it). A command of a batch or an answer of a
+	 * results entry is such an apply: in batched mode its hook runs as
+	 * soon as it is written, before the rest of the entry; otherwise
+	 * after the entry. tx is valid only during the call. May be NULL.
+	 * Must not call fsm_apply().
 	 */
 	void (*on_tx_change)(void *data, const Settle__V1__TxRecord *tx,
 			     const struct fsm_was *was);
