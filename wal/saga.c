@@ -277,26 +277,29 @@ static bool to_compensate(const Settle__V1__BranchRecord *b)
 	return b->state == ST(STEP_DONE) || b->state == ST(STEP_ACTION_FAILED);
 }
 
-static bool depends_on(const Settle__V1__BranchRecord *b, uint32_t id)
+/* Level 9: waits[i] for each step i that a step still to be compensated
+ * depends on (one pass over the dependencies); i is compensated after
+ * it. A step called early (saga.h) may have ended before the step it
+ * depends on. NULL below level 9 (the order of completion alone). */
+static int dependents_first(struct saga *sg, bool **waits)
 {
-	for (size_t k = 0; k < b->n_depends_on; k++)
-		if (b->depends_on[k] == id)
-			return true;
-	return false;
-}
-
-/* Level 9: whether a step that depends on step i is still to be
- * compensated; i waits for it. A step called early (saga.h) may have
- * ended before the step it depends on. */
-static bool dependent_first(const struct saga *sg, size_t i)
-{
+	*waits = NULL;
 	if (fsm_level(sg->a->f) < FSM_LEVEL_SAGA_EARLY)
-		return false;
-	for (size_t k = 0; k < sg->n; k++)
-		if (to_compensate(&sg->st[k]) &&
-		    depends_on(&sg->st[k], sg->st[i].branch_id))
-			return true;
-	return false;
+		return 0;
+	*waits = calloc(sg->n, sizeof **waits);
+	if (*waits == NULL)
+		return fsm__fail(sg->a, SETTLE_ENOMEM, "saga: out of memory");
+	for (size_t k = 0; k < sg->n; k++) {
+		const Settle__V1__BranchRecord *b = &sg->st[k];
+		if (!to_compensate(b))
+			continue;
+		for (size_t j = 0; j < b->n_depends_on; j++) {
+			uint32_t d = b->depends_on[j];
+			if (d >= 1 && d <= sg->n)
+				(*waits)[d - 1] = true;
+		}
+	}
+	return 0;
 }
 
 /* COMPENSATING: start the next compensation when nothing is in flight,
@@ -311,11 +314,17 @@ static int advance_compensation(struct saga *sg)
 		if (st == ST(STEP_ACTING) || st == ST(STEP_COMPENSATING) ||
 		    st == ST(FAILED))
 			return 0;
-		if (to_compensate(&sg->st[i]) && !dependent_first(sg, i) &&
+	}
+	bool *waits;
+	int rv = dependents_first(sg, &waits);
+	if (rv != 0)
+		return rv;
+	for (size_t i = 0; i < sg->n; i++)
+		if (to_compensate(&sg->st[i]) && (waits == NULL || !waits[i]) &&
 		    (best == sg->n ||
 		     sg->st[i].completion > sg->st[best].completion))
 			best = i;
-	}
+	free(waits);
 	if (best == sg->n)
 		return finish(sg, TX(SAGA_COMPENSATED));
 	Settle__V1__BranchRecord *b = &sg->st[best];
