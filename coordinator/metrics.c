@@ -394,6 +394,19 @@ static void per_mode(struct text *t, const char *name, const char *help,
 		    (unsigned long long)get(&c[i]));
 }
 
+/* A histogram per transaction mode (hs indexed by mode), one head. */
+static void hist_per_mode(struct text *t, const char *name, const char *help,
+			  const struct coord_hist *hs)
+{
+	char l[64];
+
+	head(t, name, "histogram", help);
+	for (int i = 1; i < COORD_METRICS_MODES; i++) {
+		snprintf(l, sizeof l, "mode=\"%s\"", mode_names[i]);
+		hist(t, name, l, &hs[i]);
+	}
+}
+
 static void gauge(struct text *t, const char *name, const char *help,
 		  uint64_t v)
 {
@@ -403,8 +416,6 @@ static void gauge(struct text *t, const char *name, const char *help,
 
 static void transactions(struct text *t, const struct coord_metrics *m)
 {
-	char l[64];
-
 	per_mode(t, "settle_transactions_begun_total",
 		 "Transactions begun, as this node applied them.", m->begun);
 	per_mode(t, "settle_transactions_committed_total",
@@ -422,21 +433,13 @@ static void transactions(struct text *t, const struct coord_metrics *m)
 	      "Transactions an operator must look at (settlectl tx list "
 	      "--stuck).",
 	      get(&m->stuck_txs));
-	head(t, "settle_transaction_decision_seconds", "histogram",
-	     "From begin to the decision (commit or rollback; a saga's "
-	     "success or compensation), leader clock.");
-	for (int i = 1; i < COORD_METRICS_MODES; i++) {
-		snprintf(l, sizeof l, "mode=\"%s\"", mode_names[i]);
-		hist(t, "settle_transaction_decision_seconds", l,
-		     &m->to_decision[i]);
-	}
-	head(t, "settle_transaction_completion_seconds", "histogram",
-	     "From the decision to every branch done, leader clock.");
-	for (int i = 1; i < COORD_METRICS_MODES; i++) {
-		snprintf(l, sizeof l, "mode=\"%s\"", mode_names[i]);
-		hist(t, "settle_transaction_completion_seconds", l,
-		     &m->to_done[i]);
-	}
+	hist_per_mode(t, "settle_transaction_decision_seconds",
+		      "From begin to the decision (commit or rollback; a "
+		      "saga's success or compensation), leader clock.",
+		      m->to_decision);
+	hist_per_mode(t, "settle_transaction_completion_seconds",
+		      "From the decision to every branch done, leader clock.",
+		      m->to_done);
 	head(t, "settle_transaction_completion_unmeasured_total", "counter",
 	     "Decisions whose completion time was not kept (too many "
 	     "in flight at once).");
