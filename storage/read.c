@@ -86,6 +86,211 @@ int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 	return rv;
 }
 
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void wire_rep(struct store__wire *w, uint64_t v)
+{
+	if (w->rep_n++ == 0)
+		w->rep_first = v;
+}
+
+int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w)
+{
+	const uint8_t *end = p + len;
+	while (p < end) {
+		uint64_t tag, v;
+		if (wire_varint(&p, end, &tag) != 0 || tag >> 3 == 0)
+			return -1;
+		uint64_t f = tag >> 3;
+		switch (tag & 7) {
+		case 0: /* varint */
+			if (wire_varint(&p, end, &v) != 0)
+				return -1;
+			if (w->rep != 0 && f == w->rep)
+				wire_rep(w, v);
+			else if (f < w->nvals)
+				w->vals[f] = v;
+			break;
+		case 1: /* 64-bit */
+			if (end - p < 8)
+				return -1;
+			p += 8;
+			break;
+		case 2: /* length-delimited: bytes, strings, packed */
+			if (wire_varint(&p, end, &v) != 0 ||
+			    v > (uint64_t)(end - p))
+				return -1;
+			if (w->rep != 0 && f == w->rep) {
+				const uint8_t *q = p;
+				uint64_t x;
+				while (q < p + v)
+					if (wire_varint(&q, p + v, &x) != 0)
+						return -1;
+					else
+						wire_rep(w, x);
+			}
+			p += v;
+			break;
+		case 5: /* 32-bit */
+			if (end - p < 4)
+				return -1;
+			p += 4;
+			break;
+		default: /* groups: not in our messages */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Field numbers in proto/settle.proto. */
+enum { TX_MODE = 2, TX_STATE = 3, TX_BRANCHES = 11, TX_FIELDS };
+enum { BR_STATE = 6, BR_NEXT_RETRY = 8, BR_FIELDS, BR_DEPENDS_ON = 13 };
+
+int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
+		       struct store_tx_brief *out)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "tx brief: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_val k = {(size_t)glen, (void *)gid}, v;
+	uint64_t vals[TX_FIELDS] = {0};
+	struct store__wire w = {.vals = vals, .nvals = TX_FIELDS};
+	int rc = mdb_get(t, s->dbi[STORE_DB_TXS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rv = SETTLE_ENOTFOUND;
+	else if (rc != 0)
+		rv = store__mdb_fail(s, rc, "get tx");
+	else if (store__wire_scan(v.mv_data, v.mv_size, &w) != 0)
+		rv = store__fail(s, SETTLE_EPROTO,
+				 "stored TxRecord of %s does not decode", gid);
+	store_read_end(own);
+	out->mode = (int)(uint32_t)vals[TX_MODE];
+	out->state = (int)(uint32_t)vals[TX_STATE];
+	out->branches = (uint32_t)vals[TX_BRANCHES];
+	return rv;
+}
+
+/* A branch's brief from its stored bytes v: -1 if they do not decode. */
+static int branch_brief(const MDB_val *v, uint32_t branch_id,
+			struct store_branch_brief *out)
+{
+	uint64_t vals[BR_FIELDS] = {0};
+	struct store__wire w = {
+	    .vals = vals, .nvals = BR_FIELDS, .rep = BR_DEPENDS_ON};
+	int rv = store__wire_scan(v->mv_data, v->mv_size, &w);
+	out->branch_id = branch_id;
+	out->state = (int)(uint32_t)vals[BR_STATE];
+	out->next_retry_ms = vals[BR_NEXT_RETRY];
+	out->n_depends_on = w.rep_n;
+	out->depends_on_first = (uint32_t)w.rep_first;
+	return rv;
+}
+
+int store_branch_brief_get(struct store *s, MDB_txn *txn, const char *gid,
+			   uint32_t branch_id, struct store_branch_brief *out)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "branch brief: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	uint8_t key[STORE__KEY_MAX];
+	MDB_val k = {store__key_gid_u32(key, gid, (size_t)glen, branch_id),
+		     key};
+	MDB_val v;
+	int rc = mdb_get(t, s->dbi[STORE_DB_BRANCHES], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rv = SETTLE_ENOTFOUND;
+	else if (rc != 0)
+		rv = store__mdb_fail(s, rc, "get branch");
+	else if (branch_brief(&v, branch_id, out) != 0)
+		rv = store__fail(s, SETTLE_EPROTO,
+				 "stored BranchRecord of %s does not decode",
+				 gid);
+	store_read_end(own);
+	return rv;
+}
+
+int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
+			      struct store_branch_brief **out, size_t *n)
+{
+	int glen = store__gid_len(gid);
+	*out = NULL;
+	*n = 0;
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "brief list: bad gid");
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_BRANCHES], &c);
+	if (rc != 0) {
+		rv = store__mdb_fail(s, rc, "cursor_open");
+		store_read_end(own);
+		return rv;
+	}
+	uint8_t prefix[STORE__KEY_MAX];
+	size_t plen = (size_t)glen + 1;
+	memcpy(prefix, gid, (size_t)glen);
+	prefix[glen] = 0;
+	MDB_val k = {plen, prefix}, v;
+	struct store_branch_brief *arr = NULL;
+	size_t cnt = 0, cap = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != plen + 4 || memcmp(k.mv_data, prefix, plen))
+			break;
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 8;
+			void *p = realloc(arr, ncap * sizeof *arr);
+			if (p == NULL) {
+				rv = store__fail(s, SETTLE_ENOMEM,
+						 "brief list: out of memory");
+				break;
+			}
+			arr = p;
+			cap = ncap;
+		}
+		uint32_t id = store__get_be32((uint8_t *)k.mv_data + plen);
+		if (branch_brief(&v, id, &arr[cnt++]) != 0)
+			rv = store__fail(s, SETTLE_EPROTO,
+					 "stored BranchRecord of %s does not "
+					 "decode",
+					 gid);
+	}
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		rv = store__mdb_fail(s, rc, "cursor_get");
+	mdb_cursor_close(c);
+	store_read_end(own);
+	if (rv != 0) {
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}
+
 int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
 		     uint32_t branch_id, Settle__V1__BranchRecord **out)
 {

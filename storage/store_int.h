@@ -203,6 +203,22 @@ size_t store__key_gid_u32(uint8_t *buf, const char *gid, size_t glen,
 size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
 			  uint64_t v);
 
+/*
+ * Scan the wire form of a protobuf message for a few varint fields,
+ * without unpacking it. vals[f] (f < nvals) gets the last value of field
+ * f, as a decoder keeps it; field rep, repeated (packed or not), gets its
+ * count in *rep_n and its first value in *rep_first. vals, *rep_n and
+ * *rep_first are not cleared first. -1 if the bytes are not a message.
+ */
+struct store__wire {
+	uint64_t *vals;
+	size_t nvals;
+	uint32_t rep; /* 0: none */
+	size_t rep_n;
+	uint64_t rep_first;
+};
+int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w);
+
 /* Pack a protobuf-c message into a malloc'd buffer. */
 int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,
 		size_t *len);

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "helpers.h"
 #include "storage/store.h"
+#include "storage/store_int.h"
 #include "xa/xid.h"
 
 static struct tstore T;
@@ -348,6 +349,119 @@ Test(store, branches_and_events_are_per_gid_in_order)
 	cr_expect_eq(db_entries("due"), 1);
 	cr_expect_eq(db_entries("by_state"), 1);
 	cr_expect_eq(db_entries("txs"), 1);
+}
+
+/* The brief reads agree with a full unpack of the same records. */
+Test(store, brief_reads_match_the_records)
+{
+	Settle__V1__TxRecord tx;
+	settle__v1__tx_record__init(&tx);
+	tx.gid = "saga-1";
+	tx.mode = SETTLE__V1__TX_MODE__SAGA;
+	tx.state = SETTLE__V1__TX_STATE__SAGA_RUNNING;
+	tx.branches = 3;
+	tx.reason = "a reason before the fields read";
+	tx.deadline_ms = 1ull << 40;
+	tx.xid.data = (uint8_t *)"xid";
+	tx.xid.len = 3;
+	uint32_t deps[] = {4, 7};
+	Settle__V1__BranchRecord b;
+	settle__v1__branch_record__init(&b);
+	b.gid = "saga-1";
+	b.branch_id = 2;
+	b.endpoint = "127.0.0.1:7000";
+	b.payload.data = (uint8_t *)"SECRET";
+	b.payload.len = 6;
+	b.state = SETTLE__V1__BRANCH_STATE__STEP_PENDING;
+	b.n_depends_on = 2;
+	b.depends_on = deps;
+	b.next_retry_ms = 99;
+	MDB_txn *txn;
+	cr_assert_eq(store_write_begin(T.s, &txn), 0);
+	cr_assert_eq(store_tx_put(T.s, txn, &tx), 0, "%s", store_errmsg(T.s));
+	cr_assert_eq(store_branch_put(T.s, txn, &b), 0);
+	b.branch_id = 1;
+	b.n_depends_on = 0;
+	b.state = SETTLE__V1__BRANCH_STATE__STEP_DONE;
+	cr_assert_eq(store_branch_put(T.s, txn, &b), 0);
+	cr_assert_eq(store_write_commit(T.s, txn), 0);
+
+	struct store_tx_brief tb;
+	cr_assert_eq(store_tx_brief_get(T.s, NULL, "saga-1", &tb), 0);
+	cr_expect_eq(tb.mode, SETTLE__V1__TX_MODE__SAGA);
+	cr_expect_eq(tb.state, SETTLE__V1__TX_STATE__SAGA_RUNNING);
+	cr_expect_eq(tb.branches, 3);
+	cr_expect_eq(store_tx_brief_get(T.s, NULL, "saga-2", &tb),
+		     SETTLE_ENOTFOUND);
+
+	struct store_branch_brief bb;
+	cr_assert_eq(store_branch_brief_get(T.s, NULL, "saga-1", 2, &bb), 0);
+	cr_expect_eq(bb.state, SETTLE__V1__BRANCH_STATE__STEP_PENDING);
+	cr_expect_eq(bb.n_depends_on, 2);
+	cr_expect_eq(bb.depends_on_first, 4);
+	cr_assert_eq(store_branch_brief_get(T.s, NULL, "saga-1", 1, &bb), 0);
+	cr_expect_eq(bb.state, SETTLE__V1__BRANCH_STATE__STEP_DONE);
+	cr_expect_eq(bb.n_depends_on, 0);
+	cr_expect_eq(store_branch_brief_get(T.s, NULL, "saga-1", 3, &bb),
+		     SETTLE_ENOTFOUND);
+
+	/* Listed in branch_id order, with their ids from the keys; a gid
+	 * that is a prefix of another lists only its own. */
+	put_branch("saga-10", 1, SETTLE__V1__BRANCH_STATE__REGISTERED, 0);
+	struct store_branch_brief *list;
+	size_t n;
+	cr_assert_eq(store_branches_brief_list(T.s, NULL, "saga-1", &list, &n),
+		     0);
+	cr_assert_eq(n, 2);
+	cr_expect_eq(list[0].branch_id, 1);
+	cr_expect_eq(list[0].state, SETTLE__V1__BRANCH_STATE__STEP_DONE);
+	cr_expect_eq(list[0].next_retry_ms, 99);
+	cr_expect_eq(list[1].branch_id, 2);
+	cr_expect_eq(list[1].state, SETTLE__V1__BRANCH_STATE__STEP_PENDING);
+	cr_expect_eq(list[1].n_depends_on, 2);
+	free(list);
+	cr_assert_eq(store_branches_brief_list(T.s, NULL, "saga-2", &list, &n),
+		     0);
+	cr_expect_eq(n, 0);
+	cr_expect_null(list);
+}
+
+/* The wire scanner reads what a decoder reads, and refuses what no
+ * decoder would take. */
+Test(store, wire_scan_reads_like_a_decoder)
+{
+	uint64_t vals[4];
+	struct store__wire w = {.vals = vals, .nvals = 4, .rep = 13};
+	/* field 3 = 5, field 3 = 300 (last wins), field 13 unpacked 9,
+	 * then packed {1, 2}, a 64-bit and a 32-bit field skipped. */
+	const uint8_t msg[] = {0x18, 5, 0x18, 0xac, 0x02, 0x68, 9, 0x6a, 2,
+			       1,    2, 0x09, 1,    2,	  3,	4, 5,	 6,
+			       7,    8, 0x15, 1,    2,	  3,	4};
+	memset(vals, 0, sizeof vals);
+	cr_assert_eq(store__wire_scan(msg, sizeof msg, &w), 0);
+	cr_expect_eq(vals[3], 300);
+	cr_expect_eq(w.rep_n, 3);
+	cr_expect_eq(w.rep_first, 9);
+	/* Every truncation of it is refused or read as a shorter message;
+	 * none reads past its end (ASan watches the copy). */
+	for (size_t n = 0; n < sizeof msg; n++) {
+		uint8_t *cut = malloc(n + 1);
+		cr_assert_not_null(cut);
+		memcpy(cut, msg, n);
+		w.rep_n = 0;
+		(void)store__wire_scan(cut, n, &w);
+		free(cut);
+	}
+	const uint8_t half_varint[] = {0x18, 0x80};
+	cr_expect_eq(store__wire_scan(half_varint, 2, &w), -1);
+	const uint8_t long_bytes[] = {0x22, 5, 'a'};
+	cr_expect_eq(store__wire_scan(long_bytes, 3, &w), -1);
+	const uint8_t field_0[] = {0x00, 1};
+	cr_expect_eq(store__wire_scan(field_0, 2, &w), -1);
+	const uint8_t group[] = {0x1b, 0x1c};
+	cr_expect_eq(store__wire_scan(group, 2, &w), -1);
+	const uint8_t short_fixed[] = {0x09, 1, 2};
+	cr_expect_eq(store__wire_scan(short_fixed, 3, &w), -1);
 }
 
 Test(store, tx_info_never_carries_payload)
