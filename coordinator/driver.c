@@ -32,6 +32,7 @@
 #include "error.h"
 #include "log.h"
 #include "propose.h"
+#include "wal/sm.h"
 #include "wal/entry.h"
 #include "coordinator/xa.h"
 #include "coordinator/xa_pool.h"
@@ -180,14 +181,20 @@ void coord_drv_propose(struct coord_driver *d, struct op *o,
  * monotonic clock advances (the FSM checks the same against the stamp of
  * the rollback it is sent); a record begun before the cluster clock by
  * the wall clock as before. */
+static bool expired(struct coord_driver *d, uint64_t expires_clock_ms,
+		    uint64_t deadline_ms, uint64_t now)
+{
+	if (expires_clock_ms != 0) {
+		uint64_t clock = coord_clock_now(d->c);
+		return clock != 0 && clock >= expires_clock_ms;
+	}
+	return deadline_ms <= now;
+}
+
 static bool tx_expired(struct coord_driver *d, const Settle__V1__TxRecord *tx,
 		       uint64_t now)
 {
-	if (tx->expires_clock_ms != 0) {
-		uint64_t clock = coord_clock_now(d->c);
-		return clock != 0 && clock >= tx->expires_clock_ms;
-	}
-	return tx->deadline_ms <= now;
+	return expired(d, tx->expires_clock_ms, tx->deadline_ms, now);
 }
 
 static void roll_back_expired(struct coord_driver *d,
@@ -235,12 +242,36 @@ static bool all_in_flight(struct coord_driver *d, const char *gid, uint32_t ids,
 	return n >= pending;
 }
 
+/* Read in brief (store_tx_brief_get()), whether nothing of gid is due:
+ * it is finished, or every call it waits for is out (a TCC transaction's
+ * phase 2 or a running saga's actions) and a running saga's deadline has
+ * not come. Not from the FSM's hook: a result being applied keeps its
+ * flight until after the entry, though its branch is no longer pending. */
+static bool nothing_due(struct coord_driver *d, const char *gid,
+			const struct store_tx_brief *t, uint64_t now)
+{
+	switch (t->state) {
+	case SETTLE__V1__TX_STATE__COMMITTING:
+	case SETTLE__V1__TX_STATE__ROLLING_BACK:
+		return t->mode == SETTLE__V1__TX_MODE__TCC &&
+		       all_in_flight(d, gid, t->next_branch_id - 1, t->pending);
+	case SETTLE__V1__TX_STATE__SAGA_RUNNING:
+		if (t->recovery == SETTLE__V1__SAGA_RECOVERY__BACKWARD &&
+		    expired(d, t->expires_clock_ms, t->deadline_ms, now))
+			return false;
+		return all_in_flight(d, gid, t->branches, t->pending);
+	default:
+		return wal_tx_state_final(t->state);
+	}
+}
+
 /* What is due for a saga: actions while it runs, compensations (in the
- * order the FSM released them) once it compensates. */
+ * order the FSM released them) once it compensates. The steps are read
+ * in brief, and in full only those called. */
 static void act_saga(struct coord_driver *d, MDB_txn *txn,
 		     const Settle__V1__TxRecord *tx, uint64_t now)
 {
-	Settle__V1__BranchRecord **bs = NULL;
+	struct store_branch_brief *bs = NULL;
 	size_t n = 0;
 	bool running = tx->state == SETTLE__V1__TX_STATE__SAGA_RUNNING;
 
@@ -249,38 +280,44 @@ static void act_saga(struct coord_driver *d, MDB_txn *txn,
 		roll_back_expired(d, tx);
 		return;
 	}
-	if (running && all_in_flight(d, tx->gid, tx->branches, tx->pending))
-		return;
-	if (store_branches_list(d->c->store, txn, tx->gid, &bs, &n) != 0)
+	if (store_branches_brief_list(d->c->store, txn, tx->gid, &bs, &n) != 0)
 		return;
 	for (size_t i = 0; i < n && d->active; i++) {
-		const Settle__V1__BranchRecord *b = bs[i];
+		const struct store_branch_brief *st = &bs[i];
+		bool acting =
+		    st->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING;
+		Settle__V1__BranchRecord *b;
 
-		if (b->next_retry_ms > now)
+		if (!acting &&
+		    st->state != SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING)
 			continue;
-		if (b->state == SETTLE__V1__BRANCH_STATE__STEP_ACTING) {
-			if (running)
-				coord_drv_call_step(
-				    d, b, SETTLE__V1__SAGA_PHASE__PHASE_ACTION,
-				    now);
-			else
-				coord_drv_step_not_called(d, b);
-		} else if (b->state ==
-			   SETTLE__V1__BRANCH_STATE__STEP_COMPENSATING) {
+		if (st->next_retry_ms > now ||
+		    *flight_find(d, tx->gid, st->branch_id) != NULL)
+			continue;
+		if (store_branch_get(d->c->store, txn, tx->gid, st->branch_id,
+				     &b) != 0)
+			continue;
+		if (acting && running)
+			coord_drv_call_step(
+			    d, b, SETTLE__V1__SAGA_PHASE__PHASE_ACTION, now);
+		else if (acting)
+			coord_drv_step_not_called(d, b);
+		else
 			coord_drv_call_step(
 			    d, b, SETTLE__V1__SAGA_PHASE__PHASE_COMPENSATE,
 			    now);
-		}
+		settle__v1__branch_record__free_unpacked(b, NULL);
 	}
-	store_branches_free(bs, n);
+	free(bs);
 }
 
 void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now)
 {
 	struct coord *c = d->c;
-	Settle__V1__TxRecord *tx = NULL;
-	Settle__V1__BranchRecord *b = NULL, *next = NULL;
+	struct store_tx_brief tx;
+	struct store_branch_brief b, next;
+	Settle__V1__BranchRecord *rec = NULL;
 	MDB_txn *txn;
 
 	if (!d->active || fsm_level(&c->fsm) < FSM_LEVEL_SAGA_EARLY)
@@ -293,28 +330,25 @@ void coord_drv_call_early(struct coord_driver *d, const char *gid,
 	 * awaits may answer OK while the steps behind it stay PENDING for
 	 * good: those must not be called. Only the next step, and only if
 	 * it waits for this one alone (an ordered saga's next step; in a
-	 * DAG, others start when released): two reads, not the whole
-	 * saga. */
-	if (store_tx_get(c->store, txn, gid, &tx) != 0 ||
-	    tx->state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
-	    step >= tx->branches)
+	 * DAG, others start when released). Three brief reads, and the
+	 * whole record of the step called. */
+	if (store_tx_brief_get(c->store, txn, gid, &tx) != 0 ||
+	    tx.state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
+	    step >= tx.branches)
 		goto out;
-	if (store_branch_get(c->store, txn, gid, step, &b) != 0 ||
-	    b->state != SETTLE__V1__BRANCH_STATE__STEP_ACTING)
+	if (store_branch_brief_get(c->store, txn, gid, step, &b) != 0 ||
+	    b.state != SETTLE__V1__BRANCH_STATE__STEP_ACTING)
 		goto out;
-	if (store_branch_get(c->store, txn, gid, step + 1, &next) != 0)
+	if (store_branch_brief_get(c->store, txn, gid, step + 1, &next) != 0 ||
+	    next.state != SETTLE__V1__BRANCH_STATE__STEP_PENDING ||
+	    next.n_depends_on != 1 || next.depends_on_first != step)
 		goto out;
-	if (next->state == SETTLE__V1__BRANCH_STATE__STEP_PENDING &&
-	    next->n_depends_on == 1 && next->depends_on[0] == step)
-		coord_drv_call_step(d, next,
+	if (store_branch_get(c->store, txn, gid, step + 1, &rec) == 0) {
+		coord_drv_call_step(d, rec,
 				    SETTLE__V1__SAGA_PHASE__PHASE_ACTION, now);
+		settle__v1__branch_record__free_unpacked(rec, NULL);
+	}
 out:
-	if (next != NULL)
-		settle__v1__branch_record__free_unpacked(next, NULL);
-	if (b != NULL)
-		settle__v1__branch_record__free_unpacked(b, NULL);
-	if (tx != NULL)
-		settle__v1__tx_record__free_unpacked(tx, NULL);
 	store_read_end(txn);
 }
 
@@ -326,8 +360,14 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 	Settle__V1__TxRecord *tx = NULL;
 	Settle__V1__BranchRecord **bs = NULL;
 	size_t n = 0;
+	struct store_tx_brief brief;
 	int phase;
 
+	/* Most changes a leader hears of leave nothing to do: the brief
+	 * says so for a tenth of the full read. */
+	if (store_tx_brief_get(c->store, txn, gid, &brief) != 0 ||
+	    nothing_due(d, gid, &brief, now))
+		return;
 	if (store_tx_get(c->store, txn, gid, &tx) != 0)
 		return;
 	switch (tx->state) {
@@ -355,9 +395,6 @@ static void act(struct coord_driver *d, MDB_txn *txn, const char *gid,
 	default:
 		goto out;
 	}
-	if (tx->mode == SETTLE__V1__TX_MODE__TCC &&
-	    all_in_flight(d, gid, tx->next_branch_id - 1, tx->pending))
-		goto out;
 	if (store_branches_list(c->store, txn, gid, &bs, &n) != 0)
 		goto out;
 	/* Branches are called in parallel: each has its own call. An XA

@@ -156,7 +156,17 @@ int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w)
 }
 
 /* Field numbers in proto/settle.proto. */
-enum { TX_MODE = 2, TX_STATE = 3, TX_BRANCHES = 11, TX_FIELDS };
+enum {
+	TX_MODE = 2,
+	TX_STATE = 3,
+	TX_DEADLINE = 5,
+	TX_NEXT_BRANCH = 9,
+	TX_BRANCHES = 11,
+	TX_PENDING = 12,
+	TX_RECOVERY = 15,
+	TX_EXPIRES_CLOCK = 20,
+	TX_FIELDS
+};
 enum { BR_STATE = 6, BR_NEXT_RETRY = 8, BR_FIELDS, BR_DEPENDS_ON = 13 };
 
 int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
@@ -184,6 +194,11 @@ int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
 	out->mode = (int)(uint32_t)vals[TX_MODE];
 	out->state = (int)(uint32_t)vals[TX_STATE];
 	out->branches = (uint32_t)vals[TX_BRANCHES];
+	out->next_branch_id = (uint32_t)vals[TX_NEXT_BRANCH];
+	out->pending = (uint32_t)vals[TX_PENDING];
+	out->recovery = (int)(uint32_t)vals[TX_RECOVERY];
+	out->deadline_ms = vals[TX_DEADLINE];
+	out->expires_clock_ms = vals[TX_EXPIRES_CLOCK];
 	return rv;
 }
 

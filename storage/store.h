@@ -280,6 +280,11 @@ struct store_tx_brief {
 	int mode;  /* Settle__V1__TxMode */
 	int state; /* Settle__V1__TxState */
 	uint32_t branches;
+	uint32_t next_branch_id;
+	uint32_t pending;
+	int recovery; /* Settle__V1__SagaRecovery */
+	uint64_t deadline_ms;
+	uint64_t expires_clock_ms;
 };
 int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
 		       struct store_tx_brief *out);

@@ -362,6 +362,10 @@ Test(store, brief_reads_match_the_records)
 	tx.branches = 3;
 	tx.reason = "a reason before the fields read";
 	tx.deadline_ms = 1ull << 40;
+	tx.next_branch_id = 4;
+	tx.pending = 2;
+	tx.recovery = SETTLE__V1__SAGA_RECOVERY__FORWARD;
+	tx.expires_clock_ms = 123456789;
 	tx.xid.data = (uint8_t *)"xid";
 	tx.xid.len = 3;
 	uint32_t deps[] = {4, 7};
@@ -391,6 +395,11 @@ Test(store, brief_reads_match_the_records)
 	cr_expect_eq(tb.mode, SETTLE__V1__TX_MODE__SAGA);
 	cr_expect_eq(tb.state, SETTLE__V1__TX_STATE__SAGA_RUNNING);
 	cr_expect_eq(tb.branches, 3);
+	cr_expect_eq(tb.next_branch_id, 4);
+	cr_expect_eq(tb.pending, 2);
+	cr_expect_eq(tb.recovery, SETTLE__V1__SAGA_RECOVERY__FORWARD);
+	cr_expect_eq(tb.deadline_ms, 1ull << 40);
+	cr_expect_eq(tb.expires_clock_ms, 123456789);
 	cr_expect_eq(store_tx_brief_get(T.s, NULL, "saga-2", &tb),
 		     SETTLE_ENOTFOUND);
 
