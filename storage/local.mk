@@ -10,6 +10,7 @@ noinst_LTLIBRARIES += storage/libsettlestore.la
 storage_libsettlestore_la_SOURCES = \
 	storage/store.c storage/store.h storage/store_int.h \
 	storage/read.c \
+	storage/codec.c \
 	storage/write.c \
 	storage/history.c \
 	storage/info.c \
@@ -31,6 +32,7 @@ test_unit_test_storage_SOURCES = \
 	test/unit/storage/test_snapshot_check.c \
 	test/unit/storage/test_applied_log.c \
 	test/unit/storage/test_format.c \
+	test/unit/storage/test_codec.c \
 	test/unit/storage/helpers.c test/unit/storage/helpers.h
 test_unit_test_storage_CFLAGS = $(TEST_CFLAGS)
 # Snapshots saved by fuzz_snapshot, refused since restore checks every row.

@@ -11,7 +11,7 @@
 static int unpack(struct store *s, const ProtobufCMessageDescriptor *d,
 		  const MDB_val *v, ProtobufCMessage **out)
 {
-	*out = protobuf_c_message_unpack(d, NULL, v->mv_size, v->mv_data);
+	*out = store__unpack(d, v->mv_data, v->mv_size);
 	if (*out == NULL)
 		return store__fail(s, SETTLE_EPROTO,
 				   "stored %s does not decode", d->short_name);
@@ -84,75 +84,6 @@ int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 		rv = unpack_tx(s, &k, &v, out);
 	store_read_end(own);
 	return rv;
-}
-
-static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static void wire_rep(struct store__wire *w, uint64_t v)
-{
-	if (w->rep_n++ == 0)
-		w->rep_first = v;
-}
-
-int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w)
-{
-	const uint8_t *end = p + len;
-	while (p < end) {
-		uint64_t tag, v;
-		if (wire_varint(&p, end, &tag) != 0 || tag >> 3 == 0)
-			return -1;
-		uint64_t f = tag >> 3;
-		switch (tag & 7) {
-		case 0: /* varint */
-			if (wire_varint(&p, end, &v) != 0)
-				return -1;
-			if (w->rep != 0 && f == w->rep)
-				wire_rep(w, v);
-			else if (f < w->nvals)
-				w->vals[f] = v;
-			break;
-		case 1: /* 64-bit */
-			if (end - p < 8)
-				return -1;
-			p += 8;
-			break;
-		case 2: /* length-delimited: bytes, strings, packed */
-			if (wire_varint(&p, end, &v) != 0 ||
-			    v > (uint64_t)(end - p))
-				return -1;
-			if (w->rep != 0 && f == w->rep) {
-				const uint8_t *q = p;
-				uint64_t x;
-				while (q < p + v)
-					if (wire_varint(&q, p + v, &x) != 0)
-						return -1;
-					else
-						wire_rep(w, x);
-			}
-			p += v;
-			break;
-		case 5: /* 32-bit */
-			if (end - p < 4)
-				return -1;
-			p += 4;
-			break;
-		default: /* groups: not in our messages */
-			return -1;
-		}
-	}
-	return 0;
 }
 
 /* Field numbers in proto/settle.proto. */

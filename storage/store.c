@@ -122,16 +122,7 @@ size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
 int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,
 		size_t *len)
 {
-	size_t n = protobuf_c_message_get_packed_size(m);
-	/* malloc(0) may return NULL: keep one byte for empty messages. */
-	uint8_t *p = malloc(n > 0 ? n : 1);
-	if (p == NULL)
-		return store__fail(s, SETTLE_ENOMEM, "pack %s: out of memory",
-				   m->descriptor->short_name);
-	protobuf_c_message_pack(m, p);
-	*buf = p;
-	*len = n;
-	return 0;
+	return store__pack_into(s, m, NULL, 0, buf, len);
 }
 
 int store__version_put(struct store *s, MDB_txn *txn)

@@ -204,7 +204,7 @@ size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
 			  uint64_t v);
 
 /*
- * Scan the wire form of a protobuf message for a few varint fields,
+ * codec.c: scan the wire form of a protobuf message for a few varint fields,
  * without unpacking it. vals[f] (f < nvals) gets the last value of field
  * f, as a decoder keeps it; field rep, repeated (packed or not), gets its
  * count in *rep_n and its first value in *rep_first. vals, *rep_n and
@@ -218,6 +218,25 @@ struct store__wire {
 	uint64_t rep_first;
 };
 int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w);
+
+/*
+ * codec.c: stored records packed and unpacked. TxRecord and BranchRecord
+ * go through a one-pass codec that writes and builds exactly what
+ * protobuf-c does (free the result with the generated free_unpacked);
+ * every other message through protobuf-c.
+ *
+ * store__pack_into() packs m into the cap bytes at stack when it fits
+ * (stack may be NULL), else into a malloc'd buffer: *buf is stack or is
+ * the caller's to free. store__unpack() returns NULL when the bytes do not
+ * decode. store__codec_lean() says whether d takes the one-pass path (its
+ * fields are all of the kinds it handles).
+ */
+#define STORE__PACK_STACK 1024 /* a record's stack buffer: most fit */
+int store__pack_into(struct store *s, const ProtobufCMessage *m, uint8_t *stack,
+		     size_t cap, uint8_t **buf, size_t *len);
+ProtobufCMessage *store__unpack(const ProtobufCMessageDescriptor *d,
+				const uint8_t *p, size_t len);
+bool store__codec_lean(const ProtobufCMessageDescriptor *d);
 
 /* Pack a protobuf-c message into a malloc'd buffer. */
 int store__pack(struct store *s, const ProtobufCMessage *m, uint8_t **buf,

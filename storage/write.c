@@ -119,14 +119,16 @@ int store_tx_put_over(struct store *s, MDB_txn *txn,
 	 * the readers put it back (format 3). */
 	Settle__V1__TxRecord bare = *tx;
 	bare.gid = (char *)"";
-	uint8_t *buf;
+	uint8_t stack[STORE__PACK_STACK], *buf;
 	size_t len;
-	int rv = store__pack(s, &bare.base, &buf, &len);
+	int rv =
+	    store__pack_into(s, &bare.base, stack, sizeof stack, &buf, &len);
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen, buf, len,
 		 "put tx");
-	free(buf);
+	if (buf != stack)
+		free(buf);
 	if (rv != 0)
 		return rv;
 	store_tx_rows_of(tx, &new);
@@ -211,13 +213,15 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 	/* Without its gid, as a tx record (store_tx_put()). */
 	Settle__V1__BranchRecord bare = *b;
 	bare.gid = (char *)"";
-	uint8_t *buf;
+	uint8_t stack[STORE__PACK_STACK], *buf;
 	size_t len;
-	int rv = store__pack(s, &bare.base, &buf, &len);
+	int rv =
+	    store__pack_into(s, &bare.base, stack, sizeof stack, &buf, &len);
 	if (rv != 0)
 		return rv;
 	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");
-	free(buf);
+	if (buf != stack)
+		free(buf);
 	return rv;
 }
 
