@@ -7,7 +7,6 @@
  * the XA parts of requests are in dispatch_xa.c, the calls held for a
  * transaction to move in waiters.c.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,7 +292,7 @@ void dispatch__propose(struct coord *c, struct rpc_call *call, int method,
 	    wait_ms == 0
 		? WAIT_DEFAULT_MS
 		: (wait_ms > COORD_WAIT_MAX_MS ? COORD_WAIT_MAX_MS : wait_ms);
-	snprintf(p->gid, sizeof p->gid, "%s", gid != NULL ? gid : "");
+	wal_gid_copy(p->gid, gid != NULL ? gid : "");
 	rv = coord_propose(c, cmd, proposed, p);
 	if (rv != 0) {
 		free(p);
@@ -332,15 +331,37 @@ bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
  * tables keyed by gid grow at their end, where LMDB fills a page before it
  * starts the next; out of order, most pages are split in the middle and
  * stay half full. */
+/* v in hex, at least width digits (zero-padded): as "%0*" PRIx64 would,
+ * for every transaction without snprintf. Returns the end. */
+static char *put_hex(char *p, uint64_t v, int width)
+{
+	static const char digit[] = "0123456789abcdef";
+	int n = 1;
+
+	while (n < 16 && (v >> (4 * n)) != 0)
+		n++;
+	if (n < width)
+		n = width;
+	for (int i = n - 1; i >= 0; i--)
+		*p++ = i < 16 ? digit[(v >> (4 * i)) & 0xf] : '0';
+	return p;
+}
+
 static void new_gid(char *out, size_t len, uint64_t now)
 {
 	uint8_t r[16];
 	uint64_t x, v = coord_stamp(now);
+	char buf[40], *p = buf;
 
 	coord_random_id(r);
 	memcpy(&x, r, sizeof x);
-	snprintf(out, len, "%011" PRIx64 "-%04" PRIx64 "%012" PRIx64, v >> 16,
-		 v & 0xffff, x & (uint64_t)0xffffffffffff);
+	p = put_hex(p, v >> 16, 11);
+	*p++ = '-';
+	p = put_hex(p, v & 0xffff, 4);
+	p = put_hex(p, x & (uint64_t)0xffffffffffff, 12);
+	size_t n = (size_t)(p - buf) < len ? (size_t)(p - buf) : len - 1;
+	memcpy(out, buf, n);
+	out[n] = '\0';
 }
 
 /*

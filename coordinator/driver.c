@@ -77,7 +77,7 @@ bool coord_drv_flight_add(struct coord_driver *d, const char *gid, uint32_t bid)
 		return false;
 	f->next = NULL;
 	f->branch_id = bid;
-	coord_drv_gid_copy(f->gid, gid);
+	wal_gid_copy(f->gid, gid);
 	*pp = f;
 	d->n_flights++;
 	return true;
@@ -144,7 +144,7 @@ struct op *coord_drv_op_new(struct coord_driver *d, const char *gid,
 	o->d = d;
 	o->epoch = d->epoch;
 	o->branch_id = bid;
-	coord_drv_gid_copy(o->gid, gid);
+	wal_gid_copy(o->gid, gid);
 	return o;
 }
 
@@ -431,7 +431,7 @@ static int collect(void *data, const char *gid, uint64_t due_ms)
 	struct scan *s = data;
 
 	(void)due_ms;
-	snprintf(s->gids[s->n++], WAL_GID_MAX + 1, "%s", gid);
+	wal_gid_copy(s->gids[s->n++], gid);
 	return 0;
 }
 
@@ -566,7 +566,7 @@ void coord_driver_notify(struct coord *c, const Settle__V1__TxRecord *tx)
 	 * the loop, outside raft's apply path. A full hot list is fine: the
 	 * periodic scan picks the rest up. */
 	if (d->n_hot < HOT_MAX)
-		snprintf(d->hot[d->n_hot++], WAL_GID_MAX + 1, "%s", tx->gid);
+		wal_gid_copy(d->hot[d->n_hot++], tx->gid);
 	coord_drv_kick(d);
 }
 

@@ -315,7 +315,7 @@ static void step_answered(struct op *o, const struct rpc_result *res)
 		uint32_t step = o->branch_id;
 
 		/* o may be gone once recorded; its result goes first. */
-		coord_drv_gid_copy(gid, o->gid);
+		wal_gid_copy(gid, o->gid);
 		record_result(d, o);
 		coord_drv_call_early(d, gid, step, now);
 		return;

@@ -18,17 +18,6 @@
 
 struct coord_xa_pool;
 
-/* Copy gid (at most WAL_GID_MAX bytes) into dst: per call and answer, so
- * no snprintf. */
-static inline void coord_drv_gid_copy(char dst[WAL_GID_MAX + 1],
-				      const char *gid)
-{
-	size_t n = strnlen(gid, WAL_GID_MAX);
-
-	memcpy(dst, gid, n);
-	dst[n] = '\0';
-}
-
 struct flight {
 	struct flight *next;
 	uint32_t branch_id; /* 0: the transaction itself (deadline) */

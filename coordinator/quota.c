@@ -102,7 +102,7 @@ void coord_quota_begun(struct coord_quota *q, const char *gid, const char *addr)
 	t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return;
-	snprintf(t->gid, sizeof t->gid, "%s", gid);
+	wal_gid_copy(t->gid, gid);
 	t->client = c;
 	*tp = t;
 	c->open++;

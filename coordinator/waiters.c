@@ -228,7 +228,7 @@ struct coord_waiter *coord_waiter_add(struct coord *c, struct rpc_call *call,
 		return NULL;
 	w->c = c;
 	w->call = call;
-	snprintf(w->gid, sizeof w->gid, "%s", gid);
+	wal_gid_copy(w->gid, gid);
 	uv_timer_init(c->loop, &w->timer);
 	w->timer.data = w;
 	uv_timer_start(&w->timer, waiter_timeout, wait_ms, 0);

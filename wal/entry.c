@@ -198,6 +198,33 @@ static int check_branch(const char *endpoint, const char *resource,
 	return 0;
 }
 
+/* One branch a Begin declares: a TCC branch in a TCC Begin, an RM branch
+ * in an XA one. field names it in messages. */
+static int check_declared(int mode, const Settle__V1__BranchDecl *d,
+			  const char *field, char *errmsg, size_t errmsg_len)
+{
+	if (mode != SETTLE__V1__TX_MODE__XA) {
+		if (d->rm != NULL && d->rm[0] != 0)
+			return BAD(SETTLE_EINVAL,
+				   "%srm is for XA transactions only", field);
+		return check_branch(d->endpoint, d->resource, d->payload.len,
+				    field, errmsg, errmsg_len);
+	}
+	if (wal_xa_rm_validate(d->rm) != 0)
+		return BAD(SETTLE_EINVAL,
+			   "%srm must be 1..%d characters of A-Z a-z "
+			   "0-9 _ . - (an XA transaction declares RM "
+			   "branches only)",
+			   field, WAL_XA_RM_MAX);
+	if ((d->endpoint != NULL && d->endpoint[0] != 0) ||
+	    (d->resource != NULL && d->resource[0] != 0) || d->payload.len != 0)
+		return BAD(SETTLE_EINVAL,
+			   "%san RM branch (rm) has no endpoint, "
+			   "resource or payload",
+			   field);
+	return 0;
+}
+
 /* The branches a Begin declares: as many as a transaction may have, each
  * as REGISTER_BRANCH checks it (TCC branches in a TCC Begin, RM branches
  * in an XA one), and all in one entry. */
@@ -206,7 +233,6 @@ static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
 {
 	const Settle__V1__CmdBegin *b = cmd->begin;
 	char field[40];
-	int rv;
 
 	if (b->n_branches == 0)
 		return 0;
@@ -221,33 +247,13 @@ static int check_begin_branches(const Settle__V1__Command *cmd, char *errmsg,
 			   "branches: %zu declared, over the limit of %d",
 			   b->n_branches, WAL_MAX_BRANCHES);
 	for (size_t i = 0; i < b->n_branches; i++) {
-		const Settle__V1__BranchDecl *d = b->branches[i];
-		snprintf(field, sizeof field, "branches[%zu].", i);
-		if (b->mode != SETTLE__V1__TX_MODE__XA) {
-			if (d->rm != NULL && d->rm[0] != 0)
-				return BAD(SETTLE_EINVAL,
-					   "%srm is for XA transactions only",
-					   field);
-			rv = check_branch(d->endpoint, d->resource,
-					  d->payload.len, field, errmsg,
-					  errmsg_len);
-			if (rv != 0)
-				return rv;
+		/* Checked without a message first: the branch's name is
+		 * formatted only for one that fails. */
+		if (check_declared(b->mode, b->branches[i], "", NULL, 0) == 0)
 			continue;
-		}
-		if (wal_xa_rm_validate(d->rm) != 0)
-			return BAD(SETTLE_EINVAL,
-				   "%srm must be 1..%d characters of A-Z a-z "
-				   "0-9 _ . - (an XA transaction declares RM "
-				   "branches only)",
-				   field, WAL_XA_RM_MAX);
-		if ((d->endpoint != NULL && d->endpoint[0] != 0) ||
-		    (d->resource != NULL && d->resource[0] != 0) ||
-		    d->payload.len != 0)
-			return BAD(SETTLE_EINVAL,
-				   "%san RM branch (rm) has no endpoint, "
-				   "resource or payload",
-				   field);
+		snprintf(field, sizeof field, "branches[%zu].", i);
+		return check_declared(b->mode, b->branches[i], field, errmsg,
+				      errmsg_len);
 	}
 	/* Each payload may be within its limit and the sum over one entry's:
 	 * refused here rather than by the encoder, with a reason. */

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "settle.pb-c.h"
 
@@ -126,5 +127,15 @@ int wal_gid_validate(const char *gid);
  * decimal. At most WAL_ENDPOINT_MAX bytes. Returns 0 or SETTLE_EINVAL.
  */
 int wal_endpoint_validate(const char *endpoint);
+
+/* Copy gid, at most WAL_GID_MAX bytes of it, into dst: for the hot
+ * paths, where snprintf's "%s" costs ten times as much. */
+static inline void wal_gid_copy(char dst[WAL_GID_MAX + 1], const char *gid)
+{
+	size_t n = strnlen(gid, WAL_GID_MAX);
+
+	memcpy(dst, gid, n);
+	dst[n] = '\0';
+}
 
 #endif /* SETTLE_WAL_ENTRY_H */

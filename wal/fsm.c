@@ -110,7 +110,7 @@ void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx)
 		a->stored = (struct store_tx_rows){0};
 	} else {
 		store_tx_rows_of(tx, &a->stored);
-		snprintf(a->stored_gid, sizeof a->stored_gid, "%s", tx->gid);
+		wal_gid_copy(a->stored_gid, tx->gid);
 	}
 	a->stored_known = true;
 }
@@ -219,7 +219,7 @@ int fsm__add_event(struct apply *a, const char *kind, uint32_t branch_id,
 			return rv;
 	}
 	if (a->ev_len == 0)
-		snprintf(a->evgid, sizeof a->evgid, "%s", a->tx.gid);
+		wal_gid_copy(a->evgid, a->tx.gid);
 	if (store_event_frame(&ev, &a->ev, &a->ev_len, &a->ev_cap) != 0)
 		return fsm__fail(a, SETTLE_ENOMEM, "event: out of memory");
 	return 0;
@@ -282,7 +282,7 @@ static int do_begin(struct apply *a, const Settle__V1__CmdBegin *c)
 	if (rv != SETTLE_ENOTFOUND)
 		return fsm__store_fail(a, rv, "get tx");
 	fsm__stored_rows(a, NULL);
-	snprintf(a->stored_gid, sizeof a->stored_gid, "%s", c->gid);
+	wal_gid_copy(a->stored_gid, c->gid);
 	Settle__V1__TxRecord *tx = &a->tx;
 	settle__v1__tx_record__init(tx);
 	tx->gid = c->gid;
