@@ -36,6 +36,11 @@ test_fuzz_fuzz_journal_SOURCES = test/fuzz/fuzz_journal.c $(FUZZ_DRIVER)
 test_fuzz_fuzz_journal_LDADD = $(FUZZ_STORE_LIBS)
 TESTS += test/fuzz/fuzz_journal
 
+check_PROGRAMS += test/fuzz/fuzz_record
+test_fuzz_fuzz_record_SOURCES = test/fuzz/fuzz_record.c $(FUZZ_DRIVER)
+test_fuzz_fuzz_record_LDADD = $(FUZZ_STORE_LIBS)
+TESTS += test/fuzz/fuzz_record
+
 check_PROGRAMS += test/fuzz/fuzz_snapshot
 test_fuzz_fuzz_snapshot_SOURCES = test/fuzz/fuzz_snapshot.c $(FUZZ_DRIVER) \
 	$(FUZZ_HISTORY)
