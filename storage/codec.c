@@ -101,22 +101,7 @@ bool store__codec_lean(const ProtobufCMessageDescriptor *d)
 
 static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
+	return p + store__put_varint(p, v);
 }
 
 static uint8_t *put_tag(uint8_t *p, uint32_t id, unsigned wire)
@@ -200,7 +185,7 @@ static uint8_t *pack_repeated(const ProtobufCFieldDescriptor *f, const void *m,
 	}
 	size_t body = 0;
 	for (size_t j = 0; j < k; j++)
-		body += varint_len(v[j]);
+		body += store__varint_len(v[j]);
 	p = put_varint(put_tag(p, f->id, 2), body);
 	for (size_t j = 0; j < k; j++)
 		p = put_varint(p, v[j]);
@@ -258,22 +243,6 @@ int store__pack_into(struct store *s, const ProtobufCMessage *m, uint8_t *stack,
 	return 0;
 }
 
-/* ---- Reading ------------------------------------------------------------ */
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* ---- Scanning: the brief reads of read.c ------------------------------- */
 
 static void wire_rep(struct store__wire *w, uint64_t v)
@@ -287,12 +256,12 @@ int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w)
 	const uint8_t *end = p + len;
 	while (p < end) {
 		uint64_t tag, v;
-		if (get_varint(&p, end, &tag) != 0 || tag >> 3 == 0)
+		if (!store__get_varint(&p, end, &tag) || tag >> 3 == 0)
 			return -1;
 		uint64_t f = tag >> 3;
 		switch (tag & 7) {
 		case 0: /* varint */
-			if (get_varint(&p, end, &v) != 0)
+			if (!store__get_varint(&p, end, &v))
 				return -1;
 			if (w->rep != 0 && f == w->rep)
 				wire_rep(w, v);
@@ -305,14 +274,14 @@ int store__wire_scan(const uint8_t *p, size_t len, struct store__wire *w)
 			p += 8;
 			break;
 		case 2: /* length-delimited: bytes, strings, packed */
-			if (get_varint(&p, end, &v) != 0 ||
+			if (!store__get_varint(&p, end, &v) ||
 			    v > (uint64_t)(end - p))
 				return -1;
 			if (w->rep != 0 && f == w->rep) {
 				const uint8_t *q = p;
 				uint64_t x;
 				while (q < p + v)
-					if (get_varint(&q, p + v, &x) != 0)
+					if (!store__get_varint(&q, p + v, &x))
 						return -1;
 					else
 						wire_rep(w, x);
@@ -404,7 +373,7 @@ static int add_repeated(const ProtobufCFieldDescriptor *f, void *m,
 	}
 	const uint8_t *q = b;
 	while (q < b + len) {
-		if (get_varint(&q, b + len, &v) != 0)
+		if (!store__get_varint(&q, b + len, &v))
 			return -1;
 		a[(*k)++] = (uint32_t)v;
 	}
@@ -419,7 +388,7 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 	uint64_t seen = 0;
 	while (p < end) {
 		uint64_t tag, v;
-		if (get_varint(&p, end, &tag) != 0 || (tag >> 3) == 0 ||
+		if (!store__get_varint(&p, end, &tag) || (tag >> 3) == 0 ||
 		    (tag >> 3) > LEAN_MAX_FIELD)
 			return -1;
 		const ProtobufCFieldDescriptor *f = l->by_num[tag >> 3];
@@ -433,13 +402,13 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 			seen |= 1ull << f->id;
 		}
 		if (wire == 0) {
-			if (get_varint(&p, end, &v) != 0)
+			if (!store__get_varint(&p, end, &v))
 				return -1;
 			if (repeated ? add_repeated(f, m, NULL, 0, false, v)
 				     : set_scalar(f, m, v))
 				return -1;
 		} else if (wire == 2) {
-			if (get_varint(&p, end, &v) != 0 ||
+			if (!store__get_varint(&p, end, &v) ||
 			    v > (uint64_t)(end - p))
 				return -1;
 			if (repeated ? add_repeated(f, m, p, v, true, 0)

@@ -36,42 +36,6 @@
  * up to about half a 4 KiB page stays inside the B-tree page). */
 #define HISTORY_CHUNK 1536
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-/* A varint at *p (before end) into *v; false if cut short or too long. */
-static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (*p == end)
-			return false;
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* The kinds the state machine writes, by code. A code, once given, is
  * never reused or moved: stored events hold it. New kinds go at the end
  * (or are stored spelt out, code 0). */
@@ -101,9 +65,10 @@ static const char *str_or_empty(const char *s)
 static size_t event_size(const Settle__V1__Event *ev, uint8_t code)
 {
 	size_t klen = strlen(str_or_empty(ev->kind));
-	return 1 + (code == 0 ? varint_len(klen) + klen : 0) +
-	       varint_len(ev->seq) + varint_len(ev->time_ms) +
-	       varint_len(ev->branch_id) + strlen(str_or_empty(ev->detail));
+	return 1 + (code == 0 ? store__varint_len(klen) + klen : 0) +
+	       store__varint_len(ev->seq) + store__varint_len(ev->time_ms) +
+	       store__varint_len(ev->branch_id) +
+	       strlen(str_or_empty(ev->detail));
 }
 
 static size_t event_encode(const Settle__V1__Event *ev, uint8_t code,
@@ -114,13 +79,13 @@ static size_t event_encode(const Settle__V1__Event *ev, uint8_t code,
 	size_t n = 0, klen = strlen(kind), dlen = strlen(detail);
 	out[n++] = code;
 	if (code == 0) {
-		n += put_varint(out + n, klen);
+		n += store__put_varint(out + n, klen);
 		memcpy(out + n, kind, klen);
 		n += klen;
 	}
-	n += put_varint(out + n, ev->seq);
-	n += put_varint(out + n, ev->time_ms);
-	n += put_varint(out + n, ev->branch_id);
+	n += store__put_varint(out + n, ev->seq);
+	n += store__put_varint(out + n, ev->time_ms);
+	n += store__put_varint(out + n, ev->branch_id);
 	memcpy(out + n, detail, dlen);
 	return n + dlen;
 }
@@ -148,13 +113,15 @@ int store__event_decode(const uint8_t *p, size_t len, Settle__V1__Event **out)
 	if (code >= N_KINDS)
 		return SETTLE_EPROTO;
 	if (code == 0) {
-		if (!get_varint(&p, end, &klen) || klen > (uint64_t)(end - p))
+		if (!store__get_varint(&p, end, &klen) ||
+		    klen > (uint64_t)(end - p))
 			return SETTLE_EPROTO;
 		kind = p;
 		p += klen;
 	}
-	if (!get_varint(&p, end, &seq) || !get_varint(&p, end, &time_ms) ||
-	    !get_varint(&p, end, &branch) || branch > UINT32_MAX)
+	if (!store__get_varint(&p, end, &seq) ||
+	    !store__get_varint(&p, end, &time_ms) ||
+	    !store__get_varint(&p, end, &branch) || branch > UINT32_MAX)
 		return SETTLE_EPROTO;
 	/* Freed by settle__v1__event__free_unpacked(): the message and its
 	 * strings, each malloc'd, as protobuf-c's own unpack leaves them. */
@@ -268,7 +235,7 @@ static int history_append_run(struct store *s, MDB_txn *txn, const void *gid,
 			chunk++;
 			n = base = 0;
 		}
-		n += put_varint(buf + n, evlen);
+		n += store__put_varint(buf + n, evlen);
 		memcpy(buf + n, ev, evlen);
 		n += evlen;
 	}
@@ -324,7 +291,7 @@ int store_event_frame(const Settle__V1__Event *ev, uint8_t **buf, size_t *len,
 		*buf = p;
 		*cap = c;
 	}
-	*len += put_varint(*buf + *len, n);
+	*len += store__put_varint(*buf + *len, n);
 	*len += event_encode(ev, code, *buf + *len);
 	return 0;
 }

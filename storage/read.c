@@ -64,26 +64,44 @@ static int unpack_branch(struct store *s, const char *gid, const MDB_val *v,
 	return rv;
 }
 
+/* The row of key in db, handed to decode while the read transaction that
+ * found it is open (v points into the map). */
+typedef int (*decode_fn)(struct store *s, const MDB_val *k, const MDB_val *v,
+			 void *arg);
+
+static int get_row(struct store *s, MDB_txn *txn, int db, MDB_val *k,
+		   const char *what, decode_fn decode, void *arg)
+{
+	MDB_txn *t, *own;
+	int rv = store__read_txn(s, txn, &t, &own);
+	if (rv != 0)
+		return rv;
+	MDB_val v;
+	int rc = mdb_get(t, s->dbi[db], k, &v);
+	if (rc == MDB_NOTFOUND)
+		rv = SETTLE_ENOTFOUND;
+	else if (rc != 0)
+		rv = store__mdb_fail(s, rc, what);
+	else
+		rv = decode(s, k, &v, arg);
+	store_read_end(own);
+	return rv;
+}
+
+static int decode_tx(struct store *s, const MDB_val *k, const MDB_val *v,
+		     void *arg)
+{
+	return unpack_tx(s, k, v, arg);
+}
+
 int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 		 Settle__V1__TxRecord **out)
 {
 	int glen = store__gid_len(gid);
 	if (glen < 0)
 		return store__fail(s, SETTLE_EINVAL, "tx get: bad gid");
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
-	if (rv != 0)
-		return rv;
-	MDB_val k = {(size_t)glen, (void *)gid}, v;
-	int rc = mdb_get(t, s->dbi[STORE_DB_TXS], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rv = SETTLE_ENOTFOUND;
-	else if (rc != 0)
-		rv = store__mdb_fail(s, rc, "get tx");
-	else
-		rv = unpack_tx(s, &k, &v, out);
-	store_read_end(own);
-	return rv;
+	MDB_val k = {(size_t)glen, (void *)gid};
+	return get_row(s, txn, STORE_DB_TXS, &k, "get tx", decode_tx, out);
 }
 
 /* Field numbers in proto/settle.proto. */
@@ -100,28 +118,16 @@ enum {
 };
 enum { BR_STATE = 6, BR_NEXT_RETRY = 8, BR_FIELDS, BR_DEPENDS_ON = 13 };
 
-int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
-		       struct store_tx_brief *out)
+static int decode_tx_brief(struct store *s, const MDB_val *k, const MDB_val *v,
+			   void *arg)
 {
-	int glen = store__gid_len(gid);
-	if (glen < 0)
-		return store__fail(s, SETTLE_EINVAL, "tx brief: bad gid");
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
-	if (rv != 0)
-		return rv;
-	MDB_val k = {(size_t)glen, (void *)gid}, v;
+	struct store_tx_brief *out = arg;
 	uint64_t vals[TX_FIELDS] = {0};
 	struct store__wire w = {.vals = vals, .nvals = TX_FIELDS};
-	int rc = mdb_get(t, s->dbi[STORE_DB_TXS], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rv = SETTLE_ENOTFOUND;
-	else if (rc != 0)
-		rv = store__mdb_fail(s, rc, "get tx");
-	else if (store__wire_scan(v.mv_data, v.mv_size, &w) != 0)
-		rv = store__fail(s, SETTLE_EPROTO,
-				 "stored TxRecord of %s does not decode", gid);
-	store_read_end(own);
+	if (store__wire_scan(v->mv_data, v->mv_size, &w) != 0)
+		return store__fail(s, SETTLE_EPROTO,
+				   "stored TxRecord of %.*s does not decode",
+				   (int)k->mv_size, (const char *)k->mv_data);
 	out->mode = (int)(uint32_t)vals[TX_MODE];
 	out->state = (int)(uint32_t)vals[TX_STATE];
 	out->branches = (uint32_t)vals[TX_BRANCHES];
@@ -130,7 +136,18 @@ int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
 	out->recovery = (int)(uint32_t)vals[TX_RECOVERY];
 	out->deadline_ms = vals[TX_DEADLINE];
 	out->expires_clock_ms = vals[TX_EXPIRES_CLOCK];
-	return rv;
+	return 0;
+}
+
+int store_tx_brief_get(struct store *s, MDB_txn *txn, const char *gid,
+		       struct store_tx_brief *out)
+{
+	int glen = store__gid_len(gid);
+	if (glen < 0)
+		return store__fail(s, SETTLE_EINVAL, "tx brief: bad gid");
+	MDB_val k = {(size_t)glen, (void *)gid};
+	return get_row(s, txn, STORE_DB_TXS, &k, "get tx", decode_tx_brief,
+		       out);
 }
 
 /* A branch's brief from its stored bytes v: -1 if they do not decode. */
@@ -149,31 +166,47 @@ static int branch_brief(const MDB_val *v, uint32_t branch_id,
 	return rv;
 }
 
-int store_branch_brief_get(struct store *s, MDB_txn *txn, const char *gid,
-			   uint32_t branch_id, struct store_branch_brief *out)
+/* The branch id at the end of a branch key (gid, NUL, big-endian id). */
+static uint32_t key_branch_id(const MDB_val *k)
+{
+	return store__get_be32((const uint8_t *)k->mv_data + k->mv_size - 4);
+}
+
+static int decode_branch_brief(struct store *s, const MDB_val *k,
+			       const MDB_val *v, void *arg)
+{
+	if (branch_brief(v, key_branch_id(k), arg) != 0)
+		return store__fail(s, SETTLE_EPROTO,
+				   "stored BranchRecord of %.*s does not "
+				   "decode",
+				   (int)k->mv_size - 5,
+				   (const char *)k->mv_data);
+	return 0;
+}
+
+/* The key of gid's branch_id in buf (STORE__KEY_MAX bytes), or an
+ * error for a bad gid. */
+static int branch_key(struct store *s, const char *gid, uint32_t branch_id,
+		      uint8_t *buf, MDB_val *k, const char *what)
 {
 	int glen = store__gid_len(gid);
 	if (glen < 0)
-		return store__fail(s, SETTLE_EINVAL, "branch brief: bad gid");
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
+		return store__fail(s, SETTLE_EINVAL, "%s: bad gid", what);
+	k->mv_size = store__key_gid_u32(buf, gid, (size_t)glen, branch_id);
+	k->mv_data = buf;
+	return 0;
+}
+
+int store_branch_brief_get(struct store *s, MDB_txn *txn, const char *gid,
+			   uint32_t branch_id, struct store_branch_brief *out)
+{
+	uint8_t key[STORE__KEY_MAX];
+	MDB_val k;
+	int rv = branch_key(s, gid, branch_id, key, &k, "branch brief");
 	if (rv != 0)
 		return rv;
-	uint8_t key[STORE__KEY_MAX];
-	MDB_val k = {store__key_gid_u32(key, gid, (size_t)glen, branch_id),
-		     key};
-	MDB_val v;
-	int rc = mdb_get(t, s->dbi[STORE_DB_BRANCHES], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rv = SETTLE_ENOTFOUND;
-	else if (rc != 0)
-		rv = store__mdb_fail(s, rc, "get branch");
-	else if (branch_brief(&v, branch_id, out) != 0)
-		rv = store__fail(s, SETTLE_EPROTO,
-				 "stored BranchRecord of %s does not decode",
-				 gid);
-	store_read_end(own);
-	return rv;
+	return get_row(s, txn, STORE_DB_BRANCHES, &k, "get branch",
+		       decode_branch_brief, out);
 }
 
 int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
@@ -217,8 +250,7 @@ int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
 			arr = p;
 			cap = ncap;
 		}
-		uint32_t id = store__get_be32((uint8_t *)k.mv_data + plen);
-		if (branch_brief(&v, id, &arr[cnt++]) != 0)
+		if (branch_brief(&v, key_branch_id(&k), &arr[cnt++]) != 0)
 			rv = store__fail(s, SETTLE_EPROTO,
 					 "stored BranchRecord of %s does not "
 					 "decode",
@@ -237,29 +269,30 @@ int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
 	return 0;
 }
 
+struct branch_out {
+	const char *gid;
+	Settle__V1__BranchRecord **out;
+};
+
+static int decode_branch(struct store *s, const MDB_val *k, const MDB_val *v,
+			 void *arg)
+{
+	struct branch_out *o = arg;
+	(void)k;
+	return unpack_branch(s, o->gid, v, o->out);
+}
+
 int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
 		     uint32_t branch_id, Settle__V1__BranchRecord **out)
 {
-	int glen = store__gid_len(gid);
-	if (glen < 0)
-		return store__fail(s, SETTLE_EINVAL, "branch get: bad gid");
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
+	uint8_t key[STORE__KEY_MAX];
+	MDB_val k;
+	struct branch_out o = {gid, out};
+	int rv = branch_key(s, gid, branch_id, key, &k, "branch get");
 	if (rv != 0)
 		return rv;
-	uint8_t key[STORE__KEY_MAX];
-	MDB_val k = {store__key_gid_u32(key, gid, (size_t)glen, branch_id),
-		     key};
-	MDB_val v;
-	int rc = mdb_get(t, s->dbi[STORE_DB_BRANCHES], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rv = SETTLE_ENOTFOUND;
-	else if (rc != 0)
-		rv = store__mdb_fail(s, rc, "get branch");
-	else
-		rv = unpack_branch(s, gid, &v, out);
-	store_read_end(own);
-	return rv;
+	return get_row(s, txn, STORE_DB_BRANCHES, &k, "get branch",
+		       decode_branch, &o);
 }
 
 static void free_msgs(ProtobufCMessage **arr, size_t n)

@@ -203,6 +203,45 @@ size_t store__key_gid_u32(uint8_t *buf, const char *gid, size_t glen,
 size_t store__key_gid_u64(uint8_t *buf, const char *gid, size_t glen,
 			  uint64_t v);
 
+/* Varints as protobuf writes them (the history's events use them too):
+ * put returns the bytes written, at most 10; get takes one at *p before
+ * end, false if it is cut short or longer than 10 bytes. */
+static inline size_t store__put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static inline size_t store__varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline bool store__get_varint(const uint8_t **p, const uint8_t *end,
+				     uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p == end)
+			return false;
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * codec.c: scan the wire form of a protobuf message for a few varint fields,
  * without unpacking it. vals[f] (f < nvals) gets the last value of field
