@@ -267,6 +267,30 @@ int client__call(settle_client *c, int method, const ProtobufCMessage *req,
 	}
 }
 
+int client__send(settle_client *c, int method, const ProtobufCMessage *req)
+{
+	const char *op = client__method_name(method);
+	const char *target = c->hint[0] != '\0' ? c->hint : c->eps[c->cur];
+	struct client_conn *conn = &c->conn;
+	char detail[300];
+	int rv;
+
+	if (conn->fd < 0 || strcmp(conn->endpoint, target) != 0) {
+		rv = client_conn_open(
+		    conn, target, settle_mono_ms() + c->opts.connect_timeout_ms,
+		    detail, sizeof(detail));
+		if (rv != 0) {
+			client__errf(c, "%s: %s", op, detail);
+			return rv;
+		}
+	}
+	rv = client_conn_send(conn, method, req,
+			      settle_mono_ms() + c->opts.call_timeout_ms);
+	if (rv != 0)
+		client__errf(c, "%s: %s: %s", op, target, settle_strerror(rv));
+	return rv;
+}
+
 int settle_client_call(settle_client *c, int method,
 		       const ProtobufCMessage *req,
 		       const ProtobufCMessageDescriptor *resp_desc,

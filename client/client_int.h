@@ -56,6 +56,10 @@ int client__call(settle_client *c, int method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc,
 		 ProtobufCMessage **resp, uint32_t extra_ms);
 
+/* Send req once to the node the next call would try first (the leader it
+ * last found) and return without the answer: no retry, no redirect. */
+int client__send(settle_client *c, int method, const ProtobufCMessage *req);
+
 /* SETTLE_EINVAL with "OP: gid is required" / "... longer than" in the
  * handle's errmsg for a missing (unless may_be_empty) or too long gid. */
 int client__check_gid(settle_client *c, const char *op, const char *gid,

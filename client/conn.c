@@ -394,26 +394,47 @@ static int recv_frame(struct client_conn *c, uint64_t deadline,
 	}
 }
 
-int client_conn_call(struct client_conn *c, int method,
-		     const ProtobufCMessage *req, uint64_t deadline,
-		     Settle__V1__Frame **resp)
+/* Send req under a new id (*id): 0, or the connection is closed unless
+ * nothing was sent. */
+static int send_request(struct client_conn *c, int method,
+			const ProtobufCMessage *req, uint64_t deadline,
+			uint64_t *id)
 {
 	uint8_t *buf;
 	size_t len;
-	uint64_t id;
 	int rv;
 
 	if (c->fd < 0)
 		return SETTLE_ECLOSED;
-	id = c->next_id++;
-	rv = rpc_frame_encode(id, method, 0, req, 0, NULL, NULL, c->max_frame,
+	*id = c->next_id++;
+	rv = rpc_frame_encode(*id, method, 0, req, 0, NULL, NULL, c->max_frame,
 			      &buf, &len);
 	if (rv != 0)
 		return rv; /* nothing sent: the connection stays usable */
 	rv = send_all(c, buf, len, deadline);
 	free(buf);
 	if (rv != 0)
-		goto err;
+		client_conn_close(c);
+	return rv;
+}
+
+int client_conn_send(struct client_conn *c, int method,
+		     const ProtobufCMessage *req, uint64_t deadline)
+{
+	uint64_t id;
+
+	return send_request(c, method, req, deadline, &id);
+}
+
+int client_conn_call(struct client_conn *c, int method,
+		     const ProtobufCMessage *req, uint64_t deadline,
+		     Settle__V1__Frame **resp)
+{
+	uint64_t id;
+	int rv = send_request(c, method, req, deadline, &id);
+
+	if (rv != 0)
+		return rv;
 	for (;;) {
 		Settle__V1__Frame *f;
 		rv = recv_frame(c, deadline, &f);

@@ -57,4 +57,12 @@ int client_conn_call(struct client_conn *c, int method,
 		     const ProtobufCMessage *req, uint64_t deadline,
 		     Settle__V1__Frame **resp);
 
+/*
+ * Send req as a request and return without its answer, which the next
+ * client_conn_call() on c skips when it comes (a late answer). Errors as
+ * for client_conn_call(), for the sending only.
+ */
+int client_conn_send(struct client_conn *c, int method,
+		     const ProtobufCMessage *req, uint64_t deadline);
+
 #endif /* SETTLE_CLIENT_CONN_H */

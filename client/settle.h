@@ -505,6 +505,20 @@ int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 		   int vote, const char *error, int *state, int *branch_state);
 
 /*
+ * The initiator's report that it committed every branch
+ * settle_xa_commit_by_initiator() left to it (settle_xa_vote() with branch
+ * 0 and PHASE2_COMMITTED), sent without waiting for its answer: the
+ * transaction is decided already, and a report that never arrives only
+ * leaves the leader to commit the branches itself once the initiator's
+ * time is up (their RMs then answer that the XIDs are gone, and that is
+ * taken as committed). Saves the initiator a round trip of the cluster.
+ * The answer is skipped by the handle's next call, so use it on a handle
+ * that goes on calling. Errors: SETTLE_EINVAL (nothing sent), errors in
+ * sending (the connection is closed; the next call opens another).
+ */
+int settle_xa_report_committed(settle_client *c, const char *gid);
+
+/*
  * XA_PREPARE: make gid's prepared state durable. *state gets the state
  * after (XA_PREPARED; COMMITTED with *read_only true when nothing is left
  * for phase 2; ROLLING_BACK/ROLLED_BACK when a branch voted rollback or the

@@ -281,17 +281,13 @@ int settle_xa_register_rm(settle_client *c, const char *gid, const char *rm,
 	return rv;
 }
 
-int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
-		   int vote, const char *error, int *state, int *branch_state)
+/* The request of settle_xa_vote(), checked (SETTLE_EINVAL: nothing to
+ * send); id holds its cmd_id. */
+static int vote_request(settle_client *c, const char *gid, uint32_t branch_id,
+			int vote, const char *error, uint8_t id[16],
+			Settle__V1__XaVoteRequest *req)
 {
-	Settle__V1__XaVoteRequest req = SETTLE__V1__XA_VOTE_REQUEST__INIT;
-	Settle__V1__XaVoteResponse *resp = NULL;
-	uint8_t id[16];
-	int rv;
-
-	if (c == NULL)
-		return SETTLE_EINVAL;
-	rv = client__check_gid(c, "xa vote", gid, false);
+	int rv = client__check_gid(c, "xa vote", gid, false);
 	if (rv != 0)
 		return rv;
 	if (vote < SETTLE__V1__XA_VOTE__VOTE_OK ||
@@ -312,12 +308,29 @@ int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 	rv = client__new_cmd_id(c, "xa vote", id);
 	if (rv != 0)
 		return rv;
-	req.cmd_id.data = id;
-	req.cmd_id.len = sizeof(id);
-	req.gid = (char *)gid;
-	req.branch_id = branch_id;
-	req.vote = (Settle__V1__XaVote)vote;
-	req.error = (char *)(error != NULL ? error : "");
+	settle__v1__xa_vote_request__init(req);
+	req->cmd_id.data = id;
+	req->cmd_id.len = 16;
+	req->gid = (char *)gid;
+	req->branch_id = branch_id;
+	req->vote = (Settle__V1__XaVote)vote;
+	req->error = (char *)(error != NULL ? error : "");
+	return 0;
+}
+
+int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
+		   int vote, const char *error, int *state, int *branch_state)
+{
+	Settle__V1__XaVoteRequest req;
+	Settle__V1__XaVoteResponse *resp = NULL;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = vote_request(c, gid, branch_id, vote, error, id, &req);
+	if (rv != 0)
+		return rv;
 	rv = client__call(c, SETTLE__V1__METHOD__XA_VOTE, &req.base,
 			  &settle__v1__xa_vote_response__descriptor,
 			  (ProtobufCMessage **)&resp, 0);
@@ -329,6 +342,21 @@ int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
 		*branch_state = (int)resp->branch_state;
 	settle__v1__xa_vote_response__free_unpacked(resp, NULL);
 	return 0;
+}
+
+int settle_xa_report_committed(settle_client *c, const char *gid)
+{
+	Settle__V1__XaVoteRequest req;
+	uint8_t id[16];
+	int rv;
+
+	if (c == NULL)
+		return SETTLE_EINVAL;
+	rv = vote_request(c, gid, 0, SETTLE__V1__XA_VOTE__PHASE2_COMMITTED,
+			  NULL, id, &req);
+	if (rv != 0)
+		return rv;
+	return client__send(c, SETTLE__V1__METHOD__XA_VOTE, &req.base);
 }
 
 int settle_xa_prepare(settle_client *c, const char *gid, int *state,
