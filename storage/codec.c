@@ -43,8 +43,9 @@ static bool field_handled(const ProtobufCFieldDescriptor *f)
 	if (f->id == 0 || f->id > LEAN_MAX_FIELD ||
 	    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0)
 		return false;
-	if (f->label == PROTOBUF_C_LABEL_REPEATED)
-		return f->type == PROTOBUF_C_TYPE_UINT32;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) /* packed, as proto3 */
+		return f->type == PROTOBUF_C_TYPE_UINT32 &&
+		       (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) != 0;
 	if (f->label != PROTOBUF_C_LABEL_NONE)
 		return false;
 	switch (f->type) {
@@ -151,8 +152,8 @@ static const uint8_t *blob_of(const ProtobufCFieldDescriptor *f, const void *m,
 	return b->data;
 }
 
-/* At least the packed size of m; exact for everything but strings,
- * counted once more in lean_pack(). */
+/* At least the packed size of m (each field at its longest), so that
+ * lean_pack() needs no checks. */
 static size_t lean_bound(const struct lean *l, const void *m)
 {
 	size_t n = 0;
@@ -178,11 +179,6 @@ static uint8_t *pack_repeated(const ProtobufCFieldDescriptor *f, const void *m,
 	const uint32_t *v = *CMEMBER(uint32_t *, m, f->offset);
 	if (k == 0)
 		return p;
-	if ((f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) == 0) {
-		for (size_t j = 0; j < k; j++)
-			p = put_varint(put_tag(p, f->id, 0), v[j]);
-		return p;
-	}
 	size_t body = 0;
 	for (size_t j = 0; j < k; j++)
 		body += store__varint_len(v[j]);
