@@ -113,6 +113,9 @@ struct bench_worker {
 	uint64_t xa_seq;     /* transactions begun, for local gids */
 	uint64_t connects;   /* MariaDB connections opened */
 	uint64_t connect_us; /* time spent opening them */
+	/* The last phase-2 report sent without waiting (bench_xa.c): sent
+	 * again and waited for as the worker stops. */
+	char last_report[SETTLE_GID_BUFSIZE];
 	/* Time spent per phase by the committed transactions (see
 	 * enum bench_phase), to tell what dominates. */
 	uint64_t phase_us[BENCH_PHASES];
