@@ -384,8 +384,10 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 	uint64_t seen = 0;
 	while (p < end) {
 		uint64_t tag, v;
-		if (!store__get_varint(&p, end, &tag) || (tag >> 3) == 0 ||
-		    (tag >> 3) > LEAN_MAX_FIELD)
+		const uint8_t *at = p;
+		/* protobuf-c takes tags and lengths of at most 5 bytes. */
+		if (!store__get_varint(&p, end, &tag) || p - at > 5 ||
+		    (tag >> 3) == 0 || (tag >> 3) > LEAN_MAX_FIELD)
 			return -1;
 		const ProtobufCFieldDescriptor *f = l->by_num[tag >> 3];
 		unsigned wire = tag & 7;
@@ -398,13 +400,19 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 			seen |= 1ull << f->id;
 		}
 		if (wire == 0) {
+			at = p;
 			if (!store__get_varint(&p, end, &v))
 				return -1;
+			/* A bool is true when any of its bits is set, even
+			 * one past the 64 a varint holds. */
+			for (; f->type == PROTOBUF_C_TYPE_BOOL && at < p; at++)
+				v |= *at & 0x7f;
 			if (repeated ? add_repeated(f, m, NULL, 0, false, v)
 				     : set_scalar(f, m, v))
 				return -1;
 		} else if (wire == 2) {
-			if (!store__get_varint(&p, end, &v) ||
+			at = p;
+			if (!store__get_varint(&p, end, &v) || p - at > 5 ||
 			    v > (uint64_t)(end - p))
 				return -1;
 			if (repeated ? add_repeated(f, m, p, v, true, 0)

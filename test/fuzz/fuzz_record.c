@@ -111,4 +111,16 @@ void fuzz_seeds(void)
 	br.phase2_index = 12345678;
 	seed(1, &br.base);
 	seed(1, &empty.base);
+	/* What review found the first version read otherwise than
+	 * protobuf-c: a 6-byte tag, a 6-byte length, a bool set past bit
+	 * 63. */
+	static const uint8_t odd[][14] = {
+	    {0, 0x98, 0x80, 0x80, 0x80, 0x80, 0x00, 5},
+	    {0, 0x0a, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 0x41},
+	    {1, 0xc0, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	     0x80, 0x02},
+	};
+	static const size_t odd_len[] = {8, 9, 13};
+	for (size_t i = 0; i < sizeof odd_len / sizeof *odd_len; i++)
+		fuzz_seed_add(odd[i], odd_len[i]);
 }

@@ -218,6 +218,44 @@ Test(codec, unusual_bytes_are_read_by_protobuf_c)
 	cr_expect_eq(b->depends_on[2], 5);
 	settle__v1__branch_record__free_unpacked(b, NULL);
 
+	/* Found by review: a tag and a length of more than 5 bytes, which
+	 * protobuf-c refuses, and a bool whose only bit is past the 64th,
+	 * which it reads as true. */
+	const uint8_t long_tag[] = {0x98, 0x80, 0x80, 0x80, 0x80, 0x00, 5};
+	const uint8_t long_len[] = {0x0a, 0x81, 0x80, 0x80,
+				    0x80, 0x80, 0x00, 0x41};
+	const uint8_t high_bool[] = {0xc0, 0x01, 0x80, 0x80, 0x80, 0x80,
+				     0x80, 0x80, 0x80, 0x80, 0x80, 0x02};
+	const struct {
+		const ProtobufCMessageDescriptor *d;
+		const uint8_t *p;
+		size_t n;
+	} odd[] = {
+	    {&settle__v1__tx_record__descriptor, long_tag, sizeof long_tag},
+	    {&settle__v1__tx_record__descriptor, long_len, sizeof long_len},
+	    {d, high_bool, sizeof high_bool},
+	};
+	for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+		ProtobufCMessage *x =
+		    store__unpack(odd[i].d, odd[i].p, odd[i].n);
+		ProtobufCMessage *y = protobuf_c_message_unpack(
+		    odd[i].d, NULL, odd[i].n, odd[i].p);
+		cr_expect_eq(x == NULL, y == NULL, "input %zu", i);
+		if (x != NULL && y != NULL) {
+			size_t lx, ly;
+			uint8_t *px = reference_pack(x, &lx);
+			uint8_t *py = reference_pack(y, &ly);
+			cr_expect(lx == ly && memcmp(px, py, lx) == 0,
+				  "input %zu decoded otherwise", i);
+			free(px);
+			free(py);
+		}
+		if (x != NULL)
+			protobuf_c_message_free_unpacked(x, NULL);
+		if (y != NULL)
+			protobuf_c_message_free_unpacked(y, NULL);
+	}
+
 	/* state (a varint) as bytes: protobuf-c's verdict */
 	const uint8_t wrong[] = {0x32, 1, 2};
 	ProtobufCMessage *a = store__unpack(d, wrong, sizeof wrong);
