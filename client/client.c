@@ -267,30 +267,6 @@ int client__call(settle_client *c, int method, const ProtobufCMessage *req,
 	}
 }
 
-int client__send(settle_client *c, int method, const ProtobufCMessage *req)
-{
-	const char *op = client__method_name(method);
-	const char *target = c->hint[0] != '\0' ? c->hint : c->eps[c->cur];
-	struct client_conn *conn = &c->conn;
-	char detail[300];
-	int rv;
-
-	if (conn->fd < 0 || strcmp(conn->endpoint, target) != 0) {
-		rv = client_conn_open(
-		    conn, target, settle_mono_ms() + c->opts.connect_timeout_ms,
-		    detail, sizeof(detail));
-		if (rv != 0) {
-			client__errf(c, "%s: %s", op, detail);
-			return rv;
-		}
-	}
-	rv = client_conn_send(conn, method, req,
-			      settle_mono_ms() + c->opts.call_timeout_ms);
-	if (rv != 0)
-		client__errf(c, "%s: %s: %s", op, target, settle_strerror(rv));
-	return rv;
-}
-
 int settle_client_call(settle_client *c, int method,
 		       const ProtobufCMessage *req,
 		       const ProtobufCMessageDescriptor *resp_desc,
@@ -308,6 +284,28 @@ static bool conn_alive(const struct client_conn *conn)
 	ssize_t n = recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+int client__send(settle_client *c, int method, const ProtobufCMessage *req)
+{
+	struct client_conn *conn = &c->conn;
+	int rv;
+
+	/* Only where the last call was answered, on its connection, still
+	 * open: else nobody would hear of a lost request. */
+	if (c->hint[0] == '\0' || conn->fd < 0 ||
+	    strcmp(conn->endpoint, c->hint) != 0)
+		return 1;
+	if (!conn_alive(conn)) {
+		client_conn_close(conn);
+		return 1;
+	}
+	rv = client_conn_send(conn, method, req,
+			      settle_mono_ms() + c->opts.call_timeout_ms);
+	if (rv != 0)
+		client__errf(c, "%s: %s: %s", client__method_name(method),
+			     c->hint, settle_strerror(rv));
+	return rv;
 }
 
 /* The kept connection to endpoint (open and alive), else a closed slot

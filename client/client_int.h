@@ -56,8 +56,11 @@ int client__call(settle_client *c, int method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc,
 		 ProtobufCMessage **resp, uint32_t extra_ms);
 
-/* Send req once to the node the next call would try first (the leader it
- * last found) and return without the answer: no retry, no redirect. */
+/* Send req once, without waiting for its answer, to the node that answered
+ * the handle's last call, on that call's connection if it is still open.
+ * 1: no such connection, nothing sent (call instead); 0: sent; < 0: the
+ * sending failed and the connection is closed (what reached the node is
+ * unknown: call again with the same cmd_id). */
 int client__send(settle_client *c, int method, const ProtobufCMessage *req);
 
 /* SETTLE_EINVAL with "OP: gid is required" / "... longer than" in the

@@ -512,9 +512,13 @@ int settle_xa_vote(settle_client *c, const char *gid, uint32_t branch_id,
  * leaves the leader to commit the branches itself once the initiator's
  * time is up (their RMs then answer that the XIDs are gone, and that is
  * taken as committed). Saves the initiator a round trip of the cluster.
- * The answer is skipped by the handle's next call, so use it on a handle
- * that goes on calling. Errors: SETTLE_EINVAL (nothing sent), errors in
- * sending (the connection is closed; the next call opens another).
+ * It goes to the node that answered the handle's last call (the leader,
+ * after settle_xa_commit_by_initiator()), on that call's connection; with
+ * no such connection still open, or if sending fails, the report is made
+ * as settle_xa_vote() makes it, waiting for the answer. The answer of a
+ * report not waited for is skipped by the handle's next call, so use it
+ * on a handle that goes on calling. Errors: SETTLE_EINVAL (nothing sent);
+ * those of settle_xa_vote() when it waited.
  */
 int settle_xa_report_committed(settle_client *c, const char *gid);
 

@@ -356,7 +356,13 @@ int settle_xa_report_committed(settle_client *c, const char *gid)
 			  NULL, id, &req);
 	if (rv != 0)
 		return rv;
-	return client__send(c, SETTLE__V1__METHOD__XA_VOTE, &req.base);
+	if (client__send(c, SETTLE__V1__METHOD__XA_VOTE, &req.base) == 0)
+		return 0;
+	/* No live connection to the node that answered last, or the
+	 * sending failed: the report the usual way, waited for (the same
+	 * cmd_id: a repeat of a report that got through answers OK). */
+	return client__call(c, SETTLE__V1__METHOD__XA_VOTE, &req.base, NULL,
+			    NULL, 0);
 }
 
 int settle_xa_prepare(settle_client *c, const char *gid, int *state,
