@@ -196,6 +196,22 @@ static bool port_free(int port)
 	return ok;
 }
 
+/* The pairs handed out lately: a cluster takes one per node before any
+ * node binds it, so the check that a port is free cannot tell two nodes
+ * drawn the same pair apart (it happened: "raft configuration: server
+ * address already in use"). */
+#define PORTS_GIVEN 64
+static int given[PORTS_GIVEN];
+static unsigned n_given;
+
+static bool port_given(int p)
+{
+	for (unsigned i = 0; i < PORTS_GIVEN && i < n_given; i++)
+		if (given[i] == p)
+			return true;
+	return false;
+}
+
 int it_free_port_pair(void)
 {
 	static unsigned seed;
@@ -213,8 +229,10 @@ int it_free_port_pair(void)
 	 * are still checked: other tests and services use this range too. */
 	for (i = 0; i < 400; i++) {
 		p = 20000 + 2 * (int)(rand_r(&seed) % 6384);
-		if (port_free(p) && port_free(p + 1))
-			return p;
+		if (port_given(p) || !port_free(p) || !port_free(p + 1))
+			continue;
+		given[n_given++ % PORTS_GIVEN] = p;
+		return p;
 	}
 	cr_assert_fail("no free port pair found");
 	return -1;
