@@ -175,6 +175,9 @@ static uint32_t key_branch_id(const MDB_val *k)
 static int decode_branch_brief(struct store *s, const MDB_val *k,
 			       const MDB_val *v, void *arg)
 {
+	if (k->mv_size < 6) /* a gid, a NUL, 4 bytes of id */
+		return store__fail(s, SETTLE_EPROTO, "branch key of %zu bytes",
+				   k->mv_size);
 	if (branch_brief(v, key_branch_id(k), arg) != 0)
 		return store__fail(s, SETTLE_EPROTO,
 				   "stored BranchRecord of %.*s does not "
@@ -207,66 +210,6 @@ int store_branch_brief_get(struct store *s, MDB_txn *txn, const char *gid,
 		return rv;
 	return get_row(s, txn, STORE_DB_BRANCHES, &k, "get branch",
 		       decode_branch_brief, out);
-}
-
-int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
-			      struct store_branch_brief **out, size_t *n)
-{
-	int glen = store__gid_len(gid);
-	*out = NULL;
-	*n = 0;
-	if (glen < 0)
-		return store__fail(s, SETTLE_EINVAL, "brief list: bad gid");
-	MDB_txn *t, *own;
-	int rv = store__read_txn(s, txn, &t, &own);
-	if (rv != 0)
-		return rv;
-	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, s->dbi[STORE_DB_BRANCHES], &c);
-	if (rc != 0) {
-		rv = store__mdb_fail(s, rc, "cursor_open");
-		store_read_end(own);
-		return rv;
-	}
-	uint8_t prefix[STORE__KEY_MAX];
-	size_t plen = (size_t)glen + 1;
-	memcpy(prefix, gid, (size_t)glen);
-	prefix[glen] = 0;
-	MDB_val k = {plen, prefix}, v;
-	struct store_branch_brief *arr = NULL;
-	size_t cnt = 0, cap = 0;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && rv == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != plen + 4 || memcmp(k.mv_data, prefix, plen))
-			break;
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 8;
-			void *p = realloc(arr, ncap * sizeof *arr);
-			if (p == NULL) {
-				rv = store__fail(s, SETTLE_ENOMEM,
-						 "brief list: out of memory");
-				break;
-			}
-			arr = p;
-			cap = ncap;
-		}
-		if (branch_brief(&v, key_branch_id(&k), &arr[cnt++]) != 0)
-			rv = store__fail(s, SETTLE_EPROTO,
-					 "stored BranchRecord of %s does not "
-					 "decode",
-					 gid);
-	}
-	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		rv = store__mdb_fail(s, rc, "cursor_get");
-	mdb_cursor_close(c);
-	store_read_end(own);
-	if (rv != 0) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = cnt;
-	return 0;
 }
 
 struct branch_out {
@@ -302,14 +245,13 @@ static void free_msgs(ProtobufCMessage **arr, size_t n)
 	free(arr);
 }
 
-/* Unpack every row whose key starts with gid \0, in key order. */
-static int list_prefix(struct store *s, MDB_txn *txn, int db, const char *gid,
-		       const ProtobufCMessageDescriptor *d,
-		       ProtobufCMessage ***out, size_t *n)
+/* Call row(s, k, v, arg) for every row of db whose key starts with gid
+ * and a NUL, in key order, while the read transaction that found it is
+ * open; the first non-zero return stops the scan and is returned. */
+static int scan_gid(struct store *s, MDB_txn *txn, int db, const char *gid,
+		    decode_fn row, void *arg)
 {
 	int glen = store__gid_len(gid);
-	*out = NULL;
-	*n = 0;
 	if (glen < 0)
 		return store__fail(s, SETTLE_EINVAL, "list: bad gid");
 	MDB_txn *t, *own;
@@ -320,66 +262,105 @@ static int list_prefix(struct store *s, MDB_txn *txn, int db, const char *gid,
 	int rc = mdb_cursor_open(t, s->dbi[db], &c);
 	if (rc != 0) {
 		rv = store__mdb_fail(s, rc, "cursor_open");
-		goto err_after_txn;
+		store_read_end(own);
+		return rv;
 	}
 	uint8_t prefix[STORE__KEY_MAX];
 	memcpy(prefix, gid, (size_t)glen);
 	prefix[glen] = 0;
 	size_t plen = (size_t)glen + 1;
 	MDB_val k = {plen, prefix}, v;
-	ProtobufCMessage **arr = NULL;
-	size_t cnt = 0, cap = 0;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && rv == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *p = realloc(arr, ncap * sizeof *arr);
-			if (p == NULL) {
-				rv = store__fail(s, SETTLE_ENOMEM,
-						 "list: out of memory");
-				goto err_after_arr;
-			}
-			arr = p;
-			cap = ncap;
-		}
-		rv = unpack(s, d, &v, &arr[cnt]);
-		if (rv != 0)
-			goto err_after_arr;
-		cnt++;
+		rv = row(s, &k, &v, arg);
 	}
-	if (rc != 0 && rc != MDB_NOTFOUND) {
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		rv = store__mdb_fail(s, rc, "cursor_get");
-		goto err_after_arr;
-	}
 	mdb_cursor_close(c);
 	store_read_end(own);
-	*out = arr;
-	*n = cnt;
-	return 0;
+	return rv;
+}
 
-err_after_arr:
-	free_msgs(arr, cnt);
-	mdb_cursor_close(c);
-err_after_txn:
-	store_read_end(own);
+/* Room in *arr (cap elements of size bytes) for element n: doubled from
+ * 8 when full. */
+static int grow(struct store *s, void **arr, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap != 0 ? *cap * 2 : 8;
+	void *p = realloc(*arr, ncap * size);
+	if (p == NULL)
+		return store__fail(s, SETTLE_ENOMEM, "list: out of memory");
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+struct branch_list {
+	const char *gid;
+	Settle__V1__BranchRecord **arr;
+	size_t n, cap;
+};
+
+static int add_branch(struct store *s, const MDB_val *k, const MDB_val *v,
+		      void *arg)
+{
+	struct branch_list *l = arg;
+	int rv = grow(s, (void **)&l->arr, &l->cap, l->n, sizeof *l->arr);
+	(void)k;
+	if (rv == 0)
+		rv = unpack_branch(s, l->gid, v, &l->arr[l->n]);
+	if (rv == 0)
+		l->n++;
 	return rv;
 }
 
 int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
 			Settle__V1__BranchRecord ***out, size_t *n)
 {
-	int rv = list_prefix(s, txn, STORE_DB_BRANCHES, gid,
-			     &settle__v1__branch_record__descriptor,
-			     (ProtobufCMessage ***)out, n);
-	for (size_t i = 0; rv == 0 && i < *n; i++)
-		rv = fill_gid(s, &(*out)[i]->gid, gid, strlen(gid));
+	struct branch_list l = {.gid = gid};
+	int rv = scan_gid(s, txn, STORE_DB_BRANCHES, gid, add_branch, &l);
 	if (rv != 0) {
-		store_branches_free(*out, *n);
-		*out = NULL;
-		*n = 0;
+		store_branches_free(l.arr, l.n);
+		l.arr = NULL;
+		l.n = 0;
 	}
+	*out = l.arr;
+	*n = l.n;
+	return rv;
+}
+
+struct brief_list {
+	struct store_branch_brief *arr;
+	size_t n, cap;
+};
+
+static int add_brief(struct store *s, const MDB_val *k, const MDB_val *v,
+		     void *arg)
+{
+	struct brief_list *l = arg;
+	int rv = grow(s, (void **)&l->arr, &l->cap, l->n, sizeof *l->arr);
+	if (rv == 0)
+		rv = decode_branch_brief(s, k, v, &l->arr[l->n]);
+	if (rv == 0)
+		l->n++;
+	return rv;
+}
+
+int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
+			      struct store_branch_brief **out, size_t *n)
+{
+	struct brief_list l = {0};
+	int rv = scan_gid(s, txn, STORE_DB_BRANCHES, gid, add_brief, &l);
+	if (rv != 0) {
+		free(l.arr);
+		l.arr = NULL;
+		l.n = 0;
+	}
+	*out = l.arr;
+	*n = l.n;
 	return rv;
 }
 

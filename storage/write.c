@@ -17,6 +17,21 @@ static int put(struct store *s, MDB_txn *txn, int db, const void *key,
 	return 0;
 }
 
+/* Put record m, packed (on the stack when it fits), under key. */
+static int put_record(struct store *s, MDB_txn *txn, int db, const void *key,
+		      size_t klen, const ProtobufCMessage *m, const char *what)
+{
+	uint8_t stack[STORE__PACK_STACK], *buf;
+	size_t len;
+	int rv = store__pack_into(s, m, stack, sizeof stack, &buf, &len);
+	if (rv != 0)
+		return rv;
+	rv = put(s, txn, db, key, klen, buf, len, what);
+	if (buf != stack)
+		free(buf);
+	return rv;
+}
+
 /* Delete one row; a missing row is fine when missing_ok. */
 static int del(struct store *s, MDB_txn *txn, int db, const void *key,
 	       size_t klen, bool missing_ok, const char *what)
@@ -119,16 +134,8 @@ int store_tx_put_over(struct store *s, MDB_txn *txn,
 	 * the readers put it back (format 3). */
 	Settle__V1__TxRecord bare = *tx;
 	bare.gid = (char *)"";
-	uint8_t stack[STORE__PACK_STACK], *buf;
-	size_t len;
-	int rv =
-	    store__pack_into(s, &bare.base, stack, sizeof stack, &buf, &len);
-	if (rv != 0)
-		return rv;
-	rv = put(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen, buf, len,
-		 "put tx");
-	if (buf != stack)
-		free(buf);
+	int rv = put_record(s, txn, STORE_DB_TXS, tx->gid, (size_t)glen,
+			    &bare.base, "put tx");
 	if (rv != 0)
 		return rv;
 	store_tx_rows_of(tx, &new);
@@ -213,16 +220,8 @@ int store_branch_put(struct store *s, MDB_txn *txn,
 	/* Without its gid, as a tx record (store_tx_put()). */
 	Settle__V1__BranchRecord bare = *b;
 	bare.gid = (char *)"";
-	uint8_t stack[STORE__PACK_STACK], *buf;
-	size_t len;
-	int rv =
-	    store__pack_into(s, &bare.base, stack, sizeof stack, &buf, &len);
-	if (rv != 0)
-		return rv;
-	rv = put(s, txn, STORE_DB_BRANCHES, key, klen, buf, len, "put branch");
-	if (buf != stack)
-		free(buf);
-	return rv;
+	return put_record(s, txn, STORE_DB_BRANCHES, key, klen, &bare.base,
+			  "put branch");
 }
 
 int store_tx_gc(struct store *s, MDB_txn *txn, uint64_t before_ms, size_t limit,
