@@ -326,11 +326,6 @@ bool dispatch__cmd_id_ok(struct coord *c, struct rpc_call *call,
 	return true;
 }
 
-/* A gid the coordinator chooses, in hex: unix ms, then a count within it
- * (16 bits) and 48 random bits. The gids of one leader come in order, so the
- * tables keyed by gid grow at their end, where LMDB fills a page before it
- * starts the next; out of order, most pages are split in the middle and
- * stay half full. */
 /* v in hex, at least width digits (zero-padded): as "%0*" PRIx64 would,
  * for every transaction without snprintf. Returns the end. */
 static char *put_hex(char *p, uint64_t v, int width)
@@ -347,6 +342,11 @@ static char *put_hex(char *p, uint64_t v, int width)
 	return p;
 }
 
+/* A gid the coordinator chooses, in hex: unix ms, then a count within it
+ * (16 bits) and 48 random bits. The gids of one leader come in order, so the
+ * tables keyed by gid grow at their end, where LMDB fills a page before it
+ * starts the next; out of order, most pages are split in the middle and
+ * stay half full. */
 static void new_gid(char *out, size_t len, uint64_t now)
 {
 	uint8_t r[16];
