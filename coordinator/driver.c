@@ -34,6 +34,7 @@
 #include "propose.h"
 #include "wal/sm.h"
 #include "wal/entry.h"
+#include "wal/saga.h"
 #include "coordinator/xa.h"
 #include "coordinator/xa_pool.h"
 
@@ -315,35 +316,47 @@ void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now)
 {
 	struct coord *c = d->c;
+	unsigned max = wal_saga_early_depth(fsm_level(&c->fsm));
 	struct store_tx_brief tx;
 	struct store_branch_brief b, next;
 	Settle__V1__BranchRecord *rec = NULL;
 	MDB_txn *txn;
 
-	if (!d->active || fsm_level(&c->fsm) < FSM_LEVEL_SAGA_EARLY)
+	if (!d->active || max == 0)
 		return;
 	if (store_read_begin(c->store, &txn) != 0)
 		return;
-	/* Only while the saga runs and the step that answered is ACTING:
-	 * then if compensation starts, the FSM awaits the step called here
-	 * (wal/saga.h, "Early calls"). Once it compensates, a step it
-	 * awaits may answer OK while the steps behind it stay PENDING for
-	 * good: those must not be called. Only the next step, and only if
-	 * it waits for this one alone (an ordered saga's next step; in a
-	 * DAG, others start when released). Three brief reads, and the
-	 * whole record of the step called. */
+	/* Only while the saga runs: once it compensates, a step it awaits
+	 * may answer OK while the steps behind it stay PENDING for good:
+	 * those must not be called. Only the next step, and only if it
+	 * waits for this one alone (an ordered saga's next step; in a DAG,
+	 * others start when released). */
 	if (store_tx_brief_get(c->store, txn, gid, &tx) != 0 ||
 	    tx.state != SETTLE__V1__TX_STATE__SAGA_RUNNING ||
 	    step >= tx.branches)
-		goto out;
-	if (store_branch_brief_get(c->store, txn, gid, step, &b) != 0 ||
-	    b.state != SETTLE__V1__BRANCH_STATE__STEP_ACTING)
 		goto out;
 	if (store_branch_brief_get(c->store, txn, gid, step + 1, &next) != 0 ||
 	    next.state != SETTLE__V1__BRANCH_STATE__STEP_PENDING ||
 	    next.n_depends_on != 1 || next.depends_on_first != step)
 		goto out;
-	if (store_branch_get(c->store, txn, gid, step + 1, &rec) == 0) {
+	/* And only as far ahead of the store as the FSM awaits if the saga
+	 * compensates (wal/saga.h, "Early calls"): the next step's depth is
+	 * 1 + this one's, found by walking back through PENDING steps that
+	 * wait for one step each to one the store has ACTING (or DONE). All
+	 * brief reads, then the whole record of the step called. */
+	for (unsigned at = 1;; at++) {
+		if (store_branch_brief_get(c->store, txn, gid, step, &b) != 0)
+			goto out;
+		if (b.state == SETTLE__V1__BRANCH_STATE__STEP_ACTING ||
+		    b.state == SETTLE__V1__BRANCH_STATE__STEP_DONE)
+			break;
+		if (b.state != SETTLE__V1__BRANCH_STATE__STEP_PENDING ||
+		    at >= max || b.n_depends_on != 1 ||
+		    b.depends_on_first >= step)
+			goto out;
+		step = b.depends_on_first;
+	}
+	if (store_branch_get(c->store, txn, gid, next.branch_id, &rec) == 0) {
 		coord_drv_call_step(d, rec,
 				    SETTLE__V1__SAGA_PHASE__PHASE_ACTION, now);
 		settle__v1__branch_record__free_unpacked(rec, NULL);

@@ -170,8 +170,9 @@ void coord_drv_participants_close(struct coord_driver *d);
 
 /* Step `step` of saga gid answered its action OK and its result is
  * queued: call the next step's action if it waits for this one alone,
- * before that result is applied (feature level 9; wal/saga.h, "Early
- * calls"). */
+ * before that result is applied (feature level 9), even while `step`
+ * itself is still PENDING in the store, called early, within the depth
+ * the FSM awaits (level 10; wal/saga.h, "Early calls"). */
 void coord_drv_call_early(struct coord_driver *d, const char *gid,
 			  uint32_t step, uint64_t now);
 

@@ -107,7 +107,10 @@ struct fsm {
  * who asked leaves the row as its record (wal/members.h). Level 9: no
  * new command, but the leader may call a saga step's action before the
  * result of the step it depends on is applied (wal/saga.h), so a saga
- * that starts compensating awaits and compensates such a step too. A binary
+ * that starts compensating awaits and compensates such a step too. Level
+ * 10: no new command, but a step called early may itself release an early
+ * call, up to WAL_SAGA_EARLY_DEPTH steps ahead of the store, and a saga
+ * that starts compensating awaits every step that far ahead. A binary
  * applies every level up to FSM_LEVEL; the leader raises the cluster's
  * level (CmdFeatures) once every member says it runs that level.
  */
@@ -120,7 +123,8 @@ struct fsm {
 #define FSM_LEVEL_OWNER		7
 #define FSM_LEVEL_MEMBER_AUDIT	8
 #define FSM_LEVEL_SAGA_EARLY	9
-#define FSM_LEVEL		9
+#define FSM_LEVEL_SAGA_DEEP	10
+#define FSM_LEVEL		10
 
 /* Twice the most entries the coordinator lets pass between snapshots
  * (2^20): raft replays at most that many at a start. */

@@ -336,32 +336,52 @@ static int advance_compensation(struct saga *sg)
 	return 0;
 }
 
-/* Level 9: a PENDING step whose dependencies are all DONE or ACTING (or
- * given up just now: it may have answered OK to an earlier leader) may
- * have been called early (saga.h): awaited like an ACTING one, so that it
- * ends and is compensated (a null compensation if it never acted). Which
- * steps qualify is read before any moves. */
+unsigned wal_saga_early_depth(uint32_t level)
+{
+	return level >= FSM_LEVEL_SAGA_DEEP    ? WAL_SAGA_EARLY_DEPTH
+	       : level >= FSM_LEVEL_SAGA_EARLY ? 1
+					       : 0;
+}
+
+/* Level 9 on: a PENDING step within the early-call depth (saga.h) of
+ * DONE or ACTING steps (or of the step given up just now: it may have
+ * answered OK to an earlier leader) may have been called early: awaited
+ * like an ACTING one, so that it ends and is compensated (a null
+ * compensation if it never acted). Depths are read before any moves, in
+ * one pass: dependencies name earlier steps. */
 static int await_early(struct saga *sg)
 {
-	if (fsm_level(sg->a->f) < FSM_LEVEL_SAGA_EARLY)
+	unsigned max = wal_saga_early_depth(fsm_level(sg->a->f));
+	if (max == 0)
 		return 0;
-	bool *early = calloc(sg->n, sizeof *early);
-	if (early == NULL)
+	unsigned *depth = calloc(sg->n, sizeof *depth); /* 0: not awaited */
+	if (depth == NULL)
 		return fsm__fail(sg->a, SETTLE_ENOMEM, "saga: out of memory");
 	for (size_t i = 0; i < sg->n; i++) {
 		const Settle__V1__BranchRecord *b = &sg->st[i];
-		early[i] = b->state == ST(STEP_PENDING);
-		for (size_t k = 0; k < b->n_depends_on && early[i]; k++) {
+		if (b->state != ST(STEP_PENDING))
+			continue;
+		unsigned at = 1;
+		for (size_t k = 0; k < b->n_depends_on && at != 0; k++) {
 			uint32_t d = b->depends_on[k];
-			early[i] = d >= 1 && d <= sg->n &&
-				   (sg->st[d - 1].state == ST(STEP_DONE) ||
-				    sg->st[d - 1].state == ST(STEP_ACTING) ||
-				    d - 1 == sg->gave_up);
+			if (d < 1 || d > sg->n) {
+				at = 0;
+				continue;
+			}
+			int st = (int)sg->st[d - 1].state;
+			if (st == ST(STEP_DONE) || st == ST(STEP_ACTING) ||
+			    d - 1 == sg->gave_up)
+				continue;
+			if (depth[d - 1] == 0)
+				at = 0; /* in no reach of an early call */
+			else if (depth[d - 1] + 1 > at)
+				at = depth[d - 1] + 1;
 		}
+		depth[i] = at <= max ? at : 0;
 	}
 	int rv = 0;
 	for (size_t i = 0; i < sg->n && rv == 0; i++) {
-		if (!early[i])
+		if (depth[i] == 0)
 			continue;
 		move(sg, i, ST(STEP_ACTING));
 		sg->st[i].attempts = 0;
@@ -369,7 +389,7 @@ static int await_early(struct saga *sg)
 		rv = fsm__add_event(sg->a, "action", sg->st[i].branch_id,
 				    "awaited: may have been called early");
 	}
-	free(early);
+	free(depth);
 	return rv;
 }
 

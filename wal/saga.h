@@ -55,6 +55,21 @@
  * compensated only after the steps that depend on it, highest ordinal
  * first among those free to go.
  *
+ * Deeper early calls (feature level 10): a step called early that
+ * answers OK may release the next one early in turn, while its own
+ * result and those before it are still unapplied: up to
+ * WAL_SAGA_EARLY_DEPTH PENDING steps in a row ahead of the last step the
+ * store has ACTING (an ordered saga of that many steps + 1 runs them back
+ * to back, one raft round for all their results). The depth of a PENDING
+ * step is 1 + the largest depth among its dependencies, where a DONE or
+ * ACTING dependency (or the one just given up) counts 0 and any other
+ * state makes it unreachable; when compensation starts, every PENDING
+ * step of depth <= WAL_SAGA_EARLY_DEPTH is awaited (at level 9, depth 1:
+ * the rule above). The leader calls a step early only at a depth the FSM
+ * awaits, and a step's depth never grows while the saga runs, so whatever
+ * it called early is awaited. The price: a saga that compensates may
+ * await and null-compensate up to that many steps that never acted.
+ *
  * CmdDecide on a saga: COMMIT is refused (a saga commits by itself);
  * ROLLBACK starts compensation of a RUNNING saga (FORWARD sagas refuse a
  * timeout rollback: they have no deadline to enforce); repeated on a
@@ -67,6 +82,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "settle.pb-c.h"
 
@@ -74,6 +90,15 @@ struct apply;
 
 /* Action attempts of a BACKWARD step whose max_attempts is 0. */
 #define WAL_SAGA_DEFAULT_ATTEMPTS 5
+
+/* How many PENDING steps in a row the leader may call ahead of the store
+ * from feature level 10 (above). Replicated behaviour: changing it needs
+ * a new feature level. */
+#define WAL_SAGA_EARLY_DEPTH 4
+
+/* The early-call depth at cluster feature level `level`: 0 below 9 (no
+ * early calls), 1 at 9, WAL_SAGA_EARLY_DEPTH from 10. */
+unsigned wal_saga_early_depth(uint32_t level);
 
 /*
  * Check the steps of a saga (SubmitSagaRequest or CmdSagaBegin): 1 to

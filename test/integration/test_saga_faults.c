@@ -748,22 +748,32 @@ Test(saga_faults, leader_failover_mid_saga)
 }
 
 /*
- * An early call whose reason never reached the log (feature level 9,
- * wal/saga.h "Early calls"). The leader calls step 2 as soon as step 1
- * answers OK, before step 1's result is committed: here it can never be
- * (both followers were SIGKILLed first), and the leader is SIGKILLed once
- * bob's bank applied step 2. The next leader finds step 1 ACTING and step
- * 2 PENDING; its calls of step 1 are held in the network until it gives
- * up, and the saga compensates. Step 2 acted, so it must be compensated
- * too, before step 1: no money created.
+ * Early calls whose reason never reached the log (wal/saga.h "Early
+ * calls"). The leader calls step 2 as soon as step 1 answers OK, before
+ * step 1's result is committed: here it can never be (both followers
+ * were SIGKILLed first). At feature level 10 it calls step 3 as soon as
+ * step 2 answers OK too; at level 9 it does not. The leader is SIGKILLed
+ * once bob's bank applied the last step called. The next leader finds
+ * step 1 ACTING and the others PENDING; its calls of step 1 are held in
+ * the network until it gives up, and the saga compensates. Every step
+ * that acted must be compensated too, the later ones first: no money
+ * created.
  */
-Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
+static void early_steps_of_a_dead_leader(uint32_t level)
 {
 	/* A long election timeout: the leader alone keeps leading (raft
 	 * steps down after it without a quorum) while step 1 answers. */
-	static const char *const args[] = {
-	    "--retry-base",	  "50ms", "--retry-max", "200ms",
-	    "--election-timeout", "3s",	  NULL};
+	char lv[16];
+	const char *args[] = {"--retry-base",
+			      "50ms",
+			      "--retry-max",
+			      "200ms",
+			      "--election-timeout",
+			      "3s",
+			      "--feature-level",
+			      lv,
+			      NULL};
+	uint32_t last = level >= FSM_LEVEL_SAGA_DEEP ? 3 : 2; /* called */
 	struct it_bank a, b;
 	struct su_proxy *pa, *pb;
 	struct su_step s[3];
@@ -771,10 +781,10 @@ Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
 	Settle__V1__TxInfo *tx;
 	int ld;
 
+	snprintf(lv, sizeof lv, "%u", level);
 	fu_cluster_start(&cluster, 3, args);
-	cr_assert(fu_wait_level(&cluster, FSM_LEVEL_SAGA_EARLY, 30000),
-		  "the cluster never ran at feature level %d",
-		  FSM_LEVEL_SAGA_EARLY);
+	cr_assert(fu_wait_level(&cluster, level, 30000),
+		  "the cluster never ran at feature level %u", level);
 	fu_bank_start(&a, NULL, "bank-a", "alice=1000", NULL);
 	fu_bank_start(&b, NULL, "bank-b", "bob=500", NULL);
 	pa = su_proxy_start(a.endpoint);
@@ -804,16 +814,21 @@ Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
 		if (i != ld)
 			fu_kill(&cluster, i);
 	su_proxy_release(pa);
-	wait_forwarded(pb, M(ACTION), "early", 2, 1);
+	wait_forwarded(pb, M(ACTION), "early", last, 1);
 	for (int i = 0; i < 500; i++) {
-		if (su_bank_count(&b, "action", "early", 2, "ok") == 1)
+		if (su_bank_count(&b, "action", "early", last, "ok") == 1)
 			break;
 		tu_sleep_ms(10);
 	}
 	cr_assert_eq(su_bank_count(&a, "action", "early", 1, "ok"), 1);
-	cr_assert_eq(su_bank_count(&b, "action", "early", 2, "ok"), 1,
-		     "step 2 was not called early");
-	cr_assert_eq(su_proxy_forwarded(pb, M(ACTION), "early", 3), 0);
+	for (uint32_t k = 2; k <= last; k++)
+		cr_assert_eq(su_bank_count(&b, "action", "early", k, "ok"), 1,
+			     "step %u was not called early", k);
+	/* Past the depth of this level: never called. */
+	tu_sleep_ms(200);
+	for (uint32_t k = last + 1; k <= 3; k++)
+		cr_assert_eq(su_proxy_forwarded(pb, M(ACTION), "early", k), 0,
+			     "step %u was called at level %u", k, level);
 	fu_kill(&cluster, ld);
 
 	/* The next leader's calls of step 1 never arrive in time. */
@@ -825,21 +840,29 @@ Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
 	fu_restart(&cluster, ld);
 
 	tx = su_wait_final(c, "early", TX(SAGA_COMPENSATED), 60000, NULL);
-	CHECK(tx,
-	      su_event_seq(tx, "action", 2,
-			   "awaited: may have been called "
-			   "early") != 0,
-	      "step 2 was not awaited");
 	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
-	su_expect_step(tx, 2, ST(STEP_COMPENSATED));
-	su_expect_step(tx, 3, ST(STEP_SKIPPED));
-	/* Step 2's compensation ran before step 1's. */
-	CHECK(tx,
-	      su_event_seq(tx, "compensate", 2, "ok") <
-		  su_event_seq(tx, "compensate", 1, "ok"),
-	      "compensated out of order");
+	for (uint32_t k = 2; k <= 3; k++) {
+		if (k > last) {
+			su_expect_step(tx, k, ST(STEP_SKIPPED));
+			continue;
+		}
+		CHECK(tx,
+		      su_event_seq(tx, "action", k,
+				   "awaited: may have been called "
+				   "early") != 0,
+		      "step %u was not awaited", k);
+		su_expect_step(tx, k, ST(STEP_COMPENSATED));
+		/* A step's compensation ran before the one it waited
+		 * for. */
+		CHECK(tx,
+		      su_event_seq(tx, "compensate", k, "ok") <
+			  su_event_seq(tx, "compensate", k - 1, "ok"),
+		      "step %u compensated out of order", k);
+	}
 	settle_tx_info_free(tx);
-	cr_assert_eq(su_bank_count(&b, "compensate", "early", 2, "ok"), 1);
+	for (uint32_t k = 2; k <= last; k++)
+		cr_assert_eq(su_bank_count(&b, "compensate", "early", k, "ok"),
+			     1);
 	cr_assert_eq(su_bank_count(&a, "compensate", "early", 1, "ok"), 1);
 	settle_client_close(c);
 	cr_assert_eq(su_balance(&a, "alice"), 1000);
@@ -847,6 +870,16 @@ Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
 	for (int i = 0; i < cluster.n; i++)
 		it_stop(cluster.nodes[i].proc);
 	fu_assert_no_sanitizer_reports(&cluster);
+}
+
+Test(saga_faults, early_step_of_a_dead_leader_is_compensated)
+{
+	early_steps_of_a_dead_leader(FSM_LEVEL_SAGA_EARLY);
+}
+
+Test(saga_faults, deep_early_steps_of_a_dead_leader_are_compensated)
+{
+	early_steps_of_a_dead_leader(FSM_LEVEL_SAGA_DEEP);
 }
 
 Test(saga_faults, leader_partitioned_mid_saga)

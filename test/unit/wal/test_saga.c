@@ -751,6 +751,96 @@ Test(saga, early_dag_join_is_awaited)
 	tfsm_check_indexes(&F);
 }
 
+/* Level 10: steps called early behind steps called early, up to
+ * WAL_SAGA_EARLY_DEPTH PENDING steps ahead of the ACTING one, are
+ * awaited; the steps past that depth are not, and are skipped. Each is
+ * compensated after the steps that depend on it. */
+Test(saga, deep_early_steps_are_awaited_up_to_the_depth)
+{
+	cr_assert_eq(WAL_SAGA_EARLY_DEPTH, 4);
+	set_level(FSM_LEVEL_SAGA_DEEP);
+	cr_assert_eq(begin("p", BACKWARD, false, 7, NULL), C_OK);
+	roll_back("p");
+	EXPECT_STATES("p",
+		      "ACTING ACTING ACTING ACTING ACTING PENDING PENDING");
+	char h[8192];
+	history("p", h, sizeof h);
+	cr_expect(strstr(h, "action/5/awaited: may have been called early;") !=
+		      NULL,
+		  "%s", h);
+	cr_expect(strstr(h, "action/6/awaited") == NULL, "%s", h);
+	/* The early calls' own answers, in any order; step 5's never went. */
+	res("p", 3, ACT, R_OK, "");
+	res("p", 5, ACT, R_RETRY, "not called");
+	res("p", 4, ACT, R_OK, "");
+	res("p", 2, ACT, R_OK, "");
+	cr_expect_eq(compensating("p"), 0, "step 1 is still awaited");
+	res("p", 1, ACT, R_OK, "");
+	for (uint32_t k = 5; k >= 1; k--) {
+		cr_expect_eq(compensating("p"), k, "the dependent step first");
+		res("p", k, COMP, R_OK, "");
+	}
+	EXPECT_STATES("p", "COMPENSATED COMPENSATED COMPENSATED COMPENSATED "
+			   "COMPENSATED SKIPPED SKIPPED");
+	cr_expect_eq(tx_state("p"), SETTLE__V1__TX_STATE__SAGA_COMPENSATED);
+	tfsm_check_indexes(&F);
+}
+
+/* Level 10: behind a step given up after max_attempts (it may have
+ * answered OK to an earlier leader, which called on early), the chain is
+ * awaited too; behind a step that failed, nothing is. */
+Test(saga, deep_early_steps_behind_a_given_up_or_failed_step)
+{
+	set_level(FSM_LEVEL_SAGA_DEEP);
+	max_att = 2;
+	cr_assert_eq(begin("g", BACKWARD, false, 3, NULL), C_OK);
+	res("g", 1, ACT, R_RETRY, "timeout");
+	res("g", 1, ACT, R_RETRY, "timeout");
+	EXPECT_STATES("g", "ACTION_FAILED ACTING ACTING");
+	res("g", 3, ACT, R_OK, "");
+	res("g", 2, ACT, R_RETRY, "not called");
+	cr_expect_eq(compensating("g"), 3);
+	res("g", 3, COMP, R_OK, "");
+	cr_expect_eq(compensating("g"), 2);
+	res("g", 2, COMP, R_OK, "");
+	res("g", 1, COMP, R_OK, "");
+	EXPECT_STATES("g", "COMPENSATED COMPENSATED COMPENSATED");
+
+	cr_assert_eq(begin("f", BACKWARD, false, 3, NULL), C_OK);
+	res("f", 1, ACT, R_OK, "");
+	res("f", 2, ACT, R_FAIL, "no");
+	EXPECT_STATES("f", "DONE COMPENSATING PENDING");
+	res("f", 2, COMP, R_OK, "");
+	res("f", 1, COMP, R_OK, "");
+	EXPECT_STATES("f", "COMPENSATED COMPENSATED SKIPPED");
+	tfsm_check_indexes(&F);
+}
+
+/* Level 10, a DAG: a join's depth is one more than its deepest
+ * dependency's, so the step behind a join of DONE and ACTING steps is
+ * awaited as well (level 9 leaves it PENDING: early_dag_join_is_awaited). */
+Test(saga, deep_early_dag_behind_a_join_is_awaited)
+{
+	static const char *const deps[] = {"", "", "0,1", "2"};
+	set_level(FSM_LEVEL_SAGA_DEEP);
+	cr_assert_eq(begin("d", BACKWARD, true, 4, deps), C_OK);
+	res("d", 1, ACT, R_OK, "");
+	roll_back("d");
+	EXPECT_STATES("d", "DONE ACTING ACTING ACTING");
+	res("d", 4, ACT, R_RETRY, "not called");
+	res("d", 3, ACT, R_RETRY, "not called");
+	res("d", 2, ACT, R_OK, "");
+	cr_expect_eq(compensating("d"), 4);
+	res("d", 4, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 3);
+	res("d", 3, COMP, R_OK, "");
+	cr_expect_eq(compensating("d"), 2);
+	res("d", 2, COMP, R_OK, "");
+	res("d", 1, COMP, R_OK, "");
+	EXPECT_STATES("d", "COMPENSATED COMPENSATED COMPENSATED COMPENSATED");
+	tfsm_check_indexes(&F);
+}
+
 /* Below level 9 a saga compensates as it always did: a log written then
  * replays to the same state. */
 Test(saga, below_level_9_pending_steps_are_skipped)
