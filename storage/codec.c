@@ -318,11 +318,26 @@ static int set_scalar(const ProtobufCFieldDescriptor *f, void *m, uint64_t v)
 	}
 }
 
+/* Memory for an unpack: from al, or malloc's when al is NULL (what
+ * protobuf-c does with a NULL allocator, so free_unpacked matches). */
+static void *al_alloc(ProtobufCAllocator *al, size_t n)
+{
+	return al != NULL ? al->alloc(al->allocator_data, n) : malloc(n);
+}
+
+static void al_free(ProtobufCAllocator *al, void *p)
+{
+	if (al != NULL)
+		al->free(al->allocator_data, p);
+	else
+		free(p);
+}
+
 static int set_blob(const ProtobufCFieldDescriptor *f, void *m,
-		    const uint8_t *b, size_t len)
+		    const uint8_t *b, size_t len, ProtobufCAllocator *al)
 {
 	if (f->type == PROTOBUF_C_TYPE_STRING) {
-		char *s = malloc(len + 1);
+		char *s = al_alloc(al, len + 1);
 		if (s == NULL)
 			return -1;
 		memcpy(s, b, len);
@@ -336,7 +351,7 @@ static int set_blob(const ProtobufCFieldDescriptor *f, void *m,
 	d->len = len;
 	if (len == 0)
 		return 0;
-	if ((d->data = malloc(len)) == NULL)
+	if ((d->data = al_alloc(al, len)) == NULL)
 		return -1;
 	memcpy(d->data, b, len);
 	return 0;
@@ -345,7 +360,8 @@ static int set_blob(const ProtobufCFieldDescriptor *f, void *m,
 /* Append the varints of b (packed) or the one value v to a repeated
  * uint32 field. */
 static int add_repeated(const ProtobufCFieldDescriptor *f, void *m,
-			const uint8_t *b, size_t len, bool packed, uint64_t v)
+			const uint8_t *b, size_t len, bool packed, uint64_t v,
+			ProtobufCAllocator *al)
 {
 	size_t *k = MEMBER(size_t, m, f->quantifier_offset);
 	uint32_t **arr = MEMBER(uint32_t *, m, f->offset);
@@ -359,9 +375,12 @@ static int add_repeated(const ProtobufCFieldDescriptor *f, void *m,
 	}
 	if (more == 0)
 		return 0;
-	uint32_t *a = realloc(*arr, (*k + more) * sizeof *a);
+	uint32_t *a = al_alloc(al, (*k + more) * sizeof *a);
 	if (a == NULL)
 		return -1;
+	if (*k > 0)
+		memcpy(a, *arr, *k * sizeof *a);
+	al_free(al, *arr);
 	*arr = a;
 	if (!packed) {
 		a[(*k)++] = (uint32_t)v;
@@ -378,7 +397,7 @@ static int add_repeated(const ProtobufCFieldDescriptor *f, void *m,
 
 /* 0: m holds the record; -1: leave the bytes to protobuf-c. */
 static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
-		       void *m)
+		       void *m, ProtobufCAllocator *al)
 {
 	const uint8_t *end = p + len;
 	uint64_t seen = 0;
@@ -407,7 +426,7 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 			 * one past the 64 a varint holds. */
 			for (; f->type == PROTOBUF_C_TYPE_BOOL && at < p; at++)
 				v |= *at & 0x7f;
-			if (repeated ? add_repeated(f, m, NULL, 0, false, v)
+			if (repeated ? add_repeated(f, m, NULL, 0, false, v, al)
 				     : set_scalar(f, m, v))
 				return -1;
 		} else if (wire == 2) {
@@ -415,8 +434,8 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 			if (!store__get_varint(&p, end, &v) || p - at > 5 ||
 			    v > (uint64_t)(end - p))
 				return -1;
-			if (repeated ? add_repeated(f, m, p, v, true, 0)
-				     : set_blob(f, m, p, v))
+			if (repeated ? add_repeated(f, m, p, v, true, 0, al)
+				     : set_blob(f, m, p, v, al))
 				return -1;
 			p += v;
 		} else {
@@ -429,15 +448,22 @@ static int lean_unpack(const struct lean *l, const uint8_t *p, size_t len,
 ProtobufCMessage *store__unpack(const ProtobufCMessageDescriptor *d,
 				const uint8_t *p, size_t len)
 {
+	return store__unpack_in(d, p, len, NULL);
+}
+
+ProtobufCMessage *store__unpack_in(const ProtobufCMessageDescriptor *d,
+				   const uint8_t *p, size_t len,
+				   ProtobufCAllocator *al)
+{
 	const struct lean *l = lean_of(d);
 	if (l == NULL)
-		return protobuf_c_message_unpack(d, NULL, len, p);
-	ProtobufCMessage *m = malloc(d->sizeof_message);
+		return protobuf_c_message_unpack(d, al, len, p);
+	ProtobufCMessage *m = al_alloc(al, d->sizeof_message);
 	if (m == NULL)
 		return NULL;
 	d->message_init(m);
-	if (lean_unpack(l, p, len, m) == 0)
+	if (lean_unpack(l, p, len, m, al) == 0)
 		return m;
-	protobuf_c_message_free_unpacked(m, NULL);
-	return protobuf_c_message_unpack(d, NULL, len, p);
+	protobuf_c_message_free_unpacked(m, al);
+	return protobuf_c_message_unpack(d, al, len, p);
 }

@@ -9,9 +9,10 @@
 #define LIST_DEFAULT_LIMIT 1000
 
 static int unpack(struct store *s, const ProtobufCMessageDescriptor *d,
-		  const MDB_val *v, ProtobufCMessage **out)
+		  const MDB_val *v, ProtobufCAllocator *al,
+		  ProtobufCMessage **out)
 {
-	*out = store__unpack(d, v->mv_data, v->mv_size);
+	*out = store__unpack_in(d, v->mv_data, v->mv_size, al);
 	if (*out == NULL)
 		return store__fail(s, SETTLE_EPROTO,
 				   "stored %s does not decode", d->short_name);
@@ -21,44 +22,50 @@ static int unpack(struct store *s, const ProtobufCMessageDescriptor *d,
 /* Records are stored without their gid since format 3 (the key holds
  * it): give the caller's copy its gid, glen bytes at key. A record of an
  * older store still has its own. */
-static int fill_gid(struct store *s, char **gid, const void *key, size_t glen)
+static int fill_gid(struct store *s, char **gid, const void *key, size_t glen,
+		    ProtobufCAllocator *al)
 {
 	if (*gid != NULL && (*gid)[0] != 0)
 		return 0;
-	char *p = malloc(glen + 1);
+	char *p = al != NULL ? al->alloc(al->allocator_data, glen + 1)
+			     : malloc(glen + 1);
 	if (p == NULL)
 		return store__fail(s, SETTLE_ENOMEM, "read: out of memory");
 	memcpy(p, key, glen);
 	p[glen] = 0;
 	/* What it replaces is protobuf-c's static empty string, or (a field
 	 * present with no characters before a NUL) one of its own. */
-	if (*gid != NULL && *gid != protobuf_c_empty_string)
-		free(*gid);
+	if (*gid != NULL && *gid != protobuf_c_empty_string) {
+		if (al != NULL)
+			al->free(al->allocator_data, *gid);
+		else
+			free(*gid);
+	}
 	*gid = p;
 	return 0;
 }
 
 static int unpack_tx(struct store *s, const MDB_val *k, const MDB_val *v,
-		     Settle__V1__TxRecord **out)
+		     ProtobufCAllocator *al, Settle__V1__TxRecord **out)
 {
-	int rv = unpack(s, &settle__v1__tx_record__descriptor, v,
+	int rv = unpack(s, &settle__v1__tx_record__descriptor, v, al,
 			(ProtobufCMessage **)out);
 	if (rv == 0 &&
-	    (rv = fill_gid(s, &(*out)->gid, k->mv_data, k->mv_size)) != 0) {
-		settle__v1__tx_record__free_unpacked(*out, NULL);
+	    (rv = fill_gid(s, &(*out)->gid, k->mv_data, k->mv_size, al)) != 0) {
+		settle__v1__tx_record__free_unpacked(*out, al);
 		*out = NULL;
 	}
 	return rv;
 }
 
 static int unpack_branch(struct store *s, const char *gid, const MDB_val *v,
-			 Settle__V1__BranchRecord **out)
+			 ProtobufCAllocator *al, Settle__V1__BranchRecord **out)
 {
-	int rv = unpack(s, &settle__v1__branch_record__descriptor, v,
+	int rv = unpack(s, &settle__v1__branch_record__descriptor, v, al,
 			(ProtobufCMessage **)out);
 	if (rv == 0 &&
-	    (rv = fill_gid(s, &(*out)->gid, gid, strlen(gid))) != 0) {
-		settle__v1__branch_record__free_unpacked(*out, NULL);
+	    (rv = fill_gid(s, &(*out)->gid, gid, strlen(gid), al)) != 0) {
+		settle__v1__branch_record__free_unpacked(*out, al);
 		*out = NULL;
 	}
 	return rv;
@@ -88,20 +95,33 @@ static int get_row(struct store *s, MDB_txn *txn, int db, MDB_val *k,
 	return rv;
 }
 
+struct tx_out {
+	ProtobufCAllocator *al;
+	Settle__V1__TxRecord **out;
+};
+
 static int decode_tx(struct store *s, const MDB_val *k, const MDB_val *v,
 		     void *arg)
 {
-	return unpack_tx(s, k, v, arg);
+	struct tx_out *o = arg;
+	return unpack_tx(s, k, v, o->al, o->out);
 }
 
 int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 		 Settle__V1__TxRecord **out)
 {
+	return store_tx_get_in(s, txn, gid, NULL, out);
+}
+
+int store_tx_get_in(struct store *s, MDB_txn *txn, const char *gid,
+		    ProtobufCAllocator *al, Settle__V1__TxRecord **out)
+{
+	struct tx_out o = {al, out};
 	int glen = store__gid_len(gid);
 	if (glen < 0)
 		return store__fail(s, SETTLE_EINVAL, "tx get: bad gid");
 	MDB_val k = {(size_t)glen, (void *)gid};
-	return get_row(s, txn, STORE_DB_TXS, &k, "get tx", decode_tx, out);
+	return get_row(s, txn, STORE_DB_TXS, &k, "get tx", decode_tx, &o);
 }
 
 /* Field numbers in proto/settle.proto. */
@@ -214,6 +234,7 @@ int store_branch_brief_get(struct store *s, MDB_txn *txn, const char *gid,
 
 struct branch_out {
 	const char *gid;
+	ProtobufCAllocator *al;
 	Settle__V1__BranchRecord **out;
 };
 
@@ -222,15 +243,22 @@ static int decode_branch(struct store *s, const MDB_val *k, const MDB_val *v,
 {
 	struct branch_out *o = arg;
 	(void)k;
-	return unpack_branch(s, o->gid, v, o->out);
+	return unpack_branch(s, o->gid, v, o->al, o->out);
 }
 
 int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
 		     uint32_t branch_id, Settle__V1__BranchRecord **out)
 {
+	return store_branch_get_in(s, txn, gid, branch_id, NULL, out);
+}
+
+int store_branch_get_in(struct store *s, MDB_txn *txn, const char *gid,
+			uint32_t branch_id, ProtobufCAllocator *al,
+			Settle__V1__BranchRecord **out)
+{
 	uint8_t key[STORE__KEY_MAX];
 	MDB_val k;
-	struct branch_out o = {gid, out};
+	struct branch_out o = {gid, al, out};
 	int rv = branch_key(s, gid, branch_id, key, &k, "branch get");
 	if (rv != 0)
 		return rv;
@@ -300,6 +328,7 @@ static int grow(struct store *s, void **arr, size_t *cap, size_t n, size_t size)
 
 struct branch_list {
 	const char *gid;
+	ProtobufCAllocator *al;
 	Settle__V1__BranchRecord **arr;
 	size_t n, cap;
 };
@@ -311,7 +340,7 @@ static int add_branch(struct store *s, const MDB_val *k, const MDB_val *v,
 	int rv = grow(s, (void **)&l->arr, &l->cap, l->n, sizeof *l->arr);
 	(void)k;
 	if (rv == 0)
-		rv = unpack_branch(s, l->gid, v, &l->arr[l->n]);
+		rv = unpack_branch(s, l->gid, v, l->al, &l->arr[l->n]);
 	if (rv == 0)
 		l->n++;
 	return rv;
@@ -320,10 +349,19 @@ static int add_branch(struct store *s, const MDB_val *k, const MDB_val *v,
 int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
 			Settle__V1__BranchRecord ***out, size_t *n)
 {
-	struct branch_list l = {.gid = gid};
+	return store_branches_list_in(s, txn, gid, NULL, out, n);
+}
+
+int store_branches_list_in(struct store *s, MDB_txn *txn, const char *gid,
+			   ProtobufCAllocator *al,
+			   Settle__V1__BranchRecord ***out, size_t *n)
+{
+	struct branch_list l = {.gid = gid, .al = al};
 	int rv = scan_gid(s, txn, STORE_DB_BRANCHES, gid, add_branch, &l);
 	if (rv != 0) {
-		store_branches_free(l.arr, l.n);
+		for (size_t i = 0; i < l.n; i++)
+			settle__v1__branch_record__free_unpacked(l.arr[i], al);
+		free(l.arr);
 		l.arr = NULL;
 		l.n = 0;
 	}
@@ -534,7 +572,7 @@ int store_tx_list(struct store *s, MDB_txn *txn, int state,
 				rv = store__fail(s, SETTLE_EPROTO,
 						 "by_state row without tx");
 		} else {
-			rv = unpack_tx(s, &k, &v, &tx);
+			rv = unpack_tx(s, &k, &v, NULL, &tx);
 		}
 		if (rv != 0)
 			goto err_after_arr;

@@ -264,10 +264,19 @@ int store_applied_log_prune(struct store *s, MDB_txn *txn,
  */
 int store_tx_get(struct store *s, MDB_txn *txn, const char *gid,
 		 Settle__V1__TxRecord **out);
+/* The same, the record unpacked with allocator al (NULL: malloc's, as
+ * store_tx_get()): free it with free_unpacked(*out, al), or let al take
+ * it back all at once (an arena, wal/arena.h). So for the _in getters
+ * below: their records come from al, a list's array from malloc. */
+int store_tx_get_in(struct store *s, MDB_txn *txn, const char *gid,
+		    ProtobufCAllocator *al, Settle__V1__TxRecord **out);
 
 /* Get one branch. SETTLE_ENOTFOUND if unknown. txn may be NULL. */
 int store_branch_get(struct store *s, MDB_txn *txn, const char *gid,
 		     uint32_t branch_id, Settle__V1__BranchRecord **out);
+int store_branch_get_in(struct store *s, MDB_txn *txn, const char *gid,
+			uint32_t branch_id, ProtobufCAllocator *al,
+			Settle__V1__BranchRecord **out);
 
 /*
  * A few fields of a stored record, read from its wire form without
@@ -310,6 +319,9 @@ int store_branches_brief_list(struct store *s, MDB_txn *txn, const char *gid,
  */
 int store_branches_list(struct store *s, MDB_txn *txn, const char *gid,
 			Settle__V1__BranchRecord ***out, size_t *n);
+int store_branches_list_in(struct store *s, MDB_txn *txn, const char *gid,
+			   ProtobufCAllocator *al,
+			   Settle__V1__BranchRecord ***out, size_t *n);
 void store_branches_free(Settle__V1__BranchRecord **arr, size_t n);
 
 /* Every event of gid in seq order; same ownership as branches. */

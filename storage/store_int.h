@@ -275,6 +275,11 @@ int store__pack_into(struct store *s, const ProtobufCMessage *m, uint8_t *stack,
 		     size_t cap, uint8_t **buf, size_t *len);
 ProtobufCMessage *store__unpack(const ProtobufCMessageDescriptor *d,
 				const uint8_t *p, size_t len);
+/* The same with allocator al (NULL: malloc's): the message and all it
+ * holds come from al, and go back with free_unpacked(m, al). */
+ProtobufCMessage *store__unpack_in(const ProtobufCMessageDescriptor *d,
+				   const uint8_t *p, size_t len,
+				   ProtobufCAllocator *al);
 bool store__codec_lean(const ProtobufCMessageDescriptor *d);
 
 /* Pack a protobuf-c message into a malloc'd buffer. */

@@ -60,6 +60,12 @@ int wal_entry_wrap(const uint8_t *cmd, size_t n, uint8_t **buf, size_t *len)
 
 int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out)
 {
+	return wal_entry_decode_in(buf, len, NULL, out);
+}
+
+int wal_entry_decode_in(const void *buf, size_t len, ProtobufCAllocator *in,
+			Settle__V1__Command **out)
+{
 	const uint8_t *p = buf;
 	*out = NULL;
 	if (p == NULL || len < 8 || len % 8 != 0 || len > round8(WAL_ENTRY_MAX))
@@ -71,7 +77,7 @@ int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out)
 	for (size_t i = 4 + n; i < len; i++)
 		if (p[i] != 0)
 			return SETTLE_EPROTO;
-	*out = settle__v1__command__unpack(NULL, n, p + 4);
+	*out = settle__v1__command__unpack(in, n, p + 4);
 	if (*out == NULL)
 		return SETTLE_EPROTO;
 	return 0;

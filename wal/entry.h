@@ -51,6 +51,10 @@ int wal_entry_encode(const Settle__V1__Command *cmd, uint8_t **buf,
  * Returns 0, SETTLE_EPROTO (garbage, truncation) or SETTLE_ENOMEM.
  */
 int wal_entry_decode(const void *buf, size_t len, Settle__V1__Command **out);
+/* The same, unpacked with allocator in (NULL: protobuf-c's); *out is then
+ * freed the way in frees (a wal/arena.h arena: by its reset). */
+int wal_entry_decode_in(const void *buf, size_t len, ProtobufCAllocator *in,
+			Settle__V1__Command **out);
 
 /* An entry of the packed Command cmd/n (as wal_entry_encode() would make
  * of it unpacked): raft_malloc'd *buf of *len bytes. 0, SETTLE_ENOMEM or

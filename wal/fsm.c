@@ -117,9 +117,15 @@ void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx)
 
 /* Load the tx into a->old and a working copy a->tx. 1: not found (the
  * command is rejected), 0: loaded, < 0: storage failure. */
+ProtobufCAllocator *fsm__rec(struct apply *a)
+{
+	return &a->f->arena_rec.pb;
+}
+
 int fsm__load_tx(struct apply *a, const char *gid)
 {
-	int rv = store_tx_get(a->s, a->txn, gid, &a->old);
+	int rv = store_tx_get_in(a->s, a->txn, gid, fsm__rec(a), &a->old);
+	a->old_in_arena = true;
 	if (rv == SETTLE_ENOTFOUND) {
 		a->res.gid = (char *)gid;
 		fsm__reject(a, SETTLE__V1__CODE__NOT_FOUND,
@@ -427,8 +433,9 @@ static int do_decide(struct apply *a, const Settle__V1__CmdDecide *c)
 				   tx->gid);
 	}
 	int from = tx->state;
-	rv = store_branches_list(a->s, a->txn, tx->gid, &a->branches,
-				 &a->n_branches);
+	rv = store_branches_list_in(a->s, a->txn, tx->gid, fsm__rec(a),
+				    &a->branches, &a->n_branches);
+	a->branches_in_arena = true;
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "list branches");
 	for (size_t i = 0; i < a->n_branches; i++) {
@@ -483,7 +490,8 @@ static int do_branch_result(struct apply *a,
 	if (tx->mode == SETTLE__V1__TX_MODE__XA)
 		return wal_xa_branch_result_apply(a, c);
 	Settle__V1__BranchRecord *old;
-	rv = store_branch_get(a->s, a->txn, c->gid, c->branch_id, &old);
+	rv = store_branch_get_in(a->s, a->txn, c->gid, c->branch_id,
+				 fsm__rec(a), &old);
 	if (rv == SETTLE_ENOTFOUND) {
 		fsm__result_tx(a, tx);
 		return fsm__reject(a, SETTLE__V1__CODE__NOT_FOUND,
@@ -494,11 +502,10 @@ static int do_branch_result(struct apply *a,
 		return fsm__store_fail(a, rv, "get branch");
 	/* Keep old with the other owned records, freed after the hook. */
 	a->branches = malloc(sizeof *a->branches);
-	if (a->branches == NULL) {
-		settle__v1__branch_record__free_unpacked(old, NULL);
+	a->branches_in_arena = true;
+	if (a->branches == NULL)
 		return fsm__fail(a, SETTLE_ENOMEM,
 				 "branch result: out of memory");
-	}
 	a->branches[0] = old;
 	a->n_branches = 1;
 	a->res.branch_id = c->branch_id;
@@ -555,18 +562,19 @@ static int do_branch_result(struct apply *a,
 			rv = fsm__write_tx(a, from);
 		return rv;
 	}
-	/* Next action: the earliest retry among branches still callable. */
-	Settle__V1__BranchRecord **all;
+	/* Next action: the earliest retry among branches still callable
+	 * (their state and retry time: read in brief). */
+	struct store_branch_brief *all;
 	size_t n;
-	rv = store_branches_list(a->s, a->txn, tx->gid, &all, &n);
+	rv = store_branches_brief_list(a->s, a->txn, tx->gid, &all, &n);
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "list branches");
 	uint64_t due = 0;
 	for (size_t i = 0; i < n; i++)
-		if (all[i]->state == c->phase &&
-		    (due == 0 || all[i]->next_retry_ms < due))
-			due = all[i]->next_retry_ms;
-	store_branches_free(all, n);
+		if (all[i].state == (int)c->phase &&
+		    (due == 0 || all[i].next_retry_ms < due))
+			due = all[i].next_retry_ms;
+	free(all);
 	tx->due_ms = due;
 	return fsm__write_tx(a, from);
 }
@@ -620,13 +628,21 @@ static void sub_init(struct apply *sub, const struct apply *a)
 	settle__v1__cmd_result__init(&sub->res);
 }
 
-/* What an apply loaded and owns (its branches and old record). */
+/* What an apply loaded and owns (its branches and old record). Only one
+ * apply at a time reads records (a batch or a results entry reads none
+ * itself, its commands and answers do, one after the other), so the
+ * record arena is reset here. */
 static void apply_free(struct apply *a)
 {
 	free(a->ev);
-	store_branches_free(a->branches, a->n_branches);
-	if (a->old != NULL)
+	if (a->branches_in_arena)
+		free(a->branches);
+	else
+		store_branches_free(a->branches, a->n_branches);
+	if (a->old != NULL && !a->old_in_arena)
 		settle__v1__tx_record__free_unpacked(a->old, NULL);
+	if (a->old_in_arena || a->branches_in_arena)
+		wal_arena_reset(&a->f->arena_rec);
 }
 
 /* Apply one answer of a CmdResults: `one` is the entry's command with op
@@ -828,12 +844,17 @@ int fsm_init(struct fsm *f, struct store *store)
 	memset(f, 0, sizeof *f);
 	f->store = store;
 	f->applied_log_keep = FSM_APPLIED_LOG_KEEP;
+	wal_arena_init(&f->arena);
+	wal_arena_init(&f->arena_one);
+	wal_arena_init(&f->arena_rec);
 	return 0;
 }
 
 void fsm_close(struct fsm *f)
 {
-	(void)f;
+	wal_arena_close(&f->arena);
+	wal_arena_close(&f->arena_one);
+	wal_arena_close(&f->arena_rec);
 }
 
 /* The end of an apply that went well: commit it, unless batched (then it
@@ -1007,7 +1028,8 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 
 	for (size_t i = 0; i < b->n_commands; i++) {
 		Settle__V1__Command *one = settle__v1__command__unpack(
-		    NULL, b->commands[i].len, b->commands[i].data);
+		    &a->f->arena_one.pb, b->commands[i].len,
+		    b->commands[i].data);
 		Settle__V1__CmdResult *stored = NULL;
 		const Settle__V1__CmdResult *out = NULL;
 		struct apply sub;
@@ -1028,8 +1050,7 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 		if (stored != NULL)
 			settle__v1__cmd_result__free_unpacked(stored, NULL);
 		apply_free(&sub);
-		if (one != NULL)
-			settle__v1__command__free_unpacked(one, NULL);
+		wal_arena_reset(&a->f->arena_one);
 		if (rv != 0)
 			return rv;
 	}
@@ -1090,7 +1111,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	Settle__V1__Command *cmd = NULL;
 	Settle__V1__CmdResult *stored = NULL;
 	const Settle__V1__CmdResult *out = &a.res;
-	if (wal_entry_decode(buf, len, &cmd) != 0) {
+	if (wal_entry_decode_in(buf, len, &f->arena.pb, &cmd) != 0) {
 		fsm__reject(&a, SETTLE__V1__CODE__INVALID_ARGUMENT,
 			    "undecodable entry of %zu bytes", len);
 		goto applied;
@@ -1161,8 +1182,7 @@ out:
 	if (stored != NULL)
 		settle__v1__cmd_result__free_unpacked(stored, NULL);
 	apply_free(&a);
-	if (cmd != NULL)
-		settle__v1__command__free_unpacked(cmd, NULL);
+	wal_arena_reset(&f->arena);
 	return rv;
 
 err_after_txn:

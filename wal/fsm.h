@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "settle.pb-c.h"
+#include "wal/arena.h"
 #include "storage/store.h"
 
 /* A transaction before the command that changed it (fsm.on_tx_change). */
@@ -88,6 +89,11 @@ struct fsm {
 	/* fsm_level()'s cache of the store's feature level. */
 	uint32_t level;
 	bool level_known;
+	/* Where an entry's command is unpacked, and each command of a
+	 * batch in it (wal/arena.h): reset once it is applied. And where
+	 * the apply of one command (or one answer of a results entry)
+	 * unpacks the records it reads, reset once that apply is done. */
+	struct wal_arena arena, arena_one, arena_rec;
 };
 
 /*
@@ -140,7 +146,7 @@ uint32_t fsm_level(struct fsm *f);
 /* Drop the cache: the store was replaced (a snapshot restored). */
 void fsm_forget_level(struct fsm *f);
 
-/* Release f's resources (none today; the store is not closed). */
+/* Release f's resources (its arenas; the store is not closed). */
 void fsm_close(struct fsm *f);
 
 /*

@@ -50,10 +50,14 @@ struct apply {
 	uint8_t *ev;
 	size_t ev_len, ev_cap;
 	char evgid[WAL_GID_MAX + 1];
-	/* Owned by the apply, freed after the hook ran. */
+	/* Owned by the apply, freed after the hook ran. Records read with
+	 * fsm__rec() come from f->arena_rec (old_in_arena,
+	 * branches_in_arena: then only the branches array is malloc'd),
+	 * and the arena is reset once the apply is done. */
 	Settle__V1__TxRecord *old;
 	Settle__V1__BranchRecord **branches;
 	size_t n_branches;
+	bool old_in_arena, branches_in_arena;
 	/* A CmdResults: the transactions its answers changed (fsm.c). */
 	struct fsm_changed *changed_txs;
 };
@@ -61,6 +65,11 @@ struct apply {
 /* Remember the index rows of tx as stored now (NULL: none is stored;
  * set a->stored_gid then). */
 void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx);
+
+/* The allocator for the records apply a reads and owns (a->old,
+ * a->branches): the FSM's record arena. A caller that sets a->branches
+ * from it sets a->branches_in_arena. */
+ProtobufCAllocator *fsm__rec(struct apply *a);
 
 /* Write the events a->ev holds (a no-op when none). 0 or < 0. */
 int fsm__flush_events(struct apply *a);

@@ -5,6 +5,7 @@
 
 noinst_LTLIBRARIES += wal/libsettlewal.la
 wal_libsettlewal_la_SOURCES = \
+	wal/arena.c wal/arena.h \
 	wal/entry.c wal/entry.h \
 	wal/sm.c wal/sm.h \
 	wal/fsm.c wal/fsm.h \
@@ -18,6 +19,7 @@ wal_libsettlewal_la_LIBADD = $(RAFT_LIBS) $(PROTOBUF_C_LIBS)
 if TESTS_ENABLED
 check_PROGRAMS += test/unit/test_wal
 test_unit_test_wal_SOURCES = \
+	test/unit/wal/test_arena.c \
 	test/unit/wal/test_entry.c \
 	test/unit/wal/test_sm.c \
 	test/unit/wal/test_fsm.c \

@@ -163,8 +163,9 @@ static int tcc_retry(struct apply *a, const Settle__V1__CmdRetry *c,
 {
 	Settle__V1__TxRecord *tx = &a->tx;
 	int phase = tcc_phase(tx);
-	int rv = store_branches_list(a->s, a->txn, tx->gid, &a->branches,
-				     &a->n_branches);
+	int rv = store_branches_list_in(a->s, a->txn, tx->gid, fsm__rec(a),
+					&a->branches, &a->n_branches);
+	a->branches_in_arena = true;
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "list branches");
 	uint32_t count = 0;

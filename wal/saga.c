@@ -172,8 +172,9 @@ static int saga_load(struct apply *a, struct saga *sg)
 	memset(sg, 0, sizeof *sg);
 	sg->a = a;
 	sg->gave_up = SIZE_MAX;
-	int rv = store_branches_list(a->s, a->txn, a->tx.gid, &a->branches,
-				     &a->n_branches);
+	int rv = store_branches_list_in(a->s, a->txn, a->tx.gid, fsm__rec(a),
+					&a->branches, &a->n_branches);
+	a->branches_in_arena = true;
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "list steps");
 	sg->n = a->n_branches;

@@ -255,8 +255,9 @@ static int xa_load(struct apply *a, struct xa *x)
 {
 	memset(x, 0, sizeof *x);
 	x->a = a;
-	int rv = store_branches_list(a->s, a->txn, a->tx.gid, &a->branches,
-				     &a->n_branches);
+	int rv = store_branches_list_in(a->s, a->txn, a->tx.gid, fsm__rec(a),
+					&a->branches, &a->n_branches);
+	a->branches_in_arena = true;
 	if (rv != 0)
 		return fsm__store_fail(a, rv, "list branches");
 	x->n = a->n_branches;

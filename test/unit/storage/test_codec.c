@@ -80,8 +80,43 @@ static uint8_t *reference_pack(const ProtobufCMessage *m, size_t *len)
 	return p;
 }
 
+/* An allocator that knows every block it handed out: a block freed
+ * through it must be one of its own, and all must come back. */
+static struct {
+	void *blocks[256];
+	size_t n, allocs;
+} track;
+
+static void *track_alloc(void *data, size_t size)
+{
+	(void)data;
+	cr_assert_lt(track.n, 256);
+	void *p = malloc(size > 0 ? size : 1);
+	cr_assert_not_null(p);
+	track.blocks[track.n++] = p;
+	track.allocs++;
+	return p;
+}
+
+static void track_free(void *data, void *p)
+{
+	(void)data;
+	if (p == NULL)
+		return; /* protobuf-c frees NULL as free() would */
+	for (size_t i = 0; i < track.n; i++)
+		if (track.blocks[i] == p) {
+			track.blocks[i] = track.blocks[--track.n];
+			free(p);
+			return;
+		}
+	cr_assert_fail("freed a block the allocator never gave: %p", p);
+}
+
+static ProtobufCAllocator tracker = {track_alloc, track_free, NULL};
+
 /* m packs to the bytes protobuf-c writes, and those unpack to a record
- * protobuf-c packs back to the same bytes. */
+ * protobuf-c packs back to the same bytes, with malloc's memory or all
+ * of it from an allocator given (store__unpack_in()). */
 static void same_both_ways(const ProtobufCMessage *m, const char *what)
 {
 	size_t rlen, len;
@@ -104,6 +139,19 @@ static void same_both_ways(const ProtobufCMessage *m, const char *what)
 	cr_assert_eq(memcmp(again, ref, rlen), 0, "%s: unpacked otherwise",
 		     what);
 	protobuf_c_message_free_unpacked(u, NULL);
+	free(again);
+
+	track.allocs = 0;
+	u = store__unpack_in(m->descriptor, ref, rlen, &tracker);
+	cr_assert_not_null(u, "%s: does not unpack with an allocator", what);
+	cr_assert_gt(track.allocs, 0, "%s: the allocator was not used", what);
+	again = reference_pack(u, &ulen);
+	cr_assert_eq(ulen, rlen, "%s: unpacked to another record", what);
+	cr_assert_eq(memcmp(again, ref, rlen), 0, "%s: unpacked otherwise",
+		     what);
+	protobuf_c_message_free_unpacked(u, &tracker);
+	cr_assert_eq(track.n, 0, "%s: %zu blocks not given back", what,
+		     track.n);
 	free(again);
 	free(ref);
 }
