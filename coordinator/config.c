@@ -58,7 +58,7 @@ static const char usage[] =
     "recovers (up to 16, same names on every node; docs/XA.md).\n"
     "--xa-rm-file: the same, one NAME=KIND:CONNINFO a line, so passwords\n"
     "stay out of the process list (the file must not be world-readable).\n"
-    "--feature-level: claim at most this feature level (1..9, default 9):\n"
+    "--feature-level: claim at most this feature level (1..10, default 10):\n"
     "to behave as a release before feature levels (docs/OPERATIONS.md).\n"
     "Client port limits (0: none): --max-connections (default 4096) and\n"
     "--max-connections-per-address (1024) open at once; more are closed\n"

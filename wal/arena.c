@@ -2,6 +2,7 @@
  * arena.c — the FSM's bump allocator for protobuf-c (arena.h).
  */
 #include <stdalign.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "wal/arena.h"
@@ -16,9 +17,14 @@ struct big {
 
 /* Under AddressSanitizer every block is malloc'd on its own, so that
  * reads past one are still caught. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
 #define BUMP 0
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define BUMP 0
+#endif
+#endif
+#ifndef BUMP
 #define BUMP 1
 #endif
 
@@ -27,9 +33,9 @@ static void *arena_alloc(void *data, size_t size)
 	struct wal_arena *a = data;
 	size_t n = (size + ALIGN - 1) & ~(ALIGN - 1);
 
-	if (n < size)
-		return NULL; /* overflow */
-	a->wanted += n;
+	if (n < size || n > SIZE_MAX / 2 - sizeof(struct big))
+		return NULL; /* no such block, and no overflow below */
+	a->wanted = n > SIZE_MAX / 2 - a->wanted ? SIZE_MAX / 2 : a->wanted + n;
 	if (BUMP && a->buf != NULL && n <= a->cap - a->used) {
 		void *p = a->buf + a->used;
 		a->used += n;

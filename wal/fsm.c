@@ -58,6 +58,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "wal/arena.h"
 #include "wal/entry.h"
 #include "wal/fsm.h"
 #include "wal/fsm_int.h"
@@ -117,9 +118,16 @@ void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx)
 
 /* Load the tx into a->old and a working copy a->tx. 1: not found (the
  * command is rejected), 0: loaded, < 0: storage failure. */
+/* The arenas of an FSM (wal/arena.h): the entry's command (reset once it
+ * is applied), a command of a batch (reset after each), the records one
+ * apply reads (reset by apply_free()). */
+struct fsm_arenas {
+	struct wal_arena cmd, one, rec;
+};
+
 ProtobufCAllocator *fsm__rec(struct apply *a)
 {
-	return &a->f->arena_rec.pb;
+	return &a->f->arenas->rec.pb;
 }
 
 int fsm__load_tx(struct apply *a, const char *gid)
@@ -642,7 +650,7 @@ static void apply_free(struct apply *a)
 	if (a->old != NULL && !a->old_in_arena)
 		settle__v1__tx_record__free_unpacked(a->old, NULL);
 	if (a->old_in_arena || a->branches_in_arena)
-		wal_arena_reset(&a->f->arena_rec);
+		wal_arena_reset(&a->f->arenas->rec);
 }
 
 /* Apply one answer of a CmdResults: `one` is the entry's command with op
@@ -844,17 +852,24 @@ int fsm_init(struct fsm *f, struct store *store)
 	memset(f, 0, sizeof *f);
 	f->store = store;
 	f->applied_log_keep = FSM_APPLIED_LOG_KEEP;
-	wal_arena_init(&f->arena);
-	wal_arena_init(&f->arena_one);
-	wal_arena_init(&f->arena_rec);
+	f->arenas = malloc(sizeof *f->arenas);
+	if (f->arenas == NULL)
+		return SETTLE_ENOMEM;
+	wal_arena_init(&f->arenas->cmd);
+	wal_arena_init(&f->arenas->one);
+	wal_arena_init(&f->arenas->rec);
 	return 0;
 }
 
 void fsm_close(struct fsm *f)
 {
-	wal_arena_close(&f->arena);
-	wal_arena_close(&f->arena_one);
-	wal_arena_close(&f->arena_rec);
+	if (f->arenas == NULL)
+		return;
+	wal_arena_close(&f->arenas->cmd);
+	wal_arena_close(&f->arenas->one);
+	wal_arena_close(&f->arenas->rec);
+	free(f->arenas);
+	f->arenas = NULL;
 }
 
 /* The end of an apply that went well: commit it, unless batched (then it
@@ -1028,7 +1043,7 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 
 	for (size_t i = 0; i < b->n_commands; i++) {
 		Settle__V1__Command *one = settle__v1__command__unpack(
-		    &a->f->arena_one.pb, b->commands[i].len,
+		    &a->f->arenas->one.pb, b->commands[i].len,
 		    b->commands[i].data);
 		Settle__V1__CmdResult *stored = NULL;
 		const Settle__V1__CmdResult *out = NULL;
@@ -1050,7 +1065,7 @@ static int apply_batch(struct apply *a, const Settle__V1__Command *cmd)
 		if (stored != NULL)
 			settle__v1__cmd_result__free_unpacked(stored, NULL);
 		apply_free(&sub);
-		wal_arena_reset(&a->f->arena_one);
+		wal_arena_reset(&a->f->arenas->one);
 		if (rv != 0)
 			return rv;
 	}
@@ -1111,7 +1126,7 @@ int fsm_apply(struct fsm *f, uint64_t raft_index, const void *buf, size_t len,
 	Settle__V1__Command *cmd = NULL;
 	Settle__V1__CmdResult *stored = NULL;
 	const Settle__V1__CmdResult *out = &a.res;
-	if (wal_entry_decode_in(buf, len, &f->arena.pb, &cmd) != 0) {
+	if (wal_entry_decode_in(buf, len, &f->arenas->cmd.pb, &cmd) != 0) {
 		fsm__reject(&a, SETTLE__V1__CODE__INVALID_ARGUMENT,
 			    "undecodable entry of %zu bytes", len);
 		goto applied;
@@ -1182,7 +1197,7 @@ out:
 	if (stored != NULL)
 		settle__v1__cmd_result__free_unpacked(stored, NULL);
 	apply_free(&a);
-	wal_arena_reset(&f->arena);
+	wal_arena_reset(&f->arenas->cmd);
 	return rv;
 
 err_after_txn:

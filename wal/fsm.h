@@ -33,7 +33,6 @@
 #include <stdint.h>
 
 #include "settle.pb-c.h"
-#include "wal/arena.h"
 #include "storage/store.h"
 
 /* A transaction before the command that changed it (fsm.on_tx_change). */
@@ -41,6 +40,8 @@ struct fsm_was {
 	int state;	 /* a settle.v1.TxState; 0: it did not exist */
 	uint32_t failed; /* its FAILED branches */
 };
+
+struct fsm_arenas;
 
 struct fsm {
 	struct store *store; /* not owned */
@@ -89,11 +90,11 @@ struct fsm {
 	/* fsm_level()'s cache of the store's feature level. */
 	uint32_t level;
 	bool level_known;
-	/* Where an entry's command is unpacked, and each command of a
-	 * batch in it (wal/arena.h): reset once it is applied. And where
-	 * the apply of one command (or one answer of a results entry)
-	 * unpacks the records it reads, reset once that apply is done. */
-	struct wal_arena arena, arena_one, arena_rec;
+	/* Where an entry's command is unpacked, each command of a batch
+	 * in it, and the records one apply reads (wal/arena.h; fsm.c).
+	 * On the heap, made by fsm_init(): a copy of the struct shares
+	 * them. */
+	struct fsm_arenas *arenas;
 };
 
 /*
@@ -137,7 +138,7 @@ struct fsm {
 #define FSM_APPLIED_LOG_KEEP ((uint64_t)1 << 21)
 
 /* Initialize f over an open store (not owned; must outlive f). Hooks are
- * NULL; set them after. Returns 0. */
+ * NULL; set them after. Returns 0 or SETTLE_ENOMEM. */
 int fsm_init(struct fsm *f, struct store *store);
 
 /* The cluster's feature level as applied (FSM_LEVEL_BASE before any

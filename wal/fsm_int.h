@@ -51,7 +51,7 @@ struct apply {
 	size_t ev_len, ev_cap;
 	char evgid[WAL_GID_MAX + 1];
 	/* Owned by the apply, freed after the hook ran. Records read with
-	 * fsm__rec() come from f->arena_rec (old_in_arena,
+	 * fsm__rec() come from the FSM's record arena (old_in_arena,
 	 * branches_in_arena: then only the branches array is malloc'd),
 	 * and the arena is reset once the apply is done. */
 	Settle__V1__TxRecord *old;

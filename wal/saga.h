@@ -59,8 +59,8 @@
  * answers OK may release the next one early in turn, while its own
  * result and those before it are still unapplied: up to
  * WAL_SAGA_EARLY_DEPTH PENDING steps in a row ahead of the last step the
- * store has ACTING (an ordered saga of that many steps + 1 runs them back
- * to back, one raft round for all their results). The depth of a PENDING
+ * store has ACTING (an ordered saga of that many steps + 1 calls them
+ * back to back, no raft round between two calls). The depth of a PENDING
  * step is 1 + the largest depth among its dependencies, where a DONE or
  * ACTING dependency (or the one just given up) counts 0 and any other
  * state makes it unreachable; when compensation starts, every PENDING

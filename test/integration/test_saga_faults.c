@@ -29,6 +29,7 @@
 #include "tcc_util.h"
 #include "test_faults_util.h"
 #include "wal/fsm.h"
+#include "wal/saga.h"
 
 #define WAIT_MS 30000
 /* How long a client keeps retrying across a leader's death: an election
@@ -751,9 +752,11 @@ Test(saga_faults, leader_failover_mid_saga)
  * Early calls whose reason never reached the log (wal/saga.h "Early
  * calls"). The leader calls step 2 as soon as step 1 answers OK, before
  * step 1's result is committed: here it can never be (both followers
- * were SIGKILLed first). At feature level 10 it calls step 3 as soon as
- * step 2 answers OK too; at level 9 it does not. The leader is SIGKILLed
- * once bob's bank applied the last step called. The next leader finds
+ * were SIGKILLed first). At feature level 10 it calls each next step as
+ * soon as the one before answers OK too, up to WAL_SAGA_EARLY_DEPTH (4)
+ * steps ahead of step 1, and the sixth step never; at level 9 it calls
+ * step 2 alone. The leader is SIGKILLed once bob's bank applied the last
+ * step called. The next leader finds
  * step 1 ACTING and the others PENDING; its calls of step 1 are held in
  * the network until it gives up, and the saga compensates. Every step
  * that acted must be compensated too, the later ones first: no money
@@ -773,10 +776,16 @@ static void early_steps_of_a_dead_leader(uint32_t level)
 			      "--feature-level",
 			      lv,
 			      NULL};
-	uint32_t last = level >= FSM_LEVEL_SAGA_DEEP ? 3 : 2; /* called */
+	/* Level 10: six steps, of which 2 to 5 are called early (4 ahead of
+	 * step 1, ACTING in the store) and 6 is not; level 9: three, of
+	 * which only 2 is. */
+	bool deep = level >= FSM_LEVEL_SAGA_DEEP;
+	uint32_t n = deep ? 2 + WAL_SAGA_EARLY_DEPTH : 3;
+	uint32_t last = deep ? 1 + WAL_SAGA_EARLY_DEPTH : 2; /* called */
+	static const char *const fees[] = {"fee-1", "fee-2", "fee-3", "fee-4"};
 	struct it_bank a, b;
 	struct su_proxy *pa, *pb;
-	struct su_step s[3];
+	struct su_step s[2 + WAL_SAGA_EARLY_DEPTH];
 	settle_client *c;
 	Settle__V1__TxInfo *tx;
 	int ld;
@@ -799,11 +808,12 @@ static void early_steps_of_a_dead_leader(uint32_t level)
 	s[1] = (struct su_step){.endpoint = su_proxy_endpoint(pb),
 				.name = "credit-bob",
 				.payload = "account=bob;amount=100"};
-	s[2] = (struct su_step){.endpoint = su_proxy_endpoint(pb),
-				.name = "fee-bob",
-				.payload = "account=bob;amount=-10"};
+	for (uint32_t k = 2; k < n; k++)
+		s[k] = (struct su_step){.endpoint = su_proxy_endpoint(pb),
+					.name = fees[k - 2],
+					.payload = "account=bob;amount=-1"};
 	su_proxy_hold(pa, M(ACTION), "early", 1, 1, 60000);
-	su_submit(c, "early", SETTLE_SAGA_BACKWARD, false, s, 3);
+	su_submit(c, "early", SETTLE_SAGA_BACKWARD, false, s, n);
 	ld = fo_leader(-1);
 	for (int i = 0; i < 500 && su_proxy_held(pa) == 0; i++)
 		tu_sleep_ms(10);
@@ -826,7 +836,7 @@ static void early_steps_of_a_dead_leader(uint32_t level)
 			     "step %u was not called early", k);
 	/* Past the depth of this level: never called. */
 	tu_sleep_ms(200);
-	for (uint32_t k = last + 1; k <= 3; k++)
+	for (uint32_t k = last + 1; k <= n; k++)
 		cr_assert_eq(su_proxy_forwarded(pb, M(ACTION), "early", k), 0,
 			     "step %u was called at level %u", k, level);
 	fu_kill(&cluster, ld);
@@ -841,7 +851,7 @@ static void early_steps_of_a_dead_leader(uint32_t level)
 
 	tx = su_wait_final(c, "early", TX(SAGA_COMPENSATED), 60000, NULL);
 	su_expect_step(tx, 1, ST(STEP_COMPENSATED));
-	for (uint32_t k = 2; k <= 3; k++) {
+	for (uint32_t k = 2; k <= n; k++) {
 		if (k > last) {
 			su_expect_step(tx, k, ST(STEP_SKIPPED));
 			continue;
