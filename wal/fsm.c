@@ -116,8 +116,6 @@ void fsm__stored_rows(struct apply *a, const Settle__V1__TxRecord *tx)
 	a->stored_known = true;
 }
 
-/* Load the tx into a->old and a working copy a->tx. 1: not found (the
- * command is rejected), 0: loaded, < 0: storage failure. */
 /* The arenas of an FSM (wal/arena.h): the entry's command (reset once it
  * is applied), a command of a batch (reset after each), the records one
  * apply reads (reset by apply_free()). */
@@ -130,6 +128,8 @@ ProtobufCAllocator *fsm__rec(struct apply *a)
 	return &a->f->arenas->rec.pb;
 }
 
+/* Load the tx into a->old and a working copy a->tx. 1: not found (the
+ * command is rejected), 0: loaded, < 0: storage failure. */
 int fsm__load_tx(struct apply *a, const char *gid)
 {
 	int rv = store_tx_get_in(a->s, a->txn, gid, fsm__rec(a), &a->old);
