@@ -302,6 +302,8 @@ void coord_stop(struct coord *c, int exit_code)
 
 void coord_close(struct coord *c)
 {
+	bool raft_ran = c->raft_io_closed; /* and is closed */
+
 	coord_http_stop(c->http);
 	c->http = NULL;
 	if (c->raft_io_closed) {
@@ -325,6 +327,8 @@ void coord_close(struct coord *c)
 	if (c->store != NULL) {
 		coord_commit_applied(c);
 		store_sync(c->store);
+		if (raft_ran)
+			coord_snapshot_close(c);
 		coord_journal_stop(c);
 		fsm_close(&c->fsm);
 		store_close(c->store);

@@ -868,6 +868,22 @@ bool coord_snapshot_idle(const struct coord *c)
 	       !c->snap.base.busy;
 }
 
+void coord_snapshot_close(struct coord *c)
+{
+	/* What the next start would remove, removed now: the checkpoints
+	 * and journals no snapshot of raft's stands on. A routine prune
+	 * keeps the journal being written, which may be a checkpoint's
+	 * written in the background that no snapshot took yet, and lists
+	 * raft's snapshots when it runs (raft may drop one just after).
+	 * With raft closed the list is final, and the journal is needed
+	 * no more: a restart restores raft's last snapshot and replays the
+	 * log after it. Not while a prune still runs on the pool (a drain
+	 * that timed out): the next start cleans up then. */
+	if (c->snap.pruning)
+		return;
+	ckpt_prune(c, false, (uint64_t[2]){0, 0});
+}
+
 void coord_snapshot_stop(struct coord *c)
 {
 	/* Stops within a megabyte of writing (the store is about to

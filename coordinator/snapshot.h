@@ -27,6 +27,9 @@ uint64_t coord_snapshot_log_cap(const struct coord *c);
 bool coord_snapshot_idle(const struct coord *c);
 /* The node stops: give up a checkpoint being written in the background. */
 void coord_snapshot_stop(struct coord *c);
+/* A clean stop, raft closed: remove the checkpoint files no snapshot of
+ * raft's stands on any more, now rather than at the next start. */
+void coord_snapshot_close(struct coord *c);
 /* Entry buf/len, applied at index, to the journal of delta snapshots
  * (snapshot_journal.c; nothing when none is written). */
 void coord_journal_append(struct coord *c, uint64_t index, const void *buf,
