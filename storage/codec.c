@@ -318,26 +318,11 @@ static int set_scalar(const ProtobufCFieldDescriptor *f, void *m, uint64_t v)
 	}
 }
 
-/* Memory for an unpack: from al, or malloc's when al is NULL (what
- * protobuf-c does with a NULL allocator, so free_unpacked matches). */
-static void *al_alloc(ProtobufCAllocator *al, size_t n)
-{
-	return al != NULL ? al->alloc(al->allocator_data, n) : malloc(n);
-}
-
-static void al_free(ProtobufCAllocator *al, void *p)
-{
-	if (al != NULL)
-		al->free(al->allocator_data, p);
-	else
-		free(p);
-}
-
 static int set_blob(const ProtobufCFieldDescriptor *f, void *m,
 		    const uint8_t *b, size_t len, ProtobufCAllocator *al)
 {
 	if (f->type == PROTOBUF_C_TYPE_STRING) {
-		char *s = al_alloc(al, len + 1);
+		char *s = store__al_alloc(al, len + 1);
 		if (s == NULL)
 			return -1;
 		memcpy(s, b, len);
@@ -351,7 +336,7 @@ static int set_blob(const ProtobufCFieldDescriptor *f, void *m,
 	d->len = len;
 	if (len == 0)
 		return 0;
-	if ((d->data = al_alloc(al, len)) == NULL)
+	if ((d->data = store__al_alloc(al, len)) == NULL)
 		return -1;
 	memcpy(d->data, b, len);
 	return 0;
@@ -375,12 +360,12 @@ static int add_repeated(const ProtobufCFieldDescriptor *f, void *m,
 	}
 	if (more == 0)
 		return 0;
-	uint32_t *a = al_alloc(al, (*k + more) * sizeof *a);
+	uint32_t *a = store__al_alloc(al, (*k + more) * sizeof *a);
 	if (a == NULL)
 		return -1;
 	if (*k > 0)
 		memcpy(a, *arr, *k * sizeof *a);
-	al_free(al, *arr);
+	store__al_free(al, *arr);
 	*arr = a;
 	if (!packed) {
 		a[(*k)++] = (uint32_t)v;
@@ -458,7 +443,7 @@ ProtobufCMessage *store__unpack_in(const ProtobufCMessageDescriptor *d,
 	const struct lean *l = lean_of(d);
 	if (l == NULL)
 		return protobuf_c_message_unpack(d, al, len, p);
-	ProtobufCMessage *m = al_alloc(al, d->sizeof_message);
+	ProtobufCMessage *m = store__al_alloc(al, d->sizeof_message);
 	if (m == NULL)
 		return NULL;
 	d->message_init(m);

@@ -27,20 +27,15 @@ static int fill_gid(struct store *s, char **gid, const void *key, size_t glen,
 {
 	if (*gid != NULL && (*gid)[0] != 0)
 		return 0;
-	char *p = al != NULL ? al->alloc(al->allocator_data, glen + 1)
-			     : malloc(glen + 1);
+	char *p = store__al_alloc(al, glen + 1);
 	if (p == NULL)
 		return store__fail(s, SETTLE_ENOMEM, "read: out of memory");
 	memcpy(p, key, glen);
 	p[glen] = 0;
 	/* What it replaces is protobuf-c's static empty string, or (a field
 	 * present with no characters before a NUL) one of its own. */
-	if (*gid != NULL && *gid != protobuf_c_empty_string) {
-		if (al != NULL)
-			al->free(al->allocator_data, *gid);
-		else
-			free(*gid);
-	}
+	if (*gid != NULL && *gid != protobuf_c_empty_string)
+		store__al_free(al, *gid);
 	*gid = p;
 	return 0;
 }

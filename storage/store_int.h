@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/store.h"
@@ -280,6 +281,22 @@ ProtobufCMessage *store__unpack(const ProtobufCMessageDescriptor *d,
 ProtobufCMessage *store__unpack_in(const ProtobufCMessageDescriptor *d,
 				   const uint8_t *p, size_t len,
 				   ProtobufCAllocator *al);
+
+/* Memory for what an unpack with allocator al holds: from al, or
+ * malloc's when al is NULL (as protobuf-c with a NULL allocator, so that
+ * free_unpacked(m, al) matches). */
+static inline void *store__al_alloc(ProtobufCAllocator *al, size_t n)
+{
+	return al != NULL ? al->alloc(al->allocator_data, n) : malloc(n);
+}
+
+static inline void store__al_free(ProtobufCAllocator *al, void *p)
+{
+	if (al != NULL)
+		al->free(al->allocator_data, p);
+	else
+		free(p);
+}
 bool store__codec_lean(const ProtobufCMessageDescriptor *d);
 
 /* Pack a protobuf-c message into a malloc'd buffer. */
